@@ -1,0 +1,322 @@
+"""Every command, registered once: `@command("say") async def say(ctx, req)`.
+
+A handler gets a typed request (already validated by protocol.parse), checks
+the rules that need the model, commits its change through the store, and
+only then fans events out and returns its reply's fields. It never touches
+a socket: fan-out queues encoded frames on sessions through the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nexus import protocol as p
+from nexus.errors import NexusError
+from nexus.protocol import encode, event
+from nexus.server.model import Room, User, pair_key, user_key
+from nexus.server.session import ANONYMOUS, AUTHENTICATED, REFUSAL, Session
+from nexus.server.store import StoreError
+
+if TYPE_CHECKING:
+    from nexus.server.server import NexusServer
+
+log = logging.getLogger("nexus.commands")
+
+Handler = Callable[["Context", Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    handler: Handler
+    states: frozenset[str]  # session states the command is allowed in
+    flood_controlled: bool  # counts against the per-user message rate
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, *, states: tuple[str, ...] = (AUTHENTICATED,), flood: bool = False):
+    def register(handler: Handler) -> Handler:
+        assert name in p.REQUESTS and name not in COMMANDS, name
+        COMMANDS[name] = Command(name, handler, frozenset(states), flood)
+        return handler
+
+    return register
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler may use: the server's parts and the calling session."""
+
+    server: NexusServer
+    session: Session
+
+    @property
+    def model(self):
+        return self.server.store.model
+
+    @property
+    def me(self) -> User:
+        return self.model.users[self.session.user]
+
+    def room(self, name: str) -> Room:
+        room = self.model.rooms.get(name)
+        if room is None:
+            raise NexusError("no_such_room", f"no room #{name}")
+        return room
+
+    def user(self, name: str) -> User:
+        user = self.model.user(name)
+        if user is None:
+            raise NexusError("no_such_user", f"no user {name[:40]!r}")
+        return user
+
+    async def commit(self, op: str, **fields: Any) -> Any:
+        return await self.server.store.commit({"op": op, "user": self.session.user, **fields})
+
+    # -- wire objects ----------------------------------------------------
+
+    def room_info(self, room: Room) -> dict[str, Any]:
+        hub = self.server.hub
+        return {
+            "name": room.name,
+            "topic": room.topic,
+            "owner": None if room.owner is None else self.model.display(room.owner),
+            "default": room.default,
+            "members": len(room.members),
+            "online": sum(1 for key in room.members if hub.is_online(key)),
+        }
+
+    def profile(self, user: User) -> dict[str, Any]:
+        online = self.server.hub.is_online(user_key(user.username))
+        return {
+            "username": user.username,
+            "bio": user.bio,
+            "online": online,
+            "rooms": sorted(user.rooms),
+            "created": user.created,
+            "last_seen": None if online else user.last_seen,
+        }
+
+
+async def dispatch(ctx: Context, frame: dict[str, Any]) -> dict[str, Any]:
+    """One decoded frame -> its reply. Never raises but CancelledError."""
+    rid = None
+    name = "?"
+    try:
+        name = p.command_name(frame)
+        rid = p.request_id(frame)
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            raise NexusError("unknown_command", f"no command {name[:40]!r}")
+        if ctx.session.state not in cmd.states:
+            raise NexusError(*REFUSAL[ctx.session.state])
+        req = p.parse(name, frame)
+        if cmd.flood_controlled:
+            ctx.server.check_flood(ctx.session.user)
+        return p.ok(rid, **await cmd.handler(ctx, req))
+    except NexusError as err:
+        return p.error(rid, err)
+    except StoreError as exc:
+        return p.error(rid, NexusError("internal", f"not saved, try again: {exc}"))
+    except Exception:
+        log.exception("%r failed on %r", ctx.session, name[:40])
+        return p.error(rid, NexusError("internal", "internal error"))
+
+
+# -- accounts -------------------------------------------------------------
+
+
+async def _welcome(ctx: Context, user: User) -> dict[str, Any]:
+    """Attaches the session to `user` and builds the login reply."""
+    key = user_key(user.username)
+    if ctx.server.hub.attach(ctx.session, key):
+        ctx.server.announce_presence(key, online=True)
+    return {
+        "user": ctx.profile(user),
+        "rooms": sorted(user.rooms),
+        "unread": {"dms": ctx.model.unread(key)},
+    }
+
+
+@command("register", states=(ANONYMOUS,))
+async def register(ctx: Context, req: p.Register) -> dict[str, Any]:
+    ctx.server.check_login_rate(ctx.session, None)
+    if ctx.model.user(req.username) is not None:
+        raise NexusError("username_taken", f"{req.username} is taken")
+    hashed = await ctx.server.hashing.hash(req.password)
+    if ctx.model.user(req.username) is not None:  # registered while we hashed
+        raise NexusError("username_taken", f"{req.username} is taken")
+    user = await ctx.server.store.commit(
+        {"op": "register", "username": req.username, "password": hashed, "ts": time.time()}
+    )
+    return await _welcome(ctx, user)
+
+
+@command("login", states=(ANONYMOUS,))
+async def login(ctx: Context, req: p.Login) -> dict[str, Any]:
+    ctx.server.check_login_rate(ctx.session, user_key(req.username))
+    user = ctx.model.user(req.username)
+    password_ok = await ctx.server.hashing.verify(user and user.password, req.password)
+    if not password_ok or ctx.model.user(req.username) is not user:
+        raise NexusError("auth_failed", "wrong username or password")
+    return await _welcome(ctx, user)
+
+
+@command("quit", states=(ANONYMOUS, AUTHENTICATED))
+async def quit_(ctx: Context, req: p.Quit) -> dict[str, Any]:
+    ctx.session.quitting = True  # the transport closes once the reply is queued
+    return {}
+
+
+@command("ping", states=(ANONYMOUS, AUTHENTICATED))
+async def ping(ctx: Context, req: p.Ping) -> dict[str, Any]:
+    return {"ts": time.time()}
+
+
+# -- rooms ----------------------------------------------------------------
+
+
+@command("join")
+async def join(ctx: Context, req: p.Join) -> dict[str, Any]:
+    room = ctx.room(req.room)
+    key = ctx.session.user
+    if key not in room.members:
+        await ctx.commit("join", room=room.name)
+        frame = encode(event("joined", room=room.name, user=ctx.me.username))
+        ctx.server.hub.send_users(room.members, frame)
+    history, _ = room.history.page(p.PAGE_DEFAULT, None)
+    return {"room": ctx.room_info(room), "history": history}
+
+
+@command("leave")
+async def leave(ctx: Context, req: p.Leave) -> dict[str, Any]:
+    room = ctx.room(req.room)
+    if ctx.session.user not in room.members:
+        raise NexusError("not_member", f"you are not in #{room.name}")
+    await ctx.commit("leave", room=room.name)
+    frame = encode(event("left", room=room.name, user=ctx.me.username))
+    hub = ctx.server.hub
+    hub.send_users(room.members, frame)
+    hub.send_user(ctx.session.user, frame, skip=ctx.session)
+    return {}
+
+
+@command("create")
+async def create(ctx: Context, req: p.Create) -> dict[str, Any]:
+    if req.room in ctx.model.rooms:
+        raise NexusError("room_exists", f"#{req.room} already exists")
+    room = await ctx.commit("create", room=req.room, topic=req.topic, ts=time.time())
+    info = ctx.room_info(room)
+    ctx.server.hub.send_all(encode(event("room_created", room=info)))
+    return {"room": info}
+
+
+def _owned(ctx: Context, name: str) -> Room:
+    room = ctx.room(name)
+    if room.owner != ctx.session.user:
+        raise NexusError("not_owner", f"only the owner of #{room.name} may do that")
+    return room
+
+
+@command("delete")
+async def delete(ctx: Context, req: p.Delete) -> dict[str, Any]:
+    if ctx.room(req.room).default:
+        raise NexusError("protected_room", f"#{req.room} is a default room")
+    room = _owned(ctx, req.room)
+    await ctx.commit("delete", room=room.name)
+    by = ctx.me.username
+    ctx.server.hub.send_all(encode(event("room_deleted", room=room.name, by=by)))
+    return {}
+
+
+@command("topic")
+async def topic(ctx: Context, req: p.Topic) -> dict[str, Any]:
+    room = _owned(ctx, req.room)
+    await ctx.commit("topic", room=room.name, topic=req.topic)
+    frame = encode(event("topic", room=room.name, topic=req.topic, by=ctx.me.username))
+    ctx.server.hub.send_users(room.members, frame)
+    return {"room": ctx.room_info(room)}
+
+
+@command("rooms")
+async def rooms(ctx: Context, req: p.Rooms) -> dict[str, Any]:
+    return {"rooms": [ctx.room_info(room) for room in sorted(ctx.model.rooms.values(), key=_name)]}
+
+
+def _name(room: Room) -> str:
+    return room.name.casefold()
+
+
+@command("online")
+async def online(ctx: Context, req: p.Online) -> dict[str, Any]:
+    users = (ctx.model.users[key] for key in ctx.server.hub.sessions)
+    ordered = sorted(users, key=lambda u: u.username.casefold())
+    return {"users": [ctx.profile(user) for user in ordered]}
+
+
+@command("history")
+async def history(ctx: Context, req: p.History) -> dict[str, Any]:
+    messages, more = ctx.room(req.room).history.page(req.limit, req.before)
+    return {"messages": messages, "more": more}
+
+
+# -- messages -------------------------------------------------------------
+
+
+@command("say", flood=True)
+async def say(ctx: Context, req: p.Say) -> dict[str, Any]:
+    room = ctx.room(req.room)
+    if ctx.session.user not in room.members:
+        raise NexusError("not_member", f"join #{room.name} to speak there")
+    message = await ctx.commit("say", room=room.name, text=req.text, ts=time.time())
+    ctx.server.hub.send_users(room.members, encode(event("message", **message)))
+    return {"seq": message["seq"], "ts": message["ts"]}
+
+
+@command("dm", flood=True)
+async def dm(ctx: Context, req: p.Dm) -> dict[str, Any]:
+    recipient = user_key(ctx.user(req.to).username)
+    message = await ctx.commit("dm", to=recipient, text=req.text, ts=time.time())
+    frame = encode(event("dm", **message))
+    hub = ctx.server.hub
+    hub.send_user(ctx.session.user, frame)
+    if recipient != ctx.session.user:
+        hub.send_user(recipient, frame)
+    return {"seq": message["seq"], "ts": message["ts"]}
+
+
+@command("dms")
+async def dms(ctx: Context, req: p.Dms) -> dict[str, Any]:
+    me = ctx.session.user
+    other = user_key(ctx.user(req.with_).username)
+    conv = ctx.model.conversations.get(pair_key(me, other))
+    if conv is None:
+        return {"messages": [], "more": False}
+    messages, more = conv.history.page(req.limit, req.before)
+    if conv.read.get(me, 0) < conv.history.last_seq:
+        ctx.server.store.record(
+            {"op": "read", "user": me, "with": other, "seq": conv.history.last_seq}
+        )
+    return {"messages": messages, "more": more}
+
+
+# -- profiles -------------------------------------------------------------
+
+
+@command("whois")
+async def whois(ctx: Context, req: p.Whois) -> dict[str, Any]:
+    return {"user": ctx.profile(ctx.user(req.username))}
+
+
+@command("bio")
+async def bio(ctx: Context, req: p.Bio) -> dict[str, Any]:
+    return {"user": ctx.profile(await ctx.commit("bio", text=req.text))}
+
+
+assert set(COMMANDS) == set(p.REQUESTS), set(p.REQUESTS) ^ set(COMMANDS)

@@ -1,0 +1,111 @@
+"""One connection's state and its outbound buffer.
+
+Frames for a session are buffered and written once per event-loop pass, so
+a broadcast costs one `write()` per recipient per pass, not per message, and
+never awaits the recipient. A session whose unsent bytes pass the cap is
+aborted: a reader that stalls cannot stall its room or hold memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from nexus.protocol import encode
+from nexus.server.ratelimit import TokenBucket
+
+log = logging.getLogger("nexus.session")
+
+# A session is anonymous until it logs in. Each command lists the states it
+# is allowed in; elsewhere it is refused with the state's code.
+ANONYMOUS, AUTHENTICATED = "anonymous", "authenticated"
+REFUSAL = {
+    ANONYMOUS: ("auth_required", "log in or register first"),
+    AUTHENTICATED: ("already_authenticated", "already logged in"),
+}
+
+
+class Session:
+    __slots__ = (
+        "_flush_handle",
+        "_out",
+        "_out_bytes",
+        "closed",
+        "frames",
+        "login_bucket",
+        "max_outbound",
+        "peer",
+        "quitting",
+        "transport",
+        "user",
+    )
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        peer: str,
+        max_outbound: int,
+        login_bucket: TokenBucket,
+    ) -> None:
+        self.transport = transport
+        self.peer = peer
+        self.max_outbound = max_outbound
+        self.login_bucket = login_bucket  # password attempts on this connection
+        self.user: str | None = None  # the user's key once authenticated
+        self.frames = 0  # frames received
+        self.closed = False
+        self.quitting = False
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_handle: asyncio.Handle | None = None
+
+    @property
+    def state(self) -> str:
+        return ANONYMOUS if self.user is None else AUTHENTICATED
+
+    def send(self, data: bytes) -> None:
+        """Queues encoded frames; they go out together at the end of this loop pass."""
+        if self.closed:
+            return
+        self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes + self.transport.get_write_buffer_size() > self.max_outbound:
+            log.warning("%s: %s fell too far behind, disconnecting", self.peer, self.user)
+            self.abort()
+            return
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self.send(encode(frame))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        if self._out and not self.transport.is_closing():
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+        self._out_bytes = 0
+
+    def close(self) -> None:
+        """Sends what is queued, then closes."""
+        if self.closed:
+            return
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
+        self.closed = True
+        self.transport.close()
+
+    def abort(self) -> None:
+        """Drops the connection and everything unsent at once."""
+        self.closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._out.clear()
+        self._out_bytes = 0
+        self.transport.abort()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.peer} {self.user or '-'}>"
