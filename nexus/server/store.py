@@ -132,6 +132,7 @@ class Store:
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._read_only = False  # set while recovering from a failed write
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], fsync: bool = False) -> Store:
@@ -194,8 +195,8 @@ class Store:
 
         Callers validate first: a record must apply cleanly.
         """
-        if self._closing:
-            raise StoreError("the store is closing")
+        if self._closing or self._read_only:
+            raise StoreError("the store is not accepting changes")
         record["n"] = self._n + 1
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
@@ -251,19 +252,26 @@ class Store:
         self._journal_bytes += len(batch)
 
     async def _recover(self, exc: OSError, waiters: list[asyncio.Future[None]]) -> None:
-        """After a failed write: cut the torn bytes, refuse what is unwritten, reload."""
+        """After a failed write: cut the torn bytes, reload, refuse what is unwritten.
+
+        New changes are refused while this runs, so none lands on the model
+        that is being replaced. If the files cannot even be reloaded, the
+        store stays read-only until restarted.
+        """
         log.error("journal write failed, refusing unwritten changes: %s", exc)
+        self._read_only = True
         waiters += self._waiters
         self._pending, self._waiters = [], []
+        try:
+            await asyncio.to_thread(os.truncate, self.journal_path, self._journal_bytes)
+            self.model, self._n, self._journal_bytes = await self._read_disk()
+            self._read_only = False
+        except (OSError, DamagedStore):
+            log.exception("could not reload the store after a failed write; now read-only")
         failure = StoreError(f"could not write the journal: {exc.strerror or exc}")
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(failure)
-        try:
-            await asyncio.to_thread(os.truncate, self.journal_path, self._journal_bytes)
-            self.model, self._n, self._journal_bytes = await self._read_disk()
-        except (OSError, DamagedStore):
-            log.exception("could not reload the store after a failed write")
 
     # -- compaction ------------------------------------------------------
 

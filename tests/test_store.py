@@ -1,0 +1,258 @@
+"""The journaled store on real files: replay, torn tails, damage, compaction, write faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+
+import orjson
+import pytest
+
+from nexus.server import store as store_module
+from nexus.server.store import DamagedStore, Store, StoreError, read_journal
+
+
+async def fill(store: Store, messages: int = 5) -> None:
+    """A user, a room of their own, messages and a DM, all committed."""
+    await store.commit({"op": "register", "username": "Alice", "password": "h", "ts": 1.0})
+    await store.commit({"op": "register", "username": "bob", "password": "h", "ts": 2.0})
+    await store.commit({"op": "create", "user": "alice", "room": "den", "topic": "t", "ts": 3.0})
+    for i in range(messages):
+        await store.commit(
+            {"op": "say", "user": "alice", "room": "den", "text": f"m{i}", "ts": 4.0}
+        )
+    await store.commit({"op": "dm", "user": "alice", "to": "bob", "text": "hi", "ts": 5.0})
+
+
+def state(store: Store) -> dict:
+    return store.model.to_snapshot()
+
+
+async def reopen(store: Store) -> Store:
+    """Abandons `store` as a crash would (no close, no compaction) and loads its files."""
+    store._writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await store._writer
+    await store._journal.close()
+    return await Store.open(store.path)
+
+
+async def test_committed_changes_survive_a_crash(tmp_path):
+    """Everything committed is replayed from the journal after an unclean stop."""
+    store = await Store.open(tmp_path / "data.json")
+    await fill(store)
+    before = state(store)
+    again = await reopen(store)
+    assert state(again) == before
+    assert [m["text"] for m in again.model.rooms["den"].history.messages][-1] == "m4"
+    await again.close()
+
+
+async def test_concurrent_commits_share_writes(tmp_path, monkeypatch):
+    """Changes arriving together go to disk in one write (group commit)."""
+    store = await Store.open(tmp_path / "data.json")
+    await fill(store, messages=0)
+    writes = []
+    real_append = store._append
+
+    async def counting_append(batch: bytes) -> None:
+        writes.append(batch.count(b"\n"))
+        await real_append(batch)
+
+    monkeypatch.setattr(store, "_append", counting_append)
+    record = {"op": "say", "user": "alice", "room": "den", "text": "x", "ts": 1.0}
+    await asyncio.gather(*(store.commit(dict(record)) for _ in range(1000)))
+    assert sum(writes) == 1000
+    assert len(writes) <= 3
+    await store.close()
+
+
+async def test_close_folds_the_journal_into_a_readable_snapshot(tmp_path):
+    """A clean stop leaves an indented JSON snapshot and an empty journal."""
+    store = await Store.open(tmp_path / "data.json")
+    await fill(store)
+    before = state(store)
+    await store.close()
+    assert (tmp_path / "data.json.journal").stat().st_size == 0
+    snapshot = orjson.loads((tmp_path / "data.json").read_bytes())
+    assert snapshot["format"] == "nexus-store"
+    assert b'\n  "users"' in (tmp_path / "data.json").read_bytes()
+    again = await Store.open(tmp_path / "data.json")
+    assert state(again) == before
+    await again.close()
+
+
+async def test_torn_tail_at_every_offset_of_the_last_records(tmp_path, caplog):
+    """A journal cut at any byte of its last records loads every whole record before the cut."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=3)
+    await reopen(store)  # closes the journal file without compaction
+    journal = (tmp_path / "data.json.journal").read_bytes()
+    lines = journal.splitlines(keepends=True)
+    tail_start = len(journal) - len(lines[-1]) - len(lines[-2])
+    for cut in range(tail_start, len(journal)):
+        (tmp_path / "data.json.journal").write_bytes(journal[:cut])
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="nexus.store"):
+            store = await Store.open(path)
+        whole = journal[:cut].count(b"\n")
+        assert store._n == whole
+        texts = [m["text"] for m in store.model.rooms["den"].history.messages]
+        assert len(texts) == min(3, max(0, whole - 3))
+        torn = not journal[:cut].endswith(b"\n")
+        assert ("torn record" in caplog.text) == torn
+        assert (tmp_path / "data.json.journal").stat().st_size == len(b"".join(lines[:whole]))
+        await reopen(store)
+
+
+async def test_a_flipped_byte_in_the_last_record_is_dropped(tmp_path):
+    """A checksum mismatch in the final record drops just that record."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=2)
+    await reopen(store)
+    journal = bytearray((tmp_path / "data.json.journal").read_bytes())
+    journal[-5] ^= 0x01
+    (tmp_path / "data.json.journal").write_bytes(journal)
+    store = await Store.open(path)
+    assert (
+        "bob\nalice" not in store.model.conversations
+        and "alice\nbob" not in store.model.conversations
+    )
+    assert len(store.model.rooms["den"].history.messages) == 2
+    await store.close()
+
+
+async def test_damage_in_the_middle_refuses_to_start_naming_file_and_offset(tmp_path):
+    """A bad record followed by good ones stops start-up with a clear message."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=3)
+    await reopen(store)
+    journal = bytearray((tmp_path / "data.json.journal").read_bytes())
+    offset = journal.index(b"\n") + 1  # the second record
+    journal[offset + 20] ^= 0x40
+    (tmp_path / "data.json.journal").write_bytes(journal)
+    with pytest.raises(DamagedStore) as caught:
+        await Store.open(path)
+    assert f"byte offset {offset}" in str(caught.value)
+    assert "data.json.journal" in str(caught.value)
+
+
+async def test_a_damaged_snapshot_refuses_to_start(tmp_path):
+    """A snapshot that is not a Nexus store is refused, never overwritten."""
+    (tmp_path / "data.json").write_bytes(b'{"users": [')
+    with pytest.raises(DamagedStore, match="unreadable snapshot"):
+        await Store.open(tmp_path / "data.json")
+    assert (tmp_path / "data.json").read_bytes() == b'{"users": ['
+
+
+async def test_missing_records_in_the_journal_are_damage(tmp_path):
+    """Records must be numbered without gaps; a missing one is refused."""
+    lines = [
+        store_module.encode_record(
+            {"n": 1, "op": "register", "username": "amy", "password": "h", "ts": 1}
+        ),
+        store_module.encode_record({"n": 3, "op": "bio", "user": "amy", "text": "x"}),
+    ]
+    with pytest.raises(DamagedStore):
+        read_journal(b"".join(lines), 0, "journal")
+
+
+async def test_a_crash_at_each_step_of_compaction_loses_nothing(tmp_path):
+    """Whatever step of compaction a crash interrupts, the store loads whole and once."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=4)
+    await store.compact()
+    await fill_more(store)
+    expected = state(store)
+    old_snapshot = path.read_bytes()
+    old_journal = (tmp_path / "data.json.journal").read_bytes()
+    await store.compact()
+    new_snapshot = path.read_bytes()
+    await reopen(store)
+
+    def lay(snapshot: bytes, journal: bytes, tmp: bytes | None) -> None:
+        path.write_bytes(snapshot)
+        (tmp_path / "data.json.journal").write_bytes(journal)
+        if tmp is None:
+            (tmp_path / "data.json.tmp").unlink(missing_ok=True)
+        else:
+            (tmp_path / "data.json.tmp").write_bytes(tmp)
+
+    steps = {
+        "temporary file half written": (old_snapshot, old_journal, new_snapshot[:100]),
+        "temporary file written, not renamed": (old_snapshot, old_journal, new_snapshot),
+        "renamed, journal not yet emptied": (new_snapshot, old_journal, None),
+        "journal emptied": (new_snapshot, b"", None),
+    }
+    for step, files in steps.items():
+        lay(*files)
+        loaded = await Store.open(path)
+        assert state(loaded) == expected, step
+        await reopen(loaded)
+
+
+async def fill_more(store: Store) -> None:
+    await store.commit({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 9.0})
+    await store.commit({"op": "bio", "user": "bob", "text": "hello"})
+
+
+async def test_a_failed_write_acknowledges_nothing_and_writes_resume(tmp_path, monkeypatch):
+    """ENOSPC refuses the unwritten change, keeps earlier ones and lets later writes through."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=2)
+    before = state(store)
+    journal = store._journal
+    real_write = journal.write
+    failures = []
+
+    async def full_disk(data):
+        # Half the batch reaches the file before the disk fills up.
+        failures.append(len(data))
+        await real_write(bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal, "write", full_disk)
+    record = {"op": "say", "user": "alice", "room": "den", "text": "lost", "ts": 1.0}
+    with pytest.raises(StoreError, match="No space left"):
+        await store.commit(record)
+    assert failures
+    assert state(store) == before  # the refused change is gone from memory too
+    monkeypatch.setattr(journal, "write", real_write)
+    kept = {"op": "say", "user": "alice", "room": "den", "text": "kept", "ts": 2.0}
+    await store.commit(kept)
+    after = state(store)
+    again = await reopen(store)
+    assert state(again) == after
+    texts = [m["text"] for m in again.model.rooms["den"].history.messages]
+    assert texts[-1] == "kept" and "lost" not in texts
+    await again.close()
+
+
+async def test_fsync_mode_commits_and_reloads(tmp_path):
+    """With fsync on, commits still group and the data reloads."""
+    store = await Store.open(tmp_path / "data.json", fsync=True)
+    await fill(store)
+    before = state(store)
+    again = await reopen(store)
+    assert state(again) == before
+    await again.close()
+
+
+async def test_the_journal_compacts_once_it_outgrows_the_snapshot(tmp_path, monkeypatch):
+    """Past the threshold, the writer folds the journal into the snapshot by itself."""
+    monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 2_000)
+    store = await Store.open(tmp_path / "data.json")
+    await fill(store, messages=40)
+    assert (tmp_path / "data.json").exists()
+    assert (tmp_path / "data.json.journal").stat().st_size < 2_000 + 200
+    before = state(store)
+    again = await reopen(store)
+    assert state(again) == before
+    await again.close()
