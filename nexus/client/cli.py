@@ -1,0 +1,133 @@
+"""`nexus-chat [HOST] [PORT]`: banner, login or registration, then the chat screen.
+
+Logging in happens before the screen opens, so a refused connection or a
+wrong password ends with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from prompt_toolkit import PromptSession
+from rich.console import Console
+from rich.text import Text
+
+from nexus import __version__
+from nexus.client import render
+from nexus.client.app import ChatApp
+from nexus.client.connection import ChatConnection
+from nexus.client.session import ChatSession
+from nexus.client.state import ChatState
+from nexus.errors import NexusError
+
+PASSWORD_ENV = "NEXUS_PASSWORD"
+BANNER = r"""
+ _   _
+| \ | | _____  ___   _ ___
+|  \| |/ _ \ \/ / | | / __|
+| |\  |  __/>  <| |_| \__ \
+|_| \_|\___/_/\_\\__,_|___/
+"""
+
+
+class Failure(Exception):
+    """Ends the program with its message on one line."""
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nexus-chat",
+        description="Full-screen terminal client for a Nexus Chat server.",
+        epilog=f"With --user the password is read from ${PASSWORD_ENV} (asked for if unset). "
+        "Inside, type /help for the commands.",
+    )
+    p.add_argument("host", nargs="?", default="localhost", help="server host (localhost)")
+    p.add_argument("port", nargs="?", type=_port, default=9999, help="server port (9999)")
+    p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
+    p.add_argument("--register", action="store_true", help="create the account first")
+    p.add_argument("--version", action="version", version=f"nexus-chat {__version__}")
+    return p
+
+
+async def _ask(session: PromptSession[str], question: str, *, secret: bool = False) -> str:
+    answer = await session.prompt_async(question, is_password=secret)
+    return answer.strip() if not secret else answer
+
+
+async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
+    """(username, password, register?) from the flags, the environment or questions."""
+    register = args.register
+    username = args.user
+    password = os.environ.get(PASSWORD_ENV) if username else None
+    if username and password:
+        return username, password, register
+    if not sys.stdin.isatty():
+        raise Failure(f"no terminal to ask on: use --user NAME with ${PASSWORD_ENV}")
+    ask: PromptSession[str] = PromptSession()
+    if not username:
+        choice = await _ask(ask, "Log in or register? [L/r] ")
+        register = register or choice.lower().startswith("r")
+        username = await _ask(ask, "Username: ")
+    password = await _ask(ask, "Password: ", secret=True)
+    if register and await _ask(ask, "Password again: ", secret=True) != password:
+        raise Failure("the passwords do not match")
+    return username, password, register
+
+
+async def run(args: argparse.Namespace) -> None:
+    console = Console(highlight=False)
+    console.print(Text(BANNER, style="bold cyan"))
+    conn = ChatConnection()
+    try:
+        hello = await conn.connect(args.host, args.port)
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, ConnectionRefusedError):
+            reason = "connection refused"
+        else:
+            reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+        raise Failure(f"cannot connect to {args.host}:{args.port}: {reason}") from None
+    try:
+        version = render.clean(hello.get("version", "?"))
+        console.print(
+            Text(f"nexus-chat {__version__}, server {version} at {args.host}:{args.port}")
+        )
+        if motd := render.clean(hello.get("motd") or ""):
+            console.print(Text(motd, style="italic"))
+        username, password, register = await credentials(args)
+        try:
+            reply = await conn.request(
+                "register" if register else "login", username=username, password=password
+            )
+        except NexusError as exc:
+            raise Failure(
+                f"{'registration' if register else 'login'} failed: {exc.message}"
+            ) from None
+        except OSError as exc:
+            raise Failure(f"connection lost: {exc}") from None
+    except BaseException:
+        await conn.close()
+        raise
+    state = ChatState(reply["user"]["username"], f"{args.host}:{args.port}")
+    await ChatApp(ChatSession(state, args.host, args.port, password)).run(conn, reply)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except Failure as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, EOFError):
+        print("nexus-chat: cancelled", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,188 @@
+"""One client connection to a Nexus server: requests with replies, and a stream of events.
+
+Built on the sans-I/O core (LineFramer, encode, decode) with a single reader
+task. Requests carry integer ids; each reply resolves the future waiting for
+it. Events are queued for `async for event in connection`. No UI here: the
+terminal client, bots, tests and the benchmark all use this class.
+
+    conn = ChatConnection()
+    hello = await conn.connect("localhost", 9999)
+    await conn.request("login", username="ana", password="...")
+    await conn.request("say", room="general", text="hi")
+    async for event in conn:
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from nexus.errors import ERROR_CODES, NexusError
+from nexus.protocol import MAX_FRAME, LineFramer, decode, encode
+
+READ_CHUNK = 1 << 16
+_END = object()  # queued after the last event once the connection is gone
+
+
+class ConnectionClosed(ConnectionError):
+    """The connection is gone: pending and later requests fail with this."""
+
+
+class ChatConnection:
+    """A connection speaking protocol 1; see the module docstring for use.
+
+    With `keep_events=False` events are dropped on arrival, for callers that
+    only make requests and would otherwise let the queue grow without bound.
+    """
+
+    def __init__(self, *, max_frame: int = MAX_FRAME, keep_events: bool = True) -> None:
+        self.hello: dict[str, Any] | None = None
+        self._framer = LineFramer(max_frame)
+        self._keep_events = keep_events
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 1
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> dict[str, Any]:
+        """Opens the socket and waits for the server's `hello`, which it returns.
+
+        Raises OSError (refused, unreachable) or TimeoutError.
+        """
+        async with asyncio.timeout(timeout):
+            reader, self._writer = await asyncio.open_connection(host, port)
+            hello_seen: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._reader_task = asyncio.create_task(self._read(reader, hello_seen))
+            try:
+                self.hello = await hello_seen
+            except BaseException:
+                await self.close()
+                raise
+        return self.hello
+
+    async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """Sends `cmd` and returns its `ok` reply; an `ok: false` raises NexusError.
+
+        A trailing underscore is stripped from argument names (`with_=` sends
+        `with`) and None-valued arguments are left out.
+        """
+        if self._closed or self._writer is None:
+            raise ConnectionClosed("not connected")
+        rid = self._next_id
+        self._next_id += 1
+        frame = {"id": rid, "cmd": cmd}
+        frame.update((key.rstrip("_"), value) for key, value in args.items() if value is not None)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            self._writer.write(encode(frame))
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._pending.pop(rid, None)
+            raise ConnectionClosed(str(exc) or "connection lost") from None
+        reply = await future
+        if reply.get("ok") is True:
+            return reply
+        raise _error_from(reply.get("error"))
+
+    def abort(self) -> None:
+        """Drops the socket at once, without `quit`; the reader then fails what is pending."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+
+    async def close(self) -> None:
+        """Drops the socket and waits until pending requests have failed."""
+        self.abort()
+        if self._reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+        self._finish("connection closed")
+
+    async def quit(self) -> None:
+        """Says goodbye politely (the server answers, then closes) and closes."""
+        with contextlib.suppress(ConnectionClosed, NexusError, TimeoutError):
+            async with asyncio.timeout(2):
+                await self.request("quit")
+        await self.close()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            item = await self._events.get()
+            if item is _END:
+                self._events.put_nowait(_END)  # so a second iterator ends too
+                return
+            yield item
+
+    async def _read(
+        self, reader: asyncio.StreamReader, hello_seen: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        reason = "connection closed by the server"
+        try:
+            while data := await reader.read(READ_CHUNK):
+                for line in self._framer.feed(data):
+                    self._dispatch(line, hello_seen)
+                if self._framer.too_large:
+                    reason = "the server sent an over-long frame"
+                    break
+        except (ConnectionError, OSError) as exc:
+            reason = str(exc) or "connection lost"
+        finally:
+            if not hello_seen.done():
+                hello_seen.set_exception(ConnectionClosed(reason))
+            self.abort()
+            self._finish(reason)
+
+    def _dispatch(self, line: bytes, hello_seen: asyncio.Future[dict[str, Any]]) -> None:
+        try:
+            frame = decode(line)
+        except NexusError:
+            return  # a garbled frame from the server: nothing sensible to do with it
+        if frame is None:
+            return
+        if "ok" in frame:
+            rid = frame.get("id")
+            future = self._pending.pop(rid, None) if isinstance(rid, int) else None
+            if future is None and rid is None and self._pending:
+                # Replies come in request order: an id-less one answers the oldest.
+                future = self._pending.pop(next(iter(self._pending)))
+            if future is not None and not future.done():
+                future.set_result(frame)
+        elif "event" in frame:
+            if frame["event"] == "hello" and not hello_seen.done():
+                hello_seen.set_result(frame)
+            elif self._keep_events:
+                self._events.put_nowait(frame)
+
+    def _finish(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionClosed(reason))
+        self._pending.clear()
+        self._events.put_nowait(_END)
+
+
+def _error_from(error: Any) -> NexusError:
+    """An `ok: false` reply's error object -> NexusError (unknown codes become `internal`)."""
+    if not isinstance(error, dict):
+        return NexusError("internal", "the server refused without saying why")
+    code = error.get("code")
+    message = str(error.get("message") or code or "refused")
+    extra = {key: value for key, value in error.items() if key not in ("code", "message")}
+    if code not in ERROR_CODES:
+        return NexusError("internal", f"{code}: {message}", **extra)
+    return NexusError(code, message, **extra)
