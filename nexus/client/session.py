@@ -179,6 +179,7 @@ class ChatSession:
         state.known_users.update(state.online)
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
+            state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
         if missed:
             state.note(f"reconnected: {missed} missed messages filled in")
         for user, count in (login.get("unread") or {}).get("dms", {}).items():

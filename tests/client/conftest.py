@@ -1,0 +1,105 @@
+"""Client test helpers: polling, logged-in connections and a proxy that can cut the link."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from nexus.client.connection import ChatConnection
+from nexus.client.session import open_connection
+
+PASSWORD = "correct horse"
+_names = itertools.count(1)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
+    """Polls `predicate` until it is truthy (and returns it); fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+    return result
+
+
+def fresh_name(prefix: str = "u") -> str:
+    return f"{prefix}{next(_names)}"
+
+
+@pytest.fixture
+async def connect(server) -> AsyncIterator[Callable[..., Any]]:
+    """Opens logged-in ChatConnections (registering the name first); closes them after."""
+    opened: list[ChatConnection] = []
+
+    async def open_as(
+        name: str | None = None, *, register: bool = True, port: int | None = None
+    ) -> tuple[ChatConnection, dict[str, Any]]:
+        conn, reply = await open_connection(
+            server.host, port or server.port, name or fresh_name(), PASSWORD, register=register
+        )
+        opened.append(conn)
+        return conn, reply
+
+    yield open_as
+    for conn in opened:
+        await conn.close()
+
+
+class Proxy:
+    """Forwards TCP to the server; `cut()` drops every link and refuses new ones until `mend()`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener: asyncio.Server | None = None
+        self.port = 0
+        self._links: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def mend(self) -> None:
+        self.listener = await asyncio.start_server(self._link, "127.0.0.1", self.port)
+        self.port = self.listener.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            await self.listener.wait_closed()
+            self.listener = None
+        for writer in self._links:
+            writer.transport.abort()
+        self._links.clear()
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._links.update((writer, up_writer))
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(up_reader, writer)),
+        ]
+        self._tasks.update(pumps)
+        for pump in pumps:
+            pump.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+
+@pytest.fixture
+async def proxy(server) -> AsyncIterator[Proxy]:
+    link = Proxy((server.host, server.port))
+    await link.mend()
+    yield link
+    await link.cut()
+    for task in list(link._tasks):
+        task.cancel()
+    await asyncio.gather(*link._tasks, return_exceptions=True)

@@ -1,0 +1,84 @@
+"""The command table: parsing typed lines, /help and completion all read it."""
+
+from __future__ import annotations
+
+import pytest
+
+from nexus.client.commands import COMMANDS, UsageError, completions, parse
+from nexus.client.state import ChatState
+
+
+def test_plain_text_is_said_in_the_current_room():
+    """A line without a leading slash is /say with the whole line, spaces kept."""
+    cmd, args = parse("hello  there ")
+    assert cmd.name == "say"
+    assert args == {"text": "hello  there "}
+
+
+def test_double_slash_says_a_literal_leading_slash():
+    """`//shrug` sends the text `/shrug` instead of running a command."""
+    cmd, args = parse("//shrug")
+    assert (cmd.name, args) == ("say", {"text": "/shrug"})
+
+
+def test_blank_lines_do_nothing():
+    """An empty or all-space line is not sent."""
+    assert parse("") is None
+    assert parse("   ") is None
+
+
+def test_required_optional_and_rest_arguments_follow_the_usage_string():
+    """`<room> [topic...]`: the first word, then the rest of the line with its spaces."""
+    assert parse("/create den a  cosy place")[1] == {"room": "den", "topic": "a  cosy place"}
+    assert parse("/create den")[1] == {"room": "den", "topic": None}
+    assert parse("/dm mike hi there")[1] == {"user": "mike", "text": "hi there"}
+    assert parse("/JOIN tech")[0].name == "join"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("/nope", "unknown command /nope"),
+        ("/join", "usage: /join <room>"),
+        ("/dm mike", "usage: /dm <user> <text...>"),
+        ("/rooms extra", "too many arguments"),
+    ],
+)
+def test_bad_command_lines_raise_one_clear_message(line, message):
+    """Unknown commands, missing and extra arguments each say what is wrong."""
+    with pytest.raises(UsageError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        parse(line)
+
+
+def test_every_command_the_spec_asks_for_is_in_the_table_with_help():
+    """The one table holds each command with a usage line and help text."""
+    wanted = "join leave create delete topic rooms online dm dms history whois bio clear help quit"
+    assert set(wanted.split()) <= set(COMMANDS)
+    assert all(cmd.help and cmd.synopsis.startswith("/") for cmd in COMMANDS.values())
+
+
+@pytest.fixture
+def state() -> ChatState:
+    state = ChatState("ana", "localhost:9999")
+    state.add_room({"name": "general", "topic": ""})
+    state.known_rooms.update({"tech", "random"})
+    state.known_users.update({"Mike", "mia", "bob"})
+    return state
+
+
+def test_tab_completes_command_names(state):
+    """A slash word completes to the commands starting with it."""
+    assert completions("/d", state) == ("/d", ["/delete", "/dm", "/dms"])
+
+
+def test_tab_completes_rooms_where_the_table_says_room(state):
+    """The argument named `room` completes room names, with or without `#`."""
+    assert completions("/join t", state) == ("t", ["tech"])
+    assert completions("/leave #g", state) == ("#g", ["general"])
+
+
+def test_tab_completes_user_names_in_commands_and_plain_text(state):
+    """`user` arguments and words of plain text complete names, ignoring case."""
+    assert completions("/whois m", state) == ("m", ["mia", "Mike"])
+    assert completions("hey @bo", state) == ("@bo", ["bob"])
+    assert completions("/dm bob hel", state) == ("hel", [])
