@@ -170,7 +170,7 @@ class ChatSession:
                 continue
             room = state.rooms.get(name)
             history = reply.get("history", [])
-            if room is not None and room.last_seq:
+            if room is not None:  # known before the drop: fetch all it missed
                 history = await self._gap(conn, room, history)
                 missed += len(history)
             state.add_room(reply["room"], history)

@@ -28,7 +28,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
     return result
 
 
-def fresh_name(prefix: str = "u") -> str:
+def fresh_name(prefix: str = "user") -> str:
     return f"{prefix}{next(_names)}"
 
 

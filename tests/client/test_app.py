@@ -1,0 +1,238 @@
+"""The full-screen Application, driven through a pipe against a real server on port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from rich.table import Table
+
+from nexus.client.app import ChatApp, status_bar
+from nexus.client.session import ChatSession
+from nexus.client.state import ChatState
+from tests.client.conftest import PASSWORD, until
+
+PAGE_UP, PAGE_DOWN, UP = "\x1b[5~", "\x1b[6~", "\x1b[A"
+CTRL_C, CTRL_N, CTRL_P, ALT_LEFT = "\x03", "\x0e", "\x10", "\x1b\x1b[D"
+
+
+class BellOutput(DummyOutput):
+    """Counts bells, discards the rest."""
+
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
+@dataclass
+class Driver:
+    app: ChatApp
+    output: BellOutput
+    pipe: Any
+    task: asyncio.Task[None]
+
+    @property
+    def state(self) -> ChatState:
+        return self.app.state
+
+    def type(self, keys: str) -> None:
+        self.pipe.send_text(keys)
+
+    def lines(self) -> list[str]:
+        return [entry.plain for entry in self.state.pane.entries]
+
+    async def shows(self, text: str) -> str:
+        """Waits until a line containing `text` is in the current pane; returns the line."""
+        return await until(
+            lambda: next((line for line in self.lines() if text in line), None), what=repr(text)
+        )
+
+
+@pytest.fixture
+async def chat(server, connect) -> AsyncIterator[Any]:
+    """Starts ChatApps logged in as fresh users; each is stopped after the test."""
+    drivers: list[Driver] = []
+    with contextlib.ExitStack() as stack:
+
+        async def start(*, port: int | None = None, backoff=(1.0, 30.0)) -> Driver:
+            port = port or server.port
+            conn, login = await connect(port=port)
+            state = ChatState(login["user"]["username"], f"{server.host}:{port}")
+            session = ChatSession(state, server.host, port, PASSWORD, backoff=backoff)
+            pipe = stack.enter_context(create_pipe_input())
+            output = BellOutput()
+            with create_app_session(input=pipe, output=output):
+                app = ChatApp(session, input=pipe, output=output)
+                task = asyncio.create_task(app.run(conn, login))
+            driver = Driver(app, output, pipe, task)
+            drivers.append(driver)
+            await until(lambda: state.connected, what="connected")
+            return driver
+
+        yield start
+        for driver in drivers:
+            driver.app.exit()
+            await asyncio.wait_for(driver.task, 5)
+
+
+async def test_typed_text_is_said_in_the_current_room(chat, connect):
+    """Enter sends the line to #general; it comes back as a message everyone sees."""
+    ana = await chat()
+    bob, _ = await connect()
+    await bob.request("join", room="general")
+    ana.type("hello world\r")
+    line = await ana.shows("hello world")
+    assert f"{ana.state.me}: hello world" in line
+    assert ana.app.input.text == ""
+
+
+async def test_messages_from_others_appear_and_mentions_ring_the_bell(chat, connect):
+    """Another user's message is shown; one naming me rings the terminal bell once."""
+    ana = await chat()
+    bob, _ = await connect()
+    await bob.request("say", room="general", text="just chatting")
+    await ana.shows("just chatting")
+    assert ana.output.bells == 0
+    await bob.request("say", room="general", text=f"hey @{ana.state.me}!")
+    await ana.shows("hey @")
+    assert ana.output.bells == 1
+
+
+async def test_join_switches_rooms_and_keys_cycle_between_them(chat):
+    """/join enters a room and keeps the old one; Ctrl-N, Ctrl-P and Alt-Left move between them."""
+    ana = await chat()
+    ana.type("/join tech\r")
+    await until(lambda: ana.state.current == "tech")
+    assert set(ana.state.rooms) == {"general", "tech"}
+    ana.type(CTRL_N)
+    await until(lambda: ana.state.current == "general")
+    ana.type(CTRL_P)
+    await until(lambda: ana.state.current == "tech")
+    ana.type(ALT_LEFT)
+    await until(lambda: ana.state.current == "general")
+
+
+async def test_messages_in_other_rooms_show_unread_counts_in_the_side_panel(chat, connect):
+    """A message in a room I am not looking at counts as unread there until I switch."""
+    ana = await chat()
+    ana.type("/join tech\r")
+    await until(lambda: ana.state.current == "tech")
+    bob, _ = await connect()
+    await bob.request("say", room="general", text="over here")
+    await until(lambda: ana.state.rooms["general"].unread == 1)
+    ana.type(CTRL_N)
+    await ana.shows("over here")
+    assert ana.state.rooms["general"].unread == 0
+
+
+async def test_direct_messages_show_both_directions(chat, connect):
+    """/dm shows `DM -> bob`, and bob's answer shows `DM <- bob`."""
+    ana = await chat()
+    bob, reply = await connect()
+    name = reply["user"]["username"]
+    ana.type(f"/dm {name} psst\r")
+    await ana.shows(f"DM -> {name}: psst")
+    await bob.request("dm", to=ana.state.me, text="yes?")
+    await ana.shows(f"DM <- {name}: yes?")
+
+
+async def test_bad_commands_and_server_refusals_show_one_line(chat):
+    """Unknown commands and server errors become a single `!` line in the pane."""
+    ana = await chat()
+    ana.type("/frobnicate\r")
+    await ana.shows("! unknown command /frobnicate")
+    ana.type("/delete general\r")
+    line = await ana.shows("protected_room")
+    assert line.startswith("! ")
+
+
+async def test_listings_render_as_tables_and_panels(chat):
+    """/rooms, /online and /whois put Rich tables or panels in the pane."""
+    ana = await chat()
+    for line in ("/rooms", "/online", f"/whois {ana.state.me}"):
+        ana.type(line + "\r")
+    await until(lambda: len([e for e in ana.state.pane.entries if not e.plain]) == 3)
+    renderables = [e.renderable for e in ana.state.pane.entries if not e.plain]
+    assert isinstance(renderables[0], Table) and isinstance(renderables[1], Table)
+
+
+async def test_page_up_scrolls_back_and_a_marker_counts_newer_messages(chat, connect):
+    """PageUp leaves the newest lines; new messages then show a marker until PageDown."""
+    ana = await chat()
+    bob, _ = await connect()
+    for i in range(60):
+        await bob.request("say", room="general", text=f"line {i}")
+    await ana.shows("line 59")
+    ana.type(PAGE_UP)
+    await until(lambda: ana.state.pane.scroll > 0)
+    await bob.request("say", room="general", text="fresh")
+    await until(lambda: ana.state.pane.newer == 1)
+    rows = ana.app.pane.create_content(60, 10)
+    assert "1 newer messages below" in "".join(t for _, t in rows.get_line(9))
+    assert "[scrolled]" in "".join(t for _, t in status_bar(ana.state))
+    ana.type(PAGE_DOWN * 5)
+    await until(lambda: ana.state.pane.scroll == 0)
+
+
+async def test_history_loads_older_messages_above(chat, connect):
+    """/history 30 fetches the 30 messages before the oldest one shown."""
+    bob, _ = await connect()
+    for i in range(1, 81):
+        await bob.request("say", room="general", text=f"old {i}")
+    ana = await chat()
+    general = ana.state.rooms["general"]
+    assert general.first_seq == 31
+    ana.type("/history 30\r")
+    await until(lambda: general.first_seq == 1)
+    said = [e.plain.rsplit(": ", 1)[-1] for e in general.lines.entries if ": old " in e.plain]
+    assert said == [f"old {i}" for i in range(1, 81)]
+
+
+async def test_tab_completes_and_up_recalls_the_previous_line(chat):
+    """Tab completes a command name; Up brings back what was typed before."""
+    ana = await chat()
+    ana.type("/jo\t")
+    await until(lambda: ana.app.input.text == "/join")
+    ana.type("\x15first line\r")  # Ctrl-U clears the line first
+    await ana.shows("first line")
+    ana.type(UP)
+    await until(lambda: ana.app.input.text == "first line")
+
+
+async def test_ctrl_c_and_quit_leave_the_application(chat):
+    """Ctrl-C ends the screen; /quit does too."""
+    ana, bob = await chat(), await chat()
+    ana.type(CTRL_C)
+    bob.type("/quit\r")
+    await asyncio.wait_for(asyncio.gather(ana.task, bob.task), 5)
+
+
+async def test_reconnects_rejoins_fills_the_gap_and_sends_what_was_queued(chat, connect, proxy):
+    """After the link drops: offline status, typed text queued, then login, rejoin and gap fill."""
+    ana = await chat(port=proxy.port, backoff=(0.05, 0.2))
+    ana.type("/join tech\r")
+    await until(lambda: ana.state.current == "tech")
+    await proxy.cut()
+    await until(lambda: "offline" in ana.state.connection)
+    ana.type("typed while away\r")
+    await ana.shows("queued for #tech")
+    bob, _ = await connect()
+    await bob.request("join", room="tech")
+    for i in range(70):
+        await bob.request("say", room="tech", text=f"missed {i}")
+    await proxy.mend()
+    await until(lambda: ana.state.connected, what="reconnected")
+    await ana.shows("typed while away")
+    tech = ana.state.rooms["tech"]
+    said = [e.plain.rsplit(": ", 1)[-1] for e in tech.lines.entries if ": missed " in e.plain]
+    assert said == [f"missed {i}" for i in range(70)]
+    assert set(ana.state.rooms) == {"general", "tech"}
+    await ana.shows("70 missed messages filled in")
