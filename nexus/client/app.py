@@ -59,7 +59,7 @@ STYLE = Style.from_dict(
     {
         "status": "reverse",
         "status.offline": "bg:ansired fg:ansiwhite bold",
-        "side": "",
+        "side.border": "fg:ansibrightblack",
         "side.title": "bold underline",
         "side.current": "reverse bold",
         "side.unread": "bold ansiyellow",
@@ -165,11 +165,10 @@ class ChatApp:
         body = VSplit(
             [
                 Window(self.pane, wrap_lines=False),
-                Window(width=1, char="│", style="class:side"),
+                Window(width=1, char="│", style="class:side.border"),
                 Window(
                     FormattedTextControl(lambda: side_panel(state)),
                     width=SIDE_WIDTH,
-                    style="class:side",
                 ),
             ]
         )

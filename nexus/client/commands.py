@@ -120,7 +120,7 @@ async def execute(ctx: Context, line: str) -> None:
     except NexusError as exc:
         ctx.state.error(describe(exc))
     except ConnectionClosed:
-        ctx.state.error(f"not sent, the connection is down: {line}")
+        ctx.state.error(f"the connection is down, not confirmed: {line}")
 
 
 def describe(exc: NexusError) -> str:
