@@ -56,6 +56,16 @@ class Peer:
         assert reply.get("id") == rid, reply
         return reply
 
+    async def pipeline(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sends every frame at once, then collects their replies (in order)."""
+        ids = [next(self._ids) for _ in frames]
+        await self.send_raw(
+            b"".join(orjson.dumps({**f, "id": i}) + b"\n" for f, i in zip(frames, ids, strict=True))
+        )
+        replies = [await self.reply() for _ in frames]
+        assert [r.get("id") for r in replies] == ids
+        return replies
+
     async def ok(self, cmd: str, **args: Any) -> dict[str, Any]:
         """A request that must succeed."""
         reply = await self.request(cmd, **args)
