@@ -1,0 +1,1 @@
+"""Nexus benchmark suite: `python -m bench` (see docs/performance.md)."""

@@ -1,0 +1,103 @@
+"""Store files written directly in the server's snapshot format (see nexus/server/store.py).
+
+Benchmarks set up their users, rooms and histories here instead of through
+`register`, so that setting up 1,000 members does not cost 1,000 argon2id
+hashes. The hashes written are real argon2id PHC strings: the server verifies
+them with the parameters they carry. Fan-out scenarios use cheap parameters
+(set-up is not what they measure); the reconnect storm uses the server's own
+OWASP parameters, so it measures real password checks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+from argon2 import PasswordHasher
+
+from nexus.protocol import DEFAULT_ROOMS
+from nexus.server.auth import FAST, OWASP
+from nexus.server.store import SNAPSHOT_FORMAT, SNAPSHOT_VERSION
+
+PASSWORD = "bench-password"
+
+
+def password_hash(strong: bool) -> str:
+    return PasswordHasher(**(OWASP if strong else FAST)).hash(PASSWORD)
+
+
+def user_name(i: int) -> str:
+    return f"u{i:05d}"
+
+
+def _room(name: str, members_messages: Iterable[dict] = (), last_seq: int = 0) -> dict:
+    return {
+        "name": name,
+        "topic": "",
+        "owner": None if name in DEFAULT_ROOMS else user_name(0),
+        "default": name in DEFAULT_ROOMS,
+        "created": 0.0,
+        "last_seq": last_seq,
+        "messages": list(members_messages),
+    }
+
+
+def write_store(
+    path: Path,
+    users: int,
+    rooms_of: dict[int, list[str]] | None = None,
+    strong_hash: bool = False,
+    room_messages: dict[str, int] | None = None,
+    text_size: int = 80,
+) -> Path:
+    """Writes a snapshot: `users` users (u00000...), each in the rooms `rooms_of[i]`
+    (default: none), and `room_messages[name]` stored messages per room."""
+    hashed = password_hash(strong_hash)
+    rooms_of = rooms_of or {}
+    room_messages = room_messages or {}
+    now = time.time()
+    names = set(DEFAULT_ROOMS) | set(room_messages)
+    for rooms in rooms_of.values():
+        names.update(rooms)
+    text = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
+    rooms = []
+    for name in sorted(names):
+        count = room_messages.get(name, 0)
+        messages = [
+            {
+                "room": name,
+                "seq": seq,
+                "from": user_name(seq % max(users, 1)),
+                "text": f"{seq} {text}",
+                "ts": now - (count - seq),
+            }
+            for seq in range(1, count + 1)
+        ]
+        rooms.append(_room(name, messages, count))
+    snapshot = {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "journal_seq": 0,
+        "saved": now,
+        "users": [
+            {
+                "username": user_name(i),
+                "password": hashed,
+                "created": now,
+                "bio": "",
+                "last_seen": now,
+                "rooms": sorted(rooms_of.get(i, ())),
+            }
+            for i in range(users)
+        ],
+        "rooms": rooms,
+        "dms": [],
+    }
+    # Indented, as the server itself writes its snapshots.
+    path.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
+    journal = path.with_name(path.name + ".journal")
+    if journal.exists():
+        journal.unlink()
+    return path

@@ -1,0 +1,673 @@
+"""The load generator: one process, pinned to its own core, holding every client.
+
+Run by the runner as `python -m bench.generator` with a JSON spec on stdin;
+prints one JSON result on stdout. It speaks three protocols through small
+adapters (Nexus JSON lines, IRC, Redis RESP) so that every server gets the
+same load and the same measurement:
+
+- senders write at a set rate (messages/s) that steps up; each message's text
+  starts with `@<send time in ns>` (CLOCK_MONOTONIC, shared by all processes);
+- every receiver counts deliveries by counting a marker in the raw bytes it
+  reads (`bytes.count`, no parsing); a sample of receivers also cut their
+  bytes into lines and time each message: receive time - send time;
+- the server's CPU and RSS come from /proc/PID, sampled during each step.
+
+All load is bounded: each step runs for a set time, and stepping stops at the
+first step the server cannot keep up with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import re
+import resource
+import socket
+import sys
+import time
+from typing import Any
+
+TS = re.compile(rb"@(\d{19})")
+PAD = b"x" * 60  # message text: "@<19 digits> " + 60 bytes, ~170 bytes as a Nexus event
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.latencies: list[int] = []  # ns, from sampled receivers
+
+
+STATS = Stats()
+
+
+def quantiles(values: list[int]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "samples": 0}
+    values.sort()
+    n = len(values)
+    return {
+        "p50_ms": round(values[(n - 1) // 2] / 1e6, 3),
+        "p99_ms": round(values[int((n - 1) * 0.99)] / 1e6, 3),
+        "max_ms": round(values[-1] / 1e6, 3),
+        "samples": n,
+    }
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    from bench.servers import proc_stats as read
+
+    return read(pid)
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Conn(asyncio.Protocol):
+    """One client connection: line-ish set-up first, then cheap counting."""
+
+    def __init__(self, marker: bytes, sampled: bool = False) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.setup = True
+        self.buf = bytearray()
+        self.want: tuple[bytes, bytes | None, asyncio.Future[None]] | None = None
+        self.marker = marker
+        self.keep = len(marker) - 1
+        self.tail = b""
+        self.count = 0
+        self.sampled = sampled
+        self.partial = b""
+        self.closed = False
+        self.name = ""
+        self.target = b""  # room or peer this connection sends to
+
+    # -- asyncio callbacks --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.want is not None and not self.want[2].done():
+            self.want[2].set_exception(ConnectionError(f"{self.name}: connection lost"))
+
+    def data_received(self, data: bytes) -> None:
+        if self.setup:
+            self._setup_data(data)
+            return
+        n = data.count(self.marker)
+        if self.tail:  # a marker split across two reads
+            n += (self.tail + data[: self.keep]).count(self.marker)
+        self.tail = (
+            data[-self.keep :] if len(data) >= self.keep else (self.tail + data)[-self.keep :]
+        )
+        self.count += n
+        STATS.delivered += n
+        if self.sampled:
+            now = time.monotonic_ns()
+            if self.partial:
+                data = self.partial + data
+            cut = data.rfind(b"\n") + 1
+            self.partial = data[cut:]
+            append = STATS.latencies.append
+            for sent in TS.findall(data, 0, cut):
+                append(now - int(sent))
+
+    def _setup_data(self, data: bytes) -> None:
+        self.buf += data
+        if self.want is None:
+            if len(self.buf) > 1 << 20:
+                del self.buf[:]
+            return
+        pattern, fail, future = self.want
+        if fail is not None and fail in self.buf:
+            self.want = None
+            future.set_exception(RuntimeError(f"{self.name}: {bytes(self.buf[-300:])!r}"))
+            return
+        at = self.buf.find(pattern)
+        if at >= 0:
+            del self.buf[: at + len(pattern)]
+            self.want = None
+            future.set_result(None)
+
+    # -- set-up helpers -----------------------------------------------------
+
+    async def expect(self, pattern: bytes, fail: bytes | None = None, timeout: float = 60) -> None:
+        if fail is not None and fail in self.buf:
+            raise RuntimeError(f"{self.name}: {bytes(self.buf[-300:])!r}")
+        at = self.buf.find(pattern)
+        if at >= 0:
+            del self.buf[: at + len(pattern)]
+            return
+        if self.closed:
+            raise ConnectionError(f"{self.name}: connection lost")
+        future = asyncio.get_running_loop().create_future()
+        self.want = (pattern, fail, future)
+        await asyncio.wait_for(future, timeout)
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def start_counting(self) -> None:
+        self.setup = False
+        self.buf = bytearray()
+        self.tail = b""
+        self.partial = b""
+
+
+class AckConn(Conn):
+    """Closed loop for the persistence scenario: keeps `window` requests in flight,
+    counts replies, and times each from its send."""
+
+    def __init__(self, marker: bytes, frame: bytes, window: int) -> None:
+        super().__init__(marker)
+        self.frame = frame
+        self.window = window
+        self.sent_at: collections.deque[int] = collections.deque()
+        self.running = False
+
+    def fill(self) -> None:
+        missing = self.window - len(self.sent_at)
+        if missing > 0 and self.running:
+            now = time.monotonic_ns()
+            self.sent_at.extend([now] * missing)
+            self.transport.write(self.frame * missing)
+
+    def data_received(self, data: bytes) -> None:
+        if self.setup:
+            self._setup_data(data)
+            return
+        n = data.count(self.marker)
+        if self.tail:
+            n += (self.tail + data[: self.keep]).count(self.marker)
+        self.tail = (
+            data[-self.keep :] if len(data) >= self.keep else (self.tail + data)[-self.keep :]
+        )
+        if not n:
+            return
+        self.count += n
+        STATS.delivered += n
+        now = time.monotonic_ns()
+        append, pop = STATS.latencies.append, self.sent_at.popleft
+        for _ in range(min(n, len(self.sent_at))):
+            append(now - pop())
+        self.fill()
+
+
+# -- protocol adapters ------------------------------------------------------------
+
+
+class Nexus:
+    room_marker = b'"event":"message"'
+    dm_marker = b'"event":"dm"'
+    ack_marker = b'"ok":true'
+    echoes = True  # the sender receives its own room message and DM
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.password = spec["password"].encode()
+
+    async def login(self, conn: Conn, name: str) -> None:
+        await conn.expect(b'"event":"hello"')
+        conn.write(
+            b'{"cmd":"login","username":"%s","password":"%s"}\n' % (name.encode(), self.password)
+        )
+        await conn.expect(b'"ok":true', fail=b'"ok":false')
+
+    async def join(self, conn: Conn, room: str) -> None:
+        pass  # memberships are in the store the runner wrote
+
+    @staticmethod
+    def say(room: bytes, ts: int) -> bytes:
+        return b'{"cmd":"say","room":"%s","text":"@%019d %s"}\n' % (room, ts, PAD)
+
+    @staticmethod
+    def dm(to: bytes, ts: int) -> bytes:
+        return b'{"cmd":"dm","to":"%s","text":"@%019d %s"}\n' % (to, ts, PAD)
+
+
+class Irc:
+    room_marker = dm_marker = b" PRIVMSG "
+    echoes = False  # IRC does not echo a PRIVMSG to its sender
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        pass
+
+    async def login(self, conn: Conn, name: str) -> None:
+        conn.write(b"NICK %s\r\nUSER %s 0 * :bench\r\n" % (name.encode(), name.encode()))
+        await conn.expect(b" 001 ", fail=b"ERROR")
+
+    async def join(self, conn: Conn, room: str) -> None:
+        conn.write(b"JOIN #%s\r\n" % room.encode())
+        await conn.expect(b" 366 ", fail=b"ERROR")
+
+    @staticmethod
+    def say(room: bytes, ts: int) -> bytes:
+        return b"PRIVMSG #%s :@%019d %s\r\n" % (room, ts, PAD)
+
+    @staticmethod
+    def dm(to: bytes, ts: int) -> bytes:
+        return b"PRIVMSG %s :@%019d %s\r\n" % (to, ts, PAD)
+
+
+class Redis:
+    room_marker = b"\r\nmessage\r\n"
+    echoes = True  # every subscriber receives; publishers are separate connections
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        pass
+
+    async def login(self, conn: Conn, name: str) -> None:
+        pass
+
+    async def join(self, conn: Conn, room: str) -> None:
+        conn.write(b"SUBSCRIBE %s\r\n" % room.encode())
+        await conn.expect(b"subscribe\r\n")
+
+    @staticmethod
+    def say(room: bytes, ts: int) -> bytes:
+        payload = b"@%019d %s" % (ts, PAD)
+        return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(room),
+            room,
+            len(payload),
+            payload,
+        )
+
+
+ADAPTERS = {"nexus": Nexus, "irc": Irc, "redis": Redis}
+
+
+# -- the generator ----------------------------------------------------------------
+
+
+class Generator:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.host = spec.get("host", "127.0.0.1")
+        self.port = spec["port"]
+        self.pid = spec.get("server_pid")
+        self.adapter = ADAPTERS[spec["proto"]](spec)
+        self.conns: list[Conn] = []
+        self.loop = asyncio.get_running_loop()
+
+    async def connect(self, conn: Conn, rcvbuf: int = 0) -> Conn:
+        if rcvbuf:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            await self.loop.sock_connect(sock, (self.host, self.port))
+            await self.loop.create_connection(lambda: conn, sock=sock)
+        else:
+            await self.loop.create_connection(lambda: conn, self.host, self.port)
+        self.conns.append(conn)
+        return conn
+
+    async def open_members(
+        self,
+        names: list[str],
+        room: str | None,
+        marker: bytes,
+        sample_every: int,
+        slow: set[int] = frozenset(),
+        concurrency: int = 200,
+    ) -> list[Conn]:
+        """Connects, logs in and joins each of `names`, `concurrency` at a time."""
+        members: list[Conn | None] = [None] * len(names)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int, name: str) -> None:
+            async with gate:
+                conn = Conn(marker, sampled=i % sample_every == 0 and i not in slow)
+                conn.name = name
+                await self.connect(conn, rcvbuf=4096 if i in slow else 0)
+                await self.adapter.login(conn, name)
+                if room is not None:
+                    await self.adapter.join(conn, room)
+                members[i] = conn
+
+        await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
+        return members  # type: ignore[return-value]
+
+    def sample_server(self) -> dict[str, float]:
+        return proc_stats(self.pid) if self.pid else {}
+
+    async def drive(self, senders: list[Conn], make, rate: float, duration: float) -> int:
+        """Writes `rate` messages/s round-robin over `senders` for `duration` s."""
+        tick = 0.001
+        count = len(senders)
+        start = time.monotonic()
+        sent = k = 0
+        while True:
+            elapsed = time.monotonic() - start
+            if elapsed >= duration:
+                break
+            due = int(rate * elapsed) - sent
+            if due > 0:
+                ts = time.monotonic_ns()
+                batches: dict[Conn, list[bytes]] = {}
+                for _ in range(due):
+                    conn = senders[k]
+                    k = k + 1 if k + 1 < count else 0
+                    if not conn.closed:
+                        batches.setdefault(conn, []).append(make(conn.target, ts))
+                for conn, frames in batches.items():
+                    conn.transport.write(b"".join(frames))
+                sent += due
+            await asyncio.sleep(tick)
+        return sent
+
+    async def drain(self, limit: float = 3.0) -> None:
+        """Waits until deliveries stop arriving (or `limit` s)."""
+        deadline = time.monotonic() + limit
+        last = -1
+        while time.monotonic() < deadline and STATS.delivered != last:
+            last = STATS.delivered
+            await asyncio.sleep(0.2)
+
+    async def step(
+        self, senders: list[Conn], make, rate: float, duration: float, per_message: float
+    ) -> dict[str, Any]:
+        """One step at `rate`: deliveries, latency, server and generator CPU and memory."""
+        await self.drain(1.0)
+        STATS.latencies = []
+        rss_peak = 0.0
+        before = self.sample_server()
+        delivered0, gen0, t0 = STATS.delivered, own_cpu(), time.monotonic()
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal rss_peak
+            while not done.is_set():
+                if self.pid:
+                    rss_peak = max(rss_peak, self.sample_server()["rss_mib"])
+                await asyncio.sleep(0.1)
+
+        watcher = asyncio.create_task(watch())
+        sent = await self.drive(senders, make, rate, duration)
+        elapsed = time.monotonic() - t0
+        delivered, gen_cpu = STATS.delivered - delivered0, own_cpu() - gen0
+        after = self.sample_server()
+        done.set()
+        await watcher
+        latencies, STATS.latencies = STATS.latencies, []
+        expected = sent * per_message
+        result = {
+            "offered_msgs_s": round(rate, 1),
+            "sent": sent,
+            "delivered": delivered,
+            "expected": round(expected),
+            "deliveries_s": round(delivered / elapsed),
+            "msgs_s": round(delivered / elapsed / per_message) if per_message else 0,
+            "kept_up": delivered >= 0.95 * expected,
+            **quantiles(latencies),
+            "generator_cpu_pct": round(100 * gen_cpu / elapsed, 1),
+        }
+        if before:
+            result["server_cpu_pct"] = round(100 * (after["cpu_s"] - before["cpu_s"]) / elapsed, 1)
+            result["server_rss_mib"] = round(max(rss_peak, after["rss_mib"]), 1)
+        return result
+
+    async def stepped(
+        self, senders: list[Conn], make, per_message: float, bound_ms: float
+    ) -> list[dict[str, Any]]:
+        spec = self.spec
+        steps = []
+        for rate in spec["rates"]:
+            result = await self.step(senders, make, rate, spec["step_s"], per_message)
+            steps.append(result)
+            p99 = result["p99_ms"]
+            if not result["kept_up"] or p99 is None or p99 > 5 * bound_ms:
+                break
+        return steps
+
+    # -- scenarios ----------------------------------------------------------------
+
+    async def fanout(self) -> dict[str, Any]:
+        spec = self.spec
+        members, room = spec["members"], spec.get("room", "bench")
+        adapter = self.adapter
+        marker = adapter.room_marker
+        names = [spec["names"][i] for i in range(members)]
+        sample_every = max(1, round(1 / spec.get("sample", 0.05)))
+        conns = await self.open_members(names, room, marker, sample_every)
+        if spec["proto"] == "redis":
+            publishers = [Conn(marker) for _ in range(spec.get("publishers", 10))]
+            for conn in publishers:
+                await self.connect(conn)
+            senders, per_message = publishers, members
+        else:
+            senders = conns
+            per_message = members if adapter.echoes else members - 1
+        for conn in self.conns:
+            conn.target = room.encode()
+            conn.start_counting()
+        steps = await self.stepped(senders, adapter.say, per_message, spec["bound_ms"])
+        return {"steps": steps, "connections": len(self.conns)}
+
+    async def slow(self) -> dict[str, Any]:
+        """One run at a fixed rate with every member reading, then the same run with
+        one member that has stopped reading."""
+        spec = self.spec
+        members, room = spec["members"], spec.get("room", "bench")
+        adapter = self.adapter
+        sample_every = max(1, round(1 / spec.get("sample", 0.1)))
+        slow_index = members - 1
+        names = [spec["names"][i] for i in range(members)]
+        conns = await self.open_members(
+            names, room, adapter.room_marker, sample_every, slow={slow_index}
+        )
+        for conn in conns:
+            conn.target = room.encode()
+            conn.start_counting()
+        quiet = conns[slow_index]
+        senders = conns[:slow_index]
+        per_message = members if adapter.echoes else members - 1
+        rate, duration = spec["rates"][0], spec["step_s"]
+        rss0 = self.sample_server().get("rss_mib")
+        baseline = await self.step(senders, adapter.say, rate, duration, per_message)
+        quiet.transport.pause_reading()
+        # The stalled member no longer counts anything.
+        stalled = await self.step(senders, adapter.say, rate, duration, per_message - 1)
+        after = self.sample_server()
+        return {
+            "baseline": baseline,
+            "with_slow": stalled,
+            "slow_disconnected": quiet.closed,
+            "server_rss_before_mib": rss0,
+            "server_peak_rss_mib": after.get("peak_rss_mib"),
+            "connections": len(self.conns),
+        }
+
+    async def dm(self) -> dict[str, Any]:
+        spec = self.spec
+        pairs = spec["pairs"]
+        adapter = self.adapter
+        names = [spec["names"][i] for i in range(2 * pairs)]
+        sample_every = max(1, round(1 / spec.get("sample", 0.25)))
+        conns = await self.open_members(names, None, adapter.dm_marker, sample_every)
+        for i, conn in enumerate(conns):
+            conn.target = names[i ^ 1].encode()
+            conn.start_counting()
+        per_message = 2 if adapter.echoes else 1
+        steps = await self.stepped(conns, adapter.dm, per_message, spec["bound_ms"])
+        return {"steps": steps, "connections": len(self.conns)}
+
+    async def idle(self) -> dict[str, Any]:
+        """Opens `connections` connections, then logs each in; memory before and after."""
+        spec = self.spec
+        total = spec["connections"]
+        names = spec["names"]
+        base = self.sample_server()
+        gate = asyncio.Semaphore(spec.get("concurrency", 500))
+        conns: list[Conn] = []
+
+        async def one(i: int) -> None:
+            async with gate:
+                conn = Conn(b"\n")
+                conn.name = names[i]
+                await self.connect(conn)
+                await conn.expect(b'"event":"hello"')
+                conns.append(conn)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(total)))
+        connect_s = time.monotonic() - t0
+        await asyncio.sleep(1.0)
+        connected = self.sample_server()
+        t1 = time.monotonic()
+        gate = asyncio.Semaphore(spec.get("concurrency", 500))
+
+        login_after_hello = _login_after_hello(self.adapter)
+
+        async def login(conn: Conn) -> None:
+            async with gate:
+                await login_after_hello(conn, conn.name)
+
+        await asyncio.gather(*(login(conn) for conn in conns))
+        login_s = time.monotonic() - t1
+        await asyncio.sleep(1.0)
+        logged_in = self.sample_server()
+        held = sum(1 for conn in conns if not conn.closed)
+        return {
+            "connections": total,
+            "held": held,
+            "connect_s": round(connect_s, 3),
+            "connects_s": round(total / connect_s),
+            "login_s": round(login_s, 3),
+            "logins_s": round(total / login_s),
+            "server_rss_base_mib": round(base["rss_mib"], 1),
+            "server_rss_connected_mib": round(connected["rss_mib"], 1),
+            "server_rss_logged_in_mib": round(logged_in["rss_mib"], 1),
+            "kib_per_connection": round((connected["rss_mib"] - base["rss_mib"]) * 1024 / total, 2),
+            "kib_per_session": round((logged_in["rss_mib"] - base["rss_mib"]) * 1024 / total, 2),
+            "server_cpu_s": round(logged_in["cpu_s"] - base["cpu_s"], 2),
+        }
+
+    async def ack(self) -> dict[str, Any]:
+        """Closed loop: `connections` senders, each with `window` says in flight to a
+        room of its own; acknowledged messages per second."""
+        spec = self.spec
+        total, window = spec["connections"], spec["window"]
+        names = spec["names"]
+        conns: list[AckConn] = []
+        gate = asyncio.Semaphore(200)
+
+        async def one(i: int) -> None:
+            async with gate:
+                frame = Nexus.say(spec["rooms"][i].encode(), 0)
+                conn = AckConn(Nexus.ack_marker, frame, window)
+                conn.name = names[i]
+                await self.connect(conn)
+                await self.adapter.login(conn, names[i])
+                conns.append(conn)
+
+        await asyncio.gather(*(one(i) for i in range(total)))
+        for conn in conns:
+            conn.start_counting()
+        STATS.latencies = []
+        before, d0, g0, t0 = self.sample_server(), STATS.delivered, own_cpu(), time.monotonic()
+        for conn in conns:
+            conn.running = True
+            conn.fill()
+        await asyncio.sleep(spec["step_s"])
+        elapsed = time.monotonic() - t0
+        acked, gen_cpu = STATS.delivered - d0, own_cpu() - g0
+        after = self.sample_server()
+        for conn in conns:
+            conn.running = False
+        latencies, STATS.latencies = STATS.latencies, []
+        await self.drain(2.0)
+        return {
+            "connections": total,
+            "window": window,
+            "acked": acked,
+            "acks_s": round(acked / elapsed),
+            **quantiles(latencies),
+            "server_cpu_pct": round(100 * (after["cpu_s"] - before["cpu_s"]) / elapsed, 1),
+            "server_rss_mib": round(after["rss_mib"], 1),
+            "generator_cpu_pct": round(100 * gen_cpu / elapsed, 1),
+        }
+
+    async def storm(self) -> dict[str, Any]:
+        """Every user connects and logs in at once; time until the last is in."""
+        spec = self.spec
+        names = spec["names"][: spec["users"]]
+        failures: list[str] = []
+        done_at: list[float] = []
+        t0 = time.monotonic()
+
+        async def one(name: str) -> None:
+            conn = Conn(b"\n")
+            conn.name = name
+            try:
+                await self.connect(conn)
+                await self.adapter.login(conn, name)
+                done_at.append(time.monotonic() - t0)
+            except Exception as exc:  # reported, not raised: a storm may refuse some
+                failures.append(f"{name}: {exc}"[:200])
+
+        before = self.sample_server()
+        await asyncio.gather(*(one(name) for name in names))
+        total_s = time.monotonic() - t0
+        after = self.sample_server()
+        done_at.sort()
+        return {
+            "users": len(names),
+            "logged_in": len(done_at),
+            "failures": len(failures),
+            "first_failures": failures[:3],
+            "all_in_s": round(total_s, 3),
+            "p50_s": round(done_at[len(done_at) // 2], 3) if done_at else None,
+            "server_cpu_pct": round(100 * (after["cpu_s"] - before["cpu_s"]) / total_s, 1),
+            "server_peak_rss_mib": round(after["peak_rss_mib"], 1),
+        }
+
+    def close(self) -> None:
+        for conn in self.conns:
+            if conn.transport is not None and not conn.closed:
+                conn.transport.abort()
+
+
+def _login_after_hello(adapter):
+    """Nexus login for a connection that has already read its hello."""
+
+    async def login(conn: Conn, name: str) -> None:
+        conn.write(
+            b'{"cmd":"login","username":"%s","password":"%s"}\n' % (name.encode(), adapter.password)
+        )
+        await conn.expect(b'"ok":true', fail=b'"ok":false')
+
+    return login
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    generator = Generator(spec)
+    try:
+        scenario = getattr(generator, spec["kind"])
+        return await asyncio.wait_for(scenario(), spec.get("timeout", 600))
+    finally:
+        generator.close()
+        await asyncio.sleep(0.1)
+
+
+def main() -> int:
+    from bench.servers import raise_nofile
+
+    raise_nofile()
+    spec = json.loads(sys.stdin.read())
+    try:
+        import uvloop
+
+        result = uvloop.run(run(spec))
+    except ImportError:
+        result = asyncio.run(run(spec))
+    result["generator_pid"] = os.getpid()
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

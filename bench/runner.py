@@ -1,0 +1,496 @@
+"""`python -m bench`: runs the scenarios, prints a table, writes bench/results/<date>.json.
+
+Each scenario starts its servers (Nexus, and ngircd / Redis where they are
+peers and installed) on core 0, runs the load generator (bench/generator.py)
+as a separate process on core 1, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import datagen
+from bench.servers import (
+    GENERATOR_CORE,
+    NexusServer,
+    NgircdServer,
+    RedisServer,
+    Server,
+    pinned,
+    raise_nofile,
+)
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def geometric(start: float, factor: float, count: int) -> list[float]:
+    return [round(start * factor**i) for i in range(count)]
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import uvloop
+
+        loop = f"uvloop {uvloop.__version__}"
+    except ImportError:
+        loop = "asyncio"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loop": loop,
+        "pinning": "server core 0, generator core 1" if os.cpu_count() >= 2 else "none",
+    }
+
+
+def run_generator(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Runs one generator process to completion (killed past `timeout`)."""
+    cmd = pinned(GENERATOR_CORE, [sys.executable, "-m", "bench.generator"])
+    spec = {**spec, "timeout": timeout}
+    proc = subprocess.run(
+        cmd,
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout + 30,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"generator failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.quick = args.quick
+        self.peers = not args.no_peers
+        self.tmp = Path(tempfile.mkdtemp(prefix="nexus-bench-"))
+        self.missing: dict[str, str] = {}
+        if self.peers:
+            if not NgircdServer.available():
+                self.missing["ngircd"] = "not installed (apt-get install ngircd)"
+            if not RedisServer.available():
+                self.missing["redis"] = "not installed (apt-get install redis-server)"
+        else:
+            self.missing = {"ngircd": "skipped (--no-peers)", "redis": "skipped (--no-peers)"}
+
+    def step_s(self, full: float) -> float:
+        if self.args.duration:
+            return self.args.duration
+        return 0.5 if self.quick else full
+
+    def workdir(self, name: str) -> Path:
+        path = self.tmp / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def nexus_store(self, name: str, users: int, **kwargs: Any) -> Path:
+        return datagen.write_store(self.workdir(name) / "nexus_data.json", users, **kwargs)
+
+    def with_server(
+        self, server: Server, spec: dict[str, Any], timeout: float = 600
+    ) -> dict[str, Any]:
+        with server:
+            spec = {**spec, "port": server.port, "server_pid": server.pid, "proto": server.proto}
+            result = run_generator(spec, timeout)
+            result["server_start_s"] = round(server.ready_after, 3)
+            return result
+
+    def peer_servers(self, which: tuple[str, ...], name: str) -> list[Server]:
+        servers: list[Server] = []
+        if "ngircd" in which and "ngircd" not in self.missing:
+            servers.append(NgircdServer(self.workdir(f"{name}-ngircd")))
+        if "redis" in which and "redis" not in self.missing:
+            servers.append(RedisServer(self.workdir(f"{name}-redis")))
+        return servers
+
+    # -- stepped-rate scenarios --------------------------------------------------
+
+    def stepped(
+        self,
+        name: str,
+        kind: str,
+        users: int,
+        spec: dict[str, Any],
+        peers: tuple[str, ...],
+        rooms_of: Callable[[int], list[str]] | None = None,
+    ) -> dict[str, Any]:
+        names = [datagen.user_name(i) for i in range(users)]
+        base = {"kind": kind, "names": names, "password": datagen.PASSWORD, **spec}
+        rooms = {i: rooms_of(i) for i in range(users)} if rooms_of else None
+        results = {}
+        data = self.nexus_store(name, users, rooms_of=rooms)
+        results["nexus"] = self.with_server(NexusServer(data.parent, data), base)
+        for server in self.peer_servers(peers, name):
+            results[server.name] = self.with_server(server, base)
+        for peer in peers:
+            if peer in self.missing:
+                results[peer] = {"missing": self.missing[peer]}
+        return results
+
+    def s1(self) -> dict[str, Any]:
+        rates = geometric(1000, 2.0, 3) if self.quick else geometric(2000, 1.25, 16)
+        spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
+        return self.stepped("s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"])
+
+    def s2(self) -> dict[str, Any]:
+        members = 200 if self.quick else 1000
+        rates = geometric(200, 2.0, 2) if self.quick else geometric(200, 1.25, 16)
+        spec = {
+            "members": members,
+            "rates": rates,
+            "step_s": self.step_s(3),
+            "bound_ms": 30,
+            "sample": 0.02,
+        }
+        return self.stepped("s2", "fanout", members, spec, ("ngircd", "redis"), lambda i: ["bench"])
+
+    def s3(self) -> dict[str, Any]:
+        pairs = 50 if self.quick else 500
+        rates = geometric(2000, 2.0, 2) if self.quick else geometric(5000, 1.25, 16)
+        spec = {"pairs": pairs, "rates": rates, "step_s": self.step_s(3), "bound_ms": 2}
+        return self.stepped("s3", "dm", 2 * pairs, spec, ("ngircd",))
+
+    def s5(self) -> dict[str, Any]:
+        members = 20 if self.quick else 100
+        rate = 500 if self.quick else 5000
+        spec = {
+            "members": members,
+            "rates": [rate],
+            "step_s": self.step_s(6),
+            "bound_ms": 10,
+            "sample": 0.1,
+        }
+        return self.stepped("s5", "slow", members, spec, ("ngircd",), lambda i: ["bench"])
+
+    # -- Nexus-only scenarios ----------------------------------------------------
+
+    def s4(self) -> dict[str, Any]:
+        count = 500 if self.quick else 10_000
+        names = [datagen.user_name(i) for i in range(count)]
+        data = self.nexus_store("s4", count)
+        spec = {
+            "kind": "idle",
+            "connections": count,
+            "names": names,
+            "password": datagen.PASSWORD,
+        }
+        return {"nexus": self.with_server(NexusServer(data.parent, data), spec)}
+
+    def s6(self) -> dict[str, Any]:
+        count = 20 if self.quick else 100
+        names = [datagen.user_name(i) for i in range(count)]
+        rooms = [f"a{i}" for i in range(count)]
+        spec = {
+            "kind": "ack",
+            "connections": count,
+            "window": 8,
+            "names": names,
+            "rooms": rooms,
+            "password": datagen.PASSWORD,
+            "step_s": self.step_s(5),
+        }
+        results = {}
+        for fsync in (False, True):
+            label = "nexus --fsync" if fsync else "nexus"
+            data = self.nexus_store(
+                f"s6-{fsync}", count, rooms_of={i: [rooms[i]] for i in range(count)}
+            )
+            results[label] = self.with_server(NexusServer(data.parent, data, fsync=fsync), spec)
+        return results
+
+    def s7(self) -> dict[str, Any]:
+        rooms = 200 if self.quick else 2000
+        t0 = time.monotonic()
+        data = self.nexus_store("s7", 100, room_messages={f"r{i}": 500 for i in range(rooms)})
+        built = time.monotonic() - t0
+        size = data.stat().st_size
+        runs = []
+        for _ in range(1 if self.quick else 3):
+            server = NexusServer(data.parent, data)
+            with server:
+                stats = server.stats()
+            runs.append(
+                {"listening_s": round(server.ready_after, 3), "peak_rss_mib": stats["peak_rss_mib"]}
+            )
+        best = min(runs, key=lambda r: r["listening_s"])
+        return {
+            "nexus": {
+                "messages": rooms * 500,
+                "snapshot_mib": round(size / 2**20, 1),
+                "generated_s": round(built, 1),
+                "runs": runs,
+                "listening_s": best["listening_s"],
+                "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+            }
+        }
+
+    def s8(self) -> dict[str, Any]:
+        users = 50 if self.quick else 500
+        names = [datagen.user_name(i) for i in range(users)]
+        # Real OWASP argon2id hashes: the storm measures real password checks.
+        data = self.nexus_store(
+            "s8", users, strong_hash=True, rooms_of={i: ["general"] for i in range(users)}
+        )
+        spec = {"kind": "storm", "users": users, "names": names, "password": datagen.PASSWORD}
+        return {"nexus": self.with_server(NexusServer(data.parent, data), spec, timeout=120)}
+
+
+TITLES = {
+    1: "room fan-out, 100 members",
+    2: "room fan-out, 1,000 members",
+    3: "DMs between many pairs",
+    4: "10,000 idle connections",
+    5: "slow consumer in a flooded room",
+    6: "persistence: acknowledged messages",
+    7: "cold start, 1,000,000 stored messages",
+    8: "reconnect storm, 500 users",
+}
+
+
+# -- summaries -------------------------------------------------------------------
+
+
+def best_step(result: dict[str, Any], bound_ms: float) -> dict[str, Any] | None:
+    """The highest-rate step that kept up with p99 within the bound."""
+    good = [
+        s
+        for s in result.get("steps", [])
+        if s["kept_up"] and s["p99_ms"] is not None and s["p99_ms"] <= bound_ms
+    ]
+    return max(good, key=lambda s: s["deliveries_s"]) if good else None
+
+
+def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> list[dict]:
+    """One row per server: the headline figure and its unit, latencies, CPU, RSS."""
+    rows = []
+    for server, r in results.items():
+        row: dict[str, Any] = {"server": server}
+        if "missing" in r or "error" in r:
+            row["note"] = r.get("missing") or r.get("error")
+        elif number in (1, 2, 3):
+            step = best_step(r, bound_ms)
+            kept = [s for s in r["steps"] if s["kept_up"]]
+            peak = max(kept, key=lambda s: s["deliveries_s"]) if kept else None
+            unit = "msgs/s" if number == 3 else "deliveries/s"
+            key = "msgs_s" if number == 3 else "deliveries_s"
+            row.update(metric=f"{unit} at p99<{bound_ms:g}ms", unit=unit)
+            if step:
+                row.update(
+                    value=step[key],
+                    p50_ms=step["p50_ms"],
+                    p99_ms=step["p99_ms"],
+                    max_ms=step["max_ms"],
+                    server_cpu_pct=step.get("server_cpu_pct"),
+                    server_rss_mib=step.get("server_rss_mib"),
+                    generator_cpu_pct=step["generator_cpu_pct"],
+                )
+            else:
+                row.update(value=0, note="no step met the latency bound")
+            if peak:
+                row["peak_kept_up"] = peak[key]
+        elif number == 4:
+            row.update(
+                metric="KiB/connection (logged in)",
+                value=r["kib_per_session"],
+                kib_anonymous=r["kib_per_connection"],
+                connects_s=r["connects_s"],
+                logins_s=r["logins_s"],
+                held=r["held"],
+                server_rss_mib=r["server_rss_logged_in_mib"],
+            )
+        elif number == 5:
+            base, slow = r["baseline"], r["with_slow"]
+            ratio = (
+                round(slow["p99_ms"] / base["p99_ms"], 2)
+                if slow["p99_ms"] and base["p99_ms"]
+                else None
+            )
+            row.update(
+                metric="others' p99 with/without slow",
+                value=ratio,
+                p50_ms=slow["p50_ms"],
+                p99_ms=slow["p99_ms"],
+                max_ms=slow["max_ms"],
+                baseline_p99_ms=base["p99_ms"],
+                kept_up=slow["kept_up"],
+                slow_disconnected=r["slow_disconnected"],
+                server_rss_mib=r["server_peak_rss_mib"],
+                server_cpu_pct=slow.get("server_cpu_pct"),
+            )
+        elif number == 6:
+            row.update(
+                metric="acked msgs/s",
+                value=r["acks_s"],
+                p50_ms=r["p50_ms"],
+                p99_ms=r["p99_ms"],
+                max_ms=r["max_ms"],
+                server_cpu_pct=r["server_cpu_pct"],
+                server_rss_mib=r["server_rss_mib"],
+            )
+        elif number == 7:
+            row.update(
+                metric="s to listening",
+                value=r["listening_s"],
+                server_rss_mib=r["peak_rss_mib"],
+                messages=r["messages"],
+            )
+        elif number == 8:
+            row.update(
+                metric="s until all logged in",
+                value=r["all_in_s"],
+                logged_in=r["logged_in"],
+                failures=r["failures"],
+                server_cpu_pct=r["server_cpu_pct"],
+                server_rss_mib=r["server_peak_rss_mib"],
+            )
+        rows.append(row)
+    nexus = next((row for row in rows if row["server"] == "nexus"), None)
+    for row in rows:
+        if nexus and row is not nexus and number in (1, 2, 3):
+            # Ratios compare the highest rate each server kept up with; the
+            # latency-bounded figures sit beside them in the table.
+            if row.get("peak_kept_up") and nexus.get("peak_kept_up"):
+                row["nexus_ratio"] = round(nexus["peak_kept_up"] / row["peak_kept_up"], 2)
+            if row.get("value") and nexus.get("value"):
+                row["nexus_ratio_at_bound"] = round(nexus["value"] / row["value"], 2)
+    return rows
+
+
+BOUNDS = {1: 10, 2: 30, 3: 2}
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_table(scenarios: dict[str, Any]) -> None:
+    header = (
+        "#",
+        "scenario",
+        "server",
+        "figure",
+        "value",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "srv CPU%",
+        "RSS MiB",
+        "kept-up peak",
+        "nexus/peer",
+    )
+    lines = [header]
+    for number, entry in scenarios.items():
+        for row in entry["rows"]:
+            lines.append(
+                (
+                    number,
+                    entry["title"][:34],
+                    row["server"],
+                    row.get("metric", row.get("note", "")),
+                    fmt(row.get("value")),
+                    fmt(row.get("p50_ms")),
+                    fmt(row.get("p99_ms")),
+                    fmt(row.get("max_ms")),
+                    fmt(row.get("server_cpu_pct")),
+                    fmt(row.get("server_rss_mib")),
+                    fmt(row.get("peak_kept_up")),
+                    fmt(row.get("nexus_ratio")),
+                )
+            )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    for n, line in enumerate(lines):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        help="scenario number(s) to run, e.g. --scenario 1 --scenario 3 or --scenario 1,3",
+    )
+    parser.add_argument("--duration", type=float, help="seconds per rate step (default 3)")
+    parser.add_argument("--no-peers", action="store_true", help="measure Nexus only")
+    parser.add_argument("--out", type=Path, help="result file (default bench/results/<date>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = sorted({int(n) for arg in args.scenario for n in arg.split(",") if n.strip()})
+    chosen = chosen or sorted(TITLES)
+    raise_nofile()
+    bench = Bench(args)
+    for peer, why in bench.missing.items():
+        if not args.no_peers:
+            print(f"peer {peer}: {why}; its columns stay empty", file=sys.stderr)
+    started = dt.datetime.now(dt.UTC)
+    scenarios: dict[str, Any] = {}
+    try:
+        run_all(bench, chosen, scenarios)
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "machine": machine(),
+        "peers_missing": bench.missing,
+        "scenarios": scenarios,
+    }
+    stamp = started.strftime("%Y-%m-%dT%H%M%S") + ("-quick" if args.quick else "")
+    out = args.out or RESULTS / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(scenarios)
+    print(f"\nwritten to {out}")
+    return 0
+
+
+def run_all(bench: Bench, chosen: list[int], scenarios: dict[str, Any]) -> None:
+    for number in chosen:
+        t0 = time.monotonic()
+        print(f"scenario {number}: {TITLES[number]} ...", file=sys.stderr, flush=True)
+        try:
+            results = getattr(bench, f"s{number}")()
+        except Exception as exc:  # one broken scenario must not lose the others
+            results = {"nexus": {"error": f"{type(exc).__name__}: {exc}"[:2000]}}
+        scenarios[str(number)] = {
+            "title": TITLES[number],
+            "seconds": round(time.monotonic() - t0, 1),
+            "results": results,
+            "rows": summarise(number, results, BOUNDS.get(number)),
+        }

@@ -1,0 +1,254 @@
+"""Starting, watching and stopping the servers under test: Nexus and its peers.
+
+Every server listens on 127.0.0.1 only, is pinned to core 0 with taskset (the
+load generator gets core 1), and is killed when its `with` block ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SERVER_CORE = "0"
+GENERATOR_CORE = "1"
+LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+
+
+def raise_nofile() -> int:
+    """Raises this process's open-files limit to its hard cap; children inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def pinned(core: str, cmd: list[str]) -> list[str]:
+    """`cmd` run on one core, where taskset exists and the machine has two cores."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", core, *cmd]
+    return cmd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    """CPU seconds used so far, RSS and peak RSS (MiB) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = hwm = 0.0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+    return {"cpu_s": cpu, "rss_mib": rss, "peak_rss_mib": hwm}
+
+
+class Server:
+    """A child server process; subclasses know how to start each kind."""
+
+    name = "?"
+    proto = "?"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.started_at = 0.0
+        self.ready_after = 0.0  # seconds from spawn to listening
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stats(self) -> dict[str, float]:
+        return proc_stats(self.pid)
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        finally:
+            for stream in (proc.stdout, proc.stderr):
+                if stream:
+                    stream.close()
+
+
+class NexusServer(Server):
+    name = "nexus"
+    proto = "nexus"
+
+    def __init__(self, workdir: Path, data: Path, *, fsync: bool = False) -> None:
+        super().__init__(workdir)
+        self.data = data
+        self.fsync = fsync
+
+    @staticmethod
+    def command() -> list[str]:
+        exe = shutil.which("nexus-server")
+        return [exe] if exe else [sys.executable, "-m", "nexus"]
+
+    def start(self, timeout: float = 60.0) -> None:
+        cmd = [*self.command(), "--host", "127.0.0.1", "--port", "0", "--data", str(self.data)]
+        cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off"]
+        if self.fsync:
+            cmd.append("--fsync")
+        env = {
+            **os.environ,
+            # Benchmarks connect thousands of clients from one address and set
+            # up slowly; these are deployment settings, not code changes.
+            "NEXUS_MAX_CONNECTIONS_PER_IP": "1000000",
+            "NEXUS_LOGIN_TIMEOUT": "600",
+        }
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        line = self.proc.stdout.readline()
+        self.ready_after = time.monotonic() - self.started_at
+        match = LISTENING.search(line)
+        if not match:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=timeout)
+            raise RuntimeError(f"nexus-server did not start: {line!r} {err[-2000:]!r}")
+        self.port = int(match.group(2))
+
+
+NGIRCD_CONF = """\
+[Global]
+    Name = bench.irc
+    Info = Nexus benchmark peer
+    Listen = 127.0.0.1
+    Ports = {port}
+    MotdPhrase = "bench"
+    PidFile = {workdir}/ngircd.pid
+    ServerUID = {uid}
+    ServerGID = {gid}
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxNickLength = 30
+    MaxPenaltyTime = 0
+    PingTimeout = 600
+    PongTimeout = 600
+    ConnectRetry = 60
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+"""
+
+
+class NgircdServer(Server):
+    """ngircd without flood penalties, DNS or ident lookups, in the foreground."""
+
+    name = "ngircd"
+    proto = "irc"
+
+    @staticmethod
+    def available() -> str | None:
+        return shutil.which("ngircd") or (
+            "/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None
+        )
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.port = free_port()
+        conf = self.workdir / "ngircd.conf"
+        conf.write_text(
+            NGIRCD_CONF.format(
+                port=self.port, workdir=self.workdir, uid=os.getuid(), gid=os.getgid()
+            )
+        )
+        conf.chmod(0o644)
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            pinned(SERVER_CORE, [self.available(), "--nodaemon", "--config", str(conf)]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wait_port(self.port, self.proc, timeout)
+        self.ready_after = time.monotonic() - self.started_at
+
+
+class RedisServer(Server):
+    """redis-server with no persistence: PUBLISH/SUBSCRIBE as the raw fan-out ceiling."""
+
+    name = "redis"
+    proto = "redis"
+
+    @staticmethod
+    def available() -> str | None:
+        return shutil.which("redis-server")
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.port = free_port()
+        cmd = [
+            self.available(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--maxclients",
+            "15000",
+            "--dir",
+            str(self.workdir),
+            "--loglevel",
+            "warning",
+        ]
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            pinned(SERVER_CORE, cmd), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        wait_port(self.port, self.proc, timeout)
+        self.ready_after = time.monotonic() - self.started_at

@@ -1,0 +1,37 @@
+"""The benchmark harness still runs: quick mode of a few scenarios, Nexus only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_writes_sane_numbers(tmp_path: Path) -> None:
+    """Fan-out, DMs and persistence in quick mode deliver messages and report latencies."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "1,3,6"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["machine"]["cores"] >= 1 and report["machine"]["python"]
+    scenarios = report["scenarios"]
+    assert set(scenarios) == {"1", "3", "6"}
+    for number in ("1", "3"):
+        steps = scenarios[number]["results"]["nexus"]["steps"]
+        assert steps, number
+        first = steps[0]
+        assert first["delivered"] > 0 and first["kept_up"], first
+        assert 0 < first["p50_ms"] <= first["p99_ms"] <= first["max_ms"], first
+        assert first["server_cpu_pct"] > 0 and first["server_rss_mib"] > 0, first
+        row = scenarios[number]["rows"][0]
+        assert row["server"] == "nexus" and row["value"] > 0, row
+    for label in ("nexus", "nexus --fsync"):
+        acks = scenarios["6"]["results"][label]
+        assert acks["acked"] > 0 and acks["p99_ms"] is not None, acks
+    assert "server" in proc.stdout and "nexus" in proc.stdout  # the table was printed
