@@ -822,3 +822,34 @@ async def test_unexpected_failure_is_internal_and_connection_survives(server, mo
     error = await alice.fails("internal", "whois", username="alice")
     assert "boom" not in error["message"]
     await alice.ok("ping")
+
+
+async def test_concurrent_registrations_of_one_name_admit_exactly_one(server):
+    """Two peers registering the same name at once: one succeeds, the other is username_taken."""
+    peers = [await server.peer() for _ in range(4)]
+    names = ["race", "RACE", "Race", "rAcE"]
+    for peer, name in zip(peers, names, strict=True):
+        await peer.send({"id": 1, "cmd": "register", "username": name, "password": PASSWORD})
+    replies = [await peer.reply() for peer in peers]
+    assert sum(r["ok"] for r in replies) == 1, replies
+    assert sorted(r["error"]["code"] for r in replies if not r["ok"]) == ["username_taken"] * 3
+
+
+async def test_room_online_counts_users_not_sessions(server):
+    """A user with several sessions counts once among a room's online members."""
+    alice = await server.user("alice")
+    await server.user("alice", register=False)
+    await server.user("alice", register=False)
+    rooms = {r["name"]: r for r in (await alice.ok("rooms"))["rooms"]}
+    assert (rooms["general"]["members"], rooms["general"]["online"]) == (1, 1)
+
+
+async def test_errors_leave_nothing_behind(server):
+    """A refused request changes nothing: no message, no room, no membership."""
+    alice = await server.user("alice")
+    await alice.fails("too_long", "say", room="general", text="x" * 4001)
+    await alice.fails("invalid_room", "create", room="no way")
+    await alice.fails("not_member", "say", room="tech", text="x")
+    assert (await alice.ok("history", room="general"))["messages"] == []
+    assert len((await alice.ok("rooms"))["rooms"]) == 3
+    assert (await alice.ok("whois", username="alice"))["user"]["rooms"] == ["general"]

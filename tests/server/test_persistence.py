@@ -253,7 +253,7 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
 )
 async def test_store_closes_with_records_still_pending(data):
     """close() finishes when records arrive while a write is under way."""
-    store = await Store.open(data)
+    store = await Store.open(data, fsync=True)  # fsync runs in a thread: the writer yields
     store.record({"op": "register", "username": "alice", "password": "x", "ts": 1.0})
     await asyncio.sleep(0)  # the writer takes that record and starts writing it
     store.record({"op": "bio", "user": "alice", "text": "pending"})
