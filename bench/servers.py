@@ -129,6 +129,11 @@ class NexusServer(Server):
 
     @staticmethod
     def command() -> list[str]:
+        """The installed console script; NEXUS_BENCH_SERVER overrides it (for profiling,
+        e.g. `py-spy record -o prof.svg -- nexus-server`)."""
+        override = os.environ.get("NEXUS_BENCH_SERVER")
+        if override:
+            return override.split()
         exe = shutil.which("nexus-server")
         return [exe] if exe else [sys.executable, "-m", "nexus"]
 
