@@ -38,6 +38,9 @@ DEFAULT_ROOMS = ("general", "random", "tech")
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Bio and topic are one line: every control character is refused.
 _LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode's White_Space property. str.isspace() and str.strip() also count
+# U+001C-U+001F, which are controls, so they cannot be used here.
+_WHITE_SPACE = re.compile(r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
 
 
 # --------------------------------------------------------------------------
@@ -180,7 +183,8 @@ def room_name(value: Any) -> str:
     name = _string(value)
     if name.startswith("#"):
         name = name[1:]
-    name = name.lower()
+    # Lower-case ASCII only: "\u212a".lower() is "k", and names are ASCII.
+    name = name.lower() if name.isascii() else name
     if not ROOM_RE.fullmatch(name):
         raise NexusError("invalid_room", "a room name is 1-32 of a-z, 0-9, '_' or '-'")
     return name
@@ -190,7 +194,7 @@ def message_text(value: Any) -> str:
     text = _string(value)
     if len(text) > MESSAGE_MAX:
         raise NexusError("too_long", f"a message has at most {MESSAGE_MAX} characters")
-    if not text.strip():
+    if _WHITE_SPACE.fullmatch(text):
         raise NexusError("empty", "a message needs some text")
     if _MESSAGE_CONTROL.search(text):
         raise NexusError("bad_args", "control characters are not allowed in a message")

@@ -66,6 +66,12 @@ class Peer:
         assert [r.get("id") for r in replies] == ids
         return replies
 
+    async def burst(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Pipelines `frames`; every reply must be ok."""
+        replies = await self.pipeline(frames)
+        assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
+        return replies
+
     async def ok(self, cmd: str, **args: Any) -> dict[str, Any]:
         """A request that must succeed."""
         reply = await self.request(cmd, **args)

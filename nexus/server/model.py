@@ -104,7 +104,8 @@ class Model:
     # -- queries ---------------------------------------------------------
 
     def user(self, name: str) -> User | None:
-        return self.users.get(user_key(name))
+        # Usernames are ASCII; "\u212aate".lower() would otherwise find kate.
+        return self.users.get(user_key(name)) if name.isascii() else None
 
     def display(self, key: str) -> str:
         return self.users[key].username

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
-import orjson
 import pytest
 
 from nexus.server import commands
-from tests.conftest import PASSWORD, Running
+from tests.conftest import PASSWORD
 from tests.wire import Peer
 
 PROFILE_KEYS = {"username", "bio", "online", "rooms", "created", "last_seen"}
@@ -19,53 +17,14 @@ MESSAGE_KEYS = {"room", "seq", "from", "text", "ts"}
 DM_KEYS = {"seq", "from", "to", "text", "ts"}
 
 
-async def settle(running: Running) -> None:
-    """Disconnects every peer and waits until the server has written what that caused.
-
-    Works around a lost wake-up in Store._write_loop: a store closed while
-    records are still pending never finishes, so server.stop() would hang.
-    """
-    for peer in running.peers:
-        await peer.close()
-    store = running.server.store
-    for _ in range(500):
-        if not running.server.sessions and not store._pending:
-            return
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def start_server(start_server):
-    """The shared starter, with each server settled before the shared teardown stops it."""
-    started: list[Running] = []
-
-    async def start(*args: Any, **kwargs: Any) -> Running:
-        running = await start_server(*args, **kwargs)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.listener is not None:
-            await settle(running)
-
-
-async def burst(peer: Peer, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sends `frames` in one write and returns their replies, all of which must be ok."""
-    await peer.send_raw(b"".join(orjson.dumps(f) + b"\n" for f in frames))
-    replies = [await peer.reply() for _ in frames]
-    assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]
-    return replies
-
-
 async def say_many(peer: Peer, room: str, n: int, prefix: str = "m") -> None:
-    await burst(
-        peer, [{"cmd": "say", "room": room, "text": f"{prefix}{i}"} for i in range(1, n + 1)]
+    await peer.burst(
+        [{"cmd": "say", "room": room, "text": f"{prefix}{i}"} for i in range(1, n + 1)]
     )
 
 
 async def dm_many(peer: Peer, to: str, n: int, prefix: str = "d") -> None:
-    await burst(peer, [{"cmd": "dm", "to": to, "text": f"{prefix}{i}"} for i in range(1, n + 1)])
+    await peer.burst([{"cmd": "dm", "to": to, "text": f"{prefix}{i}"} for i in range(1, n + 1)])
 
 
 def only(reply: dict[str, Any], *keys: str) -> None:

@@ -3,44 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
-import pytest
 
-from tests.conftest import Running
 from tests.wire import Peer
-
-
-async def settle(running: Running) -> None:
-    """Disconnects every peer and waits until the server has written what that caused.
-
-    Works around a lost wake-up in Store._write_loop: a store closed while
-    records are still pending never finishes, so server.stop() would hang.
-    """
-    for peer in running.peers:
-        await peer.close()
-    store = running.server.store
-    for _ in range(500):
-        if not running.server.sessions and not store._pending:
-            return
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def start_server(start_server):
-    """The shared starter, with each server settled before the shared teardown stops it."""
-    started: list[Running] = []
-
-    async def start(*args: Any, **kwargs: Any) -> Running:
-        running = await start_server(*args, **kwargs)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.listener is not None:
-            await settle(running)
 
 
 async def quiet(peer: Peer, name: str) -> None:

@@ -5,45 +5,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from nexus.server.store import Store
 from tests.conftest import PASSWORD, Running
 from tests.wire import Peer
-
-
-async def settle(running: Running) -> None:
-    """Disconnects every peer and waits until the server has written what that caused.
-
-    Works around a lost wake-up in Store._write_loop: a store closed while
-    records are still pending never finishes, so server.stop() would hang.
-    """
-    for peer in running.peers:
-        await peer.close()
-    store = running.server.store
-    for _ in range(500):
-        if not running.server.sessions and not store._pending:
-            return
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def start_server(start_server):
-    """The shared starter, with each server settled before the shared teardown stops it."""
-    started: list[Running] = []
-
-    async def start(*args: Any, **kwargs: Any) -> Running:
-        running = await start_server(*args, **kwargs)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.listener is not None:
-            await settle(running)
 
 
 @pytest.fixture
@@ -53,7 +20,6 @@ def data(tmp_path: Path) -> Path:
 
 async def restart(running: Running, start_server, data: Path) -> Running:
     """Stops `running` cleanly and starts a new server on the same data path."""
-    await settle(running)
     await running.close()
     return await start_server(data=data)
 
@@ -63,13 +29,6 @@ async def login(server: Running, name: str, password: str = PASSWORD) -> tuple[P
     reply = await peer.ok("login", username=name, password=password)
     peer.name = name
     return peer, reply
-
-
-async def burst(peer: Peer, frames: list[dict[str, Any]]) -> None:
-    await peer.send_raw(b"".join(orjson.dumps(f) + b"\n" for f in frames))
-    for _ in frames:
-        reply = await peer.reply()
-        assert reply["ok"], reply
 
 
 async def test_everything_survives_a_restart(start_server, data):
@@ -148,7 +107,7 @@ async def test_trimmed_history_stays_trimmed_after_a_restart(start_server, data)
     """A room past its 500 cap restarts with seqs 6-505 and goes on at 506."""
     first = await start_server(data=data)
     alice = await first.user("alice")
-    await burst(alice, [{"cmd": "say", "room": "general", "text": f"{i}"} for i in range(505)])
+    await alice.burst([{"cmd": "say", "room": "general", "text": f"{i}"} for i in range(505)])
     second = await restart(first, start_server, data)
     alice, _ = await login(second, "alice")
     page = await alice.ok("history", room="general", limit=500)
@@ -248,9 +207,6 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
     assert rooms["games"]["topic"] == "t" and rooms["games"]["owner"] == "alice"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="Store._write_loop loses the close wake-up", raises=TimeoutError
-)
 async def test_store_closes_with_records_still_pending(data):
     """close() finishes when records arrive while a write is under way."""
     store = await Store.open(data, fsync=True)  # fsync runs in a thread: the writer yields
