@@ -55,6 +55,7 @@ def server_port(tmp_path: Path) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
+        proc.stdout.close()
 
 
 class Tmux:
@@ -66,7 +67,7 @@ class Tmux:
 
     def __call__(self, *args: str) -> str:
         result = subprocess.run(
-            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=True
+            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=True, timeout=10
         )
         return result.stdout
 
@@ -77,7 +78,7 @@ class Tmux:
 
     def kill(self) -> None:
         """Ends the tmux server and removes its socket file."""
-        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True)
+        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
         if self.path:
             Path(self.path).unlink(missing_ok=True)
 
