@@ -12,6 +12,8 @@ import os
 import sys
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.history import DummyHistory
+from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
 from rich.console import Console
 from rich.text import Text
 
@@ -58,9 +60,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _ask(session: PromptSession[str], question: str, *, secret: bool = False) -> str:
-    answer = await session.prompt_async(question, is_password=secret)
-    return answer.strip() if not secret else answer
+class Hidden(Processor):
+    """Shows nothing of a password being typed, not even its length."""
+
+    def apply_transformation(self, ti: TransformationInput) -> Transformation:
+        return Transformation([], source_to_display=lambda i: 0, display_to_source=lambda i: 0)
 
 
 async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
@@ -73,12 +77,14 @@ async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
     if not sys.stdin.isatty():
         raise Failure(f"no terminal to ask on: use --user NAME with ${PASSWORD_ENV}")
     ask: PromptSession[str] = PromptSession()
+    secret: PromptSession[str] = PromptSession(history=DummyHistory(), input_processors=[Hidden()])
     if not username:
-        choice = await _ask(ask, "Log in or register? [L/r] ")
-        register = register or choice.lower().startswith("r")
-        username = await _ask(ask, "Username: ")
-    password = await _ask(ask, "Password: ", secret=True)
-    if register and await _ask(ask, "Password again: ", secret=True) != password:
+        if not register:
+            choice = await ask.prompt_async("Log in or register? [L/r] ")
+            register = choice.strip().lower().startswith("r")
+        username = (await ask.prompt_async("Username: ")).strip()
+    password = await secret.prompt_async("Password (not shown): ")
+    if register and await secret.prompt_async("Password again: ") != password:
         raise Failure("the passwords do not match")
     return username, password, register
 

@@ -40,7 +40,7 @@ class Entry:
 
     @property
     def plain(self) -> str:
-        """The text of a Text entry (tables and panels have none); used by tests and search."""
+        """The text of a line; empty for tables and panels."""
         return getattr(self.renderable, "plain", "")
 
 

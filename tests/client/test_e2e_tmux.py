@@ -133,10 +133,10 @@ def test_two_users_chat_and_dm_in_two_terminals(tmux, server_port):
     tmux.keys("bob", "r")
     tmux.wait_for("bob", "Username:")
     tmux.keys("bob", "bob")
-    tmux.wait_for("bob", "Password:")
+    tmux.wait_for("bob", "Password (not shown):")
     tmux.keys("bob", PASSWORD)
     screen = tmux.wait_for("bob", "Password again:")
-    assert PASSWORD not in screen
+    assert PASSWORD not in screen and "*" not in screen  # not echoed, not even its length
     tmux.keys("bob", PASSWORD)
     tmux.wait_for("bob", "bob@#general")
 
