@@ -6,40 +6,42 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 
 from nexus import __version__
-from nexus.server.config import ServerConfig
+from nexus.server.config import ServerConfig, parse_bool, settings, value_type
 from nexus.server.server import NexusServer
 from nexus.server.store import DamagedStore
 
 log = logging.getLogger("nexus.server")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per setting in ServerConfig, with its default and purpose."""
     parser = argparse.ArgumentParser(
         prog="nexus-server",
-        description="Run a Nexus chat server. Flags override NEXUS_* environment variables.",
+        description="Run a Nexus chat server. Every flag can also be set as NEXUS_<NAME> "
+        "in the environment (e.g. NEXUS_PORT=7000); flags win.",
     )
-    parser.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port to listen on, 0 for any (default 9999)")
-    parser.add_argument("--data", type=Path, help="store file (default ./nexus_data.json)")
-    parser.add_argument("--log", type=Path, help="log file (default ./nexus_server.log)")
-    parser.add_argument("--motd", help="message of the day sent to every client")
-    parser.add_argument(
-        "--fsync",
-        action="store_true",
-        default=None,
-        help="fsync every group of writes: survive power loss, not just crashes",
-    )
-    parser.add_argument(
-        "--rate-limit",
-        choices=("on", "off"),
-        help="flood control for say and dm (default on; off for benchmarks and trusted bots)",
-    )
+    defaults = ServerConfig()
+    for f in settings():
+        flag = "--" + f.name.replace("_", "-")
+        kind = value_type(f)
+        default = getattr(defaults, f.name)
+        shown = {True: "on", False: "off"}.get(default, default) if kind is bool else default
+        help_text = f"{f.metadata['help']} (default: {shown})"
+        if kind is bool:
+            parser.add_argument(
+                flag, type=parse_bool, nargs="?", const=True, metavar="on|off", help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag, type=kind, metavar=f.name.split("_")[-1].upper(), help=help_text
+            )
     parser.add_argument("--version", action="version", version=f"nexus-server {__version__}")
-    return parser.parse_args(argv)
+    return parser
 
 
 def configure_logging(path: Path) -> None:
@@ -53,8 +55,9 @@ def configure_logging(path: Path) -> None:
 async def serve(config: ServerConfig) -> None:
     server = await NexusServer.start(config)
     host, port = server.address
-    log.info("listening on %s:%d, data in %s", host, port, config.data)
-    print(f"nexus-server {__version__} listening on {host}:{port}", flush=True)
+    scheme = "tls" if server.tls else "tcp"
+    log.info("listening on %s:%d (%s), data in %s", host, port, scheme, config.data)
+    print(f"nexus-server {__version__} listening on {host}:{port} ({scheme})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,17 +69,12 @@ async def serve(config: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    rate_limit = None if args.rate_limit is None else args.rate_limit == "on"
-    config = ServerConfig.from_env(
-        host=args.host,
-        port=args.port,
-        data=args.data,
-        log=args.log,
-        motd=args.motd,
-        fsync=args.fsync,
-        rate_limit=rate_limit,
-    )
+    args = build_parser().parse_args(argv)
+    try:
+        config = ServerConfig.from_env(**{f.name: getattr(args, f.name) for f in settings()})
+    except ValueError as exc:
+        print(f"nexus-server: bad NEXUS_* setting: {exc}", file=sys.stderr)
+        return 2
     try:
         configure_logging(config.log)
     except OSError as exc:
@@ -94,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("refusing to start: %s", exc)
         print(f"nexus-server: refusing to start: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, ssl.SSLError) as exc:
         log.error("cannot start: %s", exc)
         print(f"nexus-server: cannot start: {exc.strerror or exc}", file=sys.stderr)
         return 2

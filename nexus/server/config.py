@@ -1,6 +1,8 @@
-"""Server settings: each limit named once, with what it protects.
+"""Server settings: each named once, with its default, its flag and what it protects.
 
 Precedence: command-line flags > environment (`NEXUS_<NAME>`) > defaults.
+The command line is built from this table, so a new setting gets its flag
+and its environment variable by being declared here.
 """
 
 from __future__ import annotations
@@ -8,63 +10,93 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from nexus.protocol import MAX_FRAME
 from nexus.server.auth import OWASP
 
 
+def setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A setting with a command-line flag: `help` says what it is for."""
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
 @dataclass(slots=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
-    port: int = 9999
-    data: Path = Path("nexus_data.json")
-    log: Path = Path("nexus_server.log")
-    motd: str = "Welcome to Nexus."
-    # fsync each group of journal writes: survives power loss, not just crashes.
-    fsync: bool = False
+    host: str = setting("0.0.0.0", "address to listen on")
+    port: int = setting(9999, "port to listen on, 0 for any free port")
+    data: Path = setting(Path("nexus_data.json"), "store file; its journal is FILE.journal")
+    log: Path = setting(Path("nexus_server.log"), "log file")
+    motd: str = setting("Welcome to Nexus.", "message of the day sent to every client")
+    fsync: bool = setting(False, "fsync each group of writes: survive power loss, not just crashes")
+    tls_cert: Path | None = setting(None, "serve TLS with this certificate (PEM)")
+    tls_key: Path | None = setting(None, "private key for --tls-cert (PEM)")
+    tls: bool = setting(
+        False, "serve TLS; without --tls-cert, use a self-signed certificate kept beside the data"
+    )
 
-    # Bounds what one peer can make the server buffer for it.
-    max_frame: int = MAX_FRAME
-    # Unsent bytes a session may fall behind before it is disconnected, so a
-    # reader that stalls cannot hold the server's memory or slow its room.
-    max_outbound: int = 1024 * 1024
-    # Flood control for `say` and `dm`, per user: a burst, then a steady rate.
-    rate_limit: bool = True
-    message_burst: int = 30
-    message_rate: float = 10.0
-    # Password guessing: attempts a minute, per connection and per account.
-    login_attempts_per_minute: int = 5
-    # An anonymous connection gets this long and this many frames to log in.
-    login_timeout: float = 30.0
-    login_frames: int = 64
-    # Connections one address may hold (loopback included).
-    max_connections_per_ip: int = 64
-    # TCP keepalive: a half-open peer is found and dropped after about
-    # idle + interval * count seconds of silence.
-    keepalive_idle: int = 60
-    keepalive_interval: int = 10
-    keepalive_count: int = 3
-    # argon2id cost; tests lower it, the server never should.
+    max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
+    max_outbound: int = setting(
+        1024 * 1024,
+        "unsent bytes a session may fall behind before it is disconnected,"
+        " so a stalled reader cannot hold memory or slow its room",
+    )
+    rate_limit: bool = setting(True, "flood control for say and dm (off for benchmarks and bots)")
+    message_burst: int = setting(30, "say/dm a user may send at once before the rate applies")
+    message_rate: float = setting(10.0, "say/dm a user may send each second after the burst")
+    login_attempts_per_minute: int = setting(
+        5, "password attempts a minute, per connection and per account"
+    )
+    login_timeout: float = setting(30.0, "seconds an anonymous connection gets to log in")
+    login_frames: int = setting(64, "frames an anonymous connection may send before logging in")
+    max_connections_per_ip: int = setting(64, "connections one address may hold (loopback too)")
+    keepalive_idle: int = setting(
+        60, "seconds of silence before TCP keepalive probes a peer (drops half-open connections)"
+    )
+    keepalive_interval: int = setting(10, "seconds between keepalive probes")
+    keepalive_count: int = setting(3, "unanswered probes before the connection is dropped")
+    # argon2id cost; tests lower it, a server never should, so it has no flag.
     password_params: dict[str, int] = field(default_factory=lambda: dict(OWASP))
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> ServerConfig:
-        """Defaults, overridden by NEXUS_* variables, overridden by `overrides`."""
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerConfig:
+        """Defaults, overridden by NEXUS_* variables, overridden by `overrides` (not None)."""
         environ = os.environ if environ is None else environ
         config = cls()
-        for f in fields(cls):
+        for f in settings():
             raw = environ.get("NEXUS_" + f.name.upper())
-            if raw is not None and f.name != "password_params":
-                setattr(config, f.name, _convert(getattr(config, f.name), raw))
+            if raw is not None:
+                setattr(config, f.name, parse_value(f, raw))
         for name, value in overrides.items():
             if value is not None:
                 setattr(config, name, value)
         return config
 
 
-def _convert(current: object, raw: str) -> object:
-    if isinstance(current, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(current, Path):
-        return Path(raw)
-    return type(current)(raw)
+def settings() -> list[Any]:
+    """The settings that have a flag and an environment variable."""
+    return [f for f in fields(ServerConfig) if "help" in f.metadata]
+
+
+def value_type(f: Any) -> type:
+    """The type a setting's text is converted to."""
+    default = f.default
+    if default is None:
+        return Path  # the optional settings are all files
+    return type(default) if not isinstance(default, Path) else Path
+
+
+def parse_value(f: Any, raw: str) -> Any:
+    kind = value_type(f)
+    if kind is bool:
+        return parse_bool(raw)
+    return kind(raw)
+
+
+def parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not on/off: {raw!r}")

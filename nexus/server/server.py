@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 
@@ -15,6 +16,7 @@ from nexus.server.hub import Hub
 from nexus.server.ratelimit import Limiter, TokenBucket
 from nexus.server.session import Session
 from nexus.server.store import Store
+from nexus.server.tls import server_context
 
 log = logging.getLogger("nexus.server")
 
@@ -39,6 +41,7 @@ class NexusServer:
         self.account_logins = Limiter(per_minute, per_minute / 60)
         self.flood = Limiter(config.message_burst, config.message_rate)
         self.listener: asyncio.Server | None = None
+        self.tls: ssl.SSLContext | None = None
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
@@ -55,8 +58,15 @@ class NexusServer:
             finally:
                 server.tasks.discard(task)
 
+        server.tls = server_context(config)
+        tls_options = {"ssl": server.tls, "ssl_handshake_timeout": config.login_timeout}
         server.listener = await asyncio.start_server(
-            on_connect, config.host, config.port, limit=config.max_frame, backlog=1024
+            on_connect,
+            config.host,
+            config.port,
+            limit=config.max_frame,
+            backlog=1024,
+            **(tls_options if server.tls else {}),
         )
         return server
 
