@@ -80,11 +80,11 @@ class MessagePane(UIControl):
     def create_content(self, width: int, height: int) -> UIContent:
         self.height = height
         pane = self.state.pane
-        lines: list[Fragments] = pane.view(width, height)
-        if pane.scroll:
+        marked = bool(pane.scroll) and height > 1  # a bar under the view says what waits below
+        lines: list[Fragments] = pane.view(width, height - marked)
+        if marked and pane.scroll:
             waiting = f"{pane.newer} newer messages" if pane.newer else "newer lines"
-            marker = f" ▼ {waiting} below: PageDown ".ljust(width)
-            lines = [*lines[-(height - 1) :], [("class:marker", marker)]] if height > 1 else []
+            lines.append([("class:marker", f" ▼ {waiting} below: PageDown ".ljust(width))])
         lines = [[] for _ in range(height - len(lines))] + lines
         return UIContent(get_line=lines.__getitem__, line_count=len(lines))
 

@@ -13,8 +13,8 @@ import pytest
 
 from nexus.client.connection import ChatConnection
 from nexus.client.session import open_connection
+from tests.conftest import PASSWORD
 
-PASSWORD = "correct horse"
 _names = itertools.count(1)
 
 
