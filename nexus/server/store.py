@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -185,13 +186,20 @@ class Store:
                 raw = await f.read()
             self._snapshot_bytes = len(raw)
             try:
-                snapshot = orjson.loads(raw)
+                # The standard parser, not orjson: orjson builds a tree of the
+                # whole document before making Python objects, and for
+                # 1,000,000 stored messages (227 MiB) it peaked at 1,135 MiB in
+                # 1.3 s; json.loads makes objects as it goes: 739 MiB in 1.1 s,
+                # once the bytes are dropped after decoding. Snapshots are
+                # written by this module, so json's leniency (NaN) is moot.
+                text, raw = raw.decode("utf-8"), b""
+                snapshot, text = json.loads(text), ""
                 if snapshot.get("format") != SNAPSHOT_FORMAT:
                     raise ValueError("not a Nexus store")
                 if snapshot.get("version") != SNAPSHOT_VERSION:
                     raise ValueError(f"unsupported store version {snapshot.get('version')}")
                 model, n = Model.from_snapshot(snapshot), snapshot["journal_seq"]
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 raise DamagedStore(f"{self.path}: unreadable snapshot ({exc})") from None
         journal_bytes = 0
         if await aiofiles.os.path.exists(self.journal_path):
