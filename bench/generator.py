@@ -316,7 +316,10 @@ class Generator:
     ) -> list[Conn]:
         """Connects, logs in and joins each of `names`, `concurrency` at a time."""
         members: list[Conn | None] = [None] * len(names)
-        gate = asyncio.Semaphore(concurrency)
+        # ngircd's listen backlog is short: a burst of connects overflows it
+        # and the kernel retries each SYN after 1 s, 3 s, 7 s... (the "slow
+        # registration" of FIELD_NOTES), so IRC clients connect a few at a time.
+        gate = asyncio.Semaphore(self.spec.get("concurrency", concurrency))
 
         async def one(i: int, name: str) -> None:
             async with gate:

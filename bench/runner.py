@@ -144,7 +144,8 @@ class Bench:
         data = self.nexus_store(name, users, rooms_of=rooms)
         results["nexus"] = self.with_server(NexusServer(data.parent, data), base)
         for server in self.peer_servers(peers, name):
-            results[server.name] = self.with_server(server, base)
+            spec = {**base, "concurrency": 8} if server.proto == "irc" else base
+            results[server.name] = self.with_server(server, spec)
         for peer in peers:
             if peer in self.missing:
                 results[peer] = {"missing": self.missing[peer]}
@@ -235,14 +236,14 @@ class Bench:
             runs.append(
                 {"listening_s": round(server.ready_after, 3), "peak_rss_mib": stats["peak_rss_mib"]}
             )
-        best = min(runs, key=lambda r: r["listening_s"])
+        worst = max(runs, key=lambda r: r["listening_s"])  # report the slowest of the runs
         return {
             "nexus": {
                 "messages": rooms * 500,
                 "snapshot_mib": round(size / 2**20, 1),
                 "generated_s": round(built, 1),
                 "runs": runs,
-                "listening_s": best["listening_s"],
+                "listening_s": worst["listening_s"],
                 "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
             }
         }
