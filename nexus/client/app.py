@@ -57,6 +57,7 @@ WHEEL_ROWS = 3
 
 STYLE = Style.from_dict(
     {
+        "header": "underline",
         "status": "reverse",
         "status.offline": "bg:ansired fg:ansiwhite bold",
         "side.border": "fg:ansibrightblack",
@@ -133,6 +134,14 @@ def side_panel(state: ChatState) -> Fragments:
     return out
 
 
+def header(state: ChatState) -> Fragments:
+    """The current room and its topic, above the messages."""
+    room = state.rooms.get(state.current or "")
+    if room is None:
+        return [("class:header", " no room: /join one, /rooms lists them")]
+    return [("class:header bold", f" #{room.name} "), ("class:header", render.clean(room.topic))]
+
+
 def status_bar(state: ChatState) -> Fragments:
     where = f"#{state.current}" if state.current else "(no room)"
     style = "class:status" if state.connected else "class:status.offline"
@@ -164,7 +173,12 @@ class ChatApp:
         )
         body = VSplit(
             [
-                Window(self.pane, wrap_lines=False),
+                HSplit(
+                    [
+                        Window(FormattedTextControl(lambda: header(state)), height=1),
+                        Window(self.pane, wrap_lines=False),
+                    ]
+                ),
                 Window(width=1, char="│", style="class:side.border"),
                 Window(
                     FormattedTextControl(lambda: side_panel(state)),

@@ -121,6 +121,8 @@ async def execute(ctx: Context, line: str) -> None:
         ctx.state.error(describe(exc))
     except ConnectionClosed:
         ctx.state.error(f"the connection is down, not confirmed: {line}")
+    except (KeyError, TypeError, ValueError) as exc:  # a reply not shaped as the protocol says
+        ctx.state.error(f"unexpected reply from the server ({exc!r}) to: {line}")
 
 
 def describe(exc: NexusError) -> str:

@@ -169,8 +169,8 @@ def rooms_table(rooms: Iterable[Mapping[str, Any]], mine: Iterable[str]) -> Tabl
         table.add_row(
             "*" if room.get("name") in mine else "",
             Text("#" + clean(room.get("name", "")), style="bold"),
-            str(room.get("members", "")),
-            str(room.get("online", "")),
+            Text(clean(room.get("members", ""))),
+            Text(clean(room.get("online", ""))),
             Text(clean(owner), style=user_style(clean(owner))) if owner else Text("-", style=DIM),
             Text(clean(room.get("topic", ""))),
         )

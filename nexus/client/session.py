@@ -131,9 +131,7 @@ class ChatSession:
                 delay = self.backoff[0]
                 await self._flush_outbox()
                 async for event in conn:
-                    if self.state.apply(event):
-                        self.on_bell()
-                    self.on_change()
+                    self._apply(event)
                 if not self._stopping:
                     self.state.error("connection lost: reconnecting")
             except NexusError as exc:
@@ -154,6 +152,17 @@ class ChatSession:
             self._status(f"offline, retrying in {delay:.0f} s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff[1])
+
+    def _apply(self, event: dict[str, Any]) -> None:
+        try:
+            ring = self.state.apply(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # An event not shaped as the protocol says: say so, keep the session.
+            self.state.error(f"unreadable {str(event.get('event'))[:20]!r} event: {exc!r}")
+            ring = False
+        if ring:
+            self.on_bell()
+        self.on_change()
 
     async def _settle(self, conn: ChatConnection, login: dict[str, Any]) -> None:
         """After a login: rejoin the rooms, fill what was missed, learn who is online."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus.client.commands import COMMANDS, UsageError, completions, parse
+from nexus.client.commands import COMMANDS, UsageError, completions, execute, parse
 from nexus.client.state import ChatState
 
 
@@ -82,3 +82,16 @@ def test_tab_completes_user_names_in_commands_and_plain_text(state):
     assert completions("/whois m", state) == ("m", ["mia", "Mike"])
     assert completions("hey @bo", state) == ("@bo", ["bob"])
     assert completions("/dm bob hel", state) == ("hel", [])
+
+
+async def test_a_reply_missing_its_fields_is_reported_not_raised(state):
+    """A server reply without the promised fields ends as one error line."""
+
+    class Stub:
+        async def request(self, cmd, **args):
+            return {"ok": True}
+
+    stub = Stub()
+    stub.state = state
+    await execute(stub, "/rooms")
+    assert state.pane.entries[-1].plain.startswith("! unexpected reply from the server")

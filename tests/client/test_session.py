@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prompt_toolkit.mouse_events import MouseButton, MouseEvent, MouseEventType
 
-from nexus.client.app import MessagePane
+from nexus.client.app import MessagePane, header
 from nexus.client.commands import COMMANDS
 from nexus.client.render import rows
 from nexus.client.session import ChatSession
@@ -123,3 +123,24 @@ def test_mouse_wheel_scrolls_the_message_pane():
     assert state.pane.scroll == 3
     pane.mouse_handler(wheel[1])
     assert state.pane.scroll == 0
+
+
+def test_an_unreadable_event_is_reported_and_the_session_goes_on():
+    """An event not shaped as the protocol says becomes an error line, not a dead session."""
+    state = ChatState("ana", "x")
+    state.add_room({"name": "general", "topic": ""})
+    state.switch("general")
+    session = ChatSession(state, "127.0.0.1", 1, PASSWORD)
+    session._apply({"event": "message", "room": "general", "seq": "one", "ts": 0})
+    assert last(session).startswith("! unreadable 'message' event")
+    session._apply({"event": "message", "room": "general", "seq": 1, "from": "bob", "text": "ok"})
+    assert last(session).endswith("bob: ok")
+
+
+def test_header_shows_the_room_and_its_cleaned_topic():
+    """Above the messages: the current room's name and topic, escapes removed."""
+    state = ChatState("ana", "x")
+    assert "no room" in "".join(t for _, t in header(state))
+    state.add_room({"name": "tech", "topic": "\x1b[31mgadgets"})
+    state.switch("tech")
+    assert "".join(t for _, t in header(state)) == " #tech gadgets"
