@@ -251,10 +251,13 @@ def request(cmd: str, **args: Validator | Optional):
     return register
 
 
+SECRETS = frozenset({"password", "token"})
+
+
 def _masked_repr(self: Any) -> str:
     """Keeps passwords out of reprs, and so out of logs."""
     shown = ", ".join(
-        f"{f.name}={'***' if f.name == 'password' else repr(getattr(self, f.name))}"
+        f"{f.name}={'***' if f.name in SECRETS else repr(getattr(self, f.name))}"
         for f in fields(self)
     )
     return f"{type(self).__name__}({shown})"
@@ -268,12 +271,19 @@ class Register:
     __repr__ = _masked_repr
 
 
-@request("login", username=any_username, password=_string)
+@request("login", username=any_username, password=Optional(_string), token=Optional(_string))
 @dataclass(frozen=True, slots=True, repr=False)
 class Login:
+    """Logs in with a password, or with a token from an earlier login's reply."""
+
     username: str
-    password: str
+    password: str | None
+    token: str | None
     __repr__ = _masked_repr
+
+    def __post_init__(self) -> None:
+        if (self.password is None) == (self.token is None):
+            raise NexusError("bad_args", "'login' needs 'password' or 'token'")
 
 
 @request("join", room=room_name)

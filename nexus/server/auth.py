@@ -8,10 +8,17 @@ the server while brute force stays expensive for an attacker.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+# A login token stands in for the password on reconnects, so a restart's
+# reconnect storm costs a hash lookup per user, not an argon2 run.
+TOKEN_LIFETIME = 30 * 24 * 3600.0
 
 OWASP = {"time_cost": 2, "memory_cost": 19_456, "parallelism": 1}
 # Cheap parameters for test suites only: never the server's default.
@@ -49,3 +56,19 @@ class PasswordHashing:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh login token and the digest the server keeps of it."""
+    token = secrets.token_urlsafe(32)
+    return token, token_digest(token)
+
+
+def token_digest(token: str) -> str:
+    """SHA-256 is enough: a token has 256 random bits, nothing to brute-force."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_valid(tokens: dict[str, float], token: str, now: float | None = None) -> bool:
+    issued = tokens.get(token_digest(token))
+    return issued is not None and (now or time.time()) - issued < TOKEN_LIFETIME

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode, event
+from nexus.server.auth import new_token, token_valid
 from nexus.server.model import Room, User, pair_key, user_key
 from nexus.server.session import ANONYMOUS, AUTHENTICATED, REFUSAL, Session
 from nexus.server.store import StoreError
@@ -77,7 +78,11 @@ class Context:
         return user
 
     async def commit(self, op: str, **fields: Any) -> Any:
-        return await self.server.store.commit({"op": op, "user": self.session.user, **fields})
+        """Commits a change made by the session's user."""
+        return await self.commit_as(self.session.user, op, **fields)
+
+    async def commit_as(self, key: str, op: str, **fields: Any) -> Any:
+        return await self.server.store.commit({"op": op, "user": key, **fields})
 
     # -- wire objects ----------------------------------------------------
 
@@ -132,16 +137,25 @@ async def dispatch(ctx: Context, frame: dict[str, Any]) -> dict[str, Any]:
 # -- accounts -------------------------------------------------------------
 
 
-async def _welcome(ctx: Context, user: User) -> dict[str, Any]:
-    """Attaches the session to `user` and builds the login reply."""
+async def _welcome(ctx: Context, user: User, with_token: bool) -> dict[str, Any]:
+    """Attaches the session to `user` and builds the login reply, with a fresh
+    login token unless the user just logged in with one."""
     key = user_key(user.username)
+    reply: dict[str, Any] = {}
+    if with_token:
+        token, digest = new_token()
+        await ctx.server.store.commit(
+            {"op": "token", "user": key, "digest": digest, "ts": time.time()}
+        )
+        reply["token"] = token
     if ctx.server.hub.attach(ctx.session, key):
         ctx.server.announce_presence(key, online=True)
-    return {
-        "user": ctx.profile(user),
-        "rooms": sorted(user.rooms),
-        "unread": {"dms": ctx.model.unread(key)},
-    }
+    reply.update(
+        user=ctx.profile(user),
+        rooms=sorted(user.rooms),
+        unread={"dms": ctx.model.unread(key)},
+    )
+    return reply
 
 
 @command("register", states=(ANONYMOUS,))
@@ -155,17 +169,21 @@ async def register(ctx: Context, req: p.Register) -> dict[str, Any]:
     user = await ctx.server.store.commit(
         {"op": "register", "username": req.username, "password": hashed, "ts": time.time()}
     )
-    return await _welcome(ctx, user)
+    return await _welcome(ctx, user, with_token=True)
 
 
 @command("login", states=(ANONYMOUS,))
 async def login(ctx: Context, req: p.Login) -> dict[str, Any]:
     ctx.server.check_login_rate(ctx.session, user_key(req.username))
     user = ctx.model.user(req.username)
-    password_ok = await ctx.server.hashing.verify(user and user.password, req.password)
-    if not password_ok or ctx.model.user(req.username) is not user:
-        raise NexusError("auth_failed", "wrong username or password")
-    return await _welcome(ctx, user)
+    if req.token is not None:
+        accepted = user is not None and token_valid(user.tokens, req.token)
+    else:
+        accepted = await ctx.server.hashing.verify(user and user.password, req.password)
+        accepted = accepted and ctx.model.user(req.username) is user  # not replaced meanwhile
+    if not accepted:
+        raise NexusError("auth_failed", "wrong username, password or token")
+    return await _welcome(ctx, user, with_token=req.token is None)
 
 
 @command("quit", states=(ANONYMOUS, AUTHENTICATED))

@@ -16,7 +16,10 @@ from typing import Any
 
 from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, ROOM_HISTORY_CAP
 
-Message = dict[str, Any]  # a RoomMessage or DirectMessage, exactly as sent
+Message = dict[str, Any]
+TOKENS_PER_USER = (
+    16  # devices a user may stay logged in on  # a RoomMessage or DirectMessage, exactly as sent
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -28,6 +31,9 @@ class User:
     last_seen: float | None = None
     rooms: set[str] = field(default_factory=set)
     conversations: set[str] = field(default_factory=set)  # keys of Conversation
+    # Login tokens: SHA-256 of the token -> when it was issued. The token
+    # itself exists only on the client.
+    tokens: dict[str, float] = field(default_factory=dict)
 
 
 class History:
@@ -195,6 +201,12 @@ class Model:
         user.bio = r["text"]
         return user
 
+    def _op_token(self, r: dict[str, Any]) -> None:
+        tokens = self.users[r["user"]].tokens
+        tokens[r["digest"]] = r["ts"]
+        while len(tokens) > TOKENS_PER_USER:  # dicts keep order: the oldest goes
+            del tokens[next(iter(tokens))]
+
     def _op_seen(self, r: dict[str, Any]) -> None:
         self.users[r["user"]].last_seen = r["ts"]
 
@@ -211,6 +223,7 @@ class Model:
                     "bio": u.bio,
                     "last_seen": u.last_seen,
                     "rooms": sorted(u.rooms),
+                    "tokens": u.tokens,
                 }
                 for u in self.users.values()
             ],
@@ -243,7 +256,12 @@ class Model:
         for u in data["users"]:
             key = user_key(u["username"])
             model.users[key] = User(
-                u["username"], u["password"], u["created"], u["bio"], u["last_seen"]
+                u["username"],
+                u["password"],
+                u["created"],
+                u["bio"],
+                u["last_seen"],
+                tokens=u.get("tokens", {}),
             )
         for r in data["rooms"]:
             model.rooms[r["name"]] = Room(

@@ -40,7 +40,7 @@ async def test_register_replies_profile_rooms_and_no_unread(server):
     peer = await server.peer()
     before = time.time()
     reply = await peer.ok("register", username="Alice_1-x", password=PASSWORD)
-    only(reply, "user", "rooms", "unread")
+    only(reply, "user", "rooms", "unread", "token")
     user = reply["user"]
     assert set(user) == PROFILE_KEYS
     assert user["username"] == "Alice_1-x"
@@ -125,7 +125,7 @@ async def test_login_replies_profile_rooms_and_unread(server):
     await alice.ok("quit")
     peer = await server.peer()
     reply = await peer.ok("login", username="alice", password=PASSWORD)
-    only(reply, "user", "rooms", "unread")
+    only(reply, "user", "rooms", "unread", "token")
     assert reply["user"]["username"] == "Alice"
     assert reply["user"]["online"] is True
     assert reply["user"]["last_seen"] is None

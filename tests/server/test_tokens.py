@@ -1,0 +1,80 @@
+"""Login tokens: reconnect without the password (and without argon2's cost)."""
+
+from __future__ import annotations
+
+import orjson
+
+from nexus.server import model as model_module
+from tests.conftest import PASSWORD
+
+
+async def test_a_password_login_issues_a_token_that_logs_in_again(server):
+    """register and login return a token; login with it needs no password and issues none."""
+    alice = await server.user("alice")
+    peer = await server.peer()
+    first = await peer.ok("login", username="alice", password=PASSWORD)
+    assert isinstance(first["token"], str) and len(first["token"]) >= 40
+    again = await server.peer()
+    reply = await again.ok("login", username="ALICE", token=first["token"])
+    assert "token" not in reply
+    assert reply["user"]["username"] == "alice" and reply["rooms"] == ["general"]
+    await alice.ok("say", room="general", text="hi")
+    assert (await again.event("message"))["text"] == "hi"
+
+
+async def test_a_wrong_or_foreign_token_is_auth_failed(server):
+    """A made-up token, or another user's, fails like a wrong password."""
+    await server.user("alice")
+    bob_peer = await server.peer()
+    bob = await bob_peer.ok("register", username="bob", password=PASSWORD)
+    peer = await server.peer()
+    await peer.fails("auth_failed", "login", username="alice", token="x" * 43)
+    await peer.fails("auth_failed", "login", username="alice", token=bob["token"])
+    await peer.fails("auth_failed", "login", username="nobody", token=bob["token"])
+
+
+async def test_login_needs_exactly_one_of_password_and_token(server):
+    """Neither or both is bad_args; a token of the wrong type is bad_args."""
+    peer = await server.peer()
+    await peer.fails("bad_args", "login", username="alice")
+    await peer.fails("bad_args", "login", username="alice", password=PASSWORD, token="t")
+    await peer.fails("bad_args", "login", username="alice", token=5)
+
+
+async def test_tokens_survive_a_restart_and_are_stored_hashed(start_server, tmp_path):
+    """After a restart the token still works; the store holds only its digest."""
+    data = tmp_path / "tokens.json"
+    first = await start_server(data=data)
+    peer = await first.peer()
+    token = (await peer.ok("register", username="alice", password=PASSWORD))["token"]
+    await first.close()
+    assert token.encode() not in data.read_bytes()
+    users = orjson.loads(data.read_bytes())["users"]
+    assert len(users[0]["tokens"]) == 1
+    second = await start_server(data=data)
+    again = await second.peer()
+    await again.ok("login", username="alice", token=token)
+
+
+async def test_only_the_newest_tokens_are_kept(start_server):
+    """Past the per-user cap, the oldest token stops working."""
+    server = await start_server(login_attempts_per_minute=100)
+    await server.user("alice")
+    tokens = []
+    for _ in range(model_module.TOKENS_PER_USER + 1):
+        peer = await server.peer()
+        tokens.append((await peer.ok("login", username="alice", password=PASSWORD))["token"])
+        await peer.close()
+    peer = await server.peer()
+    await peer.fails("auth_failed", "login", username="alice", token=tokens[0])
+    await peer.ok("login", username="alice", token=tokens[-1])
+
+
+async def test_token_attempts_count_against_the_login_rate(start_server):
+    """Guessing tokens is throttled like guessing passwords."""
+    server = await start_server(login_attempts_per_minute=3)
+    peer = await server.peer()
+    for _ in range(3):
+        await peer.fails("auth_failed", "login", username="alice", token="guess")
+    error = await peer.fails("rate_limited", "login", username="alice", token="guess")
+    assert error["retry_after"] > 0
