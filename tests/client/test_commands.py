@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nexus.client.commands import COMMANDS, UsageError, completions, execute, parse
 from nexus.client.state import ChatState
@@ -95,3 +97,14 @@ async def test_a_reply_missing_its_fields_is_reported_not_raised(state):
     stub.state = state
     await execute(stub, "/rooms")
     assert state.pane.entries[-1].plain.startswith("! unexpected reply from the server")
+
+
+@given(st.text(max_size=200))
+def test_any_typed_line_parses_or_gives_a_usage_message(line):
+    """No typed line makes the parser fail with anything but a UsageError."""
+    try:
+        parsed = parse(line)
+    except UsageError as exc:
+        assert str(exc)
+    else:
+        assert parsed is None or parsed[0].name in COMMANDS

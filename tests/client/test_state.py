@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.cells import cell_len
 from rich.text import Text
 
+from nexus.client import render
 from nexus.client import state as state_module
 from nexus.client.state import ChatState, Scrollback
 
@@ -144,3 +148,21 @@ def test_deleted_room_is_removed_and_presence_tracks_who_is_online():
     assert "den" not in state.rooms and state.online == {"bob"}
     state.apply({"event": "presence", "user": "bob", "online": False})
     assert state.online == set()
+
+
+@given(
+    texts=st.lists(st.text(max_size=300), max_size=40),
+    width=st.integers(10, 120),
+    height=st.integers(1, 30),
+    scroll=st.integers(0, 500),
+)
+def test_a_view_always_fits_the_pane(texts, width, height, scroll):
+    """Whatever the text and offset, a view has at most `height` rows of at most `width` cells."""
+    lines = Scrollback()
+    for text in texts:
+        lines.add(render.message({"from": "bob", "text": text, "ts": 0}))
+    lines.scroll_by(scroll)
+    rows = lines.view(width, height)
+    assert len(rows) <= height
+    assert all(sum(cell_len(text) for _, text in row) <= width for row in rows)
+    assert lines.scroll >= 0
