@@ -21,7 +21,7 @@ from nexus import __version__
 from nexus.client import render
 from nexus.client.app import ChatApp
 from nexus.client.connection import ChatConnection
-from nexus.client.session import ChatSession
+from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
 from nexus.errors import NexusError
 
@@ -110,9 +110,7 @@ async def run(args: argparse.Namespace) -> None:
             console.print(Text(motd, style="italic"))
         username, password, register = await credentials(args)
         try:
-            reply = await conn.request(
-                "register" if register else "login", username=username, password=password
-            )
+            reply = await log_in(conn, username, password, register=register)
         except NexusError as exc:
             raise Failure(
                 f"{'registration' if register else 'login'} failed: {exc.message}"

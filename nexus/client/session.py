@@ -26,6 +26,14 @@ def _nothing() -> None:
     pass
 
 
+async def log_in(
+    conn: ChatConnection, username: str, password: str, *, register: bool = False
+) -> dict[str, Any]:
+    """Logs in, or registers (which also logs in), on an open connection."""
+    cmd = "register" if register else "login"
+    return await conn.request(cmd, username=username, password=password)
+
+
 async def open_connection(
     host: str, port: int, username: str, password: str, *, register: bool = False
 ) -> tuple[ChatConnection, dict[str, Any]]:
@@ -33,9 +41,7 @@ async def open_connection(
     conn = ChatConnection()
     await conn.connect(host, port)
     try:
-        reply = await conn.request(
-            "register" if register else "login", username=username, password=password
-        )
+        reply = await log_in(conn, username, password, register=register)
     except BaseException:
         await conn.close()
         raise

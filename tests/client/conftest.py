@@ -74,6 +74,12 @@ class Proxy:
             writer.transport.abort()
         self._links.clear()
 
+    async def close(self) -> None:
+        await self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._links.update((writer, up_writer))
@@ -99,7 +105,4 @@ async def proxy(server) -> AsyncIterator[Proxy]:
     link = Proxy((server.host, server.port))
     await link.mend()
     yield link
-    await link.cut()
-    for task in list(link._tasks):
-        task.cancel()
-    await asyncio.gather(*link._tasks, return_exceptions=True)
+    await link.close()
