@@ -83,7 +83,7 @@ def parse(line: str) -> tuple[Command, dict[str, str | None]] | None:
         return None
     if not line.startswith("/") or line.startswith("//"):
         return COMMANDS["say"], {"text": line[1:] if line.startswith("//") else line}
-    name, _, rest = line[1:].partition(" ")
+    name, rest = [*line[1:].split(None, 1), "", ""][:2]
     cmd = COMMANDS.get(name.lower())
     if cmd is None:
         raise UsageError(f"unknown command /{name}: /help lists them")
@@ -127,8 +127,9 @@ async def execute(ctx: Context, line: str) -> None:
 
 def describe(exc: NexusError) -> str:
     text = f"{exc.message} ({exc.code})"
-    if "retry_after" in exc.extra:
-        text += f", try again in {float(exc.extra['retry_after']):.1f} s"
+    retry = exc.extra.get("retry_after")
+    if isinstance(retry, int | float):
+        text += f", try again in {retry:.1f} s"
     return text
 
 

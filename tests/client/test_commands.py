@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexus.client.commands import COMMANDS, UsageError, completions, execute, parse
+from nexus.client.commands import COMMANDS, UsageError, completions, describe, execute, parse
 from nexus.client.state import ChatState
+from nexus.errors import NexusError
 
 
 def test_plain_text_is_said_in_the_current_room():
@@ -108,3 +109,15 @@ def test_any_typed_line_parses_or_gives_a_usage_message(line):
         assert str(exc)
     else:
         assert parsed is None or parsed[0].name in COMMANDS
+
+
+def test_refusals_read_as_message_code_and_when_to_retry():
+    """A server error shows its message and code; rate limits say when to try again."""
+    assert describe(NexusError("not_owner", "only the owner")) == "only the owner (not_owner)"
+    limited = NexusError("rate_limited", "slow down", retry_after=1.5)
+    assert describe(limited) == "slow down (rate_limited), try again in 1.5 s"
+
+
+def test_tabs_separate_a_command_from_its_arguments():
+    """`/join<Tab>tech` works like `/join tech`."""
+    assert parse("/join\ttech")[1] == {"room": "tech"}
