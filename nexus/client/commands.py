@@ -157,7 +157,8 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
     if kind == "user":
         folded = word.removeprefix("@").casefold()
         names = state.known_users | state.online
-        return word, sorted((n for n in names if n.casefold().startswith(folded)), key=str.casefold)
+        matches = (n for n in names if n and n.casefold().startswith(folded))
+        return word, sorted(matches, key=str.casefold)
     return word, []
 
 

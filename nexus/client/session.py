@@ -212,8 +212,9 @@ class ChatSession:
             page = await conn.request(
                 "history", room=room.name, before=messages[0]["seq"], limit=PAGE_MAX
             )
-            messages = page["messages"] + messages
-            if not page["messages"] or not page.get("more"):
+            older = [m for m in page["messages"] if m["seq"] < messages[0]["seq"]]
+            messages = older + messages
+            if not older or not page.get("more"):
                 break
         return [m for m in messages if m["seq"] > room.last_seq]
 
