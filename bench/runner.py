@@ -249,14 +249,26 @@ class Bench:
         }
 
     def s8(self) -> dict[str, Any]:
+        """Users log in with passwords (real OWASP argon2id hashes), the server
+        restarts, and they all come back at once with the login tokens they got."""
         users = 50 if self.quick else 500
         names = [datagen.user_name(i) for i in range(users)]
-        # Real OWASP argon2id hashes: the storm measures real password checks.
         data = self.nexus_store(
             "s8", users, strong_hash=True, rooms_of={i: ["general"] for i in range(users)}
         )
         spec = {"kind": "storm", "users": users, "names": names, "password": datagen.PASSWORD}
-        return {"nexus": self.with_server(NexusServer(data.parent, data), spec, timeout=120)}
+        first = self.with_server(NexusServer(data.parent, data), spec, timeout=120)
+        tokens = first.pop("tokens")
+        results = {"nexus (passwords)": first}
+        if len(tokens) == users:  # a server without login tokens returns none
+            again = self.with_server(
+                NexusServer(data.parent, data), {**spec, "tokens": tokens}, timeout=120
+            )
+            again.pop("tokens")
+            results["nexus"] = again
+        else:
+            results["nexus"] = {"error": f"only {len(tokens)} of {users} logins returned a token"}
+        return results
 
 
 TITLES = {
@@ -360,7 +372,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
             )
         elif number == 8:
             row.update(
-                metric="s until all logged in",
+                metric=f"s until all in ({r['with']}s)",
                 value=r["all_in_s"],
                 logged_in=r["logged_in"],
                 failures=r["failures"],
