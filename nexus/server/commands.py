@@ -134,6 +134,24 @@ async def dispatch(ctx: Context, frame: dict[str, Any]) -> dict[str, Any]:
         return p.error(rid, NexusError("internal", "internal error"))
 
 
+def _fit(ctx: Context, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
+    """Cuts a page, oldest first, to half the session's outbound cap.
+
+    500 messages of 4,000 four-byte characters encode to ~8 MB: sent whole,
+    a reply would push the asker past its cap and disconnect it. The newest
+    message always stays, so paging with `before` keeps making progress;
+    `more` says older ones remain.
+    """
+    budget = ctx.server.config.max_outbound // 2
+    size = 0
+    newest = len(messages) - 1
+    for i in range(newest, -1, -1):
+        size += len(encode(messages[i]))
+        if size > budget and i < newest:
+            return messages[i + 1 :], True
+    return messages, more
+
+
 # -- accounts -------------------------------------------------------------
 
 
@@ -174,7 +192,13 @@ async def register(ctx: Context, req: p.Register) -> dict[str, Any]:
 
 @command("login", states=(ANONYMOUS,))
 async def login(ctx: Context, req: p.Login) -> dict[str, Any]:
-    ctx.server.check_login_rate(ctx.session, user_key(req.username))
+    # Only a name that could be an account has a per-account bucket: the
+    # limiter must not remember arbitrary strangers' strings (up to a frame
+    # each) for names no account can have. The per-connection bucket still counts.
+    account = user_key(req.username) if p.USERNAME_RE.fullmatch(req.username) else None
+    ctx.server.check_login_rate(ctx.session, account)
+    if account is None:  # no account can have this name: no need to spend a hash on it
+        raise NexusError("auth_failed", "wrong username, password or token")
     user = ctx.model.user(req.username)
     if req.token is not None:
         accepted = user is not None and token_valid(user.tokens, req.token)
@@ -208,7 +232,7 @@ async def join(ctx: Context, req: p.Join) -> dict[str, Any]:
         await ctx.commit("join", room=room.name)
         frame = encode(event("joined", room=room.name, user=ctx.me.username))
         ctx.server.hub.send_users(room.members, frame)
-    history, _ = room.history.page(p.PAGE_DEFAULT, None)
+    history, _ = _fit(ctx, *room.history.page(p.PAGE_DEFAULT, None))
     return {"room": ctx.room_info(room), "history": history}
 
 
@@ -280,7 +304,7 @@ async def online(ctx: Context, req: p.Online) -> dict[str, Any]:
 
 @command("history")
 async def history(ctx: Context, req: p.History) -> dict[str, Any]:
-    messages, more = ctx.room(req.room).history.page(req.limit, req.before)
+    messages, more = _fit(ctx, *ctx.room(req.room).history.page(req.limit, req.before))
     return {"messages": messages, "more": more}
 
 
@@ -316,7 +340,7 @@ async def dms(ctx: Context, req: p.Dms) -> dict[str, Any]:
     conv = ctx.model.conversations.get(pair_key(me, other))
     if conv is None:
         return {"messages": [], "more": False}
-    messages, more = conv.history.page(req.limit, req.before)
+    messages, more = _fit(ctx, *conv.history.page(req.limit, req.before))
     if conv.read.get(me, 0) < conv.history.last_seq:
         ctx.server.store.record(
             {"op": "read", "user": me, "with": other, "seq": conv.history.last_seq}

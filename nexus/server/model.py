@@ -16,10 +16,8 @@ from typing import Any
 
 from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, ROOM_HISTORY_CAP
 
-Message = dict[str, Any]
-TOKENS_PER_USER = (
-    16  # devices a user may stay logged in on  # a RoomMessage or DirectMessage, exactly as sent
-)
+Message = dict[str, Any]  # a RoomMessage or DirectMessage, exactly as sent
+TOKENS_PER_USER = 16  # devices a user may stay logged in on
 
 
 @dataclass(slots=True, eq=False)
