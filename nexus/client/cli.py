@@ -1,7 +1,8 @@
-"""`nexus-chat [HOST] [PORT]`: banner, login or registration, then the chat screen.
+"""`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]`: banner, login or registration, then chat.
 
-Logging in happens before the screen opens, so a refused connection or a
-wrong password ends with one line on stderr and a non-zero exit code.
+Connecting and logging in happen before the screen opens, so a refused
+connection, a failed certificate check or a wrong password ends with a
+message on stderr and a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import ssl
 import sys
 
 from prompt_toolkit import PromptSession
@@ -23,6 +25,7 @@ from nexus.client.app import ChatApp
 from nexus.client.connection import ChatConnection
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
+from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
@@ -56,6 +59,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("port", nargs="?", type=_port, default=9999, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS; the first certificate seen for HOST:PORT is trusted and pinned "
+        "in $XDG_CONFIG_HOME/nexus/known_hosts (~/.config/nexus/known_hosts)",
+    )
+    p.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="connect with TLS, verifying the server against this CA bundle (implies --tls)",
+    )
     p.add_argument("--version", action="version", version=f"nexus-chat {__version__}")
     return p
 
@@ -89,18 +103,41 @@ async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
     return username, password, register
 
 
+def client_tls(args: argparse.Namespace) -> ClientTLS | None:
+    """The TLS settings the flags ask for, or None for plain TCP."""
+    if args.tls_ca:
+        try:
+            return ClientTLS.with_ca(args.tls_ca)
+        except ssl.SSLError as exc:
+            reason = (exc.reason or str(exc)).replace("_", " ").lower()
+            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
+    return ClientTLS.trust_on_first_use() if args.tls else None
+
+
 async def run(args: argparse.Namespace) -> None:
+    tls = client_tls(args)
     console = Console(highlight=False)
     console.print(Text(BANNER, style="bold cyan"))
     conn = ChatConnection()
     try:
-        hello = await conn.connect(args.host, args.port)
+        hello = await conn.connect(args.host, args.port, tls=tls)
+    except CertificateChanged as exc:
+        raise Failure(str(exc)) from None
     except (OSError, TimeoutError) as exc:
-        if isinstance(exc, ConnectionRefusedError):
+        if isinstance(exc, ssl.SSLError):
+            reason = describe(exc)
+        elif isinstance(exc, ConnectionRefusedError):
             reason = "connection refused"
         else:
             reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+            if isinstance(exc, TimeoutError) and tls is None:
+                reason += " (if the server uses TLS, add --tls)"
         raise Failure(f"cannot connect to {args.host}:{args.port}: {reason}") from None
+    if conn.tls_notice:
+        print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
     try:
         version = render.clean(hello.get("version", "?"))
         console.print(
@@ -120,8 +157,9 @@ async def run(args: argparse.Namespace) -> None:
     except BaseException:
         await conn.close()
         raise
-    state = ChatState(reply["user"]["username"], f"{args.host}:{args.port}")
-    await ChatApp(ChatSession(state, args.host, args.port, password)).run(conn, reply)
+    address = f"{args.host}:{args.port}" + (" TLS" if tls else "")
+    state = ChatState(reply["user"]["username"], address)
+    await ChatApp(ChatSession(state, args.host, args.port, password, tls=tls)).run(conn, reply)
 
 
 def main(argv: list[str] | None = None) -> int:

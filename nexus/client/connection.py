@@ -6,7 +6,7 @@ it. Events are queued for `async for event in connection`. No UI here: the
 terminal client, bots, tests and the benchmark all use this class.
 
     conn = ChatConnection()
-    hello = await conn.connect("localhost", 9999)
+    hello = await conn.connect("localhost", 9999)  # tls=ClientTLS... for TLS
     await conn.request("login", username="ana", password="...")
     await conn.request("say", room="general", text="hi")
     async for event in conn:
@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from nexus.client.tls import ClientTLS
 from nexus.errors import ERROR_CODES, NexusError
 from nexus.protocol import MAX_FRAME, LineFramer, decode, encode
 
@@ -48,18 +49,35 @@ class ChatConnection:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._closed = False
+        self.tls_notice: str | None = None  # set when connect() pinned a new certificate
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    async def connect(self, host: str, port: int, *, timeout: float = 10.0) -> dict[str, Any]:
+    async def connect(
+        self, host: str, port: int, *, timeout: float = 10.0, tls: ClientTLS | None = None
+    ) -> dict[str, Any]:
         """Opens the socket and waits for the server's `hello`, which it returns.
 
-        Raises OSError (refused, unreachable) or TimeoutError.
+        With `tls` the stream is TLS and the certificate passes `tls.check()`
+        before anything is read. Raises OSError (refused, unreachable, TLS
+        handshake or verification failures are ssl.SSLError), TimeoutError,
+        or tls.CertificateChanged.
         """
         async with asyncio.timeout(timeout):
-            reader, self._writer = await asyncio.open_connection(host, port)
+            if tls is None:
+                reader, self._writer = await asyncio.open_connection(host, port)
+            else:
+                reader, self._writer = await asyncio.open_connection(
+                    host, port, ssl=tls.context, server_hostname=host
+                )
+                try:
+                    der = self._writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+                    self.tls_notice = tls.check(host, port, der)
+                except BaseException:
+                    await self.close()
+                    raise
             hello_seen: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._reader_task = asyncio.create_task(self._read(reader, hello_seen))
             try:

@@ -4,17 +4,24 @@
 events into the ChatState and runs typed lines through the command table.
 It knows nothing of the screen: the UI passes callbacks for redraws, the
 bell and quitting.
+
+Reconnects log in with the login token from the last password login (a
+dictionary look-up on the server instead of a password hash), falling back
+to the password if the token is refused. The token lives in memory only.
+Reconnects over TLS make the same certificate check as the first connect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 from nexus.client import commands
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.state import ChatState, Room
+from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 from nexus.protocol import PAGE_MAX, ROOM_HISTORY_CAP
 
@@ -27,21 +34,43 @@ def _nothing() -> None:
 
 
 async def log_in(
-    conn: ChatConnection, username: str, password: str, *, register: bool = False
+    conn: ChatConnection,
+    username: str,
+    password: str,
+    *,
+    register: bool = False,
+    token: str | None = None,
 ) -> dict[str, Any]:
-    """Logs in, or registers (which also logs in), on an open connection."""
+    """Logs in, or registers (which also logs in), on an open connection.
+
+    With a `token` the login tries it first and uses the password only if
+    the server refuses the token (`auth_failed`: expired, or forgotten).
+    """
+    if token is not None and not register:
+        try:
+            return await conn.request("login", username=username, token=token)
+        except NexusError as exc:
+            if exc.code != "auth_failed":
+                raise
     cmd = "register" if register else "login"
     return await conn.request(cmd, username=username, password=password)
 
 
 async def open_connection(
-    host: str, port: int, username: str, password: str, *, register: bool = False
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    *,
+    register: bool = False,
+    token: str | None = None,
+    tls: ClientTLS | None = None,
 ) -> tuple[ChatConnection, dict[str, Any]]:
     """Connects and logs in (or registers); returns the connection and the reply."""
     conn = ChatConnection()
-    await conn.connect(host, port)
+    await conn.connect(host, port, tls=tls)
     try:
-        reply = await log_in(conn, username, password, register=register)
+        reply = await log_in(conn, username, password, register=register, token=token)
     except BaseException:
         await conn.close()
         raise
@@ -59,6 +88,7 @@ class ChatSession:
         password: str,
         *,
         backoff: tuple[float, float] = BACKOFF,
+        tls: ClientTLS | None = None,
         on_change: Callable[[], None] = _nothing,
         on_bell: Callable[[], None] = _nothing,
         on_quit: Callable[[], None] = _nothing,
@@ -66,6 +96,8 @@ class ChatSession:
         self.state = state
         self.host, self.port = host, port
         self._password = password
+        self._token: str | None = None  # from the last password login; never shown or saved
+        self.tls = tls
         self.backoff = backoff
         self.on_change, self.on_bell, self.on_quit = on_change, on_bell, on_quit
         self.conn: ChatConnection | None = None  # set only while logged in and settled
@@ -129,8 +161,16 @@ class ChatSession:
                 if conn is None or login is None:
                     self._status("connecting")
                     conn, login = await open_connection(
-                        self.host, self.port, self.state.me, self._password
+                        self.host,
+                        self.port,
+                        self.state.me,
+                        self._password,
+                        token=self._token,
+                        tls=self.tls,
                     )
+                    if conn.tls_notice:
+                        self.state.note(conn.tls_notice)
+                self._token = login.pop("token", None) or self._token
                 await self._settle(conn, login)
                 self.conn = conn
                 self._status("online", connected=True)
@@ -146,6 +186,12 @@ class ChatSession:
                     self.state.error(f"the server refused the login: {exc.message}")
                     return
                 self.state.error(commands.describe(exc))
+            except (CertificateChanged, ssl.SSLCertVerificationError) as exc:
+                self._status("refused: the server's certificate")
+                text = str(exc) if isinstance(exc, CertificateChanged) else describe(exc)
+                for line in text.splitlines():
+                    self.state.error(line)
+                return
             except (OSError, TimeoutError):
                 pass  # refused, unreachable or dropped (ConnectionClosed is an OSError): retry
             finally:

@@ -1,18 +1,25 @@
-"""Client test helpers: polling, logged-in connections and a proxy that can cut the link."""
+"""Client test helpers: polling, logged-in connections and a proxy that can cut the link.
+
+Every client test gets its own known_hosts file, so none reads or writes the
+real one in the home directory.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nexus.client.connection import ChatConnection
 from nexus.client.session import open_connection
+from nexus.client.tls import KNOWN_HOSTS_ENV
 from tests.conftest import PASSWORD
 
 _names = itertools.count(1)
@@ -26,6 +33,14 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
             pytest.fail(f"timed out waiting for {what or predicate}")
         await asyncio.sleep(0.01)
     return result
+
+
+@pytest.fixture(autouse=True)
+def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The known_hosts file the client uses in this test (not yet created)."""
+    path = tmp_path / "client" / "known_hosts"
+    monkeypatch.setenv(KNOWN_HOSTS_ENV, str(path))
+    yield path
 
 
 def fresh_name(prefix: str = "user") -> str:
@@ -52,12 +67,17 @@ async def connect(server) -> AsyncIterator[Callable[..., Any]]:
 
 
 class Proxy:
-    """Forwards TCP to the server; `cut()` drops every link and refuses new ones until `mend()`."""
+    """Forwards TCP to the server; `cut()` drops every link and refuses new ones until `mend()`.
+
+    `sent` keeps every byte the clients sent upstream, for tests that check
+    what went over the wire; `target` may be changed between links.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.listener: asyncio.Server | None = None
         self.port = 0
+        self.sent = bytearray()
         self._links: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -84,17 +104,27 @@ class Proxy:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._links.update((writer, up_writer))
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(reader, up_writer, self.sent)),
             asyncio.create_task(self._pump(up_reader, writer)),
         ]
         self._tasks.update(pumps)
         for pump in pumps:
             pump.add_done_callback(self._tasks.discard)
 
+    def frames(self, cmd: str) -> list[dict[str, Any]]:
+        """The `cmd` requests the clients sent so far (plain TCP links only)."""
+        lines = bytes(self.sent).split(b"\n")[:-1]  # the last piece may be half a frame
+        frames = (json.loads(line) for line in lines if line.strip())
+        return [frame for frame in frames if frame.get("cmd") == cmd]
+
     @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, log: bytearray | None = None
+    ) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await reader.read(65536):
+                if log is not None:
+                    log.extend(data)
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

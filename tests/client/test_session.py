@@ -102,11 +102,45 @@ async def test_commands_while_offline_are_refused_and_text_is_queued(session):
 async def test_a_refused_password_on_reconnect_stops_retrying(server, connect, proxy):
     """If the server no longer takes the password, the session says so and stops."""
     async with running(server.host, proxy.port, connect) as live:
-        live._password = "changed elsewhere"
+        live._password, live._token = "changed elsewhere", "forgotten by the server"
         await proxy.cut()
         await proxy.mend()
         await until(lambda: live.state.connection.startswith("logged out"))
         assert "refused the login" in last(live)
+
+
+async def reconnect(live: ChatSession, proxy) -> list[dict]:
+    """Drops the link, lets the session come back, returns the login frames it sent."""
+    await proxy.cut()
+    await until(lambda: not live.state.connected, what="the drop noticed")
+    await proxy.mend()
+    await until(lambda: live.state.connected, what="reconnected")
+    return proxy.frames("login")
+
+
+async def test_a_reconnect_logs_in_with_the_token_not_the_password(server, connect, proxy):
+    """After a drop the session logs in with the register reply's token and keeps it."""
+    async with running(server.host, proxy.port, connect) as live:
+        token = live._token
+        assert token and proxy.frames("register")[0]["password"] == PASSWORD
+        logins = await reconnect(live, proxy)
+        assert [set(frame) - {"id"} for frame in logins] == [{"cmd", "username", "token"}]
+        assert logins[0]["token"] == token == live._token  # a token login gets no new one
+        shown = "\n".join(entry.plain for entry in live.state.pane.entries)
+        assert token not in shown and token not in repr(live)
+
+
+async def test_a_refused_token_falls_back_to_the_password(server, connect, proxy):
+    """A token the server no longer knows: the same reconnect logs in with the password."""
+    async with running(server.host, proxy.port, connect) as live:
+        live._token = "forged"
+        logins = await reconnect(live, proxy)
+        assert [(f.get("token"), f.get("password")) for f in logins] == [
+            ("forged", None),
+            (None, PASSWORD),
+        ]
+        assert live._token not in (None, "forged")  # the password login brought a new one
+        assert live.state.current == "general"
 
 
 def test_mouse_wheel_scrolls_the_message_pane():
