@@ -249,7 +249,7 @@ async def leave(ctx: Context, req: p.Leave) -> dict[str, Any]:
     return {}
 
 
-@command("create")
+@command("create", flood=True)  # each one reaches many sessions
 async def create(ctx: Context, req: p.Create) -> dict[str, Any]:
     if req.room in ctx.model.rooms:
         raise NexusError("room_exists", f"#{req.room} already exists")
@@ -266,7 +266,7 @@ def _owned(ctx: Context, name: str) -> Room:
     return room
 
 
-@command("delete")
+@command("delete", flood=True)  # each one reaches many sessions
 async def delete(ctx: Context, req: p.Delete) -> dict[str, Any]:
     if ctx.room(req.room).default:
         raise NexusError("protected_room", f"#{req.room} is a default room")
@@ -277,7 +277,7 @@ async def delete(ctx: Context, req: p.Delete) -> dict[str, Any]:
     return {}
 
 
-@command("topic")
+@command("topic", flood=True)  # each one reaches many sessions
 async def topic(ctx: Context, req: p.Topic) -> dict[str, Any]:
     room = _owned(ctx, req.room)
     await ctx.commit("topic", room=room.name, topic=req.topic)

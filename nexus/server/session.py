@@ -70,23 +70,33 @@ class Session:
     def state(self) -> str:
         return ANONYMOUS if self.user is None else AUTHENTICATED
 
-    def send(self, data: bytes) -> None:
-        """Queues encoded frames; they go out together at the end of this loop pass."""
+    def send(self, data: bytes, reply: bool = False) -> None:
+        """Queues encoded frames; they go out together at the end of this loop pass.
+
+        A `reply` to the session's own request may take it past the cap if it
+        was within the cap before: one large room list or page must not cut
+        off the reader that asked for it. Anything queued after it is judged
+        with the reply counted.
+        """
         if self.closed:
+            return
+        if self._over_cap(0 if reply else len(data)):
+            log.warning("%s: %s fell too far behind, disconnecting", self.peer, self.user)
+            self.abort()
             return
         self._out.append(data)
         self._out_bytes += len(data)
-        if self._out_bytes + self._backlog > self.max_outbound:
-            self._backlog = self.transport.get_write_buffer_size()
-            if self._out_bytes + self._backlog > self.max_outbound:
-                log.warning("%s: %s fell too far behind, disconnecting", self.peer, self.user)
-                self.abort()
-                return
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
-    def send_frame(self, frame: dict[str, Any]) -> None:
-        self.send(encode(frame))
+    def _over_cap(self, extra: int) -> bool:
+        if self._out_bytes + extra + self._backlog <= self.max_outbound:
+            return False
+        self._backlog = self.transport.get_write_buffer_size()
+        return self._out_bytes + extra + self._backlog > self.max_outbound
+
+    def send_frame(self, frame: dict[str, Any], reply: bool = False) -> None:
+        self.send(encode(frame), reply)
 
     def _flush(self) -> None:
         self._flush_handle = None

@@ -108,12 +108,12 @@ async def _handle_line(ctx: Context, line: bytes) -> bool:
     try:
         frame = decode(line)
     except NexusError as err:
-        session.send_frame(error(None, err))
-        frame = None
+        session.send_frame(error(None, err), reply=True)
     else:
-        if frame is None:
-            return True
-        session.send_frame(await dispatch(ctx, frame))
+        if frame is not None:
+            session.send_frame(await dispatch(ctx, frame), reply=True)
+        elif session.user is not None:
+            return True  # blank lines are free only once logged in
     session.frames += 1
     if session.quitting:
         session.close()

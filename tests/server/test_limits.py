@@ -7,6 +7,7 @@ import errno
 import socket
 import ssl
 
+import orjson
 import pytest
 
 from nexus.server.cli import build_parser
@@ -147,3 +148,35 @@ def test_every_setting_comes_from_flags_or_environment(tmp_path):
     assert ServerConfig.from_env({}).port == 9999
     with pytest.raises(ValueError):
         ServerConfig.from_env({"NEXUS_FSYNC": "maybe"})
+
+
+async def test_a_reply_larger_than_the_outbound_cap_still_reaches_its_asker(start_server):
+    """A room list past max_outbound goes to the reader that asked, who stays connected."""
+    server = await start_server(max_outbound=20_000)
+    alice = await server.user("alice")
+    await alice.burst([{"cmd": "create", "room": f"r{i}", "topic": "😀" * 200} for i in range(30)])
+    alice.events.clear()
+    reply = await alice.ok("rooms")
+    assert len(reply["rooms"]) == 33
+    assert len(orjson.dumps(reply)) > 20_000
+    assert (await alice.ok("ping"))["ts"] > 0
+
+
+async def test_blank_lines_count_toward_the_frames_allowed_before_login(start_server):
+    """An anonymous peer cannot dodge the frame budget with white-space lines."""
+    server = await start_server(login_frames=5)
+    peer = await server.peer()
+    await peer.send_raw(b" \n" * 5)
+    refused = await peer.frame()
+    assert refused["error"]["code"] == "auth_required"
+    assert await peer.closed()
+
+
+async def test_room_changes_share_the_flood_budget(start_server):
+    """create, delete and topic reach every session, so they are flood-controlled too."""
+    server = await start_server(rate_limit=True, message_burst=2, message_rate=0.5)
+    alice = await server.user("alice")
+    await alice.ok("create", room="one")
+    await alice.ok("topic", room="one", topic="t")
+    error = await alice.fails("rate_limited", "delete", room="one")
+    assert error["retry_after"] > 0
