@@ -26,11 +26,13 @@ def test_quick_benchmark_writes_sane_numbers(tmp_path: Path) -> None:
         steps = scenarios[number]["results"]["nexus"]["steps"]
         assert steps, number
         first = steps[0]
-        assert first["delivered"] > 0 and first["kept_up"], first
+        assert first["delivered"] > 0, first
         assert 0 < first["p50_ms"] <= first["p99_ms"] <= first["max_ms"], first
         assert first["server_cpu_pct"] > 0 and first["server_rss_mib"] > 0, first
         row = scenarios[number]["rows"][0]
-        assert row["server"] == "nexus" and row["value"] > 0, row
+        # The headline needs p99 within its bound, which a loaded machine may
+        # miss: the harness must report, not the machine be fast.
+        assert row["server"] == "nexus" and row["value"] >= 0, row
     for label in ("nexus", "nexus --fsync"):
         acks = scenarios["6"]["results"][label]
         assert acks["acked"] > 0 and acks["p99_ms"] is not None, acks
