@@ -47,6 +47,3 @@ class Limiter:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
             bucket = self._buckets[key] = TokenBucket(self.burst, self.rate, now)
         return bucket.take(now)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
