@@ -47,3 +47,7 @@ class Limiter:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full(now)}
             bucket = self._buckets[key] = TokenBucket(self.burst, self.rate, now)
         return bucket.take(now)
+
+    def __len__(self) -> int:
+        """Keys remembered now: what a stranger's made-up names can cost."""
+        return len(self._buckets)
