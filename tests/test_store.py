@@ -118,10 +118,7 @@ async def test_a_flipped_byte_in_the_last_record_is_dropped(tmp_path):
     journal[-5] ^= 0x01
     (tmp_path / "data.json.journal").write_bytes(journal)
     store = await Store.open(path)
-    assert (
-        "bob\nalice" not in store.model.conversations
-        and "alice\nbob" not in store.model.conversations
-    )
+    assert not store.model.conversations  # the only DM was the last record
     assert len(store.model.rooms["den"].history.messages) == 2
     await store.close()
 

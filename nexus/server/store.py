@@ -166,7 +166,7 @@ class Store:
     @classmethod
     async def open(cls, path: str | os.PathLike[str], fsync: bool = False) -> Store:
         store = cls(Path(path), fsync)
-        await store._load()
+        store.model, store._n, store._journal_bytes = await store._read_disk()
         created = not await aiofiles.os.path.exists(store.journal_path)
         store._journal = _Journal(store.journal_path)
         if created and fsync:
@@ -175,9 +175,6 @@ class Store:
         return store
 
     # -- loading ---------------------------------------------------------
-
-    async def _load(self) -> None:
-        self.model, self._n, self._journal_bytes = await self._read_disk()
 
     async def _read_disk(self) -> tuple[Model, int, int]:
         model, n = Model(), 0
