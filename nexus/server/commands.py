@@ -1,9 +1,12 @@
 """Every command, registered once: `@command("say") async def say(ctx, req)`.
 
 A handler gets a typed request (already validated by protocol.parse), checks
-the rules that need the model, commits its change through the store, and
-only then fans events out and returns its reply's fields. It never touches
-a socket: fan-out queues encoded frames on sessions through the hub.
+the rules that need the model, applies its change through the store, fans
+events out and returns its reply's fields. It never touches a socket:
+fan-out queues encoded frames on sessions through the hub, and the outbox
+holds every frame until the store has written the changes before it. A
+handler awaits the write itself (`commit`) only when it must not go on
+before it: logging a session in.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Context:
 
     server: NexusServer
     session: Session
+    unwritten: bool = False  # the current request applied a change not yet written
 
     @property
     def model(self):
@@ -77,12 +81,11 @@ class Context:
             raise NexusError("no_such_user", f"no user {name[:40]!r}")
         return user
 
-    async def commit(self, op: str, **fields: Any) -> Any:
-        """Commits a change made by the session's user."""
-        return await self.commit_as(self.session.user, op, **fields)
-
-    async def commit_as(self, key: str, op: str, **fields: Any) -> Any:
-        return await self.server.store.commit({"op": op, "user": key, **fields})
+    def apply(self, op: str, **fields: Any) -> Any:
+        """Applies a change made by the session's user; it is written with the
+        next group, before the reply or any event leaves."""
+        self.unwritten = True
+        return self.server.store.apply({"op": op, "user": self.session.user, **fields})
 
     # -- wire objects ----------------------------------------------------
 
@@ -128,10 +131,15 @@ async def dispatch(ctx: Context, frame: dict[str, Any]) -> dict[str, Any]:
     except NexusError as err:
         return p.error(rid, err)
     except StoreError as exc:
-        return p.error(rid, NexusError("internal", f"not saved, try again: {exc}"))
+        return not_saved(rid, exc)
     except Exception:
         log.exception("%r failed on %r", ctx.session, name[:40])
         return p.error(rid, NexusError("internal", "internal error"))
+
+
+def not_saved(rid: Any, exc: StoreError) -> dict[str, Any]:
+    """The reply to a request whose change the store could not write."""
+    return p.error(rid, NexusError("internal", f"not saved, try again: {exc}"))
 
 
 def _fit(ctx: Context, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
@@ -229,9 +237,9 @@ async def join(ctx: Context, req: p.Join) -> dict[str, Any]:
     room = ctx.room(req.room)
     key = ctx.session.user
     if key not in room.members:
-        await ctx.commit("join", room=room.name)
+        ctx.apply("join", room=room.name)
         frame = encode(event("joined", room=room.name, user=ctx.me.username))
-        ctx.server.hub.send_users(room.members, frame)
+        ctx.server.hub.broadcast(room, frame)
     history, _ = _fit(ctx, *room.history.page(p.PAGE_DEFAULT, None))
     return {"room": ctx.room_info(room), "history": history}
 
@@ -241,10 +249,10 @@ async def leave(ctx: Context, req: p.Leave) -> dict[str, Any]:
     room = ctx.room(req.room)
     if ctx.session.user not in room.members:
         raise NexusError("not_member", f"you are not in #{room.name}")
-    await ctx.commit("leave", room=room.name)
+    ctx.apply("leave", room=room.name)
     frame = encode(event("left", room=room.name, user=ctx.me.username))
     hub = ctx.server.hub
-    hub.send_users(room.members, frame)
+    hub.broadcast(room, frame)
     hub.send_user(ctx.session.user, frame, skip=ctx.session)
     return {}
 
@@ -253,7 +261,7 @@ async def leave(ctx: Context, req: p.Leave) -> dict[str, Any]:
 async def create(ctx: Context, req: p.Create) -> dict[str, Any]:
     if req.room in ctx.model.rooms:
         raise NexusError("room_exists", f"#{req.room} already exists")
-    room = await ctx.commit("create", room=req.room, topic=req.topic, ts=time.time())
+    room = ctx.apply("create", room=req.room, topic=req.topic, ts=time.time())
     info = ctx.room_info(room)
     ctx.server.hub.send_all(encode(event("room_created", room=info)))
     return {"room": info}
@@ -271,7 +279,7 @@ async def delete(ctx: Context, req: p.Delete) -> dict[str, Any]:
     if ctx.room(req.room).default:
         raise NexusError("protected_room", f"#{req.room} is a default room")
     room = _owned(ctx, req.room)
-    await ctx.commit("delete", room=room.name)
+    ctx.apply("delete", room=room.name)
     by = ctx.me.username
     ctx.server.hub.send_all(encode(event("room_deleted", room=room.name, by=by)))
     return {}
@@ -280,9 +288,9 @@ async def delete(ctx: Context, req: p.Delete) -> dict[str, Any]:
 @command("topic", flood=True)  # each one reaches many sessions
 async def topic(ctx: Context, req: p.Topic) -> dict[str, Any]:
     room = _owned(ctx, req.room)
-    await ctx.commit("topic", room=room.name, topic=req.topic)
+    ctx.apply("topic", room=room.name, topic=req.topic)
     frame = encode(event("topic", room=room.name, topic=req.topic, by=ctx.me.username))
-    ctx.server.hub.send_users(room.members, frame)
+    ctx.server.hub.broadcast(room, frame)
     return {"room": ctx.room_info(room)}
 
 
@@ -316,15 +324,15 @@ async def say(ctx: Context, req: p.Say) -> dict[str, Any]:
     room = ctx.room(req.room)
     if ctx.session.user not in room.members:
         raise NexusError("not_member", f"join #{room.name} to speak there")
-    message = await ctx.commit("say", room=room.name, text=req.text, ts=time.time())
-    ctx.server.hub.send_users(room.members, encode(event("message", **message)))
+    message = ctx.apply("say", room=room.name, text=req.text, ts=time.time())
+    ctx.server.hub.broadcast(room, encode(event("message", **message)))
     return {"seq": message["seq"], "ts": message["ts"]}
 
 
 @command("dm", flood=True)
 async def dm(ctx: Context, req: p.Dm) -> dict[str, Any]:
     recipient = user_key(ctx.user(req.to).username)
-    message = await ctx.commit("dm", to=recipient, text=req.text, ts=time.time())
+    message = ctx.apply("dm", to=recipient, text=req.text, ts=time.time())
     frame = encode(event("dm", **message))
     hub = ctx.server.hub
     hub.send_user(ctx.session.user, frame)
@@ -358,7 +366,7 @@ async def whois(ctx: Context, req: p.Whois) -> dict[str, Any]:
 
 @command("bio")
 async def bio(ctx: Context, req: p.Bio) -> dict[str, Any]:
-    return {"user": ctx.profile(await ctx.commit("bio", text=req.text))}
+    return {"user": ctx.profile(ctx.apply("bio", text=req.text))}
 
 
 assert set(COMMANDS) == set(p.REQUESTS), set(p.REQUESTS) ^ set(COMMANDS)

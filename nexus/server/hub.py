@@ -1,18 +1,21 @@
 """Who is connected: sessions per user, and fan-out to users and rooms.
 
-Fan-out takes frames already encoded, so a broadcast is encoded once and the
-same bytes are queued on every recipient's session.
+Fan-out takes frames already encoded, so a broadcast is encoded once; the
+outbox keeps a room's frames once for all its members.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+from nexus.server.model import Room
+from nexus.server.outbox import Outbox
 from nexus.server.session import Session
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
         self.sessions: dict[str, set[Session]] = {}  # user key -> live sessions
 
     def attach(self, session: Session, key: str) -> bool:
@@ -20,6 +23,7 @@ class Hub:
         session.user = key
         sessions = self.sessions.setdefault(key, set())
         sessions.add(session)
+        self.outbox.regroup()  # the user's rooms have a new session to reach
         return len(sessions) == 1
 
     def detach(self, session: Session) -> bool:
@@ -37,17 +41,23 @@ class Hub:
     def is_online(self, key: str) -> bool:
         return key in self.sessions
 
+    def broadcast(self, room: Room, data: bytes) -> None:
+        """Queues `data` for every session of every member of `room`."""
+        self.outbox.broadcast(room, room.roster, data, self._sessions_of(room.members))
+
+    def _sessions_of(self, keys: Iterable[str]) -> Iterator[Session]:
+        sessions = self.sessions
+        for key in keys:
+            yield from sessions.get(key, ())
+
     def send_user(self, key: str, data: bytes, skip: Session | None = None) -> None:
         for session in self.sessions.get(key, ()):
             if session is not skip:
                 session.send(data)
 
-    def send_users(self, keys: Iterable[str], data: bytes, skip: Session | None = None) -> None:
-        sessions = self.sessions
-        for key in keys:
-            for session in sessions.get(key, ()):
-                if session is not skip:
-                    session.send(data)
+    def send_users(self, keys: Iterable[str], data: bytes) -> None:
+        for session in self._sessions_of(keys):
+            session.send(data)
 
     def send_all(self, data: bytes) -> None:
         for sessions in self.sessions.values():

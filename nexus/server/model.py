@@ -75,6 +75,7 @@ class Room:
     created: float
     history: History = field(default_factory=lambda: History(ROOM_HISTORY_CAP))
     members: set[str] = field(default_factory=set)
+    roster: int = 0  # counts changes to `members`: a broadcast is valid for one roster
 
 
 @dataclass(slots=True, eq=False)
@@ -140,11 +141,15 @@ class Model:
 
     def _op_join(self, r: dict[str, Any]) -> None:
         self.users[r["user"]].rooms.add(r["room"])
-        self.rooms[r["room"]].members.add(r["user"])
+        room = self.rooms[r["room"]]
+        room.members.add(r["user"])
+        room.roster += 1
 
     def _op_leave(self, r: dict[str, Any]) -> None:
         self.users[r["user"]].rooms.discard(r["room"])
-        self.rooms[r["room"]].members.discard(r["user"])
+        room = self.rooms[r["room"]]
+        room.members.discard(r["user"])
+        room.roster += 1
 
     def _op_create(self, r: dict[str, Any]) -> Room:
         room = self.rooms[r["room"]] = Room(r["room"], r["topic"], r["user"], False, r["ts"])

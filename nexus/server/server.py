@@ -11,11 +11,13 @@ from collections import Counter
 from nexus.errors import NexusError
 from nexus.protocol import encode, event
 from nexus.server.auth import PasswordHashing
+from nexus.server.commands import not_saved
 from nexus.server.config import ServerConfig
 from nexus.server.hub import Hub
+from nexus.server.outbox import Outbox
 from nexus.server.ratelimit import Limiter, TokenBucket
 from nexus.server.session import Session
-from nexus.server.store import Store
+from nexus.server.store import Store, StoreError
 from nexus.server.tls import server_context
 
 log = logging.getLogger("nexus.server")
@@ -32,7 +34,10 @@ class NexusServer:
     def __init__(self, config: ServerConfig, store: Store) -> None:
         self.config = config
         self.store = store
-        self.hub = Hub()
+        self.outbox = Outbox(held=store.has_unwritten)
+        self.hub = Hub(self.outbox)
+        store.on_written = self.outbox.flush
+        store.on_refused = self._refuse_held
         self.hashing = PasswordHashing(config.password_params)
         self.sessions: set[Session] = set()
         self.connections: Counter[str] = Counter()  # open connections per address
@@ -86,6 +91,9 @@ class NexusServer:
         self.listener = None
         await self.store.close()
         self.hashing.close()
+
+    def _refuse_held(self, failure: StoreError) -> None:
+        self.outbox.refuse_held(lambda rid: encode(not_saved(rid, failure)))
 
     # -- policies used by the commands -----------------------------------
 

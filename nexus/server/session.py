@@ -1,9 +1,9 @@
-"""One connection's state and its outbound buffer.
+"""One connection's state and its queue of outbound frames.
 
-Frames for a session are buffered and written once per event-loop pass, so
-a broadcast costs one `write()` per recipient per pass, not per message, and
-never awaits the recipient. A session whose unsent bytes pass the cap is
-aborted: a reader that stalls cannot stall its room or hold memory.
+Frames queue here and leave in one write per flush (see outbox.py); a
+broadcast is queued as a view of the room's shared frames. A session whose
+unsent bytes would pass the cap is aborted: a reader that stalls cannot
+stall its room or hold memory.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from nexus.protocol import encode
+from nexus.server.outbox import Broadcast, Outbox, View
 from nexus.server.ratelimit import TokenBucket
 
 log = logging.getLogger("nexus.session")
@@ -28,14 +29,15 @@ REFUSAL = {
 
 class Session:
     __slots__ = (
-        "_backlog",
-        "_flush_handle",
+        "_close_after_flush",
         "_out",
-        "_out_bytes",
+        "_reply_bytes",
+        "_views",
         "closed",
         "frames",
         "login_bucket",
         "max_outbound",
+        "outbox",
         "peer",
         "quitting",
         "transport",
@@ -48,84 +50,103 @@ class Session:
         peer: str,
         max_outbound: int,
         login_bucket: TokenBucket,
+        outbox: Outbox,
     ) -> None:
         self.transport = transport
         self.peer = peer
         self.max_outbound = max_outbound
         self.login_bucket = login_bucket  # password attempts on this connection
+        self.outbox = outbox
         self.user: str | None = None  # the user's key once authenticated
         self.frames = 0  # frames received
-        self.closed = False
+        self.closed = False  # no more frames are queued; the queue may still go out
         self.quitting = False
-        self._out: list[bytes] = []
-        self._out_bytes = 0
-        # The transport's unsent bytes as of the last flush. They only shrink
-        # until the next flush, so `_out_bytes + _backlog` never understates
-        # what this session holds; the exact figure is read only when that
-        # sum passes the cap, not once per frame.
-        self._backlog = 0
-        self._flush_handle: asyncio.Handle | None = None
+        self._close_after_flush = False
+        self._out: list[bytes | View] = []  # frames and views, in the order queued
+        self._views: list[View] = []  # views still open: later room frames join them
+        self._reply_bytes = 0  # bytes of replies queued since the last flush
 
     @property
     def state(self) -> str:
         return ANONYMOUS if self.user is None else AUTHENTICATED
 
     def send(self, data: bytes, reply: bool = False) -> None:
-        """Queues encoded frames; they go out together at the end of this loop pass.
-
-        A `reply` to the session's own request may take it past the cap if it
-        was within the cap before: one large room list or page must not cut
-        off the reader that asked for it. Anything queued after it is judged
-        with the reply counted.
-        """
+        """Queues encoded frames for this session alone."""
         if self.closed:
             return
-        if self._over_cap(0 if reply else len(data)):
-            log.warning("%s: %s fell too far behind, disconnecting", self.peer, self.user)
-            self.abort()
-            return
+        if self._views:
+            # Room frames arriving from now on belong after this one.
+            for view in self._views:
+                broadcast = view.broadcast
+                view.end = len(broadcast.frames)
+                broadcast.stragglers.append(self)
+            self._views.clear()
+        if not self._out:
+            self.outbox.mark(self)
         self._out.append(data)
-        self._out_bytes += len(data)
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        if reply:
+            self._reply_bytes += len(data)
 
-    def _over_cap(self, extra: int) -> bool:
-        if self._out_bytes + extra + self._backlog <= self.max_outbound:
-            return False
-        self._backlog = self.transport.get_write_buffer_size()
-        return self._out_bytes + extra + self._backlog > self.max_outbound
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self.send(encode(frame))
 
-    def send_frame(self, frame: dict[str, Any], reply: bool = False) -> None:
-        self.send(encode(frame), reply)
+    def reply(self, frame: dict[str, Any], unwritten: bool = False) -> None:
+        """Queues the reply to this session's request; `unwritten` says the
+        request made a change the store has not written yet."""
+        data = encode(frame)
+        self.send(data, reply=True)
+        self.outbox.note_reply(self, data, frame.get("id"), unwritten)
 
-    def _flush(self) -> None:
-        self._flush_handle = None
+    def watch(self, broadcast: Broadcast, start: int) -> None:
+        """Queues the broadcast's frames from `start` on, including later ones."""
+        if self.closed:
+            return
+        view = View(broadcast, start)
+        if not self._out:
+            self.outbox.mark(self)
+        self._out.append(view)
+        self._views.append(view)
+
+    def flush(self) -> None:
+        """Writes the queue in one write; aborts if what the kernel would not
+        take leaves more than the cap unsent in the server.
+
+        Replies written in this flush do not count against the cap: one large
+        page must not cut off the reader that asked for it. From the next
+        flush on, whatever the transport still holds counts.
+        """
         out = self._out
         transport = self.transport
         if out and not transport.is_closing():
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
-            self._backlog = transport.get_write_buffer_size()
-        out.clear()
-        self._out_bytes = 0
+            parts = [part if type(part) is bytes else part.bytes() for part in out]
+            transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+            if transport.get_write_buffer_size() - self._reply_bytes > self.max_outbound:
+                log.warning("%s: %s fell too far behind, disconnecting", self.peer, self.user)
+                self.abort()
+                return
+        self.discard_queue()
+        if self._close_after_flush:
+            self.transport.close()
+
+    def discard_queue(self) -> None:
+        self._out = []
+        self._views.clear()
+        self._reply_bytes = 0
 
     def close(self) -> None:
-        """Sends what is queued, then closes."""
+        """Closes once what is queued has gone out with the next flush."""
         if self.closed:
             return
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush()
         self.closed = True
-        self.transport.close()
+        if self._out:
+            self._close_after_flush = True
+        else:
+            self.transport.close()
 
     def abort(self) -> None:
         """Drops the connection and everything unsent at once."""
         self.closed = True
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        self._out.clear()
-        self._out_bytes = 0
+        self.discard_queue()
         self.transport.abort()
 
     def __repr__(self) -> str:

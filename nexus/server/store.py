@@ -8,13 +8,16 @@ Files, for a data path `nexus_data.json`:
   and the snapshot names the last one it holds, so a crash between writing
   a snapshot and emptying the journal replays nothing twice.
 
-`commit()` applies a record to the model at once (so the next request sees
-it) and returns when the record has been handed to the operating system,
-with fsync too if asked. Records arriving together share one write (group
-commit). If a write fails (disk full, I/O error) the journal is cut back to
-its last whole record, every change not yet written is refused, and the
-model is reloaded from disk: nothing unacknowledged lingers in memory, and
-writes resume when the disk does.
+`apply()` changes the model at once (so the next request sees the change)
+and queues the record; everything applied in one pass of the event loop is
+written in one write at the start of the next (group commit), handed to the
+operating system, with fsync too if asked. Then `on_written` runs: the
+server flushes its outbox there, so no reply or event leaves before the
+changes it tells of are written. `commit()` also waits for the write, for
+a caller that must not go on before it. If a write fails (disk full, I/O
+error) the journal is cut back to its last whole record, every change not
+yet written is refused, and the model is reloaded from disk: nothing
+unacknowledged lingers in memory, and writes resume when the disk does.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,32 +112,28 @@ class _Journal:
 
     A write into the page cache takes microseconds; handing it to a thread
     (aiofiles) cost a thread hop per group and, on a busy loop, up to the
-    interpreter's 5 ms switch interval before the result came back. Only
-    fsync, which can take milliseconds, still runs in a thread. The methods
-    are coroutines so the writer can treat this like any async file.
+    interpreter's 5 ms switch interval before the result came back. With
+    `--fsync` the loop waits for the disk as well, as Redis does with
+    `appendfsync always`: every reply waits for that write anyway, and while
+    the loop waits, requests gather in the socket buffers for the next group.
     """
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def fileno(self) -> int:
-        return self._fd
-
-    async def write(self, data: bytes | memoryview) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         return os.write(self._fd, data)
 
-    async def truncate(self, size: int) -> None:
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def truncate(self, size: int) -> None:
         os.ftruncate(self._fd, size)
 
-    async def close(self) -> None:
+    def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             os.close(fd)
-
-
-def _ignore_outcome(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: a failure was logged by the writer
 
 
 def _fsync_directory(path: Path) -> None:
@@ -144,24 +144,37 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _nothing(*args: Any) -> None:
+    pass
+
+
 class Store:
-    """The model, kept durable. Open with `await Store.open(path)`."""
+    """The model, kept durable. Open with `await Store.open(path)`.
+
+    `on_written()` runs after each successful write and `on_refused(error)`
+    after a failed one has been recovered from; the server points them at
+    its outbox.
+    """
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = Path(path)
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.fsync = fsync
         self.model = Model()
+        self.on_written: Callable[[], None] = _nothing
+        self.on_refused: Callable[[StoreError], None] = _nothing
         self._n = 0  # number of the last record applied
-        self._journal: Any = None
+        self._journal: _Journal | None = None
         self._journal_bytes = 0  # length of the journal's sound prefix on disk
         self._snapshot_bytes = 0
-        self._pending: list[bytes] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._pending: list[bytes] = []  # records applied, not yet written
+        self._waiters: list[asyncio.Future[None]] = []  # commit() calls awaiting the write
+        self._write_handle: asyncio.Handle | None = None
+        # A compaction or a recovery under way; writes wait for it.
+        self._background: asyncio.Task[None] | None = None
+        self._recovering = False
         self._closing = False
-        self._read_only = False  # set while recovering from a failed write
+        self._read_only = False  # the files could not be reloaded after a failed write
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], fsync: bool = False) -> Store:
@@ -171,7 +184,6 @@ class Store:
         store._journal = _Journal(store.journal_path)
         if created and fsync:
             await asyncio.to_thread(_fsync_directory, store.path.parent)
-        store._writer = asyncio.create_task(store._write_loop(), name="nexus-store-writer")
         return store
 
     # -- loading ---------------------------------------------------------
@@ -223,70 +235,69 @@ class Store:
 
     # -- changing --------------------------------------------------------
 
-    def apply(self, record: dict[str, Any]) -> tuple[Any, asyncio.Future[None]]:
-        """Applies `record` now; the future resolves once it is on disk.
+    def has_unwritten(self) -> bool:
+        """Whether changes are applied that are not written yet, or a failed
+        write is being recovered from: what depends on them must wait."""
+        return bool(self._pending) or self._recovering
+
+    def apply(self, record: dict[str, Any]) -> Any:
+        """Applies `record` now and writes it with the next group.
 
         Callers validate first: a record must apply cleanly.
         """
-        if self._closing or self._read_only:
+        if self._closing or self._read_only or self._recovering:
             raise StoreError("the store is not accepting changes")
         record["n"] = self._n + 1
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
         self._pending.append(encode_record(record))
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        self._wakeup.set()
-        return result, waiter
+        if self._write_handle is None and self._background is None:
+            # The next loop pass: everything applied in this one shares the write.
+            self._write_handle = asyncio.get_running_loop().call_soon(self._write_pending)
+        return result
 
     async def commit(self, record: dict[str, Any]) -> Any:
-        """Applies `record` and returns its result once it is durable."""
-        result, durable = self.apply(record)
-        await durable
+        """Applies `record` and returns its result once it is written."""
+        result = self.apply(record)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
         return result
 
     def record(self, record: dict[str, Any]) -> None:
-        """Applies `record` and writes it in the background: for bookkeeping that
-        no reply waits on (read markers, last seen)."""
+        """Applies `record` unless the store is refusing changes: for
+        bookkeeping that nothing waits on (read markers, last seen)."""
+        with contextlib.suppress(StoreError):
+            self.apply(record)
+
+    def _write_pending(self) -> None:
+        self._write_handle = None
+        if not self._pending or self._background is not None:
+            return  # a compaction or recovery writes what is pending when it ends
+        batch, waiters = b"".join(self._pending), self._waiters
+        self._pending, self._waiters = [], []
         try:
-            _, durable = self.apply(record)
-        except StoreError:
-            return  # shutting down: the session's bookkeeping can go
-        durable.add_done_callback(_ignore_outcome)
+            self._append(batch)
+        except Exception as exc:  # not only OSError: whatever stops a write refuses it
+            self._recovering = True
+            self._background = asyncio.create_task(self._recover(exc, waiters))
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.on_written()
+        if self._journal_bytes > max(COMPACT_MIN_BYTES, self._snapshot_bytes):
+            self._background = asyncio.create_task(self._compact_in_background())
 
-    async def _write_loop(self) -> None:
-        while True:
-            # Check before waiting: a change and close() may both have set
-            # the wake-up while the previous batch was being written.
-            if not self._pending:
-                if self._closing:
-                    return
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                continue
-            batch, waiters = b"".join(self._pending), self._waiters
-            self._pending, self._waiters = [], []
-            try:
-                await self._append(batch)
-            except OSError as exc:
-                await self._recover(exc, waiters)
-                continue
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            if self._journal_bytes > max(COMPACT_MIN_BYTES, self._snapshot_bytes):
-                await self._compact_safely()
-
-    async def _append(self, batch: bytes) -> None:
+    def _append(self, batch: bytes) -> None:
         view = memoryview(batch)
         while view:
-            written = await self._journal.write(view)
-            view = view[written:]
+            view = view[self._journal.write(view) :]
         if self.fsync:
-            await _fsync(self._journal.fileno())
+            self._journal.sync()
         self._journal_bytes += len(batch)
 
-    async def _recover(self, exc: OSError, waiters: list[asyncio.Future[None]]) -> None:
+    async def _recover(self, exc: Exception, waiters: list[asyncio.Future[None]]) -> None:
         """After a failed write: cut the torn bytes, reload, refuse what is unwritten.
 
         New changes are refused while this runs, so none lands on the model
@@ -294,27 +305,32 @@ class Store:
         store stays read-only until restarted.
         """
         log.error("journal write failed, refusing unwritten changes: %s", exc)
-        self._read_only = True
-        waiters += self._waiters
-        self._pending, self._waiters = [], []
         try:
             await asyncio.to_thread(os.truncate, self.journal_path, self._journal_bytes)
             self.model, self._n, self._journal_bytes = await self._read_disk()
-            self._read_only = False
         except (OSError, DamagedStore):
             log.exception("could not reload the store after a failed write; now read-only")
-        failure = StoreError(f"could not write the journal: {exc.strerror or exc}")
+            self._read_only = True
+        finally:
+            self._background = None
+            self._recovering = False
+        reason = getattr(exc, "strerror", None) or exc
+        failure = StoreError(f"could not write the journal: {reason}")
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(failure)
+        self.on_refused(failure)
 
     # -- compaction ------------------------------------------------------
 
-    async def _compact_safely(self) -> None:
+    async def _compact_in_background(self) -> None:
         try:
             await self.compact()
         except OSError as exc:
             log.error("compaction failed, keeping the journal: %s", exc)
+        finally:
+            self._background = None
+        self._write_pending()
 
     async def compact(self) -> None:
         """Folds the journal into a new snapshot, atomically."""
@@ -337,17 +353,23 @@ class Store:
         # Every record up to journal_seq is in the snapshot now, including
         # those still pending: they reach the emptied journal with numbers
         # the snapshot covers, and replay skips them.
-        await self._journal.truncate(0)
+        self._journal.truncate(0)
         self._journal_bytes = 0
 
     async def close(self) -> None:
         """Writes what is pending, folds the journal into the snapshot, closes."""
-        if self._writer is None:
+        if self._journal is None:
             return
         self._closing = True
-        self._wakeup.set()
-        await self._writer
-        self._writer = None
+        await self._settle()
+        self._write_pending()
+        await self._settle()
         with contextlib.suppress(OSError):
             await self.compact()
-        await self._journal.close()
+        self._journal.close()
+        self._journal = None
+
+    async def _settle(self) -> None:
+        """Waits for a compaction or recovery under way."""
+        while self._background is not None:
+            await asyncio.wait([self._background])

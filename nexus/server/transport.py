@@ -46,7 +46,11 @@ async def serve_connection(
     peername = writer.get_extra_info("peername") or ("?", 0)
     ip = peername[0]
     session = Session(
-        transport, f"{ip}:{peername[1]}", config.max_outbound, server.new_login_bucket()
+        transport,
+        f"{ip}:{peername[1]}",
+        config.max_outbound,
+        server.new_login_bucket(),
+        server.outbox,
     )
 
     if server.connections[ip] >= config.max_connections_per_ip:
@@ -108,10 +112,12 @@ async def _handle_line(ctx: Context, line: bytes) -> bool:
     try:
         frame = decode(line)
     except NexusError as err:
-        session.send_frame(error(None, err), reply=True)
+        session.reply(error(None, err))
     else:
         if frame is not None:
-            session.send_frame(await dispatch(ctx, frame), reply=True)
+            ctx.unwritten = False
+            reply = await dispatch(ctx, frame)
+            session.reply(reply, ctx.unwritten)
         elif session.user is not None:
             return True  # blank lines are free only once logged in
     session.frames += 1

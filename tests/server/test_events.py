@@ -263,3 +263,21 @@ async def test_events_and_replies_both_reach_a_pipelining_client(server):
     assert ids == [f"r{i}" for i in range(20)]
     texts = [(await bob.event("message"))["text"] for _ in frames]
     assert texts == [str(i) for i in range(20)]
+
+
+async def test_room_messages_and_dms_arrive_in_the_order_they_were_made(server):
+    """Batching shares a room's frames but never reorders what one session receives."""
+    alice = await server.user("alice")
+    bob = await server.user("bob")
+    frames = []
+    for i in range(10):
+        frames.append({"cmd": "say", "room": "general", "text": f"room {i}"})
+        if i % 3 == 0:
+            frames.append({"cmd": "dm", "to": "bob", "text": f"dm {i}"})
+    await alice.burst(frames)
+    seen = []
+    while len(seen) < len(frames):
+        frame = await bob.frame()
+        if frame.get("event") in ("message", "dm"):
+            seen.append(frame["text"])
+    assert seen == [f["text"] for f in frames]

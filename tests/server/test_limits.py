@@ -67,15 +67,24 @@ async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(server, monke
     journal = server.server.store._journal
     real_write = journal.write
 
-    async def no_space(data):
+    def no_space(data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(journal, "write", no_space)
     error = await alice.fails("internal", "say", room="general", text="lost")
     assert "No space left" in error["message"]
     await alice.fails("internal", "bio", text="lost too")
+    replies = await alice.pipeline(
+        [
+            {"cmd": "say", "room": "general", "text": "lost"},
+            {"cmd": "ping"},
+            {"cmd": "join", "room": "tech"},
+        ]
+    )
+    assert [r["ok"] or r["error"]["code"] for r in replies] == ["internal", True, "internal"]
     page = await bob.ok("history", room="general")
     assert [m["text"] for m in page["messages"]] == ["before"]
+    assert not [e for e in bob.events if e.get("text") == "lost"]  # nor any event of it
     assert (await bob.ok("whois", username="alice"))["user"]["bio"] == ""
     assert (await bob.ok("rooms"))["rooms"]
 
