@@ -34,10 +34,11 @@ async def reopen(store: Store) -> Store:
     """Abandons `store` as a crash would (no close, no compaction) and loads its files."""
     if store._write_handle is not None:
         store._write_handle.cancel()  # what is still pending dies with the process
-    if store._background is not None:
-        store._background.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await store._background
+    for task in (store._compaction, store._recovery):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     store._journal.close()
     return await Store.open(store.path)
 
@@ -175,19 +176,21 @@ async def test_a_crash_at_each_step_of_compaction_loses_nothing(tmp_path):
     new_snapshot = path.read_bytes()
     await reopen(store)
 
-    def lay(snapshot: bytes, journal: bytes, tmp: bytes | None) -> None:
+    def lay(snapshot: bytes, journal: bytes, tmp: bytes | None, journal_tmp=None) -> None:
         path.write_bytes(snapshot)
         (tmp_path / "data.json.journal").write_bytes(journal)
-        if tmp is None:
-            (tmp_path / "data.json.tmp").unlink(missing_ok=True)
-        else:
-            (tmp_path / "data.json.tmp").write_bytes(tmp)
+        for name, data in (("data.json.tmp", tmp), ("data.json.journal.tmp", journal_tmp)):
+            if data is None:
+                (tmp_path / name).unlink(missing_ok=True)
+            else:
+                (tmp_path / name).write_bytes(data)
 
     steps = {
         "temporary file half written": (old_snapshot, old_journal, new_snapshot[:100]),
         "temporary file written, not renamed": (old_snapshot, old_journal, new_snapshot),
-        "renamed, journal not yet emptied": (new_snapshot, old_journal, None),
-        "journal emptied": (new_snapshot, b"", None),
+        "renamed, journal not yet cut": (new_snapshot, old_journal, None),
+        "cut journal written, not renamed": (new_snapshot, old_journal, None, b""),
+        "journal cut": (new_snapshot, b"", None),
     }
     for step, files in steps.items():
         lay(*files)
@@ -245,10 +248,11 @@ async def test_fsync_mode_commits_and_reloads(tmp_path):
 
 
 async def test_the_journal_compacts_once_it_outgrows_the_snapshot(tmp_path, monkeypatch):
-    """Past the threshold, the writer folds the journal into the snapshot by itself."""
+    """Past the threshold, the store folds the journal into the snapshot by itself."""
     monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 2_000)
     store = await Store.open(tmp_path / "data.json")
     await fill(store, messages=40)
+    await store._settle()  # compaction runs in the background
     assert (tmp_path / "data.json").exists()
     assert (tmp_path / "data.json.journal").stat().st_size < 2_000 + 200
     before = state(store)
@@ -275,3 +279,41 @@ async def test_an_unexpected_error_in_a_write_refuses_like_a_full_disk(tmp_path,
     assert state(store) == before
     assert len(refused) == 1 and not store.has_unwritten()
     await store.close()
+
+
+async def test_writes_go_on_while_a_snapshot_is_written(tmp_path, monkeypatch):
+    """Compaction does not pause the journal; what is written meanwhile stays in it."""
+    monkeypatch.setattr(store_module, "SNAPSHOT_PIECE_BYTES", 1)  # a piece per item
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    for i in range(200):
+        store.record({"op": "register", "username": f"u{i}", "password": "h", "ts": 1.0})
+    await fill(store)
+    compaction = asyncio.create_task(store.compact())
+    await asyncio.sleep(0)  # the snapshot is taken; its pieces are being written
+    late = {"op": "say", "user": "alice", "room": "den", "text": "during", "ts": 6.0}
+    await store.commit(late)
+    assert not compaction.done()  # written while the snapshot was still being written
+    await compaction
+    records, _ = read_journal(store.journal_path.read_bytes(), 0, "journal")
+    assert [r.get("text") for r in records] == ["during"]  # the journal holds just the tail
+    expected = state(store)
+    again = await reopen(store)
+    assert state(again) == expected
+    await again.close()
+
+
+def test_a_snapshot_written_in_pieces_is_the_whole_document(monkeypatch):
+    """However small the pieces, they join into the indented JSON of the whole snapshot."""
+    head = {"format": "nexus-store", "version": 1, "journal_seq": 3, "saved": 1.5}
+    body = {
+        "users": [{"username": "a", "rooms": ["x", "y"]}, {"username": "b", "rooms": []}],
+        "rooms": [],
+        "dms": [{"users": ["a", "b"], "read": {}, "messages": [{"text": "two\nlines"}]}],
+    }
+    whole = orjson.dumps({**head, **body}, option=orjson.OPT_INDENT_2) + b"\n"
+    for size in (1, 40, 1 << 20):
+        monkeypatch.setattr(store_module, "SNAPSHOT_PIECE_BYTES", size)
+        pieces = list(store_module._snapshot_pieces(head, body))
+        assert b"".join(pieces) == whole
+        assert (len(pieces) > 1) == (size < len(whole))

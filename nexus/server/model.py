@@ -216,7 +216,10 @@ class Model:
     # -- snapshot --------------------------------------------------------
 
     def to_snapshot(self) -> dict[str, Any]:
-        """Everything as plain JSON-able data (the store's readable snapshot)."""
+        """Everything as plain JSON-able data (the store's readable snapshot).
+
+        A copy: the store writes it while the model moves on. Messages are
+        shared, as nothing changes a message once made."""
         return {
             "users": [
                 {
@@ -226,7 +229,7 @@ class Model:
                     "bio": u.bio,
                     "last_seen": u.last_seen,
                     "rooms": sorted(u.rooms),
-                    "tokens": u.tokens,
+                    "tokens": dict(u.tokens),
                 }
                 for u in self.users.values()
             ],
@@ -245,7 +248,7 @@ class Model:
             "dms": [
                 {
                     "users": list(conv.users),
-                    "read": conv.read,
+                    "read": dict(conv.read),
                     "last_seq": conv.history.last_seq,
                     "messages": list(conv.history.messages),
                 }

@@ -6,7 +6,7 @@ Files, for a data path `nexus_data.json`:
 - `nexus_data.json.journal`: one line a change since then,
   `<crc32 as 8 hex digits> <record as JSON>\\n`; records are numbered (`n`)
   and the snapshot names the last one it holds, so a crash between writing
-  a snapshot and emptying the journal replays nothing twice.
+  a snapshot and cutting the journal replays nothing twice.
 
 `apply()` changes the model at once (so the next request sees the change)
 and queues the record; everything applied in one pass of the event loop is
@@ -29,7 +29,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ SNAPSHOT_VERSION = 1
 # The journal is folded into a new snapshot once it outgrows both this and
 # the snapshot itself, which keeps compaction's cost proportional to growth.
 COMPACT_MIN_BYTES = 64 * 1024 * 1024
+# A snapshot is written in pieces of about this size; the event loop serves
+# requests between pieces (each is ~1 ms of encoding).
+SNAPSHOT_PIECE_BYTES = 1024 * 1024
 
 
 class StoreError(Exception):
@@ -118,11 +121,17 @@ class _Journal:
     the loop waits, requests gather in the socket buffers for the next group.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def __init__(self, path: Path, truncate: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o644)
 
     def write(self, data: bytes | memoryview) -> int:
         return os.write(self._fd, data)
+
+    def append(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.write(view) :]
 
     def sync(self) -> None:
         os.fsync(self._fd)
@@ -170,8 +179,8 @@ class Store:
         self._pending: list[bytes] = []  # records applied, not yet written
         self._waiters: list[asyncio.Future[None]] = []  # commit() calls awaiting the write
         self._write_handle: asyncio.Handle | None = None
-        # A compaction or a recovery under way; writes wait for it.
-        self._background: asyncio.Task[None] | None = None
+        self._compaction: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None  # writes wait for it
         self._recovering = False
         self._closing = False
         self._read_only = False  # the files could not be reloaded after a failed write
@@ -251,7 +260,7 @@ class Store:
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
         self._pending.append(encode_record(record))
-        if self._write_handle is None and self._background is None:
+        if self._write_handle is None and not self._recovering:
             # The next loop pass: everything applied in this one shares the write.
             self._write_handle = asyncio.get_running_loop().call_soon(self._write_pending)
         return result
@@ -272,27 +281,29 @@ class Store:
 
     def _write_pending(self) -> None:
         self._write_handle = None
-        if not self._pending or self._background is not None:
-            return  # a compaction or recovery writes what is pending when it ends
+        if not self._pending or self._recovering:
+            return
         batch, waiters = b"".join(self._pending), self._waiters
         self._pending, self._waiters = [], []
         try:
             self._append(batch)
         except Exception as exc:  # not only OSError: whatever stops a write refuses it
             self._recovering = True
-            self._background = asyncio.create_task(self._recover(exc, waiters))
+            if self._compaction is not None:
+                self._compaction.cancel()  # the files it worked from are being cut back
+            self._recovery = asyncio.create_task(self._recover(exc, waiters))
             return
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self.on_written()
-        if self._journal_bytes > max(COMPACT_MIN_BYTES, self._snapshot_bytes):
-            self._background = asyncio.create_task(self._compact_in_background())
+        if self._compaction is None and self._journal_bytes > max(
+            COMPACT_MIN_BYTES, self._snapshot_bytes
+        ):
+            self._compaction = asyncio.create_task(self._compact_in_background())
 
     def _append(self, batch: bytes) -> None:
-        view = memoryview(batch)
-        while view:
-            view = view[self._journal.write(view) :]
+        self._journal.append(batch)
         if self.fsync:
             self._journal.sync()
         self._journal_bytes += len(batch)
@@ -312,7 +323,7 @@ class Store:
             log.exception("could not reload the store after a failed write; now read-only")
             self._read_only = True
         finally:
-            self._background = None
+            self._recovery = None
             self._recovering = False
         reason = getattr(exc, "strerror", None) or exc
         failure = StoreError(f"could not write the journal: {reason}")
@@ -329,32 +340,64 @@ class Store:
         except OSError as exc:
             log.error("compaction failed, keeping the journal: %s", exc)
         finally:
-            self._background = None
-        self._write_pending()
+            self._compaction = None
 
     async def compact(self) -> None:
-        """Folds the journal into a new snapshot, atomically."""
-        snapshot = {
+        """Folds the journal into a new snapshot, atomically, while writes go on.
+
+        The snapshot is of the model as written so far (a copy made at once);
+        it is written a piece at a time, requests being served and the
+        journal still growing meanwhile. Once the snapshot is durable, the
+        journal is replaced by the records written since, in one step on the
+        loop, so no append falls in between.
+        """
+        self._write_pending()  # the snapshot then holds exactly what is written
+        if self._recovering:
+            return
+        cut = self._journal_bytes
+        head = {
             "format": SNAPSHOT_FORMAT,
             "version": SNAPSHOT_VERSION,
             "journal_seq": self._n,
             "saved": time.time(),
-            **self.model.to_snapshot(),
         }
-        data = orjson.dumps(snapshot, option=orjson.OPT_INDENT_2)
+        pieces = _snapshot_pieces(head, self.model.to_snapshot())
         tmp = self.path.with_name(self.path.name + ".tmp")
+        size = 0
         async with aiofiles.open(tmp, "wb") as f:
-            await f.write(data)
+            for piece in pieces:
+                await f.write(piece)
+                size += len(piece)
             await f.flush()
             await _fsync(f.fileno())
         await aiofiles.os.replace(tmp, self.path)
         await asyncio.to_thread(_fsync_directory, self.path.parent)
-        self._snapshot_bytes = len(data)
-        # Every record up to journal_seq is in the snapshot now, including
-        # those still pending: they reach the emptied journal with numbers
-        # the snapshot covers, and replay skips them.
-        self._journal.truncate(0)
-        self._journal_bytes = 0
+        self._snapshot_bytes = size
+        self._keep_journal_after(cut)
+
+    def _keep_journal_after(self, cut: int) -> None:
+        """Replaces the journal by its bytes past `cut`: the records written
+        since the snapshot was taken. A crash before the rename leaves the
+        whole journal, whose older records replay skips by number."""
+        fd = os.open(self.journal_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            tail = os.pread(fd, self._journal_bytes - cut, cut)
+        finally:
+            os.close(fd)
+        tmp = self.journal_path.with_name(self.journal_path.name + ".tmp")
+        journal = _Journal(tmp, truncate=True)
+        try:
+            journal.append(tail)
+            if self.fsync:
+                journal.sync()
+            os.replace(tmp, self.journal_path)
+            if self.fsync:
+                _fsync_directory(self.path.parent)
+        except OSError:
+            journal.close()
+            raise
+        self._journal.close()
+        self._journal, self._journal_bytes = journal, len(tail)
 
     async def close(self) -> None:
         """Writes what is pending, folds the journal into the snapshot, closes."""
@@ -371,5 +414,32 @@ class Store:
 
     async def _settle(self) -> None:
         """Waits for a compaction or recovery under way."""
-        while self._background is not None:
-            await asyncio.wait([self._background])
+        while task := self._recovery or self._compaction:
+            await asyncio.wait([task])
+
+
+def _snapshot_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[bytes]:
+    """The snapshot as indented JSON, in pieces of about SNAPSHOT_PIECE_BYTES.
+
+    Each user, room and conversation is encoded on its own (indented as it
+    would be inside the whole document), so encoding is spread over the
+    pieces instead of blocking the loop for the whole store at once.
+    """
+    piece = [b"{\n"]
+    size = 0
+    for key, value in head.items():
+        piece.append(b"  %s: %s,\n" % (orjson.dumps(key), orjson.dumps(value)))
+    for i, (key, items) in enumerate(body.items()):
+        piece.append(b"  %s: [" % orjson.dumps(key))
+        for j, item in enumerate(items):
+            encoded = orjson.dumps(item, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
+            piece.append(b",\n    " if j else b"\n    ")
+            piece.append(encoded)
+            size += len(encoded)
+            if size >= SNAPSHOT_PIECE_BYTES:
+                yield b"".join(piece)
+                piece, size = [], 0
+        piece.append(b"\n  ]" if items else b"]")
+        piece.append(b",\n" if i < len(body) - 1 else b"\n")
+    piece.append(b"}\n")
+    yield b"".join(piece)

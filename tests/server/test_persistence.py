@@ -209,12 +209,12 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
 
 
 async def test_store_closes_with_records_applied_during_a_compaction(data, monkeypatch):
-    """close() waits for a compaction under way, then writes what arrived meanwhile."""
+    """close() waits for a compaction under way and writes what arrived meanwhile."""
     monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 0)
     store = await Store.open(data, fsync=True)
     store.record({"op": "register", "username": "alice", "password": "x", "ts": 1.0})
     await asyncio.sleep(0)  # written; the journal now outgrows the (absent) snapshot
-    assert store._background is not None  # compacting in the background
+    assert store._compaction is not None  # compacting in the background
     store.record({"op": "bio", "user": "alice", "text": "pending"})
     await asyncio.wait_for(store.close(), 5)
     again = await Store.open(data)
