@@ -81,6 +81,9 @@ class Outbox:
     def mark(self, session: Session) -> None:
         """`session` has its first frame queued since the last flush."""
         self._dirty.append(session)
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush_soon)
 
@@ -125,13 +128,14 @@ class Outbox:
             session.flush()
 
     def refuse_held(self, refusal: Callable[[Any], bytes]) -> None:
-        """After a failed write: drops every held frame, except that each held
-        reply is sent again, as `refusal(request id)` if its request's change
-        was not written."""
+        """After a failed write: drops every held frame but the replies, and
+        turns each reply to a request whose change was not written into
+        `refusal(request id)`."""
         self._broadcasts.clear()
-        dirty, self._dirty = self._dirty, []
-        for session in dirty:
-            session.discard_queue()
-        replies, self._held_replies = self._held_replies, []
-        for session, data, rid, unwritten in replies:
-            session.send(refusal(rid) if unwritten else data, reply=True)
+        kept: dict[Session, list[bytes]] = {}
+        for session, data, rid, unwritten in self._held_replies:
+            kept.setdefault(session, []).append(refusal(rid) if unwritten else data)
+        self._held_replies = []
+        self._dirty = [s for s in self._dirty if s.requeue(kept.get(s, []))]
+        if self._dirty:
+            self._schedule()

@@ -128,6 +128,14 @@ class Session:
         if self._close_after_flush:
             self.transport.close()
 
+    def requeue(self, replies: list[bytes]) -> bool:
+        """Replaces the queue by `replies` (a refused write dropped the rest);
+        True if a flush is still due."""
+        self._out = replies
+        self._views.clear()
+        self._reply_bytes = sum(map(len, replies))
+        return bool(replies) or self._close_after_flush
+
     def discard_queue(self) -> None:
         self._out = []
         self._views.clear()

@@ -182,3 +182,17 @@ async def test_close_waits_for_the_queue_to_go_out():
     outbox.flush()
     assert received(alice) == b'{"id":1,"ok":true}\n'
     assert alice.transport.closed
+
+
+async def test_a_session_that_quit_still_closes_after_a_refused_write():
+    """A closing session's held reply survives a refusal, and the session closes after it."""
+    unwritten = True
+    outbox = Outbox(held=lambda: unwritten)
+    alice = session(outbox, "alice")
+    alice.reply({"id": 1, "ok": True})  # quit's reply: nothing to write
+    alice.close()
+    unwritten = False
+    outbox.refuse_held(lambda rid: b"refused %d\n" % rid)
+    await settle()
+    assert received(alice) == b'{"id":1,"ok":true}\n'
+    assert alice.transport.closed
