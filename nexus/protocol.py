@@ -236,17 +236,28 @@ class Optional:
 # --------------------------------------------------------------------------
 # Typed requests: one frozen dataclass a command, built only by parse().
 
-REQUESTS: dict[str, tuple[type, dict[str, Validator | Optional]]] = {}
+# Per argument, in field order: its key on the wire, its validator, whether
+# it is required, and its default (worked out once, not per request).
+Rule = tuple[str, Validator, bool, Any]
+REQUESTS: dict[str, tuple[type, tuple[Rule, ...]]] = {}
 
 
 def request(cmd: str, **args: Validator | Optional):
     """Registers a request type for `cmd` with a validator per argument."""
 
     def register(cls: type) -> type:
-        names = {f.name for f in fields(cls)}
-        assert names == set(args), (cmd, names, set(args))
+        names = [f.name for f in fields(cls)]
+        assert set(names) == set(args), (cmd, names, set(args))
+        rules = []
+        for name in names:
+            rule = args[name]
+            key = name.rstrip("_")  # `with_` is `with` on the wire
+            if isinstance(rule, Optional):
+                rules.append((key, rule.validate, False, rule.default))
+            else:
+                rules.append((key, rule, True, None))
         cls.cmd = cmd
-        REQUESTS[cmd] = (cls, args)
+        REQUESTS[cmd] = (cls, tuple(rules))
         return cls
 
     return register
@@ -414,22 +425,20 @@ def command_name(frame: dict[str, Any]) -> str:
 
 def parse(cmd: str, frame: dict[str, Any]) -> Any:
     """A known command's frame -> its typed request; unknown keys are ignored."""
-    cls, args = REQUESTS[cmd]
-    values = {}
-    for name, rule in args.items():
-        key = name.rstrip("_")
+    cls, rules = REQUESTS[cmd]
+    values = []
+    for key, validate, required, default in rules:
         raw = frame.get(key)
         if raw is None:
-            if not isinstance(rule, Optional):
+            if required:
                 raise NexusError("bad_args", f"'{cmd}' needs '{key}'")
-            values[name] = rule.default
+            values.append(default)
             continue
-        validate = rule.validate if isinstance(rule, Optional) else rule
         try:
-            values[name] = validate(raw)
+            values.append(validate(raw))
         except NexusError as err:
             raise NexusError(err.code, f"{key}: {err.message}") from None
-    return cls(**values)
+    return cls(*values)
 
 
 # --------------------------------------------------------------------------

@@ -606,7 +606,7 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-ARG_NAMES = sorted({name.rstrip("_") for _, args in REQUESTS.values() for name in args} | {"id"})
+ARG_NAMES = sorted({key for _, rules in REQUESTS.values() for key, *_ in rules} | {"id"})
 requests = st.fixed_dictionaries(
     {"cmd": st.sampled_from(sorted(set(REQUESTS) - {"quit"}))},
     optional={name: json_values | st.sampled_from([s for s, _ in ROOMS]) for name in ARG_NAMES},

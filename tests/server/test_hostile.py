@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from nexus.errors import ERROR_CODES
-from nexus.protocol import REQUESTS, Optional, page_limit, sequence
+from nexus.protocol import REQUESTS, page_limit, sequence
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess
 from tests.wire import Peer
@@ -199,17 +199,16 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "token": None,
     }
     _, rules = REQUESTS[cmd]
-    return {name.rstrip("_"): base[name.rstrip("_")] for name in rules}
+    return {key: base[key] for key, *_ in rules}
 
 
 def wrong_type_cases() -> list[tuple[str, str, Any]]:
     """(cmd, argument, wrong value) for every argument of every command in the protocol."""
     cases = []
     for cmd, (_, rules) in sorted(REQUESTS.items()):
-        for name, rule in rules.items():
-            validate = rule.validate if isinstance(rule, Optional) else rule
+        for key, validate, _, _ in rules:
             wrong = INTEGER_WRONG if validate in (page_limit, sequence) else STRING_WRONG
-            cases += [(cmd, name.rstrip("_"), value) for value in wrong]
+            cases += [(cmd, key, value) for value in wrong]
     return cases
 
 
@@ -219,7 +218,7 @@ CASES = wrong_type_cases()
 def test_every_argument_of_every_command_gets_wrong_type_cases():
     """The wrong-type table covers each argument the protocol defines."""
     covered = {(cmd, arg) for cmd, arg, _ in CASES}
-    wanted = {(cmd, n.rstrip("_")) for cmd, (_, rules) in REQUESTS.items() for n in rules}
+    wanted = {(cmd, key) for cmd, (_, rules) in REQUESTS.items() for key, *_ in rules}
     assert covered == wanted and len(wanted) >= 20
 
 
@@ -251,7 +250,7 @@ async def test_missing_required_arguments_are_bad_args(server, cmd):
     anonymous = cmd in ("register", "login")
     peer = await (server.peer() if anonymous else server.user())
     _, rules = REQUESTS[cmd]
-    required = [n.rstrip("_") for n, rule in rules.items() if not isinstance(rule, Optional)]
+    required = [key for key, _, is_required, _ in rules if is_required]
     for arg in required:
         args = {k: v for k, v in valid_args(cmd).items() if v is not None}
         without = {k: v for k, v in args.items() if k != arg}
