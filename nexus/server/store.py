@@ -141,9 +141,6 @@ class _File:
     def sync(self) -> None:
         os.fsync(self._fd)
 
-    def truncate(self, size: int) -> None:
-        os.ftruncate(self._fd, size)
-
     def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
@@ -265,7 +262,7 @@ class Store:
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
         self._pending.append(encode_record(record))
-        if self._write_handle is None and not self._recovering:
+        if self._write_handle is None:
             # The next loop pass: everything applied in this one shares the write.
             self._write_handle = asyncio.get_running_loop().call_soon(self._write_pending)
         return result
@@ -286,7 +283,7 @@ class Store:
 
     def _write_pending(self) -> None:
         self._write_handle = None
-        if not self._pending or self._recovering:
+        if not self._pending:
             return
         batch, waiters = b"".join(self._pending), self._waiters
         self._pending, self._waiters = [], []
