@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -41,7 +42,7 @@ class NexusServer:
         self.hashing = PasswordHashing(config.password_params)
         self.sessions: set[Session] = set()
         self.connections: Counter[str] = Counter()  # open connections per address
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._all_gone: asyncio.Event | None = None  # set once stop() has no sessions left
         per_minute = config.login_attempts_per_minute
         self.account_logins = Limiter(per_minute, per_minute / 60)
         self.flood = Limiter(config.message_burst, config.message_rate)
@@ -50,26 +51,16 @@ class NexusServer:
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
-        from nexus.server.transport import serve_connection
+        from nexus.server.transport import Connection
 
         store = await Store.open(config.data, fsync=config.fsync)
         server = cls(config, store)
-
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            server.tasks.add(task)
-            try:
-                await serve_connection(server, reader, writer)
-            finally:
-                server.tasks.discard(task)
-
         server.tls = server_context(config)
         tls_options = {"ssl": server.tls, "ssl_handshake_timeout": config.login_timeout}
-        server.listener = await asyncio.start_server(
-            on_connect,
+        server.listener = await asyncio.get_running_loop().create_server(
+            lambda: Connection(server),
             config.host,
             config.port,
-            limit=config.max_frame,
             backlog=1024,
             **(tls_options if server.tls else {}),
         )
@@ -85,12 +76,23 @@ class NexusServer:
         self.listener.close()
         for session in list(self.sessions):
             session.close()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=5)
+        if self.sessions:  # each leaves once its queue is out and its handler done
+            self._all_gone = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_gone.wait(), 5)
         await self.listener.wait_closed()
         self.listener = None
         await self.store.close()
         self.hashing.close()
+
+    def forget(self, session: Session, ip: str) -> None:
+        """A connection is gone for good."""
+        self.sessions.discard(session)
+        self.connections[ip] -= 1
+        if not self.connections[ip]:
+            del self.connections[ip]
+        if not self.sessions and self._all_gone is not None:
+            self._all_gone.set()
 
     def _refuse_held(self, failure: StoreError) -> None:
         self.outbox.refuse_held(lambda rid: encode(not_saved(rid, failure)))

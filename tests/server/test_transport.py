@@ -1,0 +1,96 @@
+"""Frames answered in order around handlers that suspend, half-close and
+dropped connections, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from tests.conftest import PASSWORD
+
+
+def lines(*frames: dict) -> bytes:
+    return b"".join(orjson.dumps(frame) + b"\n" for frame in frames)
+
+
+async def gate_password_checks(server) -> asyncio.Event:
+    """Holds every password check until the returned event is set, so a
+    test can act while a login handler is suspended."""
+    hashing = server.server.hashing
+    verify = hashing.verify
+    release = asyncio.Event()
+
+    async def held(stored, password):
+        await release.wait()
+        return await verify(stored, password)
+
+    hashing.verify = held
+    return release
+
+
+async def test_frames_behind_a_suspended_handler_are_answered_after_it(server):
+    """`register` awaits a hash and a write; the join and say sent in the same
+    packet run after it (as the new user) and their replies follow in order."""
+    peer = await server.peer()
+    await peer.send_raw(
+        lines(
+            {"id": 1, "cmd": "register", "username": "ada", "password": PASSWORD},
+            {"id": 2, "cmd": "join", "room": "tech"},
+            {"id": 3, "cmd": "say", "room": "tech", "text": "first words"},
+            {"id": 4, "cmd": "ping"},
+        )
+    )
+    replies = [await peer.reply() for _ in range(4)]
+    assert [r["id"] for r in replies] == [1, 2, 3, 4]
+    assert all(r["ok"] for r in replies), replies
+    assert replies[0]["user"]["username"] == "ada"
+    message = await peer.event("message", room="tech")
+    assert message["text"] == "first words" and message["seq"] == replies[2]["seq"]
+
+
+async def test_a_half_closed_peer_still_gets_the_reply_to_a_suspended_login(server):
+    """A script that writes its login and shuts its side gets the answer, then EOF."""
+    await server.user("ada")
+    release = await gate_password_checks(server)
+    peer = await server.peer()
+    await peer.send_raw(lines({"id": 1, "cmd": "login", "username": "ada", "password": PASSWORD}))
+    peer.writer.write_eof()
+    await asyncio.sleep(0.05)  # the EOF arrives while the check is held
+    release.set()
+    reply = await peer.reply()
+    assert reply["id"] == 1 and reply["ok"] is True
+    assert await peer.closed()
+
+
+async def test_a_peer_gone_during_a_suspended_login_is_forgotten(server):
+    """The login finishes after the connection dropped: its session still
+    leaves the server, and the others see the user go offline again."""
+    first = await server.user("ada")
+    watcher = await server.user("bob")
+    await first.close()
+    await watcher.event("presence", user="ada", online=False)
+    release = await gate_password_checks(server)
+    peer = await server.peer()
+    await peer.send_raw(lines({"id": 1, "cmd": "login", "username": "ada", "password": PASSWORD}))
+    await asyncio.sleep(0.05)
+    peer.writer.transport.abort()
+    await asyncio.sleep(0.05)
+    assert len(server.server.sessions) == 2  # bob's, and the one whose login is held
+    release.set()
+    await watcher.event("presence", user="ada", online=True)
+    await watcher.event("presence", user="ada", online=False)
+    assert len(server.server.sessions) == 1
+    assert sum(server.server.connections.values()) == 1
+
+
+async def test_stop_waits_for_sessions_and_records_when_users_were_last_seen(start_server):
+    first = await start_server()
+    ada = await first.user("ada")
+    await first.server.stop()
+    assert not first.server.sessions
+    assert await ada.closed()
+    second = await start_server()
+    bob = await second.user("bob")
+    profile = (await bob.ok("whois", username="ada"))["user"]
+    assert profile["online"] is False and profile["last_seen"] is not None
