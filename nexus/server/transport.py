@@ -141,7 +141,7 @@ class Connection(asyncio.Protocol):
             self.waiting.extend(lines)
         else:
             for i, line in enumerate(lines):
-                if not self._answer(line):
+                if session.closed or not self._answer(line):
                     break
                 if self.task is not None:  # a handler suspended: the rest wait for it
                     self.waiting.extend(lines[i + 1 :])
