@@ -14,19 +14,20 @@ def lines(*frames: dict) -> bytes:
     return b"".join(orjson.dumps(frame) + b"\n" for frame in frames)
 
 
-async def gate_password_checks(server) -> asyncio.Event:
-    """Holds every password check until the returned event is set, so a
-    test can act while a login handler is suspended."""
+async def gate_password_checks(server) -> tuple[asyncio.Event, asyncio.Event]:
+    """Holds every password check until `release` is set, so a test can act
+    while a login handler is suspended; `entered` is set once one is held."""
     hashing = server.server.hashing
     verify = hashing.verify
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     async def held(stored, password):
+        entered.set()
         await release.wait()
         return await verify(stored, password)
 
     hashing.verify = held
-    return release
+    return entered, release
 
 
 async def test_frames_behind_a_suspended_handler_are_answered_after_it(server):
@@ -52,11 +53,12 @@ async def test_frames_behind_a_suspended_handler_are_answered_after_it(server):
 async def test_a_half_closed_peer_still_gets_the_reply_to_a_suspended_login(server):
     """A script that writes its login and shuts its side gets the answer, then EOF."""
     await server.user("ada")
-    release = await gate_password_checks(server)
+    entered, release = await gate_password_checks(server)
     peer = await server.peer()
     await peer.send_raw(lines({"id": 1, "cmd": "login", "username": "ada", "password": PASSWORD}))
+    await entered.wait()
     peer.writer.write_eof()
-    await asyncio.sleep(0.05)  # the EOF arrives while the check is held
+    await asyncio.sleep(0.05)  # the EOF reaches the server while the check is held
     release.set()
     reply = await peer.reply()
     assert reply["id"] == 1 and reply["ok"] is True
@@ -64,18 +66,19 @@ async def test_a_half_closed_peer_still_gets_the_reply_to_a_suspended_login(serv
 
 
 async def test_a_peer_gone_during_a_suspended_login_is_forgotten(server):
-    """The login finishes after the connection dropped: its session still
-    leaves the server, and the others see the user go offline again."""
+    """The login finishes after the connection dropped (reading is paused
+    meanwhile, so the loss is seen once it resumes): the session still leaves
+    the server, and the others see the user go offline again."""
     first = await server.user("ada")
     watcher = await server.user("bob")
     await first.close()
     await watcher.event("presence", user="ada", online=False)
-    release = await gate_password_checks(server)
+    entered, release = await gate_password_checks(server)
     peer = await server.peer()
     await peer.send_raw(lines({"id": 1, "cmd": "login", "username": "ada", "password": PASSWORD}))
-    await asyncio.sleep(0.05)
+    await entered.wait()
     peer.writer.transport.abort()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the reset reaches the server's socket
     assert len(server.server.sessions) == 2  # bob's, and the one whose login is held
     release.set()
     await watcher.event("presence", user="ada", online=True)
