@@ -96,6 +96,13 @@ class Bench:
         else:
             self.missing = {"ngircd": "skipped (--no-peers)", "redis": "skipped (--no-peers)"}
 
+    def schedule(self, quick: list[float], full: list[float]) -> list[float]:
+        """The rate steps of a stepped scenario: `--rates` if given, to compare
+        builds at the same fixed rates, else the quick or the full schedule."""
+        if self.args.rates:
+            return [float(rate) for rate in self.args.rates.split(",")]
+        return quick if self.quick else full
+
     def step_s(self, full: float) -> float:
         if self.args.duration:
             return self.args.duration
@@ -152,13 +159,13 @@ class Bench:
         return results
 
     def s1(self) -> dict[str, Any]:
-        rates = geometric(1000, 2.0, 3) if self.quick else geometric(2000, 1.25, 16)
+        rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
         return self.stepped("s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"])
 
     def s2(self) -> dict[str, Any]:
         members = 200 if self.quick else 1000
-        rates = geometric(200, 2.0, 2) if self.quick else geometric(200, 1.25, 16)
+        rates = self.schedule(geometric(200, 2.0, 2), geometric(200, 1.25, 16))
         spec = {
             "members": members,
             "rates": rates,
@@ -170,7 +177,7 @@ class Bench:
 
     def s3(self) -> dict[str, Any]:
         pairs = 50 if self.quick else 500
-        rates = geometric(2000, 2.0, 2) if self.quick else geometric(5000, 1.25, 16)
+        rates = self.schedule(geometric(2000, 2.0, 2), geometric(5000, 1.25, 16))
         spec = {"pairs": pairs, "rates": rates, "step_s": self.step_s(3), "bound_ms": 2}
         return self.stepped("s3", "dm", 2 * pairs, spec, ("ngircd",))
 
@@ -458,6 +465,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="scenario number(s) to run, e.g. --scenario 1 --scenario 3 or --scenario 1,3",
     )
     parser.add_argument("--duration", type=float, help="seconds per rate step (default 3)")
+    parser.add_argument(
+        "--rates", help="messages/s of each step of scenarios 1-3, e.g. 30000,40000"
+    )
     parser.add_argument("--no-peers", action="store_true", help="measure Nexus only")
     parser.add_argument("--out", type=Path, help="result file (default bench/results/<date>.json)")
     parser.add_argument(
