@@ -97,6 +97,11 @@ class Session:
         self.send(data, reply=True)
         self.outbox.note_reply(self, data, frame.get("id"), unwritten)
 
+    def behind(self) -> bool:
+        """Whether replies queued since the last flush and bytes the kernel
+        has not taken yet pass the cap: answering more would only pile up."""
+        return self._reply_bytes + self.transport.get_write_buffer_size() > self.max_outbound
+
     def watch(self, broadcast: Broadcast, start: int) -> None:
         """Queues the broadcast's frames from `start` on, including later ones."""
         if self.closed:

@@ -5,8 +5,8 @@ Each connection is an `asyncio.Protocol`. A frame is answered inside
 suspend (say, dm, join and nearly every other command) runs to its end with
 no task, no stream buffer and no extra loop pass. A handler that does
 suspend (hashing a password, waiting for a write) is finished by a task;
-frames that arrive meanwhile wait in order and reading pauses until it is
-done, so replies always come in request order.
+the frames after it wait in order and reading pauses until it is done, so
+replies always come in request order.
 
 Everything above this module (commands, hub, store) is transport-agnostic;
 a WebSocket or IRC gateway would replace only this file.
@@ -65,7 +65,15 @@ def _resume(coro: Coroutine[Any, Any, Any], awaited: Any) -> Generator[Any, Any,
 
 
 class Connection(asyncio.Protocol):
-    """One client connection, from accept to close."""
+    """One client connection, from accept to close.
+
+    Frames are answered in order from `waiting`. Answering stops, and
+    reading pauses, while a handler is suspended (`task`) or while the
+    peer is behind: its replies not yet taken by the kernel pass the
+    outbound cap. A peer that pipelines requests for large replies and
+    does not read them therefore holds about one cap of them in the
+    server, not everything it asked for.
+    """
 
     __slots__ = (
         "ctx",
@@ -73,10 +81,13 @@ class Connection(asyncio.Protocol):
         "ip",
         "login_deadline",
         "lost",
+        "reading_paused",
         "server",
         "session",
+        "stalled",
         "task",
         "waiting",
+        "writing_paused",
     )
 
     def __init__(self, server: NexusServer) -> None:
@@ -84,8 +95,11 @@ class Connection(asyncio.Protocol):
         self.framer = LineFramer(server.config.max_frame)
         self.session: Session | None = None  # None if refused at accept
         self.ctx: Context | None = None
-        self.waiting: deque[bytes] = deque()  # frames read while a handler is suspended
+        self.waiting: deque[bytes] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler
+        self.stalled = False  # waiting for the peer to read its replies
+        self.reading_paused = False
+        self.writing_paused = False  # the transport's buffer is past its high mark
         self.lost = False  # the connection is gone
         self.ip = ""
         self.login_deadline: asyncio.TimerHandle | None = None
@@ -115,6 +129,9 @@ class Connection(asyncio.Protocol):
             _keepalive(
                 sock, config.keepalive_idle, config.keepalive_interval, config.keepalive_count
             )
+        # Past the cap the transport pauses writing, so a stalled peer's
+        # catching up is told by resume_writing.
+        transport.set_write_buffer_limits(high=config.max_outbound)  # type: ignore[attr-defined]
         self.session = session
         self.ctx = Context(server, session)
         server.connections[self.ip] += 1
@@ -136,26 +153,24 @@ class Connection(asyncio.Protocol):
         session = self.session
         if session is None or session.closed:
             return
-        lines = self.framer.feed(data)
-        if self.task is not None:
-            self.waiting.extend(lines)
-        else:
-            for i, line in enumerate(lines):
-                if session.closed or not self._answer(line):
-                    break
-                if self.task is not None:  # a handler suspended: the rest wait for it
-                    self.waiting.extend(lines[i + 1 :])
-                    break
-        if self.framer.too_large and not session.closed and self.task is None:
-            self._too_large()
+        self.waiting.extend(self.framer.feed(data))
+        self._answer_waiting()
 
     def eof_received(self) -> bool:
-        # Reading is paused while a handler is suspended, so the end of the
-        # stream comes only after every frame before it has been answered.
+        # Reading is paused while frames wait, so the end of the stream
+        # comes only after every frame before it has been answered.
         if self.session is not None:
             self.session.close()  # once what is queued has gone out
         # TLS cannot half-close; a plain socket stays open for the replies still due.
         return self.server.tls is None
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.stalled:
+            self._unstall()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -167,39 +182,70 @@ class Connection(asyncio.Protocol):
 
     # -- answering frames --------------------------------------------------
 
+    def _answer_waiting(self) -> None:
+        """Answers waiting frames in order until none is left, a handler
+        suspends, the peer is behind or the session closes; reads on only
+        once nothing waits."""
+        if self.task is not None or self.stalled:
+            return  # answering resumes from _finish or _unstall
+        session, waiting = self.session, self.waiting
+        while waiting and not session.closed:
+            if session.behind():
+                self._stall()
+                return
+            if not self._answer(waiting.popleft()):
+                return
+            if self.task is not None:
+                self._pause_reading()
+                return
+        if session.closed:
+            return
+        if self.framer.too_large:
+            self._too_large()
+        elif self.reading_paused:
+            self.reading_paused = False
+            session.transport.resume_reading()
+
     def _answer(self, line: bytes) -> bool:
-        """Answers one frame, at once if its handler does not suspend;
-        False once the connection is to close."""
+        """Answers one frame, at once if its handler does not suspend (else
+        a task finishes it); False once the connection is to close."""
         coro = _handle_line(self.ctx, line)
         try:
             awaited = coro.send(None)
         except StopIteration as done:
             return done.value
-        self._pause_reading()
         self.task = asyncio.get_running_loop().create_task(self._finish(coro, awaited))
         return True
 
     async def _finish(self, coro: Coroutine[Any, Any, bool], awaited: Any) -> None:
-        """Completes a suspended handler, then answers what waited, in order."""
-        session = self.session
+        """Completes a suspended handler, then answers what waited."""
         try:
             go_on = await _resume(coro, awaited)
-            while go_on and self.waiting and not session.closed:
-                go_on = await _handle_line(self.ctx, self.waiting.popleft())
-            if self.framer.too_large and not session.closed:
-                self._too_large()
         finally:
-            self.waiting.clear()
             self.task = None
             if self.lost:
                 self._forget()
-            elif not session.closed:
-                session.transport.resume_reading()
+        if go_on and not self.lost:
+            self._answer_waiting()
+
+    def _stall(self) -> None:
+        """Waits for the peer to take its replies before answering more."""
+        self.stalled = True
+        self._pause_reading()
+        if not self.writing_paused:
+            # The replies are still queued: look again after this pass's flush.
+            asyncio.get_running_loop().call_soon(self._unstall)
+
+    def _unstall(self) -> None:
+        if not self.stalled or self.lost or self.writing_paused:
+            return  # gone, or resume_writing will come
+        self.stalled = False
+        self._answer_waiting()
 
     def _pause_reading(self) -> None:
-        transport = self.session.transport
-        if not transport.is_closing():
-            transport.pause_reading()
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.session.transport.pause_reading()
 
     def _too_large(self) -> None:
         too_large = f"a frame is at most {self.server.config.max_frame} bytes"

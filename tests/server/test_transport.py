@@ -4,6 +4,7 @@ dropped connections, against a real server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import orjson
 
@@ -97,3 +98,50 @@ async def test_stop_waits_for_sessions_and_records_when_users_were_last_seen(sta
     bob = await second.user("bob")
     profile = (await bob.ok("whois", username="ada"))["user"]
     assert profile["online"] is False and profile["last_seen"] is not None
+
+
+async def test_a_peer_that_asks_for_more_than_it_reads_is_held_to_the_cap(start_server):
+    """Requests pipelined for large pages wait while the asker's unread
+    replies pass the outbound cap (instead of all being answered into server
+    memory at once); once it reads, every reply arrives, in order."""
+    cap = 64 * 1024
+    server = await start_server(max_outbound=cap)
+    writer = await server.user("ada")
+    text = "x" * 1_000
+    await writer.burst([{"cmd": "say", "room": "general", "text": text} for _ in range(100)])
+
+    sock = socket.create_connection((server.host, server.port))
+    sock.sendall(lines({"cmd": "login", "username": "ada", "password": PASSWORD}))
+    received = b""
+    while b'"ok":true' not in received:
+        received += await asyncio.to_thread(sock.recv, 65_536)
+    (session,) = [s for s in server.server.sessions if s.frames == 1 and s.user == "ada"]
+    server_side = session.transport.get_extra_info("socket")
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+
+    count = 200  # ~32 KiB a page (half the cap): ~6 MiB if all were answered
+    history = [{"id": i, "cmd": "history", "room": "general", "limit": 100} for i in range(count)]
+    sock.sendall(lines(*history))
+    answered = -1
+    while answered != session.frames - 1:  # until the server stops answering
+        answered = session.frames - 1
+        await asyncio.sleep(0.1)
+    # The cap, plus what the kernel holds: the asker's receive buffer
+    # (128 KiB by default) and the server's send buffer (4 KiB).
+    assert 0 < answered <= (cap + 256 * 1024) // (cap // 2), answered
+    assert session.transport.get_write_buffer_size() <= 2 * cap
+    assert not session.closed
+
+    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    ids = []
+    buffer = received[received.rindex(b"\n") + 1 :]
+    while len(ids) < count:
+        buffer += await asyncio.to_thread(sock.recv, 1 << 20)
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            reply = orjson.loads(line)
+            assert reply["ok"] is True, reply
+            assert len(orjson.dumps(reply)) > cap // 4  # a large page indeed
+            ids.append(reply["id"])
+    assert ids == list(range(count))
+    sock.close()
