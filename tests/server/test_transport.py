@@ -1,5 +1,5 @@
-"""Frames answered in order around handlers that suspend, half-close and
-dropped connections, against a real server."""
+"""Frames answered in order around handlers that suspend, half-close,
+dropped connections and a reader that falls behind, against a real server."""
 
 from __future__ import annotations
 
