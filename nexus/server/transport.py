@@ -15,7 +15,6 @@ a WebSocket or IRC gateway would replace only this file.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import time
 import types
@@ -31,8 +30,6 @@ from nexus.server.session import Session
 
 if TYPE_CHECKING:
     from nexus.server.server import NexusServer
-
-log = logging.getLogger("nexus.transport")
 
 
 def _keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> None:
