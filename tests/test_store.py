@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
+import zlib
 
 import orjson
 import pytest
@@ -111,19 +113,20 @@ async def test_torn_tail_at_every_offset_of_the_last_records(tmp_path, caplog):
         await reopen(store)
 
 
-async def test_a_flipped_byte_in_the_last_record_is_dropped(tmp_path):
-    """A checksum mismatch in the final record drops just that record."""
+async def test_a_flipped_byte_in_the_last_whole_record_is_damage(tmp_path):
+    """Only an unfinished last record is a torn write; a whole one that fails its
+    checksum is damage, refused with its offset, and the files are left alone."""
     path = tmp_path / "data.json"
     store = await Store.open(path)
     await fill(store, messages=2)
     await reopen(store)
     journal = bytearray((tmp_path / "data.json.journal").read_bytes())
+    last = journal.rindex(b"\n", 0, len(journal) - 1) + 1
     journal[-5] ^= 0x01
     (tmp_path / "data.json.journal").write_bytes(journal)
-    store = await Store.open(path)
-    assert not store.model.conversations  # the only DM was the last record
-    assert len(store.model.rooms["den"].history.messages) == 2
-    await store.close()
+    with pytest.raises(DamagedStore, match=f"byte offset {last}"):
+        await Store.open(path)
+    assert (tmp_path / "data.json.journal").read_bytes() == journal
 
 
 async def test_damage_in_the_middle_refuses_to_start_naming_file_and_offset(tmp_path):
@@ -145,7 +148,7 @@ async def test_damage_in_the_middle_refuses_to_start_naming_file_and_offset(tmp_
 async def test_a_damaged_snapshot_refuses_to_start(tmp_path):
     """A snapshot that is not a Nexus store is refused, never overwritten."""
     (tmp_path / "data.json").write_bytes(b'{"users": [')
-    with pytest.raises(DamagedStore, match="unreadable snapshot"):
+    with pytest.raises(DamagedStore, match="snapshot"):
         await Store.open(tmp_path / "data.json")
     assert (tmp_path / "data.json").read_bytes() == b'{"users": ['
 
@@ -295,7 +298,8 @@ async def test_writes_go_on_while_a_snapshot_is_written(tmp_path, monkeypatch):
     await store.commit(late)
     assert not compaction.done()  # written while the snapshot was still being written
     await compaction
-    records, _ = read_journal(store.journal_path.read_bytes(), 0, "journal")
+    held = orjson.loads(path.read_bytes())["journal_seq"]
+    records, _ = read_journal(store.journal_path.read_bytes(), held, "journal")
     assert [r.get("text") for r in records] == ["during"]  # the journal holds just the tail
     expected = state(store)
     again = await reopen(store)
@@ -311,9 +315,74 @@ def test_a_snapshot_written_in_pieces_is_the_whole_document(monkeypatch):
         "rooms": [],
         "dms": [{"users": ["a", "b"], "read": {}, "messages": [{"text": "two\nlines"}]}],
     }
-    whole = orjson.dumps({**head, **body}, option=orjson.OPT_INDENT_2) + b"\n"
+    document = orjson.dumps({**head, **body}, option=orjson.OPT_INDENT_2)
+    checksum = b',\n  "crc32": "%08x"\n}\n' % zlib.crc32(document[:-2])
+    whole = document[:-2] + checksum  # the last key covers every byte before it
+    assert orjson.loads(whole)["crc32"] == f"{zlib.crc32(document[:-2]):08x}"
     for size in (1, 40, 1 << 20):
         monkeypatch.setattr(store_module, "SNAPSHOT_PIECE_BYTES", size)
-        pieces = list(store_module._snapshot_pieces(head, body))
+        pieces = list(store_module.snapshot_pieces(head, body))
         assert b"".join(pieces) == whole
-        assert (len(pieces) > 1) == (size < len(whole))
+        assert (len(pieces) > 2) == (size < len(document))
+
+
+async def test_a_changed_letter_in_a_stored_message_refuses_to_start(tmp_path):
+    """The snapshot carries a checksum: an altered message is damage, never served."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=3)
+    await store.close()
+    snapshot = path.read_bytes()
+    assert snapshot.count(b'"m1"') == 1
+    path.write_bytes(snapshot.replace(b'"m1"', b'"n1"'))
+    with pytest.raises(DamagedStore, match=r"data\.json"):
+        await Store.open(path)
+    assert path.read_bytes() == snapshot.replace(b'"m1"', b'"n1"')  # left for the operator
+
+
+async def test_a_changed_journal_seq_refuses_to_start(tmp_path):
+    """A snapshot whose journal_seq was altered would drop or renumber journal records."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=3)
+    await store.compact()
+    await fill_more(store)
+    seq = orjson.loads(path.read_bytes())["journal_seq"]
+    await reopen(store)
+    snapshot = path.read_bytes()
+    changed = snapshot.replace(b'"journal_seq": %d' % seq, b'"journal_seq": %d' % (seq + 5))
+    assert changed != snapshot
+    path.write_bytes(changed)
+    with pytest.raises(DamagedStore):
+        await Store.open(path)
+
+
+async def test_a_changed_newline_between_the_last_records_is_damage_not_a_torn_tail(tmp_path):
+    """Two whole records run together are damage: only an unfinished last record is torn."""
+    path = tmp_path / "data.json"
+    store = await Store.open(path)
+    await fill(store, messages=3)
+    await reopen(store)
+    journal = (tmp_path / "data.json.journal").read_bytes()
+    last_two = journal.rstrip(b"\n").rindex(b"\n")
+    (tmp_path / "data.json.journal").write_bytes(
+        journal[:last_two] + b" " + journal[last_two + 1 :]
+    )
+    merged_at = journal.rindex(b"\n", 0, last_two) + 1
+    with pytest.raises(DamagedStore, match=f"byte offset {merged_at}"):
+        await Store.open(path)
+
+
+async def test_data_files_are_readable_by_their_owner_only(tmp_path):
+    """Snapshot and journal hold password hashes and every DM: created 0600 whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        store = await Store.open(tmp_path / "data.json")
+        await fill(store)
+        await store.compact()
+        await fill_more(store)
+        await store.close()
+    finally:
+        os.umask(old)
+    for name in ("data.json", "data.json.journal"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name

@@ -2,11 +2,16 @@
 
 Files, for a data path `nexus_data.json`:
 - `nexus_data.json`: a JSON snapshot of the whole model, replaced atomically
-  (temporary file, fsync, rename, fsync of the directory);
+  (temporary file, fsync, rename, fsync of the directory); its last key,
+  `crc32`, is the CRC-32 of every byte before it, so damage anywhere in it
+  stops start-up instead of being served;
 - `nexus_data.json.journal`: one line a change since then,
   `<crc32 as 8 hex digits> <record as JSON>\\n`; records are numbered (`n`)
   and the snapshot names the last one it holds, so a crash between writing
-  a snapshot and cutting the journal replays nothing twice.
+  a snapshot and cutting the journal replays nothing twice, and a journal
+  that does not continue the snapshot is refused.
+
+Both files hold password hashes and every DM: they are created 0600.
 
 `apply()` changes the model at once (so the next request sees the change)
 and queues the record; everything applied in one pass of the event loop is
@@ -27,6 +32,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -44,7 +50,10 @@ log = logging.getLogger("nexus.store")
 _fsync = aiofiles.os.wrap(os.fsync)
 
 SNAPSHOT_FORMAT = "nexus-store"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2 adds the checksum; version 1 files (none) still load
+# The snapshot's last key: the CRC-32 of every byte of the file before it.
+_CHECKSUM = re.compile(rb',\n  "crc32": "([0-9a-f]{8})"\n\}\n\Z')
+FILE_MODE = 0o600  # data files hold password hashes and every DM
 # The journal is folded into a new snapshot once it outgrows both this and
 # the snapshot itself, which keeps compaction's cost proportional to growth.
 COMPACT_MIN_BYTES = 64 * 1024 * 1024
@@ -84,31 +93,33 @@ def _decode_record(line: bytes) -> dict[str, Any] | None:
 def read_journal(data: bytes, after: int, name: str) -> tuple[list[dict[str, Any]], int]:
     """Records numbered above `after`, and the byte length of the sound prefix.
 
-    Bad records at the very end (a torn write, a flipped byte) are the tail
-    to drop; a bad record followed by a good one is damage and is refused.
+    Only a last record without its newline is torn (a write cut short by a
+    crash) and dropped; a whole line that does not check out, anywhere, is
+    damage, and so are records that skip a number or do not continue the
+    snapshot (numbered up to `after`).
     """
     records: list[dict[str, Any]] = []
-    good_end = 0
-    bad_at: int | None = None
     expected: int | None = None
     offset = 0
-    while offset < len(data):
-        newline = data.find(b"\n", offset)
-        end = len(data) if newline < 0 else newline + 1
-        record = None if newline < 0 else _decode_record(data[offset:newline])
-        if record is None:
-            if bad_at is None:
-                bad_at = offset
-        else:
-            if bad_at is not None or (expected is not None and record["n"] != expected):
-                at = offset if bad_at is None else bad_at
-                raise DamagedStore(f"{name}: damaged record at byte offset {at}")
-            expected = record["n"] + 1
-            if record["n"] > after:
-                records.append(record)
-            good_end = end
-        offset = end
-    return records, good_end
+    while (newline := data.find(b"\n", offset)) >= 0:
+        record = _decode_record(data[offset:newline])
+        if record is None or (expected is not None and record["n"] != expected):
+            raise DamagedStore(f"{name}: damaged record at byte offset {offset}")
+        if expected is None and record["n"] > after + 1:
+            raise DamagedStore(
+                f"{name}: starts at record {record['n']}, but the snapshot holds"
+                f" records up to {after}: records in between are missing"
+            )
+        expected = record["n"] + 1
+        if record["n"] > after:
+            records.append(record)
+        offset = newline + 1
+    if expected is not None and expected <= after:
+        raise DamagedStore(
+            f"{name}: ends at record {expected - 1}, but the snapshot holds records"
+            f" up to {after}: the journal is older than the snapshot"
+        )
+    return records, offset
 
 
 class _File:
@@ -125,7 +136,7 @@ class _File:
 
     def __init__(self, path: Path, truncate: bool = False) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), 0o644)
+        self._fd = os.open(path, flags | (os.O_TRUNC if truncate else 0), FILE_MODE)
 
     def write(self, data: bytes | memoryview) -> int:
         return os.write(self._fd, data)
@@ -162,9 +173,10 @@ def _nothing(*args: Any) -> None:
 class Store:
     """The model, kept durable. Open with `await Store.open(path)`.
 
-    `on_written()` runs after each successful write and `on_refused(error)`
-    after a failed one has been recovered from; the server points them at
-    its outbox.
+    `on_hold()` runs when a change is applied and nothing else is waiting
+    to be written, `on_written()` after each successful write and
+    `on_refused(error)` after a failed one has been recovered from; the
+    server points them at its outbox.
     """
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
@@ -172,6 +184,7 @@ class Store:
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.fsync = fsync
         self.model = Model()
+        self.on_hold: Callable[[], None] = _nothing
         self.on_written: Callable[[], None] = _nothing
         self.on_refused: Callable[[StoreError], None] = _nothing
         self._n = 0  # number of the last record applied
@@ -179,7 +192,7 @@ class Store:
         self._journal_bytes = 0  # length of the journal's sound prefix on disk
         self._snapshot_bytes = 0
         self._pending: list[bytes] = []  # records applied, not yet written
-        self._waiters: list[asyncio.Future[None]] = []  # commit() calls awaiting the write
+        self._waiters: list[asyncio.Future[None]] = []  # written() calls awaiting the write
         self._write_handle: asyncio.Handle | None = None
         self._compaction: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None  # writes wait for it
@@ -190,6 +203,10 @@ class Store:
     @classmethod
     async def open(cls, path: str | os.PathLike[str], fsync: bool = False) -> Store:
         store = cls(Path(path), fsync)
+        for existing in (store.path, store.journal_path):
+            if existing.exists() and existing.stat().st_mode & 0o077:
+                log.warning("%s was readable by others; making it %o", existing, FILE_MODE)
+                existing.chmod(FILE_MODE)
         store.model, store._n, store._journal_bytes = await store._read_disk()
         created = not await aiofiles.os.path.exists(store.journal_path)
         store._journal = _File(store.journal_path)
@@ -205,6 +222,7 @@ class Store:
             async with aiofiles.open(self.path, "rb") as f:
                 raw = await f.read()
             self._snapshot_bytes = len(raw)
+            _check_snapshot(raw, self.path)
             try:
                 # The standard parser, not orjson: orjson builds a tree of the
                 # whole document before making Python objects, and for
@@ -216,7 +234,7 @@ class Store:
                 snapshot, text = json.loads(text), ""
                 if snapshot.get("format") != SNAPSHOT_FORMAT:
                     raise ValueError("not a Nexus store")
-                if snapshot.get("version") != SNAPSHOT_VERSION:
+                if snapshot.get("version") not in (1, SNAPSHOT_VERSION):
                     raise ValueError(f"unsupported store version {snapshot.get('version')}")
                 model, n = Model.from_snapshot(snapshot), snapshot["journal_seq"]
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -261,6 +279,8 @@ class Store:
         record["n"] = self._n + 1
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
+        if not self._pending:
+            self.on_hold()
         self._pending.append(encode_record(record))
         if self._write_handle is None:
             # The next loop pass: everything applied in this one shares the write.
@@ -270,10 +290,16 @@ class Store:
     async def commit(self, record: dict[str, Any]) -> Any:
         """Applies `record` and returns its result once it is written."""
         result = self.apply(record)
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        await waiter
+        await self.written()
         return result
+
+    async def written(self) -> None:
+        """Returns once every change applied so far is written; raises
+        StoreError if they were refused instead."""
+        if self._pending:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def record(self, record: dict[str, Any]) -> None:
         """Applies `record` unless the store is refusing changes: for
@@ -305,10 +331,16 @@ class Store:
             self._compaction = asyncio.create_task(self._compact_in_background())
 
     def _append(self, batch: bytes) -> None:
-        self._journal.append(batch)
+        journal = self._open_journal()
+        journal.append(batch)
         if self.fsync:
-            self._journal.sync()
+            journal.sync()
         self._journal_bytes += len(batch)
+
+    def _open_journal(self) -> _File:
+        if self._journal is None:
+            raise StoreError("the store is closed")
+        return self._journal
 
     async def _recover(self, exc: Exception, waiters: list[asyncio.Future[None]]) -> None:
         """After a failed write: cut the torn bytes, reload, refuse what is unwritten.
@@ -357,13 +389,8 @@ class Store:
         if self._recovering:
             return
         cut = self._journal_bytes
-        head = {
-            "format": SNAPSHOT_FORMAT,
-            "version": SNAPSHOT_VERSION,
-            "journal_seq": self._n,
-            "saved": time.time(),
-        }
-        pieces = _snapshot_pieces(head, self.model.to_snapshot())
+        head = snapshot_head(self._n)
+        pieces = snapshot_pieces(head, self.model.to_snapshot())
         tmp = self.path.with_name(self.path.name + ".tmp")
         size = 0
         snapshot = _File(tmp, truncate=True)
@@ -401,7 +428,7 @@ class Store:
         except OSError:
             journal.close()
             raise
-        self._journal.close()
+        self._open_journal().close()
         self._journal, self._journal_bytes = journal, len(tail)
 
     async def close(self) -> None:
@@ -423,13 +450,32 @@ class Store:
             await asyncio.wait([task])
 
 
-def _snapshot_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[bytes]:
-    """The snapshot as indented JSON, in pieces of about SNAPSHOT_PIECE_BYTES.
+def snapshot_head(journal_seq: int) -> dict[str, Any]:
+    """The snapshot's first keys: what it is, and the last journal record it holds."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "journal_seq": journal_seq,
+        "saved": time.time(),
+    }
+
+
+def snapshot_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[bytes]:
+    """The snapshot as indented JSON, in pieces of about SNAPSHOT_PIECE_BYTES,
+    ending with its checksum.
 
     Each user, room and conversation is encoded on its own (indented as it
     would be inside the whole document), so encoding is spread over the
     pieces instead of blocking the loop for the whole store at once.
     """
+    crc = 0
+    for piece in _body_pieces(head, body):
+        crc = zlib.crc32(piece, crc)
+        yield piece
+    yield b',\n  "crc32": "%08x"\n}\n' % crc
+
+
+def _body_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[bytes]:
     piece = [b"{\n"]
     size = 0
     for key, value in head.items():
@@ -445,6 +491,20 @@ def _snapshot_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterat
                 yield b"".join(piece)
                 piece, size = [], 0
         piece.append(b"\n  ]" if items else b"]")
-        piece.append(b",\n" if i < len(body) - 1 else b"\n")
-    piece.append(b"}\n")
+        if i < len(body) - 1:
+            piece.append(b",\n")
     yield b"".join(piece)
+
+
+def _check_snapshot(raw: bytes, path: Path) -> None:
+    """Refuses a snapshot whose checksum does not match its bytes.
+
+    Version 1 snapshots were written without one; any other must end with it.
+    """
+    found = _CHECKSUM.search(raw, max(0, len(raw) - 64))
+    if found is None:
+        if re.search(rb'\A\{\n  "format": "nexus-store",\n  "version": 1,\n', raw[:80]):
+            return
+        raise DamagedStore(f"{path}: the snapshot's checksum is missing")
+    if zlib.crc32(memoryview(raw)[: found.start()]) != int(found.group(1), 16):
+        raise DamagedStore(f"{path}: the snapshot does not match its checksum")
