@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from nexus.server.auth import FAST
 from nexus.server.config import ServerConfig
+from nexus.server.core import Connection
 from nexus.server.server import NexusServer
 from tests.wire import Peer
 
@@ -56,6 +58,16 @@ class Running:
         await peer.ok("register" if register else "login", username=name, password=PASSWORD)
         peer.name = name
         return peer
+
+    def connections(self, user: str | None = None) -> list[Connection]:
+        """The server's live connections (logged in as `user`, if given)."""
+        core = self.server.core
+        return [c for c in core.connections if user is None or c.session.user == user]
+
+    @staticmethod
+    def transport(connection: Connection) -> asyncio.Transport:
+        """The server-side transport under a TCP connection."""
+        return connection.session.outlet.link.transport  # type: ignore[attr-defined,no-any-return]
 
     async def close(self) -> None:
         for peer in self.peers:

@@ -179,7 +179,67 @@ def test_passwords_never_appear_in_reprs():
 
 def test_replies_and_events_are_one_json_line():
     """encode() gives compact JSON and a newline; replies echo the id first."""
-    data = p.encode(p.ok(3, seq=1))
+    data = p.encode(p.ok(3, {"seq": 1}))
     assert data == b'{"id":3,"ok":true,"seq":1}\n'
     err = p.error(None, NexusError("empty", "no text"))
     assert err == {"ok": False, "error": {"code": "empty", "message": "no text"}}
+
+
+def test_an_event_is_checked_against_its_declaration():
+    """parse_event accepts a well-formed event (extra keys kept), refuses a
+    malformed one, and passes over events this side does not know."""
+    message = {"event": "message", "room": "tech", "seq": 1, "from": "ana", "text": "hi", "ts": 2}
+    assert p.parse_event({**message, "new_field": [1]}) == {**message, "new_field": [1]}
+    for broken in ({**message, "seq": "1"}, {**message, "seq": True}, {**message, "ts": None}):
+        with pytest.raises(p.MalformedFrame):
+            p.parse_event(broken)
+    without_text = dict(message)
+    del without_text["text"]
+    with pytest.raises(p.MalformedFrame):
+        p.parse_event(without_text)
+    assert p.parse_event({"event": "from_the_future", "x": 1}) is None
+    created = {
+        "event": "room_created",
+        "room": {
+            "name": "x",
+            "topic": "",
+            "owner": None,
+            "default": False,
+            "members": 1,
+            "online": 1,
+        },
+    }
+    assert p.parse_event(created) == created
+    with pytest.raises(p.MalformedFrame):
+        p.parse_event({**created, "room": {**created["room"], "owner": 3}})
+
+
+def test_a_reply_is_checked_against_its_command():
+    """parse_reply knows each command's reply fields; optional ones may be absent."""
+    profile = {
+        "username": "ana",
+        "bio": "",
+        "online": True,
+        "rooms": ["general"],
+        "created": 1.0,
+        "last_seen": None,
+    }
+    login = {"ok": True, "user": profile, "rooms": ["general"], "unread": {"dms": {"bob": 2}}}
+    assert p.parse_reply("login", login) is login
+    assert p.parse_reply("login", {**login, "token": "t"})
+    with pytest.raises(p.MalformedFrame):
+        p.parse_reply("login", {**login, "unread": {"dms": {"bob": "2"}}})
+    with pytest.raises(p.MalformedFrame):
+        p.parse_reply("history", {"ok": True, "messages": [{"seq": 1}], "more": False})
+
+
+def test_an_error_reply_becomes_a_nexus_error():
+    """error_of keeps the code, message and extra fields; an unknown code is internal."""
+    err = p.error_of(
+        {"ok": False, "error": {"code": "rate_limited", "message": "slow", "retry_after": 1.5}}
+    )
+    assert (err.code, err.message, err.extra) == ("rate_limited", "slow", {"retry_after": 1.5})
+    assert p.error_of({"ok": False, "error": {"code": "new_code", "message": "m"}}).code == (
+        "internal"
+    )
+    assert p.error_of({"ok": False}).code == "internal"

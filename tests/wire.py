@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from nexus.protocol import EVENTS, parse_event, parse_reply
+
 TIMEOUT = 5.0
 
 
@@ -35,11 +37,18 @@ class Peer:
         await self.send_raw(orjson.dumps(frame) + b"\n")
 
     async def frame(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next frame of any kind; EOFError when the server closed."""
+        """The next frame of any kind; EOFError when the server closed.
+
+        Every event is checked against its declaration in nexus.protocol, so
+        the whole suite keeps the typed frames honest."""
         line = await asyncio.wait_for(self.reader.readline(), timeout)
         if not line:
             raise EOFError("connection closed")
-        return orjson.loads(line)
+        frame = orjson.loads(line)
+        if "event" in frame:
+            assert frame["event"] in EVENTS, frame
+            parse_event(frame)
+        return frame
 
     async def reply(self, timeout: float = TIMEOUT) -> dict[str, Any]:
         """The next reply, keeping events that arrive before it."""
@@ -54,6 +63,8 @@ class Peer:
         await self.send({"id": rid, "cmd": cmd, **args})
         reply = await self.reply()
         assert reply.get("id") == rid, reply
+        if reply["ok"]:
+            parse_reply(cmd, reply)  # the reply has the fields its command declares
         return reply
 
     async def pipeline(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -33,7 +33,12 @@ class PasswordHashing:
     """
 
     def __init__(self, params: dict[str, int] | None = None, workers: int = 2) -> None:
-        self._hasher = PasswordHasher(**(params or OWASP))
+        cost = params or OWASP
+        self._hasher = PasswordHasher(
+            time_cost=cost["time_cost"],
+            memory_cost=cost["memory_cost"],
+            parallelism=cost["parallelism"],
+        )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nexus-hash")
         self._dummy = self._hasher.hash("nexus: no such user")
 

@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("nexus")
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
+    for name in ("nexus", "asyncio"):  # asyncio reports errors in protocol callbacks
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO if name == "nexus" else logging.WARNING)
+        logger.addHandler(handler)
 
 
 async def serve(config: ServerConfig) -> None:

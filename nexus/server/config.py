@@ -38,14 +38,30 @@ class ServerConfig:
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(
         1024 * 1024,
-        "unsent bytes a session may fall behind before it is disconnected,"
-        " so a stalled reader cannot hold memory or slow its room",
+        "unsent bytes past which a connection counts as behind: it must then keep"
+        " reading, and its own requests wait until it does",
     )
-    rate_limit: bool = setting(True, "flood control for say and dm (off for benchmarks and bots)")
-    message_burst: int = setting(30, "say/dm a user may send at once before the rate applies")
-    message_rate: float = setting(10.0, "say/dm a user may send each second after the burst")
+    max_outbound_hard: int = setting(
+        64 * 1024 * 1024,
+        "unsent bytes past which a connection is dropped at once: bounds what one reader"
+        " can make the server hold",
+    )
+    slow_reader_timeout: float = setting(
+        10.0,
+        "seconds a connection may stay behind while reading less than --max-outbound"
+        " bytes before it is dropped, so a stalled reader cannot hold memory",
+    )
+    rate_limit: bool = setting(
+        True, "flood control for messages and room changes (off for benchmarks and bots)"
+    )
+    message_burst: int = setting(
+        30, "messages and room changes a user may make at once before the rate applies"
+    )
+    message_rate: float = setting(10.0, "messages and room changes a user may make each second")
     login_attempts_per_minute: int = setting(
-        5, "password attempts a minute, per connection and per account"
+        5,
+        "failed logins a minute per address and per account; also registrations a minute"
+        " per connection",
     )
     login_timeout: float = setting(30.0, "seconds an anonymous connection gets to log in")
     login_frames: int = setting(64, "frames an anonymous connection may send before logging in")
@@ -61,10 +77,10 @@ class ServerConfig:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerConfig:
         """Defaults, overridden by NEXUS_* variables, overridden by `overrides` (not None)."""
-        environ = os.environ if environ is None else environ
+        env = os.environ if environ is None else environ
         config = cls()
         for f in settings():
-            raw = environ.get("NEXUS_" + f.name.upper())
+            raw = env.get("NEXUS_" + f.name.upper())
             if raw is not None:
                 setattr(config, f.name, parse_value(f, raw))
         for name, value in overrides.items():

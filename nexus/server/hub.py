@@ -1,29 +1,32 @@
-"""Who is connected: sessions per user, and fan-out to users and rooms.
+"""Who is connected, and fan-out to users and rooms.
 
 Fan-out takes frames already encoded, so a broadcast is encoded once; the
-outbox keeps a room's frames once for all its members.
+outbox keeps a room's frames once for all its members. Presence (who shares
+a room with whom) is worked out here too, because only the hub knows who is
+online.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from nexus.server.model import Room
-from nexus.server.outbox import Outbox
+from nexus.protocol import Presence, encode
+from nexus.server.model import Model, Room
+from nexus.server.outbox import Outbox, Outlet
 from nexus.server.session import Session
 
 
 class Hub:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
-        self.sessions: dict[str, set[Session]] = {}  # user key -> live sessions
+        self.sessions: dict[str, set[Session]] = {}  # user key -> authenticated sessions
 
     def attach(self, session: Session, key: str) -> bool:
-        """Marks `session` as `key`'s; True if it is the user's first."""
-        session.user = key
+        """Logs `session` in as `key`; True if it is the user's first."""
+        session.authenticate(key)
         sessions = self.sessions.setdefault(key, set())
         sessions.add(session)
-        self.outbox.regroup()  # the user's rooms have a new session to reach
+        self.outbox.regroup()  # the user's rooms have a new connection to reach
         return len(sessions) == 1
 
     def detach(self, session: Session) -> bool:
@@ -35,31 +38,42 @@ class Hub:
         sessions.discard(session)
         if sessions:
             return False
-        del self.sessions[key]
+        del self.sessions[key]  # type: ignore[arg-type]
         return True
 
     def is_online(self, key: str) -> bool:
         return key in self.sessions
 
-    def broadcast(self, room: Room, data: bytes) -> None:
+    def to_room(self, room: Room, data: bytes) -> None:
         """Queues `data` for every session of every member of `room`."""
-        self.outbox.broadcast(room, room.roster, data, self._sessions_of(room.members))
+        self.outbox.broadcast(room, room.roster, data, self._outlets_of(room.members))
 
-    def _sessions_of(self, keys: Iterable[str]) -> Iterator[Session]:
+    def _outlets_of(self, keys: Iterable[str]) -> Iterator[Outlet]:
         sessions = self.sessions
         for key in keys:
-            yield from sessions.get(key, ())
+            for session in sessions.get(key, ()):
+                yield session.outlet
 
-    def send_user(self, key: str, data: bytes, skip: Session | None = None) -> None:
+    def to_user(self, key: str, data: bytes, skip: Session | None = None) -> None:
+        send = self.outbox.send
         for session in self.sessions.get(key, ()):
             if session is not skip:
-                session.send(data)
+                send(session.outlet, data)
 
-    def send_users(self, keys: Iterable[str], data: bytes) -> None:
-        for session in self._sessions_of(keys):
-            session.send(data)
+    def to_users(self, keys: Iterable[str], data: bytes) -> None:
+        send = self.outbox.send
+        for outlet in self._outlets_of(keys):
+            send(outlet, data)
 
-    def send_all(self, data: bytes) -> None:
-        for sessions in self.sessions.values():
-            for session in sessions:
-                session.send(data)
+    def to_all(self, data: bytes) -> None:
+        self.to_users(self.sessions, data)
+
+    def announce_presence(self, model: Model, key: str, online: bool) -> None:
+        """Tells the other users who share a room with `key` that it came or went."""
+        user = model.users[key]
+        peers: set[str] = set()
+        for name in user.rooms:
+            peers |= model.rooms[name].members
+        peers.discard(key)
+        frame: Presence = {"event": "presence", "user": user.username, "online": online}
+        self.to_users(peers, encode(frame))

@@ -16,12 +16,16 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Spends one token: 0.0 when allowed, else the seconds until one is free."""
+        wait = self.wait(now)
+        if not wait:
+            self.tokens -= 1
+        return wait
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is free (0.0: one is), spending nothing."""
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
     def full(self, now: float) -> bool:
         return self.tokens + (now - self.stamp) * self.rate >= self.burst
@@ -39,6 +43,11 @@ class Limiter:
         self.rate = rate
         self.prune_at = prune_at
         self._buckets: dict[str, TokenBucket] = {}
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until `key` may act again, spending nothing and remembering no new key."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(now)
 
     def take(self, key: str, now: float) -> float:
         bucket = self._buckets.get(key)

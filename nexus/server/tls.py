@@ -50,7 +50,7 @@ def ensure_self_signed(directory: Path) -> tuple[Path, Path]:
     host = socket.gethostname()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"nexus on {host}")])
     now = datetime.datetime.now(datetime.UTC)
-    alt_names = [x509.DNSName(host), x509.DNSName("localhost")]
+    alt_names: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost")]
     alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", "::1")]
     certificate = (
         x509.CertificateBuilder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -770,13 +771,11 @@ async def test_quit_stops_later_requests_in_the_same_write(server):
 async def test_unexpected_failure_is_internal_and_connection_survives(server, monkeypatch):
     """A handler that crashes gives `internal`; the connection goes on working."""
 
-    async def broken(ctx, req):
+    def broken(ctx, req):
         raise RuntimeError("boom")
 
     original = commands.COMMANDS["whois"]
-    monkeypatch.setitem(
-        commands.COMMANDS, "whois", commands.Command("whois", broken, original.states, False)
-    )
+    monkeypatch.setitem(commands.COMMANDS, "whois", replace(original, handler=broken))
     alice = await server.user("alice")
     error = await alice.fails("internal", "whois", username="alice")
     assert "boom" not in error["message"]

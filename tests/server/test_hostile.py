@@ -73,7 +73,7 @@ async def wait_until(predicate, timeout: float = 10.0) -> bool:
 def quiet(running) -> bool:
     """No connection, session or anonymous address is left on the server."""
     server = running.server
-    return not server.sessions and not server.connections
+    return not server.core.connections and not server.core.per_address
 
 
 def open_fds() -> int:
@@ -444,9 +444,12 @@ async def test_three_thousand_hostile_connections_leave_no_trace(start_server):
     fds = open_fds()
     await churn(running, 3_000)
     assert await wait_until(
-        lambda: len(running.server.sessions) == 1 and sum(running.server.connections.values()) == 1
+        lambda: (
+            len(running.server.core.connections) == 1
+            and sum(running.server.core.per_address.values()) == 1
+        )
     )
-    assert set(running.server.hub.sessions) == {witness.name.lower()}
+    assert set(running.server.core.hub.sessions) == {witness.name.lower()}
     await still_serves(witness)
     await witness.ok("say", room="general", text="still here")
     assert open_fds() <= fds + 5
@@ -469,7 +472,7 @@ async def test_per_address_connection_limit_refuses_the_65th_and_frees_slots(sta
     elsewhere = await running.peer(local_addr=("127.0.0.8", 0))
     await still_serves(elsewhere)
     await crowd[0].close()
-    assert await wait_until(lambda: running.server.connections["127.0.0.7"] == 63)
+    assert await wait_until(lambda: running.server.core.per_address["127.0.0.7"] == 63)
     again = await Peer.connect(host, port, local_addr=("127.0.0.7", 0))
     assert (await again.frame())["event"] == "hello"
     await still_serves(again)
@@ -502,7 +505,7 @@ async def test_slow_client_is_cut_off_at_login_timeout_while_others_are_served(s
             break
     assert closed_after is not None and 0.9 <= closed_after < 2.5, closed_after
     assert max(latencies) < 0.5, latencies
-    assert await wait_until(lambda: len(running.server.sessions) == 1)
+    assert await wait_until(lambda: len(running.server.core.connections) == 1)
 
 
 async def test_slow_client_after_login_gets_its_frame_answered_byte_by_byte(server):
@@ -559,10 +562,10 @@ async def test_login_attempts_with_malformed_names_are_not_remembered(start_serv
             await peer.fails("auth_failed", "login", username=name, password="whatever1")
         await peer.fails("auth_failed", "login", username="x" * 25, password="whatever1")
         await peer.close()
-    assert len(running.server.account_logins) == 0
+    assert len(running.server.core.policy.failures_by_account) == 0
     peer = await running.peer()
     await peer.fails("auth_failed", "login", username="maybe_someone", password="whatever1")
-    assert len(running.server.account_logins) == 1
+    assert len(running.server.core.policy.failures_by_account) == 1
 
 
 # -- memory -------------------------------------------------------------------
@@ -603,7 +606,7 @@ async def test_memory_returns_to_baseline_after_hostile_churn(start_server):
     member = await running.user()
     await churn(running, 300, first_address=40)  # warm up caches and pools
     await heavy_churn(running, 50)
-    assert await wait_until(lambda: len(running.server.sessions) == 1)
+    assert await wait_until(lambda: len(running.server.core.connections) == 1)
     gc.collect()
     tracemalloc.start()
     try:
@@ -613,7 +616,7 @@ async def test_memory_returns_to_baseline_after_hostile_churn(start_server):
         await churn(running, 1_000, first_address=60)
         await heavy_churn(running, 300)
         _, peak = tracemalloc.get_traced_memory()
-        assert await wait_until(lambda: len(running.server.sessions) == 1)
+        assert await wait_until(lambda: len(running.server.core.connections) == 1)
         await asyncio.sleep(0.1)
         gc.collect()
         after, _ = tracemalloc.get_traced_memory()

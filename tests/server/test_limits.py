@@ -36,7 +36,7 @@ async def test_connections_are_limited_per_address(start_server):
     # A slot freed is a slot to use again.
     await crowd[0].close()
     for _ in range(200):
-        if server.server.connections["127.0.0.2"] < 8:
+        if server.server.core.per_address["127.0.0.2"] < 8:
             break
         await asyncio.sleep(0.01)
     again = await connect_from(server, "127.0.0.2")
@@ -49,8 +49,8 @@ async def test_sockets_have_keepalive_so_half_open_peers_are_dropped(start_serve
     """Accepted sockets probe silent peers with TCP keepalive at the configured pace."""
     server = await start_server(keepalive_idle=7, keepalive_interval=3, keepalive_count=2)
     peer = await server.user("alice")
-    (session,) = server.server.sessions
-    sock = session.transport.get_extra_info("socket")
+    (connection,) = server.connections()
+    sock = server.transport(connection).get_extra_info("socket")
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     if hasattr(socket, "TCP_KEEPIDLE"):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 7
@@ -189,3 +189,40 @@ async def test_room_changes_share_the_flood_budget(start_server):
     await alice.ok("topic", room="one", topic="t")
     error = await alice.fails("rate_limited", "delete", room="one")
     assert error["retry_after"] > 0
+
+
+async def test_with_tls_the_per_address_cap_applies_before_the_handshake(start_server, client_tls):
+    """Silent connections that never start TLS count against their address's cap at once:
+    the one past the cap is closed without waiting, and other addresses are served."""
+    server = await start_server(tls=True, max_connections_per_ip=8)
+    silent = [await connect_from(server, "127.0.0.2") for _ in range(8)]
+    extra = await connect_from(server, "127.0.0.2")
+    assert await asyncio.wait_for(extra.reader.read(), 2) == b""
+    other = await Peer.connect(
+        server.host,
+        server.port,
+        ssl=client_tls,
+        server_hostname="localhost",
+        local_addr=("127.0.0.3", 0),
+    )
+    assert (await other.frame())["event"] == "hello"
+    for peer in [*silent, extra, other]:
+        await peer.close()
+
+
+async def test_joining_and_leaving_share_the_flood_budget(start_server):
+    """Each join or leave that changes membership reaches every member: flood-controlled."""
+    server = await start_server(rate_limit=True, message_burst=10, message_rate=0.5)
+    alice = await server.user("alice")
+    watcher = await server.user("watcher")
+    await watcher.ok("join", room="tech")
+    replies = await alice.pipeline(
+        [{"cmd": cmd, "room": "tech"} for _ in range(20) for cmd in ("join", "leave")]
+    )
+    outcomes = [r["ok"] or r["error"]["code"] for r in replies]
+    assert outcomes[:10] == [True] * 10
+    assert set(outcomes[10:]) == {"rate_limited"}
+    # Joining a room one is already in changes nothing and costs nothing.
+    await alice.ok("join", room="general")
+    await alice.fails("rate_limited", "join", room="tech")
+    assert [(await alice.ok("join", room="general"))["room"]["name"] for _ in range(5)]

@@ -1,31 +1,36 @@
-"""The outbox on its own: batching, shared room broadcasts, exact order, holding, refusal."""
+"""The outbox on its own: batching, shared room broadcasts, exact order, holding,
+refusal and the slow-reader policy."""
 
 from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from nexus.server import outbox as outbox_module
 from nexus.server.model import Room
-from nexus.server.outbox import Outbox
-from nexus.server.ratelimit import TokenBucket
-from nexus.server.session import Session
+from nexus.server.outbox import Outbox, Outlet
+
+MIB = 1 << 20
 
 
 class Wire:
-    """A transport that records each write and holds back what the test says."""
+    """A link that records each write and holds back what the test says."""
 
-    def __init__(self, unsent: int = 0) -> None:
+    def __init__(self) -> None:
         self.writes: list[bytes] = []
-        self.unsent = unsent  # bytes the kernel "would not take" after each write
+        self.parts: list[bytes | memoryview] = []  # as handed over, for sharing checks
+        self.unsent = 0  # bytes the kernel "would not take"
+        self.backlog_growth = 0  # bytes each write leaves unsent
         self.closed = self.aborted = False
 
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
+    def write(self, parts: list[bytes | memoryview]) -> None:
+        self.parts += parts
+        self.writes.append(b"".join(parts))
+        self.unsent += self.backlog_growth
 
-    def get_write_buffer_size(self) -> int:
+    def backlog(self) -> int:
         return self.unsent
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
 
     def close(self) -> None:
         self.closed = True
@@ -34,14 +39,20 @@ class Wire:
         self.aborted = True
 
 
-def session(outbox: Outbox, name: str, cap: int = 1 << 20, unsent: int = 0) -> Session:
-    s = Session(Wire(unsent), name, cap, TokenBucket(5, 1, 0.0), outbox)
-    s.user = name
-    return s
+def make_outbox(soft: int = MIB, hard: int = 64 * MIB, timeout: float = 10.0) -> Outbox:
+    return Outbox(soft, hard, timeout)
 
 
-def received(s: Session) -> bytes:
-    return b"".join(s.transport.writes)
+def outlet(name: str) -> Outlet:
+    return Outlet(Wire(), name)
+
+
+def wire(o: Outlet) -> Wire:
+    return o.link  # type: ignore[return-value]
+
+
+def received(o: Outlet) -> bytes:
+    return b"".join(wire(o).writes)
 
 
 async def settle() -> None:
@@ -51,51 +62,55 @@ async def settle() -> None:
 
 
 async def test_every_frame_of_a_pass_leaves_in_one_write():
-    """Frames queued for a session during one pass go out together."""
-    outbox = Outbox()
-    alice = session(outbox, "alice")
+    """Frames queued for an outlet during one pass go out together."""
+    outbox = make_outbox()
+    alice = outlet("alice")
     for i in range(5):
-        alice.send(b"%d\n" % i)
+        outbox.send(alice, b"%d\n" % i)
     await settle()
-    assert alice.transport.writes == [b"0\n1\n2\n3\n4\n"]
+    assert wire(alice).writes == [b"0\n1\n2\n3\n4\n"]
 
 
 async def test_a_room_broadcast_is_shared_and_reaches_every_member():
     """A room's frames are joined once and written to each member."""
-    outbox = Outbox()
+    outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
-    members = [session(outbox, f"u{i}") for i in range(3)]
+    members = [outlet(f"u{i}") for i in range(3)]
     for i in range(4):
         outbox.broadcast(room, room.roster, b"m%d\n" % i, iter(members))
     await settle()
-    written = [m.transport.writes for m in members]
+    written = [wire(m).writes for m in members]
     assert written == [[b"m0\nm1\nm2\nm3\n"]] * 3
-    assert written[0][0] is written[1][0]  # one joined copy for all
+    assert wire(members[0]).parts[0] is wire(members[1]).parts[0]  # one joined copy for all
 
 
 async def test_own_frames_interleave_with_room_frames_in_the_order_queued():
     """A reply or DM between two room messages stays between them."""
-    outbox = Outbox()
+    outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
-    alice, bob = session(outbox, "alice"), session(outbox, "bob")
+    alice, bob = outlet("alice"), outlet("bob")
     members = [alice, bob]
     outbox.broadcast(room, room.roster, b"m1\n", iter(members))
-    bob.send(b"dm1\n")
+    outbox.send(bob, b"dm1\n")
     outbox.broadcast(room, room.roster, b"m2\n", iter(members))
     outbox.broadcast(room, room.roster, b"m3\n", iter(members))
-    alice.send(b"reply\n", reply=True)
-    bob.send(b"dm2\n")
+    outbox.reply(alice, b"reply\n", 1, False)
+    outbox.send(bob, b"dm2\n")
     outbox.broadcast(room, room.roster, b"m4\n", iter(members))
     await settle()
     assert received(alice) == b"m1\nm2\nm3\nreply\nm4\n"
     assert received(bob) == b"m1\ndm1\nm2\nm3\ndm2\nm4\n"
+    # Cut up differently, both are slices of one joined copy of the room's frames.
+    views = [part for o in (alice, bob) for part in wire(o).parts if type(part) is memoryview]
+    shared = {id(view.obj) for view in views}
+    assert len(shared) == 1
 
 
 async def test_a_membership_change_starts_a_new_broadcast():
     """After the room's roster changes, its frames go to the members as they are now."""
-    outbox = Outbox()
+    outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
-    alice, bob = session(outbox, "alice"), session(outbox, "bob")
+    alice, bob = outlet("alice"), outlet("bob")
     outbox.broadcast(room, room.roster, b"before\n", iter([alice]))
     room.roster += 1  # bob joined
     outbox.broadcast(room, room.roster, b"after\n", iter([alice, bob]))
@@ -106,9 +121,9 @@ async def test_a_membership_change_starts_a_new_broadcast():
 
 async def test_regroup_reaches_a_session_that_logged_in_since():
     """A new session of a member gets the room's later frames after a regroup."""
-    outbox = Outbox()
+    outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
-    first, second = session(outbox, "alice"), session(outbox, "alice")
+    first, second = outlet("alice"), outlet("alice")
     outbox.broadcast(room, room.roster, b"m1\n", iter([first]))
     outbox.regroup()
     outbox.broadcast(room, room.roster, b"m2\n", iter([first, second]))
@@ -119,80 +134,114 @@ async def test_regroup_reaches_a_session_that_logged_in_since():
 
 async def test_nothing_leaves_while_held_until_flushed():
     """While the store has unwritten changes, frames wait for its flush."""
-    unwritten = True
-    outbox = Outbox(held=lambda: unwritten)
-    alice = session(outbox, "alice")
-    alice.send(b"event\n")
+    outbox = make_outbox()
+    alice = outlet("alice")
+    outbox.hold()
+    outbox.send(alice, b"event\n")
     await settle()
-    assert alice.transport.writes == []
-    unwritten = False
+    assert wire(alice).writes == []
     outbox.flush()  # what the store does after its write
-    assert alice.transport.writes == [b"event\n"]
+    assert wire(alice).writes == [b"event\n"]
 
 
-async def test_a_refused_write_drops_held_events_and_refuses_unwritten_replies():
-    """Held replies to unwritten changes become refusals; other replies stay; events go."""
-    unwritten = True
-    outbox = Outbox(held=lambda: unwritten)
+async def test_a_refused_write_keeps_what_came_before_the_hold_and_every_reply():
+    """After a failed write: frames queued before the hold go out as they were;
+    events queued since are dropped; replies queued since are kept, or refused
+    when their own change was not written. Every reply keeps its place."""
+    outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
-    alice, bob = session(outbox, "alice"), session(outbox, "bob")
+    alice, bob = outlet("alice"), outlet("bob")
+    outbox.reply(alice, b"ping 1\n", 1, False)  # answered before any change
+    outbox.broadcast(room, room.roster, b"earlier\n", iter([alice, bob]))
+    outbox.hold()  # a change is applied...
     outbox.broadcast(room, room.roster, b"message\n", iter([alice, bob]))
-    alice.reply({"id": 1, "ok": True, "seq": 9}, unwritten=True)
-    alice.reply({"id": 2, "ok": True, "ts": 1.0})  # a ping: nothing to write
-    bob.send(b"presence\n")
-    unwritten = False
-    outbox.refuse_held(lambda rid: b"refused %d\n" % rid)
+    outbox.reply(alice, b"seq 9\n", 2, True)  # ...by this request
+    outbox.reply(alice, b"ping 3\n", 3, False)
+    outbox.send(bob, b"presence\n")
+    outbox.refuse(lambda rid: b"refused %d\n" % rid)
     await settle()
-    assert received(alice) == b'refused 1\n{"id":2,"ok":true,"ts":1.0}\n'
-    assert received(bob) == b""
+    assert received(alice) == b"ping 1\nearlier\nrefused 2\nping 3\n"
+    assert received(bob) == b"earlier\n"
 
 
-async def test_a_session_left_holding_more_than_the_cap_is_aborted():
-    """Past the cap of unsent bytes the connection is dropped, not buffered."""
-    outbox = Outbox()
-    slow = session(outbox, "slow", cap=100, unsent=150)
-    slow.send(b"x" * 10)
+async def test_a_reader_past_the_soft_limit_stays_while_it_reads(monkeypatch):
+    """Behind after a burst is not a reason to drop: each second it takes at
+    least the soft limit's worth, it gets another `timeout`."""
+    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
+    outbox = make_outbox(soft=100, timeout=0.12)
+    reader = outlet("reader")
+    outbox.send(reader, b"x" * 1000)
+    wire(reader).unsent = 900  # the kernel took 100 bytes
     await settle()
-    assert slow.transport.aborted and slow.closed
+    for _ in range(6):  # 0.3 s, well past the timeout, taking 100 bytes a look
+        await asyncio.sleep(0.05)
+        wire(reader).unsent -= 100
+    assert not wire(reader).aborted
 
 
-async def test_a_large_reply_may_pass_the_cap_in_its_own_flush():
-    """The bytes of replies in this flush do not count against the cap."""
-    outbox = Outbox()
-    asker = session(outbox, "asker", cap=100, unsent=150)
-    asker.send(b"x" * 150, reply=True)
+async def test_a_reader_that_stops_taking_is_dropped_after_the_timeout(monkeypatch):
+    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
+    outbox = make_outbox(soft=100, timeout=0.12)
+    stalled = outlet("stalled")
+    outbox.send(stalled, b"x" * 1000)
+    wire(stalled).unsent = 900
     await settle()
-    assert not asker.transport.aborted
-    asker.send(b"event\n")  # next flush: the 150 bytes still unsent now count
+    await asyncio.sleep(0.1)
+    assert not wire(stalled).aborted  # not before the timeout
+    await asyncio.sleep(0.2)
+    assert wire(stalled).aborted and stalled.dead
+    outbox.send(stalled, b"more\n")  # nothing more is queued for it
+    assert stalled.parts == []
+
+
+async def test_a_reader_that_catches_up_is_no_longer_timed():
+    outbox = make_outbox(soft=100, timeout=0.05)
+    reader = outlet("reader")
+    outbox.send(reader, b"x" * 1000)
+    wire(reader).unsent = 900
     await settle()
-    assert asker.transport.aborted
+    assert reader.lagging_since is not None
+    wire(reader).unsent = 0
+    outbox.caught_up(reader)  # what the front end says once its buffer drains
+    await asyncio.sleep(0.1)
+    assert reader.lagging_since is None and not wire(reader).aborted
 
 
-async def test_close_waits_for_the_queue_to_go_out():
-    """A closed session writes what it had queued, then closes."""
-    unwritten = True
-    outbox = Outbox(held=lambda: unwritten)
-    alice = session(outbox, "alice")
-    alice.reply({"id": 1, "ok": True})
+async def test_an_outlet_past_the_hard_limit_is_dropped_at_once():
+    outbox = make_outbox(soft=100, hard=500)
+    slow = outlet("slow")
+    wire(slow).backlog_growth = 600
+    outbox.send(slow, b"x" * 10)
+    await settle()
+    assert wire(slow).aborted and slow.dead
+
+
+@pytest.mark.parametrize("held", [False, True])
+async def test_close_waits_for_the_queue_to_go_out(held):
+    """A closing outlet writes what it had queued, then closes; nothing queued after."""
+    outbox = make_outbox()
+    alice = outlet("alice")
+    if held:
+        outbox.hold()
+    outbox.reply(alice, b'{"id":1,"ok":true}\n', 1, False)
     alice.close()
-    alice.send(b"too late\n")
+    outbox.send(alice, b"too late\n")
     await settle()
-    assert not alice.transport.closed and alice.transport.writes == []
-    unwritten = False
-    outbox.flush()
+    if held:
+        assert not wire(alice).closed and wire(alice).writes == []
+        outbox.flush()
     assert received(alice) == b'{"id":1,"ok":true}\n'
-    assert alice.transport.closed
+    assert wire(alice).closed
 
 
-async def test_a_session_that_quit_still_closes_after_a_refused_write():
-    """A closing session's held reply survives a refusal, and the session closes after it."""
-    unwritten = True
-    outbox = Outbox(held=lambda: unwritten)
-    alice = session(outbox, "alice")
-    alice.reply({"id": 1, "ok": True})  # quit's reply: nothing to write
+async def test_an_outlet_that_quit_still_closes_after_a_refused_write():
+    """A closing outlet's held reply survives a refusal, and it closes after it."""
+    outbox = make_outbox()
+    alice = outlet("alice")
+    outbox.hold()
+    outbox.reply(alice, b'{"id":1,"ok":true}\n', 1, False)  # quit's reply: nothing to write
     alice.close()
-    unwritten = False
-    outbox.refuse_held(lambda rid: b"refused %d\n" % rid)
+    outbox.refuse(lambda rid: b"refused %d\n" % rid)
     await settle()
     assert received(alice) == b'{"id":1,"ok":true}\n'
-    assert alice.transport.closed
+    assert wire(alice).closed

@@ -6,6 +6,7 @@ import orjson
 
 from nexus.server import model as model_module
 from tests.conftest import PASSWORD
+from tests.wire import Peer
 
 
 async def test_a_password_login_issues_a_token_that_logs_in_again(server):
@@ -78,3 +79,31 @@ async def test_token_attempts_count_against_the_login_rate(start_server):
         await peer.fails("auth_failed", "login", username="alice", token="guess")
     error = await peer.fails("rate_limited", "login", username="alice", token="guess")
     assert error["retry_after"] > 0
+
+
+async def test_successful_logins_never_use_up_the_login_budget(start_server):
+    """A user with more terminals than the per-minute budget logs in on every one."""
+    server = await start_server(login_attempts_per_minute=5)
+    await server.user("alice")
+    for _ in range(12):
+        peer = await server.peer()
+        await peer.ok("login", username="alice", password=PASSWORD)
+        await peer.close()
+
+
+async def test_failed_logins_are_counted_per_address_across_connections(start_server):
+    """Guesses spread over new connections from one address share one budget, which
+    then holds even a right password from there; another address may still log in."""
+    server = await start_server(login_attempts_per_minute=5)
+    await server.user("alice")
+    for _ in range(5):
+        peer = await server.peer()
+        await peer.fails("auth_failed", "login", username="nobody", password="wrong-password")
+        await peer.close()
+    peer = await server.peer()
+    error = await peer.fails("rate_limited", "login", username="alice", password=PASSWORD)
+    assert error["retry_after"] > 0
+    other = await Peer.connect(server.host, server.port, local_addr=("127.0.0.2", 0))
+    await other.frame()
+    await other.ok("login", username="alice", password=PASSWORD)
+    await other.close()

@@ -1,8 +1,8 @@
-"""The wire protocol, sans I/O: framing, frame decoding, typed requests, events.
+"""Typed requests: one frozen dataclass a command, built only by `parse()`.
 
-Everything here is plain synchronous code: bytes in, frames or typed requests
-out. The server and the client both build on it; neither touches a socket
-from here. The rules follow docs/protocol.md.
+Each argument has a validator that turns the raw JSON value into a clean one
+or raises the protocol's error for it, so a handler never sees a malformed
+argument. The rules follow docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -10,17 +10,59 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
-
-import orjson
+from typing import Any, ClassVar, TypeVar
 
 from nexus.errors import NexusError
 
-PROTOCOL_VERSION = 1
+__all__ = [
+    "DEFAULT_ROOMS",
+    "DM_HISTORY_CAP",
+    "MAX_ID_LENGTH",
+    "MESSAGE_MAX",
+    "PAGE_DEFAULT",
+    "PAGE_MAX",
+    "PASSWORD_MAX",
+    "PASSWORD_MIN",
+    "REQUESTS",
+    "ROOM_HISTORY_CAP",
+    "ROOM_RE",
+    "SECRETS",
+    "SHORT_TEXT_MAX",
+    "USERNAME_RE",
+    "Bio",
+    "Create",
+    "Delete",
+    "Dm",
+    "Dms",
+    "History",
+    "Join",
+    "Leave",
+    "Login",
+    "Online",
+    "Optional",
+    "Ping",
+    "Quit",
+    "Register",
+    "Request",
+    "Rooms",
+    "Say",
+    "Topic",
+    "Validator",
+    "Whois",
+    "any_username",
+    "command_name",
+    "message_text",
+    "new_password",
+    "new_username",
+    "page_limit",
+    "parse",
+    "request",
+    "request_id",
+    "room_name",
+    "sequence",
+    "short_text",
+]
 
-# Security limits: each bounds what one peer can make the other hold or do.
-MAX_FRAME = 65_536  # bytes a frame, newline included: bounds a peer's buffer
-MAX_DEPTH = 32  # JSON nesting: bounds work on pathological documents
 MAX_ID_LENGTH = 64  # a string request id, echoed back in every reply
 
 # Limits on names and text (docs/protocol.md, "Names and limits").
@@ -41,102 +83,6 @@ _LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Unicode's White_Space property. str.isspace() and str.strip() also count
 # U+001C-U+001F, which are controls, so they cannot be used here.
 _WHITE_SPACE = re.compile(r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
-
-
-# --------------------------------------------------------------------------
-# Framing
-
-
-class LineFramer:
-    """Splits a byte stream into newline-ended frames of at most `max_frame` bytes.
-
-    `feed()` returns the complete lines seen so far (without `\\n`). Once a
-    line grows past the limit, `too_large` is set and nothing more is ever
-    returned: the caller answers `frame_too_large` and closes, so no command
-    hidden in the tail of an over-long line can run.
-    """
-
-    __slots__ = ("_buffer", "max_frame", "too_large")
-
-    def __init__(self, max_frame: int = MAX_FRAME) -> None:
-        self.max_frame = max_frame
-        self._buffer = bytearray()
-        self.too_large = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        if self.too_large:
-            return []
-        buffer = self._buffer
-        start = len(buffer)
-        buffer += data
-        lines: list[bytes] = []
-        begin = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            if end + 1 - begin > self.max_frame:
-                self.too_large = True
-                break
-            lines.append(bytes(buffer[begin:end]))
-            begin = start = end + 1
-        if not self.too_large and len(buffer) - begin + 1 > self.max_frame:
-            # Even the newline that would end it would not fit.
-            self.too_large = True
-        if self.too_large:
-            self._buffer = bytearray()
-        else:
-            del buffer[:begin]
-        return lines
-
-    @property
-    def pending(self) -> int:
-        """Bytes of an unterminated line held back (dropped at end of stream)."""
-        return len(self._buffer)
-
-
-def encode(frame: dict[str, Any]) -> bytes:
-    """One frame on the wire: compact UTF-8 JSON and a newline."""
-    return orjson.dumps(frame) + b"\n"
-
-
-def _depth_ok(value: Any, limit: int) -> bool:
-    """True when `value` nests at most `limit` containers deep (iteratively)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return False
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return True
-
-
-def decode(line: bytes) -> dict[str, Any] | None:
-    """One frame's bytes -> a JSON object; None for a blank line.
-
-    Refuses (`bad_frame`) invalid UTF-8, lone surrogates, NaN and infinities,
-    nesting deeper than MAX_DEPTH and anything that is not an object.
-    """
-    if line.endswith(b"\r"):
-        line = line[:-1]
-    if not line.strip():
-        return None
-    try:
-        value = orjson.loads(line)
-    except (orjson.JSONDecodeError, RecursionError):
-        raise NexusError("bad_frame", "not a JSON object: could not parse the line") from None
-    if not isinstance(value, dict):
-        raise NexusError("bad_frame", "a frame must be a JSON object")
-    # Fewer brackets than the limit cannot nest past it: skip the walk.
-    if line.count(b"{") + line.count(b"[") > MAX_DEPTH and not _depth_ok(value, MAX_DEPTH):
-        raise NexusError("bad_frame", f"a frame may nest at most {MAX_DEPTH} levels deep")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -236,16 +182,27 @@ class Optional:
 # --------------------------------------------------------------------------
 # Typed requests: one frozen dataclass a command, built only by parse().
 
+
+class Request:
+    """A typed request; `cmd` is the command's name on the wire."""
+
+    __slots__ = ()
+    cmd: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every subclass is a dataclass
+
+
+RequestT = TypeVar("RequestT", bound=Request)
+
 # Per argument, in field order: its key on the wire, its validator, whether
 # it is required, and its default (worked out once, not per request).
 Rule = tuple[str, Validator, bool, Any]
-REQUESTS: dict[str, tuple[type, tuple[Rule, ...]]] = {}
+REQUESTS: dict[str, tuple[type[Request], tuple[Rule, ...]]] = {}
 
 
-def request(cmd: str, **args: Validator | Optional):
+def request(cmd: str, **args: Validator | Optional) -> Callable[[type[RequestT]], type[RequestT]]:
     """Registers a request type for `cmd` with a validator per argument."""
 
-    def register(cls: type) -> type:
+    def register(cls: type[RequestT]) -> type[RequestT]:
         names = [f.name for f in fields(cls)]
         assert set(names) == set(args), (cmd, names, set(args))
         rules = []
@@ -277,7 +234,7 @@ def _masked_repr(self: Any) -> str:
 
 @request("register", username=new_username, password=new_password)
 @dataclass(frozen=True, slots=True, repr=False)
-class Register:
+class Register(Request):
     username: str
     password: str
     __repr__ = _masked_repr
@@ -285,7 +242,7 @@ class Register:
 
 @request("login", username=any_username, password=Optional(_string), token=Optional(_string))
 @dataclass(frozen=True, slots=True, repr=False)
-class Login:
+class Login(Request):
     """Logs in with a password, or with a token from an earlier login's reply."""
 
     username: str
@@ -300,58 +257,58 @@ class Login:
 
 @request("join", room=room_name)
 @dataclass(frozen=True, slots=True)
-class Join:
+class Join(Request):
     room: str
 
 
 @request("leave", room=room_name)
 @dataclass(frozen=True, slots=True)
-class Leave:
+class Leave(Request):
     room: str
 
 
 @request("create", room=room_name, topic=Optional(short_text, ""))
 @dataclass(frozen=True, slots=True)
-class Create:
+class Create(Request):
     room: str
     topic: str
 
 
 @request("delete", room=room_name)
 @dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(Request):
     room: str
 
 
 @request("topic", room=room_name, topic=short_text)
 @dataclass(frozen=True, slots=True)
-class Topic:
+class Topic(Request):
     room: str
     topic: str
 
 
 @request("rooms")
 @dataclass(frozen=True, slots=True)
-class Rooms:
+class Rooms(Request):
     pass
 
 
 @request("online")
 @dataclass(frozen=True, slots=True)
-class Online:
+class Online(Request):
     pass
 
 
 @request("say", room=room_name, text=message_text)
 @dataclass(frozen=True, slots=True)
-class Say:
+class Say(Request):
     room: str
     text: str
 
 
 @request("dm", to=any_username, text=message_text)
 @dataclass(frozen=True, slots=True)
-class Dm:
+class Dm(Request):
     to: str
     text: str
 
@@ -363,7 +320,7 @@ class Dm:
     before=Optional(sequence),
 )
 @dataclass(frozen=True, slots=True)
-class Dms:
+class Dms(Request):
     with_: str  # `with` on the wire; a keyword in Python
     limit: int
     before: int | None
@@ -373,7 +330,7 @@ class Dms:
     "history", room=room_name, limit=Optional(page_limit, PAGE_DEFAULT), before=Optional(sequence)
 )
 @dataclass(frozen=True, slots=True)
-class History:
+class History(Request):
     room: str
     limit: int
     before: int | None
@@ -381,25 +338,25 @@ class History:
 
 @request("whois", username=any_username)
 @dataclass(frozen=True, slots=True)
-class Whois:
+class Whois(Request):
     username: str
 
 
 @request("bio", text=short_text)
 @dataclass(frozen=True, slots=True)
-class Bio:
+class Bio(Request):
     text: str
 
 
 @request("ping")
 @dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(Request):
     pass
 
 
 @request("quit")
 @dataclass(frozen=True, slots=True)
-class Quit:
+class Quit(Request):
     pass
 
 
@@ -423,7 +380,7 @@ def command_name(frame: dict[str, Any]) -> str:
     return cmd
 
 
-def parse(cmd: str, frame: dict[str, Any]) -> Any:
+def parse(cmd: str, frame: dict[str, Any]) -> Request:
     """A known command's frame -> its typed request; unknown keys are ignored."""
     cls, rules = REQUESTS[cmd]
     values = []
@@ -439,25 +396,3 @@ def parse(cmd: str, frame: dict[str, Any]) -> Any:
         except NexusError as err:
             raise NexusError(err.code, f"{key}: {err.message}") from None
     return cls(*values)
-
-
-# --------------------------------------------------------------------------
-# Replies and events
-
-
-def ok(rid: int | str | None, **fields_: Any) -> dict[str, Any]:
-    reply: dict[str, Any] = {} if rid is None else {"id": rid}
-    reply["ok"] = True
-    reply.update(fields_)
-    return reply
-
-
-def error(rid: int | str | None, err: NexusError) -> dict[str, Any]:
-    reply: dict[str, Any] = {} if rid is None else {"id": rid}
-    reply["ok"] = False
-    reply["error"] = err.to_wire()
-    return reply
-
-
-def event(name: str, **fields_: Any) -> dict[str, Any]:
-    return {"event": name, **fields_}

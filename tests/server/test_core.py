@@ -1,5 +1,5 @@
-"""Frames answered in order around handlers that suspend, half-close,
-dropped connections and a reader that falls behind, against a real server."""
+"""The connection core over TCP: frames answered in order around handlers that
+suspend, half-close, dropped connections and a reader that falls behind."""
 
 from __future__ import annotations
 
@@ -80,19 +80,19 @@ async def test_a_peer_gone_during_a_suspended_login_is_forgotten(server):
     await entered.wait()
     peer.writer.transport.abort()
     await asyncio.sleep(0.05)  # the reset reaches the server's socket
-    assert len(server.server.sessions) == 2  # bob's, and the one whose login is held
+    assert len(server.connections()) == 2  # bob's, and the one whose login is held
     release.set()
     await watcher.event("presence", user="ada", online=True)
     await watcher.event("presence", user="ada", online=False)
-    assert len(server.server.sessions) == 1
-    assert sum(server.server.connections.values()) == 1
+    assert len(server.connections()) == 1
+    assert sum(server.server.core.per_address.values()) == 1
 
 
 async def test_stop_waits_for_sessions_and_records_when_users_were_last_seen(start_server):
     first = await start_server()
     ada = await first.user("ada")
     await first.server.stop()
-    assert not first.server.sessions
+    assert not first.connections()
     assert await ada.closed()
     second = await start_server()
     bob = await second.user("bob")
@@ -115,22 +115,23 @@ async def test_a_peer_that_asks_for_more_than_it_reads_is_held_to_the_cap(start_
     received = b""
     while b'"ok":true' not in received:
         received += await asyncio.to_thread(sock.recv, 65_536)
-    (session,) = [s for s in server.server.sessions if s.frames == 1 and s.user == "ada"]
-    server_side = session.transport.get_extra_info("socket")
+    (connection,) = [c for c in server.connections("ada") if c.frames == 1]
+    transport = server.transport(connection)
+    server_side = transport.get_extra_info("socket")
     server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
     count = 200  # ~32 KiB a page (half the cap): ~6 MiB if all were answered
     history = [{"id": i, "cmd": "history", "room": "general", "limit": 100} for i in range(count)]
     sock.sendall(lines(*history))
     answered = -1
-    while answered != session.frames - 1:  # until the server stops answering
-        answered = session.frames - 1
+    while answered != connection.frames - 1:  # until the server stops answering
+        answered = connection.frames - 1
         await asyncio.sleep(0.1)
     # The cap, plus what the kernel holds: the asker's receive buffer
     # (128 KiB by default) and the server's send buffer (4 KiB).
     assert 0 < answered <= (cap + 256 * 1024) // (cap // 2), answered
-    assert session.transport.get_write_buffer_size() <= 2 * cap
-    assert not session.closed
+    assert transport.get_write_buffer_size() <= 2 * cap
+    assert connection.session.open
 
     server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     ids = []

@@ -1,0 +1,406 @@
+"""Typed replies and events: what the server sends, typed once for both sides.
+
+Each object, event and reply is a TypedDict: the server builds plain dicts
+(no conversion on the hot path, and mypy checks every key it writes); a
+client passes each frame it receives through `parse_event()` or
+`parse_reply()`, which check every field against the same declarations, so
+code past that point reads `event["room"]` with no defensive `.get()`. Keys
+not declared here are kept and ignored, so a newer server's additions do
+not break an older client.
+
+(No `from __future__ import annotations` here: TypedDict must see
+`NotRequired` itself to know which keys may be absent.)
+"""
+
+import types
+from collections.abc import Callable
+from typing import (
+    Any,
+    Literal,
+    NotRequired,
+    TypedDict,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+    is_typeddict,
+)
+
+from nexus.errors import ERROR_CODES, NexusError
+
+__all__ = [
+    "EVENTS",
+    "PROTOCOL_VERSION",
+    "REPLIES",
+    "DirectMessage",
+    "DmEvent",
+    "DmsReply",
+    "Empty",
+    "ErrorBody",
+    "Event",
+    "Hello",
+    "HistoryReply",
+    "JoinReply",
+    "Joined",
+    "Left",
+    "LoginReply",
+    "MalformedFrame",
+    "MessageEvent",
+    "PingReply",
+    "Presence",
+    "Profile",
+    "ProfileReply",
+    "RoomCreated",
+    "RoomDeleted",
+    "RoomInfo",
+    "RoomMessage",
+    "RoomReply",
+    "RoomsReply",
+    "SentReply",
+    "TopicChanged",
+    "Unread",
+    "UsersReply",
+    "error",
+    "error_of",
+    "ok",
+    "parse_event",
+    "parse_reply",
+]
+
+PROTOCOL_VERSION = 1
+
+# --------------------------------------------------------------------------
+# Objects (docs/protocol.md, "Objects")
+
+RoomMessage = TypedDict(
+    "RoomMessage", {"room": str, "seq": int, "from": str, "text": str, "ts": float}
+)
+DirectMessage = TypedDict(
+    "DirectMessage", {"seq": int, "from": str, "to": str, "text": str, "ts": float}
+)
+
+
+class RoomInfo(TypedDict):
+    name: str
+    topic: str
+    owner: str | None  # None for default rooms
+    default: bool
+    members: int
+    online: int
+
+
+class Profile(TypedDict):
+    username: str
+    bio: str
+    online: bool
+    rooms: list[str]
+    created: float
+    last_seen: float | None  # None while online
+
+
+class Unread(TypedDict):
+    dms: dict[str, int]  # the other user's display name -> unread DMs from them
+
+
+class ErrorBody(TypedDict):
+    code: str
+    message: str
+    retry_after: NotRequired[float]  # with rate_limited
+
+
+# --------------------------------------------------------------------------
+# Events (docs/protocol.md, "Events")
+
+
+class Hello(TypedDict):
+    event: Literal["hello"]
+    server: str
+    version: str
+    protocol: int
+    motd: str
+
+
+class MessageEvent(RoomMessage):
+    event: Literal["message"]
+
+
+class DmEvent(DirectMessage):
+    event: Literal["dm"]
+
+
+class Joined(TypedDict):
+    event: Literal["joined"]
+    room: str
+    user: str
+
+
+class Left(TypedDict):
+    event: Literal["left"]
+    room: str
+    user: str
+
+
+class RoomCreated(TypedDict):
+    event: Literal["room_created"]
+    room: RoomInfo
+
+
+class RoomDeleted(TypedDict):
+    event: Literal["room_deleted"]
+    room: str
+    by: str
+
+
+class TopicChanged(TypedDict):
+    event: Literal["topic"]
+    room: str
+    topic: str
+    by: str
+
+
+class Presence(TypedDict):
+    event: Literal["presence"]
+    user: str
+    online: bool
+
+
+Event = (
+    Hello
+    | MessageEvent
+    | DmEvent
+    | Joined
+    | Left
+    | RoomCreated
+    | RoomDeleted
+    | TopicChanged
+    | Presence
+)
+EVENTS: dict[str, type] = {
+    get_args(get_type_hints(kind)["event"])[0]: kind for kind in get_args(Event)
+}
+
+# --------------------------------------------------------------------------
+# Replies: the fields of an `ok` reply, by command (docs/protocol.md, "Commands")
+
+
+class Empty(TypedDict):
+    pass
+
+
+class LoginReply(TypedDict):
+    user: Profile
+    rooms: list[str]
+    unread: Unread
+    token: NotRequired[str]  # after register and a password login
+
+
+class JoinReply(TypedDict):
+    room: RoomInfo
+    history: list[RoomMessage]
+
+
+class RoomReply(TypedDict):
+    room: RoomInfo
+
+
+class RoomsReply(TypedDict):
+    rooms: list[RoomInfo]
+
+
+class UsersReply(TypedDict):
+    users: list[Profile]
+
+
+class SentReply(TypedDict):
+    seq: int
+    ts: float
+
+
+class HistoryReply(TypedDict):
+    messages: list[RoomMessage]
+    more: bool
+
+
+class DmsReply(TypedDict):
+    messages: list[DirectMessage]
+    more: bool
+
+
+class ProfileReply(TypedDict):
+    user: Profile
+
+
+class PingReply(TypedDict):
+    ts: float
+
+
+REPLIES: dict[str, type] = {
+    "register": LoginReply,
+    "login": LoginReply,
+    "join": JoinReply,
+    "leave": Empty,
+    "create": RoomReply,
+    "delete": Empty,
+    "topic": RoomReply,
+    "rooms": RoomsReply,
+    "online": UsersReply,
+    "say": SentReply,
+    "dm": SentReply,
+    "dms": DmsReply,
+    "history": HistoryReply,
+    "whois": ProfileReply,
+    "bio": ProfileReply,
+    "ping": PingReply,
+    "quit": Empty,
+}
+
+
+# --------------------------------------------------------------------------
+# Building frames (the server's side)
+
+
+def ok(rid: int | str | None, fields: dict[str, Any] | Any) -> dict[str, Any]:
+    """An `ok` reply carrying a reply's fields and the request's id, if any."""
+    reply: dict[str, Any] = {} if rid is None else {"id": rid}
+    reply["ok"] = True
+    reply.update(fields)
+    return reply
+
+
+def error(rid: int | str | None, err: NexusError) -> dict[str, Any]:
+    reply: dict[str, Any] = {} if rid is None else {"id": rid}
+    reply["ok"] = False
+    reply["error"] = err.to_wire()
+    return reply
+
+
+# --------------------------------------------------------------------------
+# Checking frames (a client's side)
+
+
+class MalformedFrame(ValueError):
+    """A frame from the server that does not have the declared shape."""
+
+
+Check = Callable[[Any], bool]
+_CHECKS: dict[Any, Check] = {}
+
+
+def _check_for(kind: Any) -> Check:
+    """A function telling whether a JSON value has the declared type `kind`."""
+    known = _CHECKS.get(kind)
+    if known is not None:
+        return known
+    check: Check
+    origin = get_origin(kind)
+    if kind is Any:
+        check = _anything
+    elif kind is str:
+        check = _is_str
+    elif kind is bool:
+        check = _is_bool
+    elif kind is int:
+        check = _is_int
+    elif kind is float:
+        check = _is_number
+    elif kind is type(None):
+        check = _is_none
+    elif origin is Literal:
+        allowed = get_args(kind)
+        check = allowed.__contains__
+    elif origin in (Union, types.UnionType):
+        options = [_check_for(option) for option in get_args(kind)]
+        check = lambda value: any(option(value) for option in options)  # noqa: E731
+    elif origin is list:
+        item = _check_for(get_args(kind)[0])
+        check = lambda value: type(value) is list and all(map(item, value))  # noqa: E731
+    elif origin is dict:
+        check = _dict_check(_check_for(get_args(kind)[1]))
+    elif is_typeddict(kind):
+        check = _typed_dict_check(kind)
+    else:
+        raise TypeError(f"no check for {kind!r}")
+    _CHECKS[kind] = check
+    return check
+
+
+def _dict_check(entry: Check) -> Check:
+    def check(value: Any) -> bool:
+        return type(value) is dict and all(
+            type(key) is str and entry(item) for key, item in value.items()
+        )
+
+    return check
+
+
+def _typed_dict_check(kind: Any) -> Check:
+    hints = get_type_hints(kind)
+    fields = [(key, key in kind.__required_keys__, _check_for(hint)) for key, hint in hints.items()]
+
+    def check(value: Any) -> bool:
+        if type(value) is not dict:
+            return False
+        for key, required, field_check in fields:
+            if key in value:
+                if not field_check(value[key]):
+                    return False
+            elif required:
+                return False
+        return True
+
+    return check
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_bool(value: Any) -> bool:
+    return value is True or value is False
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) is float or type(value) is int  # JSON may write 2.0 as 2
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def parse_event(frame: dict[str, Any]) -> Event | None:
+    """An event frame, checked against its declaration; None for an event this
+    side does not know (a newer server's). Raises MalformedFrame."""
+    kind = EVENTS.get(frame.get("event"))  # type: ignore[arg-type]
+    if kind is None:
+        return None
+    if not _check_for(kind)(frame):
+        raise MalformedFrame(f"malformed {frame['event']!r} event")
+    return cast(Event, frame)
+
+
+def parse_reply(cmd: str, frame: dict[str, Any]) -> Any:
+    """The fields of an `ok` reply to `cmd`, checked; raises MalformedFrame."""
+    kind = REPLIES.get(cmd)
+    if kind is not None and not _check_for(kind)(frame):
+        raise MalformedFrame(f"malformed reply to {cmd!r}")
+    return frame
+
+
+def error_of(frame: dict[str, Any]) -> NexusError:
+    """An `ok: false` reply -> NexusError; a code this side does not know is `internal`."""
+    body = frame.get("error")
+    if body is None or not _check_for(ErrorBody)(body):
+        return NexusError("internal", "the server refused without saying why")
+    extra = {key: value for key, value in body.items() if key not in ("code", "message")}
+    if body["code"] not in ERROR_CODES:
+        return NexusError("internal", f"{body['code']}: {body['message']}", **extra)
+    return NexusError(body["code"], body["message"], **extra)

@@ -1,0 +1,82 @@
+"""Accounts and the session's life: register, login, quit, ping."""
+
+from __future__ import annotations
+
+import time
+
+from nexus import protocol as p
+from nexus.errors import NexusError
+from nexus.server.auth import new_token, token_valid
+from nexus.server.commands.context import Context
+from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
+from nexus.server.model import User, user_key
+
+_LOGIN_FAILED = "wrong username, password or token"
+
+
+async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
+    """Attaches the session to `user` once its account (and a fresh login
+    token, unless it just logged in with one) is on disk, and builds the reply."""
+    key = user_key(user.username)
+    token = None
+    if with_token:
+        token, digest = new_token()
+        ctx.change("token", user=key, digest=digest, ts=time.time())
+    await ctx.durable()
+    # The peer may have gone while the password was checked.
+    if ctx.session.open and ctx.hub.attach(ctx.session, key):
+        ctx.hub.announce_presence(ctx.model, key, online=True)
+    reply: p.LoginReply = {
+        "user": ctx.profile(user),
+        "rooms": sorted(user.rooms),
+        "unread": {"dms": ctx.model.unread(key)},
+    }
+    if token is not None:
+        reply["token"] = token
+    return reply
+
+
+@command("register", phases=ANONYMOUS, suspends=True)
+async def register(ctx: Context, req: p.Register) -> p.LoginReply:
+    ctx.policy.check_registration(ctx.registrations)
+    if ctx.model.user(req.username) is not None:
+        raise NexusError("username_taken", f"{req.username} is taken")
+    hashed = await ctx.hashing.hash(req.password)
+    if ctx.model.user(req.username) is not None:  # registered while we hashed
+        raise NexusError("username_taken", f"{req.username} is taken")
+    user = ctx.change("register", username=req.username, password=hashed, ts=time.time())
+    return await _welcome(ctx, user, with_token=True)
+
+
+@command("login", phases=ANONYMOUS, suspends=True)
+async def login(ctx: Context, req: p.Login) -> p.LoginReply:
+    # Only a name that could be an account has a per-account budget: the
+    # limiter must not remember arbitrary strangers' strings (up to a frame
+    # each) for names no account can have. The per-address budget still counts.
+    account = user_key(req.username) if p.USERNAME_RE.fullmatch(req.username) else None
+    ip = ctx.session.ip
+    ctx.policy.check_login(ip, account)
+    user = ctx.model.user(req.username) if account is not None else None
+    if account is None:  # no account can have this name: no need to spend a hash on it
+        accepted = False
+    elif req.token is not None:
+        accepted = user is not None and token_valid(user.tokens, req.token)
+    else:
+        stored = user.password if user is not None else None
+        accepted = await ctx.hashing.verify(stored, req.password or "")
+        accepted = accepted and ctx.model.user(req.username) is user  # not replaced meanwhile
+    if not accepted or user is None:
+        ctx.policy.login_failed(ip, account)
+        raise NexusError("auth_failed", _LOGIN_FAILED)
+    return await _welcome(ctx, user, with_token=req.token is None)
+
+
+@command("quit", phases=ANY_OPEN)
+def quit_(ctx: Context, req: p.Quit) -> p.Empty:
+    ctx.quitting = True  # the core closes the connection once the reply is queued
+    return {}
+
+
+@command("ping", phases=ANY_OPEN)
+def ping(ctx: Context, req: p.Ping) -> p.PingReply:
+    return {"ts": time.time()}

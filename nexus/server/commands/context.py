@@ -1,0 +1,118 @@
+"""What a handler may use: the model to read, its session, one way to change
+things, fan-out, and the server's policies. Nothing else of the server.
+
+There is one Context per connection, reset for each request (a request on
+the hot path should not pay for building one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nexus import protocol as p
+from nexus.errors import NexusError
+from nexus.protocol import encode
+from nexus.server.auth import PasswordHashing
+from nexus.server.hub import Hub
+from nexus.server.model import Model, Room, User, user_key
+from nexus.server.policy import Policy
+from nexus.server.ratelimit import TokenBucket
+from nexus.server.session import Session
+from nexus.server.store import Store
+
+
+@dataclass(slots=True)
+class Context:
+    session: Session
+    hub: Hub
+    policy: Policy
+    hashing: PasswordHashing
+    _store: Store
+    registrations: TokenBucket  # this connection's budget of `register` attempts
+    changed: bool = False  # the current request applied a change not yet written
+    quitting: bool = False  # the connection closes once the reply is queued
+
+    @property
+    def model(self) -> Model:
+        """The model, to read. (The store replaces it when it reloads after a failed write.)"""
+        return self._store.model
+
+    @property
+    def key(self) -> str:
+        """The session's user key (the handler runs only once authenticated)."""
+        return self.session.user  # type: ignore[return-value]
+
+    @property
+    def me(self) -> User:
+        return self._store.model.users[self.key]
+
+    # -- changing things ---------------------------------------------------
+
+    def change(self, op: str, **fields: Any) -> Any:
+        """Applies a change, made by the session's user unless `fields` say
+        `user`, and returns what it produced. It is written with the next
+        group, before the reply or any event leaves."""
+        self.changed = True
+        return self._store.apply({"op": op, "user": self.session.user, **fields})
+
+    async def durable(self) -> None:
+        """Waits until this request's changes are written (for a handler that
+        must not go on before, like attaching a session to a new account)."""
+        if self.changed:
+            await self._store.written()
+
+    # -- looking things up -------------------------------------------------
+
+    def room(self, name: str) -> Room:
+        room = self.model.rooms.get(name)
+        if room is None:
+            raise NexusError("no_such_room", f"no room #{name}")
+        return room
+
+    def user(self, name: str) -> User:
+        user = self.model.user(name)
+        if user is None:
+            raise NexusError("no_such_user", f"no user {name[:40]!r}")
+        return user
+
+    # -- wire objects ------------------------------------------------------
+
+    def room_info(self, room: Room) -> p.RoomInfo:
+        is_online = self.hub.is_online
+        return {
+            "name": room.name,
+            "topic": room.topic,
+            "owner": None if room.owner is None else self.model.display(room.owner),
+            "default": room.default,
+            "members": len(room.members),
+            "online": sum(1 for key in room.members if is_online(key)),
+        }
+
+    def profile(self, user: User) -> p.Profile:
+        online = self.hub.is_online(user_key(user.username))
+        return {
+            "username": user.username,
+            "bio": user.bio,
+            "online": online,
+            "rooms": sorted(user.rooms),
+            "created": user.created,
+            "last_seen": None if online else user.last_seen,
+        }
+
+    def fit(self, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
+        """Cuts a page, oldest first, to half the soft outbound limit.
+
+        500 messages of 4,000 four-byte characters encode to ~8 MB: sent
+        whole, one reply would put the asker far behind. The newest message
+        always stays, so paging with `before` keeps making progress; `more`
+        says older ones remain.
+        """
+        budget = self.policy.config.max_outbound // 2
+        size = 0
+        newest = len(messages) - 1
+        for i in range(newest, -1, -1):
+            size += len(encode(messages[i]))
+            if size > budget and i < newest:
+                return messages[i + 1 :], True
+        return messages, more

@@ -1,0 +1,109 @@
+"""The one table of commands, and `dispatch`: a decoded frame in, its reply out.
+
+A handler is a plain function `(ctx, request) -> reply fields`, run to its
+end inside the read that brought its frame. The few that must wait (for a
+password hash, or for the store to write an account before the session is
+attached to it) are coroutines registered with `suspends=True`; `dispatch`
+hands those back as a coroutine for the connection core to run as a task,
+with later frames waiting their turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from nexus import protocol as p
+from nexus.errors import NexusError
+from nexus.server.commands.context import Context
+from nexus.server.session import Phase
+from nexus.server.store import StoreError
+
+log = logging.getLogger("nexus.commands")
+
+Handler = Callable[[Context, Any], Any]  # returns reply fields, or an awaitable of them
+Reply = dict[str, Any]
+
+ANONYMOUS = frozenset({Phase.ANONYMOUS})
+AUTHENTICATED = frozenset({Phase.AUTHENTICATED})
+ANY_OPEN = ANONYMOUS | AUTHENTICATED
+
+# What a command asked in the wrong phase is told.
+_REFUSAL = {
+    Phase.ANONYMOUS: ("auth_required", "log in or register first"),
+    Phase.AUTHENTICATED: ("already_authenticated", "already logged in"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    handler: Handler
+    phases: frozenset[Phase]  # session phases the command is allowed in
+    flood: bool  # counts against the per-user flood budget
+    suspends: bool  # the handler is a coroutine that may wait
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(
+    name: str,
+    *,
+    phases: frozenset[Phase] = AUTHENTICATED,
+    flood: bool = False,
+    suspends: bool = False,
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        assert name in p.REQUESTS and name not in COMMANDS, name
+        COMMANDS[name] = Command(name, handler, phases, flood, suspends)
+        return handler
+
+    return register
+
+
+def dispatch(ctx: Context, frame: dict[str, Any]) -> Reply | Coroutine[Any, Any, Reply]:
+    """One decoded frame -> its reply, or a coroutine that makes it for a
+    command that suspends. Never raises but CancelledError."""
+    rid = None
+    name = "?"
+    try:
+        name = p.command_name(frame)
+        rid = p.request_id(frame)
+        cmd = COMMANDS.get(name)
+        if cmd is None:
+            raise NexusError("unknown_command", f"no command {name[:40]!r}")
+        phase = ctx.session.phase
+        if phase not in cmd.phases:
+            raise NexusError(*_REFUSAL[phase])
+        req = p.parse(name, frame)
+        if cmd.flood:
+            ctx.policy.check_flood(ctx.key)
+        if cmd.suspends:
+            return _suspended(ctx, rid, name, cmd.handler(ctx, req))
+        return p.ok(rid, cmd.handler(ctx, req))
+    except Exception as exc:
+        return _failure(ctx, rid, name, exc)
+
+
+async def _suspended(ctx: Context, rid: Any, name: str, reply: Awaitable[Any]) -> Reply:
+    try:
+        return p.ok(rid, await reply)
+    except Exception as exc:
+        return _failure(ctx, rid, name, exc)
+
+
+def _failure(ctx: Context, rid: Any, name: str, exc: Exception) -> Reply:
+    if isinstance(exc, NexusError):
+        return p.error(rid, exc)
+    if isinstance(exc, StoreError):
+        return not_saved(rid, exc)
+    log.error("%r failed on %r", ctx.session, name[:40], exc_info=exc)
+    return p.error(rid, NexusError("internal", "internal error"))
+
+
+def not_saved(rid: Any, exc: StoreError) -> Reply:
+    """The reply to a request whose change the store could not write."""
+    return p.error(rid, NexusError("internal", f"not saved, try again: {exc}"))

@@ -1,0 +1,1 @@
+"""Front ends: the byte-level glue between a kind of peer and the connection core."""

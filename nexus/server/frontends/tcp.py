@@ -1,0 +1,167 @@
+"""The TCP front end: newline-framed JSON over a socket, optionally inside TLS.
+
+Byte-level glue only: it frames what it reads with LineFramer, hands whole
+frames to the connection core, and lets the core write through the
+transport. Every rule (greeting, limits, order, backpressure, leaving) is
+the core's.
+
+With TLS the listening socket is plain TCP and each connection is upgraded
+with `start_tls` after `Core.admit()` has counted it: a peer past its
+address's cap is dropped before any handshake, so silent half-started
+handshakes cannot use up the server's file descriptors or memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from typing import cast
+
+from nexus.protocol import LineFramer
+from nexus.server.core import Connection, Core
+
+log = logging.getLogger("nexus.tcp")
+
+
+def _keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> None:
+    """Lets the kernel probe a silent peer, so a half-open connection dies."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+    ):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+class TransportLink:
+    """The core's `Link` and `Reading` over an asyncio transport."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def write(self, parts: list[bytes | memoryview]) -> None:
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:  # uvloop keeps the parts as they are; asyncio joins them
+            self.transport.writelines(parts)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def backlog(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+
+class TcpProtocol(asyncio.Protocol):
+    """One TCP connection: admitted, maybe upgraded to TLS, then driven by the core."""
+
+    __slots__ = ("connection", "core", "framer", "ip", "tls", "upgrade")
+
+    def __init__(self, core: Core, tls: ssl.SSLContext | None) -> None:
+        self.core = core
+        self.tls = tls
+        self.framer = LineFramer(core.config.max_frame)
+        self.connection: Connection | None = None
+        self.ip: str | None = None  # set once admitted
+        self.upgrade: asyncio.Task[None] | None = None
+
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)  # uvloop's are not registered subclasses
+        ip = (transport.get_extra_info("peername") or ("?", 0))[0]
+        if not self.core.admit(ip):
+            if self.tls is None:
+                transport.write(self.core.crowded())
+                transport.close()
+            else:  # nothing readable can be said before the handshake
+                transport.abort()
+            return
+        self.ip = ip
+        config = self.core.config
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            _keepalive(
+                sock, config.keepalive_idle, config.keepalive_interval, config.keepalive_count
+            )
+        if self.tls is None:
+            self._open(transport)
+        else:
+            self.upgrade = asyncio.get_running_loop().create_task(self._start_tls(transport))
+
+    async def _start_tls(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            secure = await loop.start_tls(
+                transport,
+                self,
+                self.tls,  # type: ignore[arg-type]
+                server_side=True,
+                ssl_handshake_timeout=self.core.config.login_timeout,
+            )
+        except BaseException as exc:
+            # The handshake never reached this protocol, so no connection_lost will.
+            transport.abort()
+            self._release()
+            if not isinstance(exc, OSError | ssl.SSLError | TimeoutError):
+                raise
+            log.info("TLS handshake with %s failed: %s", self.ip, exc)
+            return
+        finally:
+            self.upgrade = None
+        if secure is None or secure.is_closing():
+            return  # the peer left during the handshake; connection_lost releases it
+        self._open(secure)
+
+    def _open(self, transport: asyncio.Transport) -> None:
+        peername = transport.get_extra_info("peername") or ("?", 0)
+        # Past the soft limit the transport pauses writing, so the core learns
+        # when a peer stops reading and when it reads again.
+        transport.set_write_buffer_limits(high=self.core.config.max_outbound)
+        link = TransportLink(transport)
+        self.connection = self.core.open(link, link, self.ip or "?", f"{peername[0]}:{peername[1]}")
+
+    def data_received(self, data: bytes) -> None:
+        if self.connection is not None:
+            self.connection.receive(self.framer.feed(data), self.framer.too_large)
+
+    def eof_received(self) -> bool:
+        if self.connection is not None:
+            self.connection.end_of_input()
+        # TLS cannot half-close; a plain socket stays open for the replies still due.
+        return self.tls is None
+
+    def pause_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection is not None:
+            self.connection.lost()  # the core lets go of it (and of its address's slot)
+        else:
+            if self.upgrade is not None:
+                self.upgrade.cancel()
+            self._release()
+
+    def _release(self) -> None:
+        """Gives back the address's slot of a peer that never became a connection."""
+        if self.ip is not None:
+            self.core.release(self.ip)
+            self.ip = None

@@ -1,0 +1,68 @@
+"""Flood control and login throttling: who may act how often, decided in one place.
+
+Sans I/O: the clock is read here, nothing is sent. Handlers ask before they
+act and report failed logins; a refusal is a `rate_limited` error carrying
+`retry_after`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from nexus.errors import NexusError
+from nexus.server.config import ServerConfig
+from nexus.server.ratelimit import Limiter, TokenBucket
+
+
+class Policy:
+    """The server's rate rules.
+
+    - Flood control: `say`, `dm` and every change whose events reach many
+      sessions share one budget per user (burst, then a rate).
+    - Logins: only failures count, per address and per account, so a user
+      with many terminals is never locked out by logging in; once either
+      budget is spent, even a right password is refused until it refills.
+    - Registrations: each attempt costs a password hash, so each connection
+      may make `login_attempts_per_minute` of them.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.flood = Limiter(config.message_burst, config.message_rate)
+        per_minute = config.login_attempts_per_minute
+        self.failures_by_address = Limiter(per_minute, per_minute / 60)
+        self.failures_by_account = Limiter(per_minute, per_minute / 60)
+
+    def check_flood(self, key: str) -> None:
+        if not self.config.rate_limit:
+            return
+        wait = self.flood.take(key, time.monotonic())
+        if wait:
+            raise NexusError("rate_limited", "slow down", retry_after=round(wait, 3))
+
+    def check_login(self, ip: str, account: str | None) -> None:
+        """Refuses a login from `ip` (to `account`, if it could be one) while
+        either has used up its budget of failures."""
+        now = time.monotonic()
+        wait = self.failures_by_address.wait(ip, now)
+        if account is not None:
+            wait = max(wait, self.failures_by_account.wait(account, now))
+        if wait:
+            raise NexusError("rate_limited", "too many login attempts", retry_after=round(wait, 3))
+
+    def login_failed(self, ip: str, account: str | None) -> None:
+        now = time.monotonic()
+        self.failures_by_address.take(ip, now)
+        if account is not None:
+            self.failures_by_account.take(account, now)
+
+    def registration_bucket(self) -> TokenBucket:
+        """A connection's budget of registrations."""
+        per_minute = self.config.login_attempts_per_minute
+        return TokenBucket(per_minute, per_minute / 60, time.monotonic())
+
+    @staticmethod
+    def check_registration(bucket: TokenBucket) -> None:
+        wait = bucket.take(time.monotonic())
+        if wait:
+            raise NexusError("rate_limited", "too many attempts", retry_after=round(wait, 3))
