@@ -14,6 +14,7 @@ test:
 lint:
 	ruff check nexus tests bench
 	ruff format --check nexus tests bench
+	mypy nexus
 
 format:
 	ruff format nexus tests bench

@@ -158,6 +158,20 @@ async def test_login_attempts_are_rate_limited(start_server):
     assert error["retry_after"] > 0
 
 
+async def test_registrations_are_rate_limited_per_connection(start_server):
+    """Each registration attempt may cost a hash, so a connection gets a budget of them;
+    another connection has its own."""
+    server = await start_server(login_attempts_per_minute=2)
+    await server.user("alice")
+    peer = await server.peer()
+    await peer.fails("username_taken", "register", username="alice", password=PASSWORD)
+    await peer.fails("username_taken", "register", username="ALICE", password=PASSWORD)
+    error = await peer.fails("rate_limited", "register", username="bob", password=PASSWORD)
+    assert error["retry_after"] > 0
+    other = await server.peer()
+    await other.ok("register", username="bob", password=PASSWORD)
+
+
 @pytest.mark.parametrize(
     ("cmd", "args"),
     [
