@@ -198,6 +198,9 @@ def test_an_event_is_checked_against_its_declaration():
     with pytest.raises(p.MalformedFrame):
         p.parse_event(without_text)
     assert p.parse_event({"event": "from_the_future", "x": 1}) is None
+    for kind in (["message"], {"a": 1}, 5, None):
+        with pytest.raises(p.MalformedFrame):
+            p.parse_event({**message, "event": kind})
     created = {
         "event": "room_created",
         "room": {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +52,7 @@ from nexus.client.connection import ChatConnection
 from nexus.client.render import Fragments
 from nexus.client.session import ChatSession
 from nexus.client.state import ChatState
+from nexus.protocol import LoginReply
 
 SIDE_WIDTH = 24
 WHEEL_ROWS = 3
@@ -151,6 +153,22 @@ def status_bar(state: ChatState) -> Fragments:
         (style, f" {state.connection} "),
         ("class:status", f"  {state.server}{scrolled} "),
     ]
+
+
+class PaneLog(logging.Handler):
+    """Shows the client's log warnings (a malformed event dropped) as error lines.
+
+    While the full screen runs it owns the terminal: a warning written to
+    stderr by logging's last-resort handler would land across the layout.
+    """
+
+    def __init__(self, app: ChatApp) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.app.state.error(record.getMessage())
+        self.app.invalidate()
 
 
 class ChatApp:
@@ -260,9 +278,12 @@ class ChatApp:
             self.app.exit()
 
     async def run(
-        self, conn: ChatConnection | None = None, login: dict[str, Any] | None = None
+        self, conn: ChatConnection | None = None, login: LoginReply | None = None
     ) -> None:
         """Runs the screen and the network side by side; returns when the user leaves."""
+        client_log = logging.getLogger("nexus.client")
+        pane_log = PaneLog(self)
+        client_log.addHandler(pane_log)
         network = asyncio.create_task(self.session.run(conn, login))
         try:
             await self.app.run_async()
@@ -271,3 +292,4 @@ class ChatApp:
             network.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await network
+            client_log.removeHandler(pane_log)

@@ -139,11 +139,11 @@ async def run(args: argparse.Namespace) -> None:
     if conn.tls_notice:
         print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
     try:
-        version = render.clean(hello.get("version", "?"))
+        version = render.clean(hello["version"])
         console.print(
             Text(f"nexus-chat {__version__}, server {version} at {args.host}:{args.port}")
         )
-        if motd := render.clean(hello.get("motd") or ""):
+        if motd := render.clean(hello["motd"]):
             console.print(Text(motd, style="italic"))
         username, password, register = await credentials(args)
         try:

@@ -19,7 +19,19 @@ from nexus.client import render
 from nexus.client.connection import ConnectionClosed
 from nexus.client.state import ChatState
 from nexus.errors import NexusError
-from nexus.protocol import PAGE_DEFAULT, PAGE_MAX, room_name
+from nexus.protocol import (
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    DmsReply,
+    HistoryReply,
+    JoinReply,
+    ProfileReply,
+    RoomInfo,
+    RoomReply,
+    RoomsReply,
+    UsersReply,
+    room_name,
+)
 
 
 class Context(Protocol):
@@ -27,7 +39,8 @@ class Context(Protocol):
 
     state: ChatState
 
-    async def request(self, cmd: str, **args: Any) -> dict[str, Any]: ...
+    async def request(self, cmd: str, **args: Any) -> Any:
+        """The checked reply to `cmd`, as ChatConnection.request returns it."""
 
     async def say(self, text: str) -> None: ...
 
@@ -121,8 +134,6 @@ async def execute(ctx: Context, line: str) -> None:
         ctx.state.error(describe(exc))
     except ConnectionClosed:
         ctx.state.error(f"the connection is down, not confirmed: {line}")
-    except (KeyError, TypeError, ValueError) as exc:  # a reply not shaped as the protocol says
-        ctx.state.error(f"unexpected reply from the server ({exc!r}) to: {line}")
 
 
 def describe(exc: NexusError) -> str:
@@ -182,10 +193,12 @@ def _page_size(text: str | None) -> int:
     return int(text)
 
 
-def _entered(state: ChatState, info: dict[str, Any], verb: str) -> None:
+def _entered(state: ChatState, info: RoomInfo, verb: str) -> None:
     state.switch(info["name"])
-    topic = info.get("topic") or ""
-    state.note(f"{verb} #{info['name']}", *([": ", (topic, "")] if topic else []))
+    parts: list[str | tuple[str, str]] = [f"{verb} #{info['name']}"]
+    if info["topic"]:
+        parts += [": ", (info["topic"], "")]
+    state.note(*parts)
 
 
 @command("say", "<text...>", "say text in the current room (plain text does the same)")
@@ -195,8 +208,8 @@ async def say(ctx: Context, text: str) -> None:
 
 @command("join", "<room>", "join a room and switch to it; you stay in the others")
 async def join(ctx: Context, room: str) -> None:
-    reply = await ctx.request("join", room=room)
-    ctx.state.add_room(reply["room"], reply.get("history", []))
+    reply: JoinReply = await ctx.request("join", room=room)
+    ctx.state.add_room(reply["room"], reply["history"])
     _entered(ctx.state, reply["room"], "you are in")
 
 
@@ -210,7 +223,7 @@ async def leave(ctx: Context, room: str | None) -> None:
 
 @command("create", "<room> [topic...]", "create a room that you own, and enter it")
 async def create(ctx: Context, room: str, topic: str | None) -> None:
-    reply = await ctx.request("create", room=room, topic=topic)
+    reply: RoomReply = await ctx.request("create", room=room, topic=topic)
     ctx.state.add_room(reply["room"])
     _entered(ctx.state, reply["room"], "you created")
 
@@ -225,20 +238,24 @@ async def delete(ctx: Context, room: str) -> None:
 
 @command("topic", "<text...>", "set the current room's topic (owner only)")
 async def topic(ctx: Context, text: str) -> None:
-    reply = await ctx.request("topic", room=_room_or_current(ctx.state, None), topic=text)
+    reply: RoomReply = await ctx.request(
+        "topic", room=_room_or_current(ctx.state, None), topic=text
+    )
     ctx.state.add_room(reply["room"])
 
 
 @command("rooms", "", "list all rooms (* marks yours)")
 async def rooms(ctx: Context) -> None:
-    listed = (await ctx.request("rooms"))["rooms"]
+    reply: RoomsReply = await ctx.request("rooms")
+    listed = reply["rooms"]
     ctx.state.known_rooms.update(r["name"] for r in listed)
     ctx.state.show(render.rooms_table(listed, ctx.state.rooms))
 
 
 @command("online", "", "list the people online")
 async def online(ctx: Context) -> None:
-    users = (await ctx.request("online"))["users"]
+    reply: UsersReply = await ctx.request("online")
+    users = reply["users"]
     ctx.state.online = {u["username"] for u in users}
     ctx.state.known_users.update(ctx.state.online)
     ctx.state.show(render.users_table(users))
@@ -251,9 +268,9 @@ async def dm(ctx: Context, user: str, text: str) -> None:
 
 @command("dms", "<user> [n]", "show the direct messages with a user (marks them read)")
 async def dms(ctx: Context, user: str, n: str | None) -> None:
-    reply = await ctx.request("dms", with_=user, limit=_page_size(n))
+    reply: DmsReply = await ctx.request("dms", with_=user, limit=_page_size(n))
     state = ctx.state
-    more = " (older ones exist: /dms with a larger n)" if reply.get("more") else ""
+    more = " (older ones exist: /dms with a larger n)" if reply["more"] else ""
     state.note("direct messages with ", render.who(user), more)
     for msg in reply["messages"]:
         state.pane.add(render.direct(msg, state.me), msg["ts"])
@@ -269,11 +286,13 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
     name = _room_or_current(state, room)
     mine = state.rooms.get(name)
     before = mine.first_seq if mine and mine.first_seq else None
-    reply = await ctx.request("history", room=name, limit=_page_size(n), before=before)
+    reply: HistoryReply = await ctx.request(
+        "history", room=name, limit=_page_size(n), before=before
+    )
     messages = reply["messages"]
     if mine is not None:
         state.add_messages(mine, messages)
-        more = ", more with /history" if reply.get("more") else ", that is all"
+        more = ", more with /history" if reply["more"] else ", that is all"
         state.note(f"{len(messages)} older messages of #{name} loaded above{more}", room=name)
         return
     state.note(f"history of #{name}")
@@ -283,7 +302,8 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
 
 @command("whois", "<user>", "show a user's profile")
 async def whois(ctx: Context, user: str) -> None:
-    ctx.state.show(render.profile_panel((await ctx.request("whois", username=user))["user"]))
+    reply: ProfileReply = await ctx.request("whois", username=user)
+    ctx.state.show(render.profile_panel(reply["user"]))
 
 
 @command("bio", "[text...]", "set your bio (empty clears it)")

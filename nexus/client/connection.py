@@ -17,15 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from nexus.client.tls import ClientTLS
-from nexus.errors import ERROR_CODES, NexusError
-from nexus.protocol import MAX_FRAME, LineFramer, decode, encode
+from nexus.errors import NexusError
+from nexus.protocol import (
+    MAX_FRAME,
+    Event,
+    Hello,
+    LineFramer,
+    MalformedFrame,
+    decode,
+    encode,
+    error_of,
+    parse_event,
+    parse_reply,
+)
 
 READ_CHUNK = 1 << 16
-_END = object()  # queued after the last event once the connection is gone
+
+log = logging.getLogger(__name__)
 
 
 class ConnectionClosed(ConnectionError):
@@ -40,10 +53,10 @@ class ChatConnection:
     """
 
     def __init__(self, *, max_frame: int = MAX_FRAME, keep_events: bool = True) -> None:
-        self.hello: dict[str, Any] | None = None
+        self.hello: Hello | None = None
         self._framer = LineFramer(max_frame)
         self._keep_events = keep_events
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: no more events
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 1
         self._writer: asyncio.StreamWriter | None = None
@@ -57,13 +70,13 @@ class ChatConnection:
 
     async def connect(
         self, host: str, port: int, *, timeout: float = 10.0, tls: ClientTLS | None = None
-    ) -> dict[str, Any]:
+    ) -> Hello:
         """Opens the socket and waits for the server's `hello`, which it returns.
 
         With `tls` the stream is TLS and the certificate passes `tls.check()`
         before anything is read. Raises OSError (refused, unreachable, TLS
-        handshake or verification failures are ssl.SSLError), TimeoutError,
-        or tls.CertificateChanged.
+        handshake or verification failures are ssl.SSLError; a malformed
+        `hello` is ConnectionClosed), TimeoutError, or tls.CertificateChanged.
         """
         async with asyncio.timeout(timeout):
             if tls is None:
@@ -78,7 +91,7 @@ class ChatConnection:
                 except BaseException:
                     await self.close()
                     raise
-            hello_seen: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            hello_seen: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
             self._reader_task = asyncio.create_task(self._read(reader, hello_seen))
             try:
                 self.hello = await hello_seen
@@ -87,8 +100,13 @@ class ChatConnection:
                 raise
         return self.hello
 
-    async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+    async def request(self, cmd: str, **args: Any) -> Any:
         """Sends `cmd` and returns its `ok` reply; an `ok: false` raises NexusError.
+
+        The reply has been checked against `REPLIES[cmd]`, so callers annotate
+        it with that type (`reply: JoinReply = ...`) and read its fields
+        directly. One missing or mistyped field raises NexusError `internal`
+        here, instead of a KeyError wherever the field is read.
 
         A trailing underscore is stripped from argument names (`with_=` sends
         `with`) and None-valued arguments are left out.
@@ -108,9 +126,12 @@ class ChatConnection:
             self._pending.pop(rid, None)
             raise ConnectionClosed(str(exc) or "connection lost") from None
         reply = await future
-        if reply.get("ok") is True:
-            return reply
-        raise _error_from(reply.get("error"))
+        if reply.get("ok") is not True:
+            raise error_of(reply)
+        try:
+            return parse_reply(cmd, reply)
+        except MalformedFrame as exc:
+            raise NexusError("internal", f"the server sent a {exc}") from None
 
     def abort(self) -> None:
         """Drops the socket at once, without `quit`; the reader then fails what is pending."""
@@ -132,20 +153,18 @@ class ChatConnection:
                 await self.request("quit")
         await self.close()
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+    async def _iterate(self) -> AsyncIterator[Event]:
         while True:
-            item = await self._events.get()
-            if item is _END:
-                self._events.put_nowait(_END)  # so a second iterator ends too
+            event = await self._events.get()
+            if event is None:
+                self._events.put_nowait(None)  # so a second iterator ends too
                 return
-            yield item
+            yield event
 
-    async def _read(
-        self, reader: asyncio.StreamReader, hello_seen: asyncio.Future[dict[str, Any]]
-    ) -> None:
+    async def _read(self, reader: asyncio.StreamReader, hello_seen: asyncio.Future[Hello]) -> None:
         reason = "connection closed by the server"
         try:
             while data := await reader.read(READ_CHUNK):
@@ -162,7 +181,7 @@ class ChatConnection:
             self.abort()
             self._finish(reason)
 
-    def _dispatch(self, line: bytes, hello_seen: asyncio.Future[dict[str, Any]]) -> None:
+    def _dispatch(self, line: bytes, hello_seen: asyncio.Future[Hello]) -> None:
         try:
             frame = decode(line)
         except NexusError:
@@ -177,11 +196,26 @@ class ChatConnection:
                 future = self._pending.pop(next(iter(self._pending)))
             if future is not None and not future.done():
                 future.set_result(frame)
-        elif "event" in frame:
+        elif "event" in frame and (self._keep_events or not hello_seen.done()):
+            self._dispatch_event(frame, hello_seen)
+
+    def _dispatch_event(self, frame: dict[str, Any], hello_seen: asyncio.Future[Hello]) -> None:
+        """Checks an event before anything reads it: one bad frame costs that event only."""
+        try:
+            event = parse_event(frame)
+        except MalformedFrame as exc:
             if frame["event"] == "hello" and not hello_seen.done():
-                hello_seen.set_result(frame)
-            elif self._keep_events:
-                self._events.put_nowait(frame)
+                # Without a hello to go by, waiting for the timeout would only hide why.
+                hello_seen.set_exception(ConnectionClosed(f"the server sent a {exc}"))
+            else:
+                log.warning("dropped a %s from the server", exc)
+            return
+        if event is None:
+            return  # a kind a newer server sends: this client has nothing to do with it
+        if event["event"] == "hello" and not hello_seen.done():
+            hello_seen.set_result(event)
+        elif self._keep_events:
+            self._events.put_nowait(event)
 
     def _finish(self, reason: str) -> None:
         if self._closed:
@@ -191,16 +225,4 @@ class ChatConnection:
             if not future.done():
                 future.set_exception(ConnectionClosed(reason))
         self._pending.clear()
-        self._events.put_nowait(_END)
-
-
-def _error_from(error: Any) -> NexusError:
-    """An `ok: false` reply's error object -> NexusError (unknown codes become `internal`)."""
-    if not isinstance(error, dict):
-        return NexusError("internal", "the server refused without saying why")
-    code = error.get("code")
-    message = str(error.get("message") or code or "refused")
-    extra = {key: value for key, value in error.items() if key not in ("code", "message")}
-    if code not in ERROR_CODES:
-        return NexusError("internal", f"{code}: {message}", **extra)
-    return NexusError(code, message, **extra)
+        self._events.put_nowait(None)

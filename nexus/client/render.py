@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from io import StringIO
-from typing import Any
+from typing import overload
 
+from prompt_toolkit.formatted_text import StyleAndTextTuples
 from rich.box import SIMPLE_HEAD
 from rich.color import Color, ColorType
 from rich.console import Console, RenderableType
@@ -25,7 +26,21 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-Fragments = list[tuple[str, str]]
+from nexus.protocol import (
+    DirectMessage,
+    Event,
+    Joined,
+    Left,
+    Presence,
+    Profile,
+    RoomCreated,
+    RoomDeleted,
+    RoomInfo,
+    RoomMessage,
+    TopicChanged,
+)
+
+Fragments = StyleAndTextTuples  # one screen row; rows() makes only (style, text) pairs
 
 # Whole escape sequences first (CSI, OSC/DCS/APC/PM/SOS strings, 7- and 8-bit),
 # then any control character left, and bidirectional overrides that can make
@@ -60,9 +75,9 @@ DM = "bold magenta"
 MENTION = "bold reverse"
 
 
-def clean(text: Any) -> str:
+def clean(text: str) -> str:
     """Remote text made safe to show: no escape sequences, no controls; tabs become spaces."""
-    text = _ESCAPES.sub("", str(text))
+    text = _ESCAPES.sub("", text)
     return _CONTROLS.sub("", text.replace("\t", "    "))
 
 
@@ -92,30 +107,30 @@ def _stamped(ts: float | None) -> Text:
     return Text(clock(ts if ts is not None else time.time()) + " ", style=DIM)
 
 
-def message(msg: Mapping[str, Any], mention: re.Pattern[str] | None = None) -> Text:
+def message(msg: RoomMessage, mention: re.Pattern[str] | None = None) -> Text:
     """`12:04 <ana> text`; with `mention` given, my name in the text is highlighted."""
-    sender = clean(msg.get("from", "?"))
-    line = _stamped(msg.get("ts"))
+    sender = clean(msg["from"])
+    line = _stamped(msg["ts"])
     line.append(sender, style=user_style(sender))
     line.append(": ")
     start = len(line)
-    line.append(clean(msg.get("text", "")))
+    line.append(clean(msg["text"]))
     if mention is not None:
         for match in mention.finditer(line.plain, start):
             line.stylize(MENTION, match.start(), match.end())
     return line
 
 
-def direct(msg: Mapping[str, Any], me: str) -> Text:
+def direct(msg: DirectMessage, me: str) -> Text:
     """`DM <- mike: text` for a received message, `DM -> mike: text` for one I sent."""
-    sender, to = clean(msg.get("from", "?")), clean(msg.get("to", "?"))
+    sender, to = clean(msg["from"]), clean(msg["to"])
     outgoing = sender.casefold() == me.casefold()
     peer = to if outgoing else sender
-    line = _stamped(msg.get("ts"))
+    line = _stamped(msg["ts"])
     line.append("DM -> " if outgoing else "DM <- ", style=DM)
     line.append(peer, style=user_style(peer))
     line.append(": ")
-    line.append(clean(msg.get("text", "")))
+    line.append(clean(msg["text"]))
     return line
 
 
@@ -129,7 +144,7 @@ def notice(*parts: str | tuple[str, str], ts: float | None = None) -> Text:
     return line
 
 
-def who(name: Any) -> tuple[str, str]:
+def who(name: str) -> tuple[str, str]:
     name = clean(name)
     return name, user_style(name)
 
@@ -138,64 +153,74 @@ def error(text: str) -> Text:
     return Text("! " + clean(text), style=ERROR)
 
 
-def event_line(event: Mapping[str, Any]) -> Text | None:
-    """A membership, presence or room event as one notice line; None for others."""
-    kind = event.get("event")
-    room = "#" + clean(event.get("room", ""))
-    if kind == "joined":
-        return notice(who(event.get("user")), f" joined {room}")
-    if kind == "left":
-        return notice(who(event.get("user")), f" left {room}")
-    if kind == "presence":
-        state = "online" if event.get("online") else "offline"
-        return notice(who(event.get("user")), f" is {state}")
-    if kind == "topic":
-        return notice(who(event.get("by")), f" set the topic of {room}: ", (event.get("topic"), ""))
-    if kind == "room_deleted":
-        return notice(who(event.get("by")), f" deleted {room}")
-    if kind == "room_created":
-        info = event.get("room") or {}
-        return notice(f"room #{clean(info.get('name', '?'))} created by ", who(info.get("owner")))
+NoticeEvent = Joined | Left | Presence | TopicChanged | RoomDeleted | RoomCreated
+
+
+@overload
+def event_line(event: NoticeEvent) -> Text: ...
+@overload
+def event_line(event: Event) -> Text | None: ...
+def event_line(event: Event) -> Text | None:
+    """A membership, presence or room event as one notice line; None for others.
+
+    The overloads let callers holding a NoticeEvent show the line without a None check.
+    """
+    if event["event"] == "joined":
+        return notice(who(event["user"]), f" joined #{clean(event['room'])}")
+    if event["event"] == "left":
+        return notice(who(event["user"]), f" left #{clean(event['room'])}")
+    if event["event"] == "presence":
+        state = "online" if event["online"] else "offline"
+        return notice(who(event["user"]), f" is {state}")
+    if event["event"] == "topic":
+        room = clean(event["room"])
+        return notice(who(event["by"]), f" set the topic of #{room}: ", (event["topic"], ""))
+    if event["event"] == "room_deleted":
+        return notice(who(event["by"]), f" deleted #{clean(event['room'])}")
+    if event["event"] == "room_created":
+        info = event["room"]
+        # Created rooms always have an owner; "?" only keeps the line readable if not.
+        return notice(f"room #{clean(info['name'])} created by ", who(info["owner"] or "?"))
     return None
 
 
-def rooms_table(rooms: Iterable[Mapping[str, Any]], mine: Iterable[str]) -> Table:
+def rooms_table(rooms: Iterable[RoomInfo], mine: Iterable[str]) -> Table:
     mine = set(mine)
     table = Table(title="Rooms", box=SIMPLE_HEAD, title_justify="left", expand=False)
     for column in ("", "room", "members", "online", "owner", "topic"):
         table.add_column(column)
     for room in rooms:
-        owner = room.get("owner")
+        owner = room["owner"]
         table.add_row(
-            "*" if room.get("name") in mine else "",
-            Text("#" + clean(room.get("name", "")), style="bold"),
-            Text(clean(room.get("members", ""))),
-            Text(clean(room.get("online", ""))),
-            Text(clean(owner), style=user_style(clean(owner))) if owner else Text("-", style=DIM),
-            Text(clean(room.get("topic", ""))),
+            "*" if room["name"] in mine else "",
+            Text("#" + clean(room["name"]), style="bold"),
+            Text(str(room["members"])),
+            Text(str(room["online"])),
+            Text(*who(owner)) if owner else Text("-", style=DIM),
+            Text(clean(room["topic"])),
         )
     return table
 
 
-def users_table(users: Iterable[Mapping[str, Any]]) -> Table:
+def users_table(users: Iterable[Profile]) -> Table:
     table = Table(title="Online", box=SIMPLE_HEAD, title_justify="left")
     table.add_column("user")
     table.add_column("bio")
     for user in users:
-        table.add_row(Text(*who(user.get("username"))), Text(clean(user.get("bio", ""))))
+        table.add_row(Text(*who(user["username"])), Text(clean(user["bio"])))
     return table
 
 
-def profile_panel(user: Mapping[str, Any]) -> Panel:
-    name = clean(user.get("username", "?"))
+def profile_panel(user: Profile) -> Panel:
+    name = clean(user["username"])
     body = Table.grid(padding=(0, 2))
     body.add_column(style=DIM)
     body.add_column()
-    last_seen = user.get("last_seen")
-    body.add_row("status", "online" if user.get("online") else "offline")
-    body.add_row("bio", Text(clean(user.get("bio", ""))))
-    body.add_row("rooms", Text(", ".join("#" + clean(r) for r in user.get("rooms", []))))
-    if user.get("created"):
+    last_seen = user["last_seen"]
+    body.add_row("status", "online" if user["online"] else "offline")
+    body.add_row("bio", Text(clean(user["bio"])))
+    body.add_row("rooms", Text(", ".join("#" + clean(r) for r in user["rooms"])))
+    if user["created"]:
         body.add_row("joined", time.strftime("%Y-%m-%d", time.localtime(user["created"])))
     if last_seen:
         body.add_row("last seen", time.strftime("%Y-%m-%d %H:%M", time.localtime(last_seen)))

@@ -23,7 +23,16 @@ from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.state import ChatState, Room
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
-from nexus.protocol import PAGE_MAX, ROOM_HISTORY_CAP
+from nexus.protocol import (
+    PAGE_MAX,
+    ROOM_HISTORY_CAP,
+    Event,
+    HistoryReply,
+    JoinReply,
+    LoginReply,
+    RoomMessage,
+    UsersReply,
+)
 
 BACKOFF = (1.0, 30.0)  # first retry delay, doubling up to the last
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
@@ -40,7 +49,7 @@ async def log_in(
     *,
     register: bool = False,
     token: str | None = None,
-) -> dict[str, Any]:
+) -> LoginReply:
     """Logs in, or registers (which also logs in), on an open connection.
 
     With a `token` the login tries it first and uses the password only if
@@ -65,7 +74,7 @@ async def open_connection(
     register: bool = False,
     token: str | None = None,
     tls: ClientTLS | None = None,
-) -> tuple[ChatConnection, dict[str, Any]]:
+) -> tuple[ChatConnection, LoginReply]:
     """Connects and logs in (or registers); returns the connection and the reply."""
     conn = ChatConnection()
     await conn.connect(host, port, tls=tls)
@@ -110,7 +119,7 @@ class ChatSession:
 
     # -- the Context commands use -------------------------------------
 
-    async def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+    async def request(self, cmd: str, **args: Any) -> Any:
         if self.conn is None:
             raise ConnectionClosed("offline")
         return await self.conn.request(cmd, **args)
@@ -148,7 +157,7 @@ class ChatSession:
         self.on_change()
 
     async def run(
-        self, conn: ChatConnection | None = None, login: dict[str, Any] | None = None
+        self, conn: ChatConnection | None = None, login: LoginReply | None = None
     ) -> None:
         """Runs until cancelled or the server refuses the credentials.
 
@@ -205,62 +214,56 @@ class ChatSession:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff[1])
 
-    def _apply(self, event: dict[str, Any]) -> None:
-        try:
-            ring = self.state.apply(event)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            # An event not shaped as the protocol says: say so, keep the session.
-            self.state.error(f"unreadable {str(event.get('event'))[:20]!r} event: {exc!r}")
-            ring = False
-        if ring:
+    def _apply(self, event: Event) -> None:
+        if self.state.apply(event):
             self.on_bell()
         self.on_change()
 
-    async def _settle(self, conn: ChatConnection, login: dict[str, Any]) -> None:
+    async def _settle(self, conn: ChatConnection, login: LoginReply) -> None:
         """After a login: rejoin the rooms, fill what was missed, learn who is online."""
         state = self.state
         state.me = login["user"]["username"]
-        names = list(dict.fromkeys([*state.rooms, *login.get("rooms", [])]))
+        names = list(dict.fromkeys([*state.rooms, *login["rooms"]]))
         missed = 0
         for name in names:
             try:
-                reply = await conn.request("join", room=name)
+                reply: JoinReply = await conn.request("join", room=name)
             except NexusError as exc:
                 state.remove_room(name)
                 state.error(f"#{name}: {exc.message}")
                 continue
             room = state.rooms.get(name)
-            history = reply.get("history", [])
+            history = reply["history"]
             if room is not None:  # known before the drop: fetch all it missed
                 history = await self._gap(conn, room, history)
                 missed += len(history)
             state.add_room(reply["room"], history)
-        users = (await conn.request("online"))["users"]
-        state.online = {u["username"] for u in users}
+        online: UsersReply = await conn.request("online")
+        state.online = {u["username"] for u in online["users"]}
         state.known_users.update(state.online)
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
         if missed:
             state.note(f"reconnected: {missed} missed messages filled in")
-        for user, count in (login.get("unread") or {}).get("dms", {}).items():
+        for user, count in login["unread"]["dms"].items():
             state.note(f"{count} unread direct messages from ", (user, ""), f": /dms {user}")
 
     @staticmethod
     async def _gap(
-        conn: ChatConnection, room: Room, history: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+        conn: ChatConnection, room: Room, history: list[RoomMessage]
+    ) -> list[RoomMessage]:
         """The messages newer than `room.last_seq`, paging back from the join history."""
         messages = history
         while messages and messages[0]["seq"] > room.last_seq + 1:
             if len(messages) >= ROOM_HISTORY_CAP:
                 break
-            page = await conn.request(
+            page: HistoryReply = await conn.request(
                 "history", room=room.name, before=messages[0]["seq"], limit=PAGE_MAX
             )
             older = [m for m in page["messages"] if m["seq"] < messages[0]["seq"]]
             messages = older + messages
-            if not older or not page.get("more"):
+            if not older or not page["more"]:
                 break
         return [m for m in messages if m["seq"] > room.last_seq]
 

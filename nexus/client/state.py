@@ -8,15 +8,27 @@ the screen shows can be asserted on in tests without a terminal.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from rich.console import RenderableType
 
 from nexus.client import render
 from nexus.client.render import Fragments
+from nexus.protocol import (
+    DmEvent,
+    Event,
+    Joined,
+    Left,
+    MessageEvent,
+    Presence,
+    RoomCreated,
+    RoomDeleted,
+    RoomInfo,
+    RoomMessage,
+    TopicChanged,
+)
 
 SCROLLBACK_CAP = 2_000  # entries kept per room: bounds memory; /history brings older ones back
 
@@ -169,17 +181,19 @@ class ChatState:
 
     # -- rooms -----------------------------------------------------------
 
-    def add_room(self, info: Mapping[str, Any], history: Iterable[Mapping[str, Any]] = ()) -> Room:
+    def add_room(self, info: RoomInfo, history: Iterable[RoomMessage] = ()) -> Room:
         """Records a room I am in (from a join, create or rejoin) and the messages given."""
-        name = info["name"]
+        room = self._room(info["name"])
+        room.topic, room.owner = info["topic"], info["owner"]
+        self.add_messages(room, history)
+        return room
+
+    def _room(self, name: str) -> Room:
+        """The room called `name`, added (without topic or owner yet) if I was not in it."""
         room = self.rooms.get(name)
         if room is None:
             room = self.rooms[name] = Room(name)
-        if "topic" in info:
-            room.topic = info["topic"] or ""
-            room.owner = info.get("owner")
         self.known_rooms.add(name)
-        self.add_messages(room, history)
         return room
 
     def remove_room(self, name: str) -> None:
@@ -202,14 +216,15 @@ class ChatState:
         index = names.index(self.current) + step if self.current in names else 0
         self.switch(names[index % len(names)])
 
-    def add_messages(self, room: Room, messages: Iterable[Mapping[str, Any]]) -> int:
+    def add_messages(self, room: Room, messages: Iterable[RoomMessage]) -> int:
         """Adds room messages: older than shown ones go on top, newer below; repeats are dropped.
 
         Returns how many were new.
         """
-        older, newer = [], []
+        older: list[RoomMessage] = []
+        newer: list[RoomMessage] = []
         for msg in messages:
-            seq = msg.get("seq", 0)
+            seq = msg["seq"]
             if room.last_seq and seq < room.first_seq:
                 older.append(msg)
             elif seq > room.last_seq:
@@ -218,8 +233,8 @@ class ChatState:
             room.lines.prepend((render.message(m, self.mention), m["ts"]) for m in older)
             room.first_seq = older[0]["seq"]
         for msg in newer:
-            room.lines.add(render.message(msg, self.mention), msg.get("ts"))
-            self.known_users.add(msg.get("from", ""))
+            room.lines.add(render.message(msg, self.mention), msg["ts"])
+            self.known_users.add(msg["from"])
         if newer:
             room.first_seq = room.first_seq or newer[0]["seq"]
             room.last_seq = newer[-1]["seq"]
@@ -227,63 +242,76 @@ class ChatState:
 
     # -- events ----------------------------------------------------------
 
-    def apply(self, event: Mapping[str, Any]) -> bool:
+    def apply(self, event: Event) -> bool:
         """Folds one server event in; True when it deserves the terminal bell."""
-        handler = getattr(self, "_on_" + str(event.get("event")), None)
-        return bool(handler(event)) if handler else False
+        if event["event"] == "message":
+            return self._on_message(event)
+        if event["event"] == "dm":
+            return self._on_dm(event)
+        if event["event"] == "joined":
+            self._on_joined(event)
+        elif event["event"] == "left":
+            self._on_left(event)
+        elif event["event"] == "presence":
+            self._on_presence(event)
+        elif event["event"] == "room_created":
+            self._on_room_created(event)
+        elif event["event"] == "room_deleted":
+            self._on_room_deleted(event)
+        elif event["event"] == "topic":
+            self._on_topic(event)
+        return False  # hello: connect() has used it already
 
-    def _on_message(self, event: Mapping[str, Any]) -> bool:
-        room = self.rooms.get(event.get("room", ""))
+    def _on_message(self, event: MessageEvent) -> bool:
+        room = self.rooms.get(event["room"])
         if room is None or not self.add_messages(room, [event]):
             return False
-        mine = event.get("from", "").casefold() == self.me.casefold()
-        mentioned = not mine and bool(self.mention.search(event.get("text", "")))
+        mine = self._is_me(event["from"])
+        mentioned = not mine and bool(self.mention.search(event["text"]))
         if room.name != self.current and not mine:
             room.unread += 1
             room.mentioned = room.mentioned or mentioned
         return mentioned
 
-    def _on_dm(self, event: Mapping[str, Any]) -> bool:
-        self.pane.add(render.direct(event, self.me), event.get("ts"))
-        self.known_users.update((event.get("from", ""), event.get("to", "")))
-        return event.get("from", "").casefold() != self.me.casefold()
+    def _on_dm(self, event: DmEvent) -> bool:
+        self.pane.add(render.direct(event, self.me), event["ts"])
+        self.known_users.update((event["from"], event["to"]))
+        return not self._is_me(event["from"])
 
-    def _is_me(self, name: Any) -> bool:
-        return isinstance(name, str) and name.casefold() == self.me.casefold()
+    def _is_me(self, name: str) -> bool:
+        return name.casefold() == self.me.casefold()
 
-    def _on_joined(self, event: Mapping[str, Any]) -> None:
-        name, user = event.get("room", ""), event.get("user", "")
-        if self._is_me(user):
+    def _on_joined(self, event: Joined) -> None:
+        if self._is_me(event["user"]):
             # Mine: from this session's /join (its reply says more) or another session.
-            self.add_room({"name": name})
+            self._room(event["room"])
             return
-        self.known_users.add(user)
-        self.show(render.event_line(event), name)
+        self.known_users.add(event["user"])
+        self.show(render.event_line(event), event["room"])
 
-    def _on_left(self, event: Mapping[str, Any]) -> None:
-        if self._is_me(event.get("user")):
-            self.remove_room(event.get("room", ""))
+    def _on_left(self, event: Left) -> None:
+        if self._is_me(event["user"]):
+            self.remove_room(event["room"])
         else:
-            self.show(render.event_line(event), event.get("room"))
+            self.show(render.event_line(event), event["room"])
 
-    def _on_presence(self, event: Mapping[str, Any]) -> None:
-        user = event.get("user", "")
+    def _on_presence(self, event: Presence) -> None:
+        user = event["user"]
         self.known_users.add(user)
-        (self.online.add if event.get("online") else self.online.discard)(user)
+        (self.online.add if event["online"] else self.online.discard)(user)
         self.show(render.event_line(event))
 
-    def _on_room_created(self, event: Mapping[str, Any]) -> None:
-        self.known_rooms.add((event.get("room") or {}).get("name", ""))
+    def _on_room_created(self, event: RoomCreated) -> None:
+        self.known_rooms.add(event["room"]["name"])
         self.show(render.event_line(event))
 
-    def _on_room_deleted(self, event: Mapping[str, Any]) -> None:
-        name = event.get("room", "")
-        self.known_rooms.discard(name)
-        self.remove_room(name)
+    def _on_room_deleted(self, event: RoomDeleted) -> None:
+        self.known_rooms.discard(event["room"])
+        self.remove_room(event["room"])
         self.show(render.event_line(event))
 
-    def _on_topic(self, event: Mapping[str, Any]) -> None:
-        room = self.rooms.get(event.get("room", ""))
+    def _on_topic(self, event: TopicChanged) -> None:
+        room = self.rooms.get(event["room"])
         if room is not None:
-            room.topic = event.get("topic", "")
+            room.topic = event["topic"]
             room.lines.add(render.event_line(event))

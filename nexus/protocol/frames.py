@@ -379,7 +379,10 @@ def _is_none(value: Any) -> bool:
 def parse_event(frame: dict[str, Any]) -> Event | None:
     """An event frame, checked against its declaration; None for an event this
     side does not know (a newer server's). Raises MalformedFrame."""
-    kind = EVENTS.get(frame.get("event"))  # type: ignore[arg-type]
+    name = frame.get("event")
+    if type(name) is not str:
+        raise MalformedFrame("malformed event (its kind is not a string)")
+    kind = EVENTS.get(name)
     if kind is None:
         return None
     if not _check_for(kind)(frame):

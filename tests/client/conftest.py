@@ -1,4 +1,5 @@
-"""Client test helpers: polling, logged-in connections and a proxy that can cut the link.
+"""Client test helpers: polling, logged-in connections, a proxy that can cut the link,
+and a scripted stand-in server for frames a real one never sends.
 
 Every client test gets its own known_hosts file, so none reads or writes the
 real one in the home directory.
@@ -20,9 +21,12 @@ import pytest
 from nexus.client.connection import ChatConnection
 from nexus.client.session import open_connection
 from nexus.client.tls import KNOWN_HOSTS_ENV
+from nexus.protocol import Hello, RoomInfo
 from tests.conftest import PASSWORD
 
 _names = itertools.count(1)
+
+HELLO: Hello = {"event": "hello", "server": "scripted", "version": "0", "protocol": 1, "motd": ""}
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
@@ -45,6 +49,44 @@ def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 def fresh_name(prefix: str = "user") -> str:
     return f"{prefix}{next(_names)}"
+
+
+def room_info(name: str, topic: str = "", owner: str | None = None) -> RoomInfo:
+    """A room as join and create replies describe it, for state tests without a server."""
+    return {
+        "name": name,
+        "topic": topic,
+        "owner": owner,
+        "default": owner is None,
+        "members": 1,
+        "online": 1,
+    }
+
+
+@contextlib.asynccontextmanager
+async def scripted_server(
+    *frames: dict[str, Any], answer: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> AsyncIterator[int]:
+    """A stand-in server on 127.0.0.1 port 0 (yielded), to send what a real one never would.
+
+    Each client gets `frames` on connecting, then `answer(request)` (with the
+    request's id added) for each request it sends, if `answer` is given.
+    """
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for frame in frames:
+            writer.write(json.dumps(frame).encode() + b"\n")
+        with contextlib.suppress(ConnectionError):
+            while line := await reader.readline():
+                if answer is not None:
+                    request = json.loads(line)
+                    reply = {"id": request["id"], **answer(request)}
+                    writer.write(json.dumps(reply).encode() + b"\n")
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with listener:
+        yield listener.sockets[0].getsockname()[1]
 
 
 @pytest.fixture
@@ -70,7 +112,8 @@ class Proxy:
     """Forwards TCP to the server; `cut()` drops every link and refuses new ones until `mend()`.
 
     `sent` keeps every byte the clients sent upstream, for tests that check
-    what went over the wire; `target` may be changed between links.
+    what went over the wire; `inject()` sends clients bytes the server never
+    would; `target` may be changed between links.
     """
 
     def __init__(self, target: tuple[str, int]) -> None:
@@ -79,6 +122,7 @@ class Proxy:
         self.port = 0
         self.sent = bytearray()
         self._links: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.StreamWriter] = set()  # the client side of each link
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def mend(self) -> None:
@@ -93,6 +137,12 @@ class Proxy:
         for writer in self._links:
             writer.transport.abort()
         self._links.clear()
+        self._clients.clear()
+
+    def inject(self, data: bytes) -> None:
+        """Sends `data` to every client as if the server had (between two of its writes)."""
+        for writer in self._clients:
+            writer.write(data)
 
     async def close(self) -> None:
         await self.cut()
@@ -103,6 +153,7 @@ class Proxy:
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._links.update((writer, up_writer))
+        self._clients.add(writer)
         pumps = [
             asyncio.create_task(self._pump(reader, up_writer, self.sent)),
             asyncio.create_task(self._pump(up_reader, writer)),

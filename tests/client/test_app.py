@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -213,6 +214,21 @@ async def test_ctrl_c_and_quit_leave_the_application(chat):
     ana.type(CTRL_C)
     bob.type("/quit\r")
     await asyncio.wait_for(asyncio.gather(ana.task, bob.task), 5)
+
+
+async def test_a_malformed_event_is_one_line_in_the_pane_and_the_session_goes_on(
+    chat, connect, proxy
+):
+    """The dropped event's warning shows in the pane (stderr belongs to the screen)."""
+    ana = await chat(port=proxy.port)
+    proxy.inject(b'{"event": "joined", "room": 5, "user": "eve"}\n')
+    await ana.shows("! dropped a malformed 'joined' event from the server")
+    bob, _ = await connect()
+    await bob.request("say", room="general", text="still here")
+    await ana.shows("still here")
+    ana.type(CTRL_C)
+    await asyncio.wait_for(ana.task, 5)
+    assert not logging.getLogger("nexus.client").handlers
 
 
 async def test_reconnects_rejoins_fills_the_gap_and_sends_what_was_queued(chat, connect, proxy):

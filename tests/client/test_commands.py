@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nexus.client.commands import COMMANDS, UsageError, completions, describe, execute, parse
+from nexus.client.connection import ChatConnection
 from nexus.client.state import ChatState
 from nexus.errors import NexusError
+from tests.client.conftest import HELLO, room_info, scripted_server
 
 
 def test_plain_text_is_said_in_the_current_room():
@@ -63,7 +67,7 @@ def test_every_command_the_spec_asks_for_is_in_the_table_with_help():
 @pytest.fixture
 def state() -> ChatState:
     state = ChatState("ana", "localhost:9999")
-    state.add_room({"name": "general", "topic": ""})
+    state.add_room(room_info("general"))
     state.known_rooms.update({"tech", "random"})
     state.known_users.update({"Mike", "mia", "bob"})
     return state
@@ -89,15 +93,14 @@ def test_tab_completes_user_names_in_commands_and_plain_text(state):
 
 async def test_a_reply_missing_its_fields_is_reported_not_raised(state):
     """A server reply without the promised fields ends as one error line."""
-
-    class Stub:
-        async def request(self, cmd, **args):
-            return {"ok": True}
-
-    stub = Stub()
-    stub.state = state
-    await execute(stub, "/rooms")
-    assert state.pane.entries[-1].plain.startswith("! unexpected reply from the server")
+    async with scripted_server(HELLO, answer=lambda request: {"ok": True}) as port:
+        conn = ChatConnection()
+        await conn.connect("127.0.0.1", port)
+        await execute(SimpleNamespace(state=state, request=conn.request), "/rooms")
+        await conn.close()
+    assert state.pane.entries[-1].plain == (
+        "! the server sent a malformed reply to 'rooms' (internal)"
+    )
 
 
 @given(st.text(max_size=200))

@@ -1,13 +1,16 @@
-"""ChatConnection against a real server on port 0: replies, errors, events, a dropped link."""
+"""ChatConnection against a real server on port 0: replies, errors, events, a dropped link;
+and against a scripted one for the malformed frames a real server never sends."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
-from nexus.client.connection import ChatConnection, ConnectionClosed, _error_from
+from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.errors import NexusError
+from tests.client.conftest import HELLO, scripted_server
 
 
 async def test_connect_returns_the_servers_hello(server):
@@ -26,14 +29,73 @@ async def test_refusals_raise_nexus_error_with_the_wire_code(connect):
     assert caught.value.code == "invalid_room"
 
 
-def test_unknown_error_codes_become_internal():
-    """A code this client does not know still becomes a NexusError, keeping the text."""
-    err = _error_from({"code": "brand_new", "message": "later", "retry_after": 2})
-    assert (err.code, err.message, err.extra) == (
+async def test_unknown_error_codes_become_internal():
+    """A refusal with a code this client does not know is NexusError `internal`, text kept."""
+    error = {"code": "brand_new", "message": "later", "retry_after": 2}
+    async with scripted_server(HELLO, answer=lambda request: {"ok": False, "error": error}) as port:
+        conn = ChatConnection()
+        await conn.connect("127.0.0.1", port)
+        with pytest.raises(NexusError) as caught:
+            await conn.request("ping")
+        await conn.close()
+    assert (caught.value.code, caught.value.message, caught.value.extra) == (
         "internal",
         "brand_new: later",
         {"retry_after": 2},
     )
+
+
+async def test_a_malformed_event_is_dropped_and_the_next_one_still_arrives(caplog):
+    """Malformed events are logged and skipped, unknown kinds skipped quietly; the link lives."""
+    caplog.set_level(logging.WARNING, logger="nexus.client")
+    frames = [
+        HELLO,
+        {"event": "joined", "room": 5, "user": "bob"},  # a room is a name
+        {"event": ["joined"]},  # a kind is a string
+        {"event": "reaction", "emoji": "+1"},  # a newer server's kind: not an error
+        {"event": "joined", "room": "tech", "user": "bob"},
+    ]
+    async with scripted_server(*frames) as port:
+        conn = ChatConnection()
+        await conn.connect("127.0.0.1", port)
+        event = await asyncio.wait_for(anext(aiter(conn)), 5)
+        assert event == {"event": "joined", "room": "tech", "user": "bob"}
+        assert not conn.closed
+        await conn.close()
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "dropped a malformed 'joined' event from the server"),
+        (logging.WARNING, "dropped a malformed event (its kind is not a string) from the server"),
+    ]
+
+
+async def test_a_malformed_reply_is_a_nexus_error_and_the_link_goes_on():
+    """An ok reply missing its command's fields raises NexusError `internal`, not a KeyError."""
+
+    def answer(request):
+        if request["cmd"] == "rooms":
+            return {"ok": True, "rooms": [{"name": "tech"}]}
+        return {"ok": True, "ts": 1.5}
+
+    async with scripted_server(HELLO, answer=answer) as port:
+        conn = ChatConnection()
+        await conn.connect("127.0.0.1", port)
+        with pytest.raises(NexusError) as caught:
+            await conn.request("rooms")
+        assert (caught.value.code, caught.value.message) == (
+            "internal",
+            "the server sent a malformed reply to 'rooms'",
+        )
+        assert (await conn.request("ping"))["ts"] == 1.5
+        await conn.close()
+
+
+async def test_a_malformed_hello_fails_connect_at_once():
+    """Without a usable hello, connect() says why instead of waiting for its timeout."""
+    async with scripted_server({**HELLO, "protocol": "1"}) as port:
+        conn = ChatConnection()
+        with pytest.raises(ConnectionClosed, match="malformed 'hello' event"):
+            await conn.connect("127.0.0.1", port, timeout=5)
+        assert conn.closed
 
 
 async def test_concurrent_requests_get_their_own_replies(connect):

@@ -14,7 +14,7 @@ from nexus.client.commands import COMMANDS
 from nexus.client.render import rows
 from nexus.client.session import ChatSession
 from nexus.client.state import ChatState
-from tests.client.conftest import PASSWORD, until
+from tests.client.conftest import PASSWORD, room_info, until
 
 
 @contextlib.asynccontextmanager
@@ -159,22 +159,10 @@ def test_mouse_wheel_scrolls_the_message_pane():
     assert state.pane.scroll == 0
 
 
-def test_an_unreadable_event_is_reported_and_the_session_goes_on():
-    """An event not shaped as the protocol says becomes an error line, not a dead session."""
-    state = ChatState("ana", "x")
-    state.add_room({"name": "general", "topic": ""})
-    state.switch("general")
-    session = ChatSession(state, "127.0.0.1", 1, PASSWORD)
-    session._apply({"event": "message", "room": "general", "seq": "one", "ts": 0})
-    assert last(session).startswith("! unreadable 'message' event")
-    session._apply({"event": "message", "room": "general", "seq": 1, "from": "bob", "text": "ok"})
-    assert last(session).endswith("bob: ok")
-
-
 def test_header_shows_the_room_and_its_cleaned_topic():
     """Above the messages: the current room's name and topic, escapes removed."""
     state = ChatState("ana", "x")
     assert "no room" in "".join(t for _, t in header(state))
-    state.add_room({"name": "tech", "topic": "\x1b[31mgadgets"})
+    state.add_room(room_info("tech", "\x1b[31mgadgets"))
     state.switch("tech")
     assert "".join(t for _, t in header(state)) == " #tech gadgets"

@@ -10,6 +10,7 @@ from rich.text import Text
 from nexus.client import render
 from nexus.client import state as state_module
 from nexus.client.state import ChatState, Scrollback
+from tests.client.conftest import room_info
 
 DAY = 86_400.0
 
@@ -25,7 +26,7 @@ def plain(rows) -> list[str]:
 def make_state(*rooms: str) -> ChatState:
     state = ChatState("ana", "localhost:9999")
     for name in rooms:
-        state.add_room({"name": name, "topic": ""})
+        state.add_room(room_info(name))
     state.switch(rooms[0])
     return state
 
