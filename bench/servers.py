@@ -122,10 +122,13 @@ class NexusServer(Server):
     name = "nexus"
     proto = "nexus"
 
-    def __init__(self, workdir: Path, data: Path, *, fsync: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, data: Path, *, fsync: bool = False, wrapper: list[str] | None = None
+    ) -> None:
         super().__init__(workdir)
         self.data = data
         self.fsync = fsync
+        self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
 
     @staticmethod
     def command() -> list[str]:
@@ -138,7 +141,8 @@ class NexusServer(Server):
         return [exe] if exe else [sys.executable, "-m", "nexus"]
 
     def start(self, timeout: float = 60.0) -> None:
-        cmd = [*self.command(), "--host", "127.0.0.1", "--port", "0", "--data", str(self.data)]
+        cmd = [*self.wrapper, *self.command(), "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--data", str(self.data)]
         cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off"]
         if self.fsync:
             cmd.append("--fsync")

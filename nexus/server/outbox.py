@@ -42,10 +42,13 @@ CHECK_EVERY = 1.0  # seconds between looks at lagging readers that get nothing n
 class Link(Protocol):
     """The byte-level side of a connection, provided by its front end."""
 
-    def write(self, parts: list[bytes | memoryview]) -> None:
-        """Sends `parts` in order (each one or more newline-ended frames),
-        buffering what the peer cannot take yet. The parts may be shared with
-        other links and must not be copied where the transport can avoid it."""
+    def write(self, data: bytes | memoryview) -> None:
+        """Sends `data` (one or more newline-ended frames), buffering what the
+        peer cannot take yet. It may be shared with other links and must not
+        be copied where the transport can avoid it."""
+
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
+        """Sends `parts` in order, as `write` does for each."""
 
     def close(self) -> None:
         """Closes once what was written has gone out."""
@@ -313,16 +316,26 @@ class Outbox:
         if outlet.dead:
             return
         if parts:
-            data = [part if type(part) is bytes else part.bytes() for part in parts]  # type: ignore[union-attr]
-            outlet.link.write(data)
-            outlet.written += sum(map(len, data))
-            self._judge(outlet)
+            # Called once per outlet per flush: the single-part case (a room's
+            # frames, or replies alone) takes no list and no extra call.
+            link = outlet.link
+            if len(parts) == 1:
+                part = parts[0]
+                data = part if type(part) is bytes else part.bytes()  # type: ignore[union-attr]
+                link.write(data)
+                outlet.written += len(data)
+            else:
+                datas = [part if type(part) is bytes else part.bytes() for part in parts]  # type: ignore[union-attr]
+                link.writelines(datas)
+                outlet.written += sum(map(len, datas))
+            backlog = link.backlog()
+            if backlog > self.soft or outlet.lagging_since is not None:
+                self._judge(outlet, backlog)
         if outlet.closing and not outlet.dead:
             outlet.link.close()
 
-    def _judge(self, outlet: Outlet) -> None:
+    def _judge(self, outlet: Outlet, backlog: int) -> None:
         """Drops an outlet past the hard limit; starts timing one past the soft limit."""
-        backlog = outlet.link.backlog()
         if backlog > self.hard:
             self._drop(outlet, f"{backlog} bytes unsent")
         elif backlog > self.soft:

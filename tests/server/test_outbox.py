@@ -24,7 +24,10 @@ class Wire:
         self.backlog_growth = 0  # bytes each write leaves unsent
         self.closed = self.aborted = False
 
-    def write(self, parts: list[bytes | memoryview]) -> None:
+    def write(self, data: bytes | memoryview) -> None:
+        self.writelines([data])
+
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
         self.parts += parts
         self.writes.append(b"".join(parts))
         self.unsent += self.backlog_growth

@@ -38,27 +38,26 @@ def _keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> Non
 
 
 class TransportLink:
-    """The core's `Link` and `Reading` over an asyncio transport."""
+    """The core's `Link` and `Reading` over an asyncio transport.
 
-    __slots__ = ("transport",)
+    The outbox writes and asks for the backlog once per connection per flush,
+    so those are the transport's own methods, with no call in between.
+    uvloop's `writelines` keeps the parts as they are; asyncio's joins them.
+    """
+
+    __slots__ = ("backlog", "transport", "write", "writelines")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
-
-    def write(self, parts: list[bytes | memoryview]) -> None:
-        if len(parts) == 1:
-            self.transport.write(parts[0])
-        else:  # uvloop keeps the parts as they are; asyncio joins them
-            self.transport.writelines(parts)
+        self.write = transport.write
+        self.writelines = transport.writelines
+        self.backlog = transport.get_write_buffer_size
 
     def close(self) -> None:
         self.transport.close()
 
     def abort(self) -> None:
         self.transport.abort()
-
-    def backlog(self) -> int:
-        return self.transport.get_write_buffer_size()
 
     def pause_reading(self) -> None:
         self.transport.pause_reading()
