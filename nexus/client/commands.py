@@ -70,6 +70,7 @@ class Command:
     help: str
     args: tuple[Arg, ...]
     handler: Callable[..., Awaitable[None]]
+    immediate: bool  # runs at once, ahead of the lines typed before it
 
     @property
     def synopsis(self) -> str:
@@ -80,12 +81,12 @@ COMMANDS: dict[str, Command] = {}
 _ARG = re.compile(r"([<\[])(\w+)(\.\.\.)?[>\]]")
 
 
-def command(name: str, usage: str, help: str):
+def command(name: str, usage: str, help: str, *, immediate: bool = False):
     """Registers a handler `async def h(ctx, **args)` under /name."""
 
     def register(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         args = tuple(Arg(n, kind == "<", bool(rest)) for kind, n, rest in _ARG.findall(usage))
-        COMMANDS[name] = Command(name, usage, help, args, handler)
+        COMMANDS[name] = Command(name, usage, help, args, handler, immediate)
         return handler
 
     return register
@@ -106,6 +107,15 @@ def parse(line: str) -> tuple[Command, dict[str, str | None]] | None:
     if cmd is None:
         raise UsageError(f"unknown command /{name}: /help lists them")
     return cmd, parse_args(cmd, rest)
+
+
+def immediate(line: str) -> bool:
+    """Whether a typed line is a command that must not wait for the lines before it."""
+    try:
+        parsed = parse(line)
+    except UsageError:
+        return False
+    return parsed is not None and parsed[0].immediate
 
 
 def parse_args(cmd: Command, text: str) -> dict[str, str | None]:
@@ -432,7 +442,7 @@ async def ping(ctx: Context) -> None:
     ctx.state.note(f"pong in {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
-@command("reconnect", "", "connect again now, without waiting for the next attempt")
+@command("reconnect", "", "connect again now, without waiting for the next attempt", immediate=True)
 async def reconnect(ctx: Context) -> None:
     ctx.reconnect()
 
@@ -461,6 +471,6 @@ async def help_(ctx: Context, command: str | None) -> None:
     ctx.state.note(f"{cmd.synopsis}: {cmd.help}")
 
 
-@command("quit", "", "leave Nexus (Ctrl-C and Ctrl-D too)")
+@command("quit", "", "leave Nexus (Ctrl-C and Ctrl-D too)", immediate=True)
 async def quit_(ctx: Context) -> None:
     ctx.quit()

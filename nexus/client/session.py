@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from nexus.client import commands
@@ -43,6 +43,7 @@ from nexus.protocol import (
 # within ~5 s. /reconnect retries at once.
 BACKOFF = (1.0, 10.0)
 GROWTH = 1.5
+QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
 
 
@@ -67,12 +68,6 @@ class Outgoing:
     target: str
     text: str
     after: int | None = None  # cut off mid-send: the room's newest seq then, to spot it landed
-    done: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
-
-    def settle(self) -> None:
-        """Sent, or given back: whoever waits on it goes on."""
-        if self.done is not None and not self.done.done():
-            self.done.set_result(None)
 
     @property
     def label(self) -> str:
@@ -162,6 +157,8 @@ class ChatSession:
         self.conn: ChatConnection | None = None  # set only while logged in and settled
         self.outbox: list[Outgoing] = []  # text to send, oldest first; kept while offline
         self._sender: asyncio.Task[None] | None = None
+        self._typed: list[str] = []  # lines typed, waiting for the ones before them
+        self._typist: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # /reconnect: stop waiting for the next attempt
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -181,21 +178,17 @@ class ChatSession:
         buffer = self.state.current
         if buffer is None:
             raise commands.UsageError("you are in no room: /join one first")
-        await self.queue(Outgoing(buffer.kind, buffer.name, text))
+        self.queue(Outgoing(buffer.kind, buffer.name, text))
 
     async def send_dm(self, user: str, text: str) -> None:
-        await self.queue(Outgoing("dm", user, text))
+        self.queue(Outgoing("dm", user, text))
 
-    async def queue(self, item: Outgoing) -> None:
-        """Sends in the order typed and waits for the answer; offline, the text waits in
-        the outbox for the connection and this returns at once."""
+    def queue(self, item: Outgoing) -> None:
+        """Sends in the order typed, one after the other; offline, the text waits."""
         self.outbox.append(item)
         if self.conn is None:
             self.state.note(f"offline: queued for {item.label}, sent once reconnected")
-            return
-        item.done = asyncio.get_running_loop().create_future()
         self._start_sending()
-        await item.done
 
     def reconnect(self) -> None:
         """Retries now: ends the wait before the next attempt, or drops a live connection."""
@@ -221,8 +214,22 @@ class ChatSession:
         self.changed()
 
     def submit(self, line: str) -> None:
-        """Runs a typed line in the background, so the screen never waits on the network."""
-        self._background(self.execute(line))
+        """Runs a typed line in the background, so the screen never waits on the network.
+
+        Lines run one after the other, in the order typed: text typed after
+        `/query bob` goes to bob even if the server is slow to answer. Only
+        /reconnect and /quit go first, as they must work on a link that hangs.
+        """
+        if commands.immediate(line):
+            self._background(self.execute(line))
+            return
+        self._typed.append(line)
+        if self._typist is None or self._typist.done():
+            self._typist = asyncio.get_running_loop().create_task(self._run_typed())
+
+    async def _run_typed(self) -> None:
+        while self._typed:
+            await self.execute(self._typed.pop(0))
 
     def changed(self) -> None:
         """After anything that may have shown a buffer: tell the server what was read."""
@@ -288,7 +295,7 @@ class ChatSession:
             item = self.outbox[0]
             room = self.state.rooms.get(item.target) if item.kind == "room" else None
             if item.after is not None and room is not None and _landed(room, item):
-                self.outbox.pop(0).settle()  # the server had it before the link dropped
+                self.outbox.pop(0)  # the server had it before the link dropped
                 continue
             try:
                 if item.kind == "room":
@@ -313,15 +320,13 @@ class ChatSession:
                         self.on_change()
                     await asyncio.sleep(wait)
                     continue
-                self.outbox.pop(0).settle()
+                self.outbox.pop(0)
                 self.state.error(f"not sent to {item.label}: {commands.describe(exc)}; {KEPT_BACK}")
                 self.on_refused(item.text)
                 self.changed()
                 continue
-            self.outbox.pop(0).settle()
+            self.outbox.pop(0)
             self.changed()
-        for waiting in self.outbox:
-            waiting.settle()  # offline now: still queued, and nobody waits on it
 
     def _sent_note(self, item: Outgoing) -> None:
         """A DM typed elsewhere than its conversation: say where it went (not what it said)."""
@@ -465,10 +470,15 @@ class ChatSession:
         return [m for m in messages if m["seq"] > room.last_seq]
 
     async def close(self) -> None:
-        """Says goodbye to the server and stops the line tasks still running."""
+        """Sends what is still queued (for a moment), says goodbye to the server and stops
+        the line tasks still running."""
         self._stopping = True
-        for task in [*self._tasks, *([self._sender] if self._sender else [])]:
-            task.cancel()
+        if self.conn is not None and self._sender is not None and not self._sender.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._sender), QUIT_GRACE)
+        for task in [*self._tasks, self._sender, self._typist]:
+            if task is not None:
+                task.cancel()
         if self.conn is not None:
             await self.conn.quit()
             self.conn = None

@@ -132,7 +132,13 @@ class Scrollback:
         if ts is not None:
             day = render.day_of(ts)
             if day != self._last_day:
-                self._append(Entry(render.day_separator(day), day))
+                marker = self._unread_marker
+                if marker is not None and self.entries and self.entries[-1] is marker:
+                    self.entries.pop()  # the rule goes after the date, next to the message
+                    self._append(Entry(render.day_separator(day), day))
+                    self.entries.append(marker)
+                else:
+                    self._append(Entry(render.day_separator(day), day))
                 self._last_day = day
         self._append(entry)
         return entry

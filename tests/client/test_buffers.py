@@ -55,6 +55,16 @@ async def until_page(peer, other: str, count: int) -> list[dict]:
     return page
 
 
+async def test_text_typed_right_after_query_goes_to_the_conversation(chat, connect):
+    """Lines run in the order typed: text after /query waits for it, never lands in the room."""
+    ana = await chat()
+    bob, reply = await connect()
+    ana.type(f"/query {reply['user']['username']}\rright after\r")
+    page = await until_page(bob, ana.state.me, 1)
+    assert [m["text"] for m in page] == ["right after"]
+    assert not [e for e in ana.state.rooms["general"].lines.entries if e.sender]
+
+
 async def test_dms_that_came_while_away_are_in_their_buffer_at_login(chat, connect):
     """Offline DMs are fetched into the conversation's buffer and counted, not announced."""
     ana_conn, ana_login = await connect()

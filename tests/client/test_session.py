@@ -63,6 +63,7 @@ async def test_saying_needs_a_room_and_double_slash_sends_a_slash(session, conne
     """Out of every room, text is refused with a hint; `//x` is said as `/x`."""
     bob, _ = await connect()
     await session.execute("//shrug")
+    await until(lambda: not session.outbox, what="sent")
     page = await bob.request("history", room="general")
     assert page["messages"][-1]["text"] == "/shrug"
     await session.execute("/leave general")
