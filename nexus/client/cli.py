@@ -103,8 +103,11 @@ def refusal(exc: NexusError) -> str:
     return text
 
 
-async def sign_in(conn: ChatConnection, args: argparse.Namespace) -> tuple[str, LoginReply]:
-    """Logs in or registers; returns the password (for reconnecting) and the reply.
+async def sign_in(
+    conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None
+) -> tuple[ChatConnection, str, LoginReply]:
+    """Logs in or registers; returns the connection, the password (for reconnecting)
+    and the reply.
 
     With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
     program. At the prompts a mistake is explained and the questions asked again.
@@ -114,7 +117,7 @@ async def sign_in(conn: ChatConnection, args: argparse.Namespace) -> tuple[str, 
     password = os.environ.get(PASSWORD_ENV) if username else None
     if username and password:
         try:
-            return password, await _attempt(conn, username, password, register)
+            return await _attempt(conn, args, tls, username, password, register)
         except NexusError as exc:
             raise Failure(
                 f"{'registration' if register else 'login'} failed: {refusal(exc)}"
@@ -143,16 +146,34 @@ async def sign_in(conn: ChatConnection, args: argparse.Namespace) -> tuple[str, 
         else:
             password = await secret.prompt_async("Password (not shown): ")
         try:
-            return password, await _attempt(conn, name, password, register)
+            return await _attempt(conn, args, tls, name, password, register)
         except NexusError as exc:
             print(f"{'Registration' if register else 'Login'} refused: {refusal(exc)}.")
 
 
-async def _attempt(conn: ChatConnection, name: str, password: str, register: bool) -> LoginReply:
+async def _attempt(
+    conn: ChatConnection,
+    args: argparse.Namespace,
+    tls: ClientTLS | None,
+    name: str,
+    password: str,
+    register: bool,
+) -> tuple[ChatConnection, str, LoginReply]:
+    """One login or registration. The server closes an anonymous connection after a while
+    (30 s by default), which a person at the questions can take: then it connects again."""
     try:
-        return await log_in(conn, name, password, register=register)
-    except OSError as exc:
-        raise Failure(f"connection lost: {exc}") from None
+        return conn, password, await log_in(conn, name, password, register=register)
+    except OSError:
+        await conn.close()
+    conn = ChatConnection()
+    try:
+        await conn.connect(args.host, args.port, tls=tls)
+        return conn, password, await log_in(conn, name, password, register=register)
+    except CertificateChanged as exc:
+        raise Failure(str(exc)) from None
+    except (OSError, TimeoutError) as exc:
+        await conn.close()
+        raise Failure(f"connection lost: {exc or 'timed out'}") from None
 
 
 def client_tls(args: argparse.Namespace) -> ClientTLS | None:
@@ -197,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         if motd := render.clean(hello["motd"]):
             console.print(Text(motd, style="italic"))
-        password, reply = await sign_in(conn, args)
+        conn, password, reply = await sign_in(conn, args, tls)
     except BaseException:
         await conn.close()
         raise

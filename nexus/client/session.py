@@ -34,6 +34,7 @@ from nexus.protocol import (
     HistoryReply,
     JoinReply,
     LoginReply,
+    ProfileReply,
     RoomMessage,
     UsersReply,
 )
@@ -44,6 +45,7 @@ from nexus.protocol import (
 BACKOFF = (1.0, 10.0)
 GROWTH = 1.5
 QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
+MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
 
 
@@ -431,6 +433,8 @@ class ChatSession:
             if room is not None:  # shown before the drop: fetch all it missed, counted unread
                 history = await self._gap(conn, room, history)
                 missed += len(history)
+                if history and room is not state.current and not room.unread:
+                    room.lines.mark_unread()
             added = state.add_room(reply["room"], history, backlog=room is None)
             if room is not None:
                 added.set_read(added.last_seq if added is state.current else added.read_seq)
@@ -438,6 +442,7 @@ class ChatSession:
                 added.more = added.first_seq > 1
         online: UsersReply = await conn.request("online")
         state.set_online((u["username"], u["rooms"]) for u in online["users"])
+        self._background(self._check_members(conn))
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
@@ -450,6 +455,28 @@ class ChatSession:
             buffer = state.dm_buffer(user)
             state.add_dms(buffer, page["messages"], unread=count)
             buffer.more = page["more"]
+
+    async def _check_members(self, conn: ChatConnection) -> None:
+        """Asks about the offline people the rooms list (learnt from who spoke there),
+        so someone who left while I was away drops out of the people list."""
+        state = self.state
+        online = {name.casefold() for name in state.online}
+        offline = {
+            key: name
+            for room in state.rooms.values()
+            for key, name in room.members.items()
+            if key not in online and key != state.me.casefold()
+        }
+        for key, name in list(offline.items())[:MEMBER_CHECKS]:
+            try:
+                reply: ProfileReply = await conn.request("whois", username=name)
+            except (NexusError, ConnectionClosed):
+                continue
+            rooms = set(reply["user"]["rooms"])
+            for room in state.rooms.values():
+                if room.name not in rooms:
+                    room.members.pop(key, None)
+        self.on_change()
 
     @staticmethod
     async def _gap(

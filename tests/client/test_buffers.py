@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import stat
 
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
 from nexus.client import render
+from nexus.client.app import ChatCompleter
 from nexus.client.layout import side_panel
+from nexus.client.state import ChatState
 from tests.client.conftest import CTRL_C, HOME, UP, until
 
 
@@ -156,3 +161,29 @@ async def test_typed_lines_are_recalled_after_a_restart(chat, state_home):
     await until(lambda: again.app.input.text == "remember me")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+async def test_people_who_left_while_i_was_away_drop_out_of_the_list(chat, connect):
+    """Someone known from history but no longer in the room is checked and removed."""
+    bob, reply = await connect()
+    await bob.request("say", room="general", text="bye all")
+    await bob.request("leave", room="general")
+    await bob.close()
+    ana = await chat()
+    general = ana.state.rooms["general"]
+    assert any(e.sender == reply["user"]["username"] for e in general.lines.entries)
+    await until(lambda: reply["user"]["username"].casefold() not in general.members)
+
+
+def test_completion_adds_a_space_and_addresses_a_name_at_the_start():
+    """`/jo` completes to `/join `; a name starting a line becomes `name: `."""
+    state = ChatState("ana", "x")
+    state.known_users.add("bob")
+    completer = ChatCompleter(state)
+
+    def complete(text: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("/jo") == ["/join "]
+    assert complete("bo") == ["bob: "]
+    assert complete("hi bo") == ["bob "]

@@ -10,7 +10,7 @@ import pytest
 from wcwidth import wcswidth
 
 from nexus.client.connection import ChatConnection
-from tests.client.tmux import CHAT, PASSWORD, Tmux
+from tests.client.tmux import CHAT, PASSWORD, Tmux, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -154,6 +154,29 @@ def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):
     assert "token" not in screen
     answer("r", "dave", PASSWORD, PASSWORD)
     tmux.wait_for("dave", "dave@#general")
+
+
+def test_a_person_slower_than_the_login_deadline_still_gets_in(tmux, tmp_path):
+    """The server drops anonymous connections after --login-timeout; the answers typed after
+    that are sent on a new connection instead of ending the program."""
+    data = tmp_path / "slow"
+    data.mkdir()
+    servers = start_server(data, "--login-timeout", "1")
+    port = next(servers)
+    try:
+        tmux.start("erin", CHAT, "127.0.0.1", str(port))
+        tmux.wait_for("erin", "Log in or register?")
+        time.sleep(1.5)  # the server has dropped the connection by now
+        tmux.keys("erin", "r")
+        tmux.wait_for("erin", "Username:")
+        tmux.keys("erin", "erin")
+        tmux.wait_for("erin", "not shown):")
+        tmux.keys("erin", PASSWORD)
+        tmux.wait_for("erin", "Password again:")
+        tmux.keys("erin", PASSWORD)
+        tmux.wait_for("erin", "erin@#general")
+    finally:
+        next(servers, None)
 
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # three people joined by ZWJs

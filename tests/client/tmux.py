@@ -21,8 +21,8 @@ SERVER = shutil.which("nexus-server")
 WIDTH, HEIGHT = 100, 30
 
 
-def start_server(tmp_path: Path) -> Iterator[int]:
-    """A nexus-server process on a free port (yielded); stopped afterwards."""
+def start_server(tmp_path: Path, *flags: str) -> Iterator[int]:
+    """A nexus-server process on a free port (yielded), with extra `flags`; stopped afterwards."""
     if SERVER is None:
         pytest.skip("nexus-server is not installed (pip install -e .)")
     proc = subprocess.Popen(
@@ -38,6 +38,7 @@ def start_server(tmp_path: Path) -> Iterator[int]:
             str(tmp_path / "server.log"),
             "--rate-limit",
             "off",
+            *flags,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
