@@ -407,11 +407,7 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
 
 @command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")
 async def lastlog(ctx: Context, words: str) -> None:
-    state = ctx.state
-    found = state.lastlog(words.strip())
-    state.note(f"lastlog: {len(found)} lines with ", (words.strip(), render.FOUND))
-    for line in found:
-        state.show(line)
+    ctx.state.lastlog(words.strip())
 
 
 @command("whois", "<user>", "show a user's profile")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from nexus.client import commands
 from nexus.client.connection import ChatConnection, ConnectionClosed
-from nexus.client.state import Buffer, ChatState, Room
+from nexus.client.state import Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 from nexus.protocol import (
@@ -480,7 +480,7 @@ class ChatSession:
 
     @staticmethod
     async def _gap(
-        conn: ChatConnection, room: Room, history: list[RoomMessage]
+        conn: ChatConnection, room: Buffer, history: list[RoomMessage]
     ) -> list[RoomMessage]:
         """The messages newer than `room.last_seq`, paging back from the join history."""
         messages = history

@@ -58,6 +58,7 @@ class Entry:
         "folded",
         "highlight",
         "mine",
+        "quoted",
         "renderable",
         "sender",
         "seq",
@@ -73,6 +74,7 @@ class Entry:
         mine: bool = False,
         highlight: bool = False,
         folded: bool = False,
+        quoted: bool = False,
     ) -> None:
         self.renderable = renderable
         self.day = day  # set on day separators only
@@ -81,6 +83,7 @@ class Entry:
         self.mine = mine  # a message I sent (never unread)
         self.highlight = highlight  # a message naming me, or a direct message to me
         self.folded = folded  # a presence line hidden by the smart filter
+        self.quoted = quoted  # a copy of another line (/lastlog shows them): never searched
         self._key = (-1, -1)
         self._rows: list[Fragments] = []
 
@@ -255,10 +258,6 @@ class Buffer:
 
     def mark_read(self) -> None:
         self.set_read(self.last_seq)
-
-
-# Kept for the command and session code that speaks of rooms.
-Room = Buffer
 
 
 class ChatState:
@@ -466,16 +465,27 @@ class ChatState:
 
     # -- search ------------------------------------------------------------
 
-    def lastlog(self, words: str) -> list[Line]:
-        """The loaded lines of the current buffer containing `words` (any case), matches marked."""
+    def lastlog(self, words: str) -> int:
+        """Shows again, below, the loaded lines of the current buffer containing `words`
+        (any case) with the matches marked; returns how many."""
         pattern = re.compile(re.escape(words), re.IGNORECASE)
-        return [
+        pane = self.pane
+        found = [
             entry.renderable.marked(pattern, render.FOUND)
-            for entry in self.pane.entries
+            for entry in pane.entries
             if isinstance(entry.renderable, Line)
-            and not entry.renderable.plain.startswith("lastlog")
+            and not entry.quoted
             and pattern.search(entry.renderable.body.plain)
         ]
+        pane.add_entry(
+            Entry(
+                render.notice(f"lastlog: {len(found)} lines with ", (words, render.FOUND)),
+                quoted=True,
+            )
+        )
+        for line in found:
+            pane.add_entry(Entry(line, quoted=True))
+        return len(found)
 
     # -- events ----------------------------------------------------------
 

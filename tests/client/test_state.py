@@ -228,13 +228,16 @@ def test_people_of_a_room_are_online_first():
 
 
 def test_lastlog_finds_loaded_lines_and_marks_the_words():
-    """Lines of the current buffer with the words (any case) come back with matches styled."""
+    """Lines of the current buffer with the words (any case) come back with matches styled;
+    a second search does not find the first one's output."""
     state = make_state("general")
     state.apply(msg(1, "Deploy at five"))
     state.apply(msg(2, "lunch"))
-    found = state.lastlog("deploy")
-    assert [line.body.plain for line in found] == ["Deploy at five"]
-    assert [(s.start, s.end, s.style) for s in found[0].body.spans] == [(0, 6, render.FOUND)]
+    assert state.lastlog("deploy") == 1
+    shown = state.pane.entries[-1].renderable
+    assert shown.body.plain == "Deploy at five"
+    assert [(s.start, s.end, s.style) for s in shown.body.spans] == [(0, 6, render.FOUND)]
+    assert state.lastlog("deploy") == 1
 
 
 def test_membership_events_about_me_add_and_remove_rooms():
