@@ -10,7 +10,7 @@ from prompt_toolkit.document import Document
 
 from nexus.client import render
 from nexus.client.app import ChatCompleter
-from nexus.client.layout import side_panel
+from nexus.client.layout import side_panel, status_bar
 from nexus.client.state import ChatState
 from tests.client.conftest import CTRL_C, HOME, UP, until
 
@@ -187,3 +187,26 @@ def test_completion_adds_a_space_and_addresses_a_name_at_the_start():
     assert complete("/jo") == ["/join "]
     assert complete("bo") == ["bob: "]
     assert complete("hi bo") == ["bob "]
+
+
+async def test_alt_equals_shows_the_folded_presence_lines(chat, connect):
+    """A silent person's join is folded; Alt-= shows it, and again folds it."""
+    ana = await chat()
+    ana.type("/join tech\r")
+    await until(lambda: ana.state.room == "tech")
+    bob, reply = await connect()
+    await bob.request("join", room="tech")
+    joined = f"{reply['user']['username']} joined #tech"
+    entry = await until(lambda: next((e for e in ana.state.pane.entries if e.text == joined), None))
+    assert entry.folded
+
+    def on_screen() -> bool:
+        rows = ana.state.pane.view(80, 20, ana.state.show_folded)
+        return any(joined in "".join(t for _, t in row) for row in rows)
+
+    assert not on_screen()
+    ana.type("\x1b=")
+    await until(on_screen)
+    assert "[all lines]" in "".join(t for _, t in status_bar(ana.state))
+    ana.type("\x1b=")
+    await until(lambda: not on_screen())
