@@ -358,9 +358,11 @@ class ChatState:
     # -- output --------------------------------------------------------
 
     def show(self, renderable: RenderableType | Line, room: str | None = None) -> None:
-        """Adds a line or table to `room`'s buffer, or to the current one."""
+        """Adds a line or table to `room`'s buffer, or to the current one (a line after
+        the day's separator, if it starts a day there)."""
         target = self.rooms.get(room) if room else None
-        (target.lines if target else self.pane).add(renderable)
+        ts = renderable.ts if isinstance(renderable, Line) else None
+        (target.lines if target else self.pane).add(renderable, ts)
 
     def note(self, *parts: str | tuple[str, str], room: str | None = None) -> None:
         self.show(render.notice(*parts), room)
