@@ -1,11 +1,4 @@
-"""The full-screen client: layout, key bindings and the network task beside the UI.
-
-    ┌ messages ──────────────────────────┬ rooms / online ┐
-    │                                    │                │
-    ├────────────────────────────────────┴────────────────┤
-    │ > input line                                        │
-    │ ana@#general  online  localhost:9999                │ status bar
-    └─────────────────────────────────────────────────────┘
+"""The full-screen client: the parts of layout.py and the keys of keys.py around one session.
 
 Focus always stays on the input line; scrolling is the application's own
 offset into the pane's scrollback, so PageUp/PageDown and the wheel work
@@ -19,18 +12,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
 
 from prompt_toolkit.application import Application
-from prompt_toolkit.buffer import Buffer
+from prompt_toolkit.buffer import Buffer as InputBuffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
-from prompt_toolkit.filters import Condition
-from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import (
     BufferControl,
+    Dimension,
     Float,
     FloatContainer,
     FormattedTextControl,
@@ -39,73 +31,35 @@ from prompt_toolkit.layout import (
     VSplit,
     Window,
 )
-from prompt_toolkit.layout.controls import UIContent, UIControl
 from prompt_toolkit.layout.menus import CompletionsMenu
-from prompt_toolkit.layout.processors import BeforeInput
-from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.output import Output
-from prompt_toolkit.styles import Style
 
-from nexus.client import render
 from nexus.client.commands import completions
 from nexus.client.connection import ChatConnection
-from nexus.client.render import Fragments
+from nexus.client.history import InputHistory
+from nexus.client.keys import bindings
+from nexus.client.layout import (
+    SIDE_WIDTH,
+    STYLE,
+    Fitted,
+    MessagePane,
+    header,
+    side_panel,
+    status_bar,
+)
 from nexus.client.session import ChatSession
-from nexus.client.state import ChatState
+from nexus.client.state import Buffer, ChatState
 from nexus.protocol import LoginReply
 
-SIDE_WIDTH = 24
-WHEEL_ROWS = 3
-
-STYLE = Style.from_dict(
-    {
-        "header": "underline",
-        "status": "reverse",
-        "status.offline": "bg:ansired fg:ansiwhite bold",
-        "side.border": "fg:ansibrightblack",
-        "side.title": "bold underline",
-        "side.current": "reverse bold",
-        "side.unread": "bold ansiyellow",
-        "side.mention": "bold ansired",
-        "marker": "bg:ansiyellow fg:ansiblack",
-        "prompt": "bold",
-    }
-)
-
-
-class MessagePane(UIControl):
-    """The current room's scrollback, rendering only the rows that fit, newest at the bottom."""
-
-    def __init__(self, state: ChatState) -> None:
-        self.state = state
-        self.height = 24  # of the last render; PageUp moves by about this much
-
-    def create_content(self, width: int, height: int) -> UIContent:
-        self.height = height
-        pane = self.state.pane
-        marked = bool(pane.scroll) and height > 1  # a bar under the view says what waits below
-        lines: list[Fragments] = pane.view(width, height - marked)
-        if marked and pane.scroll:
-            waiting = f"{pane.newer} newer messages" if pane.newer else "newer lines"
-            lines.append([("class:marker", f" ▼ {waiting} below: PageDown ".ljust(width))])
-        lines = [[] for _ in range(height - len(lines))] + lines
-        return UIContent(get_line=lines.__getitem__, line_count=len(lines))
-
-    def mouse_handler(self, mouse_event: MouseEvent) -> Any:
-        if mouse_event.event_type == MouseEventType.SCROLL_UP:
-            self.state.pane.scroll_by(WHEEL_ROWS)
-        elif mouse_event.event_type == MouseEventType.SCROLL_DOWN:
-            self.state.pane.scroll_by(-WHEEL_ROWS)
-        else:
-            return NotImplemented
-        return None
-
-    def is_focusable(self) -> bool:
-        return False
+INPUT_ROWS = 5  # the input line wraps and grows up to this many rows
 
 
 class ChatCompleter(Completer):
-    """Tab completion from the command table: commands, rooms, user names."""
+    """Tab completion from the command table: commands, rooms, user names.
+
+    A completed word is followed by a space, and a name that starts a line by
+    `: ` (the usual way to address someone), so typing goes straight on.
+    """
 
     def __init__(self, state: ChatState) -> None:
         self.state = state
@@ -113,46 +67,12 @@ class ChatCompleter(Completer):
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
     ) -> Iterable[Completion]:
-        word, candidates = completions(document.text_before_cursor, self.state)
+        before = document.text_before_cursor
+        word, candidates = completions(before, self.state)
+        addressing = not before.startswith("/") and before == word
+        suffix = ": " if addressing else " "
         for candidate in candidates:
-            yield Completion(candidate, start_position=-len(word))
-
-
-def side_panel(state: ChatState) -> Fragments:
-    """Rooms with unread counts and a mention marker, then the people online."""
-    out: Fragments = [("class:side.title", "Rooms\n")]
-    for name in sorted(state.rooms):
-        room = state.rooms[name]
-        out.append(("class:side.current" if name == state.current else "", f"#{name}"))
-        if room.unread:
-            out.append(("class:side.unread", f" {room.unread}"))
-        if room.mentioned:
-            out.append(("class:side.mention", " @"))
-        out.append(("", "\n"))
-    out.append(("class:side.title", f"\nOnline ({len(state.online)})\n"))
-    for user in sorted(state.online, key=str.casefold):
-        name = render.clean(user)
-        out.append((render.user_style(name), name[: SIDE_WIDTH - 2] + "\n"))
-    return out
-
-
-def header(state: ChatState) -> Fragments:
-    """The current room and its topic, above the messages."""
-    room = state.rooms.get(state.current or "")
-    if room is None:
-        return [("class:header", " no room: /join one, /rooms lists them")]
-    return [("class:header bold", f" #{room.name} "), ("class:header", render.clean(room.topic))]
-
-
-def status_bar(state: ChatState) -> Fragments:
-    where = f"#{state.current}" if state.current else "(no room)"
-    style = "class:status" if state.connected else "class:status.offline"
-    scrolled = "  [scrolled]" if state.pane.scroll else ""
-    return [
-        ("class:status", f" {state.me}@{where}  "),
-        (style, f" {state.connection} "),
-        ("class:status", f"  {state.server}{scrolled} "),
-    ]
+            yield Completion(candidate + suffix, start_position=-len(word), display=candidate)
 
 
 class PaneLog(logging.Handler):
@@ -172,20 +92,30 @@ class PaneLog(logging.Handler):
 
 
 class ChatApp:
-    """The Application around one ChatSession."""
+    """The Application around one ChatSession.
+
+    `history` is the file typed lines are kept in across runs (none: memory only).
+    """
 
     def __init__(
-        self, session: ChatSession, *, input: Input | None = None, output: Output | None = None
+        self,
+        session: ChatSession,
+        *,
+        input: Input | None = None,
+        output: Output | None = None,
+        history: Path | None = None,
     ) -> None:
         self.session = session
         state = self.state = session.state
         session.on_change = self.invalidate
         session.on_bell = self.bell
         session.on_quit = self.exit
-        self.pane = MessagePane(state)
-        self.input = Buffer(
+        session.on_refused = self.give_back
+        self.pane = MessagePane(state, on_top=session.fetch_older)
+        lines: History = InputHistory(history) if history is not None else InMemoryHistory()
+        self.input = InputBuffer(
             multiline=False,
-            history=InMemoryHistory(),
+            history=lines,
             completer=ChatCompleter(state),
             accept_handler=self._accept,
         )
@@ -193,27 +123,31 @@ class ChatApp:
             [
                 HSplit(
                     [
-                        Window(FormattedTextControl(lambda: header(state)), height=1),
+                        Window(Fitted(lambda width: header(state, width)), height=1),
                         Window(self.pane, wrap_lines=False),
                     ]
                 ),
                 Window(width=1, char="│", style="class:side.border"),
                 Window(
-                    FormattedTextControl(lambda: side_panel(state)),
+                    FormattedTextControl(lambda: side_panel(state, self.select)),
                     width=SIDE_WIDTH,
                 ),
             ]
+        )
+        # The prompt is a window of its own: a long line scrolls or wraps the
+        # input window only, so the prompt can never be pushed out of sight.
+        prompt = Window(FormattedTextControl("> "), width=2, style="class:prompt")
+        line = Window(
+            BufferControl(self.input),
+            wrap_lines=True,
+            height=Dimension(min=1, max=INPUT_ROWS),
+            dont_extend_height=True,
         )
         root = FloatContainer(
             HSplit(
                 [
                     body,
-                    Window(
-                        BufferControl(
-                            self.input, input_processors=[BeforeInput("> ", style="class:prompt")]
-                        ),
-                        height=1,
-                    ),
+                    VSplit([prompt, line]),
                     Window(
                         FormattedTextControl(lambda: status_bar(state)),
                         height=1,
@@ -225,7 +159,9 @@ class ChatApp:
         )
         self.app: Application[None] = Application(
             layout=Layout(root, focused_element=self.input),
-            key_bindings=self._bindings(),
+            key_bindings=bindings(
+                state, self.input, lambda: self.pane.height, session.changed, self.exit
+            ),
             style=STYLE,
             full_screen=True,
             mouse_support=True,
@@ -233,39 +169,21 @@ class ChatApp:
             output=output,
         )
 
-    def _accept(self, buffer: Buffer) -> bool:
+    def _accept(self, buffer: InputBuffer) -> bool:
         self.session.submit(buffer.text)
         return False  # clears the line; it is already in the history
 
-    def _bindings(self) -> KeyBindings:
-        kb = KeyBindings()
-        state = self.state
-        empty = Condition(lambda: not self.input.text)
+    def select(self, buffer: Buffer) -> None:
+        """A click on a buffer in the side panel."""
+        self.state.switch(buffer)
+        self.session.changed()
 
-        @kb.add("pageup")
-        def _(event: KeyPressEvent) -> None:
-            state.pane.scroll_by(max(1, self.pane.height - 2))
-
-        @kb.add("pagedown")
-        def _(event: KeyPressEvent) -> None:
-            state.pane.scroll_by(-max(1, self.pane.height - 2))
-
-        @kb.add("c-n")
-        @kb.add("escape", "right")
-        def _(event: KeyPressEvent) -> None:
-            state.cycle(1)
-
-        @kb.add("c-p")
-        @kb.add("escape", "left")
-        def _(event: KeyPressEvent) -> None:
-            state.cycle(-1)
-
-        @kb.add("c-c")
-        @kb.add("c-d", filter=empty)
-        def _(event: KeyPressEvent) -> None:
-            self.exit()
-
-        return kb
+    def give_back(self, text: str) -> None:
+        """Text the server refused: back on the input line if it is free, and in the history."""
+        self.input.history.append_string(text)
+        if not self.input.text:
+            self.input.document = Document(text, len(text))
+        self.invalidate()
 
     def invalidate(self) -> None:
         self.app.invalidate()

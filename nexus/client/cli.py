@@ -23,10 +23,12 @@ from nexus import __version__
 from nexus.client import render
 from nexus.client.app import ChatApp
 from nexus.client.connection import ChatConnection
+from nexus.client.history import history_path
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
+from nexus.protocol import LoginReply
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
 BANNER = r"""
@@ -81,26 +83,97 @@ class Hidden(Processor):
         return Transformation([], source_to_display=lambda i: 0, display_to_source=lambda i: 0)
 
 
-async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
-    """(username, password, register?) from the flags, the environment or questions."""
+PASSWORD_MIN = 8  # the server's rule (docs/protocol.md), said before anyone types one
+
+# What each refusal means for someone at the prompts, in their words.
+REFUSALS = {
+    "auth_failed": "wrong username or password",
+    "weak_password": f"the password needs at least {PASSWORD_MIN} characters",
+    "username_taken": "that name is taken: choose another",
+    "invalid_username": "a username is 3-24 letters, digits, _ or -",
+    "no_such_user": "wrong username or password",
+}
+
+
+def refusal(exc: NexusError) -> str:
+    text = REFUSALS.get(exc.code, exc.message)
+    retry = exc.extra.get("retry_after")
+    if exc.code == "rate_limited" and isinstance(retry, int | float):
+        text = f"too many attempts: try again in {retry:.0f} s"
+    return text
+
+
+async def sign_in(
+    conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None
+) -> tuple[ChatConnection, str, LoginReply]:
+    """Logs in or registers; returns the connection, the password (for reconnecting)
+    and the reply.
+
+    With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
+    program. At the prompts a mistake is explained and the questions asked again.
+    """
     register = args.register
     username = args.user
     password = os.environ.get(PASSWORD_ENV) if username else None
     if username and password:
-        return username, password, register
+        try:
+            return await _attempt(conn, args, tls, username, password, register)
+        except NexusError as exc:
+            raise Failure(
+                f"{'registration' if register else 'login'} failed: {refusal(exc)}"
+            ) from None
     if not sys.stdin.isatty():
         raise Failure(f"no terminal to ask on: use --user NAME with ${PASSWORD_ENV}")
     ask: PromptSession[str] = PromptSession()
     secret: PromptSession[str] = PromptSession(history=DummyHistory(), input_processors=[Hidden()])
-    if not username:
-        if not register:
-            choice = await ask.prompt_async("Log in or register? [L/r] ")
-            register = choice.strip().lower().startswith("r")
-        username = (await ask.prompt_async("Username: ")).strip()
-    password = await secret.prompt_async("Password (not shown): ")
-    if register and await secret.prompt_async("Password again: ") != password:
-        raise Failure("the passwords do not match")
-    return username, password, register
+    while True:
+        name = username
+        if not name:
+            if not args.register:
+                choice = await ask.prompt_async("Log in or register? [L/r] ")
+                register = choice.strip().lower().startswith("r")
+            name = (await ask.prompt_async("Username: ")).strip()
+        if register:
+            password = await secret.prompt_async(
+                f"Password (at least {PASSWORD_MIN} characters, not shown): "
+            )
+            if len(password) < PASSWORD_MIN:
+                print(f"Too short: a password needs at least {PASSWORD_MIN} characters.")
+                continue
+            if await secret.prompt_async("Password again: ") != password:
+                print("The passwords differ. Once more.")
+                continue
+        else:
+            password = await secret.prompt_async("Password (not shown): ")
+        try:
+            return await _attempt(conn, args, tls, name, password, register)
+        except NexusError as exc:
+            print(f"{'Registration' if register else 'Login'} refused: {refusal(exc)}.")
+
+
+async def _attempt(
+    conn: ChatConnection,
+    args: argparse.Namespace,
+    tls: ClientTLS | None,
+    name: str,
+    password: str,
+    register: bool,
+) -> tuple[ChatConnection, str, LoginReply]:
+    """One login or registration. The server closes an anonymous connection after a while
+    (30 s by default), which a person at the questions can take: then it connects again."""
+    try:
+        return conn, password, await log_in(conn, name, password, register=register)
+    except OSError:
+        await conn.close()
+    conn = ChatConnection()
+    try:
+        await conn.connect(args.host, args.port, tls=tls)
+        return conn, password, await log_in(conn, name, password, register=register)
+    except CertificateChanged as exc:
+        raise Failure(str(exc)) from None
+    except (OSError, TimeoutError) as exc:
+        await conn.close()
+        raise Failure(f"connection lost: {exc or 'timed out'}") from None
 
 
 def client_tls(args: argparse.Namespace) -> ClientTLS | None:
@@ -145,21 +218,14 @@ async def run(args: argparse.Namespace) -> None:
         )
         if motd := render.clean(hello["motd"]):
             console.print(Text(motd, style="italic"))
-        username, password, register = await credentials(args)
-        try:
-            reply = await log_in(conn, username, password, register=register)
-        except NexusError as exc:
-            raise Failure(
-                f"{'registration' if register else 'login'} failed: {exc.message}"
-            ) from None
-        except OSError as exc:
-            raise Failure(f"connection lost: {exc}") from None
+        conn, password, reply = await sign_in(conn, args, tls)
     except BaseException:
         await conn.close()
         raise
     address = f"{args.host}:{args.port}" + (" TLS" if tls else "")
     state = ChatState(reply["user"]["username"], address)
-    await ChatApp(ChatSession(state, args.host, args.port, password, tls=tls)).run(conn, reply)
+    session = ChatSession(state, args.host, args.port, password, tls=tls)
+    await ChatApp(session, history=history_path()).run(conn, reply)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from nexus.client import render
 from nexus.client.connection import ConnectionClosed
-from nexus.client.state import ChatState
+from nexus.client.state import Buffer, ChatState
 from nexus.errors import NexusError
 from nexus.protocol import (
     PAGE_DEFAULT,
@@ -42,7 +42,12 @@ class Context(Protocol):
     async def request(self, cmd: str, **args: Any) -> Any:
         """The checked reply to `cmd`, as ChatConnection.request returns it."""
 
-    async def say(self, text: str) -> None: ...
+    async def say(self, text: str) -> None:
+        """Sends text to the current buffer: its room, or its person."""
+
+    async def send_dm(self, user: str, text: str) -> None: ...
+
+    def reconnect(self) -> None: ...
 
     def quit(self) -> None: ...
 
@@ -65,6 +70,7 @@ class Command:
     help: str
     args: tuple[Arg, ...]
     handler: Callable[..., Awaitable[None]]
+    immediate: bool  # runs at once, ahead of the lines typed before it
 
     @property
     def synopsis(self) -> str:
@@ -75,12 +81,12 @@ COMMANDS: dict[str, Command] = {}
 _ARG = re.compile(r"([<\[])(\w+)(\.\.\.)?[>\]]")
 
 
-def command(name: str, usage: str, help: str):
+def command(name: str, usage: str, help: str, *, immediate: bool = False):
     """Registers a handler `async def h(ctx, **args)` under /name."""
 
     def register(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         args = tuple(Arg(n, kind == "<", bool(rest)) for kind, n, rest in _ARG.findall(usage))
-        COMMANDS[name] = Command(name, usage, help, args, handler)
+        COMMANDS[name] = Command(name, usage, help, args, handler, immediate)
         return handler
 
     return register
@@ -101,6 +107,15 @@ def parse(line: str) -> tuple[Command, dict[str, str | None]] | None:
     if cmd is None:
         raise UsageError(f"unknown command /{name}: /help lists them")
     return cmd, parse_args(cmd, rest)
+
+
+def immediate(line: str) -> bool:
+    """Whether a typed line is a command that must not wait for the lines before it."""
+    try:
+        parsed = parse(line)
+    except UsageError:
+        return False
+    return parsed is not None and parsed[0].immediate
 
 
 def parse_args(cmd: Command, text: str) -> dict[str, str | None]:
@@ -165,6 +180,10 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
         prefix = word.removeprefix("#").lower()
         rooms = state.known_rooms | state.rooms.keys()
         return word, sorted(r for r in rooms if r.startswith(prefix))
+    if kind == "buffer":
+        folded = word.casefold()
+        labels = [b.label for b in state.buffers] + [b.name for b in state.buffers]
+        return word, sorted({b for b in labels if b.casefold().startswith(folded)})
     if kind == "user":
         folded = word.removeprefix("@").casefold()
         names = state.known_users | state.online
@@ -180,9 +199,9 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
 def _room_or_current(state: ChatState, room: str | None) -> str:
     if room:
         return room_name(room)
-    if state.current is None:
-        raise UsageError("you are in no room: /join one first")
-    return state.current
+    if state.room is None:
+        raise UsageError("this is no room: name one, or /join one first")
+    return state.room
 
 
 def _page_size(text: str | None) -> int:
@@ -201,7 +220,10 @@ def _entered(state: ChatState, info: RoomInfo, verb: str) -> None:
     state.note(*parts)
 
 
-@command("say", "<text...>", "say text in the current room (plain text does the same)")
+CLEAR = "-delete"  # /topic -delete, /bio -delete (WeeChat's word for it)
+
+
+@command("say", "<text...>", "say text in the current buffer (plain text does the same)")
 async def say(ctx: Context, text: str) -> None:
     await ctx.say(text)
 
@@ -236,15 +258,26 @@ async def delete(ctx: Context, room: str) -> None:
     ctx.state.note(f"you deleted #{name}")
 
 
-@command("topic", "<text...>", "set the current room's topic (owner only)")
-async def topic(ctx: Context, text: str) -> None:
-    reply: RoomReply = await ctx.request(
-        "topic", room=_room_or_current(ctx.state, None), topic=text
-    )
-    ctx.state.add_room(reply["room"])
+@command(
+    "topic",
+    "[text...]",
+    f"show the current room's topic, set it, or clear it with {CLEAR} (owner only)",
+)
+async def topic(ctx: Context, text: str | None) -> None:
+    state = ctx.state
+    name = _room_or_current(state, None)
+    if text is None:
+        current = state.rooms[name].topic
+        if current:
+            state.note(f"topic of #{name}: ", (current, ""))
+        else:
+            state.note(f"#{name} has no topic")
+        return
+    reply: RoomReply = await ctx.request("topic", room=name, topic="" if text == CLEAR else text)
+    state.add_room(reply["room"])
 
 
-@command("rooms", "", "list all rooms (* marks yours)")
+@command("rooms", "", "list all rooms (* marks the ones you are in)")
 async def rooms(ctx: Context) -> None:
     reply: RoomsReply = await ctx.request("rooms")
     listed = reply["rooms"]
@@ -256,26 +289,97 @@ async def rooms(ctx: Context) -> None:
 async def online(ctx: Context) -> None:
     reply: UsersReply = await ctx.request("online")
     users = reply["users"]
-    ctx.state.online = {u["username"] for u in users}
-    ctx.state.known_users.update(ctx.state.online)
+    ctx.state.set_online((u["username"], u["rooms"]) for u in users)
     ctx.state.show(render.users_table(users))
 
 
-@command("dm", "<user> <text...>", "send a direct message")
-async def dm(ctx: Context, user: str, text: str) -> None:
-    await ctx.request("dm", to=user, text=text)  # shown when its `dm` event arrives
-
-
-@command("dms", "<user> [n]", "show the direct messages with a user (marks them read)")
-async def dms(ctx: Context, user: str, n: str | None) -> None:
-    reply: DmsReply = await ctx.request("dms", with_=user, limit=_page_size(n))
+@command("names", "[room]", "list the people of a room, online first")
+async def names(ctx: Context, room: str | None) -> None:
     state = ctx.state
-    more = " (older ones exist: /dms with a larger n)" if reply["more"] else ""
-    state.note("direct messages with ", render.who(user), more)
-    for msg in reply["messages"]:
-        state.pane.add(render.direct(msg, state.me), msg["ts"])
-    if not reply["messages"]:
-        state.note("none yet")
+    name = _room_or_current(state, room)
+    reply: UsersReply = await ctx.request("online")
+    state.set_online((u["username"], u["rooms"]) for u in reply["users"])
+    buffer = state.rooms.get(name)
+    if buffer is not None:
+        state.show(render.names(f"#{name}", state.people(buffer)))
+        return
+    here = [(u["username"], True) for u in reply["users"] if name in u["rooms"]]
+    state.show(render.names(f"#{name} (online only: you are not in it)", here))
+
+
+@command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer")
+async def dm(ctx: Context, user: str, text: str) -> None:
+    await ctx.send_dm(user, text)
+
+
+@command("msg", "<user> <text...>", "the same as /dm")
+async def msg(ctx: Context, user: str, text: str) -> None:
+    await ctx.send_dm(user, text)
+
+
+async def _open(ctx: Context, user: str) -> Buffer:
+    """The conversation with `user` (checked with the server, spelled as it spells it)."""
+    state = ctx.state
+    buffer = state.dms.get(user.casefold())
+    if buffer is None:
+        try:
+            reply: ProfileReply = await ctx.request("whois", username=user)
+            user = reply["user"]["username"]
+        except ConnectionClosed:
+            pass  # offline: open it as typed; what is said there waits for the connection
+        buffer = state.dm_buffer(user)
+    state.switch(buffer)
+    return buffer
+
+
+@command("query", "<user> [text...]", "open the conversation with a user (and say text there)")
+async def query(ctx: Context, user: str, text: str | None) -> None:
+    await _open(ctx, user)
+    if text:
+        await ctx.say(text)
+
+
+@command("dms", "[user] [n]", "list conversations and unread counts, or open one with n more")
+async def dms(ctx: Context, user: str | None, n: str | None) -> None:
+    state = ctx.state
+    if user is None:
+        listed = [(state.number(b), b.name, b.unread, b.highlights) for b in state.dms.values()]
+        if not listed:
+            state.note("no conversations yet: /query someone")
+            return
+        state.show(render.conversations_table(listed))
+        return
+    buffer = await _open(ctx, user)
+    reply: DmsReply = await ctx.request(
+        "dms", with_=buffer.name, limit=_page_size(n), before=buffer.first_seq or None
+    )
+    state.add_dms(buffer, reply["messages"])
+    buffer.more = reply["more"]
+
+
+@command("close", "", "close the current conversation (rooms: /leave)")
+async def close(ctx: Context) -> None:
+    buffer = ctx.state.current
+    if buffer is None or buffer.kind != "dm":
+        raise UsageError("only a conversation closes; /leave leaves a room")
+    ctx.state.close(buffer)
+
+
+@command("buffer", "<buffer>", "switch to a buffer by number or name (Alt-1..9 too)")
+async def buffer_(ctx: Context, buffer: str) -> None:
+    state = ctx.state
+    if buffer.isdigit():
+        if not 1 <= int(buffer) <= len(state.buffers):
+            raise UsageError(f"no buffer {buffer}: there are {len(state.buffers)}")
+        state.switch_number(int(buffer))
+        return
+    folded = buffer.casefold()
+    found = next(
+        (b for b in state.buffers if folded in (b.label.casefold(), b.name.casefold())), None
+    )
+    if found is None:
+        raise UsageError(f"no buffer {buffer}")
+    state.switch(found)
 
 
 @command("history", "[room] [n]", "load n older messages of a room (default: current, 50)")
@@ -292,12 +396,18 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
     messages = reply["messages"]
     if mine is not None:
         state.add_messages(mine, messages)
+        mine.more = reply["more"]
         more = ", more with /history" if reply["more"] else ", that is all"
         state.note(f"{len(messages)} older messages of #{name} loaded above{more}", room=name)
         return
     state.note(f"history of #{name}")
-    for msg in messages:
-        state.pane.add(render.message(msg), msg["ts"])
+    for message in messages:
+        state.pane.add(render.message(message), message["ts"])
+
+
+@command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")
+async def lastlog(ctx: Context, words: str) -> None:
+    ctx.state.lastlog(words.strip())
 
 
 @command("whois", "<user>", "show a user's profile")
@@ -306,10 +416,19 @@ async def whois(ctx: Context, user: str) -> None:
     ctx.state.show(render.profile_panel(reply["user"]))
 
 
-@command("bio", "[text...]", "set your bio (empty clears it)")
+@command("bio", "[text...]", f"show your bio, set it, or clear it with {CLEAR}")
 async def bio(ctx: Context, text: str | None) -> None:
-    await ctx.request("bio", text=text or "")
-    ctx.state.note("bio updated" if text else "bio cleared")
+    if text is None:
+        reply: ProfileReply = await ctx.request("whois", username=ctx.state.me)
+        current = reply["user"]["bio"]
+        if current:
+            ctx.state.note("your bio: ", (current, ""))
+        else:
+            ctx.state.note("your bio is empty: /bio text sets it")
+        return
+    cleared = text == CLEAR
+    await ctx.request("bio", text="" if cleared else text)
+    ctx.state.note("bio cleared" if cleared else "bio updated")
 
 
 @command("ping", "", "measure the round trip to the server")
@@ -319,18 +438,28 @@ async def ping(ctx: Context) -> None:
     ctx.state.note(f"pong in {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
+@command("reconnect", "", "connect again now, without waiting for the next attempt", immediate=True)
+async def reconnect(ctx: Context) -> None:
+    ctx.reconnect()
+
+
 @command("clear", "", "clear the current pane")
 async def clear(ctx: Context) -> None:
     ctx.state.pane.clear()
+
+
+KEYS = (
+    "keys: Alt-1..9 buffer n, Alt-Left/Right or Ctrl-P/N previous/next, Alt-A next active, "
+    "PgUp/PgDn scroll, Home/End top/bottom, Alt-= folded lines, Ctrl-L repaint, "
+    "Tab completes, Ctrl-C quits"
+)
 
 
 @command("help", "[command]", "list the commands, or show one")
 async def help_(ctx: Context, command: str | None) -> None:
     if command is None:
         ctx.state.show(render.help_table((c.synopsis, c.help) for c in COMMANDS.values()))
-        ctx.state.note(
-            "keys: PgUp/PgDn scroll, Ctrl-N/Ctrl-P switch rooms, Tab completes, Ctrl-C quits"
-        )
+        ctx.state.note(KEYS)
         return
     cmd = COMMANDS.get(command.removeprefix("/").lower())
     if cmd is None:
@@ -338,6 +467,6 @@ async def help_(ctx: Context, command: str | None) -> None:
     ctx.state.note(f"{cmd.synopsis}: {cmd.help}")
 
 
-@command("quit", "", "leave Nexus (Ctrl-C and Ctrl-D too)")
+@command("quit", "", "leave Nexus (Ctrl-C and Ctrl-D too)", immediate=True)
 async def quit_(ctx: Context) -> None:
     ctx.quit()

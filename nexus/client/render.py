@@ -19,6 +19,7 @@ from typing import overload
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from rich.box import SIMPLE_HEAD
+from rich.cells import cell_len, set_cell_size
 from rich.color import Color, ColorType
 from rich.console import Console, RenderableType
 from rich.panel import Panel
@@ -73,12 +74,30 @@ NOTE = "cyan"
 ERROR = "bold red"
 DM = "bold magenta"
 MENTION = "bold reverse"
+FOUND = "black on yellow"  # /lastlog matches
+JOIN, LEAVE = "-->", "<--"
+PREFIX_STYLES = {JOIN: "green", LEAVE: "red", "--": DIM}
+
+
+# Emoji sequences whose width terminals, wcwidth and Rich disagree on: a joiner or a
+# variation selector makes one glyph of several characters on some terminals and
+# not on others, so the screen and the layout drift apart and leave stale cells.
+# Shown as their parts (each part has one agreed width); a flag shows as its letters.
+_JOINERS = re.compile("[\u200d\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
+_FLAG = re.compile("([\U0001f1e6-\U0001f1ff])([\U0001f1e6-\U0001f1ff])?")
+
+
+def _flag(match: re.Match[str]) -> str:
+    letters = "".join(chr(ord(c) - 0x1F1E6 + ord("A")) for c in match.groups() if c)
+    return f"[{letters}]"
 
 
 def clean(text: str) -> str:
-    """Remote text made safe to show: no escape sequences, no controls; tabs become spaces."""
+    """Remote text made safe to show: no escape sequences, no controls, tabs as spaces,
+    and no character sequence whose width the terminal may see differently."""
     text = _ESCAPES.sub("", text)
-    return _CONTROLS.sub("", text.replace("\t", "    "))
+    text = _CONTROLS.sub("", text.replace("\t", "    "))
+    return _FLAG.sub(_flag, _JOINERS.sub("", text))
 
 
 def user_style(name: str) -> str:
@@ -98,50 +117,71 @@ def day_separator(day: date) -> Text:
     return Text(f"── {day.strftime('%A %d %B %Y')} ──", style=DIM, justify="center")
 
 
+def separator(text: str, style: str = DIM) -> Text:
+    """A full-width rule with a label, for backlog and unread markers."""
+    return Text(f"── {text} ──", style=style, justify="center")
+
+
 def mention_pattern(me: str) -> re.Pattern[str]:
     """My name as a word, with or without a leading @, in any case."""
     return re.compile(rf"(?<![\w-])@?{re.escape(me)}(?![\w-])", re.IGNORECASE)
 
 
-def _stamped(ts: float | None) -> Text:
-    return Text(clock(ts if ts is not None else time.time()) + " ", style=DIM)
+class Line:
+    """One message or notice: a time and a prefix column, then a body that wraps under itself.
+
+    Every row of the body after the first starts with the blank columns and a
+    bar (WeeChat's hanging indent), so text a peer sends can never start a row
+    where the time and a name go: no forged line can pass for someone's message.
+    """
+
+    __slots__ = ("body", "prefix", "prefix_style", "ts")
+
+    def __init__(self, ts: float, prefix: str, prefix_style: str, body: Text) -> None:
+        self.ts = ts
+        self.prefix = prefix  # already cleaned
+        self.prefix_style = prefix_style
+        self.body = body
+
+    @property
+    def plain(self) -> str:
+        """As a log line: `12:04 <ana> text` for messages, `12:04 -- text` for notices."""
+        return f"{clock(self.ts)} {self.prefix} {self.body.plain}"
+
+    def marked(self, pattern: re.Pattern[str], style: str) -> Line:
+        """A copy with the matches of `pattern` in the body styled (for /lastlog)."""
+        body = self.body.copy()
+        for match in pattern.finditer(body.plain):
+            body.stylize(style, match.start(), match.end())
+        return Line(self.ts, self.prefix, self.prefix_style, body)
 
 
-def message(msg: RoomMessage, mention: re.Pattern[str] | None = None) -> Text:
-    """`12:04 <ana> text`; with `mention` given, my name in the text is highlighted."""
-    sender = clean(msg["from"])
-    line = _stamped(msg["ts"])
-    line.append(sender, style=user_style(sender))
-    line.append(": ")
-    start = len(line)
-    line.append(clean(msg["text"]))
+def _now(ts: float | None) -> float:
+    return ts if ts is not None else time.time()
+
+
+def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
     if mention is not None:
-        for match in mention.finditer(line.plain, start):
-            line.stylize(MENTION, match.start(), match.end())
-    return line
+        for match in mention.finditer(body.plain):
+            body.stylize(MENTION, match.start(), match.end())
+    return body
 
 
-def direct(msg: DirectMessage, me: str) -> Text:
-    """`DM <- mike: text` for a received message, `DM -> mike: text` for one I sent."""
-    sender, to = clean(msg["from"]), clean(msg["to"])
-    outgoing = sender.casefold() == me.casefold()
-    peer = to if outgoing else sender
-    line = _stamped(msg["ts"])
-    line.append("DM -> " if outgoing else "DM <- ", style=DM)
-    line.append(peer, style=user_style(peer))
-    line.append(": ")
-    line.append(clean(msg["text"]))
-    return line
+def message(msg: RoomMessage | DirectMessage, mention: re.Pattern[str] | None = None) -> Line:
+    """`12:04  ana │ text`; with `mention` given, my name in the text is highlighted."""
+    sender = clean(msg["from"])
+    return Line(
+        msg["ts"], sender, user_style(sender), _mark_mentions(Text(clean(msg["text"])), mention)
+    )
 
 
-def notice(*parts: str | tuple[str, str], ts: float | None = None) -> Text:
-    """A timestamped system line built from plain and (text, style) parts; text is cleaned."""
-    line = _stamped(ts)
-    line.append("-- ", style=DIM)
+def notice(*parts: str | tuple[str, str], ts: float | None = None, prefix: str = "--") -> Line:
+    """A system line built from plain and (text, style) parts; text is cleaned."""
+    body = Text()
     for part in parts:
         text, style = (part, NOTE) if isinstance(part, str) else part
-        line.append(clean(text), style=style)
-    return line
+        body.append(clean(text), style=style)
+    return Line(_now(ts), prefix, PREFIX_STYLES.get(prefix, DIM), body)
 
 
 def who(name: str) -> tuple[str, str]:
@@ -149,31 +189,34 @@ def who(name: str) -> tuple[str, str]:
     return name, user_style(name)
 
 
-def error(text: str) -> Text:
-    return Text("! " + clean(text), style=ERROR)
+def error(text: str) -> Line:
+    return Line(time.time(), "!", ERROR, Text(clean(text), style=ERROR))
 
 
 NoticeEvent = Joined | Left | Presence | TopicChanged | RoomDeleted | RoomCreated
 
 
 @overload
-def event_line(event: NoticeEvent) -> Text: ...
+def event_line(event: NoticeEvent) -> Line: ...
 @overload
-def event_line(event: Event) -> Text | None: ...
-def event_line(event: Event) -> Text | None:
+def event_line(event: Event) -> Line | None: ...
+def event_line(event: Event) -> Line | None:
     """A membership, presence or room event as one notice line; None for others.
 
     The overloads let callers holding a NoticeEvent show the line without a None check.
     """
     if event["event"] == "joined":
-        return notice(who(event["user"]), f" joined #{clean(event['room'])}")
+        return notice(who(event["user"]), f" joined #{clean(event['room'])}", prefix=JOIN)
     if event["event"] == "left":
-        return notice(who(event["user"]), f" left #{clean(event['room'])}")
+        return notice(who(event["user"]), f" left #{clean(event['room'])}", prefix=LEAVE)
     if event["event"] == "presence":
-        state = "online" if event["online"] else "offline"
-        return notice(who(event["user"]), f" is {state}")
+        if event["online"]:
+            return notice(who(event["user"]), " is online", prefix=JOIN)
+        return notice(who(event["user"]), " is offline", prefix=LEAVE)
     if event["event"] == "topic":
         room = clean(event["room"])
+        if not event["topic"]:
+            return notice(who(event["by"]), f" cleared the topic of #{room}")
         return notice(who(event["by"]), f" set the topic of #{room}: ", (event["topic"], ""))
     if event["event"] == "room_deleted":
         return notice(who(event["by"]), f" deleted #{clean(event['room'])}")
@@ -186,7 +229,14 @@ def event_line(event: Event) -> Text | None:
 
 def rooms_table(rooms: Iterable[RoomInfo], mine: Iterable[str]) -> Table:
     mine = set(mine)
-    table = Table(title="Rooms", box=SIMPLE_HEAD, title_justify="left", expand=False)
+    table = Table(
+        title="Rooms",
+        caption="* you are in it",
+        caption_justify="left",
+        box=SIMPLE_HEAD,
+        title_justify="left",
+        expand=False,
+    )
     for column in ("", "room", "members", "online", "owner", "topic"):
         table.add_column(column)
     for room in rooms:
@@ -197,13 +247,13 @@ def rooms_table(rooms: Iterable[RoomInfo], mine: Iterable[str]) -> Table:
             Text(str(room["members"])),
             Text(str(room["online"])),
             Text(*who(owner)) if owner else Text("-", style=DIM),
-            Text(clean(room["topic"])),
+            Text(clean(room["topic"]), overflow="ellipsis"),
         )
     return table
 
 
-def users_table(users: Iterable[Profile]) -> Table:
-    table = Table(title="Online", box=SIMPLE_HEAD, title_justify="left")
+def users_table(users: Iterable[Profile], title: str = "Online") -> Table:
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left")
     table.add_column("user")
     table.add_column("bio")
     for user in users:
@@ -225,6 +275,29 @@ def profile_panel(user: Profile) -> Panel:
     if last_seen:
         body.add_row("last seen", time.strftime("%Y-%m-%d %H:%M", time.localtime(last_seen)))
     return Panel(body, title=Text(name, style=user_style(name)), expand=False, title_align="left")
+
+
+def names(title: str, people: Iterable[tuple[str, bool]]) -> Text:
+    """`/names`: the people of a room on one wrapped line, online ones first, others dim."""
+    people = sorted(people, key=lambda p: (not p[1], p[0].casefold()))
+    line = Text(
+        f"{title} ({sum(on for _, on in people)} online, {len(people)} known): ", style=NOTE
+    )
+    for index, (name, online) in enumerate(people):
+        name = clean(name)
+        line.append(name, style=user_style(name) if online else DIM)
+        line.append("  " if index < len(people) - 1 else "")
+    return line
+
+
+def conversations_table(rows: Iterable[tuple[int, str, int, int]]) -> Table:
+    """`/dms`: each conversation with its buffer number and unread and highlight counts."""
+    table = Table(title="Direct conversations", box=SIMPLE_HEAD, title_justify="left")
+    for column in ("buffer", "with", "unread", "highlights"):
+        table.add_column(column)
+    for number, peer, unread, highlights in rows:
+        table.add_row(f"{number}", Text(*who(peer)), str(unread or ""), str(highlights or ""))
+    return table
 
 
 def help_table(rows: Iterable[tuple[str, str]]) -> Table:
@@ -285,6 +358,11 @@ def pt_style(style: Style | None) -> str:
     return " ".join(parts)
 
 
+def pt_style_of(style: str) -> str:
+    """A Rich style string (`bold #e06c75`) as a prompt_toolkit style string."""
+    return pt_style(Style.parse(style))
+
+
 @lru_cache(maxsize=8)
 def _console(width: int) -> Console:
     return Console(
@@ -292,12 +370,52 @@ def _console(width: int) -> Console:
     )
 
 
-def rows(renderable: RenderableType, width: int) -> list[Fragments]:
+TIME_COLUMNS = 6  # "12:04 ", dropped below WIDE columns
+WIDE = 40
+NICK_MIN, NICK_MAX = 8, 16  # the prefix column grows with the names shown, up to NICK_MAX
+
+
+def prefix_width(width: int, nick_width: int) -> tuple[int, int]:
+    """(time columns, name columns) for a pane `width` wide: the body keeps half at least."""
+    time_columns = TIME_COLUMNS if width >= WIDE else 0
+    room = max(1, width // 2 - time_columns - 3)
+    return time_columns, max(1, min(nick_width, room))
+
+
+def _fit(name: str, columns: int) -> str:
+    """`name` right-aligned in `columns`; a longer one is cut and ends in `+` (as WeeChat)."""
+    if cell_len(name) <= columns:
+        return " " * (columns - cell_len(name)) + name
+    return set_cell_size(name, columns - 1) + "+"
+
+
+def rows(
+    renderable: RenderableType | Line, width: int, nick_width: int = NICK_MIN
+) -> list[Fragments]:
     """The screen rows `renderable` takes at `width` columns, as fragment lists."""
     width = max(width, 10)
+    if isinstance(renderable, Line):
+        return _line_rows(renderable, width, nick_width)
+    return _rich_rows(renderable, width)
+
+
+def _rich_rows(renderable: RenderableType, width: int) -> list[Fragments]:
     console = _console(width)
     lines = console.render_lines(renderable, console.options.update(width=width), pad=False)
     return [
         [(pt_style(seg.style), seg.text) for seg in line if not seg.control and seg.text]
         for line in lines
     ]
+
+
+def _line_rows(line: Line, width: int, nick_width: int) -> list[Fragments]:
+    time_columns, name_columns = prefix_width(width, nick_width)
+    bar = pt_style_of(DIM)
+    first: Fragments = []
+    if time_columns:
+        first.append((bar, clock(line.ts) + " "))
+    first.append((pt_style_of(line.prefix_style), _fit(line.prefix, name_columns)))
+    first.append((bar, " │ "))
+    indent: Fragments = [("", " " * (time_columns + name_columns)), (bar, " │ ")]
+    body = _rich_rows(line.body, width - time_columns - name_columns - 3) or [[]]
+    return [first + body[0]] + [indent + row for row in body[1:]]

@@ -14,32 +14,77 @@ Reconnects over TLS make the same certificate check as the first connect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from nexus.client import commands
 from nexus.client.connection import ChatConnection, ConnectionClosed
-from nexus.client.state import ChatState, Room
+from nexus.client.state import Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 from nexus.protocol import (
+    PAGE_DEFAULT,
     PAGE_MAX,
     ROOM_HISTORY_CAP,
+    DmsReply,
     Event,
     HistoryReply,
     JoinReply,
     LoginReply,
+    ProfileReply,
     RoomMessage,
     UsersReply,
 )
 
-BACKOFF = (1.0, 30.0)  # first retry delay, doubling up to the last
+# First retry delay and the longest: short, since a person waits on it, and
+# growing by half each time, so a server back after a 12 s outage is retried
+# within ~5 s. /reconnect retries at once.
+BACKOFF = (1.0, 10.0)
+GROWTH = 1.5
+QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
+MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
 
 
 def _nothing() -> None:
     pass
+
+
+def _keep(text: str) -> None:
+    pass
+
+
+def next_delay(delay: float, backoff: tuple[float, float] = BACKOFF) -> float:
+    """The wait after one that lasted `delay`: half as long again, up to the cap."""
+    return min(delay * GROWTH, backoff[1])
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """Text waiting to be sent: to a room (`say`) or a person (`dm`), in the order typed."""
+
+    kind: Literal["room", "dm"]
+    target: str
+    text: str
+    after: int | None = None  # cut off mid-send: the room's newest seq then, to spot it landed
+
+    @property
+    def label(self) -> str:
+        return f"#{self.target}" if self.kind == "room" else self.target
+
+
+def _landed(room: Buffer, item: Outgoing) -> bool:
+    """Whether `item`, cut off mid-send, is among my messages that arrived since."""
+    return any(
+        e.mine and e.seq > (item.after or 0) and e.text == item.text for e in room.lines.entries
+    )
+
+
+# Refusals that waiting cannot fix: the text goes back to the input line to be edited.
+KEPT_BACK = "the text is back in the input line"
 
 
 async def log_in(
@@ -101,6 +146,7 @@ class ChatSession:
         on_change: Callable[[], None] = _nothing,
         on_bell: Callable[[], None] = _nothing,
         on_quit: Callable[[], None] = _nothing,
+        on_refused: Callable[[str], None] = _keep,
     ) -> None:
         self.state = state
         self.host, self.port = host, port
@@ -109,8 +155,13 @@ class ChatSession:
         self.tls = tls
         self.backoff = backoff
         self.on_change, self.on_bell, self.on_quit = on_change, on_bell, on_quit
+        self.on_refused = on_refused  # gets back text the server refused, to edit and resend
         self.conn: ChatConnection | None = None  # set only while logged in and settled
-        self.outbox: list[tuple[str, str]] = []  # (room, text) typed while offline
+        self.outbox: list[Outgoing] = []  # text to send, oldest first; kept while offline
+        self._sender: asyncio.Task[None] | None = None
+        self._typed: list[str] = []  # lines typed, waiting for the ones before them
+        self._typist: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # /reconnect: stop waiting for the next attempt
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -125,14 +176,35 @@ class ChatSession:
         return await self.conn.request(cmd, **args)
 
     async def say(self, text: str) -> None:
-        room = self.state.current
-        if room is None:
+        """Sends text to the current buffer: the room, or the person of a conversation."""
+        buffer = self.state.current
+        if buffer is None:
             raise commands.UsageError("you are in no room: /join one first")
+        self.queue(Outgoing(buffer.kind, buffer.name, text))
+
+    async def send_dm(self, user: str, text: str) -> None:
+        self.queue(Outgoing("dm", user, text))
+
+    def queue(self, item: Outgoing) -> None:
+        """Sends in the order typed, one after the other; offline, the text waits."""
+        self.outbox.append(item)
         if self.conn is None:
-            self.outbox.append((room, text))
-            self.state.note(f"offline: queued for #{room}, sent once reconnected")
+            self.state.note(f"offline: queued for {item.label}, sent once reconnected")
+        self._start_sending()
+
+    def reconnect(self) -> None:
+        """Retries now: ends the wait before the next attempt, or drops a live connection."""
+        self._wake.set()
+        if self.conn is not None:
+            self.state.note("reconnecting")
+            self.conn.abort()
+
+    def fetch_older(self, buffer: Buffer, limit: int = PAGE_DEFAULT) -> None:
+        """Loads a page of older messages above the oldest shown, in the background."""
+        if buffer.fetching or not buffer.more or self.conn is None:
             return
-        await self.request("say", room=room, text=text)
+        buffer.fetching = True
+        self._background(self._fetch_older(buffer, limit))
 
     def quit(self) -> None:
         self.on_quit()
@@ -141,13 +213,130 @@ class ChatSession:
 
     async def execute(self, line: str) -> None:
         await commands.execute(self, line)
-        self.on_change()
+        self.changed()
 
     def submit(self, line: str) -> None:
-        """Runs a typed line in the background, so the screen never waits on the network."""
-        task = asyncio.get_running_loop().create_task(self.execute(line))
+        """Runs a typed line in the background, so the screen never waits on the network.
+
+        Lines run one after the other, in the order typed: text typed after
+        `/query bob` goes to bob even if the server is slow to answer. Only
+        /reconnect and /quit go first, as they must work on a link that hangs.
+        """
+        if commands.immediate(line):
+            self._background(self.execute(line))
+            return
+        self._typed.append(line)
+        if self._typist is None or self._typist.done():
+            self._typist = asyncio.get_running_loop().create_task(self._run_typed())
+
+    async def _run_typed(self) -> None:
+        while self._typed:
+            await self.execute(self._typed.pop(0))
+
+    def changed(self) -> None:
+        """After anything that may have shown a buffer: tell the server what was read."""
+        for buffer in self.state.dms.values():
+            if buffer.read_seq > buffer.synced_seq and self.conn is not None:
+                buffer.synced_seq = buffer.read_seq
+                self._background(self._mark_read(buffer))
+        if self.state.people_stale and self.conn is not None:
+            self.state.people_stale = False
+            self._background(self._refresh_people())
+        self.on_change()
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _mark_read(self, buffer: Buffer) -> None:
+        """Protocol 1 marks a conversation read when a page of it is fetched: fetch one."""
+        with contextlib.suppress(NexusError, ConnectionClosed):
+            await self.request("dms", with_=buffer.name, limit=1)
+
+    async def _refresh_people(self) -> None:
+        with contextlib.suppress(NexusError, ConnectionClosed):
+            reply: UsersReply = await self.request("online")
+            self.state.set_online((u["username"], u["rooms"]) for u in reply["users"])
+            self.on_change()
+
+    async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
+        try:
+            before = buffer.first_seq or None
+            if buffer.kind == "room":
+                page: HistoryReply = await self.request(
+                    "history", room=buffer.name, limit=limit, before=before
+                )
+                self.state.add_messages(buffer, page["messages"])
+            else:
+                dms: DmsReply = await self.request(
+                    "dms", with_=buffer.name, limit=limit, before=before
+                )
+                self.state.add_dms(buffer, dms["messages"])
+                page = dms  # type: ignore[assignment]
+            buffer.more = page["more"] and buffer.first_seq > 1
+        except NexusError as exc:
+            buffer.more = False
+            self.state.error(commands.describe(exc))
+        except ConnectionClosed:
+            pass
+        finally:
+            buffer.fetching = False
+        self.changed()
+
+    # -- sending ------------------------------------------------------------
+
+    def _start_sending(self) -> None:
+        if self.conn is not None and self.outbox and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.get_running_loop().create_task(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        """Sends the outbox in order; waits out rate limits; hands back refused text."""
+        told = False  # of the wait for the flood limit: once per run, not per message
+        while self.outbox and self.conn is not None:
+            item = self.outbox[0]
+            room = self.state.rooms.get(item.target) if item.kind == "room" else None
+            if item.after is not None and room is not None and _landed(room, item):
+                self.outbox.pop(0)  # the server had it before the link dropped
+                continue
+            try:
+                if item.kind == "room":
+                    sent_after = room.last_seq if room is not None else 0
+                    try:
+                        await self.request("say", room=item.target, text=item.text)
+                    except ConnectionClosed:
+                        item.after = sent_after
+                        raise
+                else:
+                    await self.request("dm", to=item.target, text=item.text)
+                    self._sent_note(item)
+            except ConnectionClosed:
+                break  # still queued: sent after the reconnect
+            except NexusError as exc:
+                if exc.code == "rate_limited":
+                    wait = exc.extra.get("retry_after")
+                    wait = float(wait) if isinstance(wait, int | float) else 1.0
+                    if not told:
+                        told = True
+                        self.state.note("sending too fast: the rest follows as the server allows")
+                        self.on_change()
+                    await asyncio.sleep(wait)
+                    continue
+                self.outbox.pop(0)
+                self.state.error(f"not sent to {item.label}: {commands.describe(exc)}; {KEPT_BACK}")
+                self.on_refused(item.text)
+                self.changed()
+                continue
+            self.outbox.pop(0)
+            self.changed()
+
+    def _sent_note(self, item: Outgoing) -> None:
+        """A DM typed elsewhere than its conversation: say where it went (not what it said)."""
+        buffer = self.state.dms.get(item.target.casefold())
+        if buffer is not None and buffer is self.state.current:
+            return
+        where = f": buffer {self.state.number(buffer)}" if buffer is not None else ""
+        self.state.note(f"message to {item.target} sent{where}")
 
     # -- the network loop ---------------------------------------------------
 
@@ -166,6 +355,7 @@ class ChatSession:
         """
         delay = self.backoff[0]
         while not self._stopping:
+            self._wake.clear()
             try:
                 if conn is None or login is None:
                     self._status("connecting")
@@ -184,10 +374,11 @@ class ChatSession:
                 self.conn = conn
                 self._status("online", connected=True)
                 delay = self.backoff[0]
-                await self._flush_outbox()
+                self._start_sending()
+                self.changed()
                 async for event in conn:
                     self._apply(event)
-                if not self._stopping:
+                if not self._stopping and not self._wake.is_set():
                     self.state.error("connection lost: reconnecting")
             except NexusError as exc:
                 if exc.code in FATAL:
@@ -210,17 +401,22 @@ class ChatSession:
                 conn = login = None
             if self._stopping:
                 return
-            self._status(f"offline, retrying in {delay:.0f} s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.backoff[1])
+            if self._wake.is_set():
+                delay = self.backoff[0]
+                continue
+            self._status(f"offline, retrying in {delay:.0f} s (/reconnect: now)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            delay = self.backoff[0] if self._wake.is_set() else next_delay(delay, self.backoff)
 
     def _apply(self, event: Event) -> None:
         if self.state.apply(event):
             self.on_bell()
-        self.on_change()
+        self.changed()
 
     async def _settle(self, conn: ChatConnection, login: LoginReply) -> None:
-        """After a login: rejoin the rooms, fill what was missed, learn who is online."""
+        """After a login: rejoin the rooms, fill what was missed, learn who is online,
+        and bring the direct messages that came while away into their buffers."""
         state = self.state
         state.me = login["user"]["username"]
         names = list(dict.fromkeys([*state.rooms, *login["rooms"]]))
@@ -234,24 +430,57 @@ class ChatSession:
                 continue
             room = state.rooms.get(name)
             history = reply["history"]
-            if room is not None:  # known before the drop: fetch all it missed
+            if room is not None:  # shown before the drop: fetch all it missed, counted unread
                 history = await self._gap(conn, room, history)
                 missed += len(history)
-            state.add_room(reply["room"], history)
+                if history and room is not state.current and not room.unread:
+                    room.lines.mark_unread()
+            added = state.add_room(reply["room"], history, backlog=room is None)
+            if room is not None:
+                added.set_read(added.last_seq if added is state.current else added.read_seq)
+            else:
+                added.more = added.first_seq > 1
         online: UsersReply = await conn.request("online")
-        state.online = {u["username"] for u in online["users"]}
-        state.known_users.update(state.online)
+        state.set_online((u["username"], u["rooms"]) for u in online["users"])
+        self._background(self._check_members(conn))
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
         if missed:
             state.note(f"reconnected: {missed} missed messages filled in")
         for user, count in login["unread"]["dms"].items():
-            state.note(f"{count} unread direct messages from ", (user, ""), f": /dms {user}")
+            page: DmsReply = await conn.request(
+                "dms", with_=user, limit=min(max(count, PAGE_DEFAULT), PAGE_MAX)
+            )
+            buffer = state.dm_buffer(user)
+            state.add_dms(buffer, page["messages"], unread=count)
+            buffer.more = page["more"]
+
+    async def _check_members(self, conn: ChatConnection) -> None:
+        """Asks about the offline people the rooms list (learnt from who spoke there),
+        so someone who left while I was away drops out of the people list."""
+        state = self.state
+        online = {name.casefold() for name in state.online}
+        offline = {
+            key: name
+            for room in state.rooms.values()
+            for key, name in room.members.items()
+            if key not in online and key != state.me.casefold()
+        }
+        for key, name in list(offline.items())[:MEMBER_CHECKS]:
+            try:
+                reply: ProfileReply = await conn.request("whois", username=name)
+            except (NexusError, ConnectionClosed):
+                continue
+            rooms = set(reply["user"]["rooms"])
+            for room in state.rooms.values():
+                if room.name not in rooms:
+                    room.members.pop(key, None)
+        self.on_change()
 
     @staticmethod
     async def _gap(
-        conn: ChatConnection, room: Room, history: list[RoomMessage]
+        conn: ChatConnection, room: Buffer, history: list[RoomMessage]
     ) -> list[RoomMessage]:
         """The messages newer than `room.last_seq`, paging back from the join history."""
         messages = history
@@ -267,20 +496,16 @@ class ChatSession:
                 break
         return [m for m in messages if m["seq"] > room.last_seq]
 
-    async def _flush_outbox(self) -> None:
-        while self.outbox:
-            room, text = self.outbox[0]
-            try:
-                await self.request("say", room=room, text=text)
-            except NexusError as exc:
-                self.state.error(f"queued message to #{room} refused: {commands.describe(exc)}")
-            self.outbox.pop(0)
-
     async def close(self) -> None:
-        """Says goodbye to the server and stops the line tasks still running."""
+        """Sends what is still queued (for a moment), says goodbye to the server and stops
+        the line tasks still running."""
         self._stopping = True
-        for task in list(self._tasks):
-            task.cancel()
+        if self.conn is not None and self._sender is not None and not self._sender.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._sender), QUIT_GRACE)
+        for task in [*self._tasks, self._sender, self._typist]:
+            if task is not None:
+                task.cancel()
         if self.conn is not None:
             await self.conn.quit()
             self.conn = None

@@ -1,22 +1,35 @@
-"""What the client knows and shows, without I/O: rooms, scrollback, people, unread counts.
+"""What the client knows and shows, without I/O: buffers, scrollback, people, unread counts.
 
-`ChatState.apply(event)` folds a server event in; command handlers and the
-session call the other methods. The UI only reads from here, so everything
-the screen shows can be asserted on in tests without a terminal.
+A buffer is one conversation: a room, or the direct messages with one
+person. `ChatState.apply(event)` folds a server event into the buffer it
+belongs to; command handlers and the session call the other methods. The UI
+only reads from here, so everything the screen shows can be asserted on in
+tests without a terminal.
+
+Unread and highlight counts derive from a read position per buffer
+(`read_seq`, the newest message seen): the counts grow as messages arrive in
+a buffer not on screen, and `Buffer.set_read(seq)` recounts them from the
+scrollback, so a read marker kept by the server can later set the position
+the same way. `synced_seq` is the position the server has been told about.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
+from rich.cells import cell_len
 from rich.console import RenderableType
 
 from nexus.client import render
-from nexus.client.render import Fragments
+from nexus.client.render import Fragments, Line
 from nexus.protocol import (
+    DirectMessage,
     DmEvent,
     Event,
     Joined,
@@ -30,37 +43,75 @@ from nexus.protocol import (
     TopicChanged,
 )
 
-SCROLLBACK_CAP = 2_000  # entries kept per room: bounds memory; /history brings older ones back
+SCROLLBACK_CAP = 2_000  # entries kept per buffer: bounds memory; older ones come back on demand
+SMART_DELAY = 300.0  # presence lines of people silent this long are folded (WeeChat: 5 min)
+UNMASK_DELAY = 1_800.0  # a folded join is shown again if the person speaks within this
 
 
 class Entry:
     """One thing in the scrollback, with its rendered rows cached for the last width used."""
 
-    __slots__ = ("_rows", "_width", "day", "renderable")
+    __slots__ = (
+        "_key",
+        "_rows",
+        "day",
+        "folded",
+        "highlight",
+        "mine",
+        "quoted",
+        "renderable",
+        "sender",
+        "seq",
+    )
 
-    def __init__(self, renderable: RenderableType, day: date | None = None) -> None:
+    def __init__(
+        self,
+        renderable: RenderableType | Line,
+        day: date | None = None,
+        *,
+        seq: int = 0,
+        sender: str | None = None,
+        mine: bool = False,
+        highlight: bool = False,
+        folded: bool = False,
+        quoted: bool = False,
+    ) -> None:
         self.renderable = renderable
         self.day = day  # set on day separators only
-        self._width = -1
+        self.seq = seq  # of a message; 0 for anything else
+        self.sender = sender  # of a message, as the server spelled it
+        self.mine = mine  # a message I sent (never unread)
+        self.highlight = highlight  # a message naming me, or a direct message to me
+        self.folded = folded  # a presence line hidden by the smart filter
+        self.quoted = quoted  # a copy of another line (/lastlog shows them): never searched
+        self._key = (-1, -1)
         self._rows: list[Fragments] = []
 
-    def rows(self, width: int) -> list[Fragments]:
-        if width != self._width:
-            self._rows = render.rows(self.renderable, width)
-            self._width = width
+    def rows(self, width: int, nick_width: int = render.NICK_MIN) -> list[Fragments]:
+        if (width, nick_width) != self._key:
+            self._rows = render.rows(self.renderable, width, nick_width)
+            self._key = (width, nick_width)
         return self._rows
 
     @property
     def plain(self) -> str:
-        """The text of a line; empty for tables and panels."""
+        """The text of a line (`12:04 <ana> hi`); empty for tables and panels."""
         return getattr(self.renderable, "plain", "")
+
+    @property
+    def text(self) -> str:
+        """What a message or notice says, without time or name."""
+        if isinstance(self.renderable, Line):
+            return self.renderable.body.plain
+        return self.plain
 
 
 class Scrollback:
-    """A capped list of entries with day separators and a scroll offset.
+    """A capped list of entries with day separators, markers and a scroll offset.
 
     `scroll` counts screen rows above the newest one: 0 means pinned to the
     bottom. Only the rows needed for the current view are ever rendered.
+    Folded entries are skipped unless the view is asked to show them.
     """
 
     def __init__(self, cap: int = SCROLLBACK_CAP) -> None:
@@ -68,35 +119,60 @@ class Scrollback:
         self.entries: deque[Entry] = deque()
         self.scroll = 0
         self.newer = 0  # entries that arrived while scrolled up
+        self.at_top = False  # the last view reached the oldest entry
+        self.nick_width = render.NICK_MIN  # the prefix column: as wide as the names shown
         self._width = 0  # of the last view, to keep a scrolled view still as lines arrive
         self._last_day: date | None = None
+        self._unread_marker: Entry | None = None
 
-    def add(self, renderable: RenderableType, ts: float | None = None) -> None:
+    def add(
+        self, renderable: RenderableType | Line, ts: float | None = None, *, folded: bool = False
+    ) -> Entry:
+        return self.add_entry(Entry(renderable, folded=folded), ts)
+
+    def add_entry(self, entry: Entry, ts: float | None = None) -> Entry:
+        """Appends `entry`, after a day separator if `ts` starts a new day."""
         if ts is not None:
             day = render.day_of(ts)
             if day != self._last_day:
-                self._append(Entry(render.day_separator(day), day))
+                marker = self._unread_marker
+                if marker is not None and self.entries and self.entries[-1] is marker:
+                    self.entries.pop()  # the rule goes after the date, next to the message
+                    self._append(Entry(render.day_separator(day), day))
+                    self.entries.append(marker)
+                else:
+                    self._append(Entry(render.day_separator(day), day))
                 self._last_day = day
-        self._append(Entry(renderable))
+        self._append(entry)
+        return entry
+
+    def _widen(self, entry: Entry) -> None:
+        if isinstance(entry.renderable, Line):
+            wanted = min(cell_len(entry.renderable.prefix), render.NICK_MAX)
+            self.nick_width = max(self.nick_width, wanted)
 
     def _append(self, entry: Entry) -> None:
+        self._widen(entry)
         self.entries.append(entry)
         if len(self.entries) > self.cap:
-            self.entries.popleft()
-        if self.scroll:
+            dropped = self.entries.popleft()
+            if dropped is self._unread_marker:
+                self._unread_marker = None
+        if self.scroll and not entry.folded:
             self.newer += 1
             if self._width:
-                self.scroll += len(entry.rows(self._width))
+                self.scroll += len(entry.rows(self._width, self.nick_width))
 
-    def prepend(self, items: Iterable[tuple[RenderableType, float]]) -> None:
+    def prepend(self, items: Iterable[tuple[Entry, float]]) -> None:
         """Older entries (oldest first) go above the rest; the cap applies only to appends."""
         batch: list[Entry] = []
         day = None
-        for renderable, ts in items:
+        for entry, ts in items:
             if (new_day := render.day_of(ts)) != day:
                 day = new_day
                 batch.append(Entry(render.day_separator(day), day))
-            batch.append(Entry(renderable))
+            self._widen(entry)
+            batch.append(entry)
         if not batch:
             return
         first = next((e for e in self.entries if e.day is not None), None)
@@ -106,10 +182,18 @@ class Scrollback:
             self._last_day = day
         self.entries.extendleft(reversed(batch))
 
+    def mark_unread(self) -> None:
+        """Puts the `unread` rule at the end, where the first unread line will follow it."""
+        if self._unread_marker is not None:
+            self.entries.remove(self._unread_marker)
+        if self.entries:
+            self._unread_marker = Entry(render.separator("unread", "yellow"))
+            self.entries.append(self._unread_marker)
+
     def clear(self) -> None:
         self.entries.clear()
         self.scroll = self.newer = 0
-        self._last_day = None
+        self._last_day = self._unread_marker = None
 
     def scroll_by(self, rows: int) -> None:
         """Positive scrolls up (towards older); the top is clamped when the view is built."""
@@ -117,32 +201,63 @@ class Scrollback:
         if not self.scroll:
             self.newer = 0
 
-    def view(self, width: int, height: int) -> list[Fragments]:
-        """The rows to show, oldest first, at most `height` of them."""
+    def view(self, width: int, height: int, folded: bool = False) -> list[Fragments]:
+        """The rows to show, oldest first, at most `height` of them (`folded`: all entries)."""
         self._width = width
         need = self.scroll + height
         backwards: list[Fragments] = []
+        self.at_top = False
         for entry in reversed(self.entries):
-            backwards.extend(reversed(entry.rows(width)))
+            if entry.folded and not folded:
+                continue
+            backwards.extend(reversed(entry.rows(width, self.nick_width)))
             if len(backwards) >= need:
                 break
         else:
             self.scroll = max(0, min(self.scroll, len(backwards) - height))
+            self.at_top = self.scroll + height >= len(backwards)
         shown = backwards[self.scroll : self.scroll + height]
         shown.reverse()
         return shown
 
 
-@dataclass
-class Room:
-    name: str
+Kind = Literal["room", "dm"]
+
+
+@dataclass(eq=False)
+class Buffer:
+    """A room, or the direct messages with one person, with its scrollback and counts."""
+
+    kind: Kind
+    name: str  # the room's name, or the other person's name as the server spells it
     topic: str = ""
     owner: str | None = None
     unread: int = 0
-    mentioned: bool = False
-    first_seq: int = 0  # oldest message shown, for /history
+    highlights: int = 0
+    first_seq: int = 0  # oldest message shown, to page back from
     last_seq: int = 0  # newest message shown, to drop repeats and find gaps
+    read_seq: int = 0  # newest message seen on screen
+    synced_seq: int = 0  # newest message the server knows as read
+    more: bool = True  # the server may hold older messages than first_seq
+    fetching: bool = False  # an older page is on its way
+    members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
+    spoke: dict[str, float] = field(default_factory=dict)  # case-folded -> when they last spoke
+    joins: dict[str, Entry] = field(default_factory=dict)  # folded join lines, by person
     lines: Scrollback = field(default_factory=Scrollback)
+
+    @property
+    def label(self) -> str:
+        return f"#{self.name}" if self.kind == "room" else self.name
+
+    def set_read(self, seq: int) -> None:
+        """Moves the read position and recounts what lies past it in the scrollback."""
+        self.read_seq = max(self.read_seq, seq)
+        past = [e for e in self.lines.entries if e.seq > self.read_seq and not e.mine]
+        self.unread = len(past)
+        self.highlights = sum(e.highlight for e in past)
+
+    def mark_read(self) -> None:
+        self.set_read(self.last_seq)
 
 
 class ChatState:
@@ -151,27 +266,103 @@ class ChatState:
     def __init__(self, me: str, server: str) -> None:
         self.me = me
         self.server = server
-        self.rooms: dict[str, Room] = {}
-        self.current: str | None = None
-        self.home = Scrollback()  # shown while in no room
+        self.rooms: dict[str, Buffer] = {}
+        self.dms: dict[str, Buffer] = {}  # by the other person's case-folded name, oldest first
+        self.current: Buffer | None = None
+        self.home = Scrollback()  # shown while no buffer is open
         self.online: set[str] = set()
         self.known_rooms: set[str] = set()
         self.known_users: set[str] = {me}
         self.connection = "connecting"
         self.connected = False
+        self.show_folded = False  # Alt-=: show the lines the smart filter folded
+        self.people_stale = False  # someone came online: the session asks who is where
         self.mention = render.mention_pattern(me)
 
-    # -- output --------------------------------------------------------
+    # -- buffers ---------------------------------------------------------
+
+    @property
+    def buffers(self) -> list[Buffer]:
+        """In side-panel order (Alt-1 is the first): rooms by name, then conversations."""
+        return [*(self.rooms[name] for name in sorted(self.rooms)), *self.dms.values()]
+
+    @property
+    def room(self) -> str | None:
+        """The current buffer's room name; None in a conversation or no buffer."""
+        current = self.current
+        return current.name if current is not None and current.kind == "room" else None
 
     @property
     def pane(self) -> Scrollback:
-        room = self.rooms.get(self.current or "")
-        return room.lines if room else self.home
+        return self.current.lines if self.current is not None else self.home
 
-    def show(self, renderable: RenderableType, room: str | None = None) -> None:
-        """Adds a line or table to `room`'s pane, or to the current one."""
+    def switch(self, target: str | Buffer | None) -> None:
+        """Shows a buffer (a room by name) and counts its messages as read."""
+        buffer = self.rooms.get(target) if isinstance(target, str) else target
+        if buffer is None or buffer is self.current:
+            return
+        if self.current is not None:
+            self.current.lines.scroll_by(-self.current.lines.scroll)
+        self.current = buffer
+        buffer.mark_read()
+
+    def switch_number(self, number: int) -> None:
+        """Alt-number: the buffer at that place in the side panel (1-based), if any."""
+        buffers = self.buffers
+        if 1 <= number <= len(buffers):
+            self.switch(buffers[number - 1])
+
+    def cycle(self, step: int) -> None:
+        """Moves to the next (1) or previous (-1) buffer, wrapping around."""
+        buffers = self.buffers
+        if not buffers:
+            return
+        index = buffers.index(self.current) + step if self.current in buffers else 0
+        self.switch(buffers[index % len(buffers)])
+
+    def next_active(self) -> None:
+        """Alt-A: the buffer with highlights first, else the first with unread messages."""
+        buffers = self.buffers
+        target = next((b for b in buffers if b.highlights), None) or next(
+            (b for b in buffers if b.unread), None
+        )
+        self.switch(target)
+
+    def number(self, buffer: Buffer) -> int:
+        return self.buffers.index(buffer) + 1
+
+    def dm_buffer(self, peer: str) -> Buffer:
+        """The conversation with `peer`, opened at the end of the list if new."""
+        key = peer.casefold()
+        buffer = self.dms.get(key)
+        if buffer is None:
+            buffer = self.dms[key] = Buffer("dm", peer)
+            self.known_users.add(peer)
+        return buffer
+
+    def close(self, buffer: Buffer) -> None:
+        """Removes a buffer; the view moves to a neighbour."""
+        buffers = self.buffers
+        if buffer.kind == "room":
+            if self.rooms.pop(buffer.name, None) is None:
+                return
+        elif self.dms.pop(buffer.name.casefold(), None) is None:
+            return
+        if self.current is buffer:
+            self.current = None
+            rest = [b for b in buffers if b is not buffer]
+            if rest:
+                index = min(buffers.index(buffer), len(rest) - 1)
+                self.switch(rest[index])
+
+    # -- output --------------------------------------------------------
+
+    def show(self, renderable: RenderableType | Line, room: str | None = None) -> None:
+        """Adds a line or table to `room`'s buffer, or to the current one (a line after
+        the day's separator, if it starts a day there)."""
         target = self.rooms.get(room) if room else None
-        (target.lines if target else self.pane).add(renderable)
+        ts = renderable.ts if isinstance(renderable, Line) else None
+        (target.lines if target else self.pane).add(renderable, ts)
 
     def note(self, *parts: str | tuple[str, str], room: str | None = None) -> None:
         self.show(render.notice(*parts), room)
@@ -181,48 +372,45 @@ class ChatState:
 
     # -- rooms -----------------------------------------------------------
 
-    def add_room(self, info: RoomInfo, history: Iterable[RoomMessage] = ()) -> Room:
-        """Records a room I am in (from a join, create or rejoin) and the messages given."""
+    def add_room(
+        self, info: RoomInfo, history: Iterable[RoomMessage] = (), *, backlog: bool = True
+    ) -> Buffer:
+        """Records a room I am in (from a join, create or rejoin) and the messages given.
+
+        With `backlog`, history loaded into an empty buffer is what was said
+        before I came: a rule separates it from the live messages that follow,
+        and it counts as read. (Messages missed while offline are not backlog.)
+        """
         room = self._room(info["name"])
+        empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
         self.add_messages(room, history)
+        if backlog and empty and room.last_seq:
+            room.lines.add(render.separator("backlog above, live below"))
+            room.set_read(room.last_seq)
         return room
 
-    def _room(self, name: str) -> Room:
+    def _room(self, name: str) -> Buffer:
         """The room called `name`, added (without topic or owner yet) if I was not in it."""
         room = self.rooms.get(name)
         if room is None:
-            room = self.rooms[name] = Room(name)
+            room = self.rooms[name] = Buffer("room", name)
+            room.members[self.me.casefold()] = self.me
         self.known_rooms.add(name)
         return room
 
     def remove_room(self, name: str) -> None:
-        if self.rooms.pop(name, None) is not None and self.current == name:
-            self.current = None
-            self.cycle(1)
+        room = self.rooms.get(name)
+        if room is not None:
+            self.close(room)
 
-    def switch(self, name: str) -> None:
-        if name in self.rooms:
-            self.current = name
-            room = self.rooms[name]
-            room.unread = 0
-            room.mentioned = False
-
-    def cycle(self, step: int) -> None:
-        """Moves to the next (1) or previous (-1) room, by name, wrapping around."""
-        names = sorted(self.rooms)
-        if not names:
-            return
-        index = names.index(self.current) + step if self.current in names else 0
-        self.switch(names[index % len(names)])
-
-    def add_messages(self, room: Room, messages: Iterable[RoomMessage]) -> int:
-        """Adds room messages: older than shown ones go on top, newer below; repeats are dropped.
+    def add_messages(self, room: Buffer, messages: Iterable[RoomMessage | DirectMessage]) -> int:
+        """Adds messages: older than shown ones go on top, newer below; repeats are dropped.
 
         Returns how many were new.
         """
-        older: list[RoomMessage] = []
-        newer: list[RoomMessage] = []
+        older: list[RoomMessage | DirectMessage] = []
+        newer: list[RoomMessage | DirectMessage] = []
         for msg in messages:
             seq = msg["seq"]
             if room.last_seq and seq < room.first_seq:
@@ -230,15 +418,76 @@ class ChatState:
             elif seq > room.last_seq:
                 newer.append(msg)
         if older:
-            room.lines.prepend((render.message(m, self.mention), m["ts"]) for m in older)
+            room.lines.prepend((self._entry(room, m), m["ts"]) for m in older)
             room.first_seq = older[0]["seq"]
         for msg in newer:
-            room.lines.add(render.message(msg, self.mention), msg["ts"])
-            self.known_users.add(msg["from"])
+            room.lines.add_entry(self._entry(room, msg), msg["ts"])
+            self._spoke(room, msg["from"], msg["ts"])
         if newer:
             room.first_seq = room.first_seq or newer[0]["seq"]
             room.last_seq = newer[-1]["seq"]
         return len(older) + len(newer)
+
+    def _entry(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Entry:
+        mine = self._is_me(msg["from"])
+        highlight = not mine and (buffer.kind == "dm" or bool(self.mention.search(msg["text"])))
+        line = render.message(msg, None if mine else self.mention)
+        self.known_users.add(msg["from"])
+        if buffer.kind == "room":
+            buffer.members.setdefault(msg["from"].casefold(), msg["from"])
+        return Entry(line, seq=msg["seq"], sender=msg["from"], mine=mine, highlight=highlight)
+
+    def _spoke(self, buffer: Buffer, user: str, ts: float) -> None:
+        """Remembers when `user` last spoke here, and shows their folded join if it is recent."""
+        key = user.casefold()
+        buffer.spoke[key] = max(ts, buffer.spoke.get(key, 0.0))
+        join = buffer.joins.pop(key, None)
+        if join is not None and isinstance(join.renderable, Line):
+            join.folded = ts - join.renderable.ts > UNMASK_DELAY
+
+    # -- people ----------------------------------------------------------
+
+    def people(self, buffer: Buffer) -> list[tuple[str, bool]]:
+        """The room's members as (name, online), online first, then by name."""
+        online = {name.casefold() for name in self.online} | {self.me.casefold()}
+        people = [(name, key in online) for key, name in buffer.members.items()]
+        return sorted(people, key=lambda p: (not p[1], p[0].casefold()))
+
+    def set_online(self, users: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Who is online and in which rooms (from the `online` reply)."""
+        self.online = set()
+        for name, rooms in users:
+            self.online.add(name)
+            self.known_users.add(name)
+            for room_name in rooms:
+                room = self.rooms.get(room_name)
+                if room is not None:
+                    room.members[name.casefold()] = name
+        self.people_stale = False
+
+    # -- search ------------------------------------------------------------
+
+    def lastlog(self, words: str) -> int:
+        """Shows again, below, the loaded lines of the current buffer containing `words`
+        (any case) with the matches marked; returns how many."""
+        pattern = re.compile(re.escape(words), re.IGNORECASE)
+        pane = self.pane
+        found = [
+            entry.renderable.marked(pattern, render.FOUND)
+            for entry in pane.entries
+            if isinstance(entry.renderable, Line)
+            and not entry.quoted
+            and pattern.search(entry.renderable.body.plain)
+        ]
+        pane.add_entry(
+            Entry(
+                render.notice(f"lastlog: {len(found)} lines with ", (words, render.FOUND)),
+                quoted=True,
+            )
+        )
+        for line in found:
+            pane.add_entry(Entry(line, quoted=True))
+        return len(found)
 
     # -- events ----------------------------------------------------------
 
@@ -262,24 +511,61 @@ class ChatState:
             self._on_topic(event)
         return False  # hello: connect() has used it already
 
+    def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> bool:
+        """Adds one live message; counts it unless on screen. True if it deserves the bell."""
+        if msg["seq"] <= buffer.last_seq:
+            return False  # a repeat (a gap fill and the live event crossed)
+        mine = self._is_me(msg["from"])
+        if buffer is not self.current and not buffer.unread and not mine:
+            buffer.lines.mark_unread()
+        self.add_messages(buffer, [msg])
+        entry = buffer.lines.entries[-1]
+        if buffer is self.current:
+            buffer.read_seq = msg["seq"]
+        elif not mine:
+            buffer.unread += 1
+            buffer.highlights += entry.highlight
+        return entry.highlight
+
     def _on_message(self, event: MessageEvent) -> bool:
         room = self.rooms.get(event["room"])
-        if room is None or not self.add_messages(room, [event]):
-            return False
-        mine = self._is_me(event["from"])
-        mentioned = not mine and bool(self.mention.search(event["text"]))
-        if room.name != self.current and not mine:
-            room.unread += 1
-            room.mentioned = room.mentioned or mentioned
-        return mentioned
+        return room is not None and self._arrived(room, event)
 
     def _on_dm(self, event: DmEvent) -> bool:
-        self.pane.add(render.direct(event, self.me), event["ts"])
+        outgoing = self._is_me(event["from"])
+        buffer = self.dm_buffer(event["to"] if outgoing else event["from"])
         self.known_users.update((event["from"], event["to"]))
-        return not self._is_me(event["from"])
+        return self._arrived(buffer, event)
+
+    def add_dms(self, buffer: Buffer, messages: list[DirectMessage], unread: int = 0) -> None:
+        """A page of a conversation from `dms` (which the server then counts as read).
+
+        `unread`: how many of the other person's newest messages are not seen
+        yet (login's count); they follow an `unread` rule and are counted.
+        """
+        theirs = [m for m in messages if not self._is_me(m["from"]) and m["seq"] > buffer.last_seq]
+        split = theirs[-unread]["seq"] if 0 < unread <= len(theirs) else None
+        if split is None or buffer is self.current:
+            self.add_messages(buffer, messages)
+            buffer.mark_read()
+        else:
+            self.add_messages(buffer, [m for m in messages if m["seq"] < split])
+            buffer.set_read(buffer.last_seq)
+            buffer.lines.mark_unread()
+            self.add_messages(buffer, [m for m in messages if m["seq"] >= split])
+            buffer.set_read(buffer.read_seq)
+        buffer.synced_seq = max(buffer.synced_seq, buffer.last_seq)
 
     def _is_me(self, name: str) -> bool:
         return name.casefold() == self.me.casefold()
+
+    def _presence_line(self, buffer: Buffer, user: str, line: Line, join: bool = False) -> None:
+        """Adds a join/leave/presence line, folded unless `user` spoke here lately."""
+        spoke = buffer.spoke.get(user.casefold(), 0.0)
+        folded = time.time() - spoke > SMART_DELAY
+        entry = buffer.lines.add(line, folded=folded)
+        if join and folded:
+            buffer.joins[user.casefold()] = entry
 
     def _on_joined(self, event: Joined) -> None:
         if self._is_me(event["user"]):
@@ -287,19 +573,36 @@ class ChatState:
             self._room(event["room"])
             return
         self.known_users.add(event["user"])
-        self.show(render.event_line(event), event["room"])
+        room = self.rooms.get(event["room"])
+        if room is not None:
+            room.members[event["user"].casefold()] = event["user"]
+            self._presence_line(room, event["user"], render.event_line(event), join=True)
 
     def _on_left(self, event: Left) -> None:
         if self._is_me(event["user"]):
             self.remove_room(event["room"])
-        else:
-            self.show(render.event_line(event), event["room"])
+            return
+        room = self.rooms.get(event["room"])
+        if room is not None:
+            room.members.pop(event["user"].casefold(), None)
+            self._presence_line(room, event["user"], render.event_line(event))
 
     def _on_presence(self, event: Presence) -> None:
         user = event["user"]
         self.known_users.add(user)
-        (self.online.add if event["online"] else self.online.discard)(user)
-        self.show(render.event_line(event))
+        if event["online"]:
+            self.online.add(user)
+            self.people_stale = True  # which rooms they are in: the session asks
+        else:
+            self.online = {u for u in self.online if u.casefold() != user.casefold()}
+        for buffer in self._buffers_with(user):
+            self._presence_line(buffer, user, render.event_line(event), join=event["online"])
+
+    def _buffers_with(self, user: str) -> Iterator[Buffer]:
+        key = user.casefold()
+        yield from (room for room in self.rooms.values() if key in room.members)
+        if key in self.dms:
+            yield self.dms[key]
 
     def _on_room_created(self, event: RoomCreated) -> None:
         self.known_rooms.add(event["room"]["name"])

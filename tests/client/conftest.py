@@ -13,15 +13,23 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
 
+from nexus.client.app import ChatApp
 from nexus.client.connection import ChatConnection
-from nexus.client.session import open_connection
+from nexus.client.history import STATE_ENV
+from nexus.client.session import ChatSession, open_connection
+from nexus.client.state import ChatState
 from nexus.client.tls import KNOWN_HOSTS_ENV
 from nexus.protocol import Hello, RoomInfo
+from tests.client import tmux as terminal
 from tests.conftest import PASSWORD
 
 _names = itertools.count(1)
@@ -45,6 +53,97 @@ def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     path = tmp_path / "client" / "known_hosts"
     monkeypatch.setenv(KNOWN_HOSTS_ENV, str(path))
     yield path
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The XDG state directory the client keeps input history under in this test."""
+    path = tmp_path / "state"
+    monkeypatch.setenv(STATE_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def server_port(tmp_path: Path) -> Iterator[int]:
+    """A nexus-server process (the installed binary) on a free port."""
+    yield from terminal.start_server(tmp_path)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[terminal.Tmux]:
+    """A private tmux server for nexus-chat panes; killed after the test."""
+    yield from terminal.tmux_for(tmp_path)
+
+
+PAGE_UP, PAGE_DOWN, UP, HOME, END = "\x1b[5~", "\x1b[6~", "\x1b[A", "\x1b[H", "\x1b[F"
+CTRL_C, CTRL_N, CTRL_P, ALT_LEFT = "\x03", "\x0e", "\x10", "\x1b\x1b[D"
+
+
+class BellOutput(DummyOutput):
+    """Counts bells, discards the rest."""
+
+    bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1
+
+
+@dataclass
+class Driver:
+    app: ChatApp
+    output: BellOutput
+    pipe: Any
+    task: asyncio.Task[None]
+
+    @property
+    def state(self) -> ChatState:
+        return self.app.state
+
+    def type(self, keys: str) -> None:
+        self.pipe.send_text(keys)
+
+    def lines(self) -> list[str]:
+        return [entry.plain for entry in self.state.pane.entries]
+
+    async def shows(self, text: str) -> str:
+        """Waits until a line containing `text` is in the current pane; returns the line."""
+        return await until(
+            lambda: next((line for line in self.lines() if text in line), None), what=repr(text)
+        )
+
+
+@pytest.fixture
+async def chat(server, connect) -> AsyncIterator[Any]:
+    """Starts ChatApps logged in as fresh users; each is stopped after the test."""
+    drivers: list[Driver] = []
+    with contextlib.ExitStack() as stack:
+
+        async def start(
+            name: str | None = None,
+            *,
+            port: int | None = None,
+            backoff=(1.0, 30.0),
+            register: bool = True,
+            history: Path | None = None,
+        ) -> Driver:
+            port = port or server.port
+            conn, login = await connect(name, port=port, register=register)
+            state = ChatState(login["user"]["username"], f"{server.host}:{port}")
+            session = ChatSession(state, server.host, port, PASSWORD, backoff=backoff)
+            pipe = stack.enter_context(create_pipe_input())
+            output = BellOutput()
+            with create_app_session(input=pipe, output=output):
+                app = ChatApp(session, input=pipe, output=output, history=history)
+                task = asyncio.create_task(app.run(conn, login))
+            driver = Driver(app, output, pipe, task)
+            drivers.append(driver)
+            await until(lambda: state.connected, what="connected")
+            return driver
+
+        yield start
+        for driver in drivers:
+            driver.app.exit()
+            await asyncio.wait_for(driver.task, 5)
 
 
 def fresh_name(prefix: str = "user") -> str:

@@ -3,85 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-import pytest
-from prompt_toolkit.application import create_app_session
-from prompt_toolkit.input import create_pipe_input
-from prompt_toolkit.output import DummyOutput
 from rich.table import Table
 
-from nexus.client.app import ChatApp, status_bar
-from nexus.client.session import ChatSession
-from nexus.client.state import ChatState
-from tests.client.conftest import PASSWORD, until
-
-PAGE_UP, PAGE_DOWN, UP = "\x1b[5~", "\x1b[6~", "\x1b[A"
-CTRL_C, CTRL_N, CTRL_P, ALT_LEFT = "\x03", "\x0e", "\x10", "\x1b\x1b[D"
-
-
-class BellOutput(DummyOutput):
-    """Counts bells, discards the rest."""
-
-    bells = 0
-
-    def bell(self) -> None:
-        self.bells += 1
-
-
-@dataclass
-class Driver:
-    app: ChatApp
-    output: BellOutput
-    pipe: Any
-    task: asyncio.Task[None]
-
-    @property
-    def state(self) -> ChatState:
-        return self.app.state
-
-    def type(self, keys: str) -> None:
-        self.pipe.send_text(keys)
-
-    def lines(self) -> list[str]:
-        return [entry.plain for entry in self.state.pane.entries]
-
-    async def shows(self, text: str) -> str:
-        """Waits until a line containing `text` is in the current pane; returns the line."""
-        return await until(
-            lambda: next((line for line in self.lines() if text in line), None), what=repr(text)
-        )
-
-
-@pytest.fixture
-async def chat(server, connect) -> AsyncIterator[Any]:
-    """Starts ChatApps logged in as fresh users; each is stopped after the test."""
-    drivers: list[Driver] = []
-    with contextlib.ExitStack() as stack:
-
-        async def start(*, port: int | None = None, backoff=(1.0, 30.0)) -> Driver:
-            port = port or server.port
-            conn, login = await connect(port=port)
-            state = ChatState(login["user"]["username"], f"{server.host}:{port}")
-            session = ChatSession(state, server.host, port, PASSWORD, backoff=backoff)
-            pipe = stack.enter_context(create_pipe_input())
-            output = BellOutput()
-            with create_app_session(input=pipe, output=output):
-                app = ChatApp(session, input=pipe, output=output)
-                task = asyncio.create_task(app.run(conn, login))
-            driver = Driver(app, output, pipe, task)
-            drivers.append(driver)
-            await until(lambda: state.connected, what="connected")
-            return driver
-
-        yield start
-        for driver in drivers:
-            driver.app.exit()
-            await asyncio.wait_for(driver.task, 5)
+from nexus.client.layout import status_bar
+from tests.client.conftest import (
+    ALT_LEFT,
+    CTRL_C,
+    CTRL_N,
+    CTRL_P,
+    PAGE_DOWN,
+    PAGE_UP,
+    UP,
+    until,
+)
 
 
 async def test_typed_text_is_said_in_the_current_room(chat, connect):
@@ -91,7 +27,7 @@ async def test_typed_text_is_said_in_the_current_room(chat, connect):
     await bob.request("join", room="general")
     ana.type("hello world\r")
     line = await ana.shows("hello world")
-    assert f"{ana.state.me}: hello world" in line
+    assert line.endswith(f" {ana.state.me} hello world")
     assert ana.app.input.text == ""
 
 
@@ -111,21 +47,21 @@ async def test_join_switches_rooms_and_keys_cycle_between_them(chat):
     """/join enters a room and keeps the old one; Ctrl-N, Ctrl-P and Alt-Left move between them."""
     ana = await chat()
     ana.type("/join tech\r")
-    await until(lambda: ana.state.current == "tech")
+    await until(lambda: ana.state.room == "tech")
     assert set(ana.state.rooms) == {"general", "tech"}
     ana.type(CTRL_N)
-    await until(lambda: ana.state.current == "general")
+    await until(lambda: ana.state.room == "general")
     ana.type(CTRL_P)
-    await until(lambda: ana.state.current == "tech")
+    await until(lambda: ana.state.room == "tech")
     ana.type(ALT_LEFT)
-    await until(lambda: ana.state.current == "general")
+    await until(lambda: ana.state.room == "general")
 
 
 async def test_messages_in_other_rooms_show_unread_counts_in_the_side_panel(chat, connect):
     """A message in a room I am not looking at counts as unread there until I switch."""
     ana = await chat()
     ana.type("/join tech\r")
-    await until(lambda: ana.state.current == "tech")
+    await until(lambda: ana.state.room == "tech")
     bob, _ = await connect()
     await bob.request("say", room="general", text="over here")
     await until(lambda: ana.state.rooms["general"].unread == 1)
@@ -134,15 +70,24 @@ async def test_messages_in_other_rooms_show_unread_counts_in_the_side_panel(chat
     assert ana.state.rooms["general"].unread == 0
 
 
-async def test_direct_messages_show_both_directions(chat, connect):
-    """/dm shows `DM -> bob`, and bob's answer shows `DM <- bob`."""
+async def test_direct_messages_open_their_own_buffer_and_never_spill_into_the_room(chat, connect):
+    """/dm goes to bob's buffer (the room says only where it went); his answer counts there."""
     ana = await chat()
     bob, reply = await connect()
     name = reply["user"]["username"]
     ana.type(f"/dm {name} psst\r")
-    await ana.shows(f"DM -> {name}: psst")
+    await ana.shows(f"message to {name} sent")
     await bob.request("dm", to=ana.state.me, text="yes?")
-    await ana.shows(f"DM <- {name}: yes?")
+    buffer = await until(lambda: ana.state.dms.get(name.casefold()))
+    await until(lambda: buffer.unread == 1 and buffer.highlights == 1)
+    assert not [e for e in ana.state.rooms["general"].lines.entries if "psst" in e.plain]
+    ana.type("\x1b2")  # Alt-2: the conversation, after #general
+    await until(lambda: ana.state.current is buffer)
+    assert [(e.sender, e.text) for e in buffer.lines.entries if e.sender] == [
+        (ana.state.me, "psst"),
+        (name, "yes?"),
+    ]
+    assert (buffer.unread, buffer.highlights) == (0, 0)
 
 
 async def test_bad_commands_and_server_refusals_show_one_line(chat):
@@ -152,7 +97,7 @@ async def test_bad_commands_and_server_refusals_show_one_line(chat):
     await ana.shows("! unknown command /frobnicate")
     ana.type("/delete general\r")
     line = await ana.shows("protected_room")
-    assert line.startswith("! ")
+    assert line[6:].startswith("! ")
 
 
 async def test_listings_render_as_tables_and_panels(chat):
@@ -193,7 +138,7 @@ async def test_history_loads_older_messages_above(chat, connect):
     assert general.first_seq == 31
     ana.type("/history 30\r")
     await until(lambda: general.first_seq == 1)
-    said = [e.plain.rsplit(": ", 1)[-1] for e in general.lines.entries if ": old " in e.plain]
+    said = [e.text for e in general.lines.entries if e.text.startswith("old ")]
     assert said == [f"old {i}" for i in range(1, 81)]
 
 
@@ -201,7 +146,7 @@ async def test_tab_completes_and_up_recalls_the_previous_line(chat):
     """Tab completes a command name; Up brings back what was typed before."""
     ana = await chat()
     ana.type("/jo\t")
-    await until(lambda: ana.app.input.text == "/join")
+    await until(lambda: ana.app.input.text == "/join ")  # a space: the room name follows
     ana.type("\x15first line\r")  # Ctrl-U clears the line first
     await ana.shows("first line")
     ana.type(UP)
@@ -235,7 +180,7 @@ async def test_reconnects_rejoins_fills_the_gap_and_sends_what_was_queued(chat, 
     """After the link drops: offline status, typed text queued, then login, rejoin and gap fill."""
     ana = await chat(port=proxy.port, backoff=(0.05, 0.2))
     ana.type("/join tech\r")
-    await until(lambda: ana.state.current == "tech")
+    await until(lambda: ana.state.room == "tech")
     await proxy.cut()
     await until(lambda: "offline" in ana.state.connection)
     ana.type("typed while away\r")
@@ -248,7 +193,7 @@ async def test_reconnects_rejoins_fills_the_gap_and_sends_what_was_queued(chat, 
     await until(lambda: ana.state.connected, what="reconnected")
     await ana.shows("typed while away")
     tech = ana.state.rooms["tech"]
-    said = [e.plain.rsplit(": ", 1)[-1] for e in tech.lines.entries if ": missed " in e.plain]
+    said = [e.text for e in tech.lines.entries if e.text.startswith("missed ")]
     assert said == [f"missed {i}" for i in range(70)]
     assert set(ana.state.rooms) == {"general", "tech"}
     await ana.shows("70 missed messages filled in")

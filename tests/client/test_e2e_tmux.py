@@ -1,139 +1,41 @@
-"""End to end: the installed nexus-server and two nexus-chat screens in tmux."""
+"""End to end: the installed nexus-server and nexus-chat screens in tmux, as people see them."""
 
 from __future__ import annotations
 
-import select
-import shutil
-import subprocess
+import asyncio
+import re
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wcwidth import wcswidth
+
+from nexus.client.connection import ChatConnection
+from tests.client.tmux import CHAT, PASSWORD, Tmux, start_server
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "e2e password"
-TMUX = shutil.which("tmux")
-CHAT = shutil.which("nexus-chat")
-SERVER = shutil.which("nexus-server")
+SIDE = 24  # the side panel's width: the message pane is the rest, left of a border
+MESSAGE_ROW = re.compile(r"^\d\d:\d\d +(\S+) │ (.*?)\s*$")
 
 
-@pytest.fixture
-def server_port(tmp_path: Path) -> Iterator[int]:
-    """A nexus-server process on a free port; stopped after the test."""
-    if SERVER is None:
-        pytest.skip("nexus-server is not installed (pip install -e .)")
-    proc = subprocess.Popen(
-        [
-            SERVER,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data",
-            str(tmp_path / "data.json"),
-            "--log",
-            str(tmp_path / "server.log"),
-            "--rate-limit",
-            "off",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        line = ""
-        while "listening on" not in line:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
-            if not ready or proc.poll() is not None:
-                pytest.fail(f"nexus-server did not start: {line!r}")
-            line = proc.stdout.readline()
-        yield int(line.rsplit(":", 1)[1].split()[0])
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
+def pane_rows(screen: str, width: int = 100) -> list[str]:
+    """The message pane's part of each row (left of the side panel's border)."""
+    return [row[: width - SIDE - 1] for row in screen.splitlines()]
 
 
-class Tmux:
-    """A private tmux server (its own socket), so tests never touch the user's sessions."""
-
-    def __init__(self) -> None:
-        self.socket = f"nexus-test-{uuid.uuid4().hex[:12]}"
-        self.path = ""
-
-    def __call__(self, *args: str) -> str:
-        result = subprocess.run(
-            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=True, timeout=10
-        )
-        return result.stdout
-
-    def start(self, name: str, *command: str, env: dict[str, str] | None = None) -> None:
-        flags = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
-        self("new-session", "-d", "-x", "100", "-y", "30", "-s", name, *flags, *command)
-        self.path = self("display-message", "-p", "#{socket_path}").strip()
-
-    def kill(self) -> None:
-        """Ends the tmux server and removes its socket file."""
-        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
-        if self.path:
-            Path(self.path).unlink(missing_ok=True)
-
-    def screen(self, name: str) -> str:
-        return self("capture-pane", "-p", "-t", name)
-
-    def keys(self, name: str, text: str, enter: bool = True) -> None:
-        self("send-keys", "-t", name, "-l", text)
-        if enter:
-            self("send-keys", "-t", name, "Enter")
-
-    def wait_for(self, name: str, text: str, timeout: float = 15) -> str:
-        """Polls the screen until `text` is on it."""
-        deadline = time.monotonic() + timeout
-        while text not in (screen := self.screen(name)):
-            if time.monotonic() > deadline:
-                pytest.fail(f"{text!r} never appeared on {name}'s screen:\n{screen}")
-            time.sleep(0.05)
-        return screen
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    if TMUX is None:
-        pytest.skip("tmux is not installed")
-    if CHAT is None:
-        pytest.skip("nexus-chat is not installed (pip install -e .)")
-    server = Tmux()
-    try:
-        yield server
-    finally:
-        server.kill()
+def side_rows(screen: str, width: int = 100) -> list[str]:
+    return [row[width - SIDE :] for row in screen.splitlines()]
 
 
 def test_two_users_chat_and_dm_in_two_terminals(tmux, server_port):
     """ana starts scripted, bob registers at the prompts; each sees the other's words."""
-    port = str(server_port)
-    tmux.start(
-        "ana",
-        CHAT,
-        "127.0.0.1",
-        port,
-        "--user",
-        "ana",
-        "--register",
-        env={"NEXUS_PASSWORD": PASSWORD},
-    )
-    tmux.wait_for("ana", "ana@#general")
-
-    tmux.start("bob", CHAT, "127.0.0.1", port)
+    tmux.chat("ana", server_port, "--register")
+    tmux.start("bob", CHAT, "127.0.0.1", str(server_port))
     tmux.wait_for("bob", "Log in or register?")
     tmux.keys("bob", "r")
     tmux.wait_for("bob", "Username:")
     tmux.keys("bob", "bob")
-    tmux.wait_for("bob", "Password (not shown):")
+    tmux.wait_for("bob", "Password (at least 8 characters, not shown):")
     tmux.keys("bob", PASSWORD)
     screen = tmux.wait_for("bob", "Password again:")
     assert PASSWORD not in screen and "*" not in screen  # not echoed, not even its length
@@ -141,14 +43,258 @@ def test_two_users_chat_and_dm_in_two_terminals(tmux, server_port):
     tmux.wait_for("bob", "bob@#general")
 
     tmux.keys("ana", "hello bob, [bold]not bold[/]")
-    tmux.wait_for("bob", "ana: hello bob, [bold]not bold[/]")
+    tmux.wait_for("bob", re.compile(r"ana │ hello bob, \[bold\]not bold\[/\]"))
     tmux.keys("bob", "/dm ana psst")
-    tmux.wait_for("ana", "DM <- bob: psst")
-    tmux.wait_for("bob", "DM -> ana: psst")
+    tmux.wait_for("ana", re.compile(r"2 bob +1 @1"))
+    tmux.press("ana", "M-2")
+    tmux.wait_for("ana", re.compile(r"bob │ psst"))
 
     tmux.keys("bob", "/quit")
     deadline = time.monotonic() + 10
     while "bob" in tmux("list-sessions", "-F", "#{session_name}").split():
         assert time.monotonic() < deadline, "bob's client did not exit on /quit"
         time.sleep(0.05)
-    tmux.wait_for("ana", "bob is offline")
+    tmux.wait_for("ana", "bob is offline")  # bob spoke here lately: not folded
+
+
+def _sgr_state(prefix: str) -> tuple[str | None, bool]:
+    """(foreground, dim) in force at the end of `prefix`, from its SGR sequences."""
+    colour: str | None = None
+    dim = False
+    for params in re.findall(r"\x1b\[([0-9;]*)m", prefix):
+        codes = params.split(";") if params else ["0"]
+        i = 0
+        while i < len(codes):
+            code = codes[i] or "0"
+            if code == "0":
+                colour, dim = None, False
+            elif code == "2":
+                dim = True
+            elif code == "22":
+                dim = False
+            elif code == "39":
+                colour = None
+            elif code in ("38", "48"):
+                if code == "38":
+                    colour = ";".join(codes[i : i + (5 if codes[i + 1] == "2" else 3)])
+                i += 4 if codes[i + 1] == "2" else 2
+            elif 30 <= int(code) <= 37 or 90 <= int(code) <= 97:
+                colour = code
+            i += 1
+    return colour, dim
+
+
+def test_message_text_is_not_drawn_in_the_time_stamps_grey(tmux, server_port):
+    """On a real terminal the body after the name is in the default colour, not dim grey."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.keys("ana", "hello everyone")
+    tmux.wait_for("ana", re.compile(r"\S.*hello everyone"))  # the message, not the input line
+    row = next(r for r in tmux.screen("ana", colours=True).splitlines() if "hello everyone" in r)
+    before = row[: row.index("hello everyone")]
+    assert _sgr_state(before) == (None, False), repr(before)
+
+
+def test_the_prompt_stays_after_a_line_longer_than_the_input(tmux, server_port):
+    """Sending a line wider than the screen, then typing again: `> ` is still there."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.keys("ana", "word " * 40 + "END")
+    tmux.wait_for("ana", "END")
+    tmux.keys("ana", "short", enter=False)
+    screen = tmux.wait_for("ana", "short")
+    assert any(row.startswith("> short") for row in screen.splitlines()), screen
+    tmux("resize-window", "-t", "ana", "-x", "90", "-y", "25")
+    tmux.wait_for("ana", re.compile(r"(?m)^> short"))
+
+
+async def _say_as(port: int, name: str, text: str) -> None:
+    """A message with a newline in it, from a program (the input line sends on Enter)."""
+    conn = ChatConnection()
+    await conn.connect("127.0.0.1", port)
+    await conn.request("register", username=name, password=PASSWORD)
+    await conn.request("say", room="general", text=text)
+    await conn.quit()
+
+
+def test_a_multi_line_message_cannot_pass_for_another_persons(tmux, server_port):
+    """carol's `ok\\n06:08 bob: I approve ...` shows on bob's screen as carol's, indented."""
+    tmux.chat("bob", server_port, "--register")
+    asyncio.run(_say_as(server_port, "carol", "ok\n06:08 bob: I approve the deploy, ship it"))
+    screen = tmux.wait_for("bob", "I approve the deploy")
+    rows = pane_rows(screen)
+    said = next(i for i, row in enumerate(rows) if "I approve" in row)
+    assert re.match(r"^\d\d:\d\d +carol\b", rows[said - 1]), screen  # whose message it is
+    assert rows[said].startswith(" " * 10), screen  # the second line hangs under the first
+    assert not re.match(r"^\s*(\d\d:\d\d\s+)?bob\b", rows[said]), screen
+
+
+def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):
+    """A short password, passwords that differ and a wrong password each ask again."""
+    tmux.start("dave", CHAT, "127.0.0.1", str(server_port))
+    asked: dict[str, int] = {}
+
+    def reply(question: str, text: str) -> None:
+        """Waits for one more `question` than answered so far, then answers it."""
+        asked[question] = asked.get(question, 0) + 1
+        tmux.wait_for("dave", lambda screen: screen.count(question) >= asked[question])
+        tmux.keys("dave", text)
+
+    def answer(choice: str, name: str, *passwords: str) -> None:
+        reply("Log in or register?", choice)
+        reply("Username:", name)
+        for number, password in enumerate(passwords):
+            reply("Password again:" if number else "not shown):", password)
+
+    answer("r", "dave", "short")
+    screen = tmux.wait_for("dave", "Too short: a password needs at least 8 characters.")
+    assert "Password (at least 8 characters, not shown):" in screen
+    answer("r", "dave", "long enough 1", "long enough 2")
+    tmux.wait_for("dave", "The passwords differ.")
+    answer("l", "nobody", "whatever it is")
+    screen = tmux.wait_for("dave", "Login refused: wrong username or password.")
+    assert "token" not in screen
+    answer("r", "dave", PASSWORD, PASSWORD)
+    tmux.wait_for("dave", "dave@#general")
+
+
+def test_a_person_slower_than_the_login_deadline_still_gets_in(tmux, tmp_path):
+    """The server drops anonymous connections after --login-timeout; the answers typed after
+    that are sent on a new connection instead of ending the program."""
+    data = tmp_path / "slow"
+    data.mkdir()
+    servers = start_server(data, "--login-timeout", "1")
+    port = next(servers)
+    try:
+        tmux.start("erin", CHAT, "127.0.0.1", str(port))
+        tmux.wait_for("erin", "Log in or register?")
+        time.sleep(1.5)  # the server has dropped the connection by now
+        tmux.keys("erin", "r")
+        tmux.wait_for("erin", "Username:")
+        tmux.keys("erin", "erin")
+        tmux.wait_for("erin", "not shown):")
+        tmux.keys("erin", PASSWORD)
+        tmux.wait_for("erin", "Password again:")
+        tmux.keys("erin", PASSWORD)
+        tmux.wait_for("erin", "erin@#general")
+    finally:
+        next(servers, None)
+
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # three people joined by ZWJs
+FLAG = "\U0001f1eb\U0001f1f7"  # two regional indicators
+
+
+def test_wide_emoji_keep_the_layout_and_ctrl_l_repaints(tmux, server_port):
+    """Rows of joined emoji and flags wrap where the terminal draws them: nothing is cut off,
+    every row keeps its border; Ctrl-L redraws a screen another program wrote over."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.keys("ana", f"family {FAMILY * 14} flags {FLAG * 6} zz")
+    tmux.keys("ana", "/join tech")
+    tmux.wait_for("ana", "ana@#tech")
+    tmux.keys("ana", "/join general")
+    screen = tmux.wait_for("ana", "you are in #general")
+    assert re.search(r"\bzz\b", "\n".join(pane_rows(screen))), screen  # the end is not cut off
+    for row in screen.splitlines()[:-2]:
+        border = row.rindex("│")
+        assert wcswidth(row[:border]) == 100 - SIDE - 1, screen
+    with open(tmux.tty("ana"), "w") as terminal:  # as another program writing over the screen
+        terminal.write("\x1b[5;5HGARBAGE GARBAGE GARBAGE")
+    tmux.wait_for("ana", "GARBAGE")
+    tmux.press("ana", "C-l")
+    deadline = time.monotonic() + 10
+    while "GARBAGE" in (screen := tmux.screen("ana")):
+        assert time.monotonic() < deadline, f"Ctrl-L did not repaint:\n{screen}"
+        time.sleep(0.05)
+    screen = tmux.wait_for("ana", "you are in #general")  # drawn again, whole
+    assert "GARBAGE" not in screen
+
+
+class Watch:
+    """Checks every screen seen: a row that looks like a message must be one its sender sent,
+    in the buffer it was sent to."""
+
+    def __init__(self, tmux: Tmux) -> None:
+        self.tmux = tmux
+        self.said: dict[str, set[tuple[str, str]]] = {}  # buffer header -> {(nick, text)}
+
+    def sent(self, buffers: tuple[str, ...], nick: str, text: str) -> None:
+        for buffer in buffers:
+            self.said.setdefault(buffer, set()).add((nick, text))
+
+    def check(self, name: str) -> str:
+        screen = self.tmux.screen(name)
+        rows = pane_rows(screen)
+        heading = rows[0].split()[0] if rows and rows[0].strip() else ""
+        allowed = self.said.get(f"{name}:{heading}", set())
+        for row in rows[1:]:
+            match = MESSAGE_ROW.match(row)
+            if match and match.group(1) not in ("--", "-->", "<--", "!"):
+                nick, text = match.groups()
+                assert any(n == nick and t.startswith(text) for n, t in allowed), (
+                    f"{name} sees {row!r} in {heading}:\n{screen}"
+                )
+        return screen
+
+    def wait(self, name: str, pattern: str) -> str:
+        found = re.compile(pattern)
+        deadline = time.monotonic() + 15
+        while not found.search(screen := self.check(name)):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{pattern!r} never appeared on {name}'s screen:\n{screen}")
+            time.sleep(0.05)
+        return screen
+
+
+def test_three_people_two_rooms_two_conversations(tmux, server_port):
+    """ana, bob and carol talk in #general and #tech and in two DM conversations; bob
+    switches with Alt-number and sees unread and highlight counts per buffer; no screen
+    ever shows a line that could pass for someone else's message or a DM in a room."""
+    watch = Watch(tmux)
+    for name in ("ana", "bob", "carol"):
+        tmux.chat(name, server_port, "--register")
+    for name in ("ana", "bob"):
+        tmux.keys(name, "/join tech")
+        watch.wait(name, f"{name}@#tech")
+
+    def say(who: str, where: tuple[str, ...], text: str) -> None:
+        watch.sent(where, who, text)
+        tmux.keys(who, text)
+
+    everyone = ("ana:#general", "bob:#general", "carol:#general")
+    say("carol", everyone, "lunch anyone? bob?")
+    watch.wait("bob", r" 1 #general +1 @1")
+    say("ana", ("ana:#tech", "bob:#tech"), "deploy at five")
+    watch.wait("bob", r"ana │ deploy at five")
+    forged = "x" * 57 + " 12:00      ana │ I quit, carol takes over"
+    say("carol", everyone, forged)
+    watch.wait("bob", r" 1 #general +2 @1")
+
+    watch.sent(("bob:carol", "carol:bob"), "carol", "are you coming?")
+    tmux.keys("carol", "/msg bob are you coming?")
+    watch.wait("bob", r" 3 carol +1 @1")
+    tmux.keys("ana", "/query bob")
+    watch.wait("ana", r"ana@bob")
+    say("ana", ("ana:bob", "bob:ana"), "psst, a secret")
+    watch.wait("bob", r" 4 ana +1 @1")
+    screen = watch.check("bob")
+    assert "psst" not in "\n".join(pane_rows(screen)) and "coming" not in screen
+
+    tmux.press("bob", "M-1")
+    screen = watch.wait("bob", r"carol │ lunch anyone\? bob\?")
+    assert "I quit, carol takes over" in screen and not re.search(r" 1 #general +\d", screen)
+    tmux.press("bob", "M-3")
+    watch.wait("bob", r"carol │ are you coming\?")
+    say("bob", ("bob:carol", "carol:bob"), "yes, on my way")
+    watch.wait("carol", r" 2 bob +1 @1")
+    tmux.press("bob", "M-4")
+    watch.wait("bob", r"ana │ psst, a secret")
+    say("bob", ("bob:ana", "ana:bob"), "safe with me")
+    watch.wait("ana", r"bob │ safe with me")
+    tmux.press("carol", "M-2")
+    watch.wait("carol", r"bob │ yes, on my way")
+    say("carol", ("carol:bob", "bob:carol"), "see you")
+    watch.wait("bob", r" 3 carol +1 @1")
+    for name in ("ana", "bob", "carol"):
+        tmux.press(name, "M-1")
+        screen = watch.wait(name, rf"{name}@#general")
+        body = "\n".join(pane_rows(screen))
+        assert not any(dm in body for dm in ("psst", "coming", "on my way", "safe with"))

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from prompt_toolkit.mouse_events import MouseButton, MouseEvent, MouseEventType
 
-from nexus.client.app import MessagePane, header
 from nexus.client.commands import COMMANDS
+from nexus.client.layout import MessagePane, header
 from nexus.client.render import rows
-from nexus.client.session import ChatSession
+from nexus.client.session import ChatSession, Outgoing
 from nexus.client.state import ChatState
 from tests.client.conftest import PASSWORD, room_info, until
 
@@ -48,13 +48,13 @@ async def test_room_life_create_topic_leave_join_delete(session):
     """Create enters an owned room, /topic sets it, /leave and /join move, /delete removes."""
     state = session.state
     await session.execute("/create den a cosy place")
-    assert (state.current, state.rooms["den"].owner) == ("den", state.me)
+    assert (state.room, state.rooms["den"].owner) == ("den", state.me)
     await session.execute("/topic tea at five")
     assert state.rooms["den"].topic == "tea at five"
     await session.execute("/leave")
-    assert "den" not in state.rooms and state.current == "general"
+    assert "den" not in state.rooms and state.room == "general"
     await session.execute("/join #DEN")
-    assert state.current == "den" and "tea at five" in last(session)
+    assert state.room == "den" and "tea at five" in last(session)
     await session.execute("/delete den")
     assert "den" not in state.rooms and last(session).endswith("you deleted #den")
 
@@ -63,11 +63,12 @@ async def test_saying_needs_a_room_and_double_slash_sends_a_slash(session, conne
     """Out of every room, text is refused with a hint; `//x` is said as `/x`."""
     bob, _ = await connect()
     await session.execute("//shrug")
+    await until(lambda: not session.outbox, what="sent")
     page = await bob.request("history", room="general")
     assert page["messages"][-1]["text"] == "/shrug"
     await session.execute("/leave general")
     await session.execute("hello?")
-    assert last(session) == "! you are in no room: /join one first"
+    assert last(session).endswith(" ! you are in no room: /join one first")
 
 
 async def test_bio_whois_dms_help_and_clear(session, connect):
@@ -79,12 +80,15 @@ async def test_bio_whois_dms_help_and_clear(session, connect):
     await session.execute(f"/whois {state.me}")
     assert "[i]plain[/i] me" in text_of(state.pane.entries[-1].renderable)
     await session.execute(f"/dms {reply['user']['username']}")
-    assert last(session).endswith("DM <- " + reply["user"]["username"] + ": old news")
+    assert last(session).endswith(f" {reply['user']['username']} old news")
+    assert state.current is state.dms[reply["user"]["username"].casefold()]
     await session.execute("/help")
     listing = text_of(state.pane.entries[-2].renderable)
     assert all(cmd.synopsis in listing for cmd in COMMANDS.values())
     await session.execute("/help dm")
-    assert last(session).endswith("/dm <user> <text...>: send a direct message")
+    assert last(session).endswith(
+        "/dm <user> <text...>: send a direct message; it shows in that person's buffer"
+    )
     await session.execute("/clear")
     assert not state.pane.entries
 
@@ -93,9 +97,9 @@ async def test_commands_while_offline_are_refused_and_text_is_queued(session):
     """With no connection, commands say they were not done and text waits in the outbox."""
     connection, session.conn = session.conn, None
     await session.execute("/rooms")
-    assert last(session) == "! the connection is down, not confirmed: /rooms"
+    assert last(session).endswith(" ! the connection is down, not confirmed: /rooms")
     await session.execute("later")
-    assert session.outbox == [("general", "later")]
+    assert session.outbox == [Outgoing("room", "general", "later")]
     session.conn = connection
 
 
@@ -140,7 +144,7 @@ async def test_a_refused_token_falls_back_to_the_password(server, connect, proxy
             (None, PASSWORD),
         ]
         assert live._token not in (None, "forged")  # the password login brought a new one
-        assert live.state.current == "general"
+        assert live.state.room == "general"
 
 
 def test_mouse_wheel_scrolls_the_message_pane():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.cells import cell_len
@@ -47,7 +49,7 @@ def test_view_renders_only_what_is_visible(monkeypatch):
     calls = []
     real_rows = state_module.render.rows
     monkeypatch.setattr(
-        state_module.render, "rows", lambda r, w: calls.append(r) or real_rows(r, w)
+        state_module.render, "rows", lambda r, *size: calls.append(r) or real_rows(r, *size)
     )
     assert plain(lines.view(40, 10))[-1] == "line 4999"
     assert len(calls) == 10
@@ -87,7 +89,7 @@ def test_day_separators_go_between_days_and_survive_history_prepends():
     state.add_messages(state.rooms["general"], [msg(1, ts=9 * DAY + 50), msg(2, ts=10 * DAY + 50)])
     days = [e.day for e in state.pane.entries if e.day is not None]
     assert len(days) == 3 and days == sorted(days)
-    assert [e.plain.split(": ")[-1] for e in state.pane.entries if e.day is None] == ["hi"] * 4
+    assert [e.text for e in state.pane.entries if e.day is None] == ["hi"] * 4
 
 
 def test_messages_in_other_rooms_count_as_unread_and_mentions_ring():
@@ -97,10 +99,10 @@ def test_messages_in_other_rooms_count_as_unread_and_mentions_ring():
     assert state.apply(msg(2, "ping @ana", room="tech")) is True
     assert state.apply(msg(1, "ana: look")) is True
     tech = state.rooms["tech"]
-    assert (tech.unread, tech.mentioned) == (2, True)
+    assert (tech.unread, tech.highlights) == (2, 1)
     assert state.rooms["general"].unread == 0
     state.cycle(1)
-    assert (state.current, tech.unread, tech.mentioned) == ("tech", 0, False)
+    assert (state.room, tech.unread, tech.highlights) == ("tech", 0, 0)
 
 
 def test_my_own_messages_neither_ring_nor_count():
@@ -120,16 +122,122 @@ def test_repeated_messages_are_dropped_by_seq():
     assert sum(e.day is None for e in state.pane.entries) == 2
 
 
-def test_direct_messages_show_in_the_current_pane_and_ring_when_received():
-    """DMs land where I am looking; only incoming ones ring."""
+def test_direct_messages_go_to_their_own_buffer_never_to_the_room():
+    """A DM opens the conversation's buffer; the room on screen gets nothing; incoming rings."""
     state = make_state("general")
     dm = {"event": "dm", "seq": 1, "from": "mike", "to": "ana", "text": "psst", "ts": 0}
     assert state.apply(dm) is True
-    assert state.apply({**dm, "from": "ana", "to": "mike"}) is False
-    assert [e.plain[6:] for e in state.pane.entries if e.day is None] == [
-        "DM <- mike: psst",
-        "DM -> mike: psst",
+    assert state.apply({**dm, "seq": 2, "from": "ana", "to": "mike"}) is False
+    assert not [e for e in state.rooms["general"].lines.entries if e.sender]
+    mike = state.dms["mike"]
+    assert [(e.sender, e.text) for e in mike.lines.entries if e.sender] == [
+        ("mike", "psst"),
+        ("ana", "psst"),
     ]
+    assert (mike.unread, mike.highlights) == (1, 1)  # a DM to me is a highlight; mine is not
+    state.switch(mike)
+    assert (mike.unread, mike.highlights, mike.read_seq, mike.synced_seq) == (0, 0, 2, 0)
+
+
+def test_buffers_are_rooms_by_name_then_conversations_in_the_order_opened():
+    """Alt-number follows the side panel: rooms sorted, then DMs as they came; Alt-A jumps."""
+    state = make_state("tech", "general")
+    for seq, peer in enumerate(["zed", "amy"], 1):
+        state.apply({"event": "dm", "seq": seq, "from": peer, "to": "ana", "text": "x", "ts": 0})
+    assert [b.label for b in state.buffers] == ["#general", "#tech", "zed", "amy"]
+    state.switch_number(4)
+    assert state.current is state.dms["amy"]
+    state.switch_number(9)  # no such buffer: nothing moves
+    assert state.current is state.dms["amy"]
+    state.apply(msg(1, "hello @ana", room="general"))
+    state.apply(msg(1, "chatter", room="tech"))
+    state.next_active()  # highlights first, in list order: #general, then zed (a DM)
+    assert state.room == "general"
+    state.next_active()
+    assert state.current is state.dms["zed"]
+    state.next_active()  # then plain unread
+    assert state.room == "tech"
+    state.close(state.dms["zed"])
+    assert [b.label for b in state.buffers] == ["#general", "#tech", "amy"]
+
+
+def test_unread_counts_follow_a_read_position_that_can_be_moved():
+    """Counts derive from read_seq: moving it (as a server read marker would) recounts them."""
+    state = make_state("general", "tech")
+    for seq in range(1, 6):
+        state.apply(msg(seq, "ana?" if seq == 5 else "x", room="tech"))
+    tech = state.rooms["tech"]
+    assert (tech.unread, tech.highlights) == (5, 1)
+    tech.set_read(3)
+    assert (tech.unread, tech.highlights) == (2, 1)
+    tech.set_read(5)
+    assert (tech.unread, tech.highlights) == (0, 0)
+
+
+def test_an_unread_rule_marks_where_unseen_messages_start():
+    """The first message arriving in a buffer not on screen follows an `unread` rule (one only)."""
+    state = make_state("general", "tech")
+    state.apply(msg(1, "seen before", room="tech"))
+    state.switch("tech")
+    state.switch("general")
+    state.apply(msg(2, "new one", room="tech"))
+    state.apply(msg(3, "another", room="tech"))
+    texts = [e.plain or "?" for e in state.rooms["tech"].lines.entries if e.day is None]
+    rules = [t for t in texts if "unread" in t]
+    assert len(rules) == 1
+    assert texts.index(rules[0]) == [t.endswith("new one") for t in texts].index(True) - 1
+
+
+def test_offline_dms_fetched_at_login_show_in_their_buffer_as_unread():
+    """A page of a conversation with two unread: they follow the rule and count; older do not."""
+    state = make_state("general")
+    page = [{"seq": s, "from": "bob", "to": "ana", "text": f"m{s}", "ts": 0.0} for s in range(1, 5)]
+    bob = state.dm_buffer("bob")
+    state.add_dms(bob, page, unread=2)
+    assert (bob.unread, bob.highlights, bob.synced_seq) == (2, 2, 4)
+    texts = [e.text for e in bob.lines.entries if e.day is None]
+    assert texts[2:] == ["── unread ──", "m3", "m4"]
+
+
+def test_presence_lines_of_people_who_have_not_spoken_are_folded():
+    """Joins, leaves and presence of silent people are folded; of recent speakers shown."""
+    now = time.time()
+    state = make_state("general")
+    general = state.rooms["general"]
+    state.apply(msg(1, "hi", sender="bob", ts=now))
+    state.apply({"event": "joined", "room": "general", "user": "carol"})
+    state.apply({"event": "presence", "user": "bob", "online": False})
+    state.apply({"event": "presence", "user": "carol", "online": False})
+    shown = [e.text for e in general.lines.entries if not e.folded and e.day is None]
+    folded = [e.text for e in general.lines.entries if e.folded]
+    assert shown == ["hi", "bob is offline"]
+    assert folded == ["carol joined #general", "carol is offline"]
+    state.apply(msg(2, "hello all", sender="carol", ts=now))  # speaking unfolds the join
+    assert [e.text for e in general.lines.entries if e.folded] == ["carol is offline"]
+    assert len(plain(general.lines.view(80, 20))) < len(plain(general.lines.view(80, 20, True)))
+
+
+def test_people_of_a_room_are_online_first():
+    """Members come from `online` (with rooms), joins and speakers; online ones sort first."""
+    state = make_state("general")
+    state.apply(msg(1, sender="zoe"))
+    state.set_online([("bob", ["general"]), ("amy", ["tech"])])
+    assert state.people(state.rooms["general"]) == [("ana", True), ("bob", True), ("zoe", False)]
+    state.apply({"event": "left", "room": "general", "user": "bob"})
+    assert state.people(state.rooms["general"]) == [("ana", True), ("zoe", False)]
+
+
+def test_lastlog_finds_loaded_lines_and_marks_the_words():
+    """Lines of the current buffer with the words (any case) come back with matches styled;
+    a second search does not find the first one's output."""
+    state = make_state("general")
+    state.apply(msg(1, "Deploy at five"))
+    state.apply(msg(2, "lunch"))
+    assert state.lastlog("deploy") == 1
+    shown = state.pane.entries[-1].renderable
+    assert shown.body.plain == "Deploy at five"
+    assert [(s.start, s.end, s.style) for s in shown.body.spans] == [(0, 6, render.FOUND)]
+    assert state.lastlog("deploy") == 1
 
 
 def test_membership_events_about_me_add_and_remove_rooms():
@@ -138,7 +246,7 @@ def test_membership_events_about_me_add_and_remove_rooms():
     state.apply({"event": "joined", "room": "tech", "user": "ANA"})
     assert "tech" in state.rooms
     state.apply({"event": "left", "room": "general", "user": "ana"})
-    assert list(state.rooms) == ["tech"] and state.current == "tech"
+    assert list(state.rooms) == ["tech"] and state.room == "tech"
 
 
 def test_deleted_room_is_removed_and_presence_tracks_who_is_online():

@@ -1,0 +1,84 @@
+"""The key bindings: scrolling, switching buffers, repainting, quitting.
+
+Focus never leaves the input line, so every binding here works while typing;
+the ones that would steal a key from the line editor (Home, End) act on the
+scrollback only when the line has nothing left to do with them. docs/client.md
+lists every key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from prompt_toolkit.buffer import Buffer as InputBuffer
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+from nexus.client.state import ChatState
+
+TOP = 1 << 30  # a scroll offset past any scrollback: the view clamps it to the oldest line
+
+
+def bindings(
+    state: ChatState,
+    line: InputBuffer,
+    page: Callable[[], int],
+    changed: Callable[[], None],
+    leave: Callable[[], None],
+) -> KeyBindings:
+    """Keys over `state`; `page()` is the pane's height, `changed()` runs after a switch."""
+    kb = KeyBindings()
+    empty = Condition(lambda: not line.text)
+    at_end = Condition(lambda: line.cursor_position == len(line.text))
+    at_start = Condition(lambda: line.cursor_position == 0)
+
+    @kb.add("pageup")
+    def _(event: KeyPressEvent) -> None:
+        state.pane.scroll_by(max(1, page() - 2))
+
+    @kb.add("pagedown")
+    def _(event: KeyPressEvent) -> None:
+        state.pane.scroll_by(-max(1, page() - 2))
+
+    @kb.add("home", filter=at_start)
+    @kb.add("c-home")
+    @kb.add("escape", "home")
+    def _(event: KeyPressEvent) -> None:
+        state.pane.scroll_by(TOP)  # the top; older history is fetched from there
+
+    @kb.add("end", filter=at_end)
+    @kb.add("c-end")
+    @kb.add("escape", "end")
+    def _(event: KeyPressEvent) -> None:
+        state.pane.scroll_by(-state.pane.scroll)
+
+    def switching(move: Callable[[], None]) -> Callable[[KeyPressEvent], None]:
+        def handler(event: KeyPressEvent) -> None:
+            move()
+            changed()
+
+        return handler
+
+    kb.add("c-n")(switching(lambda: state.cycle(1)))
+    kb.add("escape", "right")(switching(lambda: state.cycle(1)))
+    kb.add("c-p")(switching(lambda: state.cycle(-1)))
+    kb.add("escape", "left")(switching(lambda: state.cycle(-1)))
+    kb.add("escape", "a")(switching(state.next_active))
+    for digit in "1234567890":
+        kb.add("escape", digit)(switching(partial(state.switch_number, int(digit) or 10)))
+
+    @kb.add("escape", "=")
+    def _(event: KeyPressEvent) -> None:
+        state.show_folded = not state.show_folded
+
+    @kb.add("c-l")
+    def _(event: KeyPressEvent) -> None:
+        event.app.renderer.clear()  # erase and draw everything again, as terminals expect
+
+    @kb.add("c-c")
+    @kb.add("c-d", filter=empty)
+    def _(event: KeyPressEvent) -> None:
+        leave()
+
+    return kb

@@ -1,0 +1,156 @@
+"""The real binaries on a real terminal: a nexus-server process and tmux panes of nexus-chat."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "e2e password"
+TMUX = shutil.which("tmux")
+CHAT = shutil.which("nexus-chat")
+SERVER = shutil.which("nexus-server")
+WIDTH, HEIGHT = 100, 30
+
+
+def start_server(tmp_path: Path, *flags: str) -> Iterator[int]:
+    """A nexus-server process on a free port (yielded), with extra `flags`; stopped afterwards."""
+    if SERVER is None:
+        pytest.skip("nexus-server is not installed (pip install -e .)")
+    proc = subprocess.Popen(
+        [
+            SERVER,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data",
+            str(tmp_path / "data.json"),
+            "--log",
+            str(tmp_path / "server.log"),
+            "--rate-limit",
+            "off",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        line = ""
+        while "listening on" not in line:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+            if not ready or proc.poll() is not None:
+                pytest.fail(f"nexus-server did not start: {line!r}")
+            line = proc.stdout.readline()
+        yield int(line.rsplit(":", 1)[1].split()[0])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+class Tmux:
+    """A private tmux server (its own socket), so tests never touch the user's sessions.
+
+    Every client started gets its own XDG state directory under `home`, so
+    input history never reaches the real one.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.socket = f"nexus-test-{uuid.uuid4().hex[:12]}"
+        self.path = ""
+        self.home = home
+
+    def __call__(self, *args: str) -> str:
+        result = subprocess.run(
+            [TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=True, timeout=10
+        )
+        return result.stdout
+
+    def start(self, name: str, *command: str, env: dict[str, str] | None = None) -> None:
+        env = {
+            "XDG_STATE_HOME": str(self.home / name / "state"),
+            "NEXUS_KNOWN_HOSTS": str(self.home / name / "known_hosts"),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            **(env or {}),
+        }
+        flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+        self("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", name, *flags, *command)
+        self.path = self("display-message", "-p", "#{socket_path}").strip()
+
+    def chat(self, name: str, port: int, *flags: str) -> None:
+        """nexus-chat logged in (registered with --register) as `name`, with no questions."""
+        self.start(
+            name,
+            CHAT,
+            "127.0.0.1",
+            str(port),
+            "--user",
+            name,
+            *flags,
+            env={"NEXUS_PASSWORD": PASSWORD},
+        )
+        self.wait_for(name, f"{name}@#general")
+
+    def kill(self) -> None:
+        """Ends the tmux server and removes its socket file."""
+        subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+
+    def screen(self, name: str, colours: bool = False) -> str:
+        return self("capture-pane", "-p", *(["-e"] if colours else []), "-t", name)
+
+    def keys(self, name: str, text: str, enter: bool = True) -> None:
+        self("send-keys", "-t", name, "-l", text)
+        if enter:
+            self("send-keys", "-t", name, "Enter")
+
+    def press(self, name: str, *keys: str) -> None:
+        """Named keys, as tmux spells them: `M-2`, `C-l`, `End`."""
+        self("send-keys", "-t", name, *keys)
+
+    def wait_for(
+        self,
+        name: str,
+        text: str | re.Pattern[str] | Callable[[str], object],
+        timeout: float = 15,
+    ) -> str:
+        """Polls the screen until `text` is on it (a pattern matches, a test passes)."""
+        deadline = time.monotonic() + timeout
+        if isinstance(text, re.Pattern):
+            found: Callable[[str], object] = text.search
+        elif isinstance(text, str):
+            found = lambda screen: text in screen  # noqa: E731
+        else:
+            found = text
+        while not found(screen := self.screen(name)):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} never appeared on {name}'s screen:\n{screen}")
+            time.sleep(0.05)
+        return screen
+
+    def tty(self, name: str) -> str:
+        return self("display-message", "-p", "-t", name, "#{pane_tty}").strip()
+
+
+def tmux_for(tmp_path: Path) -> Iterator[Tmux]:
+    if TMUX is None:
+        pytest.skip("tmux is not installed")
+    if CHAT is None:
+        pytest.skip("nexus-chat is not installed (pip install -e .)")
+    server = Tmux(tmp_path)
+    try:
+        yield server
+    finally:
+        server.kill()
