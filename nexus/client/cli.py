@@ -110,7 +110,8 @@ async def sign_in(
     and the reply.
 
     With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
-    program. At the prompts a mistake is explained and the questions asked again.
+    program. At the prompts a mistake is explained and asked again: a new password
+    that is too short or typed differently twice, the password; a refusal, everything.
     """
     register = args.register
     username = args.user
@@ -134,21 +135,28 @@ async def sign_in(
                 register = choice.strip().lower().startswith("r")
             name = (await ask.prompt_async("Username: ")).strip()
         if register:
-            password = await secret.prompt_async(
-                f"Password (at least {PASSWORD_MIN} characters, not shown): "
-            )
-            if len(password) < PASSWORD_MIN:
-                print(f"Too short: a password needs at least {PASSWORD_MIN} characters.")
-                continue
-            if await secret.prompt_async("Password again: ") != password:
-                print("The passwords differ. Once more.")
-                continue
+            password = await _new_password(secret)
         else:
             password = await secret.prompt_async("Password (not shown): ")
         try:
             return await _attempt(conn, args, tls, name, password, register)
         except NexusError as exc:
             print(f"{'Registration' if register else 'Login'} refused: {refusal(exc)}.")
+
+
+async def _new_password(secret: PromptSession[str]) -> str:
+    """A new password, asked twice; a mistake asks for the password again, not for
+    the name: the person got that right."""
+    while True:
+        password = await secret.prompt_async(
+            f"Password (at least {PASSWORD_MIN} characters, not shown): "
+        )
+        if len(password) < PASSWORD_MIN:
+            print(f"Too short: a password needs at least {PASSWORD_MIN} characters.")
+        elif await secret.prompt_async("Password again: ") != password:
+            print("The passwords differ. Once more.")
+        else:
+            return password
 
 
 async def _attempt(

@@ -128,7 +128,8 @@ def test_a_multi_line_message_cannot_pass_for_another_persons(tmux, server_port)
 
 
 def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):
-    """A short password, passwords that differ and a wrong password each ask again."""
+    """A short password and passwords that differ ask for the password again, keeping
+    the name; a refused login asks everything again."""
     tmux.start("dave", CHAT, "127.0.0.1", str(server_port))
     asked: dict[str, int] = {}
 
@@ -138,21 +139,24 @@ def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):
         tmux.wait_for("dave", lambda screen: screen.count(question) >= asked[question])
         tmux.keys("dave", text)
 
-    def answer(choice: str, name: str, *passwords: str) -> None:
-        reply("Log in or register?", choice)
-        reply("Username:", name)
-        for number, password in enumerate(passwords):
+    def passwords(*typed: str) -> None:
+        for number, password in enumerate(typed):
             reply("Password again:" if number else "not shown):", password)
 
-    answer("r", "dave", "short")
-    screen = tmux.wait_for("dave", "Too short: a password needs at least 8 characters.")
-    assert "Password (at least 8 characters, not shown):" in screen
-    answer("r", "dave", "long enough 1", "long enough 2")
-    tmux.wait_for("dave", "The passwords differ.")
+    def answer(choice: str, name: str, *typed: str) -> None:
+        reply("Log in or register?", choice)
+        reply("Username:", name)
+        passwords(*typed)
+
     answer("l", "nobody", "whatever it is")
     screen = tmux.wait_for("dave", "Login refused: wrong username or password.")
     assert "token" not in screen
-    answer("r", "dave", PASSWORD, PASSWORD)
+    answer("r", "dave", "short")
+    screen = tmux.wait_for("dave", "Too short: a password needs at least 8 characters.")
+    passwords("long enough 1", "long enough 2")
+    screen = tmux.wait_for("dave", "The passwords differ.")
+    assert screen.count("Username:") == 2  # the refused login's, then the registration's
+    passwords(PASSWORD, PASSWORD)
     tmux.wait_for("dave", "dave@#general")
 
 
