@@ -1,5 +1,7 @@
 """`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]`: banner, login or registration, then chat.
 
+`nexus-chat send|tail|login|ping ...` are the modes for scripts (script.py).
+
 Connecting and logging in happen before the screen opens, so a refused
 connection, a failed certificate check or a wrong password ends with a
 message on stderr and a non-zero exit code.
@@ -20,8 +22,9 @@ from rich.console import Console
 from rich.text import Text
 
 from nexus import __version__
-from nexus.client import render
+from nexus.client import render, script
 from nexus.client.app import ChatApp
+from nexus.client.config import PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
@@ -53,15 +56,16 @@ def parser() -> argparse.ArgumentParser:
         prog="nexus-chat",
         description="Full-screen terminal client for a Nexus Chat server.",
         epilog=f"With --user the password is read from ${PASSWORD_ENV} (asked for if unset). "
-        "Inside, type /help for the commands.",
+        "Inside, type /help for the commands. For scripts: nexus-chat send|tail|login|ping --help. "
+        + PRECEDENCE,
     )
-    p.add_argument("host", nargs="?", default="localhost", help="server host (localhost)")
-    p.add_argument("port", nargs="?", type=_port, default=9999, help="server port (9999)")
+    p.add_argument("host", nargs="?", help="server host (localhost)")
+    p.add_argument("port", nargs="?", type=_port, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
     p.add_argument(
         "--tls",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="connect with TLS; the first certificate seen for HOST:PORT is trusted and pinned "
         "in $XDG_CONFIG_HOME/nexus/known_hosts (~/.config/nexus/known_hosts)",
     )
@@ -104,17 +108,11 @@ async def credentials(args: argparse.Namespace) -> tuple[str, str, bool]:
 
 
 def client_tls(args: argparse.Namespace) -> ClientTLS | None:
-    """The TLS settings the flags ask for, or None for plain TCP."""
-    if args.tls_ca:
-        try:
-            return ClientTLS.with_ca(args.tls_ca)
-        except ssl.SSLError as exc:
-            reason = (exc.reason or str(exc)).replace("_", " ").lower()
-            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
-    return ClientTLS.trust_on_first_use() if args.tls else None
+    """The TLS the settings ask for, or None for plain TCP."""
+    try:
+        return args.config.tls_settings()
+    except ConfigError as exc:
+        raise Failure(str(exc)) from None
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -163,7 +161,20 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in script.MODES:
+        return script.main(argv)
     args = parser().parse_args(argv)
+    try:
+        config = resolve(
+            {"server": args.host, "port": args.port, "user": args.user}
+            | {"tls": args.tls, "tls_ca": args.tls_ca}
+        )
+    except ConfigError as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 2
+    args.config, args.port, args.user = config, config.port, config.user
+    args.host = config.server or "localhost"
     try:
         asyncio.run(run(args))
     except Failure as exc:
