@@ -1,6 +1,8 @@
 """`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]`: banner, login or registration, then chat.
 
 `nexus-chat send|tail|login|ping ...` are the modes for scripts (script.py).
+Without HOST (on the command line, in $NEXUS_CHAT_SERVER or client.toml)
+the client looks for servers announced on the LAN and asks which to use.
 
 Connecting and logging in happen before the screen opens, so a refused
 connection, a failed certificate check or a wrong password ends with a
@@ -22,9 +24,9 @@ from rich.console import Console
 from rich.text import Text
 
 from nexus import __version__
-from nexus.client import render, script
+from nexus.client import discovery, render, script
 from nexus.client.app import ChatApp
-from nexus.client.config import PRECEDENCE, ConfigError, resolve
+from nexus.client.config import DEFAULT_PORT, PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
@@ -59,7 +61,9 @@ def parser() -> argparse.ArgumentParser:
         "Inside, type /help for the commands. For scripts: nexus-chat send|tail|login|ping --help. "
         + PRECEDENCE,
     )
-    p.add_argument("host", nargs="?", help="server host (localhost)")
+    p.add_argument(
+        "host", nargs="?", help="server host (default: choose among servers found on the LAN)"
+    )
     p.add_argument("port", nargs="?", type=_port, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
@@ -117,6 +121,8 @@ def client_tls(args: argparse.Namespace) -> ClientTLS | None:
 
 async def run(args: argparse.Namespace) -> None:
     tls = client_tls(args)
+    if args.host is None:
+        args.host, args.port, tls = await discover(tls)
     console = Console(highlight=False)
     console.print(Text(BANNER, style="bold cyan"))
     conn = ChatConnection()
@@ -160,6 +166,23 @@ async def run(args: argparse.Namespace) -> None:
     await ChatApp(ChatSession(state, args.host, args.port, password, tls=tls)).run(conn, reply)
 
 
+async def discover(tls: ClientTLS | None) -> tuple[str, int, ClientTLS | None]:
+    """The server chosen among those announced on the LAN; localhost if none answers."""
+    print("nexus-chat: looking for servers on this network...", file=sys.stderr)
+    found = await discovery.browse()
+    if found and not sys.stdin.isatty():
+        raise Failure("found servers on the LAN, but no terminal to ask on: give HOST")
+    chosen = await discovery.choose(
+        found, lambda question: asyncio.to_thread(input, question), print
+    )
+    if chosen is None:
+        print("nexus-chat: none found; trying localhost", file=sys.stderr)
+        return "localhost", DEFAULT_PORT, tls
+    if chosen.fingerprint:
+        return chosen.host, chosen.port, discovery.AnnouncedTLS(chosen.fingerprint)
+    return chosen.host, chosen.port, tls
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in script.MODES:
@@ -173,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nexus-chat: {exc}", file=sys.stderr)
         return 2
-    args.config, args.port, args.user = config, config.port, config.user
-    args.host = config.server or "localhost"
+    args.config, args.host, args.port, args.user = config, config.server, config.port, config.user
     try:
         asyncio.run(run(args))
     except Failure as exc:

@@ -97,6 +97,13 @@ async def serve(config: ServerConfig, handler: logging.Handler | None = None) ->
     host, port = server.address
     scheme = "tls" if server.tls else "tcp"
     log.info("listening on %s:%d (%s), data in %s", host, port, scheme, config.data)
+    announcer = None
+    if config.announce:
+        from nexus.server.announce import Announcer
+
+        announcer = await Announcer.start(config, host, port)
+        if announcer is None:
+            print("nexus-server: could not announce on the LAN (see the log)", file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -107,6 +114,8 @@ async def serve(config: ServerConfig, handler: logging.Handler | None = None) ->
     print(f"nexus-server {__version__} listening on {host}:{port} ({scheme})", flush=True)
     await stop.wait()
     log.info("shutting down")
+    if announcer is not None:
+        await announcer.stop()
     await server.stop()
     log.info("stopped")
 

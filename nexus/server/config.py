@@ -40,6 +40,13 @@ class ServerConfig:
     tls: bool = setting(
         False, "serve TLS; without --tls-cert, use a self-signed certificate kept beside the data"
     )
+    announce: bool = setting(
+        False,
+        "announce the server on the LAN over mDNS/DNS-SD (_nexus._tcp), with the TLS"
+        " certificate's fingerprint when TLS is on",
+    )
+    announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
+
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(
         1024 * 1024,
