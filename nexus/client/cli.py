@@ -169,7 +169,11 @@ async def run(args: argparse.Namespace) -> None:
 async def discover(tls: ClientTLS | None) -> tuple[str, int, ClientTLS | None]:
     """The server chosen among those announced on the LAN; localhost if none answers."""
     print("nexus-chat: looking for servers on this network...", file=sys.stderr)
-    found = await discovery.browse()
+    try:
+        found = await discovery.browse()
+    except OSError as exc:  # no multicast here, say; localhost may still answer
+        print(f"nexus-chat: cannot look on the LAN: {exc.strerror or exc}", file=sys.stderr)
+        found = []
     if found and not sys.stdin.isatty():
         raise Failure("found servers on the LAN, but no terminal to ask on: give HOST")
     chosen = await discovery.choose(
