@@ -59,10 +59,10 @@ def fresh_copy(dest: Path) -> Path:
 
 def debian_env(home: Path) -> dict[str, str]:
     """The environment of a shell on Debian: its python3 first, nothing of ours on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    ours = ("PYTHONPATH", "VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")  # `make test`'s
+    env = {k: v for k, v in os.environ.items() if k not in ours}
     env["PATH"] = "/usr/bin:/bin:/usr/sbin:/sbin"
     env["XDG_CONFIG_HOME"] = str(home / "config")
-    env["MAKEFLAGS"] = ""
     return env
 
 
