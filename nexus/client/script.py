@@ -21,7 +21,7 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Any, NoReturn, TextIO
+from typing import Any, BinaryIO, NoReturn, TextIO
 
 import orjson
 
@@ -271,10 +271,10 @@ async def ensure_member(conn: ChatConnection, reply: LoginReply, room: str) -> N
 # -- send --------------------------------------------------------------------
 
 
-async def stdin_lines(stream: TextIO) -> AsyncIterator[str]:
+async def stdin_lines(stream: BinaryIO) -> AsyncIterator[bytes]:
     """Each line of `stream`, read in a thread so replies and events keep being read."""
     while line := await asyncio.to_thread(stream.readline):
-        yield line.rstrip("\r\n")
+        yield line.rstrip(b"\r\n")
 
 
 async def deliver(conn: ChatConnection, cmd: str, target: dict[str, str], text: str) -> None:
@@ -293,14 +293,25 @@ async def send(args: argparse.Namespace, config: ClientConfig, text: str | None)
     cmd, target = ("dm", {"to": args.to}) if args.to else ("say", {"room": args.room})
     if text is not None and not text.strip():
         raise UsageError("TEXT is empty")
+    try:
+        given = None if text is None else text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes on the command line
+        raise UsageError("TEXT is not valid UTF-8") from None
     failed = sent = 0
     async with session(config, keep_events=False) as (conn, reply):
         if args.room:
             await ensure_member(conn, reply, args.room)
-        messages: AsyncIterator[str] = _one(text) if text is not None else stdin_lines(sys.stdin)
+        lines = stdin_lines(sys.stdin.buffer) if given is None else _one(given)
         number = 0
-        async for line in messages:
+        async for raw in lines:
             number += 1
+            where = "" if given is not None else f"line {number}: "
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                failed += 1
+                print(f"nexus-chat send: {where}not sent: not valid UTF-8", file=sys.stderr)
+                continue
             if not line.strip():
                 continue  # blank lines separate nothing worth sending
             try:
@@ -308,7 +319,6 @@ async def send(args: argparse.Namespace, config: ClientConfig, text: str | None)
                 sent += 1
             except NexusError as exc:
                 failed += 1
-                where = "" if text is not None else f"line {number}: "
                 reason = f"{exc.message} ({exc.code})"
                 print(f"nexus-chat send: {where}not sent: {reason}", file=sys.stderr)
             except ConnectionClosed as exc:
@@ -316,7 +326,7 @@ async def send(args: argparse.Namespace, config: ClientConfig, text: str | None)
     return 1 if failed else 0
 
 
-async def _one(text: str) -> AsyncIterator[str]:
+async def _one(text: bytes) -> AsyncIterator[bytes]:
     yield text
 
 

@@ -65,10 +65,11 @@ async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
 
 
 async def chat(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 30
+    *args: str, stdin: str | bytes = "", env: dict[str, str] | None = None, timeout: float = 30
 ) -> tuple[int, str, str]:
     proc = await spawn(*args, env=env)
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout)
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = await asyncio.wait_for(proc.communicate(data), timeout)
     assert b"\x1b[" not in out + err, "no screen and no terminal codes"
     assert b"Traceback" not in err, err.decode()
     return proc.returncode or 0, out.decode(), err.decode()
@@ -116,15 +117,17 @@ async def test_send_to_a_user_is_a_dm_and_to_a_new_room_joins_it(server):
 
 
 async def test_a_refused_line_is_reported_and_exits_1_while_the_rest_is_sent(server):
-    """A message the server refuses: stderr names the line and the code, exit 1."""
+    """A message the server refuses, or a line that is not UTF-8: stderr names the line
+    and why, the rest is sent, exit 1."""
     await server.user("ana")
     watcher = await server.user("bob")
     code, _, err = await chat(
         "send", *at(server), "--user", "ana", "--room", "general",
-        stdin="before\n" + "x" * 4001 + "\nafter\n",
+        stdin=b"before\n" + b"x" * 4001 + b"\nbad \xff byte\nafter\n",
     )  # fmt: skip
     assert code == 1
     assert "line 2: not sent" in err and "too_long" in err
+    assert "line 3: not sent: not valid UTF-8" in err
     assert await texts(watcher, 2) == ["before", "after"]
 
 
