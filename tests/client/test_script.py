@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import socket
 import stat
@@ -303,3 +304,25 @@ def test_help_names_every_mode_and_the_credentials(tmp_path: Path):
         [*chat_command(), "send", "--help"], capture_output=True, text=True, timeout=30
     ).stdout
     assert "NEXUS_PASSWORD" in out and "client.toml" in out and "--room" in out
+
+
+async def test_tail_into_a_pipe_that_closes_ends_quietly(server):
+    """`nexus-chat tail | head -1`: once head is gone, tail ends with status 0, silently."""
+    ana = await server.user("ana")
+    await server.user("bob")
+    before = len(server.connections("bob"))
+    tail = " ".join(shlex.quote(part) for part in [*chat_command(), "tail", *at(server)])
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", f"{tail} --user bob | head -1; echo status=${{PIPESTATUS[0]}}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment(),
+    )  # fmt: skip
+    _running.append(proc)
+    await until(lambda: len(server.connections("bob")) > before, timeout=20, what="tail")
+    for i in range(200):  # head takes the first; tail must notice the pipe is gone
+        await ana.ok("say", room="general", text=f"line {i}")
+        if len(server.connections("bob")) <= before:
+            break
+        await asyncio.sleep(0.02)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert out.decode().splitlines() == ["#general ana: line 0", "status=0"]
+    assert err == b""
