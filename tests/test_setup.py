@@ -34,10 +34,13 @@ def _venv_available() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _venv_available() or not (ROOT / ".git").exists(),
-    reason="needs a git checkout, make, and /usr/bin/python3 with venv (python3-venv)",
-)
+pytestmark = [
+    pytest.mark.install,
+    pytest.mark.skipif(
+        not _venv_available() or not (ROOT / ".git").exists(),
+        reason="needs a git checkout, make, and /usr/bin/python3 with venv (python3-venv)",
+    ),
+]
 
 
 def fresh_copy(dest: Path) -> Path:
