@@ -47,12 +47,6 @@ class Failure(Exception):
     """Ends the program with its message on one line."""
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return int(text)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nexus-chat",
@@ -64,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "host", nargs="?", help="server host (default: choose among servers found on the LAN)"
     )
-    p.add_argument("port", nargs="?", type=_port, help="server port (9999)")
+    p.add_argument("port", nargs="?", type=script.port_number, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
     p.add_argument(

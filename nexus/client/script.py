@@ -1,4 +1,4 @@
-"""`nexus-chat send`, `tail` and `login`: the client for scripts, cron and bots.
+"""`nexus-chat send`, `tail`, `login` and `ping`: the client for scripts, cron and bots.
 
 No screen and no terminal: output is plain lines (or JSON with `--json`),
 errors are one line on stderr, and the exit status says what happened:
@@ -21,7 +21,7 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Any, BinaryIO, NoReturn, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import orjson
 
@@ -49,7 +49,8 @@ class UsageError(Exception):
 # -- command line ------------------------------------------------------------
 
 
-def _port(text: str) -> int:
+def port_number(text: str) -> int:
+    """A TCP port from the command line (argparse's `type`)."""
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
     return int(text)
@@ -148,7 +149,7 @@ def split_positionals(
         host = rest.pop(0)
     if rest:
         try:
-            port = _port(rest[0])
+            port = port_number(rest[0])
         except argparse.ArgumentTypeError as exc:
             raise UsageError(str(exc)) from None
     return host, port, text
@@ -431,11 +432,6 @@ async def ping(config: ClientConfig) -> int:
 # -- entry -------------------------------------------------------------------
 
 
-def fail(message: str, status: int) -> NoReturn:
-    print(f"nexus-chat: {message}", file=sys.stderr)
-    raise SystemExit(status)
-
-
 def main(argv: list[str]) -> int:
     """Runs one mode; `argv` starts with its name."""
     args = parser(argv[0]).parse_intermixed_args(argv[1:])
@@ -450,9 +446,11 @@ def main(argv: list[str]) -> int:
         status: int = asyncio.run(runs[args.mode]())
         return status
     except (UsageError, ConfigError) as exc:
-        fail(str(exc), 2)
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 2
     except Failure as exc:
-        fail(str(exc), 1)
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`nexus-chat tail | head -3`): that is how tail ends.
         with contextlib.suppress(OSError):
