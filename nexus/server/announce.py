@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import socket
 import ssl
 from typing import Any
@@ -28,13 +29,22 @@ SERVICE = "_nexus._tcp.local."
 MAX_INSTANCE = 63  # bytes in one DNS label
 
 
+# The first certificate in a PEM file: the server's own, ahead of any chain
+# (and wherever a key kept in the same file is).
+_FIRST_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
 def certificate_fingerprint(config: ServerConfig) -> str | None:
     """SHA-256 hex of the served certificate (DER), or None without TLS."""
     files = certificate_files(config)
     if files is None:
         return None
-    der = ssl.PEM_cert_to_DER_cert(files[0].read_text(encoding="ascii"))
-    return hashlib.sha256(der).hexdigest()
+    found = _FIRST_CERTIFICATE.search(files[0].read_text(encoding="ascii", errors="replace"))
+    if found is None:
+        raise ssl.SSLError(f"{files[0]}: no certificate in it")
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(found.group())).hexdigest()
 
 
 def addresses(host: str) -> list[str]:
