@@ -22,8 +22,8 @@ ENV NEXUS_HOST=0.0.0.0 \
     NEXUS_LOG=- \
     PYTHONUNBUFFERED=1
 EXPOSE 9999
-# Healthy once the server answers a ping (no account needed). With TLS on,
-# add --tls to the command.
+# Healthy once the server answers a ping (no account needed). With TLS on
+# (NEXUS_TLS=on or --tls), set NEXUS_CHAT_TLS=on too so the ping speaks TLS.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["nexus-chat", "ping", "127.0.0.1", "9999"]
 STOPSIGNAL SIGTERM
