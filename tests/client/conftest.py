@@ -49,9 +49,11 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
 
 @pytest.fixture(autouse=True)
 def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The known_hosts file the client uses in this test (not yet created)."""
+    """The known_hosts file the client uses in this test (not yet created); the
+    config directory (client.toml, saved tokens) is the test's own too."""
     path = tmp_path / "client" / "known_hosts"
     monkeypatch.setenv(KNOWN_HOSTS_ENV, str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     yield path
 
 
