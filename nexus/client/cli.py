@@ -229,9 +229,16 @@ async def run(args: argparse.Namespace) -> None:
         await conn.close()
         raise
     address = f"{args.host}:{args.port}" + (" TLS" if tls else "")
-    state = ChatState(reply["user"]["username"], address)
+    config = args.config
+    state = ChatState(
+        reply["user"]["username"],
+        address,
+        highlight=config.highlight,
+        clock_format=config.timestamp_format,
+    )
     session = ChatSession(state, args.host, args.port, password, tls=tls)
-    await ChatApp(session, history=history_path()).run(conn, reply)
+    app = ChatApp(session, history=history_path(), notifications=config.notifications)
+    await app.run(conn, reply)
 
 
 async def discover(tls: ClientTLS | None) -> tuple[str, int, ClientTLS | None]:

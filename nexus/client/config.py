@@ -14,8 +14,8 @@
     command = ["notify-send", "Nexus"]  # or run this, with the text appended
 
 Every mode (the full-screen client, `send`, `tail`, `login`) reads the
-connection settings here. The appearance and notification keys are loaded
-and checked here too, for the screen to read from `ClientConfig`.
+connection settings here; the full-screen client also takes the time
+format, the highlight words and the notifications (nexus/client/notify.py).
 
 Unknown keys and wrong types are refused with the key's name: a typo must
 not silently fall back to a default.
