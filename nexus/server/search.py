@@ -38,12 +38,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 
 from nexus.server.model import History, Message, Model
+
+log = logging.getLogger("nexus.search")
 
 SLICE_S = 0.001  # longest run of indexing or searching between two passes of the loop
 LAG_S = 2.0  # how long new text may wait before the background indexes it
@@ -152,7 +155,11 @@ class SearchIndex:
 
     async def _run(self) -> None:
         while True:
-            await self.catch_up()
+            try:
+                await self.catch_up()
+            except Exception:  # searches still catch up for themselves
+                log.exception("background indexing failed; starting over")
+                self._model = None
             await asyncio.sleep(LAG_S)
 
     async def catch_up(self, scopes: Iterable[str] | None = None) -> None:

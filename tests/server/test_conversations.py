@@ -147,6 +147,7 @@ async def test_edit_tells_every_member_session_and_changes_history(server):
     """edit answers `edited`; every session of every member gets the whole message."""
     alice, bob = await pair(server)
     bob2 = await server.user("bob", register=False)
+    outsider = await server.user("carol")
     sent = await alice.ok("say", room="tech", text="teh typo @bob")
     reply = await alice.ok("edit", room="tech", seq=sent["seq"], text="the fix @alice")
     for peer in (alice, bob, bob2):
@@ -160,6 +161,7 @@ async def test_edit_tells_every_member_session_and_changes_history(server):
     assert stored["text"] == "the fix @alice" and stored["edited"] == reply["edited"]
     await alice.ok("edit", room="tech", seq=1, text="no mention now")
     assert "mentions" not in (await bob.event("edited"))["message"]
+    await outsider.no_event("edited")
 
 
 async def test_edit_is_for_the_author_with_say_rules(server):
@@ -523,10 +525,11 @@ async def test_wrong_old_password_fails_and_counts_as_failed_login(server):
         {"cmd": "edit", "room": "general", "seq": 1, "text": "again"},
         {"cmd": "erase", "room": "general", "seq": 999},
         {"cmd": "react", "room": "general", "seq": 1, "emoji": "👍", "on": False},
+        {"cmd": "away", "text": "same"},
     ],
 )
-async def test_edit_erase_react_count_against_flood_control(start_server, frame):
-    """edit, erase and react spend the say budget: past the burst they are rate_limited."""
+async def test_edit_erase_react_away_count_against_flood_control(start_server, frame):
+    """edit, erase, react and away spend the say budget: past the burst they are rate_limited."""
     running = await start_server(rate_limit=True, message_burst=3, message_rate=0.01)
     alice = await running.user("alice")
     await alice.ok("say", room="general", text="x")
