@@ -159,9 +159,9 @@ class Model:
         return conv.history if conv is not None else None
 
     def existing(self, names: Iterable[str]) -> list[str]:
-        """The usernames (as registered) of those of `names` that are users."""
-        found = (self.user(name) for name in names)
-        return [user.username for user in found if user is not None]
+        """The usernames (as registered) of those of `names` (ASCII) that are users."""
+        users = self.users
+        return [users[key].username for key in map(str.lower, names) if key in users]
 
     def room_unread(self, key: str, name: str) -> tuple[int, int]:
         """A member's unread messages in a room (after the marker, not erased,

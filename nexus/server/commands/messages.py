@@ -27,9 +27,11 @@ def _new_fields(ctx: Context, text: str, action: bool, reply_to: int | None) -> 
         fields["action"] = True
     if reply_to is not None:
         fields["reply_to"] = reply_to
-    mentions = ctx.model.existing(p.mentioned_names(text))
-    if mentions:
-        fields["mentions"] = mentions
+    names = p.mentioned_names(text)
+    if names:
+        mentions = ctx.model.existing(names)
+        if mentions:
+            fields["mentions"] = mentions
     return fields
 
 
