@@ -259,9 +259,14 @@ class SearchIndex:
         """Up to `limit` stored messages of `scopes` holding every term (by
         `author`, older than `before`, if given), newest first, and whether
         older matches remain."""
-        await self.catch_up(scopes)
-        model = self._current()
-        docs = await self._candidates(terms, author, limit, _size(model, scopes))
+        docs = None
+        for _ in range(3):
+            await self.catch_up(scopes)
+            generation, model = self._generation, self._current()
+            docs = await self._candidates(terms, author, limit, _size(model, scopes))
+            if generation == self._generation:
+                break
+            docs = None  # rebuilt while we yielded: those documents are gone
         if docs is None:
             return await self._walk(scopes, terms, author, before, limit)
         found = await self._check(model, docs, scopes, lambda m: matches(m, terms, author, before))
@@ -298,7 +303,7 @@ class SearchIndex:
             docs = self._authored.get(author)
             held.append((len(docs) if docs is not None else 0, [docs] if docs is not None else []))
         for term in terms:
-            words = self._words_holding(term)
+            words = await self._words_holding(term)
             if words is not None:
                 lists = [postings[word] for word in words]
                 held.append((sum(map(len, lists)), lists))
@@ -323,12 +328,13 @@ class SearchIndex:
         expected = max(0.5, len(candidates) * share)
         return candidates if len(candidates) * expected <= WALK_COST * (limit + 1) * size else None
 
-    def _words_holding(self, term: str) -> list[str] | None:
+    async def _words_holding(self, term: str) -> list[str] | None:
         """The vocabulary's words that hold `term`; None past WORDS_MAX."""
         if self._blob is None:
             self._blob = _SEP + _SEP.join(self._words) + _SEP
         words: list[str] = []
         for blob in (*self._blobs, self._blob):
+            await self._slicer.pause()  # a blob takes tens of microseconds
             count = blob.count(term)
             if not count:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -213,3 +214,30 @@ async def test_search_refusals(server, args, code):
     """Each malformed search gets its code."""
     alice = await server.user("alice")
     await alice.fails(code, "search", **args)
+
+
+async def test_a_model_replaced_while_a_search_yields_still_gets_a_right_answer(monkeypatch):
+    """If the store reloads its model (and the background rebuilds) while a search
+    is between slices, the answer is right for one model or the other, never one
+    read through stale documents."""
+    monkeypatch.setattr(search_module, "SLICE_S", 0.0)  # yield at every pause
+    first, second = build_model(random.Random(5), 600), build_model(random.Random(6), 600)
+    holder = {"model": first}
+    index = SearchIndex(lambda: holder["model"])
+    await index.catch_up()
+    everything = {"general", "random", "tech"}
+    for delay in range(0, 12, 2):
+        holder["model"] = first
+        await index.catch_up()
+
+        async def swap(passes: int) -> None:
+            for _ in range(passes):
+                await asyncio.sleep(0)
+            holder["model"] = second
+            await index.catch_up()  # the background notices and rebuilds
+
+        task = asyncio.create_task(swap(delay))
+        got = await index.search(everything, ["lunchab"])  # a narrow term: candidates
+        await task
+        answers = [reference(m, everything, ["lunchab"], None, None, 20) for m in (first, second)]
+        assert got in answers, delay
