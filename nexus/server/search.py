@@ -104,7 +104,11 @@ class SearchIndex:
         self._reset()
 
     def _reset(self) -> None:
-        self._doc_scope: list[str] = []  # document -> its scope (room name or pair key)
+        # Document -> its scope's number, and the scopes (room names, pair
+        # keys) by number: arrays, which the garbage collector never walks.
+        self._doc_scope = array("i")
+        self._scope_names: list[str] = []
+        self._scope_numbers: dict[str, int] = {}
         self._doc_seq = array("q")  # document -> its message's seq
         self._postings: dict[str, array[int]] = {}  # word -> documents holding it
         self._mentioned: dict[str, array[int]] = {}  # user key -> documents mentioning them
@@ -213,7 +217,11 @@ class SearchIndex:
         if message.get("erased"):
             return
         doc = len(self._doc_seq)
-        self._doc_scope.append(scope)
+        number = self._scope_numbers.get(scope)
+        if number is None:
+            number = self._scope_numbers[scope] = len(self._scope_names)
+            self._scope_names.append(scope)
+        self._doc_scope.append(number)
         self._doc_seq.append(message["seq"])
         get = self._postings.get
         for word in set(message["text"].casefold().split()):  # as search_terms splits
@@ -357,13 +365,13 @@ class SearchIndex:
         """The messages of `docs` in `scopes` that are `wanted` as they are now,
         each once, newest first (same ts: newest seq first)."""
         # A rebuild while we yield makes new tables; these stay as they are.
-        doc_scope, doc_seq = self._doc_scope, self._doc_seq
+        doc_scope, doc_seq, names = self._doc_scope, self._doc_seq, self._scope_names
         seen: set[tuple[str, int]] = set()
         found: list[tuple[tuple[float, int, str], Message]] = []
         slicer = self._slicer
         for doc in docs:
             await slicer.tick()
-            scope = doc_scope[doc]
+            scope = names[doc_scope[doc]]
             if scope not in scopes:
                 continue
             address = (scope, doc_seq[doc])
