@@ -43,6 +43,7 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from nexus.server.model import History, Message, Model
 
@@ -172,6 +173,8 @@ class SearchIndex:
 
         A scope is indexed whole within one slice, so once this returns
         (before any other await) every scope asked for is indexed."""
+        if not self._pending and not self._backlog and self._model is self._model_of():
+            return
         asked = None if scopes is None else list(scopes)
         wanted, generation = None, -1
         while True:
@@ -271,7 +274,7 @@ class SearchIndex:
         for _ in range(3):
             await self.catch_up(scopes)
             generation, model = self._generation, self._current()
-            docs = await self._candidates(terms, author, limit, _size(model, scopes))
+            docs = await self._candidates(terms, author, limit, partial(_size, model, scopes))
             if generation == self._generation:
                 break
             docs = None  # rebuilt while we yielded: those documents are gone
@@ -292,11 +295,11 @@ class SearchIndex:
         return (await self._check(self._current(), docs, scopes, mentioned))[:limit]
 
     async def _candidates(
-        self, terms: list[str], author: str | None, limit: int, size: int
+        self, terms: list[str], author: str | None, limit: int, size: Callable[[], int]
     ) -> set[int] | None:
         """The documents to check: those holding every narrow term (and by
-        `author`, if they are few); None if walking `size` messages newest
-        first is likely cheaper.
+        `author`, if they are few); None if walking the scope's `size()`
+        messages newest first is likely cheaper.
 
         Checking costs about one unit a candidate, walking WALK_COST a
         message, and a walk meets about `expected` matches in the store:
@@ -334,7 +337,9 @@ class SearchIndex:
             candidates = candidates.intersection(other)  # the smaller one is walked
             await slicer.pause()
         expected = max(0.5, len(candidates) * share)
-        return candidates if len(candidates) * expected <= WALK_COST * (limit + 1) * size else None
+        if candidates and len(candidates) * expected > WALK_COST * (limit + 1) * size():
+            return None
+        return candidates
 
     async def _words_holding(self, term: str) -> list[str] | None:
         """The vocabulary's words that hold `term`; None past WORDS_MAX."""
@@ -368,9 +373,10 @@ class SearchIndex:
         doc_scope, doc_seq, names = self._doc_scope, self._doc_seq, self._scope_names
         seen: set[tuple[str, int]] = set()
         found: list[tuple[tuple[float, int, str], Message]] = []
-        slicer = self._slicer
-        for doc in docs:
-            await slicer.tick()
+        pause = self._slicer.pause
+        for count, doc in enumerate(docs):
+            if not count & 31:
+                await pause()
             scope = names[doc_scope[doc]]
             if scope not in scopes:
                 continue
@@ -393,32 +399,44 @@ class SearchIndex:
         before: float | None,
         limit: int,
     ) -> tuple[list[Message], bool]:
-        """Walks the scopes' messages newest first until `limit` + 1 match."""
+        """Walks the scopes' messages newest first until `limit` + 1 match.
+
+        A heap holds each scope's next message (scopes are unique, so the
+        History in an entry is never compared); the clock is looked at
+        every 32 steps, a step being a few microseconds."""
         model = self._current()
-        heap: list[tuple[float, int, str]] = []
-        histories: dict[str, History] = {}
-        slicer = self._slicer
-        for scope in scopes:
-            await slicer.tick()
-            history = history_of(model, scope)
-            seq = _newest_before(history, before) if history is not None else None
-            if history is not None and seq is not None:
-                histories[scope] = history
-                heap.append((-history.get(seq)["ts"], -seq, scope))  # type: ignore[index]
+        rooms, conversations = model.rooms, model.conversations
+        pause = self._slicer.pause
+        heap: list[tuple[float, int, str, History]] = []
+        for count, scope in enumerate(scopes):
+            if not count & 31:
+                await pause()
+            holder = conversations.get(scope) if "\n" in scope else rooms.get(scope)
+            if holder is None or not holder.history.messages:
+                continue
+            history = holder.history
+            newest = history.messages[-1] if before is None else _newest_before(history, before)
+            if newest is not None:
+                heap.append((-newest["ts"], -newest["seq"], scope, history))
         heapq.heapify(heap)
         found: list[Message] = []
+        count = 0
         while heap and len(found) <= limit:
-            await slicer.tick()
-            _, negative_seq, scope = heapq.heappop(heap)
-            history = histories[scope]
+            count += 1
+            if not count & 31:
+                await pause()
+            _, negative_seq, scope, history = heap[0]
             message = history.get(-negative_seq)
-            if message is None:
-                continue  # trimmed while we yielded: older ones are gone too
+            if message is None:  # trimmed while we yielded: older ones are gone too
+                heapq.heappop(heap)
+                continue
             if matches(message, terms, author, before):
                 found.append(message)
             older = history.get(-negative_seq - 1)
-            if older is not None:
-                heapq.heappush(heap, (-older["ts"], negative_seq + 1, scope))
+            if older is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (-older["ts"], negative_seq + 1, scope, history))
         return found[:limit], len(found) > limit
 
 
@@ -426,19 +444,13 @@ class _Slicer:
     """Yields to the event loop once SLICE_S has passed since the last time.
 
     (Work that starts after others ran finds its deadline passed and yields
-    at its first pause: a cheap pass of the loop.)"""
+    at its first pause: a cheap pass of the loop.) Loops of steps of a few
+    microseconds call `pause` every 32 steps."""
 
-    __slots__ = ("count", "deadline")
+    __slots__ = ("deadline",)
 
     def __init__(self) -> None:
-        self.count = 0
         self.deadline = time.perf_counter() + SLICE_S
-
-    async def tick(self) -> None:
-        """For a step of a few microseconds: looks at the clock every 32nd."""
-        self.count += 1
-        if not self.count & 31:
-            await self.pause()
 
     async def pause(self) -> None:
         if time.perf_counter() > self.deadline:
@@ -452,13 +464,9 @@ def _size(model: Model, scopes: Iterable[str]) -> int:
     return sum(len(history.messages) for history in histories if history is not None)
 
 
-def _newest_before(history: History, before: float | None) -> int | None:
-    """The seq of the newest stored message older than `before` (None: none)."""
+def _newest_before(history: History, before: float) -> Message | None:
+    """The newest stored message older than `before`, if any."""
     stored = history.messages
-    if not stored:
-        return None
-    if before is None:
-        return int(stored[-1]["seq"])
     low, high = 0, len(stored)  # ts rises with seq: find the first not older
     while low < high:
         mid = (low + high) // 2
@@ -466,4 +474,4 @@ def _newest_before(history: History, before: float | None) -> int | None:
             low = mid + 1
         else:
             high = mid
-    return int(stored[low - 1]["seq"]) if low else None
+    return stored[low - 1] if low else None
