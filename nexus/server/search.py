@@ -15,7 +15,8 @@ sorted newest first. Otherwise (common words, one or two letters: most of
 the store would be candidates) the query walks the scope's messages newest
 first and stops at the page's end, which a common term reaches soon. The
 choice weighs the two costs: checking c candidates against walking about
-(limit + 1) * N / c of the scope's N messages. Every stretch of work
+(limit + 1) * N / e of the scope's N messages, e being the matches
+expected (c, times the share of documents holding each broad term). Every stretch of work
 yields to the event loop after SLICE_S, so a search delays the messages
 flowing meanwhile by about half a millisecond.
 
@@ -44,6 +45,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
+from itertools import islice
 
 from nexus.server.model import History, Message, Model
 
@@ -51,11 +53,13 @@ log = logging.getLogger("nexus.search")
 
 SLICE_S = 0.0005  # longest run of indexing or searching between two passes of the loop
 LAG_S = 2.0  # how long new text may wait before the background indexes it
+STEP = 48  # messages indexed between two looks at the clock (~0.3 ms)
 CHUNK = 4_096  # vocabulary words per string searched with str.find
 WORDS_MAX = 2_000  # a term held by more words than this is broad
 DOCS_MAX = 100_000  # ... and so is one whose words hold more documents than this
 # A walked message costs about a third of a checked candidate (measured:
-# ~2.5 us against ~7 us): walk when candidates^2 > WALK_COST * (limit+1) * N.
+# ~2.5 us against ~7 us): walk when checking c candidates costs more than
+# walking (limit + 1) * N / e messages (e: the matches expected among them).
 WALK_COST = 0.35
 REBUILD_SLACK = 100_000  # documents beyond twice the stored messages before starting over
 _SEP = "\x00"  # between vocabulary words; no text or query can hold it
@@ -118,7 +122,8 @@ class SearchIndex:
         self._words: list[str] = []  # the chunk being filled
         self._blob: str | None = None  # `_words` as one string, until a word is added
         self._pending: deque[tuple[str, int]] = deque()  # (scope, seq) made or edited
-        self._backlog: dict[str, None] = {}  # scopes whose stored messages wait
+        # Scopes whose stored messages wait -> the seq to index next there.
+        self._backlog: dict[str, int] = {}
         self._check_at = 0  # document count at which to see whether to start over
 
     # -- keeping up with the model -----------------------------------------------
@@ -147,7 +152,7 @@ class SearchIndex:
         self._generation += 1
         self._model = model
         model.on_text = self._note
-        self._backlog = dict.fromkeys([*model.rooms, *model.conversations])
+        self._backlog = dict.fromkeys([*model.rooms, *model.conversations], 0)
         self._check_at = 2 * self._stored(model) + REBUILD_SLACK
 
     @staticmethod
@@ -171,8 +176,8 @@ class SearchIndex:
         """Indexes the waiting messages, and the backlog (all of it, or the
         scopes among `scopes`), yielding to the loop every SLICE_S seconds.
 
-        A scope is indexed whole within one slice, so once this returns
-        (before any other await) every scope asked for is indexed."""
+        Once this returns (before any other await) every scope asked for is
+        indexed."""
         if not self._pending and not self._backlog and self._model is self._model_of():
             return
         asked = None if scopes is None else list(scopes)
@@ -183,16 +188,14 @@ class SearchIndex:
                 generation = self._generation
                 wanted = None if asked is None else list(asked)
             if self._pending:
-                self._index_pending(model, 256)
+                self._index_pending(model, STEP)
             else:
                 scope = self._next_backlog(wanted)
                 if scope is None:
                     return
-                del self._backlog[scope]
-                history = history_of(model, scope)
-                if history is not None:
-                    for message in history.messages:
-                        self._add(scope, message)
+                self._index_backlog(model, scope, STEP)
+                if scope in self._backlog and wanted is not None:
+                    wanted.append(scope)  # not done: its turn again
             await self._slicer.pause()
 
     def _next_backlog(self, wanted: list[str] | None) -> str | None:
@@ -205,16 +208,38 @@ class SearchIndex:
                 return scope
         return None
 
+    def _index_backlog(self, model: Model, scope: str, count: int) -> None:
+        """Indexes up to `count` more of a backlog scope's stored messages, by
+        seq (so messages trimmed or added meanwhile are no trouble); the
+        scope leaves the backlog once its newest message is indexed."""
+        history = history_of(model, scope)
+        if history is None or not history.messages:
+            del self._backlog[scope]
+            return
+        seq = max(self._backlog[scope], history.messages[0]["seq"])
+        end = min(seq + count, history.last_seq + 1)
+        generation = self._generation
+        for message in islice(history.since(seq - 1), end - seq):
+            self._add(scope, message)
+            if self._generation != generation:
+                return  # started over: the new backlog holds every scope
+        if end > history.last_seq:
+            del self._backlog[scope]
+        else:
+            self._backlog[scope] = end
+
     def _index_pending(self, model: Model, count: int) -> None:
-        pending = self._pending
+        pending, generation = self._pending, self._generation
         for _ in range(min(count, len(pending))):
             scope, seq = pending.popleft()
             if scope in self._backlog:
-                continue  # indexed with its whole scope
+                continue  # indexed with the rest of its scope
             history = history_of(model, scope)
             message = history.get(seq) if history is not None else None
             if message is not None and not message.get("erased"):
                 self._add(scope, message)
+                if self._generation != generation:
+                    return  # started over: the new backlog holds every scope
 
     def _add(self, scope: str, message: Message) -> None:
         if message.get("erased"):

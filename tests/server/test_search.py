@@ -241,3 +241,27 @@ async def test_a_model_replaced_while_a_search_yields_still_gets_a_right_answer(
         await task
         answers = [reference(m, everything, ["lunchab"], None, None, 20) for m in (first, second)]
         assert got in answers, delay
+
+
+async def test_messages_said_and_trimmed_while_the_backlog_is_indexed_are_right(monkeypatch):
+    """Scopes are indexed a few dozen messages at a time; messages said (and
+    old ones trimmed) between those steps are found exactly as the rule says."""
+    monkeypatch.setattr(search_module, "SLICE_S", 0.0)  # yield at every step
+    model = build_model(random.Random(9), 900)
+    index = SearchIndex(lambda: model)
+
+    async def talk() -> None:
+        for i in range(700):  # past the cap of 500: the oldest go meanwhile
+            text = f"lunchab {i}"
+            model.apply({"op": "say", "user": "bo", "room": "tech", "text": text, "ts": 1e3 + i})
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(talk())
+    await index.catch_up()
+    await task
+    everything = {"general", "random", "tech", pair_key("ana", "bo"), pair_key("ana", "cy")}
+    for query in [*QUERIES, "lunchab", "lunchab 69"]:
+        terms = search_terms(query)
+        for limit in (5, 100):
+            got = await index.search(everything, terms, None, None, limit)
+            assert got == reference(model, everything, terms, None, None, limit), query
