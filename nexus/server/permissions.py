@@ -23,7 +23,8 @@ RULES: dict[str, frozenset[Role]] = {
 
 
 def roles(model: Model, room: Room, key: str) -> set[Role]:
-    """The roles a user (by key) holds in a room."""
+    """The roles a user (by key) holds in a room. (The model is for the
+    server-wide roles moderation adds: an admin holds them in every room.)"""
     held = set()
     if room.owner == key:
         held.add(Role.OWNER)
