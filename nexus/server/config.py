@@ -46,6 +46,10 @@ class ServerConfig:
         " certificate's fingerprint when TLS is on",
     )
     announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
+    irc_port: int = setting(-1, "also speak IRC to IRC clients on this port (-1: off, 0: any)")
+    ircs_port: int = setting(
+        -1, "also speak IRC over TLS on this port, with the server's certificate (-1: off)"
+    )
 
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
+from functools import partial
 
 from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
 from nexus.server.commands import not_saved
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
+from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.hub import Hub
 from nexus.server.outbox import Outbox
@@ -45,6 +48,7 @@ class NexusServer:
         )
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
+        self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
@@ -52,10 +56,28 @@ class NexusServer:
         server = cls(config, store)
         server.tls = server_context(config)
         server.search.start()
-        server.listener = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        server.listener = await loop.create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
+        for name, port in (("irc", config.irc_port), ("ircs", config.ircs_port)):
+            if port >= 0:
+                tls = server.irc_tls() if name == "ircs" else None
+                server.irc[name] = await loop.create_server(
+                    partial(IrcProtocol, server.core, tls), config.host, port, backlog=1024
+                )
         return server
+
+    def irc_tls(self) -> ssl.SSLContext:
+        """IRC over TLS: the server's certificate, or the self-signed one beside the data."""
+        context = self.tls or server_context(dataclasses.replace(self.config, tls=True))
+        assert context is not None
+        return context
+
+    def irc_address(self, name: str = "irc") -> tuple[str, int]:
+        """Where the IRC ("irc") or IRC over TLS ("ircs") listener listens."""
+        host, port = self.irc[name].sockets[0].getsockname()[:2]
+        return host, port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -67,8 +89,13 @@ class NexusServer:
         if self.listener is None:
             return
         self.listener.close()
+        for irc in self.irc.values():
+            irc.close()
         await self.core.close_all(STOP_TIMEOUT)
         await self.listener.wait_closed()
+        for irc in self.irc.values():
+            await irc.wait_closed()
+        self.irc.clear()
         self.listener = None
         await self.search.close()
         await self.store.close()

@@ -85,7 +85,7 @@ class TcpProtocol(asyncio.Protocol):
         ip = (transport.get_extra_info("peername") or ("?", 0))[0]
         if not self.core.admit(ip):
             if self.tls is None:
-                transport.write(self.core.crowded())
+                transport.write(self.crowded())
                 transport.close()
             else:  # nothing readable can be said before the handshake
                 transport.abort()
@@ -101,6 +101,10 @@ class TcpProtocol(asyncio.Protocol):
             self._open(transport)
         else:
             self._start_tls(transport)
+
+    def crowded(self) -> bytes:
+        """What a peer past its address's cap is told before it is closed."""
+        return self.core.crowded()
 
     def _start_tls(self, transport: asyncio.Transport) -> None:
         """Hands the stream to TLS at once, inside connection_made.
