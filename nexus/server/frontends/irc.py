@@ -76,12 +76,19 @@ class IrcProtocol(TcpProtocol):
         link = self.link = IrcLink(transport, self.translator)
         peer = f"{peername[0]}:{peername[1]} (irc)"
         self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer)
+        self._feed()
 
     def data_received(self, data: bytes) -> None:
-        connection = self.connection
-        if connection is None:
-            return
+        # IRC clients speak first: lines read while the TLS handshake's last
+        # step is still being processed wait in the translator for `_open`.
+        if self.ip is None:
+            return  # refused at admission
         translator = self.translator
         for line in self.framer.feed(data):
             translator.client_line(line)
-        connection.receive(translator.take_requests(), self.framer.too_large)
+        if self.connection is not None:
+            self._feed()
+
+    def _feed(self) -> None:
+        assert self.connection is not None
+        self.connection.receive(self.translator.take_requests(), self.framer.too_large)

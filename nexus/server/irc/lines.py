@@ -25,6 +25,10 @@ _TAG_UNESCAPE_RE = re.compile(r"\\(.?)", re.DOTALL)
 _FORMATTING_RE = re.compile(
     r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-fA-F]{6})?|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )
+# Commands whose last parameter is text: always sent as a trailing parameter,
+# as servers do, so clients that read only the trailing one get it.
+_TEXT = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "PART", "QUIT", "AWAY", "ERROR", "CAP"})
+_BARE_NUMERICS = frozenset({"004", "221", "324"})  # whose last parameter is a word
 # Control characters that must never reach a client raw.
 _UNSAFE_RE = re.compile(r"[\x00\r\n]")
 
@@ -91,7 +95,8 @@ def build(
     source: str | None, command: str, *params: str, tags: dict[str, str] | None = None
 ) -> str:
     """One line (without CR LF). The last parameter is sent as trailing when
-    it could not otherwise be read back (empty, a space, a leading colon)."""
+    it is text or could not otherwise be read back (empty, a space, a leading
+    colon)."""
     parts: list[str] = []
     if tags:
         parts.append(
@@ -103,7 +108,8 @@ def build(
     if params:
         *middle, last = (safe(p) for p in params)
         parts.extend(middle)
-        if not last or " " in last or last.startswith(":"):
+        text = command in _TEXT or (command.isdigit() and command not in _BARE_NUMERICS)
+        if text or not last or " " in last or last.startswith(":"):
             last = ":" + last
         parts.append(last)
     return " ".join(parts)

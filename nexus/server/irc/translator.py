@@ -166,6 +166,7 @@ class Translator:
         self.sasl_data = ""
         self.password: tuple[str, str] | None = None  # from PASS: account, password
         self.account: str | None = None  # the account logged in as
+        self.logging_in = False  # a PASS login is on its way
         self.registered = False  # 001 went out
         self.motd = ""
         self.member_rooms: list[str] = []  # from the login reply
@@ -469,6 +470,7 @@ class Translator:
             self.registered
             or self.negotiating
             or self.closing
+            or self.logging_in
             or self.nick == "*"
             or not self.user_given
         ):
@@ -478,12 +480,15 @@ class Translator:
         elif self.password is not None:
             account, password = self.password
             self.password = None
+            self.logging_in = True
 
             def welcome(reply: Reply) -> None:
+                self.logging_in = False
                 self.logged_in(reply)
                 self._welcome()
 
             def refused(reply: Reply) -> None:
+                self.logging_in = False
                 self._emit(self._numeric("464", f"Password incorrect: {reply['error']['message']}"))
                 self._quit_now("bad password")
 
