@@ -20,6 +20,7 @@ from pathlib import Path
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+IRC_ON = re.compile(rb"IRC on (\S+):(\d+)")
 
 
 def raise_nofile() -> int:
@@ -121,6 +122,7 @@ class Server:
 class NexusServer(Server):
     name = "nexus"
     proto = "nexus"
+    flags: tuple[str, ...] = ()  # more nexus-server flags
 
     def __init__(
         self, workdir: Path, data: Path, *, fsync: bool = False, wrapper: list[str] | None = None
@@ -144,6 +146,7 @@ class NexusServer(Server):
         cmd = [*self.wrapper, *self.command(), "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--data", str(self.data)]
         cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off"]
+        cmd += self.flags
         if self.fsync:
             cmd.append("--fsync")
         env = {
@@ -158,13 +161,24 @@ class NexusServer(Server):
             pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         line = self.proc.stdout.readline()
+        irc = IRC_ON.search(line)
+        if irc:  # the IRC listener is announced first
+            line = self.proc.stdout.readline()
         self.ready_after = time.monotonic() - self.started_at
         match = LISTENING.search(line)
         if not match:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=timeout)
             raise RuntimeError(f"nexus-server did not start: {line!r} {err[-2000:]!r}")
-        self.port = int(match.group(2))
+        self.port = int((irc or match).group(2))
+
+
+class NexusIrcServer(NexusServer):
+    """Nexus with its IRC front end on: the generator speaks IRC to it, as to ngircd."""
+
+    name = "nexus (irc)"
+    proto = "irc"
+    flags = ("--irc-port", "0")
 
 
 NGIRCD_CONF = """\

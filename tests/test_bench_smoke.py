@@ -57,3 +57,18 @@ def test_quick_search_scenario_reports_latencies_and_the_fanout_ratio(tmp_path: 
     for run in ("baseline", "with_searches"):
         assert fanout[run]["kept_up"] and fanout[run]["p99_ms"] > 0, fanout[run]
     assert fanout["searches"]["samples"] > 0 and fanout["p99_ratio"] > 0, fanout
+
+
+def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
+    """Scenario 10 in quick mode logs IRC clients in to Nexus's IRC front end and
+    delivers the room's messages to them, beside the native run."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "10"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["scenarios"]["10"]["results"]
+    for server in ("nexus", "nexus (irc)"):
+        first = results[server]["steps"][0]
+        assert first["delivered"] > 0 and first["p99_ms"] is not None, (server, first)

@@ -42,11 +42,8 @@ class IrcLink(TransportLink):
 
     def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
         translator = self.translator
-        frame = translator.server_frame
         for part in list_of_data:
-            for line in bytes(part).split(b"\n"):
-                if line:
-                    frame(line)
+            translator.server_write(part)
         out = translator.take_output()
         if out:
             self.transport.write(out)

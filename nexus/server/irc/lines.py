@@ -88,7 +88,9 @@ def strip_formatting(text: str) -> str:
 
 def safe(text: str) -> str:
     """Text that cannot end a line or smuggle a NUL: CR, LF and NUL become spaces."""
-    return _UNSAFE_RE.sub(" ", text)
+    if "\r" in text or "\n" in text or "\x00" in text:
+        return _UNSAFE_RE.sub(" ", text)
+    return text
 
 
 def build(

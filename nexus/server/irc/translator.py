@@ -120,6 +120,41 @@ def client_text(text: str) -> str:
     return _CONTROL_RE.sub("", strip_formatting(text))
 
 
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """Lines made for one write of room messages, for every client with the same tags."""
+
+    rooms: frozenset[str]  # the rooms they are in: the client must show each
+    authors: frozenset[str]  # who wrote them (lower case): never the client itself
+    data: bytes
+
+
+Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag acknowledged
+
+# Shared translations by (profile, the core's write): a room's writes reach all
+# its members one after another within one flush, so only the latest few are
+# kept (a bytes object hashes once; the key then costs a lookup).
+_SHARED: dict[tuple[Profile, bytes], _Shared] = {}
+_SHARED_MAX = 64  # writes remembered
+_SHARED_BYTES_MAX = 8 << 20  # bytes of writes remembered: bounds what bursts keep alive
+_shared_bytes = 0
+
+
+# The same for single frames (a room message), for the writes that are not
+# shared whole: a sender's own, split around its replies.
+_LINES: dict[tuple[Profile, bytes], tuple[str, str, str]] = {}
+_LINES_MAX = 4096
+
+
+def _share(profile: Profile, part: bytes, shared: _Shared) -> None:
+    global _shared_bytes
+    if len(_SHARED) >= _SHARED_MAX or _shared_bytes + len(part) > _SHARED_BYTES_MAX:
+        _SHARED.clear()
+        _shared_bytes = 0
+    _SHARED[profile, part] = shared
+    _shared_bytes += len(part)
+
+
 @dataclass(slots=True)
 class Label:
     """A labeled request's answer, collected until every frame it asked is answered."""
@@ -153,6 +188,8 @@ class Translator:
     def __init__(self, version: str) -> None:
         self.version = version
         self.out: list[str] = []  # lines for the client, in order
+        self.chunks: list[bytes] = []  # lines encoded, before those in `out`
+        self.profile: Profile = (False, False, False)  # which tags go on a message
         self.requests: list[bytes] = []  # frames for the core
         self.pending: dict[int, Pending] = {}
         self.ids = itertools.count(1)
@@ -182,11 +219,52 @@ class Translator:
     # -- the glue's side --------------------------------------------------------
 
     def take_output(self) -> bytes:
-        if not self.out:
-            return b""
-        data = "\r\n".join(self.out).encode() + b"\r\n"
-        self.out.clear()
+        self._encode_lines()
+        data = b"".join(self.chunks)
+        self.chunks.clear()
         return data
+
+    def _encode_lines(self) -> None:
+        if self.out:
+            self.chunks.append("\r\n".join(self.out).encode() + b"\r\n")
+            self.out.clear()
+
+    def server_write(self, part: bytes | bytearray | memoryview[Any]) -> None:
+        """One write from the core: whole frames, each ending with a newline.
+
+        A room's frames between two flushes reach every member as the same
+        bytes object. When all of them are other people's messages in
+        channels this client shows, its lines are the same for every client
+        with the same tags, so they are made once and shared (`_Shared`): a
+        message to a room of 100 IRC clients is translated once, not 100 times.
+        """
+        shared = _SHARED.get((self.profile, part)) if type(part) is bytes else None
+        if shared is not None and self._sees(shared):
+            self._encode_lines()
+            self.chunks.append(shared.data)
+            return
+        start = len(self.out)
+        rooms: set[str] | None = set() if type(part) is bytes and self.label is None else None
+        authors: set[str] = set()
+        for frame in bytes(part).split(b"\n"):
+            if frame:
+                plain = self.server_frame(frame)
+                if rooms is not None:
+                    if plain is None:
+                        rooms = None
+                    else:
+                        rooms.add(plain[0])
+                        authors.add(plain[1])
+        if rooms is not None and len(self.out) > start:
+            data = ("\r\n".join(self.out[start:]) + "\r\n").encode()
+            _share(self.profile, part, _Shared(frozenset(rooms), frozenset(authors), data))  # type: ignore[arg-type]
+
+    def _sees(self, shared: _Shared) -> bool:
+        """Whether a shared translation is what this client would make itself."""
+        channels = self.channels
+        return self.nick.lower() not in shared.authors and all(
+            room in channels for room in shared.rooms
+        )
 
     def take_requests(self) -> list[bytes]:
         requests, self.requests = self.requests, []
@@ -214,23 +292,40 @@ class Translator:
             self._local()  # every line is a frame the core counts and orders
         self.label = None
 
-    def server_frame(self, frame: bytes) -> None:
-        """One frame from the core (without its newline)."""
+    def server_frame(self, frame: bytes) -> tuple[str, str] | None:
+        """One frame from the core (without its newline). For another user's
+        message in a channel the client shows, returns (room, author), since
+        its lines are the same for every client with the same tags."""
+        known = _LINES.get((self.profile, frame))
+        if known is not None:
+            room, author, text = known
+            if room in self.channels and author != self.nick.lower():
+                self.out.append(text)
+                return room, author
         try:
             obj = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            return
+            return None
         event = obj.get("event")
+        if event == "message":
+            room, author = obj["room"], obj["from"].lower()
+            if room in self.channels and author != self.nick.lower():
+                text = "\r\n".join(self._message_lines(obj))
+                self.out.append(text)
+                if len(_LINES) >= _LINES_MAX:
+                    _LINES.clear()
+                _LINES[self.profile, frame] = (room, author, text)
+                return room, author
         if event is not None:
             handler = _EVENTS.get(event)
             if handler is not None:
                 handler(self, obj)
-            return
+            return None
         pending = self.pending.pop(obj.get("id"), None) if "id" in obj else None
         if pending is None:
             if obj.get("ok") is False:  # a refusal outside any request: the end
                 self._error(obj["error"]["message"])
-            return
+            return None
         outer, self.label = self.label, pending.label
         try:
             if obj.get("ok"):
@@ -246,6 +341,7 @@ class Translator:
                     self._finish_label(pending.label)
         finally:
             self.label = outer
+        return None
 
     # -- asking the core -------------------------------------------------------
 
@@ -359,6 +455,12 @@ class Translator:
                         self.caps.discard(name[1:])
                     else:
                         self.caps.add(name)
+                caps = self.caps
+                self.profile = (
+                    "server-time" in caps,
+                    "message-tags" in caps,
+                    "account-tag" in caps,
+                )
                 reply = "ACK"
             else:
                 reply = "NAK"
