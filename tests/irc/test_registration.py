@@ -119,11 +119,12 @@ async def test_commands_before_registration_get_451(irc: IrcServer) -> None:
 
 
 async def test_nick_is_the_account_name(irc: IrcServer) -> None:
-    """SASL as ana with NICK other gives nick ana; changing nick later is refused (447)."""
+    """SASL as ana after NICK jo (too short for an account) welcomes nick ana; changing
+    nick later is refused (447)."""
     await irc.account("ana")
     peer = await irc.peer()
     creds = base64.b64encode(f"\0ana\0{PASSWORD}".encode()).decode()
-    await peer.send("CAP LS 302", "NICK someone", "USER a 0 * :A", "CAP REQ :sasl")
+    await peer.send("CAP LS 302", "NICK jo", "USER a 0 * :A", "CAP REQ :sasl")
     await peer.send("AUTHENTICATE PLAIN", f"AUTHENTICATE {creds}", "CAP END")
     await peer.expect(" 001 ana :")
     await peer.send("NICK other")

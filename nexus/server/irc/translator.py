@@ -76,6 +76,9 @@ ISUPPORT = (
 
 # What a client may send before it is registered.
 _BEFORE_WELCOME = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
+# Any nick an IRC client may offer before registering; the account's name
+# replaces it at the welcome.
+_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _LOGIN_HELP = (
     "this server needs a Nexus account: log in with SASL PLAIN, or PASS <account>:<password>"
@@ -274,6 +277,8 @@ class Translator:
         """One line from the client (without its LF)."""
         line = parse(raw)
         if line is None:
+            if not self.registered:
+                self._local()  # blank lines are free only once logged in, as frames are
             return
         self.label = None
         if "labeled-response" in self.caps and line.tags.get("label"):
@@ -552,7 +557,7 @@ class Translator:
                 )
             else:
                 self._local()
-        elif not USERNAME_RE.fullmatch(nick):
+        elif not _NICK_RE.fullmatch(nick):
             self._local(build(SERVER, "432", self.nick, nick[:40], "Erroneous nickname"))
         else:
             self.nick = nick
