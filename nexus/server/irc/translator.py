@@ -211,7 +211,8 @@ class Translator:
         self.motd = ""
         self.member_rooms: list[str] = []  # from the login reply
         self.unread_dms: dict[str, int] = {}
-        self.topics: dict[str, tuple[str, str | None]] = {}  # room -> topic, owner
+        self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
+        self.admins: set[str] = set()  # server admins seen online (lower case): operators
         self.channels: dict[str, set[str]] = {}  # joined room -> nicks shown in it
         self.joining: set[str] = set()  # rooms with a join request in flight
         self.sent: deque[Sent] = deque()
@@ -650,11 +651,11 @@ class Translator:
 
     def _got_rooms(self, reply: Reply) -> None:
         for room in reply["rooms"]:
-            self.topics[room["name"]] = (room["topic"], room["owner"])
+            self.rooms[room["name"]] = room
 
     def _burst(self, reply: Reply) -> None:
         """After the welcome: the rooms the account is a member of, as joined channels."""
-        present = _present(reply["users"])
+        present = _present(reply["users"], self.admins)
         for room in self.member_rooms:
             self._show_join(room, present.get(room, set()))
 
@@ -673,7 +674,7 @@ class Translator:
         return build(source, "JOIN", "#" + room, tags=tags)
 
     def _show_topic(self, room: str) -> None:
-        topic = self.topics.get(room, ("", None))[0]
+        topic = self.rooms.get(room, {}).get("topic", "")
         if topic:
             self._emit(self._numeric("332", "#" + room, topic))
         else:
@@ -681,14 +682,11 @@ class Translator:
 
     def _show_names(self, room: str, nicks: set[str] | None = None) -> None:
         """NAMES of `room`: `nicks`, or who the client was shown in it."""
-        owner = self.topics.get(room, ("", None))[1]
         names = []
         shown_nicks = self.channels.get(room, set()) if nicks is None else nicks
         for nick in sorted(shown_nicks, key=str.lower):
             shown = self._mask(nick) if "userhost-in-names" in self.caps else nick
-            names.append(
-                ("@" if owner is not None and nick.lower() == owner.lower() else "") + shown
-            )
+            names.append(("@" if self._is_op(room, nick) else "") + shown)
         head = f":{SERVER} 353 {self.nick} = #{room} :"
         room_left = LINE_MAX - 2 - len(head.encode())
         line: list[str] = []
@@ -720,7 +718,7 @@ class Translator:
 
         def joined(reply: Reply) -> None:
             info = reply["room"]
-            self.topics[room] = (info["topic"], info["owner"])
+            self.rooms[room] = info
 
         def missing(reply: Reply) -> None:
             self.joining.discard(room)
@@ -738,7 +736,7 @@ class Translator:
             if room not in self.joining:
                 return  # the join failed
             self.joining.discard(room)
-            nicks = _present(reply["users"]).get(room, set())
+            nicks = _present(reply["users"], self.admins).get(room, set())
             if room in self.channels:
                 self.channels[room] = nicks | {self.nick}
                 self._show_names(room)
@@ -781,7 +779,7 @@ class Translator:
 
             def show(reply: Reply) -> None:
                 self._got_rooms(reply)
-                if room in self.topics:
+                if room in self.rooms:
                     self._show_topic(room)
                 else:
                     self._emit(self._numeric("403", target, "No such channel"))
@@ -798,7 +796,7 @@ class Translator:
             return
 
         def show(reply: Reply) -> None:
-            nicks = _present(reply["users"]).get(room, set())
+            nicks = _present(reply["users"], self.admins).get(room, set())
             if room in self.channels:
                 self.channels[room] = nicks | {self.nick}
             self._show_names(room, nicks)
@@ -829,7 +827,7 @@ class Translator:
         def row(profile: Reply, channel: str) -> str:
             nick = profile["username"]
             flags = ("G" if profile.get("away") else "H") + (
-                "@" if room and self._is_owner(room, nick) else ""
+                "@" if room and self._is_op(room, nick) else ""
             )
             return self._numeric(
                 "352", channel, nick, HOST, SERVER, nick, flags, f"0 {profile['bio'] or nick}"
@@ -859,9 +857,17 @@ class Translator:
         else:
             self._local(self._numeric("315", mask[:40], "End of /WHO list."))
 
-    def _is_owner(self, room: str, nick: str) -> bool:
-        owner = self.topics.get(room, ("", None))[1]
-        return owner is not None and owner.lower() == nick.lower()
+    def _is_op(self, room: str, nick: str) -> bool:
+        """Whether `nick` is shown as a channel operator of `room`: its owner,
+        one of its moderators, or a server admin."""
+        info = self.rooms.get(room, {})
+        lower = nick.lower()
+        owner = info.get("owner")
+        return (
+            (owner is not None and owner.lower() == lower)
+            or lower in (m.lower() for m in info.get("moderators", ()))
+            or lower in self.admins
+        )
 
     def _whois(self, line: Line) -> None:
         name = line.params[-1].split(",")[0]
@@ -878,7 +884,7 @@ class Translator:
             self._emit(self._numeric("311", nick, nick, HOST, "*", p["bio"] or nick))
             if p["rooms"]:
                 rooms = " ".join(
-                    ("@" if self._is_owner(r, nick) else "") + "#" + r for r in p["rooms"]
+                    ("@" if self._is_op(r, nick) else "") + "#" + r for r in p["rooms"]
                 )
                 self._emit(self._numeric("319", nick, rooms))
             self._emit(self._numeric("312", nick, SERVER, "Nexus"))
@@ -911,7 +917,7 @@ class Translator:
 
             def show(reply: Reply) -> None:
                 self._got_rooms(reply)
-                if room in self.topics:
+                if room in self.rooms:
                     self._emit(self._numeric("324", target, "+nt"))
                 else:
                     self._emit(self._numeric("403", target, "No such channel"))
@@ -1252,8 +1258,8 @@ class Translator:
 
     def _on_topic(self, event: Reply) -> None:
         room = event["room"]
-        owner = self.topics.get(room, ("", None))[1]
-        self.topics[room] = (event["topic"], owner)
+        if room in self.rooms:
+            self.rooms[room] = {**self.rooms[room], "topic": event["topic"]}
         if room in self.channels:
             self.out.append(build(self._mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
 
@@ -1291,7 +1297,7 @@ class Translator:
 
     def _on_room_deleted(self, event: Reply) -> None:
         room = event["room"]
-        self.topics.pop(room, None)
+        self.rooms.pop(room, None)
         if self.channels.pop(room, None) is not None:
             self.out.append(
                 build(self._mask(self.nick), "PART", "#" + room, f"deleted by {event['by']}")
@@ -1389,10 +1395,12 @@ def _seq_of(mid: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
-def _present(users: list[Reply]) -> dict[str, set[str]]:
-    """Online users' names by room."""
+def _present(users: list[Reply], admins: set[str] | None = None) -> dict[str, set[str]]:
+    """Online users' names by room (and the admins among them added to `admins`)."""
     rooms: dict[str, set[str]] = {}
     for profile in users:
+        if admins is not None and profile.get("admin"):
+            admins.add(profile["username"].lower())
         for room in profile["rooms"]:
             rooms.setdefault(room, set()).add(profile["username"])
     return rooms
