@@ -161,9 +161,7 @@ class NexusServer(Server):
             pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         line = self.proc.stdout.readline()
-        irc = IRC_ON.search(line)
-        if irc:  # the IRC listener is announced first
-            line = self.proc.stdout.readline()
+        irc = IRC_ON.search(line) if self.flags else None  # on the same line
         self.ready_after = time.monotonic() - self.started_at
         match = LISTENING.search(line)
         if not match:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import socket
@@ -84,10 +85,9 @@ def ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
             if not ready or proc.poll() is not None:
                 pytest.fail(f"nexus-server did not start: {output!r}")
             output += os.read(proc.stdout.fileno(), 4096)
-        lines = output.decode().splitlines()
-        irc = next(line for line in lines if " IRC on " in line)
-        main = next(line for line in lines if "listening on" in line)
-        yield int(main.rsplit(":", 1)[1].split()[0]), int(irc.rsplit(":", 1)[1])
+        found = re.search(r"listening on \S+:(\d+) \(tcp\), IRC on \S+:(\d+)", output.decode())
+        assert found, output
+        yield int(found.group(1)), int(found.group(2))
     finally:
         proc.terminate()
         proc.wait(10)
