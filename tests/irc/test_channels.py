@@ -143,3 +143,11 @@ async def test_a_native_join_from_another_session_shows_in_irc(irc: IrcServer) -
     await native.ok("join", room="random")
     await ana.expect(r"^:ana!ana@nexus JOIN #random$")
     await ana.expect(r" 366 ana #random ")
+
+
+async def test_multi_prefix_shows_the_operator_prefix(irc: IrcServer) -> None:
+    """With multi-prefix (and userhost-in-names) the owner shows once as @ in NAMES."""
+    ana = await irc.irc_user("ana", caps="multi-prefix userhost-in-names")
+    await ana.send("JOIN #mine")
+    names = (await ana.expect(r" 353 ana = #mine :(.*)$")).group(1).split()
+    assert names == ["@ana!ana@nexus"]
