@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from nexus.server.irc.translator import Translator, _history_window
+from nexus.server.irc.history import history_window
+from nexus.server.irc.translator import Translator
 
 
 def requests(t: Translator) -> list[dict[str, Any]]:
@@ -126,7 +127,7 @@ def test_history_window_selects_like_chathistory() -> None:
     messages = [{"seq": i, "ts": float(i)} for i in range(1, 11)]
 
     def seqs(sub: str, refs: list[str], limit: int) -> list[int]:
-        return [m["seq"] for m in _history_window(sub, refs, limit, messages)]
+        return [m["seq"] for m in history_window(sub, refs, limit, messages)]
 
     assert seqs("LATEST", ["*"], 3) == [8, 9, 10]
     assert seqs("LATEST", ["msgid=g.8"], 5) == [9, 10]

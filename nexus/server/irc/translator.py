@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import itertools
 import re
 from collections import deque
@@ -30,48 +29,18 @@ from typing import Any
 
 import orjson
 
-from nexus.protocol import DM_HISTORY_CAP, PAGE_MAX, ROOM_RE, USERNAME_RE
+from nexus.protocol import DM_HISTORY_CAP, ROOM_RE, USERNAME_RE
+from nexus.server.irc.history import history_window, irc_time, msgid, pair, seq_of
 from nexus.server.irc.lines import LINE_MAX, Line, build, parse, split_text, strip_formatting
-
-SERVER = "nexus"  # the server's name in every line it sends
-HOST = "nexus"  # every user's host part: nick!nick@nexus
-NICKLEN = 24
-CHANNELLEN = 33  # '#' and a room name of at most 32
-TOPICLEN = 200
-HISTORY_MAX = PAGE_MAX  # messages one CHATHISTORY request may ask for
-
-# Capabilities offered, with their CAP LS 302 values.
-CAPS: dict[str, str] = {
-    "account-tag": "",
-    "away-notify": "",
-    "batch": "",
-    "cap-notify": "",
-    "draft/chathistory": "",
-    "draft/message-redaction": "",
-    "echo-message": "",
-    "extended-join": "",
-    "labeled-response": "",
-    "message-tags": "",
-    "multi-prefix": "",
-    "sasl": "PLAIN",
-    "server-time": "",
-    "userhost-in-names": "",
-}
-
-ISUPPORT = (
-    "AWAYLEN=200",
-    "CASEMAPPING=ascii",
-    f"CHANNELLEN={CHANNELLEN}",
-    "CHANMODES=,,,nt",
-    "CHANTYPES=#",
-    f"CHATHISTORY={HISTORY_MAX}",
-    "MSGREFTYPES=msgid,timestamp",
-    "NETWORK=Nexus",
-    f"NICKLEN={NICKLEN}",
-    "PREFIX=(o)@",
-    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10,NAMES:1,WHOIS:1",
-    f"TOPICLEN={TOPICLEN}",
-    "UTF8ONLY",
+from nexus.server.irc.numerics import (
+    CAPS,
+    CHANNELLEN,
+    HISTORY_MAX,
+    HOST,
+    ISUPPORT,
+    NUMERICS,
+    SERVER,
+    TOPICLEN,
 )
 
 # What a client may send before it is registered.
@@ -84,38 +53,8 @@ _LOGIN_HELP = (
     "this server needs a Nexus account: log in with SASL PLAIN, or PASS <account>:<password>"
 )
 
-# Nexus error codes -> IRC numerics, for requests about a channel or a nick.
-_NUMERICS = {
-    "no_such_room": ("403", "No such channel"),
-    "not_member": ("442", "You're not on that channel"),
-    "not_owner": ("482", "You're not channel operator"),
-    "protected_room": ("482", "A default room cannot be changed that way"),
-    "no_such_user": ("401", "No such nick/channel"),
-}
-
 Reply = dict[str, Any]
 OnReply = Callable[[Reply], None]
-
-
-def _time(ts: float) -> str:
-    moment = datetime.datetime.fromtimestamp(ts, datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _parse_time(text: str) -> float | None:
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def msgid(scope: str, seq: int) -> str:
-    """A message's IRC id: `general.42` for a room, `ana+bob.7` for a DM pair."""
-    return f"{scope}.{seq}"
-
-
-def _pair(a: str, b: str) -> str:
-    return "+".join(sorted((a.lower(), b.lower())))
 
 
 def client_text(text: str) -> str:
@@ -409,7 +348,7 @@ class Translator:
     ) -> dict[str, str]:
         caps, tags = self.caps, {}
         if ts is not None and "server-time" in caps:
-            tags["time"] = _time(ts)
+            tags["time"] = irc_time(ts)
         if mid is not None and "message-tags" in caps:
             tags["msgid"] = mid
         if account is not None and "account-tag" in caps:
@@ -422,7 +361,7 @@ class Translator:
     def _failed(self, reply: Reply, target: str | None = None) -> None:
         """A refused request, told as the numeric IRC clients know, else as a notice."""
         err = reply["error"]
-        numeric = _NUMERICS.get(err["code"])
+        numeric = NUMERICS.get(err["code"])
         if numeric is not None and target is not None:
             self._emit(self._numeric(numeric[0], target, f"{numeric[1]}: {err['message']}"))
         else:
@@ -893,7 +832,7 @@ class Translator:
             if p.get("away"):
                 self._emit(self._numeric("301", nick, p["away"]))
             if not p["online"] and p["last_seen"]:
-                seen = _time(p["last_seen"])
+                seen = irc_time(p["last_seen"])
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
             self._emit(self._numeric("330", nick, nick, "is logged in as"))
             self._emit(self._numeric("318", nick, "End of /WHOIS list."))
@@ -966,7 +905,7 @@ class Translator:
         fields: dict[str, Any] = {"text": text}
         if action:
             fields["action"] = True
-        seq = _seq_of(reply_to)
+        seq = seq_of(reply_to)
         if seq is not None:
             fields["reply_to"] = seq
         sent = Sent(target.lower(), text, self.label)
@@ -1007,7 +946,7 @@ class Translator:
     def _tagmsg(self, line: Line) -> None:
         """A reaction (`+draft/react` or `+draft/unreact` with `+draft/reply`)."""
         emoji = line.tags.get("+draft/react") or line.tags.get("+draft/unreact")
-        seq = _seq_of(line.tags.get("+draft/reply"))
+        seq = seq_of(line.tags.get("+draft/reply"))
         if not emoji or seq is None:
             self._local()
             return
@@ -1023,7 +962,7 @@ class Translator:
         )
 
     def _redact(self, line: Line) -> None:
-        seq = _seq_of(line.params[1])
+        seq = seq_of(line.params[1])
         if seq is None:
             self._local(
                 build(
@@ -1091,7 +1030,7 @@ class Translator:
 
         def answer(reply: Reply) -> None:
             messages = [m for m in reply["messages"] if not m.get("erased")]
-            chosen = _history_window(sub, refs, limit, messages)
+            chosen = history_window(sub, refs, limit, messages)
             self._replay(chosen, None if room is not None else target, batch_target=target)
 
         def refused(reply: Reply) -> None:
@@ -1191,7 +1130,7 @@ class Translator:
         if "room" in m:
             target, scope = "#" + m["room"], m["room"]
         else:
-            scope = _pair(m["from"], m["to"])
+            scope = pair(m["from"], m["to"])
             target = m["to"] if author.lower() == self.nick.lower() else self.nick
         tags = self._tags(m["ts"], author, msgid(scope, m["seq"]))
         if "reply_to" in m and "message-tags" in self.caps:
@@ -1311,7 +1250,7 @@ class Translator:
                 return None
             return "#" + m["room"], m["room"]
         other = m["to"] if m["from"].lower() == self.nick.lower() else m["from"]
-        return other, _pair(m["from"], m["to"])
+        return other, pair(m["from"], m["to"])
 
     def _on_edited(self, event: Reply) -> None:
         m = event["message"]
@@ -1387,14 +1326,6 @@ def _room(target: str) -> str | None:
     return name if ROOM_RE.fullmatch(name) else None
 
 
-def _seq_of(mid: str | None) -> int | None:
-    """A msgid's seq ('general.42' -> 42)."""
-    if not mid:
-        return None
-    tail = mid.rpartition(".")[2]
-    return int(tail) if tail.isdigit() else None
-
-
 def _present(users: list[Reply], admins: set[str] | None = None) -> dict[str, set[str]]:
     """Online users' names by room (and the admins among them added to `admins`)."""
     rooms: dict[str, set[str]] = {}
@@ -1404,57 +1335,6 @@ def _present(users: list[Reply], admins: set[str] | None = None) -> dict[str, se
         for room in profile["rooms"]:
             rooms.setdefault(room, set()).add(profile["username"])
     return rooms
-
-
-def _ref_key(ref: str) -> tuple[str, float] | None:
-    """A CHATHISTORY message reference -> ('seq', n) or ('ts', t); None for '*'."""
-    kind, _, value = ref.partition("=")
-    if kind == "msgid":
-        seq = _seq_of(value)
-        return ("seq", seq) if seq is not None else None
-    if kind == "timestamp":
-        ts = _parse_time(value)
-        return ("ts", ts) if ts is not None else None
-    return None
-
-
-def _history_window(sub: str, refs: list[str], limit: int, messages: list[Reply]) -> list[Reply]:
-    """The messages (oldest first) a CHATHISTORY subcommand selects."""
-    keys = [_ref_key(ref) for ref in refs]
-
-    def position(key: tuple[str, float] | None) -> float:
-        """How many messages come before the reference."""
-        if key is None:
-            return len(messages)
-        field_ = "seq" if key[0] == "seq" else "ts"
-        return sum(1 for m in messages if m[field_] < key[1])
-
-    def exact(key: tuple[str, float] | None) -> bool:
-        return key is not None and any(
-            m["seq" if key[0] == "seq" else "ts"] == key[1] for m in messages
-        )
-
-    if sub == "LATEST":
-        if keys[0] is None:
-            return messages[-limit:] if limit else []
-        start = int(position(keys[0])) + (1 if exact(keys[0]) else 0)
-        return messages[start:][-limit:] if limit else []
-    if sub == "BEFORE":
-        end = int(position(keys[0]))
-        return messages[max(0, end - limit) : end]
-    if sub == "AFTER":
-        start = int(position(keys[0])) + (1 if exact(keys[0]) else 0)
-        return messages[start : start + limit]
-    if sub == "AROUND":
-        middle = int(position(keys[0]))
-        start = max(0, middle - limit // 2)
-        return messages[start : start + limit]
-    # BETWEEN
-    first, second = (position(k) for k in keys)
-    low, high = sorted((first, second))
-    start = int(low) + (1 if exact(keys[0] if first <= second else keys[1]) else 0)
-    window = messages[start : int(high)]
-    return window[:limit] if first <= second else window[-limit:]
 
 
 _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
