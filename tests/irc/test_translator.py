@@ -7,6 +7,8 @@ import base64
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexus.server.irc.history import history_window
 from nexus.server.irc.translator import Translator
@@ -161,3 +163,24 @@ def registered(caps: bytes = b"") -> Translator:
         pending += requests(t)
     assert t.registered and t.nick == "ana" and "general" in t.channels
     return t
+
+
+_WORDS = st.sampled_from(
+    ["PRIVMSG", "NOTICE", "JOIN", "PART", "MODE", "TOPIC", "WHO", "WHOIS", "CAP", "NICK",
+     "AUTHENTICATE", "CHATHISTORY", "TAGMSG", "REDACT", "KICK", "LIST", "NAMES", "AWAY",
+     "PING", "QUIT", "#general", "#", "ana", "*", "+o", "LATEST", "msgid=general.1",
+     ":", ":text", "@label=x", "\x01ACTION", "REQ", "LS", "+", "0"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=12)), max_size=8), st.binary(max_size=20))
+def test_any_line_is_answered_without_an_exception(words: list[str], noise: bytes) -> None:
+    """Whatever a registered client sends, and whatever error the server answers
+    with, the translator asks, answers and never raises."""
+    t = registered(caps=b"labeled-response batch message-tags echo-message")
+    t.client_line(" ".join(words).encode() + noise)
+    for frame in requests(t):
+        error = {"code": "bad_args", "message": "no"}
+        t.server_frame(orjson.dumps({"id": frame["id"], "ok": False, "error": error}))
+    t.take_output()
