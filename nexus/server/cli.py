@@ -63,6 +63,11 @@ async def serve(config: ServerConfig) -> None:
     scheme = "tls" if server.tls else "tcp"
     log.info("listening on %s:%d (%s), data in %s", host, port, scheme, config.data)
     print(f"nexus-server {__version__} listening on {host}:{port} ({scheme})", flush=True)
+    if server.web_address is not None:
+        web_host, web_port = server.web_address
+        url = f"{'https' if server.tls else 'http'}://{web_host}:{web_port}/"
+        log.info("web client on %s", url)
+        print(f"nexus-server web client on {url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
