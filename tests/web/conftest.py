@@ -59,7 +59,7 @@ async def start_web(start_server: StartServer):
     started: list[WebRunning] = []
 
     async def start(**overrides: Any) -> WebRunning:
-        web = WebRunning(await start_server(web_port=0, **overrides))
+        web = WebRunning(await start_server(**{"web_port": 0, **overrides}))
         started.append(web)
         return web
 
