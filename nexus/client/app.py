@@ -35,6 +35,7 @@ from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.output import Output
 
 from nexus.client.commands import completions
+from nexus.client.config import Notifications
 from nexus.client.connection import ChatConnection
 from nexus.client.history import InputHistory
 from nexus.client.keys import bindings
@@ -47,6 +48,7 @@ from nexus.client.layout import (
     side_panel,
     status_bar,
 )
+from nexus.client.notify import Notifier
 from nexus.client.session import ChatSession
 from nexus.client.state import Buffer, ChatState
 from nexus.protocol import LoginReply
@@ -94,7 +96,8 @@ class PaneLog(logging.Handler):
 class ChatApp:
     """The Application around one ChatSession.
 
-    `history` is the file typed lines are kept in across runs (none: memory only).
+    `history` is the file typed lines are kept in across runs (none: memory only);
+    `notifications` says how alerts reach the person (client.toml's table).
     """
 
     def __init__(
@@ -104,11 +107,13 @@ class ChatApp:
         input: Input | None = None,
         output: Output | None = None,
         history: Path | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.session = session
         state = self.state = session.state
         session.on_change = self.invalidate
-        session.on_bell = self.bell
+        self.notifier = Notifier(notifications or Notifications(), self._write_raw)
+        session.on_alert = self.notifier
         session.on_quit = self.exit
         session.on_refused = self.give_back
         self.pane = MessagePane(state, on_top=session.fetch_older)
@@ -188,8 +193,10 @@ class ChatApp:
     def invalidate(self) -> None:
         self.app.invalidate()
 
-    def bell(self) -> None:
-        self.app.output.bell()
+    def _write_raw(self, text: str) -> None:
+        """Bytes for the terminal itself (the bell, notification escapes), not the screen."""
+        self.app.output.write_raw(text)
+        self.app.output.flush()
 
     def exit(self) -> None:
         if self.app.is_running and not self.app.is_done:
@@ -207,6 +214,7 @@ class ChatApp:
             await self.app.run_async()
         finally:
             await self.session.close()
+            await self.notifier.close()
             network.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await network

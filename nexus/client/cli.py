@@ -1,5 +1,9 @@
 """`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]`: banner, login or registration, then chat.
 
+`nexus-chat send|tail|login|ping ...` are the modes for scripts (script.py).
+Without HOST (on the command line, in $NEXUS_CHAT_SERVER or client.toml)
+the client looks for servers announced on the LAN and asks which to use.
+
 Connecting and logging in happen before the screen opens, so a refused
 connection, a failed certificate check or a wrong password ends with a
 message on stderr and a non-zero exit code.
@@ -20,8 +24,9 @@ from rich.console import Console
 from rich.text import Text
 
 from nexus import __version__
-from nexus.client import render
+from nexus.client import discovery, render, script
 from nexus.client.app import ChatApp
+from nexus.client.config import DEFAULT_PORT, PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
 from nexus.client.history import history_path
 from nexus.client.session import ChatSession, log_in
@@ -44,26 +49,23 @@ class Failure(Exception):
     """Ends the program with its message on one line."""
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return int(text)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nexus-chat",
         description="Full-screen terminal client for a Nexus Chat server.",
         epilog=f"With --user the password is read from ${PASSWORD_ENV} (asked for if unset). "
-        "Inside, type /help for the commands.",
+        "Inside, type /help for the commands. For scripts: nexus-chat send|tail|login|ping --help. "
+        + PRECEDENCE,
     )
-    p.add_argument("host", nargs="?", default="localhost", help="server host (localhost)")
-    p.add_argument("port", nargs="?", type=_port, default=9999, help="server port (9999)")
+    p.add_argument(
+        "host", nargs="?", help="server host (default: choose among servers found on the LAN)"
+    )
+    p.add_argument("port", nargs="?", type=script.port_number, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
     p.add_argument(
         "--tls",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="connect with TLS; the first certificate seen for HOST:PORT is trusted and pinned "
         "in $XDG_CONFIG_HOME/nexus/known_hosts (~/.config/nexus/known_hosts)",
     )
@@ -185,21 +187,17 @@ async def _attempt(
 
 
 def client_tls(args: argparse.Namespace) -> ClientTLS | None:
-    """The TLS settings the flags ask for, or None for plain TCP."""
-    if args.tls_ca:
-        try:
-            return ClientTLS.with_ca(args.tls_ca)
-        except ssl.SSLError as exc:
-            reason = (exc.reason or str(exc)).replace("_", " ").lower()
-            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise Failure(f"cannot use {args.tls_ca} as a CA bundle: {reason}") from None
-    return ClientTLS.trust_on_first_use() if args.tls else None
+    """The TLS the settings ask for, or None for plain TCP."""
+    try:
+        return args.config.tls_settings()
+    except ConfigError as exc:
+        raise Failure(str(exc)) from None
 
 
 async def run(args: argparse.Namespace) -> None:
     tls = client_tls(args)
+    if args.host is None:
+        args.host, args.port, tls = await discover(tls)
     console = Console(highlight=False)
     console.print(Text(BANNER, style="bold cyan"))
     conn = ChatConnection()
@@ -231,13 +229,53 @@ async def run(args: argparse.Namespace) -> None:
         await conn.close()
         raise
     address = f"{args.host}:{args.port}" + (" TLS" if tls else "")
-    state = ChatState(reply["user"]["username"], address)
+    config = args.config
+    state = ChatState(
+        reply["user"]["username"],
+        address,
+        highlight=config.highlight,
+        clock_format=config.timestamp_format,
+    )
     session = ChatSession(state, args.host, args.port, password, tls=tls)
-    await ChatApp(session, history=history_path()).run(conn, reply)
+    app = ChatApp(session, history=history_path(), notifications=config.notifications)
+    await app.run(conn, reply)
+
+
+async def discover(tls: ClientTLS | None) -> tuple[str, int, ClientTLS | None]:
+    """The server chosen among those announced on the LAN; localhost if none answers."""
+    print("nexus-chat: looking for servers on this network...", file=sys.stderr)
+    try:
+        found = await discovery.browse()
+    except OSError as exc:  # no multicast here, say; localhost may still answer
+        print(f"nexus-chat: cannot look on the LAN: {exc.strerror or exc}", file=sys.stderr)
+        found = []
+    if found and not sys.stdin.isatty():
+        raise Failure("found servers on the LAN, but no terminal to ask on: give HOST")
+    chosen = await discovery.choose(
+        found, lambda question: asyncio.to_thread(input, question), print
+    )
+    if chosen is None:
+        print("nexus-chat: none found; trying localhost", file=sys.stderr)
+        return "localhost", DEFAULT_PORT, tls
+    if chosen.fingerprint:
+        return chosen.host, chosen.port, discovery.AnnouncedTLS(chosen.fingerprint)
+    return chosen.host, chosen.port, tls
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in script.MODES:
+        return script.main(argv)
     args = parser().parse_args(argv)
+    try:
+        config = resolve(
+            {"server": args.host, "port": args.port, "user": args.user}
+            | {"tls": args.tls, "tls_ca": args.tls_ca}
+        )
+    except ConfigError as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 2
+    args.config, args.host, args.port, args.user = config, config.server, config.port, config.user
     try:
         asyncio.run(run(args))
     except Failure as exc:

@@ -98,7 +98,9 @@ class MessagePane(UIControl):
         state = self.state
         pane = state.pane
         marked = bool(pane.scroll) and height > 1  # a bar under the view says what waits below
-        lines: list[Fragments] = pane.view(width, height - marked, state.show_folded)
+        lines: list[Fragments] = pane.view(
+            width, height - marked, state.show_folded, state.clock_format
+        )
         buffer = state.current
         if pane.at_top and buffer is not None and buffer.more and self.on_top is not None:
             self.on_top(buffer)

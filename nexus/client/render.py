@@ -105,8 +105,11 @@ def user_style(name: str) -> str:
     return "bold " + USER_COLOURS[zlib.crc32(name.casefold().encode()) % len(USER_COLOURS)]
 
 
-def clock(ts: float) -> str:
-    return time.strftime("%H:%M", time.localtime(ts))
+CLOCK = "%H:%M"  # the time column's strftime format unless client.toml says otherwise
+
+
+def clock(ts: float, fmt: str = CLOCK) -> str:
+    return time.strftime(fmt, time.localtime(ts))
 
 
 def day_of(ts: float) -> date:
@@ -122,9 +125,11 @@ def separator(text: str, style: str = DIM) -> Text:
     return Text(f"── {text} ──", style=style, justify="center")
 
 
-def mention_pattern(me: str) -> re.Pattern[str]:
-    """My name as a word, with or without a leading @, in any case."""
-    return re.compile(rf"(?<![\w-])@?{re.escape(me)}(?![\w-])", re.IGNORECASE)
+def mention_pattern(me: str, words: Iterable[str] = ()) -> re.Pattern[str]:
+    """My name, or one of my highlight `words`, as a word, with or without a leading @,
+    in any case."""
+    names = "|".join(re.escape(name) for name in (me, *words) if name)
+    return re.compile(rf"(?<![\w-])@?(?:{names})(?![\w-])", re.IGNORECASE)
 
 
 class Line:
@@ -370,14 +375,19 @@ def _console(width: int) -> Console:
     )
 
 
-TIME_COLUMNS = 6  # "12:04 ", dropped below WIDE columns
-WIDE = 40
+WIDE = 40  # below this many columns the time column is dropped
 NICK_MIN, NICK_MAX = 8, 16  # the prefix column grows with the names shown, up to NICK_MAX
 
 
-def prefix_width(width: int, nick_width: int) -> tuple[int, int]:
+@lru_cache(maxsize=8)
+def clock_columns(fmt: str) -> int:
+    """Columns the time column takes with `fmt` ("12:04 " is 6), its space included."""
+    return cell_len(time.strftime(fmt)) + 1
+
+
+def prefix_width(width: int, nick_width: int, fmt: str = CLOCK) -> tuple[int, int]:
     """(time columns, name columns) for a pane `width` wide: the body keeps half at least."""
-    time_columns = TIME_COLUMNS if width >= WIDE else 0
+    time_columns = clock_columns(fmt) if width >= WIDE else 0
     room = max(1, width // 2 - time_columns - 3)
     return time_columns, max(1, min(nick_width, room))
 
@@ -390,12 +400,13 @@ def _fit(name: str, columns: int) -> str:
 
 
 def rows(
-    renderable: RenderableType | Line, width: int, nick_width: int = NICK_MIN
+    renderable: RenderableType | Line, width: int, nick_width: int = NICK_MIN, fmt: str = CLOCK
 ) -> list[Fragments]:
-    """The screen rows `renderable` takes at `width` columns, as fragment lists."""
+    """The screen rows `renderable` takes at `width` columns, as fragment lists; `fmt`
+    formats a message's time."""
     width = max(width, 10)
     if isinstance(renderable, Line):
-        return _line_rows(renderable, width, nick_width)
+        return _line_rows(renderable, width, nick_width, fmt)
     return _rich_rows(renderable, width)
 
 
@@ -408,12 +419,12 @@ def _rich_rows(renderable: RenderableType, width: int) -> list[Fragments]:
     ]
 
 
-def _line_rows(line: Line, width: int, nick_width: int) -> list[Fragments]:
-    time_columns, name_columns = prefix_width(width, nick_width)
+def _line_rows(line: Line, width: int, nick_width: int, fmt: str) -> list[Fragments]:
+    time_columns, name_columns = prefix_width(width, nick_width, fmt)
     bar = pt_style_of(DIM)
     first: Fragments = []
     if time_columns:
-        first.append((bar, clock(line.ts) + " "))
+        first.append((bar, set_cell_size(clock(line.ts, fmt), time_columns - 1) + " "))
     first.append((pt_style_of(line.prefix_style), _fit(line.prefix, name_columns)))
     first.append((bar, " │ "))
     indent: Fragments = [("", " " * (time_columns + name_columns)), (bar, " │ ")]

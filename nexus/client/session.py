@@ -2,8 +2,8 @@
 
 `ChatSession` owns the credentials and the current ChatConnection, feeds
 events into the ChatState and runs typed lines through the command table.
-It knows nothing of the screen: the UI passes callbacks for redraws, the
-bell and quitting.
+It knows nothing of the screen: the UI passes callbacks for redraws,
+alerts (a mention or a DM) and quitting.
 
 Reconnects log in with the login token from the last password login (a
 dictionary look-up on the server instead of a password hash), falling back
@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from nexus.client import commands
 from nexus.client.connection import ChatConnection, ConnectionClosed
-from nexus.client.state import Buffer, ChatState
+from nexus.client.state import Alert, Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 from nexus.protocol import (
@@ -47,6 +47,10 @@ GROWTH = 1.5
 QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
 MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
+
+
+def _ignore(alert: Alert) -> None:
+    pass
 
 
 def _nothing() -> None:
@@ -144,7 +148,7 @@ class ChatSession:
         backoff: tuple[float, float] = BACKOFF,
         tls: ClientTLS | None = None,
         on_change: Callable[[], None] = _nothing,
-        on_bell: Callable[[], None] = _nothing,
+        on_alert: Callable[[Alert], None] = _ignore,
         on_quit: Callable[[], None] = _nothing,
         on_refused: Callable[[str], None] = _keep,
     ) -> None:
@@ -154,7 +158,7 @@ class ChatSession:
         self._token: str | None = None  # from the last password login; never shown or saved
         self.tls = tls
         self.backoff = backoff
-        self.on_change, self.on_bell, self.on_quit = on_change, on_bell, on_quit
+        self.on_change, self.on_alert, self.on_quit = on_change, on_alert, on_quit
         self.on_refused = on_refused  # gets back text the server refused, to edit and resend
         self.conn: ChatConnection | None = None  # set only while logged in and settled
         self.outbox: list[Outgoing] = []  # text to send, oldest first; kept while offline
@@ -410,8 +414,8 @@ class ChatSession:
             delay = self.backoff[0] if self._wake.is_set() else next_delay(delay, self.backoff)
 
     def _apply(self, event: Event) -> None:
-        if self.state.apply(event):
-            self.on_bell()
+        if alert := self.state.apply(event):
+            self.on_alert(alert)
         self.changed()
 
     async def _settle(self, conn: ChatConnection, login: LoginReply) -> None:

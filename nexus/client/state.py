@@ -84,13 +84,15 @@ class Entry:
         self.highlight = highlight  # a message naming me, or a direct message to me
         self.folded = folded  # a presence line hidden by the smart filter
         self.quoted = quoted  # a copy of another line (/lastlog shows them): never searched
-        self._key = (-1, -1)
+        self._key: tuple[int, int, str] = (-1, -1, "")
         self._rows: list[Fragments] = []
 
-    def rows(self, width: int, nick_width: int = render.NICK_MIN) -> list[Fragments]:
-        if (width, nick_width) != self._key:
-            self._rows = render.rows(self.renderable, width, nick_width)
-            self._key = (width, nick_width)
+    def rows(
+        self, width: int, nick_width: int = render.NICK_MIN, fmt: str = render.CLOCK
+    ) -> list[Fragments]:
+        if (width, nick_width, fmt) != self._key:
+            self._rows = render.rows(self.renderable, width, nick_width, fmt)
+            self._key = (width, nick_width, fmt)
         return self._rows
 
     @property
@@ -122,6 +124,7 @@ class Scrollback:
         self.at_top = False  # the last view reached the oldest entry
         self.nick_width = render.NICK_MIN  # the prefix column: as wide as the names shown
         self._width = 0  # of the last view, to keep a scrolled view still as lines arrive
+        self._clock = render.CLOCK  # the time format of the last view
         self._last_day: date | None = None
         self._unread_marker: Entry | None = None
 
@@ -161,7 +164,7 @@ class Scrollback:
         if self.scroll and not entry.folded:
             self.newer += 1
             if self._width:
-                self.scroll += len(entry.rows(self._width, self.nick_width))
+                self.scroll += len(entry.rows(self._width, self.nick_width, self._clock))
 
     def prepend(self, items: Iterable[tuple[Entry, float]]) -> None:
         """Older entries (oldest first) go above the rest; the cap applies only to appends."""
@@ -201,16 +204,19 @@ class Scrollback:
         if not self.scroll:
             self.newer = 0
 
-    def view(self, width: int, height: int, folded: bool = False) -> list[Fragments]:
-        """The rows to show, oldest first, at most `height` of them (`folded`: all entries)."""
-        self._width = width
+    def view(
+        self, width: int, height: int, folded: bool = False, fmt: str = render.CLOCK
+    ) -> list[Fragments]:
+        """The rows to show, oldest first, at most `height` of them (`folded`: all entries;
+        `fmt`: the time column's format)."""
+        self._width, self._clock = width, fmt
         need = self.scroll + height
         backwards: list[Fragments] = []
         self.at_top = False
         for entry in reversed(self.entries):
             if entry.folded and not folded:
                 continue
-            backwards.extend(reversed(entry.rows(width, self.nick_width)))
+            backwards.extend(reversed(entry.rows(width, self.nick_width, fmt)))
             if len(backwards) >= need:
                 break
         else:
@@ -260,10 +266,27 @@ class Buffer:
         self.set_read(self.last_seq)
 
 
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A message that deserves attention: it names me, or it is a direct message to me."""
+
+    where: str  # "#tech", or the other person of a conversation
+    sender: str
+    text: str
+    seen: bool  # it arrived in the buffer on screen
+
+
 class ChatState:
     """The client's model of the chat; see the module docstring."""
 
-    def __init__(self, me: str, server: str) -> None:
+    def __init__(
+        self,
+        me: str,
+        server: str,
+        *,
+        highlight: Iterable[str] = (),
+        clock_format: str = render.CLOCK,
+    ) -> None:
         self.me = me
         self.server = server
         self.rooms: dict[str, Buffer] = {}
@@ -277,7 +300,9 @@ class ChatState:
         self.connected = False
         self.show_folded = False  # Alt-=: show the lines the smart filter folded
         self.people_stale = False  # someone came online: the session asks who is where
-        self.mention = render.mention_pattern(me)
+        self.highlight = tuple(highlight)  # words that count as naming me (client.toml)
+        self.mention = render.mention_pattern(me, self.highlight)
+        self.clock_format = clock_format  # the time column's strftime format (client.toml)
 
     # -- buffers ---------------------------------------------------------
 
@@ -491,8 +516,8 @@ class ChatState:
 
     # -- events ----------------------------------------------------------
 
-    def apply(self, event: Event) -> bool:
-        """Folds one server event in; True when it deserves the terminal bell."""
+    def apply(self, event: Event) -> Alert | None:
+        """Folds one server event in; an Alert when it names me or is a DM to me."""
         if event["event"] == "message":
             return self._on_message(event)
         if event["event"] == "dm":
@@ -509,12 +534,12 @@ class ChatState:
             self._on_room_deleted(event)
         elif event["event"] == "topic":
             self._on_topic(event)
-        return False  # hello: connect() has used it already
+        return None  # hello: connect() has used it already
 
-    def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> bool:
-        """Adds one live message; counts it unless on screen. True if it deserves the bell."""
+    def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
+        """Adds one live message; counts it unless on screen."""
         if msg["seq"] <= buffer.last_seq:
-            return False  # a repeat (a gap fill and the live event crossed)
+            return None  # a repeat (a gap fill and the live event crossed)
         mine = self._is_me(msg["from"])
         if buffer is not self.current and not buffer.unread and not mine:
             buffer.lines.mark_unread()
@@ -525,13 +550,15 @@ class ChatState:
         elif not mine:
             buffer.unread += 1
             buffer.highlights += entry.highlight
-        return entry.highlight
+        if not entry.highlight:
+            return None
+        return Alert(buffer.label, msg["from"], msg["text"], buffer is self.current)
 
-    def _on_message(self, event: MessageEvent) -> bool:
+    def _on_message(self, event: MessageEvent) -> Alert | None:
         room = self.rooms.get(event["room"])
-        return room is not None and self._arrived(room, event)
+        return None if room is None else self._arrived(room, event)
 
-    def _on_dm(self, event: DmEvent) -> bool:
+    def _on_dm(self, event: DmEvent) -> Alert | None:
         outgoing = self._is_me(event["from"])
         buffer = self.dm_buffer(event["to"] if outgoing else event["from"])
         self.known_users.update((event["from"], event["to"]))

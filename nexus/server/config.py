@@ -1,13 +1,16 @@
 """Server settings: each named once, with its default, its flag and what it protects.
 
-Precedence: command-line flags > environment (`NEXUS_<NAME>`) > defaults.
-The command line is built from this table, so a new setting gets its flag
-and its environment variable by being declared here.
+Precedence: command-line flags > environment (`NEXUS_<NAME>`) > the TOML
+file given with `--config` (or `$NEXUS_CONFIG`) > defaults. The command
+line is built from this table, so a new setting gets its flag, its
+environment variable and its key in the file (the flag's name, `port`,
+`max-outbound`; `max_outbound` is accepted too) by being declared here.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,10 @@ class ServerConfig:
     host: str = setting("0.0.0.0", "address to listen on")
     port: int = setting(9999, "port to listen on, 0 for any free port")
     data: Path = setting(Path("nexus_data.json"), "store file; its journal is FILE.journal")
-    log: Path = setting(Path("nexus_server.log"), "log file")
+    log: Path = setting(
+        Path("nexus_server.log"),
+        "log file; - for standard error (systemd, containers); reopened on SIGHUP",
+    )
     motd: str = setting("Welcome to Nexus.", "message of the day sent to every client")
     fsync: bool = setting(False, "fsync each group of writes: survive power loss, not just crashes")
     tls_cert: Path | None = setting(None, "serve TLS with this certificate (PEM)")
@@ -36,6 +42,12 @@ class ServerConfig:
     tls: bool = setting(
         False, "serve TLS; without --tls-cert, use a self-signed certificate kept beside the data"
     )
+    announce: bool = setting(
+        False,
+        "announce the server on the LAN over mDNS/DNS-SD (_nexus._tcp), with the TLS"
+        " certificate's fingerprint when TLS is on",
+    )
+    announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
 
     web_port: int | None = setting(
         None,
@@ -89,14 +101,23 @@ class ServerConfig:
     password_params: dict[str, int] = field(default_factory=lambda: dict(OWASP))
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerConfig:
-        """Defaults, overridden by NEXUS_* variables, overridden by `overrides` (not None)."""
+    def from_env(
+        cls,
+        environ: dict[str, str] | None = None,
+        file: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> ServerConfig:
+        """Defaults, overridden by `file` (from read_file), then by NEXUS_* variables,
+        then by `overrides` (not None)."""
         env = os.environ if environ is None else environ
-        config = cls()
+        config = cls(**(file or {}))
         for f in settings():
-            raw = env.get("NEXUS_" + f.name.upper())
-            if raw is not None:
-                setattr(config, f.name, parse_value(f, raw))
+            name = "NEXUS_" + f.name.upper()
+            if (raw := env.get(name)) is not None:
+                try:
+                    setattr(config, f.name, parse_value(f, raw))
+                except ValueError as exc:
+                    raise ValueError(f"${name}: {exc}") from None
         for name, value in overrides.items():
             if value is not None:
                 setattr(config, name, value)
@@ -121,6 +142,57 @@ def parse_value(f: Any, raw: str) -> Any:
     if kind is bool:
         return parse_bool(raw)
     return kind(raw)
+
+
+CONFIG_ENV = "NEXUS_CONFIG"  # the TOML file, when --config is not given
+
+
+def load(
+    config_file: Path | None, environ: dict[str, str] | None = None, **flags: Any
+) -> ServerConfig:
+    """Flags (None where not given) > NEXUS_* > the TOML file > defaults.
+    Raises ValueError naming the file, variable or key at fault."""
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = Path(env[CONFIG_ENV])
+    file = read_file(config_file) if config_file is not None else {}
+    return ServerConfig.from_env(dict(env), file=file, **flags)
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML file, checked; ValueError names the file and the key."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    known = {f.name: f for f in settings()}
+    values = {}
+    for key, value in document.items():
+        f = known.get(key.replace("-", "_"))
+        if f is None:
+            raise ValueError(f"{path}: unknown setting {key!r} (see nexus-server --help)")
+        try:
+            values[f.name] = _file_value(f, value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {key!r}: {exc}") from None
+    return values
+
+
+def _file_value(f: Any, value: Any) -> Any:
+    """A TOML value as the setting's type: text is parsed as from the environment."""
+    kind = value_type(f)
+    if isinstance(value, str):
+        return parse_value(f, value)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    expected = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
+    raise ValueError(f"must be {expected}, not {value!r}")
 
 
 def parse_bool(raw: str) -> bool:

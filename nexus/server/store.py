@@ -214,9 +214,23 @@ class Store:
             await asyncio.to_thread(_fsync_directory, store.path.parent)
         return store
 
+    @classmethod
+    async def inspect(cls, path: str | os.PathLike[str]) -> Store:
+        """The store as start-up would load it, changing nothing on disk (a
+        torn last record is left in place): for checks, backups and exports.
+        Raises DamagedStore like start-up; the result is not open for writes."""
+        store = cls(Path(path))
+        store.model, store._n, store._journal_bytes = await store._read_disk(repair=False)
+        return store
+
+    @property
+    def last_record(self) -> int:
+        """The number of the last journal record the model holds."""
+        return self._n
+
     # -- loading ---------------------------------------------------------
 
-    async def _read_disk(self) -> tuple[Model, int, int]:
+    async def _read_disk(self, repair: bool = True) -> tuple[Model, int, int]:
         model, n = Model(), 0
         if await aiofiles.os.path.exists(self.path):
             async with aiofiles.open(self.path, "rb") as f:
@@ -244,7 +258,7 @@ class Store:
             async with aiofiles.open(self.journal_path, "rb") as f:
                 raw = await f.read()
             records, journal_bytes = read_journal(raw, n, str(self.journal_path))
-            if journal_bytes < len(raw):
+            if journal_bytes < len(raw) and repair:
                 log.warning(
                     "%s: dropping %d bytes of a torn record at byte offset %d",
                     self.journal_path,

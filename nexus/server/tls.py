@@ -22,14 +22,21 @@ log = logging.getLogger("nexus.tls")
 SELF_SIGNED_DAYS = 3650
 
 
-def server_context(config: ServerConfig) -> ssl.SSLContext | None:
-    """The listening socket's TLS context (TLS 1.2 at least), or None for plain TCP."""
+def certificate_files(config: ServerConfig) -> tuple[Path, Path] | None:
+    """The certificate and key served, made first if self-signed; None for plain TCP."""
     if not (config.tls or config.tls_cert):
         return None
     if config.tls_cert:
-        cert, key = config.tls_cert, config.tls_key or config.tls_cert
-    else:
-        cert, key = ensure_self_signed(config.data.resolve().parent)
+        return config.tls_cert, config.tls_key or config.tls_cert
+    return ensure_self_signed(config.data.resolve().parent)
+
+
+def server_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The listening socket's TLS context (TLS 1.2 at least), or None for plain TCP."""
+    files = certificate_files(config)
+    if files is None:
+        return None
+    cert, key = files
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)

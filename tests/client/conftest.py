@@ -23,6 +23,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from nexus.client.app import ChatApp
+from nexus.client.config import Notifications
 from nexus.client.connection import ChatConnection
 from nexus.client.history import STATE_ENV
 from nexus.client.session import ChatSession, open_connection
@@ -49,9 +50,11 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = 
 
 @pytest.fixture(autouse=True)
 def known_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The known_hosts file the client uses in this test (not yet created)."""
+    """The known_hosts file the client uses in this test (not yet created); the
+    config directory (client.toml, saved tokens) is the test's own too."""
     path = tmp_path / "client" / "known_hosts"
     monkeypatch.setenv(KNOWN_HOSTS_ENV, str(path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     yield path
 
 
@@ -79,19 +82,28 @@ PAGE_UP, PAGE_DOWN, UP, HOME, END = "\x1b[5~", "\x1b[6~", "\x1b[A", "\x1b[H", "\
 CTRL_C, CTRL_N, CTRL_P, ALT_LEFT = "\x03", "\x0e", "\x10", "\x1b\x1b[D"
 
 
-class BellOutput(DummyOutput):
-    """Counts bells, discards the rest."""
+class TerminalOutput(DummyOutput):
+    """Keeps what is written for the terminal itself (bells, notification escapes);
+    discards the screen."""
 
-    bells = 0
+    def __init__(self) -> None:
+        self.raw: list[str] = []
 
-    def bell(self) -> None:
-        self.bells += 1
+    def write_raw(self, data: str) -> None:
+        self.raw.append(data)
+
+    @property
+    def bells(self) -> int:
+        return self.raw.count("\a")
+
+    def notifications(self) -> list[str]:
+        return [data for data in self.raw if data.startswith("\x1b]")]
 
 
 @dataclass
 class Driver:
     app: ChatApp
-    output: BellOutput
+    output: TerminalOutput
     pipe: Any
     task: asyncio.Task[None]
 
@@ -125,15 +137,18 @@ async def chat(server, connect) -> AsyncIterator[Any]:
             backoff=(1.0, 30.0),
             register: bool = True,
             history: Path | None = None,
+            notifications: Notifications | None = None,
         ) -> Driver:
             port = port or server.port
             conn, login = await connect(name, port=port, register=register)
             state = ChatState(login["user"]["username"], f"{server.host}:{port}")
             session = ChatSession(state, server.host, port, PASSWORD, backoff=backoff)
             pipe = stack.enter_context(create_pipe_input())
-            output = BellOutput()
+            output = TerminalOutput()
             with create_app_session(input=pipe, output=output):
-                app = ChatApp(session, input=pipe, output=output, history=history)
+                app = ChatApp(
+                    session, input=pipe, output=output, history=history, notifications=notifications
+                )
                 task = asyncio.create_task(app.run(conn, login))
             driver = Driver(app, output, pipe, task)
             drivers.append(driver)

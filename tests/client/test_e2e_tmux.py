@@ -127,6 +127,35 @@ def test_a_multi_line_message_cannot_pass_for_another_persons(tmux, server_port)
     assert not re.match(r"^\s*(\d\d:\d\d\s+)?bob\b", rows[said]), screen
 
 
+COLOUR_CODES = re.compile(r"^(3[0-8]|4[0-8]|9[0-7]|10[0-7])$")  # colours; 39 and 49 reset them
+
+
+def _colour_codes(screen: str) -> list[str]:
+    """Every SGR parameter on `screen` that sets a colour."""
+    params = (p for sgr in re.findall(r"\x1b\[([0-9;]*)m", screen) for p in sgr.split(";"))
+    return [p for p in params if COLOUR_CODES.match(p)]
+
+
+def test_client_toml_and_no_color_reach_the_screen(tmux, server_port, tmp_path):
+    """The real binary reads client.toml: seconds in the time column and a highlight word
+    marked like a mention; with NO_COLOR set nothing on the screen has a colour."""
+    config = tmp_path / "ana-config"
+    (config / "nexus").mkdir(parents=True)
+    (config / "nexus" / "client.toml").write_text(
+        'timestamp_format = "%H:%M:%S"\nhighlight = ["deploy"]\n'
+    )
+    env = {"NEXUS_PASSWORD": PASSWORD, "XDG_CONFIG_HOME": str(config), "NO_COLOR": "1"}
+    tmux.start("ana", CHAT, "127.0.0.1", str(server_port), "--user", "ana", "--register", env=env)
+    tmux.wait_for("ana", "ana@#general")
+    asyncio.run(_say_as(server_port, "bob", "the deploy is done"))
+    screen = tmux.wait_for("ana", "the deploy is done")
+    assert re.search(r"(?m)^\d\d:\d\d:\d\d +bob │ the deploy is done", screen), screen
+    coloured = tmux.screen("ana", colours=True)
+    row = next(r for r in coloured.splitlines() if "is done" in r)
+    assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mdeploy", row), repr(row)  # reversed, as a mention
+    assert _colour_codes(coloured) == []
+
+
 def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):
     """A short password and passwords that differ ask for the password again, keeping
     the name; a refused login asks everything again."""

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from nexus.client import render
 from nexus.client import state as state_module
-from nexus.client.state import ChatState, Scrollback
+from nexus.client.state import Alert, ChatState, Scrollback
 from tests.client.conftest import room_info
 
 DAY = 86_400.0
@@ -93,11 +93,14 @@ def test_day_separators_go_between_days_and_survive_history_prepends():
 
 
 def test_messages_in_other_rooms_count_as_unread_and_mentions_ring():
-    """Other rooms collect unread counts and a mention mark; a mention anywhere rings."""
+    """Other rooms collect unread counts and a mention mark; a mention anywhere alerts,
+    saying where it was and whether it was on screen."""
     state = make_state("general", "tech")
-    assert state.apply(msg(1, room="tech")) is False
-    assert state.apply(msg(2, "ping @ana", room="tech")) is True
-    assert state.apply(msg(1, "ana: look")) is True
+    assert state.apply(msg(1, room="tech")) is None
+    assert state.apply(msg(2, "ping @ana", room="tech")) == Alert(
+        "#tech", "bob", "ping @ana", False
+    )
+    assert state.apply(msg(1, "ana: look")) == Alert("#general", "bob", "ana: look", True)
     tech = state.rooms["tech"]
     assert (tech.unread, tech.highlights) == (2, 1)
     assert state.rooms["general"].unread == 0
@@ -108,7 +111,7 @@ def test_messages_in_other_rooms_count_as_unread_and_mentions_ring():
 def test_my_own_messages_neither_ring_nor_count():
     """Saying my own name, or speaking in another room from another session, is quiet."""
     state = make_state("general", "tech")
-    assert state.apply(msg(1, "i am ana", sender="ana", room="tech")) is False
+    assert state.apply(msg(1, "i am ana", sender="ana", room="tech")) is None
     assert state.rooms["tech"].unread == 0
 
 
@@ -126,8 +129,8 @@ def test_direct_messages_go_to_their_own_buffer_never_to_the_room():
     """A DM opens the conversation's buffer; the room on screen gets nothing; incoming rings."""
     state = make_state("general")
     dm = {"event": "dm", "seq": 1, "from": "mike", "to": "ana", "text": "psst", "ts": 0}
-    assert state.apply(dm) is True
-    assert state.apply({**dm, "seq": 2, "from": "ana", "to": "mike"}) is False
+    assert state.apply(dm) == Alert("mike", "mike", "psst", False)
+    assert state.apply({**dm, "seq": 2, "from": "ana", "to": "mike"}) is None
     assert not [e for e in state.rooms["general"].lines.entries if e.sender]
     mike = state.dms["mike"]
     assert [(e.sender, e.text) for e in mike.lines.entries if e.sender] == [
@@ -275,3 +278,29 @@ def test_a_view_always_fits_the_pane(texts, width, height, scroll):
     assert len(rows) <= height
     assert all(sum(cell_len(text) for _, text in row) <= width for row in rows)
     assert lines.scroll >= 0
+
+
+def test_highlight_words_count_as_naming_me():
+    """client.toml's highlight words mark and alert like my name, as whole words only."""
+    state = ChatState("ana", "x", highlight=["deploy", "on-call"])
+    state.add_room(room_info("general"))
+    state.add_room(room_info("tech"))
+    state.switch("general")
+    assert state.apply(msg(1, "Deploy at 4", room="tech")) is not None
+    assert state.apply(msg(2, "who is on-call?", room="tech")) is not None
+    assert state.apply(msg(3, "redeployed, deployment done", room="tech")) is None
+    assert state.rooms["tech"].highlights == 2
+
+
+def test_the_time_column_follows_the_configured_format():
+    """A format with seconds widens the time column; the names and text move along."""
+    state = ChatState("ana", "x", clock_format="%H:%M:%S")
+    state.add_room(room_info("general"))
+    state.switch("general")
+    when = time.mktime((2026, 12, 2, 9, 5, 7, 0, 0, -1))
+    state.apply(msg(1, "hello", ts=when))
+    default = plain(state.pane.view(60, 3))[-1]
+    seconds = plain(state.pane.view(60, 3, fmt=state.clock_format))[-1]
+    assert default.startswith("09:05 ") and "09:05:07" not in default
+    assert seconds.startswith("09:05:07 ")
+    assert seconds.index("│") == default.index("│") + 3

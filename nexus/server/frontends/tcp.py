@@ -17,6 +17,7 @@ import asyncio
 import logging
 import socket
 import ssl
+from asyncio import sslproto
 from typing import cast
 
 from nexus.protocol import LineFramer
@@ -95,7 +96,7 @@ class TcpProtocol(asyncio.Protocol):
         if self.tls is None:
             self._open(transport)
         else:
-            self.upgrade = asyncio.get_running_loop().create_task(self._start_tls(transport))
+            self._start_tls(transport)
 
     def turn_away(self, transport: asyncio.Transport) -> None:
         """Refuses a peer past its address's cap, in words it can read."""
@@ -105,16 +106,40 @@ class TcpProtocol(asyncio.Protocol):
         else:  # nothing readable can be said before the handshake
             transport.abort()
 
-    async def _start_tls(self, transport: asyncio.Transport) -> None:
+    def _start_tls(self, transport: asyncio.Transport) -> None:
+        """Hands the stream to TLS at once, inside connection_made.
+
+        `loop.start_tls` swaps the protocols a loop pass later; bytes read in
+        between reached this plain protocol and were lost: uvloop reads a
+        ClientHello already waiting when a busy server accepts late, and the
+        handshake then stalled until the client gave up. These are start_tls's
+        own steps, done before anything can be read: a transport hands bytes
+        to the protocol it has when it delivers them.
+        """
         loop = asyncio.get_running_loop()
+        handshake: asyncio.Future[None] = loop.create_future()
+        secure = sslproto.SSLProtocol(
+            loop,
+            self,
+            self.tls,  # type: ignore[arg-type]
+            handshake,
+            server_side=True,
+            call_connection_made=False,
+            # typeshed says int; asyncio takes any number of seconds.
+            ssl_handshake_timeout=self.core.config.login_timeout,  # type: ignore[arg-type]
+        )
+        transport.set_protocol(secure)
+        secure.connection_made(transport)
+        self.upgrade = loop.create_task(self._finish_tls(transport, secure, handshake))
+
+    async def _finish_tls(
+        self,
+        transport: asyncio.Transport,
+        secure: sslproto.SSLProtocol,
+        handshake: asyncio.Future[None],
+    ) -> None:
         try:
-            secure = await loop.start_tls(
-                transport,
-                self,
-                self.tls,  # type: ignore[arg-type]
-                server_side=True,
-                ssl_handshake_timeout=self.core.config.login_timeout,
-            )
+            await handshake
         except BaseException as exc:
             # The handshake never reached this protocol, so no connection_lost will.
             transport.abort()
@@ -125,9 +150,10 @@ class TcpProtocol(asyncio.Protocol):
             return
         finally:
             self.upgrade = None
-        if secure is None or secure.is_closing():
+        app = secure._app_transport
+        if app.is_closing():
             return  # the peer left during the handshake; connection_lost releases it
-        self._open(secure)
+        self._open(app)
 
     def _open(self, transport: asyncio.Transport) -> None:
         peername = transport.get_extra_info("peername") or ("?", 0)

@@ -1,0 +1,460 @@
+"""`nexus-chat send`, `tail`, `login` and `ping`: the client for scripts, cron and bots.
+
+No screen and no terminal: output is plain lines (or JSON with `--json`),
+errors are one line on stderr, and the exit status says what happened:
+0 when everything asked for was done (every message acknowledged), 1 when
+something was not (the reason on stderr), 2 for a usage or settings error.
+
+Credentials, never from a flag: a login token saved by `nexus-chat login`
+(tokens.py) and, if there is none or the server refuses it, the password
+in `$NEXUS_PASSWORD`. Every password login saves the token it returns, so
+the saved one is refreshed whenever a password is at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import ssl
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any, BinaryIO, TextIO
+
+import orjson
+
+from nexus.client.config import PRECEDENCE, ClientConfig, ConfigError, resolve
+from nexus.client.connection import ChatConnection, ConnectionClosed
+from nexus.client.render import clean
+from nexus.client.tls import CertificateChanged, ClientTLS, describe, host_key
+from nexus.client.tokens import TokenStore
+from nexus.errors import NexusError
+from nexus.protocol import DmEvent, Event, LoginReply, MessageEvent
+
+PASSWORD_ENV = "NEXUS_PASSWORD"
+MODES = ("send", "tail", "login", "ping")
+LOCALHOST = "localhost"
+
+
+class Failure(Exception):
+    """Ends the program with exit status 1 and this message on stderr."""
+
+
+class UsageError(Exception):
+    """Ends the program with exit status 2 and this message on stderr."""
+
+
+# -- command line ------------------------------------------------------------
+
+
+def port_number(text: str) -> int:
+    """A TCP port from the command line (argparse's `type`)."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+    return int(text)
+
+
+def add_connection_flags(p: argparse.ArgumentParser) -> None:
+    """--user, --tls/--no-tls, --tls-ca: the settings every mode shares."""
+    p.add_argument("--user", metavar="NAME", help="the account to use")
+    p.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="connect with TLS, pinning the certificate on first use in "
+        "$XDG_CONFIG_HOME/nexus/known_hosts",
+    )
+    p.add_argument("--tls-ca", metavar="FILE", help="verify the server against this CA bundle")
+
+
+CREDENTIALS = (
+    f"Credentials: the token saved by `nexus-chat login`, else ${PASSWORD_ENV}; "
+    "there is no password flag."
+)
+
+
+def parser(mode: str) -> argparse.ArgumentParser:
+    """The command line of one mode (`nexus-chat MODE ...`)."""
+    p = argparse.ArgumentParser(prog=f"nexus-chat {mode}", epilog=f"{CREDENTIALS} {PRECEDENCE}")
+    p.set_defaults(mode=mode)
+    if mode == "send":
+        p.description = (
+            "Send TEXT, or each non-blank line of standard input as one message. Exits 0 only "
+            "once every message is acknowledged (1 otherwise, 2 for usage); waits out flood "
+            "control. With a server set in client.toml or $NEXUS_CHAT_SERVER, a lone "
+            "positional is the TEXT."
+        )
+        p.add_argument("args", nargs="*", metavar="[HOST [PORT]] [TEXT]")
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--room", metavar="ROOM", help="send to this room (joined if need be)")
+        target.add_argument("--to", metavar="USER", help="send a direct message to USER")
+    elif mode == "tail":
+        p.description = (
+            "Print messages as they arrive: `#room nick: text` (`@peer nick: text` for direct "
+            "messages), or one JSON object a line with --json. Exits 1 if the connection is lost."
+        )
+        p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
+        p.add_argument(
+            "--room",
+            action="append",
+            metavar="ROOM",
+            help="only this room (joined if need be); repeat for more. Without it: every room "
+            "the account is in, and direct messages",
+        )
+        p.add_argument("--json", action="store_true", help="one JSON object (the event) a line")
+        p.add_argument("--count", type=_count, metavar="N", help="exit after N messages")
+    elif mode == "login":
+        p.description = (
+            "Log in (asking for the password if $NEXUS_PASSWORD is unset) and save the login "
+            "token in $XDG_CONFIG_HOME/nexus/tokens.json (mode 0600) for send and tail. "
+            "Tokens last 30 days."
+        )
+        p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
+        p.add_argument("--register", action="store_true", help="create the account first")
+    else:
+        p.description = (
+            "Check that a server answers (for health checks; no account needed): connect, "
+            "wait for its greeting, ping it, print the round trip. Exit 0 if it answered, 1 if not."
+        )
+        p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
+    add_connection_flags(p)
+    return p
+
+
+def split_positionals(
+    args: list[str], configured: bool, with_text: bool
+) -> tuple[str | None, int | None, str | None]:
+    """`[HOST [PORT]] [TEXT]` -> (host, port, text); a PORT is all digits.
+
+    With a server configured, a lone positional of `send` is its TEXT.
+    """
+    host: str | None = None
+    port: int | None = None
+    text: str | None = None
+    rest = list(args)
+    lone = len(rest) == 1 and configured
+    if with_text and (len(rest) == 3 or lone or (len(rest) == 2 and not rest[1].isdigit())):
+        text = rest.pop()
+    if len(rest) > 2:
+        raise UsageError(f"too many arguments: {' '.join(args)}")
+    if rest:
+        host = rest.pop(0)
+    if rest:
+        try:
+            port = port_number(rest[0])
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(str(exc)) from None
+    return host, port, text
+
+
+def settings(args: argparse.Namespace) -> tuple[ClientConfig, str | None]:
+    """The resolved settings (flags > environment > file > defaults) and send's TEXT."""
+    unset = resolve({})
+    host, port, text = split_positionals(
+        args.args, unset.server is not None, with_text=args.mode == "send"
+    )
+    flags = {"server": host, "port": port, "user": args.user, "tls": args.tls}
+    flags["tls_ca"] = args.tls_ca
+    config = resolve(flags)
+    if config.user is None and args.mode != "ping":
+        raise UsageError("no user: give --user NAME (or set user in client.toml)")
+    return config, text
+
+
+# -- connecting --------------------------------------------------------------
+
+
+def connect_failure(exc: BaseException, host: str, port: int, tls: ClientTLS | None) -> str:
+    """Why a connection attempt failed, in one line for people."""
+    if isinstance(exc, ssl.SSLError):
+        reason = describe(exc)
+    elif isinstance(exc, ConnectionRefusedError):
+        reason = "connection refused"
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
+        if isinstance(exc, TimeoutError) and tls is None:
+            reason += " (if the server uses TLS, add --tls)"
+    return f"cannot connect to {host}:{port}: {reason}"
+
+
+async def connect(config: ClientConfig, *, keep_events: bool) -> ChatConnection:
+    host = config.server or LOCALHOST
+    try:
+        tls = config.tls_settings()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    conn = ChatConnection(keep_events=keep_events)
+    try:
+        await conn.connect(host, config.port, tls=tls)
+    except CertificateChanged as exc:
+        raise Failure(str(exc)) from None
+    except (OSError, TimeoutError) as exc:
+        raise Failure(connect_failure(exc, host, config.port, tls)) from None
+    if conn.tls_notice:
+        print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
+    return conn
+
+
+async def log_in(
+    conn: ChatConnection,
+    config: ClientConfig,
+    password: str | None,
+    tokens: TokenStore,
+    *,
+    use_token: bool = True,
+    register: bool = False,
+) -> LoginReply:
+    """Logs in with the saved token (if `use_token`), else the password; saves any new token."""
+    host, user = config.server or LOCALHOST, config.user or ""
+    where = f"{user} on {host_key(host, config.port)}"
+    token = tokens.get(host, config.port, user) if use_token and not register else None
+    try:
+        if token is not None:
+            try:
+                reply: LoginReply = await conn.request("login", username=user, token=token)
+                return reply
+            except NexusError as exc:
+                if exc.code != "auth_failed":
+                    raise
+                tokens.put(host, config.port, user, None)  # expired or revoked: useless now
+                if password is None:
+                    raise Failure(
+                        f"the saved login token for {where} was refused (tokens last 30 days):"
+                        f" run `nexus-chat login` again, or set ${PASSWORD_ENV}"
+                    ) from None
+        if password is None:
+            raise Failure(
+                f"no credentials for {where}: run `nexus-chat login` first, or set ${PASSWORD_ENV}"
+            )
+        cmd = "register" if register else "login"
+        reply = await conn.request(cmd, username=user, password=password)
+    except NexusError as exc:
+        action = "registration" if register else "login"
+        raise Failure(f"{action} as {where} failed: {exc.message} ({exc.code})") from None
+    except ConnectionClosed as exc:
+        raise Failure(f"connection lost while logging in: {exc}") from None
+    if new_token := reply.get("token"):
+        tokens.put(host, config.port, user, new_token)
+    return reply
+
+
+@contextlib.asynccontextmanager
+async def session(
+    config: ClientConfig, *, keep_events: bool
+) -> AsyncIterator[tuple[ChatConnection, LoginReply]]:
+    """A logged-in connection, closed politely at the end."""
+    conn = await connect(config, keep_events=keep_events)
+    try:
+        reply = await log_in(conn, config, os.environ.get(PASSWORD_ENV), TokenStore())
+        yield conn, reply
+    finally:
+        await conn.quit()
+
+
+async def ensure_member(conn: ChatConnection, reply: LoginReply, room: str) -> None:
+    """Joins `room` unless the login said the account is in it already."""
+    if room.lstrip("#").lower() in reply["rooms"]:
+        return
+    try:
+        await conn.request("join", room=room)
+    except NexusError as exc:
+        raise Failure(f"cannot join #{room.lstrip('#')}: {exc.message} ({exc.code})") from None
+
+
+# -- send --------------------------------------------------------------------
+
+
+async def stdin_lines(stream: BinaryIO) -> AsyncIterator[bytes]:
+    """Each line of `stream`, read in a thread so replies and events keep being read."""
+    while line := await asyncio.to_thread(stream.readline):
+        yield line.rstrip(b"\r\n")
+
+
+async def deliver(conn: ChatConnection, cmd: str, target: dict[str, str], text: str) -> None:
+    """Sends one message; waits out `rate_limited` as often as the server asks."""
+    while True:
+        try:
+            await conn.request(cmd, text=text, **target)
+            return
+        except NexusError as exc:
+            if exc.code != "rate_limited":
+                raise
+            await asyncio.sleep(float(exc.extra.get("retry_after", 1.0)))
+
+
+async def send(args: argparse.Namespace, config: ClientConfig, text: str | None) -> int:
+    cmd, target = ("dm", {"to": args.to}) if args.to else ("say", {"room": args.room})
+    if text is not None and not text.strip():
+        raise UsageError("TEXT is empty")
+    try:
+        given = None if text is None else text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes on the command line
+        raise UsageError("TEXT is not valid UTF-8") from None
+    failed = sent = 0
+    async with session(config, keep_events=False) as (conn, reply):
+        if args.room:
+            await ensure_member(conn, reply, args.room)
+        lines = stdin_lines(sys.stdin.buffer) if given is None else _one(given)
+        number = 0
+        async for raw in lines:
+            number += 1
+            where = "" if given is not None else f"line {number}: "
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                failed += 1
+                print(f"nexus-chat send: {where}not sent: not valid UTF-8", file=sys.stderr)
+                continue
+            if not line.strip():
+                continue  # blank lines separate nothing worth sending
+            try:
+                await deliver(conn, cmd, target, line)
+                sent += 1
+            except NexusError as exc:
+                failed += 1
+                reason = f"{exc.message} ({exc.code})"
+                print(f"nexus-chat send: {where}not sent: {reason}", file=sys.stderr)
+            except ConnectionClosed as exc:
+                raise Failure(f"connection lost after {sent} message(s) were sent: {exc}") from None
+    return 1 if failed else 0
+
+
+async def _one(text: bytes) -> AsyncIterator[bytes]:
+    yield text
+
+
+# -- tail --------------------------------------------------------------------
+
+
+def plain(event: MessageEvent | DmEvent, me: str) -> str:
+    """`#room nick: text`, or `@peer nick: text` for a DM; remote text made safe."""
+    if event["event"] == "message":
+        where = "#" + event["room"]
+    else:
+        where = "@" + (event["to"] if event["from"].lower() == me.lower() else event["from"])
+    text = clean(event["text"]).replace("\n", "\n    ")  # continuation lines, indented
+    return f"{clean(where)} {clean(event['from'])}: {text}"
+
+
+def messages_of(event: Event, rooms: set[str]) -> MessageEvent | DmEvent | None:
+    """The event if tail shows it: a message in `rooms` (any, if empty), or a DM
+    when no rooms were chosen."""
+    if event["event"] == "message" and (not rooms or event["room"] in rooms):
+        return event
+    if event["event"] == "dm" and not rooms:
+        return event
+    return None
+
+
+async def tail(args: argparse.Namespace, config: ClientConfig, out: TextIO) -> int:
+    rooms = {r.lstrip("#").lower() for r in args.room or ()}
+    me = config.user or ""
+    shown = 0
+    async with session(config, keep_events=True) as (conn, reply):
+        for room in sorted(rooms):
+            await ensure_member(conn, reply, room)
+        async for event in conn:
+            message = messages_of(event, rooms)
+            if message is None:
+                continue
+            line = orjson.dumps(message).decode() if args.json else plain(message, me)
+            out.write(line + "\n")
+            out.flush()
+            shown += 1
+            if args.count is not None and shown >= args.count:
+                return 0
+    raise Failure("connection closed by the server")
+
+
+# -- login -------------------------------------------------------------------
+
+
+def ask_password(register: bool) -> str:
+    """The password from $NEXUS_PASSWORD, or typed (not echoed) on the terminal."""
+    if password := os.environ.get(PASSWORD_ENV):
+        return password
+    try:
+        tty = open("/dev/tty")  # noqa: SIM115 - only to see whether there is one
+    except OSError:
+        raise Failure(f"no terminal to ask for the password on: set ${PASSWORD_ENV}") from None
+    tty.close()
+    password = getpass.getpass("Password (not shown): ")
+    if register and getpass.getpass("Password again: ") != password:
+        raise Failure("the passwords do not match")
+    return password
+
+
+async def login(args: argparse.Namespace, config: ClientConfig) -> int:
+    password = ask_password(args.register)
+    conn = await connect(config, keep_events=False)
+    try:
+        tokens = TokenStore()
+        reply = await log_in(
+            conn, config, password, tokens, use_token=False, register=args.register
+        )
+    finally:
+        await conn.quit()
+    if "token" not in reply:
+        raise Failure("the server issued no login token (it is older than this client)")
+    name = reply["user"]["username"]
+    server = host_key(config.server or LOCALHOST, config.port)
+    print(f"logged in as {name} on {server}; token saved in {tokens.path}")
+    return 0
+
+
+# -- ping --------------------------------------------------------------------
+
+
+async def ping(config: ClientConfig) -> int:
+    started = asyncio.get_running_loop().time()
+    conn = await connect(config, keep_events=False)
+    try:
+        await conn.request("ping")
+    except (NexusError, ConnectionClosed) as exc:
+        raise Failure(f"the server did not answer the ping: {exc}") from None
+    finally:
+        await conn.quit()
+    elapsed = (asyncio.get_running_loop().time() - started) * 1000
+    version = conn.hello["version"] if conn.hello else "?"
+    server = host_key(config.server or LOCALHOST, config.port)
+    print(f"{server}: nexus {clean(version)}, answered in {elapsed:.1f} ms")
+    return 0
+
+
+# -- entry -------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    """Runs one mode; `argv` starts with its name."""
+    args = parser(argv[0]).parse_intermixed_args(argv[1:])
+    try:
+        config, text = settings(args)
+        runs: dict[str, Callable[[], Any]] = {
+            "send": lambda: send(args, config, text),
+            "tail": lambda: tail(args, config, sys.stdout),
+            "login": lambda: login(args, config),
+            "ping": lambda: ping(config),
+        }
+        status: int = asyncio.run(runs[args.mode]())
+        return status
+    except (UsageError, ConfigError) as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 2
+    except Failure as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`nexus-chat tail | head -3`): that is how tail ends.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
