@@ -9,9 +9,14 @@ import ssl
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.frames import CloseCode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
+from nexus.server.config import ServerConfig
+from nexus.server.frontends.ws import Web
 from tests.conftest import PASSWORD
 from tests.web.conftest import WebRunning
 
@@ -224,3 +229,25 @@ async def test_websocket_over_tls(start_web, tmp_path) -> None:
             f"ws://{web.web_host}:{web.web_port}/ws", open_timeout=2
         ) as plain:  # no TLS: the handshake fails
             await plain.recv()
+
+
+async def test_batches_and_their_slices_become_one_message_per_frame() -> None:
+    """A room's batch, and every slice of it the outbox hands a member, become
+    exactly its frames as text messages (the batch is framed once and shared)."""
+    web = Web(ServerConfig())
+    frames = [b'{"event":"message","seq":%d,"text":"%s"}\n' % (i, b"x" * i * 40) for i in range(6)]
+    batch = b"".join(frames)
+    ends = [sum(map(len, frames[:i])) for i in range(len(frames) + 1)]
+
+    def messages(data: bytes | memoryview) -> list[bytes]:
+        reader = ClientProtocol(parse_uri("ws://x/ws"), state=State.OPEN, max_size=None)
+        reader.receive_data(bytes(web.messages(data)))
+        return [bytes(event.data) for event in reader.events_received()]
+
+    assert messages(batch) == [f[:-1] for f in frames]
+    assert web.messages(batch) is web.messages(batch)  # framed once this loop pass
+    for first in range(len(frames)):
+        for last in range(first + 1, len(frames) + 1):
+            piece = memoryview(batch)[ends[first] : ends[last]]
+            assert messages(piece) == [f[:-1] for f in frames[first:last]]
+    assert messages(b'{"cmd":"reply"}\n') == [b'{"cmd":"reply"}']

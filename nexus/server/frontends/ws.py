@@ -101,9 +101,7 @@ class Web:
     def __init__(self, config: ServerConfig) -> None:
         self.files = WebFiles()
         self.origins = {o.strip().lower() for o in config.web_origins.split(",") if o.strip()}
-        # Bytes that went out as WebSocket messages this loop pass, by identity:
-        # each value keeps its key alive, so an id cannot be reused meanwhile.
-        self._framed: dict[int, tuple[bytes | memoryview, bytes]] = {}
+        self._framed: dict[int, Framed] = {}  # by id of the batch, this loop pass
 
     def origin_allowed(self, request: Request, secure: bool) -> bool:
         """A page's origin may open /ws if it is the web client's own or in the
@@ -121,20 +119,60 @@ class Web:
         scheme = "https" if secure else "http"
         return len(hosts) == 1 and origin == f"{scheme}://{hosts[0].lower()}"
 
-    def messages(self, data: bytes | memoryview) -> bytes:
-        """Newline-ended frames as WebSocket text messages; a batch shared by
-        many connections is framed once per loop pass."""
-        key = id(data)
-        done = self._framed.get(key)
-        if done is not None:
-            return done[1]
-        framed = b"".join(
-            Frame(Opcode.TEXT, line).serialize(mask=False) for line in bytes(data).split(b"\n")[:-1]
-        )
+    def messages(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Newline-ended frames as WebSocket text messages, framed once per loop
+        pass however many connections they go to.
+
+        The outbox hands each member of a room the room's batch (one `bytes`
+        object) or, for a member that got a reply of its own in between, a
+        slice of it (a memoryview). A batch is framed once, noting where each
+        frame starts before and after; a slice becomes the matching slice of
+        the framed batch. Its offset is found by content (mostly it is the
+        batch's tail): a frame's bytes cannot occur inside another frame (JSON
+        escapes the quotes of any `{"event"` in a string), so any occurrence
+        starts and ends on frame boundaries, and equal frames frame alike.
+        """
+        if type(data) is memoryview and type(data.obj) is bytes:
+            base: bytes = data.obj
+            batch = self._framed.get(id(base)) or self._frame(base)
+            # Mostly a suffix (a view reopened after the member's own reply).
+            start = len(base) - len(data) if base.endswith(data) else base.find(data)
+            first = batch.starts.get(start)
+            last = batch.starts.get(start + len(data))
+            if first is not None and last is not None:
+                return memoryview(batch.framed)[first:last]
+            data = bytes(data)  # not on frame boundaries: cannot come from the outbox
+        batch = self._framed.get(id(data)) or self._frame(data)
+        return batch.framed
+
+    def _frame(self, data: bytes | memoryview) -> Framed:
+        starts = {0: 0}
+        parts = []
+        raw = framed = 0
+        lines = bytes(data).split(b"\n")
+        lines.pop()  # after the last newline
+        for line in lines:
+            part = Frame(Opcode.TEXT, line).serialize(mask=False)
+            parts.append(part)
+            raw += len(line) + 1
+            framed += len(part)
+            starts[raw] = framed
+        batch = Framed(data, b"".join(parts), starts)
         if not self._framed:
             asyncio.get_running_loop().call_soon(self._framed.clear)
-        self._framed[key] = (data, framed)
-        return framed
+        self._framed[id(data)] = batch
+        return batch
+
+
+class Framed:
+    """A batch of frames as WebSocket messages, and where each frame starts in both."""
+
+    __slots__ = ("data", "framed", "starts")
+
+    def __init__(self, data: bytes | memoryview, framed: bytes, starts: dict[int, int]) -> None:
+        self.data = data  # kept, so its id is not reused while it is cached
+        self.framed = framed
+        self.starts = starts  # offset of a frame in `data` -> its offset in `framed`
 
 
 class WsLink:
