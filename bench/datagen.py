@@ -10,6 +10,7 @@ OWASP parameters, so it measures real password checks.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -50,9 +51,11 @@ def write_store(
     strong_hash: bool = False,
     room_messages: dict[str, int] | None = None,
     text_size: int = 80,
+    texts: list[str] | None = None,
 ) -> Path:
     """Writes a snapshot: `users` users (u00000...), each in the rooms `rooms_of[i]`
-    (default: none), and `room_messages[name]` stored messages per room."""
+    (default: none), and `room_messages[name]` stored messages per room, whose
+    texts are "<seq> " and lorem ipsum, or one of `texts` chosen by room and seq."""
     hashed = password_hash(strong_hash)
     rooms_of = rooms_of or {}
     room_messages = room_messages or {}
@@ -62,14 +65,14 @@ def write_store(
         names.update(rooms)
     text = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
     rooms = []
-    for name in sorted(names):
+    for r, name in enumerate(sorted(names)):
         count = room_messages.get(name, 0)
         messages = [
             {
                 "room": name,
                 "seq": seq,
-                "from": user_name(seq % max(users, 1)),
-                "text": f"{seq} {text}",
+                "from": user_name((r * 31 + seq * 7) % max(users, 1)),
+                "text": f"{seq} {_pick(texts, r, seq) if texts else text}",
                 "ts": now - (count - seq),
             }
             for seq in range(1, count + 1)
@@ -95,3 +98,26 @@ def write_store(
     if journal.exists():
         journal.unlink()
     return path
+
+
+def _pick(texts: list[str], room: int, seq: int) -> str:
+    """One of `texts` for a room's message, spread evenly over rooms and seqs."""
+    return texts[(room * 7919 + seq * 104_729) % len(texts)]
+
+
+def vocabulary(size: int, seed: int = 1) -> list[str]:
+    """`size` distinct pronounceable words, most common first."""
+    rng = random.Random(seed)
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    words: dict[str, None] = {}
+    while len(words) < size:
+        words["".join(rng.choice(syllables) for _ in range(rng.randint(2, 4)))] = None
+    return list(words)
+
+
+def chat_texts(words: list[str], count: int, seed: int = 2) -> list[str]:
+    """`count` texts of 6-16 words drawn with Zipf's law (word k about 1/k as
+    often as the first), as people's words are."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(words))]
+    return [" ".join(rng.choices(words, weights, k=rng.randint(6, 16))) for _ in range(count)]

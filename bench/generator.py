@@ -693,6 +693,64 @@ class Generator:
             "tokens": tokens_out,
         }
 
+    async def ask(self, conn: Conn, frame: bytes) -> int:
+        """Sends one request and waits for its whole reply; returns the ns it took."""
+        start = time.monotonic_ns()
+        conn.write(frame)
+        await conn.expect(b'"ok":true', fail=b'"ok":false', timeout=120)
+        await conn.expect(b"\n")
+        return time.monotonic_ns() - start
+
+    async def search(self) -> dict[str, Any]:
+        """Searches one at a time (the first at once after start-up, while the
+        index may still be building); then a room fan-out at a fixed rate,
+        without and with `search_rate` searches a second beside it."""
+        spec = self.spec
+        adapter = self.adapter
+        searcher = Conn(adapter.room_marker)
+        searcher.name = spec["names"][0]
+        await self.connect(searcher)
+        await adapter.login(searcher, searcher.name)
+        frames = [json.dumps({"cmd": "search", **q}).encode() + b"\n" for q in spec["queries"]]
+        first = await self.ask(searcher, frames[0])
+        timings = [await self.ask(searcher, frames[i % len(frames)]) for i in range(spec["count"])]
+
+        names = spec["names"][1:]
+        sample_every = max(1, round(1 / spec.get("sample", 0.05)))
+        members = await self.open_members(names, "bench", adapter.room_marker, sample_every)
+        for conn in members:
+            conn.target = b"bench"
+            conn.start_counting()
+        rate, step_s = spec["rate"], spec["step_s"]
+        baseline = await self.step(members, adapter.say, rate, step_s, len(members))
+        during: list[int] = []
+        stop = asyncio.Event()
+
+        async def searching() -> None:
+            start, i = time.monotonic(), 0
+            while not stop.is_set():
+                during.append(await self.ask(searcher, frames[i % len(frames)]))
+                i += 1
+                await asyncio.sleep(max(0.0, start + i / spec["search_rate"] - time.monotonic()))
+
+        task = asyncio.create_task(searching())
+        loaded = await self.step(members, adapter.say, rate, step_s, len(members))
+        stop.set()
+        await task
+        ratio = None
+        if baseline["p99_ms"] and loaded["p99_ms"]:
+            ratio = round(loaded["p99_ms"] / baseline["p99_ms"], 2)
+        return {
+            "first_search_ms": round(first / 1e6, 3),
+            "searches": quantiles(timings),
+            "fanout": {
+                "baseline": baseline,
+                "with_searches": loaded,
+                "searches": quantiles(during),
+                "p99_ratio": ratio,
+            },
+        }
+
     def close(self) -> None:
         for conn in self.conns:
             if conn.transport is not None and not conn.closed:

@@ -289,6 +289,57 @@ class Bench:
             results["nexus"] = {"error": f"only {len(tokens)} of {users} logins returned a token"}
         return results
 
+    def s9(self) -> dict[str, Any]:
+        """Searches over a store of 1,000,000 messages: latency one at a time
+        (the first right after start-up), then a room fan-out at a fixed rate
+        without and with 20 searches a second."""
+        rooms = [f"r{i}" for i in range(200 if self.quick else 2000)]
+        members = 20 if self.quick else 100
+        words = datagen.vocabulary(30_000)
+        # The searcher (u00000) is in every room: its searches cover the whole store.
+        rooms_of = {0: rooms} | {i: ["bench"] for i in range(1, members + 1)}
+        data = self.nexus_store(
+            "s9",
+            members + 1,
+            rooms_of=rooms_of,
+            room_messages=dict.fromkeys(rooms, 500),
+            texts=datagen.chat_texts(words, 5_000),
+        )
+        spec = {
+            "kind": "search",
+            "names": [datagen.user_name(i) for i in range(members + 1)],
+            "password": datagen.PASSWORD,
+            "queries": search_queries(words, rooms, members),
+            "count": 200 if self.quick else 2000,
+            "rate": 500 if self.quick else 4000,
+            "search_rate": 20,
+            "step_s": self.step_s(8),
+            "sample": 0.1,
+        }
+        result = self.with_server(NexusServer(data.parent, data), spec, timeout=900)
+        result["messages"] = len(rooms) * 500
+        return {"nexus": result}
+
+
+def search_queries(words: list[str], rooms: list[str], members: int) -> list[dict[str, Any]]:
+    """A mix of what people search for: rare, middling and common words, two
+    words, two letters, a word found nowhere, one author's messages, one room."""
+    rare, middling, common = words[20_000:], words[1_000:], words[:10]
+    queries: list[dict[str, Any]] = []
+    for i in range(50):
+        word = common[i % len(common)]
+        queries += [
+            {"query": rare[i]},
+            {"query": middling[i]},
+            {"query": word},
+            {"query": f"{word} {middling[i]}"},
+            {"query": word[:2]},
+            {"query": f"qx{i}zq"},
+            {"query": word, "from": datagen.user_name(1 + i % members)},
+            {"query": middling[i], "room": rooms[i % len(rooms)]},
+        ]
+    return queries
+
 
 TITLES = {
     1: "room fan-out, 100 members",
@@ -299,6 +350,7 @@ TITLES = {
     6: "persistence: acknowledged messages",
     7: "cold start, 1,000,000 stored messages",
     8: "reconnect storm, 500 users",
+    9: "search, 1,000,000 stored messages",
     10: "room fan-out over WebSocket, 100 members",
 }
 
@@ -399,6 +451,31 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
                 server_cpu_pct=r["server_cpu_pct"],
                 server_rss_mib=r["server_peak_rss_mib"],
             )
+        elif number == 9:
+            searches, fanout = r["searches"], r["fanout"]
+            row.update(
+                metric="search ms, one at a time",
+                value=searches["p99_ms"],
+                p50_ms=searches["p50_ms"],
+                p99_ms=searches["p99_ms"],
+                max_ms=searches["max_ms"],
+                first_search_ms=r["first_search_ms"],
+                messages=r["messages"],
+            )
+            rows.append(row)
+            loaded = fanout["with_searches"]
+            row = {
+                "server": "nexus, fan-out + 20 searches/s",
+                "metric": "others' p99 with/without searches",
+                "value": fanout["p99_ratio"],
+                "p50_ms": loaded["p50_ms"],
+                "p99_ms": loaded["p99_ms"],
+                "max_ms": loaded["max_ms"],
+                "baseline_p99_ms": fanout["baseline"]["p99_ms"],
+                "searches_p99_ms": fanout["searches"]["p99_ms"],
+                "server_cpu_pct": loaded.get("server_cpu_pct"),
+                "server_rss_mib": loaded.get("server_rss_mib"),
+            }
         rows.append(row)
     nexus = next((row for row in rows if row["server"] == "nexus"), None)
     for row in rows:

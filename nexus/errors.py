@@ -28,6 +28,10 @@ ERROR_CODES = frozenset(
         "empty",
         "rate_limited",
         "internal",
+        # protocol 2
+        "no_such_message",
+        "not_allowed",
+        "limit_reached",
     }
 )
 

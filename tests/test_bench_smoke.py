@@ -37,3 +37,23 @@ def test_quick_benchmark_writes_sane_numbers(tmp_path: Path) -> None:
         acks = scenarios["6"]["results"][label]
         assert acks["acked"] > 0 and acks["p99_ms"] is not None, acks
     assert "server" in proc.stdout and "nexus" in proc.stdout  # the table was printed
+
+
+def test_quick_search_scenario_reports_latencies_and_the_fanout_ratio(tmp_path: Path) -> None:
+    """Scenario 9 in quick mode answers searches and measures fan-out with and without them."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "9"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["scenarios"]["9"]["results"]["nexus"]
+    assert "error" not in result, result
+    assert result["messages"] == 100_000 and result["first_search_ms"] > 0
+    searches = result["searches"]
+    assert searches["samples"] == 200
+    assert 0 < searches["p50_ms"] <= searches["p99_ms"] <= searches["max_ms"], searches
+    fanout = result["fanout"]
+    for run in ("baseline", "with_searches"):
+        assert fanout[run]["kept_up"] and fanout[run]["p99_ms"] > 0, fanout[run]
+    assert fanout["searches"]["samples"] > 0 and fanout["p99_ratio"] > 0, fanout

@@ -48,7 +48,7 @@ async def test_a_signal_stops_cleanly_and_saves_everything(tmp_path, sig):
             "event": "hello",
             "server": "nexus",
             "version": __version__,
-            "protocol": 1,
+            "protocol": 2,
             "motd": "hi team",
         }
         await peer.ok("register", username="alice", password="password1")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import ssl
 import sys
 
 from prompt_toolkit import PromptSession
@@ -31,7 +30,8 @@ from nexus.client.connection import ChatConnection
 from nexus.client.history import history_path
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
-from nexus.client.tls import CertificateChanged, ClientTLS, describe
+from nexus.client.tls import CertificateChanged, ClientTLS
+from nexus.client.tokens import TokenStore
 from nexus.errors import NexusError
 from nexus.protocol import LoginReply
 
@@ -107,11 +107,36 @@ def refusal(exc: NexusError) -> str:
 
 async def sign_in(
     conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None
-) -> tuple[ChatConnection, str, LoginReply]:
-    """Logs in or registers; returns the connection, the password (for reconnecting)
-    and the reply.
+) -> tuple[ChatConnection, LoginReply, str | None, str | None]:
+    """Logs in or registers; returns the connection, the reply, and what reconnecting
+    logs in with: the password (None after a saved token's login) and the token.
 
-    With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
+    With --user, a token saved by `nexus-chat login` is tried first; a refused one is
+    forgotten and the password asked for. A password login refreshes a saved token.
+    """
+    tokens = TokenStore()
+    user = args.user
+    saved = tokens.get(args.host, args.port, user) if user and not args.register else None
+    if saved:
+        try:
+            return conn, await conn.request("login", username=user, token=saved), None, saved
+        except NexusError as exc:
+            if exc.code != "auth_failed":
+                raise Failure(f"login failed: {refusal(exc)}") from None
+            print("The saved login token was refused (tokens last 30 days).")
+        except OSError as exc:
+            raise Failure(f"connection lost: {exc}") from None
+    conn, password, reply = await _with_password(conn, args, tls)
+    name, token = reply["user"]["username"], reply.get("token")
+    if token and (saved or tokens.get(args.host, args.port, name) is not None):
+        tokens.put(args.host, args.port, name, token)
+    return conn, reply, password, token
+
+
+async def _with_password(
+    conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None
+) -> tuple[ChatConnection, str, LoginReply]:
+    """With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
     program. At the prompts a mistake is explained and asked again: a new password
     that is too short or typed differently twice, the password; a refusal, everything.
     """
@@ -206,15 +231,7 @@ async def run(args: argparse.Namespace) -> None:
     except CertificateChanged as exc:
         raise Failure(str(exc)) from None
     except (OSError, TimeoutError) as exc:
-        if isinstance(exc, ssl.SSLError):
-            reason = describe(exc)
-        elif isinstance(exc, ConnectionRefusedError):
-            reason = "connection refused"
-        else:
-            reason = getattr(exc, "strerror", None) or str(exc) or "timed out"
-            if isinstance(exc, TimeoutError) and tls is None:
-                reason += " (if the server uses TLS, add --tls)"
-        raise Failure(f"cannot connect to {args.host}:{args.port}: {reason}") from None
+        raise Failure(script.connect_failure(exc, args.host, args.port, tls)) from None
     if conn.tls_notice:
         print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
     try:
@@ -224,7 +241,7 @@ async def run(args: argparse.Namespace) -> None:
         )
         if motd := render.clean(hello["motd"]):
             console.print(Text(motd, style="italic"))
-        conn, password, reply = await sign_in(conn, args, tls)
+        conn, reply, password, token = await sign_in(conn, args, tls)
     except BaseException:
         await conn.close()
         raise
@@ -236,7 +253,7 @@ async def run(args: argparse.Namespace) -> None:
         highlight=config.highlight,
         clock_format=config.timestamp_format,
     )
-    session = ChatSession(state, args.host, args.port, password, tls=tls)
+    session = ChatSession(state, args.host, args.port, password, token=token, tls=tls)
     app = ChatApp(session, history=history_path(), notifications=config.notifications)
     await app.run(conn, reply)
 

@@ -5,9 +5,10 @@ events into the ChatState and runs typed lines through the command table.
 It knows nothing of the screen: the UI passes callbacks for redraws,
 alerts (a mention or a DM) and quitting.
 
-Reconnects log in with the login token from the last password login (a
-dictionary look-up on the server instead of a password hash), falling back
-to the password if the token is refused. The token lives in memory only.
+Reconnects log in with the login token from the last password login, or
+the one saved by `nexus-chat login` that started the session (a dictionary
+look-up on the server instead of a password hash), falling back to the
+password, where there is one, if the token is refused.
 Reconnects over TLS make the same certificate check as the first connect.
 """
 
@@ -94,7 +95,7 @@ KEPT_BACK = "the text is back in the input line"
 async def log_in(
     conn: ChatConnection,
     username: str,
-    password: str,
+    password: str | None,
     *,
     register: bool = False,
     token: str | None = None,
@@ -102,13 +103,14 @@ async def log_in(
     """Logs in, or registers (which also logs in), on an open connection.
 
     With a `token` the login tries it first and uses the password only if
-    the server refuses the token (`auth_failed`: expired, or forgotten).
+    the server refuses the token (`auth_failed`: expired, or forgotten) and
+    there is a password.
     """
     if token is not None and not register:
         try:
             return await conn.request("login", username=username, token=token)
         except NexusError as exc:
-            if exc.code != "auth_failed":
+            if exc.code != "auth_failed" or password is None:
                 raise
     cmd = "register" if register else "login"
     return await conn.request(cmd, username=username, password=password)
@@ -118,7 +120,7 @@ async def open_connection(
     host: str,
     port: int,
     username: str,
-    password: str,
+    password: str | None,
     *,
     register: bool = False,
     token: str | None = None,
@@ -143,8 +145,9 @@ class ChatSession:
         state: ChatState,
         host: str,
         port: int,
-        password: str,
+        password: str | None,
         *,
+        token: str | None = None,
         backoff: tuple[float, float] = BACKOFF,
         tls: ClientTLS | None = None,
         on_change: Callable[[], None] = _nothing,
@@ -154,8 +157,8 @@ class ChatSession:
     ) -> None:
         self.state = state
         self.host, self.port = host, port
-        self._password = password
-        self._token: str | None = None  # from the last password login; never shown or saved
+        self._password = password  # None: in with a saved token, which must then do
+        self._token = token  # from the last password login, or saved; never shown
         self.tls = tls
         self.backoff = backoff
         self.on_change, self.on_alert, self.on_quit = on_change, on_alert, on_quit

@@ -33,10 +33,14 @@ __all__ = [
     "EVENTS",
     "PROTOCOL_VERSION",
     "REPLIES",
+    "AnyMessage",
     "DirectMessage",
     "DmEvent",
     "DmsReply",
+    "EditReply",
+    "Edited",
     "Empty",
+    "Erased",
     "ErrorBody",
     "Event",
     "Hello",
@@ -46,18 +50,24 @@ __all__ = [
     "Left",
     "LoginReply",
     "MalformedFrame",
+    "MentionsReply",
     "MessageEvent",
     "PingReply",
     "Presence",
     "Profile",
     "ProfileReply",
+    "Reaction",
+    "ReadMoved",
+    "ReadReply",
     "RoomCreated",
     "RoomDeleted",
     "RoomInfo",
     "RoomMessage",
     "RoomReply",
     "RoomsReply",
+    "SearchReply",
     "SentReply",
+    "TokenReply",
     "TopicChanged",
     "Unread",
     "UsersReply",
@@ -68,17 +78,49 @@ __all__ = [
     "parse_reply",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 # --------------------------------------------------------------------------
 # Objects (docs/protocol.md, "Objects")
 
+# A message's protocol 2 fields are present only when they apply: `action`
+# ("* ana waves"), `reply_to` (the seq it answers), `mentions` (usernames
+# named with @, in order of first mention), `edited` (time of the latest
+# edit), `reactions` (emoji -> users, in order of reacting), `erased` (the
+# text is "" and the other fields are gone).
 RoomMessage = TypedDict(
-    "RoomMessage", {"room": str, "seq": int, "from": str, "text": str, "ts": float}
+    "RoomMessage",
+    {
+        "room": str,
+        "seq": int,
+        "from": str,
+        "text": str,
+        "ts": float,
+        "action": NotRequired[bool],
+        "reply_to": NotRequired[int],
+        "mentions": NotRequired[list[str]],
+        "edited": NotRequired[float],
+        "reactions": NotRequired[dict[str, list[str]]],
+        "erased": NotRequired[bool],
+    },
 )
 DirectMessage = TypedDict(
-    "DirectMessage", {"seq": int, "from": str, "to": str, "text": str, "ts": float}
+    "DirectMessage",
+    {
+        "seq": int,
+        "from": str,
+        "to": str,
+        "text": str,
+        "ts": float,
+        "action": NotRequired[bool],
+        "reply_to": NotRequired[int],
+        "mentions": NotRequired[list[str]],
+        "edited": NotRequired[float],
+        "reactions": NotRequired[dict[str, list[str]]],
+        "erased": NotRequired[bool],
+    },
 )
+AnyMessage = RoomMessage | DirectMessage  # told apart by the `room` key
 
 
 class RoomInfo(TypedDict):
@@ -88,6 +130,7 @@ class RoomInfo(TypedDict):
     default: bool
     members: int
     online: int
+    unread: NotRequired[int]  # to a member (`rooms`, `join`): messages after their marker
 
 
 class Profile(TypedDict):
@@ -97,10 +140,13 @@ class Profile(TypedDict):
     rooms: list[str]
     created: float
     last_seen: float | None  # None while online
+    away: NotRequired[str | None]  # the away text, None when back
 
 
 class Unread(TypedDict):
     dms: dict[str, int]  # the other user's display name -> unread DMs from them
+    rooms: NotRequired[dict[str, int]]  # member rooms with unread messages -> how many
+    mentions: NotRequired[int]  # unread room messages that mention the user
 
 
 class ErrorBody(TypedDict):
@@ -163,6 +209,37 @@ class Presence(TypedDict):
     event: Literal["presence"]
     user: str
     online: bool
+    away: NotRequired[str | None]
+
+
+class Edited(TypedDict):
+    event: Literal["edited"]
+    message: AnyMessage
+
+
+class Erased(TypedDict):
+    event: Literal["erased"]
+    message: AnyMessage
+
+
+class Reaction(TypedDict):
+    event: Literal["reaction"]
+    message: AnyMessage
+    user: str
+    emoji: str
+    on: bool
+
+
+# `read` names a room or (`with`) a DM partner: the caller's marker there moved.
+ReadMoved = TypedDict(
+    "ReadMoved",
+    {
+        "event": Literal["read"],
+        "room": NotRequired[str],
+        "with": NotRequired[str],
+        "seq": int,
+    },
+)
 
 
 Event = (
@@ -175,6 +252,10 @@ Event = (
     | RoomDeleted
     | TopicChanged
     | Presence
+    | Edited
+    | Erased
+    | Reaction
+    | ReadMoved
 )
 EVENTS: dict[str, type] = {
     get_args(get_type_hints(kind)["event"])[0]: kind for kind in get_args(Event)
@@ -235,6 +316,27 @@ class PingReply(TypedDict):
     ts: float
 
 
+class EditReply(TypedDict):
+    edited: float
+
+
+class ReadReply(TypedDict):
+    seq: int  # the marker now
+
+
+class SearchReply(TypedDict):
+    results: list[AnyMessage]  # newest first
+    more: bool
+
+
+class MentionsReply(TypedDict):
+    messages: list[RoomMessage]  # newest first
+
+
+class TokenReply(TypedDict):
+    token: str
+
+
 REPLIES: dict[str, type] = {
     "register": LoginReply,
     "login": LoginReply,
@@ -253,6 +355,14 @@ REPLIES: dict[str, type] = {
     "bio": ProfileReply,
     "ping": PingReply,
     "quit": Empty,
+    "edit": EditReply,
+    "erase": Empty,
+    "react": Empty,
+    "read": ReadReply,
+    "search": SearchReply,
+    "mentions": MentionsReply,
+    "away": ProfileReply,
+    "password": TokenReply,
 }
 
 

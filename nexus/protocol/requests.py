@@ -17,40 +17,57 @@ from nexus.errors import NexusError
 __all__ = [
     "DEFAULT_ROOMS",
     "DM_HISTORY_CAP",
+    "EMOJI_MAX",
     "MAX_ID_LENGTH",
+    "MENTION_RE",
     "MESSAGE_MAX",
     "PAGE_DEFAULT",
     "PAGE_MAX",
     "PASSWORD_MAX",
     "PASSWORD_MIN",
+    "QUERY_MAX",
+    "REACTIONS_MAX",
     "REQUESTS",
     "ROOM_HISTORY_CAP",
     "ROOM_RE",
+    "SEARCH_DEFAULT",
+    "SEARCH_MAX",
     "SECRETS",
     "SHORT_TEXT_MAX",
     "USERNAME_RE",
+    "Away",
     "Bio",
     "Create",
     "Delete",
     "Dm",
     "Dms",
+    "Edit",
+    "Erase",
     "History",
     "Join",
     "Leave",
     "Login",
+    "Mentions",
     "Online",
     "Optional",
+    "Password",
     "Ping",
     "Quit",
+    "React",
+    "Read",
     "Register",
     "Request",
     "Rooms",
     "Say",
+    "Search",
     "Topic",
     "Validator",
     "Whois",
     "any_username",
+    "boolean",
     "command_name",
+    "emoji",
+    "mentioned_names",
     "message_text",
     "new_password",
     "new_username",
@@ -59,8 +76,12 @@ __all__ = [
     "request",
     "request_id",
     "room_name",
+    "search_limit",
+    "search_query",
+    "search_terms",
     "sequence",
     "short_text",
+    "timestamp",
 ]
 
 MAX_ID_LENGTH = 64  # a string request id, echoed back in every reply
@@ -75,6 +96,14 @@ ROOM_HISTORY_CAP = 500
 DM_HISTORY_CAP = 200
 PAGE_DEFAULT, PAGE_MAX = 50, 500
 DEFAULT_ROOMS = ("general", "random", "tech")
+EMOJI_MAX = 16  # code points of one reaction's emoji
+REACTIONS_MAX = 20  # different emoji on one message: keeps a message's size bounded
+SEARCH_DEFAULT, SEARCH_MAX = 20, 100  # results of one search or mentions page
+QUERY_MAX = 200  # characters of a search query
+
+# `@name`: an `@` at the start or after a character that is not a name
+# character, then a run of name characters (the whole run is the name).
+MENTION_RE = re.compile(r"(?<![A-Za-z0-9_-])@([A-Za-z0-9_-]+)")
 
 # C0 controls but tab and newline, DEL and C1: refused in messages.
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -83,6 +112,29 @@ _LINE_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Unicode's White_Space property. str.isspace() and str.strip() also count
 # U+001C-U+001F, which are controls, so they cannot be used here.
 _WHITE_SPACE = re.compile(r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*")
+_WHITE_SPACE_RUN = re.compile(r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+
+
+def search_terms(text: str) -> list[str]:
+    """The case-folded, white-space separated terms of `text`, each once, in order.
+
+    The search index splits message text with the same function, so a term
+    (which holds no white space) occurs in a text exactly when it occurs in
+    one of the text's terms. `str.split` counts U+001C-U+001F as white space
+    too, unlike Unicode; neither a message nor a query may hold them."""
+    return list(dict.fromkeys(text.casefold().split()))
+
+
+def mentioned_names(text: str) -> list[str]:
+    """Every `@name` in `text` that could be a username, each once (ignoring
+    case), in order of first mention; whether the user exists is the server's."""
+    if "@" not in text:  # most messages: no regex at all
+        return []
+    names: dict[str, str] = {}
+    for name in MENTION_RE.findall(text):
+        if 3 <= len(name) <= 24:  # the pattern admits only a username's characters
+            names.setdefault(name.lower(), name)
+    return list(names.values())
 
 
 # --------------------------------------------------------------------------
@@ -169,6 +221,49 @@ def sequence(value: Any) -> int:
     return _integer(value)
 
 
+def boolean(value: Any) -> bool:
+    if value is not True and value is not False:
+        raise NexusError("bad_args", "expected true or false")
+    return value
+
+
+def timestamp(value: Any) -> float:
+    """Seconds since the epoch (JSON numbers are finite: the decoder refuses the rest)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise NexusError("bad_args", "expected a number")
+    return float(value)
+
+
+def emoji(value: Any) -> str:
+    """A reaction: 1-16 code points, no white space, no control characters."""
+    text = _string(value)
+    if len(text) > EMOJI_MAX:
+        raise NexusError("too_long", f"an emoji has at most {EMOJI_MAX} code points")
+    if not text or _WHITE_SPACE_RUN.search(text) or _LINE_CONTROL.search(text):
+        raise NexusError(
+            "bad_args", "an emoji is 1-16 code points, with no white space or control characters"
+        )
+    return text
+
+
+def search_query(value: Any) -> str:
+    text = _string(value)
+    if len(text) > QUERY_MAX:
+        raise NexusError("too_long", f"a query has at most {QUERY_MAX} characters")
+    if _MESSAGE_CONTROL.search(text):
+        raise NexusError("bad_args", "control characters are not allowed in a query")
+    if _WHITE_SPACE.fullmatch(text):
+        raise NexusError("empty", "a query needs some words")
+    return text
+
+
+def search_limit(value: Any) -> int:
+    limit = _integer(value)
+    if not 1 <= limit <= SEARCH_MAX:
+        raise NexusError("bad_args", f"limit must be 1-{SEARCH_MAX}")
+    return limit
+
+
 class Optional:
     """Marks an argument that may be absent (or null): then `default` is used."""
 
@@ -220,7 +315,7 @@ def request(cmd: str, **args: Validator | Optional) -> Callable[[type[RequestT]]
     return register
 
 
-SECRETS = frozenset({"password", "token"})
+SECRETS = frozenset({"password", "token", "old", "new"})
 
 
 def _masked_repr(self: Any) -> str:
@@ -299,18 +394,134 @@ class Online(Request):
     pass
 
 
-@request("say", room=room_name, text=message_text)
+@request(
+    "say",
+    room=room_name,
+    text=message_text,
+    action=Optional(boolean, False),
+    reply_to=Optional(sequence),
+)
 @dataclass(frozen=True, slots=True)
 class Say(Request):
     room: str
     text: str
+    action: bool  # "* ana waves"
+    reply_to: int | None  # the seq of the room's message this one answers
 
 
-@request("dm", to=any_username, text=message_text)
+@request(
+    "dm",
+    to=any_username,
+    text=message_text,
+    action=Optional(boolean, False),
+    reply_to=Optional(sequence),
+)
 @dataclass(frozen=True, slots=True)
 class Dm(Request):
     to: str
     text: str
+    action: bool
+    reply_to: int | None  # the seq of the pair's message this one answers
+
+
+class _Addressed:
+    """A request naming one conversation: `room`, or `with` (a DM partner), never both."""
+
+    __slots__ = ()
+    room: str | None
+    with_: str | None
+
+    def __post_init__(self) -> None:
+        if (self.room is None) == (self.with_ is None):
+            raise NexusError("bad_args", f"'{self.cmd}' needs 'room' or 'with'")  # type: ignore[attr-defined]
+
+
+# A message address: `room` + `seq`, or `with` + `seq` (docs/protocol.md).
+_ADDRESS: dict[str, Validator | Optional] = {
+    "room": Optional(room_name),
+    "with_": Optional(any_username),
+    "seq": sequence,
+}
+
+
+@request("edit", **_ADDRESS, text=message_text)
+@dataclass(frozen=True, slots=True)
+class Edit(_Addressed, Request):
+    room: str | None
+    with_: str | None
+    seq: int
+    text: str
+
+
+@request("erase", **_ADDRESS)
+@dataclass(frozen=True, slots=True)
+class Erase(_Addressed, Request):
+    room: str | None
+    with_: str | None
+    seq: int
+
+
+@request("react", **_ADDRESS, emoji=emoji, on=Optional(boolean, True))
+@dataclass(frozen=True, slots=True)
+class React(_Addressed, Request):
+    room: str | None
+    with_: str | None
+    seq: int
+    emoji: str
+    on: bool
+
+
+@request("read", **_ADDRESS)
+@dataclass(frozen=True, slots=True)
+class Read(_Addressed, Request):
+    """Moves the caller's read marker in a room or DM conversation."""
+
+    room: str | None
+    with_: str | None
+    seq: int
+
+
+@request(
+    "search",
+    query=search_query,
+    room=Optional(room_name),
+    with_=Optional(any_username),
+    from_=Optional(any_username),
+    limit=Optional(search_limit, SEARCH_DEFAULT),
+    before=Optional(timestamp),
+)
+@dataclass(frozen=True, slots=True)
+class Search(Request):
+    query: str
+    room: str | None
+    with_: str | None
+    from_: str | None  # `from` on the wire
+    limit: int
+    before: float | None  # a ts: only older messages
+
+    def __post_init__(self) -> None:
+        if self.room is not None and self.with_ is not None:
+            raise NexusError("bad_args", "'search' takes 'room' or 'with', not both")
+
+
+@request("mentions", limit=Optional(search_limit, SEARCH_DEFAULT))
+@dataclass(frozen=True, slots=True)
+class Mentions(Request):
+    limit: int
+
+
+@request("away", text=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Away(Request):
+    text: str  # empty: back
+
+
+@request("password", old=_string, new=new_password)
+@dataclass(frozen=True, slots=True, repr=False)
+class Password(Request):
+    old: str
+    new: str
+    __repr__ = _masked_repr
 
 
 @request(

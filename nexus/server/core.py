@@ -35,6 +35,7 @@ from nexus.server.config import ServerConfig
 from nexus.server.hub import Hub
 from nexus.server.outbox import Link, Outbox, Outlet
 from nexus.server.policy import Policy
+from nexus.server.search import SearchIndex
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
 
@@ -58,6 +59,7 @@ class Core:
         hub: Hub,
         policy: Policy,
         hashing: PasswordHashing,
+        search: SearchIndex,
     ) -> None:
         self.config = config
         self.store = store
@@ -65,6 +67,7 @@ class Core:
         self.hub = hub
         self.policy = policy
         self.hashing = hashing
+        self.search = search
         self.per_address: Counter[str] = Counter()  # admitted connections per address
         self.connections: set[Connection] = set()
         self._all_gone: asyncio.Event | None = None  # set once close_all() has none left
@@ -159,6 +162,7 @@ class Connection:
             core.hashing,
             core.store,
             core.policy.registration_bucket(),
+            core.search,
         )
         self.waiting: deque[bytes] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler

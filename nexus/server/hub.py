@@ -68,12 +68,32 @@ class Hub:
     def to_all(self, data: bytes) -> None:
         self.to_users(self.sessions, data)
 
-    def announce_presence(self, model: Model, key: str, online: bool) -> None:
-        """Tells the other users who share a room with `key` that it came or went."""
+    def announce_presence(
+        self, model: Model, key: str, online: bool, skip: Session | None = None
+    ) -> None:
+        """Tells the other users who share a room with `key` that it came,
+        went or changed its away text; with `skip` (an away change), the
+        user's own sessions but that one too."""
         user = model.users[key]
         peers: set[str] = set()
         for name in user.rooms:
             peers |= model.rooms[name].members
         peers.discard(key)
-        frame: Presence = {"event": "presence", "user": user.username, "online": online}
-        self.to_users(peers, encode(frame))
+        frame: Presence = {
+            "event": "presence",
+            "user": user.username,
+            "online": online,
+            "away": user.away,
+        }
+        data = encode(frame)
+        self.to_users(peers, data)
+        if skip is not None:
+            self.to_user(key, data, skip=skip)
+
+    def expel(self, key: str, data: bytes, skip: Session) -> None:
+        """Sends `data` to every session of `key` but `skip`, and closes them
+        once it has gone out."""
+        for session in list(self.sessions.get(key, ())):
+            if session is not skip and session.open:
+                self.outbox.send(session.outlet, data)
+                session.close()

@@ -4,12 +4,18 @@ Every change is a record (a small JSON-able dict with an `op`). `Model.apply`
 is the only way to change the model: command handlers call it through the
 store, and the store calls it again when it replays its journal, so live
 state and recovered state cannot drift apart. Plain synchronous code.
+
+Records that act on one message (`edit`, `erase`, `react`) name it by
+`room` + `seq`, or by `with` (the other user's key) + `seq` for a DM of the
+record's `user`. Replaying them is safe over a snapshot that already holds
+their effect (a snapshot is encoded while the model moves on): each sets a
+state rather than toggling one, and one whose message is gone does nothing.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -32,6 +38,10 @@ class User:
     # Login tokens: SHA-256 of the token -> when it was issued. The token
     # itself exists only on the client.
     tokens: dict[str, float] = field(default_factory=dict)
+    away: str | None = None  # the away text; None when back
+    # Read markers: room -> the seq read up to, for every member room (set
+    # to the room's newest seq on joining, never moved back).
+    read: dict[str, int] = field(default_factory=dict)
 
 
 class History:
@@ -57,6 +67,14 @@ class History:
         end = len(stored) if before is None else max(0, min(len(stored), before - first))
         start = max(0, end - limit)
         return list(islice(stored, start, end)), start > 0
+
+    def get(self, seq: int) -> Message | None:
+        """The stored message numbered `seq`, or None (never made, or trimmed)."""
+        stored = self.messages
+        if not stored:
+            return None
+        i = seq - stored[0]["seq"]
+        return stored[i] if 0 <= i < len(stored) else None
 
     def since(self, seq: int) -> Iterable[Message]:
         """Messages with a seq above `seq`."""
@@ -92,8 +110,21 @@ def user_key(name: str) -> str:
 
 
 def pair_key(a: str, b: str) -> str:
-    """The key of the conversation between two user keys."""
+    """The key of the conversation between two user keys.
+
+    It holds a newline, so it never equals a room name: the search index
+    uses room names and pair keys side by side as "scopes"."""
     return "\n".join(sorted((a, b)))
+
+
+# Fields of a message that erasing it takes away (its text becomes "").
+_ERASED_FIELDS = ("action", "reply_to", "mentions", "edited", "reactions")
+# Optional fields of `say` and `dm` records copied into the message.
+_NEW_MESSAGE_FIELDS = ("action", "reply_to", "mentions")
+
+
+def _nothing(scope: str, seq: int) -> None:
+    pass
 
 
 class Model:
@@ -103,6 +134,9 @@ class Model:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
         self.conversations: dict[str, Conversation] = {}
+        # Told of every message made or edited (its scope: a room name or a
+        # pair key), so the search index can (re)index its text.
+        self.on_text: Callable[[str, int], None] = _nothing
         for name in DEFAULT_ROOMS:
             self.rooms[name] = Room(name, "", None, True, 0.0)
 
@@ -114,6 +148,33 @@ class Model:
 
     def display(self, key: str) -> str:
         return self.users[key].username
+
+    def history_of(self, r: dict[str, Any]) -> History | None:
+        """The history a record or request addresses: its `room`, or the DM
+        conversation of its `user` with `with` (None if they never wrote)."""
+        if r.get("room") is not None:
+            room = self.rooms.get(r["room"])
+            return room.history if room is not None else None
+        conv = self.conversations.get(pair_key(r["user"], r["with"]))
+        return conv.history if conv is not None else None
+
+    def existing(self, names: Iterable[str]) -> list[str]:
+        """The usernames (as registered) of those of `names` (ASCII) that are users."""
+        users = self.users
+        return [users[key].username for key in map(str.lower, names) if key in users]
+
+    def room_unread(self, key: str, name: str) -> tuple[int, int]:
+        """A member's unread messages in a room (after the marker, not erased,
+        not their own) and how many of those mention them."""
+        user, room = self.users[key], self.rooms[name]
+        me = user.username
+        unread = mentions = 0
+        for m in room.history.since(user.read.get(name, room.history.last_seq)):
+            if m["from"] != me and not m.get("erased"):
+                unread += 1
+                if me in m.get("mentions", ()):
+                    mentions += 1
+        return unread, mentions
 
     def unread(self, key: str) -> dict[str, int]:
         """Unread DMs from each other user, by their display name."""
@@ -140,13 +201,16 @@ class Model:
         return user
 
     def _op_join(self, r: dict[str, Any]) -> None:
-        self.users[r["user"]].rooms.add(r["room"])
-        room = self.rooms[r["room"]]
+        user, room = self.users[r["user"]], self.rooms[r["room"]]
+        user.rooms.add(room.name)
+        user.read[room.name] = room.history.last_seq
         room.members.add(r["user"])
         room.roster += 1
 
     def _op_leave(self, r: dict[str, Any]) -> None:
-        self.users[r["user"]].rooms.discard(r["room"])
+        user = self.users[r["user"]]
+        user.rooms.discard(r["room"])
+        user.read.pop(r["room"], None)
         room = self.rooms[r["room"]]
         room.members.discard(r["user"])
         room.roster += 1
@@ -160,6 +224,7 @@ class Model:
         room = self.rooms.pop(r["room"])
         for key in room.members:
             self.users[key].rooms.discard(room.name)
+            self.users[key].read.pop(room.name, None)
 
     def _op_topic(self, r: dict[str, Any]) -> Room:
         room = self.rooms[r["room"]]
@@ -175,7 +240,9 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
+        _copy_new_fields(r, message)
         history.append(message)
+        self.on_text(r["room"], message["seq"])
         return message
 
     def _op_dm(self, r: dict[str, Any]) -> Message:
@@ -193,11 +260,76 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
+        _copy_new_fields(r, message)
         conv.history.append(message)
+        self.on_text(key, message["seq"])
+        return message
+
+    def _addressed(self, r: dict[str, Any]) -> Message | None:
+        """The message a record acts on, unless it is gone or erased."""
+        history = self.history_of(r)
+        message = history.get(r["seq"]) if history is not None else None
+        return None if message is None or message.get("erased") else message
+
+    def _op_edit(self, r: dict[str, Any]) -> Message | None:
+        message = self._addressed(r)
+        if message is None:
+            return None
+        message["text"] = r["text"]
+        message["edited"] = r["ts"]
+        if r.get("mentions"):
+            message["mentions"] = r["mentions"]
+        else:
+            message.pop("mentions", None)
+        scope = r["room"] if r.get("room") is not None else pair_key(r["user"], r["with"])
+        self.on_text(scope, r["seq"])
+        return message
+
+    def _op_erase(self, r: dict[str, Any]) -> Message | None:
+        message = self._addressed(r)
+        if message is None:
+            return None
+        message["text"] = ""
+        for name in _ERASED_FIELDS:
+            message.pop(name, None)
+        message["erased"] = True
+        return message
+
+    def _op_react(self, r: dict[str, Any]) -> Message | None:
+        """Adds or removes the user's reaction (setting it, so replay is safe)."""
+        message = self._addressed(r)
+        if message is None:
+            return None
+        name, emoji = self.display(r["user"]), r["emoji"]
+        reactions = message.get("reactions", {})
+        users = reactions.get(emoji, [])
+        if r["on"] and name not in users:
+            message["reactions"] = reactions
+            reactions[emoji] = [*users, name]
+        elif not r["on"] and name in users:
+            users.remove(name)
+            if not users:  # the last one took it back: the key goes, and then `reactions`
+                del reactions[emoji]
+                if not reactions:
+                    del message["reactions"]
         return message
 
     def _op_read(self, r: dict[str, Any]) -> None:
-        self.conversations[pair_key(r["user"], r["with"])].read[r["user"]] = r["seq"]
+        if r.get("room") is not None:
+            self.users[r["user"]].read[r["room"]] = r["seq"]
+        else:
+            self.conversations[pair_key(r["user"], r["with"])].read[r["user"]] = r["seq"]
+
+    def _op_away(self, r: dict[str, Any]) -> User:
+        user = self.users[r["user"]]
+        user.away = r["text"]
+        return user
+
+    def _op_password(self, r: dict[str, Any]) -> None:
+        """A new password hash; every login token issued before it is revoked."""
+        user = self.users[r["user"]]
+        user.password = r["password"]
+        user.tokens.clear()
 
     def _op_bio(self, r: dict[str, Any]) -> User:
         user = self.users[r["user"]]
@@ -218,8 +350,10 @@ class Model:
     def to_snapshot(self) -> dict[str, Any]:
         """Everything as plain JSON-able data (the store's readable snapshot).
 
-        A copy: the store writes it while the model moves on. Messages are
-        shared, as nothing changes a message once made."""
+        A copy of the structure: the store writes it while the model moves
+        on. Messages are shared, so one may be encoded with an edit, erasure
+        or reaction made after the snapshot's journal position; replaying
+        that record then finds its effect in place (see the module's note)."""
         return {
             "users": [
                 {
@@ -230,6 +364,8 @@ class Model:
                     "last_seen": u.last_seen,
                     "rooms": sorted(u.rooms),
                     "tokens": dict(u.tokens),
+                    "away": u.away,
+                    "read": dict(u.read),
                 }
                 for u in self.users.values()
             ],
@@ -268,6 +404,7 @@ class Model:
                 u["bio"],
                 u["last_seen"],
                 tokens=u.get("tokens", {}),
+                away=u.get("away"),
             )
         for r in data["rooms"]:
             model.rooms[r["name"]] = Room(
@@ -279,8 +416,12 @@ class Model:
                 History(ROOM_HISTORY_CAP, r["last_seq"], r["messages"]),
             )
         for u in data["users"]:
+            key = user_key(u["username"])
             for name in u["rooms"]:
-                model._op_join({"user": user_key(u["username"]), "room": name})
+                model._op_join({"user": key, "room": name})
+            # Stores written before read markers existed have none: each
+            # member starts with everything stored read, as on joining.
+            model.users[key].read.update(u.get("read", {}))
         for d in data["dms"]:
             users = (d["users"][0], d["users"][1])
             key = pair_key(*users)
@@ -290,3 +431,9 @@ class Model:
             for user in users:
                 model.users[user].conversations.add(key)
         return model
+
+
+def _copy_new_fields(r: dict[str, Any], message: Message) -> None:
+    for name in _NEW_MESSAGE_FIELDS:
+        if r.get(name):
+            message[name] = r[name]

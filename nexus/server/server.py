@@ -15,6 +15,7 @@ from nexus.server.frontends.ws import Web, WsProtocol
 from nexus.server.hub import Hub
 from nexus.server.outbox import Outbox
 from nexus.server.policy import Policy
+from nexus.server.search import SearchIndex
 from nexus.server.store import Store, StoreError
 from nexus.server.tls import server_context
 
@@ -39,7 +40,10 @@ class NexusServer:
         store.on_written = self.outbox.flush
         store.on_refused = self._refuse_held
         self.hashing = PasswordHashing(config.password_params)
-        self.core = Core(config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing)
+        self.search = SearchIndex(lambda: self.store.model)
+        self.core = Core(
+            config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing, self.search
+        )
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
         self.web_listener: asyncio.Server | None = None  # with --web-port
@@ -49,6 +53,7 @@ class NexusServer:
         store = await Store.open(config.data, fsync=config.fsync)
         server = cls(config, store)
         server.tls = server_context(config)
+        server.search.start()
         server.listener = await asyncio.get_running_loop().create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
@@ -86,6 +91,7 @@ class NexusServer:
         for listener in listeners:
             await listener.wait_closed()
         self.listener = self.web_listener = None
+        await self.search.close()
         await self.store.close()
         self.hashing.close()
 

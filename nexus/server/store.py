@@ -50,7 +50,11 @@ log = logging.getLogger("nexus.store")
 _fsync = aiofiles.os.wrap(os.fsync)
 
 SNAPSHOT_FORMAT = "nexus-store"
-SNAPSHOT_VERSION = 2  # 2 adds the checksum; version 1 files (none) still load
+# 2 added the checksum; 3 adds read markers, away texts and the message fields
+# of protocol 2 (edits, erasures, reactions...). Versions 1 and 2 still load;
+# a server older than 3 refuses a version 3 file instead of misreading it.
+SNAPSHOT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, SNAPSHOT_VERSION)
 # The snapshot's last key: the CRC-32 of every byte of the file before it.
 _CHECKSUM = re.compile(rb',\n  "crc32": "([0-9a-f]{8})"\n\}\n\Z')
 FILE_MODE = 0o600  # data files hold password hashes and every DM
@@ -248,7 +252,7 @@ class Store:
                 snapshot, text = json.loads(text), ""
                 if snapshot.get("format") != SNAPSHOT_FORMAT:
                     raise ValueError("not a Nexus store")
-                if snapshot.get("version") not in (1, SNAPSHOT_VERSION):
+                if snapshot.get("version") not in _READABLE_VERSIONS:
                     raise ValueError(f"unsupported store version {snapshot.get('version')}")
                 model, n = Model.from_snapshot(snapshot), snapshot["journal_seq"]
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
@@ -269,7 +273,7 @@ class Store:
             for record in records:
                 try:
                     model.apply(record)
-                except (KeyError, TypeError, ValueError) as exc:
+                except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     raise DamagedStore(
                         f"{self.journal_path}: record {record['n']} does not apply ({exc!r})"
                     ) from None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 import time
 
 import pytest
 from wcwidth import wcswidth
 
 from nexus.client.connection import ChatConnection
+from nexus.client.tokens import TokenStore
 from tests.client.tmux import CHAT, PASSWORD, Tmux, start_server
 
 pytestmark = pytest.mark.e2e
@@ -154,6 +157,34 @@ def test_client_toml_and_no_color_reach_the_screen(tmux, server_port, tmp_path):
     row = next(r for r in coloured.splitlines() if "is done" in r)
     assert re.search(r"\x1b\[[0-9;]*7[0-9;]*mdeploy", row), repr(row)  # reversed, as a mention
     assert _colour_codes(coloured) == []
+
+
+def test_a_token_saved_by_login_opens_the_screen_without_a_password(tmux, server_port, tmp_path):
+    """After `nexus-chat login`, `nexus-chat --user ana` asks nothing; once the token is
+    refused, the screen says so and asks for the password."""
+    config = tmp_path / "ana-config"
+    saved = subprocess.run(
+        [CHAT, "login", "127.0.0.1", str(server_port), "--user", "ana", "--register"],
+        env={**os.environ, "XDG_CONFIG_HOME": str(config), "NEXUS_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert saved.returncode == 0, saved.stderr
+    env = {"XDG_CONFIG_HOME": str(config), "NEXUS_PASSWORD": ""}
+    command = (CHAT, "127.0.0.1", str(server_port), "--user", "ana")
+    tmux.start("ana", *command, env=env)
+    screen = tmux.wait_for("ana", "ana@#general")
+    assert "Password" not in screen
+    tmux.keys("ana", "/quit")
+    TokenStore(config / "nexus" / "tokens.json").put("127.0.0.1", server_port, "ana", "stale")
+    tmux.start("ana2", *command, env=env)
+    tmux.wait_for("ana2", "The saved login token was refused")
+    tmux.wait_for("ana2", "Password (not shown):")
+    tmux.keys("ana2", PASSWORD)
+    tmux.wait_for("ana2", "ana@#general")
+    fresh = TokenStore(config / "nexus" / "tokens.json").get("127.0.0.1", server_port, "ana")
+    assert fresh not in (None, "stale")  # the password login refreshed the saved token
 
 
 def test_interactive_mistakes_are_explained_and_asked_again(tmux, server_port):

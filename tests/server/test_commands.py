@@ -12,7 +12,7 @@ from nexus.server import commands
 from tests.conftest import PASSWORD
 from tests.wire import Peer
 
-PROFILE_KEYS = {"username", "bio", "online", "rooms", "created", "last_seen"}
+PROFILE_KEYS = {"username", "bio", "online", "rooms", "created", "last_seen", "away"}
 ROOM_KEYS = {"name", "topic", "owner", "default", "members", "online"}
 MESSAGE_KEYS = {"room", "seq", "from", "text", "ts"}
 DM_KEYS = {"seq", "from", "to", "text", "ts"}
@@ -51,7 +51,7 @@ async def test_register_replies_profile_rooms_and_no_unread(server):
     assert before - 1 <= user["created"] <= time.time() + 1
     assert user["last_seen"] is None
     assert reply["rooms"] == ["general"]
-    assert reply["unread"] == {"dms": {}}
+    assert reply["unread"]["dms"] == {}
 
 
 async def test_register_makes_member_of_general_only(server):
@@ -132,7 +132,7 @@ async def test_login_replies_profile_rooms_and_unread(server):
     assert reply["user"]["last_seen"] is None
     assert reply["user"]["rooms"] == ["abc", "general", "tech", "zoo"]
     assert reply["rooms"] == ["abc", "general", "tech", "zoo"]
-    assert reply["unread"] == {"dms": {}}
+    assert reply["unread"]["dms"] == {}
 
 
 async def test_login_wrong_password_or_unknown_user_is_auth_failed(server):
@@ -215,6 +215,7 @@ async def test_join_replies_room_info_and_last_50_messages_oldest_first(server):
         "default": True,
         "members": 2,
         "online": 2,
+        "unread": 0,
     }
     history = reply["history"]
     assert [m["seq"] for m in history] == list(range(11, 61))
@@ -421,7 +422,9 @@ async def test_rooms_lists_room_infos_sorted_by_name(server):
     assert names == sorted(names, key=str.casefold)
     assert set(names) == {"general", "random", "tech", "zeta", "alpha", "m-1", "_x", "0day"}
     rooms = {r["name"]: r for r in reply["rooms"]}
-    assert all(set(r) == ROOM_KEYS for r in reply["rooms"])
+    # `unread` comes with the rooms the caller is a member of, and only those.
+    members = {r["name"]: set(r) == ROOM_KEYS | {"unread"} for r in reply["rooms"]}
+    assert members == {name: name not in ("random", "tech") for name in names}
     assert rooms["general"] == {
         "name": "general",
         "topic": "",
@@ -429,6 +432,7 @@ async def test_rooms_lists_room_infos_sorted_by_name(server):
         "default": True,
         "members": 2,
         "online": 2,
+        "unread": 0,
     }
     assert rooms["zeta"]["owner"] == "Alice"
     assert rooms["zeta"]["default"] is False
@@ -604,7 +608,7 @@ async def test_dm_to_self_is_allowed(server):
     ]
     await alice.ok("quit")
     again = await server.peer()
-    assert (await again.ok("login", username="alice", password=PASSWORD))["unread"] == {"dms": {}}
+    assert (await again.ok("login", username="alice", password=PASSWORD))["unread"]["dms"] == {}
 
 
 async def test_dm_errors(server):
@@ -630,7 +634,7 @@ async def test_dms_to_offline_user_are_kept_and_counted_unread(server):
     await carol.ok("dm", to="bob", text="from carol")
     peer = await server.peer()
     reply = await peer.ok("login", username="bob", password=PASSWORD)
-    assert reply["unread"] == {"dms": {"Alice": 3, "carol": 1}}
+    assert reply["unread"]["dms"] == {"Alice": 3, "carol": 1}
     page = await peer.ok("dms", **{"with": "alice"})
     assert [m["text"] for m in page["messages"]] == ["d1", "d2", "d3"]
     assert all(set(m) == DM_KEYS for m in page["messages"])
@@ -646,12 +650,12 @@ async def test_unread_counts_only_the_other_users_messages(server):
     await alice.ok("quit")
     await bob.ok("quit")
     relog = await server.peer()
-    assert (await relog.ok("login", username="alice", password=PASSWORD))["unread"] == {
-        "dms": {"bob": 2}
+    assert (await relog.ok("login", username="alice", password=PASSWORD))["unread"]["dms"] == {
+        "bob": 2
     }
     relog_bob = await server.peer()
-    assert (await relog_bob.ok("login", username="bob", password=PASSWORD))["unread"] == {
-        "dms": {"alice": 1}
+    assert (await relog_bob.ok("login", username="bob", password=PASSWORD))["unread"]["dms"] == {
+        "alice": 1
     }
 
 
@@ -675,11 +679,11 @@ async def test_dms_pages_and_marks_whole_conversation_read(server):
     await bob.ok("dm", to="alice", text="one more")
     relog = await server.peer()
     unread = (await relog.ok("login", username="alice", password=PASSWORD))["unread"]
-    assert unread == {"dms": {"bob": 1}}
+    assert unread["dms"] == {"bob": 1}
     await relog.ok("dms", **{"with": "bob", "limit": 1, "before": 2})  # an old page reads all
     await relog.ok("quit")
     again = await server.peer()
-    assert (await again.ok("login", username="alice", password=PASSWORD))["unread"] == {"dms": {}}
+    assert (await again.ok("login", username="alice", password=PASSWORD))["unread"]["dms"] == {}
 
 
 async def test_dms_without_conversation_and_errors(server):

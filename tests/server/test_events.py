@@ -113,6 +113,7 @@ async def test_presence_online_reaches_users_sharing_a_room(server):
         "event": "presence",
         "user": "Bob",
         "online": True,
+        "away": None,
     }
     await quiet(stranger, "presence")
     await quiet(bob, "presence")
@@ -135,6 +136,7 @@ async def test_presence_only_on_first_session_and_last_session(server):
         "event": "presence",
         "user": "bob",
         "online": False,
+        "away": None,
     }
     await carol.event("presence", user="bob", online=False)
 

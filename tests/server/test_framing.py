@@ -46,7 +46,7 @@ async def test_hello_on_connect(server):
         "event": "hello",
         "server": "nexus",
         "version": __version__,
-        "protocol": 1,
+        "protocol": 2,
         "motd": "test server",
     }
 
@@ -459,7 +459,7 @@ async def test_unread_counts_only_stored_messages(server):
     await bob.burst([{"cmd": "dm", "to": "alice", "text": f"d{i}"} for i in range(1, 206)])
     peer = await server.peer()
     reply = await peer.ok("login", username="alice", password=PASSWORD)
-    assert reply["unread"] == {"dms": {"bob": 200}}
+    assert reply["unread"]["dms"] == {"bob": 200}
 
 
 @pytest.mark.parametrize("limit", [1, 2, 499, 500])

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from nexus.errors import ERROR_CODES
-from nexus.protocol import REQUESTS, page_limit, sequence
+from nexus.protocol import REQUESTS, boolean, page_limit, search_limit, sequence, timestamp
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess
 from tests.wire import Peer
@@ -182,6 +182,10 @@ async def test_duplicate_keys_take_the_last_value(server):
 
 STRING_WRONG = [0, -1, 1.5, True, False, [], ["general"], {}, {"a": "b"}]
 INTEGER_WRONG = ["5", "", 1.5, 2.0, True, False, [], [5], {}, {"n": 5}]
+BOOLEAN_WRONG = ["true", "", 0, 1, 1.5, [], [True], {}]
+NUMBER_WRONG = ["5", "", True, False, [], [5], {}]
+WRONG = {page_limit: INTEGER_WRONG, search_limit: INTEGER_WRONG, sequence: INTEGER_WRONG}
+WRONG |= {boolean: BOOLEAN_WRONG, timestamp: NUMBER_WRONG}
 
 
 def valid_args(cmd: str) -> dict[str, Any]:
@@ -197,9 +201,21 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "limit": 5,
         "before": 3,
         "token": None,
+        "seq": 1,
+        "emoji": "+1",
+        "on": True,
+        "action": False,
+        "reply_to": None,
+        "query": "hello",
+        "from": "nobody",
+        "old": PASSWORD,
+        "new": "another password",
     }
     _, rules = REQUESTS[cmd]
-    return {key: base[key] for key, *_ in rules}
+    args = {key: base[key] for key, *_ in rules}
+    if "room" in args and "with" in args:
+        args["with"] = None  # a message address names one of the two
+    return args
 
 
 def wrong_type_cases() -> list[tuple[str, str, Any]]:
@@ -207,7 +223,7 @@ def wrong_type_cases() -> list[tuple[str, str, Any]]:
     cases = []
     for cmd, (_, rules) in sorted(REQUESTS.items()):
         for key, validate, _, _ in rules:
-            wrong = INTEGER_WRONG if validate in (page_limit, sequence) else STRING_WRONG
+            wrong = WRONG.get(validate, STRING_WRONG)
             cases += [(cmd, key, value) for value in wrong]
     return cases
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 
@@ -57,10 +58,10 @@ async def test_everything_survives_a_restart(start_server, data):
     assert reply["user"]["username"] == "Alice"
     assert reply["user"]["bio"] == "likes chess"
     assert reply["rooms"] == ["games"]
-    assert reply["unread"] == {"dms": {"bob": 1}}
+    assert reply["unread"]["dms"] == {"bob": 1}
     bob, reply = await login(second, "BOB")
     assert reply["rooms"] == ["games", "general", "tech"]
-    assert reply["unread"] == {"dms": {"Alice": 1}}
+    assert reply["unread"]["dms"] == {"Alice": 1}
     rooms_after = {r["name"]: r for r in (await alice.ok("rooms"))["rooms"]}
     assert {r["name"] for r in rooms_before} == set(rooms_after)
     assert rooms_after["games"] == {
@@ -70,6 +71,7 @@ async def test_everything_survives_a_restart(start_server, data):
         "default": False,
         "members": 2,
         "online": 2,
+        "unread": 0,
     }
     assert (await bob.ok("history", room="games"))["messages"] == history_before
     assert (await bob.ok("dms", **{"with": "alice"}))["messages"] == dms_before
@@ -128,7 +130,7 @@ async def test_read_markers_survive_a_restart(start_server, data):
     await bob.ok("dm", to="alice", text="three")
     second = await restart(first, start_server, data)
     _, reply = await login(second, "alice")
-    assert reply["unread"] == {"dms": {"bob": 1}}
+    assert reply["unread"]["dms"] == {"bob": 1}
 
 
 async def test_last_seen_survives_a_restart(start_server, data):
@@ -200,7 +202,7 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
         shutil.copy(path, copy.parent / path.name)
     second = await start_server(data=copy)
     bob, reply = await login(second, "bob")
-    assert reply["unread"] == {"dms": {"alice": 1}}
+    assert reply["unread"]["dms"] == {"alice": 1}
     assert (await bob.ok("whois", username="alice"))["user"]["bio"] == "durable"
     page = await bob.ok("history", room="games")
     assert [m["text"] for m in page["messages"]] == ["kept"]
@@ -220,3 +222,44 @@ async def test_store_closes_with_records_applied_during_a_compaction(data, monke
     again = await Store.open(data)
     assert again.model.users["alice"].bio == "pending"
     await again.close()
+
+
+FIXTURE_V1 = Path(__file__).parent.parent / "fixtures" / "store_v1"
+
+
+async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
+    start_server, tmp_path
+):
+    """A snapshot (store version 2) and journal written by the protocol 1 server
+    start as they were: users, rooms, history, DMs; markers start at the
+    snapshot's newest messages; the next snapshot is version 3 and loads again."""
+    for name in ("nexus_data.json", "nexus_data.json.journal"):
+        shutil.copy(FIXTURE_V1 / name, tmp_path / name)
+    data = tmp_path / "nexus_data.json"
+    first = await start_server(data=data)
+    alice, reply = await login(first, "alice")
+    assert reply["user"]["bio"] == "grows tomatoes"
+    assert reply["user"]["away"] is None
+    assert reply["rooms"] == ["garden", "general"]
+    assert reply["unread"] == {"dms": {"Bob": 1}, "rooms": {}, "mentions": 0}
+    bob, reply = await login(first, "bob")
+    # Bob's marker in garden starts at the snapshot's newest (3): the journal's
+    # "second tomato" is unread; everything older counts as read.
+    assert reply["unread"] == {"dms": {"alice": 1}, "rooms": {"garden": 1}, "mentions": 0}
+    garden = (await bob.ok("history", room="garden"))["messages"]
+    texts = ["first tomato", "hello @Bob", "watering at noon", "second tomato"]
+    assert [m["text"] for m in garden] == texts
+    assert all("mentions" not in m for m in garden)  # worked out only for new text
+    assert (await bob.ok("dms", **{"with": "alice"}))["messages"][-1]["text"] == (
+        "thanks for the seeds"
+    )
+    await alice.ok("edit", room="garden", seq=2, text="hello again @Bob")
+    await bob.ok("react", room="garden", seq=1, emoji="🍅")
+    second = await restart(first, start_server, data)
+    snapshot = json.loads(data.read_text())
+    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 3
+    bob, reply = await login(second, "bob")
+    assert reply["unread"]["rooms"] == {"garden": 1}  # the marker was kept at 3
+    garden = (await bob.ok("history", room="garden"))["messages"]
+    assert garden[0]["reactions"] == {"🍅": ["Bob"]}
+    assert garden[1]["mentions"] == ["Bob"]

@@ -8,7 +8,13 @@ until the store has written the changes before it.
 """
 
 from nexus import protocol as p
-from nexus.server.commands import accounts, messages, profiles, rooms  # noqa: F401 (they register)
+from nexus.server.commands import (  # noqa: F401 (they register)
+    accounts,
+    messages,
+    profiles,
+    reading,
+    rooms,
+)
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import COMMANDS, dispatch, not_saved
 

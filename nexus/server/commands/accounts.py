@@ -1,4 +1,4 @@
-"""Accounts and the session's life: register, login, quit, ping."""
+"""Accounts and the session's life: register, login, password, quit, ping."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 
 from nexus import protocol as p
 from nexus.errors import NexusError
+from nexus.protocol import encode
 from nexus.server.auth import new_token, token_valid
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
@@ -29,7 +30,7 @@ async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
     reply: p.LoginReply = {
         "user": ctx.profile(user),
         "rooms": sorted(user.rooms),
-        "unread": {"dms": ctx.model.unread(key)},
+        "unread": ctx.unread(key),
     }
     if token is not None:
         reply["token"] = token
@@ -69,6 +70,30 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
         ctx.policy.login_failed(ip, account)
         raise NexusError("auth_failed", _LOGIN_FAILED)
     return await _welcome(ctx, user, with_token=req.token is None)
+
+
+@command("password", suspends=True)
+async def password(ctx: Context, req: p.Password) -> p.TokenReply:
+    """Replaces the caller's password after checking the old one (a wrong
+    one counts as a failed login); revokes every token, returns a new one and
+    closes the user's other sessions."""
+    key, ip = ctx.key, ctx.session.ip
+    ctx.policy.check_login(ip, key)
+    stored = ctx.me.password
+    if not await ctx.hashing.verify(stored, req.old):
+        ctx.policy.login_failed(ip, key)
+        raise NexusError("auth_failed", "wrong password")
+    hashed = await ctx.hashing.hash(req.new)
+    if ctx.model.users.get(key) is None or ctx.me.password != stored:
+        raise NexusError("auth_failed", "the password changed meanwhile; try again")
+    token, digest = new_token()
+    now = time.time()
+    ctx.change("password", password=hashed, ts=now)
+    ctx.change("token", digest=digest, ts=now)
+    await ctx.durable()
+    changed = p.error(None, NexusError("auth_required", "password changed"))
+    ctx.hub.expel(key, encode(changed), skip=ctx.session)
+    return {"token": token}
 
 
 @command("quit", phases=ANY_OPEN)

@@ -15,9 +15,10 @@ from nexus.errors import NexusError
 from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
 from nexus.server.hub import Hub
-from nexus.server.model import Model, Room, User, user_key
+from nexus.server.model import Model, Room, User, pair_key, user_key
 from nexus.server.policy import Policy
 from nexus.server.ratelimit import TokenBucket
+from nexus.server.search import SearchIndex
 from nexus.server.session import Session
 from nexus.server.store import Store
 
@@ -30,6 +31,7 @@ class Context:
     hashing: PasswordHashing
     _store: Store
     registrations: TokenBucket  # this connection's budget of `register` attempts
+    search: SearchIndex
     changed: bool = False  # the current request applied a change not yet written
     quitting: bool = False  # the connection closes once the reply is queued
 
@@ -78,9 +80,11 @@ class Context:
 
     # -- wire objects ------------------------------------------------------
 
-    def room_info(self, room: Room) -> p.RoomInfo:
+    def room_info(self, room: Room, unread: bool = False) -> p.RoomInfo:
+        """A room as the protocol shows it; with `unread` (for a reply to one
+        user), the caller's unread count if they are a member."""
         is_online = self.hub.is_online
-        return {
+        info: p.RoomInfo = {
             "name": room.name,
             "topic": room.topic,
             "owner": None if room.owner is None else self.model.display(room.owner),
@@ -88,6 +92,9 @@ class Context:
             "members": len(room.members),
             "online": sum(1 for key in room.members if is_online(key)),
         }
+        if unread and self.key in room.members:
+            info["unread"] = self.model.room_unread(self.key, room.name)[0]
+        return info
 
     def profile(self, user: User) -> p.Profile:
         online = self.hub.is_online(user_key(user.username))
@@ -98,7 +105,41 @@ class Context:
             "rooms": sorted(user.rooms),
             "created": user.created,
             "last_seen": None if online else user.last_seen,
+            "away": user.away,
         }
+
+    def unread(self, key: str) -> p.Unread:
+        """A user's unread counts, as `login` and `register` answer them."""
+        model = self.model
+        rooms, mentions = {}, 0
+        for name in sorted(model.users[key].rooms):
+            count, mentioned = model.room_unread(key, name)
+            if count:
+                rooms[name] = count
+                mentions += mentioned
+        return {"dms": model.unread(key), "rooms": rooms, "mentions": mentions}
+
+    # -- read markers ------------------------------------------------------
+
+    def move_marker(self, where: dict[str, str], shown: dict[str, str], seq: int) -> None:
+        """Records the caller's read marker at `seq` (in the room or DM
+        conversation `where` names) and tells their other sessions, which
+        see the conversation named as `shown`."""
+        self.change("read", seq=seq, **where)
+        moved = encode({"event": "read", **shown, "seq": seq})
+        self.hub.to_user(self.key, moved, skip=self.session)
+
+    def mark_dms_read(self, other: User, newest: int) -> None:
+        """Marks the caller's DM conversation with `other` read up to `newest`."""
+        other_key = user_key(other.username)
+        conv = self.model.conversations.get(pair_key(self.key, other_key))
+        if conv is not None and conv.read.get(self.key, 0) < newest:
+            self.move_marker({"with": other_key}, {"with": other.username}, newest)
+
+    def fit_newest_first(self, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
+        """`fit` for a list that runs newest first (search results, mentions)."""
+        kept, cut = self.fit(messages[::-1], more)
+        return kept[::-1], cut
 
     def fit(self, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
         """Cuts a page, oldest first, to half the soft outbound limit.

@@ -1,15 +1,47 @@
-"""Messages: say in a room, DMs and their history."""
+"""Messages: say in a room, DMs and their history; edit, erase and react to one."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
+from nexus.server import permissions
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
-from nexus.server.model import pair_key, user_key
+from nexus.server.model import Message, Room, pair_key, user_key
+
+
+def _no_such_message(seq: int) -> NexusError:
+    return NexusError("no_such_message", f"no message {seq} here (never sent, trimmed or erased)")
+
+
+def _new_fields(ctx: Context, text: str, action: bool, reply_to: int | None) -> dict[str, Any]:
+    """The optional fields of a `say` or `dm` record: mentions are worked out
+    here, once, and stored with the message."""
+    fields: dict[str, Any] = {}
+    if action:
+        fields["action"] = True
+    if reply_to is not None:
+        fields["reply_to"] = reply_to
+    names = p.mentioned_names(text)
+    if names:
+        mentions = ctx.model.existing(names)
+        if mentions:
+            fields["mentions"] = mentions
+    return fields
+
+
+def _check_reply_to(ctx: Context, where: dict[str, Any], reply_to: int | None) -> None:
+    if reply_to is None:
+        return
+    history = ctx.model.history_of({"user": ctx.key, **where})
+    message = history.get(reply_to) if history is not None else None
+    if message is None or message.get("erased"):
+        raise _no_such_message(reply_to)
 
 
 @command("say", flood=True)
@@ -17,7 +49,9 @@ def say(ctx: Context, req: p.Say) -> p.SentReply:
     room = ctx.room(req.room)
     if ctx.key not in room.members:
         raise NexusError("not_member", f"join #{room.name} to speak there")
-    message = ctx.change("say", room=room.name, text=req.text, ts=time.time())
+    _check_reply_to(ctx, {"room": room.name}, req.reply_to)
+    fields = _new_fields(ctx, req.text, req.action, req.reply_to)
+    message = ctx.change("say", room=room.name, text=req.text, ts=time.time(), **fields)
     ctx.hub.to_room(room, encode({"event": "message", **message}))
     return {"seq": message["seq"], "ts": message["ts"]}
 
@@ -25,7 +59,9 @@ def say(ctx: Context, req: p.Say) -> p.SentReply:
 @command("dm", flood=True)
 def dm(ctx: Context, req: p.Dm) -> p.SentReply:
     recipient = user_key(ctx.user(req.to).username)
-    message = ctx.change("dm", to=recipient, text=req.text, ts=time.time())
+    _check_reply_to(ctx, {"with": recipient}, req.reply_to)
+    fields = _new_fields(ctx, req.text, req.action, req.reply_to)
+    message = ctx.change("dm", to=recipient, text=req.text, ts=time.time(), **fields)
     frame = encode({"event": "dm", **message})
     ctx.hub.to_user(ctx.key, frame)
     if recipient != ctx.key:
@@ -36,11 +72,107 @@ def dm(ctx: Context, req: p.Dm) -> p.SentReply:
 @command("dms")
 def dms(ctx: Context, req: p.Dms) -> p.DmsReply:
     me = ctx.key
-    other = user_key(ctx.user(req.with_).username)
-    conv = ctx.model.conversations.get(pair_key(me, other))
+    other = ctx.user(req.with_)
+    conv = ctx.model.conversations.get(pair_key(me, user_key(other.username)))
     if conv is None:
         return {"messages": [], "more": False}
     messages, more = ctx.fit(*conv.history.page(req.limit, req.before))
-    if conv.read.get(me, 0) < conv.history.last_seq:
-        ctx.change("read", seq=conv.history.last_seq, **{"with": other})
+    ctx.mark_dms_read(other, conv.history.last_seq)
     return {"messages": messages, "more": more}
+
+
+# -- acting on one message ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Target:
+    """A message named by `room` + `seq` or `with` + `seq`, and where it lives."""
+
+    message: Message
+    where: dict[str, Any]  # the record's address: {"room": name} or {"with": other key}
+    room: Room | None  # None for a DM
+    other: str | None  # the DM partner's key
+
+    def tell(self, ctx: Context, event: dict[str, Any]) -> None:
+        """Sends an event about the message where the message went."""
+        frame = encode(event)
+        if self.room is not None:
+            ctx.hub.to_room(self.room, frame)
+            return
+        ctx.hub.to_user(ctx.key, frame)
+        if self.other != ctx.key:
+            ctx.hub.to_user(self.other, frame)  # type: ignore[arg-type]
+
+
+def _target(ctx: Context, room: str | None, with_: str | None, seq: int) -> Target:
+    """The stored, not erased message a request names, or `no_such_message`."""
+    if room is not None:
+        found = ctx.room(room)
+        target = Target({}, {"room": found.name}, found, None)
+        history = found.history
+    else:
+        other = user_key(ctx.user(with_).username)  # type: ignore[arg-type]
+        target = Target({}, {"with": other}, None, other)
+        conv = ctx.model.conversations.get(pair_key(ctx.key, other))
+        history = conv.history if conv is not None else None  # type: ignore[assignment]
+    message = history.get(seq) if history is not None else None
+    if message is None or message.get("erased"):
+        raise _no_such_message(seq)
+    target.message = message
+    return target
+
+
+def _authored(ctx: Context, target: Target) -> bool:
+    return target.message["from"] == ctx.me.username
+
+
+@command("edit", flood=True)
+def edit(ctx: Context, req: p.Edit) -> p.EditReply:
+    target = _target(ctx, req.room, req.with_, req.seq)
+    if not _authored(ctx, target):
+        raise NexusError("not_allowed", "only its author may edit a message")
+    mentions = ctx.model.existing(p.mentioned_names(req.text))
+    ts = time.time()
+    ctx.change("edit", seq=req.seq, text=req.text, ts=ts, mentions=mentions, **target.where)
+    edited: p.Edited = {"event": "edited", "message": target.message}  # type: ignore[typeddict-item]
+    target.tell(ctx, dict(edited))
+    return {"edited": ts}
+
+
+@command("erase", flood=True)
+def erase(ctx: Context, req: p.Erase) -> p.Empty:
+    target = _target(ctx, req.room, req.with_, req.seq)
+    if not _authored(ctx, target) and (
+        target.room is None or not permissions.may("erase", ctx.model, target.room, ctx.key)
+    ):
+        raise NexusError("not_allowed", "only its author or the room's owner may erase a message")
+    ctx.change("erase", seq=req.seq, **target.where)
+    erased: p.Erased = {"event": "erased", "message": target.message}  # type: ignore[typeddict-item]
+    target.tell(ctx, dict(erased))
+    return {}
+
+
+@command("react", flood=True)
+def react(ctx: Context, req: p.React) -> p.Empty:
+    target = _target(ctx, req.room, req.with_, req.seq)
+    if target.room is not None and ctx.key not in target.room.members:
+        raise NexusError("not_member", f"join #{target.room.name} to react there")
+    me = ctx.me.username
+    reactions = target.message.get("reactions", {})
+    present = me in reactions.get(req.emoji, ())
+    if present == req.on:
+        return {}  # nothing changes: no record, no event
+    if req.on and req.emoji not in reactions and len(reactions) >= p.REACTIONS_MAX:
+        raise NexusError(
+            "limit_reached", f"a message has at most {p.REACTIONS_MAX} different emoji"
+        )
+    ctx.change("react", seq=req.seq, emoji=req.emoji, on=req.on, **target.where)
+    event: p.Reaction = {
+        "event": "reaction",
+        "message": target.message,  # type: ignore[typeddict-item]
+        "user": me,
+        "emoji": req.emoji,
+        "on": req.on,
+    }
+    target.tell(ctx, dict(event))
+    return {}

@@ -1,4 +1,4 @@
-"""Profiles: whois and bio."""
+"""Profiles: whois, bio and away."""
 
 from __future__ import annotations
 
@@ -15,3 +15,15 @@ def whois(ctx: Context, req: p.Whois) -> p.ProfileReply:
 @command("bio")
 def bio(ctx: Context, req: p.Bio) -> p.ProfileReply:
     return {"user": ctx.profile(ctx.change("bio", text=req.text))}
+
+
+@command("away", flood=True)  # announced to everyone sharing a room
+def away(ctx: Context, req: p.Away) -> p.ProfileReply:
+    """Sets the caller's away text (empty: back); `presence` tells the users
+    who share a room with them, and their own other sessions."""
+    text = req.text or None
+    user = ctx.me
+    if user.away != text:
+        ctx.change("away", text=text)
+        ctx.hub.announce_presence(ctx.model, ctx.key, online=True, skip=ctx.session)
+    return {"user": ctx.profile(user)}

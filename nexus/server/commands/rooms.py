@@ -21,7 +21,7 @@ def join(ctx: Context, req: p.Join) -> p.JoinReply:
         joined: p.Joined = {"event": "joined", "room": room.name, "user": ctx.me.username}
         ctx.hub.to_room(room, encode(joined))
     history, _ = ctx.fit(*room.history.page(p.PAGE_DEFAULT, None))
-    return {"room": ctx.room_info(room), "history": history}
+    return {"room": ctx.room_info(room, unread=True), "history": history}
 
 
 @command("leave", flood=True)  # announced to every member
@@ -83,7 +83,7 @@ def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
 @command("rooms")
 def rooms(ctx: Context, req: p.Rooms) -> p.RoomsReply:
     ordered = sorted(ctx.model.rooms.values(), key=lambda room: room.name.casefold())
-    return {"rooms": [ctx.room_info(room) for room in ordered]}
+    return {"rooms": [ctx.room_info(room, unread=True) for room in ordered]}
 
 
 @command("online")

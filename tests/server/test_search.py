@@ -1,0 +1,267 @@
+"""Search: the index against a plain scan of the model, and the command over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from nexus.protocol import search_terms
+from nexus.server import search as search_module
+from nexus.server.model import Model, pair_key
+from nexus.server.search import SearchIndex, history_of, matches
+from tests.wire import Peer
+
+WORDS = ["deploy", "Deployment", "STRASSE", "straße", "lunch", "noon", "ab", "x", "Ünïcode", "😀"]
+
+
+def build_model(rng: random.Random, messages: int) -> Model:
+    """Three users, three rooms and a DM conversation of random texts, many sharing a ts."""
+    model = Model()
+    for name in ("ana", "bo", "cy"):
+        model.apply({"op": "register", "username": name, "password": "-", "ts": 0.0})
+    for i in range(messages):
+        text = " ".join(rng.choice(WORDS) + rng.choice(["", "s", "-x", "Ab"]) for _ in range(3))
+        user = rng.choice(["ana", "bo", "cy"])
+        ts = float(i // 3)  # three messages a second: equal ts are common
+        if rng.random() < 0.2:
+            model.apply({"op": "dm", "user": user, "to": "ana", "text": text, "ts": ts})
+        else:
+            room = rng.choice(["general", "random", "tech"])
+            model.apply({"op": "say", "user": user, "room": room, "text": text, "ts": ts})
+    return model
+
+
+def reference(
+    model: Model, scopes: set[str], terms: list[str], author: Any, before: Any, limit: int
+) -> tuple[list[Any], bool]:
+    """The rule, by brute force over every stored message (ties of ts and seq
+    between conversations go by scope)."""
+    found = []
+    for scope in scopes:
+        history = history_of(model, scope)
+        if history is not None:
+            found += [
+                (-m["ts"], -m["seq"], scope, m)
+                for m in history.messages
+                if matches(m, terms, author, before)
+            ]
+    found.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in found[:limit]], len(found) > limit
+
+
+QUERIES = ["deploy", "DEPLOYMENT", "strasse", "ß", "s", "ab", "x deploy", "noon lunch", "ü", "zz"]
+
+
+@pytest.mark.parametrize("broad", [False, True])
+async def test_index_answers_exactly_as_the_rule_says(monkeypatch, broad):
+    """Index look-up (narrow terms) and newest-first walk (broad terms) both give
+    the brute-force answer: same messages, same order, same `more`."""
+    if broad:
+        monkeypatch.setattr(search_module, "DOCS_MAX", -1)  # every term is broad
+    rng = random.Random(7)
+    model = build_model(rng, 900)
+    model.apply({"op": "erase", "user": "ana", "room": "tech", "seq": 3})
+    model.apply(
+        {"op": "edit", "user": "bo", "room": "general", "seq": 2, "text": "lunch", "ts": 9.0}
+    )
+    index = SearchIndex(lambda: model)
+    everything = {"general", "random", "tech", pair_key("ana", "bo"), pair_key("ana", "cy")}
+    everything.add(pair_key("ana", "ana"))
+    for query in QUERIES:
+        terms = search_terms(query)
+        for scopes in (everything, {"tech"}, {pair_key("ana", "bo")}):
+            for author, before, limit in ((None, None, 20), ("bo", None, 5), (None, 100.0, 7)):
+                got = await index.search(scopes, terms, author, before, limit)
+                assert got == reference(model, scopes, terms, author, before, limit), query
+
+
+async def test_messages_made_after_a_search_are_found_by_the_next(monkeypatch):
+    """Text noted since the last catch-up is indexed before a search answers."""
+    model = build_model(random.Random(1), 50)
+    index = SearchIndex(lambda: model)
+    assert await index.search({"tech"}, ["kumquat"]) == ([], False)
+    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "a Kumquat", "ts": 99.0})
+    found, more = await index.search({"tech"}, ["kumquat"])
+    assert [m["text"] for m in found] == ["a Kumquat"] and not more
+
+
+async def test_trimmed_messages_never_match():
+    """A message pushed out by the history cap is not stored, so it is not found."""
+    model = build_model(random.Random(2), 0)
+    index = SearchIndex(lambda: model)
+    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "first words", "ts": 1.0})
+    assert len((await index.search({"tech"}, ["first"]))[0]) == 1
+    for i in range(500):
+        model.apply({"op": "say", "user": "ana", "room": "tech", "text": f"m{i}", "ts": 2.0})
+    assert await index.search({"tech"}, ["first"]) == ([], False)
+
+
+async def test_index_starts_over_when_bloated_or_given_a_new_model(monkeypatch):
+    """Past twice the stored messages (plus slack) the index rebuilds; a replaced
+    model (after a failed write) is indexed afresh; answers stay right."""
+    monkeypatch.setattr(search_module, "REBUILD_SLACK", 10)
+    model = build_model(random.Random(3), 0)
+    holder = {"model": model}
+    index = SearchIndex(lambda: holder["model"])
+    for i in range(1_000):
+        model.apply({"op": "say", "user": "ana", "room": "tech", "text": f"w{i} x", "ts": i})
+        if i % 100 == 0:
+            await index.catch_up()
+    await index.catch_up()
+    assert len(index._doc_seq) <= 2 * 500 + 10 + 100
+    found, more = await index.search({"tech"}, ["w999"])
+    assert [m["seq"] for m in found] == [1000] and not more
+    replaced = build_model(random.Random(4), 0)
+    replaced.apply({"op": "say", "user": "ana", "room": "tech", "text": "only me", "ts": 1.0})
+    holder["model"] = replaced
+    assert await index.search({"tech"}, ["w999"]) == ([], False)
+    assert [m["text"] for m in (await index.search({"tech"}, ["only"]))[0]] == ["only me"]
+
+
+# -- the command over real sockets ---------------------------------------------------
+
+
+async def texts(peer: Peer, **args: Any) -> list[str]:
+    return [m["text"] for m in (await peer.ok("search", **args))["results"]]
+
+
+async def test_search_matches_every_term_as_a_substring_ignoring_case(server):
+    """Each term must occur in the text, casefolded; short terms work too."""
+    alice = await server.user("alice")
+    for text in ("Deploying the NEW build", "deployment failed", "Straße gesperrt", "lunch"):
+        await alice.ok("say", room="general", text=text)
+    assert await texts(alice, query="deploy") == ["deployment failed", "Deploying the NEW build"]
+    assert await texts(alice, query="DEPLOY new") == ["Deploying the NEW build"]
+    assert await texts(alice, query="  STRASSE \t") == ["Straße gesperrt"]
+    assert await texts(alice, query="ss") == ["Straße gesperrt"]
+    assert await texts(alice, query="u") == ["lunch", "Deploying the NEW build"]
+    assert await texts(alice, query="zz") == []
+
+
+async def test_search_pages_newest_first_with_before_and_more(server):
+    """limit cuts the newest; before (a ts) continues; more says whether older matches remain."""
+    alice = await server.user("alice")
+    for i in range(5):
+        await alice.ok("say", room="general", text=f"match {i}")
+        await alice.ok("say", room="general", text=f"other {i}")
+    page = await alice.ok("search", query="match", limit=2)
+    assert [m["text"] for m in page["results"]] == ["match 4", "match 3"] and page["more"]
+    page = await alice.ok("search", query="match", limit=2, before=page["results"][-1]["ts"])
+    assert [m["text"] for m in page["results"]] == ["match 2", "match 1"] and page["more"]
+    page = await alice.ok("search", query="match", limit=2, before=page["results"][-1]["ts"])
+    assert [m["text"] for m in page["results"]] == ["match 0"] and not page["more"]
+    assert set(page["results"][0]) == {"room", "seq", "from", "text", "ts"}
+
+
+async def test_search_scope_rooms_dms_and_filters(server):
+    """Without room/with: the caller's rooms and DMs; room: any public room; with:
+    that DM conversation; from: one author."""
+    alice = await server.user("alice")
+    bob = await server.user("bob")
+    await bob.ok("join", room="tech")
+    await bob.ok("say", room="tech", text="kiwi in tech")
+    await bob.ok("say", room="general", text="kiwi in general")
+    await alice.ok("say", room="general", text="kiwi from alice")
+    await bob.ok("dm", to="alice", text="kiwi by dm")
+    await bob.ok("dm", to="bob", text="kiwi to myself")
+    assert await texts(alice, query="kiwi") == [
+        "kiwi by dm",
+        "kiwi from alice",
+        "kiwi in general",
+    ]
+    assert await texts(alice, query="kiwi", room="#tech") == ["kiwi in tech"]
+    assert await texts(alice, query="kiwi", **{"with": "BOB"}) == ["kiwi by dm"]
+    assert await texts(alice, query="kiwi", **{"from": "Bob"}) == [
+        "kiwi by dm",
+        "kiwi in general",
+    ]
+    assert await texts(bob, query="kiwi", **{"with": "bob"}) == ["kiwi to myself"]
+
+
+async def test_search_never_matches_erased_and_sees_edits(server):
+    """Erased messages never match; an edited message matches its new text only."""
+    alice = await server.user("alice")
+    await alice.ok("say", room="general", text="secret plan")
+    await alice.ok("say", room="general", text="old wording")
+    await alice.ok("erase", room="general", seq=1)
+    await alice.ok("edit", room="general", seq=2, text="new wording")
+    assert await texts(alice, query="secret") == []
+    assert await texts(alice, query="old") == []
+    found = (await alice.ok("search", query="wording"))["results"]
+    assert [m["text"] for m in found] == ["new wording"] and "edited" in found[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"query": "   "}, "empty"),
+        ({"query": ""}, "empty"),
+        ({"query": "x" * 201}, "too_long"),
+        ({"query": "a\x00"}, "bad_args"),
+        ({"query": "a", "room": "general", "with": "alice"}, "bad_args"),
+        ({"query": "a", "room": "nowhere"}, "no_such_room"),
+        ({"query": "a", "with": "nobody"}, "no_such_user"),
+        ({"query": "a", "from": "nobody"}, "no_such_user"),
+        ({"query": "a", "limit": 0}, "bad_args"),
+        ({"query": "a", "limit": 101}, "bad_args"),
+        ({"query": "a", "before": "now"}, "bad_args"),
+    ],
+)
+async def test_search_refusals(server, args, code):
+    """Each malformed search gets its code."""
+    alice = await server.user("alice")
+    await alice.fails(code, "search", **args)
+
+
+async def test_a_model_replaced_while_a_search_yields_still_gets_a_right_answer(monkeypatch):
+    """If the store reloads its model (and the background rebuilds) while a search
+    is between slices, the answer is right for one model or the other, never one
+    read through stale documents."""
+    monkeypatch.setattr(search_module, "SLICE_S", 0.0)  # yield at every pause
+    first, second = build_model(random.Random(5), 600), build_model(random.Random(6), 600)
+    holder = {"model": first}
+    index = SearchIndex(lambda: holder["model"])
+    await index.catch_up()
+    everything = {"general", "random", "tech"}
+    for delay in range(0, 12, 2):
+        holder["model"] = first
+        await index.catch_up()
+
+        async def swap(passes: int) -> None:
+            for _ in range(passes):
+                await asyncio.sleep(0)
+            holder["model"] = second
+            await index.catch_up()  # the background notices and rebuilds
+
+        task = asyncio.create_task(swap(delay))
+        got = await index.search(everything, ["lunchab"])  # a narrow term: candidates
+        await task
+        answers = [reference(m, everything, ["lunchab"], None, None, 20) for m in (first, second)]
+        assert got in answers, delay
+
+
+async def test_messages_said_and_trimmed_while_the_backlog_is_indexed_are_right(monkeypatch):
+    """Scopes are indexed a few dozen messages at a time; messages said (and
+    old ones trimmed) between those steps are found exactly as the rule says."""
+    monkeypatch.setattr(search_module, "SLICE_S", 0.0)  # yield at every step
+    model = build_model(random.Random(9), 900)
+    index = SearchIndex(lambda: model)
+
+    async def talk() -> None:
+        for i in range(700):  # past the cap of 500: the oldest go meanwhile
+            text = f"lunchab {i}"
+            model.apply({"op": "say", "user": "bo", "room": "tech", "text": text, "ts": 1e3 + i})
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(talk())
+    await index.catch_up()
+    await task
+    everything = {"general", "random", "tech", pair_key("ana", "bo"), pair_key("ana", "cy")}
+    for query in [*QUERIES, "lunchab", "lunchab 69"]:
+        terms = search_terms(query)
+        for limit in (5, 100):
+            got = await index.search(everything, terms, None, None, limit)
+            assert got == reference(model, everything, terms, None, None, limit), query
