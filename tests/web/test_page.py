@@ -228,12 +228,143 @@ async def test_phone_sized_screen_and_screenshot(web: WebRunning, browser, tmp_p
     for peer, text in lines:
         await peer.ok("say", room="general", text=text)
     await desk.type("on it: https://ci.example.org/runs/4211")
+    link = await ana.event("message", room="general", **{"from": "bob"})
+    await ana.ok("react", room="general", seq=link["seq"], emoji="👍")
+    await ana.ok("say", room="general", text="great, thanks", reply_to=link["seq"])
     await phone.type("thanks both, notes are in the wiki")
     await ana.ok("dm", to="bob", text="lunch after?")
     await expect(desk.messages()).to_contain_text("notes are in the wiki")
+    await expect(desk.messages().locator(".reaction")).to_have_text("👍 1")
     await expect(desk.page.locator(".buffer", has_text="ana")).to_be_visible()
     shot = tmp_path / "web.png"
     await desk.page.screenshot(path=str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("NEXUS_WRITE_SCREENSHOT"):
         (ROOT / "docs" / "web.png").write_bytes(shot.read_bytes())
+
+
+# -- protocol 2: conversations ---------------------------------------------------
+
+
+async def test_an_edit_and_a_reaction_made_in_the_page_reach_tcp(web: WebRunning, browser) -> None:
+    """Editing one's message and reacting to one from the page are seen by a TCP
+    client; the page shows the edit and the reaction it gets back."""
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    await tab.type("helo wrold")
+    said = await bob.event("message", room="general", **{"from": "ana"})
+    mine = tab.messages().locator(f'.msg[data-seq="{said["seq"]}"]')
+    await mine.hover()
+    await mine.locator("button[title=edit]").click()
+    await expect(tab.page.locator("#context-text")).to_contain_text("editing ana: helo wrold")
+    await expect(tab.page.locator("#input")).to_have_value("helo wrold")
+    await tab.page.fill("#input", "hello world")
+    await tab.page.press("#input", "Enter")
+    edited = await bob.event("edited")
+    assert edited["message"]["seq"] == said["seq"]
+    assert edited["message"]["text"] == "hello world" and "edited" in edited["message"]
+    await expect(mine.locator(".text")).to_have_text("hello world")
+    await expect(mine.locator(".edited")).to_be_visible()
+    await bob.ok("say", room="general", text="shipping it")
+    theirs = tab.messages().locator(".msg", has_text="shipping it")
+    await theirs.hover()
+    await theirs.locator("button[title=react]").click()
+    await tab.page.locator(".picker .emoji", has_text="🎉").click()
+    reaction = await bob.event("reaction")
+    assert (reaction["user"], reaction["emoji"], reaction["on"]) == ("ana", "🎉", True)
+    chip = theirs.locator(".reaction")
+    await expect(chip).to_have_text("🎉 1")
+    await chip.click()  # again: taken back
+    assert (await bob.event("reaction"))["on"] is False
+    await expect(chip).to_have_count(0)
+
+
+async def test_reply_erase_away_and_search_from_the_page(web: WebRunning, browser) -> None:
+    """A reply carries reply_to, an erase (confirmed) reaches TCP as erased, /away
+    is seen in presence, and /search lists what it finds."""
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    tab.page.on("dialog", lambda dialog: dialog.accept())
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    asked = await bob.ok("say", room="general", text="lunch at noon?")
+    question = tab.messages().locator(".msg", has_text="lunch at noon?")
+    await question.hover()
+    await question.locator("button[title=reply]").click()
+    await tab.type("yes, the usual place")
+    answer = await bob.event("message", **{"from": "ana"})
+    assert answer["reply_to"] == asked["seq"]
+    reply = tab.messages().locator(f'.msg[data-seq="{answer["seq"]}"]')
+    await expect(reply.locator(".quote")).to_contain_text("bob: lunch at noon?")
+    await reply.hover()
+    await reply.locator("button[title=erase]").click()
+    erased = await bob.event("erased")
+    assert erased["message"]["seq"] == answer["seq"] and erased["message"]["erased"] is True
+    await expect(reply.locator(".erased")).to_have_text("(message erased)")
+    await tab.type("/away at lunch")
+    presence = await bob.event("presence", user="ana")
+    assert presence["away"] == "at lunch"
+    await tab.type("/search noon")
+    await expect(tab.messages()).to_contain_text("1 found")
+    await expect(tab.messages().locator(".note").last).to_contain_text("bob: lunch at noon?")
+
+
+async def test_read_markers_are_shared_with_the_users_other_sessions(
+    web: WebRunning, browser
+) -> None:
+    """What the page reads reaches the user's TCP session as a read marker, and what
+    the TCP session marks read clears the page's counts."""
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    await tab.type("/join tech")
+    await expect(tab.page.locator("#title")).to_have_text("#tech")
+    terminal = await web.running.peer()
+    await terminal.ok("login", username="ana", password=PASSWORD)
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="tech")
+    seen = await bob.ok("say", room="tech", text="read me")
+    marker = await terminal.event("read", room="tech")
+    assert marker["seq"] == seen["seq"]
+    unseen = await bob.ok("say", room="general", text="in general")
+    general = tab.page.locator(".buffer", has_text="#general")
+    await expect(general.locator(".count")).to_have_text("1")
+    await terminal.ok("read", room="general", seq=unseen["seq"])
+    await expect(general.locator(".badge")).to_have_count(0)
+
+
+async def test_a_mention_while_the_tab_is_hidden_raises_a_notification(
+    web: WebRunning, browser
+) -> None:
+    """A message naming the user, or a DM, while the tab is hidden becomes a
+    browser notification; a message that names nobody does not."""
+    tab = await browser.tab()
+    # The test's stand-ins for a hidden tab and the Notification API.
+    await tab.page.add_init_script(
+        """
+        window.shown = [];
+        Object.defineProperty(document, "hidden", {get: () => window.away === true});
+        window.Notification = class {
+          constructor(title, options) { window.shown.push([title, options.body]); }
+          addEventListener() {}
+        };
+        window.Notification.permission = "granted";
+        window.Notification.requestPermission = async () => "granted";
+        """
+    )
+    await tab.register(web.base, "ana", PASSWORD)
+    await tab.page.evaluate(
+        "window.away = true; document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    await bob.ok("say", room="general", text="nobody in particular")
+    await bob.ok("say", room="general", text="@ana the build is green")
+    await bob.ok("dm", to="ana", text="coffee?")
+    await expect(tab.page.locator(".buffer", has_text="#general").locator(".mention")).to_have_text(
+        "@1"
+    )
+    await expect(tab.page.locator(".buffer", has_text="bob")).to_be_visible()
+    shown = await tab.page.evaluate("window.shown")
+    assert shown == [["bob in #general", "@ana the build is green"], ["bob", "coffee?"]]

@@ -75,6 +75,7 @@ export class Session {
     }
     this.attempt = 0;
     await this.restore(conn, reply);
+    this.markRead(this.state.current);
     this.ui.status("online", "ok");
     this.ui.changed();
   }
@@ -100,7 +101,7 @@ export class Session {
     if (first) {
       for (const [room, n] of Object.entries(unread.rooms || {})) {
         const buffer = state.rooms.get(room);
-        if (buffer) buffer.unread = n;
+        if (buffer) state.setUnread(buffer, n);
       }
     }
     for (const [user, n] of Object.entries(unread.dms || {})) {
@@ -115,7 +116,7 @@ export class Session {
     }
     state.setOnline((await online).users);
     if (first) {
-      state.current = state.rooms.get("general") || state.buffers()[0] || state.system;
+      state.switchTo(state.rooms.get("general") || state.buffers()[0] || state.system);
       state.note(`welcome, ${state.me}: /help lists the commands`);
     } else {
       state.note("reconnected", "info", state.current);

@@ -106,13 +106,13 @@ export class ChatState {
     if (!buffer) {
       buffer = new Buffer("room", info.name);
       this.rooms.set(info.name, buffer);
-      if (typeof info.unread === "number") buffer.unread = info.unread;
     }
     buffer.topic = info.topic || "";
     if (history) {
       this.addMessages(buffer, history, { unread: false });
       buffer.loaded = true;
       if (history.length === 0) buffer.more = false;
+      if (typeof info.unread === "number" && info.unread) this.setUnread(buffer, info.unread);
     }
     this.members.set(info.name, this.members.get(info.name) || new Set());
     if (this.current === null) this.current = buffer;
@@ -149,6 +149,17 @@ export class ChatState {
     if (buffer.unread) buffer.firstUnread = this.firstUnreadSeq(buffer);
     buffer.unread = 0;
     buffer.mentions = 0;
+  }
+
+  // The server's count of unread messages: the newest `n` not from this user,
+  // of which those naming them are mentions.
+  setUnread(buffer, n) {
+    const seqs = [...buffer.messages.keys()].sort((a, b) => a - b);
+    const theirs = seqs.map((s) => buffer.messages.get(s)).filter((m) => !this.isMe(m.from) && !m.erased);
+    const unread = theirs.slice(Math.max(0, theirs.length - n));
+    buffer.unread = n;
+    buffer.mentions = unread.filter((m) => mentions(m, this.me)).length;
+    if (unread.length) buffer.readSeq = unread[0].seq - 1;
   }
 
   firstUnreadSeq(buffer) {
