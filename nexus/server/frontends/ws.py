@@ -215,8 +215,8 @@ class WsProtocol(TcpProtocol):
         self.partial: list[BytesLike] | None = None  # fragments of a text message
         self.paused = False  # the core paused reading
         self.closing = False  # the peer closed; tell the core once it reads again
-        # The request can come with the end of the TLS handshake, before
-        # start_tls has handed over the secure transport.
+        # The request can come with the end of the TLS handshake, a loop pass
+        # before `_open` gets the secure transport: kept until then.
         self.early = b""
 
     def turn_away(self, transport: asyncio.Transport) -> None:
