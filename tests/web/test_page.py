@@ -368,3 +368,47 @@ async def test_a_mention_while_the_tab_is_hidden_raises_a_notification(
     await expect(tab.page.locator(".buffer", has_text="bob")).to_be_visible()
     shown = await tab.page.evaluate("window.shown")
     assert shown == [["bob in #general", "@ana the build is green"], ["bob", "coffee?"]]
+
+
+async def test_the_pages_modules_parse_commands_and_find_mentions(web: WebRunning, browser) -> None:
+    """The page's own modules, run in the browser: command lines parse as in the
+    terminal client, and mentions are found at word boundaries only."""
+    tab = await browser.tab()
+    await tab.page.goto(web.base + "/")
+    result = await tab.page.evaluate(
+        """async () => {
+          const c = await import("/commands.js");
+          const s = await import("/state.js");
+          const args = (line) => { const p = c.parse(line); return [p[0].name, p[1]]; };
+          const error = (line) => {
+            try { c.parse(line); return null; } catch (e) { return e.message; }
+          };
+          return {
+            join: args("/join  tech"),
+            plain: args("hello /there"),
+            slash: args("//etc/hosts is here"),
+            create: args("/create plans release on friday"),
+            blank: c.parse("   "),
+            missing: error("/join"),
+            extra: error("/leave a b"),
+            unknown: error("/frob"),
+            mentions: [
+              s.mentions({text: "ping ana: now"}, "ana"),
+              s.mentions({text: "@Ana!"}, "ana"),
+              s.mentions({text: "banana"}, "ana"),
+              s.mentions({text: "ana_b here"}, "ana"),
+              s.mentions({text: "ana", mentions: []}, "ana"),
+              s.mentions({text: "x", mentions: ["Ana"]}, "ana"),
+            ],
+          };
+        }"""
+    )
+    assert result["join"] == ["join", {"room": "tech"}]
+    assert result["plain"] == ["say", {"text": "hello /there"}]
+    assert result["slash"] == ["say", {"text": "/etc/hosts is here"}]
+    assert result["create"] == ["create", {"room": "plans", "topic": "release on friday"}]
+    assert result["blank"] is None
+    assert result["missing"] == "usage: /join <room>"
+    assert result["extra"] == "too many arguments; usage: /leave [room]"
+    assert result["unknown"] == "unknown command /frob: /help lists them"
+    assert result["mentions"] == [True, True, False, False, False, True]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
 
 import pytest
 from websockets.asyncio.client import connect
@@ -18,6 +19,7 @@ from websockets.uri import parse_uri
 from nexus.server.config import ServerConfig
 from nexus.server.frontends.ws import Web
 from tests.conftest import PASSWORD
+from tests.procs import ServerProcess, server_command
 from tests.web.conftest import WebRunning
 
 
@@ -251,3 +253,27 @@ async def test_batches_and_their_slices_become_one_message_per_frame() -> None:
             piece = memoryview(batch)[ends[first] : ends[last]]
             assert messages(piece) == [f[:-1] for f in frames[first:last]]
     assert messages(b'{"cmd":"reply"}\n') == [b'{"cmd":"reply"}']
+
+
+def test_the_server_binary_serves_the_web_client(tmp_path) -> None:
+    """`nexus-server --web-port 0` prints the page's address after the TCP one, and
+    serves the page and the WebSocket there; --help documents the web flags."""
+    import urllib.request
+
+    with ServerProcess(tmp_path / "data.json", "--web-port", "0") as server:
+        line = server.proc.stdout.readline()
+        assert line.startswith("nexus-server web client on http://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].strip()
+        with urllib.request.urlopen(url, timeout=5) as page:
+            assert page.status == 200 and b"/app.js" in page.read()
+            assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+        async def hello() -> str:
+            async with connect(url.replace("http", "ws") + "ws") as ws:
+                return str(await ws.recv())
+
+        assert '"event":"hello"' in asyncio.run(hello())
+    help_text = subprocess.run(
+        [*server_command(), "--help"], capture_output=True, text=True, timeout=30
+    ).stdout
+    assert "--web-port" in help_text and "--web-origins" in help_text

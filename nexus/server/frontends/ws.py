@@ -128,15 +128,21 @@ class Web:
         slice of it (a memoryview). A batch is framed once, noting where each
         frame starts before and after; a slice becomes the matching slice of
         the framed batch. Its offset is found by content (mostly it is the
-        batch's tail): a frame's bytes cannot occur inside another frame (JSON
+        batch's head or tail): a frame's bytes cannot occur inside another frame (JSON
         escapes the quotes of any `{"event"` in a string), so any occurrence
         starts and ends on frame boundaries, and equal frames frame alike.
         """
         if type(data) is memoryview and type(data.obj) is bytes:
             base: bytes = data.obj
             batch = self._framed.get(id(base)) or self._frame(base)
-            # Mostly a suffix (a view reopened after the member's own reply).
-            start = len(base) - len(data) if base.endswith(data) else base.find(data)
+            # Mostly a prefix or a suffix: a member's view closed by a reply of
+            # its own, and the view opened after it.
+            if base.startswith(data):
+                start = 0
+            elif base.endswith(data):
+                start = len(base) - len(data)
+            else:
+                start = base.find(data)
             first = batch.starts.get(start)
             last = batch.starts.get(start + len(data))
             if first is not None and last is not None:
