@@ -73,6 +73,13 @@ async def test_messages_cross_between_the_page_and_a_tcp_client(web: WebRunning,
     message = await bob.event("message", room="general", **{"from": "ana"})
     assert message["text"] == "first line\nsecond line"
     await expect(tab.page.locator("#input")).to_have_value("")
+    await tab.type("third")
+    await tab.page.press("#input", "ArrowUp")  # Up and Down walk through what was sent
+    await expect(tab.page.locator("#input")).to_have_value("third")
+    await tab.page.press("#input", "ArrowUp")
+    await expect(tab.page.locator("#input")).to_have_value("first line\nsecond line")
+    await tab.page.press("#input", "ArrowDown")
+    await expect(tab.page.locator("#input")).to_have_value("third")
 
 
 async def test_direct_messages_both_ways(web: WebRunning, browser) -> None:
@@ -173,6 +180,8 @@ async def test_reconnects_after_a_server_restart_and_fills_the_gap(
     config = running.server.config
     await running.close()
     await expect(tab.page.locator("#status")).to_contain_text("reconnecting")
+    await tab.type("into the void")
+    await expect(tab.messages()).to_contain_text("the connection is down, not done: into the void")
     again = await start_web_at(start_web, config, web)
     bob = await again.running.user("bob")
     await bob.ok("join", room="general")

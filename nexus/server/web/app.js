@@ -16,6 +16,8 @@ let context = null; // {kind: "reply"|"edit", buffer, seq}
 let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
 let loadingOlder = false;
+const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
+const TYPED_KEPT = 200;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -454,6 +456,9 @@ function send(event) {
   if (!text.trim()) return;
   input.value = "";
   resize();
+  if (typed.lines[typed.lines.length - 1] !== text) typed.lines.push(text);
+  if (typed.lines.length > TYPED_KEPT) typed.lines.shift();
+  typed.at = typed.lines.length;
   const current = context;
   setContext(null);
   if (current && current.kind === "edit") {
@@ -474,6 +479,8 @@ function resize() {
 function keydown(event) {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     send(event);
+  } else if ((event.key === "ArrowUp" || event.key === "ArrowDown") && recall(event.key === "ArrowUp")) {
+    event.preventDefault();
   } else if (event.key === "Escape" && context) {
     setContext(null);
     $("input").value = "";
@@ -485,6 +492,23 @@ function keydown(event) {
     else if (found.length) session.state.note(found.map((n) => `/${n}`).join(" "));
     draw({ force: true });
   }
+}
+
+// Up and Down walk through the lines sent, when the caret is on the input's
+// first (Up) or last (Down) line; true if the input changed.
+function recall(up) {
+  const input = $("input");
+  const before = input.value.slice(0, input.selectionStart);
+  const after = input.value.slice(input.selectionEnd);
+  if ((up && before.includes("\n")) || (!up && after.includes("\n"))) return false;
+  if (up && typed.at === 0) return false;
+  if (!up && typed.at >= typed.lines.length) return false;
+  if (typed.at === typed.lines.length) typed.draft = input.value;
+  typed.at += up ? -1 : 1;
+  input.value = typed.at === typed.lines.length ? typed.draft : typed.lines[typed.at];
+  input.selectionStart = input.selectionEnd = input.value.length;
+  resize();
+  return true;
 }
 
 async function scrolled() {

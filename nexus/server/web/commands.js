@@ -2,6 +2,7 @@
 // that parsing and /help read. `<x>` is required, `[x]` optional, `...`
 // takes the rest of the line. Plain text is /say; `//text` says "/text".
 
+import { ConnectionClosed } from "./connection.js";
 import { fold } from "./state.js";
 
 export class UsageError extends Error {}
@@ -58,7 +59,8 @@ export async function execute(ctx, line) {
     if (cmd.protocol > ctx.state.protocol) throw new UsageError(`/${cmd.name} needs a newer server`);
     await cmd.handler(ctx, args);
   } catch (error) {
-    ctx.state.note(describe(error), "error");
+    const down = error instanceof ConnectionClosed;
+    ctx.state.note(down ? `the connection is down, not done: ${line}` : describe(error), "error");
   }
   ctx.changed();
 }
