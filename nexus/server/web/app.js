@@ -558,7 +558,11 @@ function start() {
   $("input").addEventListener("input", resize);
   $("messages").addEventListener("scroll", scrolled);
   $("context-cancel").addEventListener("click", () => setContext(null));
-  $("menu").addEventListener("click", () => document.body.classList.toggle("menu-open"));
+  $("menu").addEventListener("click", (event) => {
+    event.stopPropagation();
+    document.body.classList.toggle("menu-open");
+  });
+  document.querySelector(".main").addEventListener("click", () => document.body.classList.remove("menu-open"));
   document.addEventListener("visibilitychange", visibility);
   const login = saved.load();
   if (login === null) {
