@@ -337,9 +337,11 @@ class Model:
         return user
 
     def _op_token(self, r: dict[str, Any]) -> None:
+        """A token issued, or used: either way it becomes the newest."""
         tokens = self.users[r["user"]].tokens
+        tokens.pop(r["digest"], None)
         tokens[r["digest"]] = r["ts"]
-        while len(tokens) > TOKENS_PER_USER:  # dicts keep order: the oldest goes
+        while len(tokens) > TOKENS_PER_USER:  # dicts keep order: the least recently used goes
             del tokens[next(iter(tokens))]
 
     def _op_seen(self, r: dict[str, Any]) -> None:

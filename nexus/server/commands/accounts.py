@@ -7,7 +7,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
-from nexus.server.auth import new_token, token_valid
+from nexus.server.auth import new_token, token_digest, token_valid
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
 from nexus.server.model import User, user_key
@@ -69,6 +69,8 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     if not accepted or user is None:
         ctx.policy.login_failed(ip, account)
         raise NexusError("auth_failed", _LOGIN_FAILED)
+    if req.token is not None:  # a token in use stays good for TOKEN_LIFETIME from now
+        ctx.change("token", user=account, digest=token_digest(req.token), ts=time.time())
     return await _welcome(ctx, user, with_token=req.token is None)
 
 
