@@ -184,19 +184,23 @@ class Framed:
 class WsLink:
     """The core's `Link` over a WebSocket: frames out as text messages."""
 
-    __slots__ = ("backlog", "protocol", "transport", "web")
+    __slots__ = ("_send", "_sendlines", "backlog", "messages", "protocol", "transport")
 
     def __init__(self, transport: asyncio.Transport, protocol: WsProtocol, web: Web) -> None:
         self.transport = transport
         self.protocol = protocol
-        self.web = web
+        # Called once per connection per flush: bound once here.
+        self.messages = web.messages
+        self._send = transport.write
+        self._sendlines = transport.writelines
         self.backlog = transport.get_write_buffer_size
 
     def write(self, data: bytes | memoryview) -> None:
-        self.transport.write(self.web.messages(data))
+        self._send(self.messages(data))
 
     def writelines(self, parts: list[bytes | memoryview]) -> None:
-        self.transport.writelines([self.web.messages(part) for part in parts])
+        messages = self.messages
+        self._sendlines([messages(part) for part in parts])
 
     def close(self) -> None:
         """Ends with a close frame (the client's own, answered, if it sent one)."""
