@@ -238,6 +238,7 @@ async def test_batches_and_their_slices_become_one_message_per_frame() -> None:
     exactly its frames as text messages (the batch is framed once and shared)."""
     web = Web(ServerConfig())
     frames = [b'{"event":"message","seq":%d,"text":"%s"}\n' % (i, b"x" * i * 40) for i in range(6)]
+    frames += [frames[2], frames[3], b'{"event":"left","room":"a","user":"b"}\n', frames[2]]
     batch = b"".join(frames)
     ends = [sum(map(len, frames[:i])) for i in range(len(frames) + 1)]
 
@@ -248,10 +249,14 @@ async def test_batches_and_their_slices_become_one_message_per_frame() -> None:
 
     assert messages(batch) == [f[:-1] for f in frames]
     assert web.messages(batch) is web.messages(batch)  # framed once this loop pass
+    framed = web.messages(batch)
     for first in range(len(frames)):
         for last in range(first + 1, len(frames) + 1):
             piece = memoryview(batch)[ends[first] : ends[last]]
             assert messages(piece) == [f[:-1] for f in frames[first:last]]
+            if first < 6:  # a frame met once so far: a slice of the framed batch, no copy
+                shared = web.messages(piece)
+                assert isinstance(shared, memoryview) and shared.obj is framed
     assert messages(b'{"cmd":"reply"}\n') == [b'{"cmd":"reply"}']
 
 

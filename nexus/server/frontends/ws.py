@@ -43,6 +43,7 @@ log = logging.getLogger("nexus.ws")
 
 WS_PATH = "/ws"
 MAX_EARLY = 64 * 1024  # bytes kept from a peer whose TLS handshake is finishing
+HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the whole slice)
 
 # The page may load only its own files and talk only to its own origin: no
 # inline script, no eval, no plugins, no framing by other sites.
@@ -127,32 +128,44 @@ class Web:
         object) or, for a member that got a reply of its own in between, a
         slice of it (a memoryview). A batch is framed once, noting where each
         frame starts before and after; a slice becomes the matching slice of
-        the framed batch. Its offset is found by content (mostly it is the
-        batch's head or tail): a frame's bytes cannot occur inside another frame (JSON
-        escapes the quotes of any `{"event"` in a string), so any occurrence
-        starts and ends on frame boundaries, and equal frames frame alike.
+        the framed batch. The slice's offset is found by content, with no
+        search: mostly it is the batch's head or tail, else it starts where
+        its first frame does (checked byte for byte), so equal bytes frame
+        alike.
         """
         if type(data) is memoryview and type(data.obj) is bytes:
             base: bytes = data.obj
             batch = self._framed.get(id(base)) or self._frame(base)
-            # Mostly a prefix or a suffix: a member's view closed by a reply of
-            # its own, and the view opened after it.
-            if base.startswith(data):
-                start = 0
-            elif base.endswith(data):
-                start = len(base) - len(data)
-            else:
-                start = base.find(data)
-            first = batch.starts.get(start)
-            last = batch.starts.get(start + len(data))
-            if first is not None and last is not None:
-                return memoryview(batch.framed)[first:last]
-            data = bytes(data)  # not on frame boundaries: cannot come from the outbox
+            start = self._offset(batch, base, data)
+            if start is not None:
+                first = batch.starts.get(start)
+                last = batch.starts.get(start + len(data))
+                if first is not None and last is not None:
+                    return memoryview(batch.framed)[first:last]
+            data = bytes(data)  # not whole frames of the batch: not from the outbox
         batch = self._framed.get(id(data)) or self._frame(data)
         return batch.framed
 
+    @staticmethod
+    def _offset(batch: Framed, base: bytes, data: memoryview) -> int | None:
+        """Where `data` sits in `base`, if it starts where a frame of it does."""
+        if base.startswith(data):
+            return 0  # a member's view closed by a reply of its own
+        if base.endswith(data):
+            return len(base) - len(data)  # the view opened after that reply
+        head = bytes(data[:HEAD])
+        cut = head.find(b"\n")
+        if cut < 0:  # a long first frame
+            head = bytes(data)
+            cut = head.find(b"\n")
+        start = batch.heads.get(head[:cut])
+        if start is None or not base.startswith(data, start):
+            return None
+        return start
+
     def _frame(self, data: bytes | memoryview) -> Framed:
         starts = {0: 0}
+        heads: dict[bytes, int] = {}
         parts = []
         raw = framed = 0
         lines = bytes(data).split(b"\n")
@@ -160,10 +173,11 @@ class Web:
         for line in lines:
             part = Frame(Opcode.TEXT, line).serialize(mask=False)
             parts.append(part)
+            heads.setdefault(line, raw)
             raw += len(line) + 1
             framed += len(part)
             starts[raw] = framed
-        batch = Framed(data, b"".join(parts), starts)
+        batch = Framed(data, b"".join(parts), starts, heads)
         if not self._framed:
             asyncio.get_running_loop().call_soon(self._framed.clear)
         self._framed[id(data)] = batch
@@ -173,12 +187,19 @@ class Web:
 class Framed:
     """A batch of frames as WebSocket messages, and where each frame starts in both."""
 
-    __slots__ = ("data", "framed", "starts")
+    __slots__ = ("data", "framed", "heads", "starts")
 
-    def __init__(self, data: bytes | memoryview, framed: bytes, starts: dict[int, int]) -> None:
+    def __init__(
+        self,
+        data: bytes | memoryview,
+        framed: bytes,
+        starts: dict[int, int],
+        heads: dict[bytes, int],
+    ) -> None:
         self.data = data  # kept, so its id is not reused while it is cached
         self.framed = framed
         self.starts = starts  # offset of a frame in `data` -> its offset in `framed`
+        self.heads = heads  # a frame (without newline) -> its first offset in `data`
 
 
 class WsLink:
