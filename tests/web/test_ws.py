@@ -21,6 +21,8 @@ from nexus.server.frontends.ws import Web
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess, server_command
 from tests.web.conftest import WebRunning
+from tests.web.wspeer import WsPeer
+from tests.wire import Peer
 
 
 async def test_page_is_served_with_a_csp_forbidding_inline_script(web: WebRunning) -> None:
@@ -282,3 +284,41 @@ def test_the_server_binary_serves_the_web_client(tmp_path) -> None:
         [*server_command(), "--help"], capture_output=True, text=True, timeout=30
     ).stdout
     assert "--web-port" in help_text and "--web-origins" in help_text
+
+
+async def test_flood_control_holds_over_websocket(start_web) -> None:
+    """Messages past the burst are rate_limited, with retry_after, as over TCP."""
+    web = await start_web(rate_limit=True, message_burst=3, message_rate=0.5)
+    peer = await web.ws_user("chatty")
+    replies = await peer.pipeline([{"cmd": "say", "room": "general", "text": "hi"}] * 4)
+    assert [r["ok"] for r in replies] == [True, True, True, False]
+    assert replies[3]["error"]["code"] == "rate_limited" and replies[3]["error"]["retry_after"] > 0
+
+
+def test_a_message_acknowledged_over_websocket_survives_sigkill(tmp_path) -> None:
+    """An `ok` over WebSocket is a promise too: the server killed right after it
+    still has the message when it starts again."""
+
+    async def say(url: str) -> int:
+        peer = await WsPeer.open(url)
+        await peer.frame()
+        await peer.ok("register", username="keeper", password=PASSWORD)
+        reply = await peer.ok("say", room="general", text="kept through a crash")
+        await peer.close()
+        return int(reply["seq"])
+
+    async def history(port: int) -> list[str]:
+        peer = await Peer.connect("127.0.0.1", port)
+        await peer.frame()
+        await peer.ok("login", username="keeper", password=PASSWORD)
+        messages = (await peer.ok("history", room="general"))["messages"]
+        await peer.close()
+        return [m["text"] for m in messages]
+
+    data = tmp_path / "data.json"
+    with ServerProcess(data, "--web-port", "0") as server:
+        url = server.proc.stdout.readline().split(" on ", 1)[1].strip().replace("http", "ws") + "ws"
+        asyncio.run(say(url))
+        server.kill()
+    with ServerProcess(data) as server:
+        assert asyncio.run(history(server.port)) == ["kept through a crash"]
