@@ -25,6 +25,7 @@ from bench import datagen
 from bench.servers import (
     GENERATOR_CORE,
     NexusServer,
+    NexusWebServer,
     NgircdServer,
     RedisServer,
     Server,
@@ -195,6 +196,15 @@ class Bench:
         }
         return self.stepped("s5", "slow", members, spec, ("ngircd",), lambda i: ["bench"])
 
+    def s10(self) -> dict[str, Any]:
+        """Scenario 1's room through the web port: 100 WebSocket members."""
+        rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
+        spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
+        names = [datagen.user_name(i) for i in range(100)]
+        base = {"kind": "fanout", "names": names, "password": datagen.PASSWORD, **spec}
+        data = self.nexus_store("s10", 100, rooms_of={i: ["bench"] for i in range(100)})
+        return {"nexus-ws": self.with_server(NexusWebServer(data.parent, data), base)}
+
     # -- Nexus-only scenarios ----------------------------------------------------
 
     def s4(self) -> dict[str, Any]:
@@ -341,6 +351,7 @@ TITLES = {
     7: "cold start, 1,000,000 stored messages",
     8: "reconnect storm, 500 users",
     9: "search, 1,000,000 stored messages",
+    10: "room fan-out over WebSocket, 100 members",
 }
 
 
@@ -364,7 +375,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         row: dict[str, Any] = {"server": server}
         if "missing" in r or "error" in r:
             row["note"] = r.get("missing") or r.get("error")
-        elif number in (1, 2, 3):
+        elif number in (1, 2, 3, 10):
             step = best_step(r, bound_ms)
             kept = [s for s in r["steps"] if s["kept_up"]]
             peak = max(kept, key=lambda s: s["deliveries_s"]) if kept else None
@@ -478,7 +489,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
     return rows
 
 
-BOUNDS = {1: 10, 2: 30, 3: 2}
+BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10}
 
 
 def fmt(value: Any) -> str:

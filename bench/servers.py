@@ -20,6 +20,7 @@ from pathlib import Path
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+WEB_LISTENING = re.compile(rb"web client on https?://\S+:(\d+)/")
 
 
 def raise_nofile() -> int:
@@ -129,6 +130,7 @@ class NexusServer(Server):
         self.data = data
         self.fsync = fsync
         self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
+        self.extra: list[str] = []  # more flags
 
     @staticmethod
     def command() -> list[str]:
@@ -143,7 +145,7 @@ class NexusServer(Server):
     def start(self, timeout: float = 60.0) -> None:
         cmd = [*self.wrapper, *self.command(), "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--data", str(self.data)]
-        cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off"]
+        cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off", *self.extra]
         if self.fsync:
             cmd.append("--fsync")
         env = {
@@ -165,6 +167,23 @@ class NexusServer(Server):
             _, err = self.proc.communicate(timeout=timeout)
             raise RuntimeError(f"nexus-server did not start: {line!r} {err[-2000:]!r}")
         self.port = int(match.group(2))
+
+
+class NexusWebServer(NexusServer):
+    """Nexus with its web port: the generator connects there, over WebSocket."""
+
+    name = "nexus-ws"
+    proto = "nexus-ws"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.extra = ["--web-port", "0"]
+        super().start(timeout)
+        line = self.proc.stdout.readline()  # the web client's address comes next
+        match = WEB_LISTENING.search(line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"nexus-server has no web port: {line!r}")
+        self.port = int(match.group(1))
 
 
 NGIRCD_CONF = """\

@@ -112,6 +112,11 @@ async def serve(config: ServerConfig, handler: logging.Handler | None = None) ->
         loop.add_signal_handler(signal.SIGHUP, reopen_log, handler)
     # Only now: whoever waits for this line may signal the server at once.
     print(f"nexus-server {__version__} listening on {host}:{port} ({scheme})", flush=True)
+    if server.web_address is not None:
+        web_host, web_port = server.web_address
+        url = f"{'https' if server.tls else 'http'}://{web_host}:{web_port}/"
+        log.info("web client on %s", url)
+        print(f"nexus-server web client on {url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     if announcer is not None:

@@ -19,9 +19,11 @@ from nexus.protocol import MAX_FRAME
 from nexus.server.auth import OWASP
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A setting with a command-line flag: `help` says what it is for."""
-    return field(default=default, metadata={"help": help}, **kwargs)
+def setting(default: Any, help: str, kind: type | None = None, **kwargs: Any) -> Any:
+    """A setting with a command-line flag: `help` says what it is for; `kind`
+    is its type when the default (None) does not say."""
+    metadata = {"help": help} if kind is None else {"help": help, "kind": kind}
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass(slots=True)
@@ -46,6 +48,18 @@ class ServerConfig:
         " certificate's fingerprint when TLS is on",
     )
     announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
+
+    web_port: int | None = setting(
+        None,
+        "serve the web client and its WebSocket endpoint on this port (0: any free port)",
+        kind=int,
+    )
+    web_host: str = setting("", "address the web client listens on (default: --host)")
+    web_origins: str = setting(
+        "",
+        "other origins whose pages may open /ws, comma-separated (scheme://host:port, or *);"
+        " the web client's own origin is always allowed",
+    )
 
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(
@@ -119,7 +133,7 @@ def value_type(f: Any) -> type:
     """The type a setting's text is converted to."""
     default = f.default
     if default is None:
-        return Path  # the optional settings are all files
+        return f.metadata.get("kind", Path)  # the optional settings are files unless told
     return type(default) if not isinstance(default, Path) else Path
 
 

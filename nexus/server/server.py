@@ -11,6 +11,7 @@ from nexus.server.commands import not_saved
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.frontends.tcp import TcpProtocol
+from nexus.server.frontends.ws import Web, WsProtocol
 from nexus.server.hub import Hub
 from nexus.server.outbox import Outbox
 from nexus.server.policy import Policy
@@ -45,6 +46,7 @@ class NexusServer:
         )
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
+        self.web_listener: asyncio.Server | None = None  # with --web-port
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
@@ -55,6 +57,14 @@ class NexusServer:
         server.listener = await asyncio.get_running_loop().create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
+        if config.web_port is not None:
+            web = Web(config)
+            server.web_listener = await asyncio.get_running_loop().create_server(
+                lambda: WsProtocol(server.core, server.tls, web),
+                config.web_host or config.host,
+                config.web_port,
+                backlog=1024,
+            )
         return server
 
     @property
@@ -63,13 +73,24 @@ class NexusServer:
         host, port = self.listener.sockets[0].getsockname()[:2]
         return host, port
 
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """Where the web client listens, if it does."""
+        if self.web_listener is None:
+            return None
+        host, port = self.web_listener.sockets[0].getsockname()[:2]
+        return host, port
+
     async def stop(self) -> None:
         if self.listener is None:
             return
-        self.listener.close()
+        listeners = [self.listener, *([self.web_listener] if self.web_listener else [])]
+        for listener in listeners:
+            listener.close()
         await self.core.close_all(STOP_TIMEOUT)
-        await self.listener.wait_closed()
-        self.listener = None
+        for listener in listeners:
+            await listener.wait_closed()
+        self.listener = self.web_listener = None
         await self.search.close()
         await self.store.close()
         self.hashing.close()
