@@ -71,6 +71,9 @@ async def test_everything_survives_a_restart(start_server, data):
         "default": False,
         "members": 2,
         "online": 2,
+        "private": False,
+        "moderators": [],
+        "muted": [],
         "unread": 0,
     }
     assert (await bob.ok("history", room="games"))["messages"] == history_before
@@ -232,7 +235,7 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
 ):
     """A snapshot (store version 2) and journal written by the protocol 1 server
     start as they were: users, rooms, history, DMs; markers start at the
-    snapshot's newest messages; the next snapshot is version 3 and loads again."""
+    snapshot's newest messages; the next snapshot is the current version and loads again."""
     for name in ("nexus_data.json", "nexus_data.json.journal"):
         shutil.copy(FIXTURE_V1 / name, tmp_path / name)
     data = tmp_path / "nexus_data.json"
@@ -257,7 +260,7 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
     await bob.ok("react", room="garden", seq=1, emoji="🍅")
     second = await restart(first, start_server, data)
     snapshot = json.loads(data.read_text())
-    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 3
+    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 4
     bob, reply = await login(second, "bob")
     assert reply["unread"]["rooms"] == {"garden": 1}  # the marker was kept at 3
     garden = (await bob.ok("history", room="garden"))["messages"]
