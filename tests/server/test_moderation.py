@@ -432,3 +432,33 @@ async def test_every_moderation_action_is_in_the_server_log(server, caplog):
     assert "kick by mia on carol in #den reason='rude'" in lines
     assert "mute by olga on mia in #den" in lines
     assert "suspend by root on bob reason='spam bot'" in lines
+
+
+async def test_unmute_reaches_a_member_who_left_and_outsiders_learn_nothing(server):
+    """unmute works on a muted user who left (they are told); without the right,
+    kick of a non-member is not_allowed, not not_member."""
+    d = await den(server)
+    outsider = await server.user("outsider")
+    await d.mia.ok("mute", room="den", username="bob")
+    await d.bob.ok("leave", room="den")
+    await d.mia.ok("unmute", room="den", username="bob")
+    event = await d.bob.event("muted", on=False)
+    assert event["room"] == "den" and event["by"] == "mia"
+    await d.bob.ok("join", room="den")
+    await d.bob.ok("say", room="den", text="back, and heard")
+    await d.carol.fails("not_allowed", "kick", room="den", username="outsider")
+    await d.carol.fails("not_allowed", "mute", room="den", username="nobody")
+    await outsider.fails("not_allowed", "bans", room="den")
+
+
+async def test_creating_a_private_room_does_not_reach_admins_or_other_users(server):
+    """room_created of a private room goes to the creator's sessions only, all of them."""
+    root = await server.user("root")
+    olga = await server.user("olga")
+    second = await server.user("olga", register=False)
+    await olga.ok("create", room="vault", private=True)
+    for peer in (olga, second):
+        assert (await peer.event("room_created"))["room"]["private"] is True
+    await root.no_event("room_created")
+    await olga.ok("create", room="square")
+    assert (await root.event("room_created"))["room"]["name"] == "square"
