@@ -422,6 +422,8 @@ async def test_every_moderation_action_is_in_the_server_log(server, caplog):
     """Who, what, whom, where and why of each action reach the log."""
     caplog.set_level(logging.INFO, logger="nexus.moderation")
     d = await den(server)
+    sent = await d.bob.ok("say", room="den", text="spam")
+    await d.mia.ok("erase", room="den", seq=sent["seq"])
     await d.mia.ok("ban", room="den", username="bob", reason="flooding")
     await d.mia.ok("kick", room="den", username="carol", reason="rude")
     await d.olga.ok("mute", room="den", username="mia")
@@ -432,6 +434,9 @@ async def test_every_moderation_action_is_in_the_server_log(server, caplog):
     assert "kick by mia on carol in #den reason='rude'" in lines
     assert "mute by olga on mia in #den" in lines
     assert "suspend by root on bob reason='spam bot'" in lines
+    assert f"erase of {sent['seq']} by mia on bob in #den" in lines
+    await d.root.ok("delete", room="den")
+    assert caplog.records[-1].getMessage() == "delete by root in #den"
 
 
 async def test_unmute_reaches_a_member_who_left_and_outsiders_learn_nothing(server):

@@ -157,9 +157,11 @@ def erase(ctx: Context, req: p.Erase) -> p.Empty:
         raise NexusError(
             "not_allowed", "only its author or the room's owner or moderators may erase a message"
         )
-    if not authored:
-        ctx.audit(f"erase of {req.seq}", target.room.name, target.message["from"])  # type: ignore[union-attr]
+    author = target.message["from"]
     ctx.change("erase", seq=req.seq, **target.where)
+    if not authored:
+        assert target.room is not None  # in a DM only the author erases
+        ctx.audit(f"erase of {req.seq}", target.room.name, author)
     erased: p.Erased = {"event": "erased", "message": target.message}  # type: ignore[typeddict-item]
     target.tell(ctx, dict(erased))
     return {}
