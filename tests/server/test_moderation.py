@@ -92,7 +92,8 @@ async def test_op_and_deop_tell_members_with_room_updated(server):
 
 async def test_only_owner_and_admins_name_moderators_and_never_on_owner_admin_or_self(server):
     """op/deop: a moderator or member is not_allowed; on the owner, an admin or
-    oneself not_allowed; on a non-member not_member; admins may in default rooms."""
+    oneself not_allowed; on a non-member not_member; admins moderate default
+    rooms too, through moderators they name."""
     d = await den(server)
     await d.mia.fails("not_allowed", "op", room="den", username="bob")
     await d.bob.fails("not_allowed", "op", room="den", username="carol")
@@ -102,11 +103,16 @@ async def test_only_owner_and_admins_name_moderators_and_never_on_owner_admin_or
     await d.olga.fails("not_allowed", "op", room="den", username="root")
     await d.root.fails("not_allowed", "op", room="den", username="olga")
     await d.root.fails("not_member", "op", room="tech", username="bob")
+    await d.root.fails("not_member", "deop", room="tech", username="bob")
     await d.olga.fails("no_such_user", "op", room="den", username="nobody")
     await d.olga.fails("no_such_room", "op", room="nowhere", username="bob")
     await d.root.ok("deop", room="den", username="mia")
     await d.root.ok("op", room="general", username="bob")
     assert (await info(d.bob, "general"))["moderators"] == ["bob"]
+    await d.bob.ok("kick", room="general", username="carol", reason="default rooms too")
+    assert (await d.carol.event("kicked", room="general"))["by"] == "bob"
+    await d.root.ok("mute", room="general", username="mia")
+    await d.mia.fails("muted", "say", room="general", text="hello?")
 
 
 async def test_a_moderator_who_leaves_or_is_kicked_is_one_no_more(server):
