@@ -473,3 +473,19 @@ async def test_creating_a_private_room_does_not_reach_admins_or_other_users(serv
     await root.no_event("room_created")
     await olga.ok("create", room="square")
     assert (await root.event("room_created"))["room"]["name"] == "square"
+
+
+async def test_naming_a_suspended_account_admin_at_start_lifts_the_suspension(
+    start_server, tmp_path
+):
+    """`--admin bob` for a suspended bob: admins cannot be suspended, so he is
+    let in again, as an admin."""
+    data = tmp_path / "nexus_data.json"
+    first = await start_server(data=data)
+    root = await first.user("root")
+    await first.user("bob")
+    await root.ok("suspend", username="bob")
+    await first.close()
+    second = await start_server(data=data, admin=("bob",))
+    bob = await second.user("bob", register=False)
+    assert (await bob.ok("whois", username="bob"))["user"]["admin"] is True
