@@ -48,6 +48,11 @@ class ServerConfig:
         " certificate's fingerprint when TLS is on",
     )
     announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
+    admin: tuple[str, ...] = setting(
+        (),
+        "make this existing account a server admin at start; repeatable"
+        ' (NEXUS_ADMIN=ana,bob; in the file: admin = ["ana", "bob"])',
+    )
 
     web_port: int | None = setting(
         None,
@@ -141,6 +146,8 @@ def parse_value(f: Any, raw: str) -> Any:
     kind = value_type(f)
     if kind is bool:
         return parse_bool(raw)
+    if kind is tuple:  # a list of names: "ana,bob"
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
     return kind(raw)
 
 
@@ -191,7 +198,14 @@ def _file_value(f: Any, value: Any) -> Any:
         return value
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    expected = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
+    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    expected = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        tuple: "a list of strings",
+    }.get(kind, "a string")
     raise ValueError(f"must be {expected}, not {value!r}")
 
 

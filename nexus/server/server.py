@@ -8,6 +8,7 @@ import ssl
 from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
 from nexus.server.commands import not_saved
+from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.frontends.tcp import TcpProtocol
@@ -52,6 +53,7 @@ class NexusServer:
     async def start(cls, config: ServerConfig) -> NexusServer:
         store = await Store.open(config.data, fsync=config.fsync)
         server = cls(config, store)
+        await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
         server.search.start()
         server.listener = await asyncio.get_running_loop().create_server(
