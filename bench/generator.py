@@ -29,6 +29,10 @@ import sys
 import time
 from typing import Any
 
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.uri import parse_uri
+
 TS = re.compile(rb"@(\d{19})")
 PAD = b"x" * 60  # message text: "@<19 digits> " + 60 bytes, ~170 bytes as a Nexus event
 
@@ -68,6 +72,8 @@ def own_cpu() -> float:
 
 class Conn(asyncio.Protocol):
     """One client connection: line-ish set-up first, then cheap counting."""
+
+    frame_end = b"\n"  # a received frame ends with it: sampled latencies are cut there
 
     def __init__(self, marker: bytes, sampled: bool = False) -> None:
         self.transport: asyncio.Transport | None = None
@@ -111,7 +117,7 @@ class Conn(asyncio.Protocol):
             now = time.monotonic_ns()
             if self.partial:
                 data = self.partial + data
-            cut = data.rfind(b"\n") + 1
+            cut = data.rfind(self.frame_end) + 1
             self.partial = data[cut:]
             append = STATS.latencies.append
             for sent in TS.findall(data, 0, cut):
@@ -159,6 +165,24 @@ class Conn(asyncio.Protocol):
         self.buf = bytearray()
         self.tail = b""
         self.partial = b""
+
+
+class WsConn(Conn):
+    """A connection to the web port: after the WebSocket handshake, each frame it
+    writes goes as one masked text message (framed by the websockets package), and
+    what it reads is counted in the raw bytes as on TCP (server frames are unmasked,
+    so the markers appear as they are). A frame's JSON ends with `}`."""
+
+    frame_end = b"}"
+
+    def write(self, data: bytes) -> None:
+        if self.upgraded:
+            data = b"".join(
+                Frame(Opcode.TEXT, line).serialize(mask=True) for line in data.split(b"\n")[:-1]
+            )
+        self.transport.write(data)
+
+    upgraded = False
 
 
 class AckConn(Conn):
@@ -284,7 +308,25 @@ class Redis:
         )
 
 
-ADAPTERS = {"nexus": Nexus, "irc": Irc, "redis": Redis}
+class NexusWs(Nexus):
+    """The same protocol through the web port's /ws, as the web client speaks it."""
+
+    conn_class = WsConn
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(spec)
+        self.uri = parse_uri(f"ws://{spec.get('host', '127.0.0.1')}:{spec['port']}/ws")
+
+    async def login(self, conn: Conn, name: str) -> None:
+        conn.write(ClientProtocol(self.uri).connect().serialize())
+        await conn.expect(b"\r\n\r\n", fail=b"HTTP/1.1 4")
+        if b" 101 " not in conn.consumed:
+            raise RuntimeError(f"{name}: no WebSocket: {conn.consumed[:200]!r}")
+        conn.upgraded = True
+        await super().login(conn, name)
+
+
+ADAPTERS = {"nexus": Nexus, "nexus-ws": NexusWs, "irc": Irc, "redis": Redis}
 
 
 # -- the generator ----------------------------------------------------------------
@@ -330,7 +372,8 @@ class Generator:
 
         async def one(i: int, name: str) -> None:
             async with gate:
-                conn = Conn(marker, sampled=i % sample_every == 0 and i not in slow)
+                make = getattr(self.adapter, "conn_class", Conn)
+                conn = make(marker, sampled=i % sample_every == 0 and i not in slow)
                 conn.name = name
                 await self.connect(conn, rcvbuf=4096 if i in slow else 0)
                 await self.adapter.login(conn, name)
@@ -364,7 +407,7 @@ class Generator:
                     if not conn.closed:
                         batches.setdefault(conn, []).append(make(conn.target, ts))
                 for conn, frames in batches.items():
-                    conn.transport.write(b"".join(frames))
+                    conn.write(b"".join(frames))
                 sent += due
             await asyncio.sleep(tick)
         return sent

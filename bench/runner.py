@@ -26,6 +26,7 @@ from bench.servers import (
     GENERATOR_CORE,
     NexusIrcServer,
     NexusServer,
+    NexusWebServer,
     NgircdServer,
     RedisServer,
     Server,
@@ -169,12 +170,12 @@ class Bench:
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
         return self.stepped("s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"])
 
-    def s10(self) -> dict[str, Any]:
+    def s11(self) -> dict[str, Any]:
         """Scenario 1's room, with every member an IRC client of Nexus's IRC
         front end, beside native clients and ngircd."""
         rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
-        return self.stepped("s10", "fanout", 100, spec, ("ngircd",), lambda i: ["bench"], irc=True)
+        return self.stepped("s11", "fanout", 100, spec, ("ngircd",), lambda i: ["bench"], irc=True)
 
     def s2(self) -> dict[str, Any]:
         members = 200 if self.quick else 1000
@@ -207,6 +208,15 @@ class Bench:
             "sample": 0.1,
         }
         return self.stepped("s5", "slow", members, spec, ("ngircd",), lambda i: ["bench"])
+
+    def s10(self) -> dict[str, Any]:
+        """Scenario 1's room through the web port: 100 WebSocket members."""
+        rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
+        spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
+        names = [datagen.user_name(i) for i in range(100)]
+        base = {"kind": "fanout", "names": names, "password": datagen.PASSWORD, **spec}
+        data = self.nexus_store("s10", 100, rooms_of={i: ["bench"] for i in range(100)})
+        return {"nexus-ws": self.with_server(NexusWebServer(data.parent, data), base)}
 
     # -- Nexus-only scenarios ----------------------------------------------------
 
@@ -354,7 +364,8 @@ TITLES = {
     7: "cold start, 1,000,000 stored messages",
     8: "reconnect storm, 500 users",
     9: "search, 1,000,000 stored messages",
-    10: "IRC room fan-out, 100 members",
+    10: "room fan-out over WebSocket, 100 members",
+    11: "IRC room fan-out, 100 members",
 }
 
 
@@ -378,7 +389,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         row: dict[str, Any] = {"server": server}
         if "missing" in r or "error" in r:
             row["note"] = r.get("missing") or r.get("error")
-        elif number in (1, 2, 3, 10):
+        elif number in (1, 2, 3, 10, 11):
             step = best_step(r, bound_ms)
             kept = [s for s in r["steps"] if s["kept_up"]]
             peak = max(kept, key=lambda s: s["deliveries_s"]) if kept else None
@@ -482,7 +493,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         rows.append(row)
     nexus = next((row for row in rows if row["server"] == "nexus"), None)
     for row in rows:
-        if nexus and row is not nexus and number in (1, 2, 3, 10):
+        if nexus and row is not nexus and number in (1, 2, 3, 10, 11):
             # Ratios compare the highest rate each server kept up with; the
             # latency-bounded figures sit beside them in the table.
             if row.get("peak_kept_up") and nexus.get("peak_kept_up"):
@@ -492,7 +503,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
     return rows
 
 
-BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10}
+BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10, 11: 10}
 
 
 def fmt(value: Any) -> str:

@@ -21,6 +21,7 @@ SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
 IRC_ON = re.compile(rb"IRC on (\S+):(\d+)")
+WEB_LISTENING = re.compile(rb"web client on https?://\S+:(\d+)/")
 
 
 def raise_nofile() -> int:
@@ -122,7 +123,6 @@ class Server:
 class NexusServer(Server):
     name = "nexus"
     proto = "nexus"
-    flags: tuple[str, ...] = ()  # more nexus-server flags
 
     def __init__(
         self, workdir: Path, data: Path, *, fsync: bool = False, wrapper: list[str] | None = None
@@ -131,6 +131,7 @@ class NexusServer(Server):
         self.data = data
         self.fsync = fsync
         self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
+        self.extra: list[str] = []  # more flags
 
     @staticmethod
     def command() -> list[str]:
@@ -145,8 +146,7 @@ class NexusServer(Server):
     def start(self, timeout: float = 60.0) -> None:
         cmd = [*self.wrapper, *self.command(), "--host", "127.0.0.1", "--port", "0"]
         cmd += ["--data", str(self.data)]
-        cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off"]
-        cmd += self.flags
+        cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off", *self.extra]
         if self.fsync:
             cmd.append("--fsync")
         env = {
@@ -161,7 +161,7 @@ class NexusServer(Server):
             pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         line = self.proc.stdout.readline()
-        irc = IRC_ON.search(line) if self.flags else None  # on the same line
+        irc = IRC_ON.search(line) if self.proto == "irc" else None  # on the same line
         self.ready_after = time.monotonic() - self.started_at
         match = LISTENING.search(line)
         if not match:
@@ -176,7 +176,27 @@ class NexusIrcServer(NexusServer):
 
     name = "nexus (irc)"
     proto = "irc"
-    flags = ("--irc-port", "0")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.extra = ["--irc-port", "0"]
+        super().start(timeout)
+
+
+class NexusWebServer(NexusServer):
+    """Nexus with its web port: the generator connects there, over WebSocket."""
+
+    name = "nexus-ws"
+    proto = "nexus-ws"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.extra = ["--web-port", "0"]
+        super().start(timeout)
+        line = self.proc.stdout.readline()  # the web client's address comes next
+        match = WEB_LISTENING.search(line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"nexus-server has no web port: {line!r}")
+        self.port = int(match.group(1))
 
 
 NGIRCD_CONF = """\

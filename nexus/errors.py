@@ -32,6 +32,10 @@ ERROR_CODES = frozenset(
         "no_such_message",
         "not_allowed",
         "limit_reached",
+        "banned",
+        "muted",
+        "invite_only",
+        "suspended",
     }
 )
 

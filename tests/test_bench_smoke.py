@@ -59,16 +59,31 @@ def test_quick_search_scenario_reports_latencies_and_the_fanout_ratio(tmp_path: 
     assert fanout["searches"]["samples"] > 0 and fanout["p99_ratio"] > 0, fanout
 
 
-def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
-    """Scenario 10 in quick mode logs IRC clients in to Nexus's IRC front end and
-    delivers the room's messages to them, beside the native run."""
+def test_quick_websocket_fanout_scenario_delivers(tmp_path: Path) -> None:
+    """Scenario 10 drives a room of WebSocket members through the web port and reports
+    deliveries and latencies as scenario 1 does."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "10"]
+    cmd += ["--rates", "500", "--duration", "0.5", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["scenarios"]["10"]
+    steps = result["results"]["nexus-ws"]["steps"]
+    assert len(steps) == 1 and steps[0]["delivered"] > 0, steps
+    assert steps[0]["kept_up"] and 0 < steps[0]["p50_ms"] <= steps[0]["p99_ms"], steps
+    assert result["rows"][0]["server"] == "nexus-ws"
+
+
+def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
+    """Scenario 11 in quick mode logs IRC clients in to Nexus's IRC front end and
+    delivers the room's messages to them, beside the native run."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "11"]
     proc = subprocess.run(
         [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(out.read_text())["scenarios"]["10"]["results"]
+    results = json.loads(out.read_text())["scenarios"]["11"]["results"]
     for server in ("nexus", "nexus (irc)"):
         first = results[server]["steps"][0]
         assert first["delivered"] > 0 and first["p99_ms"] is not None, (server, first)

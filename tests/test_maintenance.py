@@ -27,7 +27,9 @@ async def fill(data, rooms=("general",), n=3) -> None:
     store = await Store.open(data)
     ts = 1_800_000_000.0
     for name in ("ana", "bob"):
-        store.apply({"op": "register", "username": name, "password": "x", "ts": ts})
+        first = {"admin": True} if name == "ana" else {}
+        store.apply({"op": "register", "username": name, "password": "x", "ts": ts, **first})
+    store.apply({"op": "suspend", "user": "ana", "target": "bob", "on": True})
     for room in rooms:
         if room != "general":
             store.apply({"op": "create", "user": "ana", "room": room, "topic": "", "ts": ts})
@@ -41,13 +43,15 @@ async def fill(data, rooms=("general",), n=3) -> None:
 
 
 def test_check_prints_counts_of_a_sound_store(tmp_path):
-    """A sound store: exit 0, the counts of users, rooms and messages, `ok`."""
+    """A sound store: exit 0, the counts of users, rooms and messages, the
+    admins and suspended accounts, `ok`."""
     data = tmp_path / "nexus_data.json"
     asyncio.run(fill(data))
     out = server("check", "--data", str(data))
     assert out.returncode == 0, out.stderr
     assert "2 users" in out.stdout and "3 room messages" in out.stdout
     assert "1 direct messages" in out.stdout and out.stdout.endswith("ok\n")
+    assert "admins: ana\n" in out.stdout and "suspended: bob\n" in out.stdout
 
 
 def test_check_finds_damage_and_changes_nothing(tmp_path):

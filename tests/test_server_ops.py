@@ -35,6 +35,22 @@ def test_settings_come_from_flags_then_environment_then_file(tmp_path):
     assert load(None, {}) == ServerConfig()
 
 
+def test_admins_are_named_by_repeated_flags_a_comma_list_or_a_toml_list(tmp_path):
+    """--admin (repeatable, here as the tuple the parser collects), NEXUS_ADMIN=a,b
+    and `admin = [...]` in the file each give the list of names; flags win."""
+    config = tmp_path / "server.toml"
+    config.write_text('admin = ["ana", "bob"]\n')
+    assert load(config, {}).admin == ("ana", "bob")
+    assert load(config, {"NEXUS_ADMIN": "carol, dan,"}).admin == ("carol", "dan")
+    assert load(config, {"NEXUS_ADMIN": "carol"}, admin=("eve",)).admin == ("eve",)
+    assert load(None, {}).admin == ()
+    config.write_text('admin = "ana,bob"\n')
+    assert load(config, {}).admin == ("ana", "bob")
+    config.write_text("admin = [1]\n")
+    with pytest.raises(ValueError, match="'admin'"):
+        load(config, {})
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [

@@ -123,7 +123,7 @@ async def sign_in(
         except NexusError as exc:
             if exc.code != "auth_failed":
                 raise Failure(f"login failed: {refusal(exc)}") from None
-            print("The saved login token was refused (tokens last 30 days).")
+            print("The saved login token was refused (a token lapses after 30 days unused).")
         except OSError as exc:
             raise Failure(f"connection lost: {exc}") from None
     conn, password, reply = await _with_password(conn, args, tls)

@@ -115,7 +115,7 @@ def parser(mode: str) -> argparse.ArgumentParser:
         p.description = (
             "Log in (asking for the password if $NEXUS_PASSWORD is unset) and save the login "
             "token in $XDG_CONFIG_HOME/nexus/tokens.json (mode 0600) for send and tail. "
-            "Tokens last 30 days."
+            "A token lapses after 30 days unused."
         )
         p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
         p.add_argument("--register", action="store_true", help="create the account first")
@@ -227,8 +227,8 @@ async def log_in(
                 tokens.put(host, config.port, user, None)  # expired or revoked: useless now
                 if password is None:
                     raise Failure(
-                        f"the saved login token for {where} was refused (tokens last 30 days):"
-                        f" run `nexus-chat login` again, or set ${PASSWORD_ENV}"
+                        f"the saved login token for {where} was refused (a token lapses after"
+                        f" 30 days unused): run `nexus-chat login` again, or set ${PASSWORD_ENV}"
                     ) from None
         if password is None:
             raise Failure(

@@ -2,7 +2,8 @@
 
 One JSON file, `$XDG_CONFIG_HOME/nexus/tokens.json`, mode 0600 in a 0700
 directory: `{"host:port": {"username": "token"}}`, user names lower-case.
-A token is as good as the password for 30 days (the server's rule), so the
+A token is as good as the password until 30 days pass unused (the server's
+rule), so the
 file is written whole to a temporary file and renamed, never left readable
 by others or half written.
 """

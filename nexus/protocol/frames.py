@@ -34,6 +34,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLIES",
     "AnyMessage",
+    "BanEntry",
+    "BansReply",
     "DirectMessage",
     "DmEvent",
     "DmsReply",
@@ -45,13 +47,16 @@ __all__ = [
     "Event",
     "Hello",
     "HistoryReply",
+    "Invited",
     "JoinReply",
     "Joined",
+    "Kicked",
     "Left",
     "LoginReply",
     "MalformedFrame",
     "MentionsReply",
     "MessageEvent",
+    "Muted",
     "PingReply",
     "Presence",
     "Profile",
@@ -64,6 +69,7 @@ __all__ = [
     "RoomInfo",
     "RoomMessage",
     "RoomReply",
+    "RoomUpdated",
     "RoomsReply",
     "SearchReply",
     "SentReply",
@@ -131,6 +137,9 @@ class RoomInfo(TypedDict):
     members: int
     online: int
     unread: NotRequired[int]  # to a member (`rooms`, `join`): messages after their marker
+    private: NotRequired[bool]  # listed, readable, joinable by members, invitees, admins only
+    moderators: NotRequired[list[str]]  # usernames, sorted
+    muted: NotRequired[list[str]]  # usernames, sorted
 
 
 class Profile(TypedDict):
@@ -141,6 +150,7 @@ class Profile(TypedDict):
     created: float
     last_seen: float | None  # None while online
     away: NotRequired[str | None]  # the away text, None when back
+    admin: NotRequired[bool]  # a server admin
 
 
 class Unread(TypedDict):
@@ -242,6 +252,41 @@ ReadMoved = TypedDict(
 )
 
 
+class RoomUpdated(TypedDict):
+    """A room's roles changed (`op`, `deop`): the room as it is now."""
+
+    event: Literal["room_updated"]
+    room: RoomInfo
+    by: str
+
+
+class Kicked(TypedDict):
+    """A member was removed from a room, by `kick` or (`banned`) by `ban`."""
+
+    event: Literal["kicked"]
+    room: str
+    user: str
+    by: str
+    reason: str  # "" when none was given
+    banned: bool
+
+
+class Muted(TypedDict):
+    event: Literal["muted"]
+    room: str
+    user: str
+    by: str
+    on: bool
+
+
+class Invited(TypedDict):
+    """To the invitee: `room` may be joined (a private one, now without asking)."""
+
+    event: Literal["invited"]
+    room: RoomInfo
+    by: str
+
+
 Event = (
     Hello
     | MessageEvent
@@ -256,6 +301,10 @@ Event = (
     | Erased
     | Reaction
     | ReadMoved
+    | RoomUpdated
+    | Kicked
+    | Muted
+    | Invited
 )
 EVENTS: dict[str, type] = {
     get_args(get_type_hints(kind)["event"])[0]: kind for kind in get_args(Event)
@@ -337,6 +386,17 @@ class TokenReply(TypedDict):
     token: str
 
 
+class BanEntry(TypedDict):
+    user: str
+    by: str
+    reason: str
+    ts: float
+
+
+class BansReply(TypedDict):
+    bans: list[BanEntry]  # oldest first
+
+
 REPLIES: dict[str, type] = {
     "register": LoginReply,
     "login": LoginReply,
@@ -363,6 +423,18 @@ REPLIES: dict[str, type] = {
     "mentions": MentionsReply,
     "away": ProfileReply,
     "password": TokenReply,
+    "op": RoomReply,
+    "deop": RoomReply,
+    "kick": Empty,
+    "ban": Empty,
+    "unban": Empty,
+    "bans": BansReply,
+    "mute": Empty,
+    "unmute": Empty,
+    "invite": Empty,
+    "admin": ProfileReply,
+    "suspend": Empty,
+    "unsuspend": Empty,
 }
 
 

@@ -35,20 +35,28 @@ __all__ = [
     "SECRETS",
     "SHORT_TEXT_MAX",
     "USERNAME_RE",
+    "Admin",
     "Away",
+    "Ban",
+    "Bans",
     "Bio",
     "Create",
     "Delete",
+    "Deop",
     "Dm",
     "Dms",
     "Edit",
     "Erase",
     "History",
+    "Invite",
     "Join",
+    "Kick",
     "Leave",
     "Login",
     "Mentions",
+    "Mute",
     "Online",
+    "Op",
     "Optional",
     "Password",
     "Ping",
@@ -60,7 +68,11 @@ __all__ = [
     "Rooms",
     "Say",
     "Search",
+    "Suspend",
     "Topic",
+    "Unban",
+    "Unmute",
+    "Unsuspend",
     "Validator",
     "Whois",
     "any_username",
@@ -362,11 +374,12 @@ class Leave(Request):
     room: str
 
 
-@request("create", room=room_name, topic=Optional(short_text, ""))
+@request("create", room=room_name, topic=Optional(short_text, ""), private=Optional(boolean, False))
 @dataclass(frozen=True, slots=True)
 class Create(Request):
     room: str
     topic: str
+    private: bool  # listed, readable and joinable by members, invitees and admins only
 
 
 @request("delete", room=room_name)
@@ -569,6 +582,99 @@ class Ping(Request):
 @dataclass(frozen=True, slots=True)
 class Quit(Request):
     pass
+
+
+# -- moderation ---------------------------------------------------------------
+
+
+@request("op", room=room_name, username=any_username)
+@dataclass(frozen=True, slots=True)
+class Op(Request):
+    """Makes a member a moderator of the room."""
+
+    room: str
+    username: str
+
+
+@request("deop", room=room_name, username=any_username)
+@dataclass(frozen=True, slots=True)
+class Deop(Request):
+    room: str
+    username: str
+
+
+@request("kick", room=room_name, username=any_username, reason=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Kick(Request):
+    room: str
+    username: str
+    reason: str  # may be empty
+
+
+@request("ban", room=room_name, username=any_username, reason=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Ban(Request):
+    room: str
+    username: str
+    reason: str
+
+
+@request("unban", room=room_name, username=any_username, reason=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Unban(Request):
+    room: str
+    username: str
+    reason: str  # for the server's log only
+
+
+@request("bans", room=room_name)
+@dataclass(frozen=True, slots=True)
+class Bans(Request):
+    room: str
+
+
+@request("mute", room=room_name, username=any_username)
+@dataclass(frozen=True, slots=True)
+class Mute(Request):
+    room: str
+    username: str
+
+
+@request("unmute", room=room_name, username=any_username)
+@dataclass(frozen=True, slots=True)
+class Unmute(Request):
+    room: str
+    username: str
+
+
+@request("invite", room=room_name, username=any_username)
+@dataclass(frozen=True, slots=True)
+class Invite(Request):
+    room: str
+    username: str
+
+
+@request("admin", username=any_username, on=boolean)
+@dataclass(frozen=True, slots=True)
+class Admin(Request):
+    """Gives (`on`) or takes away a user's server admin role."""
+
+    username: str
+    on: bool
+
+
+@request("suspend", username=any_username, reason=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Suspend(Request):
+    username: str
+    reason: str
+
+
+@request("unsuspend", username=any_username, reason=Optional(short_text, ""))
+@dataclass(frozen=True, slots=True)
+class Unsuspend(Request):
+    username: str
+    reason: str
 
 
 def request_id(frame: dict[str, Any]) -> int | str | None:

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, type=parse_bool, nargs="?", const=True, metavar="on|off", help=help_text
             )
+        elif kind is tuple:  # repeatable; collected into a tuple below
+            parser.add_argument(flag, action="append", metavar="NAME", help=help_text)
         else:
             parser.add_argument(
                 flag, type=kind, metavar=f.name.split("_")[-1].upper(), help=help_text
@@ -117,6 +119,11 @@ async def serve(config: ServerConfig, handler: logging.Handler | None = None) ->
         irc += f", {name.upper()} on {irc_host}:{irc_port}"
     # Only now: whoever waits for this line may signal the server at once.
     print(f"nexus-server {__version__} listening on {host}:{port} ({scheme}){irc}", flush=True)
+    if server.web_address is not None:
+        web_host, web_port = server.web_address
+        url = f"{'https' if server.tls else 'http'}://{web_host}:{web_port}/"
+        log.info("web client on %s", url)
+        print(f"nexus-server web client on {url}", flush=True)
     await stop.wait()
     log.info("shutting down")
     if announcer is not None:
@@ -140,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         return maintenance.main(argv)
     args = build_parser().parse_args(argv)
     try:
-        config = load(args.config, **{f.name: getattr(args, f.name) for f in settings()})
+        flags = {f.name: getattr(args, f.name) for f in settings()}
+        flags = {k: tuple(v) if isinstance(v, list) else v for k, v in flags.items()}
+        config = load(args.config, **flags)
     except ValueError as exc:
         print(f"nexus-server: bad setting: {exc}", file=sys.stderr)
         return 2

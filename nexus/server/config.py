@@ -19,9 +19,11 @@ from nexus.protocol import MAX_FRAME
 from nexus.server.auth import OWASP
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A setting with a command-line flag: `help` says what it is for."""
-    return field(default=default, metadata={"help": help}, **kwargs)
+def setting(default: Any, help: str, kind: type | None = None, **kwargs: Any) -> Any:
+    """A setting with a command-line flag: `help` says what it is for; `kind`
+    is its type when the default (None) does not say."""
+    metadata = {"help": help} if kind is None else {"help": help, "kind": kind}
+    return field(default=default, metadata=metadata, **kwargs)
 
 
 @dataclass(slots=True)
@@ -46,9 +48,30 @@ class ServerConfig:
         " certificate's fingerprint when TLS is on",
     )
     announce_name: str = setting("", "the name to announce (default: nexus on <this host's name>)")
-    irc_port: int = setting(-1, "also speak IRC to IRC clients on this port (-1: off, 0: any)")
-    ircs_port: int = setting(
-        -1, "also speak IRC over TLS on this port, with the server's certificate (-1: off)"
+    admin: tuple[str, ...] = setting(
+        (),
+        "make this existing account a server admin at start; repeatable"
+        ' (NEXUS_ADMIN=ana,bob; in the file: admin = ["ana", "bob"])',
+    )
+
+    web_port: int | None = setting(
+        None,
+        "serve the web client and its WebSocket endpoint on this port (0: any free port)",
+        kind=int,
+    )
+    web_host: str = setting("", "address the web client listens on (default: --host)")
+    web_origins: str = setting(
+        "",
+        "other origins whose pages may open /ws, comma-separated (scheme://host:port, or *);"
+        " the web client's own origin is always allowed",
+    )
+    irc_port: int | None = setting(
+        None, "also speak IRC to IRC clients on this port (0: any free port)", kind=int
+    )
+    ircs_port: int | None = setting(
+        None,
+        "also speak IRC over TLS on this port, with the server's certificate (0: any free port)",
+        kind=int,
     )
 
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
@@ -123,7 +146,7 @@ def value_type(f: Any) -> type:
     """The type a setting's text is converted to."""
     default = f.default
     if default is None:
-        return Path  # the optional settings are all files
+        return f.metadata.get("kind", Path)  # the optional settings are files unless told
     return type(default) if not isinstance(default, Path) else Path
 
 
@@ -131,6 +154,8 @@ def parse_value(f: Any, raw: str) -> Any:
     kind = value_type(f)
     if kind is bool:
         return parse_bool(raw)
+    if kind is tuple:  # a list of names: "ana,bob"
+        return tuple(name.strip() for name in raw.split(",") if name.strip())
     return kind(raw)
 
 
@@ -181,7 +206,14 @@ def _file_value(f: Any, value: Any) -> Any:
         return value
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    expected = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a string")
+    if kind is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    expected = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        tuple: "a list of strings",
+    }.get(kind, "a string")
     raise ValueError(f"must be {expected}, not {value!r}")
 
 

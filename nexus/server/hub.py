@@ -90,7 +90,7 @@ class Hub:
         if skip is not None:
             self.to_user(key, data, skip=skip)
 
-    def expel(self, key: str, data: bytes, skip: Session) -> None:
+    def expel(self, key: str, data: bytes, skip: Session | None = None) -> None:
         """Sends `data` to every session of `key` but `skip`, and closes them
         once it has gone out."""
         for session in list(self.sessions.get(key, ())):

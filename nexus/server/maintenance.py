@@ -152,7 +152,17 @@ def check(data: Path, out: TextIO) -> None:
             " under way, or cut short by a crash: start-up drops it)\n"
         )
     out.write(f"store: {_summary(store)}\n")
+    out.write(f"admins: {_names(store, store.model.admins)}\n")
+    suspended = {key for key, user in store.model.users.items() if user.suspended}
+    if suspended:
+        out.write(f"suspended: {_names(store, suspended)}\n")
     out.write("ok\n")
+
+
+def _names(store: Store, keys: set[str]) -> str:
+    """Usernames as registered, sorted; "none" (then name one with --admin)."""
+    names = sorted((store.model.display(key) for key in keys), key=str.casefold)
+    return ", ".join(names) if names else "none (nexus-server --admin NAME names one)"
 
 
 def backup(data: Path, dest: Path, out: TextIO) -> None:

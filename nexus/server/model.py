@@ -10,6 +10,10 @@ Records that act on one message (`edit`, `erase`, `react`) name it by
 record's `user`. Replaying them is safe over a snapshot that already holds
 their effect (a snapshot is encoded while the model moves on): each sets a
 state rather than toggling one, and one whose message is gone does nothing.
+
+Moderation records (`moderator`, `kick`, `ban`, `unban`, `mute`, `invite`,
+`admin`, `suspend`) name the acting user as `user` and the user acted on as
+`target` (keys); they too set a state, so replaying one is safe.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, ROOM_HISTORY_CAP
 
 Message = dict[str, Any]  # a RoomMessage or DirectMessage, exactly as sent
+Ban = dict[str, Any]  # {"user", "by", "reason", "ts"}, exactly as `bans` answers
 TOKENS_PER_USER = 16  # devices a user may stay logged in on
 
 
@@ -42,6 +47,10 @@ class User:
     # Read markers: room -> the seq read up to, for every member room (set
     # to the room's newest seq on joining, never moved back).
     read: dict[str, int] = field(default_factory=dict)
+    admin: bool = False  # a server admin: every owner's right in every room
+    # Suspended: no login. Its tokens are kept but refused, and dropped on
+    # unsuspend, so none issued before a suspension ever works again.
+    suspended: bool = False
 
 
 class History:
@@ -94,6 +103,11 @@ class Room:
     history: History = field(default_factory=lambda: History(ROOM_HISTORY_CAP))
     members: set[str] = field(default_factory=set)
     roster: int = 0  # counts changes to `members`: a broadcast is valid for one roster
+    private: bool = False  # listed, readable and joinable by members, invitees and admins only
+    moderators: set[str] = field(default_factory=set)  # keys; always members
+    muted: set[str] = field(default_factory=set)  # keys; kept over leaving and joining again
+    bans: dict[str, Ban] = field(default_factory=dict)  # banned user's key -> the ban
+    invited: set[str] = field(default_factory=set)  # keys invited (private rooms), until joining
 
 
 @dataclass(slots=True, eq=False)
@@ -134,6 +148,7 @@ class Model:
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
         self.conversations: dict[str, Conversation] = {}
+        self.admins: set[str] = set()  # keys of the users with `admin`
         # Told of every message made or edited (its scope: a room name or a
         # pair key), so the search index can (re)index its text.
         self.on_text: Callable[[str, int], None] = _nothing
@@ -197,6 +212,8 @@ class Model:
     def _op_register(self, r: dict[str, Any]) -> User:
         key = user_key(r["username"])
         user = self.users[key] = User(r["username"], r["password"], r["ts"])
+        if r.get("admin"):  # the first account of a store (older records never say so)
+            self._op_admin({"target": key, "on": True})
         self._op_join({"user": key, "room": DEFAULT_ROOMS[0]})
         return user
 
@@ -205,18 +222,24 @@ class Model:
         user.rooms.add(room.name)
         user.read[room.name] = room.history.last_seq
         room.members.add(r["user"])
+        room.invited.discard(r["user"])  # an invitation lasts until used
         room.roster += 1
 
     def _op_leave(self, r: dict[str, Any]) -> None:
-        user = self.users[r["user"]]
-        user.rooms.discard(r["room"])
-        user.read.pop(r["room"], None)
-        room = self.rooms[r["room"]]
-        room.members.discard(r["user"])
+        self._remove(r["user"], self.rooms[r["room"]])
+
+    def _remove(self, key: str, room: Room) -> None:
+        """Takes a member out of a room; a moderator who goes is one no more."""
+        user = self.users[key]
+        user.rooms.discard(room.name)
+        user.read.pop(room.name, None)
+        room.members.discard(key)
+        room.moderators.discard(key)
         room.roster += 1
 
     def _op_create(self, r: dict[str, Any]) -> Room:
         room = self.rooms[r["room"]] = Room(r["room"], r["topic"], r["user"], False, r["ts"])
+        room.private = bool(r.get("private"))
         self._op_join(r)
         return room
 
@@ -337,13 +360,73 @@ class Model:
         return user
 
     def _op_token(self, r: dict[str, Any]) -> None:
+        """A token issued, or used: either way it becomes the newest."""
         tokens = self.users[r["user"]].tokens
+        tokens.pop(r["digest"], None)
         tokens[r["digest"]] = r["ts"]
-        while len(tokens) > TOKENS_PER_USER:  # dicts keep order: the oldest goes
+        while len(tokens) > TOKENS_PER_USER:  # dicts keep order: the least recently used goes
             del tokens[next(iter(tokens))]
 
     def _op_seen(self, r: dict[str, Any]) -> None:
         self.users[r["user"]].last_seen = r["ts"]
+
+    # -- moderation (`user` acts, `target` is acted on) --------------------
+
+    def _op_moderator(self, r: dict[str, Any]) -> Room:
+        room = self.rooms[r["room"]]
+        if r["on"]:
+            room.moderators.add(r["target"])
+        else:
+            room.moderators.discard(r["target"])
+        return room
+
+    def _op_kick(self, r: dict[str, Any]) -> None:
+        room = self.rooms[r["room"]]
+        if r["target"] in room.members:
+            self._remove(r["target"], room)
+
+    def _op_ban(self, r: dict[str, Any]) -> None:
+        """Bans a user (a member is removed); a ban already there stays as it was."""
+        room, key = self.rooms[r["room"]], r["target"]
+        if key in room.members:
+            self._remove(key, room)
+        room.invited.discard(key)
+        if key not in room.bans:
+            room.bans[key] = {
+                "user": self.display(key),
+                "by": self.display(r["user"]),
+                "reason": r["reason"],
+                "ts": r["ts"],
+            }
+
+    def _op_unban(self, r: dict[str, Any]) -> None:
+        self.rooms[r["room"]].bans.pop(r["target"], None)
+
+    def _op_mute(self, r: dict[str, Any]) -> None:
+        muted = self.rooms[r["room"]].muted
+        if r["on"]:
+            muted.add(r["target"])
+        else:
+            muted.discard(r["target"])
+
+    def _op_invite(self, r: dict[str, Any]) -> None:
+        self.rooms[r["room"]].invited.add(r["target"])
+
+    def _op_admin(self, r: dict[str, Any]) -> None:
+        key = r["target"]
+        self.users[key].admin = r["on"]
+        if r["on"]:
+            self.admins.add(key)
+        else:
+            self.admins.discard(key)
+
+    def _op_suspend(self, r: dict[str, Any]) -> None:
+        """Suspends (`on`) or restores an account; restoring drops every
+        token it had, so none issued before the suspension works again."""
+        user = self.users[r["target"]]
+        user.suspended = r["on"]
+        if not r["on"]:
+            user.tokens.clear()
 
     # -- snapshot --------------------------------------------------------
 
@@ -366,6 +449,8 @@ class Model:
                     "tokens": dict(u.tokens),
                     "away": u.away,
                     "read": dict(u.read),
+                    "admin": u.admin,
+                    "suspended": u.suspended,
                 }
                 for u in self.users.values()
             ],
@@ -376,6 +461,11 @@ class Model:
                     "owner": room.owner,
                     "default": room.default,
                     "created": room.created,
+                    "private": room.private,
+                    "moderators": sorted(room.moderators),
+                    "muted": sorted(room.muted),
+                    "bans": list(room.bans.values()),
+                    "invited": sorted(room.invited),
                     "last_seq": room.history.last_seq,
                     "messages": list(room.history.messages),
                 }
@@ -405,8 +495,13 @@ class Model:
                 u["last_seen"],
                 tokens=u.get("tokens", {}),
                 away=u.get("away"),
+                suspended=u.get("suspended", False),
             )
+            if u.get("admin"):
+                model._op_admin({"target": key, "on": True})
         for r in data["rooms"]:
+            # Stores before version 4 know no moderation: every room is
+            # public, with no moderators, mutes, bans or invitations.
             model.rooms[r["name"]] = Room(
                 r["name"],
                 r["topic"],
@@ -414,6 +509,11 @@ class Model:
                 r["default"],
                 r["created"],
                 History(ROOM_HISTORY_CAP, r["last_seq"], r["messages"]),
+                private=r.get("private", False),
+                moderators=set(r.get("moderators", ())),
+                muted=set(r.get("muted", ())),
+                bans={user_key(ban["user"]): ban for ban in r.get("bans", ())},
+                invited=set(r.get("invited", ())),
             )
         for u in data["users"]:
             key = user_key(u["username"])

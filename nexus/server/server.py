@@ -10,10 +10,12 @@ from functools import partial
 from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
 from nexus.server.commands import not_saved
+from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
+from nexus.server.frontends.ws import Web, WsProtocol
 from nexus.server.hub import Hub
 from nexus.server.outbox import Outbox
 from nexus.server.policy import Policy
@@ -49,19 +51,29 @@ class NexusServer:
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
         self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
+        self.web_listener: asyncio.Server | None = None  # with --web-port
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
         store = await Store.open(config.data, fsync=config.fsync)
         server = cls(config, store)
+        await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
         server.search.start()
         loop = asyncio.get_running_loop()
         server.listener = await loop.create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
+        if config.web_port is not None:
+            web = Web(config)
+            server.web_listener = await loop.create_server(
+                lambda: WsProtocol(server.core, server.tls, web),
+                config.web_host or config.host,
+                config.web_port,
+                backlog=1024,
+            )
         for name, port in (("irc", config.irc_port), ("ircs", config.ircs_port)):
-            if port >= 0:
+            if port is not None:
                 tls = server.irc_tls() if name == "ircs" else None
                 server.irc[name] = await loop.create_server(
                     partial(IrcProtocol, server.core, tls), config.host, port, backlog=1024
@@ -85,18 +97,29 @@ class NexusServer:
         host, port = self.listener.sockets[0].getsockname()[:2]
         return host, port
 
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """Where the web client listens, if it does."""
+        if self.web_listener is None:
+            return None
+        host, port = self.web_listener.sockets[0].getsockname()[:2]
+        return host, port
+
     async def stop(self) -> None:
         if self.listener is None:
             return
-        self.listener.close()
-        for irc in self.irc.values():
-            irc.close()
+        listeners = [
+            self.listener,
+            *([self.web_listener] if self.web_listener else []),
+            *self.irc.values(),
+        ]
+        for listener in listeners:
+            listener.close()
         await self.core.close_all(STOP_TIMEOUT)
-        await self.listener.wait_closed()
-        for irc in self.irc.values():
-            await irc.wait_closed()
+        for listener in listeners:
+            await listener.wait_closed()
+        self.listener = self.web_listener = None
         self.irc.clear()
-        self.listener = None
         await self.search.close()
         await self.store.close()
         self.hashing.close()

@@ -51,10 +51,12 @@ _fsync = aiofiles.os.wrap(os.fsync)
 
 SNAPSHOT_FORMAT = "nexus-store"
 # 2 added the checksum; 3 adds read markers, away texts and the message fields
-# of protocol 2 (edits, erasures, reactions...). Versions 1 and 2 still load;
-# a server older than 3 refuses a version 3 file instead of misreading it.
-SNAPSHOT_VERSION = 3
-_READABLE_VERSIONS = (1, 2, SNAPSHOT_VERSION)
+# of protocol 2 (edits, erasures, reactions...); 4 adds moderation (admins,
+# suspensions, private rooms, moderators, mutes, bans, invitations). Older
+# versions still load; an older server refuses a newer file instead of
+# misreading it (a version 3 server would drop every ban).
+SNAPSHOT_VERSION = 4
+_READABLE_VERSIONS = (1, 2, 3, SNAPSHOT_VERSION)
 # The snapshot's last key: the CRC-32 of every byte of the file before it.
 _CHECKSUM = re.compile(rb',\n  "crc32": "([0-9a-f]{8})"\n\}\n\Z')
 FILE_MODE = 0o600  # data files hold password hashes and every DM

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import PASSWORD, Running, StartServer
 
 TIMEOUT = 5.0
+ADMIN = "root"  # the server admin every IRC test server starts with
 
 
 class IrcPeer:
@@ -156,9 +157,13 @@ async def start_irc(start_server: StartServer) -> AsyncIterator[Callable[..., An
     servers: list[IrcServer] = []
 
     async def start(**overrides: Any) -> IrcServer:
-        overrides.setdefault("irc_port", 0)
+        if "irc_port" not in overrides:
+            overrides["irc_port"] = 0
         server = IrcServer(await start_server(**overrides))
         servers.append(server)
+        # The store's first account is its admin, an operator everywhere: not
+        # one of the people a test watches.
+        await server.account(ADMIN)
         return server
 
     yield start

@@ -143,7 +143,7 @@ async def test_ping_pong_and_quit(irc: IrcServer) -> None:
 
 async def test_ircs_speaks_irc_over_tls(start_irc: object, tmp_path: object) -> None:
     """--ircs-port serves IRC inside TLS with the server's (self-signed) certificate."""
-    server: IrcServer = await start_irc(irc_port=-1, ircs_port=0)  # type: ignore[operator]
+    server: IrcServer = await start_irc(irc_port=None, ircs_port=0)  # type: ignore[operator]
     await server.account("ana")
     context = ssl.create_default_context()
     context.check_hostname = False

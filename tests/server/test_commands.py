@@ -12,8 +12,11 @@ from nexus.server import commands
 from tests.conftest import PASSWORD
 from tests.wire import Peer
 
-PROFILE_KEYS = {"username", "bio", "online", "rooms", "created", "last_seen", "away"}
-ROOM_KEYS = {"name", "topic", "owner", "default", "members", "online"}
+PROFILE_KEYS = {"username", "bio", "online", "rooms", "created", "last_seen", "away", "admin"}
+ROOM_KEYS = {
+    *("name", "topic", "owner", "default", "members", "online"),
+    *("private", "moderators", "muted"),
+}
 MESSAGE_KEYS = {"room", "seq", "from", "text", "ts"}
 DM_KEYS = {"seq", "from", "to", "text", "ts"}
 
@@ -215,6 +218,9 @@ async def test_join_replies_room_info_and_last_50_messages_oldest_first(server):
         "default": True,
         "members": 2,
         "online": 2,
+        "private": False,
+        "moderators": [],
+        "muted": [],
         "unread": 0,
     }
     history = reply["history"]
@@ -295,6 +301,9 @@ async def test_create_replies_room_info_with_owner_and_member(server):
         "default": False,
         "members": 1,
         "online": 1,
+        "private": False,
+        "moderators": [],
+        "muted": [],
     }
     await alice.ok("say", room="games", text="first")  # the creator is a member
     whois = await alice.ok("whois", username="alice")
@@ -395,6 +404,7 @@ async def test_topic_replies_room_info_with_new_topic(server):
 
 async def test_topic_errors(server):
     """topic by a non-owner or on a default room is not_owner; bad topics are refused."""
+    await server.user("first_admin")  # the first account is an admin: not alice
     alice = await server.user("alice")
     bob = await server.user("bob")
     await alice.ok("create", room="games")
@@ -432,6 +442,9 @@ async def test_rooms_lists_room_infos_sorted_by_name(server):
         "default": True,
         "members": 2,
         "online": 2,
+        "private": False,
+        "moderators": [],
+        "muted": [],
         "unread": 0,
     }
     assert rooms["zeta"]["owner"] == "Alice"

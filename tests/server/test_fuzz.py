@@ -188,6 +188,7 @@ class ChatMachine(RuleBasedStateMachine):
         super().__init__()
         self.live = LoopServer()
         self.users: dict[str, dict[str, Any]] = {}  # key -> name, password, bio, rooms
+        self.admins: set[str] = set()  # the first account registered is an admin
         self.rooms: dict[str, dict[str, Any]] = {
             name: {"owner": None, "topic": "", "members": set(), "messages": [], "seq": 0}
             for name in ("general", "random", "tech")
@@ -263,6 +264,9 @@ class ChatMachine(RuleBasedStateMachine):
         if code is None:
             assert reply["user"]["username"] == username
             assert reply["rooms"] == ["general"]
+            if not self.users:
+                self.admins.add(key)
+            assert reply["user"]["admin"] is (key in self.admins)
             self.users[key] = {"name": username, "password": pw, "bio": "", "rooms": {"general"}}
             self.rooms["general"]["members"].add(key)
             self.who[client] = key
@@ -378,7 +382,7 @@ class ChatMachine(RuleBasedStateMachine):
             state = self.rooms[room[1]]
             if state["owner"] is None:
                 code = "protected_room"
-            elif state["owner"] != self.me(client):
+            elif not self.has_rights(client, state):
                 code = "not_owner"
         self.expect(client, code, "delete", room=room[0])
         if code is None:
@@ -393,12 +397,17 @@ class ChatMachine(RuleBasedStateMachine):
         if code is None:
             if room[1] not in self.rooms:
                 code = "no_such_room"
-            elif self.rooms[room[1]]["owner"] != self.me(client):
+            elif not self.has_rights(client, self.rooms[room[1]]):
                 code = "not_owner"
         reply = self.expect(client, code, "topic", room=room[0], topic=topic[0])
         if code is None:
             self.rooms[room[1]]["topic"] = topic[0]
             self.check_room_info(reply["room"], room[1])
+
+    def has_rights(self, client: int, state: dict[str, Any]) -> bool:
+        """Whether the client has the owner's rights in a room: its owner, or an admin."""
+        key = self.me(client)
+        return key is not None and (state["owner"] == key or key in self.admins)
 
     def owned_room(self, client: int, pick: int) -> tuple[str, str]:
         """A room the client owns if any, else `lab` (raw and normalised)."""

@@ -210,6 +210,8 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "from": "nobody",
         "old": PASSWORD,
         "new": "another password",
+        "reason": "r",
+        "private": False,
     }
     _, rules = REQUESTS[cmd]
     args = {key: base[key] for key, *_ in rules}

@@ -71,6 +71,9 @@ async def test_everything_survives_a_restart(start_server, data):
         "default": False,
         "members": 2,
         "online": 2,
+        "private": False,
+        "moderators": [],
+        "muted": [],
         "unread": 0,
     }
     assert (await bob.ok("history", room="games"))["messages"] == history_before
@@ -232,7 +235,7 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
 ):
     """A snapshot (store version 2) and journal written by the protocol 1 server
     start as they were: users, rooms, history, DMs; markers start at the
-    snapshot's newest messages; the next snapshot is version 3 and loads again."""
+    snapshot's newest messages; the next snapshot is the current version and loads again."""
     for name in ("nexus_data.json", "nexus_data.json.journal"):
         shutil.copy(FIXTURE_V1 / name, tmp_path / name)
     data = tmp_path / "nexus_data.json"
@@ -257,9 +260,44 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
     await bob.ok("react", room="garden", seq=1, emoji="🍅")
     second = await restart(first, start_server, data)
     snapshot = json.loads(data.read_text())
-    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 3
+    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 4
     bob, reply = await login(second, "bob")
     assert reply["unread"]["rooms"] == {"garden": 1}  # the marker was kept at 3
     garden = (await bob.ok("history", room="garden"))["messages"]
     assert garden[0]["reactions"] == {"🍅": ["Bob"]}
     assert garden[1]["mentions"] == ["Bob"]
+
+
+FIXTURE_V3 = Path(__file__).parent.parent / "fixtures" / "store_v3"
+
+
+async def test_a_store_written_by_the_conversation_server_loads_public_and_without_admins(
+    start_server, tmp_path
+):
+    """A version 3 snapshot and journal (before moderation) load with their
+    edits, reactions, away texts and erasures; every room is public, nobody is
+    an admin (the store had accounts), and the next snapshot is version 4."""
+    for name in ("nexus_data.json", "nexus_data.json.journal"):
+        shutil.copy(FIXTURE_V3 / name, tmp_path / name)
+    data = tmp_path / "nexus_data.json"
+    first = await start_server(data=data)
+    alice, reply = await login(first, "alice")
+    assert reply["user"]["away"] == "in the garden" and reply["user"]["admin"] is False
+    garden = (await alice.ok("history", room="garden"))["messages"]
+    texts = ["first tomato, edited", "hello @Bob", "", "second tomato"]
+    assert [m["text"] for m in garden] == texts
+    assert garden[0]["reactions"] == {"🍅": ["Bob"]} and garden[2]["erased"] is True
+    rooms = {r["name"]: r for r in (await alice.ok("rooms"))["rooms"]}
+    assert rooms["garden"]["private"] is False and rooms["garden"]["moderators"] == []
+    await alice.fails("not_allowed", "suspend", username="bob")
+    await server_user_registers_as_plain(first)
+    second = await restart(first, start_server, data)
+    assert json.loads(data.read_text())["version"] == store_module.SNAPSHOT_VERSION == 4
+    bob, _ = await login(second, "bob")
+    await bob.fails("not_allowed", "bans", room="garden")
+
+
+async def server_user_registers_as_plain(server: Running) -> None:
+    """A new account on a store that has accounts is no admin."""
+    newcomer = await server.user("newcomer")
+    assert (await newcomer.ok("whois", username="newcomer"))["user"]["admin"] is False

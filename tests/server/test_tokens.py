@@ -57,18 +57,46 @@ async def test_tokens_survive_a_restart_and_are_stored_hashed(start_server, tmp_
     await again.ok("login", username="alice", token=token)
 
 
-async def test_only_the_newest_tokens_are_kept(start_server):
-    """Past the per-user cap, the oldest token stops working."""
+async def test_only_the_most_recently_used_tokens_are_kept(start_server):
+    """Past the per-user cap, the token used least recently stops working: one in use
+    outlives newer ones that were not."""
     server = await start_server(login_attempts_per_minute=100)
     await server.user("alice")
     tokens = []
-    for _ in range(model_module.TOKENS_PER_USER + 1):
+    for n in range(model_module.TOKENS_PER_USER + 2):
         peer = await server.peer()
         tokens.append((await peer.ok("login", username="alice", password=PASSWORD))["token"])
         await peer.close()
-    peer = await server.peer()
-    await peer.fails("auth_failed", "login", username="alice", token=tokens[0])
-    await peer.ok("login", username="alice", token=tokens[-1])
+        if n == model_module.TOKENS_PER_USER - 1:  # the cap is full: use the oldest once
+            peer = await server.peer()
+            await peer.ok("login", username="alice", token=tokens[0])
+            await peer.close()
+
+    async def works(token: str) -> bool:
+        peer = await server.peer()
+        reply = await peer.request("login", username="alice", token=token)
+        await peer.close()
+        return reply["ok"]
+
+    assert [await works(t) for t in tokens[:4]] == [True, False, False, True]
+    assert await works(tokens[-1])
+
+
+async def test_a_token_login_renews_the_token_on_disk(start_server, tmp_path):
+    """Tokens last 30 days from their last use: a token login writes a new stamp, so a
+    script that runs now and then never has to ask for the password again."""
+    data = tmp_path / "renew.json"
+    first = await start_server(data=data)
+    peer = await first.peer()
+    token = (await peer.ok("register", username="alice", password=PASSWORD))["token"]
+    await first.close()
+    (issued,) = orjson.loads(data.read_bytes())["users"][0]["tokens"].values()
+    second = await start_server(data=data)
+    again = await second.peer()
+    await again.ok("login", username="alice", token=token)
+    await second.close()
+    (renewed,) = orjson.loads(data.read_bytes())["users"][0]["tokens"].values()
+    assert renewed > issued
 
 
 async def test_token_attempts_count_against_the_login_rate(start_server):

@@ -11,6 +11,7 @@ from nexus import protocol as p
 from nexus.server.commands import (  # noqa: F401 (they register)
     accounts,
     messages,
+    moderation,
     profiles,
     reading,
     rooms,

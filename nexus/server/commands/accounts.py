@@ -7,7 +7,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
-from nexus.server.auth import new_token, token_valid
+from nexus.server.auth import new_token, token_digest, token_valid
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
 from nexus.server.model import User, user_key
@@ -24,6 +24,8 @@ async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
         token, digest = new_token()
         ctx.change("token", user=key, digest=digest, ts=time.time())
     await ctx.durable()
+    if user.suspended:  # suspended while the password was checked
+        raise _suspended()
     # The peer may have gone while the password was checked.
     if ctx.session.open and ctx.hub.attach(ctx.session, key):
         ctx.hub.announce_presence(ctx.model, key, online=True)
@@ -37,6 +39,10 @@ async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
     return reply
 
 
+def _suspended() -> NexusError:
+    return NexusError("suspended", "this account is suspended")
+
+
 @command("register", phases=ANONYMOUS, suspends=True)
 async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     ctx.policy.check_registration(ctx.registrations)
@@ -45,7 +51,9 @@ async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     hashed = await ctx.hashing.hash(req.password)
     if ctx.model.user(req.username) is not None:  # registered while we hashed
         raise NexusError("username_taken", f"{req.username} is taken")
-    user = ctx.change("register", username=req.username, password=hashed, ts=time.time())
+    # The first account of a store with no accounts is its admin.
+    first = {"admin": True} if not ctx.model.users else {}
+    user = ctx.change("register", username=req.username, password=hashed, ts=time.time(), **first)
     return await _welcome(ctx, user, with_token=True)
 
 
@@ -61,6 +69,7 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     if account is None:  # no account can have this name: no need to spend a hash on it
         accepted = False
     elif req.token is not None:
+        # A suspended account's tokens are kept only to answer `suspended`.
         accepted = user is not None and token_valid(user.tokens, req.token)
     else:
         stored = user.password if user is not None else None
@@ -69,6 +78,10 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     if not accepted or user is None:
         ctx.policy.login_failed(ip, account)
         raise NexusError("auth_failed", _LOGIN_FAILED)
+    if user.suspended:  # only someone holding the account's secret learns this
+        raise _suspended()
+    if req.token is not None:  # a token in use stays good for TOKEN_LIFETIME from now
+        ctx.change("token", user=account, digest=token_digest(req.token), ts=time.time())
     return await _welcome(ctx, user, with_token=req.token is None)
 
 

@@ -7,12 +7,14 @@ the hot path should not pay for building one).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
+from nexus.server import permissions
 from nexus.server.auth import PasswordHashing
 from nexus.server.hub import Hub
 from nexus.server.model import Model, Room, User, pair_key, user_key
@@ -21,6 +23,8 @@ from nexus.server.ratelimit import TokenBucket
 from nexus.server.search import SearchIndex
 from nexus.server.session import Session
 from nexus.server.store import Store
+
+audit_log = logging.getLogger("nexus.moderation")
 
 
 @dataclass(slots=True)
@@ -64,6 +68,20 @@ class Context:
         if self.changed:
             await self._store.written()
 
+    def audit(
+        self, action: str, room: str | None = None, target: str | None = None, reason: str = ""
+    ) -> None:
+        """Writes a moderation action to the server's log (who, what, whom,
+        where, why), so an operator can answer "who banned ana?"."""
+        audit_log.info(
+            "%s by %s%s%s%s",
+            action,
+            self.me.username,
+            f" on {target}" if target is not None else "",
+            f" in #{room}" if room is not None else "",
+            f" reason={reason!r}" if reason else "",
+        )
+
     # -- looking things up -------------------------------------------------
 
     def room(self, name: str) -> Room:
@@ -78,34 +96,54 @@ class Context:
             raise NexusError("no_such_user", f"no user {name[:40]!r}")
         return user
 
+    def readable(self, name: str) -> Room:
+        """A room whose messages the caller may read: a private one only by
+        its members and admins (`not_member` otherwise)."""
+        room = self.room(name)
+        if not permissions.may_see(self.model, room, self.key):
+            raise NexusError("not_member", f"#{room.name} is private: you are not a member")
+        return room
+
     # -- wire objects ------------------------------------------------------
 
     def room_info(self, room: Room, unread: bool = False) -> p.RoomInfo:
         """A room as the protocol shows it; with `unread` (for a reply to one
         user), the caller's unread count if they are a member."""
         is_online = self.hub.is_online
+        display = self.model.display
         info: p.RoomInfo = {
             "name": room.name,
             "topic": room.topic,
-            "owner": None if room.owner is None else self.model.display(room.owner),
+            "owner": None if room.owner is None else display(room.owner),
             "default": room.default,
             "members": len(room.members),
             "online": sum(1 for key in room.members if is_online(key)),
+            "private": room.private,
+            "moderators": sorted(map(display, room.moderators), key=str.casefold),
+            "muted": sorted(map(display, room.muted), key=str.casefold),
         }
         if unread and self.key in room.members:
             info["unread"] = self.model.room_unread(self.key, room.name)[0]
         return info
 
     def profile(self, user: User) -> p.Profile:
-        online = self.hub.is_online(user_key(user.username))
+        """A user as the caller may see them: only the rooms the caller may
+        see (a private room shows to its members and admins only)."""
+        key = user_key(user.username)
+        online = self.hub.is_online(key)
+        model, viewer = self.model, self.session.user or key
+        rooms = model.rooms
         return {
             "username": user.username,
             "bio": user.bio,
             "online": online,
-            "rooms": sorted(user.rooms),
+            "rooms": sorted(
+                name for name in user.rooms if permissions.may_see(model, rooms[name], viewer)
+            ),
             "created": user.created,
             "last_seen": None if online else user.last_seen,
             "away": user.away,
+            "admin": user.admin,
         }
 
     def unread(self, key: str) -> p.Unread:

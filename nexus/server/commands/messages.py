@@ -19,6 +19,10 @@ def _no_such_message(seq: int) -> NexusError:
     return NexusError("no_such_message", f"no message {seq} here (never sent, trimmed or erased)")
 
 
+def _muted(room: Room) -> NexusError:
+    return NexusError("muted", f"you are muted in #{room.name}")
+
+
 def _new_fields(ctx: Context, text: str, action: bool, reply_to: int | None) -> dict[str, Any]:
     """The optional fields of a `say` or `dm` record: mentions are worked out
     here, once, and stored with the message."""
@@ -49,6 +53,8 @@ def say(ctx: Context, req: p.Say) -> p.SentReply:
     room = ctx.room(req.room)
     if ctx.key not in room.members:
         raise NexusError("not_member", f"join #{room.name} to speak there")
+    if ctx.key in room.muted:
+        raise _muted(room)
     _check_reply_to(ctx, {"room": room.name}, req.reply_to)
     fields = _new_fields(ctx, req.text, req.action, req.reply_to)
     message = ctx.change("say", room=room.name, text=req.text, ts=time.time(), **fields)
@@ -131,6 +137,8 @@ def edit(ctx: Context, req: p.Edit) -> p.EditReply:
     target = _target(ctx, req.room, req.with_, req.seq)
     if not _authored(ctx, target):
         raise NexusError("not_allowed", "only its author may edit a message")
+    if target.room is not None and ctx.key in target.room.muted:
+        raise _muted(target.room)
     mentions = ctx.model.existing(p.mentioned_names(req.text))
     ts = time.time()
     ctx.change("edit", seq=req.seq, text=req.text, ts=ts, mentions=mentions, **target.where)
@@ -142,11 +150,18 @@ def edit(ctx: Context, req: p.Edit) -> p.EditReply:
 @command("erase", flood=True)
 def erase(ctx: Context, req: p.Erase) -> p.Empty:
     target = _target(ctx, req.room, req.with_, req.seq)
-    if not _authored(ctx, target) and (
+    authored = _authored(ctx, target)
+    if not authored and (
         target.room is None or not permissions.may("erase", ctx.model, target.room, ctx.key)
     ):
-        raise NexusError("not_allowed", "only its author or the room's owner may erase a message")
+        raise NexusError(
+            "not_allowed", "only its author or the room's owner or moderators may erase a message"
+        )
+    author = target.message["from"]
     ctx.change("erase", seq=req.seq, **target.where)
+    if not authored:
+        assert target.room is not None  # in a DM only the author erases
+        ctx.audit(f"erase of {req.seq}", target.room.name, author)
     erased: p.Erased = {"event": "erased", "message": target.message}  # type: ignore[typeddict-item]
     target.tell(ctx, dict(erased))
     return {}
@@ -157,6 +172,8 @@ def react(ctx: Context, req: p.React) -> p.Empty:
     target = _target(ctx, req.room, req.with_, req.seq)
     if target.room is not None and ctx.key not in target.room.members:
         raise NexusError("not_member", f"join #{target.room.name} to react there")
+    if target.room is not None and ctx.key in target.room.muted:
+        raise _muted(target.room)
     me = ctx.me.username
     reactions = target.message.get("reactions", {})
     present = me in reactions.get(req.emoji, ())

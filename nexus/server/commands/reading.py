@@ -36,7 +36,7 @@ def read(ctx: Context, req: p.Read) -> p.ReadReply:
 async def search(ctx: Context, req: p.Search) -> p.SearchReply:
     me = ctx.me
     if req.room is not None:
-        scopes = {ctx.room(req.room).name}  # every room is public: anyone may search it
+        scopes = {ctx.readable(req.room).name}  # a private room: its members and admins only
     elif req.with_ is not None:
         scopes = {pair_key(ctx.key, user_key(ctx.user(req.with_).username))}
     else:

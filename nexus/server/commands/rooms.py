@@ -7,6 +7,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
+from nexus.server import permissions
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 from nexus.server.model import Room
@@ -16,12 +17,27 @@ from nexus.server.model import Room
 def join(ctx: Context, req: p.Join) -> p.JoinReply:
     room = ctx.room(req.room)
     if ctx.key not in room.members:
+        _check_may_join(ctx, room)
         ctx.policy.check_flood(ctx.key)  # a new member is announced to every member
         ctx.change("join", room=room.name)
         joined: p.Joined = {"event": "joined", "room": room.name, "user": ctx.me.username}
         ctx.hub.to_room(room, encode(joined))
     history, _ = ctx.fit(*room.history.page(p.PAGE_DEFAULT, None))
     return {"room": ctx.room_info(room, unread=True), "history": history}
+
+
+def _check_may_join(ctx: Context, room: Room) -> None:
+    """A ban keeps anyone but an admin out (`banned`); a private room needs
+    an invitation, unless one is its owner or an admin (`invite_only`)."""
+    key, model = ctx.key, ctx.model
+    if key in room.bans and key not in model.admins:
+        raise NexusError("banned", f"you are banned from #{room.name}")
+    if (
+        room.private
+        and key not in room.invited
+        and not permissions.may("join_private", model, room, key)
+    ):
+        raise NexusError("invite_only", f"#{room.name} is private: it takes an invitation")
 
 
 @command("leave", flood=True)  # announced to every member
@@ -41,16 +57,22 @@ def leave(ctx: Context, req: p.Leave) -> p.Empty:
 def create(ctx: Context, req: p.Create) -> p.RoomReply:
     if req.room in ctx.model.rooms:
         raise NexusError("room_exists", f"#{req.room} already exists")
-    room = ctx.change("create", room=req.room, topic=req.topic, ts=time.time())
+    extra = {"private": True} if req.private else {}
+    room = ctx.change("create", room=req.room, topic=req.topic, ts=time.time(), **extra)
     info = ctx.room_info(room)
-    created: p.RoomCreated = {"event": "room_created", "room": info}
-    ctx.hub.to_all(encode(created))
+    created = encode({"event": "room_created", "room": info})
+    if room.private:  # nobody else learns of it
+        ctx.hub.to_user(ctx.key, created)
+    else:
+        ctx.hub.to_all(created)
     return {"room": info}
 
 
-def _owned(ctx: Context, name: str) -> Room:
+def _entitled(ctx: Context, action: str, name: str) -> Room:
+    """The room, if the caller may `action` there (`not_owner` otherwise, as in
+    version 1: the owner, and now its admins and, for the topic, moderators)."""
     room = ctx.room(name)
-    if room.owner != ctx.key:
+    if not permissions.may(action, ctx.model, room, ctx.key):
         raise NexusError("not_owner", f"only the owner of #{room.name} may do that")
     return room
 
@@ -59,16 +81,22 @@ def _owned(ctx: Context, name: str) -> Room:
 def delete(ctx: Context, req: p.Delete) -> p.Empty:
     if ctx.room(req.room).default:
         raise NexusError("protected_room", f"#{req.room} is a default room")
-    room = _owned(ctx, req.room)
+    room = _entitled(ctx, "delete", req.room)
+    told = room.members | ctx.model.admins if room.private else None
     ctx.change("delete", room=room.name)
     deleted: p.RoomDeleted = {"event": "room_deleted", "room": room.name, "by": ctx.me.username}
-    ctx.hub.to_all(encode(deleted))
+    if told is None:
+        ctx.hub.to_all(encode(deleted))
+    else:  # a private room's members and the admins: nobody else knew of it
+        ctx.hub.to_users(told, encode(deleted))
+    if room.owner != ctx.key:
+        ctx.audit("delete", room.name)
     return {}
 
 
 @command("topic", flood=True)  # announced to every member
 def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
-    room = _owned(ctx, req.room)
+    room = _entitled(ctx, "topic", req.room)
     ctx.change("topic", room=room.name, topic=req.topic)
     changed: p.TopicChanged = {
         "event": "topic",
@@ -82,7 +110,9 @@ def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
 
 @command("rooms")
 def rooms(ctx: Context, req: p.Rooms) -> p.RoomsReply:
-    ordered = sorted(ctx.model.rooms.values(), key=lambda room: room.name.casefold())
+    model, key = ctx.model, ctx.key
+    shown = (room for room in model.rooms.values() if permissions.may_see(model, room, key))
+    ordered = sorted(shown, key=lambda room: room.name.casefold())
     return {"rooms": [ctx.room_info(room, unread=True) for room in ordered]}
 
 
@@ -95,5 +125,5 @@ def online(ctx: Context, req: p.Online) -> p.UsersReply:
 
 @command("history")
 def history(ctx: Context, req: p.History) -> p.HistoryReply:
-    messages, more = ctx.fit(*ctx.room(req.room).history.page(req.limit, req.before))
+    messages, more = ctx.fit(*ctx.readable(req.room).history.page(req.limit, req.before))
     return {"messages": messages, "more": more}

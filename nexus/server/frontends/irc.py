@@ -64,8 +64,12 @@ class IrcProtocol(TcpProtocol):
         self.translator = Translator(__version__)
         self.link: IrcLink | None = None
 
-    def crowded(self) -> bytes:
-        return _CROWDED
+    def turn_away(self, transport: asyncio.Transport) -> None:
+        if self.tls is None:
+            transport.write(_CROWDED)
+            transport.close()
+        else:  # nothing readable can be said before the handshake
+            transport.abort()
 
     def _open(self, transport: asyncio.Transport) -> None:
         peername = transport.get_extra_info("peername") or ("?", 0)

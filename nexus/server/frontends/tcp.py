@@ -84,11 +84,7 @@ class TcpProtocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, base)  # uvloop's are not registered subclasses
         ip = (transport.get_extra_info("peername") or ("?", 0))[0]
         if not self.core.admit(ip):
-            if self.tls is None:
-                transport.write(self.crowded())
-                transport.close()
-            else:  # nothing readable can be said before the handshake
-                transport.abort()
+            self.turn_away(transport)
             return
         self.ip = ip
         config = self.core.config
@@ -102,9 +98,13 @@ class TcpProtocol(asyncio.Protocol):
         else:
             self._start_tls(transport)
 
-    def crowded(self) -> bytes:
-        """What a peer past its address's cap is told before it is closed."""
-        return self.core.crowded()
+    def turn_away(self, transport: asyncio.Transport) -> None:
+        """Refuses a peer past its address's cap, in words it can read."""
+        if self.tls is None:
+            transport.write(self.core.crowded())
+            transport.close()
+        else:  # nothing readable can be said before the handshake
+            transport.abort()
 
     def _start_tls(self, transport: asyncio.Transport) -> None:
         """Hands the stream to TLS at once, inside connection_made.

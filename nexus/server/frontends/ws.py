@@ -1,0 +1,396 @@
+"""The web front end: the web client's files over HTTP and the protocol over WebSocket.
+
+Byte-level glue only, like tcp.py, which it extends: admission, keepalive,
+the TLS upgrade and the transport's signals are TcpProtocol's; the
+`websockets` package's Sans-I/O `ServerProtocol` reads the HTTP request,
+makes the handshake, and turns bytes into WebSocket frames and back. Every
+rule (greeting, limits, order, backpressure, leaving) stays the core's.
+
+One port serves both: `GET /ws` with an `Upgrade` becomes a connection to
+the core; any other GET is answered from the packaged files in
+nexus/server/web/ and the connection is closed.
+
+One protocol frame is one WebSocket text message, with no newline. The core
+writes newline-ended frames; each batch is cut into text messages once per
+loop pass, however many connections it goes to (a room's frames are one
+`bytes` object shared by its members' outlets), so a broadcast costs its
+framing once, not once per member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import mimetypes
+import ssl
+from importlib import resources
+from typing import cast
+
+from websockets.datastructures import Headers
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import BytesLike
+
+from nexus.server.config import ServerConfig
+from nexus.server.core import Connection, Core
+from nexus.server.frontends.tcp import TcpProtocol
+
+log = logging.getLogger("nexus.ws")
+
+WS_PATH = "/ws"
+MAX_EARLY = 64 * 1024  # bytes kept from a peer whose TLS handshake is finishing
+HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the whole slice)
+
+# The page may load only its own files and talk only to its own origin: no
+# inline script, no eval, no plugins, no framing by other sites.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Cache-Control", "no-cache"),
+)
+
+
+class WebFiles:
+    """The web client's files, read once from the installed package."""
+
+    def __init__(self) -> None:
+        root = resources.files("nexus.server").joinpath("web")
+        self.files: dict[str, tuple[str, bytes]] = {}
+        for entry in root.iterdir():
+            if entry.is_file() and not entry.name.startswith("."):
+                kind = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
+                if kind.startswith("text/") or kind.endswith(("javascript", "json", "svg+xml")):
+                    kind += "; charset=utf-8"
+                self.files["/" + entry.name] = (kind, entry.read_bytes())
+        self.files["/"] = self.files["/index.html"]
+
+    def response(self, path: str) -> Response:
+        """The answer to a plain GET of `path` (query ignored)."""
+        found = self.files.get(path.split("?", 1)[0])
+        if found is None:
+            return _response(404, "Not Found", "text/plain; charset=utf-8", b"not found\n")
+        return _response(200, "OK", *found)
+
+
+def _response(status: int, phrase: str, kind: str, body: bytes) -> Response:
+    headers = Headers(
+        [
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Type", kind),
+            ("Content-Length", str(len(body))),
+            *SECURITY_HEADERS,
+        ]
+    )
+    return Response(status, phrase, headers, body)
+
+
+class Web:
+    """What every web connection shares: the files, the allowed origins, the framing cache."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.files = WebFiles()
+        self.origins = {o.strip().lower() for o in config.web_origins.split(",") if o.strip()}
+        self._framed: dict[int, Framed] = {}  # by id of the batch, this loop pass
+
+    def origin_allowed(self, request: Request, secure: bool) -> bool:
+        """A page's origin may open /ws if it is the web client's own or in the
+        allow-list. A request without Origin comes from no browser page, so it
+        cannot be a cross-site request (bots and the benchmark send none)."""
+        origins = request.headers.get_all("Origin")
+        if not origins:
+            return True
+        if len(origins) > 1:
+            return False
+        origin = origins[0].lower()
+        if "*" in self.origins or origin in self.origins:
+            return True
+        hosts = request.headers.get_all("Host")
+        scheme = "https" if secure else "http"
+        return len(hosts) == 1 and origin == f"{scheme}://{hosts[0].lower()}"
+
+    def messages(self, data: bytes | memoryview) -> bytes | memoryview:
+        """Newline-ended frames as WebSocket text messages, framed once per loop
+        pass however many connections they go to.
+
+        The outbox hands each member of a room the room's batch (one `bytes`
+        object) or, for a member that got a reply of its own in between, a
+        slice of it (a memoryview). A batch is framed once, noting where each
+        frame starts before and after; a slice becomes the matching slice of
+        the framed batch. The slice's offset is found by content, with no
+        search: mostly it is the batch's head or tail, else it starts where
+        its first frame does (checked byte for byte), so equal bytes frame
+        alike.
+        """
+        if type(data) is memoryview and type(data.obj) is bytes:
+            base: bytes = data.obj
+            batch = self._framed.get(id(base)) or self._frame(base)
+            start = self._offset(batch, base, data)
+            if start is not None:
+                first = batch.starts.get(start)
+                last = batch.starts.get(start + len(data))
+                if first is not None and last is not None:
+                    return memoryview(batch.framed)[first:last]
+            data = bytes(data)  # not whole frames of the batch: not from the outbox
+        batch = self._framed.get(id(data)) or self._frame(data)
+        return batch.framed
+
+    @staticmethod
+    def _offset(batch: Framed, base: bytes, data: memoryview) -> int | None:
+        """Where `data` sits in `base`, if it starts where a frame of it does."""
+        if base.startswith(data):
+            return 0  # a member's view closed by a reply of its own
+        if base.endswith(data):
+            return len(base) - len(data)  # the view opened after that reply
+        head = bytes(data[:HEAD])
+        cut = head.find(b"\n")
+        if cut < 0:  # a long first frame
+            head = bytes(data)
+            cut = head.find(b"\n")
+        start = batch.heads.get(head[:cut])
+        if start is None or not base.startswith(data, start):
+            return None
+        return start
+
+    def _frame(self, data: bytes | memoryview) -> Framed:
+        starts = {0: 0}
+        heads: dict[bytes, int] = {}
+        parts = []
+        raw = framed = 0
+        lines = bytes(data).split(b"\n")
+        lines.pop()  # after the last newline
+        for line in lines:
+            part = Frame(Opcode.TEXT, line).serialize(mask=False)
+            parts.append(part)
+            heads.setdefault(line, raw)
+            raw += len(line) + 1
+            framed += len(part)
+            starts[raw] = framed
+        batch = Framed(data, b"".join(parts), starts, heads)
+        if not self._framed:
+            asyncio.get_running_loop().call_soon(self._framed.clear)
+        self._framed[id(data)] = batch
+        return batch
+
+
+class Framed:
+    """A batch of frames as WebSocket messages, and where each frame starts in both."""
+
+    __slots__ = ("data", "framed", "heads", "starts")
+
+    def __init__(
+        self,
+        data: bytes | memoryview,
+        framed: bytes,
+        starts: dict[int, int],
+        heads: dict[bytes, int],
+    ) -> None:
+        self.data = data  # kept, so its id is not reused while it is cached
+        self.framed = framed
+        self.starts = starts  # offset of a frame in `data` -> its offset in `framed`
+        self.heads = heads  # a frame (without newline) -> its first offset in `data`
+
+
+class WsLink:
+    """The core's `Link` over a WebSocket: frames out as text messages."""
+
+    __slots__ = ("_send", "_sendlines", "backlog", "messages", "protocol", "transport")
+
+    def __init__(self, transport: asyncio.Transport, protocol: WsProtocol, web: Web) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        # Called once per connection per flush: bound once here.
+        self.messages = web.messages
+        self._send = transport.write
+        self._sendlines = transport.writelines
+        self.backlog = transport.get_write_buffer_size
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._send(self.messages(data))
+
+    def writelines(self, parts: list[bytes | memoryview]) -> None:
+        messages = self.messages
+        self._sendlines([messages(part) for part in parts])
+
+    def close(self) -> None:
+        """Ends with a close frame (the client's own, answered, if it sent one)."""
+        self.protocol.close_websocket()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+
+class WsProtocol(TcpProtocol):
+    """One web connection: a plain GET answered from the files, or a WebSocket to the core."""
+
+    __slots__ = ("closing", "early", "expiry", "partial", "paused", "transport", "web", "ws")
+
+    def __init__(self, core: Core, tls: ssl.SSLContext | None, web: Web) -> None:
+        super().__init__(core, tls)
+        self.web = web
+        # A message is at most what fits in a TCP frame without its newline.
+        self.ws = ServerProtocol(max_size=core.config.max_frame - 1)
+        self.transport: asyncio.Transport | None = None
+        self.expiry: asyncio.TimerHandle | None = None  # until the WebSocket opens
+        self.partial: list[BytesLike] | None = None  # fragments of a text message
+        self.paused = False  # the core paused reading
+        self.closing = False  # the peer closed; tell the core once it reads again
+        # The request can come with the end of the TLS handshake, a loop pass
+        # before `_open` gets the secure transport: kept until then.
+        self.early = b""
+
+    def turn_away(self, transport: asyncio.Transport) -> None:
+        if self.tls is None:
+            body = b"too many connections from your address\n"
+            response = _response(503, "Service Unavailable", "text/plain; charset=utf-8", body)
+            response.headers["Retry-After"] = "1"
+            transport.write(response.serialize())
+            transport.close()
+        else:
+            transport.abort()
+
+    def _open(self, transport: asyncio.Transport) -> None:
+        """The peer is admitted (and its TLS up): its HTTP request comes next."""
+        self.transport = transport
+        self.expiry = asyncio.get_running_loop().call_later(
+            self.core.config.login_timeout, transport.abort
+        )
+        if self.early:
+            early, self.early = self.early, b""
+            self.data_received(early)
+
+    # -- input ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        if self.transport is None:
+            if self.ip is not None and len(self.early) < MAX_EARLY:
+                self.early += data
+            return
+        if ws.state is State.CLOSED:
+            return
+        ws.receive_data(data)
+        messages: list[bytes] = []
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._request(event)
+            elif isinstance(event, Frame) and self._message(event, messages):
+                break
+        connection = self.connection
+        if connection is None:
+            self._send_own()
+            return
+        too_big = isinstance(ws.parser_exc, PayloadTooBig)
+        if messages or too_big:
+            connection.receive(messages, too_big)
+        if ws.state is State.OPEN:
+            self._send_own()  # pongs
+        elif not too_big:  # the core refuses and closes on a message too big
+            self._peer_closed(connection)
+
+    def _message(self, frame: Frame, messages: list[bytes]) -> bool:
+        """Collects a data frame into `messages`; True once the peer sent what
+        cannot be read (a binary message), after which nothing is."""
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT:
+            self.partial = [frame.data]
+        elif opcode is Opcode.CONT and self.partial is not None:
+            self.partial.append(frame.data)
+        elif opcode is Opcode.BINARY or opcode is Opcode.CONT:
+            self.ws.fail(CloseCode.UNSUPPORTED_DATA, "frames are text messages")
+            return True
+        else:
+            return False  # ping, pong, close: the protocol answers them
+        if frame.fin:
+            messages.append(b"".join(self.partial))
+            self.partial = None
+        return False
+
+    def _request(self, request: Request) -> None:
+        """Answers the one HTTP request a connection makes."""
+        ws, transport = self.ws, self.transport
+        assert transport is not None
+        if request.path.split("?", 1)[0] != WS_PATH:
+            ws.send_response(self.web.files.response(request.path))
+            return
+        if not self.web.origin_allowed(request, self.tls is not None):
+            log.info("refused a WebSocket from origin %s", request.headers.get_all("Origin"))
+            ws.send_response(ws.reject(403, "this page's origin may not connect\n"))
+            return
+        response = ws.accept(request)
+        ws.send_response(response)
+        if response.status_code != 101:
+            return
+        self._send_own()
+        if self.expiry is not None:
+            self.expiry.cancel()  # the core's login deadline takes over
+        peername = transport.get_extra_info("peername") or ("?", 0)
+        transport.set_write_buffer_limits(high=self.core.config.max_outbound)
+        link = WsLink(transport, self, self.web)
+        self.connection = self.core.open(link, self, self.ip or "?", f"{peername[0]}:{peername[1]}")
+
+    def eof_received(self) -> bool:
+        self.ws.receive_eof()
+        if self.connection is None:
+            return False
+        self._peer_closed(self.connection)
+        return self.tls is None  # as TCP: a plain socket stays open for the replies due
+
+    def _peer_closed(self, connection: Connection) -> None:
+        """The peer sent a close frame or went quiet for good: once the frames
+        it sent before are answered, the core closes."""
+        if self.paused:
+            self.closing = True  # resume_reading passes it on
+        else:
+            connection.end_of_input()
+
+    # -- output --------------------------------------------------------------
+
+    def _send_own(self) -> None:
+        """Writes what the WebSocket protocol has to say (handshake, pongs, close)."""
+        transport = self.transport
+        assert transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                transport.write(data)
+            else:  # its end of stream: the server closes the TCP connection
+                transport.close()
+
+    def close_websocket(self) -> None:
+        if self.ws.state is State.OPEN:
+            self.ws.send_close(CloseCode.NORMAL_CLOSURE)
+        self._send_own()
+        assert self.transport is not None
+        self.transport.close()
+
+    # -- the core's Reading ---------------------------------------------------
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        if self.closing:
+            self.closing = False
+            cast(Connection, self.connection).end_of_input()
+            return
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        super().connection_lost(exc)

@@ -1,0 +1,580 @@
+// The page: the login form, then the chat. It draws the state and turns
+// clicks and keys into commands. Remote text is only ever put in the page
+// as text (textContent, text nodes): never parsed as HTML.
+
+import { COMMANDS, address, describe, execute } from "./commands.js";
+import { saved, Session } from "./session.js";
+import { fold, mentions } from "./state.js";
+
+const $ = (id) => document.getElementById(id);
+const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+
+let session = null;
+let registering = false;
+let context = null; // {kind: "reply"|"edit", buffer, seq}
+let queue = Promise.resolve(); // typed lines run in order
+let drawn = { key: null, count: 0 }; // what the message pane shows
+let loadingOlder = false;
+const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
+const TYPED_KEPT = 200;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+// A stable colour class for a name, the same on every screen.
+function colour(name) {
+  let hash = 0;
+  for (const ch of fold(name)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
+  return `c${hash % 8}`;
+}
+
+// Text with links made clickable; every part is a text node or an <a> whose
+// text and href are set as properties.
+function richText(text) {
+  const fragment = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    fragment.append(document.createTextNode(text.slice(last, match.index)));
+    const link = el("a", null, match[0]);
+    link.href = match[0];
+    link.target = "_blank";
+    link.rel = "noopener noreferrer";
+    fragment.append(link);
+    last = match.index + match[0].length;
+  }
+  fragment.append(document.createTextNode(text.slice(last)));
+  return fragment;
+}
+
+const time = (ts) =>
+  new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const day = (ts) =>
+  new Date(ts * 1000).toLocaleDateString([], { weekday: "long", day: "2-digit", month: "long", year: "numeric" });
+
+// -- the login form -----------------------------------------------------------
+
+function showLogin(reason) {
+  $("chat").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = reason || "";
+  $("password").value = "";
+  $("confirm").value = "";
+  setMode(false);
+  $("username").focus();
+  document.title = "Nexus";
+}
+
+function setMode(register) {
+  registering = register;
+  $("confirm-label").hidden = !register;
+  $("submit").textContent = register ? "Register" : "Log in";
+  $("switch-mode").textContent = register ? "Have an account? Log in" : "New here? Register";
+  $("password").autocomplete = register ? "new-password" : "current-password";
+}
+
+function formProblem(username, password) {
+  if (!/^[A-Za-z0-9_-]{3,24}$/.test(username)) {
+    return "a username has 3 to 24 letters, digits, _ or -";
+  }
+  if (registering && password.length < 8) return "a password has at least 8 characters";
+  if (password.length > 1024) return "a password has at most 1,024 characters";
+  if (!password) return "type your password";
+  if (registering && password !== $("confirm").value) return "the two passwords differ";
+  return null;
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  const problem = formProblem(username, password);
+  if (problem) {
+    $("login-error").textContent = problem;
+    return;
+  }
+  if ("Notification" in window && Notification.permission === "default") {
+    Notification.requestPermission().catch(() => {});
+  }
+  $("login-error").textContent = "";
+  $("submit").disabled = true;
+  try {
+    await begin({ username, password, register: registering, remember: $("remember").checked });
+  } catch (error) {
+    $("login-error").textContent = loginProblem(error);
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+function loginProblem(error) {
+  if (error.code === "auth_failed") return "wrong username or password";
+  if (error.code === "username_taken") return "that username is taken: choose another";
+  if (error.code) return describe(error);
+  return "cannot reach the server: try again in a moment";
+}
+
+async function begin(login) {
+  if (session) session.stopped = true;
+  session = new Session({ changed: draw, status, alert, loggedOut: showLogin });
+  try {
+    await session.start(login);
+  } catch (error) {
+    session.stopped = true;
+    if (session.conn) session.conn.close();
+    throw error;
+  }
+  $("login").hidden = true;
+  $("chat").hidden = false;
+  drawn = { key: null, count: 0 };
+  draw();
+  $("input").focus();
+}
+
+// -- drawing ------------------------------------------------------------------
+
+function status(text, level) {
+  const node = $("status");
+  node.textContent = text;
+  node.className = `status ${level}`;
+}
+
+function draw(change = {}) {
+  if (!session || !session.state) return;
+  drawSidebar();
+  drawHeader();
+  drawMessages(change);
+  const total = session.state.buffers().reduce((n, b) => n + b.unread, 0);
+  document.title = total ? `(${total}) Nexus` : "Nexus";
+}
+
+function badge(count, className) {
+  return count ? el("span", `badge ${className}`, String(count)) : null;
+}
+
+function drawSidebar() {
+  const state = session.state;
+  const lists = { room: $("rooms"), dm: $("dms") };
+  lists.room.replaceChildren();
+  lists.dm.replaceChildren();
+  state.buffers().forEach((buffer, index) => {
+    const item = el("li");
+    const button = el("button", "buffer");
+    button.type = "button";
+    button.dataset.key = buffer.key;
+    if (buffer === state.current) button.classList.add("current");
+    if (buffer.unread) button.classList.add("unread");
+    button.title = `${index + 1}`;
+    const label = el("span", "label", buffer.label);
+    if (buffer.kind === "dm") {
+      label.prepend(el("span", state.isOnline(buffer.name) ? "dot on" : "dot", ""));
+    }
+    button.append(label);
+    const unread = badge(buffer.unread, "count");
+    const mention = badge(buffer.mentions, "mention");
+    if (unread) button.append(unread);
+    if (mention) {
+      mention.textContent = `@${buffer.mentions}`;
+      button.append(mention);
+    }
+    button.addEventListener("click", () => {
+      switchTo(buffer);
+      document.body.classList.remove("menu-open");
+    });
+    item.append(button);
+    lists[buffer.kind].append(item);
+  });
+  if (!state.dms.size) lists.dm.append(el("li", "hint", "/query name opens one"));
+  const people = $("people");
+  people.replaceChildren();
+  const current = state.current;
+  if (current && current.kind === "room") {
+    const list = state.people(current.name);
+    const here = list.filter((p) => p.online).length;
+    $("people-title").textContent = `People (${here}/${list.length})`;
+    for (const person of list) {
+      const item = el("li", `${colour(person.name)}${person.online ? "" : " offline"}`);
+      item.append(el("span", person.online ? (person.away ? "dot away" : "dot on") : "dot", ""));
+      item.append(document.createTextNode(person.name));
+      if (person.away) item.title = `away: ${person.away}`;
+      item.addEventListener("click", () => runLine(`/query ${person.name}`));
+      people.append(item);
+    }
+  } else {
+    $("people-title").textContent = "";
+  }
+}
+
+function drawHeader() {
+  const state = session.state;
+  const buffer = state.current;
+  $("title").textContent = buffer ? buffer.label : "";
+  let topic = "";
+  if (buffer && buffer.kind === "room") topic = buffer.topic;
+  else if (buffer && buffer.kind === "dm") {
+    const away = state.away(buffer.name);
+    topic = away ? `away: ${away}` : state.isOnline(buffer.name) ? "online" : "offline";
+  }
+  $("topic").textContent = topic;
+  $("topic").title = topic;
+}
+
+function atBottom(pane) {
+  return pane.scrollHeight - pane.scrollTop - pane.clientHeight < 30;
+}
+
+function drawMessages(change) {
+  const state = session.state;
+  const buffer = state.current || state.system;
+  const pane = $("messages");
+  const lines = buffer.lines();
+  const stick = atBottom(pane);
+  if (drawn.key === buffer.key && change.buffer === buffer && change.changed !== undefined) {
+    const old = pane.querySelector(`[data-seq="${change.changed}"]`);
+    if (old) old.replaceWith(messageElement(buffer, buffer.messages.get(change.changed)));
+    return;
+  }
+  if (drawn.key === buffer.key && lines.length === drawn.count && !change.force) return;
+  const appended =
+    drawn.key === buffer.key && lines.length > drawn.count && change.buffer === buffer &&
+    change.added && change.added.length === lines.length - drawn.count &&
+    lines.slice(drawn.count).every((l) => l.message && change.added.includes(l.message));
+  if (appended) {
+    const previous = lines[drawn.count - 1];
+    for (const line of lines.slice(drawn.count)) {
+      appendDay(pane, previous, line);
+      pane.append(lineElement(buffer, line));
+    }
+  } else {
+    const before = pane.scrollHeight - pane.scrollTop;
+    pane.replaceChildren();
+    if (buffer.more && buffer.kind !== "system") pane.append(el("div", "more", "scroll up for older messages"));
+    let previous = null;
+    for (const line of lines) {
+      appendDay(pane, previous, line);
+      if (line.message && line.message.seq === buffer.firstUnread) pane.append(el("div", "rule unread", "unread"));
+      pane.append(lineElement(buffer, line));
+      previous = line;
+    }
+    if (drawn.key === buffer.key && change.older) {
+      pane.scrollTop = pane.scrollHeight - before; // keep the reader's place
+      drawn.count = lines.length;
+      return;
+    }
+  }
+  if (stick || drawn.key !== buffer.key || (change.added && change.added.some((m) => state.isMe(m.from)))) {
+    pane.scrollTop = pane.scrollHeight;
+  }
+  drawn = { key: buffer.key, count: lines.length };
+}
+
+function lineTime(line) {
+  return line.message ? line.message.ts : line.note.ts;
+}
+
+function appendDay(pane, previous, line) {
+  const now = day(lineTime(line));
+  if (!previous || day(lineTime(previous)) !== now) pane.append(el("div", "rule day", now));
+}
+
+function lineElement(buffer, line) {
+  if (line.note) {
+    const row = el("div", `note ${line.note.level}`);
+    row.append(el("time", null, time(line.note.ts)), el("span", "text", line.note.text));
+    return row;
+  }
+  return messageElement(buffer, line.message);
+}
+
+function messageElement(buffer, message) {
+  const state = session.state;
+  const row = el("div", "msg");
+  row.dataset.seq = String(message.seq);
+  if (state.isMe(message.from)) row.classList.add("self");
+  else if (buffer.kind === "room" && mentions(message, state.me)) row.classList.add("mention");
+  const stamp = el("time", null, time(message.ts));
+  stamp.title = `#${message.seq}, ${new Date(message.ts * 1000).toLocaleString()}`;
+  const from = el("span", `from ${colour(message.from)}`, message.from);
+  const body = el("div", "body");
+  if (message.reply_to) {
+    const quoted = buffer.messages.get(message.reply_to);
+    const quote = el("div", "quote");
+    quote.textContent = quoted
+      ? `↪ ${quoted.from}: ${quoted.erased ? "(erased)" : quoted.text.slice(0, 120)}`
+      : `↪ message #${message.reply_to}`;
+    body.append(quote);
+  }
+  if (message.erased) {
+    body.append(el("span", "erased", "(message erased)"));
+  } else {
+    const text = el("span", "text");
+    if (message.action) {
+      row.classList.add("action");
+      text.append(document.createTextNode(`* ${message.from} `));
+    }
+    text.append(richText(message.text));
+    body.append(text);
+    if (message.edited) body.append(el("span", "edited", " (edited)"));
+  }
+  row.append(stamp, from, body);
+  if (message.reactions && Object.keys(message.reactions).length) {
+    const bar = el("div", "reactions");
+    for (const [emoji, users] of Object.entries(message.reactions)) {
+      const chip = el("button", "reaction", `${emoji} ${users.length}`);
+      chip.type = "button";
+      chip.title = users.join(", ");
+      if (users.some((u) => state.isMe(u))) chip.classList.add("mine");
+      chip.addEventListener("click", () => act(() => session.react(buffer, message.seq, emoji)));
+      bar.append(chip);
+    }
+    row.append(bar);
+  }
+  if (state.protocol >= 2 && !message.erased) row.append(actions(buffer, message));
+  return row;
+}
+
+function actions(buffer, message) {
+  const state = session.state;
+  const bar = el("div", "actions");
+  const button = (label, title, run) => {
+    const b = el("button", "action", label);
+    b.type = "button";
+    b.title = title;
+    b.addEventListener("click", run);
+    bar.append(b);
+  };
+  button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
+  button("☺", "react", (event) => picker(event.currentTarget, buffer, message));
+  const owner = buffer.kind === "room"; // the server says no if you may not
+  if (state.isMe(message.from)) {
+    button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
+  }
+  if (state.isMe(message.from) || owner) {
+    button("🗑", "erase", () => {
+      if (window.confirm("Erase this message for everyone?")) {
+        act(() => session.request("erase", address(buffer, message.seq)));
+      }
+    });
+  }
+  return bar;
+}
+
+function picker(anchor, buffer, message) {
+  document.querySelectorAll(".picker").forEach((p) => p.remove());
+  const box = el("div", "picker");
+  for (const emoji of REACTIONS) {
+    const b = el("button", "emoji", emoji);
+    b.type = "button";
+    b.addEventListener("click", () => {
+      box.remove();
+      act(() => session.react(buffer, message.seq, emoji));
+    });
+    box.append(b);
+  }
+  anchor.parentElement.append(box);
+}
+
+function act(run) {
+  run().catch((error) => {
+    session.state.note(describe(error), "error");
+    draw({ force: true });
+  });
+}
+
+// -- doing --------------------------------------------------------------------
+
+function switchTo(buffer) {
+  const state = session.state;
+  if (state.current !== buffer) setContext(null);
+  state.switchTo(buffer);
+  draw({ force: true });
+  if (buffer.kind === "dm" && !buffer.loaded) {
+    act(async () => {
+      await session.loadLatest(buffer);
+      draw({ force: true });
+    });
+  }
+  session.markRead(buffer);
+}
+
+function setContext(next) {
+  context = next;
+  const bar = $("context");
+  bar.hidden = next === null;
+  if (next) {
+    const message = next.buffer.messages.get(next.seq);
+    const what = message ? `${message.from}: ${message.text.slice(0, 80)}` : `#${next.seq}`;
+    $("context-text").textContent = next.kind === "edit" ? `editing ${what}` : `replying to ${what}`;
+    if (next.kind === "edit" && message) $("input").value = message.text;
+    $("input").focus();
+  }
+}
+
+function commandContext() {
+  return {
+    state: session.state,
+    request: (cmd, args) => session.request(cmd, args),
+    say: (text, extra) => session.say(text, extra),
+    sendDm: (user, text) => session.sendDm(user, text),
+    openDm: (user) => session.openDm(user),
+    loadOlder: (buffer, n) => session.loadOlder(buffer, n),
+    react: (buffer, seq, emoji) => session.react(buffer, seq, emoji),
+    switchTo,
+    reconnect: () => session.reconnect(),
+    logout: () => session.logout(),
+    clear: () => {
+      const buffer = session.state.current;
+      buffer.messages.clear();
+      buffer.notes = [];
+      buffer.more = true;
+    },
+    showResults: (title, messages, more) => {
+      const state = session.state;
+      state.note(`${title}: ${messages.length}${more ? "+" : ""} found`);
+      for (const m of messages) {
+        const where = m.room ? `#${m.room}` : state.isMe(m.from) ? `→ ${m.to}` : "direct";
+        state.note(`${time(m.ts)} ${where} ${m.from}: ${m.text}`);
+      }
+    },
+    changed: () => draw({ force: true }),
+  };
+}
+
+function runLine(line) {
+  queue = queue.then(() => execute(commandContext(), line));
+  return queue;
+}
+
+function send(event) {
+  event.preventDefault();
+  const input = $("input");
+  const text = input.value;
+  if (!text.trim()) return;
+  input.value = "";
+  resize();
+  if (typed.lines[typed.lines.length - 1] !== text) typed.lines.push(text);
+  if (typed.lines.length > TYPED_KEPT) typed.lines.shift();
+  typed.at = typed.lines.length;
+  const current = context;
+  setContext(null);
+  if (current && current.kind === "edit") {
+    act(() => session.request("edit", { ...address(current.buffer, current.seq), text }));
+  } else if (current && current.kind === "reply" && !text.startsWith("/")) {
+    act(() => session.say(text, { reply_to: current.seq }));
+  } else {
+    runLine(text);
+  }
+}
+
+function resize() {
+  const input = $("input");
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+function keydown(event) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    send(event);
+  } else if ((event.key === "ArrowUp" || event.key === "ArrowDown") && recall(event.key === "ArrowUp")) {
+    event.preventDefault();
+  } else if (event.key === "Escape" && context) {
+    setContext(null);
+    $("input").value = "";
+  } else if (event.key === "Tab" && $("input").value.startsWith("/") && !$("input").value.includes(" ")) {
+    event.preventDefault();
+    const typed = $("input").value.slice(1).toLowerCase();
+    const found = [...COMMANDS.keys()].filter((name) => name.startsWith(typed));
+    if (found.length === 1) $("input").value = `/${found[0]} `;
+    else if (found.length) session.state.note(found.map((n) => `/${n}`).join(" "));
+    draw({ force: true });
+  }
+}
+
+// Up and Down walk through the lines sent, when the caret is on the input's
+// first (Up) or last (Down) line; true if the input changed.
+function recall(up) {
+  const input = $("input");
+  const before = input.value.slice(0, input.selectionStart);
+  const after = input.value.slice(input.selectionEnd);
+  if ((up && before.includes("\n")) || (!up && after.includes("\n"))) return false;
+  if (up && typed.at === 0) return false;
+  if (!up && typed.at >= typed.lines.length) return false;
+  if (typed.at === typed.lines.length) typed.draft = input.value;
+  typed.at += up ? -1 : 1;
+  input.value = typed.at === typed.lines.length ? typed.draft : typed.lines[typed.at];
+  input.selectionStart = input.selectionEnd = input.value.length;
+  resize();
+  return true;
+}
+
+async function scrolled() {
+  const pane = $("messages");
+  if (pane.scrollTop > 40 || loadingOlder || !session || !session.state) return;
+  const buffer = session.state.current;
+  if (!buffer || !buffer.more || buffer.kind === "system") return;
+  loadingOlder = true;
+  try {
+    await session.loadOlder(buffer);
+    if (session.state.current === buffer) draw({ force: true, older: true });
+  } catch {
+    // the connection is down: the next scroll tries again
+  } finally {
+    loadingOlder = false;
+  }
+}
+
+function alert(buffer, message) {
+  if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+  const where = buffer.kind === "room" ? ` in #${buffer.name}` : "";
+  const note = new Notification(`${message.from}${where}`, { body: message.text, tag: buffer.key });
+  note.addEventListener("click", () => {
+    window.focus();
+    switchTo(buffer);
+  });
+}
+
+function visibility() {
+  if (!session || !session.state) return;
+  session.state.visible = !document.hidden;
+  if (!document.hidden && session.state.current) {
+    session.state.switchTo(session.state.current);
+    session.markRead(session.state.current);
+    draw({ force: true });
+  }
+}
+
+function start() {
+  $("login-form").addEventListener("submit", submitLogin);
+  $("switch-mode").addEventListener("click", () => {
+    setMode(!registering);
+    $("login-error").textContent = "";
+  });
+  $("compose").addEventListener("submit", send);
+  $("input").addEventListener("keydown", keydown);
+  $("input").addEventListener("input", resize);
+  $("messages").addEventListener("scroll", scrolled);
+  $("context-cancel").addEventListener("click", () => setContext(null));
+  $("menu").addEventListener("click", (event) => {
+    event.stopPropagation();
+    document.body.classList.toggle("menu-open");
+  });
+  document.querySelector(".main").addEventListener("click", () => document.body.classList.remove("menu-open"));
+  document.addEventListener("visibilitychange", visibility);
+  const login = saved.load();
+  if (login === null) {
+    showLogin();
+    return;
+  }
+  $("username").value = login.username;
+  $("remember").checked = login.remember;
+  begin({ username: login.username, token: login.token, remember: login.remember }).catch((error) => {
+    if (error.code === "auth_failed") saved.clear();
+    showLogin(error.code === "auth_failed" ? "your login has expired: log in again" : loginProblem(error));
+  });
+}
+
+start();

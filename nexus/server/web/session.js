@@ -1,0 +1,285 @@
+// Staying connected: log in (password once, then the token), rejoin the
+// rooms, fill what was missed while away, reconnect by itself with backoff.
+// The page (app.js) gets told when to redraw; it never talks to the socket.
+
+import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
+import { ChatState, fold } from "./state.js";
+
+const STORE_KEY = "nexus.login";
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
+const PAGE = 100;
+
+// The remembered login: localStorage ("remember me") or this tab's sessionStorage.
+export const saved = {
+  load() {
+    for (const store of [sessionStorage, localStorage]) {
+      try {
+        const value = JSON.parse(store.getItem(STORE_KEY));
+        if (value && value.username && value.token) return { ...value, remember: store === localStorage };
+      } catch {
+        // not ours, or damaged: ignore it
+      }
+    }
+    return null;
+  },
+  save(username, token, remember) {
+    this.clear();
+    (remember ? localStorage : sessionStorage).setItem(STORE_KEY, JSON.stringify({ username, token }));
+  },
+  clear() {
+    localStorage.removeItem(STORE_KEY);
+    sessionStorage.removeItem(STORE_KEY);
+  },
+};
+
+export class Session {
+  // ui: {changed(), status(text, level), alert(buffer, message), loggedOut(reason)}
+  constructor(ui) {
+    this.ui = ui;
+    this.state = null;
+    this.conn = null;
+    this.token = null;
+    this.remember = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.stopped = false;
+    this.motd = "";
+    this.readTimers = new Map();
+  }
+
+  // Logs in from the form (or a saved token); resolves once in, rejects with
+  // the reason (ServerError, ConnectionClosed) for the form to show.
+  async start({ username, password = null, token = null, register = false, remember = false }) {
+    this.remember = remember;
+    this.stopped = false;
+    const args = register ? { username, password } : { username, password, token };
+    await this.connect(register ? "register" : "login", args);
+  }
+
+  async connect(cmd, args) {
+    const conn = new Connection(serverUrl(window.location), {
+      onEvent: (event) => this.event(event),
+      onClose: (refusal) => this.closed(conn, refusal),
+    });
+    this.conn = conn;
+    const hello = await conn.open();
+    this.motd = hello.motd;
+    const reply = await conn.request(cmd, args);
+    const me = reply.user.username;
+    if (this.state === null || !this.state.isMe(me)) this.state = new ChatState(me);
+    this.state.protocol = hello.protocol;
+    if (reply.token) {
+      this.token = reply.token;
+      saved.save(me, reply.token, this.remember);
+    }
+    this.attempt = 0;
+    await this.restore(conn, reply);
+    this.markRead(this.state.current);
+    this.ui.status("online", "ok");
+    this.ui.changed();
+  }
+
+  // After a login: the rooms as the server has them, with what was missed.
+  async restore(conn, reply) {
+    const state = this.state;
+    const first = state.rooms.size === 0 && state.dms.size === 0;
+    const names = new Set(reply.rooms);
+    for (const name of [...state.rooms.keys()]) if (!names.has(name)) state.removeRoom(name);
+    const online = conn.request("online");
+    const joins = reply.rooms.map((room) => conn.request("join", { room }));
+    for (const join of joins) {
+      const { room, history } = await join;
+      const buffer = state.rooms.get(room.name);
+      if (buffer && buffer.messages.size) {
+        await this.fillGap(conn, buffer, history);
+      } else {
+        state.addRoom(room, history);
+      }
+    }
+    const unread = reply.unread || {};
+    if (first) {
+      for (const [room, n] of Object.entries(unread.rooms || {})) {
+        const buffer = state.rooms.get(room);
+        if (buffer) state.setUnread(buffer, n);
+      }
+    }
+    for (const [user, n] of Object.entries(unread.dms || {})) {
+      const buffer = state.dmBuffer(user);
+      if (!buffer.loaded) {
+        buffer.unread = n; // every direct message to you counts as a mention
+        buffer.mentions = n;
+      }
+    }
+    for (const buffer of state.dms.values()) {
+      if (buffer.loaded) await this.fillDmGap(conn, buffer);
+    }
+    state.setOnline((await online).users);
+    if (first) {
+      state.switchTo(state.rooms.get("general") || state.buffers()[0] || state.system);
+      state.note(`welcome, ${state.me}: /help lists the commands`);
+    } else {
+      state.note("reconnected", "info", state.current);
+    }
+    if (state.current && state.current.kind === "dm" && !state.current.loaded) {
+      await this.loadLatest(state.current);
+    }
+  }
+
+  // Merges a room's newest page; pages back until it meets what was known.
+  async fillGap(conn, buffer, history) {
+    const known = buffer.newest;
+    this.state.addMessages(buffer, history);
+    let oldest = history.length ? history[0].seq : null;
+    for (let page = 0; page < GAP_PAGES && oldest !== null && oldest > known + 1; page++) {
+      const reply = await conn.request("history", { room: buffer.name, limit: PAGE, before: oldest });
+      if (!reply.messages.length) break;
+      this.state.addMessages(buffer, reply.messages);
+      oldest = reply.messages[0].seq;
+      if (!reply.more) break;
+    }
+  }
+
+  async fillDmGap(conn, buffer) {
+    const known = buffer.newest;
+    let before = null;
+    for (let page = 0; page < GAP_PAGES; page++) {
+      const reply = await conn.request("dms", { with: buffer.name, limit: PAGE, before });
+      this.state.addMessages(buffer, reply.messages);
+      if (!reply.messages.length || !reply.more || reply.messages[0].seq <= known + 1) break;
+      before = reply.messages[0].seq;
+    }
+  }
+
+  closed(conn, refusal) {
+    if (conn !== this.conn || this.stopped || this.state === null) return;
+    if (refusal && refusal.code === "auth_required") {
+      this.logout(refusal.message);
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    clearTimeout(this.timer);
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const jittered = delay / 2 + Math.random() * delay / 2;
+    this.attempt += 1;
+    this.ui.status(`disconnected: reconnecting in ${(jittered / 1000).toFixed(1)} s`, "warn");
+    this.timer = setTimeout(() => this.reconnect(), jittered);
+  }
+
+  async reconnect() {
+    clearTimeout(this.timer);
+    if (this.stopped || this.state === null) return;
+    if (this.conn && !this.conn.closed) this.conn.close();
+    this.ui.status("connecting…", "warn");
+    try {
+      await this.connect("login", { username: this.state.me, token: this.token });
+    } catch (error) {
+      if (error instanceof ServerError && error.code === "auth_failed") {
+        this.logout("your login has expired: log in again");
+      } else if (!this.stopped) {
+        this.scheduleReconnect();
+      }
+    }
+  }
+
+  logout(reason = null) {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    saved.clear();
+    if (this.conn) {
+      this.conn.request("quit").catch(() => {});
+      this.conn.close();
+    }
+    this.state = null;
+    this.ui.loggedOut(reason);
+  }
+
+  // -- what the page asks for -------------------------------------------------
+
+  request(cmd, args) {
+    if (!this.conn) return Promise.reject(new ConnectionClosed());
+    return this.conn.request(cmd, args);
+  }
+
+  event(event) {
+    if (this.state === null) return;
+    const result = this.state.apply(event);
+    if (result.added && result.added.length && result.buffer === this.state.current) {
+      this.markRead(result.buffer);
+    }
+    if (result.alert) this.ui.alert(result.buffer, event);
+    this.ui.changed(result);
+  }
+
+  // Tells the server (and so the user's other sessions) what has been seen.
+  markRead(buffer) {
+    if (!buffer || buffer.kind === "system" || !this.state.visible) return;
+    const seq = buffer.newest;
+    if (seq <= buffer.readSeq) return;
+    buffer.readSeq = seq;
+    if (this.state.protocol < 2) return;
+    clearTimeout(this.readTimers.get(buffer.key));
+    const where = buffer.kind === "room" ? { room: buffer.name } : { with: buffer.name };
+    this.readTimers.set(
+      buffer.key,
+      setTimeout(() => this.request("read", { ...where, seq: buffer.readSeq }).catch(() => {}), 300),
+    );
+  }
+
+  async say(text, extra = {}) {
+    const buffer = this.state.current;
+    if (!buffer || buffer.kind === "system") {
+      this.state.note("this is no room: /join one, or /query someone", "error");
+      return;
+    }
+    if (buffer.kind === "room") await this.request("say", { room: buffer.name, text, ...extra });
+    else await this.request("dm", { to: buffer.name, text, ...extra });
+  }
+
+  async sendDm(user, text) {
+    await this.request("dm", { to: user, text });
+    const buffer = this.state.dms.get(fold(user));
+    if (buffer !== this.state.current) this.state.note(`sent to ${user}: ${text}`);
+  }
+
+  async openDm(user) {
+    let buffer = this.state.dms.get(fold(user));
+    if (buffer) return buffer;
+    const { user: profile } = await this.request("whois", { username: user });
+    buffer = this.state.dmBuffer(profile.username);
+    await this.loadLatest(buffer);
+    return buffer;
+  }
+
+  // The newest page of a conversation (which also marks it read, in protocol 1).
+  async loadLatest(buffer) {
+    if (buffer.kind !== "dm") return;
+    const reply = await this.request("dms", { with: buffer.name, limit: PAGE });
+    this.state.addMessages(buffer, reply.messages, { unread: false });
+    buffer.more = reply.more;
+    buffer.loaded = true;
+  }
+
+  // Older messages of a buffer; false when there are none left.
+  async loadOlder(buffer, limit = PAGE) {
+    if (!buffer.more || buffer.kind === "system") return false;
+    const before = buffer.oldest;
+    const reply =
+      buffer.kind === "room"
+        ? await this.request("history", { room: buffer.name, limit, before })
+        : await this.request("dms", { with: buffer.name, limit, before });
+    this.state.addMessages(buffer, reply.messages, { unread: false });
+    buffer.more = reply.more && reply.messages.length > 0;
+    return reply.messages.length > 0;
+  }
+
+  async react(buffer, seq, emoji) {
+    const message = buffer.messages.get(seq);
+    const mine = message && message.reactions && (message.reactions[emoji] || []).some((u) => this.state.isMe(u));
+    const where = buffer.kind === "room" ? { room: buffer.name } : { with: buffer.name };
+    await this.request("react", { ...where, seq, emoji, on: !mine });
+  }
+}

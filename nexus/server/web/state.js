@@ -1,0 +1,333 @@
+// What the page shows, without the DOM or the network: buffers (rooms and
+// direct conversations), their messages, counts and people. Events go in
+// through apply(); the page only reads.
+
+export const fold = (name) => name.toLowerCase();
+
+export class Buffer {
+  constructor(kind, name) {
+    this.kind = kind; // "room" or "dm"
+    this.name = name; // room name, or the other person as they spell it
+    this.messages = new Map(); // seq -> message, as the server sent it
+    this.notes = []; // local lines: {after: seq, text, level}
+    this.topic = "";
+    this.unread = 0;
+    this.mentions = 0;
+    this.more = true; // older messages may be on the server
+    this.loaded = false; // a page of history has been fetched
+    this.readSeq = 0; // the newest seq this user has seen
+    this.firstUnread = null; // where the unread rule goes, once opened
+  }
+
+  get key() {
+    return this.kind === "room" ? `#${this.name}` : `@${fold(this.name)}`;
+  }
+
+  get label() {
+    return this.kind === "room" ? `#${this.name}` : this.name;
+  }
+
+  get newest() {
+    let top = 0;
+    for (const seq of this.messages.keys()) if (seq > top) top = seq;
+    return top;
+  }
+
+  get oldest() {
+    let low = Infinity;
+    for (const seq of this.messages.keys()) if (seq < low) low = seq;
+    return low === Infinity ? null : low;
+  }
+
+  // Messages and notes in order: notes after the message they followed.
+  lines() {
+    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
+    const out = [];
+    let n = 0;
+    const notes = this.notes;
+    for (const seq of seqs) {
+      while (n < notes.length && notes[n].after < seq) out.push({ note: notes[n++] });
+      out.push({ message: this.messages.get(seq) });
+    }
+    while (n < notes.length) out.push({ note: notes[n++] });
+    return out;
+  }
+}
+
+// Whether `text` names `me` (as @me, or the bare name at a word boundary).
+export function mentions(message, me) {
+  if (Array.isArray(message.mentions)) {
+    return message.mentions.some((name) => fold(name) === fold(me));
+  }
+  const text = fold(message.text || "");
+  const name = fold(me);
+  let at = text.indexOf(name);
+  while (at >= 0) {
+    const before = at === 0 ? "" : text[at - 1];
+    const after = text[at + name.length] || "";
+    if (!/[a-z0-9_-]/.test(before) && !/[a-z0-9_-]/.test(after)) return true;
+    at = text.indexOf(name, at + 1);
+  }
+  return false;
+}
+
+export class ChatState {
+  constructor(me) {
+    this.me = me;
+    this.rooms = new Map(); // name -> Buffer
+    this.dms = new Map(); // folded name -> Buffer
+    this.dmOrder = []; // folded names, in the order they opened
+    this.current = null; // the Buffer shown
+    this.system = new Buffer("system", "nexus"); // before any room, and for errors
+    this.online = new Map(); // folded name -> {name, rooms: Set, away}
+    this.members = new Map(); // room -> Set of names (as spelt) seen there
+    this.visible = true; // the page is being looked at
+    this.protocol = 1;
+  }
+
+  buffers() {
+    const rooms = [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
+    return [...rooms, ...this.dmOrder.map((key) => this.dms.get(key))];
+  }
+
+  find(key) {
+    if (key === this.system.key) return this.system;
+    return this.buffers().find((b) => b.key === key) || null;
+  }
+
+  isMe(name) {
+    return fold(name) === fold(this.me);
+  }
+
+  // -- buffers ---------------------------------------------------------------
+
+  addRoom(info, history) {
+    let buffer = this.rooms.get(info.name);
+    if (!buffer) {
+      buffer = new Buffer("room", info.name);
+      this.rooms.set(info.name, buffer);
+    }
+    buffer.topic = info.topic || "";
+    if (history) {
+      this.addMessages(buffer, history, { unread: false });
+      buffer.loaded = true;
+      if (history.length === 0) buffer.more = false;
+      if (typeof info.unread === "number" && info.unread) this.setUnread(buffer, info.unread);
+    }
+    this.members.set(info.name, this.members.get(info.name) || new Set());
+    if (this.current === null) this.current = buffer;
+    return buffer;
+  }
+
+  removeRoom(name) {
+    const buffer = this.rooms.get(name);
+    this.rooms.delete(name);
+    if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+  }
+
+  dmBuffer(name) {
+    const key = fold(name);
+    let buffer = this.dms.get(key);
+    if (!buffer) {
+      buffer = new Buffer("dm", name);
+      this.dms.set(key, buffer);
+      this.dmOrder.push(key);
+    }
+    return buffer;
+  }
+
+  closeDm(name) {
+    const key = fold(name);
+    const buffer = this.dms.get(key);
+    this.dms.delete(key);
+    this.dmOrder = this.dmOrder.filter((k) => k !== key);
+    if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+  }
+
+  switchTo(buffer) {
+    this.current = buffer;
+    if (buffer.unread) buffer.firstUnread = this.firstUnreadSeq(buffer);
+    buffer.unread = 0;
+    buffer.mentions = 0;
+  }
+
+  // The server's count of unread messages: the newest `n` not from this user,
+  // of which those naming them are mentions.
+  setUnread(buffer, n) {
+    const seqs = [...buffer.messages.keys()].sort((a, b) => a - b);
+    const theirs = seqs.map((s) => buffer.messages.get(s)).filter((m) => !this.isMe(m.from) && !m.erased);
+    const unread = theirs.slice(Math.max(0, theirs.length - n));
+    buffer.unread = n;
+    buffer.mentions = unread.filter((m) => mentions(m, this.me)).length;
+    if (unread.length) buffer.readSeq = unread[0].seq - 1;
+  }
+
+  firstUnreadSeq(buffer) {
+    const seqs = [...buffer.messages.keys()].sort((a, b) => a - b);
+    const unread = seqs.filter((s) => !this.isMe(buffer.messages.get(s).from));
+    return unread.length >= buffer.unread ? unread[unread.length - buffer.unread] : null;
+  }
+
+  note(text, level = "info", buffer = null) {
+    const target = buffer || this.current || this.system;
+    target.notes.push({ after: target.newest, text, level, ts: Date.now() / 1000 });
+    return target;
+  }
+
+  // Adds messages (any order, duplicates ignored); counts the new ones as
+  // unread where the buffer is not being looked at. Returns the new ones.
+  addMessages(buffer, messages, { unread = true } = {}) {
+    const added = [];
+    for (const message of messages) {
+      const known = buffer.messages.get(message.seq);
+      buffer.messages.set(message.seq, message);
+      if (!known) added.push(message);
+    }
+    if (unread) {
+      const looking = this.current === buffer && this.visible;
+      for (const message of added) {
+        if (looking || this.isMe(message.from) || message.erased) continue;
+        if (message.seq <= buffer.readSeq) continue;
+        buffer.unread += 1;
+        if (buffer.kind === "dm" || mentions(message, this.me)) buffer.mentions += 1;
+      }
+    }
+    return added;
+  }
+
+  // -- people ----------------------------------------------------------------
+
+  setOnline(users) {
+    this.online.clear();
+    for (const user of users) {
+      this.online.set(fold(user.username), {
+        name: user.username,
+        rooms: new Set(user.rooms),
+        away: user.away || null,
+      });
+      for (const room of user.rooms) this.seen(room, user.username);
+    }
+  }
+
+  seen(room, name) {
+    if (!this.members.has(room)) this.members.set(room, new Set());
+    const set = this.members.get(room);
+    for (const known of set) if (fold(known) === fold(name)) return;
+    set.add(name);
+  }
+
+  isOnline(name) {
+    return this.online.has(fold(name)) || this.isMe(name);
+  }
+
+  // The people of a room: online first, then the others, each by name.
+  people(room) {
+    const names = [...(this.members.get(room) || [])];
+    if (this.rooms.has(room) && !names.some((n) => this.isMe(n))) names.push(this.me);
+    const rank = (n) => (this.isOnline(n) ? 0 : 1);
+    return names
+      .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+      .map((name) => ({ name, online: this.isOnline(name), away: this.away(name) }));
+  }
+
+  away(name) {
+    const entry = this.online.get(fold(name));
+    return entry ? entry.away : null;
+  }
+
+  // -- events ----------------------------------------------------------------
+
+  // Applies a server event; returns what changed: {buffer, added, alert}
+  // (alert: a message naming this user or a direct message to them).
+  apply(event) {
+    switch (event.event) {
+      case "message": {
+        const buffer = this.rooms.get(event.room);
+        if (!buffer) return {};
+        this.seen(event.room, event.from);
+        const added = this.addMessages(buffer, [event]);
+        const alert = added.length > 0 && !this.isMe(event.from) && mentions(event, this.me);
+        return { buffer, added, alert };
+      }
+      case "dm": {
+        const other = this.isMe(event.from) ? event.to : event.from;
+        const buffer = this.dmBuffer(other);
+        const added = this.addMessages(buffer, [event]);
+        return { buffer, added, alert: added.length > 0 && !this.isMe(event.from) };
+      }
+      case "edited":
+      case "erased": {
+        const buffer = this.bufferOf(event.message);
+        if (buffer) buffer.messages.set(event.message.seq, event.message);
+        return { buffer, changed: event.message.seq };
+      }
+      case "reaction": {
+        const buffer = this.bufferOf(event.message);
+        if (buffer) buffer.messages.set(event.message.seq, event.message);
+        return { buffer, changed: event.message.seq };
+      }
+      case "read": {
+        const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
+        if (buffer) {
+          buffer.readSeq = Math.max(buffer.readSeq, event.seq);
+          if (event.seq >= buffer.newest) {
+            buffer.unread = 0;
+            buffer.mentions = 0;
+          }
+        }
+        return { buffer: null };
+      }
+      case "joined": {
+        this.seen(event.room, event.user);
+        const buffer = this.rooms.get(event.room);
+        if (buffer && !this.isMe(event.user)) this.note(`${event.user} joined`, "join", buffer);
+        return { buffer };
+      }
+      case "left": {
+        const set = this.members.get(event.room);
+        if (set) for (const name of set) if (fold(name) === fold(event.user)) set.delete(name);
+        const buffer = this.rooms.get(event.room);
+        if (buffer && !this.isMe(event.user)) this.note(`${event.user} left`, "part", buffer);
+        return { buffer };
+      }
+      case "topic": {
+        const buffer = this.rooms.get(event.room);
+        if (buffer) {
+          buffer.topic = event.topic;
+          const said = event.topic ? `set the topic: ${event.topic}` : "cleared the topic";
+          this.note(`${event.by} ${said}`, "info", buffer);
+        }
+        return { buffer };
+      }
+      case "room_created":
+        return {};
+      case "room_deleted": {
+        const buffer = this.rooms.get(event.room);
+        if (buffer) {
+          this.removeRoom(event.room);
+          this.note(`#${event.room} was deleted by ${event.by}`, "info", this.current);
+        }
+        return { buffer: this.current };
+      }
+      case "presence": {
+        const key = fold(event.user);
+        if (event.online) {
+          const entry = this.online.get(key) || { name: event.user, rooms: new Set() };
+          entry.away = event.away || null;
+          this.online.set(key, entry);
+        } else {
+          this.online.delete(key);
+        }
+        return { people: true };
+      }
+      default:
+        return {};
+    }
+  }
+
+  bufferOf(message) {
+    if (message.room) return this.rooms.get(message.room) || null;
+    const other = this.isMe(message.from) ? message.to : message.from;
+    return this.dms.get(fold(other)) || null;
+  }
+}
