@@ -124,7 +124,7 @@ async def test_mode_shows_channel_modes_and_refuses_changes(irc: IrcServer) -> N
     await ana.send("MODE #general", "MODE #general b", "MODE #general +m", "MODE ana")
     await ana.expect(r" 324 ana #general \+nt$")
     await ana.expect(r" 368 ana #general :End of channel ban list")
-    await ana.expect(r" 472 ana \+m :")
+    await ana.expect(r" 472 ana m :")
     await ana.expect(r" 221 ana :?\+")
 
 

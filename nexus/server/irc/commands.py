@@ -228,19 +228,102 @@ class Commands(Registration):
             def show(reply: Reply) -> None:
                 self._got_rooms(reply)
                 if room in self.rooms:
-                    self._emit(self._numeric("324", target, "+nt"))
+                    private = "i" if self.rooms[room].get("private") else ""
+                    self._emit(self._numeric("324", target, f"+{private}nt"))
                 else:
                     self._emit(self._numeric("403", target, "No such channel"))
 
             self._ask("rooms", show)
-        elif line.params[1].lstrip("+") in ("b", "e", "I"):
-            end = {"b": ("368", "ban"), "e": ("349", "exception"), "I": ("347", "invite")}
-            code, kind = end[line.params[1].lstrip("+")]
-            self._local(self._numeric(code, target, f"End of channel {kind} list"))
+            return
+        changes = _mode_changes(line.params[1], line.params[2:])
+        if changes and all(arg is None for _, _, arg in changes):
+            self._mode_list(target, room, changes[0][1])
+            return
+        for on, mode, arg in changes:
+            cmd = _MODE_COMMANDS.get((on, mode))
+            if cmd is None or arg is None:
+                self._local(self._numeric("472", mode, "is not a mode this server changes"))
+                continue
+            nick = arg.split("!")[0]
+            done = partial(self._banned, room, nick, on) if mode == "b" else None
+            self._ask(cmd, done, partial(self._failed_at, target), room=room, username=nick)
+
+    def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
+        """A ban or unban the client set, shown as the mode change IRC expects (a
+        member's ban shows through its `kicked` event instead)."""
+        if on and nick in self.channels.get(room, ()):
+            return
+        sign = "+" if on else "-"
+        self._emit(build(self._mask(self.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*"))
+
+    def _mode_list(self, target: str, room: str, mode: str) -> None:
+        """MODE #room b / q: the bans, or the muted members (the quiet list)."""
+        if mode == "b":
+
+            def bans(reply: Reply) -> None:
+                for ban in reply["bans"]:
+                    self._emit(
+                        self._numeric(
+                            "367", target, f"{ban['user']}!*@*", ban["by"], str(int(ban["ts"]))
+                        )
+                    )
+                self._emit(self._numeric("368", target, "End of channel ban list"))
+
+            def refused(reply: Reply) -> None:
+                if reply["error"]["code"] == "not_allowed":  # lists are the operators'
+                    self._emit(self._numeric("368", target, "End of channel ban list"))
+                else:
+                    self._failed(reply, target)
+
+            self._ask("bans", bans, refused, room=room)
+        elif mode == "q":
+
+            def quiets(reply: Reply) -> None:
+                self._got_rooms(reply)
+                for nick in self.rooms.get(room, {}).get("muted", ()):
+                    self._emit(self._numeric("728", target, "q", f"{nick}!*@*"))
+                self._emit(self._numeric("729", target, "q", "End of channel quiet list"))
+
+            self._ask("rooms", quiets)
         else:
-            self._local(
-                self._numeric("472", line.params[1][:20], "is not a mode this server changes")
-            )
+            end = {"e": ("349", "exception"), "I": ("347", "invite")}.get(mode)
+            if end is None:
+                self._local(self._numeric("472", mode, "is not a mode this server changes"))
+            else:
+                self._local(self._numeric(end[0], target, f"End of channel {end[1]} list"))
+
+    def _kick(self, line: Line) -> None:
+        target = line.params[0]
+        room = room_named(target)
+        reason = client_text(line.params[2]) if len(line.params) > 2 else ""
+        if room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+            return
+        for nick in line.params[1].split(",")[:4]:
+
+            def refused(reply: Reply, nick: str = nick) -> None:
+                if reply["error"]["code"] == "not_member":
+                    self._emit(self._numeric("441", nick, target, "They aren't on that channel"))
+                else:
+                    self._failed(reply, target)
+
+            self._ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
+
+    def _invite(self, line: Line) -> None:
+        nick, target = line.params[0], line.params[1]
+        room = room_named(target)
+        if room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+            return
+
+        def invited(_: Reply) -> None:
+            self._emit(self._numeric("341", nick, target))
+
+        def refused(reply: Reply) -> None:
+            target_ = nick if reply["error"]["code"] == "no_such_user" else target
+            self._failed(reply, target_)
+
+        self._ask("invite", invited, refused, room=room, username=nick)
 
     def _away(self, line: Line) -> None:
         text = client_text(line.params[0]) if line.params else ""
@@ -286,7 +369,12 @@ class Commands(Registration):
             if quiet:
                 return
             code = reply["error"]["code"]
-            if target.startswith("#") and code in ("not_member", "rate_limited", "too_long"):
+            if target.startswith("#") and code in (
+                "not_member",
+                "muted",
+                "rate_limited",
+                "too_long",
+            ):
                 why = f"Cannot send to channel: {reply['error']['message']}"
                 self._emit(self._numeric("404", target, why))
             else:
@@ -463,5 +551,30 @@ class Commands(Registration):
         replies = [f"{n}=+{n}@{HOST}" for n in line.params[:5] if USERNAME_RE.fullmatch(n)]
         self._local(self._numeric("302", " ".join(replies)))
 
-    def _unsupported(self, line: Line) -> None:
-        self._local(self._numeric("481", f"{line.command} is not supported by this server"))
+
+# MODE letters Nexus acts on, and the request each asks.
+_MODE_COMMANDS = {
+    (True, "o"): "op",
+    (False, "o"): "deop",
+    (True, "b"): "ban",
+    (False, "b"): "unban",
+    (True, "q"): "mute",
+    (False, "q"): "unmute",
+}
+
+
+_MODES_WITH_ARGS = frozenset("obqeIkl")
+
+
+def _mode_changes(modes: str, args: list[str]) -> list[tuple[bool, str, str | None]]:
+    """'+o-b' with ['ana', 'bob'] -> [(True, 'o', 'ana'), (False, 'b', 'bob')];
+    a list mode without its argument gets None (a request for the list)."""
+    changes: list[tuple[bool, str, str | None]] = []
+    on, rest = True, list(args)
+    for char in modes[:12]:
+        if char in "+-":
+            on = char == "+"
+        else:
+            arg = rest.pop(0) if char in _MODES_WITH_ARGS and rest else None
+            changes.append((on, char, arg))
+    return changes

@@ -116,6 +116,47 @@ class Events(Commands):
                 build(self._mask(self.nick), "PART", "#" + room, f"deleted by {event['by']}")
             )
 
+    def _on_kicked(self, event: Reply) -> None:
+        room, nick = event["room"], event["user"]
+        if room not in self.channels:
+            return
+        by = self._mask(event["by"])
+        if event["banned"]:
+            self.out.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
+        self.out.append(build(by, "KICK", "#" + room, nick, event["reason"] or event["by"]))
+        if nick.lower() == self.nick.lower():
+            del self.channels[room]
+        else:
+            self.channels[room].discard(nick)
+
+    def _on_invited(self, event: Reply) -> None:
+        info = event["room"]
+        self.rooms[info["name"]] = info
+        self.out.append(build(self._mask(event["by"]), "INVITE", self.nick, "#" + info["name"]))
+
+    def _on_muted(self, event: Reply) -> None:
+        room = event["room"]
+        if room in self.channels:
+            sign = "+" if event["on"] else "-"
+            self.out.append(
+                build(self._mask(event["by"]), "MODE", "#" + room, sign + "q", event["user"])
+            )
+
+    def _on_room_updated(self, event: Reply) -> None:
+        """A member became or stopped being a moderator: +o / -o."""
+        info = event["room"]
+        room = info["name"]
+        before = {m.lower(): m for m in self.rooms.get(room, {}).get("moderators", ())}
+        after = {m.lower(): m for m in info.get("moderators", ())}
+        self.rooms[room] = info
+        if room not in self.channels:
+            return
+        by = self._mask(event["by"])
+        for key in sorted(after.keys() - before.keys()):
+            self.out.append(build(by, "MODE", "#" + room, "+o", after[key]))
+        for key in sorted(before.keys() - after.keys()):
+            self.out.append(build(by, "MODE", "#" + room, "-o", before[key]))
+
     def _where(self, m: Reply) -> tuple[str, str] | None:
         """Where lines about message `m` go: (target, msgid scope); None if the
         client does not see that room."""

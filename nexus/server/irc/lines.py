@@ -27,7 +27,7 @@ _FORMATTING_RE = re.compile(
 )
 # Commands whose last parameter is text: always sent as a trailing parameter,
 # as servers do, so clients that read only the trailing one get it.
-_TEXT = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "PART", "QUIT", "AWAY", "ERROR", "CAP"})
+_TEXT = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "PART", "QUIT", "AWAY", "ERROR", "CAP", "KICK"})
 _BARE_NUMERICS = frozenset({"004", "221", "324"})  # whose last parameter is a word
 # Control characters that must never reach a client raw.
 _UNSAFE_RE = re.compile(r"[\x00\r\n]")

@@ -34,7 +34,7 @@ ISUPPORT = (
     "AWAYLEN=200",
     "CASEMAPPING=ascii",
     f"CHANNELLEN={CHANNELLEN}",
-    "CHANMODES=,,,nt",
+    "CHANMODES=bq,,,int",
     "CHANTYPES=#",
     f"CHATHISTORY={HISTORY_MAX}",
     "MSGREFTYPES=msgid,timestamp",
@@ -51,6 +51,9 @@ NUMERICS = {
     "no_such_room": ("403", "No such channel"),
     "not_member": ("442", "You're not on that channel"),
     "not_owner": ("482", "You're not channel operator"),
+    "not_allowed": ("482", "You're not channel operator"),
+    "banned": ("474", "Cannot join channel (+b)"),
+    "invite_only": ("473", "Cannot join channel (+i)"),
     "protected_room": ("482", "A default room cannot be changed that way"),
     "no_such_user": ("401", "No such nick/channel"),
 }
