@@ -101,7 +101,8 @@ async def test_private_room_needs_an_invite(irc: IrcServer) -> None:
 
 
 async def test_an_admin_is_an_operator_everywhere(irc: IrcServer) -> None:
-    """The server's admin (its first account) shows as @ in every channel's NAMES."""
+    """The server's admin (its first account) shows as @ in every channel's NAMES,
+    and WHOIS says it is a server administrator (313)."""
     root = await irc.peer()
     await root.register(ADMIN)
     await root.expect(rf" 366 {ADMIN} #general ")
@@ -109,3 +110,5 @@ async def test_an_admin_is_an_operator_everywhere(irc: IrcServer) -> None:
     await root.send("NAMES #general")
     names = (await root.expect(r" 353 root = #general :(.*)$")).group(1).split()
     assert sorted(names) == ["@root", "bob"]
+    await root.send("WHOIS root")
+    await root.expect(r" 313 root root :is a server administrator$")

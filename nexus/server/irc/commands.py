@@ -205,6 +205,8 @@ class Commands(Registration):
             if not p["online"] and p["last_seen"]:
                 seen = irc_time(p["last_seen"])
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
+            if p.get("admin"):
+                self._emit(self._numeric("313", nick, "is a server administrator"))
             self._emit(self._numeric("330", nick, nick, "is logged in as"))
             self._emit(self._numeric("318", nick, "End of /WHOIS list."))
 
