@@ -174,24 +174,16 @@ class Line:
     @property
     def full(self) -> str:
         """Every row's text, one row a line, as the screen shows them (before wrapping)."""
-        parts = [f"{clock(self.ts)} {self.prefix} "]
-        if self.above is not None:
-            parts.append(self.above.plain + "\n")
-        parts.append(self.shown_body().plain)
-        if self.below is not None:
-            parts.append("\n" + self.below.plain)
-        return "".join(parts)
+        return f"{clock(self.ts)} {self.prefix} " + "\n".join(p.plain for p in self.parts())
 
-    def shown_body(self) -> Text:
-        """The body as shown: the text and its tail, with the rows above and below."""
+    def parts(self) -> list[Text]:
+        """The body as shown, in rows of its own: the quote, the text with its tail, and
+        the reactions."""
         body = self.body
         if self.tail is not None:
             body = body.copy()
             body.append_text(self.tail)
-        if self.above is None and self.below is None:
-            return body
-        rows = [row for row in (self.above, body, self.below) if row is not None]
-        return Text("\n").join(rows)
+        return [part for part in (self.above, body, self.below) if part is not None]
 
     def marked(self, pattern: re.Pattern[str], style: str) -> Line:
         """A copy with the matches of `pattern` in the body styled (for /lastlog)."""
@@ -264,7 +256,7 @@ def _reply_row(msg: RoomMessage | DirectMessage, answered: tuple[str, str] | Non
     seq = msg.get("reply_to")
     if seq is None:
         return None
-    row = Text("-> ", style=DIM)
+    row = Text("-> ", style=DIM, no_wrap=True, overflow="ellipsis")  # one row, cut to fit
     if answered is None:
         return row.append(f"[{seq}]", style=DIM)
     author, text = answered
@@ -565,5 +557,6 @@ def _line_rows(line: Line, width: int, nick_width: int, fmt: str) -> list[Fragme
     first.append((pt_style_of(line.prefix_style), _fit(line.prefix, name_columns)))
     first.append((bar, " │ "))
     indent: Fragments = [("", " " * (time_columns + name_columns)), (bar, " │ ")]
-    body = _rich_rows(line.shown_body(), width - time_columns - name_columns - 3) or [[]]
+    columns = width - time_columns - name_columns - 3
+    body = [row for part in line.parts() for row in _rich_rows(part, columns)] or [[]]
     return [first + body[0]] + [indent + row for row in body[1:]]

@@ -301,7 +301,9 @@ class Buffer:
     def set_read(self, seq: int) -> None:
         """Moves the read position and recounts what lies past it in the scrollback."""
         self.read_seq = max(self.read_seq, seq)
-        past = [e for e in self.lines.entries if e.seq > self.read_seq and not e.mine]
+        past = [
+            e for e in self.lines.entries if e.seq > self.read_seq and not e.mine and not e.erased
+        ]
         self.unread = len(past)
         self.highlights = sum(e.highlight for e in past)
 
