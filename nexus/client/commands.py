@@ -64,6 +64,9 @@ class Context(Protocol):
     async def secret(self, prompt: str) -> str:
         """A line typed without echo, kept nowhere (a password)."""
 
+    async def flush(self) -> None:
+        """Waits until the messages typed before are sent."""
+
     def new_credentials(self, password: str, token: str) -> None:
         """The account's password and token changed: reconnects use the new ones."""
 
@@ -452,14 +455,17 @@ def _address(buffer: Buffer, seq: int) -> dict[str, Any]:
     return {where: buffer.name, "seq": seq}
 
 
-def _mine(buffer: Buffer, seq: int | None) -> int:
-    """`seq`, or my newest message here when it is left out."""
+async def _newest(ctx: Context, buffer: Buffer, seq: int | None, mine: bool) -> int:
+    """`seq`, or when it is left out the newest message here (`mine`: of mine), once
+    the ones typed before are sent."""
     if seq is not None:
         return seq
-    entry = buffer.newest(mine=True)
-    if entry is None:
-        raise UsageError(f"no message of yours is loaded in {buffer.label}: give its number")
-    return entry.seq
+    await ctx.flush()
+    newest = buffer.newest_seq(mine)
+    if newest is None:
+        whose = "of yours " if mine else ""
+        raise UsageError(f"no message {whose}is loaded in {buffer.label}: give its number")
+    return newest
 
 
 @command("me", "<text...>", "say an action: /me waves shows as `* ana waves`")
@@ -481,7 +487,8 @@ async def edit(ctx: Context, n: str | None, text: str | None) -> None:
     if new is None:
         raise UsageError("usage: /edit [n] <text...>")
     buffer = _buffer(ctx.state)
-    done: EditReply = await ctx.request("edit", text=new, **_address(buffer, _mine(buffer, seq)))
+    seq = await _newest(ctx, buffer, seq, mine=True)
+    done: EditReply = await ctx.request("edit", text=new, **_address(buffer, seq))
     del done  # the `edited` event redraws the message, here and in every other terminal
 
 
@@ -491,7 +498,7 @@ async def erase(ctx: Context, n: str | None) -> None:
     if rest is not None:
         raise UsageError("usage: /erase [n], n the [number] after a message")
     buffer = _buffer(ctx.state)
-    await ctx.request("erase", **_address(buffer, _mine(buffer, seq)))
+    await ctx.request("erase", **_address(buffer, await _newest(ctx, buffer, seq, mine=True)))
 
 
 async def _react(ctx: Context, n: str | None, emoji: str | None, on: bool) -> None:
@@ -500,11 +507,7 @@ async def _react(ctx: Context, n: str | None, emoji: str | None, on: bool) -> No
     if rest is None or " " in rest:
         raise UsageError(f"usage: /{verb} [n] <emoji>")
     buffer = _buffer(ctx.state)
-    if seq is None:
-        newest = buffer.newest()
-        if newest is None:
-            raise UsageError(f"no message is loaded in {buffer.label}")
-        seq = newest.seq
+    seq = await _newest(ctx, buffer, seq, mine=False)
     await ctx.request("react", emoji=rest, on=on, **_address(buffer, seq))
 
 

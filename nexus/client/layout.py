@@ -219,6 +219,7 @@ def status_bar(state: ChatState) -> Fragments:
     style = "class:status" if state.connected else "class:status.offline"
     scrolled = "  [scrolled]" if state.pane.scroll else ""
     folded = "  [all lines]" if state.show_folded else ""
+    folded += "  [away]" if state.is_away(state.me) else ""
     active = [
         f"{n}{'@' if b.highlights else ''}"
         for n, b in enumerate(state.buffers, 1)

@@ -417,16 +417,16 @@ def conversations_table(rows: Iterable[tuple[int, str, int, int]]) -> Table:
 
 def results_table(title: str, messages: Iterable[RoomMessage | DirectMessage], me: str) -> Table:
     """`/search` and `/mentions`: where, when, who, what, and the seq `/goto` takes."""
-    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left")
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left", expand=True)
     for column in ("where", "time", "from", "text", "seq"):
-        table.add_column(column, no_wrap=column != "text")
+        table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
     for msg in messages:
         if "room" in msg:
             where = Text("#" + clean(msg["room"]), style="bold")  # type: ignore[typeddict-item]
         else:
             peer = msg["to"] if msg["from"].casefold() == me.casefold() else msg["from"]
             where = Text(*who(peer))
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(msg["ts"]))
+        when = time.strftime("%d %b %H:%M", time.localtime(msg["ts"]))
         text = Text(clean(msg["text"]), overflow="fold")
         if msg.get("action"):
             text = Text("* ", style=DIM).append_text(text)

@@ -43,6 +43,7 @@ from nexus.protocol import (
     LoginReply,
     ProfileReply,
     RoomMessage,
+    SentReply,
     UsersReply,
 )
 
@@ -214,6 +215,13 @@ class ChatSession:
     async def secret(self, prompt: str) -> str:
         return await self.ask_secret(prompt)
 
+    async def flush(self) -> None:
+        """Waits until the text typed before is sent (or the link drops), so `/edit`
+        right after a message finds it."""
+        sender = self._sender
+        if sender is not None and not sender.done() and self.conn is not None:
+            await asyncio.shield(sender)
+
     def new_credentials(self, password: str, token: str) -> None:
         """After /password: reconnects use the new token (kept in memory only)."""
         if self._password is not None:
@@ -362,13 +370,19 @@ class ChatSession:
                 if item.kind == "room":
                     sent_after = room.last_seq if room is not None else 0
                     try:
-                        await self.request("say", room=item.target, text=item.text, **extra)
+                        sent: SentReply = await self.request(
+                            "say", room=item.target, text=item.text, **extra
+                        )
                     except ConnectionClosed:
                         item.after = sent_after
                         raise
+                    if room is not None:
+                        room.said = max(room.said, sent["seq"])
                 else:
-                    await self.request("dm", to=item.target, text=item.text, **extra)
+                    sent = await self.request("dm", to=item.target, text=item.text, **extra)
                     self._sent_note(item)
+                    if (peer := self.state.dms.get(item.target.casefold())) is not None:
+                        peer.said = max(peer.said, sent["seq"])
             except ConnectionClosed:
                 break  # still queued: sent after the reconnect
             except NexusError as exc:

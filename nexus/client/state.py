@@ -287,6 +287,7 @@ class Buffer:
     last_seq: int = 0  # newest message shown, to drop repeats and find gaps
     read_seq: int = 0  # newest message seen on screen
     synced_seq: int = 0  # newest message the server knows as read
+    said: int = 0  # seq of my newest message sent from this terminal (from the server's reply)
     more: bool = True  # the server may hold older messages than first_seq
     fetching: bool = False  # an older page is on its way
     members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
@@ -342,6 +343,17 @@ class Buffer:
             if entry.message is not None and not entry.erased and (entry.mine or not mine):
                 return entry
         return None
+
+    def newest_seq(self, mine: bool = False) -> int | None:
+        """As `newest`, counting also my message the server has acknowledged but not yet
+        echoed back (typed just before)."""
+        entry = self.newest(mine)
+        seq = entry.seq if entry is not None else 0
+        if self.said > seq:
+            said = self.find(self.said)
+            if said is None or not said.erased:
+                seq = self.said
+        return seq or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,6 +593,8 @@ class ChatState:
         entry.message = msg
         entry.highlight = self._names_me(buffer, msg, entry.mine)
         entry.redraw(self._render(buffer, msg, entry.mine))
+        if msg["seq"] > buffer.read_seq:
+            buffer.set_read(buffer.read_seq)  # unread: an erasure or a new mention counts
         for reply in buffer.messages():
             if reply.message is not None and reply.message.get("reply_to") == msg["seq"]:
                 reply.redraw(self._render(buffer, reply.message, reply.mine))

@@ -289,3 +289,12 @@ async def test_password_prompt_is_cancelled_by_ctrl_c_without_quitting(chat):
     await ana.shows("cancelled: the password is unchanged")
     assert not ana.task.done()
     assert ana.app.input.text == ""
+
+
+async def test_erase_typed_right_after_a_message_finds_it(chat):
+    """`/erase` typed before the server echoed my message waits for it to be sent and
+    erases it, instead of saying there is nothing of mine."""
+    ana = await chat()
+    ana.type("oops, wrong room\r/erase\r")
+    await until(lambda: any(e.mine and e.erased for e in ana.state.current.messages()))
+    assert not [line for line in ana.lines() if "no message of yours" in line]

@@ -218,3 +218,17 @@ def test_goto_scrolls_a_loaded_message_to_the_middle_of_the_view():
     lines.scroll_to(state.rooms["general"].find(50))
     shown = ["".join(t for _, t in row) for row in lines.view(60, 20)]
     assert any(row.endswith("line 50 [50]") for row in shown[5:15])
+
+
+def test_an_unread_message_erased_or_edited_to_name_me_changes_the_counts():
+    """Counts follow an erasure (one less unread) and an edit adding @me (a highlight)."""
+    state = make_state()
+    state.add_room(room_info("tech"))
+    state.switch("tech")
+    state.apply(msg(1, "oops"))
+    state.apply(msg(2, "hello"))
+    room = state.rooms["general"]
+    assert (room.unread, room.highlights) == (2, 0)
+    state.apply({"event": "erased", "message": msg(1, "", erased=True)})
+    state.apply({"event": "edited", "message": msg(2, "hello @ana", mentions=["ana"], edited=1)})
+    assert (room.unread, room.highlights) == (1, 1)
