@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from nexus.client import render
 from nexus.client.connection import ConnectionClosed
-from nexus.client.state import Buffer, ChatState, Entry
+from nexus.client.state import Buffer, ChatState, Entry, Scrollback
 from nexus.errors import NexusError
 from nexus.protocol import (
     PAGE_DEFAULT,
@@ -30,7 +30,6 @@ from nexus.protocol import (
     SEARCH_MAX,
     AnyMessage,
     DmsReply,
-    EditReply,
     HistoryReply,
     JoinReply,
     MentionsReply,
@@ -488,8 +487,8 @@ async def edit(ctx: Context, n: str | None, text: str | None) -> None:
         raise UsageError("usage: /edit [n] <text...>")
     buffer = _buffer(ctx.state)
     seq = await _newest(ctx, buffer, seq, mine=True)
-    done: EditReply = await ctx.request("edit", text=new, **_address(buffer, seq))
-    del done  # the `edited` event redraws the message, here and in every other terminal
+    # The `edited` event redraws the message, here and in every other terminal.
+    await ctx.request("edit", text=new, **_address(buffer, seq))
 
 
 @command("erase", "[n]", "erase message n for everyone (default: your last one here)")
@@ -574,16 +573,17 @@ async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
         target = _buffer(state)
     elif buffer.startswith("#") or buffer in state.rooms:
         name = room_name(buffer)
-        target = state.rooms.get(name)  # type: ignore[assignment]
-        if target is None:
-            await _context_elsewhere(ctx, name, seq)
+        if name not in state.rooms:  # not a member: the page around it, shown here
+            page: HistoryReply = await ctx.request(
+                "history", room=name, before=seq + CONTEXT + 1, limit=2 * CONTEXT + 1
+            )
+            _show_around(state.pane, f"#{name} (you are not in it)", page["messages"], seq)
             return
+        target = state.rooms[name]
     else:
         target = await _open(ctx, buffer)
     entry = target.find(seq) or await _load_back_to(ctx, target, seq)
     state.switch(target)
-    if entry is None:
-        raise UsageError(f"no message {seq} in {target.label}: erased long ago, or never sent")
     target.lines.scroll_to(entry)
 
 
@@ -597,15 +597,14 @@ async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[
     return list(dms["messages"]), dms["more"]
 
 
-async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Any:
-    """Loads older pages until message `seq` and some before it are shown; a message
-    too far back shows on its own with its neighbours. Returns its entry, if any."""
+async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
+    """Loads older pages until message `seq` and a few before it are in `buffer`; one
+    further back than GOTO_PAGES pages is shown on its own, among its neighbours, at
+    the end. Returns its entry; raises UsageError when the server has no such message."""
     state = ctx.state
-    if buffer.first_seq and seq >= buffer.first_seq:
-        return buffer.find(seq)
     if not buffer.first_seq or buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX:
         messages, _ = await _page(ctx, buffer, seq + CONTEXT + 1, 2 * CONTEXT + 1)
-        return _quote(state, buffer, messages, seq)
+        return _show_around(buffer.lines, buffer.label, messages, seq)
     while buffer.first_seq > max(1, seq - CONTEXT):
         messages, more = await _page(ctx, buffer, buffer.first_seq, PAGE_MAX)
         if buffer.kind == "room":
@@ -615,38 +614,28 @@ async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Any:
         buffer.more = more
         if not messages or not more:
             break
-    return buffer.find(seq)
+    entry = buffer.find(seq)
+    if entry is None:
+        raise UsageError(f"no message {seq} in {buffer.label}: not stored, or never sent")
+    return entry
 
 
-def _quote(state: ChatState, buffer: Buffer, messages: list[AnyMessage], seq: int) -> Any:
-    """Shows `messages` at the end of `buffer` as copies (like /lastlog's), `seq` marked."""
+def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) -> Entry:
+    """Adds copies of `messages` (like /lastlog's) to `pane`, `seq` marked, and scrolls
+    to it; raises UsageError when `seq` is not among them."""
+    if not any(m["seq"] == seq for m in messages):
+        raise UsageError(f"no message {seq} in {where}: not stored, or never sent")
+    pane.add_entry(Entry(render.notice(f"message {seq} of {where} among its neighbours:")))
     found = None
-    buffer.lines.add_entry(
-        Entry(render.notice(f"message {seq} of {buffer.label} among its neighbours:"), quoted=True)
-    )
     for msg in messages:
         line = render.message(msg, ref=True)
         if msg["seq"] == seq:
             line.body.stylize(render.FOUND)
-        entry = buffer.lines.add_entry(Entry(line, seq=msg["seq"], quoted=True))
+        entry = pane.add_entry(Entry(line, quoted=True), msg["ts"])
         found = entry if msg["seq"] == seq else found
+    assert found is not None
+    pane.scroll_to(found)
     return found
-
-
-async def _context_elsewhere(ctx: Context, room: str, seq: int) -> None:
-    """/goto into a room I am not in: its page around `seq`, shown in the current pane."""
-    page: HistoryReply = await ctx.request(
-        "history", room=room, before=seq + CONTEXT + 1, limit=2 * CONTEXT + 1
-    )
-    if not any(m["seq"] == seq for m in page["messages"]):
-        raise UsageError(f"no message {seq} in #{room}: erased long ago, or never sent")
-    state = ctx.state
-    state.note(f"message {seq} of #{room} among its neighbours (you are not in #{room}):")
-    for msg in page["messages"]:
-        line = render.message(msg, ref=True)
-        if msg["seq"] == seq:
-            line.body.stylize(render.FOUND)
-        state.pane.add_entry(Entry(line, quoted=True), msg["ts"])
 
 
 @command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")

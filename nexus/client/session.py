@@ -305,11 +305,12 @@ class ChatSession:
     async def _sync_reads(self) -> None:
         """Tells the server the read positions that moved, once they have held a moment
         (scrolling through a burst sends one `read`, not one per message)."""
-        await asyncio.sleep(READ_DELAY)
-        for buffer in self.state.buffers:
-            if buffer.read_seq > buffer.synced_seq and self.conn is not None:
-                buffer.synced_seq = buffer.read_seq
-                await self._mark_read(buffer)
+        while self.conn is not None and any(b.read_seq > b.synced_seq for b in self.state.buffers):
+            await asyncio.sleep(READ_DELAY)
+            for buffer in self.state.buffers:
+                if buffer.read_seq > buffer.synced_seq and self.conn is not None:
+                    buffer.synced_seq = buffer.read_seq
+                    await self._mark_read(buffer)
 
     async def _mark_read(self, buffer: Buffer) -> None:
         with contextlib.suppress(NexusError, ConnectionClosed):

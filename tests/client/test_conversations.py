@@ -298,3 +298,21 @@ async def test_erase_typed_right_after_a_message_finds_it(chat):
     ana.type("oops, wrong room\r/erase\r")
     await until(lambda: any(e.mine and e.erased for e in ana.state.current.messages()))
     assert not [line for line in ana.lines() if "no message of yours" in line]
+
+
+async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(chat, connect):
+    """/goto #den 5 without being in #den shows messages 1..15 here, 5 marked; a number the
+    room never had is an error line."""
+    bob, _ = await connect()
+    await bob.request("create", room="den")
+    for i in range(1, 31):
+        await bob.request("say", room="den", text=f"den line {i}")
+    ana = await chat()
+    ana.type("/goto #den 5\r")
+    await ana.shows("message 5 of #den (you are not in it) among its neighbours")
+    shown = [e for e in ana.state.pane.entries if e.quoted]
+    assert [e.renderable.body.plain for e in shown] == [f"den line {i}" for i in range(1, 16)]
+    marked = [e for e in shown if any(s.style == render.FOUND for s in e.renderable.body.spans)]
+    assert [e.renderable.body.plain for e in marked] == ["den line 5"]
+    ana.type("/goto #den 999\r")
+    await ana.shows("no message 999 in #den (you are not in it): not stored, or never sent")
