@@ -316,3 +316,52 @@ async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(ch
     assert [e.renderable.body.plain for e in marked] == ["den line 5"]
     ana.type("/goto #den 999\r")
     await ana.shows("no message 999 in #den (you are not in it): not stored, or never sent")
+
+
+async def test_reading_a_conversation_in_one_terminal_clears_it_in_the_other(chat, connect):
+    """A DM counted in both of ana's terminals: opening it in one sends `read` with `with`;
+    the other's count drops to zero."""
+    one = await chat()
+    two = await chat(one.state.me, register=False)
+    bob, reply = await connect()
+    name = reply["user"]["username"]
+    await bob.request("dm", to=one.state.me, text="got a minute?")
+    for driver in (one, two):
+        await until(
+            lambda d=driver: (
+                name.casefold() in d.state.dms and d.state.dms[name.casefold()].unread == 1
+            )
+        )
+    one.type(f"/query {name}\r")
+    await until(lambda: two.state.dms[name.casefold()].unread == 0)
+    assert two.state.dms[name.casefold()].highlights == 0
+
+
+async def test_a_terminal_reconnecting_takes_the_counts_read_elsewhere_meanwhile(
+    chat, connect, proxy
+):
+    """While one terminal is cut off, the other reads #tech; after the reconnect the first
+    counts nothing unread there, as the server says, though it fetched what it missed."""
+    one = await chat(port=proxy.port, backoff=(0.05, 0.2))
+    two = await chat(one.state.me, register=False)
+    one.type("/join tech\r")
+    await until(lambda: "tech" in one.state.rooms and "tech" in two.state.rooms)
+    one.type("/buffer general\r")
+    await until(lambda: one.state.room == "general")
+    await proxy.cut()
+    await until(lambda: "offline" in one.state.connection)
+    bob, _ = await connect()
+    await bob.request("join", room="tech")
+    for i in range(3):
+        await bob.request("say", room="tech", text=f"while cut {i}")
+    two.type("/buffer tech\r")
+    await two.shows("while cut 2")
+    tech = two.state.rooms["tech"]
+    await until(lambda: tech.synced_seq == tech.last_seq, what="read sent")
+    two.type("/ping\r")  # answered after the `read` sent before it
+    await two.shows("pong in")
+    await proxy.mend()
+    await until(lambda: one.state.connected, what="reconnected")
+    mine = one.state.rooms["tech"]
+    await until(lambda: any(e.text == "while cut 2" for e in mine.messages()))
+    assert mine.unread == 0
