@@ -489,10 +489,10 @@ class ChatSession:
     def _ended(self, exc: NexusError) -> None:
         """The server closed this session for good: say why, and stop retrying."""
         self._token = None
-        self._status(f"logged out: {exc.message}")
         self.state.error(f"the server ended this session: {exc.message} ({exc.code})")
         if exc.message == "password changed":
             self.state.error("your password was changed elsewhere: restart nexus-chat to log in")
+        self._status(f"logged out: {exc.message}")
 
     def _apply(self, event: Event) -> None:
         if alert := self.state.apply(event):

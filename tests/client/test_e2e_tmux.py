@@ -436,3 +436,27 @@ def test_edit_react_reply_mentions_and_unread_across_two_terminals(tmux, server_
         "ana",
         lambda screen: any(re.fullmatch(r" 2 #tech\s*", r) for r in side_rows(screen)),
     )
+
+
+def test_password_is_typed_masked_and_the_other_terminal_stops(tmux, server_port):
+    """/password shows `*` for each character typed, never the text; after the change
+    the user's other terminal says why it was logged out and does not retry."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.chat("ana2", server_port, user="ana")
+    tmux.keys("ana", "/password")
+    tmux.wait_for("ana", "\ncurrent password:")
+    tmux.keys("ana", PASSWORD, enter=False)
+    screen = tmux.wait_for("ana", "current password: " + "*" * len(PASSWORD))
+    assert PASSWORD not in screen
+    tmux.press("ana", "Enter")
+    for prompt in ("new password: ", "new password again: "):
+        tmux.wait_for("ana", "\n" + prompt.rstrip())
+        tmux.keys("ana", "another e2e secret", enter=False)
+        screen = tmux.wait_for("ana", prompt + "*" * len("another e2e secret"))
+        assert "another e2e secret" not in screen
+        tmux.press("ana", "Enter")
+    tmux.wait_for("ana", "password changed; your other sessions were logged out")
+    screen = tmux.wait_for("ana2", "logged out: password changed")
+    assert "the server ended this session: password changed" in screen
+    time.sleep(1.5)  # past the first retry delay: still logged out, no attempt made
+    assert "logged out: password changed" in tmux.screen("ana2")
