@@ -205,7 +205,9 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     if buffer.kind == "dm":
         peer = render.clean(buffer.name)
         on = peer.casefold() in {u.casefold() for u in state.online}
-        about = f"direct messages, {'online' if on else 'offline'}"
+        away = state.away.get(peer.casefold())
+        status = f"away: {render.clean(away)}" if on and away else "online" if on else "offline"
+        about = f"direct messages, {status}"
         return fit([("class:header bold", f" {peer} "), ("class:header", about)], width)
     parts: Fragments = [("class:header bold", f" #{buffer.name} ")]
     if buffer.topic:

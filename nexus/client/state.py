@@ -552,10 +552,13 @@ class ChatState:
     def _entry(self, buffer: Buffer, msg: AnyMessage) -> Entry:
         mine = self._is_me(msg["from"])
         entry = Entry(
-            self._render(buffer, msg, mine), seq=msg["seq"], sender=msg["from"], mine=mine
+            self._render(buffer, msg, mine),
+            seq=msg["seq"],
+            sender=msg["from"],
+            mine=mine,
+            highlight=self._names_me(buffer, msg, mine),
+            message=msg,
         )
-        entry.message = msg
-        entry.highlight = self._names_me(buffer, msg, mine)
         self.known_users.add(msg["from"])
         if buffer.kind == "room":
             buffer.members.setdefault(msg["from"].casefold(), msg["from"])

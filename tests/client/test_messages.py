@@ -4,8 +4,9 @@ tombstones, replies, reactions, actions, server mentions, read markers and away.
 from __future__ import annotations
 
 from nexus.client import render
+from nexus.client.layout import header
 from nexus.client.state import ChatState
-from tests.client.conftest import room_info
+from tests.client.conftest import profile, room_info
 
 
 def msg(seq: int, text: str = "hi", sender: str = "bob", **extra):
@@ -232,3 +233,11 @@ def test_an_unread_message_erased_or_edited_to_name_me_changes_the_counts():
     state.apply({"event": "erased", "message": msg(1, "", erased=True)})
     state.apply({"event": "edited", "message": msg(2, "hello @ana", mentions=["ana"], edited=1)})
     assert (room.unread, room.highlights) == (1, 1)
+
+
+def test_a_conversation_header_says_when_the_person_is_away():
+    """The header of a DM buffer shows the away text of an online person."""
+    state = make_state()
+    state.set_online([profile("cy", [], away="lunch")])
+    state.switch(state.dm_buffer("cy"))
+    assert "".join(text for _, text in header(state)) == " cy direct messages, away: lunch"
