@@ -365,3 +365,27 @@ async def test_a_terminal_reconnecting_takes_the_counts_read_elsewhere_meanwhile
     mine = one.state.rooms["tech"]
     await until(lambda: any(e.text == "while cut 2" for e in mine.messages()))
     assert mine.unread == 0
+
+
+async def test_edit_react_and_reply_work_in_a_conversation(chat, connect):
+    """In a DM buffer the commands address the message with `with`: bob sees the reply,
+    the edit and the reaction on his side."""
+    ana = await chat()
+    bob, reply = await connect()
+    name = reply["user"]["username"]
+    sent = await bob.request("dm", to=ana.state.me, text="are you free at noon?")
+    ana.type(f"/query {name}\r")
+    await until(lambda: ana.state.current.find(sent["seq"]))
+    ana.type(f"/reply {sent['seq']} yes, wher?\r")
+    answer = await until(lambda: _mine_or_none(ana, "yes, wher?"))
+    assert answer.renderable.above.plain == f"-> {name}: are you free at noon?"
+    ana.type("/edit yes, where?\r")
+    await until(lambda: answer.text == "yes, where?")
+    ana.type(f"/react {sent['seq']} 👍\r")
+    theirs = ana.state.current.find(sent["seq"])
+    await until(lambda: theirs.renderable.below is not None)
+    seen = []  # bob's own DM comes back to him too
+    while (event := await asyncio.wait_for(bob._events.get(), 5))["event"] != "reaction":
+        seen.append((event["event"], event.get("reply_to") or event.get("message", {}).get("text")))
+    assert seen == [("dm", None), ("dm", sent["seq"]), ("edited", "yes, where?")]
+    assert event["message"]["reactions"] == {"👍": [ana.state.me]}
