@@ -626,16 +626,14 @@ def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) ->
     if not any(m["seq"] == seq for m in messages):
         raise UsageError(f"no message {seq} in {where}: not stored, or never sent")
     pane.add_entry(Entry(render.notice(f"message {seq} of {where} among its neighbours:")))
-    found = None
+    shown = {}
     for msg in messages:
         line = render.message(msg, ref=True)
         if msg["seq"] == seq:
             line.body.stylize(render.FOUND)
-        entry = pane.add_entry(Entry(line, quoted=True), msg["ts"])
-        found = entry if msg["seq"] == seq else found
-    assert found is not None
-    pane.scroll_to(found)
-    return found
+        shown[msg["seq"]] = pane.add_entry(Entry(line, quoted=True), msg["ts"])
+    pane.scroll_to(shown[seq])
+    return shown[seq]
 
 
 @command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")

@@ -8,7 +8,7 @@ import asyncio
 
 from rich.table import Table
 
-from nexus.client import render
+from nexus.client import commands, render
 from nexus.client.layout import side_panel
 from tests.client.conftest import CTRL_C, UP, until
 from tests.conftest import PASSWORD
@@ -389,3 +389,26 @@ async def test_edit_react_and_reply_work_in_a_conversation(chat, connect):
         seen.append((event["event"], event.get("reply_to") or event.get("message", {}).get("text")))
     assert seen == [("dm", None), ("dm", sent["seq"]), ("edited", "yes, where?")]
     assert event["message"]["reactions"] == {"👍": [ana.state.me]}
+
+
+async def test_goto_far_back_shows_the_message_among_its_neighbours_at_the_end(
+    chat, connect, monkeypatch
+):
+    """A message further back than /goto pages in is shown with its neighbours as copies
+    at the end of the buffer, marked, and the view scrolls to it."""
+    monkeypatch.setattr(commands, "GOTO_PAGES", 0)  # "far" is anything not loaded
+    bob, _ = await connect()
+    for i in range(1, 81):
+        await bob.request("say", room="general", text=f"line {i}")
+    ana = await chat()
+    general = ana.state.rooms["general"]
+    first = general.first_seq
+    ana.type("/goto 3\r")
+    await ana.shows("message 3 of #general among its neighbours")
+    copies = [e.renderable.body.plain for e in general.lines.entries if e.quoted]
+    assert copies == [f"line {i}" for i in range(1, 14)]
+    assert general.first_seq == first  # nothing paged into the buffer itself
+    marked = [e for e in general.lines.entries if e.quoted and e.renderable.body.spans]
+    assert [e.renderable.body.plain for e in marked] == ["line 3"]
+    rows = general.lines.view(80, ana.app.pane.height)  # the view as the screen has it
+    assert any("".join(t for _, t in row).endswith("line 3 [3]") for row in rows)
