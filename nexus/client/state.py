@@ -224,6 +224,26 @@ class Scrollback:
             self.entries.insert(self.entries.index(before), marker)
         self._unread_marker = marker
 
+    def redraw(self, target: Entry, renderable: RenderableType | Line) -> None:
+        """Shows `renderable` in `target`'s place; a view scrolled up above it stays still
+        when it takes more or fewer rows than before (a reaction row added, an edit)."""
+        if not self.scroll or not self._width:
+            target.redraw(renderable)
+            return
+        fit = (self._width, self.nick_width, self._clock)
+        before = len(target.rows(*fit))
+        target.redraw(renderable)
+        below = 0
+        for entry in reversed(self.entries):
+            if entry is target:
+                if below + before <= self.scroll:  # wholly under the view
+                    self.scroll += len(target.rows(*fit)) - before
+                return
+            if not entry.folded:
+                below += len(entry.rows(*fit))
+            if below >= self.scroll:
+                return
+
     def scroll_to(self, target: Entry) -> None:
         """Scrolls so that `target` shows about the middle of the last view's height."""
         width = self._width or 80
@@ -595,12 +615,12 @@ class ChatState:
             return None
         entry.message = msg
         entry.highlight = self._names_me(buffer, msg, entry.mine)
-        entry.redraw(self._render(buffer, msg, entry.mine))
+        buffer.lines.redraw(entry, self._render(buffer, msg, entry.mine))
         if msg["seq"] > buffer.read_seq:
             buffer.set_read(buffer.read_seq)  # unread: an erasure or a new mention counts
         for reply in buffer.messages():
             if reply.message is not None and reply.message.get("reply_to") == msg["seq"]:
-                reply.redraw(self._render(buffer, reply.message, reply.mine))
+                buffer.lines.redraw(reply, self._render(buffer, reply.message, reply.mine))
         return entry
 
     def _spoke(self, buffer: Buffer, user: str, ts: float) -> None:

@@ -241,3 +241,32 @@ def test_a_conversation_header_says_when_the_person_is_away():
     state.set_online([profile("cy", [], away="lunch")])
     state.switch(state.dm_buffer("cy"))
     assert "".join(text for _, text in header(state)) == " cy direct messages, away: lunch"
+
+
+def test_a_view_scrolled_up_stays_still_when_a_message_under_it_grows():
+    """A reaction row added to a message below the view moves the offset with it, so the
+    rows on screen do not shift."""
+    state = make_state()
+    state.switch("general")
+    for seq in range(1, 60):
+        state.apply(msg(seq, f"line {seq}"))
+    lines = state.rooms["general"].lines
+    lines.view(60, 10)
+    lines.scroll_by(20)
+    before = plain_rows(lines.view(60, 10))
+    state.apply(
+        {
+            "event": "reaction",
+            "message": msg(55, "line 55", reactions={"👍": ["cy"]}),
+            "user": "cy",
+            "emoji": "👍",
+            "on": True,
+        }
+    )
+    assert plain_rows(lines.view(60, 10)) == before
+    state.apply({"event": "edited", "message": msg(10, "line 10 " + "long " * 30, edited=1.0)})
+    assert plain_rows(lines.view(60, 10)) == before  # above the view: nothing moves either
+
+
+def plain_rows(rows) -> list[str]:
+    return ["".join(text for _, text in row) for row in rows]
