@@ -323,10 +323,10 @@ async def names(ctx: Context, room: str | None) -> None:
     state.set_online(reply["users"])
     buffer = state.rooms.get(name)
     if buffer is not None:
-        state.show(render.names(f"#{name}", state.people(buffer)))
+        state.show(render.names(f"#{name}", state.people(buffer), state.is_away))
         return
     here = [(u["username"], True) for u in reply["users"] if name in u["rooms"]]
-    state.show(render.names(f"#{name} (online only: you are not in it)", here))
+    state.show(render.names(f"#{name} (online only: you are not in it)", here, state.is_away))
 
 
 @command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import lru_cache
 from io import StringIO
@@ -392,15 +392,20 @@ def profile_panel(user: Profile) -> Panel:
     return Panel(body, title=Text(name, style=user_style(name)), expand=False, title_align="left")
 
 
-def names(title: str, people: Iterable[tuple[str, bool]]) -> Text:
-    """`/names`: the people of a room on one wrapped line, online ones first, others dim."""
+def names(
+    title: str, people: Iterable[tuple[str, bool]], away: Callable[[str], bool] = lambda _: False
+) -> Text:
+    """`/names`: the people of a room on one wrapped line, online ones first, others dim;
+    `away(name)` marks the ones away, dim too."""
     people = sorted(people, key=lambda p: (not p[1], p[0].casefold()))
     line = Text(
         f"{title} ({sum(on for _, on in people)} online, {len(people)} known): ", style=NOTE
     )
     for index, (name, online) in enumerate(people):
+        gone = away(name)
         name = clean(name)
-        line.append(name, style=user_style(name) if online else DIM)
+        line.append(name, style=user_style(name) if online and not gone else DIM)
+        line.append(" (away)" if gone else "", style=DIM)
         line.append("  " if index < len(people) - 1 else "")
     return line
 

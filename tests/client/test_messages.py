@@ -270,3 +270,13 @@ def test_a_view_scrolled_up_stays_still_when_a_message_under_it_grows():
 
 def plain_rows(rows) -> list[str]:
     return ["".join(text for _, text in row) for row in rows]
+
+
+def test_names_marks_the_people_away():
+    """/names dims an away person and says `(away)` after the name."""
+    state = make_state()
+    state.set_online([profile("cy", ["general"], away="lunch"), profile("bo", ["general"])])
+    line = render.names("#general", state.people(state.rooms["general"]), state.is_away)
+    assert line.plain.endswith("ana  bo  cy (away)")
+    cy = line.plain.rindex("cy")
+    assert [s.style for s in line.spans if s.start == cy] == [render.DIM]
