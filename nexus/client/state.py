@@ -561,6 +561,7 @@ class ChatState:
         if older:
             room.lines.prepend((self._entry(room, m), m["ts"]) for m in older)
             room.first_seq = older[0]["seq"]
+            self._requote(room, {m["seq"] for m in older})
         for msg in newer:
             room.lines.add_entry(self._entry(room, msg), msg["ts"])
             self._spoke(room, msg["from"], msg["ts"])
@@ -618,10 +619,14 @@ class ChatState:
         buffer.lines.redraw(entry, self._render(buffer, msg, entry.mine))
         if msg["seq"] > buffer.read_seq:
             buffer.set_read(buffer.read_seq)  # unread: an erasure or a new mention counts
-        for reply in buffer.messages():
-            if reply.message is not None and reply.message.get("reply_to") == msg["seq"]:
-                buffer.lines.redraw(reply, self._render(buffer, reply.message, reply.mine))
+        self._requote(buffer, {msg["seq"]})
         return entry
+
+    def _requote(self, buffer: Buffer, answered: set[int]) -> None:
+        """Draws again the replies to the messages `answered` (changed, or just loaded)."""
+        for reply in buffer.messages():
+            if reply.message is not None and reply.message.get("reply_to") in answered:
+                buffer.lines.redraw(reply, self._render(buffer, reply.message, reply.mine))
 
     def _spoke(self, buffer: Buffer, user: str, ts: float) -> None:
         """Remembers when `user` last spoke here, and shows their folded join if it is recent."""

@@ -280,3 +280,14 @@ def test_names_marks_the_people_away():
     assert line.plain.endswith("ana  bo  cy (away)")
     cy = line.plain.rindex("cy")
     assert [s.style for s in line.spans if s.start == cy] == [render.DIM]
+
+
+def test_a_reply_quotes_its_message_once_an_older_page_brings_it():
+    """`-> [3]` becomes `-> cy: …` when the page holding message 3 is loaded above."""
+    state = make_state()
+    room = state.rooms["general"]
+    state.add_messages(room, [msg(9, "agreed", reply_to=3)])
+    reply = room.find(9)
+    assert rows_of(reply)[0].endswith("bob │ -> [3]")
+    state.add_messages(room, [msg(3, "ship it friday", "cy"), msg(4, "ok")])
+    assert rows_of(reply)[0].endswith("bob │ -> cy: ship it friday")
