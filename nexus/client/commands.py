@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from nexus.client import render
@@ -523,26 +524,47 @@ async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
 # -- finding messages ----------------------------------------------------------
 
 
+BEFORE = "2026-12-01T09:30"
+SEARCH_USAGE = f"usage: /search <words...> [#room] [from:user] [before:{BEFORE}]"
+
+
+def _before(text: str) -> float:
+    """`before:` a local date or date and time, as the server's timestamp."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(f"before: takes a date or date and time, such as {BEFORE}") from None
+
+
 @command(
     "search",
     "<words...>",
-    "find messages with all the words; `#room` and `from:user` narrow it (/goto opens one)",
+    "find messages with all the words; `#room`, `from:user` and `before:date` narrow it "
+    "(/goto opens one)",
 )
 async def search(ctx: Context, words: str) -> None:
     args: dict[str, Any] = {}
     terms = []
     for word in words.split():
+        key, _, value = word.partition(":")
         if word.startswith("#") and len(word) > 1 and "room" not in args:
             args["room"] = room_name(word)
-        elif word.lower().startswith("from:") and len(word) > 5 and "from_" not in args:
-            args["from_"] = word[5:]
+        elif key.lower() == "from" and value and "from_" not in args:
+            args["from_"] = value
+        elif key.lower() == "before" and value and "before" not in args:
+            args["before"] = _before(value)
         else:
             terms.append(word)
     if not terms:
-        raise UsageError("usage: /search <words...> [#room] [from:user]")
+        raise UsageError(SEARCH_USAGE)
     query = " ".join(terms)
     reply: SearchReply = await ctx.request("search", query=query, limit=SEARCH_MAX, **args)
-    _results(ctx.state, f"search: {query}", reply["results"], reply["more"])
+    found = reply["results"]
+    more = ""
+    if reply["more"] and found:
+        oldest = datetime.fromtimestamp(found[-1]["ts"]).isoformat(timespec="microseconds")
+        more = f"; older ones: add before:{oldest}"
+    _results(ctx.state, f"search: {query}", found, more)
 
 
 @command("mentions", "[n]", "list the newest messages that mention you (/goto opens one)")
@@ -550,16 +572,15 @@ async def mentions(ctx: Context, n: str | None) -> None:
     if n is not None and (not n.isdigit() or not 1 <= int(n) <= SEARCH_MAX):
         raise UsageError(f"a count is a number from 1 to {SEARCH_MAX}")
     reply: MentionsReply = await ctx.request("mentions", limit=int(n) if n else None)
-    _results(ctx.state, "mentions of you", reply["messages"], False)
+    _results(ctx.state, "mentions of you", reply["messages"])
 
 
-def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: bool) -> None:
+def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: str = "") -> None:
     if not found:
         state.note(f"{title}: nothing found")
         return
     state.show(render.results_table(title, found, state.me))
-    older = "; older ones exist: narrow the words" if more else ""
-    state.note(f"{len(found)} found, newest first{older}; /goto #room n (or user n) opens one")
+    state.note(f"{len(found)} found, newest first{more}; /goto #room n (or user n) opens one")
 
 
 @command("goto", "[buffer] [n]", "show message n of a room or conversation among its neighbours")

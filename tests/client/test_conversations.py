@@ -412,3 +412,23 @@ async def test_goto_far_back_shows_the_message_among_its_neighbours_at_the_end(
     assert [e.renderable.body.plain for e in marked] == ["line 3"]
     rows = general.lines.view(80, ana.app.pane.height)  # the view as the screen has it
     assert any("".join(t for _, t in row).endswith("line 3 [3]") for row in rows)
+
+
+async def test_search_says_how_to_see_older_results_and_before_pages_to_them(chat, connect):
+    """Past a page of results the note gives a `before:` that lists the older ones; a date
+    that is not one is a usage error."""
+    bob, _ = await connect()
+    for i in range(105):
+        await bob.request("say", room="general", text=f"deploy step {i}")
+    ana = await chat()
+    ana.type("/search deploy\r")
+    note = await ana.shows("100 found, newest first; older ones: add before:")
+    before = note.split("add ")[1].split(";")[0]
+    ana.type(f"/search deploy {before}\r")
+    await ana.shows("5 found, newest first; /goto")
+    table = next(
+        e.renderable for e in reversed(ana.state.pane.entries) if isinstance(e.renderable, Table)
+    )
+    assert table.row_count == 5
+    ana.type("/search deploy before:yesterday\r")
+    await ana.shows("before: takes a date or date and time")
