@@ -529,9 +529,14 @@ SEARCH_USAGE = f"usage: /search <words...> [#room] [from:user] [before:{BEFORE}]
 
 
 def _before(text: str) -> float:
-    """`before:` a local date or date and time, as the server's timestamp."""
+    """`before:` a local date or date and time, or a timestamp (as the note after a
+    page of results gives it: exact, so the next page starts right after)."""
     try:
-        return datetime.fromisoformat(text).timestamp()
+        return (
+            float(text)
+            if text.replace(".", "", 1).isdigit()
+            else datetime.fromisoformat(text).timestamp()
+        )
     except ValueError:
         raise UsageError(f"before: takes a date or date and time, such as {BEFORE}") from None
 
@@ -562,8 +567,7 @@ async def search(ctx: Context, words: str) -> None:
     found = reply["results"]
     more = ""
     if reply["more"] and found:
-        oldest = datetime.fromtimestamp(found[-1]["ts"]).isoformat(timespec="microseconds")
-        more = f"; older ones: add before:{oldest}"
+        more = f"; older ones: add before:{found[-1]['ts']!r}"
     _results(ctx.state, f"search: {query}", found, more)
 
 
