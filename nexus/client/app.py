@@ -4,6 +4,11 @@ Focus always stays on the input line; scrolling is the application's own
 offset into the pane's scrollback, so PageUp/PageDown and the wheel work
 from anywhere. `ChatApp` takes prompt_toolkit input/output objects so tests
 can drive it through a pipe.
+
+/password reads its answers in the same input line, switched to a secret
+mode: the characters show as `*`, Enter hands the text to the command
+instead of the history, Ctrl-C or Escape cancels, and nothing typed there is
+kept or shown.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer as InputBuffer
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.history import History, InMemoryHistory
 from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.layout import (
     BufferControl,
     Dimension,
@@ -32,9 +39,10 @@ from prompt_toolkit.layout import (
     Window,
 )
 from prompt_toolkit.layout.menus import CompletionsMenu
+from prompt_toolkit.layout.processors import ConditionalProcessor, PasswordProcessor
 from prompt_toolkit.output import Output
 
-from nexus.client.commands import completions
+from nexus.client.commands import UsageError, completions
 from nexus.client.config import Notifications
 from nexus.client.connection import ChatConnection
 from nexus.client.history import InputHistory
@@ -116,7 +124,14 @@ class ChatApp:
         session.on_alert = self.notifier
         session.on_quit = self.exit
         session.on_refused = self.give_back
-        self.pane = MessagePane(state, on_top=session.fetch_older)
+        session.ask_secret = self.ask_secret
+        self._secret: asyncio.Future[str] | None = None  # /password waiting for a line
+        self._secret_prompt = ""
+        self.pane = MessagePane(
+            state,
+            on_top=session.fetch_older,
+            on_bottom=self._read_soon,
+        )
         lines: History = InputHistory(history) if history is not None else InMemoryHistory()
         self.input = InputBuffer(
             multiline=False,
@@ -141,9 +156,19 @@ class ChatApp:
         )
         # The prompt is a window of its own: a long line scrolls or wraps the
         # input window only, so the prompt can never be pushed out of sight.
-        prompt = Window(FormattedTextControl("> "), width=2, style="class:prompt")
+        secret = Condition(lambda: self._secret is not None)
+        prompt = Window(
+            FormattedTextControl(
+                lambda: f"{self._secret_prompt}: " if self._secret is not None else "> "
+            ),
+            dont_extend_width=True,
+            style="class:prompt",
+        )
         line = Window(
-            BufferControl(self.input),
+            BufferControl(
+                self.input,
+                input_processors=[ConditionalProcessor(PasswordProcessor(), secret)],
+            ),
             wrap_lines=True,
             height=Dimension(min=1, max=INPUT_ROWS),
             dont_extend_height=True,
@@ -164,8 +189,13 @@ class ChatApp:
         )
         self.app: Application[None] = Application(
             layout=Layout(root, focused_element=self.input),
-            key_bindings=bindings(
-                state, self.input, lambda: self.pane.height, session.changed, self.exit
+            key_bindings=merge_key_bindings(
+                [
+                    bindings(
+                        state, self.input, lambda: self.pane.height, session.changed, self.exit
+                    ),
+                    self._secret_keys(secret),
+                ]
             ),
             style=STYLE,
             full_screen=True,
@@ -177,6 +207,58 @@ class ChatApp:
     def _accept(self, buffer: InputBuffer) -> bool:
         self.session.submit(buffer.text)
         return False  # clears the line; it is already in the history
+
+    def _read_soon(self) -> None:
+        """The newest message is on screen: counted read after this redraw, not during it."""
+        asyncio.get_running_loop().call_soon(self.session.changed)
+
+    async def ask_secret(self, prompt: str) -> str:
+        """Reads one line in secret mode (see the module docstring); what was being
+        typed before comes back after."""
+        if self._secret is not None:
+            raise UsageError("a password is being asked for already")
+        kept = self.input.document
+        self.input.reset()
+        self._secret = asyncio.get_running_loop().create_future()
+        self._secret_prompt = prompt
+        self.invalidate()
+        try:
+            return await self._secret
+        finally:
+            self._secret = None
+            self.input.reset(kept)
+            self.invalidate()
+
+    def _secret_keys(self, secret: Condition) -> KeyBindings:
+        """Enter, Ctrl-C and Escape in secret mode; Up, Down and Tab do nothing there, so
+        no history or completion shows in the masked line."""
+        kb = KeyBindings()
+
+        def answer(text: str | None) -> None:
+            future, self._secret = self._secret, None
+            self.input.reset()
+            if future is not None and not future.done():
+                if text is None:
+                    future.set_exception(UsageError("cancelled: the password is unchanged"))
+                else:
+                    future.set_result(text)
+
+        @kb.add("enter", filter=secret)
+        def _(event: KeyPressEvent) -> None:
+            answer(self.input.text)
+
+        @kb.add("c-c", filter=secret)
+        @kb.add("escape", filter=secret, eager=True)
+        def _(event: KeyPressEvent) -> None:
+            answer(None)
+
+        @kb.add("up", filter=secret)
+        @kb.add("down", filter=secret)
+        @kb.add("tab", filter=secret)
+        def _(event: KeyPressEvent) -> None:
+            pass
+
+        return kb
 
     def select(self, buffer: Buffer) -> None:
         """A click on a buffer in the side panel."""

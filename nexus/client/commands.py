@@ -5,30 +5,41 @@ Each command is registered once with a usage string such as
 of the line. The argument's name also says what Tab completes for it
 (`room`, `user`). Plain text is `/say`; `//text` says text with a leading
 slash.
+
+A message is pointed at by its reference, the dim `[seq]` after it: the
+commands that act on one (/reply, /edit, /erase, /react) take it first and
+act in the current buffer; where it may be left out, a first word of digits
+is the reference and anything else starts the text.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from nexus.client import render
 from nexus.client.connection import ConnectionClosed
-from nexus.client.state import Buffer, ChatState
+from nexus.client.state import Buffer, ChatState, Entry, Scrollback
 from nexus.errors import NexusError
 from nexus.protocol import (
     PAGE_DEFAULT,
     PAGE_MAX,
+    SEARCH_MAX,
+    AnyMessage,
     DmsReply,
     HistoryReply,
     JoinReply,
+    MentionsReply,
     ProfileReply,
     RoomInfo,
     RoomReply,
     RoomsReply,
+    SearchReply,
+    TokenReply,
     UsersReply,
     room_name,
 )
@@ -42,10 +53,22 @@ class Context(Protocol):
     async def request(self, cmd: str, **args: Any) -> Any:
         """The checked reply to `cmd`, as ChatConnection.request returns it."""
 
-    async def say(self, text: str) -> None:
-        """Sends text to the current buffer: its room, or its person."""
+    async def say(
+        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+    ) -> None:
+        """Sends text to the current buffer: its room, or its person (`action`: as /me;
+        `reply_to`: answering that seq; `typed`: the line given back if it is refused)."""
 
     async def send_dm(self, user: str, text: str) -> None: ...
+
+    async def secret(self, prompt: str) -> str:
+        """A line typed without echo, kept nowhere (a password)."""
+
+    async def flush(self) -> None:
+        """Waits until the messages typed before are sent."""
+
+    def new_credentials(self, password: str, token: str) -> None:
+        """The account's password and token changed: reconnects use the new ones."""
 
     def reconnect(self) -> None: ...
 
@@ -289,7 +312,7 @@ async def rooms(ctx: Context) -> None:
 async def online(ctx: Context) -> None:
     reply: UsersReply = await ctx.request("online")
     users = reply["users"]
-    ctx.state.set_online((u["username"], u["rooms"]) for u in users)
+    ctx.state.set_online(users)
     ctx.state.show(render.users_table(users))
 
 
@@ -298,13 +321,13 @@ async def names(ctx: Context, room: str | None) -> None:
     state = ctx.state
     name = _room_or_current(state, room)
     reply: UsersReply = await ctx.request("online")
-    state.set_online((u["username"], u["rooms"]) for u in reply["users"])
+    state.set_online(reply["users"])
     buffer = state.rooms.get(name)
     if buffer is not None:
-        state.show(render.names(f"#{name}", state.people(buffer)))
+        state.show(render.names(f"#{name}", state.people(buffer), state.is_away))
         return
     here = [(u["username"], True) for u in reply["users"] if name in u["rooms"]]
-    state.show(render.names(f"#{name} (online only: you are not in it)", here))
+    state.show(render.names(f"#{name} (online only: you are not in it)", here, state.is_away))
 
 
 @command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer")
@@ -405,6 +428,239 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
         state.pane.add(render.message(message), message["ts"])
 
 
+# -- one message: reply, edit, erase, react ----------------------------------
+
+CONTEXT = 10  # messages shown either side of the one /goto goes to
+GOTO_PAGES = 10  # pages loaded back to reach it; further back it shows on its own
+
+
+def _ref(n: str | None, rest: str | None) -> tuple[int | None, str | None]:
+    """`[n] [text...]` -> (n, text): a first word of digits is the reference."""
+    words = " ".join(w for w in (n, rest) if w)
+    first, _, tail = words.partition(" ")
+    if first.isdigit():
+        return int(first), tail.strip() or None
+    return None, words or None
+
+
+def _buffer(state: ChatState) -> Buffer:
+    if state.current is None:
+        raise UsageError("this is no room or conversation: /join one first")
+    return state.current
+
+
+def _address(buffer: Buffer, seq: int) -> dict[str, Any]:
+    """The arguments naming message `seq` of `buffer` (`room`, or `with` for a DM)."""
+    where = "room" if buffer.kind == "room" else "with_"
+    return {where: buffer.name, "seq": seq}
+
+
+async def _newest(ctx: Context, buffer: Buffer, seq: int | None, mine: bool) -> int:
+    """`seq`, or when it is left out the newest message here (`mine`: of mine), once
+    the ones typed before are sent."""
+    if seq is not None:
+        return seq
+    await ctx.flush()
+    newest = buffer.newest_seq(mine)
+    if newest is None:
+        whose = "of yours " if mine else ""
+        raise UsageError(f"no message {whose}is loaded in {buffer.label}: give its number")
+    return newest
+
+
+@command("me", "<text...>", "say an action: /me waves shows as `* ana waves`")
+async def me(ctx: Context, text: str) -> None:
+    await ctx.say(text, action=True, typed=f"/me {text}")
+
+
+@command("reply", "<n> <text...>", "answer message n of this buffer (n: its dim [number])")
+async def reply(ctx: Context, n: str, text: str) -> None:
+    if not n.isdigit():
+        raise UsageError("usage: /reply <n> <text...>, n the [number] after a message")
+    _buffer(ctx.state)
+    await ctx.say(text, reply_to=int(n), typed=f"/reply {n} {text}")
+
+
+@command("edit", "[n] [text...]", "change what message n says (default: your last one here)")
+async def edit(ctx: Context, n: str | None, text: str | None) -> None:
+    seq, new = _ref(n, text)
+    if new is None:
+        raise UsageError("usage: /edit [n] <text...>")
+    buffer = _buffer(ctx.state)
+    seq = await _newest(ctx, buffer, seq, mine=True)
+    # The `edited` event redraws the message, here and in every other terminal.
+    await ctx.request("edit", text=new, **_address(buffer, seq))
+
+
+@command("erase", "[n]", "erase message n for everyone (default: your last one here)")
+async def erase(ctx: Context, n: str | None) -> None:
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError("usage: /erase [n], n the [number] after a message")
+    buffer = _buffer(ctx.state)
+    await ctx.request("erase", **_address(buffer, await _newest(ctx, buffer, seq, mine=True)))
+
+
+async def _react(ctx: Context, n: str | None, emoji: str | None, on: bool) -> None:
+    seq, rest = _ref(n, emoji)
+    verb = "react" if on else "unreact"
+    if rest is None or " " in rest:
+        raise UsageError(f"usage: /{verb} [n] <emoji>")
+    buffer = _buffer(ctx.state)
+    seq = await _newest(ctx, buffer, seq, mine=False)
+    await ctx.request("react", emoji=rest, on=on, **_address(buffer, seq))
+
+
+@command("react", "[n] [emoji]", "react to message n with an emoji (default: the newest)")
+async def react(ctx: Context, n: str | None, emoji: str | None) -> None:
+    await _react(ctx, n, emoji, True)
+
+
+@command("unreact", "[n] [emoji]", "take your reaction back (default: the newest message)")
+async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
+    await _react(ctx, n, emoji, False)
+
+
+# -- finding messages ----------------------------------------------------------
+
+
+BEFORE = "2026-12-01T09:30"
+SEARCH_USAGE = f"usage: /search <words...> [#room] [from:user] [before:{BEFORE}]"
+
+
+def _before(text: str) -> float:
+    """`before:` a local date or date and time, or a timestamp (as the note after a
+    page of results gives it: exact, so the next page starts right after)."""
+    try:
+        return (
+            float(text)
+            if text.replace(".", "", 1).isdigit()
+            else datetime.fromisoformat(text).timestamp()
+        )
+    except ValueError:
+        raise UsageError(f"before: takes a date or date and time, such as {BEFORE}") from None
+
+
+@command(
+    "search",
+    "<words...>",
+    "find messages with all the words; `#room`, `from:user` and `before:date` narrow it "
+    "(/goto opens one)",
+)
+async def search(ctx: Context, words: str) -> None:
+    args: dict[str, Any] = {}
+    terms = []
+    for word in words.split():
+        key, _, value = word.partition(":")
+        if word.startswith("#") and len(word) > 1 and "room" not in args:
+            args["room"] = room_name(word)
+        elif key.lower() == "from" and value and "from_" not in args:
+            args["from_"] = value
+        elif key.lower() == "before" and value and "before" not in args:
+            args["before"] = _before(value)
+        else:
+            terms.append(word)
+    if not terms:
+        raise UsageError(SEARCH_USAGE)
+    query = " ".join(terms)
+    reply: SearchReply = await ctx.request("search", query=query, limit=SEARCH_MAX, **args)
+    found = reply["results"]
+    more = ""
+    if reply["more"] and found:
+        more = f"; older ones: add before:{found[-1]['ts']!r}"
+    _results(ctx.state, f"search: {query}", found, more)
+
+
+@command("mentions", "[n]", "list the newest messages that mention you (/goto opens one)")
+async def mentions(ctx: Context, n: str | None) -> None:
+    if n is not None and (not n.isdigit() or not 1 <= int(n) <= SEARCH_MAX):
+        raise UsageError(f"a count is a number from 1 to {SEARCH_MAX}")
+    reply: MentionsReply = await ctx.request("mentions", limit=int(n) if n else None)
+    _results(ctx.state, "mentions of you", reply["messages"])
+
+
+def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: str = "") -> None:
+    if not found:
+        state.note(f"{title}: nothing found")
+        return
+    state.show(render.results_table(title, found, state.me))
+    state.note(f"{len(found)} found, newest first{more}; /goto #room n (or user n) opens one")
+
+
+@command("goto", "[buffer] [n]", "show message n of a room or conversation among its neighbours")
+async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
+    if buffer is not None and buffer.isdigit() and n is None:
+        buffer, n = None, buffer
+    if n is None or not n.isdigit():
+        raise UsageError("usage: /goto [#room|user] <n>")
+    state, seq = ctx.state, int(n)
+    if buffer is None:
+        target = _buffer(state)
+    elif buffer.startswith("#") or buffer in state.rooms:
+        name = room_name(buffer)
+        if name not in state.rooms:  # not a member: the page around it, shown here
+            page: HistoryReply = await ctx.request(
+                "history", room=name, before=seq + CONTEXT + 1, limit=2 * CONTEXT + 1
+            )
+            _show_around(state.pane, f"#{name} (you are not in it)", page["messages"], seq)
+            return
+        target = state.rooms[name]
+    else:
+        target = await _open(ctx, buffer)
+    entry = target.find(seq) or await _load_back_to(ctx, target, seq)
+    state.switch(target)
+    target.lines.scroll_to(entry)
+
+
+async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[list[Any], bool]:
+    if buffer.kind == "room":
+        page: HistoryReply = await ctx.request(
+            "history", room=buffer.name, before=before, limit=limit
+        )
+        return list(page["messages"]), page["more"]
+    dms: DmsReply = await ctx.request("dms", with_=buffer.name, before=before, limit=limit)
+    return list(dms["messages"]), dms["more"]
+
+
+async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
+    """Loads older pages until message `seq` and a few before it are in `buffer`; one
+    further back than GOTO_PAGES pages is shown on its own, among its neighbours, at
+    the end. Returns its entry; raises UsageError when the server has no such message."""
+    state = ctx.state
+    if not buffer.first_seq or buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX:
+        messages, _ = await _page(ctx, buffer, seq + CONTEXT + 1, 2 * CONTEXT + 1)
+        return _show_around(buffer.lines, buffer.label, messages, seq)
+    while buffer.first_seq > max(1, seq - CONTEXT):
+        messages, more = await _page(ctx, buffer, buffer.first_seq, PAGE_MAX)
+        if buffer.kind == "room":
+            state.add_messages(buffer, messages)
+        else:
+            state.add_dms(buffer, messages)
+        buffer.more = more
+        if not messages or not more:
+            break
+    entry = buffer.find(seq)
+    if entry is None:
+        raise UsageError(f"no message {seq} in {buffer.label}: not stored, or never sent")
+    return entry
+
+
+def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) -> Entry:
+    """Adds copies of `messages` (like /lastlog's) to `pane`, `seq` marked, and scrolls
+    to it; raises UsageError when `seq` is not among them."""
+    if not any(m["seq"] == seq for m in messages):
+        raise UsageError(f"no message {seq} in {where}: not stored, or never sent")
+    pane.add_entry(Entry(render.notice(f"message {seq} of {where} among its neighbours:")))
+    shown = {}
+    for msg in messages:
+        line = render.message(msg, ref=True)
+        if msg["seq"] == seq:
+            line.body.stylize(render.FOUND)
+        shown[msg["seq"]] = pane.add_entry(Entry(line, quoted=True), msg["ts"])
+    pane.scroll_to(shown[seq])
+    return shown[seq]
+
+
 @command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")
 async def lastlog(ctx: Context, words: str) -> None:
     ctx.state.lastlog(words.strip())
@@ -431,6 +687,28 @@ async def bio(ctx: Context, text: str | None) -> None:
     ctx.state.note("bio cleared" if cleared else "bio updated")
 
 
+@command("away", "[text...]", "say you are away, and why; without text: you are back")
+async def away(ctx: Context, text: str | None) -> None:
+    reply: ProfileReply = await ctx.request("away", text=text or "")
+    state = ctx.state
+    state.set_away(state.me, reply["user"].get("away"))
+    if text:
+        state.note("you are away: ", (text, ""))
+    else:
+        state.note("you are back")
+
+
+@command("password", "", "change your password (asked without echo; other sessions end)")
+async def password(ctx: Context) -> None:
+    old = await ctx.secret("current password")
+    new = await ctx.secret("new password")
+    if new != await ctx.secret("new password again"):
+        raise UsageError("the two new passwords differ: the password is unchanged")
+    reply: TokenReply = await ctx.request("password", old=old, new=new)
+    ctx.new_credentials(new, reply["token"])
+    ctx.state.note("password changed; your other sessions were logged out")
+
+
 @command("ping", "", "measure the round trip to the server")
 async def ping(ctx: Context) -> None:
     start = time.perf_counter()
@@ -449,7 +727,8 @@ async def clear(ctx: Context) -> None:
 
 
 KEYS = (
-    "keys: Alt-1..9 buffer n, Alt-Left/Right or Ctrl-P/N previous/next, Alt-A next active, "
+    "keys: Up on an empty line edits your last message here (Up again: input history), "
+    "Alt-1..9 buffer n, Alt-Left/Right or Ctrl-P/N previous/next, Alt-A next active, "
     "PgUp/PgDn scroll, Home/End top/bottom, Alt-= folded lines, Ctrl-L repaint, "
     "Tab completes, Ctrl-C quits"
 )

@@ -63,6 +63,9 @@ class ChatConnection:
         self._reader_task: asyncio.Task[None] | None = None
         self._closed = False
         self.tls_notice: str | None = None  # set when connect() pinned a new certificate
+        # An error the server sent unasked, before closing (`auth_required` "password
+        # changed" when the password was changed in another session).
+        self.farewell: NexusError | None = None
 
     @property
     def closed(self) -> bool:
@@ -191,6 +194,8 @@ class ChatConnection:
         if "ok" in frame:
             rid = frame.get("id")
             future = self._pending.pop(rid, None) if isinstance(rid, int) else None
+            if rid is None and frame.get("ok") is False:
+                self.farewell = error_of(frame)
             if future is None and rid is None and self._pending:
                 # Replies come in request order: an id-less one answers the oldest.
                 future = self._pending.pop(next(iter(self._pending)))

@@ -1,9 +1,14 @@
-"""The key bindings: scrolling, switching buffers, repainting, quitting.
+"""The key bindings: scrolling, switching buffers, editing the last message, quitting.
 
 Focus never leaves the input line, so every binding here works while typing;
-the ones that would steal a key from the line editor (Home, End) act on the
-scrollback only when the line has nothing left to do with them. docs/client.md
-lists every key.
+the ones that would steal a key from the line editor (Home, End, Up) act
+only when the line has nothing left to do with them. docs/client.md lists
+every key.
+
+Up on an empty line puts your newest message of the current buffer on the
+line as `/edit N text` (as Slack, Discord and Element do); the input history
+stays one more Up away, and Down comes back to the offer. With no message of
+yours loaded there, Up is the history at once, as in WeeChat and senpai.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 from prompt_toolkit.buffer import Buffer as InputBuffer
+from prompt_toolkit.document import Document
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
@@ -32,6 +38,16 @@ def bindings(
     empty = Condition(lambda: not line.text)
     at_end = Condition(lambda: line.cursor_position == len(line.text))
     at_start = Condition(lambda: line.cursor_position == 0)
+
+    @kb.add("up", filter=empty)
+    def _(event: KeyPressEvent) -> None:
+        buffer = state.current
+        entry = buffer.newest(mine=True) if buffer is not None else None
+        if entry is None:
+            line.history_backward(count=event.arg)
+            return
+        text = f"/edit {entry.seq} {entry.text}"
+        line.document = Document(text, len(text))
 
     @kb.add("pageup")
     def _(event: KeyPressEvent) -> None:

@@ -85,12 +85,20 @@ class Fitted(UIControl):
 class MessagePane(UIControl):
     """The current buffer's scrollback, rendering only the rows that fit, newest at the bottom.
 
-    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages.
+    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages;
+    showing the newest message at the bottom, unread until then, calls `on_bottom()`,
+    which counts it read and tells the server.
     """
 
-    def __init__(self, state: ChatState, on_top: Callable[[Buffer], None] | None = None) -> None:
+    def __init__(
+        self,
+        state: ChatState,
+        on_top: Callable[[Buffer], None] | None = None,
+        on_bottom: Callable[[], None] | None = None,
+    ) -> None:
         self.state = state
         self.on_top = on_top
+        self.on_bottom = on_bottom
         self.height = 24  # of the last render; PageUp moves by about this much
 
     def create_content(self, width: int, height: int) -> UIContent:
@@ -104,6 +112,9 @@ class MessagePane(UIControl):
         buffer = state.current
         if pane.at_top and buffer is not None and buffer.more and self.on_top is not None:
             self.on_top(buffer)
+        unread = buffer is not None and buffer.read_seq < buffer.last_seq
+        if unread and not pane.scroll and self.on_bottom is not None:
+            self.on_bottom()
         if marked and pane.scroll:
             waiting = f"{pane.newer} newer messages" if pane.newer else "newer lines"
             lines.append([("class:marker", f" ▼ {waiting} below: PageDown, End ".ljust(width))])
@@ -158,14 +169,21 @@ def side_panel(state: ChatState, select: Callable[[Buffer], None] | None = None)
         online = sum(on for _, on in people)
         out.append(("class:side.title", f"\nPeople ({online}/{len(people)})\n"))
         for name, on in people:
-            name = render.clean(name)
-            style = render.pt_style_of(render.user_style(name)) if on else "class:side.away"
+            # Offline and away people are dim; an away one keeps a mark, so the two differ.
+            gone = state.is_away(name)
+            name = render.clean(name) + (" (away)" if gone else "")
+            present = on and not gone
+            style = render.pt_style_of(render.user_style(name)) if present else "class:side.away"
             out += [*fit([(style, name)], SIDE_WIDTH - 1), ("", "\n")]
     elif current is not None:
         on = current.name.casefold() in {u.casefold() for u in state.online}
+        away = state.away.get(current.name.casefold())
+        present = on and away is None
         out.append(("class:side.title", "\nWith\n"))
-        out += fit([("" if on else "class:side.away", render.clean(current.name))], SIDE_WIDTH - 1)
-        out.append(("class:side.away", "\n" + ("online" if on else "offline") + "\n"))
+        name = render.clean(current.name)
+        out += fit([("" if present else "class:side.away", name)], SIDE_WIDTH - 1)
+        status = f"away: {render.clean(away)}" if away else "online" if on else "offline"
+        out += [("", "\n"), *fit([("class:side.away", status)], SIDE_WIDTH - 1), ("", "\n")]
     return out
 
 
@@ -187,7 +205,9 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     if buffer.kind == "dm":
         peer = render.clean(buffer.name)
         on = peer.casefold() in {u.casefold() for u in state.online}
-        about = f"direct messages, {'online' if on else 'offline'}"
+        away = state.away.get(peer.casefold())
+        status = f"away: {render.clean(away)}" if on and away else "online" if on else "offline"
+        about = f"direct messages, {status}"
         return fit([("class:header bold", f" {peer} "), ("class:header", about)], width)
     parts: Fragments = [("class:header bold", f" #{buffer.name} ")]
     if buffer.topic:
@@ -201,6 +221,7 @@ def status_bar(state: ChatState) -> Fragments:
     style = "class:status" if state.connected else "class:status.offline"
     scrolled = "  [scrolled]" if state.pane.scroll else ""
     folded = "  [all lines]" if state.show_folded else ""
+    folded += "  [away]" if state.is_away(state.me) else ""
     active = [
         f"{n}{'@' if b.highlights else ''}"
         for n, b in enumerate(state.buffers, 1)

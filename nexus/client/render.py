@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import lru_cache
 from io import StringIO
@@ -74,7 +74,11 @@ NOTE = "cyan"
 ERROR = "bold red"
 DM = "bold magenta"
 MENTION = "bold reverse"
-FOUND = "black on yellow"  # /lastlog matches
+FOUND = "black on yellow"  # /lastlog matches, the message /goto went to
+MINE = "bold reverse"  # a reaction I am part of
+REPLY_WORDS = 40  # characters of the answered message quoted on a reply's first row
+ERASED = "(message erased)"
+ACTION = "*"  # the prefix of an action, as IRC clients show `/me`
 JOIN, LEAVE = "-->", "<--"
 PREFIX_STYLES = {JOIN: "green", LEAVE: "red", "--": DIM}
 
@@ -138,27 +142,63 @@ class Line:
     Every row of the body after the first starts with the blank columns and a
     bar (WeeChat's hanging indent), so text a peer sends can never start a row
     where the time and a name go: no forged line can pass for someone's message.
+    A message may add rows of its own inside that body: `above` (the message it
+    answers), `tail` (after the text: "(edited)" and its reference) and `below`
+    (reactions); `body` stays the text alone.
     """
 
-    __slots__ = ("body", "prefix", "prefix_style", "ts")
+    __slots__ = ("above", "below", "body", "prefix", "prefix_style", "tail", "ts")
 
-    def __init__(self, ts: float, prefix: str, prefix_style: str, body: Text) -> None:
+    def __init__(
+        self,
+        ts: float,
+        prefix: str,
+        prefix_style: str,
+        body: Text,
+        *,
+        above: Text | None = None,
+        tail: Text | None = None,
+        below: Text | None = None,
+    ) -> None:
         self.ts = ts
         self.prefix = prefix  # already cleaned
         self.prefix_style = prefix_style
         self.body = body
+        self.above, self.tail, self.below = above, tail, below
 
     @property
     def plain(self) -> str:
         """As a log line: `12:04 <ana> text` for messages, `12:04 -- text` for notices."""
         return f"{clock(self.ts)} {self.prefix} {self.body.plain}"
 
+    @property
+    def full(self) -> str:
+        """Every row's text, one row a line, as the screen shows them (before wrapping)."""
+        return f"{clock(self.ts)} {self.prefix} " + "\n".join(p.plain for p in self.parts())
+
+    def parts(self) -> list[Text]:
+        """The body as shown, in rows of its own: the quote, the text with its tail, and
+        the reactions."""
+        body = self.body
+        if self.tail is not None:
+            body = body.copy()
+            body.append_text(self.tail)
+        return [part for part in (self.above, body, self.below) if part is not None]
+
     def marked(self, pattern: re.Pattern[str], style: str) -> Line:
         """A copy with the matches of `pattern` in the body styled (for /lastlog)."""
         body = self.body.copy()
         for match in pattern.finditer(body.plain):
             body.stylize(style, match.start(), match.end())
-        return Line(self.ts, self.prefix, self.prefix_style, body)
+        return Line(
+            self.ts,
+            self.prefix,
+            self.prefix_style,
+            body,
+            above=self.above,
+            tail=self.tail,
+            below=self.below,
+        )
 
 
 def _now(ts: float | None) -> float:
@@ -172,12 +212,73 @@ def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
     return body
 
 
-def message(msg: RoomMessage | DirectMessage, mention: re.Pattern[str] | None = None) -> Line:
-    """`12:04  ana │ text`; with `mention` given, my name in the text is highlighted."""
+def message(
+    msg: RoomMessage | DirectMessage,
+    mention: re.Pattern[str] | None = None,
+    *,
+    me: str | None = None,
+    answered: tuple[str, str] | None = None,
+    ref: bool = False,
+) -> Line:
+    """`12:04  ana │ text`, or `12:04  * │ ana waves` for an action.
+
+    With `mention` given, my name in the text is highlighted; `me` marks the
+    reactions I am part of; `answered` is (author, text) of the message this
+    one replies to, if known; `ref` adds the message's dim `seq` at the end,
+    for /reply, /edit, /erase and /react to point at it.
+    """
     sender = clean(msg["from"])
+    tail = Text()
+    if msg.get("edited"):
+        tail.append(" (edited)", style=DIM)
+    if ref:
+        tail.append(f" [{msg['seq']}]", style=DIM)
+    if msg.get("erased"):
+        return Line(msg["ts"], sender, DIM, Text(ERASED, style=DIM), tail=tail or None)
+    text = _mark_mentions(Text(clean(msg["text"])), mention)
+    prefix, style = sender, user_style(sender)
+    if msg.get("action"):
+        text = Text(sender, style=user_style(sender)).append(" ").append_text(text)
+        prefix, style = ACTION, user_style(sender)
     return Line(
-        msg["ts"], sender, user_style(sender), _mark_mentions(Text(clean(msg["text"])), mention)
+        msg["ts"],
+        prefix,
+        style,
+        text,
+        above=_reply_row(msg, answered),
+        tail=tail or None,
+        below=reactions_row(msg.get("reactions") or {}, me),
     )
+
+
+def _reply_row(msg: RoomMessage | DirectMessage, answered: tuple[str, str] | None) -> Text | None:
+    """`-> ana: first words of the message` (or `-> [41]` when it is not loaded)."""
+    seq = msg.get("reply_to")
+    if seq is None:
+        return None
+    row = Text("-> ", style=DIM, no_wrap=True, overflow="ellipsis")  # one row, cut to fit
+    if answered is None:
+        return row.append(f"[{seq}]", style=DIM)
+    author, text = answered
+    words = " ".join(clean(text).split())
+    if len(words) > REPLY_WORDS:
+        words = words[: REPLY_WORDS - 1].rstrip() + "…"
+    row.append(clean(author), style=user_style(clean(author)))
+    return row.append(f": {words or ERASED}", style=DIM)
+
+
+def reactions_row(reactions: dict[str, list[str]], me: str | None = None) -> Text | None:
+    """`👍 2  ❤ 1`, in the order the emoji first came; the ones I am part of stand out."""
+    if not reactions:
+        return None
+    mine = me.casefold() if me else None
+    row = Text()
+    for index, (emoji, users) in enumerate(reactions.items()):
+        if index:
+            row.append("  ")
+        ours = mine is not None and any(u.casefold() == mine for u in users)
+        row.append(f"{clean(emoji)} {len(users)}", style=MINE if ours else DIM)
+    return row
 
 
 def notice(*parts: str | tuple[str, str], ts: float | None = None, prefix: str = "--") -> Line:
@@ -232,6 +333,13 @@ def event_line(event: Event) -> Line | None:
     return None
 
 
+def away_line(user: str, text: str | None) -> Line:
+    """`ana is away: lunch` or `ana is back`, when an online person's away text changes."""
+    if text:
+        return notice(who(user), " is away: ", (text, DIM))
+    return notice(who(user), " is back")
+
+
 def rooms_table(rooms: Iterable[RoomInfo], mine: Iterable[str]) -> Table:
     mine = set(mine)
     table = Table(
@@ -273,6 +381,8 @@ def profile_panel(user: Profile) -> Panel:
     body.add_column()
     last_seen = user["last_seen"]
     body.add_row("status", "online" if user["online"] else "offline")
+    if away := user.get("away"):
+        body.add_row("away", Text(clean(away)))
     body.add_row("bio", Text(clean(user["bio"])))
     body.add_row("rooms", Text(", ".join("#" + clean(r) for r in user["rooms"])))
     if user["created"]:
@@ -282,15 +392,20 @@ def profile_panel(user: Profile) -> Panel:
     return Panel(body, title=Text(name, style=user_style(name)), expand=False, title_align="left")
 
 
-def names(title: str, people: Iterable[tuple[str, bool]]) -> Text:
-    """`/names`: the people of a room on one wrapped line, online ones first, others dim."""
+def names(
+    title: str, people: Iterable[tuple[str, bool]], away: Callable[[str], bool] = lambda _: False
+) -> Text:
+    """`/names`: the people of a room on one wrapped line, online ones first, others dim;
+    `away(name)` marks the ones away, dim too."""
     people = sorted(people, key=lambda p: (not p[1], p[0].casefold()))
     line = Text(
         f"{title} ({sum(on for _, on in people)} online, {len(people)} known): ", style=NOTE
     )
     for index, (name, online) in enumerate(people):
+        gone = away(name)
         name = clean(name)
-        line.append(name, style=user_style(name) if online else DIM)
+        line.append(name, style=user_style(name) if online and not gone else DIM)
+        line.append(" (away)" if gone else "", style=DIM)
         line.append("  " if index < len(people) - 1 else "")
     return line
 
@@ -302,6 +417,25 @@ def conversations_table(rows: Iterable[tuple[int, str, int, int]]) -> Table:
         table.add_column(column)
     for number, peer, unread, highlights in rows:
         table.add_row(f"{number}", Text(*who(peer)), str(unread or ""), str(highlights or ""))
+    return table
+
+
+def results_table(title: str, messages: Iterable[RoomMessage | DirectMessage], me: str) -> Table:
+    """`/search` and `/mentions`: where, when, who, what, and the seq `/goto` takes."""
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left", expand=True)
+    for column in ("where", "time", "from", "text", "seq"):
+        table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
+    for msg in messages:
+        if "room" in msg:
+            where = Text("#" + clean(msg["room"]), style="bold")  # type: ignore[typeddict-item]
+        else:
+            peer = msg["to"] if msg["from"].casefold() == me.casefold() else msg["from"]
+            where = Text(*who(peer))
+        when = time.strftime("%d %b %H:%M", time.localtime(msg["ts"]))
+        text = Text(clean(msg["text"]), overflow="fold")
+        if msg.get("action"):
+            text = Text("* ", style=DIM).append_text(text)
+        table.add_row(where, when, Text(*who(msg["from"])), text, Text(str(msg["seq"]), style=DIM))
     return table
 
 
@@ -428,5 +562,6 @@ def _line_rows(line: Line, width: int, nick_width: int, fmt: str) -> list[Fragme
     first.append((pt_style_of(line.prefix_style), _fit(line.prefix, name_columns)))
     first.append((bar, " │ "))
     indent: Fragments = [("", " " * (time_columns + name_columns)), (bar, " │ ")]
-    body = _rich_rows(line.body, width - time_columns - name_columns - 3) or [[]]
+    columns = width - time_columns - name_columns - 3
+    body = [row for part in line.parts() for row in _rich_rows(part, columns)] or [[]]
     return [first + body[0]] + [indent + row for row in body[1:]]

@@ -10,6 +10,12 @@ the one saved by `nexus-chat login` that started the session (a dictionary
 look-up on the server instead of a password hash), falling back to the
 password, where there is one, if the token is refused.
 Reconnects over TLS make the same certificate check as the first connect.
+A server that ends the session itself (`auth_required` after the password
+was changed elsewhere) is not retried: the token it revoked cannot help.
+
+Read positions go to the server (`read`, protocol 2) a moment after the
+current buffer shows its newest message at the bottom, so every terminal of
+the account agrees on what is unread.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +43,7 @@ from nexus.protocol import (
     LoginReply,
     ProfileReply,
     RoomMessage,
+    SentReply,
     UsersReply,
 )
 
@@ -48,6 +55,8 @@ GROWTH = 1.5
 QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
 MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
+ENDED = frozenset({"auth_required", "suspended"})  # the server ended the session: do not retry
+READ_DELAY = 0.5  # seconds between showing new messages and telling the server they were read
 
 
 def _ignore(alert: Alert) -> None:
@@ -60,6 +69,10 @@ def _nothing() -> None:
 
 def _keep(text: str) -> None:
     pass
+
+
+async def _no_terminal(prompt: str) -> str:
+    raise commands.UsageError("no terminal to type a password in")
 
 
 def next_delay(delay: float, backoff: tuple[float, float] = BACKOFF) -> float:
@@ -75,6 +88,9 @@ class Outgoing:
     target: str
     text: str
     after: int | None = None  # cut off mid-send: the room's newest seq then, to spot it landed
+    action: bool = False  # /me
+    reply_to: int | None = None  # /reply: the seq answered
+    typed: str | None = None  # the line to give back if refused, when not just `text`
 
     @property
     def label(self) -> str:
@@ -154,6 +170,7 @@ class ChatSession:
         on_alert: Callable[[Alert], None] = _ignore,
         on_quit: Callable[[], None] = _nothing,
         on_refused: Callable[[str], None] = _keep,
+        ask_secret: Callable[[str], Awaitable[str]] = _no_terminal,
     ) -> None:
         self.state = state
         self.host, self.port = host, port
@@ -163,12 +180,14 @@ class ChatSession:
         self.backoff = backoff
         self.on_change, self.on_alert, self.on_quit = on_change, on_alert, on_quit
         self.on_refused = on_refused  # gets back text the server refused, to edit and resend
+        self.ask_secret = ask_secret  # reads a line without showing or keeping it (/password)
         self.conn: ChatConnection | None = None  # set only while logged in and settled
         self.outbox: list[Outgoing] = []  # text to send, oldest first; kept while offline
         self._sender: asyncio.Task[None] | None = None
         self._typed: list[str] = []  # lines typed, waiting for the ones before them
         self._typist: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # /reconnect: stop waiting for the next attempt
+        self._reads: asyncio.Task[None] | None = None  # read positions on their way
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -182,12 +201,32 @@ class ChatSession:
             raise ConnectionClosed("offline")
         return await self.conn.request(cmd, **args)
 
-    async def say(self, text: str) -> None:
-        """Sends text to the current buffer: the room, or the person of a conversation."""
+    async def say(
+        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+    ) -> None:
+        """Sends text to the current buffer: the room, or the person of a conversation
+        (`action`: as /me; `reply_to`: answering that seq; `typed`: the line to give
+        back if the server refuses it)."""
         buffer = self.state.current
         if buffer is None:
             raise commands.UsageError("you are in no room: /join one first")
-        self.queue(Outgoing(buffer.kind, buffer.name, text))
+        self.queue(Outgoing(buffer.kind, buffer.name, text, None, action, reply_to, typed or None))
+
+    async def secret(self, prompt: str) -> str:
+        return await self.ask_secret(prompt)
+
+    async def flush(self) -> None:
+        """Waits until the text typed before is sent (or the link drops), so `/edit`
+        right after a message finds it."""
+        sender = self._sender
+        if sender is not None and not sender.done() and self.conn is not None:
+            await asyncio.shield(sender)
+
+    def new_credentials(self, password: str, token: str) -> None:
+        """After /password: reconnects use the new token (kept in memory only)."""
+        if self._password is not None:
+            self._password = password
+        self._token = token
 
     async def send_dm(self, user: str, text: str) -> None:
         self.queue(Outgoing("dm", user, text))
@@ -242,10 +281,12 @@ class ChatSession:
 
     def changed(self) -> None:
         """After anything that may have shown a buffer: tell the server what was read."""
-        for buffer in self.state.dms.values():
-            if buffer.read_seq > buffer.synced_seq and self.conn is not None:
-                buffer.synced_seq = buffer.read_seq
-                self._background(self._mark_read(buffer))
+        current = self.state.current
+        if current is not None and not current.lines.scroll and current.read_seq < current.last_seq:
+            current.mark_read()  # on screen down to the newest message
+        unsynced = any(b.read_seq > b.synced_seq for b in self.state.buffers)
+        if unsynced and self.conn is not None and (self._reads is None or self._reads.done()):
+            self._reads = asyncio.get_running_loop().create_task(self._sync_reads())
         if self.state.people_stale and self.conn is not None:
             self.state.people_stale = False
             self._background(self._refresh_people())
@@ -256,15 +297,34 @@ class ChatSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def protocol(self) -> int:
+        hello = self.conn.hello if self.conn is not None else None
+        return hello["protocol"] if hello is not None else 1
+
+    async def _sync_reads(self) -> None:
+        """Tells the server the read positions that moved, once they have held a moment
+        (scrolling through a burst sends one `read`, not one per message)."""
+        while self.conn is not None and any(b.read_seq > b.synced_seq for b in self.state.buffers):
+            await asyncio.sleep(READ_DELAY)
+            for buffer in self.state.buffers:
+                if buffer.read_seq > buffer.synced_seq and self.conn is not None:
+                    buffer.synced_seq = buffer.read_seq
+                    await self._mark_read(buffer)
+
     async def _mark_read(self, buffer: Buffer) -> None:
-        """Protocol 1 marks a conversation read when a page of it is fetched: fetch one."""
         with contextlib.suppress(NexusError, ConnectionClosed):
-            await self.request("dms", with_=buffer.name, limit=1)
+            if self.protocol >= 2:
+                where = {"room": buffer.name} if buffer.kind == "room" else {"with_": buffer.name}
+                await self.request("read", seq=buffer.read_seq, **where)
+            elif buffer.kind == "dm":
+                # Protocol 1 marks a conversation read when a page of it is fetched.
+                await self.request("dms", with_=buffer.name, limit=1)
 
     async def _refresh_people(self) -> None:
         with contextlib.suppress(NexusError, ConnectionClosed):
             reply: UsersReply = await self.request("online")
-            self.state.set_online((u["username"], u["rooms"]) for u in reply["users"])
+            self.state.set_online(reply["users"])
             self.on_change()
 
     async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
@@ -307,16 +367,23 @@ class ChatSession:
                 self.outbox.pop(0)  # the server had it before the link dropped
                 continue
             try:
+                extra = {"action": item.action or None, "reply_to": item.reply_to}
                 if item.kind == "room":
                     sent_after = room.last_seq if room is not None else 0
                     try:
-                        await self.request("say", room=item.target, text=item.text)
+                        sent: SentReply = await self.request(
+                            "say", room=item.target, text=item.text, **extra
+                        )
                     except ConnectionClosed:
                         item.after = sent_after
                         raise
+                    if room is not None:
+                        room.said = max(room.said, sent["seq"])
                 else:
-                    await self.request("dm", to=item.target, text=item.text)
+                    sent = await self.request("dm", to=item.target, text=item.text, **extra)
                     self._sent_note(item)
+                    if (peer := self.state.dms.get(item.target.casefold())) is not None:
+                        peer.said = max(peer.said, sent["seq"])
             except ConnectionClosed:
                 break  # still queued: sent after the reconnect
             except NexusError as exc:
@@ -331,7 +398,7 @@ class ChatSession:
                     continue
                 self.outbox.pop(0)
                 self.state.error(f"not sent to {item.label}: {commands.describe(exc)}; {KEPT_BACK}")
-                self.on_refused(item.text)
+                self.on_refused(item.typed or item.text)
                 self.changed()
                 continue
             self.outbox.pop(0)
@@ -385,6 +452,9 @@ class ChatSession:
                 self.changed()
                 async for event in conn:
                     self._apply(event)
+                if conn.farewell is not None and conn.farewell.code in ENDED:
+                    self._ended(conn.farewell)
+                    return
                 if not self._stopping and not self._wake.is_set():
                     self.state.error("connection lost: reconnecting")
             except NexusError as exc:
@@ -416,6 +486,14 @@ class ChatSession:
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = self.backoff[0] if self._wake.is_set() else next_delay(delay, self.backoff)
 
+    def _ended(self, exc: NexusError) -> None:
+        """The server closed this session for good: say why, and stop retrying."""
+        self._token = None
+        self.state.error(f"the server ended this session: {exc.message} ({exc.code})")
+        if exc.message == "password changed":
+            self.state.error("your password was changed elsewhere: restart nexus-chat to log in")
+        self._status(f"logged out: {exc.message}")
+
     def _apply(self, event: Event) -> None:
         if alert := self.state.apply(event):
             self.on_alert(alert)
@@ -445,14 +523,19 @@ class ChatSession:
             added = state.add_room(reply["room"], history, backlog=room is None)
             if room is not None:
                 added.set_read(added.last_seq if added is state.current else added.read_seq)
+                if "unread" in reply["room"] and added is not state.current:
+                    added.seed_unread(reply["room"]["unread"])  # others may have read it
             else:
                 added.more = added.first_seq > 1
         online: UsersReply = await conn.request("online")
-        state.set_online((u["username"], u["rooms"]) for u in online["users"])
+        state.set_online(online["users"])
         self._background(self._check_members(conn))
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
+            state.set_away(state.me, login["user"].get("away"))
+            if mentions := login["unread"].get("mentions"):
+                state.note(f"{mentions} unread mentions of you: /mentions lists them")
         if missed:
             state.note(f"reconnected: {missed} missed messages filled in")
         for user, count in login["unread"]["dms"].items():

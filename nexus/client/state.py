@@ -11,6 +11,12 @@ Unread and highlight counts derive from a read position per buffer
 a buffer not on screen, and `Buffer.set_read(seq)` recounts them from the
 scrollback, so a read marker kept by the server can later set the position
 the same way. `synced_seq` is the position the server has been told about.
+With protocol 2 the server keeps that position per account: a room's
+`unread` count at login seeds it (`Buffer.seed_unread`), and `read` events
+from the account's other terminals move it (`set_read`).
+
+A message entry keeps the message it shows, so an `edited`, `erased` or
+`reaction` event replaces it and renders that entry again in place.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from rich.console import RenderableType
 from nexus.client import render
 from nexus.client.render import Fragments, Line
 from nexus.protocol import (
+    AnyMessage,
     DirectMessage,
     DmEvent,
     Event,
@@ -36,6 +43,8 @@ from nexus.protocol import (
     Left,
     MessageEvent,
     Presence,
+    Profile,
+    ReadMoved,
     RoomCreated,
     RoomDeleted,
     RoomInfo,
@@ -57,6 +66,7 @@ class Entry:
         "day",
         "folded",
         "highlight",
+        "message",
         "mine",
         "quoted",
         "renderable",
@@ -75,8 +85,10 @@ class Entry:
         highlight: bool = False,
         folded: bool = False,
         quoted: bool = False,
+        message: AnyMessage | None = None,
     ) -> None:
         self.renderable = renderable
+        self.message = message  # the message shown, as the server last described it
         self.day = day  # set on day separators only
         self.seq = seq  # of a message; 0 for anything else
         self.sender = sender  # of a message, as the server spelled it
@@ -95,6 +107,15 @@ class Entry:
             self._key = (width, nick_width, fmt)
         return self._rows
 
+    def redraw(self, renderable: RenderableType | Line) -> None:
+        """Shows `renderable` instead, rendered again at the next view."""
+        self.renderable = renderable
+        self._key = (-1, -1, "")
+
+    @property
+    def erased(self) -> bool:
+        return self.message is not None and bool(self.message.get("erased"))
+
     @property
     def plain(self) -> str:
         """The text of a line (`12:04 <ana> hi`); empty for tables and panels."""
@@ -103,6 +124,8 @@ class Entry:
     @property
     def text(self) -> str:
         """What a message or notice says, without time or name."""
+        if self.message is not None:
+            return self.message["text"]
         if isinstance(self.renderable, Line):
             return self.renderable.body.plain
         return self.plain
@@ -124,6 +147,7 @@ class Scrollback:
         self.at_top = False  # the last view reached the oldest entry
         self.nick_width = render.NICK_MIN  # the prefix column: as wide as the names shown
         self._width = 0  # of the last view, to keep a scrolled view still as lines arrive
+        self._height = 20  # of the last view, to put a message /goto finds mid-screen
         self._clock = render.CLOCK  # the time format of the last view
         self._last_day: date | None = None
         self._unread_marker: Entry | None = None
@@ -185,13 +209,52 @@ class Scrollback:
             self._last_day = day
         self.entries.extendleft(reversed(batch))
 
-    def mark_unread(self) -> None:
-        """Puts the `unread` rule at the end, where the first unread line will follow it."""
+    def mark_unread(self, before: Entry | None = None) -> None:
+        """Puts the `unread` rule above `before`, or at the end, where the first unread
+        line will follow it."""
         if self._unread_marker is not None:
             self.entries.remove(self._unread_marker)
-        if self.entries:
-            self._unread_marker = Entry(render.separator("unread", "yellow"))
-            self.entries.append(self._unread_marker)
+            self._unread_marker = None
+        if not self.entries:
+            return
+        marker = Entry(render.separator("unread", "yellow"))
+        if before is None:
+            self.entries.append(marker)
+        else:
+            self.entries.insert(self.entries.index(before), marker)
+        self._unread_marker = marker
+
+    def redraw(self, target: Entry, renderable: RenderableType | Line) -> None:
+        """Shows `renderable` in `target`'s place; a view scrolled up above it stays still
+        when it takes more or fewer rows than before (a reaction row added, an edit)."""
+        if not self.scroll or not self._width:
+            target.redraw(renderable)
+            return
+        fit = (self._width, self.nick_width, self._clock)
+        before = len(target.rows(*fit))
+        target.redraw(renderable)
+        below = 0
+        for entry in reversed(self.entries):
+            if entry is target:
+                if below + before <= self.scroll:  # wholly under the view
+                    self.scroll += len(target.rows(*fit)) - before
+                return
+            if not entry.folded:
+                below += len(entry.rows(*fit))
+            if below >= self.scroll:
+                return
+
+    def scroll_to(self, target: Entry) -> None:
+        """Scrolls so that `target` shows about the middle of the last view's height."""
+        width = self._width or 80
+        below = 0
+        for entry in reversed(self.entries):
+            if entry is target:
+                break
+            if not entry.folded:
+                below += len(entry.rows(width, self.nick_width, self._clock))
+        self.scroll = max(0, below - self._height // 2)
+        self.newer = 0
 
     def clear(self) -> None:
         self.entries.clear()
@@ -209,7 +272,7 @@ class Scrollback:
     ) -> list[Fragments]:
         """The rows to show, oldest first, at most `height` of them (`folded`: all entries;
         `fmt`: the time column's format)."""
-        self._width, self._clock = width, fmt
+        self._width, self._clock, self._height = width, fmt, height
         need = self.scroll + height
         backwards: list[Fragments] = []
         self.at_top = False
@@ -244,6 +307,7 @@ class Buffer:
     last_seq: int = 0  # newest message shown, to drop repeats and find gaps
     read_seq: int = 0  # newest message seen on screen
     synced_seq: int = 0  # newest message the server knows as read
+    said: int = 0  # seq of my newest message sent from this terminal (from the server's reply)
     more: bool = True  # the server may hold older messages than first_seq
     fetching: bool = False  # an older page is on its way
     members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
@@ -258,12 +322,58 @@ class Buffer:
     def set_read(self, seq: int) -> None:
         """Moves the read position and recounts what lies past it in the scrollback."""
         self.read_seq = max(self.read_seq, seq)
-        past = [e for e in self.lines.entries if e.seq > self.read_seq and not e.mine]
+        past = [
+            e for e in self.lines.entries if e.seq > self.read_seq and not e.mine and not e.erased
+        ]
         self.unread = len(past)
         self.highlights = sum(e.highlight for e in past)
 
     def mark_read(self) -> None:
         self.set_read(self.last_seq)
+
+    def seed_unread(self, count: int) -> None:
+        """Takes the server's count of unread messages here (its marker, kept per
+        account): the read position moves to before the newest `count` messages of
+        others that are loaded, with the `unread` rule there; it never moves back."""
+        theirs = [e for e in self.messages() if not e.mine and not e.erased]
+        if count <= 0 or not theirs:
+            self.set_read(self.last_seq)
+        else:
+            first = theirs[-min(count, len(theirs))]
+            if first.seq > self.read_seq:
+                self.lines.mark_unread(before=first)
+            self.set_read(first.seq - 1)
+            if count > len(theirs) and first.seq > self.read_seq:
+                self.unread = count  # more than is loaded: the server's count stands
+        self.synced_seq = max(self.synced_seq, self.read_seq)
+
+    def messages(self) -> Iterator[Entry]:
+        """The message entries loaded, oldest first (not /lastlog's copies)."""
+        return (e for e in self.lines.entries if e.message is not None and not e.quoted)
+
+    def find(self, seq: int) -> Entry | None:
+        """The loaded message `seq`, if it is loaded."""
+        if not self.first_seq <= seq <= self.last_seq:
+            return None
+        return next((e for e in reversed(self.lines.entries) if e.seq == seq and e.message), None)
+
+    def newest(self, mine: bool = False) -> Entry | None:
+        """The newest loaded message that is not erased (`mine`: of mine)."""
+        for entry in reversed(self.lines.entries):
+            if entry.message is not None and not entry.erased and (entry.mine or not mine):
+                return entry
+        return None
+
+    def newest_seq(self, mine: bool = False) -> int | None:
+        """As `newest`, counting also my message the server has acknowledged but not yet
+        echoed back (typed just before)."""
+        entry = self.newest(mine)
+        seq = entry.seq if entry is not None else 0
+        if self.said > seq:
+            said = self.find(self.said)
+            if said is None or not said.erased:
+                seq = self.said
+        return seq or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +410,7 @@ class ChatState:
         self.connected = False
         self.show_folded = False  # Alt-=: show the lines the smart filter folded
         self.people_stale = False  # someone came online: the session asks who is where
+        self.away: dict[str, str] = {}  # case-folded name -> away text, of people away
         self.highlight = tuple(highlight)  # words that count as naming me (client.toml)
         self.mention = render.mention_pattern(me, self.highlight)
         self.clock_format = clock_format  # the time column's strftime format (client.toml)
@@ -410,9 +521,14 @@ class ChatState:
         empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
         self.add_messages(room, history)
-        if backlog and empty and room.last_seq:
+        unread = info.get("unread", 0)
+        if backlog and empty and unread:
+            room.seed_unread(unread)  # the server's marker: the rule goes there
+        elif backlog and empty and room.last_seq:
             room.lines.add(render.separator("backlog above, live below"))
             room.set_read(room.last_seq)
+            if "unread" in info:  # nothing unread: the server's marker is there already
+                room.synced_seq = room.read_seq
         return room
 
     def _room(self, name: str) -> Buffer:
@@ -445,6 +561,7 @@ class ChatState:
         if older:
             room.lines.prepend((self._entry(room, m), m["ts"]) for m in older)
             room.first_seq = older[0]["seq"]
+            self._requote(room, {m["seq"] for m in older})
         for msg in newer:
             room.lines.add_entry(self._entry(room, msg), msg["ts"])
             self._spoke(room, msg["from"], msg["ts"])
@@ -453,14 +570,63 @@ class ChatState:
             room.last_seq = newer[-1]["seq"]
         return len(older) + len(newer)
 
-    def _entry(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Entry:
+    def _entry(self, buffer: Buffer, msg: AnyMessage) -> Entry:
         mine = self._is_me(msg["from"])
-        highlight = not mine and (buffer.kind == "dm" or bool(self.mention.search(msg["text"])))
-        line = render.message(msg, None if mine else self.mention)
+        entry = Entry(
+            self._render(buffer, msg, mine),
+            seq=msg["seq"],
+            sender=msg["from"],
+            mine=mine,
+            highlight=self._names_me(buffer, msg, mine),
+            message=msg,
+        )
         self.known_users.add(msg["from"])
         if buffer.kind == "room":
             buffer.members.setdefault(msg["from"].casefold(), msg["from"])
-        return Entry(line, seq=msg["seq"], sender=msg["from"], mine=mine, highlight=highlight)
+        return entry
+
+    def _names_me(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> bool:
+        """A DM to me, or a message whose `mentions` (worked out by the server) name me,
+        or whose text has my name or a highlight word of client.toml."""
+        if mine or msg.get("erased"):
+            return False
+        named = any(self._is_me(user) for user in msg.get("mentions", ()))
+        return buffer.kind == "dm" or named or bool(self.mention.search(msg["text"]))
+
+    def _render(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> Line:
+        answered = None
+        if (seq := msg.get("reply_to")) is not None and (quoted := buffer.find(seq)):
+            answered = (quoted.sender or "?", render.ERASED if quoted.erased else quoted.text)
+        mention = None if mine else self.mention
+        return render.message(msg, mention, me=self.me, answered=answered, ref=True)
+
+    def buffer_of(self, msg: AnyMessage) -> Buffer | None:
+        """The open buffer `msg` belongs to: its room, or the conversation it is part of."""
+        if "room" in msg:
+            return self.rooms.get(msg["room"])  # type: ignore[typeddict-item]
+        peer = msg["to"] if self._is_me(msg["from"]) else msg["from"]
+        return self.dms.get(peer.casefold())
+
+    def update_message(self, msg: AnyMessage) -> Entry | None:
+        """Shows the new state of a message already loaded (edited, erased, reacted to),
+        and of the loaded replies quoting it; returns its entry, if loaded."""
+        buffer = self.buffer_of(msg)
+        entry = buffer.find(msg["seq"]) if buffer is not None else None
+        if buffer is None or entry is None:
+            return None
+        entry.message = msg
+        entry.highlight = self._names_me(buffer, msg, entry.mine)
+        buffer.lines.redraw(entry, self._render(buffer, msg, entry.mine))
+        if msg["seq"] > buffer.read_seq:
+            buffer.set_read(buffer.read_seq)  # unread: an erasure or a new mention counts
+        self._requote(buffer, {msg["seq"]})
+        return entry
+
+    def _requote(self, buffer: Buffer, answered: set[int]) -> None:
+        """Draws again the replies to the messages `answered` (changed, or just loaded)."""
+        for reply in buffer.messages():
+            if reply.message is not None and reply.message.get("reply_to") in answered:
+                buffer.lines.redraw(reply, self._render(buffer, reply.message, reply.mine))
 
     def _spoke(self, buffer: Buffer, user: str, ts: float) -> None:
         """Remembers when `user` last spoke here, and shows their folded join if it is recent."""
@@ -478,17 +644,28 @@ class ChatState:
         people = [(name, key in online) for key, name in buffer.members.items()]
         return sorted(people, key=lambda p: (not p[1], p[0].casefold()))
 
-    def set_online(self, users: Iterable[tuple[str, Iterable[str]]]) -> None:
-        """Who is online and in which rooms (from the `online` reply)."""
+    def set_online(self, users: Iterable[Profile]) -> None:
+        """Who is online, in which rooms, and who of them is away (the `online` reply)."""
         self.online = set()
-        for name, rooms in users:
+        for user in users:
+            name = user["username"]
             self.online.add(name)
             self.known_users.add(name)
-            for room_name in rooms:
+            self.set_away(name, user.get("away"))
+            for room_name in user["rooms"]:
                 room = self.rooms.get(room_name)
                 if room is not None:
                     room.members[name.casefold()] = name
         self.people_stale = False
+
+    def set_away(self, user: str, text: str | None) -> None:
+        if text:
+            self.away[user.casefold()] = text
+        else:
+            self.away.pop(user.casefold(), None)
+
+    def is_away(self, user: str) -> bool:
+        return user.casefold() in self.away
 
     # -- search ------------------------------------------------------------
 
@@ -534,6 +711,10 @@ class ChatState:
             self._on_room_deleted(event)
         elif event["event"] == "topic":
             self._on_topic(event)
+        elif event["event"] in ("edited", "erased", "reaction"):
+            self.update_message(event["message"])
+        elif event["event"] == "read":
+            self._on_read(event)
         return None  # hello: connect() has used it already
 
     def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
@@ -546,7 +727,8 @@ class ChatState:
         self.add_messages(buffer, [msg])
         entry = buffer.lines.entries[-1]
         if buffer is self.current:
-            buffer.read_seq = msg["seq"]
+            if not buffer.lines.scroll:  # read only once scrolled down to it
+                buffer.read_seq = msg["seq"]
         elif not mine:
             buffer.unread += 1
             buffer.highlights += entry.highlight
@@ -617,6 +799,16 @@ class ChatState:
     def _on_presence(self, event: Presence) -> None:
         user = event["user"]
         self.known_users.add(user)
+        was_away = self.away.get(user.casefold())
+        if "away" in event:
+            self.set_away(user, event["away"])
+        online = user.casefold() in {u.casefold() for u in self.online}
+        if event["online"] and online:  # already online: their away text changed
+            if self.away.get(user.casefold()) != was_away:
+                line = render.away_line(user, event.get("away"))
+                for buffer in self._buffers_with(user):
+                    self._presence_line(buffer, user, line)
+            return
         if event["online"]:
             self.online.add(user)
             self.people_stale = True  # which rooms they are in: the session asks
@@ -630,6 +822,16 @@ class ChatState:
         yield from (room for room in self.rooms.values() if key in room.members)
         if key in self.dms:
             yield self.dms[key]
+
+    def _on_read(self, event: ReadMoved) -> None:
+        """Another terminal of mine read up to `seq`: the counts here follow."""
+        if "room" in event:
+            buffer = self.rooms.get(event["room"])
+        else:
+            buffer = self.dms.get(event.get("with", "").casefold())
+        if buffer is not None:
+            buffer.set_read(event["seq"])
+            buffer.synced_seq = max(buffer.synced_seq, event["seq"])
 
     def _on_room_created(self, event: RoomCreated) -> None:
         self.known_rooms.add(event["room"]["name"])

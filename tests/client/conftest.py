@@ -29,7 +29,7 @@ from nexus.client.history import STATE_ENV
 from nexus.client.session import ChatSession, open_connection
 from nexus.client.state import ChatState
 from nexus.client.tls import KNOWN_HOSTS_ENV
-from nexus.protocol import Hello, RoomInfo
+from nexus.protocol import Hello, Profile, RoomInfo
 from tests.client import tmux as terminal
 from tests.conftest import PASSWORD
 
@@ -78,7 +78,8 @@ def tmux(tmp_path: Path) -> Iterator[terminal.Tmux]:
     yield from terminal.tmux_for(tmp_path)
 
 
-PAGE_UP, PAGE_DOWN, UP, HOME, END = "\x1b[5~", "\x1b[6~", "\x1b[A", "\x1b[H", "\x1b[F"
+PAGE_UP, PAGE_DOWN, UP, DOWN = "\x1b[5~", "\x1b[6~", "\x1b[A", "\x1b[B"
+HOME, END = "\x1b[H", "\x1b[F"
 CTRL_C, CTRL_N, CTRL_P, ALT_LEFT = "\x03", "\x0e", "\x10", "\x1b\x1b[D"
 
 
@@ -174,6 +175,19 @@ def room_info(name: str, topic: str = "", owner: str | None = None) -> RoomInfo:
         "default": owner is None,
         "members": 1,
         "online": 1,
+    }
+
+
+def profile(name: str, rooms: list[str], away: str | None = None) -> Profile:
+    """An online user as the `online` reply describes them, for state tests."""
+    return {
+        "username": name,
+        "bio": "",
+        "online": True,
+        "rooms": rooms,
+        "created": 0.0,
+        "last_seen": None,
+        "away": away,
     }
 
 

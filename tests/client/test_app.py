@@ -13,6 +13,7 @@ from tests.client.conftest import (
     CTRL_C,
     CTRL_N,
     CTRL_P,
+    DOWN,
     PAGE_DOWN,
     PAGE_UP,
     UP,
@@ -143,14 +144,29 @@ async def test_history_loads_older_messages_above(chat, connect):
 
 
 async def test_tab_completes_and_up_recalls_the_previous_line(chat):
-    """Tab completes a command name; Up brings back what was typed before."""
+    """Tab completes a command name; Up brings back what was typed before (after the
+    offer to edit my last message, which the first Up on an empty line makes)."""
     ana = await chat()
     ana.type("/jo\t")
     await until(lambda: ana.app.input.text == "/join ")  # a space: the room name follows
     ana.type("\x15first line\r")  # Ctrl-U clears the line first
     await ana.shows("first line")
+    seq = ana.state.current.newest(mine=True).seq
+    ana.type(UP)
+    await until(lambda: ana.app.input.text == f"/edit {seq} first line")
     ana.type(UP)
     await until(lambda: ana.app.input.text == "first line")
+    ana.type(DOWN)
+    await until(lambda: ana.app.input.text == f"/edit {seq} first line")
+
+
+async def test_up_on_an_empty_line_is_the_history_where_i_said_nothing(chat):
+    """With no message of mine in the buffer, Up recalls the input history at once."""
+    ana = await chat()
+    ana.type("/ping\r")
+    await ana.shows("pong in")
+    ana.type(UP)
+    await until(lambda: ana.app.input.text == "/ping")
 
 
 async def test_ctrl_c_and_quit_leave_the_application(chat):

@@ -157,6 +157,8 @@ async def test_typed_lines_are_recalled_after_a_restart(chat, state_home):
     ana.type(CTRL_C)
     await ana.task
     again = await chat(ana.state.me, register=False, history=path)
+    again.type(UP)  # the first Up offers to edit "remember me", said in #general
+    await until(lambda: again.app.input.text.startswith("/edit "))
     again.type(UP)
     await until(lambda: again.app.input.text == "remember me")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

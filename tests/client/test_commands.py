@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexus.client.commands import COMMANDS, UsageError, completions, describe, execute, parse
+from nexus.client.commands import (
+    COMMANDS,
+    UsageError,
+    _ref,
+    completions,
+    describe,
+    execute,
+    parse,
+)
 from nexus.client.connection import ChatConnection
 from nexus.client.state import ChatState
 from nexus.errors import NexusError
@@ -124,3 +132,35 @@ def test_refusals_read_as_message_code_and_when_to_retry():
 def test_tabs_separate_a_command_from_its_arguments():
     """`/join<Tab>tech` works like `/join tech`."""
     assert parse("/join\ttech")[1] == {"room": "tech"}
+
+
+def test_tab_completes_the_conversation_commands_and_goto_buffers(state):
+    """The new commands come from the one table: names complete, /goto completes buffers."""
+    assert completions("/e", state) == ("/e", ["/edit", "/erase"])
+    assert sorted(completions("/re", state)[1]) == ["/react", "/reconnect", "/reply"]
+    assert completions("/un", state)[1] == ["/unreact"]
+    assert completions("/goto #ge", state) == ("#ge", ["#general"])
+
+
+def test_help_lists_every_conversation_command():
+    """/help's table is the command table: each new command has a synopsis and a line."""
+    for name in ("me", "reply", "edit", "erase", "react", "unreact", "search", "goto"):
+        assert COMMANDS[name].help
+    assert COMMANDS["edit"].synopsis == "/edit [n] [text...]"
+    for name in ("mentions", "away", "password"):
+        assert name in COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("n", "rest", "expected"),
+    [
+        ("5", "new text", (5, "new text")),
+        ("new", "text", (None, "new text")),
+        ("12", None, (12, None)),
+        (None, None, (None, None)),
+        ("👍", None, (None, "👍")),
+    ],
+)
+def test_a_first_word_of_digits_is_the_message_number(n, rest, expected):
+    """`/edit 5 new text` edits 5; `/edit new text` my last one; `/react 👍` the newest."""
+    assert _ref(n, rest) == expected

@@ -17,7 +17,9 @@ async def _unread_at_login(connect, name: str) -> dict[str, int]:
 
 
 async def _settled(driver) -> None:
-    """Waits until every request the client sent before now has been answered."""
+    """Waits until the read positions are sent (a moment after they move) and every
+    request the client sent before now has been answered."""
+    await until(lambda: all(b.synced_seq >= b.read_seq for b in driver.state.buffers))
     count = len(driver.lines())
     driver.type("/ping\r")
     await until(lambda: len(driver.lines()) > count and "pong" in driver.lines()[-1])

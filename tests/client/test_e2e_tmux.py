@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 
 SIDE = 24  # the side panel's width: the message pane is the rest, left of a border
 MESSAGE_ROW = re.compile(r"^\d\d:\d\d +(\S+) │ (.*?)\s*$")
+REFERENCE = re.compile(r"( \(edited\))? \[\d+\]$")
 
 
 def pane_rows(screen: str, width: int = 100) -> list[str]:
@@ -293,6 +294,7 @@ class Watch:
             match = MESSAGE_ROW.match(row)
             if match and match.group(1) not in ("--", "-->", "<--", "!"):
                 nick, text = match.groups()
+                text = REFERENCE.sub("", text)  # the dim [seq] the client adds
                 assert any(n == nick and t.startswith(text) for n, t in allowed), (
                     f"{name} sees {row!r} in {heading}:\n{screen}"
                 )
@@ -362,3 +364,99 @@ def test_three_people_two_rooms_two_conversations(tmux, server_port):
         screen = watch.wait(name, rf"{name}@#general")
         body = "\n".join(pane_rows(screen))
         assert not any(dm in body for dm in ("psst", "coming", "on my way", "safe with"))
+
+
+def _reversed(screen: str, text: str) -> bool:
+    """Whether `text` is drawn in reverse video (SGR 7, maybe among other attributes)."""
+    sgr = r"\x1b\[[0-9;]*m"
+    return bool(
+        re.search(rf"\x1b\[(?:[0-9;]*;)?7(?:;[0-9;]*)?m(?:{sgr})*{re.escape(text)}", screen)
+    )
+
+
+def test_edit_react_reply_mentions_and_unread_across_two_terminals(tmux, server_port):
+    """bob and ana (in two terminals) talk: a reply quotes bob, Up edits ana's typo, bob's
+    reaction shows under her line (reversed for him), @ana is highlighted, and reading
+    #tech in one of ana's terminals clears its count in the other."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.chat("bob", server_port, "--register")
+    tmux.chat("ana2", server_port, user="ana")
+
+    tmux.keys("bob", "first words of the plan, then the rest")
+    screen = tmux.wait_for(
+        "ana", re.compile(r"bob │ first words of the plan, then the rest \[\d+\]")
+    )
+    seq = re.search(r"then the rest \[(\d+)\]", screen).group(1)
+    tmux.keys("ana", f"/reply {seq} sounds good")
+    screen = tmux.wait_for("bob", re.compile(r"ana │ -> bob: first words of the plan, then t"))
+    assert re.search(r"\n +│ sounds good \[\d+\]", "\n".join(pane_rows(screen))), screen
+
+    tmux.keys("ana", "teh typo")
+    tmux.wait_for("bob", re.compile(r"ana │ teh typo \[\d+\]"))
+    tmux.press("ana", "Up")
+    tmux.wait_for("ana", re.compile(r"> /edit \d+ teh typo"))
+    tmux.press("ana", "C-a")
+    tmux.press("ana", *["Right"] * len("/edit 0 "), "Delete", "Delete", "Delete")
+    tmux.keys("ana", "the", enter=False)
+    tmux.press("ana", "Enter")
+    screen = tmux.wait_for("bob", re.compile(r"ana │ the typo \(edited\) \[(\d+)\]"))
+    typo = re.search(r"the typo \(edited\) \[(\d+)\]", screen).group(1)
+    assert "teh typo" not in screen
+
+    tmux.keys("bob", f"/react {typo} 👍")
+    tmux.wait_for(  # under the line it reacts to, in its hanging indent
+        "ana",
+        lambda screen: re.search(
+            r"│ the typo \(edited\) \[\d+\] *\n +│ 👍 1", "\n".join(pane_rows(screen))
+        ),
+    )
+    coloured = tmux.wait_for("bob", "👍 1")
+    assert _reversed(tmux.screen("bob", colours=True), "👍 1"), coloured  # bob's own: reversed
+
+    tmux.keys("bob", "@ana ping")
+    tmux.wait_for("ana", "bob │ @ana ping")
+    row = next(r for r in tmux.screen("ana", colours=True).splitlines() if "ping" in r)
+    assert _reversed(row, "@ana"), row  # highlighted
+
+    for name in ("ana", "bob"):
+        tmux.keys(name, "/join tech")
+        tmux.wait_for(name, f"{name}@#tech")
+    tmux.wait_for("ana2", re.compile(r" 2 #tech"))  # ana's other terminal joined too
+    tmux.keys("ana", "/buffer general")
+    tmux.wait_for("ana", "ana@#general")
+    tmux.keys("bob", "news in tech")
+    tmux.keys("bob", "more news")
+    for name in ("ana", "ana2"):
+        tmux.wait_for(
+            name, lambda screen: any(re.search(r" 2 #tech +2", r) for r in side_rows(screen))
+        )
+    tmux.press("ana2", "M-2")
+    tmux.wait_for("ana2", re.compile(r"bob │ more news"))
+    tmux.wait_for(
+        "ana",
+        lambda screen: any(re.fullmatch(r" 2 #tech\s*", r) for r in side_rows(screen)),
+    )
+
+
+def test_password_is_typed_masked_and_the_other_terminal_stops(tmux, server_port):
+    """/password shows `*` for each character typed, never the text; after the change
+    the user's other terminal says why it was logged out and does not retry."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.chat("ana2", server_port, user="ana")
+    tmux.keys("ana", "/password")
+    tmux.wait_for("ana", "\ncurrent password:")
+    tmux.keys("ana", PASSWORD, enter=False)
+    screen = tmux.wait_for("ana", "current password: " + "*" * len(PASSWORD))
+    assert PASSWORD not in screen
+    tmux.press("ana", "Enter")
+    for prompt in ("new password: ", "new password again: "):
+        tmux.wait_for("ana", "\n" + prompt.rstrip())
+        tmux.keys("ana", "another e2e secret", enter=False)
+        screen = tmux.wait_for("ana", prompt + "*" * len("another e2e secret"))
+        assert "another e2e secret" not in screen
+        tmux.press("ana", "Enter")
+    tmux.wait_for("ana", "password changed; your other sessions were logged out")
+    screen = tmux.wait_for("ana2", "logged out: password changed")
+    assert "the server ended this session: password changed" in screen
+    time.sleep(1.5)  # past the first retry delay: still logged out, no attempt made
+    assert "logged out: password changed" in tmux.screen("ana2")

@@ -12,7 +12,7 @@ from rich.text import Text
 from nexus.client import render
 from nexus.client import state as state_module
 from nexus.client.state import Alert, ChatState, Scrollback
-from tests.client.conftest import room_info
+from tests.client.conftest import profile, room_info
 
 DAY = 86_400.0
 
@@ -224,7 +224,7 @@ def test_people_of_a_room_are_online_first():
     """Members come from `online` (with rooms), joins and speakers; online ones sort first."""
     state = make_state("general")
     state.apply(msg(1, sender="zoe"))
-    state.set_online([("bob", ["general"]), ("amy", ["tech"])])
+    state.set_online([profile("bob", ["general"]), profile("amy", ["tech"])])
     assert state.people(state.rooms["general"]) == [("ana", True), ("bob", True), ("zoe", False)]
     state.apply({"event": "left", "room": "general", "user": "bob"})
     assert state.people(state.rooms["general"]) == [("ana", True), ("zoe", False)]

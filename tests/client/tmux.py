@@ -88,19 +88,21 @@ class Tmux:
         self("new-session", "-d", "-x", str(WIDTH), "-y", str(HEIGHT), "-s", name, *flags, *command)
         self.path = self("display-message", "-p", "#{socket_path}").strip()
 
-    def chat(self, name: str, port: int, *flags: str) -> None:
-        """nexus-chat logged in (registered with --register) as `name`, with no questions."""
+    def chat(self, name: str, port: int, *flags: str, user: str | None = None) -> None:
+        """nexus-chat logged in (registered with --register) as `user` (by default `name`,
+        the pane's name), with no questions."""
+        user = user or name
         self.start(
             name,
             CHAT,
             "127.0.0.1",
             str(port),
             "--user",
-            name,
+            user,
             *flags,
             env={"NEXUS_PASSWORD": PASSWORD},
         )
-        self.wait_for(name, f"{name}@#general")
+        self.wait_for(name, f"{user}@#general")
 
     def kill(self) -> None:
         """Ends the tmux server and removes its socket file."""
