@@ -24,6 +24,15 @@ def test_parse_drops_cr_and_nul_and_replaces_invalid_utf8() -> None:
     assert line is not None and line.params == ["#x", "caf\ufffd!"]
 
 
+def test_parse_splits_on_spaces_only() -> None:
+    """Characters str.split() takes for white space (U+001F, U+00A0) stay in the
+    parameters: a line of one such character is a command, not a crash."""
+    line = parse(b"\x1f")
+    assert line is not None and line.command == "\x1f" and line.params == []
+    line = parse("PRIVMSG a\xa0b c".encode())
+    assert line is not None and line.params == ["a\xa0b", "c"]
+
+
 def test_parse_of_blank_and_commandless_lines_is_none() -> None:
     """Blank lines, a lone source and lone tags are nothing to answer."""
     for raw in (b"", b"   ", b"\r", b":src", b"@a=b", b"@a=b :src", b":"):

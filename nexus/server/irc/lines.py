@@ -72,7 +72,9 @@ def parse(raw: bytes) -> Line | None:
     if not text:
         return None
     head, sep, trailing = text.partition(" :")
-    params = head.split()
+    # Only spaces separate parameters: str.split() would also split on
+    # characters such as U+001F, leaving a line with no command at all.
+    params = [param for param in head.split(" ") if param]
     if sep:
         params.append(trailing)
     elif head.startswith(":"):  # a command of ":..." alone
