@@ -260,10 +260,14 @@ class Irc:
     echoes = False  # IRC does not echo a PRIVMSG to its sender
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        pass
+        # Nexus's IRC front end logs accounts in with PASS; ngircd has no accounts.
+        self.password = spec["password"].encode() if spec.get("irc_accounts") else None
 
     async def login(self, conn: Conn, name: str) -> None:
-        conn.write(b"NICK %s\r\nUSER %s 0 * :bench\r\n" % (name.encode(), name.encode()))
+        nick = name.encode()
+        if self.password is not None:
+            conn.write(b"PASS :%s:%s\r\n" % (nick, self.password))
+        conn.write(b"NICK %s\r\nUSER %s 0 * :bench\r\n" % (nick, nick))
         await conn.expect(b" 001 ", fail=b"ERROR")
 
     async def join(self, conn: Conn, room: str) -> None:

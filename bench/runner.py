@@ -24,6 +24,7 @@ from typing import Any
 from bench import datagen
 from bench.servers import (
     GENERATOR_CORE,
+    NexusIrcServer,
     NexusServer,
     NexusWebServer,
     NgircdServer,
@@ -144,13 +145,18 @@ class Bench:
         spec: dict[str, Any],
         peers: tuple[str, ...],
         rooms_of: Callable[[int], list[str]] | None = None,
+        irc: bool = False,
     ) -> dict[str, Any]:
+        """Nexus, then (with `irc`) Nexus spoken to over IRC, then the peers."""
         names = [datagen.user_name(i) for i in range(users)]
         base = {"kind": kind, "names": names, "password": datagen.PASSWORD, **spec}
         rooms = {i: rooms_of(i) for i in range(users)} if rooms_of else None
         results = {}
         data = self.nexus_store(name, users, rooms_of=rooms)
         results["nexus"] = self.with_server(NexusServer(data.parent, data), base)
+        if irc:
+            server = NexusIrcServer(data.parent, data)
+            results[server.name] = self.with_server(server, {**base, "irc_accounts": True})
         for server in self.peer_servers(peers, name):
             spec = {**base, "concurrency": 8} if server.proto == "irc" else base
             results[server.name] = self.with_server(server, spec)
@@ -163,6 +169,13 @@ class Bench:
         rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
         return self.stepped("s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"])
+
+    def s11(self) -> dict[str, Any]:
+        """Scenario 1's room, with every member an IRC client of Nexus's IRC
+        front end, beside native clients and ngircd."""
+        rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
+        spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
+        return self.stepped("s11", "fanout", 100, spec, ("ngircd",), lambda i: ["bench"], irc=True)
 
     def s2(self) -> dict[str, Any]:
         members = 200 if self.quick else 1000
@@ -352,6 +365,7 @@ TITLES = {
     8: "reconnect storm, 500 users",
     9: "search, 1,000,000 stored messages",
     10: "room fan-out over WebSocket, 100 members",
+    11: "IRC room fan-out, 100 members",
 }
 
 
@@ -375,7 +389,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         row: dict[str, Any] = {"server": server}
         if "missing" in r or "error" in r:
             row["note"] = r.get("missing") or r.get("error")
-        elif number in (1, 2, 3, 10):
+        elif number in (1, 2, 3, 10, 11):
             step = best_step(r, bound_ms)
             kept = [s for s in r["steps"] if s["kept_up"]]
             peak = max(kept, key=lambda s: s["deliveries_s"]) if kept else None
@@ -479,7 +493,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         rows.append(row)
     nexus = next((row for row in rows if row["server"] == "nexus"), None)
     for row in rows:
-        if nexus and row is not nexus and number in (1, 2, 3):
+        if nexus and row is not nexus and number in (1, 2, 3, 10, 11):
             # Ratios compare the highest rate each server kept up with; the
             # latency-bounded figures sit beside them in the table.
             if row.get("peak_kept_up") and nexus.get("peak_kept_up"):
@@ -489,7 +503,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
     return rows
 
 
-BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10}
+BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10, 11: 10}
 
 
 def fmt(value: Any) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
+IRC_ON = re.compile(rb"IRC on (\S+):(\d+)")
 WEB_LISTENING = re.compile(rb"web client on https?://\S+:(\d+)/")
 
 
@@ -160,13 +161,25 @@ class NexusServer(Server):
             pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         line = self.proc.stdout.readline()
+        irc = IRC_ON.search(line) if self.proto == "irc" else None  # on the same line
         self.ready_after = time.monotonic() - self.started_at
         match = LISTENING.search(line)
         if not match:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=timeout)
             raise RuntimeError(f"nexus-server did not start: {line!r} {err[-2000:]!r}")
-        self.port = int(match.group(2))
+        self.port = int((irc or match).group(2))
+
+
+class NexusIrcServer(NexusServer):
+    """Nexus with its IRC front end on: the generator speaks IRC to it, as to ngircd."""
+
+    name = "nexus (irc)"
+    proto = "irc"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.extra = ["--irc-port", "0"]
+        super().start(timeout)
 
 
 class NexusWebServer(NexusServer):

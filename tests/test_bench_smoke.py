@@ -72,3 +72,18 @@ def test_quick_websocket_fanout_scenario_delivers(tmp_path: Path) -> None:
     assert len(steps) == 1 and steps[0]["delivered"] > 0, steps
     assert steps[0]["kept_up"] and 0 < steps[0]["p50_ms"] <= steps[0]["p99_ms"], steps
     assert result["rows"][0]["server"] == "nexus-ws"
+
+
+def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
+    """Scenario 11 in quick mode logs IRC clients in to Nexus's IRC front end and
+    delivers the room's messages to them, beside the native run."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "11"]
+    proc = subprocess.run(
+        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())["scenarios"]["11"]["results"]
+    for server in ("nexus", "nexus (irc)"):
+        first = results[server]["steps"][0]
+        assert first["delivered"] > 0 and first["p99_ms"] is not None, (server, first)

@@ -112,8 +112,13 @@ async def serve(config: ServerConfig, handler: logging.Handler | None = None) ->
         loop.add_signal_handler(sig, stop.set)
     if handler is not None:
         loop.add_signal_handler(signal.SIGHUP, reopen_log, handler)
+    irc = ""
+    for name in server.irc:  # on the same line: whoever waits reads one line
+        irc_host, irc_port = server.irc_address(name)
+        log.info("%s listening on %s:%d", name.upper(), irc_host, irc_port)
+        irc += f", {name.upper()} on {irc_host}:{irc_port}"
     # Only now: whoever waits for this line may signal the server at once.
-    print(f"nexus-server {__version__} listening on {host}:{port} ({scheme})", flush=True)
+    print(f"nexus-server {__version__} listening on {host}:{port} ({scheme}){irc}", flush=True)
     if server.web_address is not None:
         web_host, web_port = server.web_address
         url = f"{'https' if server.tls else 'http'}://{web_host}:{web_port}/"

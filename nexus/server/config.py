@@ -65,6 +65,14 @@ class ServerConfig:
         "other origins whose pages may open /ws, comma-separated (scheme://host:port, or *);"
         " the web client's own origin is always allowed",
     )
+    irc_port: int | None = setting(
+        None, "also speak IRC to IRC clients on this port (0: any free port)", kind=int
+    )
+    ircs_port: int | None = setting(
+        None,
+        "also speak IRC over TLS on this port, with the server's certificate (0: any free port)",
+        kind=int,
+    )
 
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
+from functools import partial
 
 from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
@@ -11,6 +13,7 @@ from nexus.server.commands import not_saved
 from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
+from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.frontends.ws import Web, WsProtocol
 from nexus.server.hub import Hub
@@ -47,6 +50,7 @@ class NexusServer:
         )
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
+        self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
         self.web_listener: asyncio.Server | None = None  # with --web-port
 
     @classmethod
@@ -56,18 +60,36 @@ class NexusServer:
         await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
         server.search.start()
-        server.listener = await asyncio.get_running_loop().create_server(
+        loop = asyncio.get_running_loop()
+        server.listener = await loop.create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
         if config.web_port is not None:
             web = Web(config)
-            server.web_listener = await asyncio.get_running_loop().create_server(
+            server.web_listener = await loop.create_server(
                 lambda: WsProtocol(server.core, server.tls, web),
                 config.web_host or config.host,
                 config.web_port,
                 backlog=1024,
             )
+        for name, port in (("irc", config.irc_port), ("ircs", config.ircs_port)):
+            if port is not None:
+                tls = server.irc_tls() if name == "ircs" else None
+                server.irc[name] = await loop.create_server(
+                    partial(IrcProtocol, server.core, tls), config.host, port, backlog=1024
+                )
         return server
+
+    def irc_tls(self) -> ssl.SSLContext:
+        """IRC over TLS: the server's certificate, or the self-signed one beside the data."""
+        context = self.tls or server_context(dataclasses.replace(self.config, tls=True))
+        assert context is not None
+        return context
+
+    def irc_address(self, name: str = "irc") -> tuple[str, int]:
+        """Where the IRC ("irc") or IRC over TLS ("ircs") listener listens."""
+        host, port = self.irc[name].sockets[0].getsockname()[:2]
+        return host, port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -86,13 +108,18 @@ class NexusServer:
     async def stop(self) -> None:
         if self.listener is None:
             return
-        listeners = [self.listener, *([self.web_listener] if self.web_listener else [])]
+        listeners = [
+            self.listener,
+            *([self.web_listener] if self.web_listener else []),
+            *self.irc.values(),
+        ]
         for listener in listeners:
             listener.close()
         await self.core.close_all(STOP_TIMEOUT)
         for listener in listeners:
             await listener.wait_closed()
         self.listener = self.web_listener = None
+        self.irc.clear()
         await self.search.close()
         await self.store.close()
         self.hashing.close()

@@ -1,0 +1,95 @@
+"""The IRC front end: IRC clients over TCP (or TLS), driving the same connection core.
+
+Byte-level glue only, as tcp.py is for JSON: admission, keepalive and the TLS
+upgrade are tcp.py's own (this protocol is a TcpProtocol); lines are cut with
+the same LineFramer at IRC's length; each line goes through the connection's
+`Translator` (nexus/server/irc/translator.py) into request frames for the
+core, and the frames the core writes are translated back into IRC lines on
+their way to the socket. Every rule is the core's and the handlers'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from nexus import __version__
+from nexus.protocol import LineFramer
+from nexus.server.core import Connection, Core
+from nexus.server.frontends.tcp import TcpProtocol, TransportLink
+from nexus.server.irc.lines import INPUT_MAX
+from nexus.server.irc.translator import Translator
+
+_CROWDED = b"ERROR :Closing link: too many connections from your address\r\n"
+
+
+class IrcLink(TransportLink):
+    """The core's Link: frames it writes become IRC lines before the transport."""
+
+    __slots__ = ("connection", "translator")
+
+    def __init__(self, transport: asyncio.Transport, translator: Translator) -> None:
+        super().__init__(transport)
+        self.translator = translator
+        self.connection: Connection | None = None
+        self.write = self._write
+        self.writelines = self._writelines
+
+    def _write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+        self._writelines([data])
+
+    def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
+        translator = self.translator
+        for part in list_of_data:
+            translator.server_write(part)
+        out = translator.take_output()
+        if out:
+            self.transport.write(out)
+        asked = translator.take_requests()
+        if asked and self.connection is not None:
+            # Asked while the outbox writes: answered once it is done.
+            asyncio.get_running_loop().call_soon(self.connection.receive, asked)
+
+
+class IrcProtocol(TcpProtocol):
+    """One IRC client's connection."""
+
+    __slots__ = ("link", "translator")
+
+    def __init__(self, core: Core, tls: ssl.SSLContext | None) -> None:
+        super().__init__(core, tls)
+        self.framer = LineFramer(INPUT_MAX)
+        self.translator = Translator(__version__)
+        self.link: IrcLink | None = None
+
+    def turn_away(self, transport: asyncio.Transport) -> None:
+        if self.tls is None:
+            transport.write(_CROWDED)
+            transport.close()
+        else:  # nothing readable can be said before the handshake
+            transport.abort()
+
+    def _open(self, transport: asyncio.Transport) -> None:
+        peername = transport.get_extra_info("peername") or ("?", 0)
+        transport.set_write_buffer_limits(high=self.core.config.max_outbound)
+        link = self.link = IrcLink(transport, self.translator)
+        peer = f"{peername[0]}:{peername[1]} (irc)"
+        self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer)
+        self._feed()
+
+    def data_received(self, data: bytes) -> None:
+        # IRC clients speak first: lines read while the TLS handshake's last
+        # step is still being processed wait in the translator for `_open`.
+        if self.ip is None:
+            return  # refused at admission
+        translator = self.translator
+        for line in self.framer.feed(data):
+            translator.client_line(line)
+        if self.connection is not None:
+            self._feed()
+
+    def _feed(self) -> None:
+        assert self.connection is not None
+        self.connection.receive(self.translator.take_requests(), self.framer.too_large)

@@ -1,0 +1,582 @@
+"""What a registered client asks: channels (JOIN, PART, TOPIC, NAMES, LIST,
+MODE), people (WHO, WHOIS, AWAY, ISON, USERHOST), messages (PRIVMSG, NOTICE,
+TAGMSG, REDACT), history (CHATHISTORY) and the small commands."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
+from nexus.server.irc.history import history_window, irc_time, seq_of
+from nexus.server.irc.lines import Line, build
+from nexus.server.irc.numerics import (
+    CHANNELLEN,
+    HISTORY_MAX,
+    HOST,
+    SERVER,
+    TOPICLEN,
+)
+from nexus.server.irc.registration import Registration
+from nexus.server.irc.state import Reply, Sent, client_text, present_by_room, room_named
+
+
+class Commands(Registration):
+    """One method a command; `Translator` maps command names to them."""
+
+    def _join(self, line: Line) -> None:
+        if line.params[0] == "0":
+            for joined in list(self.channels):
+                self._ask("leave", partial(self._parted, joined, "leaving"), room=joined)
+            return
+        for target in line.params[0].split(",")[:10]:
+            room = room_named(target)
+            if room is None:
+                self._local(self._numeric("403", target[: CHANNELLEN + 8], "No such channel"))
+            else:
+                self._join_room(room, create=True)
+
+    def _join_room(self, room: str, create: bool) -> None:
+        self.joining.add(room)
+
+        def joined(reply: Reply) -> None:
+            info = reply["room"]
+            self.rooms[room] = info
+
+        def missing(reply: Reply) -> None:
+            self.joining.discard(room)
+            if reply["error"]["code"] == "no_such_room" and create:
+                self._ask(
+                    "create",
+                    lambda _: self._join_room(room, create=False),
+                    lambda r: self._failed(r, "#" + room),
+                    room=room,
+                )
+            else:
+                self._failed(reply, "#" + room)
+
+        def names(reply: Reply) -> None:
+            if room not in self.joining:
+                return  # the join failed
+            self.joining.discard(room)
+            nicks = present_by_room(reply["users"], self.admins).get(room, set())
+            if room in self.channels:
+                self.channels[room] = nicks | {self.nick}
+                self._show_names(room)
+            else:
+                self._show_join(room, nicks)
+
+        self._ask("join", joined, missing, room=room)
+        self._ask("online", names)
+
+    def _part(self, line: Line) -> None:
+        reason = line.params[1] if len(line.params) > 1 else "leaving"
+        for target in line.params[0].split(",")[:10]:
+            room = room_named(target)
+            if room is None:
+                self._local(self._numeric("403", target[:40], "No such channel"))
+                continue
+            self._ask(
+                "leave",
+                partial(self._parted, room, reason),
+                partial(self._failed_at, target),
+                room=room,
+            )
+
+    def _parted(self, room: str, reason: str, _: Reply) -> None:
+        if self.channels.pop(room, None) is not None:
+            self._emit(build(self._mask(self.nick), "PART", "#" + room, reason))
+
+    def _topic(self, line: Line) -> None:
+        target = line.params[0]
+        room = room_named(target)
+        if room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+        elif len(line.params) > 1:
+            text = client_text(line.params[1])
+            self._ask("topic", None, lambda r: self._failed(r, target), room=room, topic=text)
+        else:
+
+            def show(reply: Reply) -> None:
+                self._got_rooms(reply)
+                if room in self.rooms:
+                    self._show_topic(room)
+                else:
+                    self._emit(self._numeric("403", target, "No such channel"))
+
+            self._ask("rooms", show)
+
+    def _names(self, line: Line) -> None:
+        if not line.params:
+            self._local(self._numeric("366", "*", "End of /NAMES list."))
+            return
+        room = room_named(line.params[0].split(",")[0])
+        if room is None:
+            self._local(self._numeric("366", line.params[0][:40], "End of /NAMES list."))
+            return
+
+        def show(reply: Reply) -> None:
+            nicks = present_by_room(reply["users"], self.admins).get(room, set())
+            if room in self.channels:
+                self.channels[room] = nicks | {self.nick}
+            self._show_names(room, nicks)
+
+        self._ask("online", show)
+
+    def _list(self, line: Line) -> None:
+        wanted = (
+            {r for t in line.params[0].split(",") if (r := room_named(t))} if line.params else None
+        )
+
+        def show(reply: Reply) -> None:
+            self._got_rooms(reply)
+            self._emit(self._numeric("321", "Channel", "Users  Name"))
+            for room in reply["rooms"]:
+                if wanted is None or room["name"] in wanted:
+                    self._emit(
+                        self._numeric(
+                            "322", "#" + room["name"], str(room["online"]), f"[+nt] {room['topic']}"
+                        )
+                    )
+            self._emit(self._numeric("323", "End of /LIST"))
+
+        self._ask("rooms", show)
+
+    def _who(self, line: Line) -> None:
+        mask = line.params[0]
+        room = room_named(mask)
+
+        def row(profile: Reply, channel: str) -> str:
+            nick = profile["username"]
+            flags = ("G" if profile.get("away") else "H") + (
+                "@" if room and self._is_op(room, nick) else ""
+            )
+            return self._numeric(
+                "352", channel, nick, HOST, SERVER, nick, flags, f"0 {profile['bio'] or nick}"
+            )
+
+        def by_room(reply: Reply) -> None:
+            for profile in reply["users"]:
+                if room in profile["rooms"]:
+                    self._emit(row(profile, "#" + str(room)))
+            self._emit(self._numeric("315", mask, "End of /WHO list."))
+
+        def by_nick(reply: Reply) -> None:
+            profile = reply["user"]
+            if profile["online"]:
+                self._emit(row(profile, "*"))
+            self._emit(self._numeric("315", mask, "End of /WHO list."))
+
+        if room is not None:
+            self._ask("online", by_room)
+        elif USERNAME_RE.fullmatch(mask):
+            self._ask(
+                "whois",
+                by_nick,
+                lambda _: self._emit(self._numeric("315", mask, "End of /WHO list.")),
+                username=mask,
+            )
+        else:
+            self._local(self._numeric("315", mask[:40], "End of /WHO list."))
+
+    def _whois(self, line: Line) -> None:
+        name = line.params[-1].split(",")[0]
+        if not USERNAME_RE.fullmatch(name):
+            self._local(
+                self._numeric("401", name[:40], "No such nick/channel"),
+                self._numeric("318", name[:40], "End of /WHOIS list."),
+            )
+            return
+
+        def show(reply: Reply) -> None:
+            p = reply["user"]
+            nick = p["username"]
+            self._emit(self._numeric("311", nick, nick, HOST, "*", p["bio"] or nick))
+            if p["rooms"]:
+                rooms = " ".join(
+                    ("@" if self._is_op(r, nick) else "") + "#" + r for r in p["rooms"]
+                )
+                self._emit(self._numeric("319", nick, rooms))
+            self._emit(self._numeric("312", nick, SERVER, "Nexus"))
+            if p["bio"]:
+                self._emit(self._numeric("320", nick, f"bio: {p['bio']}"))
+            if p.get("away"):
+                self._emit(self._numeric("301", nick, p["away"]))
+            if not p["online"] and p["last_seen"]:
+                seen = irc_time(p["last_seen"])
+                self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
+            if p.get("admin"):
+                self._emit(self._numeric("313", nick, "is a server administrator"))
+            self._emit(self._numeric("330", nick, nick, "is logged in as"))
+            self._emit(self._numeric("318", nick, "End of /WHOIS list."))
+
+        def missing(reply: Reply) -> None:
+            self._emit(self._numeric("401", name, "No such nick/channel"))
+            self._emit(self._numeric("318", name, "End of /WHOIS list."))
+
+        self._ask("whois", show, missing, username=name)
+
+    def _mode(self, line: Line) -> None:
+        target = line.params[0]
+        room = room_named(target)
+        if room is None:
+            if target.lower() == self.nick.lower():
+                self._local(self._numeric("221", "+"))
+            else:
+                self._local(self._numeric("502", "Can't change mode for other users"))
+            return
+        if len(line.params) == 1:
+
+            def show(reply: Reply) -> None:
+                self._got_rooms(reply)
+                if room in self.rooms:
+                    private = "i" if self.rooms[room].get("private") else ""
+                    self._emit(self._numeric("324", target, f"+{private}nt"))
+                else:
+                    self._emit(self._numeric("403", target, "No such channel"))
+
+            self._ask("rooms", show)
+            return
+        changes = _mode_changes(line.params[1], line.params[2:])
+        if changes and all(arg is None for _, _, arg in changes):
+            self._mode_list(target, room, changes[0][1])
+            return
+        for on, mode, arg in changes:
+            cmd = _MODE_COMMANDS.get((on, mode))
+            if cmd is None or arg is None:
+                self._local(self._numeric("472", mode, "is not a mode this server changes"))
+                continue
+            nick = arg.split("!")[0]
+            done = partial(self._banned, room, nick, on) if mode == "b" else None
+            self._ask(cmd, done, partial(self._failed_at, target), room=room, username=nick)
+
+    def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
+        """A ban or unban the client set, shown as the mode change IRC expects (a
+        member's ban shows through its `kicked` event instead)."""
+        if on and nick in self.channels.get(room, ()):
+            return
+        sign = "+" if on else "-"
+        self._emit(build(self._mask(self.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*"))
+
+    def _mode_list(self, target: str, room: str, mode: str) -> None:
+        """MODE #room b / q: the bans, or the muted members (the quiet list)."""
+        if mode == "b":
+
+            def bans(reply: Reply) -> None:
+                for ban in reply["bans"]:
+                    self._emit(
+                        self._numeric(
+                            "367", target, f"{ban['user']}!*@*", ban["by"], str(int(ban["ts"]))
+                        )
+                    )
+                self._emit(self._numeric("368", target, "End of channel ban list"))
+
+            def refused(reply: Reply) -> None:
+                if reply["error"]["code"] == "not_allowed":  # lists are the operators'
+                    self._emit(self._numeric("368", target, "End of channel ban list"))
+                else:
+                    self._failed(reply, target)
+
+            self._ask("bans", bans, refused, room=room)
+        elif mode == "q":
+
+            def quiets(reply: Reply) -> None:
+                self._got_rooms(reply)
+                for nick in self.rooms.get(room, {}).get("muted", ()):
+                    self._emit(self._numeric("728", target, "q", f"{nick}!*@*"))
+                self._emit(self._numeric("729", target, "q", "End of channel quiet list"))
+
+            self._ask("rooms", quiets)
+        else:
+            end = {"e": ("349", "exception"), "I": ("347", "invite")}.get(mode)
+            if end is None:
+                self._local(self._numeric("472", mode, "is not a mode this server changes"))
+            else:
+                self._local(self._numeric(end[0], target, f"End of channel {end[1]} list"))
+
+    def _kick(self, line: Line) -> None:
+        target = line.params[0]
+        room = room_named(target)
+        reason = client_text(line.params[2]) if len(line.params) > 2 else ""
+        if room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+            return
+        for nick in line.params[1].split(",")[:4]:
+
+            def refused(reply: Reply, nick: str = nick) -> None:
+                if reply["error"]["code"] == "not_member":
+                    self._emit(self._numeric("441", nick, target, "They aren't on that channel"))
+                else:
+                    self._failed(reply, target)
+
+            self._ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
+
+    def _invite(self, line: Line) -> None:
+        nick, target = line.params[0], line.params[1]
+        room = room_named(target)
+        if room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+            return
+
+        def invited(_: Reply) -> None:
+            self._emit(self._numeric("341", nick, target))
+
+        def refused(reply: Reply) -> None:
+            target_ = nick if reply["error"]["code"] == "no_such_user" else target
+            self._failed(reply, target_)
+
+        self._ask("invite", invited, refused, room=room, username=nick)
+
+    def _away(self, line: Line) -> None:
+        text = client_text(line.params[0]) if line.params else ""
+
+        def done(_: Reply) -> None:
+            if text:
+                self._emit(self._numeric("306", "You have been marked as being away"))
+            else:
+                self._emit(self._numeric("305", "You are no longer marked as being away"))
+
+        self._ask("away", done, text=text[:TOPICLEN])
+
+    def _privmsg(self, line: Line, notice: bool = False) -> None:
+        if len(line.params) < 2 or not line.params[1]:
+            if not notice:
+                self._local(self._numeric("412", "No text to send"))
+            return
+        text, action = line.params[1], False
+        if text.startswith("\x01"):
+            body = text.strip("\x01")
+            if not body.upper().startswith("ACTION"):
+                return  # CTCP queries (VERSION, PING...) are not messages
+            text, action = body[6:].lstrip(" "), True
+        text = client_text(text)
+        for target in line.params[0].split(",")[:4]:
+            self._send_to(target, text, action, line.tags.get("+draft/reply"), notice)
+
+    def _send_to(
+        self, target: str, text: str, action: bool, reply_to: str | None, quiet: bool
+    ) -> None:
+        fields: dict[str, Any] = {"text": text}
+        if action:
+            fields["action"] = True
+        seq = seq_of(reply_to)
+        if seq is not None:
+            fields["reply_to"] = seq
+        sent = Sent(target.lower(), text, self.label)
+        self.sent.append(sent)
+
+        def failed(reply: Reply) -> None:
+            if sent in self.sent:
+                self.sent.remove(sent)
+            if quiet:
+                return
+            code = reply["error"]["code"]
+            if target.startswith("#") and code in (
+                "not_member",
+                "muted",
+                "rate_limited",
+                "too_long",
+            ):
+                why = f"Cannot send to channel: {reply['error']['message']}"
+                self._emit(self._numeric("404", target, why))
+            else:
+                self._failed(reply, target)
+
+        def done(_: Reply) -> None:
+            if sent in self.sent:  # the message never came back (not a member any more?)
+                self.sent.remove(sent)
+
+        room = room_named(target)
+        if target.startswith("#"):
+            if room is None:
+                self.sent.remove(sent)
+                self._local(self._numeric("403", target[:40], "No such channel"))
+                return
+            self._ask("say", done, failed, room=room, **fields)
+        elif USERNAME_RE.fullmatch(target):
+            self._ask("dm", done, failed, to=target, **fields)
+        else:
+            self.sent.remove(sent)
+            self._local(self._numeric("401", target[:40], "No such nick/channel"))
+
+    def _notice_cmd(self, line: Line) -> None:
+        self._privmsg(line, notice=True)
+
+    def _tagmsg(self, line: Line) -> None:
+        """A reaction (`+draft/react` or `+draft/unreact` with `+draft/reply`)."""
+        emoji = line.tags.get("+draft/react") or line.tags.get("+draft/unreact")
+        seq = seq_of(line.tags.get("+draft/reply"))
+        if not emoji or seq is None:
+            self._local()
+            return
+        on = "+draft/react" in line.tags
+        self._ask(
+            "react",
+            None,
+            lambda r: self._failed(r),
+            seq=seq,
+            emoji=emoji,
+            on=on,
+            **self._address(line.params[0]),
+        )
+
+    def _redact(self, line: Line) -> None:
+        seq = seq_of(line.params[1])
+        if seq is None:
+            self._local(
+                build(
+                    SERVER,
+                    "FAIL",
+                    "REDACT",
+                    "UNKNOWN_MSGID",
+                    line.params[1][:80],
+                    "No such message",
+                )
+            )
+            return
+
+        def refused(reply: Reply) -> None:
+            code = (
+                "REDACT_FORBIDDEN" if reply["error"]["code"] == "not_allowed" else "UNKNOWN_MSGID"
+            )
+            self._emit(
+                build(
+                    SERVER,
+                    "FAIL",
+                    "REDACT",
+                    code,
+                    line.params[0],
+                    line.params[1],
+                    reply["error"]["message"],
+                )
+            )
+
+        self._ask("erase", None, refused, seq=seq, **self._address(line.params[0]))
+
+    def _address(self, target: str) -> dict[str, str]:
+        room = room_named(target)
+        return {"room": room} if room is not None else {"with": target}
+
+    def _chathistory(self, line: Line) -> None:
+        sub, target = line.params[0].upper(), line.params[1]
+        if sub == "TARGETS":
+            ref = f"T{next(self.batches)}"
+            self._local(
+                build(SERVER, "BATCH", "+" + ref, "draft/chathistory-targets"),
+                build(SERVER, "BATCH", "-" + ref),
+            )
+            return
+        args = line.params[2:]
+        try:
+            limit = min(int(args[-1]), HISTORY_MAX)
+        except (ValueError, IndexError):
+            limit = -1
+        refs = args[:-1]
+        if (
+            sub not in ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN")
+            or limit < 0
+            or len(refs) != (2 if sub == "BETWEEN" else 1)
+        ):
+            self._local(
+                build(
+                    SERVER, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub[:20], "Invalid parameters"
+                )
+            )
+            return
+        room = room_named(target)
+
+        def answer(reply: Reply) -> None:
+            messages = [m for m in reply["messages"] if not m.get("erased")]
+            chosen = history_window(sub, refs, limit, messages)
+            self._replay(chosen, None if room is not None else target, batch_target=target)
+
+        def refused(reply: Reply) -> None:
+            self._emit(
+                build(
+                    SERVER,
+                    "FAIL",
+                    "CHATHISTORY",
+                    "INVALID_TARGET",
+                    sub,
+                    target,
+                    reply["error"]["message"],
+                )
+            )
+
+        if room is not None:
+            self._ask("history", answer, refused, room=room, limit=HISTORY_MAX)
+        elif USERNAME_RE.fullmatch(target):
+            self._ask("dms", answer, refused, limit=DM_HISTORY_CAP, **{"with": target})
+        else:
+            self._local(
+                build(
+                    SERVER,
+                    "FAIL",
+                    "CHATHISTORY",
+                    "INVALID_TARGET",
+                    sub,
+                    target[:40],
+                    "No such target",
+                )
+            )
+
+    def _ping(self, line: Line) -> None:
+        self._local(build(SERVER, "PONG", SERVER, line.params[0] if line.params else SERVER))
+
+    def _pong(self, line: Line) -> None:
+        self._local()
+
+    def _quit(self, line: Line) -> None:
+        reason = line.params[0] if line.params else "Client quit"
+        self._ask("quit", lambda _: self._error(f"Quit: {reason}"[:200]))
+
+    def _motd_cmd(self, line: Line) -> None:
+        self._local(then=self._send_motd)
+
+    def _version(self, line: Line) -> None:
+        self._local(
+            self._numeric("351", f"nexus-{self.version}", SERVER, "IRC gateway"),
+            then=self._isupport,
+        )
+
+    def _ison(self, line: Line) -> None:
+        asked = " ".join(line.params).split()
+
+        def show(reply: Reply) -> None:
+            online = {p["username"].lower(): p["username"] for p in reply["users"]}
+            found = [online[n.lower()] for n in asked if n.lower() in online]
+            self._emit(self._numeric("303", " ".join(found)))
+
+        self._ask("online", show)
+
+    def _userhost(self, line: Line) -> None:
+        replies = [f"{n}=+{n}@{HOST}" for n in line.params[:5] if USERNAME_RE.fullmatch(n)]
+        self._local(self._numeric("302", " ".join(replies)))
+
+
+# MODE letters Nexus acts on, and the request each asks.
+_MODE_COMMANDS = {
+    (True, "o"): "op",
+    (False, "o"): "deop",
+    (True, "b"): "ban",
+    (False, "b"): "unban",
+    (True, "q"): "mute",
+    (False, "q"): "unmute",
+}
+
+
+_MODES_WITH_ARGS = frozenset("obqeIkl")
+
+
+def _mode_changes(modes: str, args: list[str]) -> list[tuple[bool, str, str | None]]:
+    """'+o-b' with ['ana', 'bob'] -> [(True, 'o', 'ana'), (False, 'b', 'bob')];
+    a list mode without its argument gets None (a request for the list)."""
+    changes: list[tuple[bool, str, str | None]] = []
+    on, rest = True, list(args)
+    for char in modes[:12]:
+        if char in "+-":
+            on = char == "+"
+        else:
+            arg = rest.pop(0) if char in _MODES_WITH_ARGS and rest else None
+            changes.append((on, char, arg))
+    return changes

@@ -1,0 +1,222 @@
+"""What the server tells: messages, DMs, joins and parts, topics, presence,
+edits, erasures and reactions, as the lines an IRC client expects."""
+
+from __future__ import annotations
+
+from nexus.server.irc.commands import Commands
+from nexus.server.irc.history import msgid, pair
+from nexus.server.irc.lines import build, split_text
+from nexus.server.irc.numerics import (
+    SERVER,
+)
+from nexus.server.irc.state import Reply, Sent, ignore
+
+
+class Events(Commands):
+    """One method an event; `Translator` maps event names to them."""
+
+    def _on_hello(self, event: Reply) -> None:
+        self.motd = event["motd"]
+
+    def _own(self, target: str, text: str) -> Sent | None:
+        """The message this connection sent that `target`/`text` is coming back as."""
+        for sent in self.sent:
+            if sent.target == target and sent.text == text:
+                self.sent.remove(sent)
+                return sent
+        return None
+
+    def _deliver(self, m: Reply) -> None:
+        if m["from"].lower() == self.nick.lower():
+            target = "#" + m["room"] if "room" in m else m["to"].lower()
+            sent = self._own(target, m["text"])
+            if sent is not None:
+                if "echo-message" not in self.caps:
+                    return
+                outer, self.label = self.label, sent.label
+                for line in self._message_lines(m):
+                    self._emit(line)
+                self.label = outer
+                return
+        for line in self._message_lines(m):
+            self.out.append(line)
+
+    def _on_message(self, event: Reply) -> None:
+        if event["room"] in self.channels or event["from"].lower() == self.nick.lower():
+            self._deliver(event)
+
+    def _on_dm(self, event: Reply) -> None:
+        self._deliver(event)
+
+    def _on_joined(self, event: Reply) -> None:
+        room, nick = event["room"], event["user"]
+        if nick.lower() == self.nick.lower():
+            if room not in self.channels and room not in self.joining:
+                self._join_room(room, create=False)  # joined from another connection
+            return
+        if room in self.channels and nick not in self.channels[room]:
+            self.channels[room].add(nick)
+            self.out.append(self._join_line(nick, room))
+
+    def _on_left(self, event: Reply) -> None:
+        room, nick = event["room"], event["user"]
+        if nick.lower() == self.nick.lower():
+            if self.channels.pop(room, None) is not None:
+                self.out.append(build(self._mask(self.nick), "PART", "#" + room, "left"))
+        elif room in self.channels and nick in self.channels[room]:
+            self.channels[room].discard(nick)
+            self.out.append(
+                build(self._mask(nick), "PART", "#" + room, "left", tags=self._tags(account=nick))
+            )
+
+    def _on_topic(self, event: Reply) -> None:
+        room = event["room"]
+        if room in self.rooms:
+            self.rooms[room] = {**self.rooms[room], "topic": event["topic"]}
+        if room in self.channels:
+            self.out.append(build(self._mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
+
+    def _on_presence(self, event: Reply) -> None:
+        nick = event["user"]
+        if nick.lower() == self.nick.lower():
+            return
+        shown = [room for room, nicks in self.channels.items() if nick in nicks]
+        if not event["online"]:
+            for room in shown:
+                self.channels[room].discard(nick)
+            if shown:
+                self.out.append(build(self._mask(nick), "QUIT", "Offline"))
+        elif shown:
+            if "away-notify" in self.caps:
+                away = event.get("away")
+                params = (away,) if away else ()
+                self.out.append(
+                    build(self._mask(nick), "AWAY", *params, tags=self._tags(account=nick))
+                )
+        else:
+            self._ask("whois", self._came_online, ignore, username=nick)
+
+    def _came_online(self, reply: Reply) -> None:
+        profile = reply["user"]
+        nick = profile["username"]
+        if not profile["online"]:
+            return
+        for room in profile["rooms"]:
+            if room in self.channels and nick not in self.channels[room]:
+                self.channels[room].add(nick)
+                self._emit(self._join_line(nick, room))
+                if profile.get("away") and "away-notify" in self.caps:
+                    self._emit(build(self._mask(nick), "AWAY", profile["away"]))
+
+    def _on_room_deleted(self, event: Reply) -> None:
+        room = event["room"]
+        self.rooms.pop(room, None)
+        if self.channels.pop(room, None) is not None:
+            self.out.append(
+                build(self._mask(self.nick), "PART", "#" + room, f"deleted by {event['by']}")
+            )
+
+    def _on_kicked(self, event: Reply) -> None:
+        room, nick = event["room"], event["user"]
+        if room not in self.channels:
+            return
+        by = self._mask(event["by"])
+        if event["banned"]:
+            self.out.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
+        self.out.append(build(by, "KICK", "#" + room, nick, event["reason"] or event["by"]))
+        if nick.lower() == self.nick.lower():
+            del self.channels[room]
+        else:
+            self.channels[room].discard(nick)
+
+    def _on_invited(self, event: Reply) -> None:
+        info = event["room"]
+        self.rooms[info["name"]] = info
+        self.out.append(build(self._mask(event["by"]), "INVITE", self.nick, "#" + info["name"]))
+
+    def _on_muted(self, event: Reply) -> None:
+        room = event["room"]
+        if room in self.channels:
+            sign = "+" if event["on"] else "-"
+            self.out.append(
+                build(self._mask(event["by"]), "MODE", "#" + room, sign + "q", event["user"])
+            )
+
+    def _on_room_updated(self, event: Reply) -> None:
+        """A member became or stopped being a moderator: +o / -o."""
+        info = event["room"]
+        room = info["name"]
+        before = {m.lower(): m for m in self.rooms.get(room, {}).get("moderators", ())}
+        after = {m.lower(): m for m in info.get("moderators", ())}
+        self.rooms[room] = info
+        if room not in self.channels:
+            return
+        by = self._mask(event["by"])
+        for key in sorted(after.keys() - before.keys()):
+            self.out.append(build(by, "MODE", "#" + room, "+o", after[key]))
+        for key in sorted(before.keys() - after.keys()):
+            self.out.append(build(by, "MODE", "#" + room, "-o", before[key]))
+
+    def _where(self, m: Reply) -> tuple[str, str] | None:
+        """Where lines about message `m` go: (target, msgid scope); None if the
+        client does not see that room."""
+        if "room" in m:
+            if m["room"] not in self.channels:
+                return None
+            return "#" + m["room"], m["room"]
+        other = m["to"] if m["from"].lower() == self.nick.lower() else m["from"]
+        return other, pair(m["from"], m["to"])
+
+    def _on_edited(self, event: Reply) -> None:
+        m = event["message"]
+        where = self._where(m)
+        if where is None:
+            return
+        target = where[0] if "room" in m or m["from"].lower() != self.nick.lower() else m["to"]
+        if "room" not in m and m["from"].lower() != self.nick.lower():
+            target = self.nick
+        tags = self._tags(m.get("edited"), m["from"])
+        if "message-tags" in self.caps:
+            tags["+draft/reply"] = msgid(where[1], m["seq"])
+        for piece in split_text("(edited) " + m["text"], 400):
+            self.out.append(build(self._mask(m["from"]), "NOTICE", target, piece, tags=tags))
+
+    def _on_erased(self, event: Reply) -> None:
+        m = event["message"]
+        where = self._where(m)
+        if where is None:
+            return
+        mid = msgid(where[1], m["seq"])
+        if "draft/message-redaction" in self.caps:
+            target = (
+                where[0]
+                if "room" in m
+                else (m["to"] if m["from"].lower() == self.nick.lower() else self.nick)
+            )
+            self.out.append(build(self._mask(m["from"]), "REDACT", target, mid))
+        else:
+            target = where[0] if "room" in m else self.nick
+            self.out.append(
+                build(SERVER, "NOTICE", target, f"a message from {m['from']} was erased")
+            )
+
+    def _on_reaction(self, event: Reply) -> None:
+        m = event["message"]
+        where = self._where(m)
+        if where is None:
+            return
+        who = event["user"]
+        if "room" in m:
+            target = where[0]
+        else:
+            target = self.nick if who.lower() != self.nick.lower() else where[0]
+        if "message-tags" in self.caps:
+            tags = self._tags(None, who)
+            tags["+draft/react" if event["on"] else "+draft/unreact"] = event["emoji"]
+            tags["+draft/reply"] = msgid(where[1], m["seq"])
+            self.out.append(build(self._mask(who), "TAGMSG", target, tags=tags))
+            return
+        quoted = m["text"] if len(m["text"]) <= 60 else m["text"][:57] + "..."
+        verb = "reacted" if event["on"] else "took back"
+        text = f"{verb} {event['emoji']} to {m['from']}: {quoted}"
+        self.out.append(build(self._mask(who), "NOTICE", target, text))

@@ -1,0 +1,250 @@
+"""Registration: CAP negotiation, SASL PLAIN and PASS, and the welcome burst
+(001-005, the MOTD, the account's rooms as joined channels, DMs that waited)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from functools import partial
+
+from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
+from nexus.server.irc.lines import Line, build, split_text
+from nexus.server.irc.numerics import (
+    CAPS,
+    ISUPPORT,
+    SERVER,
+)
+from nexus.server.irc.state import IrcState, Reply, ignore, present_by_room
+
+# Any nick an IRC client may offer before registering; the account's name
+# replaces it at the welcome.
+_NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
+
+
+_LOGIN_HELP = (
+    "this server needs a Nexus account: log in with SASL PLAIN, or PASS <account>:<password>"
+)
+
+
+class Registration(IrcState):
+    """From the first line to the welcome."""
+
+    def _cap(self, line: Line) -> None:
+        sub = line.params[0].upper()
+        if sub == "LS":
+            if not self.registered:
+                self.negotiating = True
+            if len(line.params) > 1 and line.params[1].isdigit():
+                self.cap_version = max(self.cap_version, int(line.params[1]))
+            if self.cap_version >= 302:
+                self.caps.add("cap-notify")
+                offered = [f"{k}={v}" if v else k for k, v in CAPS.items()]
+            else:
+                offered = list(CAPS)
+            self._local(build(SERVER, "CAP", self.nick, "LS", " ".join(offered)))
+        elif sub == "LIST":
+            self._local(build(SERVER, "CAP", self.nick, "LIST", " ".join(sorted(self.caps))))
+        elif sub == "REQ":
+            if not self.registered:
+                self.negotiating = True
+            wanted = line.params[1].split() if len(line.params) > 1 else []
+            if wanted and all(name.lstrip("-") in CAPS for name in wanted):
+                for name in wanted:
+                    if name.startswith("-"):
+                        self.caps.discard(name[1:])
+                    else:
+                        self.caps.add(name)
+                caps = self.caps
+                self.profile = (
+                    "server-time" in caps,
+                    "message-tags" in caps,
+                    "account-tag" in caps,
+                )
+                reply = "ACK"
+            else:
+                reply = "NAK"
+            self._local(build(SERVER, "CAP", self.nick, reply, " ".join(wanted)))
+        elif sub == "END":
+            self._local(then=self._cap_end)
+        else:
+            self._local(self._numeric("410", sub[:20], "Invalid CAP command"))
+
+    def _cap_end(self) -> None:
+        # At reply time, not line time: NICK and USER sent before END must
+        # not register the client while its SASL login is still on its way.
+        self.negotiating = False
+        self._maybe_register()
+
+    def _authenticate(self, line: Line) -> None:
+        arg = line.params[0]
+        if self.account is not None:
+            self._local(self._numeric("907", "You have already authenticated"))
+        elif arg == "*":
+            self.sasl, self.sasl_data = None, ""
+            self._local(self._numeric("906", "SASL authentication aborted"))
+        elif self.sasl is None:
+            if arg.upper() == "PLAIN":
+                self.sasl = "PLAIN"
+                self._local(build(None, "AUTHENTICATE", "+"))
+            else:
+                self._local(
+                    self._numeric("908", "PLAIN", "are available SASL mechanisms"),
+                    self._numeric("904", "SASL authentication failed"),
+                )
+        elif arg != "+" and len(arg) == 400 and len(self.sasl_data) < 1600:
+            self.sasl_data += arg  # more chunks follow
+        else:
+            data = self.sasl_data + ("" if arg == "+" else arg)
+            self.sasl, self.sasl_data = None, ""
+            self._sasl_plain(data)
+
+    def _sasl_plain(self, data: str) -> None:
+        failed = self._numeric("904", "SASL authentication failed")
+        try:
+            _authzid, account, password = base64.b64decode(data, validate=True).split(b"\0")
+            credentials = (account.decode(), password.decode())
+        except (binascii.Error, ValueError):
+            self._local(failed)
+            return
+
+        def welcome(reply: Reply) -> None:
+            self.logged_in(reply)
+            name = self.account or "*"
+            self._emit(
+                self._numeric("900", self._mask(name), name, f"You are now logged in as {name}")
+            )
+            self._emit(self._numeric("903", "SASL authentication successful"))
+
+        def refused(reply: Reply) -> None:
+            self._emit(
+                self._numeric("904", f"SASL authentication failed: {reply['error']['message']}")
+            )
+
+        self._ask("login", welcome, refused, username=credentials[0], password=credentials[1])
+
+    def logged_in(self, reply: Reply) -> None:
+        self.account = reply["user"]["username"]
+        self.member_rooms = list(reply["rooms"])
+        self.unread_dms = dict(reply["unread"]["dms"])
+
+    def _pass(self, line: Line) -> None:
+        if self.registered:
+            self._local(self._numeric("462", "You may not reregister"))
+            return
+        account, sep, password = line.params[0].partition(":")
+        self.password = (
+            (account, password)
+            if sep and USERNAME_RE.fullmatch(account)
+            else (
+                "",
+                line.params[0],
+            )
+        )
+        self._local()
+
+    def _nick(self, line: Line) -> None:
+        nick = line.params[0]
+        if self.registered:
+            if nick.lower() != self.nick.lower():
+                self._local(
+                    self._numeric("447", "Cannot change nickname: a nick is its account's name")
+                )
+            else:
+                self._local()
+        elif not _NICK_RE.fullmatch(nick):
+            self._local(build(SERVER, "432", self.nick, nick[:40], "Erroneous nickname"))
+        else:
+            self.nick = nick
+            self._local(then=self._maybe_register)
+
+    def _user(self, line: Line) -> None:
+        if self.registered:
+            self._local(self._numeric("462", "You may not reregister"))
+            return
+        self.user_given = True
+        self._local(then=self._maybe_register)
+
+    def _maybe_register(self) -> None:
+        """Registers once NICK, USER and the end of CAP are in, logging in with
+        PASS first if SASL did not."""
+        if (
+            self.registered
+            or self.negotiating
+            or self.closing
+            or self.logging_in
+            or self.nick == "*"
+            or not self.user_given
+        ):
+            return
+        if self.account is not None:
+            self._welcome()
+        elif self.password is not None:
+            account, password = self.password
+            self.password = None
+            self.logging_in = True
+
+            def welcome(reply: Reply) -> None:
+                self.logging_in = False
+                self.logged_in(reply)
+                self._welcome()
+
+            def refused(reply: Reply) -> None:
+                self.logging_in = False
+                self._emit(self._numeric("464", f"Password incorrect: {reply['error']['message']}"))
+                self._quit_now("bad password")
+
+            self._ask("login", welcome, refused, username=account or self.nick, password=password)
+        else:
+            self._emit(build(SERVER, "NOTICE", self.nick, _LOGIN_HELP))
+            self._emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
+            self._quit_now("authentication required")
+
+    def _quit_now(self, why: str) -> None:
+        self.closing = True  # nothing more is asked for this connection
+        self._ask("quit", lambda _: self._error(why), lambda _: self._error(why))
+
+    def _welcome(self) -> None:
+        assert self.account is not None
+        self.registered = True
+        self.nick = nick = self.account
+        for line in (
+            self._numeric("001", f"Welcome to the Nexus IRC gateway, {self._mask(nick)}"),
+            self._numeric("002", f"Your host is {SERVER}, running version nexus-{self.version}"),
+            self._numeric("003", "This server speaks for a Nexus chat server"),
+            build(SERVER, "004", nick, SERVER, f"nexus-{self.version}", "i", "ont"),
+        ):
+            self._emit(line)
+        self._isupport()
+        self._send_motd()
+        self._ask("rooms", self._got_rooms)
+        self._ask("online", self._burst)
+        for name, count in sorted(self.unread_dms.items()):
+            self._ask(
+                "dms",
+                partial(self._replay_dms, name),
+                ignore,
+                limit=min(count, DM_HISTORY_CAP),
+                **{"with": name},
+            )
+
+    def _isupport(self) -> None:
+        tokens = list(ISUPPORT)
+        while tokens:
+            chunk, tokens = tokens[:12], tokens[12:]
+            self._emit(self._numeric("005", *chunk, "are supported by this server"))
+
+    def _send_motd(self) -> None:
+        if not self.motd.strip():
+            self._emit(self._numeric("422", "MOTD File is missing"))
+            return
+        self._emit(self._numeric("375", f"- {SERVER} Message of the day -"))
+        for piece in split_text(self.motd, 400):
+            self._emit(self._numeric("372", f"- {piece}"))
+        self._emit(self._numeric("376", "End of /MOTD command."))
+
+    def _burst(self, reply: Reply) -> None:
+        """After the welcome: the rooms the account is a member of, as joined channels."""
+        present = present_by_room(reply["users"], self.admins)
+        for room in self.member_rooms:
+            self._show_join(room, present.get(room, set()))

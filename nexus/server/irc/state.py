@@ -1,0 +1,326 @@
+"""What an IRC connection keeps, and how it asks and answers: the base of the translator.
+
+The state is the IRC view of the session only (nick, capabilities, the
+channels and nicks shown, each room's RoomInfo as last heard) and the
+requests in flight with what to say when each is answered. Lines go out in
+order: an answer waits for its request's reply (`_ask`, `_local`), and a
+labeled command's lines are collected until its last reply (`Label`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from nexus.protocol import ROOM_RE
+from nexus.server.irc.history import irc_time, msgid, pair
+from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
+from nexus.server.irc.numerics import (
+    HOST,
+    NUMERICS,
+    SERVER,
+)
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+Reply = dict[str, Any]
+Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag acknowledged
+
+
+OnReply = Callable[[Reply], None]
+
+
+def client_text(text: str) -> str:
+    """A client's message text as Nexus keeps it: no formatting or control codes."""
+    return _CONTROL_RE.sub("", strip_formatting(text))
+
+
+@dataclass(slots=True)
+class Label:
+    """A labeled request's answer, collected until every frame it asked is answered."""
+
+    tag: str
+    pending: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Sent:
+    """A message this connection said and has not seen come back yet (echo-message)."""
+
+    target: str  # '#room' or the recipient's nick, lower case
+    text: str
+    label: Label | None
+
+
+@dataclass(slots=True)
+class Pending:
+    on_ok: OnReply | None
+    on_error: OnReply | None
+    label: Label | None
+
+
+class IrcState:
+    """A connection's IRC view, its requests in flight and its output."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.out: list[str] = []  # lines for the client, in order
+        self.chunks: list[bytes] = []  # lines encoded, before those in `out`
+        self.profile: Profile = (False, False, False)  # which tags go on a message
+        self.requests: list[bytes] = []  # frames for the core
+        self.pending: dict[int, Pending] = {}
+        self.ids = itertools.count(1)
+        self.label: Label | None = None  # the labeled line being answered
+        self.nick = "*"
+        self.user_given = False
+        self.negotiating = False  # CAP LS/REQ seen, END not yet
+        self.cap_version = 301
+        self.caps: set[str] = set()
+        self.sasl: str | None = None  # the mechanism under way
+        self.sasl_data = ""
+        self.password: tuple[str, str] | None = None  # from PASS: account, password
+        self.account: str | None = None  # the account logged in as
+        self.logging_in = False  # a PASS login is on its way
+        self.registered = False  # 001 went out
+        self.motd = ""
+        self.member_rooms: list[str] = []  # from the login reply
+        self.unread_dms: dict[str, int] = {}
+        self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
+        self.admins: set[str] = set()  # server admins seen online (lower case): operators
+        self.channels: dict[str, set[str]] = {}  # joined room -> nicks shown in it
+        self.joining: set[str] = set()  # rooms with a join request in flight
+        self.sent: deque[Sent] = deque()
+        self.batches = itertools.count(1)
+        self.closing = False  # the connection is on its way out: register nothing
+        self.ended = False  # ERROR went out
+
+    def take_output(self) -> bytes:
+        self._encode_lines()
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        return data
+
+    def _encode_lines(self) -> None:
+        if self.out:
+            self.chunks.append("\r\n".join(self.out).encode() + b"\r\n")
+            self.out.clear()
+
+    def take_requests(self) -> list[bytes]:
+        requests, self.requests = self.requests, []
+        return requests
+
+    def _ask(
+        self,
+        cmd: str,
+        on_ok: OnReply | None = None,
+        on_error: OnReply | None = None,
+        **args: Any,
+    ) -> None:
+        rid = next(self.ids)
+        self.pending[rid] = Pending(on_ok, on_error, self.label)
+        if self.label is not None:
+            self.label.pending += 1
+        self.requests.append(orjson.dumps({"cmd": cmd, "id": rid, **args}))
+
+    def _local(self, *lines: str, then: Callable[[], None] | None = None) -> None:
+        """Says `lines` (and runs `then`) once every earlier request is answered."""
+
+        def done(_: Reply) -> None:
+            for line in lines:
+                self._emit(line)
+            if then is not None:
+                then()
+
+        self._ask("ping", done, done)
+
+    def _emit(self, line: str) -> None:
+        if self.label is not None:
+            self.label.lines.append(line)
+        else:
+            self.out.append(line)
+
+    def _finish_label(self, label: Label) -> None:
+        if not label.lines:
+            self.out.append(build(SERVER, "ACK", tags={"label": label.tag}))
+        elif len(label.lines) == 1:
+            self.out.append(_tagged(label.lines[0], "label", label.tag))
+        elif "batch" in self.caps:
+            ref = f"L{next(self.batches)}"
+            self.out.append(
+                build(SERVER, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag})
+            )
+            self.out.extend(_tagged(line, "batch", ref) for line in label.lines)
+            self.out.append(build(SERVER, "BATCH", "-" + ref))
+        else:
+            self.out.extend(label.lines)
+
+    def _numeric(self, code: str, *params: str) -> str:
+        return build(SERVER, code, self.nick, *params)
+
+    def _mask(self, nick: str) -> str:
+        return f"{nick}!{nick}@{HOST}"
+
+    def _tags(
+        self, ts: float | None = None, account: str | None = None, mid: str | None = None
+    ) -> dict[str, str]:
+        caps, tags = self.caps, {}
+        if ts is not None and "server-time" in caps:
+            tags["time"] = irc_time(ts)
+        if mid is not None and "message-tags" in caps:
+            tags["msgid"] = mid
+        if account is not None and "account-tag" in caps:
+            tags["account"] = account
+        return tags
+
+    def _notice(self, text: str) -> None:
+        self._emit(build(SERVER, "NOTICE", self.nick, text))
+
+    def _failed(self, reply: Reply, target: str | None = None) -> None:
+        """A refused request, told as the numeric IRC clients know, else as a notice."""
+        err = reply["error"]
+        numeric = NUMERICS.get(err["code"])
+        if numeric is not None and target is not None:
+            self._emit(self._numeric(numeric[0], target, f"{numeric[1]}: {err['message']}"))
+        else:
+            self._notice(f"{err['message']} ({err['code']})")
+
+    def _failed_at(self, target: str, reply: Reply) -> None:
+        self._failed(reply, target)
+
+    def _error(self, text: str) -> None:
+        """Ends the connection with ERROR (the core closes it)."""
+        if not self.ended:
+            self.ended = self.closing = True
+            self.out.append(build(None, "ERROR", f"Closing link: {text}"))
+
+    def _is_op(self, room: str, nick: str) -> bool:
+        """Whether `nick` is shown as a channel operator of `room`: its owner,
+        one of its moderators, or a server admin."""
+        info = self.rooms.get(room, {})
+        lower = nick.lower()
+        owner = info.get("owner")
+        return (
+            (owner is not None and owner.lower() == lower)
+            or lower in (m.lower() for m in info.get("moderators", ()))
+            or lower in self.admins
+        )
+
+    def _got_rooms(self, reply: Reply) -> None:
+        for room in reply["rooms"]:
+            self.rooms[room["name"]] = room
+
+    def _show_join(self, room: str, nicks: set[str]) -> None:
+        """The client's own JOIN of `room`, its topic and NAMES."""
+        self.channels[room] = set(nicks) | {self.nick}
+        self._emit(self._join_line(self.nick, room))
+        self._show_topic(room)
+        self._show_names(room)
+
+    def _join_line(self, nick: str, room: str, ts: float | None = None) -> str:
+        source = self._mask(nick)
+        tags = self._tags(ts, nick)
+        if "extended-join" in self.caps:
+            return build(source, "JOIN", "#" + room, nick, nick, tags=tags)
+        return build(source, "JOIN", "#" + room, tags=tags)
+
+    def _show_topic(self, room: str) -> None:
+        topic = self.rooms.get(room, {}).get("topic", "")
+        if topic:
+            self._emit(self._numeric("332", "#" + room, topic))
+        else:
+            self._emit(self._numeric("331", "#" + room, "No topic is set"))
+
+    def _show_names(self, room: str, nicks: set[str] | None = None) -> None:
+        """NAMES of `room`: `nicks`, or who the client was shown in it."""
+        names = []
+        shown_nicks = self.channels.get(room, set()) if nicks is None else nicks
+        for nick in sorted(shown_nicks, key=str.lower):
+            shown = self._mask(nick) if "userhost-in-names" in self.caps else nick
+            names.append(("@" if self._is_op(room, nick) else "") + shown)
+        head = f":{SERVER} 353 {self.nick} = #{room} :"
+        room_left = LINE_MAX - 2 - len(head.encode())
+        line: list[str] = []
+        for name in names:
+            if line and len(" ".join([*line, name])) > room_left:
+                self._emit(self._numeric("353", "=", "#" + room, " ".join(line)))
+                line = []
+            line.append(name)
+        if line:
+            self._emit(self._numeric("353", "=", "#" + room, " ".join(line)))
+        self._emit(self._numeric("366", "#" + room, "End of /NAMES list."))
+
+    def _message_lines(self, m: Reply, own_echo: bool = False) -> list[str]:
+        """A room message or DM as PRIVMSG lines, split to fit."""
+        author = m["from"]
+        if "room" in m:
+            target, scope = "#" + m["room"], m["room"]
+        else:
+            scope = pair(m["from"], m["to"])
+            target = m["to"] if author.lower() == self.nick.lower() else self.nick
+        tags = self._tags(m["ts"], author, msgid(scope, m["seq"]))
+        if "reply_to" in m and "message-tags" in self.caps:
+            tags["+draft/reply"] = msgid(scope, m["reply_to"])
+        source = self._mask(author)
+        head = len(f":{source} PRIVMSG {target} :".encode()) + 2
+        room_left = LINE_MAX - head - (9 if m.get("action") else 0)
+        lines = []
+        for piece in split_text(m["text"], room_left):
+            text = f"\x01ACTION {piece}\x01" if m.get("action") else piece
+            lines.append(build(source, "PRIVMSG", target, text, tags=tags))
+        return lines
+
+    def _replay(
+        self, messages: list[Reply], partner: str | None, batch_target: str | None = None
+    ) -> None:
+        """Messages from history as the lines they were, inside a chathistory
+        batch where the client has `batch`."""
+        batch = None
+        if "batch" in self.caps and batch_target is not None:
+            batch = f"H{next(self.batches)}"
+            self._emit(build(SERVER, "BATCH", "+" + batch, "chathistory", batch_target))
+        for message in messages:
+            for line in self._message_lines(message, own_echo=True):
+                self._emit(_tagged(line, "batch", batch) if batch else line)
+        if batch:
+            self._emit(build(SERVER, "BATCH", "-" + batch))
+
+    def _replay_dms(self, partner: str, reply: Reply) -> None:
+        self._replay(reply["messages"], partner)
+
+
+def ignore(_: Reply) -> None:
+    """For a request whose refusal needs no words (the client did not ask it)."""
+
+
+def _tagged(line: str, key: str, value: str) -> str:
+    """`line` with one more tag."""
+    if line.startswith("@"):
+        return f"@{key}={value};{line[1:]}"
+    return f"@{key}={value} {line}"
+
+
+def room_named(target: str) -> str | None:
+    """'#General' -> 'general'; None if it cannot name a room."""
+    if not target.startswith("#"):
+        return None
+    name = target[1:].lower()
+    return name if ROOM_RE.fullmatch(name) else None
+
+
+def present_by_room(users: list[Reply], admins: set[str] | None = None) -> dict[str, set[str]]:
+    """Online users' names by room (and the admins among them added to `admins`)."""
+    rooms: dict[str, set[str]] = {}
+    for profile in users:
+        if admins is not None and profile.get("admin"):
+            admins.add(profile["username"].lower())
+        for room in profile["rooms"]:
+            rooms.setdefault(room, set()).add(profile["username"])
+    return rooms

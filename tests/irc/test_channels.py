@@ -1,0 +1,153 @@
+"""Channels and people over real sockets: JOIN, PART, TOPIC, NAMES, LIST, WHO, WHOIS, AWAY, MODE."""
+
+from __future__ import annotations
+
+from tests.irc.conftest import IrcServer
+
+
+async def test_join_creates_a_missing_channel_with_its_joiner_as_operator(irc: IrcServer) -> None:
+    """JOIN of a missing channel creates the room; its creator is shown as @ in NAMES."""
+    ana = await irc.irc_user("ana")
+    await ana.send("JOIN #Projects")
+    lines = await ana.until(r" 366 ana #projects ")
+    assert ":ana!ana@nexus JOIN #projects" in lines
+    assert ":nexus 331 ana #projects :No topic is set" in lines
+    assert ":nexus 353 ana = #projects :@ana" in lines
+    native = await irc.running.user("bob")
+    rooms = await native.ok("rooms")
+    assert "projects" in [room["name"] for room in rooms["rooms"]]
+
+
+async def test_others_see_join_part_and_quit(irc: IrcServer) -> None:
+    """Other members see a JOIN, a PART with its reason, and a QUIT when the last session goes."""
+    ana = await irc.irc_user("ana")
+    await ana.send("JOIN #tech")
+    await ana.expect(r" 366 ana #tech ")
+    bob = await irc.irc_user("bob")
+    await ana.expect(r"^:bob!bob@nexus JOIN #general$")
+    await bob.send("JOIN #tech")
+    await ana.expect(r"^:bob!bob@nexus JOIN #tech$")
+    await bob.send("PART #tech :see you")
+    await bob.expect(r"^:bob!bob@nexus PART #tech :see you$")
+    await ana.expect(r"^:bob!bob@nexus PART #tech")
+    await bob.send("QUIT")
+    await ana.expect(r"^:bob!bob@nexus QUIT :")
+
+
+async def test_part_of_a_channel_not_joined_is_442(irc: IrcServer) -> None:
+    """PART of a room one is not in answers 442; of a missing one 403."""
+    ana = await irc.irc_user("ana")
+    await ana.send("PART #tech", "PART #nowhere", "PART nochannel")
+    await ana.expect(r" 442 ana #tech :")
+    await ana.expect(r" 403 ana #nowhere :")
+    await ana.expect(r" 403 ana nochannel :")
+
+
+async def test_topic_set_by_the_owner_reaches_members_and_queries(irc: IrcServer) -> None:
+    """The owner's TOPIC reaches members (IRC and native); a non-owner gets 482."""
+    ana = await irc.irc_user("ana")
+    await ana.send("JOIN #plans")
+    await ana.expect(r" 366 ana #plans ")
+    bob = await irc.irc_user("bob")
+    await bob.send("JOIN #plans")
+    await bob.expect(r" 366 bob #plans ")
+    native = await irc.running.user("cyd")
+    await native.ok("join", room="plans")
+    await ana.send("TOPIC #plans :Ship it \x02friday\x02")
+    await bob.expect(r"^:ana!ana@nexus TOPIC #plans :Ship it friday$")
+    event = await native.event("topic", room="plans")
+    assert event["topic"] == "Ship it friday" and event["by"] == "ana"
+    await bob.send("TOPIC #plans")
+    await bob.expect(r" 332 bob #plans :Ship it friday$")
+    await bob.send("TOPIC #plans :mine now")
+    await bob.expect(r" 482 bob #plans :")
+
+
+async def test_names_lists_online_members_with_userhost_in_names(irc: IrcServer) -> None:
+    """NAMES lists the online members; with userhost-in-names as nick!user@host."""
+    ana = await irc.irc_user("ana", caps="userhost-in-names")
+    await irc.irc_user("bob")
+    await ana.send("NAMES #general")
+    names = (await ana.expect(r" 353 ana = #general :(.*)$")).group(1).split()
+    assert sorted(names) == ["ana!ana@nexus", "bob!bob@nexus"]
+    await ana.expect(r" 366 ana #general ")
+
+
+async def test_list_shows_every_room_with_its_topic(irc: IrcServer) -> None:
+    """LIST shows 321, a 322 per room (online count, topic) and 323."""
+    ana = await irc.irc_user("ana")
+    native = await irc.running.user("bob")
+    await native.ok("create", room="books", topic="what we read")
+    await ana.send("LIST")
+    lines = await ana.until(r" 323 ana ")
+    assert any(" 321 ana Channel " in line for line in lines)
+    assert ":nexus 322 ana #books 1 :[+nt] what we read" in lines
+    assert any(" 322 ana #general " in line for line in lines)
+
+
+async def test_who_and_whois_show_the_bio_and_away(irc: IrcServer) -> None:
+    """WHO #room lists members (G when away); WHOIS shows bio, channels, away, account."""
+    ana = await irc.irc_user("ana")
+    native = await irc.running.user("bob")
+    await native.ok("bio", text="plays the oboe")
+    await native.ok("away", text="lunch")
+    await ana.send("WHO #general")
+    lines = await ana.until(r" 315 ana #general ")
+    assert ":nexus 352 ana #general bob nexus nexus bob G :0 plays the oboe" in lines
+    await ana.send("WHOIS bob")
+    lines = await ana.until(r" 318 ana bob ")
+    assert ":nexus 311 ana bob bob nexus * :plays the oboe" in lines
+    assert ":nexus 319 ana bob :#general" in lines
+    assert ":nexus 301 ana bob :lunch" in lines
+    assert ":nexus 330 ana bob bob :is logged in as" in lines
+    await ana.send("WHOIS nobody")
+    await ana.expect(r" 401 ana nobody :")
+    await ana.expect(r" 318 ana nobody :")
+
+
+async def test_away_sets_the_account_away_for_everyone(irc: IrcServer) -> None:
+    """AWAY :text answers 306 and native peers see presence away; AWAY alone answers 305."""
+    ana = await irc.irc_user("ana")
+    native = await irc.running.user("bob")
+    await ana.send("AWAY :in a meeting")
+    await ana.expect(r" 306 ana :")
+    event = await native.event("presence", user="ana")
+    assert event["away"] == "in a meeting"
+    await ana.send("AWAY")
+    await ana.expect(r" 305 ana :")
+    assert (await native.event("presence", user="ana"))["away"] is None
+
+
+async def test_mode_shows_channel_modes_and_refuses_changes(irc: IrcServer) -> None:
+    """MODE #room answers +nt, ban lists are empty, changes are refused with 472."""
+    ana = await irc.irc_user("ana")
+    await ana.send("MODE #general", "MODE #general b", "MODE #general +m", "MODE ana")
+    await ana.expect(r" 324 ana #general \+nt$")
+    await ana.expect(r" 368 ana #general :End of channel ban list")
+    await ana.expect(r" 472 ana m :")
+    await ana.expect(r" 221 ana :?\+")
+
+
+async def test_unknown_commands_and_missing_parameters(irc: IrcServer) -> None:
+    """An unknown command answers 421; one with too few parameters 461."""
+    ana = await irc.irc_user("ana")
+    await ana.send("FROBNICATE now", "JOIN")
+    await ana.expect(r" 421 ana FROBNICATE :Unknown command")
+    await ana.expect(r" 461 ana JOIN :Not enough parameters")
+
+
+async def test_a_native_join_from_another_session_shows_in_irc(irc: IrcServer) -> None:
+    """Joining a room from nexus-chat makes the IRC session of the same account JOIN it."""
+    ana = await irc.irc_user("ana")
+    native = await irc.running.user("ana", register=False)
+    await native.ok("join", room="random")
+    await ana.expect(r"^:ana!ana@nexus JOIN #random$")
+    await ana.expect(r" 366 ana #random ")
+
+
+async def test_multi_prefix_shows_the_operator_prefix(irc: IrcServer) -> None:
+    """With multi-prefix (and userhost-in-names) the owner shows once as @ in NAMES."""
+    ana = await irc.irc_user("ana", caps="multi-prefix userhost-in-names")
+    await ana.send("JOIN #mine")
+    names = (await ana.expect(r" 353 ana = #mine :(.*)$")).group(1).split()
+    assert names == ["@ana!ana@nexus"]

@@ -1,0 +1,251 @@
+"""Messages over real sockets: channel text and DMs crossing between IRC and native
+clients both ways, splitting, line safety, and the IRCv3 capabilities that shape them."""
+
+from __future__ import annotations
+
+import re
+
+from tests.irc.conftest import IrcServer
+from tests.wire import Peer
+
+
+async def native_user(irc: IrcServer, name: str) -> Peer:
+    return await irc.running.user(name)
+
+
+async def test_channel_message_crosses_both_ways(irc: IrcServer) -> None:
+    """PRIVMSG #general reaches a native client; a native say reaches the IRC client."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    await ana.send("PRIVMSG #general :hello from \x02irssi\x02")
+    event = await bob.event("message", room="general")
+    assert event["from"] == "ana" and event["text"] == "hello from irssi"
+    await bob.ok("say", room="general", text="hello from nexus-chat")
+    await ana.expect(r"^:bob!bob@nexus PRIVMSG #general :hello from nexus-chat$")
+
+
+async def test_action_maps_to_ctcp_action_both_ways(irc: IrcServer) -> None:
+    """/me over IRC is an action message; a native action arrives as CTCP ACTION."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    await ana.send("PRIVMSG #general :\x01ACTION waves\x01")
+    event = await bob.event("message", room="general")
+    assert event["text"] == "waves" and event["action"] is True
+    await bob.ok("say", room="general", text="bows", action=True)
+    await ana.expect(r"^:bob!bob@nexus PRIVMSG #general :\x01ACTION bows\x01$")
+
+
+async def test_dm_crosses_both_ways(irc: IrcServer) -> None:
+    """PRIVMSG nick is a DM to a native user, and a native DM reaches the IRC nick."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    await ana.send("PRIVMSG bob :psst")
+    event = await bob.event("dm")
+    assert event["from"] == "ana" and event["to"] == "bob" and event["text"] == "psst"
+    await bob.ok("dm", to="ana", text="what?")
+    await ana.expect(r"^:bob!bob@nexus PRIVMSG ana :what\?$")
+
+
+async def test_dms_sent_while_offline_arrive_at_login(irc: IrcServer) -> None:
+    """DMs sent to an account while it was offline are delivered when it logs in over IRC."""
+    await irc.account("ana")
+    bob = await native_user(irc, "bob")
+    await bob.ok("dm", to="ana", text="first while you were out")
+    await bob.ok("dm", to="ana", text="second")
+    ana = await irc.peer()
+    await ana.register("ana", caps="server-time")
+    first = await ana.expect(r"^@time=(\S+) :bob!bob@nexus PRIVMSG ana :first while you were out$")
+    assert first.group(1).endswith("Z")
+    await ana.expect(r":bob!bob@nexus PRIVMSG ana :second$")
+
+
+async def test_long_and_multiline_messages_split_into_lines_that_fit(irc: IrcServer) -> None:
+    """A 4,000-character message and a three-line one arrive as PRIVMSG lines of at
+    most 512 bytes each; no CR, LF or NUL arrives raw and nothing is lost."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    long_text = " ".join(["word" + str(i) for i in range(700)])[:4000]
+    await bob.ok("say", room="general", text=long_text)
+    await bob.ok("say", room="general", text="one\ntwo\n\nfour")
+    got = []
+    while True:
+        line = await ana.line()
+        if "PRIVMSG" not in line:
+            continue
+        assert len(line.encode()) + 2 <= 512
+        body = line.split(" :", 1)[1]
+        got.append(body)
+        if body == "four":
+            break
+    assert "".join(got[:-4]) == long_text
+    assert got[-4:] == ["one", "two", " ", "four"]
+
+
+async def test_invalid_utf8_and_formatting_are_cleaned_not_fatal(irc: IrcServer) -> None:
+    """Invalid UTF-8 becomes U+FFFD and colour codes are stripped; the connection stays."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    await ana.send_raw(b"PRIVMSG #general :caf\xe9 \x0304red\x03 ok\r\n")
+    event = await bob.event("message", room="general")
+    assert event["text"] == "caf\ufffd red ok"
+    await ana.send("PING :still-here")
+    await ana.expect("PONG nexus still-here")
+
+
+async def test_message_errors_are_numerics(irc: IrcServer) -> None:
+    """No text is 412, an unknown nick 401, a missing channel 403, a channel not joined 404."""
+    ana = await irc.irc_user("ana")
+    await ana.send("PRIVMSG #general :", "PRIVMSG nobody :hi", "PRIVMSG #nowhere :hi")
+    await ana.expect(r" 412 ana :No text to send")
+    await ana.expect(r" 401 ana nobody :")
+    await ana.expect(r" 403 ana #nowhere :")
+    await ana.send("PRIVMSG #tech :hi")
+    await ana.expect(r" 404 ana #tech :Cannot send to channel")
+
+
+async def test_notice_is_delivered_and_never_answered_with_errors(irc: IrcServer) -> None:
+    """NOTICE reaches members like a message; a failing NOTICE gets no error reply."""
+    ana = await irc.irc_user("ana")
+    bob = await native_user(irc, "bob")
+    await ana.send("NOTICE #general :bot says hi", "NOTICE #tech :nobody hears")
+    assert (await bob.event("message", room="general"))["text"] == "bot says hi"
+    await ana.send("PING :done")
+    lines = await ana.until("PONG")
+    assert not any(" 404 " in line or " 442 " in line for line in lines)
+
+
+async def test_without_echo_message_own_messages_do_not_come_back(irc: IrcServer) -> None:
+    """Without echo-message a client's own PRIVMSG is not sent back to it."""
+    ana = await irc.irc_user("ana")
+    await ana.send("PRIVMSG #general :mine", "PING :after")
+    lines = await ana.until("PONG")
+    assert not any("PRIVMSG" in line for line in lines)
+
+
+async def test_echo_message_with_labeled_response_labels_the_echo(irc: IrcServer) -> None:
+    """With echo-message the PRIVMSG comes back, carrying the request's label."""
+    ana = await irc.irc_user("ana", caps="echo-message labeled-response batch message-tags")
+    await ana.send("@label=abc PRIVMSG #general :echo me")
+    await ana.expect(r"^@label=abc;msgid=general\.\d+ :ana!ana@nexus PRIVMSG #general :echo me$")
+
+
+async def test_another_sessions_messages_show_as_ones_own(irc: IrcServer) -> None:
+    """A message the account says from nexus-chat shows in its IRC session as from its nick."""
+    ana = await irc.irc_user("ana")
+    native = await irc.running.user("ana", register=False)
+    await native.ok("say", room="general", text="said elsewhere")
+    await ana.expect(r"^:ana!ana@nexus PRIVMSG #general :said elsewhere$")
+
+
+async def test_server_time_message_tags_and_account_tag(irc: IrcServer) -> None:
+    """Acknowledged tags appear (time, msgid, account); unrequested ones do not."""
+    tagged = await irc.irc_user("ana", caps="server-time message-tags account-tag")
+    plain = await irc.irc_user("cyd")
+    bob = await native_user(irc, "bob")
+    await bob.ok("say", room="general", text="tagged?")
+    found = await tagged.expect(r"^@(\S+) :bob!bob@nexus PRIVMSG #general :tagged\?$")
+    tags = dict(item.split("=", 1) for item in found.group(1).split(";"))
+    assert set(tags) == {"time", "msgid", "account"} and tags["account"] == "bob"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tags["time"])
+    await plain.expect(r"^:bob!bob@nexus PRIVMSG #general :tagged\?$")
+
+
+async def test_extended_join_and_away_notify(irc: IrcServer) -> None:
+    """extended-join adds account and realname to JOIN; away-notify sends AWAY changes."""
+    ana = await irc.irc_user("ana", caps="extended-join away-notify")
+    bob = await irc.irc_user("bob")
+    await ana.expect(r"^:bob!bob@nexus JOIN #general bob :?bob$")
+    await bob.send("AWAY :brb")
+    await ana.expect(r"^:bob!bob@nexus AWAY :brb$")
+    await bob.send("AWAY")
+    await ana.expect(r"^:bob!bob@nexus AWAY$")
+
+
+async def test_labeled_response_ack_single_and_batch(irc: IrcServer) -> None:
+    """A labeled command with no answer gets ACK, one line gets the label, several a batch."""
+    ana = await irc.irc_user("ana", caps="labeled-response batch")
+    await ana.send("@label=p1 PING :x")
+    await ana.expect(r"^@label=p1 :nexus PONG nexus x$")
+    await ana.send("@label=n1 PONG :x")
+    await ana.expect(r"^@label=n1 :nexus ACK$")
+    await ana.send("@label=w1 WHOIS ana")
+    ref = (await ana.expect(r"^@label=w1 :nexus BATCH \+(\S+) labeled-response$")).group(1)
+    lines = await ana.until(rf"^:nexus BATCH -{ref}$")
+    assert all(line.startswith(f"@batch={ref} ") for line in lines[:-1])
+    assert any(" 318 ana ana " in line for line in lines)
+
+
+async def test_chathistory_latest_before_and_after_in_a_batch(irc: IrcServer) -> None:
+    """CHATHISTORY LATEST, BEFORE and AFTER page the room's stored history in a batch."""
+    bob = await native_user(irc, "bob")
+    for i in range(1, 8):
+        await bob.ok("say", room="general", text=f"m{i}")
+    ana = await irc.irc_user("ana", caps="batch server-time message-tags draft/chathistory")
+
+    async def page(command: str) -> list[str]:
+        await ana.send(command)
+        ref = (await ana.expect(r":nexus BATCH \+(\S+) chathistory #general$")).group(1)
+        lines = await ana.until(rf"^:nexus BATCH -{ref}$")
+        return [line.rsplit(" :", 1)[1] for line in lines[:-1]]
+
+    assert await page("CHATHISTORY LATEST #general * 3") == ["m5", "m6", "m7"]
+    assert await page("CHATHISTORY BEFORE #general msgid=general.5 2") == ["m3", "m4"]
+    assert await page("CHATHISTORY AFTER #general msgid=general.2 2") == ["m3", "m4"]
+    assert await page("CHATHISTORY BETWEEN #general msgid=general.1 msgid=general.4 10") == [
+        "m2",
+        "m3",
+    ]
+    await ana.send("CHATHISTORY LATEST #general * 1")
+    line = await ana.expect(r"PRIVMSG #general :m7$")
+    assert "msgid=general.7" in line.string and "time=" in line.string
+    await ana.send("CHATHISTORY SIDEWAYS #general * 1")
+    await ana.expect(r"FAIL CHATHISTORY INVALID_PARAMS")
+
+
+async def test_chathistory_of_a_dm_conversation(irc: IrcServer) -> None:
+    """CHATHISTORY LATEST nick pages the DM conversation."""
+    ana = await irc.irc_user("ana", caps="batch draft/chathistory")
+    bob = await native_user(irc, "bob")
+    await bob.ok("dm", to="ana", text="dm one")
+    await ana.send("PRIVMSG bob :dm two")
+    await bob.event("dm", text="dm two")
+    await ana.send("CHATHISTORY LATEST bob * 10")
+    ref = (await ana.expect(r":nexus BATCH \+(\S+) chathistory bob$")).group(1)
+    lines = await ana.until(rf"BATCH -{ref}")
+    assert any(line.endswith(":bob!bob@nexus PRIVMSG ana :dm one") for line in lines)
+    assert any(line.endswith(":ana!ana@nexus PRIVMSG bob :dm two") for line in lines)
+
+
+async def test_redaction_both_ways(irc: IrcServer) -> None:
+    """REDACT erases one's message (native sees `erased`); an erasure reaches clients
+    with draft/message-redaction as REDACT and others as a readable notice."""
+    ana = await irc.irc_user("ana", caps="draft/message-redaction message-tags echo-message")
+    plain = await irc.irc_user("cyd")
+    bob = await native_user(irc, "bob")
+    await ana.send("PRIVMSG #general :oops")
+    mid = (await ana.expect(r"msgid=(\S+) :ana!ana@nexus PRIVMSG #general :oops")).group(1)
+    await ana.send(f"REDACT #general {mid}")
+    erased = await bob.event("erased")
+    assert erased["message"]["seq"] == int(mid.split(".")[1])
+    await ana.expect(rf"^:ana!ana@nexus REDACT #general {re.escape(mid)}$")
+    await plain.expect(r"NOTICE #general :a message from ana was erased")
+    await ana.send("REDACT #general general.999")
+    await ana.expect(r"FAIL REDACT UNKNOWN_MSGID #general general\.999")
+
+
+async def test_reactions_both_ways(irc: IrcServer) -> None:
+    """TAGMSG +draft/react reacts; a reaction reaches message-tags clients as TAGMSG
+    and plain clients as a readable notice; an edit arrives as a notice."""
+    ana = await irc.irc_user("ana", caps="message-tags")
+    plain = await irc.irc_user("cyd")
+    bob = await native_user(irc, "bob")
+    sent = await bob.ok("say", room="general", text="lunch?")
+    mid = f"general.{sent['seq']}"
+    await ana.send(f"@+draft/react=👍;+draft/reply={mid} TAGMSG #general")
+    reaction = await bob.event("reaction")
+    assert reaction["emoji"] == "👍" and reaction["user"] == "ana" and reaction["on"] is True
+    await bob.ok("react", room="general", seq=sent["seq"], emoji="🎉")
+    await ana.expect(rf"^@\+draft/react=🎉;\+draft/reply={mid} :bob!bob@nexus TAGMSG #general$")
+    await plain.expect(r":bob!bob@nexus NOTICE #general :reacted 🎉 to bob: lunch\?$")
+    await bob.ok("edit", room="general", seq=sent["seq"], text="lunch at 1?")
+    await plain.expect(r":bob!bob@nexus NOTICE #general :\(edited\) lunch at 1\?$")

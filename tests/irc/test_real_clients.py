@@ -1,0 +1,210 @@
+"""End to end with the real binaries: nexus-server with --irc-port, irssi in tmux and
+weechat-headless log in with SASL, join #general, and exchange a channel message and
+a DM with a native client both ways. Skipped where the clients are not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.tmux import Tmux
+
+PASSWORD = "e2e-irc-password"
+SERVER = shutil.which("nexus-server")
+TIMEOUT = 20.0
+
+
+class Native:
+    """A blocking native client: enough to register, say, DM and wait for events."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.file = self.sock.makefile("rb")
+        self.events: list[dict[str, Any]] = []
+        self.ids = 0
+        self.request("register", username=name, password=PASSWORD)
+
+    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        self.ids += 1
+        self.sock.sendall(json.dumps({"cmd": cmd, "id": self.ids, **args}).encode() + b"\n")
+        while True:
+            frame = json.loads(self.file.readline())
+            if frame.get("id") == self.ids:
+                assert frame["ok"], frame
+                return frame
+            self.events.append(frame)
+
+    def event(self, name: str, **match: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            for event in self.events:
+                if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
+                    self.events.remove(event)
+                    return event
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {name} event {match}; got {self.events[-5:]}")
+            ready, _, _ = select.select([self.sock], [], [], 0.2)
+            if ready:
+                line = self.file.readline()
+                if line:
+                    self.events.append(json.loads(line))
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A nexus-server process with IRC on: (native port, IRC port)."""
+    if SERVER is None:
+        pytest.skip("nexus-server is not installed (pip install -e .)")
+    proc = subprocess.Popen(
+        [SERVER, "--host", "127.0.0.1", "--port", "0", "--irc-port", "0",
+         "--data", str(tmp_path / "data.json"), "--log", str(tmp_path / "server.log"),
+         "--rate-limit", "off", "--motd", "real clients welcome"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        output = b""
+        deadline = time.monotonic() + 15
+        while b"listening on" not in output:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+            if not ready or proc.poll() is not None:
+                pytest.fail(f"nexus-server did not start: {output!r}")
+            output += os.read(proc.stdout.fileno(), 4096)
+        found = re.search(r"listening on \S+:(\d+) \(tcp\), IRC on \S+:(\d+)", output.decode())
+        assert found, output
+        yield int(found.group(1)), int(found.group(2))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+IRSSI_CONFIG = """\
+servers = (
+  {{ address = "127.0.0.1"; chatnet = "nexus"; port = "{port}"; use_tls = "no";
+    autoconnect = "yes"; }}
+);
+chatnets = {{
+  nexus = {{ type = "IRC"; nick = "{nick}"; sasl_mechanism = "PLAIN";
+    sasl_username = "{nick}"; sasl_password = "{password}"; }};
+}};
+settings = {{
+  core = {{ nick = "{nick}"; user_name = "{nick}"; real_name = "{nick}"; }};
+  "fe-common/core" = {{ autocreate_query_level = "MSGS"; }};
+}};
+"""
+
+
+def test_irssi_logs_in_with_sasl_and_talks_both_ways(
+    ports: tuple[int, int], tmp_path: Path
+) -> None:
+    """irssi (in tmux) logs in with SASL, joins #general, and exchanges a channel
+    message and a DM with a native client both ways."""
+    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
+    if irssi is None or tmux_bin is None:
+        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
+    native_port, irc_port = ports
+    Native(native_port, "ana").close()  # the account irssi logs in with
+    bob = Native(native_port, "bob")
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
+    tmux = Tmux(tmp_path)
+    try:
+        tmux.start("irssi", irssi, f"--home={home}")
+        tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
+        bob.event("presence", user="ana", online=True)
+        tmux.keys("irssi", "/join #general")
+        tmux.wait_for("irssi", "#general", TIMEOUT)
+        tmux.keys("irssi", "hello from irssi")
+        assert bob.event("message", room="general")["text"] == "hello from irssi"
+        bob.request("say", room="general", text="hi irssi, bob here")
+        tmux.wait_for("irssi", "hi irssi, bob here", TIMEOUT)
+        tmux.keys("irssi", "/msg bob a dm from irssi")
+        assert bob.event("dm")["text"] == "a dm from irssi"
+        bob.request("dm", to="ana", text="a dm back to irssi")
+        tmux.keys("irssi", "/query bob")
+        tmux.wait_for("irssi", "a dm back to irssi", TIMEOUT)
+        tmux.keys("irssi", "/quit")
+    finally:
+        tmux.kill()
+        bob.close()
+
+
+def test_weechat_logs_in_with_sasl_and_talks_both_ways(
+    ports: tuple[int, int], tmp_path: Path
+) -> None:
+    """weechat-headless logs in with SASL, joins #general, and exchanges a channel
+    message and a DM with a native client both ways (driven through its FIFO)."""
+    weechat = shutil.which("weechat-headless")
+    if weechat is None:
+        pytest.skip("weechat-headless is not installed (apt-get install weechat-headless)")
+    native_port, irc_port = ports
+    Native(native_port, "wee").close()
+    bob = Native(native_port, "bob")
+    home = tmp_path / "weechat"
+    home.mkdir()
+    setup = ";".join(
+        [
+            "/set logger.file.flush_delay 0",
+            "/set fifo.file.enabled on",
+            f"/server add nexus 127.0.0.1/{irc_port} -notls -nicks=wee -sasl_mechanism=plain"
+            f" -sasl_username=wee -sasl_password={PASSWORD}",
+            "/connect nexus",
+        ]
+    )
+    proc = subprocess.Popen(
+        [weechat, "--dir", str(home), "--no-script", "--run-command", setup],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        bob.event("presence", user="wee", online=True)
+        logs = home / "logs"
+        channel_log = logs / "irc.nexus.#general.weechatlog"
+        wait_file(channel_log)
+        fifo = next(home.glob("weechat_fifo*"))
+
+        def command(text: str) -> None:
+            with fifo.open("w") as pipe:
+                pipe.write(f"irc.server.nexus *{text}\n")
+
+        command("/msg #general hello from weechat")
+        assert bob.event("message", room="general")["text"] == "hello from weechat"
+        bob.request("say", room="general", text="hi weechat, bob here")
+        wait_file(channel_log, "hi weechat, bob here")
+        command("/msg bob a dm from weechat")
+        assert bob.event("dm")["text"] == "a dm from weechat"
+        bob.request("dm", to="wee", text="a dm back to weechat")
+        wait_file(logs / "irc.nexus.bob.weechatlog", "a dm back to weechat")
+        command("/quit")
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        bob.close()
+
+
+def wait_file(path: Path, text: str = "") -> None:
+    """Waits until `path` exists and holds `text`."""
+    deadline = time.monotonic() + TIMEOUT
+    while not (path.exists() and text in path.read_text(errors="replace")):
+        if time.monotonic() > deadline:
+            found = sorted(p.name for p in path.parent.glob("*")) if path.parent.exists() else []
+            pytest.fail(f"{text!r} never reached {path} (logs: {found})")
+        time.sleep(0.1)

@@ -1,0 +1,186 @@
+"""The translator without sockets: client lines in, request frames out; frames in,
+IRC lines out. What a line asks and when its answer is said."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nexus.server.irc.history import history_window
+from nexus.server.irc.translator import Translator
+
+
+def requests(t: Translator) -> list[dict[str, Any]]:
+    return [orjson.loads(frame) for frame in t.take_requests()]
+
+
+def answer(t: Translator, frame: dict[str, Any]) -> list[str]:
+    t.server_frame(orjson.dumps(frame))
+    return t.take_output().decode().splitlines()
+
+
+def login_reply(rid: int, name: str = "ana") -> dict[str, Any]:
+    return {
+        "id": rid,
+        "ok": True,
+        "user": {"username": name},
+        "rooms": ["general"],
+        "unread": {"dms": {}},
+    }
+
+
+def test_every_line_is_a_request_the_core_counts() -> None:
+    """Lines that ask the server nothing still become one `ping` each, so the core
+    counts them against the login budget and answers them in order."""
+    t = Translator("1.0")
+    for line in (b"CAP LS 302", b"NICK ana", b"USER a 0 * :A", b"PING :x", b"BOGUS"):
+        t.client_line(line)
+    frames = requests(t)
+    assert [f["cmd"] for f in frames] == ["ping"] * 5
+    assert len({f["id"] for f in frames}) == 5
+
+
+def test_local_answers_wait_for_the_requests_before_them() -> None:
+    """A PONG is said only when its `ping` is answered, after earlier replies."""
+    t = Translator("1.0")
+    t.client_line(b"PING :first")
+    t.client_line(b"PING :second")
+    first, second = requests(t)
+    assert t.take_output() == b""
+    assert answer(t, {"id": first["id"], "ok": True, "ts": 1.0}) == [":nexus PONG nexus first"]
+    assert answer(t, {"id": second["id"], "ok": True, "ts": 1.0}) == [":nexus PONG nexus second"]
+
+
+def test_sasl_plain_sends_a_login_and_answers_900_903() -> None:
+    """AUTHENTICATE with PLAIN credentials asks `login`; its reply says 900 and 903."""
+    t = Translator("1.0")
+    creds = base64.b64encode(b"\0ana\0secret words").decode()
+    for line in (b"CAP LS 302", b"CAP REQ :sasl", b"AUTHENTICATE PLAIN", creds.encode()):
+        t.client_line(line if line != creds.encode() else b"AUTHENTICATE " + line)
+    frames = requests(t)
+    login = frames[-1]
+    assert login["cmd"] == "login" and login["username"] == "ana"
+    assert login["password"] == "secret words"
+    for frame in frames[:-1]:
+        answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
+    lines = answer(t, login_reply(login["id"]))
+    assert [line.split()[1] for line in lines] == ["900", "903"]
+
+
+def test_bad_sasl_payload_fails_without_asking() -> None:
+    """A payload that is not base64 of three NUL-separated parts answers 904 only."""
+    t = Translator("1.0")
+    t.client_line(b"AUTHENTICATE PLAIN")
+    t.client_line(b"AUTHENTICATE !!notbase64")
+    frames = requests(t)
+    assert [f["cmd"] for f in frames] == ["ping", "ping"]
+    answer(t, {"id": frames[0]["id"], "ok": True, "ts": 1})
+    assert " 904 " in answer(t, {"id": frames[1]["id"], "ok": True, "ts": 1})[0]
+
+
+def test_privmsg_to_a_channel_and_a_nick() -> None:
+    """PRIVMSG #room asks `say`, PRIVMSG nick asks `dm`, CTCP ACTION sets action,
+    and formatting is stripped."""
+    t = registered()
+    t.client_line(b"PRIVMSG #General,bob :\x02hi\x02")
+    t.client_line(b"PRIVMSG #general :\x01ACTION waves\x01")
+    say, dm, action = requests(t)
+    assert (say["cmd"], say["room"], say["text"]) == ("say", "general", "hi")
+    assert (dm["cmd"], dm["to"], dm["text"]) == ("dm", "bob", "hi")
+    assert action["action"] is True and action["text"] == "waves"
+
+
+def test_own_message_is_suppressed_without_echo_message() -> None:
+    """The event of a message this connection said is not shown back without
+    echo-message; the same text from another session of the account is."""
+    t = registered()
+    t.client_line(b"PRIVMSG #general :mine")
+    (say,) = requests(t)
+    event = {"event": "message", "room": "general", "seq": 1, "from": "ana", "text": "mine",
+             "ts": 1.0}  # fmt: skip
+    assert answer(t, event) == []
+    assert answer(t, {"id": say["id"], "ok": True, "seq": 1, "ts": 1.0}) == []
+    assert answer(t, {**event, "seq": 2}) == [":ana!ana@nexus PRIVMSG #general :mine"]
+
+
+def test_labeled_reply_carries_the_label() -> None:
+    """With labeled-response, the one line answering a labeled command has the label."""
+    t = registered(caps=b"labeled-response batch")
+    t.client_line(b"@label=x1 PING :tok")
+    (ping,) = requests(t)
+    assert answer(t, {"id": ping["id"], "ok": True, "ts": 1}) == ["@label=x1 :nexus PONG nexus tok"]
+
+
+def test_refusal_outside_any_request_becomes_error() -> None:
+    """An `error` frame without an id (login timed out) becomes ERROR."""
+    t = Translator("1.0")
+    lines = answer(
+        t, {"ok": False, "error": {"code": "auth_required", "message": "login timed out"}}
+    )
+    assert lines == ["ERROR :Closing link: login timed out"]
+
+
+def test_history_window_selects_like_chathistory() -> None:
+    """LATEST, BEFORE, AFTER, AROUND and BETWEEN pick the right messages, oldest first."""
+    messages = [{"seq": i, "ts": float(i)} for i in range(1, 11)]
+
+    def seqs(sub: str, refs: list[str], limit: int) -> list[int]:
+        return [m["seq"] for m in history_window(sub, refs, limit, messages)]
+
+    assert seqs("LATEST", ["*"], 3) == [8, 9, 10]
+    assert seqs("LATEST", ["msgid=g.8"], 5) == [9, 10]
+    assert seqs("BEFORE", ["msgid=g.4"], 5) == [1, 2, 3]
+    assert seqs("AFTER", ["timestamp=1970-01-01T00:00:07.000Z"], 5) == [8, 9, 10]
+    assert seqs("AROUND", ["msgid=g.5"], 4) == [3, 4, 5, 6]
+    assert seqs("BETWEEN", ["msgid=g.2", "msgid=g.6"], 10) == [3, 4, 5]
+    assert seqs("BETWEEN", ["msgid=g.6", "msgid=g.2"], 2) == [4, 5]
+
+
+def registered(caps: bytes = b"") -> Translator:
+    """A translator past registration as `ana`, its requests answered."""
+    t = Translator("1.0")
+    if caps:
+        t.client_line(b"CAP REQ :" + caps)
+        t.client_line(b"CAP END")
+    t.client_line(b"PASS :ana:secret words")
+    t.client_line(b"NICK ana")
+    t.client_line(b"USER a 0 * :A")
+    pending = requests(t)
+    while pending:
+        frame = pending.pop(0)
+        if frame["cmd"] == "login":
+            answer(t, login_reply(frame["id"]))
+        elif frame["cmd"] == "rooms":
+            answer(t, {"id": frame["id"], "ok": True, "rooms": []})
+        elif frame["cmd"] == "online":
+            answer(t, {"id": frame["id"], "ok": True, "users": []})
+        else:
+            answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
+        pending += requests(t)
+    assert t.registered and t.nick == "ana" and "general" in t.channels
+    return t
+
+
+_WORDS = st.sampled_from(
+    ["PRIVMSG", "NOTICE", "JOIN", "PART", "MODE", "TOPIC", "WHO", "WHOIS", "CAP", "NICK",
+     "AUTHENTICATE", "CHATHISTORY", "TAGMSG", "REDACT", "KICK", "LIST", "NAMES", "AWAY",
+     "PING", "QUIT", "#general", "#", "ana", "*", "+o", "LATEST", "msgid=general.1",
+     ":", ":text", "@label=x", "\x01ACTION", "REQ", "LS", "+", "0"]
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=12)), max_size=8), st.binary(max_size=20))
+def test_any_line_is_answered_without_an_exception(words: list[str], noise: bytes) -> None:
+    """Whatever a registered client sends, and whatever error the server answers
+    with, the translator asks, answers and never raises."""
+    t = registered(caps=b"labeled-response batch message-tags echo-message")
+    t.client_line(" ".join(words).encode() + noise)
+    for frame in requests(t):
+        error = {"code": "bad_args", "message": "no"}
+        t.server_frame(orjson.dumps({"id": frame["id"], "ok": False, "error": error}))
+    t.take_output()
