@@ -699,6 +699,9 @@ def _target(state: ChatState, first: str, rest: str | None) -> tuple[str, str, s
     return _room_or_current(state, None), first, rest
 
 
+SEEN = frozenset({"op", "deop", "kick", "mute", "unmute"})  # answered by an event to the room
+
+
 def _moderation(cmd: str, done: str, help: str, *, reason: bool) -> None:
     """Registers /cmd [#room] <user> (then [reason...] when `reason`)."""
 
@@ -711,8 +714,12 @@ def _moderation(cmd: str, done: str, help: str, *, reason: bool) -> None:
         elif tail:
             raise UsageError(f"usage: /{cmd} [#room] <user>")
         await ctx.request(cmd, **args)
+        mine = state.rooms.get(room)
+        member = mine is not None and name.casefold() in mine.members
+        if mine is not None and (cmd in SEEN or (cmd == "ban" and member)):
+            return  # the room's event line says it, here and everywhere
         why = f": {tail}" if reason and tail else ""
-        state.note(f"{name} {done} #{room}{why}", room=room if room in state.rooms else None)
+        state.note(f"{name} {done} #{room}{why}", room=room if mine else None)
 
     usage = "[#room] <user>" + (" [reason...]" if reason else "")
     args = (Arg("user", True, False), Arg("rest", False, True))
