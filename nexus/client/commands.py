@@ -286,7 +286,8 @@ async def create(ctx: Context, room: str, topic: str | None) -> None:
     private = PRIVATE in words
     if private:
         topic = " ".join(w for w in words if w != PRIVATE).strip() or None
-    reply: RoomReply = await ctx.request("create", room=room, topic=topic, private=private)
+    # Left out unless set, so a version 1 server sees the request it knows.
+    reply: RoomReply = await ctx.request("create", room=room, topic=topic, private=private or None)
     ctx.state.add_room(reply["room"])
     _entered(ctx.state, reply["room"], "you created")
 

@@ -15,6 +15,7 @@ from nexus.client.layout import header, side_panel
 from nexus.client.session import ChatSession
 from nexus.client.state import ChatState
 from tests.client.conftest import profile, room_info, until
+from tests.client.test_cli import run_cli
 from tests.conftest import PASSWORD
 
 
@@ -221,3 +222,14 @@ def test_events_update_roles_and_read_as_lines():
     alert = state.apply({"event": "invited", "room": room_info("den"), "by": "mia"})
     assert alert is not None and alert.sender == "mia"
     assert "mia invited you to #den: /join den" in state.pane.entries[-1].plain
+
+
+async def test_a_suspended_account_is_told_why_at_login_and_exits(server, connect):
+    """nexus-chat for a suspended account: one line saying so, exit 1."""
+    root, _ = await connect()  # the first account: an admin
+    _, login = await connect()
+    name = login["user"]["username"]
+    await root.request("suspend", username=name, reason="spam bot")
+    code, _, err = await run_cli(server.host, str(server.port), "--user", name, password=PASSWORD)
+    assert code == 1 and err.count("\n") == 1
+    assert err == "nexus-chat: login failed: this account is suspended\n"
