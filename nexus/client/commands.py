@@ -30,6 +30,7 @@ from nexus.protocol import (
     PAGE_MAX,
     SEARCH_MAX,
     AnyMessage,
+    BansReply,
     DmsReply,
     HistoryReply,
     JoinReply,
@@ -196,6 +197,8 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
     if before.startswith("/"):
         cmd = COMMANDS.get(words[0][1:].lower())
         index = len(words) - 1 - (word != "")
+        if index and cmd and cmd.args and cmd.args[0].name == "user" and words[1].startswith("#"):
+            index -= 1  # /kick #room user: the room came first, the user follows
         kind = cmd.args[index].name if cmd and index < len(cmd.args) else ""
         if cmd and cmd.name == "say":
             kind = "user"
@@ -207,6 +210,9 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
         folded = word.casefold()
         labels = [b.label for b in state.buffers] + [b.name for b in state.buffers]
         return word, sorted({b for b in labels if b.casefold().startswith(folded)})
+    if kind == "user" and word.startswith("#"):  # /kick #room user: a room first
+        rooms = state.known_rooms | state.rooms.keys()
+        return word, sorted("#" + r for r in rooms if r.startswith(word[1:].lower()))
     if kind == "user":
         folded = word.removeprefix("@").casefold()
         names = state.known_users | state.online
@@ -266,9 +272,22 @@ async def leave(ctx: Context, room: str | None) -> None:
     ctx.state.note(f"you left #{name}")
 
 
-@command("create", "<room> [topic...]", "create a room that you own, and enter it")
+PRIVATE = "--private"
+
+
+@command(
+    "create",
+    "<room> [topic...]",
+    f"create a room that you own, and enter it; {PRIVATE} (anywhere after the name) makes "
+    "it invitation-only",
+)
 async def create(ctx: Context, room: str, topic: str | None) -> None:
-    reply: RoomReply = await ctx.request("create", room=room, topic=topic)
+    words = (topic or "").split(" ")
+    private = PRIVATE in words
+    if private:
+        topic = " ".join(w for w in words if w != PRIVATE).strip() or None
+    # Left out unless set, so a version 1 server sees the request it knows.
+    reply: RoomReply = await ctx.request("create", room=room, topic=topic, private=private or None)
     ctx.state.add_room(reply["room"])
     _entered(ctx.state, reply["room"], "you created")
 
@@ -664,6 +683,90 @@ def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) ->
 @command("lastlog", "<words...>", "show the loaded lines of this buffer containing words")
 async def lastlog(ctx: Context, words: str) -> None:
     ctx.state.lastlog(words.strip())
+
+
+# -- moderation ------------------------------------------------------------
+# The room is the current one unless the first word names one with `#`; reasons
+# take the rest of the line. The server decides who may do what (not_allowed).
+
+
+def _target(state: ChatState, first: str, rest: str | None) -> tuple[str, str, str | None]:
+    """`[#room] <user> [rest...]` -> (room, user, rest)."""
+    if first.startswith("#"):
+        if not rest:
+            raise UsageError("name the user after the room")
+        user, _, tail = rest.partition(" ")
+        return room_name(first), user, tail.strip() or None
+    return _room_or_current(state, None), first, rest
+
+
+SEEN = frozenset({"op", "deop", "kick", "mute", "unmute"})  # answered by an event to the room
+
+
+def _moderation(cmd: str, done: str, help: str, *, reason: bool) -> None:
+    """Registers /cmd [#room] <user> (then [reason...] when `reason`)."""
+
+    async def handler(ctx: Context, user: str, rest: str | None) -> None:
+        state = ctx.state
+        room, name, tail = _target(state, user, rest)
+        args: dict[str, Any] = {"room": room, "username": name}
+        if reason:
+            args["reason"] = tail or ""
+        elif tail:
+            raise UsageError(f"usage: /{cmd} [#room] <user>")
+        await ctx.request(cmd, **args)
+        mine = state.rooms.get(room)
+        member = mine is not None and name.casefold() in mine.members
+        if mine is not None and (cmd in SEEN or (cmd == "ban" and member)):
+            return  # the room's event line says it, here and everywhere
+        why = f": {tail}" if reason and tail else ""
+        state.note(f"{name} {done} #{room}{why}", room=room if mine else None)
+
+    usage = "[#room] <user>" + (" [reason...]" if reason else "")
+    args = (Arg("user", True, False), Arg("rest", False, True))
+    help = f"{help} (in the current room, or the #room named first)"
+    COMMANDS[cmd] = Command(cmd, usage, help, args, handler, immediate=False)
+
+
+_moderation("op", "is now a moderator of", "make a member a moderator", reason=False)
+_moderation("deop", "is no longer a moderator of", "take a moderator's role", reason=False)
+_moderation("kick", "was kicked from", "remove a member (they may join again)", reason=True)
+_moderation("ban", "is banned from", "remove a user and keep them out", reason=True)
+_moderation("unban", "is no longer banned from", "let a banned user join again", reason=True)
+_moderation("mute", "is muted in", "stop a member from speaking", reason=False)
+_moderation("unmute", "is no longer muted in", "let a muted user speak again", reason=False)
+_moderation("invite", "was invited to", "invite a user (to a private room too)", reason=False)
+
+
+@command("bans", "[room]", "list the users banned from a room, by whom and why")
+async def bans(ctx: Context, room: str | None) -> None:
+    name = _room_or_current(ctx.state, room)
+    reply: BansReply = await ctx.request("bans", room=name)
+    if not reply["bans"]:
+        ctx.state.note(f"nobody is banned from #{name}")
+        return
+    ctx.state.show(render.bans_table(f"Banned from #{name}", reply["bans"]))
+
+
+@command("admin", "<user> [on]", "make a user a server admin; `/admin user off` takes it away")
+async def admin(ctx: Context, user: str, on: str | None) -> None:
+    if on not in (None, "on", "off"):
+        raise UsageError("usage: /admin <user> [on|off]")
+    reply: ProfileReply = await ctx.request("admin", username=user, on=on != "off")
+    name = reply["user"]["username"]
+    ctx.state.note(f"{name} is {'now' if reply['user'].get('admin') else 'no longer'} an admin")
+
+
+@command("suspend", "<user> [reason...]", "lock an account out of the server (admins only)")
+async def suspend(ctx: Context, user: str, reason: str | None) -> None:
+    await ctx.request("suspend", username=user, reason=reason or "")
+    ctx.state.note(f"{user} is suspended" + (f": {reason}" if reason else ""))
+
+
+@command("unsuspend", "<user> [reason...]", "let a suspended account log in again")
+async def unsuspend(ctx: Context, user: str, reason: str | None) -> None:
+    await ctx.request("unsuspend", username=user, reason=reason or "")
+    ctx.state.note(f"{user} is no longer suspended")
 
 
 @command("whois", "<user>", "show a user's profile")

@@ -45,6 +45,7 @@ STYLE = Style.from_dict(
         "side.unread": "bold ansiyellow",
         "side.highlight": "bold ansired",
         "side.away": "fg:ansibrightblack",
+        "side.mark": "bold",
         "marker": "bg:ansiyellow fg:ansiblack",
         "prompt": "bold",
     }
@@ -147,7 +148,7 @@ def buffer_row(state: ChatState, number: int, buffer: Buffer) -> Fragments:
     """` 2 #tech  3 @1`: number, name, unread and highlight counts, within SIDE_WIDTH."""
     counts = _counts(buffer)
     room = SIDE_WIDTH - 3 - sum(get_cwidth(text) for _, text, *_ in counts)
-    name = render.clean(buffer.label)
+    name = render.clean(buffer.label) + ("*" if buffer.private else "")
     style = "class:side.current" if buffer is state.current else ""
     if buffer.kind == "dm" and buffer is not state.current:
         style = render.pt_style_of(render.user_style(name))
@@ -169,12 +170,15 @@ def side_panel(state: ChatState, select: Callable[[Buffer], None] | None = None)
         online = sum(on for _, on in people)
         out.append(("class:side.title", f"\nPeople ({online}/{len(people)})\n"))
         for name, on in people:
-            # Offline and away people are dim; an away one keeps a mark, so the two differ.
+            # Offline, away and muted people are dim; away and muted ones keep a word, so
+            # each differs. The role mark (~ owner, & admin, @ moderator) comes first.
             gone = state.is_away(name)
-            name = render.clean(name) + (" (away)" if gone else "")
-            present = on and not gone
+            muted = name.casefold() in current.muted
+            shown = render.clean(name) + (" (away)" if gone else "") + (" (muted)" if muted else "")
+            present = on and not gone and not muted
             style = render.pt_style_of(render.user_style(name)) if present else "class:side.away"
-            out += [*fit([(style, name)], SIDE_WIDTH - 1), ("", "\n")]
+            mark = state.mark(current, name)
+            out += [*fit([("class:side.mark", mark), (style, shown)], SIDE_WIDTH - 1), ("", "\n")]
     elif current is not None:
         on = current.name.casefold() in {u.casefold() for u in state.online}
         away = state.away.get(current.name.casefold())
@@ -210,6 +214,8 @@ def header(state: ChatState, width: int = 200) -> Fragments:
         about = f"direct messages, {status}"
         return fit([("class:header bold", f" {peer} "), ("class:header", about)], width)
     parts: Fragments = [("class:header bold", f" #{buffer.name} ")]
+    if buffer.private:
+        parts.append(("class:header", "(private) "))
     if buffer.topic:
         parts.append(("class:header", render.clean(buffer.topic)))
     return fit(parts, width)

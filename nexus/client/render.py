@@ -28,10 +28,14 @@ from rich.table import Table
 from rich.text import Text
 
 from nexus.protocol import (
+    BanEntry,
     DirectMessage,
     Event,
+    Invited,
     Joined,
+    Kicked,
     Left,
+    Muted,
     Presence,
     Profile,
     RoomCreated,
@@ -333,6 +337,40 @@ def event_line(event: Event) -> Line | None:
     return None
 
 
+def role_line(by: str, user: str, room: str, on: bool) -> Line:
+    """`mia made bob a moderator of #den` (or `... took ... role`), from `room_updated`."""
+    if on:
+        return notice(who(by), " made ", who(user), f" a moderator of #{clean(room)}")
+    return notice(who(by), " took the moderator role of ", who(user), f" in #{clean(room)}")
+
+
+def kicked_line(event: Kicked, me: bool) -> Line:
+    """`bob was kicked from #den by mia: flooding`; `you were banned ...` when it is me."""
+    verb = "banned" if event["banned"] else "kicked"
+    whom: str | tuple[str, str] = "you" if me else who(event["user"])
+    parts: list[str | tuple[str, str]] = [
+        whom,
+        f" {'were' if me else 'was'} {verb} from #{clean(event['room'])} by ",
+        who(event["by"]),
+    ]
+    parts += [": ", (event["reason"], "")] if event["reason"] else [" (no reason given)"]
+    return notice(*parts, prefix=LEAVE)
+
+
+def muted_line(event: Muted, me: bool) -> Line:
+    """`mia muted bob in #den` / `mia unmuted you in #den`."""
+    whom: str | tuple[str, str] = "you" if me else who(event["user"])
+    verb = " muted " if event["on"] else " unmuted "
+    return notice(who(event["by"]), verb, whom, f" in #{clean(event['room'])}")
+
+
+def invited_line(event: Invited) -> Line:
+    """`bob invited you to #den (private): /join den`, the command to accept it."""
+    room = clean(event["room"]["name"])
+    private = " (private)" if event["room"].get("private") else ""
+    return notice(who(event["by"]), f" invited you to #{room}{private}: /join {room}")
+
+
 def away_line(user: str, text: str | None) -> Line:
     """`ana is away: lunch` or `ana is back`, when an online person's away text changes."""
     if text:
@@ -374,6 +412,17 @@ def users_table(users: Iterable[Profile], title: str = "Online") -> Table:
     return table
 
 
+def bans_table(title: str, bans: Iterable[BanEntry]) -> Table:
+    """`/bans`: who is banned, by whom, when and why, oldest first."""
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left")
+    for column in ("user", "by", "when", "reason"):
+        table.add_column(column)
+    for ban in bans:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(ban["ts"]))
+        table.add_row(Text(*who(ban["user"])), Text(*who(ban["by"])), when, clean(ban["reason"]))
+    return table
+
+
 def profile_panel(user: Profile) -> Panel:
     name = clean(user["username"])
     body = Table.grid(padding=(0, 2))
@@ -381,6 +430,8 @@ def profile_panel(user: Profile) -> Panel:
     body.add_column()
     last_seen = user["last_seen"]
     body.add_row("status", "online" if user["online"] else "offline")
+    if user.get("admin"):
+        body.add_row("role", "server admin")
     if away := user.get("away"):
         body.add_row("away", Text(clean(away)))
     body.add_row("bio", Text(clean(user["bio"])))

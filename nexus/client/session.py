@@ -54,7 +54,7 @@ BACKOFF = (1.0, 10.0)
 GROWTH = 1.5
 QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
 MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
-FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username"})  # retrying cannot help
+FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username", "suspended"})  # no retry
 ENDED = frozenset({"auth_required", "suspended"})  # the server ended the session: do not retry
 READ_DELAY = 0.5  # seconds between showing new messages and telling the server they were read
 

@@ -39,9 +39,12 @@ from nexus.protocol import (
     DirectMessage,
     DmEvent,
     Event,
+    Invited,
     Joined,
+    Kicked,
     Left,
     MessageEvent,
+    Muted,
     Presence,
     Profile,
     ReadMoved,
@@ -49,6 +52,7 @@ from nexus.protocol import (
     RoomDeleted,
     RoomInfo,
     RoomMessage,
+    RoomUpdated,
     TopicChanged,
 )
 
@@ -301,6 +305,9 @@ class Buffer:
     name: str  # the room's name, or the other person's name as the server spells it
     topic: str = ""
     owner: str | None = None
+    private: bool = False  # members, invitees and admins only
+    moderators: set[str] = field(default_factory=set)  # case-folded names
+    muted: set[str] = field(default_factory=set)  # case-folded names
     unread: int = 0
     highlights: int = 0
     first_seq: int = 0  # oldest message shown, to page back from
@@ -411,6 +418,7 @@ class ChatState:
         self.show_folded = False  # Alt-=: show the lines the smart filter folded
         self.people_stale = False  # someone came online: the session asks who is where
         self.away: dict[str, str] = {}  # case-folded name -> away text, of people away
+        self.admins: set[str] = set()  # case-folded names of the server's admins seen online
         self.highlight = tuple(highlight)  # words that count as naming me (client.toml)
         self.mention = render.mention_pattern(me, self.highlight)
         self.clock_format = clock_format  # the time column's strftime format (client.toml)
@@ -520,6 +528,7 @@ class ChatState:
         room = self._room(info["name"])
         empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
+        self._roles(room, info)
         self.add_messages(room, history)
         unread = info.get("unread", 0)
         if backlog and empty and unread:
@@ -530,6 +539,12 @@ class ChatState:
             if "unread" in info:  # nothing unread: the server's marker is there already
                 room.synced_seq = room.read_seq
         return room
+
+    @staticmethod
+    def _roles(room: Buffer, info: RoomInfo) -> None:
+        room.private = info.get("private", False)
+        room.moderators = {name.casefold() for name in info.get("moderators", ())}
+        room.muted = {name.casefold() for name in info.get("muted", ())}
 
     def _room(self, name: str) -> Buffer:
         """The room called `name`, added (without topic or owner yet) if I was not in it."""
@@ -644,6 +659,16 @@ class ChatState:
         people = [(name, key in online) for key, name in buffer.members.items()]
         return sorted(people, key=lambda p: (not p[1], p[0].casefold()))
 
+    def mark(self, buffer: Buffer, name: str) -> str:
+        """The role prefix of `name` in room `buffer`, as IRC clients show them:
+        `~` the owner, `&` an admin, `@` a moderator, "" a member."""
+        key = name.casefold()
+        if buffer.owner is not None and key == buffer.owner.casefold():
+            return "~"
+        if key in self.admins:
+            return "&"
+        return "@" if key in buffer.moderators else ""
+
     def set_online(self, users: Iterable[Profile]) -> None:
         """Who is online, in which rooms, and who of them is away (the `online` reply)."""
         self.online = set()
@@ -652,6 +677,10 @@ class ChatState:
             self.online.add(name)
             self.known_users.add(name)
             self.set_away(name, user.get("away"))
+            if user.get("admin"):
+                self.admins.add(name.casefold())
+            else:
+                self.admins.discard(name.casefold())
             for room_name in user["rooms"]:
                 room = self.rooms.get(room_name)
                 if room is not None:
@@ -715,6 +744,14 @@ class ChatState:
             self.update_message(event["message"])
         elif event["event"] == "read":
             self._on_read(event)
+        elif event["event"] == "room_updated":
+            self._on_room_updated(event)
+        elif event["event"] == "kicked":
+            self._on_kicked(event)
+        elif event["event"] == "muted":
+            self._on_muted(event)
+        elif event["event"] == "invited":
+            return self._on_invited(event)
         return None  # hello: connect() has used it already
 
     def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
@@ -847,3 +884,51 @@ class ChatState:
         if room is not None:
             room.topic = event["topic"]
             room.lines.add(render.event_line(event))
+
+    # -- moderation --------------------------------------------------------
+
+    def _on_room_updated(self, event: RoomUpdated) -> None:
+        """Roles changed: a line for each moderator named or dropped."""
+        info = event["room"]
+        room = self.rooms.get(info["name"])
+        if room is None:
+            return
+        before = room.moderators
+        self._roles(room, info)
+        for name in info.get("moderators", ()):
+            if name.casefold() not in before:
+                room.lines.add(render.role_line(event["by"], name, info["name"], True))
+        for key in sorted(before - room.moderators):
+            name = room.members.get(key, key)
+            room.lines.add(render.role_line(event["by"], name, info["name"], False))
+
+    def _on_kicked(self, event: Kicked) -> None:
+        """Someone was kicked or banned; when it is me, the buffer closes and the reason
+        shows where I am now (and stays in the home pane's scrollback)."""
+        line = render.kicked_line(event, self._is_me(event["user"]))
+        room = self.rooms.get(event["room"])
+        if self._is_me(event["user"]):
+            self.remove_room(event["room"])
+            self.pane.add(line)
+            return
+        if room is not None:
+            room.members.pop(event["user"].casefold(), None)
+            room.moderators.discard(event["user"].casefold())
+            room.lines.add(line)
+
+    def _on_muted(self, event: Muted) -> None:
+        room = self.rooms.get(event["room"])
+        if room is None:
+            return
+        key = event["user"].casefold()
+        if event["on"]:
+            room.muted.add(key)
+        else:
+            room.muted.discard(key)
+        room.lines.add(render.muted_line(event, self._is_me(event["user"])))
+
+    def _on_invited(self, event: Invited) -> Alert:
+        self.known_rooms.add(event["room"]["name"])
+        line = render.invited_line(event)
+        self.pane.add(line)
+        return Alert(f"#{event['room']['name']}", event["by"], line.body.plain, seen=False)

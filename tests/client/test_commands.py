@@ -83,7 +83,7 @@ def state() -> ChatState:
 
 def test_tab_completes_command_names(state):
     """A slash word completes to the commands starting with it."""
-    assert completions("/d", state) == ("/d", ["/delete", "/dm", "/dms"])
+    assert completions("/d", state) == ("/d", ["/delete", "/dm", "/dms", "/deop"])
 
 
 def test_tab_completes_rooms_where_the_table_says_room(state):
@@ -138,7 +138,7 @@ def test_tab_completes_the_conversation_commands_and_goto_buffers(state):
     """The new commands come from the one table: names complete, /goto completes buffers."""
     assert completions("/e", state) == ("/e", ["/edit", "/erase"])
     assert sorted(completions("/re", state)[1]) == ["/react", "/reconnect", "/reply"]
-    assert completions("/un", state)[1] == ["/unreact"]
+    assert completions("/unr", state)[1] == ["/unreact"]
     assert completions("/goto #ge", state) == ("#ge", ["#general"])
 
 

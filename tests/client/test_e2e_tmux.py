@@ -460,3 +460,23 @@ def test_password_is_typed_masked_and_the_other_terminal_stops(tmux, server_port
     assert "the server ended this session: password changed" in screen
     time.sleep(1.5)  # past the first retry delay: still logged out, no attempt made
     assert "logged out: password changed" in tmux.screen("ana2")
+
+
+def test_a_moderator_kicks_a_user_who_sees_why(tmux, server_port):
+    """mia owns #den and makes bob a moderator (`@bob` in the people list); bob kicks
+    carl with a reason; carl's #den buffer closes and his screen says who and why."""
+    for name in ("mia", "bob", "carl"):
+        tmux.chat(name, server_port, "--register")
+    tmux.keys("mia", "/create den the den")
+    tmux.wait_for("mia", "mia@#den")
+    for name in ("bob", "carl"):
+        tmux.keys(name, "/join den")
+        tmux.wait_for(name, f"{name}@#den")
+    tmux.keys("mia", "/op bob")
+    tmux.wait_for("bob", "mia made bob a moderator of #den")
+    tmux.keys("bob", "/names")
+    tmux.wait_for("bob", lambda s: {"@bob", "~mia"} <= set(side_rows(s)))
+    tmux.keys("bob", "/kick carl flooding the room")
+    screen = tmux.wait_for("carl", "you were kicked from #den by bob: flooding the room")
+    assert "carl@#general" in screen and "#den" not in "\n".join(side_rows(screen))
+    tmux.wait_for("mia", "carl was kicked from #den by bob: flooding the room")
