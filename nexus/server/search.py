@@ -25,10 +25,13 @@ trim leaves its documents to fail the check. Once the documents outnumber
 twice the stored messages (plus REBUILD_SLACK), the index starts over.
 
 Indexing is lazy. The model reports each message made or edited
-(`Model.on_text`); the index notes its address and indexes it within LAG_S
-seconds, a slice at a time, or at once when a search needs it. A message
-trimmed meanwhile is never indexed: a busy room keeps only its last 500, so
-a flood of messages costs little more than noting them. At start-up every
+(`Model.on_text`). A new message puts its room or conversation in the
+backlog, from its seq on, unless the scope is there already: noting it is a
+dictionary look-up, and the backlog holds one entry a scope however many
+messages arrive, so a flood costs nothing per message and its indexing
+only what is still stored when it runs (a busy room keeps its last 500). An
+edit of an indexed message is queued by its address. Both are indexed
+within LAG_S seconds, a slice at a time, or at once when a search needs it. At start-up every
 room and conversation is in the backlog and indexed in the background, so
 the server listens as soon as the store is loaded; a search needing a scope
 not yet indexed indexes that scope first.
@@ -121,7 +124,8 @@ class SearchIndex:
         self._blobs: list[str] = []  # full chunks of the vocabulary, each one string
         self._words: list[str] = []  # the chunk being filled
         self._blob: str | None = None  # `_words` as one string, until a word is added
-        self._pending: deque[tuple[str, int]] = deque()  # (scope, seq) made or edited
+        self._pending: deque[tuple[str, int]] = deque()  # (scope, seq) of edits
+        self._indexed: dict[str, int] = {}  # scope -> the newest seq indexed there
         # Scopes whose stored messages wait -> the seq to index next there.
         self._backlog: dict[str, int] = {}
         self._check_at = 0  # document count at which to see whether to start over
@@ -161,7 +165,10 @@ class SearchIndex:
         return rooms + sum(len(conv.history.messages) for conv in model.conversations.values())
 
     def _note(self, scope: str, seq: int) -> None:
-        self._pending.append((scope, seq))
+        if seq <= self._indexed.get(scope, 0):
+            self._pending.append((scope, seq))  # an edit of an indexed message
+        elif scope not in self._backlog:
+            self._backlog[scope] = seq
 
     async def _run(self) -> None:
         while True:
@@ -223,6 +230,7 @@ class SearchIndex:
             self._add(scope, message)
             if self._generation != generation:
                 return  # started over: the new backlog holds every scope
+        self._indexed[scope] = end - 1
         if end > history.last_seq:
             del self._backlog[scope]
         else:
@@ -232,7 +240,7 @@ class SearchIndex:
         pending, generation = self._pending, self._generation
         for _ in range(min(count, len(pending))):
             scope, seq = pending.popleft()
-            if scope in self._backlog:
+            if seq >= self._backlog.get(scope, seq + 1):
                 continue  # indexed with the rest of its scope
             history = history_of(model, scope)
             message = history.get(seq) if history is not None else None

@@ -88,6 +88,24 @@ async def test_messages_made_after_a_search_are_found_by_the_next(monkeypatch):
     assert [m["text"] for m in found] == ["a Kumquat"] and not more
 
 
+async def test_a_flood_waits_as_one_entry_a_room_and_edits_are_found_by_new_words():
+    """Thousands of new messages leave one backlog entry a room, not one a message
+    (the cost a busy server pays per message is a look-up); an edit of a message
+    already indexed is found by its new words, and no longer by its old ones."""
+    model = build_model(random.Random(4), 0)
+    index = SearchIndex(lambda: model)
+    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "old words", "ts": 1.0})
+    assert len((await index.search({"tech"}, ["old"]))[0]) == 1
+    for i in range(3_000):
+        model.apply({"op": "say", "user": "bo", "room": "random", "text": f"m{i}", "ts": 2.0})
+    assert set(index._backlog) <= {"general", "random"} and not index._pending
+    model.apply({"op": "edit", "user": "ana", "room": "tech", "seq": 1, "text": "new", "ts": 3.0})
+    assert [m["text"] for m in (await index.search({"tech"}, ["new"]))[0]] == ["new"]
+    assert await index.search({"tech"}, ["old"]) == ([], False)
+    found, _ = await index.search({"random"}, ["m2999"])
+    assert [m["text"] for m in found] == ["m2999"]
+
+
 async def test_trimmed_messages_never_match():
     """A message pushed out by the history cap is not stored, so it is not found."""
     model = build_model(random.Random(2), 0)
