@@ -85,8 +85,16 @@ async def test_a_dm_typed_offline_is_queued_and_sent_after_the_reconnect(chat, c
     await ana.shows(f"queued for {reply['user']['username']}")
     await proxy.mend()
     await until(lambda: ana.state.connected, what="reconnected")
-    page = await bob.request("dms", with_=ana.state.me)
-    assert [m["text"] for m in page["messages"]] == ["written offline"]
+
+    async def delivered() -> list[str]:
+        page = await bob.request("dms", with_=ana.state.me)
+        return [m["text"] for m in page["messages"]]
+
+    for _ in range(50):  # the outbox sends once the rooms are rejoined, just after
+        if await delivered():
+            break
+        await asyncio.sleep(0.1)
+    assert await delivered() == ["written offline"]
 
 
 def test_backoff_after_a_12_second_outage_retries_within_a_few_seconds():
