@@ -94,10 +94,9 @@ PROTOCOL_VERSION = 2
 # named with @, in order of first mention), `edited` (time of the latest
 # edit), `reactions` (emoji -> users, in order of reacting), `erased` (the
 # text is "" and the other fields are gone).
-RoomMessage = TypedDict(
-    "RoomMessage",
+_Message = TypedDict(
+    "_Message",
     {
-        "room": str,
         "seq": int,
         "from": str,
         "text": str,
@@ -110,22 +109,16 @@ RoomMessage = TypedDict(
         "erased": NotRequired[bool],
     },
 )
-DirectMessage = TypedDict(
-    "DirectMessage",
-    {
-        "seq": int,
-        "from": str,
-        "to": str,
-        "text": str,
-        "ts": float,
-        "action": NotRequired[bool],
-        "reply_to": NotRequired[int],
-        "mentions": NotRequired[list[str]],
-        "edited": NotRequired[float],
-        "reactions": NotRequired[dict[str, list[str]]],
-        "erased": NotRequired[bool],
-    },
-)
+
+
+class RoomMessage(_Message):
+    room: str
+
+
+class DirectMessage(_Message):
+    to: str
+
+
 AnyMessage = RoomMessage | DirectMessage  # told apart by the `room` key
 
 
