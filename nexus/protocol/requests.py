@@ -222,11 +222,19 @@ def short_text(value: Any) -> str:
     return text
 
 
-def page_limit(value: Any) -> int:
-    limit = _integer(value)
-    if not 1 <= limit <= PAGE_MAX:
-        raise NexusError("bad_args", f"limit must be 1-{PAGE_MAX}")
+def _limit(high: int) -> Callable[[Any], int]:
+    """The rule for a `limit` argument: a whole number from 1 to `high`."""
+
+    def limit(value: Any) -> int:
+        number = _integer(value)
+        if not 1 <= number <= high:
+            raise NexusError("bad_args", f"limit must be 1-{high}")
+        return number
+
     return limit
+
+
+page_limit = _limit(PAGE_MAX)
 
 
 def sequence(value: Any) -> int:
@@ -269,11 +277,7 @@ def search_query(value: Any) -> str:
     return text
 
 
-def search_limit(value: Any) -> int:
-    limit = _integer(value)
-    if not 1 <= limit <= SEARCH_MAX:
-        raise NexusError("bad_args", f"limit must be 1-{SEARCH_MAX}")
-    return limit
+search_limit = _limit(SEARCH_MAX)
 
 
 class Optional:
