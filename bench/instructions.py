@@ -61,7 +61,8 @@ async def _load(server: NexusServer, members: int, messages: int, burst: int) ->
     _control(server, "on")
     readers = [asyncio.create_task(_count(r, MARK, messages)) for r, _ in conns[1:]]
     sender_reader, sender = conns[0]
-    line = json.dumps({"cmd": "say", "room": "general", "text": "x" * 80}).encode() + b"\n"
+    text = "@" + "0" * 19 + " " + "x" * 60  # as the stepped scenarios say it: "@<digits> ..."
+    line = json.dumps({"cmd": "say", "room": "general", "text": text}).encode() + b"\n"
     acks = 0
     for sent in range(burst, messages + 1, burst):
         sender.write(line * burst)

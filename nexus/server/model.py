@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, ROOM_HISTORY_CAP
+from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, MENTION_RE, ROOM_HISTORY_CAP
 
 Message = dict[str, Any]  # a RoomMessage or DirectMessage, exactly as sent
 Ban = dict[str, Any]  # {"user", "by", "reason", "ts"}, exactly as `bans` answers
@@ -137,7 +137,7 @@ _ERASED_FIELDS = ("action", "reply_to", "mentions", "edited", "reactions")
 _NEW_MESSAGE_FIELDS = ("action", "reply_to", "mentions")
 
 
-def _nothing(scope: str, seq: int) -> None:
+def _nothing(scope: str, seq: int) -> Any:
     pass
 
 
@@ -149,9 +149,11 @@ class Model:
         self.rooms: dict[str, Room] = {}
         self.conversations: dict[str, Conversation] = {}
         self.admins: set[str] = set()  # keys of the users with `admin`
-        # Told of every message made or edited (its scope: a room name or a
-        # pair key), so the search index can (re)index its text.
-        self.on_text: Callable[[str, int], None] = _nothing
+        # Told of every message made, and of every edit (its scope: a room
+        # name or a pair key, and its seq), so the search index can (re)index
+        # its text. A `say` pays for `on_new`: keep it a C call.
+        self.on_new: Callable[[str, int], Any] = _nothing
+        self.on_edit: Callable[[str, int], Any] = _nothing
         for name in DEFAULT_ROOMS:
             self.rooms[name] = Room(name, "", None, True, 0.0)
 
@@ -173,10 +175,18 @@ class Model:
         conv = self.conversations.get(pair_key(r["user"], r["with"]))
         return conv.history if conv is not None else None
 
-    def existing(self, names: Iterable[str]) -> list[str]:
-        """The usernames (as registered) of those of `names` (ASCII) that are users."""
+    def mentioned(self, text: str) -> list[str]:
+        """The users `text` names as `@name` (as registered), each once, in
+        order of first mention: worked out once per message, not per reader."""
+        if "@" not in text:  # most messages: no regex at all
+            return []
         users = self.users
-        return [users[key].username for key in map(str.lower, names) if key in users]
+        found: dict[str, None] = {}
+        for name in MENTION_RE.findall(text):
+            user = users.get(name.lower())
+            if user is not None:
+                found[user.username] = None
+        return list(found)
 
     def room_unread(self, key: str, name: str) -> tuple[int, int]:
         """A member's unread messages in a room (after the marker, not erased,
@@ -207,7 +217,7 @@ class Model:
 
     def apply(self, record: dict[str, Any]) -> Any:
         """Applies one validated record; returns what the op produced, if anything."""
-        return getattr(self, "_op_" + record["op"])(record)
+        return _OPS[record["op"]](self, record)
 
     def _op_register(self, r: dict[str, Any]) -> User:
         key = user_key(r["username"])
@@ -263,9 +273,11 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
-        _copy_new_fields(r, message)
+        for name in _NEW_MESSAGE_FIELDS:
+            if name in r:
+                message[name] = r[name]
         history.append(message)
-        self.on_text(r["room"], message["seq"])
+        self.on_new(r["room"], message["seq"])
         return message
 
     def _op_dm(self, r: dict[str, Any]) -> Message:
@@ -283,9 +295,11 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
-        _copy_new_fields(r, message)
+        for name in _NEW_MESSAGE_FIELDS:
+            if name in r:
+                message[name] = r[name]
         conv.history.append(message)
-        self.on_text(key, message["seq"])
+        self.on_new(key, message["seq"])
         return message
 
     def _addressed(self, r: dict[str, Any]) -> Message | None:
@@ -305,7 +319,7 @@ class Model:
         else:
             message.pop("mentions", None)
         scope = r["room"] if r.get("room") is not None else pair_key(r["user"], r["with"])
-        self.on_text(scope, r["seq"])
+        self.on_edit(scope, r["seq"])
         return message
 
     def _op_erase(self, r: dict[str, Any]) -> Message | None:
@@ -533,7 +547,9 @@ class Model:
         return model
 
 
-def _copy_new_fields(r: dict[str, Any], message: Message) -> None:
-    for name in _NEW_MESSAGE_FIELDS:
-        if r.get(name):
-            message[name] = r[name]
+# Each record's op -> the method that applies it (a KeyError for an unknown op).
+_OPS: dict[str, Callable[[Model, dict[str, Any]], Any]] = {
+    name.removeprefix("_op_"): method
+    for name, method in vars(Model).items()
+    if name.startswith("_op_")
+}

@@ -25,7 +25,7 @@ trim leaves its documents to fail the check. Once the documents outnumber
 twice the stored messages (plus REBUILD_SLACK), the index starts over.
 
 Indexing is lazy. The model reports each message made or edited
-(`Model.on_text`). A new message puts its room or conversation in the
+(`Model.on_new`, `Model.on_edit`). A new message puts its room or conversation in the
 backlog, from its seq on, unless the scope is there already: noting it is a
 dictionary look-up, and the backlog holds one entry a scope however many
 messages arrive, so a flood costs nothing per message and its indexing
@@ -155,8 +155,10 @@ class SearchIndex:
         self._reset()
         self._generation += 1
         self._model = model
-        model.on_text = self._note
         self._backlog = dict.fromkeys([*model.rooms, *model.conversations], 0)
+        # A new message: its scope waits from its seq on, unless it waits already.
+        model.on_new = self._backlog.setdefault
+        model.on_edit = self._note_edit
         self._check_at = 2 * self._stored(model) + REBUILD_SLACK
 
     @staticmethod
@@ -164,11 +166,11 @@ class SearchIndex:
         rooms = sum(len(room.history.messages) for room in model.rooms.values())
         return rooms + sum(len(conv.history.messages) for conv in model.conversations.values())
 
-    def _note(self, scope: str, seq: int) -> None:
+    def _note_edit(self, scope: str, seq: int) -> None:
         if seq <= self._indexed.get(scope, 0):
             self._pending.append((scope, seq))  # an edit of an indexed message
-        elif scope not in self._backlog:
-            self._backlog[scope] = seq
+        else:  # not indexed yet: it will be with the rest of its scope
+            self._backlog.setdefault(scope, seq)
 
     async def _run(self) -> None:
         while True:

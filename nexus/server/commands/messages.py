@@ -23,40 +23,34 @@ def _muted(room: Room) -> NexusError:
     return NexusError("muted", f"you are muted in #{room.name}")
 
 
-def _new_fields(ctx: Context, text: str, action: bool, reply_to: int | None) -> dict[str, Any]:
-    """The optional fields of a `say` or `dm` record: mentions are worked out
-    here, once, and stored with the message."""
+def _new_fields(ctx: Context, where: dict[str, Any], req: p.Say | p.Dm) -> dict[str, Any]:
+    """The optional fields of a `say` or `dm` record, once the message it
+    answers is checked: mentions are worked out here, once, and stored with
+    the message."""
     fields: dict[str, Any] = {}
-    if action:
+    if req.action:
         fields["action"] = True
-    if reply_to is not None:
-        fields["reply_to"] = reply_to
-    names = p.mentioned_names(text)
-    if names:
-        mentions = ctx.model.existing(names)
-        if mentions:
-            fields["mentions"] = mentions
+    if req.reply_to is not None:
+        history = ctx.model.history_of({"user": ctx.key, **where})
+        message = history.get(req.reply_to) if history is not None else None
+        if message is None or message.get("erased"):
+            raise _no_such_message(req.reply_to)
+        fields["reply_to"] = req.reply_to
+    mentions = ctx.model.mentioned(req.text)
+    if mentions:
+        fields["mentions"] = mentions
     return fields
-
-
-def _check_reply_to(ctx: Context, where: dict[str, Any], reply_to: int | None) -> None:
-    if reply_to is None:
-        return
-    history = ctx.model.history_of({"user": ctx.key, **where})
-    message = history.get(reply_to) if history is not None else None
-    if message is None or message.get("erased"):
-        raise _no_such_message(reply_to)
 
 
 @command("say", flood=True)
 def say(ctx: Context, req: p.Say) -> p.SentReply:
     room = ctx.room(req.room)
-    if ctx.key not in room.members:
+    key = ctx.key
+    if key not in room.members:
         raise NexusError("not_member", f"join #{room.name} to speak there")
-    if ctx.key in room.muted:
+    if key in room.muted:
         raise _muted(room)
-    _check_reply_to(ctx, {"room": room.name}, req.reply_to)
-    fields = _new_fields(ctx, req.text, req.action, req.reply_to)
+    fields = _new_fields(ctx, {"room": room.name}, req)
     message = ctx.change("say", room=room.name, text=req.text, ts=time.time(), **fields)
     ctx.hub.to_room(room, encode({"event": "message", **message}))
     return {"seq": message["seq"], "ts": message["ts"]}
@@ -65,8 +59,7 @@ def say(ctx: Context, req: p.Say) -> p.SentReply:
 @command("dm", flood=True)
 def dm(ctx: Context, req: p.Dm) -> p.SentReply:
     recipient = user_key(ctx.user(req.to).username)
-    _check_reply_to(ctx, {"with": recipient}, req.reply_to)
-    fields = _new_fields(ctx, req.text, req.action, req.reply_to)
+    fields = _new_fields(ctx, {"with": recipient}, req)
     message = ctx.change("dm", to=recipient, text=req.text, ts=time.time(), **fields)
     frame = encode({"event": "dm", **message})
     ctx.hub.to_user(ctx.key, frame)
@@ -139,7 +132,7 @@ def edit(ctx: Context, req: p.Edit) -> p.EditReply:
         raise NexusError("not_allowed", "only its author may edit a message")
     if target.room is not None and ctx.key in target.room.muted:
         raise _muted(target.room)
-    mentions = ctx.model.existing(p.mentioned_names(req.text))
+    mentions = ctx.model.mentioned(req.text)
     ts = time.time()
     ctx.change("edit", seq=req.seq, text=req.text, ts=ts, mentions=mentions, **target.where)
     edited: p.Edited = {"event": "edited", "message": target.message}  # type: ignore[typeddict-item]
