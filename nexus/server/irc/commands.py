@@ -18,7 +18,7 @@ from nexus.server.irc.numerics import (
     TOPICLEN,
 )
 from nexus.server.irc.registration import Registration
-from nexus.server.irc.state import Reply, Sent, client_text, present_by_room, room_named
+from nexus.server.irc.state import Reply, Sent, client_text, room_named
 
 
 class Commands(Registration):
@@ -40,8 +40,8 @@ class Commands(Registration):
         self.joining.add(room)
 
         def joined(reply: Reply) -> None:
-            info = reply["room"]
-            self.rooms[room] = info
+            self.rooms[room] = reply["room"]
+            self._learn_members([room], show)
 
         def missing(reply: Reply) -> None:
             self.joining.discard(room)
@@ -55,19 +55,15 @@ class Commands(Registration):
             else:
                 self._failed(reply, "#" + room)
 
-        def names(reply: Reply) -> None:
-            if room not in self.joining:
-                return  # the join failed
+        def show(rosters: dict[str, set[str]], histories: dict[str, list[Reply]]) -> None:
             self.joining.discard(room)
-            nicks = present_by_room(reply["users"], self.admins).get(room, set())
             if room in self.channels:
-                self.channels[room] = nicks | {self.nick}
+                self.channels[room] = rosters[room]
                 self._show_names(room)
             else:
-                self._show_join(room, nicks)
+                self._show_channel(room, rosters[room], histories.get(room))
 
         self._ask("join", joined, missing, room=room)
-        self._ask("online", names)
 
     def _part(self, line: Line) -> None:
         reason = line.params[1] if len(line.params) > 1 else "leaving"
@@ -115,13 +111,15 @@ class Commands(Registration):
             self._local(self._numeric("366", line.params[0][:40], "End of /NAMES list."))
             return
 
-        def show(reply: Reply) -> None:
-            nicks = present_by_room(reply["users"], self.admins).get(room, set())
+        def show(rosters: dict[str, set[str]], _: dict[str, list[Reply]]) -> None:
+            members = rosters[room]
             if room in self.channels:
-                self.channels[room] = nicks | {self.nick}
-            self._show_names(room, nicks)
+                self.channels[room] = members
+            else:
+                members.discard(self.nick)  # not a member: only who is
+            self._show_names(room, members)
 
-        self._ask("online", show)
+        self._learn_members([room], show)
 
     def _list(self, line: Line) -> None:
         wanted = (
@@ -142,42 +140,8 @@ class Commands(Registration):
 
         self._ask("rooms", show)
 
-    def _who(self, line: Line) -> None:
-        mask = line.params[0]
-        room = room_named(mask)
-
-        def row(profile: Reply, channel: str) -> str:
-            nick = profile["username"]
-            flags = ("G" if profile.get("away") else "H") + (
-                "@" if room and self._is_op(room, nick) else ""
-            )
-            return self._numeric(
-                "352", channel, nick, HOST, SERVER, nick, flags, f"0 {profile['bio'] or nick}"
-            )
-
-        def by_room(reply: Reply) -> None:
-            for profile in reply["users"]:
-                if room in profile["rooms"]:
-                    self._emit(row(profile, "#" + str(room)))
-            self._emit(self._numeric("315", mask, "End of /WHO list."))
-
-        def by_nick(reply: Reply) -> None:
-            profile = reply["user"]
-            if profile["online"]:
-                self._emit(row(profile, "*"))
-            self._emit(self._numeric("315", mask, "End of /WHO list."))
-
-        if room is not None:
-            self._ask("online", by_room)
-        elif USERNAME_RE.fullmatch(mask):
-            self._ask(
-                "whois",
-                by_nick,
-                lambda _: self._emit(self._numeric("315", mask, "End of /WHO list.")),
-                username=mask,
-            )
-        else:
-            self._local(self._numeric("315", mask[:40], "End of /WHO list."))
+    def _who_cmd(self, line: Line) -> None:
+        self._who(line.params)
 
     def _whois(self, line: Line) -> None:
         name = line.params[-1].split(",")[0]
@@ -200,8 +164,10 @@ class Commands(Registration):
             self._emit(self._numeric("312", nick, SERVER, "Nexus"))
             if p["bio"]:
                 self._emit(self._numeric("320", nick, f"bio: {p['bio']}"))
-            if p.get("away"):
-                self._emit(self._numeric("301", nick, p["away"]))
+            self._got_profile(reply)
+            away = self._away_text(nick)
+            if away:
+                self._emit(self._numeric("301", nick, away))
             if not p["online"] and p["last_seen"]:
                 seen = irc_time(p["last_seen"])
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
