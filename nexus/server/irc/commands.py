@@ -4,12 +4,14 @@ TAGMSG, REDACT), history (CHATHISTORY) and the small commands."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
-from nexus.server.irc.history import history_window, irc_time, seq_of
+from nexus.server.irc.history import history_window, irc_time, parse_time, seq_of
 from nexus.server.irc.lines import Line, build
+from nexus.server.irc.markers import ms
 from nexus.server.irc.numerics import (
     CHANNELLEN,
     HISTORY_MAX,
@@ -18,7 +20,7 @@ from nexus.server.irc.numerics import (
     TOPICLEN,
 )
 from nexus.server.irc.registration import Registration
-from nexus.server.irc.state import Reply, Sent, client_text, room_named
+from nexus.server.irc.state import Reply, Sent, client_text, ignore, room_named
 
 
 class Commands(Registration):
@@ -204,10 +206,13 @@ class Commands(Registration):
             self._ask("rooms", show)
             return
         changes = _mode_changes(line.params[1], line.params[2:])
-        if changes and all(arg is None for _, _, arg in changes):
+        if changes and all(arg is None and mode in _LIST_MODES for _, mode, arg in changes):
             self._mode_list(target, room, changes[0][1])
             return
         for on, mode, arg in changes:
+            if mode == "i":
+                self._ask("rooms", partial(self._privacy, target, room, on))
+                continue
             cmd = _MODE_COMMANDS.get((on, mode))
             if cmd is None or arg is None:
                 self._local(self._numeric("472", mode, "is not a mode this server changes"))
@@ -215,6 +220,27 @@ class Commands(Registration):
             nick = arg.split("!")[0]
             done = partial(self._banned, room, nick, on) if mode == "b" else None
             self._ask(cmd, done, partial(self._failed_at, target), room=room, username=nick)
+
+    def _privacy(self, target: str, room: str, on: bool, reply: Reply) -> None:
+        """MODE +i / -i: a room's privacy is chosen when it is created (the
+        protocol has no request to change it), so an operator asking for a
+        change is told so (400); setting what already holds changes nothing."""
+        self._got_rooms(reply)
+        info = self.rooms.get(room)
+        if info is None:
+            self._emit(self._numeric("403", target, "No such channel"))
+        elif not self._is_op(room, self.nick):
+            self._emit(self._numeric("482", target, "You're not channel operator"))
+        elif bool(info.get("private")) != on:
+            now = "private (+i)" if not on else "public"
+            self._emit(
+                self._numeric(
+                    "400",
+                    "MODE",
+                    f"{target} is {now}: a room's privacy is chosen when it is created"
+                    " (nexus-chat: /create --private) and cannot change",
+                )
+            )
 
     def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
         """A ban or unban the client set, shown as the mode change IRC expects (a
@@ -426,11 +452,7 @@ class Commands(Registration):
     def _chathistory(self, line: Line) -> None:
         sub, target = line.params[0].upper(), line.params[1]
         if sub == "TARGETS":
-            ref = f"T{next(self.batches)}"
-            self._local(
-                build(SERVER, "BATCH", "+" + ref, "draft/chathistory-targets"),
-                build(SERVER, "BATCH", "-" + ref),
-            )
+            self._targets(line.params[1:])
             return
         args = line.params[2:]
         try:
@@ -443,11 +465,7 @@ class Commands(Registration):
             or limit < 0
             or len(refs) != (2 if sub == "BETWEEN" else 1)
         ):
-            self._local(
-                build(
-                    SERVER, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub[:20], "Invalid parameters"
-                )
-            )
+            self._local(_history_fail("INVALID_PARAMS", sub[:20], "Invalid parameters"))
             return
         room = room_named(target)
 
@@ -455,36 +473,55 @@ class Commands(Registration):
             messages = [m for m in reply["messages"] if not m.get("erased")]
             chosen = history_window(sub, refs, limit, messages)
             self._replay(chosen, None if room is not None else target, batch_target=target)
+            if room is None:
+                self._read_all_dms(reply["messages"])
 
         def refused(reply: Reply) -> None:
-            self._emit(
-                build(
-                    SERVER,
-                    "FAIL",
-                    "CHATHISTORY",
-                    "INVALID_TARGET",
-                    sub,
-                    target,
-                    reply["error"]["message"],
-                )
-            )
+            self._emit(_history_fail("INVALID_TARGET", sub, target, reply["error"]["message"]))
 
         if room is not None:
             self._ask("history", answer, refused, room=room, limit=HISTORY_MAX)
         elif USERNAME_RE.fullmatch(target):
             self._ask("dms", answer, refused, limit=DM_HISTORY_CAP, **{"with": target})
         else:
-            self._local(
-                build(
-                    SERVER,
-                    "FAIL",
-                    "CHATHISTORY",
-                    "INVALID_TARGET",
-                    sub,
-                    target[:40],
-                    "No such target",
-                )
-            )
+            self._local(_history_fail("INVALID_TARGET", sub, target[:40], "No such target"))
+
+    def _targets(self, args: list[str]) -> None:
+        """CHATHISTORY TARGETS timestamp=A timestamp=B limit: the channels and
+        DM partners with a message between A and B (both excluded), each with
+        the time of its latest one there, oldest first; with A after B, the
+        `limit` latest, else the `limit` earliest (as Ergo pages them)."""
+        bounds = [parse_time(ref[10:]) for ref in args[:2] if ref.startswith("timestamp=")]
+        try:
+            limit = min(int(args[2]), HISTORY_MAX)
+        except (ValueError, IndexError):
+            limit = 0
+        if len(bounds) != 2 or None in bounds or limit <= 0:
+            self._local(_history_fail("INVALID_PARAMS", "TARGETS", "Invalid parameters"))
+            return
+        first, second = (ms(t) for t in bounds if t is not None)
+        low, high = min(first, second), max(first, second)
+        found: list[tuple[float, str]] = []
+
+        def latest(target: str, times: Iterable[float]) -> None:
+            inside = [ts for ts in times if low < ms(ts) < high]
+            if inside:
+                found.append((max(inside), target))
+
+        def room_history(room: str, reply: Reply) -> None:
+            latest("#" + room, (m["ts"] for m in reply["messages"] if not m.get("erased")))
+
+        def answer() -> None:
+            for log in self.dm_logs.values():
+                latest(log.partner, log.times.values())
+            found.sort()
+            chosen = found[:limit] if first <= second else found[-limit:]
+            lines = [build(SERVER, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen]
+            self._batched(lines, "draft/chathistory-targets")
+
+        for room in sorted(self.channels):
+            self._ask("history", partial(room_history, room), ignore, room=room, limit=HISTORY_MAX)
+        self._local(then=answer)
 
     def _ping(self, line: Line) -> None:
         self._local(build(SERVER, "PONG", SERVER, line.params[0] if line.params else SERVER))
@@ -520,6 +557,10 @@ class Commands(Registration):
         self._local(self._numeric("302", " ".join(replies)))
 
 
+def _history_fail(code: str, *params: str) -> str:
+    return build(SERVER, "FAIL", "CHATHISTORY", code, *params)
+
+
 # MODE letters Nexus acts on, and the request each asks.
 _MODE_COMMANDS = {
     (True, "o"): "op",
@@ -532,6 +573,9 @@ _MODE_COMMANDS = {
 
 
 _MODES_WITH_ARGS = frozenset("obqeIkl")
+
+
+_LIST_MODES = frozenset("bqeI")  # without an argument: a request for the list
 
 
 def _mode_changes(modes: str, args: list[str]) -> list[tuple[bool, str, str | None]]:

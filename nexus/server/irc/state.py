@@ -285,23 +285,37 @@ class IrcState:
         self, messages: list[Reply], partner: str | None, batch_target: str | None = None
     ) -> None:
         """Messages from history as the lines they were, inside a chathistory
-        batch where the client has `batch`."""
-        batch = None
-        if "batch" in self.caps and batch_target is not None:
-            batch = f"H{next(self.batches)}"
-            self._emit(build(SERVER, "BATCH", "+" + batch, "chathistory", batch_target))
+        batch when asked with CHATHISTORY (`batch_target`)."""
+        lines = []
         for message in messages:
             if partner is not None:
                 self._log_dm(message)
-            for line in self._message_lines(message, own_echo=True):
-                self._emit(_tagged(line, "batch", batch) if batch else line)
-        if batch:
-            self._emit(build(SERVER, "BATCH", "-" + batch))
+            lines += self._message_lines(message, own_echo=True)
+        if batch_target is None:
+            for line in lines:
+                self._emit(line)
+        else:
+            self._batched(lines, "chathistory", batch_target)
 
-    def _replay_dms(self, partner: str, reply: Reply) -> None:
+    def _batched(self, lines: list[str], kind: str, *params: str) -> None:
+        """`lines` in a batch of type `kind`, where the client has `batch`."""
+        if "batch" not in self.caps:
+            for line in lines:
+                self._emit(line)
+            return
+        ref = f"H{next(self.batches)}"
+        self._emit(build(SERVER, "BATCH", "+" + ref, kind, *params))
+        for line in lines:
+            self._emit(_tagged(line, "batch", ref))
+        self._emit(build(SERVER, "BATCH", "-" + ref))
+
+    def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
         """DMs read with `dms`, which marks the conversation read up to its newest."""
-        messages = reply["messages"]
-        self._replay(messages, partner)
+        self._replay(reply["messages"], partner, batch_target)
+        self._read_all_dms(reply["messages"])
+
+    def _read_all_dms(self, messages: list[Reply]) -> None:
+        """Notes the marker a `dms` reply moved: to the newest of its `messages`."""
         if messages:
             log = self._log_dm(messages[-1])
             log.read = max(log.read or 0, messages[-1]["seq"])
