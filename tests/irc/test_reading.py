@@ -46,7 +46,8 @@ async def test_join_burst_tells_the_read_marker_before_names_end(irc: IrcServer)
 async def test_markread_from_irc_moves_the_accounts_marker(irc: IrcServer) -> None:
     """MARKREAD #room timestamp=T marks read up to the message at T: the native
     session of the same account gets `read` and its unread count drops; an older
-    time than the marker is answered with the marker as it is."""
+    time than the marker is answered with the marker as it is; a bad time or a
+    channel one is not in is FAIL."""
     ana = await irc.irc_user("ana", caps=READER)
     native = await irc.running.user("ana", register=False)
     bob = await irc.running.user("bob")
@@ -61,9 +62,10 @@ async def test_markread_from_irc_moves_the_accounts_marker(irc: IrcServer) -> No
     assert next(r for r in rooms["rooms"] if r["name"] == "general")["unread"] == 1
     await ana.send(f"MARKREAD #general {stamp(sent[0]['ts'])}")
     await ana.expect(rf"^:nexus MARKREAD #general {re.escape(stamp(sent[1]['ts']))}$")
-    await ana.send("MARKREAD #general yesterday", "MARKREAD #no#such")
+    await ana.send("MARKREAD #general yesterday", "MARKREAD #no#such", "MARKREAD #elsewhere")
     await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS yesterday :")
     await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS #no#such :")
+    await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS #elsewhere :You're not on that")
 
 
 async def test_reading_in_a_native_client_reaches_irc_as_markread(irc: IrcServer) -> None:

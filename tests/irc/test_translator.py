@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nexus.server.irc.history import history_window
+from nexus.server.irc.markers import room_marker
 from nexus.server.irc.translator import Translator
 
 
@@ -186,3 +187,20 @@ def test_any_line_is_answered_without_an_exception(words: list[str], noise: byte
         error = {"code": "bad_args", "message": "no"}
         t.server_frame(orjson.dumps({"id": frame["id"], "ok": False, "error": error}))
     t.take_output()
+
+
+def test_room_marker_is_the_last_message_before_the_unread_ones() -> None:
+    """The marker's time comes from the unread count as the server counts it:
+    the reader's own and erased messages are never unread."""
+    messages = [
+        {"seq": 1, "ts": 1.0, "from": "bob"},
+        {"seq": 2, "ts": 2.0, "from": "bob"},
+        {"seq": 3, "ts": 3.0, "from": "ana"},
+        {"seq": 4, "ts": 4.0, "from": "bob", "erased": True},
+        {"seq": 5, "ts": 5.0, "from": "bob"},
+    ]
+    assert room_marker(messages, 0, "ana") == 5.0
+    assert room_marker(messages, 1, "ana") == 4.0
+    assert room_marker(messages, 2, "ana") == 1.0
+    assert room_marker(messages, 3, "ana") is None
+    assert room_marker([], 0, "ana") is None

@@ -93,7 +93,9 @@ class ReadMarkers(Members):
                 self._local(self._fail("INVALID_PARAMS", line.params[1][:40], "Invalid timestamp"))
                 return
             until = ms(ts)
-        if room is not None:
+        if room is not None and room not in self.channels:
+            self._local(self._fail("INVALID_PARAMS", target, "You're not on that channel"))
+        elif room is not None:
             self._ask(
                 "history",
                 partial(self._room_markread, room, target, until),

@@ -52,16 +52,21 @@ class Members(IrcState):
 
         def got_online(reply: Reply) -> None:
             self.admins.clear()
+            shared = {*rooms, *self.channels}
             for profile in reply["users"]:
+                key = profile["username"].lower()
                 if profile.get("admin"):
-                    self.admins.add(profile["username"].lower())
-                self.people[profile["username"].lower()] = profile
-                fresh.add(profile["username"].lower())
+                    self.admins.add(key)
+                # The reply lists everyone online: keep those these channels show.
+                if shared.intersection(profile["rooms"]):
+                    self.people[key] = profile
+                    fresh.add(key)
 
         def got_history(room: str, reply: Reply) -> None:
             histories[room] = reply["messages"]
 
         def confirm() -> None:
+            """Asks about the candidates not seen online: offline, or no longer members."""
             candidates: dict[str, str] = {}
             for room in rooms:
                 info = self.rooms.get(room, {})
@@ -87,6 +92,8 @@ class Members(IrcState):
                     if room in rosters:
                         rosters[room].add(profile["username"])
             then(rosters, histories)
+            shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
+            self.people = {key: p for key, p in self.people.items() if key in shown}
 
         self._ask("online", got_online)
         for room in rooms:
@@ -95,7 +102,12 @@ class Members(IrcState):
 
     def _got_profile(self, reply: Reply) -> None:
         profile = reply["user"]
-        self.people[profile["username"].lower()] = profile
+        key = profile["username"].lower()
+        self.people[key] = profile
+        if profile.get("admin"):
+            self.admins.add(key)  # an operator everywhere, online or not
+        else:
+            self.admins.discard(key)
 
     def _away_text(self, nick: str) -> str | None:
         """What `nick` is away with: their away text, "offline" with no session."""
@@ -116,7 +128,7 @@ class Members(IrcState):
     def _flags(self, nick: str, room: str | None) -> str:
         """WHO flags: H here or G gone (away or offline), * a server admin, @ an operator."""
         flags = "G" if self._away_text(nick) else "H"
-        if nick.lower() in self.admins or self.people.get(nick.lower(), {}).get("admin"):
+        if nick.lower() in self.admins:
             flags += "*"
         if room is not None and self._is_op(room, nick):
             flags += "@"

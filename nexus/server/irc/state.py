@@ -103,7 +103,7 @@ class IrcState:
         self.member_rooms: list[str] = []  # from the login reply
         self.unread_dms: dict[str, int] = {}
         self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
-        self.admins: set[str] = set()  # server admins seen online (lower case): operators
+        self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
         self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
         self.people: dict[str, Reply] = {}  # lower-case name -> their Profile, as last heard
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
