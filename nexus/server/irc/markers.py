@@ -94,8 +94,9 @@ class ReadMarkers(Members):
                 return
             until = ms(ts)
         if room is not None and room not in self.channels:
-            self._local(self._fail("INVALID_PARAMS", target, "You're not on that channel"))
+            self._local(self._fail("INVALID_PARAMS", target[:40], "You're not on that channel"))
         elif room is not None:
+            target = "#" + room  # as the channel is named to the client
             self._ask(
                 "history",
                 partial(self._room_markread, room, target, until),

@@ -194,12 +194,14 @@ class Members(IrcState):
         self._got_profile(reply)
         profile = reply["user"]
         nick = profile["username"]
+        joined = False
         for room in profile["rooms"]:
             if room in self.channels and nick not in self.channels[room]:
                 self.channels[room].add(nick)
                 self._emit(self._join_line(nick, room))
-                if profile.get("away") and "away-notify" in self.caps:
-                    self._emit(self._away_line(nick))
+                joined = True
+        if joined and profile.get("away") and "away-notify" in self.caps:
+            self._emit(self._away_line(nick))
 
     def _on_presence(self, event: Reply) -> None:
         """A member came, went or changed their away text: an AWAY line for
