@@ -79,14 +79,21 @@ async def test_names_lists_online_members_with_userhost_in_names(irc: IrcServer)
 
 
 async def test_list_shows_every_room_with_its_topic(irc: IrcServer) -> None:
-    """LIST shows 321, a 322 per room (online count, topic) and 323."""
+    """LIST shows 321, a 322 per room (its members, online or not, its modes and
+    topic) and 323."""
     ana = await irc.irc_user("ana")
     native = await irc.running.user("bob")
     await native.ok("create", room="books", topic="what we read")
+    await native.ok("create", room="vault", topic="shh", private=True)
+    await native.ok("invite", room="vault", username="ana")
+    await native.ok("quit")
+    await ana.send("JOIN #vault")
+    await ana.expect(r" 366 ana #vault ")
     await ana.send("LIST")
     lines = await ana.until(r" 323 ana ")
     assert any(" 321 ana Channel " in line for line in lines)
     assert ":nexus 322 ana #books 1 :[+nt] what we read" in lines
+    assert ":nexus 322 ana #vault 2 :[+int] shh" in lines
     assert any(" 322 ana #general " in line for line in lines)
 
 

@@ -135,7 +135,10 @@ class Commands(Registration):
                 if wanted is None or room["name"] in wanted:
                     self._emit(
                         self._numeric(
-                            "322", "#" + room["name"], str(room["online"]), f"[+nt] {room['topic']}"
+                            "322",
+                            "#" + room["name"],
+                            str(room["members"]),  # as NAMES lists them: online or not
+                            f"[+{'i' if room.get('private') else ''}nt] {room['topic']}",
                         )
                     )
             self._emit(self._numeric("323", "End of /LIST"))
