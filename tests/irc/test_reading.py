@@ -62,7 +62,10 @@ async def test_markread_from_irc_moves_the_accounts_marker(irc: IrcServer) -> No
     assert next(r for r in rooms["rooms"] if r["name"] == "general")["unread"] == 1
     await ana.send(f"MARKREAD #general {stamp(sent[0]['ts'])}")
     await ana.expect(rf"^:nexus MARKREAD #general {re.escape(stamp(sent[1]['ts']))}$")
-    await ana.send("MARKREAD #general yesterday", "MARKREAD #no#such", "MARKREAD #elsewhere")
+    await ana.send(
+        "MARKREAD", "MARKREAD #general yesterday", "MARKREAD #no#such", "MARKREAD #elsewhere"
+    )
+    await ana.expect(r"^:nexus FAIL MARKREAD NEED_MORE_PARAMS :Missing parameters$")
     await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS yesterday :")
     await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS #no#such :")
     await ana.expect(r"^:nexus FAIL MARKREAD INVALID_PARAMS #elsewhere :You're not on that")

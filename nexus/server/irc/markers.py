@@ -81,6 +81,9 @@ class ReadMarkers(Members):
 
     def _markread(self, line: Line) -> None:
         """MARKREAD <target> [timestamp=...]: sets or asks the account's marker."""
+        if not line.params:
+            self._local(self._fail("NEED_MORE_PARAMS", "Missing parameters"))
+            return
         target = line.params[0]
         room = room_named(target)
         if room is None and not USERNAME_RE.fullmatch(target):

@@ -200,7 +200,7 @@ _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
     "ISON": (Translator._ison, 1),
     "JOIN": (Translator._join, 1),
     "KICK": (Translator._kick, 2),
-    "MARKREAD": (Translator._markread, 1),
+    "MARKREAD": (Translator._markread, 0),  # FAIL, not 461, without a target
     "LIST": (Translator._list, 0),
     "MODE": (Translator._mode, 1),
     "MOTD": (Translator._motd_cmd, 0),
