@@ -135,3 +135,22 @@ async def test_mode_i_cannot_change_a_rooms_privacy(irc: IrcServer) -> None:
     lines = await ana.until(r" 324 ana #vault ")
     assert lines[-2].startswith(":nexus 400 ana MODE :#vault is private (+i): ")
     assert lines[-1] == ":nexus 324 ana #vault +int"
+
+
+async def test_join_with_key_plus_i_creates_a_private_room(irc: IrcServer) -> None:
+    """`JOIN #room +i` (irssi's and WeeChat's `/join #room +i`) creates a missing room
+    private: +int, 473 for others; on an existing public room it says +i changes
+    nothing there."""
+    ana, bob = await den(irc)
+    await ana.send("JOIN #hideout,#den +i,+i")
+    lines = await ana.until(r" 366 ana #hideout ")
+    assert any(
+        line.startswith(":nexus NOTICE ana :#den already exists and is public: ") for line in lines
+    )
+    await ana.send("MODE #hideout")
+    await ana.expect(r" 324 ana #hideout \+int$")
+    await bob.send("JOIN #hideout")
+    await bob.expect(r" 473 bob #hideout :")
+    native = await irc.running.user("ana", register=False)
+    rooms = {room["name"]: room for room in (await native.ok("rooms"))["rooms"]}
+    assert rooms["hideout"]["private"] is True and rooms["den"]["private"] is False

@@ -31,18 +31,23 @@ class Commands(Registration):
             for joined in list(self.channels):
                 self._ask("leave", partial(self._parted, joined, "leaving"), room=joined)
             return
-        for target in line.params[0].split(",")[:10]:
+        keys = line.params[1].split(",") if len(line.params) > 1 else []
+        for i, target in enumerate(line.params[0].split(",")[:10]):
             room = room_named(target)
             if room is None:
                 self._local(self._numeric("403", target[: CHANNELLEN + 8], "No such channel"))
             else:
-                self._join_room(room, create=True)
+                self._join_room(room, create=True, private=i < len(keys) and keys[i] == "+i")
 
-    def _join_room(self, room: str, create: bool) -> None:
+    def _join_room(self, room: str, create: bool, private: bool = False) -> None:
+        """Joins `room`; with `create`, a missing one is created (`private`:
+        `JOIN #room +i`, the key field clients send, asks for a private room)."""
         self.joining.add(room)
 
         def joined(reply: Reply) -> None:
             self.rooms[room] = reply["room"]
+            if private and not reply["room"].get("private"):
+                self._notice(f"#{room} already exists and is public: +i only makes a new room")
             self._learn_members([room], show)
 
         def missing(reply: Reply) -> None:
@@ -50,9 +55,10 @@ class Commands(Registration):
             if reply["error"]["code"] == "no_such_room" and create:
                 self._ask(
                     "create",
-                    lambda _: self._join_room(room, create=False),
+                    lambda _: self._join_room(room, create=False, private=private),
                     lambda r: self._failed(r, "#" + room),
                     room=room,
+                    **({"private": True} if private else {}),
                 )
             else:
                 self._failed(reply, "#" + room)
@@ -241,7 +247,7 @@ class Commands(Registration):
                     "400",
                     "MODE",
                     f"{target} is {now}: a room's privacy is chosen when it is created"
-                    " (nexus-chat: /create --private) and cannot change",
+                    " (JOIN #room +i makes a new private one) and cannot change",
                 )
             )
 
