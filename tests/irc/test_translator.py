@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from nexus.server.irc.history import history_window
 from nexus.server.irc.markers import room_marker
+from nexus.server.irc.members import whox_spec
 from nexus.server.irc.translator import Translator
 
 
@@ -204,3 +205,13 @@ def test_room_marker_is_the_last_message_before_the_unread_ones() -> None:
     assert room_marker(messages, 2, "ana") == 1.0
     assert room_marker(messages, 3, "ana") is None
     assert room_marker([], 0, "ana") is None
+
+
+def test_whox_spec_takes_known_fields_and_a_numeric_token() -> None:
+    """`%fields,token`: fields are case-insensitive and unknown ones dropped; the
+    token is 1-3 digits, else 0; no `%` is a plain WHO."""
+    assert whox_spec("%tcuhnfdar,743") == ("tcuhnfdar", "743")
+    assert whox_spec("o%CNx") == ("cn", "0")
+    assert whox_spec("%tn,abcd") == ("tn", "0")
+    assert whox_spec("%tn,1234") == ("tn", "0")
+    assert whox_spec("o") is None

@@ -137,7 +137,7 @@ class Members(IrcState):
     def _who(self, line_params: list[str]) -> None:
         """WHO <#channel|nick> [%fields[,token]]: 352 lines, or 354 with WHOX."""
         mask = line_params[0]
-        whox = _whox(line_params[1]) if len(line_params) > 1 else None
+        whox = whox_spec(line_params[1]) if len(line_params) > 1 else None
         room = room_named(mask)
 
         def end() -> None:
@@ -224,7 +224,7 @@ class Members(IrcState):
             self.out.append(self._away_line(nick))
 
 
-def _whox(spec: str) -> tuple[str, str] | None:
+def whox_spec(spec: str) -> tuple[str, str] | None:
     """'%tcuhnfar,743' -> ('tcuhnfar', '743'); None for a WHO without WHOX."""
     if "%" not in spec:
         return None
