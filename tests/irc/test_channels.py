@@ -18,8 +18,9 @@ async def test_join_creates_a_missing_channel_with_its_joiner_as_operator(irc: I
     assert "projects" in [room["name"] for room in rooms["rooms"]]
 
 
-async def test_others_see_join_part_and_quit(irc: IrcServer) -> None:
-    """Other members see a JOIN, a PART with its reason, and a QUIT when the last session goes."""
+async def test_others_see_join_and_part_but_no_quit(irc: IrcServer) -> None:
+    """Other members see a JOIN and a PART with its reason; a member whose last
+    session goes stays a member: no QUIT, still in NAMES."""
     ana = await irc.irc_user("ana")
     await ana.send("JOIN #tech")
     await ana.expect(r" 366 ana #tech ")
@@ -31,7 +32,11 @@ async def test_others_see_join_part_and_quit(irc: IrcServer) -> None:
     await bob.expect(r"^:bob!bob@nexus PART #tech :see you$")
     await ana.expect(r"^:bob!bob@nexus PART #tech")
     await bob.send("QUIT")
-    await ana.expect(r"^:bob!bob@nexus QUIT :")
+    await bob.closed()
+    await ana.send("NAMES #general")
+    lines = await ana.until(r" 366 ana #general ")
+    assert not any(" QUIT " in line for line in lines)
+    assert any(line.startswith(":nexus 353 ana = #general :") and " bob" in line for line in lines)
 
 
 async def test_part_of_a_channel_not_joined_is_442(irc: IrcServer) -> None:
@@ -74,14 +79,21 @@ async def test_names_lists_online_members_with_userhost_in_names(irc: IrcServer)
 
 
 async def test_list_shows_every_room_with_its_topic(irc: IrcServer) -> None:
-    """LIST shows 321, a 322 per room (online count, topic) and 323."""
+    """LIST shows 321, a 322 per room (its members, online or not, its modes and
+    topic) and 323."""
     ana = await irc.irc_user("ana")
     native = await irc.running.user("bob")
     await native.ok("create", room="books", topic="what we read")
+    await native.ok("create", room="vault", topic="shh", private=True)
+    await native.ok("invite", room="vault", username="ana")
+    await native.ok("quit")
+    await ana.send("JOIN #vault")
+    await ana.expect(r" 366 ana #vault ")
     await ana.send("LIST")
     lines = await ana.until(r" 323 ana ")
     assert any(" 321 ana Channel " in line for line in lines)
     assert ":nexus 322 ana #books 1 :[+nt] what we read" in lines
+    assert ":nexus 322 ana #vault 2 :[+int] shh" in lines
     assert any(" 322 ana #general " in line for line in lines)
 
 

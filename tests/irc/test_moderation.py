@@ -112,3 +112,45 @@ async def test_an_admin_is_an_operator_everywhere(irc: IrcServer) -> None:
     assert sorted(names) == ["@root", "bob"]
     await root.send("WHOIS root")
     await root.expect(r" 313 root root :is a server administrator$")
+
+
+async def test_mode_i_cannot_change_a_rooms_privacy(irc: IrcServer) -> None:
+    """MODE +i / -i by an operator is 400 saying privacy is chosen at creation (the
+    mode stays as it was); one that already holds changes nothing; a member who is
+    not an operator gets 482."""
+    ana, bob = await den(irc)
+    await ana.send("MODE #den +i")
+    await ana.expect(r"^:nexus 400 ana MODE :#den is public: a room's privacy is chosen when")
+    await bob.send("MODE #den +i")
+    await bob.expect(r"^:nexus 482 bob #den :")
+    await ana.send("MODE #den -i", "MODE #den")
+    assert (await ana.until(r" 324 ana #den "))[-1] == ":nexus 324 ana #den +nt"
+    cyd = await irc.running.user("cyd")
+    await cyd.ok("create", room="vault", private=True)
+    await cyd.ok("invite", room="vault", username="ana")
+    await ana.send("JOIN #vault")
+    await ana.expect(r" 366 ana #vault ")
+    await cyd.ok("op", room="vault", username="ana")
+    await ana.send("MODE #vault -i", "MODE #vault")
+    lines = await ana.until(r" 324 ana #vault ")
+    assert lines[-2].startswith(":nexus 400 ana MODE :#vault is private (+i): ")
+    assert lines[-1] == ":nexus 324 ana #vault +int"
+
+
+async def test_join_with_key_plus_i_creates_a_private_room(irc: IrcServer) -> None:
+    """`JOIN #room +i` (irssi's and WeeChat's `/join #room +i`) creates a missing room
+    private: +int, 473 for others; on an existing public room it says +i changes
+    nothing there."""
+    ana, bob = await den(irc)
+    await ana.send("JOIN #hideout,#den +i,+i")
+    lines = await ana.until(r" 366 ana #hideout ")
+    assert any(
+        line.startswith(":nexus NOTICE ana :#den already exists and is public: ") for line in lines
+    )
+    await ana.send("MODE #hideout")
+    await ana.expect(r" 324 ana #hideout \+int$")
+    await bob.send("JOIN #hideout")
+    await bob.expect(r" 473 bob #hideout :")
+    native = await irc.running.user("ana", register=False)
+    rooms = {room["name"]: room for room in (await native.ok("rooms"))["rooms"]}
+    assert rooms["hideout"]["private"] is True and rooms["den"]["private"] is False

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nexus.server.irc.history import history_window
+from nexus.server.irc.markers import room_marker
+from nexus.server.irc.members import whox_spec
 from nexus.server.irc.translator import Translator
 
 
@@ -158,6 +160,8 @@ def registered(caps: bytes = b"") -> Translator:
             answer(t, {"id": frame["id"], "ok": True, "rooms": []})
         elif frame["cmd"] == "online":
             answer(t, {"id": frame["id"], "ok": True, "users": []})
+        elif frame["cmd"] == "history":
+            answer(t, {"id": frame["id"], "ok": True, "messages": [], "more": False})
         else:
             answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
         pending += requests(t)
@@ -184,3 +188,30 @@ def test_any_line_is_answered_without_an_exception(words: list[str], noise: byte
         error = {"code": "bad_args", "message": "no"}
         t.server_frame(orjson.dumps({"id": frame["id"], "ok": False, "error": error}))
     t.take_output()
+
+
+def test_room_marker_is_the_last_message_before_the_unread_ones() -> None:
+    """The marker's time comes from the unread count as the server counts it:
+    the reader's own and erased messages are never unread."""
+    messages = [
+        {"seq": 1, "ts": 1.0, "from": "bob"},
+        {"seq": 2, "ts": 2.0, "from": "bob"},
+        {"seq": 3, "ts": 3.0, "from": "ana"},
+        {"seq": 4, "ts": 4.0, "from": "bob", "erased": True},
+        {"seq": 5, "ts": 5.0, "from": "bob"},
+    ]
+    assert room_marker(messages, 0, "ana") == 5.0
+    assert room_marker(messages, 1, "ana") == 4.0
+    assert room_marker(messages, 2, "ana") == 1.0
+    assert room_marker(messages, 3, "ana") is None
+    assert room_marker([], 0, "ana") is None
+
+
+def test_whox_spec_takes_known_fields_and_a_numeric_token() -> None:
+    """`%fields,token`: fields are case-insensitive and unknown ones dropped; the
+    token is 1-3 digits, else 0; no `%` is a plain WHO."""
+    assert whox_spec("%tcuhnfdar,743") == ("tcuhnfdar", "743")
+    assert whox_spec("o%CNx") == ("cn", "0")
+    assert whox_spec("%tn,abcd") == ("tn", "0")
+    assert whox_spec("%tn,1234") == ("tn", "0")
+    assert whox_spec("o") is None

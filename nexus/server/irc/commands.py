@@ -4,12 +4,14 @@ TAGMSG, REDACT), history (CHATHISTORY) and the small commands."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
-from nexus.server.irc.history import history_window, irc_time, seq_of
+from nexus.server.irc.history import history_window, irc_time, parse_time, seq_of
 from nexus.server.irc.lines import Line, build
+from nexus.server.irc.markers import ms
 from nexus.server.irc.numerics import (
     CHANNELLEN,
     HISTORY_MAX,
@@ -18,7 +20,7 @@ from nexus.server.irc.numerics import (
     TOPICLEN,
 )
 from nexus.server.irc.registration import Registration
-from nexus.server.irc.state import Reply, Sent, client_text, present_by_room, room_named
+from nexus.server.irc.state import Reply, Sent, client_text, ignore, room_named
 
 
 class Commands(Registration):
@@ -29,45 +31,47 @@ class Commands(Registration):
             for joined in list(self.channels):
                 self._ask("leave", partial(self._parted, joined, "leaving"), room=joined)
             return
-        for target in line.params[0].split(",")[:10]:
+        keys = line.params[1].split(",") if len(line.params) > 1 else []
+        for i, target in enumerate(line.params[0].split(",")[:10]):
             room = room_named(target)
             if room is None:
                 self._local(self._numeric("403", target[: CHANNELLEN + 8], "No such channel"))
             else:
-                self._join_room(room, create=True)
+                self._join_room(room, create=True, private=i < len(keys) and keys[i] == "+i")
 
-    def _join_room(self, room: str, create: bool) -> None:
+    def _join_room(self, room: str, create: bool, private: bool = False) -> None:
+        """Joins `room`; with `create`, a missing one is created (`private`:
+        `JOIN #room +i`, the key field clients send, asks for a private room)."""
         self.joining.add(room)
 
         def joined(reply: Reply) -> None:
-            info = reply["room"]
-            self.rooms[room] = info
+            self.rooms[room] = reply["room"]
+            if private and not reply["room"].get("private"):
+                self._notice(f"#{room} already exists and is public: +i only makes a new room")
+            self._learn_members([room], show)
 
         def missing(reply: Reply) -> None:
             self.joining.discard(room)
             if reply["error"]["code"] == "no_such_room" and create:
                 self._ask(
                     "create",
-                    lambda _: self._join_room(room, create=False),
+                    lambda _: self._join_room(room, create=False, private=private),
                     lambda r: self._failed(r, "#" + room),
                     room=room,
+                    **({"private": True} if private else {}),
                 )
             else:
                 self._failed(reply, "#" + room)
 
-        def names(reply: Reply) -> None:
-            if room not in self.joining:
-                return  # the join failed
+        def show(rosters: dict[str, set[str]], histories: dict[str, list[Reply]]) -> None:
             self.joining.discard(room)
-            nicks = present_by_room(reply["users"], self.admins).get(room, set())
             if room in self.channels:
-                self.channels[room] = nicks | {self.nick}
+                self.channels[room] = rosters[room]
                 self._show_names(room)
             else:
-                self._show_join(room, nicks)
+                self._show_channel(room, rosters[room], histories.get(room))
 
         self._ask("join", joined, missing, room=room)
-        self._ask("online", names)
 
     def _part(self, line: Line) -> None:
         reason = line.params[1] if len(line.params) > 1 else "leaving"
@@ -115,13 +119,15 @@ class Commands(Registration):
             self._local(self._numeric("366", line.params[0][:40], "End of /NAMES list."))
             return
 
-        def show(reply: Reply) -> None:
-            nicks = present_by_room(reply["users"], self.admins).get(room, set())
+        def show(rosters: dict[str, set[str]], _: dict[str, list[Reply]]) -> None:
+            members = rosters[room]
             if room in self.channels:
-                self.channels[room] = nicks | {self.nick}
-            self._show_names(room, nicks)
+                self.channels[room] = members
+            else:
+                members.discard(self.nick)  # not a member: only who is
+            self._show_names(room, members)
 
-        self._ask("online", show)
+        self._learn_members([room], show)
 
     def _list(self, line: Line) -> None:
         wanted = (
@@ -135,49 +141,18 @@ class Commands(Registration):
                 if wanted is None or room["name"] in wanted:
                     self._emit(
                         self._numeric(
-                            "322", "#" + room["name"], str(room["online"]), f"[+nt] {room['topic']}"
+                            "322",
+                            "#" + room["name"],
+                            str(room["members"]),  # as NAMES lists them: online or not
+                            f"[+{'i' if room.get('private') else ''}nt] {room['topic']}",
                         )
                     )
             self._emit(self._numeric("323", "End of /LIST"))
 
         self._ask("rooms", show)
 
-    def _who(self, line: Line) -> None:
-        mask = line.params[0]
-        room = room_named(mask)
-
-        def row(profile: Reply, channel: str) -> str:
-            nick = profile["username"]
-            flags = ("G" if profile.get("away") else "H") + (
-                "@" if room and self._is_op(room, nick) else ""
-            )
-            return self._numeric(
-                "352", channel, nick, HOST, SERVER, nick, flags, f"0 {profile['bio'] or nick}"
-            )
-
-        def by_room(reply: Reply) -> None:
-            for profile in reply["users"]:
-                if room in profile["rooms"]:
-                    self._emit(row(profile, "#" + str(room)))
-            self._emit(self._numeric("315", mask, "End of /WHO list."))
-
-        def by_nick(reply: Reply) -> None:
-            profile = reply["user"]
-            if profile["online"]:
-                self._emit(row(profile, "*"))
-            self._emit(self._numeric("315", mask, "End of /WHO list."))
-
-        if room is not None:
-            self._ask("online", by_room)
-        elif USERNAME_RE.fullmatch(mask):
-            self._ask(
-                "whois",
-                by_nick,
-                lambda _: self._emit(self._numeric("315", mask, "End of /WHO list.")),
-                username=mask,
-            )
-        else:
-            self._local(self._numeric("315", mask[:40], "End of /WHO list."))
+    def _who_cmd(self, line: Line) -> None:
+        self._who(line.params)
 
     def _whois(self, line: Line) -> None:
         name = line.params[-1].split(",")[0]
@@ -200,8 +175,10 @@ class Commands(Registration):
             self._emit(self._numeric("312", nick, SERVER, "Nexus"))
             if p["bio"]:
                 self._emit(self._numeric("320", nick, f"bio: {p['bio']}"))
-            if p.get("away"):
-                self._emit(self._numeric("301", nick, p["away"]))
+            self._got_profile(reply)
+            away = self._away_text(nick)
+            if away:
+                self._emit(self._numeric("301", nick, away))
             if not p["online"] and p["last_seen"]:
                 seen = irc_time(p["last_seen"])
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
@@ -238,10 +215,13 @@ class Commands(Registration):
             self._ask("rooms", show)
             return
         changes = _mode_changes(line.params[1], line.params[2:])
-        if changes and all(arg is None for _, _, arg in changes):
+        if changes and all(arg is None and mode in _LIST_MODES for _, mode, arg in changes):
             self._mode_list(target, room, changes[0][1])
             return
         for on, mode, arg in changes:
+            if mode == "i":
+                self._ask("rooms", partial(self._privacy, target, room, on))
+                continue
             cmd = _MODE_COMMANDS.get((on, mode))
             if cmd is None or arg is None:
                 self._local(self._numeric("472", mode, "is not a mode this server changes"))
@@ -249,6 +229,27 @@ class Commands(Registration):
             nick = arg.split("!")[0]
             done = partial(self._banned, room, nick, on) if mode == "b" else None
             self._ask(cmd, done, partial(self._failed_at, target), room=room, username=nick)
+
+    def _privacy(self, target: str, room: str, on: bool, reply: Reply) -> None:
+        """MODE +i / -i: a room's privacy is chosen when it is created (the
+        protocol has no request to change it), so an operator asking for a
+        change is told so (400); setting what already holds changes nothing."""
+        self._got_rooms(reply)
+        info = self.rooms.get(room)
+        if info is None:
+            self._emit(self._numeric("403", target, "No such channel"))
+        elif not self._is_op(room, self.nick):
+            self._emit(self._numeric("482", target, "You're not channel operator"))
+        elif bool(info.get("private")) != on:
+            now = "private (+i)" if not on else "public"
+            self._emit(
+                self._numeric(
+                    "400",
+                    "MODE",
+                    f"{target} is {now}: a room's privacy is chosen when it is created"
+                    " (JOIN #room +i makes a new private one) and cannot change",
+                )
+            )
 
     def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
         """A ban or unban the client set, shown as the mode change IRC expects (a
@@ -460,11 +461,7 @@ class Commands(Registration):
     def _chathistory(self, line: Line) -> None:
         sub, target = line.params[0].upper(), line.params[1]
         if sub == "TARGETS":
-            ref = f"T{next(self.batches)}"
-            self._local(
-                build(SERVER, "BATCH", "+" + ref, "draft/chathistory-targets"),
-                build(SERVER, "BATCH", "-" + ref),
-            )
+            self._targets(line.params[1:])
             return
         args = line.params[2:]
         try:
@@ -477,11 +474,7 @@ class Commands(Registration):
             or limit < 0
             or len(refs) != (2 if sub == "BETWEEN" else 1)
         ):
-            self._local(
-                build(
-                    SERVER, "FAIL", "CHATHISTORY", "INVALID_PARAMS", sub[:20], "Invalid parameters"
-                )
-            )
+            self._local(_history_fail("INVALID_PARAMS", sub[:20], "Invalid parameters"))
             return
         room = room_named(target)
 
@@ -489,36 +482,55 @@ class Commands(Registration):
             messages = [m for m in reply["messages"] if not m.get("erased")]
             chosen = history_window(sub, refs, limit, messages)
             self._replay(chosen, None if room is not None else target, batch_target=target)
+            if room is None:
+                self._read_all_dms(reply["messages"])
 
         def refused(reply: Reply) -> None:
-            self._emit(
-                build(
-                    SERVER,
-                    "FAIL",
-                    "CHATHISTORY",
-                    "INVALID_TARGET",
-                    sub,
-                    target,
-                    reply["error"]["message"],
-                )
-            )
+            self._emit(_history_fail("INVALID_TARGET", sub, target, reply["error"]["message"]))
 
         if room is not None:
             self._ask("history", answer, refused, room=room, limit=HISTORY_MAX)
         elif USERNAME_RE.fullmatch(target):
             self._ask("dms", answer, refused, limit=DM_HISTORY_CAP, **{"with": target})
         else:
-            self._local(
-                build(
-                    SERVER,
-                    "FAIL",
-                    "CHATHISTORY",
-                    "INVALID_TARGET",
-                    sub,
-                    target[:40],
-                    "No such target",
-                )
-            )
+            self._local(_history_fail("INVALID_TARGET", sub, target[:40], "No such target"))
+
+    def _targets(self, args: list[str]) -> None:
+        """CHATHISTORY TARGETS timestamp=A timestamp=B limit: the channels and
+        DM partners with a message between A and B (both excluded), each with
+        the time of its latest one there, oldest first; with A after B, the
+        `limit` latest, else the `limit` earliest (as Ergo pages them)."""
+        bounds = [parse_time(ref[10:]) for ref in args[:2] if ref.startswith("timestamp=")]
+        try:
+            limit = min(int(args[2]), HISTORY_MAX)
+        except (ValueError, IndexError):
+            limit = 0
+        if len(bounds) != 2 or None in bounds or limit <= 0:
+            self._local(_history_fail("INVALID_PARAMS", "TARGETS", "Invalid parameters"))
+            return
+        first, second = (ms(t) for t in bounds if t is not None)
+        low, high = min(first, second), max(first, second)
+        found: list[tuple[float, str]] = []
+
+        def latest(target: str, times: Iterable[float]) -> None:
+            inside = [ts for ts in times if low < ms(ts) < high]
+            if inside:
+                found.append((max(inside), target))
+
+        def room_history(room: str, reply: Reply) -> None:
+            latest("#" + room, (m["ts"] for m in reply["messages"] if not m.get("erased")))
+
+        def answer() -> None:
+            for log in self.dm_logs.values():
+                latest(log.partner, log.times.values())
+            found.sort()
+            chosen = found[:limit] if first <= second else found[-limit:]
+            lines = [build(SERVER, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen]
+            self._batched(lines, "draft/chathistory-targets")
+
+        for room in sorted(self.channels):
+            self._ask("history", partial(room_history, room), ignore, room=room, limit=HISTORY_MAX)
+        self._local(then=answer)
 
     def _ping(self, line: Line) -> None:
         self._local(build(SERVER, "PONG", SERVER, line.params[0] if line.params else SERVER))
@@ -554,6 +566,10 @@ class Commands(Registration):
         self._local(self._numeric("302", " ".join(replies)))
 
 
+def _history_fail(code: str, *params: str) -> str:
+    return build(SERVER, "FAIL", "CHATHISTORY", code, *params)
+
+
 # MODE letters Nexus acts on, and the request each asks.
 _MODE_COMMANDS = {
     (True, "o"): "op",
@@ -566,6 +582,9 @@ _MODE_COMMANDS = {
 
 
 _MODES_WITH_ARGS = frozenset("obqeIkl")
+
+
+_LIST_MODES = frozenset("bqeI")  # without an argument: a request for the list
 
 
 def _mode_changes(modes: str, args: list[str]) -> list[tuple[bool, str, str | None]]:

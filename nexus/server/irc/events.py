@@ -9,7 +9,7 @@ from nexus.server.irc.lines import build, split_text
 from nexus.server.irc.numerics import (
     SERVER,
 )
-from nexus.server.irc.state import Reply, Sent, ignore
+from nexus.server.irc.state import Reply, Sent
 
 
 class Events(Commands):
@@ -46,6 +46,7 @@ class Events(Commands):
             self._deliver(event)
 
     def _on_dm(self, event: Reply) -> None:
+        self._log_dm(event)
         self._deliver(event)
 
     def _on_joined(self, event: Reply) -> None:
@@ -75,38 +76,6 @@ class Events(Commands):
             self.rooms[room] = {**self.rooms[room], "topic": event["topic"]}
         if room in self.channels:
             self.out.append(build(self._mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
-
-    def _on_presence(self, event: Reply) -> None:
-        nick = event["user"]
-        if nick.lower() == self.nick.lower():
-            return
-        shown = [room for room, nicks in self.channels.items() if nick in nicks]
-        if not event["online"]:
-            for room in shown:
-                self.channels[room].discard(nick)
-            if shown:
-                self.out.append(build(self._mask(nick), "QUIT", "Offline"))
-        elif shown:
-            if "away-notify" in self.caps:
-                away = event.get("away")
-                params = (away,) if away else ()
-                self.out.append(
-                    build(self._mask(nick), "AWAY", *params, tags=self._tags(account=nick))
-                )
-        else:
-            self._ask("whois", self._came_online, ignore, username=nick)
-
-    def _came_online(self, reply: Reply) -> None:
-        profile = reply["user"]
-        nick = profile["username"]
-        if not profile["online"]:
-            return
-        for room in profile["rooms"]:
-            if room in self.channels and nick not in self.channels[room]:
-                self.channels[room].add(nick)
-                self._emit(self._join_line(nick, room))
-                if profile.get("away") and "away-notify" in self.caps:
-                    self._emit(build(self._mask(nick), "AWAY", profile["away"]))
 
     def _on_room_deleted(self, event: Reply) -> None:
         room = event["room"]

@@ -20,6 +20,7 @@ CAPS: dict[str, str] = {
     "cap-notify": "",
     "draft/chathistory": "",
     "draft/message-redaction": "",
+    "draft/read-marker": "",
     "echo-message": "",
     "extended-join": "",
     "labeled-response": "",
@@ -44,6 +45,7 @@ ISUPPORT = (
     "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10,NAMES:1,WHOIS:1",
     f"TOPICLEN={TOPICLEN}",
     "UTF8ONLY",
+    "WHOX",
 )
 
 # Nexus error codes -> IRC numerics, for requests about a channel or a nick.

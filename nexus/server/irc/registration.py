@@ -10,12 +10,13 @@ from functools import partial
 
 from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
 from nexus.server.irc.lines import Line, build, split_text
+from nexus.server.irc.markers import ReadMarkers
 from nexus.server.irc.numerics import (
     CAPS,
     ISUPPORT,
     SERVER,
 )
-from nexus.server.irc.state import IrcState, Reply, ignore, present_by_room
+from nexus.server.irc.state import Reply, ignore
 
 # Any nick an IRC client may offer before registering; the account's name
 # replaces it at the welcome.
@@ -27,7 +28,7 @@ _LOGIN_HELP = (
 )
 
 
-class Registration(IrcState):
+class Registration(ReadMarkers):
     """From the first line to the welcome."""
 
     def _cap(self, line: Line) -> None:
@@ -218,7 +219,7 @@ class Registration(IrcState):
         self._isupport()
         self._send_motd()
         self._ask("rooms", self._got_rooms)
-        self._ask("online", self._burst)
+        self._burst()
         for name, count in sorted(self.unread_dms.items()):
             self._ask(
                 "dms",
@@ -243,8 +244,12 @@ class Registration(IrcState):
             self._emit(self._numeric("372", f"- {piece}"))
         self._emit(self._numeric("376", "End of /MOTD command."))
 
-    def _burst(self, reply: Reply) -> None:
+    def _burst(self) -> None:
         """After the welcome: the rooms the account is a member of, as joined channels."""
-        present = present_by_room(reply["users"], self.admins)
-        for room in self.member_rooms:
-            self._show_join(room, present.get(room, set()))
+        rooms = list(self.member_rooms)
+
+        def show(rosters: dict[str, set[str]], histories: dict[str, list[Reply]]) -> None:
+            for room in rooms:
+                self._show_channel(room, rosters[room], histories.get(room))
+
+        self._learn_members(rooms, show)

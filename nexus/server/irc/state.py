@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from nexus.protocol import ROOM_RE
+from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
 from nexus.server.irc.history import irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
 from nexus.server.irc.numerics import (
@@ -61,6 +61,15 @@ class Sent:
 
 
 @dataclass(slots=True)
+class DmLog:
+    """What this connection knows of one DM conversation (docs in markers.py)."""
+
+    partner: str  # their name as spelt
+    times: dict[int, float] = field(default_factory=dict)  # seq -> ts of the DMs shown
+    read: int | None = None  # the account's marker, once known
+
+
+@dataclass(slots=True)
 class Pending:
     on_ok: OnReply | None
     on_error: OnReply | None
@@ -94,8 +103,10 @@ class IrcState:
         self.member_rooms: list[str] = []  # from the login reply
         self.unread_dms: dict[str, int] = {}
         self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
-        self.admins: set[str] = set()  # server admins seen online (lower case): operators
-        self.channels: dict[str, set[str]] = {}  # joined room -> nicks shown in it
+        self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
+        self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
+        self.people: dict[str, Reply] = {}  # lower-case name -> their Profile, as last heard
+        self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
         self.joining: set[str] = set()  # rooms with a join request in flight
         self.sent: deque[Sent] = deque()
         self.batches = itertools.count(1)
@@ -217,13 +228,6 @@ class IrcState:
         for room in reply["rooms"]:
             self.rooms[room["name"]] = room
 
-    def _show_join(self, room: str, nicks: set[str]) -> None:
-        """The client's own JOIN of `room`, its topic and NAMES."""
-        self.channels[room] = set(nicks) | {self.nick}
-        self._emit(self._join_line(self.nick, room))
-        self._show_topic(room)
-        self._show_names(room)
-
     def _join_line(self, nick: str, room: str, ts: float | None = None) -> str:
         source = self._mask(nick)
         tags = self._tags(ts, nick)
@@ -281,19 +285,51 @@ class IrcState:
         self, messages: list[Reply], partner: str | None, batch_target: str | None = None
     ) -> None:
         """Messages from history as the lines they were, inside a chathistory
-        batch where the client has `batch`."""
-        batch = None
-        if "batch" in self.caps and batch_target is not None:
-            batch = f"H{next(self.batches)}"
-            self._emit(build(SERVER, "BATCH", "+" + batch, "chathistory", batch_target))
+        batch when asked with CHATHISTORY (`batch_target`)."""
+        lines = []
         for message in messages:
-            for line in self._message_lines(message, own_echo=True):
-                self._emit(_tagged(line, "batch", batch) if batch else line)
-        if batch:
-            self._emit(build(SERVER, "BATCH", "-" + batch))
+            if partner is not None:
+                self._log_dm(message)
+            lines += self._message_lines(message, own_echo=True)
+        if batch_target is None:
+            for line in lines:
+                self._emit(line)
+        else:
+            self._batched(lines, "chathistory", batch_target)
 
-    def _replay_dms(self, partner: str, reply: Reply) -> None:
-        self._replay(reply["messages"], partner)
+    def _batched(self, lines: list[str], kind: str, *params: str) -> None:
+        """`lines` in a batch of type `kind`, where the client has `batch`."""
+        if "batch" not in self.caps:
+            for line in lines:
+                self._emit(line)
+            return
+        ref = f"H{next(self.batches)}"
+        self._emit(build(SERVER, "BATCH", "+" + ref, kind, *params))
+        for line in lines:
+            self._emit(_tagged(line, "batch", ref))
+        self._emit(build(SERVER, "BATCH", "-" + ref))
+
+    def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
+        """DMs read with `dms`, which marks the conversation read up to its newest."""
+        self._replay(reply["messages"], partner, batch_target)
+        self._read_all_dms(reply["messages"])
+
+    def _read_all_dms(self, messages: list[Reply]) -> None:
+        """Notes the marker a `dms` reply moved: to the newest of its `messages`."""
+        if messages:
+            log = self._log_dm(messages[-1])
+            log.read = max(log.read or 0, messages[-1]["seq"])
+
+    def _log_dm(self, m: Reply) -> DmLog:
+        """Notes a DM this connection shows (for MARKREAD and TARGETS)."""
+        partner = m["to"] if m["from"].lower() == self.nick.lower() else m["from"]
+        log = self.dm_logs.get(partner.lower())
+        if log is None:
+            log = self.dm_logs[partner.lower()] = DmLog(partner)
+        log.times[m["seq"]] = m["ts"]
+        if len(log.times) > DM_HISTORY_CAP:
+            del log.times[min(log.times)]
+        return log
 
 
 def ignore(_: Reply) -> None:
@@ -313,14 +349,3 @@ def room_named(target: str) -> str | None:
         return None
     name = target[1:].lower()
     return name if ROOM_RE.fullmatch(name) else None
-
-
-def present_by_room(users: list[Reply], admins: set[str] | None = None) -> dict[str, set[str]]:
-    """Online users' names by room (and the admins among them added to `admins`)."""
-    rooms: dict[str, set[str]] = {}
-    for profile in users:
-        if admins is not None and profile.get("admin"):
-            admins.add(profile["username"].lower())
-        for room in profile["rooms"]:
-            rooms.setdefault(room, set()).add(profile["username"])
-    return rooms

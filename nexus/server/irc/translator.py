@@ -200,6 +200,7 @@ _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
     "ISON": (Translator._ison, 1),
     "JOIN": (Translator._join, 1),
     "KICK": (Translator._kick, 2),
+    "MARKREAD": (Translator._markread, 0),  # FAIL, not 461, without a target
     "LIST": (Translator._list, 0),
     "MODE": (Translator._mode, 1),
     "MOTD": (Translator._motd_cmd, 0),
@@ -218,7 +219,7 @@ _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
     "USER": (Translator._user, 4),
     "USERHOST": (Translator._userhost, 1),
     "VERSION": (Translator._version, 0),
-    "WHO": (Translator._who, 1),
+    "WHO": (Translator._who_cmd, 1),
     "WHOIS": (Translator._whois, 1),
 }
 
@@ -232,6 +233,7 @@ _EVENTS: dict[str, Callable[[Translator, Reply], None]] = {
     "left": Translator._on_left,
     "message": Translator._on_message,
     "presence": Translator._on_presence,
+    "read": Translator._on_read,
     "reaction": Translator._on_reaction,
     "room_deleted": Translator._on_room_deleted,
     "invited": Translator._on_invited,

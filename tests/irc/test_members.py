@@ -1,0 +1,114 @@
+"""Members over real sockets: a member stays in the channel while offline, shown
+away (NAMES, WHO, WHOX, WHOIS, away-notify), never as QUIT and JOIN."""
+
+from __future__ import annotations
+
+from tests.irc.conftest import IrcServer
+
+
+def commands(lines: list[str]) -> list[str]:
+    """Each line's command, its tags and source skipped."""
+    found = []
+    for line in lines:
+        words = line.split(" ")
+        while words and words[0][:1] in ("@", ":"):
+            words.pop(0)
+        found.append(words[0] if words else "")
+    return found
+
+
+async def test_offline_author_is_listed_in_names_and_who_as_gone(irc: IrcServer) -> None:
+    """A member who wrote in the room and went offline is in the burst's NAMES,
+    in WHO with flag G, and WHOIS says 301 offline."""
+    bob = await irc.running.user("bob")
+    await bob.ok("say", room="general", text="back tomorrow")
+    await bob.ok("quit")
+    await irc.account("ana")
+    ana = await irc.peer()
+    await ana.register("ana")
+    names = (await ana.expect(r" 353 ana = #general :(.*)$")).group(1).split()
+    assert "bob" in names and "ana" in names
+    await ana.send("WHO #general")
+    rows = await ana.until(r" 315 ana #general ")
+    assert ":nexus 352 ana #general bob nexus nexus bob G :0 bob" in rows
+    assert ":nexus 352 ana #general ana nexus nexus ana H :0 ana" in rows
+    await ana.send("WHOIS bob")
+    lines = await ana.until(r" 318 ana bob ")
+    assert ":nexus 301 ana bob :offline" in lines
+
+
+async def test_going_offline_and_back_is_away_notify_not_quit(irc: IrcServer) -> None:
+    """With away-notify, a member whose last session goes is `AWAY :offline` and
+    back is `AWAY`; no QUIT and no second JOIN. Without it, no line at all, and
+    NAMES still lists the member."""
+    notified = await irc.irc_user("ana", caps="away-notify")
+    plain = await irc.irc_user("cyd")
+    bob = await irc.running.user("bob")
+    await notified.expect(r"^:bob!bob@nexus JOIN #general$")
+    await bob.ok("away", text="lunch")
+    await notified.expect(r"^:bob!bob@nexus AWAY :lunch$")
+    await bob.close()
+    await notified.expect(r"^:bob!bob@nexus AWAY :offline: lunch$")
+    bob = await irc.running.user("bob", register=False)
+    await notified.expect(r"^:bob!bob@nexus AWAY :lunch$")
+    await bob.ok("away", text="")
+    await notified.expect(r"^:bob!bob@nexus AWAY$")
+    await bob.close()
+    await notified.expect(r"^:bob!bob@nexus AWAY :offline$")
+    await notified.send("PING :end")
+    seen = notified.lines + await notified.until("PONG")
+    assert "QUIT" not in commands(seen)
+    assert sum(line.startswith(":bob!bob@nexus JOIN") for line in seen) == 1
+    await plain.send("NAMES #general")
+    lines = await plain.until(r" 366 cyd #general ")
+    assert not {"QUIT", "AWAY"} & set(commands(plain.lines))
+    assert "bob" in lines[-2].split(":")[-1].split()
+
+
+async def test_whox_answers_354_with_the_fields_asked(irc: IrcServer) -> None:
+    """ISUPPORT has WHOX; irssi's `%tcuhnfdar,743` and WeeChat's `%cuhsnfdar`
+    get 354 lines with those fields in WHOX order; a nick query with `%tna` too."""
+    bob = await irc.running.user("bob")
+    await bob.ok("bio", text="likes tea")
+    await bob.ok("say", room="general", text="hi")
+    await bob.ok("quit")
+    await irc.account("ana")
+    ana = await irc.peer()
+    await ana.register("ana")
+    assert any(" 005 " in line and " WHOX " in line for line in ana.lines)
+    await ana.send("WHO #general %tcuhnfdar,743")
+    rows = await ana.until(r" 315 ana #general ")
+    assert ":nexus 354 ana 743 #general bob nexus bob G 0 bob :likes tea" in rows
+    assert ":nexus 354 ana 743 #general ana nexus ana H 0 ana :ana" in rows
+    await ana.send("WHO #general %cuhsnfdar")
+    rows = await ana.until(r" 315 ana #general ")
+    assert ":nexus 354 ana #general bob nexus nexus bob G 0 bob :likes tea" in rows
+    await ana.send("WHO bob %tna,745")
+    rows = await ana.until(r" 315 ana bob ")
+    assert rows[0] == ":nexus 354 ana 745 bob :bob"
+
+
+async def test_whois_of_an_offline_member_with_away_text(irc: IrcServer) -> None:
+    """An offline member who left an away text is 301 `offline: text`; an online one
+    the text alone."""
+    bob = await irc.running.user("bob")
+    await bob.ok("away", text="on holiday")
+    ana = await irc.irc_user("ana")
+    await ana.send("WHOIS bob")
+    assert ":nexus 301 ana bob :on holiday" in await ana.until(r" 318 ana bob ")
+    await bob.close()
+    await ana.send("WHOIS bob")
+    assert ":nexus 301 ana bob :offline: on holiday" in await ana.until(r" 318 ana bob ")
+
+
+async def test_a_member_who_leaves_while_offline_drops_out_of_names(irc: IrcServer) -> None:
+    """NAMES asks again: a member who is no longer in the room is not listed."""
+    bob = await irc.running.user("bob")
+    await bob.ok("say", room="general", text="bye all")
+    ana = await irc.irc_user("ana")
+    await bob.ok("leave", room="general")
+    await ana.expect(r"^:bob!bob@nexus PART #general")
+    await bob.ok("quit")
+    await ana.send("NAMES #general")
+    names = (await ana.expect(r" 353 ana = #general :(.*)$")).group(1).split()
+    assert "bob" not in names
