@@ -54,7 +54,7 @@ async def test_register_then_log_in_through_the_form(web: WebRunning, browser) -
     await page.click("#submit")
     await expect(page.locator("#title")).to_have_text("#general")
     # The token is kept once the login's reply is handled, a moment after the title shows.
-    await page.wait_for_function("sessionStorage.length + localStorage.length === 1")
+    await page.wait_for_function("() => sessionStorage.length + localStorage.length === 1")
     assert await page.evaluate("sessionStorage.length + localStorage.length") == 1
 
 
