@@ -105,7 +105,7 @@ async def test_cancelling_the_dialog_kicks_nobody(web: WebRunning, browser) -> N
 async def test_a_member_without_the_role_is_offered_no_moderation(web: WebRunning, browser) -> None:
     """A plain member's menus hold no moderation; a typed /kick gets one readable
     error line. Made a moderator over TCP, the page says so and offers mute, kick
-    and ban on a member, but nothing on the owner."""
+    and ban on a member, but nothing on the owner; muted, its input says so."""
     await _admin_first(web)
     bob = await web.running.user("bob")
     await bob.ok("create", room="den")
@@ -120,6 +120,13 @@ async def test_a_member_without_the_role_is_offered_no_moderation(web: WebRunnin
     await tab.type("/kick carol")
     error = tab.messages().locator(".note.error .text").last
     await expect(error).to_have_text("you may not kick here (not_allowed)")
+    await tab.type("/op carol now")
+    await expect(error).to_have_text("usage: /op [#room] <user>")
+    await tab.type("/help kick")
+    await expect(tab.messages().locator(".note .text").last).to_have_text(
+        "/kick [#room] <user> [reason...]: remove a member (they may join again)"
+        " (in the current room, or the #room named first)"
+    )
 
     await bob.ok("op", room="den", username="ana")
     await expect(tab.messages()).to_contain_text("bob made ana a moderator of #den")
@@ -129,6 +136,13 @@ async def test_a_member_without_the_role_is_offered_no_moderation(web: WebRunnin
     await bob.ok("deop", room="den", username="ana")
     await expect(tab.messages()).to_contain_text("bob took the moderator role of ana in #den")
     assert await _menu(tab, "carol") == ["query", "whois"]
+    await bob.ok("mute", room="den", username="ana")
+    await expect(tab.messages()).to_contain_text("bob muted you in #den")
+    await expect(tab.page.locator("#input")).to_have_attribute(
+        "placeholder", "you are muted in #den"
+    )
+    await tab.type("may I?")
+    await expect(error).to_have_text("you are muted in #den (muted)")
 
 
 async def test_a_ban_takes_the_room_from_the_banned_users_page(web: WebRunning, browser) -> None:
@@ -289,6 +303,11 @@ async def test_the_pages_modules_offer_moderation_by_role(web: WebRunning, brows
             kick: parse("/kick #den bob too loud"),
             target: c.moderationTarget(state, "#den", "bob too loud"),
             here,
+            help: ["op", "deop", "kick", "ban", "unban", "bans", "mute", "unmute", "invite",
+                   "admin", "suspend", "unsuspend"].map((n) => {
+              const cmd = c.COMMANDS.get(n);
+              return [c.synopsis(cmd), cmd.protocol];
+            }),
             missing: error("/ban"),
             lonely: (() => { try { c.moderationTarget(state, "#den", null); }
                              catch (e) { return e.message; } })(),
@@ -327,4 +346,18 @@ async def test_the_pages_modules_offer_moderation_by_role(web: WebRunning, brows
     assert result["target"] == {"room": "den", "user": "bob", "rest": "too loud"}
     assert result["here"] == {"room": "den", "user": "bob", "rest": "too loud"}
     assert result["missing"] == "usage: /ban [#room] <user> [reason...]"
+    assert result["help"] == [
+        ["/op [#room] <user>", 2],
+        ["/deop [#room] <user>", 2],
+        ["/kick [#room] <user> [reason...]", 2],
+        ["/ban [#room] <user> [reason...]", 2],
+        ["/unban [#room] <user> [reason...]", 2],
+        ["/bans [room]", 2],
+        ["/mute [#room] <user>", 2],
+        ["/unmute [#room] <user>", 2],
+        ["/invite [#room] <user>", 2],
+        ["/admin <user> [on]", 2],
+        ["/suspend <user> [reason...]", 2],
+        ["/unsuspend <user> [reason...]", 2],
+    ]
     assert result["lonely"] == "name the user after the room"

@@ -156,7 +156,7 @@ command("delete", "<room>", "delete a room you own, with its history", async (ct
 command(
   "topic",
   "[text...]",
-  `show the current room's topic, set it, or clear it with ${CLEAR} (owner only)`,
+  `show the current room's topic, set it, or clear it with ${CLEAR} (its owner, moderators, admins)`,
   async (ctx, a) => {
     const name = roomOrCurrent(ctx.state, null);
     if (a.text === null) {
