@@ -23,6 +23,7 @@ SERVER_ONLY = {"join_private", "read_private"}
 
 
 async def _admin_first(web: WebRunning) -> Peer:
+    """`root`, registered first so that it, and nobody after, is an admin."""
     return await web.running.user("root")
 
 

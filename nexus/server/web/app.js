@@ -17,24 +17,31 @@ let context = null; // {kind: "reply"|"edit", buffer, seq}
 let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
 let loadingOlder = false;
-let menuFor = null; // the person whose menu is open, kept open across redraws
+let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
 const PLACEHOLDER = "Message — /help lists the commands";
-// The member menu's moderation entries; those marked `ask` are confirmed first,
-// with an optional reason.
+// The member menu's moderation entries (keyed by command); `ask` gives the
+// question and the button of the dialog that confirms it, with a reason.
 const MODERATION = {
   op: { label: "Make moderator" },
   deop: { label: "Remove moderator" },
   mute: { label: "Mute" },
   unmute: { label: "Unmute" },
-  kick: { label: "Kick…", ask: (name, room) => [`Kick ${name} from #${room}? They may join again.`, "Kick"] },
-  ban: { label: "Ban…", ask: (name, room) => [`Ban ${name} from #${room}? They cannot join again until unbanned.`, "Ban"] },
+  kick: {
+    label: "Kick…",
+    ask: (name, room) => [`Kick ${name} from #${room}? They may join again.`, "Kick"],
+  },
+  ban: {
+    label: "Ban…",
+    ask: (name, room) => [`Ban ${name} from #${room}? They cannot join again until unbanned.`, "Ban"],
+  },
   suspend: {
     label: "Suspend account…",
     ask: (name) => [`Suspend ${name}'s account? They are logged out everywhere and cannot log in.`, "Suspend"],
   },
 };
+const ROLE_LABELS = { owner: "owner", admin: "admin", moderator: "mod" };
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -238,14 +245,14 @@ function drawSidebar() {
         item.classList.add("muted");
         name.append(el("span", "role muted", "muted"));
       }
-      const said = [person.role, person.muted ? "muted" : null, person.away ? `away: ${person.away}` : null];
-      if (said.some(Boolean)) name.title = said.filter(Boolean).join(", ");
+      const said = [person.role, person.muted && "muted", person.away && `away: ${person.away}`].filter(Boolean);
+      if (said.length) name.title = said.join(", ");
       name.addEventListener("click", (event) => {
         event.stopPropagation();
         toggleMenu(item, current, person.name);
       });
       item.append(name);
-      if (menuFor !== null && fold(menuFor) === fold(person.name)) memberMenu(item, current, person.name);
+      if (menuOpen(current, person.name)) memberMenu(item, current, person.name);
       people.append(item);
     }
   } else {
@@ -253,15 +260,17 @@ function drawSidebar() {
   }
 }
 
-const ROLE_LABELS = { owner: "owner", admin: "admin", moderator: "mod" };
-
 // The menu of a person in the room's list: talk to them, see them, and the
 // moderation actions this user's roles allow on them (and nothing else).
+function menuOpen(buffer, name) {
+  return menuFor !== null && menuFor.key === buffer.key && fold(menuFor.name) === fold(name);
+}
+
 function toggleMenu(item, buffer, name) {
-  const again = menuFor !== null && fold(menuFor) === fold(name);
+  const again = menuOpen(buffer, name);
   closeMenus();
   if (again) return; // a second click closes it
-  menuFor = name;
+  menuFor = { key: buffer.key, name };
   memberMenu(item, buffer, name).querySelector("button").focus();
 }
 

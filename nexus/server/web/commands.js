@@ -120,10 +120,10 @@ command("me", "<text...>", "say an action: * you text", (ctx, a) => ctx.say(a.te
 command("join", "<room>", "join a room and switch to it; you stay in the others", async (ctx, a) => {
   const reply = await ctx.request("join", { room: a.room });
   const buffer = ctx.state.addRoom(reply.room, reply.history);
-  // Who is in it: a private room's members were hidden from this user until now.
-  ctx.state.setOnline((await ctx.request("online")).users);
   ctx.switchTo(buffer);
   ctx.state.note(`you are in #${reply.room.name}${reply.room.topic ? `: ${reply.room.topic}` : ""}`);
+  // Who is in it: a private room's members were hidden from this user until now.
+  ctx.state.setOnline((await ctx.request("online")).users);
 });
 command("leave", "[room]", "leave a room (the current one by default)", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);

@@ -67,31 +67,29 @@ function isOwner(buffer, name) {
   return Boolean(buffer.owner) && fold(buffer.owner) === fold(name);
 }
 
-// The roles `name` holds in the room `buffer` (a room Buffer).
-export function rolesIn(state, buffer, name) {
+// The roles this user holds in the room `buffer` (a room Buffer).
+export function myRoles(state, buffer) {
   const held = new Set();
-  if (state.isAdmin(name)) held.add("admin");
-  if (isOwner(buffer, name)) held.add("owner");
-  if (buffer.moderators.has(fold(name))) held.add("moderator");
-  if (state.isMe(name) ? state.rooms.get(buffer.name) === buffer : state.inRoom(buffer.name, name)) {
-    held.add("member");
-  }
+  if (state.isAdmin(state.me)) held.add("admin");
+  if (isOwner(buffer, state.me)) held.add("owner");
+  if (buffer.moderators.has(fold(state.me))) held.add("moderator");
+  if (state.rooms.get(buffer.name) === buffer) held.add("member");
   return held;
 }
 
-// What `name` is to this user in the room: themself, or their strongest role.
+// What `name` is to this user: themself, or their strongest role (in the
+// room `buffer`; server-wide without one).
 export function targetOf(state, buffer, name) {
   if (state.isMe(name)) return "self";
   if (state.isAdmin(name)) return "admin";
-  if (isOwner(buffer, name)) return "owner";
-  if (buffer.moderators.has(fold(name))) return "moderator";
+  if (buffer && isOwner(buffer, name)) return "owner";
+  if (buffer && buffer.moderators.has(fold(name))) return "moderator";
   return "user";
 }
 
 // Whether this user may take `action` in the room (on `name`, if given).
 export function may(state, buffer, action, name = null) {
-  const held = rolesIn(state, buffer, state.me);
-  return allowed(action, held, name === null ? null : targetOf(state, buffer, name));
+  return allowed(action, myRoles(state, buffer), name === null ? null : targetOf(state, buffer, name));
 }
 
 // The moderation actions offered on a member of a room, in menu order; each
@@ -102,9 +100,7 @@ export function offered(state, buffer, name) {
   const actions = [moderator ? "deop" : "op", muted ? "unmute" : "mute", "kick", "ban"].filter(
     (action) => may(state, buffer, action, name),
   );
-  const server = new Set(state.isAdmin(state.me) ? ["admin"] : []);
-  if (allowed("suspend", server, state.isMe(name) ? "self" : state.isAdmin(name) ? "admin" : "user")) {
-    actions.push("suspend");
-  }
+  const server = new Set(state.isAdmin(state.me) ? ["admin"] : []); // no room's roles
+  if (allowed("suspend", server, targetOf(state, null, name))) actions.push("suspend");
   return actions;
 }

@@ -384,8 +384,8 @@ export class ChatState {
         const me = this.isMe(event.user);
         if (event.on) buffer.muted.add(fold(event.user));
         else buffer.muted.delete(fold(event.user));
-        const whom = me ? "you" : event.user;
-        this.note(`${event.by} ${event.on ? "muted" : "unmuted"} ${whom} in #${event.room}`, "mod", buffer);
+        const said = `${event.on ? "muted" : "unmuted"} ${me ? "you" : event.user}`;
+        this.note(`${event.by} ${said} in #${event.room}`, "mod", buffer);
         return { buffer };
       }
       case "invited": {
@@ -409,7 +409,8 @@ export class ChatState {
     const before = buffer.moderators;
     buffer.setRoles(info);
     for (const name of info.moderators || []) {
-      if (!before.has(fold(name))) this.note(`${event.by} made ${name} a moderator of #${info.name}`, "mod", buffer);
+      if (before.has(fold(name))) continue;
+      this.note(`${event.by} made ${name} a moderator of #${info.name}`, "mod", buffer);
     }
     const spelt = new Map([...(this.members.get(info.name) || [])].map((name) => [fold(name), name]));
     for (const key of [...before].sort()) {
@@ -430,7 +431,7 @@ export class ChatState {
     if (me) {
       this.removeRoom(event.room);
       this.note(text, "error", this.current || this.system);
-      return { buffer: this.current, removed: event.room };
+      return { buffer: this.current };
     }
     this.forget(event.room, event.user);
     const buffer = this.rooms.get(event.room);
@@ -448,6 +449,6 @@ export class ChatState {
 }
 
 // `bob invited you to #den (private)`: what an `invited` event says.
-export function invitation(event) {
+function invitation(event) {
   return `${event.by} invited you to #${event.room.name}${event.room.private ? " (private)" : ""}`;
 }
