@@ -146,6 +146,29 @@ async def test_a_member_without_the_role_is_offered_no_moderation(web: WebRunnin
     await expect(error).to_have_text("you are muted in #den (muted)")
 
 
+async def test_a_member_made_admin_meanwhile_is_offered_no_restriction(
+    web: WebRunning, browser
+) -> None:
+    """Making someone an admin sends no event: opening their menu asks the server,
+    so the owner is then offered no kick, ban, mute or op on them, and the list
+    badges them."""
+    root = await _admin_first(web)
+    bob = await web.running.user("bob")  # online before the page: no arrival to ask about
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    await tab.type("/create den")
+    await expect(tab.page.locator("#title")).to_have_text("#den")
+    await bob.ok("join", room="den")
+    await expect(_person(tab, "bob")).to_have_count(1)
+    await expect(_person(tab, "bob").locator(".role")).to_have_count(0)
+    await root.ok("admin", username="bob", on=True)
+    await _menu(tab, "bob")
+    await expect(_person(tab, "bob").locator(".role.admin")).to_have_text("admin")
+    entries = _person(tab, "bob").locator(".member-menu .entry")
+    await expect(entries).to_have_count(2)
+    assert await _menu(tab, "bob") == ["query", "whois"]
+
+
 async def test_a_ban_takes_the_room_from_the_banned_users_page(web: WebRunning, browser) -> None:
     """Banned over TCP, the page leaves the room at once and says who and why; a
     /join is refused with a readable line, and the owner's /bans lists it."""

@@ -272,6 +272,17 @@ function toggleMenu(item, buffer, name) {
   if (again) return; // a second click closes it
   menuFor = { key: buffer.key, name };
   memberMenu(item, buffer, name).querySelector("button").focus();
+  // Whether they are an admin is known only from profiles: an offline one's is
+  // asked now, and the menu is drawn again if the answer changes what it offers.
+  const state = session.state;
+  session
+    .request("whois", { username: name })
+    .then(({ user }) => {
+      const was = state.isAdmin(name);
+      state.learn(user);
+      if (state.isAdmin(name) !== was && session.state === state) draw({ people: true });
+    })
+    .catch(() => {}); // no such user any more, or offline: the server still decides
 }
 
 function memberMenu(item, buffer, name) {
