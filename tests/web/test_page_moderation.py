@@ -44,7 +44,8 @@ async def _menu(tab: Tab, name: str) -> list[str]:
 async def test_an_owner_mutes_and_kicks_from_the_member_list(web: WebRunning, browser) -> None:
     """The owner of a room opens a member's menu, mutes them and kicks them with a
     reason through the confirm dialog; a TCP client sees both, the page marks the
-    member muted, then drops them from the list, with a line for each."""
+    member muted, then drops them from the list, with a line for each. /ban of
+    the kicked user keeps them out until the unban button of /bans."""
     await _admin_first(web)
     tab = await browser.tab()
     await tab.register(web.base, "ana", PASSWORD)
@@ -79,6 +80,20 @@ async def test_an_owner_mutes_and_kicks_from_the_member_list(web: WebRunning, br
     kicked_line = "bob was kicked from #den by ana: flooding the room"
     await expect(tab.messages()).to_contain_text(kicked_line)
     await expect(_person(tab, "bob")).to_have_count(0)
+
+    await tab.type("/ban bob no more")  # no longer a member: banned without an event
+    await expect(tab.messages().locator(".note .text").last).to_have_text(
+        "bob is banned from #den: no more"
+    )
+    await bob.fails("banned", "join", room="den")
+    await tab.type("/bans")
+    listed = tab.messages().locator(".note", has_text="bob, by ana")
+    await expect(listed).to_contain_text(": no more")
+    await listed.locator(".note-action").click()  # unban
+    await expect(tab.messages().locator(".note .text").last).to_have_text(
+        "bob is no longer banned from #den"
+    )
+    await bob.ok("join", room="den")
 
 
 async def test_cancelling_the_dialog_kicks_nobody(web: WebRunning, browser) -> None:
@@ -194,7 +209,7 @@ async def test_a_ban_takes_the_room_from_the_banned_users_page(web: WebRunning, 
 async def test_an_invitation_to_a_private_room_shows_and_joins(web: WebRunning, browser) -> None:
     """A private room refuses a plain /join; an invitation made over TCP shows as a
     line with a join button and in the room list; a click joins, and the room
-    shows as private."""
+    shows as private. The page's /invite then lets a TCP user in."""
     await _admin_first(web)
     bob = await web.running.user("bob")
     await bob.ok("create", room="den", private=True)
@@ -213,6 +228,18 @@ async def test_an_invitation_to_a_private_room_shows_and_joins(web: WebRunning, 
     assert (await bob.event("joined", room="den"))["user"] == "ana"
     await expect(tab.page.locator(".buffer.invite")).to_have_count(0)
     await expect(_person(tab, "bob").locator(".role.owner")).to_have_text("owner")
+    carol = await web.running.user("carol")
+    await tab.type("/invite carol")
+    invited = await carol.event("invited")
+    assert (invited["room"]["name"], invited["room"]["private"], invited["by"]) == (
+        "den",
+        True,
+        "ana",
+    )
+    await expect(tab.messages().locator(".note .text").last).to_have_text(
+        "carol was invited to #den"
+    )
+    await carol.ok("join", room="den")
 
 
 async def test_an_admin_suspends_from_the_list_and_the_page_of_the_suspended_logs_out(
