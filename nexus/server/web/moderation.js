@@ -68,7 +68,7 @@ function isOwner(buffer, name) {
 }
 
 // The roles this user holds in the room `buffer` (a room Buffer).
-export function myRoles(state, buffer) {
+function myRoles(state, buffer) {
   const held = new Set();
   if (state.isAdmin(state.me)) held.add("admin");
   if (isOwner(buffer, state.me)) held.add("owner");
@@ -79,7 +79,7 @@ export function myRoles(state, buffer) {
 
 // What `name` is to this user: themself, or their strongest role (in the
 // room `buffer`; server-wide without one).
-export function targetOf(state, buffer, name) {
+function targetOf(state, buffer, name) {
   if (state.isMe(name)) return "self";
   if (state.isAdmin(name)) return "admin";
   if (buffer && isOwner(buffer, name)) return "owner";
