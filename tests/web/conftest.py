@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import PASSWORD, Running, StartServer
+from tests.web.browser import BrowserSession, browser_session
 from tests.web.wspeer import WsPeer
 
 
@@ -71,3 +73,11 @@ async def start_web(start_server: StartServer):
 @pytest.fixture
 async def web(start_web) -> WebRunning:
     return await start_web()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[BrowserSession]:
+    """A chromium for the test; fails the test if any page logged an error."""
+    async with browser_session() as session:
+        yield session
+        assert session.errors() == []

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PASSWORD
-from tests.web.browser import BrowserSession, browser_session, expect, needs_browser
+from tests.web.browser import expect, needs_browser
 from tests.web.conftest import WebRunning
 
 pytestmark = needs_browser()
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[BrowserSession]:
-    """A chromium for the test; fails the test if any page logged an error."""
-    async with browser_session() as session:
-        yield session
-        assert session.errors() == []
 
 
 async def test_register_then_log_in_through_the_form(web: WebRunning, browser) -> None:
@@ -54,7 +43,7 @@ async def test_register_then_log_in_through_the_form(web: WebRunning, browser) -
     await page.click("#submit")
     await expect(page.locator("#title")).to_have_text("#general")
     # The token is kept once the login's reply is handled, a moment after the title shows.
-    await page.wait_for_function("sessionStorage.length + localStorage.length === 1")
+    await page.wait_for_function("() => sessionStorage.length + localStorage.length === 1")
     assert await page.evaluate("sessionStorage.length + localStorage.length") == 1
 
 

@@ -3,6 +3,7 @@
 // as text (textContent, text nodes): never parsed as HTML.
 
 import { COMMANDS, address, describe, execute } from "./commands.js";
+import { may, offered } from "./moderation.js";
 import { saved, Session } from "./session.js";
 import { fold, mentions } from "./state.js";
 
@@ -16,8 +17,31 @@ let context = null; // {kind: "reply"|"edit", buffer, seq}
 let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
 let loadingOlder = false;
+let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
+const PLACEHOLDER = "Message — /help lists the commands";
+// The member menu's moderation entries (keyed by command); `ask` gives the
+// question and the button of the dialog that confirms it, with a reason.
+const MODERATION = {
+  op: { label: "Make moderator" },
+  deop: { label: "Remove moderator" },
+  mute: { label: "Mute" },
+  unmute: { label: "Unmute" },
+  kick: {
+    label: "Kick…",
+    ask: (name, room) => [`Kick ${name} from #${room}? They may join again.`, "Kick"],
+  },
+  ban: {
+    label: "Ban…",
+    ask: (name, room) => [`Ban ${name} from #${room}? They cannot join again until unbanned.`, "Ban"],
+  },
+  suspend: {
+    label: "Suspend account…",
+    ask: (name) => [`Suspend ${name}'s account? They are logged out everywhere and cannot log in.`, "Suspend"],
+  },
+};
+const ROLE_LABELS = { owner: "owner", admin: "admin", moderator: "mod" };
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -168,7 +192,8 @@ function drawSidebar() {
     button.dataset.key = buffer.key;
     if (buffer === state.current) button.classList.add("current");
     if (buffer.unread) button.classList.add("unread");
-    button.title = `${index + 1}`;
+    if (buffer.private) button.classList.add("private");
+    button.title = buffer.private ? `${index + 1}, private: by invitation` : `${index + 1}`;
     const label = el("span", "label", buffer.label);
     if (buffer.kind === "dm") {
       label.prepend(el("span", state.isOnline(buffer.name) ? "dot on" : "dot", ""));
@@ -188,6 +213,17 @@ function drawSidebar() {
     item.append(button);
     lists[buffer.kind].append(item);
   });
+  for (const [room, invite] of state.invites) {
+    const button = el("button", "buffer invite");
+    button.type = "button";
+    button.title = `${invite.by} invited you: click to join`;
+    if (invite.room.private) button.classList.add("private");
+    button.append(el("span", "label", `#${room}`), el("span", "badge invited", "invited"));
+    button.addEventListener("click", () => runLine(`/join ${room}`));
+    const item = el("li");
+    item.append(button);
+    lists.room.append(item);
+  }
   if (!state.dms.size) lists.dm.append(el("li", "hint", "/query name opens one"));
   const people = $("people");
   people.replaceChildren();
@@ -198,10 +234,25 @@ function drawSidebar() {
     $("people-title").textContent = `People (${here}/${list.length})`;
     for (const person of list) {
       const item = el("li", `${colour(person.name)}${person.online ? "" : " offline"}`);
-      item.append(el("span", person.online ? (person.away ? "dot away" : "dot on") : "dot", ""));
-      item.append(document.createTextNode(person.name));
-      if (person.away) item.title = `away: ${person.away}`;
-      item.addEventListener("click", () => runLine(`/query ${person.name}`));
+      item.dataset.name = person.name;
+      const name = el("button", "person", "");
+      name.type = "button";
+      name.setAttribute("aria-haspopup", "menu");
+      name.append(el("span", person.online ? (person.away ? "dot away" : "dot on") : "dot", ""));
+      name.append(document.createTextNode(person.name));
+      if (person.role) name.append(el("span", `role ${person.role}`, ROLE_LABELS[person.role]));
+      if (person.muted) {
+        item.classList.add("muted");
+        name.append(el("span", "role muted", "muted"));
+      }
+      const said = [person.role, person.muted && "muted", person.away && `away: ${person.away}`].filter(Boolean);
+      if (said.length) name.title = said.join(", ");
+      name.addEventListener("click", (event) => {
+        event.stopPropagation();
+        toggleMenu(item, current, person.name);
+      });
+      item.append(name);
+      if (menuOpen(current, person.name)) memberMenu(item, current, person.name);
       people.append(item);
     }
   } else {
@@ -209,10 +260,114 @@ function drawSidebar() {
   }
 }
 
+// The menu of a person in the room's list: talk to them, see them, and the
+// moderation actions this user's roles allow on them (and nothing else).
+function menuOpen(buffer, name) {
+  return menuFor !== null && menuFor.key === buffer.key && fold(menuFor.name) === fold(name);
+}
+
+function toggleMenu(item, buffer, name) {
+  const again = menuOpen(buffer, name);
+  closeMenus();
+  if (again) return; // a second click closes it
+  menuFor = { key: buffer.key, name };
+  memberMenu(item, buffer, name).querySelector("button").focus();
+  // Whether they are an admin is known only from profiles: an offline one's is
+  // asked now, and the menu is drawn again if the answer changes what it offers.
+  const state = session.state;
+  session
+    .request("whois", { username: name })
+    .then(({ user }) => {
+      const was = state.isAdmin(name);
+      state.learn(user);
+      if (state.isAdmin(name) !== was && session.state === state) draw({ people: true });
+    })
+    .catch(() => {}); // no such user any more, or offline: the server still decides
+}
+
+function memberMenu(item, buffer, name) {
+  const state = session.state;
+  const menu = el("div", "member-menu");
+  menu.setAttribute("role", "menu");
+  const entry = (label, run, className = "") => {
+    const button = el("button", `entry ${className}`.trim(), label);
+    button.type = "button";
+    button.setAttribute("role", "menuitem");
+    button.dataset.action = className || label.toLowerCase();
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      closeMenus();
+      document.body.classList.remove("menu-open");
+      run();
+    });
+    menu.append(button);
+  };
+  if (!state.isMe(name)) entry("Message", () => runLine(`/query ${name}`), "query");
+  entry("Profile", () => runLine(`/whois ${name}`), "whois");
+  const actions = buffer && buffer.kind === "room" ? offered(state, buffer, name) : [];
+  if (actions.length) menu.append(el("hr"));
+  for (const action of actions) {
+    entry(MODERATION[action].label, () => moderate(action, buffer.name, name), action);
+  }
+  item.append(menu);
+  return menu;
+}
+
+function closeMenus() {
+  menuFor = null;
+  document.querySelectorAll(".member-menu").forEach((menu) => menu.remove());
+}
+
+async function moderate(action, room, name) {
+  const ask = MODERATION[action].ask;
+  let reason = "";
+  if (ask) {
+    reason = await askReason(...ask(name, room));
+    if (reason === null) return;
+  }
+  const where = action === "suspend" ? "" : `#${room} `;
+  runLine(`/${action} ${where}${name}${reason ? ` ${reason}` : ""}`);
+}
+
+// Asks `question` in the page's dialog; resolves with the reason typed (maybe
+// "") when confirmed, null when cancelled.
+function askReason(question, verb) {
+  const dialog = $("ask");
+  $("ask-text").textContent = question;
+  $("ask-ok").textContent = verb;
+  $("reason").value = "";
+  return new Promise((resolve) => {
+    const done = (value) => {
+      $("ask-form").removeEventListener("submit", ok);
+      $("ask-cancel").removeEventListener("click", cancel);
+      dialog.removeEventListener("cancel", cancel);
+      if (dialog.open) dialog.close();
+      resolve(value);
+      $("input").focus();
+    };
+    const ok = (event) => {
+      event.preventDefault();
+      done($("reason").value.replace(/\s+/g, " ").trim());
+    };
+    const cancel = (event) => {
+      event.preventDefault();
+      done(null);
+    };
+    $("ask-form").addEventListener("submit", ok);
+    $("ask-cancel").addEventListener("click", cancel);
+    dialog.addEventListener("cancel", cancel);
+    dialog.showModal();
+    $("reason").focus();
+  });
+}
+
 function drawHeader() {
   const state = session.state;
   const buffer = state.current;
   $("title").textContent = buffer ? buffer.label : "";
+  $("title").classList.toggle("private", Boolean(buffer && buffer.private));
+  const muted = Boolean(buffer && buffer.kind === "room" && buffer.muted.has(fold(state.me)));
+  $("input").placeholder = muted ? `you are muted in #${buffer.name}` : PLACEHOLDER;
   let topic = "";
   if (buffer && buffer.kind === "room") topic = buffer.topic;
   else if (buffer && buffer.kind === "dm") {
@@ -284,7 +439,14 @@ function appendDay(pane, previous, line) {
 function lineElement(buffer, line) {
   if (line.note) {
     const row = el("div", `note ${line.note.level}`);
-    row.append(el("time", null, time(line.note.ts)), el("span", "text", line.note.text));
+    const text = el("span", "text", line.note.text);
+    for (const action of line.note.actions || []) {
+      const button = el("button", "note-action", action.label);
+      button.type = "button";
+      button.addEventListener("click", () => runLine(action.line));
+      text.append(" ", button);
+    }
+    row.append(el("time", null, time(line.note.ts)), text);
     return row;
   }
   return messageElement(buffer, line.message);
@@ -349,11 +511,10 @@ function actions(buffer, message) {
   };
   button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
   button("☺", "react", (event) => picker(event.currentTarget, buffer, message));
-  const owner = buffer.kind === "room"; // the server says no if you may not
   if (state.isMe(message.from)) {
     button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
   }
-  if (state.isMe(message.from) || owner) {
+  if (state.isMe(message.from) || (buffer.kind === "room" && may(state, buffer, "erase"))) {
     button("🗑", "erase", () => {
       if (window.confirm("Erase this message for everyone?")) {
         act(() => session.request("erase", address(buffer, message.seq)));
@@ -389,7 +550,10 @@ function act(run) {
 
 function switchTo(buffer) {
   const state = session.state;
-  if (state.current !== buffer) setContext(null);
+  if (state.current !== buffer) {
+    setContext(null);
+    closeMenus();
+  }
   state.switchTo(buffer);
   draw({ force: true });
   if (buffer.kind === "dm" && !buffer.loaded) {
@@ -527,13 +691,16 @@ async function scrolled() {
   }
 }
 
+// A browser notification while the tab is hidden; `buffer` is where a click
+// takes the user (null for an invitation: the page as it is).
 function alert(buffer, message) {
   if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
-  const where = buffer.kind === "room" ? ` in #${buffer.name}` : "";
-  const note = new Notification(`${message.from}${where}`, { body: message.text, tag: buffer.key });
+  const where = buffer && buffer.kind === "room" ? ` in #${buffer.name}` : "";
+  const tag = buffer ? buffer.key : "invitation";
+  const note = new Notification(`${message.from}${where}`, { body: message.text, tag });
   note.addEventListener("click", () => {
     window.focus();
-    switchTo(buffer);
+    if (buffer && session.state.find(buffer.key) === buffer) switchTo(buffer);
   });
 }
 
@@ -563,6 +730,12 @@ function start() {
     document.body.classList.toggle("menu-open");
   });
   document.querySelector(".main").addEventListener("click", () => document.body.classList.remove("menu-open"));
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest(".member-menu")) closeMenus();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeMenus();
+  });
   document.addEventListener("visibilitychange", visibility);
   const login = saved.load();
   if (login === null) {

@@ -9,13 +9,15 @@ export class UsageError extends Error {}
 
 export const COMMANDS = new Map();
 
-function command(name, usage, help, handler, { protocol = 1 } = {}) {
-  const args = [...usage.matchAll(/([<[])(\w+)(\.\.\.)?[>\]]/g)].map((m) => ({
+// `args`, when given, replaces the arguments read from `usage` (for a usage
+// that is more than a list of words, as `[#room] <user>`).
+function command(name, usage, help, handler, { protocol = 1, args = null } = {}) {
+  const read = [...usage.matchAll(/([<[])(\w+)(\.\.\.)?[>\]]/g)].map((m) => ({
     name: m[2],
     required: m[1] === "<",
     rest: Boolean(m[3]),
   }));
-  COMMANDS.set(name, { name, usage, help, handler, args, protocol });
+  COMMANDS.set(name, { name, usage, help, handler, args: args || read, protocol });
 }
 
 export function synopsis(cmd) {
@@ -120,6 +122,8 @@ command("join", "<room>", "join a room and switch to it; you stay in the others"
   const buffer = ctx.state.addRoom(reply.room, reply.history);
   ctx.switchTo(buffer);
   ctx.state.note(`you are in #${reply.room.name}${reply.room.topic ? `: ${reply.room.topic}` : ""}`);
+  // Who is in it: a private room's members were hidden from this user until now.
+  ctx.state.setOnline((await ctx.request("online")).users);
 });
 command("leave", "[room]", "leave a room (the current one by default)", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);
@@ -127,11 +131,22 @@ command("leave", "[room]", "leave a room (the current one by default)", async (c
   ctx.state.removeRoom(name);
   ctx.state.note(`you left #${name}`);
 });
-command("create", "<room> [topic...]", "create a room that you own, and enter it", async (ctx, a) => {
-  const reply = await ctx.request("create", { room: a.room, topic: a.topic });
-  ctx.switchTo(ctx.state.addRoom(reply.room, []));
-  ctx.state.note(`you created #${reply.room.name}`);
-});
+const PRIVATE = "--private";
+command(
+  "create",
+  "<room> [topic...]",
+  `create a room that you own, and enter it; ${PRIVATE} (anywhere after the name) makes it invitation-only`,
+  async (ctx, a) => {
+    const words = (a.topic || "").split(" ");
+    const isPrivate = words.includes(PRIVATE);
+    const topic = isPrivate ? words.filter((w) => w !== PRIVATE).join(" ").trim() || null : a.topic;
+    if (isPrivate && ctx.state.protocol < 2) throw new UsageError("private rooms need a newer server");
+    // Left out unless set, so a version 1 server sees the request it knows.
+    const reply = await ctx.request("create", { room: a.room, topic, private: isPrivate || null });
+    ctx.switchTo(ctx.state.addRoom(reply.room, []));
+    ctx.state.note(`you created #${reply.room.name}${reply.room.private ? " (private: /invite people)" : ""}`);
+  },
+);
 command("delete", "<room>", "delete a room you own, with its history", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);
   await ctx.request("delete", { room: name });
@@ -141,7 +156,7 @@ command("delete", "<room>", "delete a room you own, with its history", async (ct
 command(
   "topic",
   "[text...]",
-  `show the current room's topic, set it, or clear it with ${CLEAR} (owner only)`,
+  `show the current room's topic, set it, or clear it with ${CLEAR} (its owner, moderators, admins)`,
   async (ctx, a) => {
     const name = roomOrCurrent(ctx.state, null);
     if (a.text === null) {
@@ -159,7 +174,8 @@ command("rooms", "", "list all rooms (* marks the ones you are in)", async (ctx)
   for (const room of reply.rooms) {
     const mark = ctx.state.rooms.has(room.name) ? "*" : " ";
     const topic = room.topic ? ` ${room.topic}` : "";
-    ctx.state.note(`${mark} #${room.name}  ${room.online}/${room.members} online${topic}`);
+    const kind = room.private ? " (private)" : "";
+    ctx.state.note(`${mark} #${room.name}${kind}  ${room.online}/${room.members} online${topic}`);
   }
 });
 command("online", "", "list the people online", async (ctx) => {
@@ -226,8 +242,10 @@ command("lastlog", "<words...>", "show the loaded lines of this buffer containin
 });
 command("whois", "<user>", "show a user's profile", async (ctx, a) => {
   const { user } = await ctx.request("whois", { username: a.user });
+  ctx.state.learn(user);
   const state = user.online ? (user.away ? `away: ${user.away}` : "online") : "offline";
-  ctx.state.note(`${user.username} (${state})${user.bio ? ` — ${user.bio}` : ""}`);
+  const admin = user.admin ? ", server admin" : "";
+  ctx.state.note(`${user.username} (${state}${admin})${user.bio ? ` — ${user.bio}` : ""}`);
   ctx.state.note(`  rooms: ${user.rooms.map((r) => `#${r}`).join(" ") || "none"}`);
 });
 command("bio", "[text...]", `show your bio, set it, or clear it with ${CLEAR}`, async (ctx, a) => {
@@ -271,6 +289,82 @@ command("reply", "<seq> <text...>", "answer message number seq", (ctx, a) => {
   if (!/^\d+$/.test(a.seq)) throw new UsageError("a message is named by its number");
   return ctx.say(a.text, { reply_to: +a.seq });
 }, { protocol: 2 });
+// -- moderation ---------------------------------------------------------------
+// As in the terminal: the room is the current one unless the first word names
+// one with `#`; reasons take the rest of the line. The server decides who may
+// do what (not_allowed); the page offers in menus only what it will allow.
+
+const MODERATION_ARGS = [
+  { name: "user", required: true, rest: false },
+  { name: "rest", required: false, rest: true },
+];
+const SEEN = new Set(["op", "deop", "kick", "mute", "unmute"]); // answered by an event to the room
+
+// `[#room] <user> [rest...]` -> {room, user, rest}.
+export function moderationTarget(state, first, rest) {
+  if (first.startsWith("#")) {
+    if (!rest) throw new UsageError("name the user after the room");
+    const word = /^(\S+)\s*([\s\S]*)$/.exec(rest);
+    return { room: roomOrCurrent(state, first), user: word[1], rest: word[2].trim() || null };
+  }
+  return { room: roomOrCurrent(state, null), user: first, rest };
+}
+
+function moderation(cmd, done, help, { reason }) {
+  const usage = `[#room] <user>${reason ? " [reason...]" : ""}`;
+  const handler = async (ctx, a) => {
+    const state = ctx.state;
+    const { room, user, rest } = moderationTarget(state, a.user, a.rest);
+    if (rest && !reason) throw new UsageError(`usage: /${cmd} ${usage}`);
+    await ctx.request(cmd, reason ? { room, username: user, reason: rest || "" } : { room, username: user });
+    const mine = state.rooms.get(room);
+    if (mine && (SEEN.has(cmd) || (cmd === "ban" && state.inRoom(room, user)))) return; // the event says it
+    state.note(`${user} ${done} #${room}${reason && rest ? `: ${rest}` : ""}`, "mod", mine || null);
+  };
+  command(cmd, usage, `${help} (in the current room, or the #room named first)`, handler, {
+    protocol: 2,
+    args: MODERATION_ARGS,
+  });
+}
+
+moderation("op", "is now a moderator of", "make a member a moderator", { reason: false });
+moderation("deop", "is no longer a moderator of", "take a moderator's role", { reason: false });
+moderation("kick", "was kicked from", "remove a member (they may join again)", { reason: true });
+moderation("ban", "is banned from", "remove a user and keep them out", { reason: true });
+moderation("unban", "is no longer banned from", "let a banned user join again", { reason: true });
+moderation("mute", "is muted in", "stop a member from speaking", { reason: false });
+moderation("unmute", "is no longer muted in", "let a muted user speak again", { reason: false });
+moderation("invite", "was invited to", "invite a user (to a private room too)", { reason: false });
+
+command("bans", "[room]", "list the users banned from a room, by whom and why", async (ctx, a) => {
+  const name = roomOrCurrent(ctx.state, a.room);
+  const reply = await ctx.request("bans", { room: name });
+  if (!reply.bans.length) {
+    ctx.state.note(`nobody is banned from #${name}`);
+    return;
+  }
+  ctx.state.note(`banned from #${name}: ${reply.bans.length}`);
+  for (const ban of reply.bans) {
+    const when = new Date(ban.ts * 1000).toLocaleString();
+    const text = `  ${ban.user}, by ${ban.by || "?"} on ${when}${ban.reason ? `: ${ban.reason}` : ""}`;
+    ctx.state.note(text, "info", null, [{ label: "unban", line: `/unban #${name} ${ban.user}` }]);
+  }
+}, { protocol: 2 });
+command("admin", "<user> [on]", "make a user a server admin; `/admin user off` takes it away", async (ctx, a) => {
+  if (![null, "on", "off"].includes(a.on)) throw new UsageError("usage: /admin <user> [on|off]");
+  const { user } = await ctx.request("admin", { username: a.user, on: a.on !== "off" });
+  ctx.state.learn(user);
+  ctx.state.note(`${user.username} is ${user.admin ? "now" : "no longer"} an admin`);
+}, { protocol: 2 });
+command("suspend", "<user> [reason...]", "lock an account out of the server (admins only)", async (ctx, a) => {
+  await ctx.request("suspend", { username: a.user, reason: a.reason || "" });
+  ctx.state.note(`${a.user} is suspended${a.reason ? `: ${a.reason}` : ""}`);
+}, { protocol: 2 });
+command("unsuspend", "<user> [reason...]", "let a suspended account log in again", async (ctx, a) => {
+  await ctx.request("unsuspend", { username: a.user, reason: a.reason || "" });
+  ctx.state.note(`${a.user} is no longer suspended`);
+}, { protocol: 2 });
+
 command("ping", "", "measure the round trip to the server", async (ctx) => {
   const start = performance.now();
   await ctx.request("ping");

@@ -9,6 +9,7 @@ const STORE_KEY = "nexus.login";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
+const PEOPLE_DELAY_MS = 250; // arrivals gathered into one `online` request
 
 // The remembered login: localStorage ("remember me") or this tab's sessionStorage.
 export const saved = {
@@ -34,7 +35,7 @@ export const saved = {
 };
 
 export class Session {
-  // ui: {changed(), status(text, level), alert(buffer, message), loggedOut(reason)}
+  // ui: {changed(), status(text, level), alert(buffer or null, message), loggedOut(reason)}
   constructor(ui) {
     this.ui = ui;
     this.state = null;
@@ -46,6 +47,7 @@ export class Session {
     this.stopped = false;
     this.motd = "";
     this.readTimers = new Map();
+    this.peopleTimer = null;
   }
 
   // Logs in from the form (or a saved token); resolves once in, rejects with
@@ -69,6 +71,7 @@ export class Session {
     const me = reply.user.username;
     if (this.state === null || !this.state.isMe(me)) this.state = new ChatState(me);
     this.state.protocol = hello.protocol;
+    this.state.learn(reply.user);
     if (reply.token) {
       this.token = reply.token;
       saved.save(me, reply.token, this.remember);
@@ -92,6 +95,7 @@ export class Session {
       const { room, history } = await join;
       const buffer = state.rooms.get(room.name);
       if (buffer && buffer.messages.size) {
+        state.addRoom(room); // its topic and roles as they are now
         await this.fillGap(conn, buffer, history);
       } else {
         state.addRoom(room, history);
@@ -153,7 +157,7 @@ export class Session {
 
   closed(conn, refusal) {
     if (conn !== this.conn || this.stopped || this.state === null) return;
-    if (refusal && refusal.code === "auth_required") {
+    if (refusal && (refusal.code === "auth_required" || refusal.code === "suspended")) {
       this.logout(refusal.message);
       return;
     }
@@ -179,6 +183,8 @@ export class Session {
     } catch (error) {
       if (error instanceof ServerError && error.code === "auth_failed") {
         this.logout("your login has expired: log in again");
+      } else if (error instanceof ServerError && error.code === "suspended") {
+        this.logout(error.message);
       } else if (!this.stopped) {
         this.scheduleReconnect();
       }
@@ -188,6 +194,7 @@ export class Session {
   logout(reason = null) {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.peopleTimer);
     saved.clear();
     if (this.conn) {
       this.conn.request("quit").catch(() => {});
@@ -210,8 +217,26 @@ export class Session {
     if (result.added && result.added.length && result.buffer === this.state.current) {
       this.markRead(result.buffer);
     }
+    if (result.arrived) this.refreshPeople();
     if (result.alert) this.ui.alert(result.buffer, event);
+    if (result.invite) this.ui.alert(null, { from: result.invite.by, text: result.invite.text });
     this.ui.changed(result);
+  }
+
+  // Who is online in which rooms, asked again once arrivals settle (one
+  // request for a burst of them).
+  refreshPeople() {
+    clearTimeout(this.peopleTimer);
+    this.peopleTimer = setTimeout(async () => {
+      try {
+        const reply = await this.request("online");
+        if (this.state === null) return;
+        this.state.setOnline(reply.users);
+        this.ui.changed({ people: true });
+      } catch {
+        // the connection is down: the next login asks again
+      }
+    }, PEOPLE_DELAY_MS);
   }
 
   // Tells the server (and so the user's other sessions) what has been seen.

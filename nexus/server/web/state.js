@@ -11,6 +11,10 @@ export class Buffer {
     this.messages = new Map(); // seq -> message, as the server sent it
     this.notes = []; // local lines: {after: seq, text, level}
     this.topic = "";
+    this.owner = null; // a room's creator (null for default rooms)
+    this.private = false; // a room joined by invitation only
+    this.moderators = new Set(); // folded names
+    this.muted = new Set(); // folded names
     this.unread = 0;
     this.mentions = 0;
     this.more = true; // older messages may be on the server
@@ -25,6 +29,14 @@ export class Buffer {
 
   get label() {
     return this.kind === "room" ? `#${this.name}` : this.name;
+  }
+
+  // The roles of a room from a RoomInfo (protocol 2 adds them; absent: none).
+  setRoles(info) {
+    this.owner = info.owner || null;
+    this.private = Boolean(info.private);
+    this.moderators = new Set((info.moderators || []).map(fold));
+    this.muted = new Set((info.muted || []).map(fold));
   }
 
   get newest() {
@@ -83,6 +95,8 @@ export class ChatState {
     this.members = new Map(); // room -> Set of names (as spelt) seen there
     this.visible = true; // the page is being looked at
     this.protocol = 1;
+    this.admins = new Set(); // folded names of the server's admins seen in profiles
+    this.invites = new Map(); // room -> {room: RoomInfo, by}: invitations not yet taken
   }
 
   buffers() {
@@ -99,6 +113,20 @@ export class ChatState {
     return fold(name) === fold(this.me);
   }
 
+  isAdmin(name) {
+    return this.admins.has(fold(name));
+  }
+
+  // What a Profile (login, online, whois, admin replies) says of its user's role.
+  learn(profile) {
+    if (profile.admin) this.admins.add(fold(profile.username));
+    else this.admins.delete(fold(profile.username));
+  }
+
+  inRoom(room, name) {
+    return [...(this.members.get(room) || [])].some((known) => fold(known) === fold(name));
+  }
+
   // -- buffers ---------------------------------------------------------------
 
   addRoom(info, history) {
@@ -108,6 +136,8 @@ export class ChatState {
       this.rooms.set(info.name, buffer);
     }
     buffer.topic = info.topic || "";
+    buffer.setRoles(info);
+    this.invites.delete(info.name);
     if (history) {
       this.addMessages(buffer, history, { unread: false });
       buffer.loaded = true;
@@ -168,9 +198,11 @@ export class ChatState {
     return unread.length >= buffer.unread ? unread[unread.length - buffer.unread] : null;
   }
 
-  note(text, level = "info", buffer = null) {
+  // A local line; `actions` are buttons on it: [{label, line}], each running
+  // the command line `line` as if typed.
+  note(text, level = "info", buffer = null, actions = []) {
     const target = buffer || this.current || this.system;
-    target.notes.push({ after: target.newest, text, level, ts: Date.now() / 1000 });
+    target.notes.push({ after: target.newest, text, level, ts: Date.now() / 1000, actions });
     return target;
   }
 
@@ -200,6 +232,7 @@ export class ChatState {
   setOnline(users) {
     this.online.clear();
     for (const user of users) {
+      this.learn(user);
       this.online.set(fold(user.username), {
         name: user.username,
         rooms: new Set(user.rooms),
@@ -220,14 +253,33 @@ export class ChatState {
     return this.online.has(fold(name)) || this.isMe(name);
   }
 
-  // The people of a room: online first, then the others, each by name.
+  // The people of a room: online first, then the others, each by name; with
+  // their strongest role there ("owner", "admin", "moderator" or null).
   people(room) {
     const names = [...(this.members.get(room) || [])];
     if (this.rooms.has(room) && !names.some((n) => this.isMe(n))) names.push(this.me);
     const rank = (n) => (this.isOnline(n) ? 0 : 1);
+    const buffer = this.rooms.get(room);
     return names
       .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
-      .map((name) => ({ name, online: this.isOnline(name), away: this.away(name) }));
+      .map((name) => ({
+        name,
+        online: this.isOnline(name),
+        away: this.away(name),
+        role: buffer ? this.role(buffer, name) : null,
+        muted: Boolean(buffer && buffer.muted.has(fold(name))),
+      }));
+  }
+
+  role(buffer, name) {
+    if (buffer.owner && fold(buffer.owner) === fold(name)) return "owner";
+    if (this.isAdmin(name)) return "admin";
+    return buffer.moderators.has(fold(name)) ? "moderator" : null;
+  }
+
+  forget(room, name) {
+    const set = this.members.get(room);
+    if (set) for (const known of set) if (fold(known) === fold(name)) set.delete(known);
   }
 
   away(name) {
@@ -284,9 +336,9 @@ export class ChatState {
         return { buffer };
       }
       case "left": {
-        const set = this.members.get(event.room);
-        if (set) for (const name of set) if (fold(name) === fold(event.user)) set.delete(name);
+        this.forget(event.room, event.user);
         const buffer = this.rooms.get(event.room);
+        if (buffer) buffer.moderators.delete(fold(event.user)); // leaving ends the role
         if (buffer && !this.isMe(event.user)) this.note(`${event.user} left`, "part", buffer);
         return { buffer };
       }
@@ -302,6 +354,7 @@ export class ChatState {
       case "room_created":
         return {};
       case "room_deleted": {
+        this.invites.delete(event.room);
         const buffer = this.rooms.get(event.room);
         if (buffer) {
           this.removeRoom(event.room);
@@ -311,6 +364,7 @@ export class ChatState {
       }
       case "presence": {
         const key = fold(event.user);
+        const arrived = event.online && !this.online.has(key);
         if (event.online) {
           const entry = this.online.get(key) || { name: event.user, rooms: new Set() };
           entry.away = event.away || null;
@@ -318,11 +372,73 @@ export class ChatState {
         } else {
           this.online.delete(key);
         }
-        return { people: true };
+        return { people: true, arrived }; // arrived: which rooms they are in is unknown
+      }
+      case "room_updated":
+        return this.roomUpdated(event);
+      case "kicked":
+        return this.kicked(event);
+      case "muted": {
+        const buffer = this.rooms.get(event.room);
+        if (!buffer) return {};
+        const me = this.isMe(event.user);
+        if (event.on) buffer.muted.add(fold(event.user));
+        else buffer.muted.delete(fold(event.user));
+        const said = `${event.on ? "muted" : "unmuted"} ${me ? "you" : event.user}`;
+        this.note(`${event.by} ${said} in #${event.room}`, "mod", buffer);
+        return { buffer };
+      }
+      case "invited": {
+        const room = event.room.name;
+        if (this.rooms.has(room)) return {};
+        this.invites.set(room, { room: event.room, by: event.by });
+        const text = invitation(event);
+        this.note(text, "invite", this.current, [{ label: `join #${room}`, line: `/join ${room}` }]);
+        return { buffer: this.current, invite: { text, by: event.by } };
       }
       default:
         return {};
     }
+  }
+
+  // Roles changed: a line for each moderator named or dropped.
+  roomUpdated(event) {
+    const info = event.room;
+    const buffer = this.rooms.get(info.name);
+    if (!buffer) return {};
+    const before = buffer.moderators;
+    buffer.setRoles(info);
+    for (const name of info.moderators || []) {
+      if (before.has(fold(name))) continue;
+      this.note(`${event.by} made ${name} a moderator of #${info.name}`, "mod", buffer);
+    }
+    const spelt = new Map([...(this.members.get(info.name) || [])].map((name) => [fold(name), name]));
+    for (const key of [...before].sort()) {
+      if (buffer.moderators.has(key)) continue;
+      const name = this.isMe(key) ? this.me : spelt.get(key) || key;
+      this.note(`${event.by} took the moderator role of ${name} in #${info.name}`, "mod", buffer);
+    }
+    return { buffer };
+  }
+
+  // Someone was kicked or banned; when it is this user, the room goes and the
+  // reason shows where they are now.
+  kicked(event) {
+    const me = this.isMe(event.user);
+    const verb = event.banned ? "banned" : "kicked";
+    const why = event.reason ? `: ${event.reason}` : " (no reason given)";
+    const text = `${me ? "you were" : `${event.user} was`} ${verb} from #${event.room} by ${event.by}${why}`;
+    if (me) {
+      this.removeRoom(event.room);
+      this.note(text, "error", this.current || this.system);
+      return { buffer: this.current };
+    }
+    this.forget(event.room, event.user);
+    const buffer = this.rooms.get(event.room);
+    if (!buffer) return {};
+    buffer.moderators.delete(fold(event.user));
+    this.note(text, "mod", buffer);
+    return { buffer };
   }
 
   bufferOf(message) {
@@ -330,4 +446,9 @@ export class ChatState {
     const other = this.isMe(message.from) ? message.to : message.from;
     return this.dms.get(fold(other)) || null;
   }
+}
+
+// `bob invited you to #den (private)`: what an `invited` event says.
+function invitation(event) {
+  return `${event.by} invited you to #${event.room.name}${event.room.private ? " (private)" : ""}`;
 }
