@@ -48,9 +48,16 @@ class Members(IrcState):
                 rosters[room].add(member["username"])
                 self._got_member(member)
 
+        def finish() -> None:
+            then(rosters)
+            # Keep only the people the channels show (NAMES of a room not
+            # joined lists others).
+            shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
+            self.people = {key: p for key, p in self.people.items() if key in shown}
+
         for room in rooms:
             self._ask("members", partial(got, room), ignore, room=room)
-        self._local(then=lambda: then(rosters))
+        self._local(then=finish)
 
     def _got_member(self, member: Reply) -> None:
         """Keeps what a `members` entry says of someone (a Profile's fields)."""
