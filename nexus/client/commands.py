@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from nexus.client import render
@@ -34,6 +35,7 @@ from nexus.protocol import (
     DmsReply,
     HistoryReply,
     JoinReply,
+    MembersReply,
     MentionsReply,
     ProfileReply,
     RoomInfo,
@@ -335,15 +337,39 @@ async def online(ctx: Context) -> None:
     ctx.state.show(render.users_table(users))
 
 
-@command("names", "[room]", "list the people of a room, online first")
+@command("names", "[room]", "list every member of a room, online first, with their roles")
 async def names(ctx: Context, room: str | None) -> None:
     state = ctx.state
     name = _room_or_current(state, room)
+    try:
+        reply: MembersReply = await ctx.request("members", room=name)
+    except NexusError as exc:
+        if exc.code != "unknown_command":
+            raise
+        await _online_names(ctx, name)  # a server without `members`
+        return
+    members = reply["members"]
+    buffer = state.rooms.get(name)
+    if buffer is not None:
+        state.set_members(name, members)
+        people = state.people(buffer)
+        state.show(render.names(f"#{name}", people, state.is_away, partial(state.mark, buffer)))
+        return
+    away = {m["username"] for m in members if m["away"]}
+    marks = {m["username"]: render.member_mark(m) for m in members}
+    people = [(m["username"], m["online"]) for m in members]
+    title = f"#{name} (you are not in it)"
+    state.show(render.names(title, people, away.__contains__, marks.__getitem__))
+
+
+async def _online_names(ctx: Context, name: str) -> None:
+    """/names from the `online` list: what a server without `members` can tell."""
+    state = ctx.state
     reply: UsersReply = await ctx.request("online")
     state.set_online(reply["users"])
     buffer = state.rooms.get(name)
     if buffer is not None:
-        state.show(render.names(f"#{name}", state.people(buffer), state.is_away))
+        state.show(render.names(f"#{name} (online only)", state.people(buffer), state.is_away))
         return
     here = [(u["username"], True) for u in reply["users"] if name in u["rooms"]]
     state.show(render.names(f"#{name} (online only: you are not in it)", here, state.is_away))

@@ -35,6 +35,7 @@ from nexus.protocol import (
     Joined,
     Kicked,
     Left,
+    Member,
     Muted,
     Presence,
     Profile,
@@ -443,17 +444,32 @@ def profile_panel(user: Profile) -> Panel:
     return Panel(body, title=Text(name, style=user_style(name)), expand=False, title_align="left")
 
 
+def role_mark(owner: bool, admin: bool, moderator: bool) -> str:
+    """The mark before a name in a room's people, as IRC clients show them:
+    `~` the room's owner, `&` a server admin, `@` a moderator, "" a member."""
+    return "~" if owner else "&" if admin else "@" if moderator else ""
+
+
+def member_mark(member: Member) -> str:
+    """A `members` entry's role mark."""
+    return role_mark(member["role"] == "owner", member["admin"], member["role"] == "moderator")
+
+
 def names(
-    title: str, people: Iterable[tuple[str, bool]], away: Callable[[str], bool] = lambda _: False
+    title: str,
+    people: Iterable[tuple[str, bool]],
+    away: Callable[[str], bool] = lambda _: False,
+    mark: Callable[[str], str] = lambda _: "",
 ) -> Text:
-    """`/names`: the people of a room on one wrapped line, online ones first, others dim;
-    `away(name)` marks the ones away, dim too."""
+    """`/names`: the members of a room on one wrapped line, online ones first, others
+    dim; `away(name)` marks the ones away, dim too; `mark(name)` is a role mark."""
     people = sorted(people, key=lambda p: (not p[1], p[0].casefold()))
     line = Text(
-        f"{title} ({sum(on for _, on in people)} online, {len(people)} known): ", style=NOTE
+        f"{title} ({sum(on for _, on in people)} online, {len(people)} members): ", style=NOTE
     )
     for index, (name, online) in enumerate(people):
         gone = away(name)
+        line.append(mark(name), style=NOTE)
         name = clean(name)
         line.append(name, style=user_style(name) if online and not gone else DIM)
         line.append(" (away)" if gone else "", style=DIM)

@@ -41,7 +41,7 @@ from nexus.protocol import (
     HistoryReply,
     JoinReply,
     LoginReply,
-    ProfileReply,
+    MembersReply,
     RoomMessage,
     SentReply,
     UsersReply,
@@ -53,7 +53,6 @@ from nexus.protocol import (
 BACKOFF = (1.0, 10.0)
 GROWTH = 1.5
 QUIT_GRACE = 2.0  # seconds /quit waits for messages still being sent
-MEMBER_CHECKS = 50  # offline people looked up after a login, to keep the people lists true
 FATAL = frozenset({"auth_failed", "no_such_user", "invalid_username", "suspended"})  # no retry
 ENDED = frozenset({"auth_required", "suspended"})  # the server ended the session: do not retry
 READ_DELAY = 0.5  # seconds between showing new messages and telling the server they were read
@@ -287,9 +286,10 @@ class ChatSession:
         unsynced = any(b.read_seq > b.synced_seq for b in self.state.buffers)
         if unsynced and self.conn is not None and (self._reads is None or self._reads.done()):
             self._reads = asyncio.get_running_loop().create_task(self._sync_reads())
-        if self.state.people_stale and self.conn is not None:
-            self.state.people_stale = False
-            self._background(self._refresh_people())
+        if self.state.members_stale and self.conn is not None:
+            stale = sorted(self.state.members_stale)
+            self.state.members_stale.clear()
+            self._background(self._refresh_members(stale))
         self.on_change()
 
     def _background(self, work: Any) -> None:
@@ -321,10 +321,21 @@ class ChatSession:
                 # Protocol 1 marks a conversation read when a page of it is fetched.
                 await self.request("dms", with_=buffer.name, limit=1)
 
-    async def _refresh_people(self) -> None:
-        with contextlib.suppress(NexusError, ConnectionClosed):
-            reply: UsersReply = await self.request("online")
-            self.state.set_online(reply["users"])
+    async def _refresh_members(self, rooms: list[str]) -> None:
+        """Asks the member lists of `rooms`. A server without `members` is
+        asked who is online instead: its people lists show online members."""
+        with contextlib.suppress(ConnectionClosed):
+            for name in rooms:
+                try:
+                    reply: MembersReply = await self.request("members", room=name)
+                except NexusError as exc:
+                    if exc.code == "unknown_command":
+                        with contextlib.suppress(NexusError):
+                            online: UsersReply = await self.request("online")
+                            self.state.set_online(online["users"])
+                        break
+                    continue  # the room went meanwhile
+                self.state.set_members(name, reply["members"])
             self.on_change()
 
     async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
@@ -528,8 +539,7 @@ class ChatSession:
             else:
                 added.more = added.first_seq > 1
         online: UsersReply = await conn.request("online")
-        state.set_online(online["users"])
-        self._background(self._check_members(conn))
+        state.set_online(online["users"])  # the member lists follow (`members_stale`)
         if state.current is None:
             state.switch("general" if "general" in state.rooms else min(state.rooms, default=""))
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
@@ -545,28 +555,6 @@ class ChatSession:
             buffer = state.dm_buffer(user)
             state.add_dms(buffer, page["messages"], unread=count)
             buffer.more = page["more"]
-
-    async def _check_members(self, conn: ChatConnection) -> None:
-        """Asks about the offline people the rooms list (learnt from who spoke there),
-        so someone who left while I was away drops out of the people list."""
-        state = self.state
-        online = {name.casefold() for name in state.online}
-        offline = {
-            key: name
-            for room in state.rooms.values()
-            for key, name in room.members.items()
-            if key not in online and key != state.me.casefold()
-        }
-        for key, name in list(offline.items())[:MEMBER_CHECKS]:
-            try:
-                reply: ProfileReply = await conn.request("whois", username=name)
-            except (NexusError, ConnectionClosed):
-                continue
-            rooms = set(reply["user"]["rooms"])
-            for room in state.rooms.values():
-                if room.name not in rooms:
-                    room.members.pop(key, None)
-        self.on_change()
 
     @staticmethod
     async def _gap(

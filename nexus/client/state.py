@@ -43,6 +43,7 @@ from nexus.protocol import (
     Joined,
     Kicked,
     Left,
+    Member,
     MessageEvent,
     Muted,
     Presence,
@@ -416,7 +417,9 @@ class ChatState:
         self.connection = "connecting"
         self.connected = False
         self.show_folded = False  # Alt-=: show the lines the smart filter folded
-        self.people_stale = False  # someone came online: the session asks who is where
+        # Rooms whose member list the session should ask for (`members`): new
+        # buffers, and all of them when someone unknown comes online.
+        self.members_stale: set[str] = set()
         self.away: dict[str, str] = {}  # case-folded name -> away text, of people away
         self.admins: set[str] = set()  # case-folded names of the server's admins seen online
         self.highlight = tuple(highlight)  # words that count as naming me (client.toml)
@@ -526,6 +529,7 @@ class ChatState:
         and it counts as read. (Messages missed while offline are not backlog.)
         """
         room = self._room(info["name"])
+        self.members_stale.add(room.name)
         empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
         self._roles(room, info)
@@ -596,8 +600,6 @@ class ChatState:
             message=msg,
         )
         self.known_users.add(msg["from"])
-        if buffer.kind == "room":
-            buffer.members.setdefault(msg["from"].casefold(), msg["from"])
         return entry
 
     def _names_me(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> bool:
@@ -660,17 +662,44 @@ class ChatState:
         return sorted(people, key=lambda p: (not p[1], p[0].casefold()))
 
     def mark(self, buffer: Buffer, name: str) -> str:
-        """The role prefix of `name` in room `buffer`, as IRC clients show them:
-        `~` the owner, `&` an admin, `@` a moderator, "" a member."""
+        """The role mark of `name` in room `buffer` (render.role_mark)."""
         key = name.casefold()
-        if buffer.owner is not None and key == buffer.owner.casefold():
-            return "~"
-        if key in self.admins:
-            return "&"
-        return "@" if key in buffer.moderators else ""
+        owner = buffer.owner is not None and key == buffer.owner.casefold()
+        return render.role_mark(owner, key in self.admins, key in buffer.moderators)
+
+    def set_members(self, name: str, members: Iterable[Member]) -> None:
+        """Room `name`'s members as the server lists them (the `members` reply):
+        the whole list, with who is online, away, an admin, a moderator, muted."""
+        self.members_stale.discard(name)
+        room = self.rooms.get(name)
+        if room is None:
+            return
+        room.members = {}
+        room.moderators, room.muted = set(), set()
+        for member in members:
+            user = member["username"]
+            key = user.casefold()
+            room.members[key] = user
+            self.known_users.add(user)
+            if member["online"]:
+                self.online.add(user)
+            else:
+                self.online = {u for u in self.online if u.casefold() != key}
+            self.set_away(user, member["away"])
+            if member["admin"]:
+                self.admins.add(key)
+            else:
+                self.admins.discard(key)
+            if member["role"] == "owner":
+                room.owner = user
+            elif member["role"] == "moderator":
+                room.moderators.add(key)
+            if member["muted"]:
+                room.muted.add(key)
 
     def set_online(self, users: Iterable[Profile]) -> None:
-        """Who is online, in which rooms, and who of them is away (the `online` reply)."""
+        """Who is online, in which rooms, and who of them is away (the `online` reply;
+        the rooms' member lists come from `members`, this only adds to them)."""
         self.online = set()
         for user in users:
             name = user["username"]
@@ -685,7 +714,6 @@ class ChatState:
                 room = self.rooms.get(room_name)
                 if room is not None:
                     room.members[name.casefold()] = name
-        self.people_stale = False
 
     def set_away(self, user: str, text: str | None) -> None:
         if text:
@@ -822,6 +850,7 @@ class ChatState:
         room = self.rooms.get(event["room"])
         if room is not None:
             room.members[event["user"].casefold()] = event["user"]
+            self.online.add(event["user"])  # joining takes a session
             self._presence_line(room, event["user"], render.event_line(event), join=True)
 
     def _on_left(self, event: Left) -> None:
@@ -848,7 +877,10 @@ class ChatState:
             return
         if event["online"]:
             self.online.add(user)
-            self.people_stale = True  # which rooms they are in: the session asks
+            if not any(user.casefold() in room.members for room in self.rooms.values()):
+                # A new account (made a member of the default rooms without
+                # `joined`), or a list out of date: the session asks again.
+                self.members_stale.update(self.rooms)
         else:
             self.online = {u for u in self.online if u.casefold() != user.casefold()}
         for buffer in self._buffers_with(user):

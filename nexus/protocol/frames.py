@@ -54,6 +54,9 @@ __all__ = [
     "Left",
     "LoginReply",
     "MalformedFrame",
+    "Member",
+    "MemberRole",
+    "MembersReply",
     "MentionsReply",
     "MessageEvent",
     "Muted",
@@ -144,6 +147,21 @@ class Profile(TypedDict):
     last_seen: float | None  # None while online
     away: NotRequired[str | None]  # the away text, None when back
     admin: NotRequired[bool]  # a server admin
+
+
+MemberRole = Literal["owner", "moderator", "member"]
+
+
+class Member(TypedDict):
+    """One member of a room, as `members` lists them."""
+
+    username: str
+    online: bool
+    away: str | None  # the away text, None when back
+    role: MemberRole  # in this room
+    admin: bool  # a server admin: every owner's right in every room
+    muted: bool  # in this room
+    bio: str
 
 
 class Unread(TypedDict):
@@ -335,6 +353,10 @@ class UsersReply(TypedDict):
     users: list[Profile]
 
 
+class MembersReply(TypedDict):
+    members: list[Member]  # sorted by name, ignoring case
+
+
 class SentReply(TypedDict):
     seq: int
     ts: float
@@ -404,6 +426,7 @@ REPLIES: dict[str, type] = {
     "dm": SentReply,
     "dms": DmsReply,
     "history": HistoryReply,
+    "members": MembersReply,
     "whois": ProfileReply,
     "bio": ProfileReply,
     "ping": PingReply,

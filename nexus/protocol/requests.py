@@ -53,6 +53,7 @@ __all__ = [
     "Kick",
     "Leave",
     "Login",
+    "Members",
     "Mentions",
     "Mute",
     "Online",
@@ -554,6 +555,12 @@ class History(Request):
     room: str
     limit: int
     before: int | None
+
+
+@request("members", room=room_name)
+@dataclass(slots=True)
+class Members(Request):
+    room: str
 
 
 @request("whois", username=any_username)

@@ -29,7 +29,7 @@ from nexus.client.history import STATE_ENV
 from nexus.client.session import ChatSession, open_connection
 from nexus.client.state import ChatState
 from nexus.client.tls import KNOWN_HOSTS_ENV
-from nexus.protocol import Hello, Profile, RoomInfo
+from nexus.protocol import Hello, Member, MemberRole, Profile, RoomInfo
 from tests.client import tmux as terminal
 from tests.conftest import PASSWORD
 
@@ -188,6 +188,27 @@ def profile(name: str, rooms: list[str], away: str | None = None) -> Profile:
         "created": 0.0,
         "last_seen": None,
         "away": away,
+    }
+
+
+def member(
+    name: str,
+    online: bool = True,
+    *,
+    away: str | None = None,
+    role: MemberRole = "member",
+    admin: bool = False,
+    muted: bool = False,
+) -> Member:
+    """A room member as the `members` reply describes them, for state tests."""
+    return {
+        "username": name,
+        "online": online,
+        "away": away,
+        "role": role,
+        "admin": admin,
+        "muted": muted,
+        "bio": "",
     }
 
 

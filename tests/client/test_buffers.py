@@ -111,8 +111,25 @@ async def test_the_side_panel_lists_the_rooms_people_online_first(chat, connect)
     await bob.close()
     await until(lambda: "People (1/2)" in panel_text(ana.state))
     ana.type("/names\r")
-    line = await ana.shows("#general (1 online, 2 known)")
+    line = await ana.shows("#general (1 online, 2 members)")
     assert line.index(ana.state.me) < line.index(bob_name)
+
+
+async def test_an_offline_member_who_never_spoke_is_in_the_panel_and_names(chat, connect):
+    """Someone who joined, never wrote and went offline is listed (dimmed, counted)
+    from `members`; /names of a room one is not in lists its members too."""
+    carl, carl_login = await connect()
+    carl_name = carl_login["user"]["username"]
+    await carl.request("create", room="den")
+    await carl.close()
+    ana = await chat()
+    await until(lambda: carl_name in panel_text(ana.state))
+    assert "People (1/2)" in panel_text(ana.state)
+    ana.type("/names\r")
+    line = await ana.shows("#general (1 online, 2 members)")
+    assert line.index(ana.state.me) < line.index(carl_name)
+    ana.type("/names #den\r")
+    await ana.shows(f"#den (you are not in it) (0 online, 1 members): ~{carl_name}")
 
 
 async def test_home_fetches_older_history_until_the_start(chat, connect):

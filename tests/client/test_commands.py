@@ -20,7 +20,7 @@ from nexus.client.commands import (
 from nexus.client.connection import ChatConnection
 from nexus.client.state import ChatState
 from nexus.errors import NexusError
-from tests.client.conftest import HELLO, room_info, scripted_server
+from tests.client.conftest import HELLO, profile, room_info, scripted_server
 
 
 def test_plain_text_is_said_in_the_current_room():
@@ -109,6 +109,24 @@ async def test_a_reply_missing_its_fields_is_reported_not_raised(state):
     assert state.pane.entries[-1].plain.endswith(
         " ! the server sent a malformed reply to 'rooms' (internal)"
     )
+
+
+async def test_names_on_a_server_without_members_lists_who_is_online(state):
+    """A server that answers `members` with unknown_command: /names falls back to
+    the `online` list and says it shows online members only."""
+
+    def answer(request):
+        if request["cmd"] == "members":
+            return {"ok": False, "error": {"code": "unknown_command", "message": "no"}}
+        return {"ok": True, "users": [profile("bob", ["general"]), profile("cy", ["tech"])]}
+
+    async with scripted_server(HELLO, answer=answer) as port:
+        conn = ChatConnection()
+        await conn.connect("127.0.0.1", port)
+        await execute(SimpleNamespace(state=state, request=conn.request), "/names #general")
+        await conn.close()
+    shown = state.pane.entries[-1].plain
+    assert shown.endswith("#general (online only) (2 online, 2 members): ana  bob")
 
 
 @given(st.text(max_size=200))

@@ -480,3 +480,22 @@ def test_a_moderator_kicks_a_user_who_sees_why(tmux, server_port):
     screen = tmux.wait_for("carl", "you were kicked from #den by bob: flooding the room")
     assert "carl@#general" in screen and "#den" not in "\n".join(side_rows(screen))
     tmux.wait_for("mia", "carl was kicked from #den by bob: flooding the room")
+
+
+def test_an_offline_member_who_never_spoke_is_in_the_people_panel(tmux, server_port):
+    """carl joined #den, said nothing and left the program: ana, joining, sees him
+    in the people panel (counted, not online) and in /names, with mia the owner."""
+    for name in ("mia", "carl"):
+        tmux.chat(name, server_port, "--register")
+    tmux.keys("mia", "/create den the den")
+    tmux.wait_for("mia", "mia@#den")
+    tmux.keys("carl", "/join den")
+    tmux.wait_for("carl", "carl@#den")
+    tmux.keys("carl", "/quit")
+    tmux.wait_for("mia", lambda s: "People (1/2)" in s)
+    tmux.chat("ana", server_port, "--register")
+    tmux.keys("ana", "/join den")
+    screen = tmux.wait_for("ana", lambda s: "ana@#den" in s and "~mia" in s and "carl" in s)
+    assert "People (2/3)" in screen
+    tmux.keys("ana", "/names")
+    tmux.wait_for("ana", "#den (2 online, 3 members): ana  ~mia  carl")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from nexus.client import render
 from nexus.client.layout import header
 from nexus.client.state import ChatState
-from tests.client.conftest import profile, room_info
+from tests.client.conftest import member, profile, room_info
 
 
 def msg(seq: int, text: str = "hi", sender: str = "bob", **extra):
@@ -198,7 +198,7 @@ def test_a_message_arriving_while_scrolled_up_is_not_read_yet():
 def test_away_presence_marks_the_person_and_says_so_in_shared_rooms():
     """`presence` with `away` for someone online: an `is away` line, then `is back`."""
     state = make_state()
-    state.apply(msg(1, "hi", "cy"))
+    state.set_members("general", [member("ana"), member("cy", online=False)])
     state.apply({"event": "presence", "user": "cy", "online": True, "away": None})
     state.apply({"event": "presence", "user": "cy", "online": True, "away": "lunch"})
     assert state.is_away("CY")
@@ -272,14 +272,20 @@ def plain_rows(rows) -> list[str]:
     return ["".join(text for _, text in row) for row in rows]
 
 
-def test_names_marks_the_people_away():
-    """/names dims an away person and says `(away)` after the name."""
+def test_names_marks_the_people_away_offline_and_their_roles():
+    """/names lists every member with their role mark, online first: an away or
+    offline person dim, `(away)` after the away one's name."""
     state = make_state()
-    state.set_online([profile("cy", ["general"], away="lunch"), profile("bo", ["general"])])
-    line = render.names("#general", state.people(state.rooms["general"]), state.is_away)
-    assert line.plain.endswith("ana  bo  cy (away)")
-    cy = line.plain.rindex("cy")
-    assert [s.style for s in line.spans if s.start == cy] == [render.DIM]
+    listed = [member("ana"), member("bo", role="owner"), member("cy", away="lunch")]
+    state.set_members("general", [*listed, member("dee", online=False, admin=True)])
+    general = state.rooms["general"]
+    line = render.names(
+        "#general", state.people(general), state.is_away, lambda n: state.mark(general, n)
+    )
+    assert line.plain == "#general (3 online, 4 members): ana  ~bo  cy (away)  &dee"
+    for name in ("cy", "dee"):
+        start = line.plain.rindex(name)
+        assert [s.style for s in line.spans if s.start == start] == [render.DIM]
 
 
 def test_a_reply_quotes_its_message_once_an_older_page_brings_it():

@@ -12,7 +12,7 @@ from rich.text import Text
 from nexus.client import render
 from nexus.client import state as state_module
 from nexus.client.state import Alert, ChatState, Scrollback
-from tests.client.conftest import profile, room_info
+from tests.client.conftest import member, room_info
 
 DAY = 86_400.0
 
@@ -207,6 +207,7 @@ def test_presence_lines_of_people_who_have_not_spoken_are_folded():
     now = time.time()
     state = make_state("general")
     general = state.rooms["general"]
+    state.set_members("general", [member("ana"), member("bob")])
     state.apply(msg(1, "hi", sender="bob", ts=now))
     state.apply({"event": "joined", "room": "general", "user": "carol"})
     state.apply({"event": "presence", "user": "bob", "online": False})
@@ -220,14 +221,48 @@ def test_presence_lines_of_people_who_have_not_spoken_are_folded():
     assert len(plain(general.lines.view(80, 20))) < len(plain(general.lines.view(80, 20, True)))
 
 
-def test_people_of_a_room_are_online_first():
-    """Members come from `online` (with rooms), joins and speakers; online ones sort first."""
+def test_people_of_a_room_are_its_members_online_first():
+    """Members come from `members` (all of them, online or not) and joins; a
+    speaker who is not listed is not one; online ones sort first."""
     state = make_state("general")
-    state.apply(msg(1, sender="zoe"))
-    state.set_online([profile("bob", ["general"]), profile("amy", ["tech"])])
-    assert state.people(state.rooms["general"]) == [("ana", True), ("bob", True), ("zoe", False)]
+    state.set_members("general", [member("ana"), member("bob"), member("Zoe", online=False)])
+    state.apply(msg(1, sender="cid"))  # spoke, then left before the list was asked
+    state.apply({"event": "joined", "room": "general", "user": "amy"})
+    general = state.rooms["general"]
+    assert state.people(general) == [("amy", True), ("ana", True), ("bob", True), ("Zoe", False)]
     state.apply({"event": "left", "room": "general", "user": "bob"})
-    assert state.people(state.rooms["general"]) == [("ana", True), ("zoe", False)]
+    state.apply({"event": "presence", "user": "amy", "online": False})
+    assert state.people(general) == [("ana", True), ("amy", False), ("Zoe", False)]
+
+
+def test_a_members_list_replaces_the_room_s_people_and_badges():
+    """`members` is the whole truth: who is gone drops out; moderators, muted and
+    admins follow it; the list is no longer stale."""
+    state = make_state("general", "tech")
+    assert state.members_stale == {"general", "tech"}
+    state.set_members("general", [member("ana"), member("bob"), member("cy")])
+    listed = [
+        member("ana"),
+        member("Cy", online=False, role="moderator", muted=True),
+        member("root", online=False, admin=True, away="gone fishing"),
+    ]
+    state.set_members("general", listed)
+    general = state.rooms["general"]
+    assert state.people(general) == [("ana", True), ("Cy", False), ("root", False)]
+    assert general.moderators == {"cy"} and general.muted == {"cy"}
+    assert [state.mark(general, n) for n in ("ana", "Cy", "root")] == ["", "@", "&"]
+    assert state.is_away("root") and state.members_stale == {"tech"}
+
+
+def test_someone_unknown_coming_online_makes_the_member_lists_stale():
+    """A presence of someone in no list (a new account in the default rooms)
+    asks for every room's members again; of a known member, it does not."""
+    state = make_state("general")
+    state.set_members("general", [member("ana"), member("bob", online=False)])
+    state.apply({"event": "presence", "user": "bob", "online": True})
+    assert state.members_stale == set()
+    state.apply({"event": "presence", "user": "newbie", "online": True})
+    assert state.members_stale == {"general"}
 
 
 def test_lastlog_finds_loaded_lines_and_marks_the_words():

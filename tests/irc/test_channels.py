@@ -68,13 +68,14 @@ async def test_topic_set_by_the_owner_reaches_members_and_queries(irc: IrcServer
     await bob.expect(r" 482 bob #plans :")
 
 
-async def test_names_lists_online_members_with_userhost_in_names(irc: IrcServer) -> None:
-    """NAMES lists the online members; with userhost-in-names as nick!user@host."""
+async def test_names_lists_every_member_with_userhost_in_names(irc: IrcServer) -> None:
+    """NAMES lists the members, the offline admin too; with userhost-in-names
+    as nick!user@host."""
     ana = await irc.irc_user("ana", caps="userhost-in-names")
     await irc.irc_user("bob")
     await ana.send("NAMES #general")
     names = (await ana.expect(r" 353 ana = #general :(.*)$")).group(1).split()
-    assert sorted(names) == ["ana!ana@nexus", "bob!bob@nexus"]
+    assert sorted(names) == ["@root!root@nexus", "ana!ana@nexus", "bob!bob@nexus"]
     await ana.expect(r" 366 ana #general ")
 
 

@@ -112,3 +112,41 @@ async def test_a_member_who_leaves_while_offline_drops_out_of_names(irc: IrcServ
     await ana.send("NAMES #general")
     names = (await ana.expect(r" 353 ana = #general :(.*)$")).group(1).split()
     assert "bob" not in names
+
+
+async def test_an_offline_member_who_never_spoke_is_in_names_and_who(irc: IrcServer) -> None:
+    """A member of a room who never wrote there and is offline is in the JOIN's
+    NAMES, in NAMES and in WHO (flag G), as the room's `members` lists them."""
+    dora = await irc.running.user("dora")
+    await dora.ok("create", room="quiet")
+    carl = await irc.running.user("carl")
+    await carl.ok("join", room="quiet")
+    await carl.ok("quit")
+    ana = await irc.irc_user("ana")
+    await ana.send("JOIN #quiet")
+    names = (await ana.expect(r" 353 ana = #quiet :(.*)$")).group(1).split()
+    assert sorted(names) == ["@dora", "ana", "carl"]
+    await ana.send("NAMES #quiet")
+    names = (await ana.expect(r" 353 ana = #quiet :(.*)$")).group(1).split()
+    assert sorted(names) == ["@dora", "ana", "carl"]
+    await ana.send("WHO #quiet")
+    rows = await ana.until(r" 315 ana #quiet ")
+    assert ":nexus 352 ana #quiet carl nexus nexus carl G :0 carl" in rows
+    assert ":nexus 352 ana #quiet dora nexus nexus dora H@ :0 dora" in rows
+
+
+async def test_names_of_a_channel_not_joined_lists_its_members_only(irc: IrcServer) -> None:
+    """NAMES and WHO of a public room one is not in list its members (not the
+    asker); of a private one, nothing."""
+    dora = await irc.running.user("dora")
+    await dora.ok("create", room="quiet")
+    await dora.ok("create", room="vault", private=True)
+    ana = await irc.irc_user("ana")
+    await ana.send("NAMES #quiet")
+    assert (await ana.expect(r" 353 ana = #quiet :(.*)$")).group(1).split() == ["@dora"]
+    await ana.send("NAMES #vault")
+    lines = await ana.until(r" 366 ana #vault ")
+    assert not any(" 353 " in line for line in lines)
+    await ana.send("WHO #vault")
+    lines = await ana.until(r" 315 ana #vault ")
+    assert not any(" 352 " in line for line in lines)

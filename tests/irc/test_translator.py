@@ -158,8 +158,8 @@ def registered(caps: bytes = b"") -> Translator:
             answer(t, login_reply(frame["id"]))
         elif frame["cmd"] == "rooms":
             answer(t, {"id": frame["id"], "ok": True, "rooms": []})
-        elif frame["cmd"] == "online":
-            answer(t, {"id": frame["id"], "ok": True, "users": []})
+        elif frame["cmd"] == "members":
+            answer(t, {"id": frame["id"], "ok": True, "members": []})
         elif frame["cmd"] == "history":
             answer(t, {"id": frame["id"], "ok": True, "messages": [], "more": False})
         else:
@@ -215,3 +215,20 @@ def test_whox_spec_takes_known_fields_and_a_numeric_token() -> None:
     assert whox_spec("%tn,abcd") == ("tn", "0")
     assert whox_spec("%tn,1234") == ("tn", "0")
     assert whox_spec("o") is None
+
+
+def test_names_and_join_ask_members_once_and_read_history_only_for_a_marker() -> None:
+    """NAMES and JOIN ask `members` for the room, and no `whois` per member; JOIN
+    reads the room's history only for a `draft/read-marker` client."""
+    t = registered()
+    t.client_line(b"NAMES #general")
+    assert [f["cmd"] for f in requests(t)] == ["members", "ping"]
+    t.client_line(b"JOIN #tech")
+    join = requests(t)
+    answer(t, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
+    assert [f["cmd"] for f in requests(t)] == ["members", "ping"]
+    marked = registered(caps=b"draft/read-marker")
+    marked.client_line(b"JOIN #tech")
+    join = requests(marked)
+    answer(marked, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
+    assert [f["cmd"] for f in requests(marked)] == ["history", "members", "ping"]

@@ -137,6 +137,32 @@ async def test_commands_topic_rooms_and_presence(web: WebRunning, browser) -> No
     await expect(page.locator("#rooms")).to_contain_text("#plans")
 
 
+async def test_the_people_list_shows_an_offline_member_who_never_spoke(
+    web: WebRunning, browser
+) -> None:
+    """A member of the room who never wrote and is offline is listed, offline,
+    with their role; /names lists every member, and a room not joined too."""
+    dora = await web.running.user("dora")
+    await dora.ok("create", room="den")
+    carl = await web.running.user("carl")
+    await carl.ok("join", room="den")
+    await carl.ok("quit")
+    await dora.ok("quit")
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    page = tab.page
+    people = page.locator(".people")
+    await expect(people.locator("li.offline", has_text="carl")).to_have_count(1)
+    await expect(page.locator("#people-title")).to_have_text("People (1/3)")
+    await tab.type("/names #den")
+    await expect(tab.messages()).to_contain_text("#den (0 online, 2 members): (carl) (dora)")
+    await tab.type("/join den")
+    await expect(page.locator("#title")).to_have_text("#den")
+    await expect(people.locator("li", has_text="dora")).to_contain_text("owner")
+    await expect(people.locator("li.offline", has_text="carl")).to_have_count(1)
+    await expect(page.locator("#people-title")).to_have_text("People (1/3)")
+
+
 async def test_history_pages_in_on_scroll_up(web: WebRunning, browser) -> None:
     """Older messages are fetched when the reader scrolls to the top."""
     bob = await web.running.user("bob")

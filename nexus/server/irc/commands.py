@@ -119,15 +119,12 @@ class Commands(Registration):
             self._local(self._numeric("366", line.params[0][:40], "End of /NAMES list."))
             return
 
-        def show(rosters: dict[str, set[str]], _: dict[str, list[Reply]]) -> None:
-            members = rosters[room]
+        def show(rosters: dict[str, set[str]]) -> None:
             if room in self.channels:
-                self.channels[room] = members
-            else:
-                members.discard(self.nick)  # not a member: only who is
-            self._show_names(room, members)
+                self.channels[room] = rosters[room]
+            self._show_names(room, rosters[room])
 
-        self._learn_members([room], show)
+        self._members_of([room], show)
 
     def _list(self, line: Line) -> None:
         wanted = (

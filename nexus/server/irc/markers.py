@@ -14,12 +14,13 @@ since, or CHATHISTORY of that nick).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from nexus.protocol import USERNAME_RE
 from nexus.server.irc.history import irc_time, parse_time
 from nexus.server.irc.lines import Line, build
-from nexus.server.irc.members import Members
+from nexus.server.irc.members import Members, Rosters
 from nexus.server.irc.numerics import HISTORY_MAX, SERVER
 from nexus.server.irc.state import DmLog, Reply, ignore, room_named
 
@@ -60,6 +61,25 @@ def newest_at(messages: list[Reply], until: int) -> Reply | None:
 
 class ReadMarkers(Members):
     """MARKREAD both ways, and the DM conversations this connection has seen."""
+
+    def _learn_members(
+        self,
+        rooms: list[str],
+        then: Callable[[Rosters, dict[str, list[Reply]]], None],
+    ) -> None:
+        """What joining `rooms` shows: their members and, for a
+        `draft/read-marker` client, the history its join marker is found in."""
+        histories: dict[str, list[Reply]] = {}
+
+        def got_history(room: str, reply: Reply) -> None:
+            histories[room] = reply["messages"]
+
+        if CAP in self.caps:
+            for room in rooms:
+                self._ask(
+                    "history", partial(got_history, room), ignore, room=room, limit=HISTORY_MAX
+                )
+        self._members_of(rooms, lambda rosters: then(rosters, histories))
 
     def _join_marker(self, room: str, messages: list[Reply] | None) -> str | None:
         """The MARKREAD value a `draft/read-marker` client gets as it joins `room`."""

@@ -8,13 +8,11 @@ back with JOIN: irssi and WeeChat drop a nick from the nick list on QUIT,
 and a JOIN for every member who reconnects is noise in every shared
 channel. JOIN and PART stay for joining and leaving the room itself.
 
-The protocol tells a room's member count but not its names, so the members
-are learnt from what a member may ask: who is online and in which rooms
-(`online`); the room's owner, moderators and muted members (RoomInfo); the
-authors of its stored messages (`history`); each offline one of them
-confirmed with `whois`. A member who is offline and never wrote one of the
-stored messages shows once they come online (a JOIN: the client did not
-know them yet).
+The members come from the server's `members` request, asked afresh by each
+JOIN, NAMES and WHO (a member who left while this connection was away drops
+out), and are kept current between them by `joined`, `left`, `kicked` and
+`presence` (a new account is made a member of the default rooms with no
+`joined`: it shows when it first comes online).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from functools import partial
 
 from nexus.protocol import USERNAME_RE
 from nexus.server.irc.lines import build
-from nexus.server.irc.numerics import HISTORY_MAX, HOST, SERVER
+from nexus.server.irc.numerics import HOST, SERVER
 from nexus.server.irc.state import IrcState, Reply, ignore, room_named
 
 Rosters = dict[str, set[str]]  # room -> its members' names
@@ -38,73 +36,45 @@ _WHOX_ORDER = "tcuihsnfdlaor"
 
 
 class Members(IrcState):
-    """Learning and showing channel members, and WHO."""
+    """Asking and showing channel members, and WHO."""
 
-    def _learn_members(
-        self,
-        rooms: list[str],
-        then: Callable[[Rosters, dict[str, list[Reply]]], None],
-    ) -> None:
-        """Finds every member of `rooms` it can (see the module), then calls
-        `then` with each room's members and the room history it read."""
-        fresh: set[str] = set()  # whose profile was read for this answer
-        histories: dict[str, list[Reply]] = {}
+    def _members_of(self, rooms: list[str], then: Callable[[Rosters], None]) -> None:
+        """Asks the members of `rooms`, then calls `then` with each room's
+        names (none for a room the account may not see)."""
+        rosters: Rosters = {room: set() for room in rooms}
 
-        def got_online(reply: Reply) -> None:
-            self.admins.clear()
-            shared = {*rooms, *self.channels}
-            for profile in reply["users"]:
-                key = profile["username"].lower()
-                if profile.get("admin"):
-                    self.admins.add(key)
-                # The reply lists everyone online: keep those these channels show.
-                if shared.intersection(profile["rooms"]):
-                    self.people[key] = profile
-                    fresh.add(key)
-
-        def got_history(room: str, reply: Reply) -> None:
-            histories[room] = reply["messages"]
-
-        def confirm() -> None:
-            """Asks about the candidates not seen online: offline, or no longer members."""
-            candidates: dict[str, str] = {}
-            for room in rooms:
-                info = self.rooms.get(room, {})
-                names = [m["from"] for m in histories.get(room, ())]
-                names += [info.get("owner") or "", *info.get("moderators", ())]
-                names += [*info.get("muted", ()), *self.channels.get(room, ())]
-                for name in names:
-                    if name and name.lower() not in fresh:
-                        candidates.setdefault(name.lower(), name)
-            for key in sorted(candidates):
-                self._ask("whois", partial(confirmed, key), ignore, username=candidates[key])
-            self._local(then=finish)
-
-        def confirmed(key: str, reply: Reply) -> None:
-            self._got_profile(reply)
-            fresh.add(key)
+        def got(room: str, reply: Reply) -> None:
+            for member in reply["members"]:
+                rosters[room].add(member["username"])
+                self._got_member(member)
 
         def finish() -> None:
-            rosters: Rosters = {room: {self.nick} for room in rooms}
-            for key in fresh - {self.nick.lower()}:
-                profile = self.people[key]
-                for room in profile["rooms"]:
-                    if room in rosters:
-                        rosters[room].add(profile["username"])
-            then(rosters, histories)
+            then(rosters)
+            # Keep only the people the channels show (NAMES of a room not
+            # joined lists others).
             shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
             self.people = {key: p for key, p in self.people.items() if key in shown}
 
-        self._ask("online", got_online)
         for room in rooms:
-            self._ask("history", partial(got_history, room), ignore, room=room, limit=HISTORY_MAX)
-        self._local(then=confirm)
+            self._ask("members", partial(got, room), ignore, room=room)
+        self._local(then=finish)
+
+    def _got_member(self, member: Reply) -> None:
+        """Keeps what a `members` entry says of someone (a Profile's fields)."""
+        key = member["username"].lower()
+        profile = self.people.setdefault(key, {"rooms": []})
+        for field in ("username", "online", "away", "bio", "admin"):
+            profile[field] = member[field]
+        self._got_admin(key, member["admin"])
 
     def _got_profile(self, reply: Reply) -> None:
         profile = reply["user"]
         key = profile["username"].lower()
         self.people[key] = profile
-        if profile.get("admin"):
+        self._got_admin(key, profile.get("admin", False))
+
+    def _got_admin(self, key: str, admin: bool) -> None:
+        if admin:
             self.admins.add(key)  # an operator everywhere, online or not
         else:
             self.admins.discard(key)
@@ -143,12 +113,9 @@ class Members(IrcState):
         def end() -> None:
             self._emit(self._numeric("315", mask[:40], "End of /WHO list."))
 
-        def by_room(rosters: Rosters, _: dict[str, list[Reply]]) -> None:
+        def by_room(rosters: Rosters) -> None:
             assert room is not None
-            members = rosters[room]
-            if room not in self.channels:
-                members.discard(self.nick)  # not a member: only who is
-            for nick in sorted(members, key=str.lower):
+            for nick in sorted(rosters[room], key=str.lower):
                 self._emit(self._who_row(nick, room, whox))
             end()
 
@@ -158,7 +125,7 @@ class Members(IrcState):
             end()
 
         if room is not None:
-            self._learn_members([room], by_room)
+            self._members_of([room], by_room)
         elif USERNAME_RE.fullmatch(mask):
             self._ask("whois", by_nick, lambda _: end(), username=mask)
         else:
@@ -190,7 +157,9 @@ class Members(IrcState):
         return self._numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))
 
     def _came_online(self, reply: Reply) -> None:
-        """A member the client did not know of came online: it joins their channels."""
+        """Someone this connection does not show came online: a new account,
+        which registering makes a member of the default rooms without a
+        `joined` event. They join the channels they are a member of."""
         self._got_profile(reply)
         profile = reply["user"]
         nick = profile["username"]
@@ -210,8 +179,7 @@ class Members(IrcState):
         key = nick.lower()
         if key == self.nick.lower():
             return
-        shown = any(nick in nicks for nicks in self.channels.values())
-        if not shown:
+        if not any(nick in nicks for nicks in self.channels.values()):
             if event["online"]:
                 self._ask("whois", self._came_online, ignore, username=nick)
             return

@@ -582,6 +582,7 @@ function commandContext() {
   return {
     state: session.state,
     request: (cmd, args) => session.request(cmd, args),
+    loadMembers: (rooms) => session.loadMembers(rooms),
     say: (text, extra) => session.say(text, extra),
     sendDm: (user, text) => session.sendDm(user, text),
     openDm: (user) => session.openDm(user),

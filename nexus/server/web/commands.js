@@ -122,8 +122,7 @@ command("join", "<room>", "join a room and switch to it; you stay in the others"
   const buffer = ctx.state.addRoom(reply.room, reply.history);
   ctx.switchTo(buffer);
   ctx.state.note(`you are in #${reply.room.name}${reply.room.topic ? `: ${reply.room.topic}` : ""}`);
-  // Who is in it: a private room's members were hidden from this user until now.
-  ctx.state.setOnline((await ctx.request("online")).users);
+  await ctx.loadMembers([buffer.name]);
 });
 command("leave", "[room]", "leave a room (the current one by default)", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);
@@ -184,12 +183,13 @@ command("online", "", "list the people online", async (ctx) => {
   const names = reply.users.map((u) => u.username + (u.away ? " (away)" : ""));
   ctx.state.note(`${names.length} online: ${names.join(", ")}`);
 });
-command("names", "[room]", "list the people of a room, online first", async (ctx, a) => {
+command("names", "[room]", "list every member of a room, online first", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);
-  const reply = await ctx.request("online");
-  ctx.state.setOnline(reply.users);
+  await ctx.loadMembers([name]);
   const people = ctx.state.people(name);
-  ctx.state.note(`#${name}: ${people.map((p) => (p.online ? p.name : `(${p.name})`)).join(" ")}`);
+  const here = people.filter((p) => p.online).length;
+  const names = people.map((p) => (p.online ? p.name : `(${p.name})`)).join(" ");
+  ctx.state.note(`#${name} (${here} online, ${people.length} members): ${names}`);
 });
 command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer", (ctx, a) =>
   ctx.sendDm(a.user, a.text),

@@ -9,7 +9,7 @@ const STORE_KEY = "nexus.login";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
-const PEOPLE_DELAY_MS = 250; // arrivals gathered into one `online` request
+const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
 
 // The remembered login: localStorage ("remember me") or this tab's sessionStorage.
 export const saved = {
@@ -119,6 +119,7 @@ export class Session {
       if (buffer.loaded) await this.fillDmGap(conn, buffer);
     }
     state.setOnline((await online).users);
+    await this.loadMembers([...state.rooms.keys()]);
     if (first) {
       state.switchTo(state.rooms.get("general") || state.buffers()[0] || state.system);
       state.note(`welcome, ${state.me}: /help lists the commands`);
@@ -217,26 +218,41 @@ export class Session {
     if (result.added && result.added.length && result.buffer === this.state.current) {
       this.markRead(result.buffer);
     }
-    if (result.arrived) this.refreshPeople();
+    if (result.unknown) this.refreshPeople();
     if (result.alert) this.ui.alert(result.buffer, event);
     if (result.invite) this.ui.alert(null, { from: result.invite.by, text: result.invite.text });
     this.ui.changed(result);
   }
 
-  // Who is online in which rooms, asked again once arrivals settle (one
-  // request for a burst of them).
+  // The rooms' member lists, asked again once arrivals settle (one round for
+  // a burst of them).
   refreshPeople() {
     clearTimeout(this.peopleTimer);
     this.peopleTimer = setTimeout(async () => {
+      if (this.state === null) return;
+      await this.loadMembers([...this.state.rooms.keys()]);
+      this.ui.changed({ people: true });
+    }, PEOPLE_DELAY_MS);
+  }
+
+  // Asks the members of `rooms` (any public room, joined or not). A server
+  // without `members` is asked who is online instead: the lists then show
+  // online members only.
+  async loadMembers(rooms) {
+    const state = this.state;
+    const asked = rooms.map((room) => this.request("members", { room }).then((reply) => [room, reply.members]));
+    const answers = await Promise.allSettled(asked);
+    if (state !== this.state) return;
+    for (const answer of answers) {
+      if (answer.status === "fulfilled") state.setMembers(...answer.value);
+    }
+    if (answers.some((a) => a.status === "rejected" && a.reason.code === "unknown_command")) {
       try {
-        const reply = await this.request("online");
-        if (this.state === null) return;
-        this.state.setOnline(reply.users);
-        this.ui.changed({ people: true });
+        state.setOnline((await this.request("online")).users);
       } catch {
         // the connection is down: the next login asks again
       }
-    }, PEOPLE_DELAY_MS);
+    }
   }
 
   // Tells the server (and so the user's other sessions) what has been seen.

@@ -92,7 +92,7 @@ export class ChatState {
     this.current = null; // the Buffer shown
     this.system = new Buffer("system", "nexus"); // before any room, and for errors
     this.online = new Map(); // folded name -> {name, rooms: Set, away}
-    this.members = new Map(); // room -> Set of names (as spelt) seen there
+    this.members = new Map(); // room -> Set of names (as spelt): its members
     this.visible = true; // the page is being looked at
     this.protocol = 1;
     this.admins = new Set(); // folded names of the server's admins seen in profiles
@@ -117,7 +117,8 @@ export class ChatState {
     return this.admins.has(fold(name));
   }
 
-  // What a Profile (login, online, whois, admin replies) says of its user's role.
+  // What a Profile (login, online, whois, admin replies) or a `members` entry
+  // says of its user's role.
   learn(profile) {
     if (profile.admin) this.admins.add(fold(profile.username));
     else this.admins.delete(fold(profile.username));
@@ -242,6 +243,31 @@ export class ChatState {
     }
   }
 
+  // A room's members as the server lists them (`members`): every one, online
+  // or not, with their away text, roles and mute.
+  setMembers(room, members) {
+    this.members.set(room, new Set(members.map((m) => m.username)));
+    const buffer = this.rooms.get(room);
+    if (buffer) {
+      buffer.moderators = new Set(members.filter((m) => m.role === "moderator").map((m) => fold(m.username)));
+      buffer.muted = new Set(members.filter((m) => m.muted).map((m) => fold(m.username)));
+      const owner = members.find((m) => m.role === "owner");
+      if (owner) buffer.owner = owner.username;
+    }
+    for (const member of members) {
+      this.learn(member);
+      const key = fold(member.username);
+      if (!member.online) {
+        this.online.delete(key);
+        continue;
+      }
+      const entry = this.online.get(key) || { name: member.username, rooms: new Set() };
+      entry.away = member.away || null;
+      entry.rooms.add(room);
+      this.online.set(key, entry);
+    }
+  }
+
   seen(room, name) {
     if (!this.members.has(room)) this.members.set(room, new Set());
     const set = this.members.get(room);
@@ -296,7 +322,6 @@ export class ChatState {
       case "message": {
         const buffer = this.rooms.get(event.room);
         if (!buffer) return {};
-        this.seen(event.room, event.from);
         const added = this.addMessages(buffer, [event]);
         const alert = added.length > 0 && !this.isMe(event.from) && mentions(event, this.me);
         return { buffer, added, alert };
@@ -364,7 +389,9 @@ export class ChatState {
       }
       case "presence": {
         const key = fold(event.user);
-        const arrived = event.online && !this.online.has(key);
+        // Someone in none of the lists: a new account, which registering
+        // makes a member of the default rooms without `joined`.
+        const unknown = event.online && ![...this.rooms.keys()].some((room) => this.inRoom(room, event.user));
         if (event.online) {
           const entry = this.online.get(key) || { name: event.user, rooms: new Set() };
           entry.away = event.away || null;
@@ -372,7 +399,7 @@ export class ChatState {
         } else {
           this.online.delete(key);
         }
-        return { people: true, arrived }; // arrived: which rooms they are in is unknown
+        return { people: true, unknown }; // unknown: the member lists are asked again
       }
       case "room_updated":
         return this.roomUpdated(event);
