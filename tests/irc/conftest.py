@@ -147,6 +147,17 @@ class IrcServer:
             await peer.expect(rf" 366 {name} {joined} ")
         return peer
 
+    async def guest(self, nick: str, caps: str = "") -> IrcPeer:
+        """A client in as a guest (NICK and USER alone), having read its welcome."""
+        peer = await self.peer()
+        if caps:
+            await peer.send("CAP LS 302", f"CAP REQ :{caps}", "CAP END")
+        await peer.send(f"NICK {nick}", "USER g 0 * :guest")
+        await peer.expect(rf" 001 {nick} ")
+        await peer.expect(rf"^:nexus NOTICE {nick} :You are a guest")
+        peer.nick = nick
+        return peer
+
     async def close(self) -> None:
         for peer in self.peers:
             await peer.close()

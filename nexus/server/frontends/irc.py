@@ -62,6 +62,7 @@ class IrcProtocol(TcpProtocol):
         super().__init__(core, tls)
         self.framer = LineFramer(INPUT_MAX)
         self.translator = Translator(__version__)
+        self.translator.guests = core.config.irc_guests
         self.link: IrcLink | None = None
 
     def turn_away(self, transport: asyncio.Transport) -> None:
@@ -76,7 +77,8 @@ class IrcProtocol(TcpProtocol):
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
         link = self.link = IrcLink(transport, self.translator)
         peer = f"{peername[0]}:{peername[1]} (irc)"
-        self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer)
+        guests = self.core.config.irc_guests
+        self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer, guests)
         self._feed()
 
     def data_received(self, data: bytes) -> None:
