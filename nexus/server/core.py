@@ -139,6 +139,9 @@ class Core:
             if session.guest and session.open:
                 self.outbox.send(session.outlet, gone)
                 session.close()
+                # Offline at once, not when its socket closes: its user is no
+                # longer in the model that `online` and the rest read.
+                self.hub.detach(session)
         tell_lost(self.hub, before)
 
     async def close_all(self, timeout: float) -> None:

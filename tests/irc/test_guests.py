@@ -215,6 +215,8 @@ async def test_a_failed_write_ends_guest_sessions(irc_guests: IrcServer, monkeyp
     monkeypatch.setattr(journal, "write", no_space)
     await ana.fails("internal", "say", room="general", text="lost")
     monkeypatch.setattr(journal, "write", real_write)
+    online = (await ana.ok("online"))["users"]  # at once: the guest's socket may still be open
+    assert [user["username"] for user in online] == ["ana"]
     await zed.expect(r"^ERROR :Closing link: the server could not write its data")
     await zed.closed()
     assert (await ana.event("presence", user="zed"))["online"] is False
