@@ -217,6 +217,7 @@ class Presence(TypedDict):
     user: str
     online: bool
     away: NotRequired[str | None]
+    guest: NotRequired[bool]  # a guest: offline, it is gone for good
 
 
 class Edited(TypedDict):

@@ -127,7 +127,7 @@ async def test_a_guests_disconnect_is_seen_and_it_is_then_no_such_user(
     assert (await ana.event("presence", user="zed"))["online"] is False
     await ana.event("left", room="general", user="zed")
     await ana.event("left", room="tmp", user="zed")
-    await bob.expect(r"^:zed!zed@nexus QUIT ")
+    await bob.expect(r"^:zed!zed@nexus QUIT :Quit: guest left$")
     await bob.send("WHOIS zed")
     await bob.expect(r" 401 bob zed ")
     await ana.fails("no_such_user", "whois", username="zed")
