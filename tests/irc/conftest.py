@@ -73,6 +73,12 @@ class IrcPeer:
         await self.expect(pattern, timeout)
         return self.lines[start:]
 
+    async def join(self, *channels: str) -> None:
+        """JOINs each channel in turn, reading up to the end of its NAMES."""
+        for channel in channels:
+            await self.send(f"JOIN {channel}")
+            await self.expect(rf" 366 {re.escape(self.nick)} {re.escape(channel)} ")
+
     async def quiet(self, timeout: float = 0.3) -> list[str]:
         """The lines that arrive within `timeout` (to check nothing more came)."""
         start = len(self.lines)

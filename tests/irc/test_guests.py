@@ -31,8 +31,7 @@ async def test_a_guest_joins_general_and_talks_with_a_native_user_both_ways(
     guest's, and the native user's message and DM reach the guest."""
     ana = await irc_guests.running.user("ana")
     zed = await irc_guests.guest("zed")
-    await zed.send("JOIN #general")
-    await zed.expect(r" 366 zed #general ")
+    await zed.join("#general")
     await ana.event("joined", room="general", user="zed")
     await zed.send("PRIVMSG #general :hello from a guest")
     said = await ana.event("message", room="general", text="hello from a guest")
@@ -87,8 +86,7 @@ async def test_a_guest_channel_goes_when_its_last_member_leaves(irc_guests: IrcS
     have left, #tmp is gone from LIST and `rooms`, and everyone was told."""
     ana = await irc_guests.running.user("ana")
     zed = await irc_guests.guest("zed")
-    await zed.send("JOIN #tmp")
-    await zed.expect(r" 366 zed #tmp ")
+    await zed.join("#tmp")
     created = await ana.event("room_created")
     assert created["room"]["name"] == "tmp" and created["room"]["ephemeral"] is True
     joined = await ana.ok("join", room="tmp")
@@ -119,8 +117,7 @@ async def test_a_guests_disconnect_is_seen_and_it_is_then_no_such_user(
     ana = await irc_guests.running.user("ana")
     bob = await irc_guests.irc_user("bob")
     zed = await irc_guests.guest("zed")
-    await zed.send("JOIN #general", "JOIN #tmp")
-    await zed.expect(r" 366 zed #tmp ")
+    await zed.join("#general", "#tmp")
     await ana.ok("join", room="tmp")
     await bob.expect(r"^:zed!zed@nexus JOIN #general")
     await zed.close()
@@ -145,8 +142,7 @@ async def test_moderators_kick_mute_and_ban_guests_but_never_op_them(
     ana = await irc_guests.running.user("ana")
     await ana.ok("create", room="den")
     zed = await irc_guests.guest("zed")
-    await zed.send("JOIN #general", "JOIN #den")
-    await zed.expect(r" 366 zed #den ")
+    await zed.join("#general", "#den")
     await ana.fails("not_for_guests", "op", room="den", username="zed")
     await ana.fails("not_for_guests", "invite", room="general", username="zed")
     await ana.ok("mute", room="den", username="zed")
@@ -174,8 +170,7 @@ async def test_a_guest_cannot_erase_its_messages_nor_an_account_a_guests(
     departed guest cannot edit the guest's messages either: they are nobody's."""
     ana = await irc_guests.running.user("ana")
     zed = await irc_guests.guest("zed", caps="draft/message-redaction message-tags")
-    await zed.send("JOIN #general")
-    await zed.expect(r" 366 zed #general ")
+    await zed.join("#general")
     await zed.send("PRIVMSG #general :mine")
     await zed.send("REDACT #general general.1")
     await zed.expect(r"^:nexus FAIL REDACT REDACT_FORBIDDEN #general general.1 :guests cannot")
@@ -203,8 +198,7 @@ async def test_a_failed_write_ends_guest_sessions(irc_guests: IrcServer, monkeyp
     deleted, and accounts carry on."""
     ana = await irc_guests.running.user("ana")
     zed = await irc_guests.guest("zed")
-    await zed.send("JOIN #general", "JOIN #tmp")
-    await zed.expect(r" 366 zed #tmp ")
+    await zed.join("#general", "#tmp")
     await ana.ok("join", room="tmp")
     journal = irc_guests.running.server.store._journal
     real_write = journal.write
@@ -241,8 +235,8 @@ async def test_sigkill_with_guests_connected_leaves_no_guest_in_the_data(tmp_pat
         zed = await IrcPeer.connect("127.0.0.1", irc_port)
         await zed.send("NICK zed", "USER z 0 * :Z")
         await zed.expect(r" 001 zed ")
-        await zed.send("JOIN #general", "JOIN #tmp")
-        await zed.expect(r" 366 zed #tmp ")
+        zed.nick = "zed"
+        await zed.join("#general", "#tmp")
         await zed.send("PRIVMSG #general :one", "PRIVMSG #general :two", "PRIVMSG ana :psst")
         await ana.event("dm", text="psst")
         await ana.ok("join", room="tmp")
