@@ -36,6 +36,9 @@ ERROR_CODES = frozenset(
         "muted",
         "invite_only",
         "suspended",
+        # guests (docs/protocol.md, "Guests")
+        "not_for_guests",
+        "nick_in_use",
     }
 )
 

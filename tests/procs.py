@@ -28,6 +28,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.listening = ""  # the line it printed once it listened (its other ports too)
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         log = self.data.with_suffix(".log")
@@ -43,6 +44,7 @@ class ServerProcess:
             _, err = self.proc.communicate(timeout=timeout)
             raise RuntimeError(f"server did not start: {line!r} {err!r}")
         self.port = int(match.group(2))
+        self.listening = line
         return self
 
     def kill(self) -> None:

@@ -421,3 +421,110 @@ def test_replaying_message_changes_over_a_snapshot_that_holds_them_changes_nothi
         assert model.to_snapshot() == final.to_snapshot(), cut
     general = final.rooms["general"].history.messages
     assert general[0]["reactions"] == {"+": ["Alice", "bob"]} and general[0]["text"] == "a3"
+
+
+async def guests_everywhere(store: Store) -> None:
+    """Guest zed in a stored room and a room of its own, with every kind of
+    trace in stored state: a mute, a ban, a DM, a registered member of its room."""
+    await fill(store, messages=2)  # alice owns den; bob
+    for record in (
+        {"op": "guest", "user": None, "username": "Zed", "ts": 7.0},
+        {"op": "guest", "user": None, "username": "yan", "ts": 7.0},
+        {"op": "join", "user": "zed", "room": "general"},
+        {"op": "join", "user": "zed", "room": "den"},
+        {"op": "say", "user": "zed", "room": "general", "text": "kept", "ts": 8.0},
+        {"op": "react", "user": "zed", "room": "den", "seq": 1, "emoji": "+", "on": True},
+        {"op": "mute", "user": "alice", "room": "den", "target": "zed", "on": True},
+        {"op": "ban", "user": "alice", "room": "den", "target": "yan", "reason": "", "ts": 8.0},
+        {"op": "create", "user": "zed", "room": "tmp", "topic": "", "ts": 8.0},
+        {"op": "join", "user": "bob", "room": "tmp"},
+        {"op": "say", "user": "bob", "room": "tmp", "text": "gone", "ts": 9.0},
+        {"op": "read", "user": "bob", "room": "tmp", "seq": 1},
+        {"op": "dm", "user": "zed", "to": "alice", "text": "psst", "ts": 9.0},
+        {"op": "dm", "user": "alice", "to": "zed", "text": "hm", "ts": 9.0},
+        {"op": "away", "user": "zed", "text": "brb"},
+    ):
+        await store.commit(record)
+
+
+async def test_guests_and_their_rooms_are_never_written(tmp_path):
+    """Nothing but a guest's messages in stored rooms reaches the journal, and
+    the snapshot holds no guest, no ephemeral room and no trace of either."""
+    store = await Store.open(tmp_path / "data.json")
+    await guests_everywhere(store)
+    journal = [orjson.loads(line[9:]) for line in store.journal_path.read_bytes().splitlines()]
+    names = [record.get("user") for record in journal] + [r.get("target") for r in journal]
+    assert "yan" not in names and "tmp" not in [record.get("room") for record in journal]
+    written = [record for record in journal if record.get("user") == "zed"]
+    assert [(r["op"], r["guest"]) for r in written] == [("say", "Zed"), ("react", "Zed")]
+    snapshot = store.model.to_snapshot()
+    encoded = orjson.dumps(snapshot).decode()
+    assert "yan" not in encoded and "tmp" not in encoded and "psst" not in encoded
+    assert [u["username"] for u in snapshot["users"]] == ["Alice", "bob"]
+    den = next(room for room in snapshot["rooms"] if room["name"] == "den")
+    assert (
+        den["muted"] == []
+        and den["bans"] == []
+        and snapshot["dms"][0]["users"]
+        == [
+            "alice",
+            "bob",
+        ]
+    )
+    bob = next(user for user in snapshot["users"] if user["username"] == "bob")
+    assert bob["rooms"] == ["general"] and "tmp" not in bob["read"]
+    await store.close()
+
+
+async def test_a_guests_message_in_a_stored_room_replays_without_the_guest(tmp_path):
+    """After a crash, and after a compaction, a guest's message keeps its seq, its
+    name and its guest mark; numbering goes on after it; no guest is in the model."""
+    store = await Store.open(tmp_path / "data.json")
+    await guests_everywhere(store)
+    general = list(store.model.rooms["general"].history.messages)
+    assert general == [
+        {"room": "general", "seq": 1, "from": "Zed", "text": "kept", "ts": 8.0, "guest": True}
+    ]
+    again = await reopen(store)
+    model = again.model
+    assert list(model.rooms["general"].history.messages) == general
+    assert model.rooms["den"].history.get(1)["reactions"] == {"+": ["Zed"]}
+    assert set(model.users) == {"alice", "bob"} and "tmp" not in model.rooms
+    assert model.rooms["general"].members == {"alice", "bob"}
+    message = await again.commit(
+        {"op": "say", "user": "bob", "room": "general", "text": "n", "ts": 1.0}
+    )
+    assert message["seq"] == 2
+    await again.compact()
+    compacted = await reopen(again)
+    assert [m["seq"] for m in compacted.model.rooms["general"].history.messages] == [1, 2]
+    assert compacted.model.rooms["general"].history.get(1)["guest"] is True
+    await compacted.close()
+
+
+def test_a_guest_departs_with_every_trace_and_its_room_loses_its_owner():
+    """`depart` takes a guest out of every room, mute, ban, invitation and DM
+    conversation; a room it made that still has members is left with no owner."""
+    from nexus.server.model import Model
+
+    model = Model()
+    for record in (
+        {"op": "register", "username": "ana", "password": "h", "ts": 1.0},
+        {"op": "guest", "user": None, "username": "zed", "ts": 1.0},
+        {"op": "create", "user": "ana", "room": "den", "topic": "", "ts": 1.0, "private": True},
+        {"op": "invite", "user": "ana", "room": "den", "target": "zed"},
+        {"op": "join", "user": "zed", "room": "general"},
+        {"op": "mute", "user": "ana", "room": "general", "target": "zed", "on": True},
+        {"op": "ban", "user": "ana", "room": "random", "target": "zed", "reason": "", "ts": 1.0},
+        {"op": "create", "user": "zed", "room": "tmp", "topic": "", "ts": 1.0},
+        {"op": "join", "user": "ana", "room": "tmp"},
+        {"op": "dm", "user": "zed", "to": "ana", "text": "hi", "ts": 1.0},
+    ):
+        model.apply(record)
+    assert model.rooms["tmp"].ephemeral and not model.rooms["den"].ephemeral
+    model.apply({"op": "depart", "user": "zed"})
+    assert "zed" not in model.users and not model.conversations
+    assert not model.users["ana"].conversations
+    assert "zed" not in model.rooms["den"].invited | model.rooms["general"].members
+    assert not model.rooms["general"].muted and not model.rooms["random"].bans
+    assert model.rooms["tmp"].owner is None and model.rooms["tmp"].members == {"ana"}

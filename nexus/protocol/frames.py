@@ -96,7 +96,8 @@ PROTOCOL_VERSION = 2
 # ("* ana waves"), `reply_to` (the seq it answers), `mentions` (usernames
 # named with @, in order of first mention), `edited` (time of the latest
 # edit), `reactions` (emoji -> users, in order of reacting), `erased` (the
-# text is "" and the other fields are gone).
+# text is "" and the other fields are gone), `guest` (said by a guest: a
+# name that is no account, and may be another guest's later).
 _Message = TypedDict(
     "_Message",
     {
@@ -110,6 +111,7 @@ _Message = TypedDict(
         "edited": NotRequired[float],
         "reactions": NotRequired[dict[str, list[str]]],
         "erased": NotRequired[bool],
+        "guest": NotRequired[bool],
     },
 )
 
@@ -136,6 +138,7 @@ class RoomInfo(TypedDict):
     private: NotRequired[bool]  # listed, readable, joinable by members, invitees, admins only
     moderators: NotRequired[list[str]]  # usernames, sorted
     muted: NotRequired[list[str]]  # usernames, sorted
+    ephemeral: NotRequired[bool]  # made by a guest: goes when its last member leaves
 
 
 class Profile(TypedDict):
@@ -147,6 +150,7 @@ class Profile(TypedDict):
     last_seen: float | None  # None while online
     away: NotRequired[str | None]  # the away text, None when back
     admin: NotRequired[bool]  # a server admin
+    guest: NotRequired[bool]  # a guest: no account, gone when it disconnects
 
 
 MemberRole = Literal["owner", "moderator", "member"]
@@ -231,6 +235,7 @@ class Presence(TypedDict):
     user: str
     online: bool
     away: NotRequired[str | None]
+    guest: NotRequired[bool]  # a guest: offline, it is gone for good
 
 
 class Edited(TypedDict):

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_ROOMS",
     "DM_HISTORY_CAP",
     "EMOJI_MAX",
+    "FRONT_END_REQUESTS",
     "MAX_ID_LENGTH",
     "MENTION_RE",
     "MESSAGE_MAX",
@@ -47,6 +48,7 @@ __all__ = [
     "Dms",
     "Edit",
     "Erase",
+    "Guest",
     "History",
     "Invite",
     "Join",
@@ -66,6 +68,7 @@ __all__ = [
     "Read",
     "Register",
     "Request",
+    "RequestTable",
     "Rooms",
     "Say",
     "Search",
@@ -300,11 +303,19 @@ RequestT = TypeVar("RequestT", bound=Request)
 # Per argument, in field order: its key on the wire, its validator, whether
 # it is required, and its default (worked out once, not per request).
 Rule = tuple[str, Validator, bool, Any]
-REQUESTS: dict[str, tuple[type[Request], tuple[Rule, ...]]] = {}
+RequestTable = dict[str, tuple[type[Request], tuple[Rule, ...]]]
+REQUESTS: RequestTable = {}  # the wire protocol's commands
+# Requests that only a front end makes, for its peers: not part of the wire
+# protocol, so not in REQUESTS. The server answers them only on sessions the
+# front end allows them, `unknown_command` everywhere else (docs/protocol.md).
+FRONT_END_REQUESTS: RequestTable = {}
 
 
-def request(cmd: str, **args: Validator | Optional) -> Callable[[type[RequestT]], type[RequestT]]:
-    """Registers a request type for `cmd` with a validator per argument."""
+def request(
+    cmd: str, into: RequestTable | None = None, /, **args: Validator | Optional
+) -> Callable[[type[RequestT]], type[RequestT]]:
+    """Registers a request type for `cmd` with a validator per argument, in
+    REQUESTS unless `into` names another table."""
 
     def register(cls: type[RequestT]) -> type[RequestT]:
         names = [f.name for f in fields(cls)]
@@ -318,7 +329,7 @@ def request(cmd: str, **args: Validator | Optional) -> Callable[[type[RequestT]]
             else:
                 rules.append((key, rule, True, None))
         cls.cmd = cmd
-        REQUESTS[cmd] = (cls, tuple(rules))
+        (REQUESTS if into is None else into)[cmd] = (cls, tuple(rules))
         return cls
 
     return register
@@ -587,6 +598,15 @@ class Quit(Request):
     pass
 
 
+@request("guest", FRONT_END_REQUESTS, username=new_username)
+@dataclass(frozen=True, slots=True)
+class Guest(Request):
+    """Logs in as a guest: a user by this name for as long as the connection
+    lasts, never stored. Only the IRC front end asks it (`--irc-guests`)."""
+
+    username: str
+
+
 # -- moderation ---------------------------------------------------------------
 
 
@@ -700,9 +720,9 @@ def command_name(frame: dict[str, Any]) -> str:
     return cmd
 
 
-def parse(cmd: str, frame: dict[str, Any]) -> Request:
+def parse(cmd: str, frame: dict[str, Any], table: RequestTable = REQUESTS) -> Request:
     """A known command's frame -> its typed request; unknown keys are ignored."""
-    cls, rules = REQUESTS[cmd]
+    cls, rules = table[cmd]
     values = []
     for key, validate, required, default in rules:
         raw = frame.get(key)

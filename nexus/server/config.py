@@ -74,6 +74,13 @@ class ServerConfig:
         kind=int,
     )
 
+    irc_guests: bool = setting(
+        False,
+        "let IRC clients that send only NICK/USER in as guests: a user by that nick (if no"
+        " account has it) until it disconnects, never stored; channels guests create go when"
+        " they empty",
+    )
+
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(
         1024 * 1024,

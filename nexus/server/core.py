@@ -31,8 +31,10 @@ from nexus.errors import NexusError
 from nexus.protocol import PROTOCOL_VERSION, Hello, decode, encode, error
 from nexus.server.auth import PasswordHashing
 from nexus.server.commands import Context, dispatch
+from nexus.server.commands.guests import GUESTS_LOST, depart, tell_lost
 from nexus.server.config import ServerConfig
 from nexus.server.hub import Hub
+from nexus.server.model import Model
 from nexus.server.outbox import Link, Outbox, Outlet
 from nexus.server.policy import Policy
 from nexus.server.search import SearchIndex
@@ -94,9 +96,12 @@ class Core:
         )
         return encode(error(None, refusal))
 
-    def open(self, link: Link, reading: Reading, ip: str, peer: str) -> Connection:
-        """Greets an admitted peer and returns the connection its front end drives."""
-        connection = Connection(self, link, reading, ip, peer)
+    def open(
+        self, link: Link, reading: Reading, ip: str, peer: str, guests: bool = False
+    ) -> Connection:
+        """Greets an admitted peer and returns the connection its front end
+        drives; with `guests`, the peer may log in as a guest."""
+        connection = Connection(self, link, reading, ip, peer, guests)
         self.connections.add(connection)
         hello: Hello = {
             "event": "hello",
@@ -116,10 +121,28 @@ class Core:
         if self.hub.detach(session):
             key = session.user
             assert key is not None
-            self.store.record({"op": "seen", "user": key, "ts": time.time()})
-            self.hub.announce_presence(self.store.model, key, online=False)
+            if session.guest:
+                depart(connection.ctx)
+            else:
+                self.store.record({"op": "seen", "user": key, "ts": time.time()})
+                self.hub.announce_presence(self.store.model, key, online=False)
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
+
+    def guests_lost(self, before: Model) -> None:
+        """The store reloaded its model from disk after a failed write, and
+        guests are never on disk: each guest's session ends (it may connect
+        again), and the others see the guests and their rooms go."""
+        gone = encode(error(None, NexusError("internal", GUESTS_LOST)))
+        for connection in list(self.connections):
+            session = connection.session
+            if session.guest and session.open:
+                self.outbox.send(session.outlet, gone)
+                session.close()
+                # Offline at once, not when its socket closes: its user is no
+                # longer in the model that `online` and the rest read.
+                self.hub.detach(session)
+        tell_lost(self.hub, before)
 
     async def close_all(self, timeout: float) -> None:
         """Closes every connection once its queue is out; waits (at most
@@ -151,10 +174,12 @@ class Connection:
         "writing_paused",
     )
 
-    def __init__(self, core: Core, link: Link, reading: Reading, ip: str, peer: str) -> None:
+    def __init__(
+        self, core: Core, link: Link, reading: Reading, ip: str, peer: str, guests: bool
+    ) -> None:
         self.core = core
         self.reading = reading
-        self.session = Session(Outlet(link, peer), ip, peer)
+        self.session = Session(Outlet(link, peer), ip, peer, guests)
         self.ctx = Context(
             self.session,
             core.hub,

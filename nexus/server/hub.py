@@ -85,6 +85,8 @@ class Hub:
             "online": online,
             "away": user.away,
         }
+        if user.guest:
+            frame["guest"] = True
         data = encode(frame)
         self.to_users(peers, data)
         if skip is not None:

@@ -14,6 +14,16 @@ state rather than toggling one, and one whose message is gone does nothing.
 Moderation records (`moderator`, `kick`, `ban`, `unban`, `mute`, `invite`,
 `admin`, `suspend`) name the acting user as `user` and the user acted on as
 `target` (keys); they too set a state, so replaying one is safe.
+
+Guests (`guest` arrives, `depart` goes) are users who are never stored, and
+a room a guest creates is ephemeral: it goes when its last member does.
+`journaled(record)` is the one rule that tells the store which records to
+write: not those that change only guests, ephemeral rooms or conversations
+with a guest. A record that is written changes stored state only, so it
+replays without any guest: a guest's message in a stored room carries the
+guest's name (`guest`), which replay uses instead of looking the user up.
+`to_snapshot` leaves out every guest and ephemeral room, and every trace of
+them in stored users and rooms.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ class User:
     # Suspended: no login. Its tokens are kept but refused, and dropped on
     # unsuspend, so none issued before a suspension ever works again.
     suspended: bool = False
+    guest: bool = False  # in memory only, for as long as its connection lasts
 
 
 class History:
@@ -108,6 +119,7 @@ class Room:
     muted: set[str] = field(default_factory=set)  # keys; kept over leaving and joining again
     bans: dict[str, Ban] = field(default_factory=dict)  # banned user's key -> the ban
     invited: set[str] = field(default_factory=set)  # keys invited (private rooms), until joining
+    ephemeral: bool = False  # a guest made it: in memory only, gone when its last member goes
 
 
 @dataclass(slots=True, eq=False)
@@ -135,6 +147,13 @@ def pair_key(a: str, b: str) -> str:
 _ERASED_FIELDS = ("action", "reply_to", "mentions", "edited", "reactions")
 # Optional fields of `say` and `dm` records copied into the message.
 _NEW_MESSAGE_FIELDS = ("action", "reply_to", "mentions")
+
+# Records that change only guests: never written.
+_GUEST_OPS = frozenset({"guest", "depart"})
+# Records that change a room's messages: written for a stored room, whoever makes them.
+_HISTORY_OPS = frozenset({"say", "edit", "erase", "react"})
+# Where a record names users (keys): one of them a guest, the record is not written.
+_NAMED_USERS = ("user", "target", "to", "with")
 
 
 def _nothing(scope: str, seq: int) -> Any:
@@ -215,9 +234,76 @@ class Model:
 
     # -- changes ---------------------------------------------------------
 
+    def journaled(self, r: dict[str, Any]) -> bool:
+        """Whether a record, not yet applied, changes stored state and so must
+        be written: not when it changes only guests, ephemeral rooms or
+        conversations with a guest (a guest's arrival, departure, joins,
+        leaves, away, read markers; anything in an ephemeral room; a DM with
+        a guest; a kick, ban or mute of a guest). A message in a stored room
+        is stored state whoever writes it."""
+        op = r["op"]
+        if op in _GUEST_OPS:
+            return False
+        users = self.users
+        name = r.get("room")
+        if name is not None:
+            room = self.rooms.get(name)
+            if room is None:  # `create`: a guest's room is ephemeral
+                creator = users.get(r["user"])
+                return creator is None or not creator.guest
+            if room.ephemeral:
+                return False
+            if op in _HISTORY_OPS:
+                return True
+        for role in _NAMED_USERS:
+            key = r.get(role)
+            if key is not None:
+                user = users.get(key)
+                if user is not None and user.guest:
+                    return False
+        return True
+
     def apply(self, record: dict[str, Any]) -> Any:
         """Applies one validated record; returns what the op produced, if anything."""
         return _OPS[record["op"]](self, record)
+
+    def _author(self, r: dict[str, Any]) -> str:
+        """The display name of a record's user. A guest's record is made to
+        carry it (`guest`), so it replays once the guest is gone."""
+        name: str | None = r.get("guest")
+        if name is None:
+            user = self.users[r["user"]]
+            name = user.username
+            if user.guest:
+                r["guest"] = name
+        return name
+
+    def _op_guest(self, r: dict[str, Any]) -> User:
+        """A guest arrives: a user by the name it asked for, in no room."""
+        user = User(r["username"], "", r["ts"], guest=True)
+        self.users[user_key(r["username"])] = user
+        return user
+
+    def _op_depart(self, r: dict[str, Any]) -> None:
+        """A guest goes, and every trace of it: memberships, roles, mutes,
+        bans and invitations; its DM conversations; the ownership of rooms it
+        made that still have members (they are left with no owner)."""
+        key = r["user"]
+        user = self.users[key]
+        for name in list(user.rooms):
+            self._remove(key, self.rooms[name])
+        del self.users[key]
+        for room in self.rooms.values():
+            room.muted.discard(key)
+            room.bans.pop(key, None)
+            room.invited.discard(key)
+            if room.owner == key:
+                room.owner = None
+        for conv_key in user.conversations:
+            conv = self.conversations.pop(conv_key)
+            for other in conv.users:
+                if other != key:
+                    self.users[other].conversations.discard(conv_key)
 
     def _op_register(self, r: dict[str, Any]) -> User:
         key = user_key(r["username"])
@@ -250,6 +336,7 @@ class Model:
     def _op_create(self, r: dict[str, Any]) -> Room:
         room = self.rooms[r["room"]] = Room(r["room"], r["topic"], r["user"], False, r["ts"])
         room.private = bool(r.get("private"))
+        room.ephemeral = self.users[r["user"]].guest
         self._op_join(r)
         return room
 
@@ -269,13 +356,15 @@ class Model:
         message = {
             "room": r["room"],
             "seq": history.last_seq + 1,
-            "from": self.display(r["user"]),
+            "from": self._author(r),
             "text": r["text"],
             "ts": r["ts"],
         }
         for name in _NEW_MESSAGE_FIELDS:
             if name in r:
                 message[name] = r[name]
+        if "guest" in r:
+            message["guest"] = True
         history.append(message)
         self.on_new(r["room"], message["seq"])
         return message
@@ -290,7 +379,7 @@ class Model:
             self.users[recipient].conversations.add(key)
         message = {
             "seq": conv.history.last_seq + 1,
-            "from": self.display(sender),
+            "from": self._author(r),
             "to": self.display(recipient),
             "text": r["text"],
             "ts": r["ts"],
@@ -298,6 +387,8 @@ class Model:
         for name in _NEW_MESSAGE_FIELDS:
             if name in r:
                 message[name] = r[name]
+        if "guest" in r:
+            message["guest"] = True
         conv.history.append(message)
         self.on_new(key, message["seq"])
         return message
@@ -337,7 +428,7 @@ class Model:
         message = self._addressed(r)
         if message is None:
             return None
-        name, emoji = self.display(r["user"]), r["emoji"]
+        name, emoji = self._author(r), r["emoji"]
         reactions = message.get("reactions", {})
         users = reactions.get(emoji, [])
         if r["on"] and name not in users:
@@ -450,7 +541,12 @@ class Model:
         A copy of the structure: the store writes it while the model moves
         on. Messages are shared, so one may be encoded with an edit, erasure
         or reaction made after the snapshot's journal position; replaying
-        that record then finds its effect in place (see the module's note)."""
+        that record then finds its effect in place (see the module's note).
+        Guests and ephemeral rooms are left out, and so is every trace of
+        them in what is stored: the snapshot holds what the journal's
+        records (which never name them) build."""
+        guests = {key for key, u in self.users.items() if u.guest}
+        ephemeral = {name for name, room in self.rooms.items() if room.ephemeral}
         return {
             "users": [
                 {
@@ -459,14 +555,15 @@ class Model:
                     "created": u.created,
                     "bio": u.bio,
                     "last_seen": u.last_seen,
-                    "rooms": sorted(u.rooms),
+                    "rooms": sorted(u.rooms - ephemeral),
                     "tokens": dict(u.tokens),
                     "away": u.away,
-                    "read": dict(u.read),
+                    "read": {name: seq for name, seq in u.read.items() if name not in ephemeral},
                     "admin": u.admin,
                     "suspended": u.suspended,
                 }
                 for u in self.users.values()
+                if not u.guest
             ],
             "rooms": [
                 {
@@ -476,14 +573,15 @@ class Model:
                     "default": room.default,
                     "created": room.created,
                     "private": room.private,
-                    "moderators": sorted(room.moderators),
-                    "muted": sorted(room.muted),
-                    "bans": list(room.bans.values()),
-                    "invited": sorted(room.invited),
+                    "moderators": sorted(room.moderators - guests),
+                    "muted": sorted(room.muted - guests),
+                    "bans": [ban for key, ban in room.bans.items() if key not in guests],
+                    "invited": sorted(room.invited - guests),
                     "last_seq": room.history.last_seq,
                     "messages": list(room.history.messages),
                 }
                 for room in self.rooms.values()
+                if not room.ephemeral
             ],
             "dms": [
                 {
@@ -493,6 +591,7 @@ class Model:
                     "messages": list(conv.history.messages),
                 }
                 for conv in self.conversations.values()
+                if guests.isdisjoint(conv.users)
             ],
         }
 

@@ -48,6 +48,7 @@ class NexusServer:
         self.core = Core(
             config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing, self.search
         )
+        store.on_reloaded = self.core.guests_lost  # guests are never on disk
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
         self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener

@@ -32,14 +32,17 @@ _NEXT: dict[Phase, frozenset[Phase]] = {
 class Session:
     """A connection's identity and phase; its frames go out through `outlet`."""
 
-    __slots__ = ("ip", "outlet", "peer", "phase", "user")
+    __slots__ = ("guest", "guests_allowed", "ip", "outlet", "peer", "phase", "user")
 
-    def __init__(self, outlet: Outlet, ip: str, peer: str) -> None:
+    def __init__(self, outlet: Outlet, ip: str, peer: str, guests_allowed: bool = False) -> None:
         self.outlet = outlet
         self.ip = ip  # the peer's address: per-address limits count by it
         self.peer = peer  # address and port, for the log
         self.phase = Phase.ANONYMOUS
         self.user: str | None = None  # the user's key once authenticated
+        # Its front end may log it in as a guest (`guest`, never on the wire).
+        self.guests_allowed = guests_allowed
+        self.guest = False  # logged in as a guest: its user goes when it does
 
     @property
     def open(self) -> bool:

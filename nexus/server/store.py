@@ -13,6 +13,15 @@ Files, for a data path `nexus_data.json`:
 
 Both files hold password hashes and every DM: they are created 0600.
 
+Guests (IRC clients let in without an account) and the ephemeral rooms they
+create are never written: `apply()` asks the model (`Model.journaled`) and
+applies such records to memory only, and the snapshot leaves them out. A
+guest's message in a stored room is written, carrying the guest's name
+(`"guest": "zed"` in the record, `"guest": true` in the message), since no
+user of that name is stored; a server older than this reads such a record
+as damage and refuses to start rather than misreading it. The numbers of
+records (`n`) count written records only.
+
 `apply()` changes the model at once (so the next request sees the change)
 and queues the record; everything applied in one pass of the event loop is
 written in one write at the start of the next (group commit), handed to the
@@ -182,7 +191,9 @@ class Store:
     `on_hold()` runs when a change is applied and nothing else is waiting
     to be written, `on_written()` after each successful write and
     `on_refused(error)` after a failed one has been recovered from; the
-    server points them at its outbox.
+    server points them at its outbox. Then `on_reloaded(before)` gets the
+    model the reload replaced, which held what was never written (guests,
+    ephemeral rooms), so the server can end what depended on it.
     """
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
@@ -193,6 +204,7 @@ class Store:
         self.on_hold: Callable[[], None] = _nothing
         self.on_written: Callable[[], None] = _nothing
         self.on_refused: Callable[[StoreError], None] = _nothing
+        self.on_reloaded: Callable[[Model], None] = _nothing
         self._n = 0  # number of the last record applied
         self._journal: _File | None = None
         self._journal_bytes = 0  # length of the journal's sound prefix on disk
@@ -296,6 +308,8 @@ class Store:
         """
         if self._closing or self._read_only or self._recovering:
             raise StoreError("the store is not accepting changes")
+        if not self.model.journaled(record):  # guests' and ephemeral rooms': memory only
+            return self.model.apply(record)
         record["n"] = self._n + 1
         result = self.model.apply(record)
         self._n += 1  # only once applied: journal numbers never skip
@@ -370,6 +384,7 @@ class Store:
         store stays read-only until restarted.
         """
         log.error("journal write failed, refusing unwritten changes: %s", exc)
+        before = self.model
         try:
             await asyncio.to_thread(os.truncate, self.journal_path, self._journal_bytes)
             self.model, self._n, self._journal_bytes = await self._read_disk()
@@ -385,6 +400,8 @@ class Store:
             if not waiter.done():
                 waiter.set_exception(failure)
         self.on_refused(failure)
+        if self.model is not before:
+            self.on_reloaded(before)
 
     # -- compaction ------------------------------------------------------
 

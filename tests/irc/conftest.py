@@ -73,6 +73,12 @@ class IrcPeer:
         await self.expect(pattern, timeout)
         return self.lines[start:]
 
+    async def join(self, *channels: str) -> None:
+        """JOINs each channel in turn, reading up to the end of its NAMES."""
+        for channel in channels:
+            await self.send(f"JOIN {channel}")
+            await self.expect(rf" 366 {re.escape(self.nick)} {re.escape(channel)} ")
+
     async def quiet(self, timeout: float = 0.3) -> list[str]:
         """The lines that arrive within `timeout` (to check nothing more came)."""
         start = len(self.lines)
@@ -145,6 +151,17 @@ class IrcServer:
         await peer.register(name, caps=caps)
         if joined:
             await peer.expect(rf" 366 {name} {joined} ")
+        return peer
+
+    async def guest(self, nick: str, caps: str = "") -> IrcPeer:
+        """A client in as a guest (NICK and USER alone), having read its welcome."""
+        peer = await self.peer()
+        if caps:
+            await peer.send("CAP LS 302", f"CAP REQ :{caps}", "CAP END")
+        await peer.send(f"NICK {nick}", "USER g 0 * :guest")
+        await peer.expect(rf" 001 {nick} ")
+        await peer.expect(rf"^:nexus NOTICE {nick} :You are a guest")
+        peer.nick = nick
         return peer
 
     async def close(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from nexus.server.irc.translator import Translator
 from tests.irc.conftest import IrcPeer, IrcServer
 
 
@@ -105,3 +106,27 @@ async def test_peer_helper_sees_the_welcome(irc: IrcServer) -> None:
     irc.peers.append(peer)
     await peer.send("CAP LS")
     await peer.expect(r"^:nexus CAP \* LS :")
+
+
+async def test_a_failed_translation_drops_one_client_not_the_flush(
+    irc: IrcServer, monkeypatch: Any, caplog: Any
+) -> None:
+    """A translation that raises drops that IRC client, with its traceback in the
+    log; every other connection of the same flush still gets its lines."""
+    ana = await irc.irc_user("ana")
+    bob = await irc.irc_user("bob")
+    carol = await irc.running.user("carol")
+    real_write = Translator.server_write
+
+    def broken_for_bob(self: Translator, part: Any) -> None:
+        if self.nick == "bob":
+            raise RuntimeError("a translation bug")
+        real_write(self, part)
+
+    monkeypatch.setattr(Translator, "server_write", broken_for_bob)
+    await carol.ok("say", room="general", text="one flush for everyone")
+    await ana.expect(r"^:carol!carol@nexus PRIVMSG #general :one flush for everyone$")
+    await bob.closed()
+    assert "IRC translation failed" in caplog.text and "a translation bug" in caplog.text
+    assert (await carol.ok("say", room="general", text="and on"))["seq"] == 2
+    await ana.expect(r"PRIVMSG #general :and on$")

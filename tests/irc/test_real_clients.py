@@ -4,6 +4,7 @@ a DM with a native client both ways. Skipped where the clients are not installed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -68,12 +69,25 @@ class Native:
 @pytest.fixture
 def ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """A nexus-server process with IRC on: (native port, IRC port)."""
+    with nexus_server(tmp_path) as found:
+        yield found
+
+
+@pytest.fixture
+def guest_ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """The same with guests allowed (--irc-guests)."""
+    with nexus_server(tmp_path, "--irc-guests") as found:
+        yield found
+
+
+@contextlib.contextmanager
+def nexus_server(tmp_path: Path, *flags: str) -> Iterator[tuple[int, int]]:
     if SERVER is None:
         pytest.skip("nexus-server is not installed (pip install -e .)")
     proc = subprocess.Popen(
         [SERVER, "--host", "127.0.0.1", "--port", "0", "--irc-port", "0",
          "--data", str(tmp_path / "data.json"), "--log", str(tmp_path / "server.log"),
-         "--rate-limit", "off", "--motd", "real clients welcome"],
+         "--rate-limit", "off", "--motd", "real clients welcome", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -141,6 +155,49 @@ def test_irssi_logs_in_with_sasl_and_talks_both_ways(
         tmux.keys("irssi", "/query bob")
         tmux.wait_for("irssi", "a dm back to irssi", TIMEOUT)
         tmux.keys("irssi", "/quit")
+    finally:
+        tmux.kill()
+        bob.close()
+
+
+IRSSI_GUEST_CONFIG = """\
+servers = (
+  {{ address = "127.0.0.1"; chatnet = "nexus"; port = "{port}"; use_tls = "no";
+    autoconnect = "yes"; }}
+);
+chatnets = {{ nexus = {{ type = "IRC"; nick = "{nick}"; }}; }};
+settings = {{ core = {{ nick = "{nick}"; user_name = "{nick}"; real_name = "{nick}"; }}; }};
+"""
+
+
+def test_irssi_without_an_account_comes_in_as_a_guest(
+    guest_ports: tuple[int, int], tmp_path: Path
+) -> None:
+    """irssi with no SASL or password on a --irc-guests server: its nick is an
+    account's, so it is told (433) and takes another by itself, then joins
+    #general as a guest and talks with a native client both ways."""
+    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
+    if irssi is None or tmux_bin is None:
+        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
+    native_port, irc_port = guest_ports
+    bob = Native(native_port, "bob")
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_GUEST_CONFIG.format(port=irc_port, nick="bob"))
+    tmux = Tmux(tmp_path)
+    try:
+        tmux.start("irssi", irssi, f"--home={home}")
+        tmux.wait_for("irssi", "You are a guest", TIMEOUT)
+        tmux.keys("irssi", "/join #general")
+        tmux.wait_for("irssi", "#general", TIMEOUT)
+        tmux.keys("irssi", "hello from a guest")
+        said = bob.event("message", room="general")
+        assert said["text"] == "hello from a guest" and said["guest"] is True
+        assert said["from"].startswith("bob") and said["from"] != "bob"
+        bob.request("say", room="general", text="welcome, guest")
+        tmux.wait_for("irssi", "welcome, guest", TIMEOUT)
+        tmux.keys("irssi", "/quit")
+        assert bob.event("presence", user=said["from"])["online"] is False
     finally:
         tmux.kill()
         bob.close()

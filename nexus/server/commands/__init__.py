@@ -10,6 +10,7 @@ until the store has written the changes before it.
 from nexus import protocol as p
 from nexus.server.commands import (  # noqa: F401 (they register)
     accounts,
+    guests,
     messages,
     moderation,
     profiles,

@@ -66,6 +66,8 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     ip = ctx.session.ip
     ctx.policy.check_login(ip, account)
     user = ctx.model.user(req.username) if account is not None else None
+    if user is not None and user.guest:
+        user = None  # a guest's nick is no account
     if account is None:  # no account can have this name: no need to spend a hash on it
         accepted = False
     elif req.token is not None:

@@ -122,6 +122,8 @@ class Context:
             "moderators": sorted(map(display, room.moderators), key=str.casefold),
             "muted": sorted(map(display, room.muted), key=str.casefold),
         }
+        if room.ephemeral:
+            info["ephemeral"] = True
         if unread and self.key in room.members:
             info["unread"] = self.model.room_unread(self.key, room.name)[0]
         return info
@@ -133,7 +135,7 @@ class Context:
         online = self.hub.is_online(key)
         model, viewer = self.model, self.session.user or key
         rooms = model.rooms
-        return {
+        profile: p.Profile = {
             "username": user.username,
             "bio": user.bio,
             "online": online,
@@ -145,6 +147,9 @@ class Context:
             "away": user.away,
             "admin": user.admin,
         }
+        if user.guest:
+            profile["guest"] = True
+        return profile
 
     def unread(self, key: str) -> p.Unread:
         """A user's unread counts, as `login` and `register` answer them."""

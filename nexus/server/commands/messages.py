@@ -122,12 +122,21 @@ def _target(ctx: Context, room: str | None, with_: str | None, seq: int) -> Targ
 
 
 def _authored(ctx: Context, target: Target) -> bool:
-    return target.message["from"] == ctx.me.username
+    """Whether the caller wrote the message. A guest's message is nobody's:
+    its name may be someone else's now (an account, or another guest)."""
+    message = target.message
+    return message["from"] == ctx.me.username and "guest" not in message
+
+
+def _check_not_guest(ctx: Context) -> None:
+    if ctx.me.guest:
+        raise NexusError("not_allowed", "guests cannot edit or erase messages")
 
 
 @command("edit", flood=True)
 def edit(ctx: Context, req: p.Edit) -> p.EditReply:
     target = _target(ctx, req.room, req.with_, req.seq)
+    _check_not_guest(ctx)
     if not _authored(ctx, target):
         raise NexusError("not_allowed", "only its author may edit a message")
     if target.room is not None and ctx.key in target.room.muted:
@@ -143,6 +152,7 @@ def edit(ctx: Context, req: p.Edit) -> p.EditReply:
 @command("erase", flood=True)
 def erase(ctx: Context, req: p.Erase) -> p.Empty:
     target = _target(ctx, req.room, req.with_, req.seq)
+    _check_not_guest(ctx)
     authored = _authored(ctx, target)
     if not authored and (
         target.room is None or not permissions.may("erase", ctx.model, target.room, ctx.key)

@@ -16,6 +16,7 @@ from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
+from nexus.server.commands.rooms import vacate
 from nexus.server.model import Room, User, user_key
 from nexus.server.store import Store
 
@@ -47,6 +48,12 @@ def _check_over(ctx: Context, action: str, room: Room | None, target: User, key:
         raise NexusError("not_allowed", f"you may not {action} {target.username}")
 
 
+def _not_a_guest(target: User, what: str) -> None:
+    """Refuses a role or an invitation for a guest: it would have to be stored."""
+    if target.guest:
+        raise NexusError("not_for_guests", f"{target.username} is a guest: {what}")
+
+
 # -- room roles ----------------------------------------------------------------
 
 
@@ -55,6 +62,8 @@ def _set_moderator(ctx: Context, action: str, req: p.Op | p.Deop) -> p.RoomReply
     _check_member(room, target, key)
     _check_over(ctx, action, room, target, key)
     on = action == "op"
+    if on:
+        _not_a_guest(target, "only accounts can be moderators")
     if (key in room.moderators) != on:
         ctx.change("moderator", room=room.name, target=key, on=on)
         ctx.audit(action, room.name, target.username)
@@ -103,12 +112,14 @@ def kick(ctx: Context, req: p.Kick) -> p.Empty:
     ctx.change("kick", room=room.name, target=key)
     ctx.audit("kick", room.name, target.username, req.reason)
     _tell_removed(ctx, room, target, req.reason, banned=False)
+    vacate(ctx, room)
     return {}
 
 
 @command("ban", flood=True)
 def ban(ctx: Context, req: p.Ban) -> p.Empty:
-    """Bans a member (removing them) or anyone else; banning again changes nothing."""
+    """Bans a member (removing them) or anyone else; banning again changes
+    nothing. A guest's ban lasts as long as the guest: it goes with it."""
     room, target, key = _acting(ctx, "ban", req.room, req.username)
     _check_over(ctx, "ban", room, target, key)
     if key in room.bans:
@@ -118,6 +129,7 @@ def ban(ctx: Context, req: p.Ban) -> p.Empty:
     ctx.audit("ban", room.name, target.username, req.reason)
     if member:
         _tell_removed(ctx, room, target, req.reason, banned=True)
+        vacate(ctx, room)
     return {}
 
 
@@ -190,6 +202,8 @@ def invite(ctx: Context, req: p.Invite) -> p.Empty:
         raise _refused("invite")
     target = ctx.user(req.username)
     key = user_key(target.username)
+    if not room.ephemeral:
+        _not_a_guest(target, "guests can be invited only to rooms guests made")
     if key in room.bans:
         raise NexusError("banned", f"{target.username} is banned from #{room.name}")
     if key in room.members:
@@ -213,6 +227,8 @@ def admin(ctx: Context, req: p.Admin) -> p.ProfileReply:
         raise _refused("change admins")
     target = ctx.user(req.username)
     key = user_key(target.username)
+    if req.on:
+        _not_a_guest(target, "only accounts can be admins")
     if target.admin != req.on:
         if not req.on and ctx.model.admins == {key}:
             raise NexusError("not_allowed", "the last admin cannot stop being one")

@@ -44,9 +44,14 @@ class Command:
     phases: frozenset[Phase]  # session phases the command is allowed in
     flood: bool  # counts against the per-user flood budget
     suspends: bool  # the handler is a coroutine that may wait
+    requests: p.RequestTable  # where its typed request is declared
 
 
-COMMANDS: dict[str, Command] = {}
+COMMANDS: dict[str, Command] = {}  # the wire protocol's
+# Commands only a front end asks, for its peers (the IRC front end's `guest`
+# login): answered only on sessions that front end lets in as guests
+# (`Session.guests_allowed`), `unknown_command` on every other.
+FRONT_END_COMMANDS: dict[str, Command] = {}
 
 
 def command(
@@ -55,10 +60,15 @@ def command(
     phases: frozenset[Phase] = AUTHENTICATED,
     flood: bool = False,
     suspends: bool = False,
+    front_end: bool = False,
 ) -> Callable[[Handler], Handler]:
+    table, requests = (
+        (FRONT_END_COMMANDS, p.FRONT_END_REQUESTS) if front_end else (COMMANDS, p.REQUESTS)
+    )
+
     def register(handler: Handler) -> Handler:
-        assert name in p.REQUESTS and name not in COMMANDS, name
-        COMMANDS[name] = Command(name, handler, phases, flood, suspends)
+        assert name in requests and name not in table, name
+        table[name] = Command(name, handler, phases, flood, suspends, requests)
         return handler
 
     return register
@@ -73,12 +83,14 @@ def dispatch(ctx: Context, frame: dict[str, Any]) -> Reply | Coroutine[Any, Any,
         name = p.command_name(frame)
         rid = p.request_id(frame)
         cmd = COMMANDS.get(name)
+        if cmd is None and ctx.session.guests_allowed:
+            cmd = FRONT_END_COMMANDS.get(name)
         if cmd is None:
             raise NexusError("unknown_command", f"no command {name[:40]!r}")
         phase = ctx.session.phase
         if phase not in cmd.phases:
             raise NexusError(*_REFUSAL[phase])
-        req = p.parse(name, frame)
+        req = p.parse(name, frame, cmd.requests)
         if cmd.flood:
             ctx.policy.check_flood(ctx.key)
         if cmd.suspends:

@@ -10,7 +10,8 @@ from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
-from nexus.server.model import Room
+from nexus.server.hub import Hub
+from nexus.server.model import Model, Room
 
 
 @command("join")
@@ -50,7 +51,16 @@ def leave(ctx: Context, req: p.Leave) -> p.Empty:
     frame = encode(left)
     ctx.hub.to_room(room, frame)
     ctx.hub.to_user(ctx.key, frame, skip=ctx.session)
+    vacate(ctx, room)
     return {}
+
+
+def vacate(ctx: Context, room: Room) -> None:
+    """A room a guest made (ephemeral) goes once its last member has left,
+    as a channel does on IRC: deleted, and told as any deletion is."""
+    if room.ephemeral and not room.members:
+        ctx.change("delete", room=room.name)
+        tell_deleted(ctx.hub, ctx.model, room, ctx.me.username)
 
 
 @command("create", flood=True)  # announced to every session
@@ -82,16 +92,22 @@ def delete(ctx: Context, req: p.Delete) -> p.Empty:
     if ctx.room(req.room).default:
         raise NexusError("protected_room", f"#{req.room} is a default room")
     room = _entitled(ctx, "delete", req.room)
-    told = room.members | ctx.model.admins if room.private else None
     ctx.change("delete", room=room.name)
-    deleted: p.RoomDeleted = {"event": "room_deleted", "room": room.name, "by": ctx.me.username}
-    if told is None:
-        ctx.hub.to_all(encode(deleted))
-    else:  # a private room's members and the admins: nobody else knew of it
-        ctx.hub.to_users(told, encode(deleted))
+    tell_deleted(ctx.hub, ctx.model, room, ctx.me.username)
     if room.owner != ctx.key:
         ctx.audit("delete", room.name)
     return {}
+
+
+def tell_deleted(hub: Hub, model: Model, room: Room, by: str) -> None:
+    """`room_deleted` to everyone online; for a private room to its members
+    and the admins only: nobody else knew of it. (`room.members` is still
+    what it was: deleting a room does not empty the set.)"""
+    deleted: p.RoomDeleted = {"event": "room_deleted", "room": room.name, "by": by}
+    if room.private:
+        hub.to_users(room.members | model.admins, encode(deleted))
+    else:
+        hub.to_all(encode(deleted))
 
 
 @command("topic", flood=True)  # announced to every member

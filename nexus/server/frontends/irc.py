@@ -11,6 +11,7 @@ their way to the socket. Every rule is the core's and the handlers'.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,8 @@ from nexus.server.core import Connection, Core
 from nexus.server.frontends.tcp import TcpProtocol, TransportLink
 from nexus.server.irc.lines import INPUT_MAX
 from nexus.server.irc.translator import Translator
+
+log = logging.getLogger("nexus.irc")
 
 _CROWDED = b"ERROR :Closing link: too many connections from your address\r\n"
 
@@ -42,8 +45,16 @@ class IrcLink(TransportLink):
 
     def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
         translator = self.translator
-        for part in list_of_data:
-            translator.server_write(part)
+        try:
+            for part in list_of_data:
+                translator.server_write(part)
+        except Exception:
+            # The outbox is flushing every connection: a translation that
+            # fails must cost this one connection, not the rest of the flush.
+            session = self.connection.session if self.connection is not None else None
+            log.exception("IRC translation failed; dropping %r", session)
+            self.transport.abort()
+            return
         out = translator.take_output()
         if out:
             self.transport.write(out)
@@ -62,6 +73,7 @@ class IrcProtocol(TcpProtocol):
         super().__init__(core, tls)
         self.framer = LineFramer(INPUT_MAX)
         self.translator = Translator(__version__)
+        self.translator.guests = core.config.irc_guests
         self.link: IrcLink | None = None
 
     def turn_away(self, transport: asyncio.Transport) -> None:
@@ -76,7 +88,8 @@ class IrcProtocol(TcpProtocol):
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
         link = self.link = IrcLink(transport, self.translator)
         peer = f"{peername[0]}:{peername[1]} (irc)"
-        self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer)
+        guests = self.core.config.irc_guests
+        self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer, guests)
         self._feed()
 
     def data_received(self, data: bytes) -> None:

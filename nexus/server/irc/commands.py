@@ -181,7 +181,10 @@ class Commands(Registration):
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
             if p.get("admin"):
                 self._emit(self._numeric("313", nick, "is a server administrator"))
-            self._emit(self._numeric("330", nick, nick, "is logged in as"))
+            if p.get("guest"):
+                self._emit(self._numeric("320", nick, "is a guest, not a Nexus account"))
+            else:
+                self._emit(self._numeric("330", nick, nick, "is logged in as"))
             self._emit(self._numeric("318", nick, "End of /WHOIS list."))
 
         def missing(reply: Reply) -> None:

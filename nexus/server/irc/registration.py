@@ -27,9 +27,18 @@ _LOGIN_HELP = (
     "this server needs a Nexus account: log in with SASL PLAIN, or PASS <account>:<password>"
 )
 
+# After a guest's welcome: what a guest is.
+_GUEST_NOTE = (
+    "You are a guest: {nick} is yours until you disconnect. Channels you create go when"
+    " they empty and DMs with you go when you do; what you say in other channels stays."
+    " Register a Nexus account to keep a name."
+)
+
 
 class Registration(ReadMarkers):
     """From the first line to the welcome."""
+
+    guests = False  # a client without credentials may come in as a guest (--irc-guests)
 
     def _cap(self, line: Line) -> None:
         sub = line.params[0].upper()
@@ -196,10 +205,41 @@ class Registration(ReadMarkers):
                 self._quit_now("bad password")
 
             self._ask("login", welcome, refused, username=account or self.nick, password=password)
+        elif self.guests:
+            self._guest_login()
         else:
             self._emit(build(SERVER, "NOTICE", self.nick, _LOGIN_HELP))
             self._emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
             self._quit_now("authentication required")
+
+    def _guest_login(self) -> None:
+        """In as a guest by the nick sent. A nick that is taken (by an account:
+        with how to log in) is 433 and an unfit one 432, as NICK's would be:
+        the client may send another NICK, which tries again."""
+        nick = self.nick
+        self.logging_in = True
+
+        def welcome(reply: Reply) -> None:
+            self.logging_in = False
+            self.logged_in(reply)
+            self._welcome()
+            self._notice(_GUEST_NOTE.format(nick=self.nick))
+
+        def refused(reply: Reply) -> None:
+            self.logging_in = False
+            self.nick = "*"  # registration waits for another NICK
+            err = reply["error"]
+            if err["code"] == "username_taken":
+                why = f"{nick} is an account: log in with SASL PLAIN, or PASS {nick}:<password>"
+                self._emit(self._numeric("433", nick, f"Nickname is already in use: {why}"))
+            elif err["code"] == "nick_in_use":
+                self._emit(self._numeric("433", nick, "Nickname is already in use"))
+            elif err["code"] == "invalid_username":
+                self._emit(self._numeric("432", nick, f"Erroneous nickname: {err['message']}"))
+            else:
+                self._failed(reply)
+
+        self._ask("guest", welcome, refused, username=nick)
 
     def _quit_now(self, why: str) -> None:
         self.closing = True  # nothing more is asked for this connection

@@ -269,7 +269,8 @@ class IrcState:
         else:
             scope = pair(m["from"], m["to"])
             target = m["to"] if author.lower() == self.nick.lower() else self.nick
-        tags = self._tags(m["ts"], author, msgid(scope, m["seq"]))
+        account = None if m.get("guest") else author  # a guest has no account
+        tags = self._tags(m["ts"], account, msgid(scope, m["seq"]))
         if "reply_to" in m and "message-tags" in self.caps:
             tags["+draft/reply"] = msgid(scope, m["reply_to"])
         source = self._mask(author)

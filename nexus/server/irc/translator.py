@@ -10,8 +10,9 @@ flood control, answering in order, backpressure. What the core answers
 The translator is built in layers, each a module: `state` (what it keeps
 and how it asks and answers), `registration` (CAP, SASL, PASS, the
 welcome), `commands` (one method a client command), `events` (one method a
-server event); this module dispatches lines and frames to them through two
-tables, and shares a room's translation between clients.
+server event), `guests` (what guests change); this module dispatches lines
+and frames to them through two tables, and shares a room's translation
+between clients.
 
 Reference: https://modern.ircdocs.horse and https://ircv3.net/irc/.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from nexus.server.irc.events import Events
+from nexus.server.irc.guests import Guests
 from nexus.server.irc.lines import Line, parse
 from nexus.server.irc.state import Label, Profile, Reply
 
@@ -73,7 +74,7 @@ def _share(profile: Profile, part: bytes, shared: _Shared) -> None:
     _shared_bytes += len(part)
 
 
-class Translator(Events):
+class Translator(Guests):
     """A connection's IRC side. `client_line` takes a client's line and returns
     request frames for the core; `server_frame` takes a frame from the core and
     queues IRC lines; `take_output` and `take_requests` hand both over."""
