@@ -150,3 +150,20 @@ async def test_names_of_a_channel_not_joined_lists_its_members_only(irc: IrcServ
     await ana.send("WHO #vault")
     lines = await ana.until(r" 315 ana #vault ")
     assert not any(" 352 " in line for line in lines)
+
+
+async def test_joins_sent_together_each_get_their_names(irc: IrcServer) -> None:
+    """Two JOINs in one write, the second to a room where someone is online who
+    shares no other channel with the client: both channels get NAMES and the
+    connection stays."""
+    carol = await irc.running.user("carol")
+    await carol.ok("join", room="tech")
+    await carol.ok("leave", room="general")
+    bob = await irc.irc_user("bob")
+    await bob.send("JOIN #random\r\nJOIN #tech")
+    await bob.expect(r" 366 bob #random ")
+    names = (await bob.expect(r" 353 bob = #tech :(.*)$")).group(1).split()
+    assert "carol" in names and "bob" in names
+    await bob.expect(r" 366 bob #tech ")
+    await bob.send("PING :still")
+    await bob.expect(r"PONG .*still")
