@@ -114,7 +114,7 @@ async def test_a_failed_translation_drops_one_client_not_the_flush(
     """A translation that raises drops that IRC client, with its traceback in the
     log; every other connection of the same flush still gets its lines."""
     ana = await irc.irc_user("ana")
-    bob = await irc.irc_user("bob", caps="server-time")  # other tags: no lines to share
+    bob = await irc.irc_user("bob")
     carol = await irc.running.user("carol")
     real_write = Translator.server_write
 

@@ -41,12 +41,7 @@ class IrcLink(TransportLink):
         self.writelines = self._writelines
 
     def _write(self, data: bytes | bytearray | memoryview[Any]) -> None:
-        if type(data) is bytes:  # a room's whole batch: most members' only write
-            lines = self.translator.shared_lines(data)
-            if lines is not None:
-                self.transport.write(lines)
-                return
-        self._writelines((data,))
+        self._writelines([data])
 
     def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
         translator = self.translator

@@ -109,17 +109,6 @@ class Translator(Guests):
             data = ("\r\n".join(self.out[start:]) + "\r\n").encode()
             _share(self.profile, part, _Shared(frozenset(rooms), frozenset(authors), data))  # type: ignore[arg-type]
 
-    def shared_lines(self, part: bytes) -> bytes | None:
-        """The lines another client already made of this write, when they are
-        exactly what this one would make and nothing of its own waits before
-        them: a room member's usual write, one look-up and no translation."""
-        if self.out or self.chunks:
-            return None
-        shared = _SHARED.get((self.profile, part))
-        if shared is None or not self._sees(shared):
-            return None
-        return shared.data
-
     def _sees(self, shared: _Shared) -> bool:
         """Whether a shared translation is what this client would make itself."""
         channels = self.channels
