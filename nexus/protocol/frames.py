@@ -166,6 +166,7 @@ class Member(TypedDict):
     admin: bool  # a server admin: every owner's right in every room
     muted: bool  # in this room
     bio: str
+    guest: bool  # a guest (--irc-guests): no account
 
 
 class Unread(TypedDict):
@@ -204,6 +205,7 @@ class Joined(TypedDict):
     event: Literal["joined"]
     room: str
     user: str
+    guest: NotRequired[bool]  # true for a guest (--irc-guests), absent for an account
 
 
 class Left(TypedDict):

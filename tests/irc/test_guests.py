@@ -269,3 +269,24 @@ async def test_sigkill_with_guests_connected_leaves_no_guest_in_the_data(tmp_pat
     snapshot = json.loads(data.read_text())
     assert [user["username"] for user in snapshot["users"]] == ["ana"]
     assert "tmp" not in [room["name"] for room in snapshot["rooms"]] and snapshot["dms"] == []
+
+
+async def test_a_guest_has_no_account_in_account_tag_or_extended_join(
+    irc_guests: IrcServer,
+) -> None:
+    """An account's client with account-tag and extended-join sees a guest's JOIN
+    with `*` for the account and no account tag, an account's JOIN with its name;
+    the members request marks the guest."""
+    ana = await irc_guests.irc_user("ana", caps="account-tag extended-join")
+    zed = await irc_guests.guest("zed")
+    await zed.join("#general")
+    await ana.expect(r"^:zed!zed@nexus JOIN #general \* :?zed$")
+    bob = await irc_guests.running.user("bob")
+    await bob.ok("join", room="random")
+    await ana.send("JOIN #random")
+    await ana.expect(r" 366 ana #random ")
+    await bob.ok("say", room="random", text="hi")
+    await ana.expect(r"^@account=bob :bob!bob@nexus PRIVMSG #random :hi$")
+    members = (await bob.ok("members", room="general"))["members"]
+    guests = {m["username"]: m["guest"] for m in members}
+    assert guests["zed"] is True and guests["ana"] is False

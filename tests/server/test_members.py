@@ -43,6 +43,7 @@ async def test_members_lists_everyone_with_presence_role_and_badges(server):
         "admin": False,
         "muted": True,
         "bio": "likes tea",
+        "guest": False,
     }
     assert members["olga"]["role"] == "owner" and members["olga"]["online"] is True
     assert members["Mia"]["role"] == "moderator"

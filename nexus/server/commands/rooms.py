@@ -22,6 +22,8 @@ def join(ctx: Context, req: p.Join) -> p.JoinReply:
         ctx.policy.check_flood(ctx.key)  # a new member is announced to every member
         ctx.change("join", room=room.name)
         joined: p.Joined = {"event": "joined", "room": room.name, "user": ctx.me.username}
+        if ctx.me.guest:
+            joined["guest"] = True  # no account: IRC's account-tag and extended-join say so
         ctx.hub.to_room(room, encode(joined))
     history, _ = ctx.fit(*room.history.page(p.PAGE_DEFAULT, None))
     return {"room": ctx.room_info(room, unread=True), "history": history}
@@ -165,6 +167,7 @@ def members(ctx: Context, req: p.Members) -> p.MembersReply:
                 "admin": key in admins,
                 "muted": key in muted,
                 "bio": user.bio,
+                "guest": user.guest,
             }
             for key in sorted(room.members)  # lower-case ASCII keys: sorted ignoring case
         ]

@@ -56,6 +56,9 @@ class Events(Commands):
                 self._join_room(room, create=False)  # joined from another connection
             return
         if room in self.channels and nick not in self.channels[room]:
+            if event.get("guest"):  # no account: see _account
+                profile = {"username": nick, "rooms": [], "bio": ""}
+                self.people.setdefault(nick.lower(), profile)["guest"] = True
             self.channels[room].add(nick)
             self.out.append(self._join_line(nick, room))
 
@@ -67,7 +70,13 @@ class Events(Commands):
         elif room in self.channels and nick in self.channels[room]:
             self.channels[room].discard(nick)
             self.out.append(
-                build(self._mask(nick), "PART", "#" + room, "left", tags=self._tags(account=nick))
+                build(
+                    self._mask(nick),
+                    "PART",
+                    "#" + room,
+                    "left",
+                    tags=self._tags(account=self._account(nick)),
+                )
             )
 
     def _on_topic(self, event: Reply) -> None:

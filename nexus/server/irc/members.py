@@ -63,7 +63,7 @@ class Members(IrcState):
         """Keeps what a `members` entry says of someone (a Profile's fields)."""
         key = member["username"].lower()
         profile = self.people.setdefault(key, {"rooms": []})
-        for field in ("username", "online", "away", "bio", "admin"):
+        for field in ("username", "online", "away", "bio", "admin", "guest"):
             profile[field] = member[field]
         self._got_admin(key, member["admin"])
 
@@ -93,7 +93,9 @@ class Members(IrcState):
         """The `away-notify` line telling where `nick` is now."""
         text = self._away_text(nick)
         params = (text,) if text else ()
-        return build(self._mask(nick), "AWAY", *params, tags=self._tags(account=nick))
+        return build(
+            self._mask(nick), "AWAY", *params, tags=self._tags(account=self._account(nick))
+        )
 
     def _flags(self, nick: str, room: str | None) -> str:
         """WHO flags: H here or G gone (away or offline), * a server admin, @ an operator."""

@@ -221,6 +221,7 @@ class Registration(ReadMarkers):
 
         def welcome(reply: Reply) -> None:
             self.logging_in = False
+            self.guest = True
             self.logged_in(reply)
             self._welcome()
             self._notice(_GUEST_NOTE.format(nick=self.nick))

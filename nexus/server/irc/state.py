@@ -97,6 +97,7 @@ class IrcState:
         self.sasl_data = ""
         self.password: tuple[str, str] | None = None  # from PASS: account, password
         self.account: str | None = None  # the account logged in as
+        self.guest = False  # logged in as a guest (--irc-guests): no account
         self.logging_in = False  # a PASS login is on its way
         self.registered = False  # 001 went out
         self.motd = ""
@@ -228,11 +229,20 @@ class IrcState:
         for room in reply["rooms"]:
             self.rooms[room["name"]] = room
 
+    def _account(self, nick: str) -> str | None:
+        """The account `nick` is logged in to, as account-tag and extended-join
+        tell it: none for a guest."""
+        key = nick.lower()
+        if key == self.nick.lower():
+            return None if self.guest else self.account
+        return None if self.people.get(key, {}).get("guest") else nick
+
     def _join_line(self, nick: str, room: str, ts: float | None = None) -> str:
         source = self._mask(nick)
-        tags = self._tags(ts, nick)
+        account = self._account(nick)
+        tags = self._tags(ts, account)
         if "extended-join" in self.caps:
-            return build(source, "JOIN", "#" + room, nick, nick, tags=tags)
+            return build(source, "JOIN", "#" + room, account or "*", nick, tags=tags)
         return build(source, "JOIN", "#" + room, tags=tags)
 
     def _show_topic(self, room: str) -> None:
