@@ -372,6 +372,14 @@ def invited_line(event: Invited) -> Line:
     return notice(who(event["by"]), f" invited you to #{room}{private}: /join {room}")
 
 
+def invitation_line(room: RoomInfo) -> Line:
+    """`you are invited to #den (private): /join den`, for an invitation the
+    login tells of (made while away: who made it is not kept)."""
+    name = clean(room["name"])
+    private = " (private)" if room.get("private") else ""
+    return notice(f"you are invited to #{name}{private}: /join {name}")
+
+
 def away_line(user: str, text: str | None) -> Line:
     """`ana is away: lunch` or `ana is back`, when an online person's away text changes."""
     if text:

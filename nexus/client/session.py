@@ -548,6 +548,7 @@ class ChatSession:
                 state.note(f"{mentions} unread mentions of you: /mentions lists them")
         if missed:
             state.note(f"reconnected: {missed} missed messages filled in")
+        state.add_invitations(login.get("invited", []))
         for user, count in login["unread"]["dms"].items():
             page: DmsReply = await conn.request(
                 "dms", with_=user, limit=min(max(count, PAGE_DEFAULT), PAGE_MAX)

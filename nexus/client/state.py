@@ -959,6 +959,12 @@ class ChatState:
             room.muted.discard(key)
         room.lines.add(render.muted_line(event, self._is_me(event["user"])))
 
+    def add_invitations(self, rooms: list[RoomInfo]) -> None:
+        """The invitations a login tells of: made while this user was away."""
+        for info in rooms:
+            self.known_rooms.add(info["name"])
+            self.pane.add(render.invitation_line(info))
+
     def _on_invited(self, event: Invited) -> Alert:
         self.known_rooms.add(event["room"]["name"])
         line = render.invited_line(event)

@@ -341,6 +341,7 @@ class LoginReply(TypedDict):
     rooms: list[str]
     unread: Unread
     token: NotRequired[str]  # after register and a password login
+    invited: NotRequired[list[RoomInfo]]  # private rooms the user is invited to, if any
 
 
 class JoinReply(TypedDict):

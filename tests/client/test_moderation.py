@@ -129,6 +129,22 @@ async def test_private_room_is_marked_and_an_invitation_offers_the_join(chat):
     await until(lambda: bob.state.room == "den", what="bob in #den")
 
 
+async def test_an_invitation_made_while_away_shows_at_login(chat, server):
+    """Invited while logged out, bob reads `you are invited to #den (private):
+    /join den` when his client logs in, and the join works."""
+    ana = await chat()
+    ana.type("/create den --private\r")
+    await until(lambda: "den" in ana.state.rooms, what="#den created")
+    account = await server.user("bob")
+    await account.close()
+    ana.type("/invite bob\r")
+    await ana.shows("bob was invited to #den")
+    bob = await chat("bob", register=False)
+    await bob.shows("you are invited to #den (private): /join den")
+    bob.type("/join den\r")
+    await until(lambda: bob.state.room == "den", what="bob in #den")
+
+
 async def test_suspend_ends_the_session_and_the_client_stops_retrying(chat, server):
     """An admin's /suspend ends carl's session with the reason and carl's client does not
     reconnect (a login would be `suspended`); /unsuspend lifts it."""

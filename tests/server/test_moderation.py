@@ -292,6 +292,24 @@ async def test_an_invitation_lasts_until_used(server):
     await bob.fails("invite_only", "join", room="vault")
 
 
+async def test_a_login_tells_of_invitations_made_while_away(server):
+    """The `invited` event reaches only sessions online: a login's reply lists
+    the private rooms its user is invited to (`invited`), until one is used."""
+    olga = await server.user("olga")
+    bob = await server.user("bob")
+    await bob.close()
+    await olga.ok("create", room="vault", private=True)
+    await olga.ok("create", room="attic", private=True)
+    await olga.ok("invite", room="vault", username="bob")
+    peer = await server.peer()
+    login = await peer.ok("login", username="bob", password=PASSWORD)
+    assert [info["name"] for info in login["invited"]] == ["vault"]
+    assert login["invited"][0]["private"] is True
+    await peer.ok("join", room="vault")
+    again = await (await server.peer()).ok("login", username="bob", password=PASSWORD)
+    assert "invited" not in again
+
+
 async def test_an_invitation_ends_with_its_room(server):
     """Deleting a private room drops its invitations: a new room of that name needs new ones."""
     olga = await server.user("olga")

@@ -206,6 +206,30 @@ async def test_a_ban_takes_the_room_from_the_banned_users_page(web: WebRunning, 
     assert [entry["user"] for entry in listed["bans"]] == ["ana"]
 
 
+async def test_an_invitation_made_while_away_is_in_the_room_list_at_login(
+    web: WebRunning, browser
+) -> None:
+    """Invited while no page was open, ana finds #den in the room list marked
+    invited when she logs in; a click joins it."""
+    await _admin_first(web)
+    account = await web.running.user("ana")
+    await account.close()
+    bob = await web.running.user("bob")
+    await bob.ok("create", room="den", private=True)
+    await bob.ok("invite", room="den", username="ana")
+    tab = await browser.tab()
+    await tab.page.goto(web.base + "/")
+    await tab.page.fill("#username", "ana")
+    await tab.page.fill("#password", PASSWORD)
+    await tab.page.click("#submit")
+    invite = tab.page.locator(".buffer.invite")
+    await expect(invite).to_contain_text("#den")
+    await expect(invite).to_have_attribute("title", "you are invited: click to join")
+    await invite.click()
+    await expect(tab.page.locator("#title")).to_have_text("#den")
+    await expect(invite).to_have_count(0)
+
+
 async def test_an_invitation_to_a_private_room_shows_and_joins(web: WebRunning, browser) -> None:
     """A private room refuses a plain /join; an invitation made over TCP shows as a
     line with a join button and in the room list; a click joins, and the room

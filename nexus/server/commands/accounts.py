@@ -34,6 +34,9 @@ async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
         "rooms": sorted(user.rooms),
         "unread": ctx.unread(key),
     }
+    invited = [ctx.room_info(r) for r in ctx.model.rooms.values() if r.private and key in r.invited]
+    if invited:  # invitations made while away: the `invited` events went to no session
+        reply["invited"] = invited
     if token is not None:
         reply["token"] = token
     return reply

@@ -216,7 +216,7 @@ function drawSidebar() {
   for (const [room, invite] of state.invites) {
     const button = el("button", "buffer invite");
     button.type = "button";
-    button.title = `${invite.by} invited you: click to join`;
+    button.title = `${invite.by ? `${invite.by} invited you` : "you are invited"}: click to join`;
     if (invite.room.private) button.classList.add("private");
     button.append(el("span", "label", `#${room}`), el("span", "badge invited", "invited"));
     button.addEventListener("click", () => runLine(`/join ${room}`));

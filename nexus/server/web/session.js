@@ -101,6 +101,9 @@ export class Session {
         state.addRoom(room, history);
       }
     }
+    for (const info of reply.invited || []) {
+      if (!state.rooms.has(info.name)) state.invites.set(info.name, { room: info, by: null }); // made while away
+    }
     const unread = reply.unread || {};
     if (first) {
       for (const [room, n] of Object.entries(unread.rooms || {})) {
