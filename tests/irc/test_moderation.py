@@ -100,6 +100,20 @@ async def test_private_room_needs_an_invite(irc: IrcServer) -> None:
     await dan.expect(r"^:bob!bob@nexus INVITE dan #vault$")
 
 
+async def test_an_invitation_made_while_away_is_an_invite_at_login(irc: IrcServer) -> None:
+    """Invited while logged out, an IRC client gets an INVITE after its welcome
+    (from the server: who invited is not kept) and may then JOIN."""
+    await irc.account("bob")
+    cyd = await irc.running.user("cyd")
+    await cyd.ok("create", room="vault", private=True)
+    await cyd.ok("invite", room="vault", username="bob")
+    bob = await irc.peer()
+    await bob.register("bob")
+    await bob.expect(r"^:nexus INVITE bob #vault$")
+    await bob.send("JOIN #vault")
+    await bob.expect(r" 366 bob #vault ")
+
+
 async def test_an_admin_is_an_operator_everywhere(irc: IrcServer) -> None:
     """The server's admin (its first account) shows as @ in every channel's NAMES,
     and WHOIS says it is a server administrator (313)."""

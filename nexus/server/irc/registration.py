@@ -137,6 +137,7 @@ class Registration(ReadMarkers):
         self.account = reply["user"]["username"]
         self.member_rooms = list(reply["rooms"])
         self.unread_dms = dict(reply["unread"]["dms"])
+        self.invitations = list(reply.get("invited", ()))
 
     def _pass(self, line: Line) -> None:
         if self.registered:
@@ -261,6 +262,9 @@ class Registration(ReadMarkers):
         self._send_motd()
         self._ask("rooms", self._got_rooms)
         self._burst()
+        for info in self.invitations:  # made while away: who made them is not kept
+            self.rooms[info["name"]] = info
+            self._emit(build(SERVER, "INVITE", nick, "#" + info["name"]))
         for name, count in sorted(self.unread_dms.items()):
             self._ask(
                 "dms",

@@ -103,6 +103,7 @@ class IrcState:
         self.motd = ""
         self.member_rooms: list[str] = []  # from the login reply
         self.unread_dms: dict[str, int] = {}
+        self.invitations: list[Reply] = []  # private rooms invited to while away (login reply)
         self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
         self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
         self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
