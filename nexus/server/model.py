@@ -360,11 +360,7 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
-        for name in _NEW_MESSAGE_FIELDS:
-            if name in r:
-                message[name] = r[name]
-        if "guest" in r:
-            message["guest"] = True
+        _copy_new_fields(r, message)
         history.append(message)
         self.on_new(r["room"], message["seq"])
         return message
@@ -384,11 +380,7 @@ class Model:
             "text": r["text"],
             "ts": r["ts"],
         }
-        for name in _NEW_MESSAGE_FIELDS:
-            if name in r:
-                message[name] = r[name]
-        if "guest" in r:
-            message["guest"] = True
+        _copy_new_fields(r, message)
         conv.history.append(message)
         self.on_new(key, message["seq"])
         return message
@@ -652,3 +644,13 @@ _OPS: dict[str, Callable[[Model, dict[str, Any]], Any]] = {
     for name, method in vars(Model).items()
     if name.startswith("_op_")
 }
+
+
+def _copy_new_fields(r: dict[str, Any], message: Message) -> None:
+    """A `say` or `dm` record's optional fields, into its message (a guest's
+    record carries `guest`, its name, since `_author`)."""
+    for name in _NEW_MESSAGE_FIELDS:
+        if name in r:
+            message[name] = r[name]
+    if "guest" in r:
+        message["guest"] = True
