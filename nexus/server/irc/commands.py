@@ -48,7 +48,7 @@ class Commands(Registration):
             self.rooms[room] = reply["room"]
             if private and not reply["room"].get("private"):
                 self._notice(f"#{room} already exists and is public: +i only makes a new room")
-            self._learn_members([room], show)
+            self._ask_join_view([room], show)
 
         def missing(reply: Reply) -> None:
             self.joining.discard(room)

@@ -62,7 +62,7 @@ def newest_at(messages: list[Reply], until: int) -> Reply | None:
 class ReadMarkers(Members):
     """MARKREAD both ways, and the DM conversations this connection has seen."""
 
-    def _learn_members(
+    def _ask_join_view(
         self,
         rooms: list[str],
         then: Callable[[Rosters, dict[str, list[Reply]]], None],

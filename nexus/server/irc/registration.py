@@ -297,4 +297,4 @@ class Registration(ReadMarkers):
             for room in rooms:
                 self._show_channel(room, rosters[room], histories.get(room))
 
-        self._learn_members(rooms, show)
+        self._ask_join_view(rooms, show)
