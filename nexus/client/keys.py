@@ -13,6 +13,7 @@ yours loaded there, Up is the history at once, as in WeeChat and senpai.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
 
@@ -40,10 +41,17 @@ def bindings(
     at_start = Condition(lambda: line.cursor_position == 0)
 
     @kb.add("up", filter=empty)
-    def _(event: KeyPressEvent) -> None:
+    async def _(event: KeyPressEvent) -> None:
         buffer = state.current
         entry = buffer.newest(mine=True) if buffer is not None else None
         if entry is None:
+            if line.working_index == 0:
+                # Enter left the line's copy of the history empty until the next
+                # redraw reloads it: reload it now, or an Up typed straight after
+                # Enter finds nothing. (A history read from memory or a file
+                # loads within the one step the loader task is given here.)
+                line.load_history_if_not_yet_loaded()
+                await asyncio.sleep(0)
             line.history_backward(count=event.arg)
             return
         text = f"/edit {entry.seq} {entry.text}"

@@ -169,6 +169,14 @@ async def test_up_on_an_empty_line_is_the_history_where_i_said_nothing(chat):
     await until(lambda: ana.app.input.text == "/ping")
 
 
+async def test_up_straight_after_enter_recalls_that_line(chat):
+    """Enter and Up in one read (a paste, a fast typist): the line just sent comes back,
+    though the input history is only reloaded at the next redraw."""
+    ana = await chat()
+    ana.type("/ping\r" + UP)
+    await until(lambda: ana.app.input.text == "/ping")
+
+
 async def test_ctrl_c_and_quit_leave_the_application(chat):
     """Ctrl-C ends the screen; /quit does too."""
     ana, bob = await chat(), await chat()
