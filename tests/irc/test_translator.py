@@ -4,6 +4,7 @@ IRC lines out. What a line asks and when its answer is said."""
 from __future__ import annotations
 
 import base64
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -142,20 +143,20 @@ def test_history_window_selects_like_chathistory() -> None:
     assert seqs("BETWEEN", ["msgid=g.6", "msgid=g.2"], 2) == [4, 5]
 
 
-def registered(caps: bytes = b"") -> Translator:
-    """A translator past registration as `ana`, its requests answered."""
+def registered(caps: bytes = b"", name: str = "ana") -> Translator:
+    """A translator past registration as `name`, its requests answered."""
     t = Translator("1.0")
     if caps:
         t.client_line(b"CAP REQ :" + caps)
         t.client_line(b"CAP END")
-    t.client_line(b"PASS :ana:secret words")
-    t.client_line(b"NICK ana")
+    t.client_line(f"PASS :{name}:secret words".encode())
+    t.client_line(f"NICK {name}".encode())
     t.client_line(b"USER a 0 * :A")
     pending = requests(t)
     while pending:
         frame = pending.pop(0)
         if frame["cmd"] == "login":
-            answer(t, login_reply(frame["id"]))
+            answer(t, login_reply(frame["id"], name))
         elif frame["cmd"] == "rooms":
             answer(t, {"id": frame["id"], "ok": True, "rooms": []})
         elif frame["cmd"] == "members":
@@ -165,7 +166,7 @@ def registered(caps: bytes = b"") -> Translator:
         else:
             answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
         pending += requests(t)
-    assert t.registered and t.nick == "ana" and "general" in t.channels
+    assert t.registered and t.nick == name and "general" in t.channels
     return t
 
 
@@ -232,3 +233,53 @@ def test_names_and_join_ask_members_once_and_read_history_only_for_a_marker() ->
     join = requests(marked)
     answer(marked, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
     assert [f["cmd"] for f in requests(marked)] == ["history", "members", "ping"]
+
+
+_ROOM_FRAMES = st.one_of(
+    st.builds(
+        lambda author, text, action: {"event": "message", "room": "general", "from": author,
+                                      "text": text, "ts": 1.5, "action": action},
+        st.sampled_from(["ana", "bob", "Cid"]),
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF, exclude_categories=("Cc",)),
+                min_size=1, max_size=600),
+        st.booleans(),
+    ),
+    st.builds(lambda who: {"event": "joined", "room": "general", "user": who},
+              st.sampled_from(["dan", "eve"])),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_ROOM_FRAMES, min_size=1, max_size=12),
+    st.lists(st.integers(min_value=0, max_value=12), max_size=3),
+    st.sampled_from([b"", b"echo-message", b"server-time message-tags account-tag"]),
+)
+def test_a_room_write_reads_the_same_whole_or_in_slices(
+    frames: list[dict[str, Any]], cuts: list[int], caps: bytes
+) -> None:
+    """The core hands a room's frames to each member as one bytes object, or as
+    slices of it around the member's own replies; whichever it gets, and whether
+    its translation is shared or its own, a member sees what it would see were
+    the frames told one by one: its own messages (said from here, so echoed or
+    not) and other events included."""
+    encoded = [orjson.dumps({**frame, "seq": seq}) + b"\n" for seq, frame in enumerate(frames, 1)]
+    whole = b"".join(encoded)
+    at = sorted({0, len(encoded), *(min(cut, len(encoded)) for cut in cuts)})
+    offsets = [sum(map(len, encoded[:i])) for i in at]
+    for name in ("bob", "ana", "bob"):  # bob twice: the second takes the shared lines
+        one_by_one, whole_write, sliced = members = [registered(caps, name) for _ in range(3)]
+        for t in members:
+            for frame in frames:
+                if frame.get("from") == name:
+                    action = b"\x01ACTION %s\x01" if frame["action"] else b"%s"
+                    t.client_line(b"PRIVMSG #general :" + action % frame["text"].encode())
+                    assert requests(t)[0]["text"] == frame["text"]
+        for frame in encoded:
+            one_by_one.server_frame(frame[:-1])
+        whole_write.server_write(whole)
+        for start, end in pairwise(offsets):
+            sliced.server_write(memoryview(whole)[start:end])
+        expected = one_by_one.take_output()
+        assert whole_write.take_output() == expected
+        assert sliced.take_output() == expected

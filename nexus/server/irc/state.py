@@ -39,6 +39,8 @@ OnReply = Callable[[Reply], None]
 
 def client_text(text: str) -> str:
     """A client's message text as Nexus keeps it: no formatting or control codes."""
+    if text.isprintable():  # formatting codes are control characters: none here
+        return text
     return _CONTROL_RE.sub("", strip_formatting(text))
 
 
@@ -82,7 +84,7 @@ class IrcState:
     def __init__(self, version: str) -> None:
         self.version = version
         self.out: list[str] = []  # lines for the client, in order
-        self.chunks: list[bytes] = []  # lines encoded, before those in `out`
+        self.chunks: list[bytes | memoryview] = []  # lines encoded, before those in `out`
         self.profile: Profile = (False, False, False)  # which tags go on a message
         self.requests: list[bytes] = []  # frames for the core
         self.pending: dict[int, Pending] = {}
@@ -114,11 +116,20 @@ class IrcState:
         self.batches = itertools.count(1)
         self.closing = False  # the connection is on its way out: register nothing
         self.ended = False  # ERROR went out
+        # Where the last slice of a room's write taken ended (see server_write):
+        # the id() of that write, and the offset.
+        self._resume_in = 0
+        self._resume_at = 0
 
     def take_output(self) -> bytes:
-        self._encode_lines()
-        data = b"".join(self.chunks)
-        self.chunks.clear()
+        if self.out:
+            self._encode_lines()
+        chunks = self.chunks
+        if len(chunks) == 1 and type(chunks[0]) is bytes:  # most writes: no copy
+            self.chunks = []
+            return chunks[0]
+        data = b"".join(chunks)
+        chunks.clear()
         return data
 
     def _encode_lines(self) -> None:

@@ -19,6 +19,7 @@ Reference: https://modern.ircdocs.horse and https://ircv3.net/irc/.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,49 +30,62 @@ from nexus.server.irc.guests import Guests
 from nexus.server.irc.lines import Line, parse
 from nexus.server.irc.state import Label, Profile, Reply
 
+# How a room's write starts (the server encodes "event" first): only such a
+# write is worth a shared translation.
+_ROOM_MESSAGE = b'{"event":"message",'
+
 # What a client may send before it is registered.
 _BEFORE_WELCOME = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Shared:
-    """Lines made for one write of room messages, for every client with the same tags."""
+    """One room write's frames as lines, the same for every client with the same
+    tags: each frame that is a message in the room, by its author. A client takes
+    the lines of others' messages as they are and translates the rest itself
+    (its own messages, and frames that are not messages)."""
 
-    rooms: frozenset[str]  # the rooms they are in: the client must show each
-    authors: frozenset[str]  # who wrote them (lower case): never the client itself
-    data: bytes
+    room: str
+    ends: list[int]  # where each frame ends in the write
+    lines: bytes  # every message's lines, CRLF-ended, in the frames' order
+    line_ends: list[int]  # where each frame's lines end in `lines`
+    by: dict[str, list[int]]  # each author's messages (lower case), by frame index
+    others: list[int]  # frames that are not messages
+
+    def span(self, first: int, last: int) -> bytes | memoryview:
+        """The lines of frames [first, last)."""
+        if first == 0 and last == len(self.ends):
+            return self.lines
+        return memoryview(self.lines)[
+            self.line_ends[first - 1] if first else 0 : self.line_ends[last - 1]
+        ]
 
 
-# Shared translations by (profile, the core's write): a room's writes reach all
-# its members one after another within one flush, so only the latest few are
-# kept (a bytes object hashes once; the key then costs a lookup).
-_SHARED: dict[tuple[Profile, bytes], _Shared] = {}
+# Shared translations by (profile, the core's write). A room's frames between
+# two flushes reach every member as one bytes object, whole or as slices of it
+# (memoryviews, for members whose own replies split it), so only the latest
+# few are kept, and a bytes object hashes once: the key then costs a lookup.
+# None: a write that holds no room message.
+_SHARED: dict[tuple[Profile, bytes], _Shared | None] = {}
 
 
 _SHARED_MAX = 64  # writes remembered
 
 
-_SHARED_BYTES_MAX = 8 << 20  # bytes of writes remembered: bounds what bursts keep alive
+_SHARED_BYTES_MAX = 8 << 20  # bytes of lines remembered (their writes, the keys, about as many)
 
 
 _shared_bytes = 0
 
 
-# The same for single frames (a room message), for the writes that are not
-# shared whole: a sender's own, split around its replies.
-_LINES: dict[tuple[Profile, bytes], tuple[str, str, str]] = {}
-
-
-_LINES_MAX = 4096
-
-
-def _share(profile: Profile, part: bytes, shared: _Shared) -> None:
+def _share(key: tuple[Profile, bytes], shared: _Shared | None) -> None:
     global _shared_bytes
-    if len(_SHARED) >= _SHARED_MAX or _shared_bytes + len(part) > _SHARED_BYTES_MAX:
+    size = len(shared.lines) if shared is not None else 0
+    if len(_SHARED) >= _SHARED_MAX or _shared_bytes + size > _SHARED_BYTES_MAX:
         _SHARED.clear()
         _shared_bytes = 0
-    _SHARED[profile, part] = shared
-    _shared_bytes += len(part)
+    _SHARED[key] = shared
+    _shared_bytes += size
 
 
 class Translator(Guests):
@@ -82,39 +96,110 @@ class Translator(Guests):
     def server_write(self, part: bytes | bytearray | memoryview[Any]) -> None:
         """One write from the core: whole frames, each ending with a newline.
 
-        A room's frames between two flushes reach every member as the same
-        bytes object. When all of them are other people's messages in
-        channels this client shows, its lines are the same for every client
-        with the same tags, so they are made once and shared (`_Shared`): a
-        message to a room of 100 IRC clients is translated once, not 100 times.
+        A room's frames between two flushes reach its members as one bytes
+        object, whole or in slices (around a member's own replies). Other
+        people's messages there are the same lines for every client with the
+        same tags, so they are made once per write (`_Shared`) and each member
+        takes them as they are: a message to a room of 100 IRC clients is
+        translated once, not 100 times, for the senders too.
         """
-        shared = _SHARED.get((self.profile, part)) if type(part) is bytes else None
-        if shared is not None and self._sees(shared):
-            self._encode_lines()
-            self.chunks.append(shared.data)
+        if type(part) is bytes:
+            if not part.startswith(_ROOM_MESSAGE):
+                self._translate(part)
+                return
+            whole = part
+        elif type(part) is memoryview and type(part.obj) is bytes:
+            whole = part.obj  # only a room's write is handed over in slices
+        else:
+            self._translate(bytes(part))
             return
-        start = len(self.out)
-        rooms: set[str] | None = set() if type(part) is bytes and self.label is None else None
-        authors: set[str] = set()
-        for frame in bytes(part).split(b"\n"):
-            if frame:
-                plain = self.server_frame(frame)
-                if rooms is not None:
-                    if plain is None:
-                        rooms = None
-                    else:
-                        rooms.add(plain[0])
-                        authors.add(plain[1])
-        if rooms is not None and len(self.out) > start:
-            data = ("\r\n".join(self.out[start:]) + "\r\n").encode()
-            _share(self.profile, part, _Shared(frozenset(rooms), frozenset(authors), data))  # type: ignore[arg-type]
+        key = (self.profile, whole)
+        shared = _SHARED.get(key)
+        if shared is None:
+            if key in _SHARED:  # no room message in it
+                self._translate(bytes(part))
+                return
+            shared = self._share_write(whole)
+            _share(key, shared)
+            if shared is None:
+                self._translate(bytes(part))
+                return
+        if shared.room not in self.channels:
+            self._translate(bytes(part))
+            return
+        mine = shared.by.get(self.nick.lower())
+        if part is whole and mine is None and not shared.others:  # the common case
+            if self.out:
+                self._encode_lines()
+            self.chunks.append(shared.lines)
+            return
+        ends = shared.ends
+        if part is whole:
+            first, last = 0, len(ends)
+        else:
+            # Where the slice starts: at the start, where the member's last slice
+            # of it ended (they come in order), or at the end; `find` is left for
+            # a slice between two of its own replies whose hint went stale.
+            hint = self._resume_at if self._resume_in == id(whole) else 0
+            if whole.startswith(part):
+                start = 0
+            elif whole.startswith(part, hint):
+                start = hint
+            elif whole.endswith(part):
+                start = len(whole) - len(part)
+            else:
+                start = whole.find(part)
+            self._resume_in, self._resume_at = id(whole), start + len(part)
+            first, last = bisect_right(ends, start), bisect_right(ends, start + len(part))
+        self._encode_lines()
+        # Its own messages and the frames that are not messages it translates itself.
+        for i in sorted(i for i in (*(mine or ()), *shared.others) if first <= i < last):
+            if first < i:
+                self.chunks.append(shared.span(first, i))
+            self.server_frame(whole[ends[i - 1] if i else 0 : ends[i] - 1])
+            self._encode_lines()
+            first = i + 1
+        if first < last:
+            self.chunks.append(shared.span(first, last))
 
-    def _sees(self, shared: _Shared) -> bool:
-        """Whether a shared translation is what this client would make itself."""
-        channels = self.channels
-        return self.nick.lower() not in shared.authors and all(
-            room in channels for room in shared.rooms
-        )
+    def _translate(self, data: bytes) -> None:
+        for frame in data.split(b"\n"):
+            if frame:
+                self.server_frame(frame)
+
+    def _share_write(self, whole: bytes) -> _Shared | None:
+        """`whole`'s frames as lines to share, or None if none is a room message."""
+        room: str | None = None
+        ends: list[int] = []
+        lines: list[bytes] = []
+        line_ends: list[int] = []
+        by: dict[str, list[int]] = {}
+        others: list[int] = []
+        end = line_end = 0
+        for i, frame in enumerate(whole.split(b"\n")[:-1]):
+            end += len(frame) + 1
+            ends.append(end)
+            try:
+                obj = orjson.loads(frame)
+            except orjson.JSONDecodeError:
+                obj = None
+            if (
+                type(obj) is dict
+                and obj.get("event") == "message"
+                and "room" in obj
+                and obj["room"] == (room or obj["room"])
+            ):
+                room = obj["room"]
+                data = ("\r\n".join(self._message_lines(obj)) + "\r\n").encode()
+                lines.append(data)
+                line_end += len(data)
+                by.setdefault(obj["from"].lower(), []).append(i)
+            else:  # translated by each client
+                others.append(i)
+            line_ends.append(line_end)
+        if room is None:
+            return None
+        return _Shared(room, ends, b"".join(lines), line_ends, by, others)
 
     def client_line(self, raw: bytes) -> None:
         """One line from the client (without its LF)."""
@@ -140,40 +225,23 @@ class Translator(Guests):
             self._local()  # every line is a frame the core counts and orders
         self.label = None
 
-    def server_frame(self, frame: bytes) -> tuple[str, str] | None:
-        """One frame from the core (without its newline). For another user's
-        message in a channel the client shows, returns (room, author), since
-        its lines are the same for every client with the same tags."""
-        known = _LINES.get((self.profile, frame))
-        if known is not None:
-            room, author, text = known
-            if room in self.channels and author != self.nick.lower():
-                self.out.append(text)
-                return room, author
+    def server_frame(self, frame: bytes) -> None:
+        """One frame from the core (without its newline)."""
         try:
             obj = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            return None
+            return
         event = obj.get("event")
-        if event == "message":
-            room, author = obj["room"], obj["from"].lower()
-            if room in self.channels and author != self.nick.lower():
-                text = "\r\n".join(self._message_lines(obj))
-                self.out.append(text)
-                if len(_LINES) >= _LINES_MAX:
-                    _LINES.clear()
-                _LINES[self.profile, frame] = (room, author, text)
-                return room, author
         if event is not None:
             handler = _EVENTS.get(event)
             if handler is not None:
                 handler(self, obj)
-            return None
+            return
         pending = self.pending.pop(obj.get("id"), None) if "id" in obj else None
         if pending is None:
             if obj.get("ok") is False:  # a refusal outside any request: the end
                 self._error(obj["error"]["message"])
-            return None
+            return
         outer, self.label = self.label, pending.label
         try:
             if obj.get("ok"):
@@ -189,7 +257,6 @@ class Translator(Guests):
                     self._finish_label(pending.label)
         finally:
             self.label = outer
-        return None
 
 
 _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
