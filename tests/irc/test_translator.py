@@ -262,7 +262,8 @@ def test_a_room_write_reads_the_same_whole_or_in_slices(
     slices of it around the member's own replies; whichever it gets, and whether
     its translation is shared or its own, a member sees what it would see were
     the frames told one by one: its own messages (said from here, so echoed or
-    not) and other events included."""
+    not) and other events included; one that takes the shared lines straight
+    (the link's shortcut) gets the same."""
     encoded = [orjson.dumps({**frame, "seq": seq}) + b"\n" for seq, frame in enumerate(frames, 1)]
     whole = b"".join(encoded)
     at = sorted({0, len(encoded), *(min(cut, len(encoded)) for cut in cuts)})
@@ -283,3 +284,8 @@ def test_a_room_write_reads_the_same_whole_or_in_slices(
         expected = one_by_one.take_output()
         assert whole_write.take_output() == expected
         assert sliced.take_output() == expected
+        # A member given the same write after that takes the lines as they are,
+        # when they are others' messages only.
+        others_only = all(f["event"] == "message" and f["from"] != name for f in frames)
+        shortcut = registered(caps, name).shared_lines(whole)
+        assert shortcut == (expected if others_only else None)

@@ -41,7 +41,12 @@ class IrcLink(TransportLink):
         self.writelines = self._writelines
 
     def _write(self, data: bytes | bytearray | memoryview[Any]) -> None:
-        self._writelines([data])
+        # Most writes are a room's messages that other members translated already.
+        lines = self.translator.shared_lines(data) if type(data) is bytes else None
+        if lines is not None:
+            self.transport.write(lines)
+        else:
+            self._writelines((data,))
 
     def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
         translator = self.translator

@@ -127,12 +127,6 @@ class Translator(Guests):
         if shared.room not in self.channels:
             self._translate(bytes(part))
             return
-        mine = shared.by.get(self.nick.lower())
-        if part is whole and mine is None and not shared.others:  # the common case
-            if self.out:
-                self._encode_lines()
-            self.chunks.append(shared.lines)
-            return
         ends = shared.ends
         if part is whole:
             first, last = 0, len(ends)
@@ -153,7 +147,8 @@ class Translator(Guests):
             first, last = bisect_right(ends, start), bisect_right(ends, start + len(part))
         self._encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
-        for i in sorted(i for i in (*(mine or ()), *shared.others) if first <= i < last):
+        mine = shared.by.get(self.nick.lower(), ())
+        for i in sorted(i for i in (*mine, *shared.others) if first <= i < last):
             if first < i:
                 self.chunks.append(shared.span(first, i))
             self.server_frame(whole[ends[i - 1] if i else 0 : ends[i] - 1])
@@ -161,6 +156,23 @@ class Translator(Guests):
             first = i + 1
         if first < last:
             self.chunks.append(shared.span(first, last))
+
+    def shared_lines(self, data: bytes) -> bytes | None:
+        """The lines of a room's write for a member that takes them as they are
+        (others' messages only, in a channel it shows, nothing of its own
+        queued), once some member has translated it; None otherwise. The
+        common case of a busy room, kept to a look-up (IrcLink._write)."""
+        shared = _SHARED.get((self.profile, data))
+        if (
+            shared is None
+            or shared.others
+            or shared.room not in self.channels
+            or self.nick.lower() in shared.by
+            or self.out
+            or self.chunks
+        ):
+            return None
+        return shared.lines
 
     def _translate(self, data: bytes) -> None:
         for frame in data.split(b"\n"):
