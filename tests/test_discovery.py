@@ -150,6 +150,7 @@ def test_nexus_chat_without_host_lists_servers_and_connects_with_the_announced_p
     exports = [shlex.quote(f"{key}={env[key]}") for key in names_]
     tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "30",
          f"env {' '.join(exports)} {command}; sleep 30")  # fmt: skip
+    socket = tmux("display-message", "-p", "#{socket_path}").strip()
     try:
         screen = wait_for(session, "Connect to which?")
         assert f"team chat  {SERVER_ADDRESS}:{port}  (TLS" in screen
@@ -160,6 +161,7 @@ def test_nexus_chat_without_host_lists_servers_and_connects_with_the_announced_p
         assert pinned == [f"{SERVER_ADDRESS}:{port}", fingerprint(ssl.PEM_cert_to_DER_cert(cert))]
     finally:
         tmux("kill-server")
+        Path(socket).unlink(missing_ok=True)  # tmux leaves it behind
 
 
 def wait_for(session: str, text: str, timeout: float = 30) -> str:
