@@ -53,7 +53,7 @@ class Label:
     lines: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # each one is a message of its own: found by identity
 class Sent:
     """A message this connection said and has not seen come back yet (echo-message)."""
 
