@@ -8,11 +8,14 @@ machine that is not quiet. It counts user-space work only (not the kernel's
 half of each send), and runs the server ~50 times slower, so it measures cost,
 never speed.
 
-The load: `--members` members of `general` read everything; one of them says
-`--messages` messages in bursts of `--burst` (each burst in one write, the next
-sent once the last is acknowledged, so every build batches alike). Counting
-runs only from the first burst to the last delivery. Compare builds by running
-it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
+The load: `--members` members of `general` read everything; `--senders` of
+them (default one) say `--messages` messages in bursts of `--burst`, shared
+among the senders (each sender's share of a burst in one write, the next burst
+sent once the last is acknowledged, so every build batches alike). With
+`--irc` everyone speaks IRC to the server's IRC port instead (PASS login; a
+PING after each share stands for the acknowledgement IRC does not give).
+Counting runs only from the first burst to the last delivery. Compare builds by
+running it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
 `PYTHONPATH=<checkout>`.
 """
 
@@ -28,12 +31,16 @@ import tempfile
 from pathlib import Path
 
 from bench.datagen import PASSWORD, user_name, write_store
-from bench.servers import NexusServer
+from bench.servers import NexusIrcServer, NexusServer
 
 MARK = b'"event":"message"'
+IRC_MARK = b" PRIVMSG "
+TEXT = "@" + "0" * 19 + " " + "x" * 60  # as the stepped scenarios say it: "@<digits> ..."
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-async def _login(port: int, i: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _login(port: int, i: int) -> Conn:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
     await reader.readline()  # hello
     login = {"cmd": "login", "username": user_name(i), "password": PASSWORD}
@@ -55,19 +62,41 @@ async def _count(reader: asyncio.StreamReader, marker: bytes, need: int) -> None
         seen += data.count(marker)
 
 
-async def _load(server: NexusServer, members: int, messages: int, burst: int) -> None:
-    conns = [await _login(server.port, i) for i in range(members)]
+async def _irc_login(port: int, i: int) -> Conn:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+    nick = user_name(i)
+    writer.write(f"PASS :{nick}:{PASSWORD}\r\nNICK {nick}\r\nUSER {nick} 0 * :b\r\n".encode())
+    seen = b""
+    while b" 366 " not in seen:  # the welcome, then #general joined for its member
+        data = await reader.read(1 << 16)
+        if not data or b"ERROR" in data:
+            raise RuntimeError(f"IRC login failed: {seen + data!r}")
+        seen += data
+    return reader, writer
+
+
+async def _load(
+    server: NexusServer, members: int, messages: int, burst: int, senders: int, irc: bool
+) -> None:
+    login = _irc_login if irc else _login
+    conns = [await login(server.port, i) for i in range(members)]
     await asyncio.sleep(1)  # presence and joins settle before counting starts
     _control(server, "on")
-    readers = [asyncio.create_task(_count(r, MARK, messages)) for r, _ in conns[1:]]
-    sender_reader, sender = conns[0]
-    text = "@" + "0" * 19 + " " + "x" * 60  # as the stepped scenarios say it: "@<digits> ..."
-    line = json.dumps({"cmd": "say", "room": "general", "text": text}).encode() + b"\n"
-    acks = 0
-    for sent in range(burst, messages + 1, burst):
-        sender.write(line * burst)
-        while acks < sent:  # the sender's own copies come too; only replies count
-            acks += (await sender_reader.read(1 << 20)).count(b'"ok":true')
+    marker = IRC_MARK if irc else MARK
+    readers = [asyncio.create_task(_count(r, marker, messages)) for r, _ in conns[senders:]]
+    if irc:  # no acknowledgement: a PING's PONG comes once the lines before it are answered
+        line = f"PRIVMSG #general :{TEXT}\r\n".encode()
+        ack, done, acks = b"PING :burst\r\n", b"PONG", 1
+    else:
+        line = json.dumps({"cmd": "say", "room": "general", "text": TEXT}).encode() + b"\n"
+        ack, done, acks = b"", b'"ok":true', burst // senders
+    for _ in range(messages // burst):
+        for _, writer in conns[:senders]:
+            writer.write(line * (burst // senders) + ack)
+        for reader, _ in conns[:senders]:
+            got = b""  # everyone's messages come too; only the acknowledgements count
+            while got.count(done) < acks:
+                got += await reader.read(1 << 20)
     await asyncio.wait_for(asyncio.gather(*readers), timeout=600)
     _control(server, "off")
     for _, writer in conns:
@@ -94,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         "--members", type=int, default=100, help="members of the room (default 100)"
     )
     parser.add_argument("--messages", type=int, default=1000, help="messages said (default 1000)")
-    parser.add_argument("--burst", type=int, default=20, help="messages a write (default 20)")
+    parser.add_argument("--burst", type=int, default=20, help="messages a burst (default 20)")
+    parser.add_argument("--senders", type=int, default=1, help="members who say them (default 1)")
+    parser.add_argument("--irc", action="store_true", help="every member speaks IRC")
     args = parser.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
-    if args.messages % args.burst:
-        parser.error("--messages must be a multiple of --burst")
+    if args.messages % args.burst or args.burst % args.senders:
+        parser.error("--messages must be a multiple of --burst, --burst of --senders")
+    if not 0 < args.senders < args.members:
+        parser.error("--senders must be at least one and fewer than --members")
     with tempfile.TemporaryDirectory(prefix="nexus-instr-") as tmp:
         work = Path(tmp)
         data = write_store(
@@ -113,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
             "--instr-atstart=no",
             f"--callgrind-out-file={out}",
         ]
-        with NexusServer(work, data, wrapper=wrapper) as server:
-            asyncio.run(_load(server, args.members, args.messages, args.burst))
+        kind = NexusIrcServer if args.irc else NexusServer
+        with kind(work, data, wrapper=wrapper) as server:
+            asyncio.run(
+                _load(server, args.members, args.messages, args.burst, args.senders, args.irc)
+            )
         total = _total(out)  # written when the server exits
     deliveries = args.messages * args.members
     print(
@@ -123,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 "members": args.members,
                 "messages": args.messages,
                 "burst": args.burst,
+                "senders": args.senders,
+                "irc": args.irc,
                 "instructions": total,
                 "per_message": round(total / args.messages),
                 "per_delivery": round(total / deliveries),
