@@ -12,8 +12,8 @@ The load: `--members` members of `general` read everything; `--senders` of
 them (default one) say `--messages` messages in bursts of `--burst`, shared
 among the senders (each sender's share of a burst in one write, the next burst
 sent once the last is acknowledged, so every build batches alike). With
-`--irc` everyone speaks IRC to the server's IRC port instead (PASS login; a
-PING after each share stands for the acknowledgement IRC does not give).
+`--irc` everyone speaks IRC to the server's IRC port instead (PASS login; IRC
+acknowledges nothing, so a burst goes once the last member has the one before).
 Counting runs only from the first burst to the last delivery. Compare builds by
 running it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
 `PYTHONPATH=<checkout>`.
@@ -53,13 +53,28 @@ async def _login(port: int, i: int) -> Conn:
             return reader, writer
 
 
-async def _count(reader: asyncio.StreamReader, marker: bytes, need: int) -> None:
-    seen = 0
-    while seen < need:
+class _Tally:
+    """Counts a marker in a stream read in pieces: one cut across two reads counts once."""
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.seen = 0
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        data = self._tail + data
+        self.seen += data.count(self.marker)
+        last = data.rfind(self.marker)
+        cut = len(data) - len(self.marker) + 1
+        self._tail = data[max(cut, last + len(self.marker) if last >= 0 else 0) :]
+
+
+async def _count(reader: asyncio.StreamReader, tally: _Tally, need: int) -> None:
+    while tally.seen < need:
         data = await reader.read(1 << 20)
         if not data:
             raise RuntimeError("the server closed a connection")
-        seen += data.count(marker)
+        tally.feed(data)
 
 
 async def _irc_login(port: int, i: int) -> Conn:
@@ -82,21 +97,39 @@ async def _load(
     conns = [await login(server.port, i) for i in range(members)]
     await asyncio.sleep(1)  # presence and joins settle before counting starts
     _control(server, "on")
-    marker = IRC_MARK if irc else MARK
-    readers = [asyncio.create_task(_count(r, marker, messages)) for r, _ in conns[senders:]]
-    if irc:  # no acknowledgement: a PING's PONG comes once the lines before it are answered
+    tallies = [_Tally(IRC_MARK if irc else MARK) for _ in conns]
+    share = burst // senders
+    if irc:
+        # IRC acknowledges nothing: every member reads (a sender gets all but its
+        # own messages), and a burst goes once the last member has the one before.
+        readers = [
+            asyncio.create_task(
+                _count(reader, tallies[i], messages - (messages // senders if i < senders else 0))
+            )
+            for i, (reader, _) in enumerate(conns)
+        ]
         line = f"PRIVMSG #general :{TEXT}\r\n".encode()
-        ack, done, acks = b"PING :burst\r\n", b"PONG", 1
+        for n in range(1, messages // burst + 1):
+            for _, writer in conns[:senders]:
+                writer.write(line * share)
+            while tallies[-1].seen < n * burst:
+                if readers[-1].done():
+                    readers[-1].result()  # raises what stopped it
+                await asyncio.sleep(0.001)
     else:
+        readers = [
+            asyncio.create_task(_count(reader, tallies[i], messages))
+            for i, (reader, _) in enumerate(conns)
+            if i >= senders
+        ]
         line = json.dumps({"cmd": "say", "room": "general", "text": TEXT}).encode() + b"\n"
-        ack, done, acks = b"", b'"ok":true', burst // senders
-    for _ in range(messages // burst):
-        for _, writer in conns[:senders]:
-            writer.write(line * (burst // senders) + ack)
-        for reader, _ in conns[:senders]:
-            got = b""  # everyone's messages come too; only the acknowledgements count
-            while got.count(done) < acks:
-                got += await reader.read(1 << 20)
+        for _ in range(messages // burst):
+            for _, writer in conns[:senders]:
+                writer.write(line * share)
+            for reader, _ in conns[:senders]:
+                acks = _Tally(b'"ok":true')  # everyone's messages come too: count the replies
+                while acks.seen < share:
+                    acks.feed(await reader.read(1 << 20))
     await asyncio.wait_for(asyncio.gather(*readers), timeout=600)
     _control(server, "off")
     for _, writer in conns:
