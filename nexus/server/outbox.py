@@ -30,13 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from itertools import accumulate
 from typing import Any, Protocol
 
 log = logging.getLogger("nexus.outbox")
 
 CHECK_EVERY = 1.0  # seconds between looks at lagging readers that get nothing new
+HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the whole slice)
 
 
 class Link(Protocol):
@@ -93,6 +94,30 @@ class Broadcast:
         first = ends[start - 1] if start else 0
         last = ends[-1 if end is None else end - 1] if end != 0 else 0
         return memoryview(self.all_bytes())[first:last]
+
+
+def slice_start(whole: bytes, part: bytes | memoryview, starts: Mapping[bytes, int]) -> int | None:
+    """Where `part`, a member's slice of a room's write `whole` (`Broadcast.span`),
+    starts in it: a front end that converts a room's write once for all members
+    (WebSocket framing, IRC lines) finds each slice's share of that by content,
+    with no search. Mostly a slice is the write's head (a view closed by the
+    member's own reply) or tail (the view opened after it); else it starts where
+    its first frame does, as `starts` tells (each frame, without its newline ->
+    where it first starts), checked byte for byte, so equal bytes convert alike.
+    None: `part` is not whole frames of `whole`."""
+    if whole.startswith(part):
+        return 0
+    if whole.endswith(part):
+        return len(whole) - len(part)
+    head = bytes(part[:HEAD])
+    cut = head.find(b"\n")
+    if cut < 0:  # a long first frame
+        head = bytes(part)
+        cut = head.find(b"\n")
+    start = starts.get(head[:cut])
+    if start is None or not whole.startswith(part, start):
+        return None
+    return start
 
 
 class View:

@@ -116,14 +116,17 @@ async def test_a_failed_translation_drops_one_client_not_the_flush(
     ana = await irc.irc_user("ana")
     bob = await irc.irc_user("bob")
     carol = await irc.running.user("carol")
-    real_write = Translator.server_write
+    # Both ways a write is translated: through the frames, or taking the lines
+    # another member's translation left (whichever bob's turn in the flush meets).
+    for way in ("server_write", "shared_lines"):
+        real = getattr(Translator, way)
 
-    def broken_for_bob(self: Translator, part: Any) -> None:
-        if self.nick == "bob":
-            raise RuntimeError("a translation bug")
-        real_write(self, part)
+        def broken_for_bob(self: Translator, part: Any, real: Any = real) -> Any:
+            if self.nick == "bob":
+                raise RuntimeError("a translation bug")
+            return real(self, part)
 
-    monkeypatch.setattr(Translator, "server_write", broken_for_bob)
+        monkeypatch.setattr(Translator, way, broken_for_bob)
     await carol.ok("say", room="general", text="one flush for everyone")
     await ana.expect(r"^:carol!carol@nexus PRIVMSG #general :one flush for everyone$")
     await bob.closed()

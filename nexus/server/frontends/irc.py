@@ -42,7 +42,11 @@ class IrcLink(TransportLink):
 
     def _write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         # Most writes are a room's messages that other members translated already.
-        lines = self.translator.shared_lines(data) if type(data) is bytes else None
+        try:
+            lines = self.translator.shared_lines(data) if type(data) is bytes else None
+        except Exception:
+            self._failed()
+            return
         if lines is not None:
             self.transport.write(lines)
         else:
@@ -54,11 +58,7 @@ class IrcLink(TransportLink):
             for part in list_of_data:
                 translator.server_write(part)
         except Exception:
-            # The outbox is flushing every connection: a translation that
-            # fails must cost this one connection, not the rest of the flush.
-            session = self.connection.session if self.connection is not None else None
-            log.exception("IRC translation failed; dropping %r", session)
-            self.transport.abort()
+            self._failed()
             return
         out = translator.take_output()
         if out:
@@ -67,6 +67,13 @@ class IrcLink(TransportLink):
         if asked and self.connection is not None:
             # Asked while the outbox writes: answered once it is done.
             asyncio.get_running_loop().call_soon(self.connection.receive, asked)
+
+    def _failed(self) -> None:
+        """The outbox is flushing every connection: a translation that fails
+        must cost this one connection, not the rest of the flush."""
+        session = self.connection.session if self.connection is not None else None
+        log.exception("IRC translation failed; dropping %r", session)
+        self.transport.abort()
 
 
 class IrcProtocol(TcpProtocol):

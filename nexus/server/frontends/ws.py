@@ -38,12 +38,12 @@ from websockets.typing import BytesLike
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
 from nexus.server.frontends.tcp import TcpProtocol
+from nexus.server.outbox import slice_start
 
 log = logging.getLogger("nexus.ws")
 
 WS_PATH = "/ws"
 MAX_EARLY = 64 * 1024  # bytes kept from a peer whose TLS handshake is finishing
-HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the whole slice)
 
 # The page may load only its own files and talk only to its own origin: no
 # inline script, no eval, no plugins, no framing by other sites.
@@ -128,15 +128,12 @@ class Web:
         object) or, for a member that got a reply of its own in between, a
         slice of it (a memoryview). A batch is framed once, noting where each
         frame starts before and after; a slice becomes the matching slice of
-        the framed batch. The slice's offset is found by content, with no
-        search: mostly it is the batch's head or tail, else it starts where
-        its first frame does (checked byte for byte), so equal bytes frame
-        alike.
+        the framed batch (`slice_start` finds where it starts).
         """
         if type(data) is memoryview and type(data.obj) is bytes:
             base: bytes = data.obj
             batch = self._framed.get(id(base)) or self._frame(base)
-            start = self._offset(batch, base, data)
+            start = slice_start(base, data, batch.heads)
             if start is not None:
                 first = batch.starts.get(start)
                 last = batch.starts.get(start + len(data))
@@ -145,23 +142,6 @@ class Web:
             data = bytes(data)  # not whole frames of the batch: not from the outbox
         batch = self._framed.get(id(data)) or self._frame(data)
         return batch.framed
-
-    @staticmethod
-    def _offset(batch: Framed, base: bytes, data: memoryview) -> int | None:
-        """Where `data` sits in `base`, if it starts where a frame of it does."""
-        if base.startswith(data):
-            return 0  # a member's view closed by a reply of its own
-        if base.endswith(data):
-            return len(base) - len(data)  # the view opened after that reply
-        head = bytes(data[:HEAD])
-        cut = head.find(b"\n")
-        if cut < 0:  # a long first frame
-            head = bytes(data)
-            cut = head.find(b"\n")
-        start = batch.heads.get(head[:cut])
-        if start is None or not base.startswith(data, start):
-            return None
-        return start
 
     def _frame(self, data: bytes | memoryview) -> Framed:
         starts = {0: 0}

@@ -116,10 +116,6 @@ class IrcState:
         self.batches = itertools.count(1)
         self.closing = False  # the connection is on its way out: register nothing
         self.ended = False  # ERROR went out
-        # Where the last slice of a room's write taken ended (see server_write):
-        # the id() of that write, and the offset.
-        self._resume_in = 0
-        self._resume_at = 0
 
     def take_output(self) -> bytes:
         if self.out:

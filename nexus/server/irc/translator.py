@@ -29,6 +29,7 @@ import orjson
 from nexus.server.irc.guests import Guests
 from nexus.server.irc.lines import Line, parse
 from nexus.server.irc.state import Label, Profile, Reply
+from nexus.server.outbox import slice_start
 
 # How a room's write starts (the server encodes "event" first): only such a
 # write is worth a shared translation.
@@ -47,6 +48,7 @@ class _Shared:
 
     room: str
     ends: list[int]  # where each frame ends in the write
+    starts: dict[bytes, int]  # each frame (without its newline) -> where it first starts
     lines: bytes  # every message's lines, CRLF-ended, in the frames' order
     line_ends: list[int]  # where each frame's lines end in `lines`
     by: dict[str, list[int]]  # each author's messages (lower case), by frame index
@@ -131,19 +133,10 @@ class Translator(Guests):
         if part is whole:
             first, last = 0, len(ends)
         else:
-            # Where the slice starts: at the start, where the member's last slice
-            # of it ended (they come in order), or at the end; `find` is left for
-            # a slice between two of its own replies whose hint went stale.
-            hint = self._resume_at if self._resume_in == id(whole) else 0
-            if whole.startswith(part):
-                start = 0
-            elif whole.startswith(part, hint):
-                start = hint
-            elif whole.endswith(part):
-                start = len(whole) - len(part)
-            else:
-                start = whole.find(part)
-            self._resume_in, self._resume_at = id(whole), start + len(part)
+            start = slice_start(whole, part, shared.starts)
+            if start is None:  # not whole frames of it: not from the outbox
+                self._translate(bytes(part))
+                return
             first, last = bisect_right(ends, start), bisect_right(ends, start + len(part))
         self._encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
@@ -183,12 +176,14 @@ class Translator(Guests):
         """`whole`'s frames as lines to share, or None if none is a room message."""
         room: str | None = None
         ends: list[int] = []
+        starts: dict[bytes, int] = {}
         lines: list[bytes] = []
         line_ends: list[int] = []
         by: dict[str, list[int]] = {}
         others: list[int] = []
         end = line_end = 0
         for i, frame in enumerate(whole.split(b"\n")[:-1]):
+            starts.setdefault(frame, end)
             end += len(frame) + 1
             ends.append(end)
             try:
@@ -211,7 +206,7 @@ class Translator(Guests):
             line_ends.append(line_end)
         if room is None:
             return None
-        return _Shared(room, ends, b"".join(lines), line_ends, by, others)
+        return _Shared(room, ends, starts, b"".join(lines), line_ends, by, others)
 
     def client_line(self, raw: bytes) -> None:
         """One line from the client (without its LF)."""
