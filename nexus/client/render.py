@@ -439,6 +439,8 @@ def profile_panel(user: Profile) -> Panel:
     body.add_column()
     last_seen = user["last_seen"]
     body.add_row("status", "online" if user["online"] else "offline")
+    if user.get("guest"):
+        body.add_row("account", "none: a guest, gone when it disconnects")
     if user.get("admin"):
         body.add_row("role", "server admin")
     if away := user.get("away"):

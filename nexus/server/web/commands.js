@@ -245,7 +245,8 @@ command("whois", "<user>", "show a user's profile", async (ctx, a) => {
   ctx.state.learn(user);
   const state = user.online ? (user.away ? `away: ${user.away}` : "online") : "offline";
   const admin = user.admin ? ", server admin" : "";
-  ctx.state.note(`${user.username} (${state}${admin})${user.bio ? ` — ${user.bio}` : ""}`);
+  const guest = user.guest ? ", a guest: no account" : "";
+  ctx.state.note(`${user.username} (${state}${admin}${guest})${user.bio ? ` — ${user.bio}` : ""}`);
   ctx.state.note(`  rooms: ${user.rooms.map((r) => `#${r}`).join(" ") || "none"}`);
 });
 command("bio", "[text...]", `show your bio, set it, or clear it with ${CLEAR}`, async (ctx, a) => {

@@ -1,0 +1,34 @@
+"""What nexus-chat shows of an IRC guest (`--irc-guests`): a user with no account."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.client.conftest import until
+from tests.irc.conftest import IrcPeer
+
+
+@pytest.fixture
+async def server(start_server):
+    """A server that lets IRC clients in as guests."""
+    return await start_server(irc_port=0, irc_guests=True)
+
+
+def _screen(driver) -> str:
+    rows = (row for entry in driver.state.pane.entries for row in entry.rows(80))
+    return "\n".join("".join(text for _, text in row) for row in rows)
+
+
+async def test_whois_of_a_guest_says_it_has_no_account(chat, server):
+    """A guest's profile carries `guest`: /whois says there is no account behind the
+    name, and an account's profile says nothing of the kind."""
+    gus = await IrcPeer.connect(*server.server.irc_address("irc"))
+    await gus.send("NICK gus", "USER g 0 * :guest")
+    await gus.expect(r" 001 gus ")
+    ana = await chat()
+    ana.type("/whois gus\r")
+    await until(lambda: "a guest, gone when it disconnects" in _screen(ana), what="whois")
+    ana.type(f"/whois {ana.state.me}\r")
+    await until(lambda: _screen(ana).count("status") == 2, what="second whois")
+    assert _screen(ana).count("a guest") == 1
+    await gus.close()
