@@ -244,8 +244,8 @@ _ROOM_FRAMES = st.one_of(
                 min_size=1, max_size=600),
         st.booleans(),
     ),
-    st.builds(lambda who: {"event": "joined", "room": "general", "user": who},
-              st.sampled_from(["dan", "eve"])),
+    st.builds(lambda kind, who: {"event": kind, "room": "general", "user": who},
+              st.sampled_from(["joined", "left"]), st.sampled_from(["dan", "eve", "ana", "bob"])),
 )  # fmt: skip
 
 

@@ -147,6 +147,9 @@ class Translator(Guests):
             self.server_frame(whole[ends[i - 1] if i else 0 : ends[i] - 1])
             self._encode_lines()
             first = i + 1
+            if shared.room not in self.channels:  # that frame took it out of the room
+                self._translate(whole[ends[i] : ends[last - 1]])
+                return
         if first < last:
             self.chunks.append(shared.span(first, last))
 
