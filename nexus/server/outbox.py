@@ -104,7 +104,8 @@ def slice_start(whole: bytes, part: bytes | memoryview, starts: Mapping[bytes, i
     member's own reply) or tail (the view opened after it); else it starts where
     its first frame does, as `starts` tells (each frame, without its newline ->
     where it first starts), checked byte for byte, so equal bytes convert alike.
-    None: `part` is not whole frames of `whole`."""
+    None: it is found nowhere (no slice the outbox made). Whether both its ends
+    fall between frames is for the caller, which knows where frames start."""
     if whole.startswith(part):
         return 0
     if whole.endswith(part):

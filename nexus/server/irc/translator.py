@@ -19,7 +19,6 @@ Reference: https://modern.ircdocs.horse and https://ircv3.net/irc/.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +47,7 @@ class _Shared:
 
     room: str
     ends: list[int]  # where each frame ends in the write
+    at: dict[int, int]  # where each frame starts or the last ends -> its index (or their count)
     starts: dict[bytes, int]  # each frame (without its newline) -> where it first starts
     lines: bytes  # every message's lines, CRLF-ended, in the frames' order
     line_ends: list[int]  # where each frame's lines end in `lines`
@@ -130,14 +130,15 @@ class Translator(Guests):
             self._translate(bytes(part))
             return
         ends = shared.ends
-        if part is whole:
-            first, last = 0, len(ends)
-        else:
+        first: int | None = 0
+        last: int | None = len(ends)
+        if part is not whole:
             start = slice_start(whole, part, shared.starts)
-            if start is None:  # not whole frames of it: not from the outbox
-                self._translate(bytes(part))
-                return
-            first, last = bisect_right(ends, start), bisect_right(ends, start + len(part))
+            first = None if start is None else shared.at.get(start)
+            last = None if start is None else shared.at.get(start + len(part))
+        if first is None or last is None:  # not whole frames of it: not from the outbox
+            self._translate(bytes(part))
+            return
         self._encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
         mine = shared.by.get(self.nick.lower(), ())
@@ -179,6 +180,7 @@ class Translator(Guests):
         """`whole`'s frames as lines to share, or None if none is a room message."""
         room: str | None = None
         ends: list[int] = []
+        at = {0: 0}
         starts: dict[bytes, int] = {}
         lines: list[bytes] = []
         line_ends: list[int] = []
@@ -189,6 +191,7 @@ class Translator(Guests):
             starts.setdefault(frame, end)
             end += len(frame) + 1
             ends.append(end)
+            at[end] = i + 1
             try:
                 obj = orjson.loads(frame)
             except orjson.JSONDecodeError:
@@ -209,7 +212,7 @@ class Translator(Guests):
             line_ends.append(line_end)
         if room is None:
             return None
-        return _Shared(room, ends, starts, b"".join(lines), line_ends, by, others)
+        return _Shared(room, ends, at, starts, b"".join(lines), line_ends, by, others)
 
     def client_line(self, raw: bytes) -> None:
         """One line from the client (without its LF)."""
