@@ -105,40 +105,12 @@ class Translator(Guests):
         takes them as they are: a message to a room of 100 IRC clients is
         translated once, not 100 times, for the senders too.
         """
-        if type(part) is bytes:
-            if not part.startswith(_ROOM_MESSAGE):
-                self._translate(part)
-                return
-            whole = part
-        elif type(part) is memoryview and type(part.obj) is bytes:
-            whole = part.obj  # only a room's write is handed over in slices
-        else:
+        found = self._shared_frames(part)
+        if found is None:
             self._translate(bytes(part))
             return
-        key = (self.profile, whole)
-        shared = _SHARED.get(key)
-        if shared is None:
-            if key in _SHARED:  # no room message in it
-                self._translate(bytes(part))
-                return
-            shared = self._share_write(whole)
-            _share(key, shared)
-            if shared is None:
-                self._translate(bytes(part))
-                return
-        if shared.room not in self.channels:
-            self._translate(bytes(part))
-            return
+        shared, whole, first, last = found
         ends = shared.ends
-        first: int | None = 0
-        last: int | None = len(ends)
-        if part is not whole:
-            start = slice_start(whole, part, shared.starts)
-            first = None if start is None else shared.at.get(start)
-            last = None if start is None else shared.at.get(start + len(part))
-        if first is None or last is None:  # not whole frames of it: not from the outbox
-            self._translate(bytes(part))
-            return
         self._encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
         mine = shared.by.get(self.nick.lower(), ())
@@ -153,6 +125,37 @@ class Translator(Guests):
                 return
         if first < last:
             self.chunks.append(shared.span(first, last))
+
+    def _shared_frames(
+        self, part: bytes | bytearray | memoryview[Any]
+    ) -> tuple[_Shared, bytes, int, int] | None:
+        """The shared translation of the room write `part` is or is a slice of,
+        that write, and the frames [first, last) `part` holds; None when it is no
+        room's write in a channel this client shows (it translates that itself)."""
+        if type(part) is bytes:
+            if not part.startswith(_ROOM_MESSAGE):
+                return None
+            whole = part
+        elif type(part) is memoryview and type(part.obj) is bytes:
+            whole = part.obj  # only a room's write is handed over in slices
+        else:
+            return None
+        key = (self.profile, whole)
+        shared = _SHARED.get(key)
+        if shared is None and key not in _SHARED:
+            shared = self._share_write(whole)
+            _share(key, shared)
+        if shared is None or shared.room not in self.channels:
+            return None  # no room message in it, or a room it does not show
+        if part is whole:
+            return shared, whole, 0, len(shared.ends)
+        start = slice_start(whole, part, shared.starts)
+        if start is None:
+            return None
+        first, last = shared.at.get(start), shared.at.get(start + len(part))
+        if first is None or last is None:  # not whole frames of it: not from the outbox
+            return None
+        return shared, whole, first, last
 
     def shared_lines(self, data: bytes) -> bytes | None:
         """The lines of a room's write for a member that takes them as they are
