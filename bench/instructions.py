@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                 _load(server, args.members, args.messages, args.burst, args.senders, args.irc)
             )
         total = _total(out)  # written when the server exits
-    deliveries = args.messages * args.members
+    # Nexus sends a message back to its sender; IRC does not.
+    deliveries = args.messages * (args.members - 1 if args.irc else args.members)
     print(
         json.dumps(
             {
