@@ -118,6 +118,11 @@ class Driver:
     def lines(self) -> list[str]:
         return [entry.plain for entry in self.state.pane.entries]
 
+    def screen(self) -> str:
+        """Every loaded row of the current pane as text, tables and panels included."""
+        rows = (row for entry in self.state.pane.entries for row in entry.rows(80))
+        return "\n".join("".join(text for _, text in row) for row in rows)
+
     async def shows(self, text: str) -> str:
         """Waits until a line containing `text` is in the current pane; returns the line."""
         return await until(

@@ -102,12 +102,6 @@ async def test_reply_quotes_the_message_it_answers(chat, connect):
     assert answer.renderable.above.plain == f"-> {bob_name}: shall we ship the release tonight?"
 
 
-def _screen(driver) -> str:
-    """Every loaded row of the current pane as text, tables and panels included."""
-    rows = (row for entry in driver.state.pane.entries for row in entry.rows(80))
-    return "\n".join("".join(text for _, text in row) for row in rows)
-
-
 def _mine_or_none(driver, text: str):
     return next((e for e in driver.state.current.messages() if e.mine and e.text == text), None)
 
@@ -248,7 +242,7 @@ async def test_away_people_are_dimmed_and_whois_says_why(chat, connect):
     assert f"{name} (away)" in panel
     await ana.shows(f"{name} is away: at lunch")
     ana.type(f"/whois {name}\r")
-    await until(lambda: "at lunch" in _screen(ana).rsplit("status", 1)[-1], what="whois")
+    await until(lambda: "at lunch" in ana.screen().rsplit("status", 1)[-1], what="whois")
     ana.type("/away in a meeting\r")
     await ana.shows("you are away: in a meeting")
     ana.type("/away\r")

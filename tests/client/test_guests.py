@@ -14,11 +14,6 @@ async def server(start_server):
     return await start_server(irc_port=0, irc_guests=True)
 
 
-def _screen(driver) -> str:
-    rows = (row for entry in driver.state.pane.entries for row in entry.rows(80))
-    return "\n".join("".join(text for _, text in row) for row in rows)
-
-
 async def test_whois_of_a_guest_says_it_has_no_account(chat, server):
     """A guest's profile carries `guest`: /whois says there is no account behind the
     name, and an account's profile says nothing of the kind."""
@@ -27,8 +22,8 @@ async def test_whois_of_a_guest_says_it_has_no_account(chat, server):
     await gus.expect(r" 001 gus ")
     ana = await chat()
     ana.type("/whois gus\r")
-    await until(lambda: "a guest, gone when it disconnects" in _screen(ana), what="whois")
+    await until(lambda: "a guest, gone when it disconnects" in ana.screen(), what="whois")
     ana.type(f"/whois {ana.state.me}\r")
-    await until(lambda: _screen(ana).count("status") == 2, what="second whois")
-    assert _screen(ana).count("a guest") == 1
+    await until(lambda: ana.screen().count("status") == 2, what="second whois")
+    assert ana.screen().count("a guest") == 1
     await gus.close()
