@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.client.conftest import until
-from tests.irc.conftest import IrcPeer
+from tests.irc.conftest import IrcServer
 
 
 @pytest.fixture
@@ -17,13 +17,12 @@ async def server(start_server):
 async def test_whois_of_a_guest_says_it_has_no_account(chat, server):
     """A guest's profile carries `guest`: /whois says there is no account behind the
     name, and an account's profile says nothing of the kind."""
-    gus = await IrcPeer.connect(*server.server.irc_address("irc"))
-    await gus.send("NICK gus", "USER g 0 * :guest")
-    await gus.expect(r" 001 gus ")
+    irc = IrcServer(server)
+    await irc.guest("gus")
     ana = await chat()
     ana.type("/whois gus\r")
     await until(lambda: "a guest, gone when it disconnects" in ana.screen(), what="whois")
     ana.type(f"/whois {ana.state.me}\r")
     await until(lambda: ana.screen().count("status") == 2, what="second whois")
     assert ana.screen().count("a guest") == 1
-    await gus.close()
+    await irc.close()

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import PASSWORD
-from tests.irc.conftest import IrcPeer
+from tests.irc.conftest import IrcServer
 from tests.web.browser import expect, needs_browser
 from tests.web.conftest import WebRunning
 
@@ -444,13 +444,12 @@ async def test_the_pages_modules_parse_commands_and_find_mentions(web: WebRunnin
 async def test_whois_of_a_guest_says_it_has_no_account(start_web, browser) -> None:
     """With IRC guests let in, /whois of one in the page says there is no account."""
     web = await start_web(irc_port=0, irc_guests=True)
-    gus = await IrcPeer.connect(*web.running.server.irc_address("irc"))
-    await gus.send("NICK gus", "USER g 0 * :guest")
-    await gus.expect(r" 001 gus ")
+    irc = IrcServer(web.running)
+    await irc.guest("gus")
     tab = await browser.tab()
     await tab.register(web.base, "ana", PASSWORD)
     await tab.type("/whois gus")
     await expect(tab.messages()).to_contain_text("gus (online, a guest: no account)")
     await tab.type("/whois ana")
     await expect(tab.messages()).to_contain_text("ana (online)")
-    await gus.close()
+    await irc.close()
