@@ -15,15 +15,27 @@ from nexus.server.model import User, user_key
 _LOGIN_FAILED = "wrong username, password or token"
 
 
-async def _welcome(ctx: Context, user: User, with_token: bool) -> p.LoginReply:
+def _unchanged(ctx: Context, user: User, password: str) -> bool:
+    """Whether `user` is still the account by its name, with the password hash
+    `password`: a `password` change (or a reload) while a login waited for a
+    hash or a write voids what the login proved."""
+    return ctx.model.user(user.username) is user and user.password == password
+
+
+async def _welcome(ctx: Context, user: User, password: str, with_token: bool) -> p.LoginReply:
     """Attaches the session to `user` once its account (and a fresh login
-    token, unless it just logged in with one) is on disk, and builds the reply."""
+    token, unless it just logged in with one) is on disk, and builds the reply.
+    `password` is the hash the login was checked against: if it changed while
+    the token was written, the login is refused, so nothing signed in with an
+    old password or token outlives the change's reply."""
     key = user_key(user.username)
     token = None
     if with_token:
         token, digest = new_token()
         ctx.change("token", user=key, digest=digest, ts=time.time())
     await ctx.durable()
+    if not _unchanged(ctx, user, password):
+        raise NexusError("auth_failed", _LOGIN_FAILED)
     if user.suspended:  # suspended while the password was checked
         raise _suspended()
     # The peer may have gone while the password was checked.
@@ -57,7 +69,7 @@ async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     # The first account of a store with no accounts is its admin.
     first = {"admin": True} if not ctx.model.users else {}
     user = ctx.change("register", username=req.username, password=hashed, ts=time.time(), **first)
-    return await _welcome(ctx, user, with_token=True)
+    return await _welcome(ctx, user, hashed, with_token=True)
 
 
 @command("login", phases=ANONYMOUS, suspends=True)
@@ -71,23 +83,24 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     user = ctx.model.user(req.username) if account is not None else None
     if user is not None and user.guest:
         user = None  # a guest's nick is no account
+    stored = user.password if user is not None else None
     if account is None:  # no account can have this name: no need to spend a hash on it
         accepted = False
     elif req.token is not None:
         # A suspended account's tokens are kept only to answer `suspended`.
         accepted = user is not None and token_valid(user.tokens, req.token)
     else:
-        stored = user.password if user is not None else None
         accepted = await ctx.hashing.verify(stored, req.password or "")
-        accepted = accepted and ctx.model.user(req.username) is user  # not replaced meanwhile
-    if not accepted or user is None:
+    if not accepted or user is None or stored is None:
         ctx.policy.login_failed(ip, account)
+        raise NexusError("auth_failed", _LOGIN_FAILED)
+    if not _unchanged(ctx, user, stored):  # the password changed while it was checked
         raise NexusError("auth_failed", _LOGIN_FAILED)
     if user.suspended:  # only someone holding the account's secret learns this
         raise _suspended()
     if req.token is not None:  # a token in use stays good for TOKEN_LIFETIME from now
         ctx.change("token", user=account, digest=token_digest(req.token), ts=time.time())
-    return await _welcome(ctx, user, with_token=req.token is None)
+    return await _welcome(ctx, user, stored, with_token=req.token is None)
 
 
 @command("password", suspends=True)
