@@ -104,9 +104,11 @@ class Target:
 
 
 def _target(ctx: Context, room: str | None, with_: str | None, seq: int) -> Target:
-    """The stored, not erased message a request names, or `no_such_message`."""
+    """The stored, not erased message a request names, or `no_such_message`.
+    A private room the caller may not read is `not_member` first, so whether
+    a message exists there is never told to an outsider."""
     if room is not None:
-        found = ctx.room(room)
+        found = ctx.readable(room)
         target = Target({}, {"room": found.name}, found, None)
         history = found.history
     else:
