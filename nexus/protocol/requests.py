@@ -29,6 +29,7 @@ __all__ = [
     "QUERY_MAX",
     "REACTIONS_MAX",
     "REQUESTS",
+    "RESERVED_NAMES",
     "ROOM_HISTORY_CAP",
     "ROOM_RE",
     "SEARCH_DEFAULT",
@@ -103,6 +104,23 @@ MAX_ID_LENGTH = 64  # a string request id, echoed back in every reply
 
 # Limits on names and text (docs/protocol.md, "Names and limits").
 USERNAME_RE = re.compile(r"[A-Za-z0-9_-]{3,24}")
+# Names no account or guest may take, in any case: the server's own (the IRC
+# front end's lines come from `nexus`) and IRC's service nicks, which clients
+# set to identify send passwords to.
+RESERVED_NAMES = frozenset(
+    {
+        "nexus",
+        "nickserv",
+        "chanserv",
+        "memoserv",
+        "operserv",
+        "hostserv",
+        "botserv",
+        "histserv",
+        "saslserv",
+        "global",
+    }
+)
 ROOM_RE = re.compile(r"[a-z0-9_-]{1,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 MESSAGE_MAX = 4_000
@@ -165,6 +183,8 @@ def new_username(value: Any) -> str:
     name = _string(value)
     if not USERNAME_RE.fullmatch(name):
         raise NexusError("invalid_username", "a username is 3-24 letters, digits, '_' or '-'")
+    if name.lower() in RESERVED_NAMES:
+        raise NexusError("invalid_username", f"{name} is reserved for the server")
     return name
 
 

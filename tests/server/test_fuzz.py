@@ -126,6 +126,7 @@ USERNAMES = [
     ("bad name", "invalid_username"),
     ("eve\x1b[31m", "invalid_username"),
     ("\u212aate", "invalid_username"),  # Kelvin sign: lower-cases to "kate"
+    ("NickServ", "invalid_username"),  # the server's: nobody may take it
 ]
 PASSWORDS = [
     ("correct horse", None),
