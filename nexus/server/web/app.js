@@ -9,6 +9,7 @@ import { fold, mentions } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
+const ERASED = "(message erased)";
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 
 let session = null;
@@ -388,9 +389,13 @@ function drawMessages(change) {
   const pane = $("messages");
   const lines = buffer.lines();
   const stick = atBottom(pane);
+  if (context && context.buffer === change.buffer && context.seq === change.changed) showContext();
   if (drawn.key === buffer.key && change.buffer === buffer && change.changed !== undefined) {
-    const old = pane.querySelector(`[data-seq="${change.changed}"]`);
-    if (old) old.replaceWith(messageElement(buffer, buffer.messages.get(change.changed)));
+    // The message, and every reply quoting it: none may keep its old text.
+    for (const message of [buffer.messages.get(change.changed), ...replies(buffer, change.changed)]) {
+      const old = message && pane.querySelector(`[data-seq="${message.seq}"]`);
+      if (old) old.replaceWith(messageElement(buffer, message));
+    }
     return;
   }
   if (drawn.key === buffer.key && lines.length === drawn.count && !change.force) return;
@@ -425,6 +430,10 @@ function drawMessages(change) {
     pane.scrollTop = pane.scrollHeight;
   }
   drawn = { key: buffer.key, count: lines.length };
+}
+
+function replies(buffer, seq) {
+  return [...buffer.messages.values()].filter((m) => m.reply_to === seq);
 }
 
 function lineTime(line) {
@@ -463,15 +472,12 @@ function messageElement(buffer, message) {
   const from = el("span", `from ${colour(message.from)}`, message.from);
   const body = el("div", "body");
   if (message.reply_to) {
-    const quoted = buffer.messages.get(message.reply_to);
-    const quote = el("div", "quote");
-    quote.textContent = quoted
-      ? `↪ ${quoted.from}: ${quoted.erased ? "(erased)" : quoted.text.slice(0, 120)}`
-      : `↪ message #${message.reply_to}`;
+    const quote = el("div", "quote", "↪ ");
+    quote.append(quoted(buffer.messages.get(message.reply_to), 120) || `message #${message.reply_to}`);
     body.append(quote);
   }
   if (message.erased) {
-    body.append(el("span", "erased", "(message erased)"));
+    body.append(el("span", "erased", ERASED));
   } else {
     const text = el("span", "text");
     if (message.action) {
@@ -497,6 +503,13 @@ function messageElement(buffer, message) {
   }
   if (state.protocol >= 2 && !message.erased) row.append(actions(buffer, message));
   return row;
+}
+
+// `ana: the first words` of a message quoted (as it is now: an erased one shows
+// none of its text), or null when it is not loaded.
+function quoted(message, length) {
+  if (!message) return null;
+  return `${message.from}: ${message.erased ? ERASED : message.text.slice(0, length)}`;
 }
 
 function actions(buffer, message) {
@@ -567,15 +580,19 @@ function switchTo(buffer) {
 
 function setContext(next) {
   context = next;
-  const bar = $("context");
-  bar.hidden = next === null;
+  $("context").hidden = next === null;
   if (next) {
+    showContext();
     const message = next.buffer.messages.get(next.seq);
-    const what = message ? `${message.from}: ${message.text.slice(0, 80)}` : `#${next.seq}`;
-    $("context-text").textContent = next.kind === "edit" ? `editing ${what}` : `replying to ${what}`;
     if (next.kind === "edit" && message) $("input").value = message.text;
     $("input").focus();
   }
+}
+
+// The bar above the input: what is being replied to or edited, as it is now.
+function showContext() {
+  const what = quoted(context.buffer.messages.get(context.seq), 80) || `#${context.seq}`;
+  $("context-text").textContent = context.kind === "edit" ? `editing ${what}` : `replying to ${what}`;
 }
 
 function commandContext() {
