@@ -5,10 +5,11 @@ errors are one line on stderr, and the exit status says what happened:
 0 when everything asked for was done (every message acknowledged), 1 when
 something was not (the reason on stderr), 2 for a usage or settings error.
 
-Credentials, never from a flag: a login token saved by `nexus-chat login`
-(tokens.py) and, if there is none or the server refuses it, the password
-in `$NEXUS_PASSWORD`. Every password login saves the token it returns, so
-the saved one is refreshed whenever a password is at hand.
+Credentials, never from a flag: the password in `$NEXUS_PASSWORD` when it
+is set, else the login token saved by `nexus-chat login` (tokens.py). A
+password given is the one used, saved token or not, so a wrong one fails
+instead of being passed over. Only `login` saves a token: a script that
+logs in with a password leaves nothing behind to log in with later.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
 
 
 CREDENTIALS = (
-    f"Credentials: the token saved by `nexus-chat login`, else ${PASSWORD_ENV}; "
-    "there is no password flag."
+    f"Credentials: ${PASSWORD_ENV} if set (used even when a token is saved, and never "
+    "saved), else the token saved by `nexus-chat login`; there is no password flag."
 )
 
 
@@ -203,47 +204,53 @@ async def connect(config: ClientConfig, *, keep_events: bool) -> ChatConnection:
     return conn
 
 
+def given_password() -> str | None:
+    """The password in $NEXUS_PASSWORD; an empty one counts as unset, as at the prompts."""
+    return os.environ.get(PASSWORD_ENV) or None
+
+
 async def log_in(
     conn: ChatConnection,
     config: ClientConfig,
     password: str | None,
     tokens: TokenStore,
     *,
-    use_token: bool = True,
     register: bool = False,
 ) -> LoginReply:
-    """Logs in with the saved token (if `use_token`), else the password; saves any new token."""
+    """Logs in with `password` when one is given, else with the token `nexus-chat login`
+    saved. Saves no token (`login` does); forgets a saved one the server refuses."""
     host, user = config.server or LOCALHOST, config.user or ""
     where = f"{user} on {host_key(host, config.port)}"
-    token = tokens.get(host, config.port, user) if use_token and not register else None
+    action = "registration" if register else "login"
     try:
-        if token is not None:
-            try:
-                reply: LoginReply = await conn.request("login", username=user, token=token)
-                return reply
-            except NexusError as exc:
-                if exc.code != "auth_failed":
-                    raise
-                tokens.put(host, config.port, user, None)  # expired or revoked: useless now
-                if password is None:
-                    raise Failure(
-                        f"the saved login token for {where} was refused (a token lapses after"
-                        f" 30 days unused): run `nexus-chat login` again, or set ${PASSWORD_ENV}"
-                    ) from None
-        if password is None:
+        if password is not None:
+            return await conn.request(
+                "register" if register else "login", username=user, password=password
+            )
+        token = tokens.get(host, config.port, user)
+        if token is None:
             raise Failure(
                 f"no credentials for {where}: run `nexus-chat login` first, or set ${PASSWORD_ENV}"
             )
-        cmd = "register" if register else "login"
-        reply = await conn.request(cmd, username=user, password=password)
+        try:
+            return await conn.request("login", username=user, token=token)
+        except NexusError as exc:
+            if exc.code != "auth_failed":
+                raise
+            tokens.put(host, config.port, user, None)  # expired or revoked: useless now
+            raise Failure(
+                f"the saved login token for {where} was refused (a token lapses after"
+                f" 30 days unused): run `nexus-chat login` again, or set ${PASSWORD_ENV}"
+            ) from None
     except NexusError as exc:
-        action = "registration" if register else "login"
-        raise Failure(f"{action} as {where} failed: {exc.message} ({exc.code})") from None
+        reason = f"{action} as {where} failed: {exc.message} ({exc.code})"
+        if password is not None and exc.code == "auth_failed":
+            reason += f", with the password in ${PASSWORD_ENV}"
+            if tokens.get(host, config.port, user) is not None:
+                reason += f" (it comes before the saved token: unset ${PASSWORD_ENV} to use that)"
+        raise Failure(reason) from None
     except ConnectionClosed as exc:
         raise Failure(f"connection lost while logging in: {exc}") from None
-    if new_token := reply.get("token"):
-        tokens.put(host, config.port, user, new_token)
-    return reply
 
 
 @contextlib.asynccontextmanager
@@ -253,7 +260,7 @@ async def session(
     """A logged-in connection, closed politely at the end."""
     conn = await connect(config, keep_events=keep_events)
     try:
-        reply = await log_in(conn, config, os.environ.get(PASSWORD_ENV), TokenStore())
+        reply = await log_in(conn, config, given_password(), TokenStore())
         yield conn, reply
     finally:
         await conn.quit()
@@ -379,7 +386,7 @@ async def tail(args: argparse.Namespace, config: ClientConfig, out: TextIO) -> i
 
 def ask_password(register: bool) -> str:
     """The password from $NEXUS_PASSWORD, or typed (not echoed) on the terminal."""
-    if password := os.environ.get(PASSWORD_ENV):
+    if password := given_password():
         return password
     try:
         tty = open("/dev/tty")  # noqa: SIM115 - only to see whether there is one
@@ -393,20 +400,21 @@ def ask_password(register: bool) -> str:
 
 
 async def login(args: argparse.Namespace, config: ClientConfig) -> int:
+    """The one mode that saves a token: the point of running it."""
     password = ask_password(args.register)
     conn = await connect(config, keep_events=False)
     try:
         tokens = TokenStore()
-        reply = await log_in(
-            conn, config, password, tokens, use_token=False, register=args.register
-        )
+        reply = await log_in(conn, config, password, tokens, register=args.register)
     finally:
         await conn.quit()
-    if "token" not in reply:
+    token = reply.get("token")
+    if not token:
         raise Failure("the server issued no login token (it is older than this client)")
+    host = config.server or LOCALHOST
+    tokens.put(host, config.port, config.user or "", token)
     name = reply["user"]["username"]
-    server = host_key(config.server or LOCALHOST, config.port)
-    print(f"logged in as {name} on {server}; token saved in {tokens.path}")
+    print(f"logged in as {name} on {host_key(host, config.port)}; token saved in {tokens.path}")
     return 0
 
 

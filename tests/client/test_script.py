@@ -208,13 +208,16 @@ async def test_login_register_creates_the_account(server):
     assert TokenStore().get(server.host, server.port, "newbie")
 
 
-async def test_a_refused_token_is_replaced_by_a_password_login(server):
-    """A stale saved token with NEXUS_PASSWORD set: the password logs in, a new token is saved."""
+async def test_a_password_logs_in_past_a_stale_token_and_only_login_replaces_it(server):
+    """A stale saved token with NEXUS_PASSWORD set: the password logs in and the file is
+    left alone; `nexus-chat login` is what saves a fresh token that works."""
     await server.user("ana")
     store = TokenStore()
     store.put(server.host, server.port, "ana", "stale-token")
     code, _, err = await chat("send", *at(server), "--user", "ana", "--room", "general", "x")
     assert (code, err) == (0, "")
+    assert store.get(server.host, server.port, "ana") == "stale-token"
+    assert (await chat("login", *at(server), "--user", "ana"))[0] == 0
     fresh = store.get(server.host, server.port, "ana")
     assert fresh and fresh != "stale-token"
     peer = await server.peer()
@@ -326,3 +329,94 @@ async def test_tail_into_a_pipe_that_closes_ends_quietly(server):
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert out.decode().splitlines() == ["#general ana: line 0", "status=0"]
     assert err == b""
+
+
+# -- only `login` keeps a token; a password given is the one used ---------------------------
+
+
+def private_home(tmp_path: Path, password: str | None = PASSWORD) -> dict[str, str]:
+    """The environment of a run whose home and config directory are the test's own."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return environment(password, HOME=str(home), XDG_CONFIG_HOME=str(tmp_path / "config"))
+
+
+def saved_tokens(tmp_path: Path) -> list[Path]:
+    """Every tokens.json a run could have written under the test's home or config directory."""
+    places = [tmp_path / "config" / "nexus", tmp_path / "home" / ".config" / "nexus"]
+    return [place / "tokens.json" for place in places if (place / "tokens.json").exists()]
+
+
+async def test_send_with_a_password_saves_no_token(server, tmp_path):
+    """`send` with NEXUS_PASSWORD logs in with it and writes no tokens.json: only
+    `nexus-chat login` keeps a token."""
+    await server.user("ana")
+    watcher = await server.user("bob")
+    code, _, err = await chat(
+        "send", *at(server), "--user", "ana", "--room", "general", "by password",
+        env=private_home(tmp_path),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert (await watcher.event("message"))["text"] == "by password"
+    assert saved_tokens(tmp_path) == []
+
+
+async def test_tail_with_a_password_saves_no_token(server, tmp_path):
+    """`tail` with NEXUS_PASSWORD writes no tokens.json either."""
+    ana = await server.user("ana")
+    await server.user("bob")
+    before = len(server.connections("bob"))
+    proc = await spawn(
+        "tail", *at(server), "--user", "bob", "--count", "1", env=private_home(tmp_path)
+    )
+    await until(lambda: len(server.connections("bob")) > before, timeout=20, what="tail as bob")
+    await ana.ok("say", room="general", text="seen")
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert (proc.returncode, out.decode(), err.decode()) == (0, "#general ana: seen\n", "")
+    assert saved_tokens(tmp_path) == []
+
+
+async def test_a_wrong_password_is_refused_even_with_a_saved_token(server, tmp_path):
+    """After `login` saved a token, `send` with a wrong NEXUS_PASSWORD uses that password:
+    exit 1 saying so, nothing sent, and the saved token is left as it was."""
+    await server.user("ana")
+    code, _, err = await chat("login", *at(server), "--user", "ana", env=private_home(tmp_path))
+    assert code == 0, err
+    [saved] = saved_tokens(tmp_path)
+    kept = saved.read_text()
+    watcher = await server.user("bob")
+    code, out, err = await chat(
+        "send", *at(server), "--user", "ana", "--room", "general", "should not arrive",
+        env=private_home(tmp_path, password="not the password"),
+    )  # fmt: skip
+    assert (code, out) == (1, "")
+    assert "login as ana" in err and "auth_failed" in err and "NEXUS_PASSWORD" in err
+    assert saved.read_text() == kept
+    code, _, err = await chat(
+        "send", *at(server), "--user", "ana", "--room", "general", "by token",
+        env=private_home(tmp_path, password=None),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert (await watcher.event("message"))["text"] == "by token"  # the first to arrive
+
+
+async def test_without_a_password_send_logs_in_with_the_token_login_saved(server, tmp_path):
+    """No NEXUS_PASSWORD: the token saved by `login`, and only such a token, logs `send` in.
+    A password send before it leaves nothing to log in with; after `login` the token
+    does, and stays the one saved."""
+    await server.user("ana")
+    watcher = await server.user("bob")
+    args = ("send", *at(server), "--user", "ana", "--room", "general")
+    code, _, err = await chat(*args, "by password", env=private_home(tmp_path))
+    assert (code, err) == (0, "")
+    code, _, err = await chat(*args, "no credentials", env=private_home(tmp_path, password=None))
+    assert code == 1 and "nexus-chat login" in err and "NEXUS_PASSWORD" in err
+    code, _, err = await chat("login", *at(server), "--user", "ana", env=private_home(tmp_path))
+    assert code == 0, err
+    [saved] = saved_tokens(tmp_path)
+    kept = saved.read_text()
+    for text in ("first", "second"):
+        code, _, err = await chat(*args, text, env=private_home(tmp_path, password=None))
+        assert (code, err) == (0, "")
+    assert await texts(watcher, 3) == ["by password", "first", "second"]
+    assert saved.read_text() == kept
