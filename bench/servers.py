@@ -155,6 +155,7 @@ class NexusServer(Server):
             # up slowly; these are deployment settings, not code changes.
             "NEXUS_MAX_CONNECTIONS_PER_IP": "1000000",
             "NEXUS_LOGIN_TIMEOUT": "600",
+            "NEXUS_REGISTRATIONS_PER_HOUR": "0",
         }
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(

@@ -20,7 +20,8 @@ PASSWORD = "correct horse"
 
 
 def test_config(data: Path, **overrides: Any) -> ServerConfig:
-    """A loopback server with cheap password hashing and no flood control."""
+    """A loopback server with cheap password hashing, no flood control and no
+    cap on registrations (every test peer registers from 127.0.0.1)."""
     settings: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -29,6 +30,7 @@ def test_config(data: Path, **overrides: Any) -> ServerConfig:
         "motd": "test server",
         "password_params": dict(FAST),
         "rate_limit": False,
+        "registrations_per_hour": 0,
     }
     settings.update(overrides)
     return ServerConfig(**settings)

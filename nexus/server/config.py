@@ -105,9 +105,15 @@ class ServerConfig:
     )
     message_rate: float = setting(10.0, "messages and room changes a user may make each second")
     login_attempts_per_minute: int = setting(
-        5,
-        "failed logins a minute per address and per account; also registrations a minute"
-        " per connection",
+        5, "failed logins a minute per address and per account"
+    )
+    registrations_per_hour: int = setting(
+        20,
+        "accounts one address may register an hour, at once or spread out (0: no limit);"
+        " behind a proxy every user shares its address",
+    )
+    rooms_per_user: int = setting(
+        50, "rooms one user may own at once; admins are exempt (0: no limit)"
     )
     login_timeout: float = setting(30.0, "seconds an anonymous connection gets to log in")
     login_frames: int = setting(64, "frames an anonymous connection may send before logging in")

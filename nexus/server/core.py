@@ -186,7 +186,6 @@ class Connection:
             core.policy,
             core.hashing,
             core.store,
-            core.policy.registration_bucket(),
             core.search,
         )
         self.waiting: deque[bytes] = deque()  # frames read and not yet answered

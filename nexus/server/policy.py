@@ -11,7 +11,7 @@ import time
 
 from nexus.errors import NexusError
 from nexus.server.config import ServerConfig
-from nexus.server.ratelimit import Limiter, TokenBucket
+from nexus.server.ratelimit import Limiter
 
 
 class Policy:
@@ -22,8 +22,9 @@ class Policy:
     - Logins: only failures count, per address and per account, so a user
       with many terminals is never locked out by logging in; once either
       budget is spent, even a right password is refused until it refills.
-    - Registrations: each attempt costs a password hash, so each connection
-      may make `login_attempts_per_minute` of them.
+    - Registrations: each attempt may cost a password hash and makes an
+      account for good, so an address may make `registrations_per_hour`
+      of them (a new connection does not start a new budget).
     """
 
     def __init__(self, config: ServerConfig) -> None:
@@ -32,6 +33,8 @@ class Policy:
         per_minute = config.login_attempts_per_minute
         self.failures_by_address = Limiter(per_minute, per_minute / 60)
         self.failures_by_account = Limiter(per_minute, per_minute / 60)
+        per_hour = config.registrations_per_hour
+        self.registrations = Limiter(per_hour, per_hour / 3600) if per_hour else None
 
     def check_flood(self, key: str) -> None:
         if not self.config.rate_limit:
@@ -56,13 +59,12 @@ class Policy:
         if account is not None:
             self.failures_by_account.take(account, now)
 
-    def registration_bucket(self) -> TokenBucket:
-        """A connection's budget of registrations."""
-        per_minute = self.config.login_attempts_per_minute
-        return TokenBucket(per_minute, per_minute / 60, time.monotonic())
-
-    @staticmethod
-    def check_registration(bucket: TokenBucket) -> None:
-        wait = bucket.take(time.monotonic())
+    def check_registration(self, ip: str) -> None:
+        """Spends one of `ip`'s registrations, or refuses when it has none left."""
+        if self.registrations is None:
+            return
+        wait = self.registrations.take(ip, time.monotonic())
         if wait:
-            raise NexusError("rate_limited", "too many attempts", retry_after=round(wait, 3))
+            raise NexusError(
+                "rate_limited", "too many registrations from your address", retry_after=round(wait)
+            )

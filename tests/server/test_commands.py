@@ -161,18 +161,39 @@ async def test_login_attempts_are_rate_limited(start_server):
     assert error["retry_after"] > 0
 
 
-async def test_registrations_are_rate_limited_per_connection(start_server):
-    """Each registration attempt may cost a hash, so a connection gets a budget of them;
-    another connection has its own."""
-    server = await start_server(login_attempts_per_minute=2)
+async def test_registrations_are_limited_per_address_not_per_connection(start_server):
+    """Each registration makes an account for good and may cost a hash: an
+    address gets a budget of them, and a new connection does not renew it
+    (20 accounts were registered from one address in 0.3 s before)."""
+    server = await start_server(registrations_per_hour=2)
     await server.user("alice")
     peer = await server.peer()
     await peer.fails("username_taken", "register", username="alice", password=PASSWORD)
-    await peer.fails("username_taken", "register", username="ALICE", password=PASSWORD)
     error = await peer.fails("rate_limited", "register", username="bob", password=PASSWORD)
     assert error["retry_after"] > 0
     other = await server.peer()
-    await other.ok("register", username="bob", password=PASSWORD)
+    await other.fails("rate_limited", "register", username="bob", password=PASSWORD)
+    await other.ok("login", username="alice", password=PASSWORD)  # logins are not registrations
+    elsewhere = await Peer.connect(server.host, server.port, local_addr=("127.0.0.2", 0))
+    await elsewhere.frame()  # hello
+    await elsewhere.ok("register", username="bob", password=PASSWORD)  # another address
+    await elsewhere.close()
+
+
+async def test_rooms_a_user_owns_are_capped_and_admins_are_exempt(start_server):
+    """One user created 60 rooms in 3 s before; now at most rooms_per_user at once."""
+    server = await start_server(rooms_per_user=3)
+    admin = await server.user("root")  # the store's first account
+    user = await server.user("maker")
+    for name in ("one", "two", "three"):
+        await user.ok("create", room=name)
+    error = await user.fails("limit_reached", "create", room="four")
+    assert "3 rooms" in error["message"]
+    await user.fails("limit_reached", "create", room="four", private=True)
+    await user.ok("delete", room="two")
+    await user.ok("create", room="four")
+    for n in range(5):
+        await admin.ok("create", room=f"admin{n}")
 
 
 @pytest.mark.parametrize(

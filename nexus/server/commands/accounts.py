@@ -60,7 +60,7 @@ def _suspended() -> NexusError:
 
 @command("register", phases=ANONYMOUS, suspends=True)
 async def register(ctx: Context, req: p.Register) -> p.LoginReply:
-    ctx.policy.check_registration(ctx.registrations)
+    ctx.policy.check_registration(ctx.session.ip)
     if ctx.model.user(req.username) is not None:
         raise NexusError("username_taken", f"{req.username} is taken")
     hashed = await ctx.hashing.hash(req.password)

@@ -19,7 +19,6 @@ from nexus.server.auth import PasswordHashing
 from nexus.server.hub import Hub
 from nexus.server.model import Model, Room, User, pair_key, user_key
 from nexus.server.policy import Policy
-from nexus.server.ratelimit import TokenBucket
 from nexus.server.search import SearchIndex
 from nexus.server.session import Session
 from nexus.server.store import Store
@@ -34,7 +33,6 @@ class Context:
     policy: Policy
     hashing: PasswordHashing
     _store: Store
-    registrations: TokenBucket  # this connection's budget of `register` attempts
     search: SearchIndex
     changed: bool = False  # the current request applied a change not yet written
     quitting: bool = False  # the connection closes once the reply is queued

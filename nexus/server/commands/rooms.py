@@ -69,6 +69,7 @@ def vacate(ctx: Context, room: Room) -> None:
 def create(ctx: Context, req: p.Create) -> p.RoomReply:
     if req.room in ctx.model.rooms:
         raise NexusError("room_exists", f"#{req.room} already exists")
+    _check_room_cap(ctx)
     extra = {"private": True} if req.private else {}
     room = ctx.change("create", room=req.room, topic=req.topic, ts=time.time(), **extra)
     info = ctx.room_info(room)
@@ -78,6 +79,19 @@ def create(ctx: Context, req: p.Create) -> p.RoomReply:
     else:
         ctx.hub.to_all(created)
     return {"room": info}
+
+
+def _check_room_cap(ctx: Context) -> None:
+    """One user may own `rooms_per_user` rooms at once (admins any number):
+    each room is kept for good and listed to everyone."""
+    cap = ctx.policy.config.rooms_per_user
+    key, model = ctx.key, ctx.model
+    if not cap or key in model.admins:
+        return
+    if sum(1 for room in model.rooms.values() if room.owner == key) >= cap:
+        raise NexusError(
+            "limit_reached", f"you own {cap} rooms already: delete one to create another"
+        )
 
 
 def _entitled(ctx: Context, action: str, name: str) -> Room:
