@@ -36,6 +36,8 @@ __all__ = [
     "AnyMessage",
     "BanEntry",
     "BansReply",
+    "ConversationInfo",
+    "ConversationsReply",
     "DirectMessage",
     "DmEvent",
     "DmsReply",
@@ -380,6 +382,20 @@ class DmsReply(TypedDict):
     more: bool
 
 
+# One of a user's DM conversations, as `conversations` lists it: `with` the
+# other user's name (one's own, for notes to self), the `seq` and `ts` of its
+# newest message, how many of the other's messages are `unread`, and `guest`
+# when the other user is one.
+ConversationInfo = TypedDict(
+    "ConversationInfo",
+    {"with": str, "seq": int, "ts": float, "unread": int, "guest": NotRequired[bool]},
+)
+
+
+class ConversationsReply(TypedDict):
+    conversations: list[ConversationInfo]  # the most recently active first
+
+
 class ProfileReply(TypedDict):
     user: Profile
 
@@ -433,6 +449,7 @@ REPLIES: dict[str, type] = {
     "say": SentReply,
     "dm": SentReply,
     "dms": DmsReply,
+    "conversations": ConversationsReply,
     "history": HistoryReply,
     "members": MembersReply,
     "whois": ProfileReply,

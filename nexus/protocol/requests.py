@@ -42,6 +42,7 @@ __all__ = [
     "Ban",
     "Bans",
     "Bio",
+    "Conversations",
     "Create",
     "Delete",
     "Deop",
@@ -576,6 +577,14 @@ class Dms(Request):
     with_: str  # `with` on the wire; a keyword in Python
     limit: int
     before: int | None
+
+
+@request("conversations", limit=Optional(page_limit, PAGE_DEFAULT))
+@dataclass(slots=True)
+class Conversations(Request):
+    """The caller's DM conversations, the most recently active first."""
+
+    limit: int
 
 
 @request(

@@ -220,13 +220,17 @@ class Model:
                     mentions += 1
         return unread, mentions
 
+    def conversation_unread(self, key: str, conv: Conversation) -> int:
+        """The other user's messages in `conv` after `key`'s marker."""
+        read = conv.read.get(key, 0)
+        return sum(1 for m in conv.history.since(read) if user_key(m["from"]) != key)
+
     def unread(self, key: str) -> dict[str, int]:
         """Unread DMs from each other user, by their display name."""
         counts = {}
         for conv_key in self.users[key].conversations:
             conv = self.conversations[conv_key]
-            read = conv.read.get(key, 0)
-            n = sum(1 for m in conv.history.since(read) if user_key(m["from"]) != key)
+            n = self.conversation_unread(key, conv)
             if n:
                 other = conv.users[0] if conv.users[1] == key else conv.users[1]
                 counts[self.display(other)] = n

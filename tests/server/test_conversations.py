@@ -536,3 +536,35 @@ async def test_edit_erase_react_away_count_against_flood_control(start_server, f
     replies = await alice.pipeline([dict(frame) for _ in range(3)])
     assert [r["ok"] or r["error"]["code"] for r in replies][-1] == "rate_limited"
     assert all(r["ok"] or r["error"]["code"] != "rate_limited" for r in replies[:2])
+
+
+# -- the list of conversations --------------------------------------------------------
+
+
+async def test_conversations_lists_read_ones_too_newest_first(server):
+    """After logging in again every conversation is listed, read or not,
+    the most recently active first, with its newest seq and unread count."""
+    bob = await server.user("bob")
+    carol = await server.user("carol")
+    dave = await server.user("dave")
+    await bob.ok("dm", to="carol", text="hi carol")
+    await carol.ok("dms", **{"with": "bob"})  # read
+    await dave.ok("dm", to="bob", text="one")
+    await dave.ok("dm", to="bob", text="two")
+    await bob.ok("dm", to="bob", text="note to self")
+    again = await server.user("bob", register=False)
+    listed = (await again.ok("conversations"))["conversations"]
+    assert [(c["with"], c["seq"], c["unread"]) for c in listed] == [
+        ("bob", 1, 0),
+        ("dave", 2, 2),
+        ("carol", 1, 0),
+    ]
+    assert listed[0]["ts"] >= listed[1]["ts"] >= listed[2]["ts"]
+    for_carol = (await carol.ok("conversations"))["conversations"]
+    assert [(c["with"], c["unread"]) for c in for_carol] == [("bob", 0)]
+    assert [c["with"] for c in (await again.ok("conversations", limit=1))["conversations"]] == [
+        "bob"
+    ]
+    await again.fails("bad_args", "conversations", limit=0)
+    loner = await server.user("loner")
+    assert (await loner.ok("conversations"))["conversations"] == []

@@ -80,6 +80,34 @@ def dms(ctx: Context, req: p.Dms) -> p.DmsReply:
     return {"messages": messages, "more": more}
 
 
+@command("conversations")
+def conversations(ctx: Context, req: p.Conversations) -> p.ConversationsReply:
+    """Every DM conversation the caller has, read or not, the most recently
+    active first: what a client lists after logging in again."""
+    me, model = ctx.key, ctx.model
+    found = []
+    for conv_key in ctx.me.conversations:
+        conv = model.conversations[conv_key]
+        other = conv.users[0] if conv.users[1] == me else conv.users[1]
+        stored = conv.history.messages
+        ts = stored[-1]["ts"] if stored else 0.0
+        found.append((ts, conv, other))
+    found.sort(key=lambda entry: entry[0], reverse=True)
+    listed: list[p.ConversationInfo] = []
+    for ts, conv, other in found[: req.limit]:
+        user = model.users[other]
+        info: p.ConversationInfo = {
+            "with": user.username,
+            "seq": conv.history.last_seq,
+            "ts": ts,
+            "unread": model.conversation_unread(me, conv),
+        }
+        if user.guest:
+            info["guest"] = True
+        listed.append(info)
+    return {"conversations": listed}
+
+
 # -- acting on one message ------------------------------------------------------
 
 
