@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nexus-chat",
         description="Full-screen terminal client for a Nexus Chat server.",
-        epilog=f"With --user the password is read from ${PASSWORD_ENV} (asked for if unset). "
+        epilog=f"With --user the password is read from ${PASSWORD_ENV}, used even when "
+        "`nexus-chat login` saved a token; if it is unset, the saved token, else asked for. "
         "Inside, type /help for the commands. For scripts: nexus-chat send|tail|login|ping --help. "
         + PRECEDENCE,
     )
@@ -111,13 +112,17 @@ async def sign_in(
     """Logs in or registers; returns the connection, the reply, and what reconnecting
     logs in with: the password (None after a saved token's login) and the token.
 
-    With --user, a token saved by `nexus-chat login` is tried first; a refused one is
-    forgotten and the password asked for. A password login refreshes a saved token.
+    With --user and $NEXUS_PASSWORD the password is the one used, saved token or not,
+    so a wrong one ends the program instead of being passed over. With --user alone
+    a token saved by `nexus-chat login` is tried first; a refused one is set aside
+    and the password asked for. Only a token `login` saved is ever written: a
+    password login replaces it with the new one, and saves nothing where none was.
     """
     tokens = TokenStore()
     user = args.user
+    given = given_password(args)
     saved = tokens.get(args.host, args.port, user) if user and not args.register else None
-    if saved:
+    if saved and given is None:
         try:
             return conn, await conn.request("login", username=user, token=saved), None, saved
         except NexusError as exc:
@@ -126,15 +131,20 @@ async def sign_in(
             print("The saved login token was refused (a token lapses after 30 days unused).")
         except OSError as exc:
             raise Failure(f"connection lost: {exc}") from None
-    conn, password, reply = await _with_password(conn, args, tls)
+    conn, password, reply = await _with_password(conn, args, tls, saved is not None)
     name, token = reply["user"]["username"], reply.get("token")
     if token and (saved or tokens.get(args.host, args.port, name) is not None):
         tokens.put(args.host, args.port, name, token)
     return conn, reply, password, token
 
 
+def given_password(args: argparse.Namespace) -> str | None:
+    """The password in $NEXUS_PASSWORD when --user is given; empty counts as unset."""
+    return (os.environ.get(PASSWORD_ENV) or None) if args.user else None
+
+
 async def _with_password(
-    conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None
+    conn: ChatConnection, args: argparse.Namespace, tls: ClientTLS | None, token_saved: bool
 ) -> tuple[ChatConnection, str, LoginReply]:
     """With --user and $NEXUS_PASSWORD one attempt is made and a refusal ends the
     program. At the prompts a mistake is explained and asked again: a new password
@@ -142,14 +152,17 @@ async def _with_password(
     """
     register = args.register
     username = args.user
-    password = os.environ.get(PASSWORD_ENV) if username else None
+    password = given_password(args)
     if username and password:
         try:
             return await _attempt(conn, args, tls, username, password, register)
         except NexusError as exc:
-            raise Failure(
-                f"{'registration' if register else 'login'} failed: {refusal(exc)}"
-            ) from None
+            reason = f"{'registration' if register else 'login'} failed: {refusal(exc)}"
+            if exc.code == "auth_failed" and not register:
+                reason += f", with the password in ${PASSWORD_ENV}"
+                if token_saved:
+                    reason += f" (tried before the saved token: unset ${PASSWORD_ENV} to use it)"
+            raise Failure(reason) from None
     if not sys.stdin.isatty():
         raise Failure(f"no terminal to ask on: use --user NAME with ${PASSWORD_ENV}")
     ask: PromptSession[str] = PromptSession()
