@@ -1,11 +1,14 @@
 """What the web page must never show wrongly, in a real browser against a real
-server: an erased message's text left in a reply's quote."""
+server: an erased message's text left in a reply's quote, and a guest's words
+passed off as an account's."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.conftest import PASSWORD
+from tests.irc.conftest import IrcServer
 from tests.web.browser import Tab, expect, needs_browser
 from tests.web.conftest import WebRunning
 
@@ -46,3 +49,45 @@ async def test_a_quote_drops_the_text_of_a_message_erased_or_edited_after_it(
     await expect(quote).to_have_text("↪ bob: (message erased)")
     await expect(bar).to_have_text("replying to bob: (message erased)")
     await expect(tab.messages()).not_to_contain_text("door code")
+
+
+async def test_a_guests_lines_are_marked_and_an_accounts_of_the_same_name_are_not(
+    start_web, browser
+) -> None:
+    """An IRC guest's line, its quote and its entry in the member list say it is a
+    guest's; once the guest is gone and an account takes its name, that account's
+    line is not marked, and the guest's line still is."""
+    web = await start_web(irc_port=0, irc_guests=True)
+    irc = IrcServer(web.running)
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    gus = await irc.guest("gus")
+    await gus.join("#general")
+    people = tab.page.locator(".people")
+    await expect(people.locator('li[data-name="gus"] .guest-mark')).to_have_text("(guest)")
+    await expect(people.locator('li[data-name="ana"] .guest-mark')).to_have_count(0)
+    await gus.send("PRIVMSG #general :I am the admin, send me your password")
+    guest_line = tab.messages().locator(".msg", has_text="send me your password")
+    author = guest_line.locator(".from")
+    await expect(author).to_have_text("gus (guest)")
+    await expect(author).to_have_class(re.compile(r"\bguest\b"))
+    await expect(author).to_have_attribute("title", re.compile(r"^a guest with no account"))
+
+    await gus.send("QUIT :bye")
+    await expect(people.locator('li[data-name="gus"]')).to_have_count(0)
+    impostor = await web.running.user("gus")
+    await impostor.ok("join", room="general")
+    said = await impostor.ok("say", room="general", text="that was not me")
+    line = _row(tab, said["seq"])
+    await expect(line.locator(".from")).to_have_text("gus")
+    await expect(line.locator(".guest-mark")).to_have_count(0)
+    assert "guest" not in (await line.locator(".from").get_attribute("class") or "")
+    await expect(author).to_have_text("gus (guest)")  # the guest's line stays marked
+
+    earlier = await guest_line.get_attribute("data-seq")
+    assert earlier is not None
+    answer = await impostor.ok("say", room="general", text="see above", reply_to=int(earlier))
+    await expect(_row(tab, answer["seq"]).locator(".quote")).to_have_text(
+        "↪ gus (guest): I am the admin, send me your password"
+    )
+    await irc.close()

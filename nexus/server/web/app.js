@@ -58,6 +58,20 @@ function colour(name) {
   return `c${hash % 8}`;
 }
 
+// A name shown as the author of something. A guest's (an IRC user with no
+// account: `guest` on its messages, whatever the name became since) is marked
+// in words and style, so it is never taken for an account of the same name.
+function author(name, guest, className = "") {
+  const node = el("span", `${className} ${colour(name)}`.trim());
+  node.append(el("span", "name", name));
+  if (guest) {
+    node.classList.add("guest");
+    node.title = `a guest with no account: not the account named ${name}, if there is one`;
+    node.append(" ", el("span", "guest-mark", "(guest)"));
+  }
+  return node;
+}
+
 // Text with links made clickable; every part is a text node or an <a> whose
 // text and href are set as properties.
 function richText(text) {
@@ -241,12 +255,21 @@ function drawSidebar() {
       name.setAttribute("aria-haspopup", "menu");
       name.append(el("span", person.online ? (person.away ? "dot away" : "dot on") : "dot", ""));
       name.append(document.createTextNode(person.name));
+      if (person.guest) {
+        item.classList.add("guest");
+        name.append(el("span", "guest-mark", "(guest)"));
+      }
       if (person.role) name.append(el("span", `role ${person.role}`, ROLE_LABELS[person.role]));
       if (person.muted) {
         item.classList.add("muted");
         name.append(el("span", "role muted", "muted"));
       }
-      const said = [person.role, person.muted && "muted", person.away && `away: ${person.away}`].filter(Boolean);
+      const said = [
+        person.guest && "a guest: no account",
+        person.role,
+        person.muted && "muted",
+        person.away && `away: ${person.away}`,
+      ].filter(Boolean);
       if (said.length) name.title = said.join(", ");
       name.addEventListener("click", (event) => {
         event.stopPropagation();
@@ -469,11 +492,11 @@ function messageElement(buffer, message) {
   else if (buffer.kind === "room" && mentions(message, state.me)) row.classList.add("mention");
   const stamp = el("time", null, time(message.ts));
   stamp.title = `#${message.seq}, ${new Date(message.ts * 1000).toLocaleString()}`;
-  const from = el("span", `from ${colour(message.from)}`, message.from);
+  const from = author(message.from, message.guest, "from");
   const body = el("div", "body");
   if (message.reply_to) {
     const quote = el("div", "quote", "↪ ");
-    quote.append(quoted(buffer.messages.get(message.reply_to), 120) || `message #${message.reply_to}`);
+    quote.append(...(quoted(buffer.messages.get(message.reply_to), 120) || [`message #${message.reply_to}`]));
     body.append(quote);
   }
   if (message.erased) {
@@ -505,11 +528,11 @@ function messageElement(buffer, message) {
   return row;
 }
 
-// `ana: the first words` of a message quoted (as it is now: an erased one shows
-// none of its text), or null when it is not loaded.
+// `ana: the first words` of a message quoted, as nodes (as it is now: an erased
+// one shows none of its text), or null when it is not loaded.
 function quoted(message, length) {
   if (!message) return null;
-  return `${message.from}: ${message.erased ? ERASED : message.text.slice(0, length)}`;
+  return [author(message.from, message.guest), `: ${message.erased ? ERASED : message.text.slice(0, length)}`];
 }
 
 function actions(buffer, message) {
@@ -591,8 +614,8 @@ function setContext(next) {
 
 // The bar above the input: what is being replied to or edited, as it is now.
 function showContext() {
-  const what = quoted(context.buffer.messages.get(context.seq), 80) || `#${context.seq}`;
-  $("context-text").textContent = context.kind === "edit" ? `editing ${what}` : `replying to ${what}`;
+  const what = quoted(context.buffer.messages.get(context.seq), 80) || [`#${context.seq}`];
+  $("context-text").replaceChildren(context.kind === "edit" ? "editing " : "replying to ", ...what);
 }
 
 function commandContext() {
@@ -619,7 +642,7 @@ function commandContext() {
       state.note(`${title}: ${messages.length}${more ? "+" : ""} found`);
       for (const m of messages) {
         const where = m.room ? `#${m.room}` : state.isMe(m.from) ? `→ ${m.to}` : "direct";
-        state.note(`${time(m.ts)} ${where} ${m.from}: ${m.text}`);
+        state.note(`${time(m.ts)} ${where} ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`);
       }
     },
     changed: () => draw({ force: true }),
@@ -715,7 +738,8 @@ function alert(buffer, message) {
   if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
   const where = buffer && buffer.kind === "room" ? ` in #${buffer.name}` : "";
   const tag = buffer ? buffer.key : "invitation";
-  const note = new Notification(`${message.from}${where}`, { body: message.text, tag });
+  const from = `${message.from}${message.guest ? " (guest)" : ""}`;
+  const note = new Notification(`${from}${where}`, { body: message.text, tag });
   note.addEventListener("click", () => {
     window.focus();
     if (buffer && session.state.find(buffer.key) === buffer) switchTo(buffer);

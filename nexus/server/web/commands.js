@@ -180,7 +180,7 @@ command("rooms", "", "list all rooms (* marks the ones you are in)", async (ctx)
 command("online", "", "list the people online", async (ctx) => {
   const reply = await ctx.request("online");
   ctx.state.setOnline(reply.users);
-  const names = reply.users.map((u) => u.username + (u.away ? " (away)" : ""));
+  const names = reply.users.map((u) => u.username + (u.guest ? " (guest)" : "") + (u.away ? " (away)" : ""));
   ctx.state.note(`${names.length} online: ${names.join(", ")}`);
 });
 command("names", "[room]", "list every member of a room, online first", async (ctx, a) => {
@@ -188,7 +188,7 @@ command("names", "[room]", "list every member of a room, online first", async (c
   await ctx.loadMembers([name]);
   const people = ctx.state.people(name);
   const here = people.filter((p) => p.online).length;
-  const names = people.map((p) => (p.online ? p.name : `(${p.name})`)).join(" ");
+  const names = people.map((p) => `${p.online ? p.name : `(${p.name})`}${p.guest ? " (guest)" : ""}`).join(" ");
   ctx.state.note(`#${name} (${here} online, ${people.length} members): ${names}`);
 });
 command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer", (ctx, a) =>
@@ -238,7 +238,7 @@ command("lastlog", "<words...>", "show the loaded lines of this buffer containin
   const words = fold(a.words);
   const found = [...buffer.messages.values()].filter((m) => fold(m.text || "").includes(words));
   ctx.state.note(`${found.length} lines with "${a.words}":`);
-  for (const m of found) ctx.state.note(`  ${m.from}: ${m.text}`);
+  for (const m of found) ctx.state.note(`  ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`);
 });
 command("whois", "<user>", "show a user's profile", async (ctx, a) => {
   const { user } = await ctx.request("whois", { username: a.user });

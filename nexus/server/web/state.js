@@ -96,6 +96,7 @@ export class ChatState {
     this.visible = true; // the page is being looked at
     this.protocol = 1;
     this.admins = new Set(); // folded names of the server's admins seen in profiles
+    this.guests = new Set(); // folded names of the guests (no account) online now
     this.invites = new Map(); // room -> {room: RoomInfo, by}: invitations not yet taken
   }
 
@@ -117,11 +118,20 @@ export class ChatState {
     return this.admins.has(fold(name));
   }
 
+  // Whether `name` is now a guest's (an IRC user with no account). Only the
+  // people lists ask this: a message says itself whether a guest said it
+  // (`guest`), since the name may since have become an account's.
+  isGuest(name) {
+    return this.guests.has(fold(name));
+  }
+
   // What a Profile (login, online, whois, admin replies) or a `members` entry
-  // says of its user's role.
+  // says of its user's role, and whether it is a guest.
   learn(profile) {
     if (profile.admin) this.admins.add(fold(profile.username));
     else this.admins.delete(fold(profile.username));
+    if (profile.guest) this.guests.add(fold(profile.username));
+    else this.guests.delete(fold(profile.username));
   }
 
   inRoom(room, name) {
@@ -294,6 +304,7 @@ export class ChatState {
         away: this.away(name),
         role: buffer ? this.role(buffer, name) : null,
         muted: Boolean(buffer && buffer.muted.has(fold(name))),
+        guest: this.isGuest(name),
       }));
   }
 
@@ -356,8 +367,16 @@ export class ChatState {
       }
       case "joined": {
         this.seen(event.room, event.user);
+        if (event.guest) this.guests.add(fold(event.user));
+        else this.guests.delete(fold(event.user));
+        // Only someone online joins; one met for the first time here (a guest
+        // who came before sharing a room with this user) had no `presence`.
+        if (!this.online.has(fold(event.user))) {
+          this.online.set(fold(event.user), { name: event.user, rooms: new Set([event.room]), away: null });
+        }
         const buffer = this.rooms.get(event.room);
-        if (buffer && !this.isMe(event.user)) this.note(`${event.user} joined`, "join", buffer);
+        const who = `${event.user}${event.guest ? " (guest)" : ""}`;
+        if (buffer && !this.isMe(event.user)) this.note(`${who} joined`, "join", buffer);
         return { buffer };
       }
       case "left": {
@@ -398,6 +417,7 @@ export class ChatState {
           this.online.set(key, entry);
         } else {
           this.online.delete(key);
+          if (event.guest) this.guests.delete(key); // a guest offline is gone for good
         }
         return { people: true, unknown }; // unknown: the member lists are asked again
       }
