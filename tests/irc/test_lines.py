@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexus.server.irc.lines import build, parse, safe, split_text, strip_formatting
+from nexus.server.irc.lines import build, parse, safe, split_text, strip_formatting, tagged
 
 
 def test_parse_reads_tags_source_command_and_trailing() -> None:
@@ -55,6 +55,21 @@ def test_build_escapes_tags_and_never_lets_cr_lf_nul_through() -> None:
     line = build("s", "PRIVMSG", "#x", "a\r\nQUIT\x00", tags={"k": "a;b c\\\n", "f": ""})
     assert line == r"@k=a\:b\sc\\\n;f :s PRIVMSG #x :a  QUIT "
     assert "\r" not in line and "\n" not in line and "\x00" not in line
+
+
+def test_a_tag_added_to_a_built_line_is_escaped_once() -> None:
+    """`tagged` escapes the value it adds as `build` does, and a value read from
+    a client (unescaped by `parse`) goes back out exactly as the client wrote it."""
+    sent = r"@label=a\r\nQUIT\s:x\:y\\z PING :one"
+    read = parse(sent.encode())
+    assert read is not None
+    label = read.tags["label"]
+    assert label == "a\r\nQUIT :x;y\\z"
+    line = tagged(build("s", "PONG", "s", "one", tags={"time": "t"}), "label", label)
+    assert line == r"@label=a\r\nQUIT\s:x\:y\\z;time=t :s PONG s one"
+    assert tagged("PONG s", "batch", "L1") == "@batch=L1 PONG s"
+    again = parse(line.encode())
+    assert again is not None and again.tags == {"label": label, "time": "t"}
 
 
 def test_safe_keeps_ordinary_text_as_it_is() -> None:

@@ -175,6 +175,24 @@ async def test_labeled_response_ack_single_and_batch(irc: IrcServer) -> None:
     assert any(" 318 ana ana " in line for line in lines)
 
 
+async def test_a_label_comes_back_escaped_as_it_was_sent(irc: IrcServer) -> None:
+    """A label holding escaped characters (IRCv3 message-tags: \\: \\s \\\\ \\r
+    \\n) comes back escaped the same way, on the one line that answers it, on the
+    start of its labeled-response batch and on an ACK: a CR, LF, space or ';' in
+    a label never cuts a line or starts another."""
+    ana = await irc.irc_user("ana", caps="labeled-response batch")
+    label = r"a\r\nPRIVMSG\s#general\s:x\:y\\z"
+    await ana.send(f"@label={label} PING :one", "PING :two")
+    assert (await ana.line()) == f"@label={label} :nexus PONG nexus one"
+    assert (await ana.line()) == ":nexus PONG nexus two"
+    await ana.send(f"@label={label} WHOIS ana")
+    start = await ana.line()
+    assert re.fullmatch(rf"@label={re.escape(label)} :nexus BATCH \+\S+ labeled-response", start)
+    await ana.expect(r"^:nexus BATCH -")
+    await ana.send(f"@label={label} PONG :x")
+    assert (await ana.line()) == f"@label={label} :nexus ACK"
+
+
 async def test_chathistory_latest_before_and_after_in_a_batch(irc: IrcServer) -> None:
     """CHATHISTORY LATEST, BEFORE and AFTER page the room's stored history in a batch."""
     bob = await native_user(irc, "bob")

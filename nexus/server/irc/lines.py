@@ -47,6 +47,13 @@ def escape_tag(value: str) -> str:
     return _TAG_ESCAPE_RE.sub(lambda m: _TAG_ESCAPES[m.group()], value)
 
 
+def _tag(key: str, value: str) -> str:
+    """One tag as a line carries it: every value the server writes is escaped
+    here and only here, from its plain text (a client's label included, which
+    `parse` unescaped), so none is sent raw and none is escaped twice."""
+    return f"{key}={escape_tag(value)}" if value else key
+
+
 def unescape_tag(value: str) -> str:
     return _TAG_UNESCAPE_RE.sub(lambda m: _TAG_UNESCAPES.get(m.group(1), m.group(1)), value)
 
@@ -103,9 +110,7 @@ def build(
     colon)."""
     parts: list[str] = []
     if tags:
-        parts.append(
-            "@" + ";".join(k if v == "" else f"{k}={escape_tag(v)}" for k, v in tags.items())
-        )
+        parts.append("@" + ";".join(_tag(k, v) for k, v in tags.items()))
     if source:
         parts.append(":" + source)
     parts.append(command)
@@ -117,6 +122,14 @@ def build(
             last = ":" + last
         parts.append(last)
     return " ".join(parts)
+
+
+def tagged(line: str, key: str, value: str) -> str:
+    """A built `line` with one more tag in front (a label, a batch reference)."""
+    tag = _tag(key, value)
+    if line.startswith("@"):
+        return f"@{tag};{line[1:]}"
+    return f"@{tag} {line}"
 
 
 def split_text(text: str, room: int) -> list[str]:

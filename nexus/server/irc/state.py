@@ -20,7 +20,7 @@ import orjson
 
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
 from nexus.server.irc.history import irc_time, msgid, pair
-from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
+from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
 from nexus.server.irc.numerics import (
     HOST,
     NUMERICS,
@@ -171,13 +171,13 @@ class IrcState:
         if not label.lines:
             self.out.append(build(SERVER, "ACK", tags={"label": label.tag}))
         elif len(label.lines) == 1:
-            self.out.append(_tagged(label.lines[0], "label", label.tag))
+            self.out.append(tagged(label.lines[0], "label", label.tag))
         elif "batch" in self.caps:
             ref = f"L{next(self.batches)}"
             self.out.append(
                 build(SERVER, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag})
             )
-            self.out.extend(_tagged(line, "batch", ref) for line in label.lines)
+            self.out.extend(tagged(line, "batch", ref) for line in label.lines)
             self.out.append(build(SERVER, "BATCH", "-" + ref))
         else:
             self.out.extend(label.lines)
@@ -325,7 +325,7 @@ class IrcState:
         ref = f"H{next(self.batches)}"
         self._emit(build(SERVER, "BATCH", "+" + ref, kind, *params))
         for line in lines:
-            self._emit(_tagged(line, "batch", ref))
+            self._emit(tagged(line, "batch", ref))
         self._emit(build(SERVER, "BATCH", "-" + ref))
 
     def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
@@ -353,13 +353,6 @@ class IrcState:
 
 def ignore(_: Reply) -> None:
     """For a request whose refusal needs no words (the client did not ask it)."""
-
-
-def _tagged(line: str, key: str, value: str) -> str:
-    """`line` with one more tag."""
-    if line.startswith("@"):
-        return f"@{key}={value};{line[1:]}"
-    return f"@{key}={value} {line}"
 
 
 def room_named(target: str) -> str | None:
