@@ -43,6 +43,13 @@ HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the w
 class Link(Protocol):
     """The byte-level side of a connection, provided by its front end."""
 
+    # Bytes the link's framing added to what it was given (negative: took
+    # away), ever: a front end that converts frames (WebSocket messages, IRC
+    # lines) counts it, so that what the peer took is measured in the
+    # transport's bytes, as `backlog` is. A link that writes what it is given
+    # keeps 0 (a class attribute: nothing to count on its writes).
+    reframed: int
+
     def write(self, data: bytes | memoryview) -> None:
         """Sends `data` (one or more newline-ended frames), buffering what the
         peer cannot take yet. It may be shared with other links and must not
@@ -188,8 +195,10 @@ class Outlet:
         self.link.abort()
 
     def taken(self) -> int:
-        """Bytes the operating system has taken from this outlet, ever."""
-        return self.written - self.link.backlog()
+        """Bytes the operating system has taken from this outlet, ever, counted
+        as they cross the socket (after the link's framing)."""
+        link = self.link
+        return self.written + link.reframed - link.backlog()
 
     def __repr__(self) -> str:
         return f"<Outlet {self.name}>"

@@ -17,6 +17,8 @@ MIB = 1 << 20
 class Wire:
     """A link that records each write and holds back what the test says."""
 
+    reframed = 0  # writes what it is given
+
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.parts: list[bytes | memoryview] = []  # as handed over, for sharing checks

@@ -19,7 +19,7 @@ from typing import Any
 from nexus import __version__
 from nexus.protocol import LineFramer
 from nexus.server.core import Connection, Core
-from nexus.server.frontends.tcp import TcpProtocol, TransportLink
+from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
 from nexus.server.irc.lines import INPUT_MAX
 from nexus.server.irc.translator import Translator
 
@@ -29,14 +29,18 @@ _CROWDED = b"ERROR :Closing link: too many connections from your address\r\n"
 
 
 class IrcLink(TransportLink):
-    """The core's Link: frames it writes become IRC lines before the transport."""
+    """The core's Link: frames it writes become IRC lines before the transport.
 
-    __slots__ = ("connection", "translator")
+    `reframed` counts what the lines added to (or took from) the frames, so
+    the outbox judges a reader by the bytes that crossed its socket."""
+
+    __slots__ = ("connection", "reframed", "translator")
 
     def __init__(self, transport: asyncio.Transport, translator: Translator) -> None:
         super().__init__(transport)
         self.translator = translator
         self.connection: Connection | None = None
+        self.reframed = 0
         self.write = self._write
         self.writelines = self._writelines
 
@@ -49,20 +53,24 @@ class IrcLink(TransportLink):
             return
         if lines is not None:
             self.transport.write(lines)
+            self.reframed += len(lines) - len(data)
         else:
             self._writelines((data,))
 
     def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
         translator = self.translator
+        given = 0
         try:
             for part in list_of_data:
                 translator.server_write(part)
+                given += len(part)
         except Exception:
             self._failed()
             return
         out = translator.take_output()
         if out:
             self.transport.write(out)
+        self.reframed += len(out) - given
         asked = translator.take_requests()
         if asked and self.connection is not None:
             # Asked while the outbox writes: answered once it is done.
@@ -73,7 +81,7 @@ class IrcLink(TransportLink):
         must cost this one connection, not the rest of the flush."""
         session = self.connection.session if self.connection is not None else None
         log.exception("IRC translation failed; dropping %r", session)
-        self.transport.abort()
+        reset(self.transport)
 
 
 class IrcProtocol(TcpProtocol):

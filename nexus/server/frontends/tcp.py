@@ -14,9 +14,11 @@ handshakes cannot use up the server's file descriptors or memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
+import struct
 from asyncio import sslproto
 from typing import cast
 
@@ -24,6 +26,8 @@ from nexus.protocol import LineFramer
 from nexus.server.core import Connection, Core
 
 log = logging.getLogger("nexus.tcp")
+
+_NO_LINGER = struct.pack("ii", 1, 0)  # struct linger: on, 0 seconds
 
 
 def _keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> None:
@@ -38,15 +42,41 @@ def _keepalive(sock: socket.socket, idle: int, interval: int, count: int) -> Non
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
+def reset(transport: asyncio.Transport) -> None:
+    """Drops a connection with a reset (RST), freeing its buffers at once.
+
+    `transport.abort()` alone closes the socket as `close()` does: the kernel
+    keeps what is still queued and goes on trying to deliver it to a peer that
+    does not read, for minutes (FIN-WAIT-1), megabytes a socket, and the peer
+    never learns it was dropped. Lingering on, for 0 seconds, makes the close
+    a reset.
+
+    A transport closing with nothing left in its buffer is ending as it should
+    (a graceful close, or one already over: `connection_lost`, which calls
+    this through the core, runs before the transport closes its socket), and
+    it is left to end so: its last bytes still reach the peer.
+    """
+    if not transport.is_closing() or transport.get_write_buffer_size():
+        sock = transport.get_extra_info("socket")  # the TCP socket under TLS too
+        if sock is not None:
+            # OSError: closed (asyncio); ValueError: closed (uvloop, fd -1).
+            with contextlib.suppress(OSError, ValueError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+    transport.abort()
+
+
 class TransportLink:
     """The core's `Link` and `Reading` over an asyncio transport.
 
     The outbox writes and asks for the backlog once per connection per flush,
     so those are the transport's own methods, with no call in between.
     uvloop's `writelines` keeps the parts as they are; asyncio's joins them.
+    The transport gets the bytes it is given, so `reframed` stays 0.
     """
 
     __slots__ = ("backlog", "transport", "write", "writelines")
+
+    reframed = 0
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -58,7 +88,7 @@ class TransportLink:
         self.transport.close()
 
     def abort(self) -> None:
-        self.transport.abort()
+        reset(self.transport)
 
     def pause_reading(self) -> None:
         self.transport.pause_reading()

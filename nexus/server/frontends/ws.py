@@ -37,7 +37,7 @@ from websockets.typing import BytesLike
 
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
-from nexus.server.frontends.tcp import TcpProtocol
+from nexus.server.frontends.tcp import TcpProtocol, reset
 from nexus.server.outbox import slice_start
 
 log = logging.getLogger("nexus.ws")
@@ -183,9 +183,21 @@ class Framed:
 
 
 class WsLink:
-    """The core's `Link` over a WebSocket: frames out as text messages."""
+    """The core's `Link` over a WebSocket: frames out as text messages.
 
-    __slots__ = ("_send", "_sendlines", "backlog", "messages", "protocol", "transport")
+    `reframed` counts the bytes the framing added to the frames (and what the
+    protocol sent of its own: pongs, the close), so the outbox judges a reader
+    by the bytes that crossed its socket."""
+
+    __slots__ = (
+        "_send",
+        "_sendlines",
+        "backlog",
+        "messages",
+        "protocol",
+        "reframed",
+        "transport",
+    )
 
     def __init__(self, transport: asyncio.Transport, protocol: WsProtocol, web: Web) -> None:
         self.transport = transport
@@ -195,26 +207,41 @@ class WsLink:
         self._send = transport.write
         self._sendlines = transport.writelines
         self.backlog = transport.get_write_buffer_size
+        self.reframed = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        self._send(self.messages(data))
+        framed = self.messages(data)
+        self.reframed += len(framed) - len(data)
+        self._send(framed)
 
     def writelines(self, parts: list[bytes | memoryview]) -> None:
         messages = self.messages
-        self._sendlines([messages(part) for part in parts])
+        framed = [messages(part) for part in parts]
+        self.reframed += sum(map(len, framed)) - sum(map(len, parts))
+        self._sendlines(framed)
 
     def close(self) -> None:
         """Ends with a close frame (the client's own, answered, if it sent one)."""
         self.protocol.close_websocket()
 
     def abort(self) -> None:
-        self.transport.abort()
+        reset(self.transport)
 
 
 class WsProtocol(TcpProtocol):
     """One web connection: a plain GET answered from the files, or a WebSocket to the core."""
 
-    __slots__ = ("closing", "early", "expiry", "partial", "paused", "transport", "web", "ws")
+    __slots__ = (
+        "closing",
+        "early",
+        "expiry",
+        "link",
+        "partial",
+        "paused",
+        "transport",
+        "web",
+        "ws",
+    )
 
     def __init__(self, core: Core, tls: ssl.SSLContext | None, web: Web) -> None:
         super().__init__(core, tls)
@@ -222,6 +249,7 @@ class WsProtocol(TcpProtocol):
         # A message is at most what fits in a TCP frame without its newline.
         self.ws = ServerProtocol(max_size=core.config.max_frame - 1)
         self.transport: asyncio.Transport | None = None
+        self.link: WsLink | None = None  # once the WebSocket is open
         self.expiry: asyncio.TimerHandle | None = None  # until the WebSocket opens
         self.partial: list[BytesLike] | None = None  # fragments of a text message
         self.paused = False  # the core paused reading
@@ -244,11 +272,22 @@ class WsProtocol(TcpProtocol):
         """The peer is admitted (and its TLS up): its HTTP request comes next."""
         self.transport = transport
         self.expiry = asyncio.get_running_loop().call_later(
-            self.core.config.login_timeout, transport.abort
+            self.core.config.login_timeout, self._expired
         )
         if self.early:
             early, self.early = self.early, b""
             self.data_received(early)
+
+    def _expired(self) -> None:
+        """The login deadline passed before the WebSocket opened: a request that
+        never came whole ends (nothing is queued for it); an answer the peer
+        does not take is dropped with a reset, so the kernel does not keep it."""
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            reset(transport)
+        else:
+            transport.abort()
 
     # -- input ---------------------------------------------------------------
 
@@ -317,7 +356,7 @@ class WsProtocol(TcpProtocol):
             self.expiry.cancel()  # the core's login deadline takes over
         peername = transport.get_extra_info("peername") or ("?", 0)
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
-        link = WsLink(transport, self, self.web)
+        link = self.link = WsLink(transport, self, self.web)
         self.connection = self.core.open(link, self, self.ip or "?", f"{peername[0]}:{peername[1]}")
 
     def eof_received(self) -> bool:
@@ -339,11 +378,13 @@ class WsProtocol(TcpProtocol):
 
     def _send_own(self) -> None:
         """Writes what the WebSocket protocol has to say (handshake, pongs, close)."""
-        transport = self.transport
+        transport, link = self.transport, self.link
         assert transport is not None
         for data in self.ws.data_to_send():
             if data:
                 transport.write(data)
+                if link is not None:  # the outbox counts what crosses the socket
+                    link.reframed += len(data)
             else:  # its end of stream: the server closes the TCP connection
                 transport.close()
 
