@@ -83,6 +83,19 @@ class WebFiles:
         return _response(200, "OK", *found)
 
 
+class HttpProtocol(ServerProtocol):
+    """websockets' Sans-I/O server protocol, whose every HTTP response carries the
+    security headers: the page's files, the handshake, and the refusals, the
+    library's own (400, 405, 414, 426, 431...) as well as the server's."""
+
+    def send_response(self, response: Response) -> None:
+        headers = response.headers
+        for name, value in SECURITY_HEADERS:
+            if name not in headers:
+                headers[name] = value
+        super().send_response(response)
+
+
 def _response(status: int, phrase: str, kind: str, body: bytes) -> Response:
     headers = Headers(
         [
@@ -247,7 +260,7 @@ class WsProtocol(TcpProtocol):
         super().__init__(core, tls)
         self.web = web
         # A message is at most what fits in a TCP frame without its newline.
-        self.ws = ServerProtocol(max_size=core.config.max_frame - 1)
+        self.ws = HttpProtocol(max_size=core.config.max_frame - 1)
         self.transport: asyncio.Transport | None = None
         self.link: WsLink | None = None  # once the WebSocket is open
         self.expiry: asyncio.TimerHandle | None = None  # until the WebSocket opens

@@ -1,0 +1,93 @@
+"""What the web port refuses, and how: every answer carries the security headers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import pytest
+
+from tests.web.conftest import WebRunning
+
+UPGRADE = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+async def ask(web: WebRunning, head: str) -> tuple[int, dict[str, str], bytes]:
+    """Sends `head` (the request line and header lines, without the blank line
+    that ends them) as it is: (status, headers with lower-case names, body)."""
+    reader, writer = await asyncio.open_connection(web.web_host, web.web_port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((head.replace("{key}", key) + "\r\n").encode())
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = await asyncio.wait_for(reader.read(65536), 5)
+        assert chunk, raw
+        raw += chunk
+    head_bytes, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head_bytes.decode().split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    status = int(status_line.split()[1])
+    if status != 101:
+        body += await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    return status, fields, body
+
+
+def served(web: WebRunning) -> str:
+    return f"{web.web_host}:{web.web_port}"
+
+
+def assert_security_headers(fields: dict[str, str]) -> None:
+    csp = fields.get("content-security-policy", "")
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, fields
+    assert fields.get("x-content-type-options") == "nosniff", fields
+    assert fields.get("x-frame-options") == "DENY", fields
+    assert fields.get("referrer-policy") == "no-referrer", fields
+
+
+# -- every answer carries the security headers --------------------------------
+
+REFUSALS = {
+    "no upgrade": ("GET /ws HTTP/1.1\r\nHost: {host}\r\n", 426),
+    "foreign origin": (
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n" + UPGRADE,
+        403,
+    ),
+    "not a GET": ("POST /ws HTTP/1.1\r\nHost: {host}\r\n" + UPGRADE, 405),
+    "no key": (
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\n",
+        400,
+    ),
+    "line too long": ("GET /" + "a" * 9000 + " HTTP/1.1\r\nHost: {host}\r\n", 414),
+    "too many headers": (
+        "GET / HTTP/1.1\r\nHost: {host}\r\n" + "X-Pad: 1\r\n" * 200,
+        431,
+    ),
+    "not found": ("GET /nope.js HTTP/1.1\r\nHost: {host}\r\n", 404),
+    "the page": ("GET / HTTP/1.1\r\nHost: {host}\r\n", 200),
+    "the websocket": ("GET /ws HTTP/1.1\r\nHost: {host}\r\n" + UPGRADE, 101),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+async def test_every_answer_carries_the_security_headers(web: WebRunning, case: str) -> None:
+    """Refusals too: the library's own (426, 405, 400, 414, 431) and the server's
+    (403, 404), as well as the page and the WebSocket's handshake."""
+    head, expected = REFUSALS[case]
+    status, fields, _ = await ask(web, head.replace("{host}", served(web)))
+    assert status == expected
+    assert_security_headers(fields)
+
+
+async def test_the_crowded_answer_carries_the_security_headers(start_web) -> None:
+    web = await start_web(max_connections_per_ip=1)
+    first = await web.ws()
+    status, fields, _ = await ask(web, f"GET / HTTP/1.1\r\nHost: {served(web)}\r\n")
+    assert status == 503
+    assert_security_headers(fields)
+    await first.close()
