@@ -1,4 +1,5 @@
-"""What the web port refuses, and how: every answer carries the security headers."""
+"""What the web port refuses, and how: every answer carries the security headers,
+and a text message that is not UTF-8 closes the WebSocket as RFC 6455 says."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import os
 
 import pytest
+from websockets.frames import CloseCode
 
 from tests.web.conftest import WebRunning
 
@@ -91,3 +93,31 @@ async def test_the_crowded_answer_carries_the_security_headers(start_web) -> Non
     assert status == 503
     assert_security_headers(fields)
     await first.close()
+
+
+# -- invalid UTF-8 closes with 1007 --------------------------------------------
+
+
+async def test_invalid_utf8_in_a_text_message_closes_with_1007(web: WebRunning) -> None:
+    """The frames before it are answered; then the close, code 1007, and nothing
+    after it runs."""
+    peer = await web.ws()
+    await peer.ws.send('{"id": 1, "cmd": "ping"}')
+    await peer.ws.send(b'{"id": 2, "cmd": "ping", "x": "\xff"}', text=True)
+    await peer.ws.send('{"id": 3, "cmd": "ping"}')
+    assert (await peer.reply())["id"] == 1
+    assert await peer.closed()
+    assert peer.ws.close_code == CloseCode.INVALID_DATA
+    assert peer.ws.close_reason == "invalid UTF-8"
+    assert not [e for e in peer.events if "id" in e]  # neither 2 nor 3 was answered
+
+
+async def test_a_fragmented_message_is_checked_whole(web: WebRunning) -> None:
+    """A character cut between fragments is fine; invalid UTF-8 in a fragment
+    closes with 1007 like in a whole message."""
+    peer = await web.ws()
+    await peer.ws.send([b'{"id": 4, "cmd": "ping", "x": "\xc3', b'\xa9"}'], text=True)
+    assert (await peer.reply())["id"] == 4
+    await peer.ws.send([b'{"id": 5, "cmd": "ping", ', b'"x": "\xed\xa0\x80"}'], text=True)
+    assert await peer.closed()
+    assert peer.ws.close_code == CloseCode.INVALID_DATA

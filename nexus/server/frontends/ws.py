@@ -241,6 +241,14 @@ class WsLink:
         reset(self.transport)
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class WsProtocol(TcpProtocol):
     """One web connection: a plain GET answered from the files, or a WebSocket to the core."""
 
@@ -333,7 +341,8 @@ class WsProtocol(TcpProtocol):
 
     def _message(self, frame: Frame, messages: list[bytes]) -> bool:
         """Collects a data frame into `messages`; True once the peer sent what
-        cannot be read (a binary message), after which nothing is."""
+        cannot be read (a binary message, a text message that is not UTF-8),
+        after which nothing is."""
         opcode = frame.opcode
         if opcode is Opcode.TEXT:
             self.partial = [frame.data]
@@ -345,8 +354,13 @@ class WsProtocol(TcpProtocol):
         else:
             return False  # ping, pong, close: the protocol answers them
         if frame.fin:
-            messages.append(b"".join(self.partial))
+            message = b"".join(self.partial)
             self.partial = None
+            if not message.isascii() and not _utf8(message):
+                # RFC 6455 8.1: the whole message, however it was fragmented.
+                self.ws.fail(CloseCode.INVALID_DATA, "invalid UTF-8")
+                return True
+            messages.append(message)
         return False
 
     def _request(self, request: Request) -> None:
