@@ -168,3 +168,111 @@ async def test_join_with_key_plus_i_creates_a_private_room(irc: IrcServer) -> No
     native = await irc.running.user("ana", register=False)
     rooms = {room["name"]: room for room in (await native.ok("rooms"))["rooms"]}
     assert rooms["hideout"]["private"] is True and rooms["den"]["private"] is False
+
+
+# Every command that shows or acts on a channel (JOIN aside: a private room's
+# 473 is how an invitation is asked for), `{}` for the channel.
+_ABOUT_A_CHANNEL = (
+    "TOPIC {}",
+    "NAMES {}",
+    "WHO {}",
+    "MODE {}",
+    "MODE {} b",
+    "MODE {} q",
+    "MODE {} +i",
+    "MODE {} +o ana",
+    "TOPIC {} :mine now",
+    "KICK {} ana",
+    "INVITE dan {}",
+    "PRIVMSG {} :still here?",
+    "PART {}",
+    "CHATHISTORY LATEST {} * 5",
+    "MARKREAD {}",
+    "REDACT {} x.1",
+    "@+draft/react=ok;+draft/reply=x.1 TAGMSG {}",
+)
+
+
+async def told(peer: IrcPeer, channel: str) -> list[str]:
+    """What `peer` is answered to each command about `channel`, one at a time,
+    with the channel named #X and the peer's nick N."""
+    out: list[str] = []
+    for i, command in enumerate(_ABOUT_A_CHANNEL):
+        await peer.send(command.format(channel), f"PING :told{i}")
+        lines = await peer.until(rf"^:nexus PONG nexus told{i}$")
+        out += [
+            line.replace(channel, "#X").replace(f" {peer.nick} ", " N ", 1) for line in lines[:-1]
+        ]
+    return out
+
+
+async def secret_den(irc: IrcServer) -> tuple[IrcPeer, IrcPeer]:
+    """ana owns the private #den (topic "plans"), bob is a member by invitation;
+    dan has an account."""
+    await irc.account("dan")
+    ana = await irc.irc_user("ana")
+    await ana.send("JOIN #den +i")
+    await ana.expect(r" 366 ana #den ")
+    await ana.send("TOPIC #den :plans")
+    await ana.expect(r" TOPIC #den :plans$")
+    bob = await irc.irc_user("bob")
+    await rejoin(ana, bob)
+    await bob.send("TOPIC #den")
+    await bob.expect(r" 332 bob #den :plans$")
+    return ana, bob
+
+
+async def rejoin(ana: IrcPeer, bob: IrcPeer) -> None:
+    """ana invites bob back into #den, and he joins."""
+    await ana.send("INVITE bob #den")
+    await bob.expect(r"^:ana!ana@nexus INVITE bob #den$")
+    await bob.send("JOIN #den")
+    await bob.expect(r" 366 bob #den ")
+
+
+async def test_a_member_removed_from_a_private_channel_is_told_nothing_of_it(
+    irc: IrcServer,
+) -> None:
+    """Kicked, banned, gone from another session of the account or with the room
+    deleted, a member of a private channel forgets it: every command about it is
+    answered exactly as about a channel that does not exist (no topic, members,
+    modes or lists; 403 where an action is refused), as the server lists it to
+    nobody outside."""
+    ana, bob = await secret_den(irc)
+    missing = await told(bob, "#nosuch")
+    assert missing[0] == ":nexus 403 N #X :No such channel"
+    await ana.send("KICK #den bob :out")
+    await bob.expect(r"^:ana!ana@nexus KICK #den bob :out$")
+    assert await told(bob, "#den") == missing
+    await rejoin(ana, bob)
+    await ana.send("MODE #den +b bob")
+    await bob.expect(r"^:ana!ana@nexus KICK #den bob ")
+    assert await told(bob, "#den") == missing
+    await ana.send("MODE #den -b bob")
+    await ana.expect(r" MODE #den -b bob!\*@\*$")
+    await rejoin(ana, bob)
+    native = await irc.running.user("bob", register=False)
+    await native.ok("leave", room="den")
+    await bob.expect(r"^:bob!bob@nexus PART #den ")
+    assert await told(bob, "#den") == missing
+    await rejoin(ana, bob)
+    owner = await irc.running.user("ana", register=False)
+    await owner.ok("delete", room="den")
+    await bob.expect(r"^:bob!bob@nexus PART #den :deleted by ana$")
+    assert await told(bob, "#den") == missing
+
+
+async def test_a_member_kicked_from_a_public_channel_sees_it_as_anyone_outside(
+    irc: IrcServer,
+) -> None:
+    """Kicked from a public channel, a member is answered about it as someone who
+    was never in it: the topic as it is now, its members, its modes."""
+    await irc.account("dan")
+    ana, bob = await den(irc)
+    cyd = await irc.irc_user("cyd")
+    await ana.send("KICK #den bob :out", "TOPIC #den :after the kick")
+    await bob.expect(r"^:ana!ana@nexus KICK #den bob :out$")
+    await ana.expect(r" TOPIC #den :after the kick$")
+    outside = await told(cyd, "#den")
+    assert ":nexus 332 N #X :after the kick" in outside
+    assert await told(bob, "#den") == outside

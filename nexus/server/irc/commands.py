@@ -80,15 +80,16 @@ class Commands(Registration):
             if room is None:
                 self._local(self._numeric("403", target[:40], "No such channel"))
                 continue
+            sight = self._sight(room)
             self._ask(
                 "leave",
                 partial(self._parted, room, reason),
-                partial(self._failed_at, target),
+                partial(self._room_refused, target, sight),
                 room=room,
             )
 
     def _parted(self, room: str, reason: str, _: Reply) -> None:
-        if self.channels.pop(room, None) is not None:
+        if self._forget(room):
             self._emit(build(self._mask(self.nick), "PART", "#" + room, reason))
 
     def _topic(self, line: Line) -> None:
@@ -98,17 +99,17 @@ class Commands(Registration):
             self._local(self._numeric("403", target[:40], "No such channel"))
         elif len(line.params) > 1:
             text = client_text(line.params[1])
-            self._ask("topic", None, lambda r: self._failed(r, target), room=room, topic=text)
+            refused = partial(self._room_refused, target, self._sight(room))
+            self._ask("topic", None, refused, room=room, topic=text)
         else:
 
-            def show(reply: Reply) -> None:
-                self._got_rooms(reply)
-                if room in self.rooms:
-                    self._show_topic(room)
-                else:
+            def show(info: Reply | None) -> None:
+                if info is None:
                     self._emit(self._numeric("403", target, "No such channel"))
+                else:
+                    self._show_topic(room)
 
-            self._ask("rooms", show)
+            self._with_room(room, show)
 
     def _names(self, line: Line) -> None:
         if not line.params:
@@ -204,23 +205,24 @@ class Commands(Registration):
             return
         if len(line.params) == 1:
 
-            def show(reply: Reply) -> None:
-                self._got_rooms(reply)
-                if room in self.rooms:
-                    private = "i" if self.rooms[room].get("private") else ""
-                    self._emit(self._numeric("324", target, f"+{private}nt"))
-                else:
+            def show(info: Reply | None) -> None:
+                if info is None:
                     self._emit(self._numeric("403", target, "No such channel"))
+                else:
+                    private = "i" if info.get("private") else ""
+                    self._emit(self._numeric("324", target, f"+{private}nt"))
 
-            self._ask("rooms", show)
+            self._with_room(room, show)
             return
         changes = _mode_changes(line.params[1], line.params[2:])
         if changes and all(arg is None and mode in _LIST_MODES for _, mode, arg in changes):
             self._mode_list(target, room, changes[0][1])
             return
+        asks = any((on, mode) in _MODE_COMMANDS and arg is not None for on, mode, arg in changes)
+        refused = partial(self._room_refused, target, self._sight(room) if asks else None)
         for on, mode, arg in changes:
             if mode == "i":
-                self._ask("rooms", partial(self._privacy, target, room, on))
+                self._with_room(room, partial(self._privacy, target, room, on))
                 continue
             cmd = _MODE_COMMANDS.get((on, mode))
             if cmd is None or arg is None:
@@ -228,14 +230,12 @@ class Commands(Registration):
                 continue
             nick = arg.split("!")[0]
             done = partial(self._banned, room, nick, on) if mode == "b" else None
-            self._ask(cmd, done, partial(self._failed_at, target), room=room, username=nick)
+            self._ask(cmd, done, refused, room=room, username=nick)
 
-    def _privacy(self, target: str, room: str, on: bool, reply: Reply) -> None:
+    def _privacy(self, target: str, room: str, on: bool, info: Reply | None) -> None:
         """MODE +i / -i: a room's privacy is chosen when it is created (the
         protocol has no request to change it), so an operator asking for a
         change is told so (400); setting what already holds changes nothing."""
-        self._got_rooms(reply)
-        info = self.rooms.get(room)
         if info is None:
             self._emit(self._numeric("403", target, "No such channel"))
         elif not self._is_op(room, self.nick):
@@ -272,22 +272,22 @@ class Commands(Registration):
                     )
                 self._emit(self._numeric("368", target, "End of channel ban list"))
 
-            def refused(reply: Reply) -> None:
+            def not_shown(reply: Reply) -> None:
                 if reply["error"]["code"] == "not_allowed":  # lists are the operators'
                     self._emit(self._numeric("368", target, "End of channel ban list"))
                 else:
                     self._failed(reply, target)
 
+            refused = partial(self._room_refused, target, self._sight(room), told=not_shown)
             self._ask("bans", bans, refused, room=room)
         elif mode == "q":
 
-            def quiets(reply: Reply) -> None:
-                self._got_rooms(reply)
-                for nick in self.rooms.get(room, {}).get("muted", ()):
+            def quiets(info: Reply | None) -> None:
+                for nick in (info or {}).get("muted", ()):
                     self._emit(self._numeric("728", target, "q", f"{nick}!*@*"))
                 self._emit(self._numeric("729", target, "q", "End of channel quiet list"))
 
-            self._ask("rooms", quiets)
+            self._with_room(room, quiets)
         else:
             end = {"e": ("349", "exception"), "I": ("347", "invite")}.get(mode)
             if end is None:
@@ -302,14 +302,16 @@ class Commands(Registration):
         if room is None:
             self._local(self._numeric("403", target[:40], "No such channel"))
             return
+        sight = self._sight(room)
         for nick in line.params[1].split(",")[:4]:
 
-            def refused(reply: Reply, nick: str = nick) -> None:
+            def not_theirs(reply: Reply, nick: str = nick) -> None:
                 if reply["error"]["code"] == "not_member":
                     self._emit(self._numeric("441", nick, target, "They aren't on that channel"))
                 else:
                     self._failed(reply, target)
 
+            refused = partial(self._room_refused, target, sight, told=not_theirs)
             self._ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
 
     def _invite(self, line: Line) -> None:
@@ -322,9 +324,13 @@ class Commands(Registration):
         def invited(_: Reply) -> None:
             self._emit(self._numeric("341", nick, target))
 
+        sight = self._sight(room)
+
         def refused(reply: Reply) -> None:
-            target_ = nick if reply["error"]["code"] == "no_such_user" else target
-            self._failed(reply, target_)
+            if reply["error"]["code"] == "no_such_user":
+                self._failed(reply, nick)
+            else:
+                self._room_refused(target, sight, reply)
 
         self._ask("invite", invited, refused, room=room, username=nick)
 
@@ -365,21 +371,16 @@ class Commands(Registration):
             fields["reply_to"] = seq
         sent = Sent(target.lower(), text, self.label)
         self.sent.append(sent)
+        room = room_named(target)
+        sight = self._sight(room) if room is not None else None
 
         def failed(reply: Reply) -> None:
             if sent in self.sent:
                 self.sent.remove(sent)
             if quiet:
                 return
-            code = reply["error"]["code"]
-            if target.startswith("#") and code in (
-                "not_member",
-                "muted",
-                "rate_limited",
-                "too_long",
-            ):
-                why = f"Cannot send to channel: {reply['error']['message']}"
-                self._emit(self._numeric("404", target, why))
+            if target.startswith("#"):
+                self._room_refused(target, sight, reply, partial(self._cannot_send, target))
             else:
                 self._failed(reply, target)
 
@@ -387,7 +388,6 @@ class Commands(Registration):
             if sent in self.sent:  # the message never came back (not a member any more?)
                 self.sent.remove(sent)
 
-        room = room_named(target)
         if target.startswith("#"):
             if room is None:
                 self.sent.remove(sent)
@@ -400,6 +400,13 @@ class Commands(Registration):
             self.sent.remove(sent)
             self._local(self._numeric("401", target[:40], "No such nick/channel"))
 
+    def _cannot_send(self, target: str, reply: Reply) -> None:
+        if reply["error"]["code"] in _CANNOT_SEND:
+            why = f"Cannot send to channel: {reply['error']['message']}"
+            self._emit(self._numeric("404", target, why))
+        else:
+            self._failed(reply, target)
+
     def _notice_cmd(self, line: Line) -> None:
         self._privmsg(line, notice=True)
 
@@ -411,15 +418,14 @@ class Commands(Registration):
             self._local()
             return
         on = "+draft/react" in line.tags
-        self._ask(
-            "react",
-            None,
-            lambda r: self._failed(r),
-            seq=seq,
-            emoji=emoji,
-            on=on,
-            **self._address(line.params[0]),
-        )
+        target = line.params[0]
+        address = self._address(target)
+        room = address.get("room")
+        if room is not None:
+            refused = partial(self._room_refused, target, self._sight(room), told=self._failed)
+        else:
+            refused = partial(self._failed)
+        self._ask("react", None, refused, seq=seq, emoji=emoji, on=on, **address)
 
     def _redact(self, line: Line) -> None:
         seq = seq_of(line.params[1])
@@ -436,23 +442,22 @@ class Commands(Registration):
             )
             return
 
-        def refused(reply: Reply) -> None:
-            code = (
-                "REDACT_FORBIDDEN" if reply["error"]["code"] == "not_allowed" else "UNKNOWN_MSGID"
-            )
-            self._emit(
-                build(
-                    SERVER,
-                    "FAIL",
-                    "REDACT",
-                    code,
-                    line.params[0],
-                    line.params[1],
-                    reply["error"]["message"],
-                )
-            )
+        target, mid = line.params[0], line.params[1]
+        address = self._address(target)
+        room = address.get("room")
+        sight = self._sight(room) if room is not None else None
 
-        self._ask("erase", None, refused, seq=seq, **self._address(line.params[0]))
+        def refused(reply: Reply) -> None:
+            err = reply["error"]
+            if room is not None and (err["code"] == "no_such_room" or (sight and sight.hidden)):
+                fail = ("INVALID_TARGET", target, mid, "No such channel")
+            elif err["code"] == "not_allowed":
+                fail = ("REDACT_FORBIDDEN", target, mid, err["message"])
+            else:
+                fail = ("UNKNOWN_MSGID", target, mid, err["message"])
+            self._emit(build(SERVER, "FAIL", "REDACT", *fail))
+
+        self._ask("erase", None, refused, seq=seq, **address)
 
     def _address(self, target: str) -> dict[str, str]:
         room = room_named(target)
@@ -486,7 +491,9 @@ class Commands(Registration):
                 self._read_all_dms(reply["messages"])
 
         def refused(reply: Reply) -> None:
-            self._emit(_history_fail("INVALID_TARGET", sub, target, reply["error"]["message"]))
+            # A room's history is refused only when there is none the account may see.
+            why = "No such channel" if room is not None else reply["error"]["message"]
+            self._emit(_history_fail("INVALID_TARGET", sub, target, why))
 
         if room is not None:
             self._ask("history", answer, refused, room=room, limit=HISTORY_MAX)
@@ -568,6 +575,10 @@ class Commands(Registration):
 
 def _history_fail(code: str, *params: str) -> str:
     return build(SERVER, "FAIL", "CHATHISTORY", code, *params)
+
+
+# Why a PRIVMSG to a channel is 404 (cannot send) rather than another refusal.
+_CANNOT_SEND = frozenset({"not_member", "muted", "rate_limited", "too_long"})
 
 
 # MODE letters Nexus acts on, and the request each asks.

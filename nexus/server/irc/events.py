@@ -65,9 +65,11 @@ class Events(Commands):
     def _on_left(self, event: Reply) -> None:
         room, nick = event["room"], event["user"]
         if nick.lower() == self.nick.lower():
-            if self.channels.pop(room, None) is not None:
+            if self._forget(room):
                 self.out.append(build(self._mask(self.nick), "PART", "#" + room, "left"))
-        elif room in self.channels and nick in self.channels[room]:
+            return
+        self._no_longer_moderator(room, nick)
+        if room in self.channels and nick in self.channels[room]:
             self.channels[room].discard(nick)
             self.out.append(
                 build(
@@ -88,24 +90,34 @@ class Events(Commands):
 
     def _on_room_deleted(self, event: Reply) -> None:
         room = event["room"]
-        self.rooms.pop(room, None)
-        if self.channels.pop(room, None) is not None:
+        if self._forget(room):
             self.out.append(
                 build(self._mask(self.nick), "PART", "#" + room, f"deleted by {event['by']}")
             )
 
     def _on_kicked(self, event: Reply) -> None:
+        """A member kicked or banned out of a room; if it is this account, the
+        channel is forgotten (shown or not: a join may be on its way)."""
         room, nick = event["room"], event["user"]
-        if room not in self.channels:
-            return
-        by = self._mask(event["by"])
-        if event["banned"]:
-            self.out.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
-        self.out.append(build(by, "KICK", "#" + room, nick, event["reason"] or event["by"]))
+        if room in self.channels:
+            by = self._mask(event["by"])
+            if event["banned"]:
+                self.out.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
+            self.out.append(build(by, "KICK", "#" + room, nick, event["reason"] or event["by"]))
         if nick.lower() == self.nick.lower():
-            del self.channels[room]
+            self._forget(room)
         else:
-            self.channels[room].discard(nick)
+            self._no_longer_moderator(room, nick)
+            self.channels.get(room, set()).discard(nick)
+
+    def _no_longer_moderator(self, room: str, nick: str) -> None:
+        """A member who goes is a moderator no more (as the server has it), so
+        the channel's RoomInfo, kept from the join, stops showing them as one."""
+        info = self.rooms.get(room)
+        if info is not None and info.get("moderators"):
+            lower = nick.lower()
+            moderators = [m for m in info["moderators"] if m.lower() != lower]
+            self.rooms[room] = {**info, "moderators": moderators}
 
     def _on_invited(self, event: Reply) -> None:
         info = event["room"]
@@ -113,7 +125,13 @@ class Events(Commands):
         self.out.append(build(self._mask(event["by"]), "INVITE", self.nick, "#" + info["name"]))
 
     def _on_muted(self, event: Reply) -> None:
-        room = event["room"]
+        room, nick = event["room"], event["user"]
+        info = self.rooms.get(room)
+        if info is not None:  # MODE #room q answers from it
+            muted = [m for m in info.get("muted", ()) if m.lower() != nick.lower()]
+            if event["on"]:
+                muted = sorted([*muted, nick], key=str.casefold)
+            self.rooms[room] = {**info, "muted": muted}
         if room in self.channels:
             sign = "+" if event["on"] else "-"
             self.out.append(

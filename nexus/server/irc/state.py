@@ -72,6 +72,14 @@ class DmLog:
 
 
 @dataclass(slots=True)
+class Sight:
+    """Whether the account may see a room this client does not show, once the
+    server has answered (see IrcState._sight)."""
+
+    hidden: bool = False  # a private room it is not in, or no room at all
+
+
+@dataclass(slots=True)
 class Pending:
     on_ok: OnReply | None
     on_error: OnReply | None
@@ -212,9 +220,6 @@ class IrcState:
         else:
             self._notice(f"{err['message']} ({err['code']})")
 
-    def _failed_at(self, target: str, reply: Reply) -> None:
-        self._failed(reply, target)
-
     def _error(self, text: str) -> None:
         """Ends the connection with ERROR (the core closes it)."""
         if not self.ended:
@@ -234,8 +239,66 @@ class IrcState:
         )
 
     def _got_rooms(self, reply: Reply) -> None:
-        for room in reply["rooms"]:
-            self.rooms[room["name"]] = room
+        """A `rooms` reply lists every room the account may see: one it does
+        not list (a private room it was taken out of) is forgotten."""
+        self.rooms = {room["name"]: room for room in reply["rooms"]}
+
+    def _forget(self, room: str) -> bool:
+        """The account is no longer in `room` (it left, was kicked or banned,
+        the room was deleted): the channel and its RoomInfo go, as only a
+        member is told of its changes; True if the channel was shown."""
+        self.rooms.pop(room, None)
+        return self.channels.pop(room, None) is not None
+
+    def _with_room(self, room: str, then: Callable[[Reply | None], None]) -> None:
+        """Calls `then` with `room`'s RoomInfo once every earlier request is
+        answered, None if the account may not see it (a private room it is not
+        in, or no room by that name). A channel shown is kept current by the
+        server's events, so it is answered as shown; any other is looked up in
+        the list of rooms, as a native client would."""
+
+        def listed(reply: Reply) -> None:
+            self._got_rooms(reply)
+            then(self.rooms.get(room))
+
+        def shown() -> None:
+            if room in self.channels and room in self.rooms:
+                then(self.rooms[room])
+            else:  # taken out of it since
+                self._ask("rooms", listed)
+
+        if room in self.channels:
+            self._local(then=shown)
+        else:
+            self._ask("rooms", listed)
+
+    def _sight(self, room: str) -> Sight | None:
+        """For a command about a room this client does not show: asks whether
+        the account may see it at all (one message of its history, the least a
+        private room refuses an outsider), asked before the command so it is
+        known when the command's answer comes. None for a channel shown."""
+        if room in self.channels:
+            return None
+        sight = Sight()
+
+        def hidden(_: Reply) -> None:
+            sight.hidden = True
+
+        self._ask("history", None, hidden, room=room, limit=1)
+        return sight
+
+    def _room_refused(
+        self, target: str, sight: Sight | None, reply: Reply, told: OnReply | None = None
+    ) -> None:
+        """A refused command about the channel `target`: about a room the
+        account may not see (a private room it is not in) exactly as about one
+        that does not exist (403), else as `told` says (the usual numeric)."""
+        if reply["error"]["code"] == "no_such_room" or (sight is not None and sight.hidden):
+            self._emit(self._numeric("403", target, "No such channel"))
+        elif told is not None:
+            told(reply)
+        else:
+            self._failed(reply, target)
 
     def _account(self, nick: str) -> str | None:
         """The account `nick` is logged in to, as account-tag and extended-join
