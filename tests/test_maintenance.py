@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from nexus.server import maintenance
+from nexus.server.records import from_json
 from nexus.server.store import Store, encode_record
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess, server_command
@@ -28,16 +29,24 @@ async def fill(data, rooms=("general",), n=3) -> None:
     ts = 1_800_000_000.0
     for name in ("ana", "bob"):
         first = {"admin": True} if name == "ana" else {}
-        store.apply({"op": "register", "username": name, "password": "x", "ts": ts, **first})
-    store.apply({"op": "suspend", "user": "ana", "target": "bob", "on": True})
+        store.apply(
+            from_json({"op": "register", "username": name, "password": "x", "ts": ts, **first})
+        )
+    store.apply(from_json({"op": "suspend", "user": "ana", "target": "bob", "on": True}))
     for room in rooms:
         if room != "general":
-            store.apply({"op": "create", "user": "ana", "room": room, "topic": "", "ts": ts})
+            store.apply(
+                from_json({"op": "create", "user": "ana", "room": room, "topic": "", "ts": ts})
+            )
         for i in range(n):
             ts += 1
-            store.apply({"op": "say", "user": "ana", "room": room, "text": f"{room} {i}", "ts": ts})
+            store.apply(
+                from_json(
+                    {"op": "say", "user": "ana", "room": room, "text": f"{room} {i}", "ts": ts}
+                )
+            )
     ts += 1
-    store.apply({"op": "dm", "user": "ana", "to": "bob", "text": "psst", "ts": ts})
+    store.apply(from_json({"op": "dm", "user": "ana", "to": "bob", "text": "psst", "ts": ts}))
     await store.written()
     store._open_journal().close()  # as if killed: nothing folded
 
@@ -145,7 +154,9 @@ async def compacted_copy(data, folded) -> None:
     """`data` with one more message, folded into a new snapshot (empty journal) in `folded`."""
     shutil.copy(data.with_name(data.name + ".journal"), folded / (data.name + ".journal"))
     store = await Store.open(folded / data.name)
-    store.apply({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 2e9})
+    store.apply(
+        from_json({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 2e9})
+    )
     await store.close()
 
 

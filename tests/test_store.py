@@ -13,19 +13,32 @@ import orjson
 import pytest
 
 from nexus.server import store as store_module
+from nexus.server.model import Message
+from nexus.server.records import from_json
 from nexus.server.store import DamagedStore, Store, StoreError, read_journal
 
 
 async def fill(store: Store, messages: int = 5) -> None:
     """A user, a room of their own, messages and a DM, all committed."""
-    await store.commit({"op": "register", "username": "Alice", "password": "h", "ts": 1.0})
-    await store.commit({"op": "register", "username": "bob", "password": "h", "ts": 2.0})
-    await store.commit({"op": "create", "user": "alice", "room": "den", "topic": "t", "ts": 3.0})
+    await store.commit(
+        from_json({"op": "register", "username": "Alice", "password": "h", "ts": 1.0})
+    )
+    await store.commit(from_json({"op": "register", "username": "bob", "password": "h", "ts": 2.0}))
+    await store.commit(
+        from_json({"op": "create", "user": "alice", "room": "den", "topic": "t", "ts": 3.0})
+    )
     for i in range(messages):
         await store.commit(
-            {"op": "say", "user": "alice", "room": "den", "text": f"m{i}", "ts": 4.0}
+            from_json({"op": "say", "user": "alice", "room": "den", "text": f"m{i}", "ts": 4.0})
         )
-    await store.commit({"op": "dm", "user": "alice", "to": "bob", "text": "hi", "ts": 5.0})
+    await store.commit(
+        from_json({"op": "dm", "user": "alice", "to": "bob", "text": "hi", "ts": 5.0})
+    )
+
+
+def as_json(snapshot: dict) -> bytes:
+    """A snapshot's body as the store writes it (messages in their wire form)."""
+    return orjson.dumps(snapshot, default=Message.wire, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def state(store: Store) -> dict:
@@ -52,7 +65,7 @@ async def test_committed_changes_survive_a_crash(tmp_path):
     before = state(store)
     again = await reopen(store)
     assert state(again) == before
-    assert [m["text"] for m in again.model.rooms["den"].history.messages][-1] == "m4"
+    assert [m.text for m in again.model.rooms["den"].history.messages][-1] == "m4"
     await again.close()
 
 
@@ -69,7 +82,7 @@ async def test_concurrent_commits_share_writes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store, "_append", counting_append)
     record = {"op": "say", "user": "alice", "room": "den", "text": "x", "ts": 1.0}
-    await asyncio.gather(*(store.commit(dict(record)) for _ in range(1000)))
+    await asyncio.gather(*(store.commit(from_json(record)) for _ in range(1000)))
     assert writes == [1000]
     await store.close()
 
@@ -105,7 +118,7 @@ async def test_torn_tail_at_every_offset_of_the_last_records(tmp_path, caplog):
             store = await Store.open(path)
         whole = journal[:cut].count(b"\n")
         assert store._n == whole
-        texts = [m["text"] for m in store.model.rooms["den"].history.messages]
+        texts = [m.text for m in store.model.rooms["den"].history.messages]
         assert len(texts) == min(3, max(0, whole - 3))
         torn = not journal[:cut].endswith(b"\n")
         assert ("torn record" in caplog.text) == torn
@@ -203,8 +216,10 @@ async def test_a_crash_at_each_step_of_compaction_loses_nothing(tmp_path):
 
 
 async def fill_more(store: Store) -> None:
-    await store.commit({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 9.0})
-    await store.commit({"op": "bio", "user": "bob", "text": "hello"})
+    await store.commit(
+        from_json({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 9.0})
+    )
+    await store.commit(from_json({"op": "bio", "user": "bob", "text": "hello"}))
 
 
 async def test_a_failed_write_acknowledges_nothing_and_writes_resume(tmp_path, monkeypatch):
@@ -226,16 +241,16 @@ async def test_a_failed_write_acknowledges_nothing_and_writes_resume(tmp_path, m
     monkeypatch.setattr(journal, "write", full_disk)
     record = {"op": "say", "user": "alice", "room": "den", "text": "lost", "ts": 1.0}
     with pytest.raises(StoreError, match="No space left"):
-        await store.commit(record)
+        await store.commit(from_json(record))
     assert failures
     assert state(store) == before  # the refused change is gone from memory too
     monkeypatch.setattr(journal, "write", real_write)
     kept = {"op": "say", "user": "alice", "room": "den", "text": "kept", "ts": 2.0}
-    await store.commit(kept)
+    await store.commit(from_json(kept))
     after = state(store)
     again = await reopen(store)
     assert state(again) == after
-    texts = [m["text"] for m in again.model.rooms["den"].history.messages]
+    texts = [m.text for m in again.model.rooms["den"].history.messages]
     assert texts[-1] == "kept" and "lost" not in texts
     await again.close()
 
@@ -278,7 +293,7 @@ async def test_an_unexpected_error_in_a_write_refuses_like_a_full_disk(tmp_path,
     monkeypatch.setattr(store._journal, "write", broken)
     record = {"op": "say", "user": "alice", "room": "den", "text": "lost", "ts": 1.0}
     with pytest.raises(StoreError, match="bug in the writer"):
-        await store.commit(record)
+        await store.commit(from_json(record))
     assert state(store) == before
     assert len(refused) == 1 and not store.has_unwritten()
     await store.close()
@@ -290,12 +305,12 @@ async def test_writes_go_on_while_a_snapshot_is_written(tmp_path, monkeypatch):
     path = tmp_path / "data.json"
     store = await Store.open(path)
     for i in range(200):
-        store.record({"op": "register", "username": f"u{i}", "password": "h", "ts": 1.0})
+        store.record(from_json({"op": "register", "username": f"u{i}", "password": "h", "ts": 1.0}))
     await fill(store)
     compaction = asyncio.create_task(store.compact())
     await asyncio.sleep(0)  # the snapshot is taken; its pieces are being written
     late = {"op": "say", "user": "alice", "room": "den", "text": "during", "ts": 6.0}
-    await store.commit(late)
+    await store.commit(from_json(late))
     assert not compaction.done()  # written while the snapshot was still being written
     await compaction
     held = orjson.loads(path.read_bytes())["journal_seq"]
@@ -413,14 +428,14 @@ def test_replaying_message_changes_over_a_snapshot_that_holds_them_changes_nothi
     ]
     final = Model()
     for record in records:
-        final.apply(dict(record))
+        final.apply(from_json(record))
     for cut in range(5, len(records)):  # the snapshot holds every message made
-        model = Model.from_snapshot(orjson.loads(orjson.dumps(final.to_snapshot())))
+        model = Model.from_snapshot(orjson.loads(as_json(final.to_snapshot())))
         for record in records[cut:]:
-            model.apply(dict(record))
+            model.apply(from_json(record))
         assert model.to_snapshot() == final.to_snapshot(), cut
     general = final.rooms["general"].history.messages
-    assert general[0]["reactions"] == {"+": ["Alice", "bob"]} and general[0]["text"] == "a3"
+    assert general[0].reactions == {"+": ["Alice", "bob"]} and general[0].text == "a3"
 
 
 async def guests_everywhere(store: Store) -> None:
@@ -432,8 +447,17 @@ async def guests_everywhere(store: Store) -> None:
         {"op": "guest", "user": None, "username": "yan", "ts": 7.0},
         {"op": "join", "user": "zed", "room": "general"},
         {"op": "join", "user": "zed", "room": "den"},
-        {"op": "say", "user": "zed", "room": "general", "text": "kept", "ts": 8.0},
-        {"op": "react", "user": "zed", "room": "den", "seq": 1, "emoji": "+", "on": True},
+        # What a guest says carries its name: no user of that name is stored.
+        {"op": "say", "user": "zed", "room": "general", "text": "kept", "ts": 8.0, "guest": "Zed"},
+        {
+            "op": "react",
+            "user": "zed",
+            "room": "den",
+            "seq": 1,
+            "emoji": "+",
+            "on": True,
+            "guest": "Zed",
+        },
         {"op": "mute", "user": "alice", "room": "den", "target": "zed", "on": True},
         {"op": "ban", "user": "alice", "room": "den", "target": "yan", "reason": "", "ts": 8.0},
         {"op": "create", "user": "zed", "room": "tmp", "topic": "", "ts": 8.0},
@@ -444,7 +468,7 @@ async def guests_everywhere(store: Store) -> None:
         {"op": "dm", "user": "alice", "to": "zed", "text": "hm", "ts": 9.0},
         {"op": "away", "user": "zed", "text": "brb"},
     ):
-        await store.commit(record)
+        await store.commit(from_json(record))
 
 
 async def test_guests_and_their_rooms_are_never_written(tmp_path):
@@ -482,23 +506,23 @@ async def test_a_guests_message_in_a_stored_room_replays_without_the_guest(tmp_p
     store = await Store.open(tmp_path / "data.json")
     await guests_everywhere(store)
     general = list(store.model.rooms["general"].history.messages)
-    assert general == [
+    assert [m.wire() for m in general] == [
         {"room": "general", "seq": 1, "from": "Zed", "text": "kept", "ts": 8.0, "guest": True}
     ]
     again = await reopen(store)
     model = again.model
     assert list(model.rooms["general"].history.messages) == general
-    assert model.rooms["den"].history.get(1)["reactions"] == {"+": ["Zed"]}
+    assert model.rooms["den"].history.get(1).reactions == {"+": ["Zed"]}
     assert set(model.users) == {"alice", "bob"} and "tmp" not in model.rooms
     assert model.rooms["general"].members == {"alice", "bob"}
     message = await again.commit(
-        {"op": "say", "user": "bob", "room": "general", "text": "n", "ts": 1.0}
+        from_json({"op": "say", "user": "bob", "room": "general", "text": "n", "ts": 1.0})
     )
-    assert message["seq"] == 2
+    assert message.seq == 2
     await again.compact()
     compacted = await reopen(again)
-    assert [m["seq"] for m in compacted.model.rooms["general"].history.messages] == [1, 2]
-    assert compacted.model.rooms["general"].history.get(1)["guest"] is True
+    assert [m.seq for m in compacted.model.rooms["general"].history.messages] == [1, 2]
+    assert compacted.model.rooms["general"].history.get(1).guest is True
     await compacted.close()
 
 
@@ -520,9 +544,9 @@ def test_a_guest_departs_with_every_trace_and_its_room_loses_its_owner():
         {"op": "join", "user": "ana", "room": "tmp"},
         {"op": "dm", "user": "zed", "to": "ana", "text": "hi", "ts": 1.0},
     ):
-        model.apply(record)
+        model.apply(from_json(record))
     assert model.rooms["tmp"].ephemeral and not model.rooms["den"].ephemeral
-    model.apply({"op": "depart", "user": "zed"})
+    model.apply(from_json({"op": "depart", "user": "zed"}))
     assert "zed" not in model.users and not model.conversations
     assert not model.users["ana"].conversations
     assert "zed" not in model.rooms["den"].invited | model.rooms["general"].members

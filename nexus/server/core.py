@@ -37,6 +37,7 @@ from nexus.server.hub import Hub
 from nexus.server.model import Model
 from nexus.server.outbox import Link, Outbox, Outlet
 from nexus.server.policy import Policy
+from nexus.server.records import Seen
 from nexus.server.search import SearchIndex
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
@@ -124,7 +125,7 @@ class Core:
             if session.guest:
                 depart(connection.ctx)
             else:
-                self.store.record({"op": "seen", "user": key, "ts": time.time()})
+                self.store.record(Seen(user=key, ts=time.time()))
                 self.hub.announce_presence(self.store.model, key, online=False)
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()

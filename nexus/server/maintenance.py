@@ -209,8 +209,8 @@ def messages(store: Store, rooms: set[str] | None) -> list[dict[str, Any]]:
     ]
     if rooms is None:
         found += [m for c in model.conversations.values() for m in c.history.messages]
-    found.sort(key=lambda m: m["ts"])  # stable: each history is already in order
-    return found
+    found.sort(key=lambda m: m.ts)  # stable: each history is already in order
+    return [m.wire() for m in found]
 
 
 def export(data: Path, rooms: list[str] | None, out: TextIO) -> None:

@@ -25,7 +25,7 @@ trim leaves its documents to fail the check. Once the documents outnumber
 twice the stored messages (plus REBUILD_SLACK), the index starts over.
 
 Indexing is lazy. The model reports each message made or edited
-(`Model.on_new`, `Model.on_edit`). A new message puts its room or conversation in the
+(it is one of `Model.listeners`). A new message puts its room or conversation in the
 backlog, from its seq on, unless the scope is there already: noting it is a
 dictionary look-up, and the backlog holds one entry a scope however many
 messages arrive, so a flood costs nothing per message and its indexing
@@ -79,20 +79,20 @@ def history_of(model: Model, scope: str) -> History | None:
 
 def matches(message: Message, terms: list[str], author: str | None, before: float | None) -> bool:
     """Whether a stored message answers a query, as it is now."""
-    if message.get("erased"):
+    if message.erased:
         return False
-    if before is not None and message["ts"] >= before:
+    if before is not None and message.ts >= before:
         return False
-    if author is not None and message["from"] != author:
+    if author is not None and message.author != author:
         return False
-    text = message["text"].casefold()
+    text = message.text.casefold()
     return all(term in text for term in terms)
 
 
 def _newest_first(message: Message, scope: str) -> tuple[float, int, str]:
     """The sort key of results: newest ts first, then newest seq, then scope
     (a room name or pair key), so that equal keys never leave the order open."""
-    return -message["ts"], -message["seq"], scope
+    return -message.ts, -message.seq, scope
 
 
 class SearchIndex:
@@ -156,9 +156,7 @@ class SearchIndex:
         self._generation += 1
         self._model = model
         self._backlog = dict.fromkeys([*model.rooms, *model.conversations], 0)
-        # A new message: its scope waits from its seq on, unless it waits already.
-        model.on_new = self._backlog.setdefault
-        model.on_edit = self._note_edit
+        model.listeners.append(self)
         self._check_at = 2 * self._stored(model) + REBUILD_SLACK
 
     @staticmethod
@@ -166,7 +164,11 @@ class SearchIndex:
         rooms = sum(len(room.history.messages) for room in model.rooms.values())
         return rooms + sum(len(conv.history.messages) for conv in model.conversations.values())
 
-    def _note_edit(self, scope: str, seq: int) -> None:
+    def new_text(self, scope: str, seq: int) -> None:
+        """A new message: its scope waits from its seq on, unless it waits already."""
+        self._backlog.setdefault(scope, seq)
+
+    def edited_text(self, scope: str, seq: int) -> None:
         if seq <= self._indexed.get(scope, 0):
             self._pending.append((scope, seq))  # an edit of an indexed message
         else:  # not indexed yet: it will be with the rest of its scope
@@ -225,7 +227,7 @@ class SearchIndex:
         if history is None or not history.messages:
             del self._backlog[scope]
             return
-        seq = max(self._backlog[scope], history.messages[0]["seq"])
+        seq = max(self._backlog[scope], history.messages[0].seq)
         end = min(seq + count, history.last_seq + 1)
         generation = self._generation
         for message in islice(history.since(seq - 1), end - seq):
@@ -246,13 +248,13 @@ class SearchIndex:
                 continue  # indexed with the rest of its scope
             history = history_of(model, scope)
             message = history.get(seq) if history is not None else None
-            if message is not None and not message.get("erased"):
+            if message is not None and not message.erased:
                 self._add(scope, message)
                 if self._generation != generation:
                     return  # started over: the new backlog holds every scope
 
     def _add(self, scope: str, message: Message) -> None:
-        if message.get("erased"):
+        if message.erased:
             return
         doc = len(self._doc_seq)
         number = self._scope_numbers.get(scope)
@@ -260,19 +262,19 @@ class SearchIndex:
             number = self._scope_numbers[scope] = len(self._scope_names)
             self._scope_names.append(scope)
         self._doc_scope.append(number)
-        self._doc_seq.append(message["seq"])
+        self._doc_seq.append(message.seq)
         get = self._postings.get
-        for word in set(message["text"].casefold().split()):  # as search_terms splits
+        for word in set(message.text.casefold().split()):  # as search_terms splits
             docs = get(word)
             if docs is None:
                 docs = self._postings[word] = array("i")
                 self._new_word(word)
             docs.append(doc)
-        for name in message.get("mentions", ()):
+        for name in message.mentions:
             self._mentioned.setdefault(name.lower(), array("i")).append(doc)
-        authored = self._authored.get(message["from"])
+        authored = self._authored.get(message.author)
         if authored is None:
-            authored = self._authored[message["from"]] = array("i")
+            authored = self._authored[message.author] = array("i")
         authored.append(doc)
         if doc >= self._check_at:
             self._maybe_start_over()
@@ -325,7 +327,7 @@ class SearchIndex:
         docs = self._mentioned.get(user.lower(), ())
 
         def mentioned(m: Message) -> bool:
-            return not m.get("erased") and user in m.get("mentions", ())
+            return not m.erased and user in m.mentions
 
         return (await self._check(self._current(), docs, scopes, mentioned))[:limit]
 
@@ -452,7 +454,7 @@ class SearchIndex:
             history = holder.history
             newest = history.messages[-1] if before is None else _newest_before(history, before)
             if newest is not None:
-                heap.append((-newest["ts"], -newest["seq"], scope, history))
+                heap.append((-newest.ts, -newest.seq, scope, history))
         heapq.heapify(heap)
         found: list[Message] = []
         count = 0
@@ -471,7 +473,7 @@ class SearchIndex:
             if older is None:
                 heapq.heappop(heap)
             else:
-                heapq.heapreplace(heap, (-older["ts"], negative_seq + 1, scope, history))
+                heapq.heapreplace(heap, (-older.ts, negative_seq + 1, scope, history))
         return found[:limit], len(found) > limit
 
 
@@ -509,7 +511,7 @@ def _newest_before(history: History, before: float) -> Message | None:
     low, high = 0, len(stored)  # ts rises with seq: find the first not older
     while low < high:
         mid = (low + high) // 2
-        if stored[mid]["ts"] < before:
+        if stored[mid].ts < before:
             low = mid + 1
         else:
             high = mid

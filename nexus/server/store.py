@@ -52,7 +52,8 @@ import aiofiles
 import aiofiles.os
 import orjson
 
-from nexus.server.model import Model
+from nexus.server.model import Message, Model
+from nexus.server.records import Record, from_json
 
 log = logging.getLogger("nexus.store")
 
@@ -284,14 +285,14 @@ class Store:
                     journal_bytes,
                 )
                 await asyncio.to_thread(os.truncate, self.journal_path, journal_bytes)
-            for record in records:
+            for data in records:
                 try:
-                    model.apply(record)
+                    model.apply(from_json(data))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
                     raise DamagedStore(
-                        f"{self.journal_path}: record {record['n']} does not apply ({exc!r})"
+                        f"{self.journal_path}: record {data['n']} does not apply ({exc!r})"
                     ) from None
-                n = record["n"]
+                n = data["n"]
         return model, n, journal_bytes
 
     # -- changing --------------------------------------------------------
@@ -301,27 +302,26 @@ class Store:
         write is being recovered from: what depends on them must wait."""
         return bool(self._pending) or self._recovering
 
-    def apply(self, record: dict[str, Any]) -> Any:
+    def apply(self, record: Record) -> Any:
         """Applies `record` now and writes it with the next group.
 
         Callers validate first: a record must apply cleanly.
         """
         if self._closing or self._read_only or self._recovering:
             raise StoreError("the store is not accepting changes")
-        if not self.model.journaled(record):  # guests' and ephemeral rooms': memory only
-            return self.model.apply(record)
-        record["n"] = self._n + 1
-        result = self.model.apply(record)
+        if not record.journaled(self.model):  # guests' and ephemeral rooms': memory only
+            return record.apply(self.model)
+        result = record.apply(self.model)
         self._n += 1  # only once applied: journal numbers never skip
         if not self._pending:
             self.on_hold()
-        self._pending.append(encode_record(record))
+        self._pending.append(encode_record({**record.to_json(), "n": self._n}))
         if self._write_handle is None:
             # The next loop pass: everything applied in this one shares the write.
             self._write_handle = asyncio.get_running_loop().call_soon(self._write_pending)
         return result
 
-    async def commit(self, record: dict[str, Any]) -> Any:
+    async def commit(self, record: Record) -> Any:
         """Applies `record` and returns its result once it is written."""
         result = self.apply(record)
         await self.written()
@@ -335,7 +335,7 @@ class Store:
             self._waiters.append(waiter)
             await waiter
 
-    def record(self, record: dict[str, Any]) -> None:
+    def record(self, record: Record) -> None:
         """Applies `record` unless the store is refusing changes: for
         bookkeeping that nothing waits on (read markers, last seen)."""
         with contextlib.suppress(StoreError):
@@ -520,7 +520,8 @@ def _body_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[b
     for i, (key, items) in enumerate(body.items()):
         piece.append(b"  %s: [" % orjson.dumps(key))
         for j, item in enumerate(items):
-            encoded = orjson.dumps(item, option=orjson.OPT_INDENT_2).replace(b"\n", b"\n    ")
+            encoded = orjson.dumps(item, default=_wire, option=_SNAPSHOT_OPTIONS)
+            encoded = encoded.replace(b"\n", b"\n    ")
             piece.append(b",\n    " if j else b"\n    ")
             piece.append(encoded)
             size += len(encoded)
@@ -531,6 +532,17 @@ def _body_pieces(head: dict[str, Any], body: dict[str, list[Any]]) -> Iterator[b
         if i < len(body) - 1:
             piece.append(b",\n")
     yield b"".join(piece)
+
+
+# Messages (dataclasses) go through `_wire`, not orjson's own dataclass encoding.
+_SNAPSHOT_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _wire(value: Any) -> dict[str, Any]:
+    """A snapshot's messages are `Message` objects, converted as they are encoded."""
+    if isinstance(value, Message):
+        return value.wire()
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 def _check_snapshot(raw: bytes, path: Path) -> None:

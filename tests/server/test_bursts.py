@@ -16,6 +16,7 @@ import orjson
 from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
+from nexus.server.records import from_json
 from nexus.server.store import Store
 from tests.procs import ServerProcess
 
@@ -28,7 +29,9 @@ async def make_store(path: Path, names: list[str]) -> None:
     hashed = PasswordHasher(**FAST).hash(PASSWORD)
     store = await Store.open(path)
     for name in names:
-        store.apply({"op": "register", "username": name, "password": hashed, "ts": time.time()})
+        store.apply(
+            from_json({"op": "register", "username": name, "password": hashed, "ts": time.time()})
+        )
     await store.close()
 
 

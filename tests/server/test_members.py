@@ -9,6 +9,7 @@ import time
 from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
+from nexus.server.records import from_json
 from nexus.server.store import Store
 from tests.conftest import PASSWORD
 
@@ -107,7 +108,9 @@ async def test_a_thousand_member_room_is_answered_in_a_few_milliseconds(start_se
     store = await Store.open(path)
     names = [f"user{i:04d}" for i in range(1000)]
     for name in names:
-        store.apply({"op": "register", "username": name, "password": hashed, "ts": time.time()})
+        store.apply(
+            from_json({"op": "register", "username": name, "password": hashed, "ts": time.time()})
+        )
     await store.close()
     running = await start_server(data=path)
     ana = await running.user("user0007", register=False)

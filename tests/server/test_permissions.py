@@ -8,6 +8,7 @@ import pytest
 from nexus.server import permissions
 from nexus.server.model import Model
 from nexus.server.permissions import OVER, RULES, Role, Target, allowed
+from nexus.server.records import from_json
 
 ROLES = [Role.ADMIN, Role.OWNER, Role.MODERATOR, Role.MEMBER, None]  # None: no role at all
 # action -> may each of ROLES take it at all ("Y"/"-", in ROLES' order)
@@ -88,13 +89,17 @@ def test_roles_and_targets_are_read_from_the_model():
     self first, then admin, owner, moderator, anyone else."""
     model = Model()
     for name in ("root", "olga", "mia", "bob"):
-        model.apply({"op": "register", "username": name, "password": "x", "ts": 1.0})
-    model.apply({"op": "admin", "user": None, "target": "root", "on": True})
-    room = model.apply({"op": "create", "user": "olga", "room": "den", "topic": "", "ts": 1.0})
+        model.apply(from_json({"op": "register", "username": name, "password": "x", "ts": 1.0}))
+    model.apply(from_json({"op": "admin", "user": None, "target": "root", "on": True}))
+    room = model.apply(
+        from_json({"op": "create", "user": "olga", "room": "den", "topic": "", "ts": 1.0})
+    )
     for key in ("mia", "bob"):
-        model.apply({"op": "join", "user": key, "room": "den"})
-    model.apply({"op": "moderator", "user": "olga", "room": "den", "target": "mia", "on": True})
-    model.apply({"op": "leave", "user": "olga", "room": "den"})
+        model.apply(from_json({"op": "join", "user": key, "room": "den"}))
+    model.apply(
+        from_json({"op": "moderator", "user": "olga", "room": "den", "target": "mia", "on": True})
+    )
+    model.apply(from_json({"op": "leave", "user": "olga", "room": "den"}))
     assert permissions.roles(model, room, "root") == {Role.ADMIN}
     assert permissions.roles(model, room, "olga") == {Role.OWNER}
     assert permissions.roles(model, room, "mia") == {Role.MODERATOR, Role.MEMBER}
@@ -107,7 +112,7 @@ def test_roles_and_targets_are_read_from_the_model():
     assert target_of(model, room, "mia", "bob") is Target.USER
     assert permissions.may_act_on("kick", model, room, "mia", "bob") is True
     assert permissions.may_act_on("kick", model, room, "bob", "mia") is False
-    model.apply({"op": "leave", "user": "mia", "room": "den"})  # no longer a moderator
+    model.apply(from_json({"op": "leave", "user": "mia", "room": "den"}))  # no longer a moderator
     assert permissions.roles(model, room, "mia") == set()
 
 
@@ -115,10 +120,19 @@ def test_a_private_room_shows_to_members_and_admins_only():
     """may_see: a public room to anyone; a private one to members and admins."""
     model = Model()
     for name in ("root", "olga", "bob"):
-        model.apply({"op": "register", "username": name, "password": "x", "ts": 1.0})
-    model.apply({"op": "admin", "user": None, "target": "root", "on": True})
+        model.apply(from_json({"op": "register", "username": name, "password": "x", "ts": 1.0}))
+    model.apply(from_json({"op": "admin", "user": None, "target": "root", "on": True}))
     room = model.apply(
-        {"op": "create", "user": "olga", "room": "vault", "topic": "", "ts": 1.0, "private": True}
+        from_json(
+            {
+                "op": "create",
+                "user": "olga",
+                "room": "vault",
+                "topic": "",
+                "ts": 1.0,
+                "private": True,
+            }
+        )
     )
     assert permissions.may_see(model, room, "olga") is True
     assert permissions.may_see(model, room, "root") is True

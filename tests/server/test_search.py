@@ -11,6 +11,7 @@ import pytest
 from nexus.protocol import search_terms
 from nexus.server import search as search_module
 from nexus.server.model import Model, pair_key
+from nexus.server.records import from_json
 from nexus.server.search import SearchIndex, history_of, matches
 from tests.wire import Peer
 
@@ -21,16 +22,18 @@ def build_model(rng: random.Random, messages: int) -> Model:
     """Three users, three rooms and a DM conversation of random texts, many sharing a ts."""
     model = Model()
     for name in ("ana", "bo", "cy"):
-        model.apply({"op": "register", "username": name, "password": "-", "ts": 0.0})
+        model.apply(from_json({"op": "register", "username": name, "password": "-", "ts": 0.0}))
     for i in range(messages):
         text = " ".join(rng.choice(WORDS) + rng.choice(["", "s", "-x", "Ab"]) for _ in range(3))
         user = rng.choice(["ana", "bo", "cy"])
         ts = float(i // 3)  # three messages a second: equal ts are common
         if rng.random() < 0.2:
-            model.apply({"op": "dm", "user": user, "to": "ana", "text": text, "ts": ts})
+            model.apply(from_json({"op": "dm", "user": user, "to": "ana", "text": text, "ts": ts}))
         else:
             room = rng.choice(["general", "random", "tech"])
-            model.apply({"op": "say", "user": user, "room": room, "text": text, "ts": ts})
+            model.apply(
+                from_json({"op": "say", "user": user, "room": room, "text": text, "ts": ts})
+            )
     return model
 
 
@@ -44,7 +47,7 @@ def reference(
         history = history_of(model, scope)
         if history is not None:
             found += [
-                (-m["ts"], -m["seq"], scope, m)
+                (-m.ts, -m.seq, scope, m)
                 for m in history.messages
                 if matches(m, terms, author, before)
             ]
@@ -63,9 +66,11 @@ async def test_index_answers_exactly_as_the_rule_says(monkeypatch, broad):
         monkeypatch.setattr(search_module, "DOCS_MAX", -1)  # every term is broad
     rng = random.Random(7)
     model = build_model(rng, 900)
-    model.apply({"op": "erase", "user": "ana", "room": "tech", "seq": 3})
+    model.apply(from_json({"op": "erase", "user": "ana", "room": "tech", "seq": 3}))
     model.apply(
-        {"op": "edit", "user": "bo", "room": "general", "seq": 2, "text": "lunch", "ts": 9.0}
+        from_json(
+            {"op": "edit", "user": "bo", "room": "general", "seq": 2, "text": "lunch", "ts": 9.0}
+        )
     )
     index = SearchIndex(lambda: model)
     everything = {"general", "random", "tech", pair_key("ana", "bo"), pair_key("ana", "cy")}
@@ -83,9 +88,11 @@ async def test_messages_made_after_a_search_are_found_by_the_next(monkeypatch):
     model = build_model(random.Random(1), 50)
     index = SearchIndex(lambda: model)
     assert await index.search({"tech"}, ["kumquat"]) == ([], False)
-    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "a Kumquat", "ts": 99.0})
+    model.apply(
+        from_json({"op": "say", "user": "ana", "room": "tech", "text": "a Kumquat", "ts": 99.0})
+    )
     found, more = await index.search({"tech"}, ["kumquat"])
-    assert [m["text"] for m in found] == ["a Kumquat"] and not more
+    assert [m.text for m in found] == ["a Kumquat"] and not more
 
 
 async def test_a_flood_waits_as_one_entry_a_room_and_edits_are_found_by_new_words():
@@ -94,26 +101,36 @@ async def test_a_flood_waits_as_one_entry_a_room_and_edits_are_found_by_new_word
     already indexed is found by its new words, and no longer by its old ones."""
     model = build_model(random.Random(4), 0)
     index = SearchIndex(lambda: model)
-    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "old words", "ts": 1.0})
+    model.apply(
+        from_json({"op": "say", "user": "ana", "room": "tech", "text": "old words", "ts": 1.0})
+    )
     assert len((await index.search({"tech"}, ["old"]))[0]) == 1
     for i in range(3_000):
-        model.apply({"op": "say", "user": "bo", "room": "random", "text": f"m{i}", "ts": 2.0})
+        model.apply(
+            from_json({"op": "say", "user": "bo", "room": "random", "text": f"m{i}", "ts": 2.0})
+        )
     assert set(index._backlog) <= {"general", "random"} and not index._pending
-    model.apply({"op": "edit", "user": "ana", "room": "tech", "seq": 1, "text": "new", "ts": 3.0})
-    assert [m["text"] for m in (await index.search({"tech"}, ["new"]))[0]] == ["new"]
+    model.apply(
+        from_json({"op": "edit", "user": "ana", "room": "tech", "seq": 1, "text": "new", "ts": 3.0})
+    )
+    assert [m.text for m in (await index.search({"tech"}, ["new"]))[0]] == ["new"]
     assert await index.search({"tech"}, ["old"]) == ([], False)
     found, _ = await index.search({"random"}, ["m2999"])
-    assert [m["text"] for m in found] == ["m2999"]
+    assert [m.text for m in found] == ["m2999"]
 
 
 async def test_trimmed_messages_never_match():
     """A message pushed out by the history cap is not stored, so it is not found."""
     model = build_model(random.Random(2), 0)
     index = SearchIndex(lambda: model)
-    model.apply({"op": "say", "user": "ana", "room": "tech", "text": "first words", "ts": 1.0})
+    model.apply(
+        from_json({"op": "say", "user": "ana", "room": "tech", "text": "first words", "ts": 1.0})
+    )
     assert len((await index.search({"tech"}, ["first"]))[0]) == 1
     for i in range(500):
-        model.apply({"op": "say", "user": "ana", "room": "tech", "text": f"m{i}", "ts": 2.0})
+        model.apply(
+            from_json({"op": "say", "user": "ana", "room": "tech", "text": f"m{i}", "ts": 2.0})
+        )
     assert await index.search({"tech"}, ["first"]) == ([], False)
 
 
@@ -125,18 +142,22 @@ async def test_index_starts_over_when_bloated_or_given_a_new_model(monkeypatch):
     holder = {"model": model}
     index = SearchIndex(lambda: holder["model"])
     for i in range(1_000):
-        model.apply({"op": "say", "user": "ana", "room": "tech", "text": f"w{i} x", "ts": i})
+        model.apply(
+            from_json({"op": "say", "user": "ana", "room": "tech", "text": f"w{i} x", "ts": i})
+        )
         if i % 100 == 0:
             await index.catch_up()
     await index.catch_up()
     assert len(index._doc_seq) <= 2 * 500 + 10 + 100
     found, more = await index.search({"tech"}, ["w999"])
-    assert [m["seq"] for m in found] == [1000] and not more
+    assert [m.seq for m in found] == [1000] and not more
     replaced = build_model(random.Random(4), 0)
-    replaced.apply({"op": "say", "user": "ana", "room": "tech", "text": "only me", "ts": 1.0})
+    replaced.apply(
+        from_json({"op": "say", "user": "ana", "room": "tech", "text": "only me", "ts": 1.0})
+    )
     holder["model"] = replaced
     assert await index.search({"tech"}, ["w999"]) == ([], False)
-    assert [m["text"] for m in (await index.search({"tech"}, ["only"]))[0]] == ["only me"]
+    assert [m.text for m in (await index.search({"tech"}, ["only"]))[0]] == ["only me"]
 
 
 # -- the command over real sockets ---------------------------------------------------
@@ -271,7 +292,9 @@ async def test_messages_said_and_trimmed_while_the_backlog_is_indexed_are_right(
     async def talk() -> None:
         for i in range(700):  # past the cap of 500: the oldest go meanwhile
             text = f"lunchab {i}"
-            model.apply({"op": "say", "user": "bo", "room": "tech", "text": text, "ts": 1e3 + i})
+            model.apply(
+                from_json({"op": "say", "user": "bo", "room": "tech", "text": text, "ts": 1e3 + i})
+            )
             await asyncio.sleep(0)
 
     task = asyncio.create_task(talk())

@@ -7,6 +7,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
+from nexus.server import records
 from nexus.server.auth import new_token, token_digest, token_valid
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
@@ -32,7 +33,7 @@ async def _welcome(ctx: Context, user: User, password: str, with_token: bool) ->
     token = None
     if with_token:
         token, digest = new_token()
-        ctx.change("token", user=key, digest=digest, ts=time.time())
+        ctx.change(records.Token(user=key, digest=digest, ts=time.time()))
     await ctx.durable()
     if not _unchanged(ctx, user, password):
         raise NexusError("auth_failed", _LOGIN_FAILED)
@@ -67,8 +68,10 @@ async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     if ctx.model.user(req.username) is not None:  # registered while we hashed
         raise NexusError("username_taken", f"{req.username} is taken")
     # The first account of a store with no accounts is its admin.
-    first = {"admin": True} if not ctx.model.users else {}
-    user = ctx.change("register", username=req.username, password=hashed, ts=time.time(), **first)
+    first = not ctx.model.users
+    user = ctx.change(
+        records.Register(username=req.username, password=hashed, ts=time.time(), admin=first)
+    )
     return await _welcome(ctx, user, hashed, with_token=True)
 
 
@@ -99,7 +102,7 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     if user.suspended:  # only someone holding the account's secret learns this
         raise _suspended()
     if req.token is not None:  # a token in use stays good for TOKEN_LIFETIME from now
-        ctx.change("token", user=account, digest=token_digest(req.token), ts=time.time())
+        ctx.change(records.Token(user=account, digest=token_digest(req.token), ts=time.time()))
     return await _welcome(ctx, user, stored, with_token=req.token is None)
 
 
@@ -119,8 +122,8 @@ async def password(ctx: Context, req: p.Password) -> p.TokenReply:
         raise NexusError("auth_failed", "the password changed meanwhile; try again")
     token, digest = new_token()
     now = time.time()
-    ctx.change("password", password=hashed, ts=now)
-    ctx.change("token", digest=digest, ts=now)
+    ctx.change(records.Password(user=key, password=hashed, ts=now))
+    ctx.change(records.Token(user=key, digest=digest, ts=now))
     await ctx.durable()
     changed = p.error(None, NexusError("auth_required", "password changed"))
     ctx.hub.expel(key, encode(changed), skip=ctx.session)

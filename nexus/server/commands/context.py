@@ -17,8 +17,9 @@ from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.auth import PasswordHashing
 from nexus.server.hub import Hub
-from nexus.server.model import Model, Room, User, pair_key, user_key
+from nexus.server.model import Message, Model, Room, User, pair_key, user_key
 from nexus.server.policy import Policy
+from nexus.server.records import Read, Record
 from nexus.server.search import SearchIndex
 from nexus.server.session import Session
 from nexus.server.store import Store
@@ -53,12 +54,17 @@ class Context:
 
     # -- changing things ---------------------------------------------------
 
-    def change(self, op: str, **fields: Any) -> Any:
-        """Applies a change, made by the session's user unless `fields` say
-        `user`, and returns what it produced. It is written with the next
-        group, before the reply or any event leaves."""
+    def change(self, record: Record) -> Any:
+        """Applies a change and returns what it produced. It is written with
+        the next group, before the reply or any event leaves."""
         self.changed = True
-        return self._store.apply({"op": op, "user": self.session.user, **fields})
+        return self._store.apply(record)
+
+    def guest_name(self) -> str | None:
+        """The caller's name if it is a guest: records of what a guest says
+        carry it, since no user of that name is stored to replay them."""
+        me = self.me
+        return me.username if me.guest else None
 
     async def durable(self) -> None:
         """Waits until this request's changes are written (for a handler that
@@ -166,7 +172,7 @@ class Context:
         """Records the caller's read marker at `seq` (in the room or DM
         conversation `where` names) and tells their other sessions, which
         see the conversation named as `shown`."""
-        self.change("read", seq=seq, **where)
+        self.change(Read(user=self.key, seq=seq, room=where.get("room"), with_=where.get("with")))
         moved = encode({"event": "read", **shown, "seq": seq})
         self.hub.to_user(self.key, moved, skip=self.session)
 
@@ -177,19 +183,23 @@ class Context:
         if conv is not None and conv.read.get(self.key, 0) < newest:
             self.move_marker({"with": other_key}, {"with": other.username}, newest)
 
-    def fit_newest_first(self, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
+    def fit_newest_first(
+        self, messages: list[Message], more: bool
+    ) -> tuple[list[Any], bool]:
         """`fit` for a list that runs newest first (search results, mentions)."""
         kept, cut = self.fit(messages[::-1], more)
         return kept[::-1], cut
 
-    def fit(self, messages: list[Any], more: bool) -> tuple[list[Any], bool]:
-        """Cuts a page, oldest first, to half the soft outbound limit.
+    def fit(self, page: list[Message], more: bool) -> tuple[list[Any], bool]:
+        """A page of messages as the protocol shows them, oldest first, cut
+        to half the soft outbound limit.
 
         500 messages of 4,000 four-byte characters encode to ~8 MB: sent
         whole, one reply would put the asker far behind. The newest message
         always stays, so paging with `before` keeps making progress; `more`
         says older ones remain.
         """
+        messages = [message.wire() for message in page]
         budget = self.policy.config.max_outbound // 2
         size = 0
         newest = len(messages) - 1

@@ -14,6 +14,7 @@ import time
 
 from nexus import protocol as p
 from nexus.errors import NexusError
+from nexus.server import records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, command
 from nexus.server.commands.rooms import leave, tell_deleted
@@ -34,7 +35,7 @@ def guest(ctx: Context, req: p.Guest) -> p.LoginReply:
         if existing.guest:
             raise NexusError("nick_in_use", f"{existing.username} is another guest's nick")
         raise NexusError("username_taken", f"{existing.username} is an account: log in as it")
-    user = ctx.change("guest", username=req.username, ts=time.time())
+    user = ctx.change(records.Guest(username=req.username, ts=time.time()))
     key = user_key(user.username)
     ctx.session.guest = True
     ctx.hub.attach(ctx.session, key)  # in no room yet: nobody to tell
@@ -52,7 +53,7 @@ def depart(ctx: Context) -> None:
         ctx.hub.announce_presence(ctx.model, ctx.key, online=False)
         for name in sorted(user.rooms):
             leave(ctx, p.Leave(name))
-        ctx.change("depart")
+        ctx.change(records.Depart(user=ctx.key))
 
 
 def tell_lost(hub: Hub, before: Model) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
-from nexus.server import permissions
+from nexus.server import permissions, records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 from nexus.server.model import Message, Room, pair_key, user_key
@@ -23,23 +23,21 @@ def _muted(room: Room) -> NexusError:
     return NexusError("muted", f"you are muted in #{room.name}")
 
 
-def _new_fields(ctx: Context, where: dict[str, Any], req: p.Say | p.Dm) -> dict[str, Any]:
+def _new_fields(ctx: Context, room: str | None, other: str | None, req: p.Say | p.Dm) -> Any:
     """The optional fields of a `say` or `dm` record, once the message it
     answers is checked: mentions are worked out here, once, and stored with
     the message."""
-    fields: dict[str, Any] = {}
-    if req.action:
-        fields["action"] = True
     if req.reply_to is not None:
-        history = ctx.model.history_of({"user": ctx.key, **where})
+        history = ctx.model.history_of(room, ctx.key, other)
         message = history.get(req.reply_to) if history is not None else None
-        if message is None or message.get("erased"):
+        if message is None or message.erased:
             raise _no_such_message(req.reply_to)
-        fields["reply_to"] = req.reply_to
-    mentions = ctx.model.mentioned(req.text)
-    if mentions:
-        fields["mentions"] = mentions
-    return fields
+    return {
+        "action": req.action,
+        "reply_to": req.reply_to,
+        "mentions": ctx.model.mentioned(req.text),
+        "guest": ctx.guest_name(),
+    }
 
 
 @command("say", flood=True)
@@ -50,22 +48,26 @@ def say(ctx: Context, req: p.Say) -> p.SentReply:
         raise NexusError("not_member", f"join #{room.name} to speak there")
     if key in room.muted:
         raise _muted(room)
-    fields = _new_fields(ctx, {"room": room.name}, req)
-    message = ctx.change("say", room=room.name, text=req.text, ts=time.time(), **fields)
-    ctx.hub.to_room(room, encode({"event": "message", **message}))
-    return {"seq": message["seq"], "ts": message["ts"]}
+    fields = _new_fields(ctx, room.name, None, req)
+    message = ctx.change(
+        records.Say(user=key, room=room.name, text=req.text, ts=time.time(), **fields)
+    )
+    ctx.hub.to_room(room, encode({"event": "message", **message.wire()}))
+    return {"seq": message.seq, "ts": message.ts}
 
 
 @command("dm", flood=True)
 def dm(ctx: Context, req: p.Dm) -> p.SentReply:
     recipient = user_key(ctx.user(req.to).username)
-    fields = _new_fields(ctx, {"with": recipient}, req)
-    message = ctx.change("dm", to=recipient, text=req.text, ts=time.time(), **fields)
-    frame = encode({"event": "dm", **message})
+    fields = _new_fields(ctx, None, recipient, req)
+    message = ctx.change(
+        records.Dm(user=ctx.key, to=recipient, text=req.text, ts=time.time(), **fields)
+    )
+    frame = encode({"event": "dm", **message.wire()})
     ctx.hub.to_user(ctx.key, frame)
     if recipient != ctx.key:
         ctx.hub.to_user(recipient, frame)
-    return {"seq": message["seq"], "ts": message["ts"]}
+    return {"seq": message.seq, "ts": message.ts}
 
 
 @command("dms")
@@ -90,7 +92,7 @@ def conversations(ctx: Context, req: p.Conversations) -> p.ConversationsReply:
         conv = model.conversations[conv_key]
         other = conv.users[0] if conv.users[1] == me else conv.users[1]
         stored = conv.history.messages
-        ts = stored[-1]["ts"] if stored else 0.0
+        ts = stored[-1].ts if stored else 0.0
         found.append((ts, conv, other))
     found.sort(key=lambda entry: entry[0], reverse=True)
     listed: list[p.ConversationInfo] = []
@@ -116,9 +118,12 @@ class Target:
     """A message named by `room` + `seq` or `with` + `seq`, and where it lives."""
 
     message: Message
-    where: dict[str, Any]  # the record's address: {"room": name} or {"with": other key}
     room: Room | None  # None for a DM
     other: str | None  # the DM partner's key
+
+    @property
+    def room_name(self) -> str | None:
+        return self.room.name if self.room is not None else None
 
     def tell(self, ctx: Context, event: dict[str, Any]) -> None:
         """Sends an event about the message where the message went."""
@@ -135,27 +140,26 @@ def _target(ctx: Context, room: str | None, with_: str | None, seq: int) -> Targ
     """The stored, not erased message a request names, or `no_such_message`.
     A private room the caller may not read is `not_member` first, so whether
     a message exists there is never told to an outsider."""
+    found: Room | None = None
+    other = None
     if room is not None:
         found = ctx.readable(room)
-        target = Target({}, {"room": found.name}, found, None)
         history = found.history
     else:
         other = user_key(ctx.user(with_).username)  # type: ignore[arg-type]
-        target = Target({}, {"with": other}, None, other)
         conv = ctx.model.conversations.get(pair_key(ctx.key, other))
         history = conv.history if conv is not None else None  # type: ignore[assignment]
     message = history.get(seq) if history is not None else None
-    if message is None or message.get("erased"):
+    if message is None or message.erased:
         raise _no_such_message(seq)
-    target.message = message
-    return target
+    return Target(message, found, other)
 
 
 def _authored(ctx: Context, target: Target) -> bool:
     """Whether the caller wrote the message. A guest's message is nobody's:
     its name may be someone else's now (an account, or another guest)."""
     message = target.message
-    return message["from"] == ctx.me.username and "guest" not in message
+    return message.author == ctx.me.username and not message.guest
 
 
 def _check_not_guest(ctx: Context) -> None:
@@ -173,9 +177,18 @@ def edit(ctx: Context, req: p.Edit) -> p.EditReply:
         raise _muted(target.room)
     mentions = ctx.model.mentioned(req.text)
     ts = time.time()
-    ctx.change("edit", seq=req.seq, text=req.text, ts=ts, mentions=mentions, **target.where)
-    edited: p.Edited = {"event": "edited", "message": target.message}  # type: ignore[typeddict-item]
-    target.tell(ctx, dict(edited))
+    ctx.change(
+        records.Edit(
+            user=ctx.key,
+            room=target.room_name,
+            with_=target.other,
+            seq=req.seq,
+            text=req.text,
+            ts=ts,
+            mentions=mentions,
+        )
+    )
+    target.tell(ctx, {"event": "edited", "message": target.message.wire()})
     return {"edited": ts}
 
 
@@ -190,13 +203,14 @@ def erase(ctx: Context, req: p.Erase) -> p.Empty:
         raise NexusError(
             "not_allowed", "only its author or the room's owner or moderators may erase a message"
         )
-    author = target.message["from"]
-    ctx.change("erase", seq=req.seq, **target.where)
+    author = target.message.author
+    ctx.change(
+        records.Erase(user=ctx.key, room=target.room_name, with_=target.other, seq=req.seq)
+    )
     if not authored:
         assert target.room is not None  # in a DM only the author erases
         ctx.audit(f"erase of {req.seq}", target.room.name, author)
-    erased: p.Erased = {"event": "erased", "message": target.message}  # type: ignore[typeddict-item]
-    target.tell(ctx, dict(erased))
+    target.tell(ctx, {"event": "erased", "message": target.message.wire()})
     return {}
 
 
@@ -208,7 +222,7 @@ def react(ctx: Context, req: p.React) -> p.Empty:
     if target.room is not None and ctx.key in target.room.muted:
         raise _muted(target.room)
     me = ctx.me.username
-    reactions = target.message.get("reactions", {})
+    reactions = target.message.reactions or {}
     present = me in reactions.get(req.emoji, ())
     if present == req.on:
         return {}  # nothing changes: no record, no event
@@ -216,13 +230,23 @@ def react(ctx: Context, req: p.React) -> p.Empty:
         raise NexusError(
             "limit_reached", f"a message has at most {p.REACTIONS_MAX} different emoji"
         )
-    ctx.change("react", seq=req.seq, emoji=req.emoji, on=req.on, **target.where)
-    event: p.Reaction = {
+    ctx.change(
+        records.React(
+            user=ctx.key,
+            room=target.room_name,
+            with_=target.other,
+            seq=req.seq,
+            emoji=req.emoji,
+            on=req.on,
+            guest=ctx.guest_name(),
+        )
+    )
+    event = {
         "event": "reaction",
-        "message": target.message,  # type: ignore[typeddict-item]
+        "message": target.message.wire(),
         "user": me,
         "emoji": req.emoji,
         "on": req.on,
     }
-    target.tell(ctx, dict(event))
+    target.tell(ctx, event)
     return {}

@@ -13,7 +13,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
-from nexus.server import permissions
+from nexus.server import permissions, records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 from nexus.server.commands.rooms import vacate
@@ -65,7 +65,7 @@ def _set_moderator(ctx: Context, action: str, req: p.Op | p.Deop) -> p.RoomReply
     if on:
         _not_a_guest(target, "only accounts can be moderators")
     if (key in room.moderators) != on:
-        ctx.change("moderator", room=room.name, target=key, on=on)
+        ctx.change(records.Moderator(user=ctx.key, room=room.name, target=key, on=on))
         ctx.audit(action, room.name, target.username)
         updated: p.RoomUpdated = {
             "event": "room_updated",
@@ -109,7 +109,7 @@ def kick(ctx: Context, req: p.Kick) -> p.Empty:
     room, target, key = _acting(ctx, "kick", req.room, req.username)
     _check_member(room, target, key)
     _check_over(ctx, "kick", room, target, key)
-    ctx.change("kick", room=room.name, target=key)
+    ctx.change(records.Kick(user=ctx.key, room=room.name, target=key))
     ctx.audit("kick", room.name, target.username, req.reason)
     _tell_removed(ctx, room, target, req.reason, banned=False)
     vacate(ctx, room)
@@ -125,7 +125,9 @@ def ban(ctx: Context, req: p.Ban) -> p.Empty:
     if key in room.bans:
         return {}
     member = key in room.members
-    ctx.change("ban", room=room.name, target=key, reason=req.reason, ts=time.time())
+    ctx.change(
+        records.Ban(user=ctx.key, room=room.name, target=key, reason=req.reason, ts=time.time())
+    )
     ctx.audit("ban", room.name, target.username, req.reason)
     if member:
         _tell_removed(ctx, room, target, req.reason, banned=True)
@@ -138,7 +140,7 @@ def unban(ctx: Context, req: p.Unban) -> p.Empty:
     room, target, key = _acting(ctx, "unban", req.room, req.username)
     _check_over(ctx, "unban", room, target, key)
     if key in room.bans:
-        ctx.change("unban", room=room.name, target=key)
+        ctx.change(records.Unban(user=ctx.key, room=room.name, target=key))
         ctx.audit("unban", room.name, target.username, req.reason)
     return {}
 
@@ -162,7 +164,7 @@ def _set_muted(ctx: Context, action: str, req: p.Mute | p.Unmute) -> p.Empty:
         _check_member(room, target, key)
     _check_over(ctx, action, room, target, key)
     if (key in room.muted) != on:
-        ctx.change("mute", room=room.name, target=key, on=on)
+        ctx.change(records.Mute(user=ctx.key, room=room.name, target=key, on=on))
         ctx.audit(action, room.name, target.username)
         muted: p.Muted = {
             "event": "muted",
@@ -209,7 +211,7 @@ def invite(ctx: Context, req: p.Invite) -> p.Empty:
     if key in room.members:
         return {}  # nothing to invite them to
     if room.private and key not in room.invited:
-        ctx.change("invite", room=room.name, target=key)
+        ctx.change(records.Invite(user=ctx.key, room=room.name, target=key))
         ctx.audit("invite", room.name, target.username)
     invited: p.Invited = {"event": "invited", "room": ctx.room_info(room), "by": ctx.me.username}
     ctx.hub.to_user(key, encode(invited))
@@ -234,7 +236,7 @@ def admin(ctx: Context, req: p.Admin) -> p.ProfileReply:
             raise NexusError("not_allowed", "the last admin cannot stop being one")
         if req.on and target.suspended:
             raise NexusError("not_allowed", f"{target.username} is suspended: unsuspend first")
-        ctx.change("admin", target=key, on=req.on)
+        ctx.change(records.Admin(user=ctx.key, target=key, on=req.on))
         ctx.audit("admin" if req.on else "unadmin", None, target.username)
     return {"user": ctx.profile(target)}
 
@@ -254,7 +256,7 @@ def suspend(ctx: Context, req: p.Suspend) -> p.Empty:
     tokens stop working for good, its logins are refused; its messages stay."""
     target, key = _suspension(ctx, "suspend", req.username)
     if not target.suspended:
-        ctx.change("suspend", target=key, on=True)
+        ctx.change(records.Suspend(user=ctx.key, target=key, on=True))
         ctx.audit("suspend", None, target.username, req.reason)
     told = NexusError("suspended", f"suspended by {ctx.me.username}: {req.reason or 'no reason'}")
     ctx.hub.expel(key, encode(p.error(None, told)))
@@ -265,7 +267,7 @@ def suspend(ctx: Context, req: p.Suspend) -> p.Empty:
 def unsuspend(ctx: Context, req: p.Unsuspend) -> p.Empty:
     target, key = _suspension(ctx, "unsuspend", req.username)
     if target.suspended:
-        ctx.change("suspend", target=key, on=False)
+        ctx.change(records.Suspend(user=ctx.key, target=key, on=False))
         ctx.audit("unsuspend", None, target.username, req.reason)
     return {}
 
@@ -286,7 +288,7 @@ async def grant_admins(store: Store, names: list[str]) -> None:
         if not user.admin:
             key = user_key(user.username)
             if user.suspended:
-                store.apply({"op": "suspend", "user": None, "target": key, "on": False})
-            store.apply({"op": "admin", "user": None, "target": key, "on": True})
+                store.apply(records.Suspend(target=key, on=False))
+            store.apply(records.Admin(target=key, on=True))
             log.info("admin by the operator (--admin) on %s", user.username)
     await store.written()

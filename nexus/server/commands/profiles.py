@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nexus import protocol as p
+from nexus.server import records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 
@@ -14,7 +15,7 @@ def whois(ctx: Context, req: p.Whois) -> p.ProfileReply:
 
 @command("bio")
 def bio(ctx: Context, req: p.Bio) -> p.ProfileReply:
-    return {"user": ctx.profile(ctx.change("bio", text=req.text))}
+    return {"user": ctx.profile(ctx.change(records.Bio(user=ctx.key, text=req.text)))}
 
 
 @command("away", flood=True)  # announced to everyone sharing a room
@@ -24,6 +25,6 @@ def away(ctx: Context, req: p.Away) -> p.ProfileReply:
     text = req.text or None
     user = ctx.me
     if user.away != text:
-        ctx.change("away", text=text)
+        ctx.change(records.Away(user=ctx.key, text=text))
         ctx.hub.announce_presence(ctx.model, ctx.key, online=True, skip=ctx.session)
     return {"user": ctx.profile(user)}

@@ -7,7 +7,7 @@ import time
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
-from nexus.server import permissions
+from nexus.server import permissions, records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 from nexus.server.hub import Hub
@@ -20,7 +20,7 @@ def join(ctx: Context, req: p.Join) -> p.JoinReply:
     if ctx.key not in room.members:
         _check_may_join(ctx, room)
         ctx.policy.check_flood(ctx.key)  # a new member is announced to every member
-        ctx.change("join", room=room.name)
+        ctx.change(records.Join(user=ctx.key, room=room.name))
         joined: p.Joined = {"event": "joined", "room": room.name, "user": ctx.me.username}
         if ctx.me.guest:
             joined["guest"] = True  # no account: IRC's account-tag and extended-join say so
@@ -48,7 +48,7 @@ def leave(ctx: Context, req: p.Leave) -> p.Empty:
     room = ctx.room(req.room)
     if ctx.key not in room.members:
         raise NexusError("not_member", f"you are not in #{room.name}")
-    ctx.change("leave", room=room.name)
+    ctx.change(records.Leave(user=ctx.key, room=room.name))
     left: p.Left = {"event": "left", "room": room.name, "user": ctx.me.username}
     frame = encode(left)
     ctx.hub.to_room(room, frame)
@@ -61,7 +61,7 @@ def vacate(ctx: Context, room: Room) -> None:
     """A room a guest made (ephemeral) goes once its last member has left,
     as a channel does on IRC: deleted, and told as any deletion is."""
     if room.ephemeral and not room.members:
-        ctx.change("delete", room=room.name)
+        ctx.change(records.Delete(user=ctx.key, room=room.name))
         tell_deleted(ctx.hub, ctx.model, room, ctx.me.username)
 
 
@@ -70,8 +70,11 @@ def create(ctx: Context, req: p.Create) -> p.RoomReply:
     if req.room in ctx.model.rooms:
         raise NexusError("room_exists", f"#{req.room} already exists")
     _check_room_cap(ctx)
-    extra = {"private": True} if req.private else {}
-    room = ctx.change("create", room=req.room, topic=req.topic, ts=time.time(), **extra)
+    room = ctx.change(
+        records.Create(
+            user=ctx.key, room=req.room, topic=req.topic, ts=time.time(), private=req.private
+        )
+    )
     info = ctx.room_info(room)
     created = encode({"event": "room_created", "room": info})
     if room.private:  # nobody else learns of it
@@ -108,7 +111,7 @@ def delete(ctx: Context, req: p.Delete) -> p.Empty:
     if ctx.room(req.room).default:
         raise NexusError("protected_room", f"#{req.room} is a default room")
     room = _entitled(ctx, "delete", req.room)
-    ctx.change("delete", room=room.name)
+    ctx.change(records.Delete(user=ctx.key, room=room.name))
     tell_deleted(ctx.hub, ctx.model, room, ctx.me.username)
     if room.owner != ctx.key:
         ctx.audit("delete", room.name)
@@ -129,7 +132,7 @@ def tell_deleted(hub: Hub, model: Model, room: Room, by: str) -> None:
 @command("topic", flood=True)  # announced to every member
 def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
     room = _entitled(ctx, "topic", req.room)
-    ctx.change("topic", room=room.name, topic=req.topic)
+    ctx.change(records.Topic(user=ctx.key, room=room.name, topic=req.topic))
     changed: p.TopicChanged = {
         "event": "topic",
         "room": room.name,
