@@ -1,5 +1,6 @@
 """What the web port refuses, and how: every answer carries the security headers,
-and a text message that is not UTF-8 closes the WebSocket as RFC 6455 says."""
+a request for a name the server does not serve is refused (DNS rebinding), and a
+text message that is not UTF-8 closes the WebSocket as RFC 6455 says."""
 
 from __future__ import annotations
 
@@ -93,6 +94,79 @@ async def test_the_crowded_answer_carries_the_security_headers(start_web) -> Non
     assert status == 503
     assert_security_headers(fields)
     await first.close()
+
+
+# -- the Host must name this server (DNS rebinding) -----------------------------
+
+
+async def test_a_rebound_name_is_refused_for_the_websocket_and_the_page(web: WebRunning) -> None:
+    """A page from attacker.example whose name now points at this server sends
+    Host and Origin both `attacker.example:PORT`: the origin equals the Host, but
+    the Host is no name this server serves, so nothing is upgraded or served."""
+    rebound = f"attacker.example:{web.web_port}"
+    status, fields, _ = await ask(
+        web, f"GET /ws HTTP/1.1\r\nHost: {rebound}\r\nOrigin: http://{rebound}\r\n" + UPGRADE
+    )
+    assert status == 421
+    assert_security_headers(fields)
+    status, _, body = await ask(web, f"GET / HTTP/1.1\r\nHost: {rebound}\r\n")
+    assert status == 421 and b"<script" not in body
+    # Without Origin (no browser page) the Host is checked all the same.
+    status, _, _ = await ask(web, f"GET /ws HTTP/1.1\r\nHost: {rebound}\r\n" + UPGRADE)
+    assert status == 421
+
+
+async def test_the_served_address_and_localhost_are_upgraded(web: WebRunning) -> None:
+    """The address the connection came to (any port: a tunnel or a mapped port
+    changes it), and `localhost` on a loopback listener, with their own origin."""
+    port = web.web_port
+    for host in (served(web), web.web_host, f"localhost:{port}", "LocalHost", "localhost:1"):
+        status, _, _ = await ask(
+            web, f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n" + UPGRADE
+        )
+        assert status == 101, host
+    status, _, _ = await ask(web, f"GET / HTTP/1.1\r\nHost: localhost:{port}\r\n")
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["", "Host: \r\n", "Host: 127.0.0.1\r\nHost: 127.0.0.1\r\n", "Host: 127.0.0.1:x\r\n"],
+    ids=["missing", "empty", "twice", "bad port"],
+)
+async def test_a_request_without_one_clear_host_is_bad(web: WebRunning, host: str) -> None:
+    status, fields, _ = await ask(web, "GET / HTTP/1.1\r\n" + host)
+    assert status == 400
+    assert_security_headers(fields)
+
+
+async def test_names_in_web_origins_are_served(start_web) -> None:
+    """Behind a reverse proxy the Host is the public name: listed in --web-origins,
+    it is served, and its pages may open /ws; other names are still refused."""
+    web = await start_web(web_origins="https://chat.example.org, http://[fd00::1]:8080")
+    for host, origin in (
+        ("chat.example.org", "https://chat.example.org"),
+        ("chat.example.org:443", "https://chat.example.org"),
+        ("[fd00::1]:8080", "http://[fd00::1]:8080"),
+    ):
+        status, _, _ = await ask(
+            web, f"GET /ws HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n" + UPGRADE
+        )
+        assert status == 101, host
+    status, _, _ = await ask(web, "GET / HTTP/1.1\r\nHost: chat.example.org\r\n")
+    assert status == 200
+    status, _, _ = await ask(web, "GET / HTTP/1.1\r\nHost: chat.example.org.evil.example\r\n")
+    assert status == 421
+
+
+async def test_an_allow_all_origin_list_serves_any_name(start_web) -> None:
+    """`--web-origins '*'` lets any page in, so there is no name left to protect."""
+    web = await start_web(web_origins="*")
+    rebound = f"attacker.example:{web.web_port}"
+    status, _, _ = await ask(
+        web, f"GET /ws HTTP/1.1\r\nHost: {rebound}\r\nOrigin: http://{rebound}\r\n" + UPGRADE
+    )
+    assert status == 101
 
 
 # -- invalid UTF-8 closes with 1007 --------------------------------------------

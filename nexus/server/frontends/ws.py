@@ -8,7 +8,8 @@ rule (greeting, limits, order, backpressure, leaving) stays the core's.
 
 One port serves both: `GET /ws` with an `Upgrade` becomes a connection to
 the core; any other GET is answered from the packaged files in
-nexus/server/web/ and the connection is closed.
+nexus/server/web/ and the connection is closed. Either only when its Host
+names this server (`Web.host_refused`).
 
 One protocol frame is one WebSocket text message, with no newline. The core
 writes newline-ended frames; each batch is cut into text messages once per
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import logging
 import mimetypes
 import ssl
 from importlib import resources
 from typing import cast
+from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig
@@ -110,12 +113,38 @@ def _response(status: int, phrase: str, kind: str, body: bytes) -> Response:
 
 
 class Web:
-    """What every web connection shares: the files, the allowed origins, the framing cache."""
+    """What every web connection shares: the files, the allowed origins and the
+    names they give this server, the framing cache."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.files = WebFiles()
         self.origins = {o.strip().lower() for o in config.web_origins.split(",") if o.strip()}
+        self.any_name = "*" in self.origins
+        self.names = {name for name in map(_origin_host, self.origins) if name}
         self._framed: dict[int, Framed] = {}  # by id of the batch, this loop pass
+
+    def host_refused(self, request: Request, local: str | None) -> int | None:
+        """The HTTP status refusing a request not addressed to this server, or
+        None. Its one Host header must name the address the connection came
+        to (`local`; `localhost` too when that is a loopback address) or a
+        host of `--web-origins` (a reverse proxy's public name); the port is
+        not compared, as tunnels and port mappings change it. Otherwise a
+        page of a name that resolves to this server by a trick (DNS
+        rebinding) would be its own origin, and read and write like the
+        web client: 421 Misdirected Request. With `*` any page may connect
+        anyway, so any name is served."""
+        hosts = request.headers.get_all("Host")
+        name = _host_name(hosts[0]) if len(hosts) == 1 else None
+        if name is None:
+            return 400
+        if self.any_name or name in self.names:
+            return None
+        served = _address(local) if local else None
+        if served is not None and (
+            _address(name) == served or (name == "localhost" and served.is_loopback)
+        ):
+            return None
+        return 421
 
     def origin_allowed(self, request: Request, secure: bool) -> bool:
         """A page's origin may open /ws if it is the web client's own or in the
@@ -175,6 +204,42 @@ class Web:
             asyncio.get_running_loop().call_soon(self._framed.clear)
         self._framed[id(data)] = batch
         return batch
+
+
+def _origin_host(origin: str) -> str | None:
+    """The host of an origin (`https://chat.example.org` -> `chat.example.org`)."""
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None
+
+
+def _host_name(host: str) -> str | None:
+    """The name in a Host header (`name`, `name:port`, `[v6 address]:port`),
+    lower-case, without port, brackets or a trailing dot; None if it is none."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        name, _, port = host.partition(":")
+    name = name.rstrip(".")
+    if not name or not (port.isascii() and (port.isdigit() or not port)):
+        return None
+    return name
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """`name` as an IP address (an IPv4 address mapped into IPv6 as itself), or None."""
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class Framed:
@@ -367,6 +432,15 @@ class WsProtocol(TcpProtocol):
         """Answers the one HTTP request a connection makes."""
         ws, transport = self.ws, self.transport
         assert transport is not None
+        local = (transport.get_extra_info("sockname") or ("",))[0]
+        refused = self.web.host_refused(request, local)
+        if refused is not None:
+            log.info("refused a request for host %s", request.headers.get_all("Host"))
+            text = "a request needs one Host header\n"
+            if refused == 421:
+                text = "this server is not reached by that name\n"
+            ws.send_response(ws.reject(refused, text))
+            return
         if request.path.split("?", 1)[0] != WS_PATH:
             ws.send_response(self.web.files.response(request.path))
             return
