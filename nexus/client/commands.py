@@ -297,9 +297,12 @@ async def create(ctx: Context, room: str, topic: str | None) -> None:
 @command("delete", "<room>", "delete a room you own, with its history")
 async def delete(ctx: Context, room: str) -> None:
     name = room_name(room)
+    state = ctx.state
+    state.deleted.discard(name)
     await ctx.request("delete", room=name)
-    ctx.state.remove_room(name)
-    ctx.state.note(f"you deleted #{name}")
+    if name not in state.deleted:  # no `room_deleted` came (a private room I left)
+        state.remove_room(name)
+        state.note(f"you deleted #{name}")
 
 
 @command(
@@ -740,9 +743,9 @@ def _moderation(cmd: str, done: str, help: str, *, reason: bool) -> None:
             args["reason"] = tail or ""
         elif tail:
             raise UsageError(f"usage: /{cmd} [#room] <user>")
-        await ctx.request(cmd, **args)
         mine = state.rooms.get(room)
-        member = mine is not None and name.casefold() in mine.members
+        member = mine is not None and name.casefold() in mine.members  # before it: a kick
+        await ctx.request(cmd, **args)
         if mine is not None and (cmd in SEEN or (cmd == "ban" and member)):
             return  # the room's event line says it, here and everywhere
         why = f": {tail}" if reason and tail else ""

@@ -57,11 +57,13 @@ class ChatConnection:
         self._framer = LineFramer(max_frame)
         self._keep_events = keep_events
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()  # None: no more events
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # Each reply comes with the count of events that came before it.
+        self._pending: dict[int, asyncio.Future[tuple[dict[str, Any], int]]] = {}
         self._next_id = 1
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._closed = False
+        self.events_received = 0  # events queued so far (request_counted tells them apart)
         self.tls_notice: str | None = None  # set when connect() pinned a new certificate
         # An error the server sent unasked, before closing (`auth_required` "password
         # changed" when the password was changed in another session).
@@ -114,6 +116,12 @@ class ChatConnection:
         A trailing underscore is stripped from argument names (`with_=` sends
         `with`) and None-valued arguments are left out.
         """
+        reply, _ = await self.request_counted(cmd, **args)
+        return reply
+
+    async def request_counted(self, cmd: str, **args: Any) -> tuple[Any, int]:
+        """As `request`, with how many events had come before the reply (the ones the
+        server sent before answering, its own events about the change among them)."""
         if self._closed or self._writer is None:
             raise ConnectionClosed("not connected")
         rid = self._next_id
@@ -128,11 +136,11 @@ class ChatConnection:
         except (ConnectionError, OSError) as exc:
             self._pending.pop(rid, None)
             raise ConnectionClosed(str(exc) or "connection lost") from None
-        reply = await future
+        reply, events = await future
         if reply.get("ok") is not True:
             raise error_of(reply)
         try:
-            return parse_reply(cmd, reply)
+            return parse_reply(cmd, reply), events
         except MalformedFrame as exc:
             raise NexusError("internal", f"the server sent a {exc}") from None
 
@@ -200,7 +208,7 @@ class ChatConnection:
                 # Replies come in request order: an id-less one answers the oldest.
                 future = self._pending.pop(next(iter(self._pending)))
             if future is not None and not future.done():
-                future.set_result(frame)
+                future.set_result((frame, self.events_received))
         elif "event" in frame and (self._keep_events or not hello_seen.done()):
             self._dispatch_event(frame, hello_seen)
 
@@ -220,6 +228,7 @@ class ChatConnection:
         if event["event"] == "hello" and not hello_seen.done():
             hello_seen.set_result(event)
         elif self._keep_events:
+            self.events_received += 1
             self._events.put_nowait(event)
 
     def _finish(self, reason: str) -> None:

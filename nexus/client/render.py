@@ -338,6 +338,12 @@ def event_line(event: Event) -> Line | None:
     return None
 
 
+def deleted_line(event: RoomDeleted, me: bool) -> Line:
+    """`ana deleted #den`, or `you deleted #den` when it was me (in any of my terminals)."""
+    whom: str | tuple[str, str] = "you" if me else who(event["by"])
+    return notice(whom, f" deleted #{clean(event['room'])}")
+
+
 def role_line(by: str, user: str, room: str, on: bool) -> Line:
     """`mia made bob a moderator of #den` (or `... took ... role`), from `room_updated`."""
     if on:

@@ -189,6 +189,8 @@ class ChatSession:
         self._reads: asyncio.Task[None] | None = None  # read positions on their way
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._applied = 0  # events of the current connection folded into the state
+        self._catching_up: list[tuple[int, asyncio.Future[None]]] = []  # (events, waiter)
 
     def __repr__(self) -> str:
         return f"ChatSession({self.state.me!r}@{self.host}:{self.port})"
@@ -196,9 +198,17 @@ class ChatSession:
     # -- the Context commands use -------------------------------------
 
     async def request(self, cmd: str, **args: Any) -> Any:
-        if self.conn is None:
+        """The reply to `cmd`, once the events the server sent before it are applied: a
+        command then knows what its own event lines said (a room's `room_deleted`)."""
+        conn = self.conn
+        if conn is None:
             raise ConnectionClosed("offline")
-        return await self.conn.request(cmd, **args)
+        reply, events = await conn.request_counted(cmd, **args)
+        if self.conn is conn and self._applied < events:
+            waiter = asyncio.get_running_loop().create_future()
+            self._catching_up.append((events, waiter))
+            await waiter
+        return reply
 
     async def say(
         self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
@@ -463,6 +473,7 @@ class ChatSession:
                 self.changed()
                 async for event in conn:
                     self._apply(event)
+                    self._caught_up(self._applied + 1)
                 if conn.farewell is not None and conn.farewell.code in ENDED:
                     self._ended(conn.farewell)
                     return
@@ -484,6 +495,7 @@ class ChatSession:
                 pass  # refused, unreachable or dropped (ConnectionClosed is an OSError): retry
             finally:
                 self.conn = None
+                self._caught_up(0)
                 if conn is not None:
                     conn.abort()
                 conn = login = None
@@ -496,6 +508,18 @@ class ChatSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = self.backoff[0] if self._wake.is_set() else next_delay(delay, self.backoff)
+
+    def _caught_up(self, applied: int) -> None:
+        """`applied` events of this connection are in the state (0: it is gone): the
+        commands waiting for fewer go on."""
+        self._applied = applied
+        waiting = []
+        for events, waiter in self._catching_up:
+            if applied and events > applied:
+                waiting.append((events, waiter))
+            elif not waiter.done():
+                waiter.set_result(None)
+        self._catching_up = waiting
 
     def _ended(self, exc: NexusError) -> None:
         """The server closed this session for good: say why, and stop retrying."""

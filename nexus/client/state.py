@@ -413,6 +413,7 @@ class ChatState:
         self.home = Scrollback()  # shown while no buffer is open
         self.online: set[str] = set()
         self.known_rooms: set[str] = set()
+        self.deleted: set[str] = set()  # rooms whose `room_deleted` was shown
         self.known_users: set[str] = {me}
         self.connection = "connecting"
         self.connected = False
@@ -908,8 +909,9 @@ class ChatState:
 
     def _on_room_deleted(self, event: RoomDeleted) -> None:
         self.known_rooms.discard(event["room"])
+        self.deleted.add(event["room"])
         self.remove_room(event["room"])
-        self.show(render.event_line(event))
+        self.show(render.deleted_line(event, self._is_me(event["by"])))
 
     def _on_topic(self, event: TopicChanged) -> None:
         room = self.rooms.get(event["room"])

@@ -170,3 +170,47 @@ async def test_bio_without_text_shows_it_and_keeps_it(chat, connect):
     assert profile["user"]["bio"] == "tea drinker"
     ana.type("/bio -delete\r")
     await ana.shows("bio cleared")
+
+
+def _said_in(buffer, words: str) -> list[str]:
+    return [e.plain for e in buffer.lines.entries if words in e.plain]
+
+
+async def test_deleting_a_room_says_so_once(chat):
+    """/delete shows one line, `you deleted #secret`: the event the server sends before its
+    reply and the command's own confirmation are not both shown."""
+    ana = await chat()
+    ana.type("/create secret\r")
+    await until(lambda: ana.state.room == "secret")
+    ana.type("/delete secret\r")
+    await until(lambda: "secret" not in ana.state.rooms)
+    await _settled(ana)
+    assert _said_in(ana.state.current, "deleted #secret") == [
+        next(line for line in ana.lines() if line.endswith("you deleted #secret"))
+    ]
+
+
+async def test_a_ban_shows_one_line_whether_or_not_the_user_was_kicked_first(chat):
+    """Banning a member: the room's `was banned ... by` line only. Banning someone kicked
+    before, and unbanning: one line each, on the screen of the one who did it."""
+    from tests.client.test_moderation import _room_with
+
+    ana, bob = await _room_with(chat)
+    him, den = bob.state.me, ana.state.rooms["den"]
+    ana.type(f"/ban {him} spam\r")
+    await until(lambda: "den" not in bob.state.rooms)
+    await _settled(ana)
+    assert len(_said_in(den, "banned from #den")) == 1
+    ana.type(f"/unban {him}\r")
+    await _settled(ana)
+    assert len(_said_in(den, "no longer banned")) == 1
+    bob.type("/join den\r")
+    await until(lambda: him.casefold() in den.members)
+    ana.type(f"/kick {him} out\r")
+    await until(lambda: "den" not in bob.state.rooms)
+    ana.type(f"/ban {him} and stay out\r")
+    await _settled(ana)
+    assert len(_said_in(den, "and stay out")) == 1
+    ana.type(f"/unban {him}\r")
+    await _settled(ana)
+    assert len(_said_in(den, "no longer banned")) == 2
