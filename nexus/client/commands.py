@@ -469,7 +469,8 @@ async def history(ctx: Context, room: str | None, n: str | None) -> None:
         state.add_messages(mine, messages)
         mine.more = reply["more"]
         more = ", more with /history" if reply["more"] else ", that is all"
-        state.note(f"{len(messages)} older messages of #{name} loaded above{more}", room=name)
+        older = render.count(len(messages), "older message")
+        state.note(f"{older} of #{name} loaded above{more}", room=name)
         return
     state.note(f"history of #{name}")
     for message in messages:

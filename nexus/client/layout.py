@@ -117,7 +117,7 @@ class MessagePane(UIControl):
         if unread and not pane.scroll and self.on_bottom is not None:
             self.on_bottom()
         if marked and pane.scroll:
-            waiting = f"{pane.newer} newer messages" if pane.newer else "newer lines"
+            waiting = render.count(pane.newer, "newer message") if pane.newer else "newer lines"
             lines.append([("class:marker", f" ▼ {waiting} below: PageDown, End ".ljust(width))])
         lines = [[] for _ in range(height - len(lines))] + lines
         return UIContent(get_line=lines.__getitem__, line_count=len(lines))

@@ -117,6 +117,11 @@ def user_style(name: str) -> str:
 CLOCK = "%H:%M"  # the time column's strftime format unless client.toml says otherwise
 
 
+def count(n: int, noun: str, plural: str = "") -> str:
+    """`1 message`, `2 messages` (`plural` where adding an s is wrong)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def clock(ts: float, fmt: str = CLOCK) -> str:
     return time.strftime(fmt, time.localtime(ts))
 
@@ -481,7 +486,8 @@ def names(
     dim; `away(name)` marks the ones away, dim too; `mark(name)` is a role mark."""
     people = sorted(people, key=lambda p: (not p[1], p[0].casefold()))
     line = Text(
-        f"{title} ({sum(on for _, on in people)} online, {len(people)} members): ", style=NOTE
+        f"{title} ({sum(on for _, on in people)} online, {count(len(people), 'member')}): ",
+        style=NOTE,
     )
     for index, (name, online) in enumerate(people):
         gone = away(name)

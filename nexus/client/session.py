@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nexus.client import commands
+from nexus.client import commands, render
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.state import Alert, Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
@@ -569,9 +569,11 @@ class ChatSession:
             state.note(f"welcome, {state.me}: /help lists the commands, Ctrl-C leaves")
             state.set_away(state.me, login["user"].get("away"))
             if mentions := login["unread"].get("mentions"):
-                state.note(f"{mentions} unread mentions of you: /mentions lists them")
+                state.note(
+                    f"{render.count(mentions, 'unread mention')} of you: /mentions lists them"
+                )
         if missed:
-            state.note(f"reconnected: {missed} missed messages filled in")
+            state.note(f"reconnected: {render.count(missed, 'missed message')} filled in")
         state.add_invitations(login.get("invited", []))
         for user, count in login["unread"]["dms"].items():
             page: DmsReply = await conn.request(

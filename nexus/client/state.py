@@ -741,7 +741,9 @@ class ChatState:
         ]
         pane.add_entry(
             Entry(
-                render.notice(f"lastlog: {len(found)} lines with ", (words, render.FOUND)),
+                render.notice(
+                    f"lastlog: {render.count(len(found), 'line')} with ", (words, render.FOUND)
+                ),
                 quoted=True,
             )
         )

@@ -123,7 +123,7 @@ async def test_page_up_scrolls_back_and_a_marker_counts_newer_messages(chat, con
     await bob.request("say", room="general", text="fresh")
     await until(lambda: ana.state.pane.newer == 1)
     rows = ana.app.pane.create_content(60, 10)
-    assert "1 newer messages below" in "".join(t for _, t in rows.get_line(9))
+    assert "1 newer message below" in "".join(t for _, t in rows.get_line(9))
     assert "[scrolled]" in "".join(t for _, t in status_bar(ana.state))
     ana.type(PAGE_DOWN * 5)
     await until(lambda: ana.state.pane.scroll == 0)

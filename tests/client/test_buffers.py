@@ -129,7 +129,7 @@ async def test_an_offline_member_who_never_spoke_is_in_the_panel_and_names(chat,
     line = await ana.shows("#general (1 online, 2 members)")
     assert line.index(ana.state.me) < line.index(carl_name)
     ana.type("/names #den\r")
-    await ana.shows(f"#den (you are not in it) (0 online, 1 members): ~{carl_name}")
+    await ana.shows(f"#den (you are not in it) (0 online, 1 member): ~{carl_name}")
 
 
 async def test_home_fetches_older_history_until_the_start(chat, connect):

@@ -214,3 +214,16 @@ async def test_a_ban_shows_one_line_whether_or_not_the_user_was_kicked_first(cha
     ana.type(f"/unban {him}\r")
     await _settled(ana)
     assert len(_said_in(den, "no longer banned")) == 2
+
+
+async def test_one_missed_message_is_said_in_the_singular(chat, connect, proxy):
+    """After a reconnect that filled in a single message: `1 missed message`."""
+    ana = await chat(port=proxy.port, backoff=(0.05, 0.2))
+    bob, _ = await connect()
+    await bob.request("join", room="general")
+    await proxy.cut()
+    await until(lambda: "offline" in ana.state.connection)
+    await bob.request("say", room="general", text="while you were out")
+    await proxy.mend()
+    line = await ana.shows("reconnected:")
+    assert line.endswith("reconnected: 1 missed message filled in")
