@@ -506,10 +506,10 @@ class ChatState:
     # -- output --------------------------------------------------------
 
     def show(self, renderable: RenderableType | Line, room: str | None = None) -> None:
-        """Adds a line or table to `room`'s buffer, or to the current one (a line after
-        the day's separator, if it starts a day there)."""
+        """Adds a line or table to `room`'s buffer, or to the current one, after the day's
+        separator if it starts a day there (a table is shown now: today's)."""
         target = self.rooms.get(room) if room else None
-        ts = renderable.ts if isinstance(renderable, Line) else None
+        ts = renderable.ts if isinstance(renderable, Line) else time.time()
         (target.lines if target else self.pane).add(renderable, ts)
 
     def note(self, *parts: str | tuple[str, str], room: str | None = None) -> None:

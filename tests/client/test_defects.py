@@ -227,3 +227,14 @@ async def test_one_missed_message_is_said_in_the_singular(chat, connect, proxy):
     await proxy.mend()
     line = await ana.shows("reconnected:")
     assert line.endswith("reconnected: 1 missed message filled in")
+
+
+async def test_after_clear_the_date_rule_goes_above_the_first_table(chat):
+    """/clear, then /rooms: the day's rule is at the top, above the table, not under it."""
+    ana = await chat()
+    ana.type("/clear\r")
+    await until(lambda: not ana.state.pane.entries)
+    ana.type("/rooms\r")
+    await _settled(ana)
+    days = [i for i, entry in enumerate(ana.state.pane.entries) if entry.day is not None]
+    assert days == [0], ana.screen()
