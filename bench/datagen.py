@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.auth import FAST, OWASP
-from nexus.server.store import snapshot_head, snapshot_pieces
+from nexus.server.store.journal import snapshot_head, snapshot_pieces
 
 PASSWORD = "bench-password"
 

@@ -23,7 +23,7 @@ from bench import datagen
 from bench.runner import search_queries
 from nexus.protocol import search_terms
 from nexus.server.search import SearchIndex
-from nexus.server.store import Store
+from nexus.server.store.journal import JournalStore
 
 KINDS = ["rare", "middling", "common", "two words", "two letters", "nowhere", "from", "room"]
 
@@ -46,7 +46,7 @@ def report(name: str, timings: list[float]) -> None:
 
 
 async def word_index(path: Path, rooms: list[str], queries: list[dict[str, Any]]) -> None:
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     gc.collect()
     gc.freeze()  # as the server does once its store is loaded
     before = rss_mib()
@@ -66,7 +66,7 @@ async def word_index(path: Path, rooms: list[str], queries: list[dict[str, Any]]
 
 
 def fts5(path: Path, queries: list[dict[str, Any]]) -> None:
-    store = asyncio.run(Store.open(path))
+    store = asyncio.run(JournalStore.open(path))
     rows = [
         (m["text"].casefold(), room.name, m["from"], m["ts"], m["seq"])
         for room in store.model.rooms.values()

@@ -13,7 +13,7 @@ import pytest
 
 from nexus.server import maintenance
 from nexus.server.records import from_json
-from nexus.server.store import Store, encode_record
+from nexus.server.store.journal import JournalStore, encode_record
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
@@ -25,7 +25,7 @@ def server(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def fill(data, rooms=("general",), n=3) -> None:
     """A store with two users, `n` messages in each room and a DM, journal not folded."""
-    store = await Store.open(data)
+    store = await JournalStore.open(data)
     ts = 1_800_000_000.0
     for name in ("ana", "bob"):
         first = {"admin": True} if name == "ana" else {}
@@ -143,7 +143,7 @@ async def test_backup_while_the_server_takes_messages_holds_every_acknowledged_o
                 await peer.reply()
             _, err = await proc.communicate()
             assert proc.returncode == 0, err
-            copy = await Store.inspect(tmp_path / f"b{round_}.json")
+            copy = await JournalStore.inspect(tmp_path / f"b{round_}.json")
             kept = len(copy.model.rooms["general"].history.messages)
             assert acknowledged <= kept <= acknowledged + 100
             acknowledged += 100
@@ -153,7 +153,7 @@ async def test_backup_while_the_server_takes_messages_holds_every_acknowledged_o
 async def compacted_copy(data, folded) -> None:
     """`data` with one more message, folded into a new snapshot (empty journal) in `folded`."""
     shutil.copy(data.with_name(data.name + ".journal"), folded / (data.name + ".journal"))
-    store = await Store.open(folded / data.name)
+    store = await JournalStore.open(folded / data.name)
     store.apply(
         from_json({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 2e9})
     )
@@ -182,7 +182,7 @@ def test_a_compaction_during_the_read_is_noticed_and_read_again(tmp_path, monkey
     monkeypatch.setattr(maintenance, "_read", read_racing_a_compaction)
     reading = maintenance.read_store(data)
     assert len(reads) == 4  # two attempts
-    assert [m["text"] for m in reading.store.model.rooms["general"].history.messages][-1] == "late"
+    assert [m.text for m in reading.store.model.rooms["general"].history.messages][-1] == "late"
 
 
 @pytest.mark.parametrize("command", ["check", "backup", "export"])

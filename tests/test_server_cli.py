@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from nexus import __version__
-from nexus.server.store import encode_record
+from nexus.server.store.journal import encode_record
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
 

@@ -12,13 +12,14 @@ import zlib
 import orjson
 import pytest
 
-from nexus.server import store as store_module
 from nexus.server.model import Message
 from nexus.server.records import from_json
-from nexus.server.store import DamagedStore, Store, StoreError, read_journal
+from nexus.server.store import DamagedStore, StoreError, StoreListener
+from nexus.server.store import journal as store_module
+from nexus.server.store.journal import JournalStore, read_journal
 
 
-async def fill(store: Store, messages: int = 5) -> None:
+async def fill(store: JournalStore, messages: int = 5) -> None:
     """A user, a room of their own, messages and a DM, all committed."""
     await store.commit(
         from_json({"op": "register", "username": "Alice", "password": "h", "ts": 1.0})
@@ -41,11 +42,11 @@ def as_json(snapshot: dict) -> bytes:
     return orjson.dumps(snapshot, default=Message.wire, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
-def state(store: Store) -> dict:
+def state(store: JournalStore) -> dict:
     return store.model.to_snapshot()
 
 
-async def reopen(store: Store) -> Store:
+async def reopen(store: JournalStore) -> JournalStore:
     """Abandons `store` as a crash would (no close, no compaction) and loads its files."""
     if store._write_handle is not None:
         store._write_handle.cancel()  # what is still pending dies with the process
@@ -55,12 +56,12 @@ async def reopen(store: Store) -> Store:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     store._journal.close()
-    return await Store.open(store.path)
+    return await JournalStore.open(store.path)
 
 
 async def test_committed_changes_survive_a_crash(tmp_path):
     """Everything committed is replayed from the journal after an unclean stop."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await fill(store)
     before = state(store)
     again = await reopen(store)
@@ -71,7 +72,7 @@ async def test_committed_changes_survive_a_crash(tmp_path):
 
 async def test_concurrent_commits_share_writes(tmp_path, monkeypatch):
     """Changes arriving together go to disk in one write (group commit)."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await fill(store, messages=0)
     writes = []
     real_append = store._append
@@ -89,7 +90,7 @@ async def test_concurrent_commits_share_writes(tmp_path, monkeypatch):
 
 async def test_close_folds_the_journal_into_a_readable_snapshot(tmp_path):
     """A clean stop leaves an indented JSON snapshot and an empty journal."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await fill(store)
     before = state(store)
     await store.close()
@@ -97,7 +98,7 @@ async def test_close_folds_the_journal_into_a_readable_snapshot(tmp_path):
     snapshot = orjson.loads((tmp_path / "data.json").read_bytes())
     assert snapshot["format"] == "nexus-store"
     assert b'\n  "users"' in (tmp_path / "data.json").read_bytes()
-    again = await Store.open(tmp_path / "data.json")
+    again = await JournalStore.open(tmp_path / "data.json")
     assert state(again) == before
     await again.close()
 
@@ -105,7 +106,7 @@ async def test_close_folds_the_journal_into_a_readable_snapshot(tmp_path):
 async def test_torn_tail_at_every_offset_of_the_last_records(tmp_path, caplog):
     """A journal cut at any byte of its last records loads every whole record before the cut."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=3)
     await reopen(store)  # closes the journal file without compaction
     journal = (tmp_path / "data.json.journal").read_bytes()
@@ -115,7 +116,7 @@ async def test_torn_tail_at_every_offset_of_the_last_records(tmp_path, caplog):
         (tmp_path / "data.json.journal").write_bytes(journal[:cut])
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="nexus.store"):
-            store = await Store.open(path)
+            store = await JournalStore.open(path)
         whole = journal[:cut].count(b"\n")
         assert store._n == whole
         texts = [m.text for m in store.model.rooms["den"].history.messages]
@@ -130,7 +131,7 @@ async def test_a_flipped_byte_in_the_last_whole_record_is_damage(tmp_path):
     """Only an unfinished last record is a torn write; a whole one that fails its
     checksum is damage, refused with its offset, and the files are left alone."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=2)
     await reopen(store)
     journal = bytearray((tmp_path / "data.json.journal").read_bytes())
@@ -138,14 +139,14 @@ async def test_a_flipped_byte_in_the_last_whole_record_is_damage(tmp_path):
     journal[-5] ^= 0x01
     (tmp_path / "data.json.journal").write_bytes(journal)
     with pytest.raises(DamagedStore, match=f"byte offset {last}"):
-        await Store.open(path)
+        await JournalStore.open(path)
     assert (tmp_path / "data.json.journal").read_bytes() == journal
 
 
 async def test_damage_in_the_middle_refuses_to_start_naming_file_and_offset(tmp_path):
     """A bad record followed by good ones stops start-up with a clear message."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=3)
     await reopen(store)
     journal = bytearray((tmp_path / "data.json.journal").read_bytes())
@@ -153,7 +154,7 @@ async def test_damage_in_the_middle_refuses_to_start_naming_file_and_offset(tmp_
     journal[offset + 20] ^= 0x40
     (tmp_path / "data.json.journal").write_bytes(journal)
     with pytest.raises(DamagedStore) as caught:
-        await Store.open(path)
+        await JournalStore.open(path)
     assert f"byte offset {offset}" in str(caught.value)
     assert "data.json.journal" in str(caught.value)
 
@@ -162,7 +163,7 @@ async def test_a_damaged_snapshot_refuses_to_start(tmp_path):
     """A snapshot that is not a Nexus store is refused, never overwritten."""
     (tmp_path / "data.json").write_bytes(b'{"users": [')
     with pytest.raises(DamagedStore, match="snapshot"):
-        await Store.open(tmp_path / "data.json")
+        await JournalStore.open(tmp_path / "data.json")
     assert (tmp_path / "data.json").read_bytes() == b'{"users": ['
 
 
@@ -181,7 +182,7 @@ async def test_missing_records_in_the_journal_are_damage(tmp_path):
 async def test_a_crash_at_each_step_of_compaction_loses_nothing(tmp_path):
     """Whatever step of compaction a crash interrupts, the store loads whole and once."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=4)
     await store.compact()
     await fill_more(store)
@@ -210,12 +211,12 @@ async def test_a_crash_at_each_step_of_compaction_loses_nothing(tmp_path):
     }
     for step, files in steps.items():
         lay(*files)
-        loaded = await Store.open(path)
+        loaded = await JournalStore.open(path)
         assert state(loaded) == expected, step
         await reopen(loaded)
 
 
-async def fill_more(store: Store) -> None:
+async def fill_more(store: JournalStore) -> None:
     await store.commit(
         from_json({"op": "say", "user": "bob", "room": "general", "text": "late", "ts": 9.0})
     )
@@ -225,7 +226,7 @@ async def fill_more(store: Store) -> None:
 async def test_a_failed_write_acknowledges_nothing_and_writes_resume(tmp_path, monkeypatch):
     """ENOSPC refuses the unwritten change, keeps earlier ones and lets later writes through."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=2)
     before = state(store)
     journal = store._journal
@@ -257,7 +258,7 @@ async def test_a_failed_write_acknowledges_nothing_and_writes_resume(tmp_path, m
 
 async def test_fsync_mode_commits_and_reloads(tmp_path):
     """With fsync on, commits still group and the data reloads."""
-    store = await Store.open(tmp_path / "data.json", fsync=True)
+    store = await JournalStore.open(tmp_path / "data.json", fsync=True)
     await fill(store)
     before = state(store)
     again = await reopen(store)
@@ -268,7 +269,7 @@ async def test_fsync_mode_commits_and_reloads(tmp_path):
 async def test_the_journal_compacts_once_it_outgrows_the_snapshot(tmp_path, monkeypatch):
     """Past the threshold, the store folds the journal into the snapshot by itself."""
     monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 2_000)
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await fill(store, messages=40)
     await store._settle()  # compaction runs in the background
     assert (tmp_path / "data.json").exists()
@@ -281,11 +282,16 @@ async def test_the_journal_compacts_once_it_outgrows_the_snapshot(tmp_path, monk
 
 async def test_an_unexpected_error_in_a_write_refuses_like_a_full_disk(tmp_path, monkeypatch):
     """Whatever stops a write, the change is refused and the model reloaded, never acknowledged."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await fill(store, messages=1)
     before = state(store)
-    refused = []
-    store.on_refused = refused.append
+    refused: list[StoreError] = []
+
+    class Refusals(StoreListener):
+        def refused(self, error: StoreError) -> None:
+            refused.append(error)
+
+    store.listeners.append(Refusals())
 
     def broken(data):
         raise RuntimeError("bug in the writer")
@@ -303,7 +309,7 @@ async def test_writes_go_on_while_a_snapshot_is_written(tmp_path, monkeypatch):
     """Compaction does not pause the journal; what is written meanwhile stays in it."""
     monkeypatch.setattr(store_module, "SNAPSHOT_PIECE_BYTES", 1)  # a piece per item
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     for i in range(200):
         store.record(from_json({"op": "register", "username": f"u{i}", "password": "h", "ts": 1.0}))
     await fill(store)
@@ -344,21 +350,21 @@ def test_a_snapshot_written_in_pieces_is_the_whole_document(monkeypatch):
 async def test_a_changed_letter_in_a_stored_message_refuses_to_start(tmp_path):
     """The snapshot carries a checksum: an altered message is damage, never served."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=3)
     await store.close()
     snapshot = path.read_bytes()
     assert snapshot.count(b'"m1"') == 1
     path.write_bytes(snapshot.replace(b'"m1"', b'"n1"'))
     with pytest.raises(DamagedStore, match=r"data\.json"):
-        await Store.open(path)
+        await JournalStore.open(path)
     assert path.read_bytes() == snapshot.replace(b'"m1"', b'"n1"')  # left for the operator
 
 
 async def test_a_changed_journal_seq_refuses_to_start(tmp_path):
     """A snapshot whose journal_seq was altered would drop or renumber journal records."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=3)
     await store.compact()
     await fill_more(store)
@@ -369,13 +375,13 @@ async def test_a_changed_journal_seq_refuses_to_start(tmp_path):
     assert changed != snapshot
     path.write_bytes(changed)
     with pytest.raises(DamagedStore):
-        await Store.open(path)
+        await JournalStore.open(path)
 
 
 async def test_a_changed_newline_between_the_last_records_is_damage_not_a_torn_tail(tmp_path):
     """Two whole records run together are damage: only an unfinished last record is torn."""
     path = tmp_path / "data.json"
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     await fill(store, messages=3)
     await reopen(store)
     journal = (tmp_path / "data.json.journal").read_bytes()
@@ -385,14 +391,14 @@ async def test_a_changed_newline_between_the_last_records_is_damage_not_a_torn_t
     )
     merged_at = journal.rindex(b"\n", 0, last_two) + 1
     with pytest.raises(DamagedStore, match=f"byte offset {merged_at}"):
-        await Store.open(path)
+        await JournalStore.open(path)
 
 
 async def test_data_files_are_readable_by_their_owner_only(tmp_path):
     """Snapshot and journal hold password hashes and every DM: created 0600 whatever the umask."""
     old = os.umask(0o022)
     try:
-        store = await Store.open(tmp_path / "data.json")
+        store = await JournalStore.open(tmp_path / "data.json")
         await fill(store)
         await store.compact()
         await fill_more(store)
@@ -438,7 +444,7 @@ def test_replaying_message_changes_over_a_snapshot_that_holds_them_changes_nothi
     assert general[0].reactions == {"+": ["Alice", "bob"]} and general[0].text == "a3"
 
 
-async def guests_everywhere(store: Store) -> None:
+async def guests_everywhere(store: JournalStore) -> None:
     """Guest zed in a stored room and a room of its own, with every kind of
     trace in stored state: a mute, a ban, a DM, a registered member of its room."""
     await fill(store, messages=2)  # alice owns den; bob
@@ -474,7 +480,7 @@ async def guests_everywhere(store: Store) -> None:
 async def test_guests_and_their_rooms_are_never_written(tmp_path):
     """Nothing but a guest's messages in stored rooms reaches the journal, and
     the snapshot holds no guest, no ephemeral room and no trace of either."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await guests_everywhere(store)
     journal = [orjson.loads(line[9:]) for line in store.journal_path.read_bytes().splitlines()]
     names = [record.get("user") for record in journal] + [r.get("target") for r in journal]
@@ -503,7 +509,7 @@ async def test_guests_and_their_rooms_are_never_written(tmp_path):
 async def test_a_guests_message_in_a_stored_room_replays_without_the_guest(tmp_path):
     """After a crash, and after a compaction, a guest's message keeps its seq, its
     name and its guest mark; numbering goes on after it; no guest is in the model."""
-    store = await Store.open(tmp_path / "data.json")
+    store = await JournalStore.open(tmp_path / "data.json")
     await guests_everywhere(store)
     general = list(store.model.rooms["general"].history.messages)
     assert [m.wire() for m in general] == [

@@ -38,7 +38,6 @@ from nexus.server.model import Model
 from nexus.server.outbox import Link, Outbox, Outlet
 from nexus.server.policy import Policy
 from nexus.server.records import Seen
-from nexus.server.search import SearchIndex
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
 
@@ -62,7 +61,6 @@ class Core:
         hub: Hub,
         policy: Policy,
         hashing: PasswordHashing,
-        search: SearchIndex,
     ) -> None:
         self.config = config
         self.store = store
@@ -70,7 +68,6 @@ class Core:
         self.hub = hub
         self.policy = policy
         self.hashing = hashing
-        self.search = search
         self.per_address: Counter[str] = Counter()  # admitted connections per address
         self.connections: set[Connection] = set()
         self._all_gone: asyncio.Event | None = None  # set once close_all() has none left
@@ -187,7 +184,6 @@ class Connection:
             core.policy,
             core.hashing,
             core.store,
-            core.search,
         )
         self.waiting: deque[bytes] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler

@@ -1,7 +1,7 @@
 """`nexus-server check`, `backup DEST` and `export`: the store, read safely while it is in use.
 
 All three read the snapshot and the journal as they stood at one moment
-and load them with the store's own code (Store.inspect), so they judge the
+and load them with the store's own code (JournalStore.inspect), so they judge the
 files exactly as start-up would and never change them.
 
 Reading while the server runs is safe because the server changes the files
@@ -32,13 +32,8 @@ from typing import Any, TextIO
 import orjson
 
 from nexus.server.config import load as load_config
-from nexus.server.store import (
-    FILE_MODE,
-    DamagedStore,
-    Store,
-    snapshot_head,
-    snapshot_pieces,
-)
+from nexus.server.store import DamagedStore
+from nexus.server.store.journal import FILE_MODE, JournalStore, snapshot_head, snapshot_pieces
 
 COMMANDS = ("check", "backup", "export")
 READ_ATTEMPTS = 10  # compactions are minutes apart on a busy server; a few tries suffice
@@ -52,7 +47,7 @@ class Unusable(Exception):
 class Reading:
     """The store as loaded from one consistent read of its files."""
 
-    store: Store
+    store: JournalStore
     snapshot_bytes: int
     journal_bytes: int  # whole records only
     torn_bytes: int  # after the journal's last newline: a write cut short or under way
@@ -88,13 +83,13 @@ def _write_private(path: Path, pieces: Iterator[bytes] | list[bytes]) -> int:
     return size
 
 
-def inspect(path: Path) -> Store:
+def inspect(path: Path) -> JournalStore:
     """The store at `path`, loaded by the server's own code without changing it."""
-    return asyncio.run(Store.inspect(path))
+    return asyncio.run(JournalStore.inspect(path))
 
 
 def read_store(data: Path) -> Reading:
-    """The store as it stood at one moment, checked by Store.inspect. Raises
+    """The store as it stood at one moment, checked by JournalStore.inspect. Raises
     DamagedStore (naming the real files) or Unusable."""
     journal = data.with_name(data.name + ".journal")
     if not data.exists() and not journal.exists():
@@ -120,7 +115,7 @@ def read_store(data: Path) -> Reading:
     raise Unusable(f"{data} kept changing while it was read; try again")
 
 
-def counts(store: Store) -> dict[str, int]:
+def counts(store: JournalStore) -> dict[str, int]:
     model = store.model
     return {
         "users": len(model.users),
@@ -131,7 +126,7 @@ def counts(store: Store) -> dict[str, int]:
     }
 
 
-def _summary(store: Store) -> str:
+def _summary(store: JournalStore) -> str:
     return ", ".join(f"{n:,} {what}" for what, n in counts(store).items())
 
 
@@ -159,7 +154,7 @@ def check(data: Path, out: TextIO) -> None:
     out.write("ok\n")
 
 
-def _names(store: Store, keys: set[str]) -> str:
+def _names(store: JournalStore, keys: set[str]) -> str:
     """Usernames as registered, sorted; "none" (then name one with --admin)."""
     names = sorted((store.model.display(key) for key in keys), key=str.casefold)
     return ", ".join(names) if names else "none (nexus-server --admin NAME names one)"
@@ -198,7 +193,7 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
     out.write(f" ({size:,} bytes)\n")
 
 
-def messages(store: Store, rooms: set[str] | None) -> list[dict[str, Any]]:
+def messages(store: JournalStore, rooms: set[str] | None) -> list[dict[str, Any]]:
     """Room messages (with `room`) and, without a room filter, DMs (with `to`), oldest first."""
     model = store.model
     found = [

@@ -123,28 +123,65 @@ class Message:
 
 
 class History:
-    """A capped run of messages whose `seq` values are consecutive."""
+    """A window on a room's or conversation's messages: the newest, at most
+    `cap`, with consecutive `seq` values.
 
-    __slots__ = ("last_seq", "messages")
+    `floor` says what the store keeps below the window: None when the window
+    is all of it (older messages are gone), else the oldest seq it keeps
+    (on disk). A read the window cannot answer returns None, or `covers`
+    says so, and the store answers it instead.
+    """
 
-    def __init__(self, cap: int, last_seq: int = 0, messages: Iterable[Message] = ()) -> None:
+    __slots__ = ("floor", "last_seq", "messages")
+
+    def __init__(
+        self,
+        cap: int,
+        last_seq: int = 0,
+        messages: Iterable[Message] = (),
+        floor: int | None = None,
+    ) -> None:
         self.messages: deque[Message] = deque(messages, maxlen=cap)
         self.last_seq = last_seq
+        self.floor = floor
 
     def append(self, message: Message) -> None:
         self.last_seq = message.seq
         self.messages.append(message)
 
-    def page(self, limit: int, before: int | None) -> tuple[list[Message], bool]:
-        """Up to `limit` messages older than `before` (newest if None), oldest first,
-        and whether older ones are still stored."""
+    def covers(self, seq: int) -> bool:
+        """Whether the window holds every kept message from `seq` on."""
+        if self.floor is None:
+            return True
         stored = self.messages
+        first = stored[0].seq if stored else self.last_seq + 1
+        return seq >= first or self.floor >= first
+
+    def page(self, limit: int, before: int | None) -> tuple[list[Message], bool] | None:
+        """Up to `limit` messages older than `before` (newest if None), oldest
+        first, and whether older ones are still kept; None if some of them
+        are kept outside the window."""
+        stored = self.messages
+        end_seq = self.last_seq + 1 if before is None else min(before, self.last_seq + 1)
+        if not self.covers(max(1, end_seq - limit)):
+            return None
         if not stored:
             return [], False
         first = stored[0].seq
-        end = len(stored) if before is None else max(0, min(len(stored), before - first))
+        end = max(0, min(len(stored), end_seq - first))
         start = max(0, end - limit)
-        return list(islice(stored, start, end)), start > 0
+        older = start > 0 or (self.floor is not None and self.floor < first and end > 0)
+        return list(islice(stored, start, end)), older
+
+    def latest(self, limit: int) -> tuple[list[Message], bool]:
+        """The newest `limit` messages (a window holds at least a page) and
+        whether older ones are kept."""
+        stored = self.messages
+        start = max(0, len(stored) - limit)
+        older = start > 0 or (
+            self.floor is not None and bool(stored) and self.floor < stored[0].seq
+        )
+        return list(islice(stored, start, None)), older
 
     def get(self, seq: int) -> Message | None:
         """The stored message numbered `seq`, or None (never made, or trimmed)."""
@@ -257,19 +294,33 @@ class Model:
         """A member's unread messages in a room (after the marker, not erased,
         not their own) and how many of those mention them."""
         user, room = self.users[key], self.rooms[name]
-        me = user.username
-        unread = mentions = 0
-        for m in room.history.since(user.read.get(name, room.history.last_seq)):
-            if m.author != me and not m.erased:
-                unread += 1
-                if me in m.mentions:
-                    mentions += 1
-        return unread, mentions
+        return self.unread_in(name, user.read.get(name, room.history.last_seq), user.username)
 
     def conversation_unread(self, key: str, conv: Conversation) -> int:
         """The other user's messages in `conv` after `key`'s marker."""
-        read = conv.read.get(key, 0)
-        return sum(1 for m in conv.history.since(read) if user_key(m.author) != key)
+        return self.unread_in(pair_key(*conv.users), conv.read.get(key, 0), self.display(key))[0]
+
+    def unread_in(self, scope: str, after: int, reader: str) -> tuple[int, int]:
+        """In a room (`scope` its name): messages after seq `after`, not
+        erased and not by `reader` (a name), and how many of those mention
+        them. In a DM conversation (a pair key): the other user's messages
+        after `after`, erased ones too, and no mentions."""
+        if "\n" in scope:
+            conv = self.conversations.get(scope)
+            if conv is None:
+                return 0, 0
+            me = user_key(reader)
+            return sum(1 for m in conv.history.since(after) if user_key(m.author) != me), 0
+        room = self.rooms.get(scope)
+        if room is None:
+            return 0, 0
+        unread = mentions = 0
+        for m in room.history.since(after):
+            if m.author != reader and not m.erased:
+                unread += 1
+                if reader in m.mentions:
+                    mentions += 1
+        return unread, mentions
 
     def unread(self, key: str) -> dict[str, int]:
         """Unread DMs from each other user, by their display name."""

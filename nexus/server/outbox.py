@@ -11,9 +11,13 @@ or writes. The outbox's jobs, each measured in docs/performance.md:
   room frame opens a new one after it, so batching never reorders what a
   connection receives.
 - Holding: while the store has changes not yet written, nothing is flushed.
-  The store calls `hold()` when it applies the first change of a group and
-  `flush()` right after writing it, so a reply or an event never tells
-  anyone about a change a crash could take back. If the write fails, the
+  The store calls `hold()` when it applies the first change of a group,
+  `cut()` when it starts writing what was applied so far and `written()`
+  once that is written, so a reply or an event never tells anyone about a
+  change a crash could take back. An engine that writes while the loop
+  goes on may apply more changes between `cut()` and `written()`: then only
+  the frames queued before the cut go, and the rest wait for the next
+  write. If the write fails, the
   store calls `refuse()`: frames queued before the hold go out as they
   are, events queued since are dropped, and each reply queued since is
   kept, or refused when its request's own change was not written. Every
@@ -217,6 +221,11 @@ class Outbox:
         self.hard = max(hard, soft)
         self.slow_timeout = slow_timeout
         self.held = False  # the store has changes not written yet
+        # While a cut is being written: each outlet queued by then and where
+        # its queue stood, and how many held replies were queued by then.
+        self._marks: list[tuple[Outlet, int]] | None = None
+        self._marked_replies = 0
+        self._held_since_cut = False  # changes were applied after the cut
         self._dirty: list[Outlet] = []
         self._broadcasts: dict[Any, Broadcast] = {}
         # Replies queued while held, in order: (outlet, reply, request id,
@@ -304,6 +313,50 @@ class Outbox:
         from before the hold never share a view with frames from after it."""
         self.held = True
         self._broadcasts.clear()
+        if self._marks is not None:
+            self._held_since_cut = True
+
+    def cut(self) -> None:
+        """The store is writing what was applied until now: what is queued so
+        far goes once that is written (`written()`), what is queued later
+        waits for the write after it, unless nothing was applied meanwhile.
+        Open broadcasts close, so no view spans the cut."""
+        self._broadcasts.clear()
+        self._marks = [(outlet, len(outlet.parts)) for outlet in self._dirty]
+        self._marked_replies = len(self._held_replies)
+        self._held_since_cut = False
+
+    def written(self) -> None:
+        """The cut is written: its frames go (everything, when nothing was
+        applied since the cut)."""
+        marks, self._marks = self._marks, None
+        if marks is None or not self._held_since_cut:
+            self.flush()
+            return
+        self._held_since_cut = False
+        self._broadcasts.clear()
+        del self._held_replies[: self._marked_replies]
+        for outlet, mark in marks:
+            self._write_cut(outlet, mark)
+        self._dirty = [outlet for outlet in self._dirty if outlet.parts or outlet.closing]
+
+    def _write_cut(self, outlet: Outlet, mark: int) -> None:
+        """Writes an outlet's first `mark` parts; the rest stay queued, held."""
+        rest = outlet.parts[mark:]
+        if not rest:
+            self._write(outlet)
+            return
+        outlet.parts = outlet.parts[:mark]
+        views, closing = outlet.views, outlet.closing
+        outlet.closing = False  # not before the rest has gone too
+        self._write(outlet)
+        outlet.closing = closing
+        if outlet.dead:
+            return
+        outlet.parts = rest
+        outlet.views = [view for view in views if any(view is part for part in rest)]
+        outlet.held_from = 0  # all queued while held
+        outlet.reply_bytes = sum(len(part) for part in rest if type(part) is bytes)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
@@ -313,6 +366,7 @@ class Outbox:
     def flush(self) -> None:
         """Writes every outlet's queue, one write each."""
         self.held = False
+        self._marks = None
         self._broadcasts.clear()
         self._held_replies.clear()
         dirty, self._dirty = self._dirty, []
@@ -324,6 +378,8 @@ class Outbox:
         events queued since, and keeps each reply queued since, or replaces it
         by `refusal(request id)` when its request's own change was not written."""
         self.held = False
+        self._marks = None
+        self._held_since_cut = False
         self._broadcasts.clear()
         held: dict[Outlet, list[bytes]] = {}
         for outlet, data, rid, changed in self._held_replies:

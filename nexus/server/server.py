@@ -17,10 +17,11 @@ from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.frontends.ws import Web, WsProtocol
 from nexus.server.hub import Hub
+from nexus.server.model import Model
 from nexus.server.outbox import Outbox
 from nexus.server.policy import Policy
-from nexus.server.search import SearchIndex
-from nexus.server.store import Store, StoreError
+from nexus.server.store import Store, StoreError, StoreListener
+from nexus.server.store.journal import JournalStore
 from nexus.server.tls import server_context
 
 STOP_TIMEOUT = 5.0  # seconds stop() waits for connections to send what they have queued
@@ -40,15 +41,9 @@ class NexusServer:
         self.outbox = Outbox(
             config.max_outbound, config.max_outbound_hard, config.slow_reader_timeout
         )
-        store.on_hold = self.outbox.hold
-        store.on_written = self.outbox.flush
-        store.on_refused = self._refuse_held
         self.hashing = PasswordHashing(config.password_params)
-        self.search = SearchIndex(lambda: self.store.model)
-        self.core = Core(
-            config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing, self.search
-        )
-        store.on_reloaded = self.core.guests_lost  # guests are never on disk
+        self.core = Core(config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing)
+        store.listeners.append(_Durability(self))
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
         self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
@@ -56,11 +51,11 @@ class NexusServer:
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
-        store = await Store.open(config.data, fsync=config.fsync)
+        store = await JournalStore.open(config.data, fsync=config.fsync)
         server = cls(config, store)
         await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
-        server.search.start()
+        store.start()
         loop = asyncio.get_running_loop()
         server.listener = await loop.create_server(
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
@@ -121,9 +116,31 @@ class NexusServer:
             await listener.wait_closed()
         self.listener = self.web_listener = None
         self.irc.clear()
-        await self.search.close()
         await self.store.close()
         self.hashing.close()
 
-    def _refuse_held(self, failure: StoreError) -> None:
-        self.outbox.refuse(lambda rid: encode(not_saved(rid, failure)))
+
+class _Durability(StoreListener):
+    """What the store tells, passed to the parts that act on it: the outbox
+    holds frames until their changes are written; after a failed write it
+    refuses the replies of the changes lost, and the core ends the guests a
+    reload took away (guests are never on disk)."""
+
+    def __init__(self, server: NexusServer) -> None:
+        self.outbox = server.outbox
+        self.core = server.core
+
+    def hold(self) -> None:
+        self.outbox.hold()
+
+    def cut(self) -> None:
+        self.outbox.cut()
+
+    def written(self) -> None:
+        self.outbox.written()
+
+    def refused(self, error: StoreError) -> None:
+        self.outbox.refuse(lambda rid: encode(not_saved(rid, error)))
+
+    def reloaded(self, before: Model) -> None:
+        self.core.guests_lost(before)

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
 from nexus.server.records import from_json
-from nexus.server.store import Store
+from nexus.server.store.journal import JournalStore
 from tests.procs import ServerProcess
 
 PASSWORD = "burst-password"
@@ -27,7 +27,7 @@ DEADLINE = 30.0  # seconds the whole exchange may take before the test gives up
 async def make_store(path: Path, names: list[str]) -> None:
     """A store holding `names`, all members of #general (cheap hashes: set-up is not measured)."""
     hashed = PasswordHasher(**FAST).hash(PASSWORD)
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     for name in names:
         store.apply(
             from_json({"op": "register", "username": name, "password": hashed, "ts": time.time()})

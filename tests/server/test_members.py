@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
 from nexus.server.records import from_json
-from nexus.server.store import Store
+from nexus.server.store.journal import JournalStore
 from tests.conftest import PASSWORD
 
 
@@ -105,7 +105,7 @@ async def test_a_thousand_member_room_is_answered_in_a_few_milliseconds(start_se
     loopback (the handler, encoding, both socket hops) takes a few ms."""
     path = tmp_path / "big.json"
     hashed = PasswordHasher(**FAST).hash(PASSWORD)
-    store = await Store.open(path)
+    store = await JournalStore.open(path)
     names = [f"user{i:04d}" for i in range(1000)]
     for name in names:
         store.apply(

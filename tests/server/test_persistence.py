@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nexus.server import store as store_module
 from nexus.server.records import from_json
-from nexus.server.store import Store
+from nexus.server.store import journal as store_module
+from nexus.server.store.journal import JournalStore
 from tests.conftest import PASSWORD, Running
 from tests.wire import Peer
 
@@ -217,13 +217,13 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
 async def test_store_closes_with_records_applied_during_a_compaction(data, monkeypatch):
     """close() waits for a compaction under way and writes what arrived meanwhile."""
     monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 0)
-    store = await Store.open(data, fsync=True)
+    store = await JournalStore.open(data, fsync=True)
     store.record(from_json({"op": "register", "username": "alice", "password": "x", "ts": 1.0}))
     await asyncio.sleep(0)  # written; the journal now outgrows the (absent) snapshot
     assert store._compaction is not None  # compacting in the background
     store.record(from_json({"op": "bio", "user": "alice", "text": "pending"}))
     await asyncio.wait_for(store.close(), 5)
-    again = await Store.open(data)
+    again = await JournalStore.open(data)
     assert again.model.users["alice"].bio == "pending"
     await again.close()
 

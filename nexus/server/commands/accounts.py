@@ -45,7 +45,7 @@ async def _welcome(ctx: Context, user: User, password: str, with_token: bool) ->
     reply: p.LoginReply = {
         "user": ctx.profile(user),
         "rooms": sorted(user.rooms),
-        "unread": ctx.unread(key),
+        "unread": await ctx.unread(key),
     }
     invited = [ctx.room_info(r) for r in ctx.model.rooms.values() if r.private and key in r.invited]
     if invited:  # invitations made while away: the `invited` events went to no session

@@ -3,13 +3,21 @@ things, fan-out, and the server's policies. Nothing else of the server.
 
 There is one Context per connection, reset for each request (a request on
 the hot path should not pay for building one).
+
+History older than the model's window is the store's to read, from disk on
+some engines. The reads here (`page`, `message`, `unreads`) answer at once
+when the window holds the answer, and otherwise return an awaitable; a
+handler that may need one is registered `suspends=True` and passes the
+result through `then`, so it answers at once whenever memory can.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nexus import protocol as p
 from nexus.errors import NexusError
@@ -17,14 +25,28 @@ from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.auth import PasswordHashing
 from nexus.server.hub import Hub
-from nexus.server.model import Message, Model, Room, User, pair_key, user_key
+from nexus.server.model import History, Message, Model, Room, User, pair_key, user_key
 from nexus.server.policy import Policy
 from nexus.server.records import Read, Record
-from nexus.server.search import SearchIndex
 from nexus.server.session import Session
-from nexus.server.store import Store
+from nexus.server.store import Page, Store
 
 audit_log = logging.getLogger("nexus.moderation")
+
+T = TypeVar("T")
+R = TypeVar("R")
+Counts = dict[str, tuple[int, int]]  # room -> (unread, mentions among them)
+
+
+def then(value: T | Awaitable[T], use: Callable[[T], R]) -> R | Awaitable[R]:
+    """`use(value)`, now if `value` is at hand, else once it is."""
+    if inspect.isawaitable(value):
+        return _then(value, use)
+    return use(value)
+
+
+async def _then(value: Awaitable[T], use: Callable[[T], R]) -> R:
+    return use(await value)
 
 
 @dataclass(slots=True)
@@ -34,7 +56,6 @@ class Context:
     policy: Policy
     hashing: PasswordHashing
     _store: Store
-    search: SearchIndex
     changed: bool = False  # the current request applied a change not yet written
     quitting: bool = False  # the connection closes once the reply is queued
 
@@ -110,9 +131,84 @@ class Context:
 
     # -- wire objects ------------------------------------------------------
 
-    def room_info(self, room: Room, unread: bool = False) -> p.RoomInfo:
+    # -- history, from the window or the store ---------------------------------
+
+    def page(self, history: History, scope: str, limit: int, before: int | None) -> Any:
+        """A page of `scope` (whose window is `history`): a Page, or an awaitable one."""
+        page = history.page(limit, before)
+        return page if page is not None else self._store.page(scope, limit, before)
+
+    def message(self, history: History | None, scope: str, seq: int) -> Any:
+        """Message `seq` of `scope` (None: not kept), or an awaitable of it."""
+        if history is None:
+            return None
+        if history.covers(seq):
+            return history.get(seq)
+        return self._store.message(scope, seq)
+
+    def unreads(self, key: str, rooms: Iterable[str]) -> Counts | Awaitable[Counts]:
+        """`key`'s unread messages and mentions in each of `rooms` (member rooms)."""
+        model, reader = self.model, self.model.display(key)
+        counts: Counts = {}
+        later: list[tuple[str, int]] = []
+        for name in rooms:
+            room = model.rooms[name]
+            after = model.users[key].read.get(name, room.history.last_seq)
+            if room.history.covers(after + 1):
+                counts[name] = model.unread_in(name, after, reader)
+            else:
+                later.append((name, after))
+        if not later:
+            return counts
+        return self._unreads_later(counts, later, reader)
+
+    async def _unreads_later(
+        self, counts: Counts, later: list[tuple[str, int]], reader: str
+    ) -> Counts:
+        for name, after in later:
+            counts[name] = await self._store.unread(name, after, reader)
+        return counts
+
+    def dm_unreads(self, key: str) -> dict[str, int] | Awaitable[dict[str, int]]:
+        """Unread DMs from each other user, by their display name."""
+        model, reader = self.model, self.model.display(key)
+        counts: dict[str, int] = {}
+        later: list[tuple[str, str, int]] = []
+        for conv_key in model.users[key].conversations:
+            conv = model.conversations[conv_key]
+            other = model.display(conv.users[0] if conv.users[1] == key else conv.users[1])
+            after = conv.read.get(key, 0)
+            if conv.history.covers(after + 1):
+                counts[other] = model.unread_in(conv_key, after, reader)[0]
+            else:
+                later.append((other, conv_key, after))
+        if not later:
+            return {name: n for name, n in counts.items() if n}
+        return self._dm_unreads_later(counts, later, reader)
+
+    async def _dm_unreads_later(
+        self, counts: dict[str, int], later: list[tuple[str, str, int]], reader: str
+    ) -> dict[str, int]:
+        for other, conv_key, after in later:
+            counts[other] = (await self._store.unread(conv_key, after, reader))[0]
+        return {name: n for name, n in counts.items() if n}
+
+    async def search(
+        self,
+        scopes: Iterable[str],
+        terms: list[str],
+        author: str | None,
+        before: float | None,
+        limit: int,
+    ) -> Page:
+        return await self._store.search(scopes, terms, author, before, limit)
+
+    async def mentions(self, user: str, scopes: set[str], limit: int) -> list[Message]:
+        return await self._store.mentions(user, scopes, limit)
+
+    def room_info(self, room: Room, unread: int | None = None) -> p.RoomInfo:
         """A room as the protocol shows it; with `unread` (for a reply to one
-        user), the caller's unread count if they are a member."""
+        user who is a member), the caller's unread count there."""
         is_online = self.hub.is_online
         display = self.model.display
         info: p.RoomInfo = {
@@ -128,8 +224,8 @@ class Context:
         }
         if room.ephemeral:
             info["ephemeral"] = True
-        if unread and self.key in room.members:
-            info["unread"] = self.model.room_unread(self.key, room.name)[0]
+        if unread is not None:
+            info["unread"] = unread
         return info
 
     def profile(self, user: User) -> p.Profile:
@@ -155,16 +251,17 @@ class Context:
             profile["guest"] = True
         return profile
 
-    def unread(self, key: str) -> p.Unread:
+    async def unread(self, key: str) -> p.Unread:
         """A user's unread counts, as `login` and `register` answer them."""
-        model = self.model
-        rooms, mentions = {}, 0
-        for name in sorted(model.users[key].rooms):
-            count, mentioned = model.room_unread(key, name)
-            if count:
-                rooms[name] = count
-                mentions += mentioned
-        return {"dms": model.unread(key), "rooms": rooms, "mentions": mentions}
+        counts = self.unreads(key, sorted(self.model.users[key].rooms))
+        if inspect.isawaitable(counts):
+            counts = await counts
+        dms = self.dm_unreads(key)
+        if inspect.isawaitable(dms):
+            dms = await dms
+        rooms = {name: n for name, (n, _) in counts.items() if n}
+        mentions = sum(m for n, m in counts.values() if n)
+        return {"dms": dms, "rooms": rooms, "mentions": mentions}
 
     # -- read markers ------------------------------------------------------
 
@@ -183,9 +280,7 @@ class Context:
         if conv is not None and conv.read.get(self.key, 0) < newest:
             self.move_marker({"with": other_key}, {"with": other.username}, newest)
 
-    def fit_newest_first(
-        self, messages: list[Message], more: bool
-    ) -> tuple[list[Any], bool]:
+    def fit_newest_first(self, messages: list[Message], more: bool) -> tuple[list[Any], bool]:
         """`fit` for a list that runs newest first (search results, mentions)."""
         kept, cut = self.fit(messages[::-1], more)
         return kept[::-1], cut

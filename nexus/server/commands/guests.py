@@ -39,7 +39,9 @@ def guest(ctx: Context, req: p.Guest) -> p.LoginReply:
     key = user_key(user.username)
     ctx.session.guest = True
     ctx.hub.attach(ctx.session, key)  # in no room yet: nobody to tell
-    return {"user": ctx.profile(user), "rooms": [], "unread": ctx.unread(key)}
+    # A new guest is in no room and has no DM: nothing is unread.
+    nothing: p.Unread = {"dms": {}, "rooms": {}, "mentions": 0}
+    return {"user": ctx.profile(user), "rooms": [], "unread": nothing}
 
 
 def depart(ctx: Context) -> None:

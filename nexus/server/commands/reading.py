@@ -43,7 +43,7 @@ async def search(ctx: Context, req: p.Search) -> p.SearchReply:
         scopes = me.rooms | me.conversations
     author = ctx.user(req.from_).username if req.from_ is not None else None
     terms = p.search_terms(req.query)
-    results, more = await ctx.search.search(scopes, terms, author, req.before, req.limit)
+    results, more = await ctx.search(scopes, terms, author, req.before, req.limit)
     results, more = ctx.fit_newest_first(results, more)
     return {"results": results, "more": more}  # type: ignore[typeddict-item]
 
@@ -51,6 +51,6 @@ async def search(ctx: Context, req: p.Search) -> p.SearchReply:
 @command("mentions", suspends=True)
 async def mentions(ctx: Context, req: p.Mentions) -> p.MentionsReply:
     me = ctx.me
-    found = await ctx.search.mentions(me.username, set(me.rooms), req.limit)
+    found = await ctx.mentions(me.username, set(me.rooms), req.limit)
     messages, _ = ctx.fit_newest_first(found, False)
     return {"messages": messages}

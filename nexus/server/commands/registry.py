@@ -1,11 +1,12 @@
 """The one table of commands, and `dispatch`: a decoded frame in, its reply out.
 
 A handler is a plain function `(ctx, request) -> reply fields`, run to its
-end inside the read that brought its frame. The few that must wait (for a
-password hash, or for the store to write an account before the session is
-attached to it) are coroutines registered with `suspends=True`; `dispatch`
-hands those back as a coroutine for the connection core to run as a task,
-with later frames waiting their turn.
+end inside the read that brought its frame. Those that may have to wait (for
+a password hash, for the store to write an account before the session is
+attached to it, for history the store reads from disk) are registered with
+`suspends=True` and may return an awaitable instead (a coroutine function
+always does); `dispatch` hands that back as a coroutine for the connection
+core to run as a task, with later frames waiting their turn.
 """
 
 from __future__ import annotations
@@ -93,9 +94,10 @@ def dispatch(ctx: Context, frame: dict[str, Any]) -> Reply | Coroutine[Any, Any,
         req = p.parse(name, frame, cmd.requests)
         if cmd.flood:
             ctx.policy.check_flood(ctx.key)
-        if cmd.suspends:
-            return _suspended(ctx, rid, name, cmd.handler(ctx, req))
-        return p.ok(rid, cmd.handler(ctx, req))
+        reply = cmd.handler(ctx, req)
+        if cmd.suspends and type(reply) is not dict:
+            return _suspended(ctx, rid, name, reply)
+        return p.ok(rid, reply)
     except Exception as exc:
         return _failure(ctx, rid, name, exc)
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.protocol import encode
 from nexus.server import permissions, records
-from nexus.server.commands.context import Context
+from nexus.server.commands.context import Context, Counts, then
 from nexus.server.commands.registry import command
 from nexus.server.hub import Hub
 from nexus.server.model import Model, Room
+from nexus.server.store import Page
 
 
-@command("join")
-def join(ctx: Context, req: p.Join) -> p.JoinReply:
+@command("join", suspends=True)
+def join(ctx: Context, req: p.Join) -> Any:
     room = ctx.room(req.room)
     if ctx.key not in room.members:
         _check_may_join(ctx, room)
@@ -25,8 +27,12 @@ def join(ctx: Context, req: p.Join) -> p.JoinReply:
         if ctx.me.guest:
             joined["guest"] = True  # no account: IRC's account-tag and extended-join say so
         ctx.hub.to_room(room, encode(joined))
-    history, _ = ctx.fit(*room.history.page(p.PAGE_DEFAULT, None))
-    return {"room": ctx.room_info(room, unread=True), "history": history}
+    history, _ = ctx.fit(*room.history.latest(p.PAGE_DEFAULT))
+
+    def reply(counts: Counts) -> p.JoinReply:
+        return {"room": ctx.room_info(room, counts[room.name][0]), "history": history}
+
+    return then(ctx.unreads(ctx.key, [room.name]), reply)
 
 
 def _check_may_join(ctx: Context, room: Room) -> None:
@@ -143,12 +149,17 @@ def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
     return {"room": ctx.room_info(room)}
 
 
-@command("rooms")
-def rooms(ctx: Context, req: p.Rooms) -> p.RoomsReply:
+@command("rooms", suspends=True)
+def rooms(ctx: Context, req: p.Rooms) -> Any:
     model, key = ctx.model, ctx.key
     shown = (room for room in model.rooms.values() if permissions.may_see(model, room, key))
     ordered = sorted(shown, key=lambda room: room.name.casefold())
-    return {"rooms": [ctx.room_info(room, unread=True) for room in ordered]}
+
+    def reply(counts: Counts) -> p.RoomsReply:
+        unread = {name: n for name, (n, _) in counts.items()}
+        return {"rooms": [ctx.room_info(room, unread.get(room.name)) for room in ordered]}
+
+    return then(ctx.unreads(key, [room.name for room in ordered if key in room.members]), reply)
 
 
 @command("online")
@@ -158,10 +169,15 @@ def online(ctx: Context, req: p.Online) -> p.UsersReply:
     return {"users": [ctx.profile(user) for user in ordered]}
 
 
-@command("history")
-def history(ctx: Context, req: p.History) -> p.HistoryReply:
-    messages, more = ctx.fit(*ctx.readable(req.room).history.page(req.limit, req.before))
-    return {"messages": messages, "more": more}
+@command("history", suspends=True)
+def history(ctx: Context, req: p.History) -> Any:
+    room = ctx.readable(req.room)
+
+    def reply(page: Page) -> p.HistoryReply:
+        messages, more = ctx.fit(*page)
+        return {"messages": messages, "more": more}
+
+    return then(ctx.page(room.history, room.name, req.limit, req.before), reply)
 
 
 @command("members")
