@@ -221,11 +221,11 @@ class Outbox:
         self.hard = max(hard, soft)
         self.slow_timeout = slow_timeout
         self.held = False  # the store has changes not written yet
-        # While a cut is being written: each outlet queued by then and where
-        # its queue stood, and how many held replies were queued by then.
+        self._cutting = False  # the store is writing a cut
+        # Once a change is applied during that write: each outlet queued by
+        # then and where its queue stood, and how many held replies it had.
         self._marks: list[tuple[Outlet, int]] | None = None
         self._marked_replies = 0
-        self._held_since_cut = False  # changes were applied after the cut
         self._dirty: list[Outlet] = []
         self._broadcasts: dict[Any, Broadcast] = {}
         # Replies queued while held, in order: (outlet, reply, request id,
@@ -313,27 +313,27 @@ class Outbox:
         from before the hold never share a view with frames from after it."""
         self.held = True
         self._broadcasts.clear()
-        if self._marks is not None:
-            self._held_since_cut = True
+        if self._cutting and self._marks is None:
+            # The first change applied while a cut is written: what is queued
+            # so far may go with the cut, nothing queued from now on.
+            self._marks = [(outlet, len(outlet.parts)) for outlet in self._dirty]
+            self._marked_replies = len(self._held_replies)
 
     def cut(self) -> None:
-        """The store is writing what was applied until now: what is queued so
-        far goes once that is written (`written()`), what is queued later
-        waits for the write after it, unless nothing was applied meanwhile.
-        Open broadcasts close, so no view spans the cut."""
+        """The store is writing what was applied until now. Once it is written
+        (`written()`) everything queued goes, unless a change was applied
+        meanwhile: then only what was queued before that change."""
         self._broadcasts.clear()
-        self._marks = [(outlet, len(outlet.parts)) for outlet in self._dirty]
-        self._marked_replies = len(self._held_replies)
-        self._held_since_cut = False
+        self._cutting = True
+        self._marks = None
 
     def written(self) -> None:
-        """The cut is written: its frames go (everything, when nothing was
-        applied since the cut)."""
+        """The cut is written: its frames go."""
         marks, self._marks = self._marks, None
-        if marks is None or not self._held_since_cut:
+        self._cutting = False
+        if marks is None:
             self.flush()
             return
-        self._held_since_cut = False
         self._broadcasts.clear()
         del self._held_replies[: self._marked_replies]
         for outlet, mark in marks:
@@ -366,7 +366,6 @@ class Outbox:
     def flush(self) -> None:
         """Writes every outlet's queue, one write each."""
         self.held = False
-        self._marks = None
         self._broadcasts.clear()
         self._held_replies.clear()
         dirty, self._dirty = self._dirty, []
@@ -379,7 +378,7 @@ class Outbox:
         by `refusal(request id)` when its request's own change was not written."""
         self.held = False
         self._marks = None
-        self._held_since_cut = False
+        self._cutting = False
         self._broadcasts.clear()
         held: dict[Outlet, list[bytes]] = {}
         for outlet, data, rid, changed in self._held_replies:

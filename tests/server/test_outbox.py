@@ -149,6 +149,62 @@ async def test_nothing_leaves_while_held_until_flushed():
     assert wire(alice).writes == [b"event\n"]
 
 
+async def test_a_write_under_way_releases_only_what_was_queued_before_the_next_change():
+    """An engine that writes while the loop goes on: frames queued before a
+    change applied during the write wait for the write after it, and a room's
+    frames on either side of that change never share a view."""
+    outbox = make_outbox()
+    room = Room("tech", "", None, True, 0.0)
+    alice, bob = outlet("alice"), outlet("bob")
+    outbox.hold()
+    outbox.broadcast(room, room.roster, b"m1\n", iter([alice, bob]))
+    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.cut()  # the store starts writing m1
+    outbox.reply(bob, b"pong\n", 2, False)  # a read, answered during the write
+    outbox.hold()  # m2 is applied while m1 is being written
+    outbox.broadcast(room, room.roster, b"m2\n", iter([alice, bob]))
+    outbox.reply(alice, b"seq 2\n", 3, True)
+    await settle()
+    assert wire(alice).writes == wire(bob).writes == []  # still held
+    outbox.written()  # m1 is written: what was queued before m2 goes
+    assert received(alice) == b"m1\nseq 1\n"
+    assert received(bob) == b"m1\npong\n"
+    await settle()
+    assert received(alice) == b"m1\nseq 1\n"  # m2 waits for its own write
+    outbox.cut()
+    outbox.written()
+    assert received(alice) == b"m1\nseq 1\nm2\nseq 2\n"
+    assert received(bob) == b"m1\npong\nm2\n"
+
+
+async def test_a_write_under_way_with_no_change_meanwhile_releases_everything():
+    """Frames queued during the write but before any new change go with it."""
+    outbox = make_outbox()
+    alice = outlet("alice")
+    outbox.hold()
+    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.cut()
+    outbox.reply(alice, b"pong\n", 2, False)
+    outbox.written()
+    assert received(alice) == b"seq 1\npong\n"
+
+
+async def test_a_failed_write_under_way_refuses_the_changes_after_it_too():
+    """The store reloads after a failed write: every change not yet written is
+    refused, before and after the change applied during the write."""
+    outbox = make_outbox()
+    alice = outlet("alice")
+    outbox.reply(alice, b"before\n", 0, False)
+    outbox.hold()
+    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.cut()
+    outbox.hold()
+    outbox.reply(alice, b"seq 2\n", 2, True)
+    outbox.refuse(lambda rid: b"refused %d\n" % rid)
+    await settle()
+    assert received(alice) == b"before\nrefused 1\nrefused 2\n"
+
+
 async def test_a_refused_write_keeps_what_came_before_the_hold_and_every_reply():
     """After a failed write: frames queued before the hold go out as they were;
     events queued since are dropped; replies queued since are kept, or refused
