@@ -60,6 +60,9 @@ from nexus.protocol import (
 SCROLLBACK_CAP = 2_000  # entries kept per buffer: bounds memory; older ones come back on demand
 SMART_DELAY = 300.0  # presence lines of people silent this long are folded (WeeChat: 5 min)
 UNMASK_DELAY = 1_800.0  # a folded join is shown again if the person speaks within this
+# A visit this short (a bot's `nexus-chat send`: log in, say, log out) folds its coming and
+# going lines, whoever it is: a script run every few minutes would fill a room with them.
+SHORT_VISIT = 30.0
 
 
 class Entry:
@@ -321,6 +324,8 @@ class Buffer:
     members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
     spoke: dict[str, float] = field(default_factory=dict)  # case-folded -> when they last spoke
     joins: dict[str, Entry] = field(default_factory=dict)  # folded join lines, by person
+    # The newest `online` or `joined` line of each person, to fold with its own leaving.
+    came: dict[tuple[str, str], Entry] = field(default_factory=dict)
     lines: Scrollback = field(default_factory=Scrollback)
 
     @property
@@ -414,6 +419,7 @@ class ChatState:
         self.online: set[str] = set()
         self.known_rooms: set[str] = set()
         self.deleted: set[str] = set()  # rooms whose `room_deleted` was shown
+        self.came_online: dict[str, float] = {}  # case-folded name -> when it last came online
         self.known_users: set[str] = {me}
         self.connection = "connecting"
         self.connected = False
@@ -836,13 +842,37 @@ class ChatState:
     def _is_me(self, name: str) -> bool:
         return name.casefold() == self.me.casefold()
 
-    def _presence_line(self, buffer: Buffer, user: str, line: Line, join: bool = False) -> None:
-        """Adds a join/leave/presence line, folded unless `user` spoke here lately."""
-        spoke = buffer.spoke.get(user.casefold(), 0.0)
+    def _presence_line(
+        self,
+        buffer: Buffer,
+        user: str,
+        line: Line,
+        come: str = "",
+        going: str = "",
+        short: bool = False,
+    ) -> None:
+        """Adds a join/leave/presence line, folded unless `user` spoke here lately.
+
+        A coming line is remembered by its kind (`come`: "online", "joined");
+        `going` names the kind that ends: within SHORT_VISIT of its coming line,
+        or after a `short` visit to the server, both lines are folded.
+        """
+        key = user.casefold()
+        spoke = buffer.spoke.get(key, 0.0)
         folded = time.time() - spoke > SMART_DELAY
+        came = buffer.came.pop((key, going), None) if going else None
+        if came is not None and isinstance(came.renderable, Line):
+            short = short or line.ts - came.renderable.ts < SHORT_VISIT
+        if short:
+            folded = True
+            buffer.joins.pop(key, None)
+            if came is not None:
+                came.folded = True
         entry = buffer.lines.add(line, folded=folded)
-        if join and folded:
-            buffer.joins[user.casefold()] = entry
+        if come:
+            buffer.came[key, come] = entry
+        if come and folded:
+            buffer.joins[key] = entry
 
     def _on_joined(self, event: Joined) -> None:
         if self._is_me(event["user"]):
@@ -854,7 +884,7 @@ class ChatState:
         if room is not None:
             room.members[event["user"].casefold()] = event["user"]
             self.online.add(event["user"])  # joining takes a session
-            self._presence_line(room, event["user"], render.event_line(event), join=True)
+            self._presence_line(room, event["user"], render.event_line(event), come="joined")
 
     def _on_left(self, event: Left) -> None:
         if self._is_me(event["user"]):
@@ -863,7 +893,7 @@ class ChatState:
         room = self.rooms.get(event["room"])
         if room is not None:
             room.members.pop(event["user"].casefold(), None)
-            self._presence_line(room, event["user"], render.event_line(event))
+            self._presence_line(room, event["user"], render.event_line(event), going="joined")
 
     def _on_presence(self, event: Presence) -> None:
         user = event["user"]
@@ -877,8 +907,12 @@ class ChatState:
                 line = render.away_line(user, event.get("away"))
                 for buffer in self._buffers_with(user):
                     self._presence_line(buffer, user, line)
+            else:  # no change: a login after all, and the list said online too early
+                self.came_online[user.casefold()] = time.time()
             return
+        short = False
         if event["online"]:
+            self.came_online[user.casefold()] = time.time()
             self.online.add(user)
             if not any(user.casefold() in room.members for room in self.rooms.values()):
                 # A new account (made a member of the default rooms without
@@ -886,8 +920,13 @@ class ChatState:
                 self.members_stale.update(self.rooms)
         else:
             self.online = {u for u in self.online if u.casefold() != user.casefold()}
+            came = self.came_online.pop(user.casefold(), None)
+            short = came is not None and time.time() - came < SHORT_VISIT
+        online = event["online"]
         for buffer in self._buffers_with(user):
-            self._presence_line(buffer, user, render.event_line(event), join=event["online"])
+            line = render.event_line(event)
+            come, going = ("online", "") if online else ("", "online")
+            self._presence_line(buffer, user, line, come=come, going=going, short=short)
 
     def _buffers_with(self, user: str) -> Iterator[Buffer]:
         key = user.casefold()

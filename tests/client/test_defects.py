@@ -238,3 +238,28 @@ async def test_after_clear_the_date_rule_goes_above_the_first_table(chat):
     await _settled(ana)
     days = [i for i, entry in enumerate(ana.state.pane.entries) if entry.day is not None]
     assert days == [0], ana.screen()
+
+
+async def test_a_bot_that_sends_and_goes_leaves_no_presence_lines(chat, connect, server):
+    """Each `nexus-chat send` of a bot logs in, says its line and logs out within a
+    second: the room shows its messages, not an online and an offline line each run."""
+    from tests.client.test_script import at
+    from tests.client.test_script import chat as script
+
+    ana = await chat()
+    bot, login = await connect()
+    name = login["user"]["username"]
+    await bot.quit()
+    general = ana.state.rooms["general"]
+    for run in range(2):
+        args = ("--user", name, "--room", "general", f"run {run}")
+        code, _, err = await script("send", *at(server), *args)
+        assert code == 0, err
+        await ana.shows(f"run {run}")
+        await until(lambda: name not in ana.state.online, what="the bot offline")
+    await _settled(ana)
+    shown = [e.plain for e in general.lines.entries if not e.folded]
+    assert not [line for line in shown if f"{name} is o" in line], "\n".join(shown)
+    ana.type("\x1b=")  # Alt-=: the folded lines are still there to see
+    await until(lambda: ana.state.show_folded)
+    assert any(f"{name} is online" in e.plain for e in general.lines.entries)
