@@ -29,6 +29,7 @@ from nexus.errors import NexusError
 from nexus.protocol import (
     PAGE_DEFAULT,
     PAGE_MAX,
+    SEARCH_DEFAULT,
     SEARCH_MAX,
     AnyMessage,
     BansReply,
@@ -622,10 +623,27 @@ async def search(ctx: Context, words: str) -> None:
 
 @command("mentions", "[n]", "list the newest messages that mention you (/goto opens one)")
 async def mentions(ctx: Context, n: str | None) -> None:
+    """The server's mentions are `@name` only; the screen also highlights the name as a
+    plain word and client.toml's highlight words, so those are searched for as well and
+    the messages the screen highlights (in rooms, not mine) join the list."""
     if n is not None and (not n.isdigit() or not 1 <= int(n) <= SEARCH_MAX):
         raise UsageError(f"a count is a number from 1 to {SEARCH_MAX}")
-    reply: MentionsReply = await ctx.request("mentions", limit=int(n) if n else None)
-    _results(ctx.state, "mentions of you", reply["messages"])
+    state = ctx.state
+    limit = int(n) if n else SEARCH_DEFAULT
+    reply: MentionsReply = await ctx.request("mentions", limit=limit)
+    found: dict[tuple[str, int], AnyMessage] = {(m["room"], m["seq"]): m for m in reply["messages"]}
+    for word in dict.fromkeys((state.me, *state.highlight)):
+        try:
+            page: SearchReply = await ctx.request("search", query=word, limit=SEARCH_MAX)
+        except NexusError:
+            continue  # a word too short to search for, or a server without search
+        for msg in page["results"]:
+            room = msg.get("room")
+            mine = msg["from"].casefold() == state.me.casefold()
+            if isinstance(room, str) and not mine and state.mention.search(msg["text"]):
+                found.setdefault((room, msg["seq"]), msg)
+    newest = sorted(found.values(), key=lambda m: (m["ts"], m["seq"]), reverse=True)
+    _results(state, "mentions of you", newest[:limit])
 
 
 def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: str = "") -> None:

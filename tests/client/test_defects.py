@@ -263,3 +263,21 @@ async def test_a_bot_that_sends_and_goes_leaves_no_presence_lines(chat, connect,
     ana.type("\x1b=")  # Alt-=: the folded lines are still there to see
     await until(lambda: ana.state.show_folded)
     assert any(f"{name} is online" in e.plain for e in general.lines.entries)
+
+
+async def test_mentions_lists_what_the_screen_highlights(chat, connect):
+    """A message naming me without an @ is highlighted on screen; /mentions lists it too."""
+    ana = await chat()
+    bob, _ = await connect()
+    await bob.request("join", room="general")
+    await bob.request("say", room="general", text=f"thanks {ana.state.me}, that helped")
+    entry = await until(
+        lambda: next((e for e in ana.state.current.messages() if "helped" in e.text), None)
+    )
+    assert entry.highlight
+    count = len(ana.state.pane.entries)
+    ana.type("/mentions\r")
+    await _settled(ana)
+    answer = list(ana.state.pane.entries)[count:]
+    rows = ["".join(t for _, t in row) for e in answer for row in e.rows(100)]
+    assert any("that helped" in row for row in rows), "\n".join(rows)
