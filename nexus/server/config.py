@@ -63,7 +63,8 @@ class ServerConfig:
     web_origins: str = setting(
         "",
         "other origins whose pages may open /ws, comma-separated (scheme://host:port, or *);"
-        " the web client's own origin is always allowed",
+        " their hosts are also names the web port answers to (a reverse proxy's public"
+        " name); the web client's own origin is always allowed",
     )
     irc_port: int | None = setting(
         None, "also speak IRC to IRC clients on this port (0: any free port)", kind=int
