@@ -4,6 +4,7 @@ IRC lines out. What a line asks and when its answer is said."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Collection
 from itertools import pairwise
 from typing import Any
 
@@ -11,8 +12,14 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexus.server.irc.history import history_window
-from nexus.server.irc.markers import room_marker
+from nexus.server.irc.history import (
+    chathistory,
+    irc_time,
+    latest_between,
+    ms,
+    read_up_to,
+    ref_key,
+)
 from nexus.server.irc.members import whox_spec
 from nexus.server.irc.translator import Translator
 
@@ -127,20 +134,168 @@ def test_refusal_outside_any_request_becomes_error() -> None:
     assert lines == ["ERROR :Closing link: login timed out"]
 
 
-def test_history_window_selects_like_chathistory() -> None:
-    """LATEST, BEFORE, AFTER, AROUND and BETWEEN pick the right messages, oldest first."""
-    messages = [{"seq": i, "ts": float(i)} for i in range(1, 11)]
+Messages = list[dict[str, Any]]
 
-    def seqs(sub: str, refs: list[str], limit: int) -> list[int]:
-        return [m["seq"] for m in history_window(sub, refs, limit, messages)]
 
-    assert seqs("LATEST", ["*"], 3) == [8, 9, 10]
-    assert seqs("LATEST", ["msgid=g.8"], 5) == [9, 10]
-    assert seqs("BEFORE", ["msgid=g.4"], 5) == [1, 2, 3]
-    assert seqs("AFTER", ["timestamp=1970-01-01T00:00:07.000Z"], 5) == [8, 9, 10]
-    assert seqs("AROUND", ["msgid=g.5"], 4) == [3, 4, 5, 6]
-    assert seqs("BETWEEN", ["msgid=g.2", "msgid=g.6"], 10) == [3, 4, 5]
-    assert seqs("BETWEEN", ["msgid=g.6", "msgid=g.2"], 2) == [4, 5]
+def paged(walk: Any, stored: Messages) -> tuple[Any, int, int]:
+    """Runs a history walk against `stored` (consecutive seqs, oldest first)
+    paged as the server pages it (History.page): what the walk returns, the
+    pages it asked and the messages they held."""
+    asked = read = 0
+    try:
+        page = next(walk)
+        while True:
+            limit, before = page
+            assert 1 <= limit <= 500, page
+            first = stored[0]["seq"] if stored else 0
+            end = len(stored) if before is None else max(0, min(len(stored), before - first))
+            start = max(0, end - limit)
+            asked, read = asked + 1, read + end - start
+            page = walk.send((stored[start:end], start > 0))
+    except StopIteration as stop:
+        return stop.value, asked, read
+
+
+def selected(sub: str, refs: list[str], limit: int, stored: Messages) -> Messages:
+    """What CHATHISTORY selects, read from the whole history at once."""
+    shown = [m for m in stored if not m.get("erased")]
+
+    def before(key: Any, m: dict[str, Any]) -> bool:
+        if key is None:
+            return True
+        return m["seq"] < key[1] if key[0] == "seq" else ms(m["ts"]) < key[1]
+
+    def after(key: Any, m: dict[str, Any]) -> bool:
+        if key is None:
+            return False
+        return m["seq"] > key[1] if key[0] == "seq" else ms(m["ts"]) > key[1]
+
+    keys = [ref_key(ref) for ref in refs]
+    if limit <= 0:
+        return []
+    if sub == "LATEST":
+        return [m for m in shown if keys[0] is None or after(keys[0], m)][-limit:]
+    if sub == "BEFORE":
+        return [m for m in shown if before(keys[0], m)][-limit:]
+    if sub == "AFTER":
+        return [m for m in shown if after(keys[0], m)][:limit]
+    if sub == "AROUND":
+        half = limit // 2
+        earlier = [m for m in shown if before(keys[0], m)][-half:] if half else []
+        return earlier + [m for m in shown if not before(keys[0], m)][: limit - len(earlier)]
+    one, other = (sum(before(key, m) for m in shown) for key in keys)
+    low, high = (keys[0], keys[1]) if one <= other else (keys[1], keys[0])
+    between = [m for m in shown if after(low, m) and before(high, m)]
+    return between[:limit] if one <= other else between[-limit:]
+
+
+def history(
+    count: int, first: int = 1, erased: Collection[int] = (), every: int = 1000
+) -> Messages:
+    """`count` stored messages from seq `first`, one each `every` ms (so
+    several may share a millisecond), those in `erased` erased."""
+    return [
+        {"seq": seq, "ts": seq * every / 1000 + 0.0004, "from": "bob", "erased": seq in erased}
+        for seq in range(first, first + count)
+    ]
+
+
+def test_chathistory_walks_select_like_chathistory_and_read_a_page() -> None:
+    """LATEST, BEFORE, AFTER, AROUND and BETWEEN pick the right messages, oldest
+    first, and read about as many as they pick (by time: and a search)."""
+    stored = history(100, erased={50})
+
+    def walked(sub: str, refs: list[str], limit: int) -> tuple[list[int], int]:
+        found, _, read = paged(chathistory(sub, refs, limit, 500), stored)
+        assert found == selected(sub, refs, limit, stored)
+        return [m["seq"] for m in found], read
+
+    assert walked("LATEST", ["*"], 3) == ([98, 99, 100], 3)
+    assert walked("LATEST", ["msgid=g.98"], 5) == ([99, 100], 2)
+    assert walked("LATEST", ["msgid=g.100"], 5) == ([], 1)
+    assert walked("BEFORE", ["msgid=g.4"], 5) == ([1, 2, 3], 3)
+    assert walked("BEFORE", ["msgid=g.52"], 2) == ([49, 51], 2 + 2)  # 50 is erased
+    assert walked("AFTER", ["timestamp=1970-01-01T00:00:07.000Z"], 5)[0] == [8, 9, 10, 11, 12]
+    assert walked("AROUND", ["msgid=g.5"], 4) == ([3, 4, 5, 6], 2 + 1 + 2)  # the newest too
+    assert walked("BETWEEN", ["msgid=g.2", "msgid=g.6"], 10) == ([3, 4, 5], 1 + 3)
+    assert walked("BETWEEN", ["msgid=g.60", "msgid=g.2"], 2) == ([58, 59], 2)
+    assert walked("BETWEEN", ["msgid=g.600", "msgid=g.98"], 5) == ([99, 100], 1 + 1)
+    seqs, read = walked("BEFORE", ["timestamp=1970-01-01T00:01:00.000Z"], 1)
+    assert seqs == [59] and read <= 1 + 8  # a search of 100 messages, then one
+    assert walked("LATEST", ["*"], 0) == ([], 0)
+
+
+_REFS = st.one_of(
+    st.just("*"),
+    st.integers(0, 130).map(lambda seq: f"msgid=g.{seq}"),
+    st.integers(0, 130_000).map(lambda at: "timestamp=" + irc_time(at / 1000)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"]),
+    st.lists(_REFS, min_size=2, max_size=2),
+    st.integers(0, 30),
+    st.integers(0, 60),
+    st.integers(1, 40),
+    st.sets(st.integers(1, 100), max_size=20),
+    st.sampled_from([1, 300, 1000]),
+)
+def test_chathistory_walks_select_what_the_whole_history_would(
+    sub: str,
+    refs: list[str],
+    limit: int,
+    count: int,
+    first: int,
+    erased: set[int],
+    every: int,
+) -> None:
+    """Whatever the history (trimmed to its last 40, erased messages, several in
+    one millisecond) and the request, a walk selects what reading the whole
+    history would, and reads in proportion: what it returns and the erased
+    messages in its way, twice over at most, and about log2(40) probes a search."""
+    cap = 40
+    stored = history(min(count, cap), first + max(0, count - cap), erased, every)
+    refs = refs if sub == "BETWEEN" else refs[:1]
+    found, _, read = paged(chathistory(sub, refs, limit, cap), stored)
+    assert found == selected(sub, refs, limit, stored)
+    skipped = sum(1 for m in stored if m["erased"])
+    assert read <= 2 * (len(found) + skipped) + 3 * (6 + 2) + 2
+
+
+def test_targets_reads_the_newest_message_of_a_window_that_ends_after_it() -> None:
+    """The latest message in a TARGETS window: the newest one when the window ends
+    after it (one message read); otherwise found by a search; erased ones skipped."""
+    stored = history(100, erased={100, 99})
+    assert paged(latest_between(0, 10**9, 500), stored)[::2] == (98.0004, 1 + 3)
+    assert paged(latest_between(97_999, 10**9, 500), stored)[::2] == (98.0004, 4)
+    assert paged(latest_between(98_000, 10**9, 500), stored)[0] is None
+    found, asked, _ = paged(latest_between(0, 50_000, 500), stored)
+    assert found == 49.0004 and asked <= 9
+    assert paged(latest_between(0, 10**9, 500), [])[0] is None
+
+
+def test_read_up_to_is_the_message_before_the_first_unread_one() -> None:
+    """The marker's time: the message before the first one after the marker that
+    the server counts unread (neither the reader's own nor erased), else the
+    newest; None when that one is not stored."""
+    stored = [
+        {"seq": 1, "ts": 1.0, "from": "bob"},
+        {"seq": 2, "ts": 2.0, "from": "bob"},
+        {"seq": 3, "ts": 3.0, "from": "Ana"},
+        {"seq": 4, "ts": 4.0, "from": "bob", "erased": True},
+        {"seq": 5, "ts": 5.0, "from": "bob"},
+    ]
+    assert paged(read_up_to(5, "ana", 500), stored)[0] == 5.0
+    assert paged(read_up_to(2, "ana", 500), stored)[0] == 4.0
+    assert paged(read_up_to(1, "ana", 500), stored)[0] == 1.0
+    assert paged(read_up_to(0, "ana", 500), stored)[0] is None
+    assert paged(read_up_to(0, "ana", 500), [])[0] is None
+    trimmed = history(40, first=61)
+    found, _, read = paged(read_up_to(3, "ana", 40), trimmed)
+    assert found is None and read <= 4
+    assert paged(read_up_to(70, "ana", 40), trimmed)[0] == 70.0004
 
 
 def registered(caps: bytes = b"", name: str = "ana") -> Translator:
@@ -163,6 +318,8 @@ def registered(caps: bytes = b"", name: str = "ana") -> Translator:
             answer(t, {"id": frame["id"], "ok": True, "members": []})
         elif frame["cmd"] == "history":
             answer(t, {"id": frame["id"], "ok": True, "messages": [], "more": False})
+        elif frame["cmd"] == "read":
+            answer(t, {"id": frame["id"], "ok": True, "seq": 0})
         else:
             answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
         pending += requests(t)
@@ -191,23 +348,6 @@ def test_any_line_is_answered_without_an_exception(words: list[str], noise: byte
     t.take_output()
 
 
-def test_room_marker_is_the_last_message_before_the_unread_ones() -> None:
-    """The marker's time comes from the unread count as the server counts it:
-    the reader's own and erased messages are never unread."""
-    messages = [
-        {"seq": 1, "ts": 1.0, "from": "bob"},
-        {"seq": 2, "ts": 2.0, "from": "bob"},
-        {"seq": 3, "ts": 3.0, "from": "ana"},
-        {"seq": 4, "ts": 4.0, "from": "bob", "erased": True},
-        {"seq": 5, "ts": 5.0, "from": "bob"},
-    ]
-    assert room_marker(messages, 0, "ana") == 5.0
-    assert room_marker(messages, 1, "ana") == 4.0
-    assert room_marker(messages, 2, "ana") == 1.0
-    assert room_marker(messages, 3, "ana") is None
-    assert room_marker([], 0, "ana") is None
-
-
 def test_whox_spec_takes_known_fields_and_a_numeric_token() -> None:
     """`%fields,token`: fields are case-insensitive and unknown ones dropped; the
     token is 1-3 digits, else 0; no `%` is a plain WHO."""
@@ -220,7 +360,9 @@ def test_whox_spec_takes_known_fields_and_a_numeric_token() -> None:
 
 def test_names_and_join_ask_members_once_and_read_history_only_for_a_marker() -> None:
     """NAMES and JOIN ask `members` for the room, and no `whois` per member; JOIN
-    reads the room's history only for a `draft/read-marker` client."""
+    reads the room's history only for a `draft/read-marker` client: its marker
+    (`read` with seq 0 moves nothing), the newest message and the two from the
+    marker on."""
     t = registered()
     t.client_line(b"NAMES #general")
     assert [f["cmd"] for f in requests(t)] == ["members", "ping"]
@@ -232,7 +374,21 @@ def test_names_and_join_ask_members_once_and_read_history_only_for_a_marker() ->
     marked.client_line(b"JOIN #tech")
     join = requests(marked)
     answer(marked, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
-    assert [f["cmd"] for f in requests(marked)] == ["history", "members", "ping"]
+    (read,) = requests(marked)
+    assert (read["cmd"], read["room"], read["seq"]) == ("read", "tech", 0)
+    answer(marked, {"id": read["id"], "ok": True, "seq": 7})
+    messages = [{"seq": seq, "ts": float(seq), "from": "bob"} for seq in (7, 8, 9)]
+    (newest,) = requests(marked)
+    assert (newest["cmd"], newest["limit"], "before" in newest) == ("history", 1, False)
+    answer(marked, {"id": newest["id"], "ok": True, "messages": messages[-1:], "more": True})
+    (page,) = requests(marked)
+    assert (page["cmd"], page["limit"], page["before"]) == ("history", 2, 9)
+    answer(marked, {"id": page["id"], "ok": True, "messages": messages[:2], "more": True})
+    members, ping = requests(marked)
+    assert (members["cmd"], ping["cmd"]) == ("members", "ping")
+    answer(marked, {"id": members["id"], "ok": True, "members": []})
+    lines = answer(marked, {"id": ping["id"], "ok": True, "ts": 1.0})
+    assert f":nexus MARKREAD #tech timestamp={irc_time(7.0)}" in lines
 
 
 _ROOM_FRAMES = st.one_of(

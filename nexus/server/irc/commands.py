@@ -4,14 +4,20 @@ TAGMSG, REDACT), history (CHATHISTORY) and the small commands."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
-from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
-from nexus.server.irc.history import history_window, irc_time, parse_time, seq_of
+from nexus.protocol import DM_HISTORY_CAP, ROOM_HISTORY_CAP, USERNAME_RE
+from nexus.server.irc.history import (
+    chathistory,
+    irc_time,
+    latest_between,
+    ms,
+    parse_ms,
+    seq_of,
+)
 from nexus.server.irc.lines import Line, build
-from nexus.server.irc.markers import ms
+from nexus.server.irc.markers import Markers
 from nexus.server.irc.numerics import (
     CHANNELLEN,
     HISTORY_MAX,
@@ -63,13 +69,13 @@ class Commands(Registration):
             else:
                 self._failed(reply, "#" + room)
 
-        def show(rosters: dict[str, set[str]], histories: dict[str, list[Reply]]) -> None:
+        def show(rosters: dict[str, set[str]], markers: Markers) -> None:
             self.joining.discard(room)
             if room in self.channels:
                 self.channels[room] = rosters[room]
                 self._show_names(room)
             else:
-                self._show_channel(room, rosters[room], histories.get(room))
+                self._show_channel(room, rosters[room], markers)
 
         self._ask("join", joined, missing, room=room)
 
@@ -483,12 +489,8 @@ class Commands(Registration):
             return
         room = room_named(target)
 
-        def answer(reply: Reply) -> None:
-            messages = [m for m in reply["messages"] if not m.get("erased")]
-            chosen = history_window(sub, refs, limit, messages)
+        def answer(chosen: list[Reply]) -> None:
             self._replay(chosen, None if room is not None else target, batch_target=target)
-            if room is None:
-                self._read_all_dms(reply["messages"])
 
         def refused(reply: Reply) -> None:
             # A room's history is refused only when there is none the account may see.
@@ -496,18 +498,26 @@ class Commands(Registration):
             self._emit(_history_fail("INVALID_TARGET", sub, target, why))
 
         if room is not None:
-            self._ask("history", answer, refused, room=room, limit=HISTORY_MAX)
+            walk = chathistory(sub, refs, limit, ROOM_HISTORY_CAP)
+            self._walk(walk, answer, refused, room=room)
         elif USERNAME_RE.fullmatch(target):
-            self._ask("dms", answer, refused, limit=DM_HISTORY_CAP, **{"with": target})
+            # Reading a DM conversation marks it read up to its newest DM (as
+            # `dms` does everywhere): noted from that one DM, asked first.
+            self._ask("dms", self._read_newest_dm, ignore, limit=1, **{"with": target})
+            walk = chathistory(sub, refs, limit, DM_HISTORY_CAP)
+            self._walk(walk, answer, refused, **{"with": target})
         else:
             self._local(_history_fail("INVALID_TARGET", sub, target[:40], "No such target"))
+
+    def _read_newest_dm(self, reply: Reply) -> None:
+        self._read_all_dms(reply["messages"])
 
     def _targets(self, args: list[str]) -> None:
         """CHATHISTORY TARGETS timestamp=A timestamp=B limit: the channels and
         DM partners with a message between A and B (both excluded), each with
         the time of its latest one there, oldest first; with A after B, the
         `limit` latest, else the `limit` earliest (as Ergo pages them)."""
-        bounds = [parse_time(ref[10:]) for ref in args[:2] if ref.startswith("timestamp=")]
+        bounds = [parse_ms(ref[10:]) for ref in args[:2] if ref.startswith("timestamp=")]
         try:
             limit = min(int(args[2]), HISTORY_MAX)
         except (ValueError, IndexError):
@@ -515,29 +525,39 @@ class Commands(Registration):
         if len(bounds) != 2 or None in bounds or limit <= 0:
             self._local(_history_fail("INVALID_PARAMS", "TARGETS", "Invalid parameters"))
             return
-        first, second = (ms(t) for t in bounds if t is not None)
+        first, second = (t for t in bounds if t is not None)
         low, high = min(first, second), max(first, second)
         found: list[tuple[float, str]] = []
-
-        def latest(target: str, times: Iterable[float]) -> None:
-            inside = [ts for ts in times if low < ms(ts) < high]
-            if inside:
-                found.append((max(inside), target))
-
-        def room_history(room: str, reply: Reply) -> None:
-            latest("#" + room, (m["ts"] for m in reply["messages"] if not m.get("erased")))
+        rooms = sorted(self.channels)
+        waiting = [len(rooms)]  # channels whose answer has not come yet
 
         def answer() -> None:
             for log in self.dm_logs.values():
-                latest(log.partner, log.times.values())
+                inside = [ts for ts in log.times.values() if low < ms(ts) < high]
+                if inside:
+                    found.append((max(inside), log.partner))
             found.sort()
             chosen = found[:limit] if first <= second else found[-limit:]
             lines = [build(SERVER, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen]
             self._batched(lines, "draft/chathistory-targets")
 
-        for room in sorted(self.channels):
-            self._ask("history", partial(room_history, room), ignore, room=room, limit=HISTORY_MAX)
-        self._local(then=answer)
+        def latest(target: str, ts: float | None) -> None:
+            if ts is not None:
+                found.append((ts, target))
+            waiting[0] -= 1
+            if not waiting[0]:
+                answer()
+
+        def refused(target: str, _: Reply) -> None:
+            latest(target, None)
+
+        # Each channel's newest message in the window: for a window that ends
+        # after it, the channel's newest message is all that is read.
+        for room in rooms:
+            walk = latest_between(low, high, ROOM_HISTORY_CAP)
+            self._walk(walk, partial(latest, "#" + room), partial(refused, "#" + room), room=room)
+        if not rooms:
+            self._local(then=answer)
 
     def _ping(self, line: Line) -> None:
         self._local(build(SERVER, "PONG", SERVER, line.params[0] if line.params else SERVER))
@@ -559,14 +579,21 @@ class Commands(Registration):
         )
 
     def _ison(self, line: Line) -> None:
-        asked = " ".join(line.params).split()
+        """ISON nick...: which of them are online, asked of each (not the list of
+        everyone online, which costs what the server's whole population does)."""
+        asked = {n.lower(): n for n in " ".join(line.params).split() if USERNAME_RE.fullmatch(n)}
+        online: dict[str, str] = {}
 
-        def show(reply: Reply) -> None:
-            online = {p["username"].lower(): p["username"] for p in reply["users"]}
-            found = [online[n.lower()] for n in asked if n.lower() in online]
-            self._emit(self._numeric("303", " ".join(found)))
+        def got(reply: Reply) -> None:
+            if reply["user"]["online"]:
+                online[reply["user"]["username"].lower()] = reply["user"]["username"]
 
-        self._ask("online", show)
+        def show() -> None:
+            self._emit(self._numeric("303", " ".join(online[n] for n in asked if n in online)))
+
+        for nick in asked.values():
+            self._ask("whois", got, ignore, username=nick)
+        self._local(then=show)
 
     def _userhost(self, line: Line) -> None:
         replies = [f"{n}=+{n}@{HOST}" for n in line.params[:5] if USERNAME_RE.fullmatch(n)]

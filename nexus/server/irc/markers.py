@@ -3,13 +3,14 @@ client has (CHATHISTORY TARGETS), mapped onto Nexus read markers and history.
 
 IRC names a read position by a message's time, Nexus by its `seq`: a
 MARKREAD time becomes the newest message at or before it (`read`), and a
-marker becomes the time of the last message read. A room's marker is worked
-out from its unread count (RoomInfo) and its history; a DM conversation's
-from the DMs this connection has shown, because reading a conversation's
-history (`dms`) marks it all read: the gateway never asks `dms` only to
-look. For the same reason a DM partner is listed by TARGETS only once this
-connection has seen their conversation (a DM that waited at login, one said
-since, or CHATHISTORY of that nick).
+marker becomes the time of the last message read. A room's marker is asked
+of the server (`read` with seq 0, which never moves a marker back, answers
+it as it is) and its time read from the few messages after it (history.py:
+`read_up_to`); a DM conversation's from the DMs this connection has shown,
+because reading a conversation's history (`dms`) marks it all read: the
+gateway never asks `dms` only to look. For the same reason a DM partner is
+listed by TARGETS only once this connection has seen their conversation (a
+DM that waited at login, one said since, or CHATHISTORY of that nick).
 """
 
 from __future__ import annotations
@@ -17,86 +18,68 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from nexus.protocol import USERNAME_RE
-from nexus.server.irc.history import irc_time, parse_time
+from nexus.protocol import ROOM_HISTORY_CAP, USERNAME_RE
+from nexus.server.irc.history import Message, Walk, irc_time, ms, parse_ms, read_up_to, said_by
 from nexus.server.irc.lines import Line, build
 from nexus.server.irc.members import Members, Rosters
-from nexus.server.irc.numerics import HISTORY_MAX, SERVER
+from nexus.server.irc.numerics import SERVER
 from nexus.server.irc.state import DmLog, Reply, ignore, room_named
 
 CAP = "draft/read-marker"
 
 
-def ms(ts: float) -> int:
-    """A timestamp at `server-time` precision, to compare with what clients send."""
-    return int(ts * 1000)
+Markers = dict[str, float | None]  # room -> the time of the last message read there
 
 
 def marker_text(ts: float | None) -> str:
     return "*" if ts is None else "timestamp=" + irc_time(ts)
 
 
-def room_marker(messages: list[Reply], unread: int, me: str) -> float | None:
-    """The time of the last message read in a room with `unread` messages after
-    the marker (not erased and not the reader's own, as the server counts
-    them); None if the marker is before every stored message."""
-    count = 0
-    for i in range(len(messages) - 1, -1, -1):
-        m = messages[i]
-        if count == unread:
-            return float(m["ts"])
-        if m["from"].lower() != me and not m.get("erased"):
-            count += 1
-    return None
-
-
-def newest_at(messages: list[Reply], until: int) -> Reply | None:
-    """The newest of `messages` (oldest first) said at or before `until` (ms)."""
-    found = None
-    for m in messages:
-        if ms(m["ts"]) <= until:
-            found = m
-    return found
+def message_at(seq: int) -> Walk[Message | None]:
+    """The stored message numbered `seq` (erased or not), or None."""
+    found, _ = yield (1, seq + 1)
+    return found[-1] if found and found[-1]["seq"] == seq else None
 
 
 class ReadMarkers(Members):
     """MARKREAD both ways, and the DM conversations this connection has seen."""
 
-    def _ask_join_view(
-        self,
-        rooms: list[str],
-        then: Callable[[Rosters, dict[str, list[Reply]]], None],
-    ) -> None:
+    def _ask_join_view(self, rooms: list[str], then: Callable[[Rosters, Markers], None]) -> None:
         """What joining `rooms` shows: their members and, for a
-        `draft/read-marker` client, the history its join marker is found in."""
-        histories: dict[str, list[Reply]] = {}
+        `draft/read-marker` client, first the account's read marker in each."""
+        markers: Markers = {}
+        if CAP not in self.caps or not rooms:
+            self._members_of(rooms, lambda rosters: then(rosters, markers))
+            return
+        waiting = [len(rooms)]
 
-        def got_history(room: str, reply: Reply) -> None:
-            histories[room] = reply["messages"]
+        def got(room: str, ts: float | None) -> None:
+            markers[room] = ts
+            waiting[0] -= 1
+            if not waiting[0]:
+                self._members_of(rooms, lambda rosters: then(rosters, markers))
 
-        if CAP in self.caps:
-            for room in rooms:
-                self._ask(
-                    "history", partial(got_history, room), ignore, room=room, limit=HISTORY_MAX
-                )
-        self._members_of(rooms, lambda rosters: then(rosters, histories))
+        for room in rooms:
+            self._room_marker(room, partial(got, room))
 
-    def _join_marker(self, room: str, messages: list[Reply] | None) -> str | None:
-        """The MARKREAD value a `draft/read-marker` client gets as it joins `room`."""
-        if CAP not in self.caps:
-            return None
-        unread = self.rooms.get(room, {}).get("unread", 0)
-        return marker_text(room_marker(messages or [], unread, self.nick.lower()))
+    def _room_marker(self, room: str, then: Callable[[float | None], None]) -> None:
+        """Calls `then` with the time of the last message the account has read
+        in `room` (None: before every stored message, or not a member)."""
 
-    def _show_channel(self, room: str, members: set[str], history: list[Reply] | None) -> None:
+        def at(reply: Reply) -> None:
+            walk = read_up_to(reply["seq"], self.nick.lower(), ROOM_HISTORY_CAP)
+            self._walk(walk, then, lambda _: then(None), room=room)
+
+        self._ask("read", at, lambda _: then(None), room=room, seq=0)
+
+    def _show_channel(self, room: str, members: set[str], markers: Markers) -> None:
         """The client's own JOIN of `room`: the line, the topic, the read
         marker (`draft/read-marker`, before the end of NAMES) and NAMES."""
         self.channels[room] = set(members) | {self.nick}
         self._emit(self._join_line(self.nick, room))
         self._show_topic(room)
-        marker = self._join_marker(room, history)
-        if marker is not None:
-            self._emit(build(SERVER, "MARKREAD", "#" + room, marker))
+        if CAP in self.caps:
+            self._emit(build(SERVER, "MARKREAD", "#" + room, marker_text(markers.get(room))))
         self._show_names(room)
 
     def _markread(self, line: Line) -> None:
@@ -111,52 +94,51 @@ class ReadMarkers(Members):
             return
         until = None
         if len(line.params) > 1:
-            ts = parse_time(line.params[1].removeprefix("timestamp="))
-            if ts is None:
+            until = parse_ms(line.params[1].removeprefix("timestamp="))
+            if until is None:
                 self._local(self._fail("INVALID_PARAMS", line.params[1][:40], "Invalid timestamp"))
                 return
-            until = ms(ts)
         if room is not None and room not in self.channels:
             self._local(self._fail("INVALID_PARAMS", target[:40], "You're not on that channel"))
         elif room is not None:
-            target = "#" + room  # as the channel is named to the client
-            self._ask(
-                "history",
-                partial(self._room_markread, room, target, until),
-                lambda r: self._emit(self._fail("INTERNAL_ERROR", target, r["error"]["message"])),
-                room=room,
-                limit=HISTORY_MAX,
-            )
+            self._room_markread(room, "#" + room, until)  # named as the channel is shown
         else:
             self._dm_markread(target, until)
 
     def _fail(self, code: str, *params: str) -> str:
         return build(SERVER, "FAIL", "MARKREAD", code, *params)
 
-    def _room_markread(self, room: str, target: str, until: int | None, reply: Reply) -> None:
-        messages = reply["messages"]
+    def _room_markread(self, room: str, target: str, until: int | None) -> None:
+        """MARKREAD #room: moves the marker to the newest message said at or
+        before `until` and tells where it is (it never moves back); without a
+        time, or one before every stored message, tells where it is."""
 
-        def tell(answer: Reply) -> None:
-            moved = next((m for m in messages if m["seq"] == answer["seq"]), None)
-            self._emit(self._markread_line(target, None if moved is None else moved["ts"]))
+        def failed(reply: Reply) -> None:
+            self._emit(self._fail("INTERNAL_ERROR", target, reply["error"]["message"]))
 
-        def current(answer: Reply) -> None:
-            self._got_rooms(answer)
-            unread = self.rooms.get(room, {}).get("unread", 0)
-            ts = room_marker(messages, unread, self.nick.lower())
+        def tell(ts: float | None) -> None:
             self._emit(self._markread_line(target, ts))
 
-        chosen = newest_at(messages, until) if until is not None else None
-        if chosen is not None:
-            self._ask(
-                "read",
-                tell,
-                lambda r: self._emit(self._fail("INTERNAL_ERROR", target, r["error"]["message"])),
-                room=room,
-                seq=chosen["seq"],
-            )
-        else:  # a question, or a time before every stored message: the marker as it is
-            self._ask("rooms", current)
+        def told(message: Message | None) -> None:
+            tell(None if message is None else message["ts"])
+
+        def chosen(message: Message | None) -> None:
+            if message is None:  # the marker as it is
+                self._room_marker(room, tell)
+                return
+
+            def moved(answer: Reply) -> None:
+                if answer["seq"] == message["seq"]:
+                    tell(message["ts"])
+                else:  # it was further on already
+                    self._walk(message_at(answer["seq"]), told, failed, room=room)
+
+            self._ask("read", moved, failed, room=room, seq=message["seq"])
+
+        if until is None:
+            self._room_marker(room, tell)
+        else:
+            self._walk(said_by(until, ROOM_HISTORY_CAP), chosen, failed, room=room)
 
     def _dm_markread(self, target: str, until: int | None) -> None:
         log = self.dm_logs.get(target.lower())

@@ -31,6 +31,9 @@ Rosters = dict[str, set[str]]  # room -> its members' names
 OFFLINE = "offline"  # the away text of a member with no session (WHOIS 301, AWAY)
 
 
+_PEOPLE_MIN = 64  # people kept before the first look for those no channel shows
+
+
 # WHOX fields in the order a 354 reply gives them (https://modern.ircdocs.horse/#who-message).
 _WHOX_ORDER = "tcuihsnfdlaor"
 
@@ -50,10 +53,7 @@ class Members(IrcState):
 
         def finish() -> None:
             then(rosters)
-            # Keep only the people the channels show (NAMES of a room not
-            # joined lists others).
-            shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
-            self.people = {key: p for key, p in self.people.items() if key in shown}
+            self._forget_people()
 
         for room in rooms:
             self._ask("members", partial(got, room), ignore, room=room)
@@ -68,10 +68,21 @@ class Members(IrcState):
         self._got_admin(key, member["admin"])
 
     def _got_profile(self, reply: Reply) -> None:
+        self._forget_people()  # first: who is asked about stays
         profile = reply["user"]
         key = profile["username"].lower()
         self.people[key] = profile
         self._got_admin(key, profile.get("admin", False))
+
+    def _forget_people(self) -> None:
+        """Keeps only the people the channels show (NAMES, WHO and WHOIS of
+        others bring more), once there are twice as many as after the last
+        time: going through every channel's members for each NAMES would cost
+        what all of them do, whatever the room asked about."""
+        if len(self.people) > self.people_kept:
+            shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
+            self.people = {key: p for key, p in self.people.items() if key in shown}
+            self.people_kept = max(_PEOPLE_MIN, 2 * len(self.people))
 
     def _got_admin(self, key: str, admin: bool) -> None:
         if admin:

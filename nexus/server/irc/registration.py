@@ -10,7 +10,7 @@ from functools import partial
 
 from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
 from nexus.server.irc.lines import Line, build, split_text
-from nexus.server.irc.markers import ReadMarkers
+from nexus.server.irc.markers import Markers, ReadMarkers
 from nexus.server.irc.numerics import (
     CAPS,
     ISUPPORT,
@@ -293,8 +293,8 @@ class Registration(ReadMarkers):
         """After the welcome: the rooms the account is a member of, as joined channels."""
         rooms = list(self.member_rooms)
 
-        def show(rosters: dict[str, set[str]], histories: dict[str, list[Reply]]) -> None:
+        def show(rosters: dict[str, set[str]], markers: Markers) -> None:
             for room in rooms:
-                self._show_channel(room, rosters[room], histories.get(room))
+                self._show_channel(room, rosters[room], markers)
 
         self._ask_join_view(rooms, show)

@@ -14,12 +14,12 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
-from nexus.server.irc.history import irc_time, msgid, pair
+from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
 from nexus.server.irc.numerics import (
     HOST,
@@ -35,6 +35,9 @@ Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag ackn
 
 
 OnReply = Callable[[Reply], None]
+
+
+T = TypeVar("T")
 
 
 def client_text(text: str) -> str:
@@ -118,6 +121,7 @@ class IrcState:
         self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
         self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
         self.people: dict[str, Reply] = {}  # lower-case name -> their Profile, as last heard
+        self.people_kept = 64  # how many `people` may hold before those not shown go
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
         self.joining: set[str] = set()  # rooms with a join request in flight
         self.sent: deque[Sent] = deque()
@@ -157,6 +161,36 @@ class IrcState:
         if self.label is not None:
             self.label.pending += 1
         self.requests.append(orjson.dumps({"cmd": cmd, "id": rid, **args}))
+
+    def _walk(
+        self, walk: Walk[T], done: Callable[[T], None], refused: OnReply, **where: Any
+    ) -> None:
+        """Runs a history walk (history.py) over the room or DM conversation
+        `where` names (`room=` or `with=`): each page it wants is one `history`
+        or `dms` request, asked once the one before is answered; `done` gets
+        what it found, `refused` the server's refusal if there is one."""
+        cmd = "history" if "room" in where else "dms"
+
+        def ask(page: Page) -> None:
+            limit, before = page
+            at = {"limit": limit} if before is None else {"limit": limit, "before": before}
+            self._ask(cmd, step, refused, **where, **at)
+
+        def step(reply: Reply) -> None:
+            try:
+                page = walk.send((reply["messages"], reply["more"]))
+            except StopIteration as stop:
+                done(stop.value)
+            else:
+                ask(page)
+
+        try:
+            first = next(walk)
+        except StopIteration as stop:  # it needs no page
+            found: T = stop.value
+            self._local(then=lambda: done(found))
+        else:
+            ask(first)
 
     def _local(self, *lines: str, then: Callable[[], None] | None = None) -> None:
         """Says `lines` (and runs `then`) once every earlier request is answered."""
