@@ -872,9 +872,13 @@ async def reconnect(ctx: Context) -> None:
     ctx.reconnect()
 
 
-@command("clear", "", "clear the current pane")
+@command("clear", "", "clear the current pane (/history, /goto and scrolling up bring it back)")
 async def clear(ctx: Context) -> None:
-    ctx.state.pane.clear()
+    state = ctx.state
+    if state.current is not None:
+        state.current.clear()
+    else:
+        state.home.clear()
 
 
 KEYS = (

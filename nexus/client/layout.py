@@ -111,7 +111,8 @@ class MessagePane(UIControl):
             width, height - marked, state.show_folded, state.clock_format
         )
         buffer = state.current
-        if pane.at_top and buffer is not None and buffer.more and self.on_top is not None:
+        fetch = pane.at_top and not pane.cleared and buffer is not None and buffer.more
+        if fetch and buffer is not None and self.on_top is not None:
             self.on_top(buffer)
         unread = buffer is not None and buffer.read_seq < buffer.last_seq
         if unread and not pane.scroll and self.on_bottom is not None:

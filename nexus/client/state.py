@@ -159,6 +159,7 @@ class Scrollback:
         self._clock = render.CLOCK  # the time format of the last view
         self._last_day: date | None = None
         self._unread_marker: Entry | None = None
+        self.cleared = False  # emptied by /clear: older pages wait until asked for
 
     def add(
         self, renderable: RenderableType | Line, ts: float | None = None, *, folded: bool = False
@@ -265,12 +266,16 @@ class Scrollback:
         self.newer = 0
 
     def clear(self) -> None:
+        """Empties the screen (/clear); scrolling up afterwards fetches older pages again."""
         self.entries.clear()
         self.scroll = self.newer = 0
         self._last_day = self._unread_marker = None
+        self.cleared = True
 
     def scroll_by(self, rows: int) -> None:
         """Positive scrolls up (towards older); the top is clamped when the view is built."""
+        if rows > 0:
+            self.cleared = False  # asking for older lines: they may be fetched again
         self.scroll = max(0, self.scroll + rows)
         if not self.scroll:
             self.newer = 0
@@ -314,7 +319,7 @@ class Buffer:
     muted: set[str] = field(default_factory=set)  # case-folded names
     unread: int = 0
     highlights: int = 0
-    first_seq: int = 0  # oldest message shown, to page back from
+    first_seq: int = 0  # oldest message shown, to page back from (after /clear: last_seq + 1)
     last_seq: int = 0  # newest message shown, to drop repeats and find gaps
     read_seq: int = 0  # newest message seen on screen
     synced_seq: int = 0  # newest message the server knows as read
@@ -343,6 +348,17 @@ class Buffer:
 
     def mark_read(self) -> None:
         self.set_read(self.last_seq)
+
+    def clear(self) -> None:
+        """/clear: the screen empties, what the client knows stays. The newest seq, the
+        read position and the counts are kept; paging back (/history, /goto, scrolling
+        up) starts after the newest message, so the cleared ones come back on demand."""
+        self.lines.clear()
+        self.joins.clear()
+        self.came.clear()
+        if self.last_seq:
+            self.first_seq = self.last_seq + 1
+            self.more = True
 
     def seed_unread(self, count: int) -> None:
         """Takes the server's count of unread messages here (its marker, kept per
