@@ -131,6 +131,7 @@ class ChatApp:
             state,
             on_top=session.fetch_older,
             on_bottom=self._read_soon,
+            on_link=lambda link: session.submit(f"/goto {link}"),
         )
         lines: History = InputHistory(history) if history is not None else InMemoryHistory()
         self.input = InputBuffer(

@@ -654,12 +654,18 @@ def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: st
     state.note(f"{len(found)} found, newest first{more}; /goto #room n (or user n) opens one")
 
 
-@command("goto", "[buffer] [n]", "show message n of a room or conversation among its neighbours")
+@command(
+    "goto",
+    "[buffer] [n]",
+    "show message n of a room or conversation among its neighbours (or a link: #room/n)",
+)
 async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
-    if buffer is not None and buffer.isdigit() and n is None:
-        buffer, n = None, buffer
+    if buffer is not None and n is None:
+        where, _, number = buffer.rpartition("/")
+        if number.isdigit():  # a message link, `#room/12` (or `user/12`), or `/goto 12`
+            buffer, n = where or None, number
     if n is None or not n.isdigit():
-        raise UsageError("usage: /goto [#room|user] <n>")
+        raise UsageError("usage: /goto [#room|user] <n>, or /goto #room/n")
     state, seq = ctx.state, int(n)
     if buffer is None:
         target = _buffer(state)

@@ -88,7 +88,8 @@ class MessagePane(UIControl):
 
     Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages;
     showing the newest message at the bottom, unread until then, calls `on_bottom()`,
-    which counts it read and tells the server.
+    which counts it read and tells the server. A click on a message link (`#room/12`)
+    calls `on_link(link)`.
     """
 
     def __init__(
@@ -96,11 +97,14 @@ class MessagePane(UIControl):
         state: ChatState,
         on_top: Callable[[Buffer], None] | None = None,
         on_bottom: Callable[[], None] | None = None,
+        on_link: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self.on_top = on_top
         self.on_bottom = on_bottom
+        self.on_link = on_link
         self.height = 24  # of the last render; PageUp moves by about this much
+        self._rows: list[Fragments] = []  # as last drawn, for clicks
 
     def create_content(self, width: int, height: int) -> UIContent:
         self.height = height
@@ -121,6 +125,7 @@ class MessagePane(UIControl):
             waiting = render.count(pane.newer, "newer message") if pane.newer else "newer lines"
             lines.append([("class:marker", f" ▼ {waiting} below: PageDown, End ".ljust(width))])
         lines = [[] for _ in range(height - len(lines))] + lines
+        self._rows = lines
         return UIContent(get_line=lines.__getitem__, line_count=len(lines))
 
     def mouse_handler(self, mouse_event: MouseEvent) -> Any:
@@ -128,6 +133,13 @@ class MessagePane(UIControl):
             self.state.pane.scroll_by(WHEEL_ROWS)
         elif mouse_event.event_type == MouseEventType.SCROLL_DOWN:
             self.state.pane.scroll_by(-WHEEL_ROWS)
+        elif mouse_event.event_type == MouseEventType.MOUSE_UP and self.on_link is not None:
+            y, x = mouse_event.position.y, mouse_event.position.x
+            text = "".join(t for _, t, *_ in self._rows[y]) if 0 <= y < len(self._rows) else ""
+            link = render.link_at(text, x)
+            if link is None:
+                return NotImplemented
+            self.on_link(link)
         else:
             return NotImplemented
         return None

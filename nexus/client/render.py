@@ -215,6 +215,25 @@ def _now(ts: float | None) -> float:
     return ts if ts is not None else time.time()
 
 
+# A link to a message: `#room/12` (/goto takes it; a click on it opens the message).
+LINK = re.compile(r"(?<![\w#/-])#[A-Za-z0-9_-]{1,32}/\d+(?![\w/])")
+
+
+def _mark_links(body: Text) -> Text:
+    for match in LINK.finditer(body.plain):
+        body.stylize("underline", match.start(), match.end())
+    return body
+
+
+def link_at(text: str, column: int) -> str | None:
+    """The message link drawn across cell `column` of a row showing `text`, if any."""
+    cells, index = 0, 0
+    while index < len(text) and cells + cell_len(text[index]) <= column:
+        cells += cell_len(text[index])
+        index += 1
+    return next((m.group() for m in LINK.finditer(text) if m.start() <= index < m.end()), None)
+
+
 def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
     if mention is not None:
         for match in mention.finditer(body.plain):
@@ -245,7 +264,7 @@ def message(
         tail.append(f" [{msg['seq']}]", style=DIM)
     if msg.get("erased"):
         return Line(msg["ts"], sender, DIM, Text(ERASED, style=DIM), tail=tail or None)
-    text = _mark_mentions(Text(clean(msg["text"])), mention)
+    text = _mark_links(_mark_mentions(Text(clean(msg["text"])), mention))
     prefix, style = sender, user_style(sender)
     if msg.get("action"):
         text = Text(sender, style=user_style(sender)).append(" ").append_text(text)

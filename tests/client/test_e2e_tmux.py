@@ -499,3 +499,32 @@ def test_an_offline_member_who_never_spoke_is_in_the_people_panel(tmux, server_p
     assert "People (2/3)" in screen
     tmux.keys("ana", "/names")
     tmux.wait_for("ana", "#den (2 online, 3 members): ana  ~mia  carl")
+
+
+def _click(tmux: Tmux, name: str, screen: str, text: str) -> None:
+    """A left click (press and release, as xterm's SGR mouse mode reports them) on the
+    first cell of `text` where it shows on `screen`."""
+    rows = screen.splitlines()
+    y = next(i for i, row in enumerate(rows) if text in row)
+    x = wcswidth(rows[y][: rows[y].index(text)])
+    tmux.keys(name, f"\x1b[<0;{x + 1};{y + 1}M\x1b[<0;{x + 1};{y + 1}m", enter=False)
+
+
+def test_a_message_link_opens_the_message_it_points_at(tmux, server_port):
+    """ana's `see #den/1` in #general is a link: a click on it opens #den at message 1,
+    loaded back from the server around its neighbours."""
+    tmux.chat("ana", server_port, "--register")
+    tmux.keys("ana", "/create den")
+    tmux.wait_for("ana", "ana@#den")
+    tmux.keys("ana", "the first words in here")
+    for i in range(40):
+        tmux.keys("ana", f"filler {i}")
+    tmux.wait_for("ana", "filler 39")
+    tmux.keys("ana", "/clear")
+    tmux.keys("ana", "/buffer general")
+    tmux.wait_for("ana", "ana@#general")
+    tmux.keys("ana", "see #den/1 for how it started")
+    screen = tmux.wait_for("ana", re.compile(r"ana │ see #den/1 for how it started"))
+    _click(tmux, "ana", screen, "#den/1")
+    screen = tmux.wait_for("ana", "ana@#den")
+    assert "the first words in here [1]" in screen

@@ -1,5 +1,6 @@
-"""/clear, /goto and /history through the Application (pipe input) against a real server:
-clearing the screen never makes the client forget what the server holds."""
+"""/clear, /goto, /history and `#room/123` message links through the Application (pipe
+input) against a real server: clearing the screen never makes the client forget what the
+server holds."""
 
 from __future__ import annotations
 
@@ -72,3 +73,14 @@ async def test_search_then_goto_after_clear(chat):
     await _pong(ana)
     assert not _errors(ana), ana.lines()
     assert den.find(2) is not None and den.find(2).text == "two"
+
+
+async def test_goto_takes_a_message_link(chat):
+    """`/goto #den/2`, the form a link to a message takes, is /goto #den 2."""
+    ana, den = await _den_with_three(chat)
+    ana.type("/join general\r")
+    await until(lambda: ana.state.room == "general")
+    ana.type("/goto #den/2\r")
+    await until(lambda: ana.state.current is den, what="back in #den")
+    await _pong(ana)
+    assert not _errors(ana), ana.lines()
