@@ -206,7 +206,8 @@ async def test_topic_and_modes_of_a_channel_shown_ask_for_no_room_list(
 ) -> None:
     """TOPIC, MODE and MODE q of a channel the client is in answer from what it
     was shown (kept current by the server's events), without listing every room;
-    ISON asks about the nicks it names, not about everyone online."""
+    ISON asks about the nicks it names, not about everyone online; JOIN of a
+    channel already joined shows its NAMES without joining (and reading) again."""
     ana = await irc.irc_user("ana")
     bob = await irc.running.user("bob")
     for name in ("cyd", "dan", "eve"):
@@ -227,3 +228,8 @@ async def test_topic_and_modes_of_a_channel_shown_ask_for_no_room_list(
     await ana.expect(r" 303 ana :bob$")
     assert book.asked["rooms"] == 0 and book.asked["online"] == 0, book.asked
     assert book.profiles <= 2, book.profiles
+    await ana.send("JOIN #den")
+    names = (await ana.expect(r" 353 ana = #den :(.*)$")).group(1).split()
+    assert sorted(names) == ["@ana", "bob"]
+    await ana.expect(r" 366 ana #den ")
+    assert book.asked["join"] == 0, book.asked

@@ -40,10 +40,28 @@ class Commands(Registration):
         keys = line.params[1].split(",") if len(line.params) > 1 else []
         for i, target in enumerate(line.params[0].split(",")[:10]):
             room = room_named(target)
+            private = i < len(keys) and keys[i] == "+i"
             if room is None:
                 self._local(self._numeric("403", target[: CHANNELLEN + 8], "No such channel"))
+            elif room in self.channels and room not in self.joining:
+                self._joined_again(room, private)
             else:
-                self._join_room(room, create=True, private=i < len(keys) and keys[i] == "+i")
+                self._join_room(room, create=True, private=private)
+
+    def _joined_again(self, room: str, private: bool) -> None:
+        """JOIN of a channel already shown: its NAMES again, as after a JOIN,
+        without a `join` request (whose reply is the room's latest messages)."""
+
+        def show(rosters: dict[str, set[str]]) -> None:
+            if room not in self.channels:  # taken out of it meanwhile: in again
+                self._join_room(room, create=True, private=private)
+                return
+            if private and not self.rooms.get(room, {}).get("private"):
+                self._notice(f"#{room} already exists and is public: +i only makes a new room")
+            self.channels[room] = rosters[room]
+            self._show_names(room)
+
+        self._members_of([room], show)
 
     def _join_room(self, room: str, create: bool, private: bool = False) -> None:
         """Joins `room`; with `create`, a missing one is created (`private`:
