@@ -233,3 +233,26 @@ async def test_topic_and_modes_of_a_channel_shown_ask_for_no_room_list(
     assert sorted(names) == ["@ana", "bob"]
     await ana.expect(r" 366 ana #den ")
     assert book.asked["join"] == 0, book.asked
+
+
+async def test_a_channel_not_joined_is_listed_only_when_it_can_be_seen(
+    irc: IrcServer, ledgers: dict[str, Ledger]
+) -> None:
+    """TOPIC and MODE of a channel that does not exist, or is private and not
+    the account's, are answered after a one-message read, not a list of every
+    room; a public channel not joined is looked up in that list."""
+    ana = await irc.irc_user("ana")
+    cyd = await irc.running.user("cyd")
+    await cyd.ok("create", room="vault", private=True)
+    await cyd.ok("create", room="pub", topic="open to all")
+    book = ledgers["ana"]
+    book.clear()
+    await ana.send("TOPIC #nosuch", "MODE #nosuch", "TOPIC #vault", "MODE #vault q")
+    await ana.expect(r" 403 ana #nosuch :No such channel$")
+    await ana.expect(r" 403 ana #nosuch :No such channel$")
+    await ana.expect(r" 403 ana #vault :No such channel$")
+    await ana.expect(r" 729 ana #vault q :")
+    assert book.asked["rooms"] == 0, book.asked
+    await ana.send("TOPIC #pub")
+    await ana.expect(r" 332 ana #pub :open to all$")
+    assert book.asked["rooms"] == 1, book.asked

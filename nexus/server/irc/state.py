@@ -288,8 +288,10 @@ class IrcState:
         """Calls `then` with `room`'s RoomInfo once every earlier request is
         answered, None if the account may not see it (a private room it is not
         in, or no room by that name). A channel shown is kept current by the
-        server's events, so it is answered as shown; any other is looked up in
-        the list of rooms, as a native client would."""
+        server's events, so it is answered as shown. Any other is looked up in
+        the list of rooms, as a native client would, once a one-message read
+        (the cheapest question a missing or private room refuses) says there
+        is one to find: the list costs what every room does."""
 
         def listed(reply: Reply) -> None:
             self._got_rooms(reply)
@@ -299,12 +301,19 @@ class IrcState:
             if room in self.channels and room in self.rooms:
                 then(self.rooms[room])
             else:  # taken out of it since
-                self._ask("rooms", listed)
+                self._ask("history", look_up, hidden, room=room, limit=1)
+
+        def look_up(_: Reply) -> None:
+            self._ask("rooms", listed)
+
+        def hidden(_: Reply) -> None:
+            self.rooms.pop(room, None)
+            then(None)
 
         if room in self.channels:
             self._local(then=shown)
         else:
-            self._ask("rooms", listed)
+            self._ask("history", look_up, hidden, room=room, limit=1)
 
     def _sight(self, room: str) -> Sight | None:
         """For a command about a room this client does not show: asks whether
