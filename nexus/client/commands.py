@@ -411,11 +411,16 @@ async def query(ctx: Context, user: str, text: str | None) -> None:
         await ctx.say(text)
 
 
-@command("dms", "[user] [n]", "list conversations and unread counts, or open one with n more")
+@command(
+    "dms",
+    "[user] [n]",
+    "list the conversations, the most recently active first, or open one with n more",
+)
 async def dms(ctx: Context, user: str | None, n: str | None) -> None:
     state = ctx.state
     if user is None:
-        listed = [(state.number(b), b.name, b.unread, b.highlights) for b in state.dms.values()]
+        newest = sorted(state.dms.values(), key=lambda b: b.last_ts, reverse=True)
+        listed = [(state.number(b), b.name, b.last_ts, b.unread, b.highlights) for b in newest]
         if not listed:
             state.note("no conversations yet: /query someone")
             return

@@ -518,13 +518,15 @@ def names(
     return line
 
 
-def conversations_table(rows: Iterable[tuple[int, str, int, int]]) -> Table:
-    """`/dms`: each conversation with its buffer number and unread and highlight counts."""
+def conversations_table(rows: Iterable[tuple[int, str, float, int, int]]) -> Table:
+    """`/dms`: each conversation with its buffer number, when its newest message was
+    sent, and its unread and highlight counts."""
     table = Table(title="Direct conversations", box=SIMPLE_HEAD, title_justify="left")
-    for column in ("buffer", "with", "unread", "highlights"):
+    for column in ("buffer", "with", "last message", "unread", "highlights"):
         table.add_column(column)
-    for number, peer, unread, highlights in rows:
-        table.add_row(f"{number}", Text(*who(peer)), str(unread or ""), str(highlights or ""))
+    for number, peer, ts, unread, highlights in rows:
+        when = time.strftime("%d %b %H:%M", time.localtime(ts)) if ts else ""
+        table.add_row(f"{number}", Text(*who(peer)), when, str(unread or ""), str(highlights or ""))
     return table
 
 

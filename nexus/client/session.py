@@ -36,6 +36,7 @@ from nexus.protocol import (
     PAGE_DEFAULT,
     PAGE_MAX,
     ROOM_HISTORY_CAP,
+    ConversationsReply,
     DmsReply,
     Event,
     HistoryReply,
@@ -575,13 +576,33 @@ class ChatSession:
         if missed:
             state.note(f"reconnected: {render.count(missed, 'missed message')} filled in")
         state.add_invitations(login.get("invited", []))
-        for user, count in login["unread"]["dms"].items():
+        unread = login["unread"]["dms"]
+        await self._conversations(conn, {name.casefold() for name in unread})
+        for user, count in unread.items():
             page: DmsReply = await conn.request(
                 "dms", with_=user, limit=min(max(count, PAGE_DEFAULT), PAGE_MAX)
             )
             buffer = state.dm_buffer(user)
             state.add_dms(buffer, page["messages"], unread=count)
             buffer.more = page["more"]
+
+    async def _conversations(self, conn: ChatConnection, unread: set[str]) -> None:
+        """Opens a buffer for every conversation the server lists, the most recently
+        active first, read ones included, and fills what a buffer already shown missed
+        (the `unread` ones, case-folded names, are fetched with their counts after).
+        A server without `conversations` lists only the unread ones, at login."""
+        try:
+            listed: ConversationsReply = await conn.request("conversations", limit=PAGE_MAX)
+        except NexusError:
+            return
+        for info in listed["conversations"]:
+            buffer = self.state.add_conversation(info)
+            missed = info["seq"] - buffer.last_seq
+            if buffer.last_seq and missed > 0 and buffer.name.casefold() not in unread:
+                page: DmsReply = await conn.request(
+                    "dms", with_=buffer.name, limit=min(missed, PAGE_MAX)
+                )
+                self.state.add_dms(buffer, page["messages"])
 
     @staticmethod
     async def _gap(

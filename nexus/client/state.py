@@ -36,6 +36,7 @@ from nexus.client import render
 from nexus.client.render import Fragments, Line
 from nexus.protocol import (
     AnyMessage,
+    ConversationInfo,
     DirectMessage,
     DmEvent,
     Event,
@@ -321,6 +322,7 @@ class Buffer:
     highlights: int = 0
     first_seq: int = 0  # oldest message shown, to page back from (after /clear: last_seq + 1)
     last_seq: int = 0  # newest message shown, to drop repeats and find gaps
+    last_ts: float = 0.0  # when the newest message was sent, loaded or not (`conversations`)
     read_seq: int = 0  # newest message seen on screen
     synced_seq: int = 0  # newest message the server knows as read
     said: int = 0  # seq of my newest message sent from this terminal (from the server's reply)
@@ -610,6 +612,7 @@ class ChatState:
         if newer:
             room.first_seq = room.first_seq or newer[0]["seq"]
             room.last_seq = newer[-1]["seq"]
+            room.last_ts = max(room.last_ts, newer[-1]["ts"])
         return len(older) + len(newer)
 
     def _entry(self, buffer: Buffer, msg: AnyMessage) -> Entry:
@@ -835,6 +838,13 @@ class ChatState:
         buffer = self.dm_buffer(event["to"] if outgoing else event["from"])
         self.known_users.update((event["from"], event["to"]))
         return self._arrived(buffer, event)
+
+    def add_conversation(self, info: ConversationInfo) -> Buffer:
+        """A conversation the server lists (`conversations`, read ones too): its buffer,
+        opened if need be; its messages are fetched when it is shown."""
+        buffer = self.dm_buffer(info["with"])
+        buffer.last_ts = max(buffer.last_ts, info["ts"])
+        return buffer
 
     def add_dms(self, buffer: Buffer, messages: list[DirectMessage], unread: int = 0) -> None:
         """A page of a conversation from `dms` (which the server then counts as read).
