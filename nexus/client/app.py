@@ -57,6 +57,7 @@ from nexus.client.layout import (
     status_bar,
 )
 from nexus.client.notify import Notifier
+from nexus.client.numbers import BufferNumbers
 from nexus.client.session import ChatSession
 from nexus.client.state import Buffer, ChatState
 from nexus.protocol import LoginReply
@@ -104,7 +105,8 @@ class PaneLog(logging.Handler):
 class ChatApp:
     """The Application around one ChatSession.
 
-    `history` is the file typed lines are kept in across runs (none: memory only);
+    `history` is the file typed lines are kept in across runs (none: memory only), and
+    `numbers` the one buffer numbers are (numbers.py; none: numbered as they open);
     `notifications` says how alerts reach the person (client.toml's table).
     """
 
@@ -115,11 +117,17 @@ class ChatApp:
         input: Input | None = None,
         output: Output | None = None,
         history: Path | None = None,
+        numbers: Path | None = None,
         notifications: Notifications | None = None,
     ) -> None:
         self.session = session
         state = self.state = session.state
-        session.on_change = self.invalidate
+        session.on_change = self.changed
+        self.numbers: BufferNumbers | None = None
+        if numbers is not None:
+            account = f"{state.me.casefold()}@{session.host}:{session.port}"
+            self.numbers = BufferNumbers(numbers, account)
+            state.order = self.numbers.load()
         self.notifier = Notifier(notifications or Notifications(), self._write_raw)
         session.on_alert = self.notifier
         session.on_quit = self.exit
@@ -275,6 +283,15 @@ class ChatApp:
 
     def invalidate(self) -> None:
         self.app.invalidate()
+
+    def changed(self) -> None:
+        """After the session changed the state: buffer numbers that moved are kept, and
+        the screen is drawn again."""
+        if self.state.order_changed:
+            self.state.order_changed = False
+            if self.numbers is not None:
+                self.numbers.save(self.state.order)
+        self.invalidate()
 
     def _write_raw(self, text: str) -> None:
         """Bytes for the terminal itself (the bell, notification escapes), not the screen."""

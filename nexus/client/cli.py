@@ -28,6 +28,7 @@ from nexus.client.app import ChatApp
 from nexus.client.config import DEFAULT_PORT, PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
 from nexus.client.history import history_path
+from nexus.client.numbers import numbers_path
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS
@@ -267,7 +268,12 @@ async def run(args: argparse.Namespace) -> None:
         clock_format=config.timestamp_format,
     )
     session = ChatSession(state, args.host, args.port, password, token=token, tls=tls)
-    app = ChatApp(session, history=history_path(), notifications=config.notifications)
+    app = ChatApp(
+        session,
+        history=history_path(),
+        numbers=numbers_path(),
+        notifications=config.notifications,
+    )
     await app.run(conn, reply)
 
 

@@ -211,7 +211,7 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
         return word, sorted(r for r in rooms if r.startswith(prefix))
     if kind == "buffer":
         folded = word.casefold()
-        labels = [b.label for b in state.buffers] + [b.name for b in state.buffers]
+        labels = [b.label for b in state.buffers] + [b.name for b in state.buffers] + [MOVE]
         return word, sorted({b for b in labels if b.casefold().startswith(folded)})
     if kind == "user" and word.startswith("#"):  # /kick #room user: a room first
         rooms = state.known_rooms | state.rooms.keys()
@@ -442,9 +442,22 @@ async def close(ctx: Context) -> None:
     ctx.state.close(buffer)
 
 
-@command("buffer", "<buffer>", "switch to a buffer by number or name (Alt-1..9 too)")
-async def buffer_(ctx: Context, buffer: str) -> None:
+MOVE = "move"  # /buffer move N, as in WeeChat
+
+
+@command(
+    "buffer",
+    "<buffer> [n]",
+    "switch to a buffer by number or name (Alt-1..9 too); /buffer move n makes this one "
+    "number n (+n, -n: n places on or back), and numbers are kept across restarts",
+)
+async def buffer_(ctx: Context, buffer: str, n: str | None) -> None:
     state = ctx.state
+    if buffer.lower() == MOVE and (n is not None or state.dms.get(MOVE) is None):
+        _move(state, n)
+        return
+    if n is not None:
+        raise UsageError("usage: /buffer <n or name>, or /buffer move <n>")
     if buffer.isdigit():
         if not 1 <= int(buffer) <= len(state.buffers):
             raise UsageError(f"no buffer {buffer}: there are {len(state.buffers)}")
@@ -457,6 +470,15 @@ async def buffer_(ctx: Context, buffer: str) -> None:
     if found is None:
         raise UsageError(f"no buffer {buffer}")
     state.switch(found)
+
+
+def _move(state: ChatState, n: str | None) -> None:
+    """/buffer move n, +n or -n: the current buffer to that number."""
+    current = _buffer(state)
+    if n is None or not re.fullmatch(r"[+-]?\d+", n):
+        raise UsageError("usage: /buffer move <n>, or +n / -n to move by n places")
+    number = int(n) if n[0].isdigit() else state.number(current) + int(n)
+    state.move(current, number)
 
 
 @command("history", "[room] [n]", "load n older messages of a room (default: current, 50)")

@@ -585,6 +585,7 @@ class ChatSession:
             buffer = state.dm_buffer(user)
             state.add_dms(buffer, page["messages"], unread=count)
             buffer.more = page["more"]
+        state.settled()
 
     async def _conversations(self, conn: ChatConnection, unread: set[str]) -> None:
         """Opens a buffer for every conversation the server lists, the most recently

@@ -339,6 +339,11 @@ class Buffer:
     def label(self) -> str:
         return f"#{self.name}" if self.kind == "room" else self.name
 
+    @property
+    def key(self) -> str:
+        """Its place in `ChatState.order`: `#room`, or the person's case-folded name."""
+        return f"#{self.name}" if self.kind == "room" else self.name.casefold()
+
     def set_read(self, seq: int) -> None:
         """Moves the read position and recounts what lies past it in the scrollback."""
         self.read_seq = max(self.read_seq, seq)
@@ -433,6 +438,11 @@ class ChatState:
         self.rooms: dict[str, Buffer] = {}
         self.dms: dict[str, Buffer] = {}  # by the other person's case-folded name, oldest first
         self.current: Buffer | None = None
+        # Buffer keys (Buffer.key) in number order: as they opened, as /buffer move left
+        # them, or as an earlier run kept them (keys of buffers not open yet hold their
+        # place until `settled`). `order_changed` says it is to be kept again.
+        self.order: list[str] = []
+        self.order_changed = False
         self.home = Scrollback()  # shown while no buffer is open
         self.online: set[str] = set()
         self.known_rooms: set[str] = set()
@@ -455,8 +465,33 @@ class ChatState:
 
     @property
     def buffers(self) -> list[Buffer]:
-        """In side-panel order (Alt-1 is the first): rooms by name, then conversations."""
-        return [*(self.rooms[name] for name in sorted(self.rooms)), *self.dms.values()]
+        """In side-panel order (Alt-1 is the first): `order`, so a buffer keeps its number
+        while others open and close after it, as in WeeChat."""
+        shown = {f"#{name}": room for name, room in self.rooms.items()} | self.dms
+        return [shown[key] for key in self.order if key in shown]
+
+    def _opened(self, buffer: Buffer) -> None:
+        if buffer.key not in self.order:
+            self.order.append(buffer.key)
+            self.order_changed = True
+
+    def move(self, buffer: Buffer, number: int) -> None:
+        """/buffer move: `buffer` becomes number `number` (kept within 1 and the last);
+        the ones between move by one."""
+        shown = self.buffers
+        shown.remove(buffer)
+        shown.insert(min(max(number, 1), len(shown) + 1) - 1, buffer)
+        placed = [b.key for b in shown]
+        self.order = placed + [key for key in self.order if key not in placed]
+        self.order_changed = True
+
+    def settled(self) -> None:
+        """Logged in and every buffer of the login opened: the places kept for buffers
+        that did not come back (a room left elsewhere) go."""
+        shown = {b.key for b in self.buffers}
+        if any(key not in shown for key in self.order):
+            self.order = [key for key in self.order if key in shown]
+            self.order_changed = True
 
     @property
     def room(self) -> str | None:
@@ -510,6 +545,7 @@ class ChatState:
         if buffer is None:
             buffer = self.dms[key] = Buffer("dm", peer)
             self.known_users.add(peer)
+            self._opened(buffer)
         return buffer
 
     def close(self, buffer: Buffer) -> None:
@@ -520,6 +556,9 @@ class ChatState:
                 return
         elif self.dms.pop(buffer.name.casefold(), None) is None:
             return
+        if buffer.key in self.order:
+            self.order.remove(buffer.key)
+            self.order_changed = True
         if self.current is buffer:
             self.current = None
             rest = [b for b in buffers if b is not buffer]
@@ -581,6 +620,7 @@ class ChatState:
         if room is None:
             room = self.rooms[name] = Buffer("room", name)
             room.members[self.me.casefold()] = self.me
+            self._opened(room)
         self.known_rooms.add(name)
         return room
 

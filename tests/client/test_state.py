@@ -142,12 +142,12 @@ def test_direct_messages_go_to_their_own_buffer_never_to_the_room():
     assert (mike.unread, mike.highlights, mike.read_seq, mike.synced_seq) == (0, 0, 2, 0)
 
 
-def test_buffers_are_rooms_by_name_then_conversations_in_the_order_opened():
-    """Alt-number follows the side panel: rooms sorted, then DMs as they came; Alt-A jumps."""
+def test_buffers_are_numbered_in_the_order_they_opened():
+    """Alt-number follows the side panel: rooms and DMs as they came; Alt-A jumps."""
     state = make_state("tech", "general")
     for seq, peer in enumerate(["zed", "amy"], 1):
         state.apply({"event": "dm", "seq": seq, "from": peer, "to": "ana", "text": "x", "ts": 0})
-    assert [b.label for b in state.buffers] == ["#general", "#tech", "zed", "amy"]
+    assert [b.label for b in state.buffers] == ["#tech", "#general", "zed", "amy"]
     state.switch_number(4)
     assert state.current is state.dms["amy"]
     state.switch_number(9)  # no such buffer: nothing moves
@@ -161,7 +161,7 @@ def test_buffers_are_rooms_by_name_then_conversations_in_the_order_opened():
     state.next_active()  # then plain unread
     assert state.room == "tech"
     state.close(state.dms["zed"])
-    assert [b.label for b in state.buffers] == ["#general", "#tech", "amy"]
+    assert [b.label for b in state.buffers] == ["#tech", "#general", "amy"]
 
 
 def test_unread_counts_follow_a_read_position_that_can_be_moved():
