@@ -29,6 +29,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.layout import (
     BufferControl,
+    ConditionalContainer,
     Dimension,
     Float,
     FloatContainer,
@@ -53,6 +54,7 @@ from nexus.client.layout import (
     Fitted,
     MessagePane,
     header,
+    panel_shown,
     side_panel,
     status_bar,
 )
@@ -148,6 +150,7 @@ class ChatApp:
             completer=ChatCompleter(state),
             accept_handler=self._accept,
         )
+        panel = Condition(self.panel_shown)
         body = VSplit(
             [
                 HSplit(
@@ -156,10 +159,15 @@ class ChatApp:
                         Window(self.pane, wrap_lines=False),
                     ]
                 ),
-                Window(width=1, char="│", style="class:side.border"),
-                Window(
-                    FormattedTextControl(lambda: side_panel(state, self.select)),
-                    width=SIDE_WIDTH,
+                ConditionalContainer(
+                    Window(width=1, char="│", style="class:side.border"), filter=panel
+                ),
+                ConditionalContainer(
+                    Window(
+                        FormattedTextControl(lambda: side_panel(state, self.select)),
+                        width=SIDE_WIDTH,
+                    ),
+                    filter=panel,
                 ),
             ]
         )
@@ -188,7 +196,7 @@ class ChatApp:
                     body,
                     VSplit([prompt, line]),
                     Window(
-                        FormattedTextControl(lambda: status_bar(state)),
+                        FormattedTextControl(lambda: status_bar(state, not self.panel_shown())),
                         height=1,
                         style="class:status",
                     ),
@@ -201,7 +209,12 @@ class ChatApp:
             key_bindings=merge_key_bindings(
                 [
                     bindings(
-                        state, self.input, lambda: self.pane.height, session.changed, self.exit
+                        state,
+                        self.input,
+                        lambda: self.pane.height,
+                        session.changed,
+                        self.exit,
+                        self.toggle_panel,
                     ),
                     self._secret_keys(secret),
                 ]
@@ -268,6 +281,13 @@ class ChatApp:
             pass
 
         return kb
+
+    def panel_shown(self) -> bool:
+        return panel_shown(self.state, self.app.output.get_size().columns)
+
+    def toggle_panel(self) -> None:
+        """Alt-Shift-N: hides the side panel, or shows it, whatever the width."""
+        self.state.panel = not self.panel_shown()
 
     def select(self, buffer: Buffer) -> None:
         """A click on a buffer in the side panel."""

@@ -917,7 +917,8 @@ async def clear(ctx: Context) -> None:
 KEYS = (
     "keys: Up on an empty line edits your last message here (Up again: input history), "
     "Alt-1..9 buffer n, Alt-Left/Right or Ctrl-P/N previous/next, Alt-A next active, "
-    "PgUp/PgDn scroll, Home/End top/bottom, Alt-= folded lines, Ctrl-L repaint, "
+    "PgUp/PgDn scroll, Home/End top/bottom, Alt-= folded lines, "
+    "Alt-Shift-N (or Alt-Shift-B) hides or shows the side panel, Ctrl-L repaint, "
     "Tab completes, Ctrl-C quits"
 )
 

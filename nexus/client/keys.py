@@ -33,8 +33,10 @@ def bindings(
     page: Callable[[], int],
     changed: Callable[[], None],
     leave: Callable[[], None],
+    toggle_panel: Callable[[], None] = lambda: None,
 ) -> KeyBindings:
-    """Keys over `state`; `page()` is the pane's height, `changed()` runs after a switch."""
+    """Keys over `state`; `page()` is the pane's height, `changed()` runs after a switch,
+    `toggle_panel()` hides or shows the side panel."""
     kb = KeyBindings()
     empty = Condition(lambda: not line.text)
     at_end = Condition(lambda: line.cursor_position == len(line.text))
@@ -95,6 +97,13 @@ def bindings(
     @kb.add("escape", "=")
     def _(event: KeyPressEvent) -> None:
         state.show_folded = not state.show_folded
+
+    # WeeChat's keys for its nick list (Alt-Shift-N) and buffer list (Alt-Shift-B): the
+    # side panel is both.
+    @kb.add("escape", "N")
+    @kb.add("escape", "B")
+    def _(event: KeyPressEvent) -> None:
+        toggle_panel()
 
     @kb.add("c-l")
     def _(event: KeyPressEvent) -> None:

@@ -30,6 +30,7 @@ from nexus.client.render import Fragments
 from nexus.client.state import Buffer, ChatState
 
 SIDE_WIDTH = 24
+PANEL_MIN = 70  # narrower terminals hide the side panel: the messages need the columns
 WHEEL_ROWS = 3
 ELLIPSIS = "…"
 
@@ -148,6 +149,12 @@ class MessagePane(UIControl):
         return False
 
 
+def panel_shown(state: ChatState, columns: int) -> bool:
+    """Whether the side panel is drawn on a terminal `columns` wide: as Alt-Shift-N last
+    set it, else when there is room for it."""
+    return state.panel if state.panel is not None else columns >= PANEL_MIN
+
+
 def _counts(buffer: Buffer) -> Fragments:
     out: Fragments = []
     if buffer.unread:
@@ -234,9 +241,12 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     return fit(parts, width)
 
 
-def status_bar(state: ChatState) -> Fragments:
-    """Who and where, the link's state, the server, and what needs looking at elsewhere."""
+def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
+    """Who and where, the link's state, the server, and what needs looking at elsewhere;
+    `numbered` (the side panel is hidden) adds the buffer's number, `[2] ana@#tech`."""
     where = state.current.label if state.current is not None else "(no room)"
+    shown = numbered and state.current is not None and state.current in state.buffers
+    number = f"[{state.number(state.current)}] " if shown and state.current else ""
     style = "class:status" if state.connected else "class:status.offline"
     scrolled = "  [scrolled]" if state.pane.scroll else ""
     folded = "  [all lines]" if state.show_folded else ""
@@ -248,7 +258,7 @@ def status_bar(state: ChatState) -> Fragments:
     ]
     activity = f"  [act: {','.join(active)}]" if active else ""
     return [
-        ("class:status", f" {state.me}@{where}  "),
+        ("class:status", f" {number}{state.me}@{where}  "),
         (style, f" {state.connection} "),
         ("class:status", f"  {state.server}{scrolled}{folded}{activity} "),
     ]

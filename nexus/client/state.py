@@ -452,6 +452,7 @@ class ChatState:
         self.connection = "connecting"
         self.connected = False
         self.show_folded = False  # Alt-=: show the lines the smart filter folded
+        self.panel: bool | None = None  # the side panel: None follows the width; Alt-Shift-N
         # Rooms whose member list the session should ask for (`members`): new
         # buffers, and all of them when someone unknown comes online.
         self.members_stale: set[str] = set()
