@@ -3,8 +3,10 @@ clients both ways, splitting, line safety, and the IRCv3 capabilities that shape
 
 from __future__ import annotations
 
+import asyncio
 import re
 
+from nexus.server.irc.history import irc_time
 from tests.irc.conftest import IrcServer
 from tests.wire import Peer
 
@@ -218,6 +220,46 @@ async def test_chathistory_latest_before_and_after_in_a_batch(irc: IrcServer) ->
     assert "msgid=general.7" in line.string and "time=" in line.string
     await ana.send("CHATHISTORY SIDEWAYS #general * 1")
     await ana.expect(r"FAIL CHATHISTORY INVALID_PARAMS")
+
+
+async def test_answers_come_in_the_order_of_their_lines(irc: IrcServer) -> None:
+    """An answer that takes the server several reads (CHATHISTORY by time, a JOIN
+    that creates its channel, MARKREAD) is told before the answers to the lines
+    sent after it, labeled or not."""
+    bob = await native_user(irc, "bob")
+    sent = []
+    for i in range(1, 6):
+        await asyncio.sleep(0.002)  # a millisecond of its own: IRC times have no finer grain
+        sent.append(await bob.ok("say", room="general", text=f"m{i}"))
+    ana = await irc.irc_user(
+        "ana", caps="batch server-time draft/chathistory draft/read-marker labeled-response"
+    )
+    stamp = "timestamp=" + irc_time(sent[3]["ts"] + 0.001)
+    start = len(ana.lines)
+    await ana.send(
+        f"CHATHISTORY BEFORE #general {stamp} 2",
+        "PING :one",
+        "JOIN #fresh",
+        "PING :two",
+        f"MARKREAD #general {stamp}",
+        "@label=x PING :three",
+    )
+    await ana.expect(r"PONG nexus three$")
+    await ana.quiet(0.5)  # whatever came after it
+    lines = ana.lines[start:]
+    order = [
+        next((i for i, line in enumerate(lines) if re.search(pattern, line)), -1)
+        for pattern in (
+            r"PRIVMSG #general :m4$",
+            r":nexus BATCH -",
+            r"PONG nexus one$",
+            r" 366 ana #fresh ",
+            r"PONG nexus two$",
+            r"MARKREAD #general timestamp=",
+            r"PONG nexus three$",
+        )
+    ]
+    assert order == sorted(order), lines
 
 
 async def test_chathistory_of_a_dm_conversation(irc: IrcServer) -> None:

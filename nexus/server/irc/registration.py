@@ -260,11 +260,14 @@ class Registration(ReadMarkers):
             self._emit(line)
         self._isupport()
         self._send_motd()
-        self._ask("rooms", self._got_rooms)
-        self._burst()
         for info in self.invitations:  # made while away: who made them is not kept
             self.rooms[info["name"]] = info
             self._emit(build(SERVER, "INVITE", nick, "#" + info["name"]))
+        # What follows is no answer to the line that completed registration:
+        # told as it comes, it holds back neither that answer nor later ones.
+        outer, self.label = self.label, None
+        self._ask("rooms", self._got_rooms)
+        self._burst()
         for name, count in sorted(self.unread_dms.items()):
             self._ask(
                 "dms",
@@ -273,6 +276,7 @@ class Registration(ReadMarkers):
                 limit=min(count, DM_HISTORY_CAP),
                 **{"with": name},
             )
+        self.label = outer
 
     def _isupport(self) -> None:
         tokens = list(ISUPPORT)

@@ -49,11 +49,14 @@ def client_text(text: str) -> str:
 
 @dataclass(slots=True)
 class Label:
-    """A labeled request's answer, collected until every frame it asked is answered."""
+    """A client line's answer, collected until every request it asked (and
+    those its replies asked) is answered: answers are told in the order of
+    their lines, whatever each takes."""
 
-    tag: str
+    tag: str | None  # its label (labeled-response), if it has one
     pending: int = 0
     lines: list[str] = field(default_factory=list)
+    told: bool = False
 
 
 @dataclass(slots=True, eq=False)  # each one is a message of its own: found by identity
@@ -100,7 +103,8 @@ class IrcState:
         self.requests: list[bytes] = []  # frames for the core
         self.pending: dict[int, Pending] = {}
         self.ids = itertools.count(1)
-        self.label: Label | None = None  # the labeled line being answered
+        self.label: Label | None = None  # the answer of the line being handled or answered
+        self.answering: deque[Label] = deque()  # answers not told yet, in line order
         self.nick = "*"
         self.user_given = False
         self.negotiating = False  # CAP LS/REQ seen, END not yet
@@ -204,13 +208,25 @@ class IrcState:
         self._ask("ping", done, done)
 
     def _emit(self, line: str) -> None:
-        if self.label is not None:
-            self.label.lines.append(line)
-        else:
+        label = self.label
+        if label is None or label.told:
             self.out.append(line)
+        else:
+            label.lines.append(line)
+
+    def _answered(self, label: Label) -> None:
+        """One of the requests `label`'s line asked is answered: the answers
+        whose requests all are, from the oldest line on, are told."""
+        label.pending -= 1
+        answering = self.answering
+        while answering and not answering[0].pending:
+            self._finish_label(answering.popleft())
 
     def _finish_label(self, label: Label) -> None:
-        if not label.lines:
+        label.told = True
+        if label.tag is None:
+            self.out.extend(label.lines)
+        elif not label.lines:
             self.out.append(build(SERVER, "ACK", tags={"label": label.tag}))
         elif len(label.lines) == 1:
             self.out.append(tagged(label.lines[0], "label", label.tag))
@@ -255,9 +271,12 @@ class IrcState:
             self._notice(f"{err['message']} ({err['code']})")
 
     def _error(self, text: str) -> None:
-        """Ends the connection with ERROR (the core closes it)."""
+        """Ends the connection with ERROR (the core closes it), after the
+        answers collected so far: nothing more will come for them."""
         if not self.ended:
             self.ended = self.closing = True
+            while self.answering:
+                self._finish_label(self.answering.popleft())
             self.out.append(build(None, "ERROR", f"Closing link: {text}"))
 
     def _is_op(self, room: str, nick: str) -> bool:

@@ -34,6 +34,12 @@ from nexus.server.outbox import slice_start
 # write is worth a shared translation.
 _ROOM_MESSAGE = b'{"event":"message",'
 
+# Commands answered by the replies to their own requests alone (never by
+# requests those replies ask), so, with no earlier answer still being
+# collected, their lines go out as their replies come, with no Label.
+_ANSWERED_AT_ONCE = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "PING", "PONG"})
+
+
 # What a client may send before it is registered.
 _BEFORE_WELCOME = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PING", "PONG", "QUIT"})
 
@@ -224,9 +230,11 @@ class Translator(Guests):
             if not self.registered:
                 self._local()  # blank lines are free only once logged in, as frames are
             return
-        self.label = None
-        if "labeled-response" in self.caps and line.tags.get("label"):
-            self.label = Label(line.tags["label"][:64])
+        tag = line.tags.get("label") if "labeled-response" in self.caps else None
+        if tag or self.answering or line.command not in _ANSWERED_AT_ONCE:
+            self.label = label = Label(tag[:64] if tag else None)
+        else:  # nothing to hold back, nor anything it could be held behind
+            self.label = label = None
         asked = len(self.requests)
         handler = _COMMANDS.get(line.command)
         if handler is None:
@@ -239,6 +247,8 @@ class Translator(Guests):
             handler[0](self, line)
         if len(self.requests) == asked:
             self._local()  # every line is a frame the core counts and orders
+        if label is not None:
+            self.answering.append(label)
         self.label = None
 
     def server_frame(self, frame: bytes) -> None:
@@ -268,9 +278,7 @@ class Translator(Guests):
             else:
                 self._failed(obj)
             if pending.label is not None:
-                pending.label.pending -= 1
-                if pending.label.pending == 0:
-                    self._finish_label(pending.label)
+                self._answered(pending.label)
         finally:
             self.label = outer
 
