@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,10 @@ from nexus.server.auth import FAST
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection
 from nexus.server.server import NexusServer
+from nexus.server.store import Store
+from nexus.server.store.engines import open_store
+from nexus.server.store.journal import JournalStore
+from tests.procs import data_file
 from tests.wire import Peer
 
 PASSWORD = "correct horse"
@@ -80,13 +87,56 @@ class Running:
 StartServer = Callable[..., Awaitable[Running]]
 
 
+# Every store engine passes the same tests: each test that starts a server runs
+# once per engine (NEXUS_TEST_ENGINES=sqlite for one), but for the clients'
+# and the page's (what they show does not depend on the engine, and a browser
+# or a terminal is slow to drive) and those of one engine's files
+# (@pytest.mark.engines("json")).
+ENGINES = tuple(os.environ.get("NEXUS_TEST_ENGINES", "json,sqlite").split(","))
+ONE_ENGINE = ("tests/client/", "tests/web/test_page")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("engines")
+        path = str(metafunc.definition.path.relative_to(Path(__file__).parent.parent))
+        if marker is not None:
+            engines = marker.args
+        elif path.startswith(ONE_ENGINE):
+            engines = ENGINES[:1]
+        else:
+            engines = ENGINES
+        metafunc.parametrize("engine", engines)
+
+
+async def open_engine(engine: str, path: Path) -> Store:
+    """A store of `engine` on `path`, opened as the server opens it."""
+    return await open_store(test_config(path, store=engine))
+
+
+@contextlib.contextmanager
+def writes_failing(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every write of `store` fails as on a full disk (ENOSPC) until the block ends."""
+
+    def no_space(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        if isinstance(store, JournalStore):
+            patch.setattr(store._journal, "write", no_space)
+        else:
+            patch.setattr(store, "_write", no_space)
+        yield
+
+
 @pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+async def start_server(tmp_path: Path, engine: str) -> AsyncIterator[StartServer]:
     """Starts servers (optionally with settings) and stops them after the test."""
     running: list[Running] = []
 
     async def start(data: Path | None = None, **overrides: Any) -> Running:
-        config = test_config(data or tmp_path / "nexus_data.json", **overrides)
+        overrides.setdefault("store", engine)
+        config = test_config(data or data_file(tmp_path, engine), **overrides)
         server = Running(await NexusServer.start(config))
         running.append(server)
         return server

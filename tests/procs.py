@@ -19,6 +19,16 @@ def server_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "nexus"]
 
 
+def data_file(directory: Path, engine: str) -> Path:
+    """Where a test keeps the store of `engine`."""
+    return directory / ("nexus_data.db" if engine == "sqlite" else "nexus_data.json")
+
+
+def engine_flags(engine: str) -> tuple[str, ...]:
+    """The flags that choose `engine`."""
+    return ("--store", engine)
+
+
 class ServerProcess:
     """Starts `nexus-server` on 127.0.0.1, port 0, and learns its port from stdout."""
 

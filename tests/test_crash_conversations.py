@@ -3,7 +3,7 @@ edits, erasures, reactions, read markers, away and password all come back."""
 
 from __future__ import annotations
 
-from tests.procs import ServerProcess
+from tests.procs import ServerProcess, data_file, engine_flags
 from tests.wire import Peer
 
 PASSWORD = "crash-test-password"
@@ -16,11 +16,12 @@ async def connect(port: int) -> Peer:
     return peer
 
 
-async def test_sigkill_after_acknowledged_conversation_changes_loses_none(tmp_path):
+async def test_sigkill_after_acknowledged_conversation_changes_loses_none(tmp_path, engine):
     """Every acknowledged edit, erasure, reaction, marker, away text and password
     survives a SIGKILL that follows the last acknowledgement at once."""
-    data = tmp_path / "nexus_data.json"
-    with ServerProcess(data, "--rate-limit", "off") as server:
+    data = data_file(tmp_path, engine)
+    flags = (*engine_flags(engine), "--rate-limit", "off")
+    with ServerProcess(data, *flags) as server:
         alice, bob = await connect(server.port), await connect(server.port)
         await alice.ok("register", username="alice", password=PASSWORD)
         await bob.ok("register", username="bob", password=PASSWORD)
@@ -39,7 +40,7 @@ async def test_sigkill_after_acknowledged_conversation_changes_loses_none(tmp_pa
         await alice.ok("away", text="gardening")
         token = (await alice.ok("password", old=PASSWORD, new=NEW_PASSWORD))["token"]
         server.kill()
-    with ServerProcess(data, "--rate-limit", "off") as server:
+    with ServerProcess(data, *flags) as server:
         alice = await connect(server.port)
         await alice.fails("auth_failed", "login", username="alice", password=PASSWORD)
         reply = await alice.ok("login", username="alice", password=NEW_PASSWORD)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from tests.procs import ServerProcess
+from tests.procs import ServerProcess, data_file, engine_flags
 from tests.wire import Peer
 
 PASSWORD = "crash-test-password"
@@ -46,12 +46,13 @@ async def check_moderation_state(port: int) -> None:
         await peer.close()
 
 
-async def test_sigkill_and_restart_keep_every_moderation_change(tmp_path):
+async def test_sigkill_and_restart_keep_every_moderation_change(tmp_path, engine):
     """Acknowledged roles, bans, mutes, invitations, private flags, admins and
     suspensions survive a SIGKILL right after the last reply (journal), then a
     clean stop and start (snapshot); the invitation is still good after both."""
-    data = tmp_path / "nexus_data.json"
-    with ServerProcess(data, "--rate-limit", "off") as server:
+    data = data_file(tmp_path, engine)
+    flags = (*engine_flags(engine), "--rate-limit", "off")
+    with ServerProcess(data, *flags) as server:
         peers = {}
         for name in ("root", "olga", "mia", "bob", "carol", "dan", "eddie", "fay"):
             peers[name] = await connect(server.port)
@@ -69,13 +70,13 @@ async def test_sigkill_and_restart_keep_every_moderation_change(tmp_path):
         await root.ok("admin", username="eddie", on=True)
         await root.ok("suspend", username="fay")
         server.kill()
-    with ServerProcess(data, "--rate-limit", "off") as server:
+    with ServerProcess(data, *flags) as server:
         await check_moderation_state(server.port)
         fay = await connect(server.port)
         await fay.fails("suspended", "login", username="fay", token=fay_token)
         await fay.close()
         assert server.stop(signal.SIGTERM) == 0
-    with ServerProcess(data, "--rate-limit", "off") as server:
+    with ServerProcess(data, *flags) as server:
         await check_moderation_state(server.port)
         dan = await login(server.port, "dan")
         await dan.ok("join", room="vault")

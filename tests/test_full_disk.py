@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import ServerProcess
+from tests.procs import ServerProcess, data_file, engine_flags
 from tests.wire import Peer
 
 PASSWORD = "full-disk-password"
@@ -61,10 +61,10 @@ async def logged_in(port: int, name: str, register: bool = True) -> Peer:
     return peer
 
 
-async def test_every_request_gets_its_reply_in_order_on_a_full_disk(small_disk):
+async def test_every_request_gets_its_reply_in_order_on_a_full_disk(small_disk, engine):
     """Pipelined reads beside a refused write are all answered, in order; so are
     other users' requests in flight at the same moment; writes resume after."""
-    server = ServerProcess(small_disk / "nexus_data.json").start()
+    server = ServerProcess(data_file(small_disk, engine), *engine_flags(engine)).start()
     try:
         ana = await logged_in(server.port, "ana")
         bob = await logged_in(server.port, "bob")

@@ -1,6 +1,6 @@
 """`nexus-server`: settings, logging, signals, and the serve-until-stopped loop.
 
-`nexus-server check|backup|export` look after the store instead (maintenance.py).
+`nexus-server check|backup|export|migrate` look after the store instead (maintenance.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         f"${CONFIG_ENV} (keys named like the flags: port = 7000, max-outbound = 2097152), "
         "then the defaults shown here.",
         epilog="Store maintenance, safe while the server runs: nexus-server check | "
-        "backup DEST | export (see nexus-server check --help).",
+        "backup DEST | export; from one engine to another: nexus-server migrate SRC DEST "
+        "(see nexus-server check --help).",
     )
     parser.add_argument("--config", type=Path, metavar="FILE", help="read settings from FILE")
     defaults = ServerConfig()

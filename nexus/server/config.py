@@ -30,7 +30,25 @@ def setting(default: Any, help: str, kind: type | None = None, **kwargs: Any) ->
 class ServerConfig:
     host: str = setting("0.0.0.0", "address to listen on")
     port: int = setting(9999, "port to listen on, 0 for any free port")
-    data: Path = setting(Path("nexus_data.json"), "store file; its journal is FILE.journal")
+    store: str = setting(
+        "json",
+        "storage engine: json (a snapshot and a journal, recent history in memory) or sqlite"
+        " (every message kept on disk, searched with FTS5)",
+    )
+    data: Path = setting(
+        Path("nexus_data.json"),
+        "the store's file: ./nexus_data.json (its journal is FILE.journal), or ./nexus_data.db"
+        " with --store sqlite",
+    )
+    history_limit: int = setting(
+        500, "messages the json engine keeps a room (sqlite: those it keeps in memory)"
+    )
+    dm_history_limit: int = setting(
+        200, "messages the json engine keeps a DM conversation (sqlite: in memory)"
+    )
+    retention_days: int = setting(
+        0, "sqlite: delete messages older than this many days (0: keep every message)"
+    )
     log: Path = setting(
         Path("nexus_server.log"),
         "log file; - for standard error (systemd, containers); reopened on SIGHUP",
@@ -138,6 +156,9 @@ class ServerConfig:
         then by `overrides` (not None)."""
         env = os.environ if environ is None else environ
         config = cls(**(file or {}))
+        data_given = (
+            "data" in (file or {}) or "NEXUS_DATA" in env or overrides.get("data") is not None
+        )
         for f in settings():
             name = "NEXUS_" + f.name.upper()
             if (raw := env.get(name)) is not None:
@@ -148,7 +169,15 @@ class ServerConfig:
         for name, value in overrides.items():
             if value is not None:
                 setattr(config, name, value)
+        if config.store not in ENGINES:
+            raise ValueError(f"--store: {config.store!r} is not one of {', '.join(ENGINES)}")
+        if not data_given:
+            config.data = ENGINES[config.store]
         return config
+
+
+# Each engine and its default data file.
+ENGINES = {"json": Path("nexus_data.json"), "sqlite": Path("nexus_data.db")}
 
 
 def settings() -> list[Any]:

@@ -1,6 +1,16 @@
-"""`nexus-server check`, `backup DEST` and `export`: the store, read safely while it is in use.
+"""`nexus-server check`, `backup DEST`, `export` and `migrate SRC DEST`: the
+store, read safely while it is in use, on either engine.
 
-All three read the snapshot and the journal as they stood at one moment
+The engine is the configuration's (`--store`), or for `migrate` each file's
+by its suffix (`.db`, `.sqlite`: sqlite; anything else: json).
+
+SQLite: `check` runs SQLite's integrity check and reads the tables as
+start-up does, `backup` uses SQLite's online backup (a consistent copy while
+the server writes), and `export` reads every message in one read
+transaction. `migrate` reads the whole source store and writes a new one of
+the other engine (or the same), refusing to overwrite anything.
+
+JSON: all three read the snapshot and the journal as they stood at one moment
 and load them with the store's own code (JournalStore.inspect), so they judge the
 files exactly as start-up would and never change them.
 
@@ -22,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,10 +43,14 @@ from typing import Any, TextIO
 import orjson
 
 from nexus.server.config import load as load_config
+from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Model
 from nexus.server.store import DamagedStore
+from nexus.server.store import tables as sql
+from nexus.server.store.engines import engine_of
 from nexus.server.store.journal import FILE_MODE, JournalStore, snapshot_head, snapshot_pieces
 
-COMMANDS = ("check", "backup", "export")
+COMMANDS = ("check", "backup", "export", "migrate")
+EVERYTHING = 1 << 62  # a window that holds every message
 READ_ATTEMPTS = 10  # compactions are minutes apart on a busy server; a few tries suffice
 
 
@@ -115,22 +130,25 @@ def read_store(data: Path) -> Reading:
     raise Unusable(f"{data} kept changing while it was read; try again")
 
 
-def counts(store: JournalStore) -> dict[str, int]:
-    model = store.model
+def counts(model: Model) -> dict[str, int]:
+    """How many of each thing a store holds (guests and their rooms are never stored)."""
     return {
-        "users": len(model.users),
-        "rooms": len(model.rooms),
+        "users": sum(1 for user in model.users.values() if not user.guest),
+        "rooms": sum(1 for room in model.rooms.values() if not room.ephemeral),
         "room messages": sum(len(r.history.messages) for r in model.rooms.values()),
         "conversations": len(model.conversations),
         "direct messages": sum(len(c.history.messages) for c in model.conversations.values()),
     }
 
 
-def _summary(store: JournalStore) -> str:
-    return ", ".join(f"{n:,} {what}" for what, n in counts(store).items())
+def _summary(found: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {what}" for what, n in found.items())
 
 
 def check(data: Path, out: TextIO) -> None:
+    if engine_of(data) == "sqlite":
+        check_database(data, out)
+        return
     reading = read_store(data)
     store = reading.store
     if reading.snapshot_bytes:
@@ -146,23 +164,31 @@ def check(data: Path, out: TextIO) -> None:
             f"journal: ends with {reading.torn_bytes:,} bytes of an unfinished record (a write"
             " under way, or cut short by a crash: start-up drops it)\n"
         )
-    out.write(f"store: {_summary(store)}\n")
-    out.write(f"admins: {_names(store, store.model.admins)}\n")
-    suspended = {key for key, user in store.model.users.items() if user.suspended}
+    out.write(f"store: {_summary(counts(store.model))}\n")
+    _roles(store.model, out)
+
+
+def _roles(model: Model, out: TextIO) -> None:
+    """The admins and suspended accounts, the end of `check`'s report."""
+    out.write(f"admins: {_names(model, model.admins)}\n")
+    suspended = {key for key, user in model.users.items() if user.suspended}
     if suspended:
-        out.write(f"suspended: {_names(store, suspended)}\n")
+        out.write(f"suspended: {_names(model, suspended)}\n")
     out.write("ok\n")
 
 
-def _names(store: JournalStore, keys: set[str]) -> str:
+def _names(model: Model, keys: set[str]) -> str:
     """Usernames as registered, sorted; "none" (then name one with --admin)."""
-    names = sorted((store.model.display(key) for key in keys), key=str.casefold)
+    names = sorted((model.display(key) for key in keys), key=str.casefold)
     return ", ".join(names) if names else "none (nexus-server --admin NAME names one)"
 
 
 def backup(data: Path, dest: Path, out: TextIO) -> None:
     if dest.is_dir():
         dest = dest / data.name
+    if engine_of(data) == "sqlite":
+        backup_database(data, dest, out)
+        return
     if dest.with_name(dest.name + ".journal").exists():
         raise Unusable(
             f"{dest}.journal exists and would be replayed over the backup: a backup is the"
@@ -177,25 +203,20 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         pieces = snapshot_pieces(snapshot_head(store.last_record), store.model.to_snapshot())
         size = _write_private(tmp, pieces)
         copy = inspect(tmp)  # the backup must load as the original did
-        if counts(copy) != counts(store) or copy.last_record != store.last_record:
+        if counts(copy.model) != counts(store.model) or copy.last_record != store.last_record:
             raise Unusable("the backup written does not load as the store did; nothing kept")
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    out.write(f"backed up {_summary(store)} (records up to {store.last_record}) to {dest}")
-    out.write(f" ({size:,} bytes)\n")
+    _sync_directory(dest.parent)
+    out.write(f"backed up {_summary(counts(store.model))} (records up to {store.last_record})")
+    out.write(f" to {dest} ({size:,} bytes)\n")
 
 
-def messages(store: JournalStore, rooms: set[str] | None) -> list[dict[str, Any]]:
+def messages(model: Model, rooms: set[str] | None) -> list[dict[str, Any]]:
     """Room messages (with `room`) and, without a room filter, DMs (with `to`), oldest first."""
-    model = store.model
     found = [
         m
         for room in model.rooms.values()
@@ -209,16 +230,182 @@ def messages(store: JournalStore, rooms: set[str] | None) -> list[dict[str, Any]
 
 
 def export(data: Path, rooms: list[str] | None, out: TextIO) -> None:
-    reading = read_store(data)
     wanted = {r.lstrip("#").lower() for r in rooms} if rooms else None
-    if wanted and (missing := wanted - set(reading.store.model.rooms)):
+    if engine_of(data) == "sqlite":
+        export_database(data, wanted, out)
+        return
+    model = read_store(data).store.model
+    if wanted and (missing := wanted - set(model.rooms)):
         raise Unusable(f"no such room: {', '.join(sorted(missing))}")
-    for message in messages(reading.store, wanted):
+    for message in messages(model, wanted):
         out.write(orjson.dumps(message).decode() + "\n")
 
 
+# -- the sqlite engine ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def reading_database(path: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the database at `path`, checked to be Nexus's."""
+    if not path.exists():
+        raise Unusable(f"no store at {path}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            sql.check_schema(db, path)
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                raise Unusable(f"{path} is an empty database, not a Nexus store yet")
+            yield db
+    except sqlite3.DatabaseError as exc:
+        raise DamagedStore(f"{path}: not a usable Nexus database ({exc})") from None
+
+
+def check_database(path: Path, out: TextIO) -> None:
+    with reading_database(path) as db:
+        problems = [row[0] for row in db.execute("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            raise DamagedStore(f"{path}: " + "; ".join(problems[:5]))
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        out.write(f"database: {path} ({path.stat().st_size:,} bytes, schema {version}, sound)\n")
+        model = sql.read_model(db, 1, 1)  # the tables as start-up reads them
+        found = sql.counts(db)
+        indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+        waiting = db.execute("SELECT COUNT(*) FROM messages WHERE id > ?", (indexed,))
+        out.write(f"store: {_summary(found)}\n")
+        out.write(f"search: {waiting.fetchone()[0]:,} messages not indexed yet\n")
+    _roles(model, out)
+
+
+def backup_database(path: Path, dest: Path, out: TextIO) -> None:
+    if dest.exists():
+        raise Unusable(f"{dest} exists: a backup never overwrites; remove it or choose another")
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        with reading_database(path) as db:
+            found = sql.counts(db)
+            _write_private(tmp, [])
+            with contextlib.closing(sqlite3.connect(tmp)) as copy:
+                db.backup(copy)  # one consistent read, while the server writes
+                copy.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
+                if [row[0] for row in copy.execute("PRAGMA integrity_check")] != ["ok"]:
+                    raise Unusable("the backup written is not sound; nothing kept")
+                copied = sql.counts(copy)  # the server may have written more meanwhile
+                if any(copied[what] < n for what, n in found.items()):
+                    raise Unusable("the backup written holds less than the store; nothing kept")
+                found = copied
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_directory(dest.parent)
+    out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes)\n")
+
+
+def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
+    with reading_database(path) as db:
+        query, args = sql.EXPORT, []
+        if rooms is not None:
+            missing = rooms - {row[0] for row in db.execute("SELECT name FROM rooms")}
+            if missing:
+                raise Unusable(f"no such room: {', '.join(sorted(missing))}")
+            marks = ",".join("?" * len(rooms))
+            query = query.replace(" ORDER BY", f" AND m.scope IN ({marks}) ORDER BY")
+            args = sorted(rooms)
+        for row in db.execute(query, args):
+            out.write(orjson.dumps(sql.message_of(row).wire()).decode() + "\n")
+
+
+def read_database(path: Path) -> Model:
+    """Everything the database at `path` holds, every message included."""
+    with reading_database(path) as db:
+        return sql.read_model(db, EVERYTHING, EVERYTHING)
+
+
+# -- migrate ----------------------------------------------------------------------------
+
+
+def migrate(source: Path, dest: Path, out: TextIO) -> None:
+    """Copies every user, room, conversation and message from `source` to a
+    new store at `dest`, each of the engine its suffix names."""
+    journal = dest.with_name(dest.name + ".journal")
+    for taken in (dest, journal, dest.with_name(dest.name + "-wal")):
+        if taken.exists():
+            raise Unusable(f"{taken} exists: migrate never overwrites; remove it or choose another")
+    if source.resolve() == dest.resolve():
+        raise Unusable("DEST is the store itself")
+    if engine_of(source) == "sqlite":
+        model = read_database(source)
+    else:
+        model = read_store(source).store.model
+    if engine_of(dest) == "sqlite":
+        _write_database(model, dest)
+    else:
+        _write_snapshot(model, dest, out)
+    out.write(f"migrated {_summary(counts(model))} from {source} to {dest}\n")
+
+
+def _write_database(model: Model, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    _write_private(tmp, [])
+    try:
+        with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as db:
+            with sql.transaction(db):
+                sql.create(db, model)
+            while True:
+                with sql.transaction(db):
+                    if not sql.index_some(db, 10_000):
+                        break
+            if sql.counts(db) != counts(model):
+                raise Unusable("the database written does not hold what was read; nothing kept")
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_directory(dest.parent)
+
+
+def _write_snapshot(model: Model, dest: Path, out: TextIO) -> None:
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        _write_private(tmp, snapshot_pieces(snapshot_head(0), model.to_snapshot()))
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_directory(dest.parent)
+    over = [
+        name
+        for name, history in [
+            *((room.name, room.history) for room in model.rooms.values()),
+            *(("a conversation", conv.history) for conv in model.conversations.values()),
+        ]
+        if len(history.messages) > (DM_WINDOW if name == "a conversation" else ROOM_WINDOW)
+    ]
+    if over:
+        out.write(
+            f"note: the json engine keeps the newest {ROOM_WINDOW} messages of a room and"
+            f" {DM_WINDOW} of a conversation (--history-limit, --dm-history-limit): started"
+            f" with less, it drops older ones in {len(over)} of them\n"
+        )
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def add_source_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, metavar="FILE", help="the store's snapshot file")
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="the store's file: a json snapshot, or a sqlite database (.db, .sqlite)",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="the server's TOML settings")
 
 
@@ -230,17 +417,19 @@ def parser() -> argparse.ArgumentParser:
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = commands.add_parser(
         "check",
-        help="verify the snapshot and journal, print counts; exit 1 on damage",
-        description="Load the snapshot and journal as start-up would, changing nothing; "
-        "print what they hold. Exit 0 if sound, 1 if damaged.",
+        help="verify the store, print counts; exit 1 on damage",
+        description="Load the store as start-up would (json: the snapshot and journal; "
+        "sqlite: SQLite's integrity check, then the tables), changing nothing; print what "
+        "it holds. Exit 0 if sound, 1 if damaged.",
     )
     add_source_flags(c)
     b = commands.add_parser(
         "backup",
         help="write a consistent copy of the store to DEST",
-        description="Write the store as one verified snapshot file to DEST (a file, or a "
-        "directory to put nexus_data.json in). To restore: stop the server, put DEST in "
-        "place of the data file and delete its .journal.",
+        description="Write the store as one verified file to DEST (a file, or a directory "
+        "to put it in under the store's name): json, a snapshot; sqlite, an online backup "
+        "of the database. To restore: stop the server, put DEST in place of the data file "
+        "and delete what is beside it (json: its .journal; sqlite: its -wal and -shm).",
     )
     b.add_argument("dest", type=Path, metavar="DEST")
     add_source_flags(b)
@@ -254,18 +443,32 @@ def parser() -> argparse.ArgumentParser:
         "--room", action="append", metavar="ROOM", help="only this room (no DMs); repeatable"
     )
     add_source_flags(e)
+    m = commands.add_parser(
+        "migrate",
+        help="copy a store to a new one of another engine (by suffix)",
+        description="Copy every user, room, conversation and message from SRC to a new "
+        "store DEST, each of the engine its suffix names (.db or .sqlite: sqlite; anything "
+        "else: json). Never overwrites. Run it with the server stopped, or on a backup.",
+    )
+    m.add_argument("source", type=Path, metavar="SRC")
+    m.add_argument("dest", type=Path, metavar="DEST")
     return p
 
 
 def main(argv: list[str]) -> int:
     """Runs one command; the data file is found as the server finds it."""
     args = parser().parse_args(argv)
+    out = sys.stdout
     try:
+        if args.command == "migrate":
+            migrate(args.source, args.dest, out)
+            return 0
         data = load_config(args.config, data=args.data).data
     except ValueError as exc:
         print(f"nexus-server: {exc}", file=sys.stderr)
         return 2
-    out = sys.stdout
+    except (DamagedStore, Unusable, OSError) as exc:
+        return _failed(args.command, exc)
     try:
         if args.command == "check":
             check(data, out)
@@ -273,16 +476,20 @@ def main(argv: list[str]) -> int:
             backup(data, args.dest, out)
         else:
             export(data, args.room, out)
-    except DamagedStore as exc:
-        print(f"nexus-server {args.command}: damaged: {exc}", file=sys.stderr)
-        return 1
     except BrokenPipeError:
         return 0  # the reader went away (`export | head`)
-    except Unusable as exc:
-        print(f"nexus-server {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        name = exc.filename or ""
-        print(f"nexus-server {args.command}: {name}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    except (DamagedStore, Unusable, OSError) as exc:
+        return _failed(args.command, exc)
     return 0
+
+
+def _failed(command: str, exc: Exception) -> int:
+    """Says why `command` could not be done; exit status 1."""
+    if isinstance(exc, DamagedStore):
+        print(f"nexus-server {command}: damaged: {exc}", file=sys.stderr)
+    elif isinstance(exc, OSError):
+        name = exc.filename or ""
+        print(f"nexus-server {command}: {name}: {exc.strerror or exc}", file=sys.stderr)
+    else:
+        print(f"nexus-server {command}: {exc}", file=sys.stderr)
+    return 1

@@ -21,13 +21,16 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus.protocol import DEFAULT_ROOMS, DM_HISTORY_CAP, MENTION_RE, ROOM_HISTORY_CAP
+from nexus.protocol import DEFAULT_ROOMS, MENTION_RE
 
 if TYPE_CHECKING:
     from nexus.server.records import Record
 
 Ban = dict[str, Any]  # {"user", "by", "reason", "ts"}, exactly as `bans` answers
 TOKENS_PER_USER = 16  # devices a user may stay logged in on
+# Messages a room's and a conversation's window holds, unless told otherwise
+# (--history-limit, --dm-history-limit).
+ROOM_WINDOW, DM_WINDOW = 500, 200
 
 
 @dataclass(slots=True, eq=False)
@@ -127,12 +130,14 @@ class History:
     `cap`, with consecutive `seq` values.
 
     `floor` says what the store keeps below the window: None when the window
-    is all of it (older messages are gone), else the oldest seq it keeps
-    (on disk). A read the window cannot answer returns None, or `covers`
-    says so, and the store answers it instead.
+    is all of it, else the oldest seq it keeps (on disk). With `spills`, the
+    store keeps what the window lets go (the sqlite engine); without, a
+    message the window lets go is gone (the json engine's cap). A read the
+    window cannot answer returns None, or `covers` says so, and the store
+    answers it instead.
     """
 
-    __slots__ = ("floor", "last_seq", "messages")
+    __slots__ = ("floor", "last_seq", "messages", "spills")
 
     def __init__(
         self,
@@ -140,14 +145,19 @@ class History:
         last_seq: int = 0,
         messages: Iterable[Message] = (),
         floor: int | None = None,
+        spills: bool = False,
     ) -> None:
         self.messages: deque[Message] = deque(messages, maxlen=cap)
         self.last_seq = last_seq
         self.floor = floor
+        self.spills = spills
 
     def append(self, message: Message) -> None:
         self.last_seq = message.seq
-        self.messages.append(message)
+        stored = self.messages
+        if self.spills and self.floor is None and len(stored) == stored.maxlen:
+            self.floor = stored[0].seq  # about to let it go: the store still has it
+        stored.append(message)
 
     def covers(self, seq: int) -> bool:
         """Whether the window holds every kept message from `seq` on."""
@@ -206,7 +216,7 @@ class Room:
     owner: str | None  # the owner's key; None for default rooms
     default: bool
     created: float
-    history: History = field(default_factory=lambda: History(ROOM_HISTORY_CAP))
+    history: History = field(default_factory=lambda: History(ROOM_WINDOW))
     members: set[str] = field(default_factory=set)
     roster: int = 0  # counts changes to `members`: a broadcast is valid for one roster
     private: bool = False  # listed, readable and joinable by members, invitees and admins only
@@ -222,7 +232,7 @@ class Conversation:
     """The DMs between two users (or one user and themself)."""
 
     users: tuple[str, str]  # keys, sorted
-    history: History = field(default_factory=lambda: History(DM_HISTORY_CAP))
+    history: History = field(default_factory=lambda: History(DM_WINDOW))
     read: dict[str, int] = field(default_factory=dict)  # key -> last seq read
 
 
@@ -250,14 +260,19 @@ class TextListener(Protocol):
 class Model:
     """Users, rooms, memberships and histories, changed only by records."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, room_window: int = ROOM_WINDOW, dm_window: int = DM_WINDOW, spills: bool = False
+    ) -> None:
+        self.room_window = room_window  # messages each room's history holds
+        self.dm_window = dm_window  # and each conversation's
+        self.spills = spills  # the store keeps what a window lets go
         self.users: dict[str, User] = {}
         self.rooms: dict[str, Room] = {}
         self.conversations: dict[str, Conversation] = {}
         self.admins: set[str] = set()  # keys of the users with `admin`
         self.listeners: list[TextListener] = []
         for name in DEFAULT_ROOMS:
-            self.rooms[name] = Room(name, "", None, True, 0.0)
+            self.rooms[name] = Room(name, "", None, True, 0.0, self.new_history(False))
 
     # -- queries ---------------------------------------------------------
 
@@ -334,6 +349,10 @@ class Model:
         return counts
 
     # -- what records use to change it -------------------------------------
+
+    def new_history(self, dm: bool) -> History:
+        """An empty window for a new room (or, `dm`, conversation)."""
+        return History(self.dm_window if dm else self.room_window, spills=self.spills)
 
     def apply(self, record: Record) -> Any:
         """Applies one validated record; returns what it produced, if anything."""
@@ -437,8 +456,10 @@ class Model:
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> Model:
-        model = cls()
+    def from_snapshot(
+        cls, data: dict[str, Any], room_window: int = ROOM_WINDOW, dm_window: int = DM_WINDOW
+    ) -> Model:
+        model = cls(room_window, dm_window)
         for u in data["users"]:
             key = user_key(u["username"])
             model.users[key] = User(
@@ -462,7 +483,7 @@ class Model:
                 r["owner"],
                 r["default"],
                 r["created"],
-                History(ROOM_HISTORY_CAP, r["last_seq"], map(Message.from_wire, r["messages"])),
+                History(room_window, r["last_seq"], map(Message.from_wire, r["messages"])),
                 private=r.get("private", False),
                 moderators=set(r.get("moderators", ())),
                 muted=set(r.get("muted", ())),
@@ -481,7 +502,7 @@ class Model:
             key = pair_key(*users)
             model.conversations[key] = Conversation(
                 users,
-                History(DM_HISTORY_CAP, d["last_seq"], map(Message.from_wire, d["messages"])),
+                History(dm_window, d["last_seq"], map(Message.from_wire, d["messages"])),
                 d["read"],
             )
             for user in users:

@@ -295,7 +295,8 @@ class Create(Record):
     def apply(self, model: Model) -> Room:
         key = self.user
         assert key is not None
-        room = model.rooms[self.room] = Room(self.room, self.topic, key, False, self.ts)
+        history = model.new_history(False)
+        room = model.rooms[self.room] = Room(self.room, self.topic, key, False, self.ts, history)
         room.private = self.private
         room.ephemeral = model.users[key].guest
         model.add_member(key, room)
@@ -381,7 +382,8 @@ class Dm(Record):
         conv = model.conversations.get(key)
         if conv is None:
             first, second = sorted((sender, recipient))
-            conv = model.conversations[key] = Conversation((first, second))
+            conv = Conversation((first, second), model.new_history(True))
+            model.conversations[key] = conv
             model.users[sender].conversations.add(key)
             model.users[recipient].conversations.add(key)
         message = Message(
@@ -401,51 +403,56 @@ class Dm(Record):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Edit(Record):
-    """A new text for a message, with the mentions worked out for it."""
+class MessageChange(Record):
+    """A change to one stored message, named by `room` + `seq`, or by
+    `with_` (the other user's key) + `seq` for a DM of the record's `user`.
 
-    OP = "edit"
+    `apply` changes the message if the model holds it; an engine that keeps
+    older messages on disk gives the record the message it read (`alter`)."""
+
     ROLES = ("user", "with_")
     room: str | None = None
     with_: str | None = None
     seq: int
-    text: str
-    ts: float
-    mentions: Sequence[str] = ()
 
-    def apply(self, model: Model) -> Message | None:
-        message = _addressed(model, self.room, self.user, self.with_, self.seq)
-        if message is None:
-            return None
-        self.change(message)
-        scope = self.room if self.room is not None else pair_key(self.user, self.with_)  # type: ignore[arg-type]
-        model.tell_edited(scope, message)
-        return message
-
-    def change(self, message: Message) -> None:
-        """What this edit makes of `message`, wherever that is kept."""
-        message.text = self.text
-        message.edited = self.ts
-        message.mentions = tuple(self.mentions)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Erase(Record):
-    """Erases a message: its text becomes "" and its extras go; a tombstone stays."""
-
-    OP = "erase"
-    ROLES = ("user", "with_")
-    room: str | None = None
-    with_: str | None = None
-    seq: int
+    @property
+    def scope(self) -> str:
+        """Where the message is kept: its room, or its conversation's pair key."""
+        return self.room if self.room is not None else pair_key(self.user, self.with_)  # type: ignore[arg-type]
 
     def apply(self, model: Model) -> Message | None:
         message = _addressed(model, self.room, self.user, self.with_, self.seq)
         if message is not None:
-            self.change(message)
+            self.alter(model, message)
         return message
 
-    def change(self, message: Message) -> None:
+    def alter(self, model: Model, message: Message) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edit(MessageChange):
+    """A new text for a message, with the mentions worked out for it."""
+
+    OP = "edit"
+    text: str
+    ts: float
+    mentions: Sequence[str] = ()
+
+    def alter(self, model: Model, message: Message) -> None:
+        message.text = self.text
+        message.edited = self.ts
+        message.mentions = tuple(self.mentions)
+        model.tell_edited(self.scope, message)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Erase(MessageChange):
+    """Erases a message: its text becomes "" and its extras go; a tombstone stays."""
+
+    OP = "erase"
+
+    def alter(self, model: Model, message: Message) -> None:
         message.text = ""
         message.action = False
         message.reply_to = None
@@ -456,25 +463,16 @@ class Erase(Record):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class React(Record):
+class React(MessageChange):
     """Adds (`on`) or takes back the user's reaction: sets it, so replay is safe."""
 
     OP = "react"
-    ROLES = ("user", "with_")
-    room: str | None = None
-    with_: str | None = None
-    seq: int
     emoji: str
     on: bool
     guest: str | None = None
 
-    def apply(self, model: Model) -> Message | None:
-        message = _addressed(model, self.room, self.user, self.with_, self.seq)
-        if message is not None:
-            self.change(message, _author(model, self))
-        return message
-
-    def change(self, message: Message, name: str) -> None:
+    def alter(self, model: Model, message: Message) -> None:
+        name = _author(model, self)
         reactions = message.reactions or {}
         users = reactions.get(self.emoji, [])
         if self.on and name not in users:
@@ -506,7 +504,7 @@ class Read(Record):
             model.conversations[key].read[self.user] = self.seq  # type: ignore[index]
 
 
-_HISTORY = (Say, Edit, Erase, React)  # change a room's messages: written for a stored room
+_HISTORY = (Say, MessageChange)  # change a room's messages: written for a stored room
 
 
 # -- moderation (`user` acts, `target` is acted on) ----------------------------------

@@ -21,7 +21,7 @@ from nexus.server.model import Model
 from nexus.server.outbox import Outbox
 from nexus.server.policy import Policy
 from nexus.server.store import Store, StoreError, StoreListener
-from nexus.server.store.journal import JournalStore
+from nexus.server.store.engines import open_store
 from nexus.server.tls import server_context
 
 STOP_TIMEOUT = 5.0  # seconds stop() waits for connections to send what they have queued
@@ -51,7 +51,7 @@ class NexusServer:
 
     @classmethod
     async def start(cls, config: ServerConfig) -> NexusServer:
-        store = await JournalStore.open(config.data, fsync=config.fsync)
+        store = await open_store(config)
         server = cls(config, store)
         await grant_admins(store, list(config.admin))
         server.tls = server_context(config)

@@ -3,7 +3,6 @@ lives as long as its connection, beside native and IRC account holders."""
 
 from __future__ import annotations
 
-import errno
 import json
 import re
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, writes_failing
 from tests.irc.conftest import IrcPeer, IrcServer
 from tests.procs import ServerProcess
 from tests.wire import Peer
@@ -200,15 +199,8 @@ async def test_a_failed_write_ends_guest_sessions(irc_guests: IrcServer, monkeyp
     zed = await irc_guests.guest("zed")
     await zed.join("#general", "#tmp")
     await ana.ok("join", room="tmp")
-    journal = irc_guests.running.server.store._journal
-    real_write = journal.write
-
-    def no_space(data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(journal, "write", no_space)
-    await ana.fails("internal", "say", room="general", text="lost")
-    monkeypatch.setattr(journal, "write", real_write)
+    with writes_failing(irc_guests.running.server.store, monkeypatch):
+        await ana.fails("internal", "say", room="general", text="lost")
     online = (await ana.ok("online"))["users"]  # at once: the guest's socket may still be open
     assert [user["username"] for user in online] == ["ana"]
     await zed.expect(r"^ERROR :Closing link: the server could not write its data")

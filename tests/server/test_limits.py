@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import ssl
 
@@ -13,6 +12,7 @@ import pytest
 from nexus.server.cli import build_parser
 from nexus.server.config import ServerConfig, settings
 from nexus.server.tls import ensure_self_signed
+from tests.conftest import writes_failing
 from tests.wire import Peer
 
 
@@ -64,31 +64,24 @@ async def test_a_full_disk_refuses_writes_keeps_reads_and_recovers(server, monke
     alice = await server.user("alice")
     bob = await server.user("bob")
     await alice.ok("say", room="general", text="before")
-    journal = server.server.store._journal
-    real_write = journal.write
+    with writes_failing(server.server.store, monkeypatch):
+        error = await alice.fails("internal", "say", room="general", text="lost")
+        assert "No space left" in error["message"]
+        await alice.fails("internal", "bio", text="lost too")
+        replies = await alice.pipeline(
+            [
+                {"cmd": "say", "room": "general", "text": "lost"},
+                {"cmd": "ping"},
+                {"cmd": "join", "room": "tech"},
+            ]
+        )
+        assert [r["ok"] or r["error"]["code"] for r in replies] == ["internal", True, "internal"]
+        page = await bob.ok("history", room="general")
+        assert [m["text"] for m in page["messages"]] == ["before"]
+        assert not [e for e in bob.events if e.get("text") == "lost"]  # nor any event of it
+        assert (await bob.ok("whois", username="alice"))["user"]["bio"] == ""
+        assert (await bob.ok("rooms"))["rooms"]
 
-    def no_space(data):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(journal, "write", no_space)
-    error = await alice.fails("internal", "say", room="general", text="lost")
-    assert "No space left" in error["message"]
-    await alice.fails("internal", "bio", text="lost too")
-    replies = await alice.pipeline(
-        [
-            {"cmd": "say", "room": "general", "text": "lost"},
-            {"cmd": "ping"},
-            {"cmd": "join", "room": "tech"},
-        ]
-    )
-    assert [r["ok"] or r["error"]["code"] for r in replies] == ["internal", True, "internal"]
-    page = await bob.ok("history", room="general")
-    assert [m["text"] for m in page["messages"]] == ["before"]
-    assert not [e for e in bob.events if e.get("text") == "lost"]  # nor any event of it
-    assert (await bob.ok("whois", username="alice"))["user"]["bio"] == ""
-    assert (await bob.ok("rooms"))["rooms"]
-
-    monkeypatch.setattr(journal, "write", real_write)
     reply = await alice.ok("say", room="general", text="after")
     assert reply["seq"] == 2  # the refused message left no gap
     page = await bob.ok("history", room="general")

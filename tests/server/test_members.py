@@ -10,8 +10,7 @@ from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
 from nexus.server.records import from_json
-from nexus.server.store.journal import JournalStore
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, data_file, open_engine
 
 
 def by_name(reply: dict) -> dict[str, dict]:
@@ -100,12 +99,14 @@ async def test_members_is_a_read_not_counted_against_flood_control(start_server)
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:1]
 
 
-async def test_a_thousand_member_room_is_answered_in_a_few_milliseconds(start_server, tmp_path):
+async def test_a_thousand_member_room_is_answered_in_a_few_milliseconds(
+    start_server, tmp_path, engine
+):
     """#general with 1,000 members: all listed, sorted, and a round trip over
     loopback (the handler, encoding, both socket hops) takes a few ms."""
-    path = tmp_path / "big.json"
+    path = data_file(tmp_path, engine)
     hashed = PasswordHasher(**FAST).hash(PASSWORD)
-    store = await JournalStore.open(path)
+    store = await open_engine(engine, path)
     names = [f"user{i:04d}" for i in range(1000)]
     for name in names:
         store.apply(

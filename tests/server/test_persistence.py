@@ -12,13 +12,13 @@ import pytest
 from nexus.server.records import from_json
 from nexus.server.store import journal as store_module
 from nexus.server.store.journal import JournalStore
-from tests.conftest import PASSWORD, Running
+from tests.conftest import PASSWORD, Running, data_file
 from tests.wire import Peer
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Path:
-    return tmp_path / "nexus_data.json"
+def data(tmp_path: Path, engine: str) -> Path:
+    return data_file(tmp_path, engine)
 
 
 async def restart(running: Running, start_server, data: Path) -> Running:
@@ -110,6 +110,7 @@ async def test_seqs_continue_after_a_restart(start_server, data):
     assert [m["seq"] for m in page["messages"]] == [1, 2, 3, 4]
 
 
+@pytest.mark.engines("json")  # the json engine keeps 500 a room; sqlite every one
 async def test_trimmed_history_stays_trimmed_after_a_restart(start_server, data):
     """A room past its 500 cap restarts with seqs 6-505 and goes on at 506."""
     first = await start_server(data=data)
@@ -200,7 +201,7 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
     await alice.ok("say", room="games", text="kept")
     await alice.ok("dm", to="bob", text="kept too")
     await alice.ok("bio", text="durable")
-    copy = tmp_path / "crash" / "nexus_data.json"
+    copy = tmp_path / "crash" / data.name
     copy.parent.mkdir()
     for path in data.parent.glob(data.name + "*"):
         shutil.copy(path, copy.parent / path.name)
@@ -214,6 +215,7 @@ async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server
     assert rooms["games"]["topic"] == "t" and rooms["games"]["owner"] == "alice"
 
 
+@pytest.mark.engines("json")  # the json engine's own files
 async def test_store_closes_with_records_applied_during_a_compaction(data, monkeypatch):
     """close() waits for a compaction under way and writes what arrived meanwhile."""
     monkeypatch.setattr(store_module, "COMPACT_MIN_BYTES", 0)
@@ -231,6 +233,7 @@ async def test_store_closes_with_records_applied_during_a_compaction(data, monke
 FIXTURE_V1 = Path(__file__).parent.parent / "fixtures" / "store_v1"
 
 
+@pytest.mark.engines("json")  # the json engine's own files
 async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
     start_server, tmp_path
 ):
@@ -272,6 +275,7 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
 FIXTURE_V3 = Path(__file__).parent.parent / "fixtures" / "store_v3"
 
 
+@pytest.mark.engines("json")  # the json engine's own files
 async def test_a_store_written_by_the_conversation_server_loads_public_and_without_admins(
     start_server, tmp_path
 ):

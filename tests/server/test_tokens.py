@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 import orjson
 
 from nexus.server import model as model_module
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, data_file
 from tests.wire import Peer
 
 
@@ -42,16 +46,24 @@ async def test_login_needs_exactly_one_of_password_and_token(server):
     await peer.fails("bad_args", "login", username="alice", token=5)
 
 
-async def test_tokens_survive_a_restart_and_are_stored_hashed(start_server, tmp_path):
+def stored_tokens(data: Path, engine: str) -> dict[str, float]:
+    """The first user's tokens as the store's files hold them (digest -> stamp)."""
+    if engine == "sqlite":
+        with contextlib.closing(sqlite3.connect(data)) as db:
+            return orjson.loads(db.execute("SELECT tokens FROM users").fetchone()[0])  # type: ignore[no-any-return]
+    return orjson.loads(data.read_bytes())["users"][0]["tokens"]  # type: ignore[no-any-return]
+
+
+async def test_tokens_survive_a_restart_and_are_stored_hashed(start_server, tmp_path, engine):
     """After a restart the token still works; the store holds only its digest."""
-    data = tmp_path / "tokens.json"
+    data = data_file(tmp_path, engine)
     first = await start_server(data=data)
     peer = await first.peer()
     token = (await peer.ok("register", username="alice", password=PASSWORD))["token"]
     await first.close()
-    assert token.encode() not in data.read_bytes()
-    users = orjson.loads(data.read_bytes())["users"]
-    assert len(users[0]["tokens"]) == 1
+    for path in data.parent.glob(data.name + "*"):
+        assert token.encode() not in path.read_bytes()
+    assert len(stored_tokens(data, engine)) == 1
     second = await start_server(data=data)
     again = await second.peer()
     await again.ok("login", username="alice", token=token)
@@ -82,20 +94,20 @@ async def test_only_the_most_recently_used_tokens_are_kept(start_server):
     assert await works(tokens[-1])
 
 
-async def test_a_token_login_renews_the_token_on_disk(start_server, tmp_path):
+async def test_a_token_login_renews_the_token_on_disk(start_server, tmp_path, engine):
     """Tokens last 30 days from their last use: a token login writes a new stamp, so a
     script that runs now and then never has to ask for the password again."""
-    data = tmp_path / "renew.json"
+    data = data_file(tmp_path, engine)
     first = await start_server(data=data)
     peer = await first.peer()
     token = (await peer.ok("register", username="alice", password=PASSWORD))["token"]
     await first.close()
-    (issued,) = orjson.loads(data.read_bytes())["users"][0]["tokens"].values()
+    (issued,) = stored_tokens(data, engine).values()
     second = await start_server(data=data)
     again = await second.peer()
     await again.ok("login", username="alice", token=token)
     await second.close()
-    (renewed,) = orjson.loads(data.read_bytes())["users"][0]["tokens"].values()
+    (renewed,) = stored_tokens(data, engine).values()
     assert renewed > issued
 
 

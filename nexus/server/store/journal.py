@@ -52,7 +52,7 @@ import aiofiles
 import aiofiles.os
 import orjson
 
-from nexus.server.model import Message, Model
+from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Message, Model
 from nexus.server.records import Record, from_json
 from nexus.server.search import SearchIndex, history_of
 from nexus.server.store import DamagedStore, Page, StoreError, StoreListener
@@ -184,8 +184,16 @@ class JournalStore:
     and unread counts come from memory; search is the in-memory word index.
     """
 
-    def __init__(self, path: Path, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool = False,
+        room_cap: int = ROOM_WINDOW,
+        dm_cap: int = DM_WINDOW,
+    ) -> None:
         self.path = Path(path)
+        self.room_cap = room_cap  # messages kept a room (--history-limit)
+        self.dm_cap = dm_cap  # and a DM conversation
         self.journal_path = self.path.with_name(self.path.name + ".journal")
         self.fsync = fsync
         self.model = Model()
@@ -205,8 +213,14 @@ class JournalStore:
         self._read_only = False  # the files could not be reloaded after a failed write
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], fsync: bool = False) -> JournalStore:
-        store = cls(Path(path), fsync)
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        fsync: bool = False,
+        room_cap: int = ROOM_WINDOW,
+        dm_cap: int = DM_WINDOW,
+    ) -> JournalStore:
+        store = cls(Path(path), fsync, room_cap, dm_cap)
         for existing in (store.path, store.journal_path):
             if existing.exists() and existing.stat().st_mode & 0o077:
                 log.warning("%s was readable by others; making it %o", existing, FILE_MODE)
@@ -235,7 +249,7 @@ class JournalStore:
     # -- loading ---------------------------------------------------------
 
     async def _read_disk(self, repair: bool = True) -> tuple[Model, int, int]:
-        model, n = Model(), 0
+        model, n = Model(self.room_cap, self.dm_cap), 0
         if await aiofiles.os.path.exists(self.path):
             async with aiofiles.open(self.path, "rb") as f:
                 raw = await f.read()
@@ -254,7 +268,8 @@ class JournalStore:
                     raise ValueError("not a Nexus store")
                 if snapshot.get("version") not in _READABLE_VERSIONS:
                     raise ValueError(f"unsupported store version {snapshot.get('version')}")
-                model, n = Model.from_snapshot(snapshot), snapshot["journal_seq"]
+                model = Model.from_snapshot(snapshot, self.room_cap, self.dm_cap)
+                n = snapshot["journal_seq"]
             except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 raise DamagedStore(f"{self.path}: unreadable snapshot ({exc})") from None
         journal_bytes = 0

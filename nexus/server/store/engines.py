@@ -1,0 +1,34 @@
+"""The engines by name, and opening the one a configuration asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nexus.server.config import ServerConfig
+from nexus.server.store import Store
+from nexus.server.store.journal import JournalStore
+from nexus.server.store.sqlite import SqliteStore
+
+
+async def open_store(config: ServerConfig) -> Store:
+    """The store `config.store` names, on `config.data`."""
+    if config.store == "sqlite":
+        return await SqliteStore.open(
+            config.data,
+            fsync=config.fsync,
+            window=config.history_limit,
+            dm_window=config.dm_history_limit,
+            retention_days=config.retention_days,
+        )
+    return await JournalStore.open(
+        config.data,
+        fsync=config.fsync,
+        room_cap=config.history_limit,
+        dm_cap=config.dm_history_limit,
+    )
+
+
+def engine_of(path: Path) -> str:
+    """The engine a data file belongs to, by its suffix: `.db` or `.sqlite`
+    for sqlite, anything else for json."""
+    return "sqlite" if path.suffix in (".db", ".sqlite", ".sqlite3") else "json"

@@ -1,0 +1,774 @@
+"""The SQLite engine: every message kept on disk, searched with FTS5.
+
+One database file (WAL): users, rooms, memberships, conversations and every
+message, with a full-text index of them. Memory holds what the model holds
+for every engine (users, rooms, memberships, conversations) and a window of
+each room's and conversation's newest messages; older ones are read from
+disk when asked for, so memory does not grow with history.
+
+Writing: `apply()` changes the model at once and notes what the record
+touched (a user, a room, a membership, a message...). At the next pass of
+the loop everything noted is turned into rows, as the model now holds them,
+and handed to one writer thread, which writes them in one transaction
+(group commit). A reply `ok` still means on disk: the listeners hear
+`written` only once the transaction is committed (`synchronous=NORMAL`:
+survives a crash of the process; FULL with `--fsync`: survives power loss).
+While a transaction is being written the loop goes on: changes applied
+meanwhile go with the next one, and the outbox sends only the frames queued
+before them (`cut`). If a write fails, every change not written is refused
+and the model is read again from the database.
+
+Search: a contentless FTS5 table with the trigram tokenizer holds each
+message's case-folded text, so a term of three characters or more is found
+as a substring, exactly as the protocol's rule says (shorter terms walk the
+messages newest first). The writer thread indexes new messages after
+acknowledging them, between transactions, so indexing never delays a reply
+for long; until then a search reads the newest, not yet indexed messages
+directly. An edit or an erasure updates the index in its own transaction.
+
+Reads past the window (history pages, single messages, unread counts,
+search) run on reader threads, each with its own read-only connection: WAL
+lets them read while the writer writes. A message read from disk to be
+changed (an edit of an old message) is kept, one object per message, until
+its change is written, so concurrent changes to it never race.
+
+The schema is versioned (`PRAGMA user_version`); a database written by a
+newer server, or one that is not a database, refuses to start with a
+message saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nexus.protocol import DEFAULT_ROOMS, PAGE_MAX
+from nexus.server import records as r
+from nexus.server.model import History, Message, Model, pair_key
+from nexus.server.store import Page, StoreError, StoreListener
+from nexus.server.store.tables import (
+    FILE_MODE,
+    MESSAGE_COLUMNS,
+    DatabaseError,
+    change_message,
+    check_schema,
+    conversation_row,
+    create,
+    delete_room,
+    index_some,
+    insert_messages,
+    message_of,
+    message_row,
+    read_model,
+    room_row,
+    transaction,
+    user_row,
+    write_rooms,
+)
+
+log = logging.getLogger("nexus.store")
+
+T = TypeVar("T")
+
+INDEX_STEP = 256  # messages indexed in one transaction (~15 ms of trigram work here)
+INDEX_EVERY = 0.5  # seconds between looks for messages to index while idle
+LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
+RETENTION_EVERY = 3600.0  # seconds between deletions of messages past --retention-days
+RETENTION_STEP = 2_000  # messages deleted in one transaction
+
+
+def _scope_of(record: r.Say | r.Dm) -> str:
+    return record.room if isinstance(record, r.Say) else pair_key(record.user, record.to)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class _Noted:
+    """What the records applied since the last cut touched."""
+
+    users: set[str] = field(default_factory=set)
+    rooms: set[str] = field(default_factory=set)
+    gone_rooms: list[str] = field(default_factory=list)  # deleted, in order
+    members: set[tuple[str, str]] = field(default_factory=set)  # (room, user)
+    conversations: set[str] = field(default_factory=set)
+    # Messages made and changed, by (scope, seq), kept as objects: a window
+    # may let one go before it is written.
+    new: dict[tuple[str, int], Message] = field(default_factory=dict)
+    changed: dict[tuple[str, int], Message] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.users
+            or self.rooms
+            or self.gone_rooms
+            or self.members
+            or self.conversations
+            or self.new
+            or self.changed
+        )
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Rows for one transaction, made on the loop from the model as it is."""
+
+    gone_rooms: list[str]
+    users: list[tuple[Any, ...]]
+    rooms: list[tuple[Any, ...]]
+    members: list[tuple[Any, ...]]
+    members_gone: list[tuple[str, str]]
+    conversations: list[tuple[Any, ...]]
+    new: list[tuple[Any, ...]]
+    changed: list[tuple[Any, ...]]
+
+
+# -- the engine ------------------------------------------------------------------------
+
+
+class SqliteStore:
+    """The model, kept durable in SQLite (the `Store` protocol's `sqlite`
+    engine). Open with `await SqliteStore.open(path)`."""
+
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool = False,
+        window: int = 500,
+        dm_window: int = 200,
+        retention_days: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.window = max(window, PAGE_MAX)  # a latest page always fits
+        self.dm_window = max(dm_window, PAGE_MAX)
+        self.retention_days = retention_days
+        self.model = Model(self.window, self.dm_window, spills=True)
+        self.listeners: list[StoreListener] = []
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-write")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="nexus-sqlite-read")
+        self._local = threading.local()  # each reader thread's connection
+        self._reader_connections: list[sqlite3.Connection] = []
+        self._connection: sqlite3.Connection | None = None  # the writer's
+        self._noted = _Noted()
+        self._waiters: list[asyncio.Future[None]] = []  # for what is noted, not yet cut
+        self._writing: asyncio.Future[None] | None = None  # a transaction under way
+        self._write_handle: asyncio.Handle | None = None
+        self._loaded: OrderedDict[tuple[str, int], Message] = OrderedDict()
+        self._loading: dict[tuple[str, int], asyncio.Future[Message | None]] = {}
+        self._writing_changed: set[tuple[str, int]] = set()  # changes of the write under way
+        self._indexing: asyncio.Task[None] | None = None
+        self._retention: asyncio.Task[None] | None = None
+        self._recovering = False
+        self._closing = False
+
+    # -- opening ---------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        fsync: bool = False,
+        window: int = 500,
+        dm_window: int = 200,
+        retention_days: int = 0,
+    ) -> SqliteStore:
+        store = cls(Path(path), fsync, window, dm_window, retention_days)
+        try:
+            store.model = await store._in_writer(store._open_database)
+        except BaseException:
+            store._shut()
+            raise
+        return store
+
+    def _open_database(self) -> Model:
+        """Opens (or creates) the database and reads the model; on the writer thread."""
+        created = not self.path.exists()
+        if created:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        elif self.path.stat().st_mode & 0o077:
+            log.warning("%s was readable by others; making it %o", self.path, FILE_MODE)
+            self.path.chmod(FILE_MODE)
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._connection = db
+            check_schema(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                with transaction(db):
+                    create(db, Model())
+            return read_model(db, self.window, self.dm_window)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{self.path}: not a usable Nexus database ({exc})") from None
+
+    def _reader(self) -> sqlite3.Connection:
+        """This reader thread's read-only connection."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.db = db
+            self._reader_connections.append(db)
+        return db
+
+    async def _in_writer(self, job: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, job, *args)
+
+    async def _in_reader(self, job: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, job, *args)
+
+    # -- changing ----------------------------------------------------------------
+
+    def has_unwritten(self) -> bool:
+        return bool(self._noted) or self._writing is not None or self._recovering
+
+    def apply(self, record: r.Record) -> Any:
+        if self._closing or self._recovering:
+            raise StoreError("the store is not accepting changes")
+        if not record.journaled(self.model):  # guests' and ephemeral rooms': memory only
+            return record.apply(self.model)
+        result = record.apply(self.model)
+        if result is None and isinstance(record, r.MessageChange):
+            # Not in the window: the message read from disk to be changed, if any.
+            loaded = self._loaded.get((record.scope, record.seq))
+            if loaded is not None and not loaded.erased:
+                record.alter(self.model, loaded)
+                result = loaded
+        if not self._noted:  # the first change since the last cut
+            for listener in self.listeners:
+                listener.hold()
+        self._note(record, result)
+        if self._write_handle is None and self._writing is None:
+            self._write_handle = asyncio.get_running_loop().call_soon(self._write_noted)
+        return result
+
+    def record(self, record: r.Record) -> None:
+        with contextlib.suppress(StoreError):
+            self.apply(record)
+
+    async def commit(self, record: r.Record) -> Any:
+        result = self.apply(record)
+        await self.written()
+        return result
+
+    async def written(self) -> None:
+        if self._noted or self._writing is not None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def _note(self, record: r.Record, result: Any) -> None:
+        """Notes what `record` touched, to be written as it then stands."""
+        noted = self._noted
+        if isinstance(record, r.Register):
+            noted.users.add(record.username.lower())
+            noted.members.add((DEFAULT_ROOMS[0], record.username.lower()))
+        elif isinstance(record, r.Password | r.Token | r.Bio | r.Away | r.Seen):
+            noted.users.add(record.user)  # type: ignore[arg-type]
+        elif isinstance(record, r.Admin | r.Suspend):
+            noted.users.add(record.target)
+        elif isinstance(record, r.Join | r.Leave | r.Create):
+            noted.rooms.add(record.room)
+            noted.members.add((record.room, record.user))  # type: ignore[arg-type]
+        elif isinstance(record, r.Delete):
+            noted.gone_rooms.append(record.room)
+            # Its messages go with it, even those not written yet.
+            for made in (noted.new, noted.changed):
+                for key in [key for key in made if key[0] == record.room]:
+                    del made[key]
+        elif isinstance(record, r.Topic | r.Moderator | r.Unban | r.Mute | r.Invite):
+            noted.rooms.add(record.room)
+        elif isinstance(record, r.Kick | r.Ban):
+            noted.rooms.add(record.room)
+            noted.members.add((record.room, record.target))
+        elif isinstance(record, r.Say | r.Dm):
+            scope = _scope_of(record)
+            noted.new[scope, result.seq] = result
+            if isinstance(record, r.Dm):
+                noted.conversations.add(scope)
+        elif isinstance(record, r.MessageChange):
+            key = (record.scope, record.seq)
+            if result is not None and key not in noted.new:  # else written as it is now
+                noted.changed[key] = result
+        elif isinstance(record, r.Read):
+            if record.room is not None:
+                noted.members.add((record.room, record.user))  # type: ignore[arg-type]
+            else:
+                noted.conversations.add(pair_key(record.user, record.with_))  # type: ignore[arg-type]
+        else:
+            raise TypeError(f"no rows for {type(record).__name__}")
+
+    def _write_noted(self) -> None:
+        """Cuts what is noted into rows and hands them to the writer."""
+        self._write_handle = None
+        if self._writing is not None or not self._noted or self._recovering:
+            return
+        noted, self._noted = self._noted, _Noted()
+        waiters, self._waiters = self._waiters, []
+        batch = self._rows(noted)
+        self._writing_changed = set(noted.changed)
+        for listener in self.listeners:
+            listener.cut()
+        future = asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
+        self._writing = asyncio.ensure_future(future)
+        self._writing.add_done_callback(lambda done: self._wrote(done, waiters))
+
+    def _wrote(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
+        self._writing = None
+        self._writing_changed = set()
+        exc = done.exception()
+        if exc is not None:
+            self._recovering = True
+            asyncio.get_running_loop().create_task(self._recover(exc, waiters))
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        for listener in self.listeners:
+            listener.written()
+        self._forget_loaded()
+        if self._noted:
+            self._write_noted()
+        elif self._waiters:  # asked to wait with nothing left to write
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._waiters = []
+
+    def _rows(self, noted: _Noted) -> _Batch:
+        """The rows of what `noted` names, as the model holds it now."""
+        model = self.model
+        users, rooms, convs = model.users, model.rooms, model.conversations
+        guests = {key for key, user in users.items() if user.guest}
+        members: list[tuple[Any, ...]] = []
+        members_gone: list[tuple[str, str]] = []
+        for name, key in noted.members:
+            room, user = rooms.get(name), users.get(key)
+            if room is not None and not room.ephemeral and user is not None and key in room.members:
+                members.append((name, key, user.read.get(name, 0)))
+            else:
+                members_gone.append((name, key))
+        new = [message_row(scope, message) for (scope, _), message in noted.new.items()]
+        changed = [message_row(scope, message) for (scope, _), message in noted.changed.items()]
+        return _Batch(
+            gone_rooms=noted.gone_rooms,
+            users=[user_row(key, users[key]) for key in noted.users if key in users],
+            rooms=[
+                room_row(rooms[name], guests)
+                for name in noted.rooms
+                if name in rooms and not rooms[name].ephemeral
+            ],
+            members=members,
+            members_gone=members_gone,
+            conversations=[conversation_row(convs[k]) for k in noted.conversations if k in convs],
+            new=new,
+            changed=changed,
+        )
+
+    def _held(self, scope: str, seq: int) -> Message | None:
+        """The message `seq` of `scope` as memory holds it: in its window, or read to be changed."""
+        history = _history(self.model, scope)
+        message = history.get(seq) if history is not None else None
+        return message if message is not None else self._loaded.get((scope, seq))
+
+    def _write(self, batch: _Batch) -> None:
+        """One transaction; on the writer thread."""
+        db = self._open_connection()
+        with transaction(db):
+            indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+            for name in batch.gone_rooms:
+                delete_room(db, name, indexed)
+            db.executemany(
+                "INSERT INTO users (key, username, password, created, bio, last_seen, away,"
+                " admin, suspended, tokens) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (key) DO UPDATE SET password = excluded.password,"
+                " bio = excluded.bio, last_seen = excluded.last_seen, away = excluded.away,"
+                " admin = excluded.admin, suspended = excluded.suspended,"
+                " tokens = excluded.tokens",
+                batch.users,
+            )
+            write_rooms(db, batch.rooms)
+            db.executemany("DELETE FROM members WHERE room = ? AND user = ?", batch.members_gone)
+            db.executemany(
+                "INSERT INTO members VALUES (?,?,?)"
+                " ON CONFLICT (room, user) DO UPDATE SET read = excluded.read",
+                batch.members,
+            )
+            db.executemany(
+                "INSERT INTO conversations (pair, a, b, last_seq, read) VALUES (?,?,?,?,?)"
+                " ON CONFLICT (pair) DO UPDATE SET last_seq = excluded.last_seq,"
+                " read = excluded.read",
+                batch.conversations,
+            )
+            insert_messages(db, batch.new)
+            for row in batch.changed:
+                change_message(db, row, indexed)
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreError("the store is closed")
+        return self._connection
+
+    async def _recover(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
+        """After a failed write: refuse what is unwritten and read the model again."""
+        log.error("database write failed, refusing unwritten changes: %s", exc)
+        waiters += self._waiters
+        self._waiters, self._noted = [], _Noted()
+        self._loaded.clear()
+        before = self.model
+        try:
+            self.model = await self._in_writer(
+                lambda: read_model(self._open_connection(), self.window, self.dm_window)
+            )
+        except (sqlite3.Error, StoreError):
+            log.exception("could not read the database after a failed write; now read-only")
+            self._closing = True
+        finally:
+            self._recovering = False
+        reason = getattr(exc, "strerror", None) or exc
+        failure = StoreError(f"could not write the database: {reason}")
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+        for listener in self.listeners:
+            listener.refused(failure)
+        if self.model is not before:
+            for listener in self.listeners:
+                listener.reloaded(before)
+
+    # -- reading past the window ---------------------------------------------------
+
+    async def page(self, scope: str, limit: int, before: int | None) -> Page:
+        rows, more = await self._in_reader(self._read_page, scope, limit, before)
+        return [self._shown(scope, row) for row in rows], more
+
+    def _read_page(self, scope: str, limit: int, before: int | None) -> tuple[list[Any], bool]:
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq < ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (scope, before if before is not None else 1 << 62, limit + 1),
+            )
+            .fetchall()
+        )
+        return rows[:limit][::-1], len(rows) > limit
+
+    def _shown(self, scope: str, row: tuple[Any, ...]) -> Message:
+        """A message read from disk, or the one memory holds with newer changes."""
+        return self._held(scope, row[2]) or message_of(row)
+
+    async def message(self, scope: str, seq: int) -> Message | None:
+        key = (scope, seq)
+        held = self._held(scope, seq)
+        if held is not None:
+            return held
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.get_running_loop().create_future()
+            try:
+                row = await self._in_reader(self._read_message, scope, seq)
+                message = self._held(scope, seq) or (message_of(row) if row else None)
+                if message is not None and key not in self._loaded:
+                    self._keep_loaded(key, message)
+                loading.set_result(message)
+            except BaseException as exc:
+                loading.set_exception(exc)
+                raise
+            finally:
+                del self._loading[key]
+            return message
+        return await asyncio.shield(loading)
+
+    def _read_message(self, scope: str, seq: int) -> tuple[Any, ...] | None:
+        return (
+            self._reader()
+            .execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq = ?", (scope, seq)
+            )
+            .fetchone()
+        )
+
+    def _keep_loaded(self, key: tuple[str, int], message: Message) -> None:
+        self._loaded[key] = message
+        if len(self._loaded) > LOADED_MAX:
+            self._forget_loaded()
+
+    def _forget_loaded(self) -> None:
+        """Lets go of loaded messages beyond LOADED_MAX, oldest first, but for
+        those with changes not yet written: read again meanwhile, one would
+        miss them."""
+        keep = self._writing_changed | set(self._noted.changed)
+        excess = len(self._loaded) - LOADED_MAX
+        for key in list(self._loaded):
+            if excess <= 0:
+                break
+            if key not in keep:
+                del self._loaded[key]
+                excess -= 1
+
+    async def unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:
+        return await self._in_reader(self._read_unread, scope, after, reader)
+
+    def _read_unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:
+        db = self._reader()
+        if "\n" in scope:  # a DM: the other's messages, erased ones too
+            found = db.execute(
+                "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND lower(author) != ?",
+                (scope, after, reader.lower()),
+            ).fetchone()
+            return found[0], 0
+        unread = db.execute(
+            "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND author != ?"
+            " AND erased = 0",
+            (scope, after, reader),
+        ).fetchone()[0]
+        mentions = db.execute(
+            "SELECT COUNT(*) FROM mentions n JOIN messages m ON m.scope = n.scope AND m.seq = n.seq"
+            " WHERE n.name = ? AND n.scope = ? AND n.seq > ? AND m.author != ? AND m.erased = 0",
+            (reader, scope, after, reader),
+        ).fetchone()[0]
+        return unread, mentions
+
+    # -- search ----------------------------------------------------------------------
+
+    async def search(
+        self,
+        scopes: Iterable[str],
+        terms: list[str],
+        author: str | None = None,
+        before: float | None = None,
+        limit: int = 20,
+    ) -> Page:
+        wanted = sorted(set(scopes))
+        if not wanted or not terms:
+            return [], False
+        rows = await self._in_reader(self._read_search, wanted, terms, author, before, limit)
+        found = [self._shown(row[1], row) for row in rows]
+        found.sort(key=lambda m: (-m.ts, -m.seq))
+        return found[:limit], len(found) > limit
+
+    def _read_search(
+        self,
+        scopes: list[str],
+        terms: list[str],
+        author: str | None,
+        before: float | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """Up to limit + 1 matches, newest first: the messages not indexed yet
+        are read directly, then the index (or, for short terms only, every
+        message) newest first."""
+        db = self._reader()
+        indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+        marks = ",".join("?" * len(scopes))
+        filters = f" AND m.scope IN ({marks}) AND m.erased = 0"
+        params: list[Any] = list(scopes)
+        if author is not None:
+            filters += " AND m.author = ?"
+            params.append(author)
+        if before is not None:
+            filters += " AND m.ts < ?"
+            params.append(before)
+        found: list[tuple[Any, ...]] = []
+        recent = db.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id > ?{filters} ORDER BY m.id DESC",
+            [indexed, *params],
+        )
+        for row in recent:
+            if _holds(row[5], terms):
+                found.append(row)
+                if len(found) > limit:
+                    return found
+        long = [term for term in terms if len(term) >= 3]
+        if long:
+            query = " AND ".join('"' + term.replace('"', '""') + '"' for term in long)
+            rows = db.execute(
+                f"SELECT m.{MESSAGE_COLUMNS.replace(', ', ', m.')} FROM words"
+                f" JOIN messages m ON m.id = words.rowid WHERE words MATCH ? AND words.rowid <= ?"
+                f"{filters} ORDER BY words.rowid DESC",
+                [query, indexed, *params],
+            )
+        else:
+            rows = db.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id <= ?{filters}"
+                " ORDER BY m.id DESC",
+                [indexed, *params],
+            )
+        for row in rows:
+            if _holds(row[5], terms):
+                found.append(row)
+                if len(found) > limit:
+                    break
+        return found
+
+    async def mentions(self, user: str, scopes: set[str], limit: int) -> list[Message]:
+        if not scopes:
+            return []
+        rows = await self._in_reader(self._read_mentions, user, sorted(scopes), limit)
+        return [self._shown(row[1], row) for row in rows]
+
+    def _read_mentions(self, user: str, scopes: list[str], limit: int) -> list[tuple[Any, ...]]:
+        marks = ",".join("?" * len(scopes))
+        return (
+            self._reader()
+            .execute(
+                f"SELECT m.{MESSAGE_COLUMNS.replace(', ', ', m.')} FROM mentions n"
+                " JOIN messages m ON m.scope = n.scope AND m.seq = n.seq"
+                f" WHERE n.name = ? AND n.scope IN ({marks}) AND m.erased = 0"
+                " ORDER BY n.ts DESC, n.seq DESC LIMIT ?",
+                [user, *scopes, limit],
+            )
+            .fetchall()
+        )
+
+    # -- background work ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._indexing = asyncio.get_running_loop().create_task(self._index_in_background())
+        if self.retention_days > 0:
+            self._retention = asyncio.get_running_loop().create_task(self._trim_in_background())
+
+    async def _index_in_background(self) -> None:
+        """Indexes messages not in the full-text index yet, a step at a time,
+        whenever no write is waiting."""
+        while True:
+            if self._writing is None and not self._noted and not self._recovering:
+                try:
+                    more = await self._in_writer(self._index_step)
+                except sqlite3.Error:
+                    log.exception("full-text indexing failed; trying again later")
+                    more = False
+                if more:
+                    await asyncio.sleep(0)
+                    continue
+            await asyncio.sleep(INDEX_EVERY)
+
+    def _index_step(self) -> bool:
+        """Indexes up to INDEX_STEP messages; whether more wait. On the writer thread."""
+        db = self._open_connection()
+        with transaction(db):
+            return index_some(db, INDEX_STEP)
+
+    async def index_all(self) -> None:
+        """Indexes every message not indexed yet (for tests and maintenance)."""
+        while await self._in_writer(self._index_step):
+            pass
+
+    async def _trim_in_background(self) -> None:
+        while True:
+            try:
+                await self.trim()
+            except sqlite3.Error:
+                log.exception("deleting old messages failed; trying again later")
+            await asyncio.sleep(RETENTION_EVERY)
+
+    async def trim(self, now: float | None = None) -> int:
+        """Deletes the messages older than `retention_days`; how many went."""
+        cutoff = (now or time.time()) - self.retention_days * 86400.0
+        total = 0
+        floors: dict[str, int | None] = {}
+        while True:
+            await self.written()
+            count, step_floors = await self._in_writer(self._trim_step, cutoff)
+            total += count
+            floors.update(step_floors)
+            if count < RETENTION_STEP:
+                break
+        for scope, floor in floors.items():
+            history = _history(self.model, scope)
+            if history is None:
+                continue
+            while history.messages and history.messages[0].ts < cutoff:
+                history.messages.popleft()
+            history.floor = floor
+        if total:
+            log.info("deleted %d messages older than %d days", total, self.retention_days)
+        return total
+
+    def _trim_step(self, cutoff: float) -> tuple[int, dict[str, int | None]]:
+        db = self._open_connection()
+        with transaction(db):
+            indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+            rows = db.execute(
+                "SELECT id, scope, seq, text, erased FROM messages WHERE ts < ?"
+                " ORDER BY id LIMIT ?",
+                (cutoff, RETENTION_STEP),
+            ).fetchall()
+            db.executemany(
+                "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
+                [
+                    (i, text.casefold())
+                    for i, _, _, text, erased in rows
+                    if i <= indexed and not erased
+                ],
+            )
+            db.executemany("DELETE FROM messages WHERE id = ?", [(row[0],) for row in rows])
+            db.executemany(
+                "DELETE FROM mentions WHERE scope = ? AND seq = ?",
+                [(row[1], row[2]) for row in rows],
+            )
+            scopes = {row[1] for row in rows}
+            floors = {
+                scope: db.execute(
+                    "SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)
+                ).fetchone()[0]
+                for scope in scopes
+            }
+        return len(rows), floors
+
+    # -- life ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Writes what is pending, stops background work, closes the database."""
+        if self._closing and self._connection is None:
+            return
+        for task in (self._indexing, self._retention):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(StoreError):
+            await self.written()
+        self._closing = True
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._close_connection)
+        self._shut()
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._connection.close()
+            self._connection = None
+
+    def _shut(self) -> None:
+        for db in self._reader_connections:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        self._writer.shutdown(wait=False)
+        self._readers.shutdown(wait=False)
+
+
+# -- helpers
+
+
+def _history(model: Model, scope: str) -> History | None:
+    if "\n" in scope:
+        conv = model.conversations.get(scope)
+        return conv.history if conv is not None else None
+    room = model.rooms.get(scope)
+    return room.history if room is not None else None
+
+
+def _holds(text: str, terms: list[str]) -> bool:
+    folded = text.casefold()
+    return all(term in folded for term in terms)

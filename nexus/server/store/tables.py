@@ -1,0 +1,433 @@
+"""The SQLite engine's tables: the schema, rows to and from the model's
+objects, and the statements that read and write them.
+
+One database file: `users`, `rooms`, `members` (with each member's read
+marker), `conversations` (with both read markers), `messages` (every one,
+numbered by an id that never comes back, so a full-text entry can never
+name another message), `mentions` (who each message names, to list and
+count mentions without reading messages) and `words`, a contentless FTS5
+table with the trigram tokenizer over each message's case-folded text.
+`meta` holds how far `words` has indexed. Sets and maps of small size
+(moderators, mutes, invitations, bans, tokens, read markers of a
+conversation) are JSON columns of their row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nexus.server.model import Conversation, History, Message, Model, Room, User, pair_key
+from nexus.server.store import DamagedStore
+
+SCHEMA_VERSION = 1
+FILE_MODE = 0o600  # the database holds password hashes and every DM
+SCHEMA = """
+CREATE TABLE users (
+    key TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL,
+    password TEXT NOT NULL,
+    created REAL NOT NULL,
+    bio TEXT NOT NULL,
+    last_seen REAL,
+    away TEXT,
+    admin INTEGER NOT NULL,
+    suspended INTEGER NOT NULL,
+    tokens TEXT NOT NULL
+);
+CREATE TABLE rooms (
+    name TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    owner TEXT,
+    is_default INTEGER NOT NULL,
+    created REAL NOT NULL,
+    private INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    moderators TEXT NOT NULL,
+    muted TEXT NOT NULL,
+    invited TEXT NOT NULL,
+    bans TEXT NOT NULL
+);
+CREATE TABLE members (
+    room TEXT NOT NULL,
+    user TEXT NOT NULL,
+    read INTEGER NOT NULL,
+    PRIMARY KEY (room, user)
+) WITHOUT ROWID;
+CREATE TABLE conversations (
+    pair TEXT NOT NULL UNIQUE,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    read TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scope TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL,
+    recipient TEXT,
+    extra TEXT,
+    erased INTEGER NOT NULL,
+    UNIQUE (scope, seq)
+);
+CREATE INDEX messages_ts ON messages (ts);
+CREATE TABLE mentions (
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (name, scope, seq)
+) WITHOUT ROWID;
+CREATE INDEX mentions_by_time ON mentions (name, ts);
+CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram');
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+INSERT INTO meta VALUES ('indexed', 0);
+"""
+
+MESSAGE_COLUMNS = "id, scope, seq, ts, author, text, recipient, extra, erased"
+
+
+class DatabaseError(DamagedStore):
+    """The database cannot be used: not one of ours, damaged, or too new."""
+
+
+def to_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def message_row(scope: str, m: Message) -> tuple[Any, ...]:
+    """(scope, seq, ts, author, text, recipient, extra, erased) of a message."""
+    extra: dict[str, Any] = {}
+    if m.action:
+        extra["action"] = True
+    if m.reply_to is not None:
+        extra["reply_to"] = m.reply_to
+    if m.mentions:
+        extra["mentions"] = list(m.mentions)
+    if m.edited is not None:
+        extra["edited"] = m.edited
+    if m.reactions:
+        extra["reactions"] = m.reactions
+    if m.guest:
+        extra["guest"] = True
+    return (
+        scope,
+        m.seq,
+        m.ts,
+        m.author,
+        m.text,
+        m.to,
+        to_json(extra) if extra else None,
+        int(m.erased),
+    )
+
+
+def message_of(row: tuple[Any, ...]) -> Message:
+    """A message from a row of MESSAGE_COLUMNS."""
+    _, scope, seq, ts, author, text, recipient, extra, erased = row
+    fields = orjson.loads(extra) if extra else {}
+    return Message(
+        seq,
+        author,
+        text,
+        ts,
+        room=None if "\n" in scope else scope,
+        to=recipient,
+        action=fields.get("action", False),
+        reply_to=fields.get("reply_to"),
+        mentions=tuple(fields.get("mentions", ())),
+        edited=fields.get("edited"),
+        reactions=fields.get("reactions"),
+        erased=bool(erased),
+        guest=fields.get("guest", False),
+    )
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def check_schema(db: sqlite3.Connection, path: Path) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{path}: written by a newer Nexus (schema {version}; this one reads up to"
+            f" {SCHEMA_VERSION}): upgrade the server"
+        )
+    if version == 0 and db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+        raise DatabaseError(f"{path}: a SQLite database, but not one of Nexus's")
+
+
+def user_row(key: str, u: User) -> tuple[Any, ...]:
+    return (
+        key,
+        u.username,
+        u.password,
+        u.created,
+        u.bio,
+        u.last_seen,
+        u.away,
+        int(u.admin),
+        int(u.suspended),
+        to_json(u.tokens),
+    )
+
+
+def room_row(room: Room, guests: set[str]) -> tuple[Any, ...]:
+    return (
+        room.name,
+        room.topic,
+        room.owner,
+        int(room.default),
+        room.created,
+        int(room.private),
+        room.history.last_seq,
+        to_json(sorted(room.moderators - guests)),
+        to_json(sorted(room.muted - guests)),
+        to_json(sorted(room.invited - guests)),
+        to_json([ban for key, ban in room.bans.items() if key not in guests]),
+    )
+
+
+def conversation_row(conv: Conversation) -> tuple[Any, ...]:
+    return (pair_key(*conv.users), *conv.users, conv.history.last_seq, to_json(conv.read))
+
+
+def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    db.executemany(
+        "INSERT INTO rooms (name, topic, owner, is_default, created, private, last_seq,"
+        " moderators, muted, invited, bans) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, owner = excluded.owner,"
+        " private = excluded.private, last_seq = max(last_seq, excluded.last_seq),"
+        " moderators = excluded.moderators, muted = excluded.muted,"
+        " invited = excluded.invited, bans = excluded.bans",
+        rows,
+    )
+
+
+def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    db.executemany(
+        "INSERT INTO messages (scope, seq, ts, author, text, recipient, extra, erased)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        rows,
+    )
+    mentions = []
+    last: dict[str, int] = {}
+    for scope, seq, ts, _, _, _, extra, _ in rows:
+        if extra is not None and '"mentions"' in extra:
+            mentions += [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]]
+        last[scope] = max(seq, last.get(scope, 0))
+    db.executemany("INSERT OR IGNORE INTO mentions VALUES (?,?,?,?)", mentions)
+    db.executemany(
+        "UPDATE rooms SET last_seq = max(last_seq, ?) WHERE name = ?",
+        [(seq, scope) for scope, seq in last.items() if "\n" not in scope],
+    )
+
+
+def change_message(db: sqlite3.Connection, row: tuple[Any, ...], indexed: int) -> None:
+    """Rewrites a stored message, its mentions and, if indexed, its words."""
+    scope, seq, _, _, text, _, extra, erased = row
+    found = db.execute(
+        "SELECT id, text, erased FROM messages WHERE scope = ? AND seq = ?", (scope, seq)
+    ).fetchone()
+    if found is None:
+        return  # its room is gone, or it was trimmed
+    id_, old_text, was_erased = found
+    db.execute(
+        "UPDATE messages SET text = ?, extra = ?, erased = ? WHERE id = ?",
+        (text, extra, erased, id_),
+    )
+    if id_ <= indexed and (old_text != text or was_erased != erased):
+        if not was_erased:
+            db.execute(
+                "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
+                (id_, old_text.casefold()),
+            )
+        if not erased:
+            db.execute("INSERT INTO words (rowid, text) VALUES (?, ?)", (id_, text.casefold()))
+    db.execute("DELETE FROM mentions WHERE scope = ? AND seq = ?", (scope, seq))
+    if extra is not None and '"mentions"' in extra:
+        ts = db.execute("SELECT ts FROM messages WHERE id = ?", (id_,)).fetchone()[0]
+        db.executemany(
+            "INSERT OR IGNORE INTO mentions VALUES (?,?,?,?)",
+            [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]],
+        )
+
+
+def delete_room(db: sqlite3.Connection, name: str, indexed: int) -> None:
+    """A deleted room goes with its members, messages, mentions and words."""
+    words = db.execute(
+        "SELECT id, text FROM messages WHERE scope = ? AND id <= ? AND erased = 0", (name, indexed)
+    ).fetchall()
+    db.executemany(
+        "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
+        [(id_, text.casefold()) for id_, text in words],
+    )
+    for table, column in (("messages", "scope"), ("mentions", "scope"), ("members", "room")):
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+    db.execute("DELETE FROM rooms WHERE name = ?", (name,))
+
+
+def read_model(db: sqlite3.Connection, room_window: int, dm_window: int) -> Model:
+    """The model as the database holds it, with each window of newest messages."""
+    model = Model(room_window, dm_window, spills=True)
+    model.rooms.clear()
+    for row in db.execute(
+        "SELECT key, username, password, created, bio, last_seen, away, admin, suspended,"
+        " tokens FROM users ORDER BY rowid"
+    ):
+        key, username, password, created, bio, last_seen, away, admin, suspended, tokens = row
+        model.users[key] = User(
+            username,
+            password,
+            created,
+            bio,
+            last_seen,
+            tokens=orjson.loads(tokens),
+            away=away,
+            suspended=bool(suspended),
+        )
+        if admin:
+            model.set_admin(key, True)
+    for row in db.execute(
+        "SELECT name, topic, owner, is_default, created, private, last_seq, moderators,"
+        " muted, invited, bans FROM rooms ORDER BY rowid"
+    ):
+        name, topic, owner, default, created, private, last_seq = row[:7]
+        moderators, muted, invited, bans = (orjson.loads(value) for value in row[7:])
+        model.rooms[name] = Room(
+            name,
+            topic,
+            owner,
+            bool(default),
+            created,
+            read_window(db, name, room_window, last_seq),
+            private=bool(private),
+            moderators=set(moderators),
+            muted=set(muted),
+            bans={ban["user"].lower(): ban for ban in bans},
+            invited=set(invited),
+        )
+    for name, key, read in db.execute("SELECT room, user, read FROM members"):
+        room = model.rooms[name]
+        model.add_member(key, room)
+        model.users[key].read[name] = read
+    for pair, a, b, last_seq, read in db.execute(
+        "SELECT pair, a, b, last_seq, read FROM conversations ORDER BY rowid"
+    ):
+        model.conversations[pair] = Conversation(
+            (a, b), read_window(db, pair, dm_window, last_seq), orjson.loads(read)
+        )
+        model.users[a].conversations.add(pair)
+        model.users[b].conversations.add(pair)
+    return model
+
+
+def read_window(db: sqlite3.Connection, scope: str, size: int, last_seq: int) -> History:
+    """The newest `size` messages of `scope`, and the oldest seq kept below them."""
+    rows = db.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? ORDER BY seq DESC LIMIT ?",
+        (scope, size),
+    ).fetchall()
+    floor = None
+    if len(rows) == size:
+        oldest = db.execute("SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)).fetchone()[0]
+        if oldest < rows[-1][2]:
+            floor = oldest
+    return History(size, last_seq, map(message_of, reversed(rows)), floor, spills=True)
+
+
+def create(db: sqlite3.Connection, model: Model) -> None:
+    """Makes the tables, holding everything `model` holds (a new store's
+    default rooms, or a whole store being migrated); inside a transaction."""
+    for statement in SCHEMA.split(";"):
+        db.execute(statement)
+    guests = {key for key, user in model.users.items() if user.guest}
+    db.executemany(
+        "INSERT INTO users (key, username, password, created, bio, last_seen, away, admin,"
+        " suspended, tokens) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [user_row(key, user) for key, user in model.users.items() if not user.guest],
+    )
+    rooms = [room for room in model.rooms.values() if not room.ephemeral]
+    write_rooms(db, [room_row(room, guests) for room in rooms])
+    db.executemany(
+        "INSERT INTO members VALUES (?,?,?)",
+        [
+            (room.name, key, model.users[key].read.get(room.name, 0))
+            for room in rooms
+            for key in sorted(room.members - guests)
+        ],
+    )
+    conversations = [c for c in model.conversations.values() if guests.isdisjoint(c.users)]
+    db.executemany(
+        "INSERT INTO conversations (pair, a, b, last_seq, read) VALUES (?,?,?,?,?)",
+        map(conversation_row, conversations),
+    )
+    # Every message, oldest first, so ids run in the order of time.
+    scopes = [(room.name, room.history) for room in rooms] + [
+        (pair_key(*c.users), c.history) for c in conversations
+    ]
+    ordered = sorted(
+        (message.ts, position, message.seq, scope, message)
+        for position, (scope, history) in enumerate(scopes)
+        for message in history.messages
+    )
+    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered])
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def index_some(db: sqlite3.Connection, limit: int) -> bool:
+    """Adds up to `limit` messages not indexed yet to `words`; whether more wait."""
+    indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+    rows = db.execute(
+        "SELECT id, text, erased FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+        (indexed, limit),
+    ).fetchall()
+    if not rows:
+        return False
+    db.executemany(
+        "INSERT INTO words (rowid, text) VALUES (?, ?)",
+        [(id_, text.casefold()) for id_, text, erased in rows if not erased],
+    )
+    db.execute("UPDATE meta SET value = ? WHERE key = 'indexed'", (rows[-1][0],))
+    return len(rows) == limit
+
+
+# Every message, in the order `export` prints them on either engine: by time,
+# then rooms before conversations, each in the order it was made, then seq.
+EXPORT = (
+    f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS.split(', '))} FROM messages m"
+    " LEFT JOIN rooms r ON r.name = m.scope LEFT JOIN conversations c ON c.pair = m.scope"
+    " WHERE (r.rowid IS NOT NULL OR c.rowid IS NOT NULL)"
+    " ORDER BY m.ts, r.rowid IS NULL, coalesce(r.rowid, c.rowid), m.seq"
+)
+
+
+def counts(db: sqlite3.Connection) -> dict[str, int]:
+    """How many of each thing the database holds, as `check` prints them."""
+
+    def count(query: str) -> int:
+        return int(db.execute(query).fetchone()[0])
+
+    return {
+        "users": count("SELECT COUNT(*) FROM users"),
+        "rooms": count("SELECT COUNT(*) FROM rooms"),
+        "room messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) = 0"),
+        "conversations": count("SELECT COUNT(*) FROM conversations"),
+        "direct messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) > 0"),
+    }

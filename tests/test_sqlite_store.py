@@ -1,0 +1,186 @@
+"""The sqlite engine: the whole history on disk, found again after restarts,
+searched in full, and refused when the file cannot be trusted."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nexus.server.store import DamagedStore
+from nexus.server.store.sqlite import SqliteStore
+from tests.conftest import PASSWORD, Running
+from tests.procs import ServerProcess, server_command
+from tests.wire import Peer
+
+MESSAGES = 20_000
+
+
+async def restart(running: Running, start_server, data: Path) -> Running:
+    await running.close()
+    return await start_server(data=data, store="sqlite")
+
+
+async def all_pages(peer: Peer, room: str) -> list[dict]:
+    """Every stored message of `room`, paging back from the newest."""
+    found: list[dict] = []
+    before = None
+    while True:
+        page = await peer.ok(
+            "history", room=room, limit=500, **({"before": before} if before else {})
+        )
+        found[:0] = page["messages"]
+        if not page["more"]:
+            return found
+        before = page["messages"][0]["seq"]
+
+
+@pytest.mark.engines("sqlite")
+async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_first(
+    start_server, tmp_path
+):
+    """Every message is kept, far past the window in memory: after a restart
+    the room pages back to seq 1 in order, a word only in the first message is
+    found, and an edit, an erasure and a reaction on old messages persist."""
+    data = tmp_path / "history.db"
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice")
+    bob = await running.user("bob")
+    await alice.ok("create", room="archive")
+    await bob.ok("join", room="archive")
+    texts = ["the quokka started it all"] + [f"message number {i}" for i in range(2, MESSAGES + 1)]
+    for start in range(0, MESSAGES, 1000):
+        await alice.burst(
+            [{"cmd": "say", "room": "archive", "text": t} for t in texts[start : start + 1000]]
+        )
+    running = await restart(running, start_server, data)
+    alice = await running.user("alice", register=False)
+    bob = await running.user("bob", register=False)
+    stored = await all_pages(alice, "archive")
+    assert [m["seq"] for m in stored] == list(range(1, MESSAGES + 1))
+    assert [m["text"] for m in stored] == texts
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    found = await alice.ok("search", query="QUOKKA")
+    assert [(m["room"], m["seq"]) for m in found["results"]] == [("archive", 1)]
+    # Old messages, read from disk to be changed.
+    await alice.ok("edit", room="archive", seq=1, text="the wombat started it all")
+    await alice.ok("erase", room="archive", seq=2)
+    await bob.ok("react", room="archive", seq=3, emoji="👍", on=True)
+    await alice.ok("react", room="archive", seq=3, emoji="👍", on=True)
+    running = await restart(running, start_server, data)
+    alice = await running.user("alice", register=False)
+    first = (await alice.ok("history", room="archive", limit=3, before=4))["messages"]
+    assert first[0]["text"] == "the wombat started it all" and "edited" in first[0]
+    assert first[1]["erased"] is True and first[1]["text"] == ""
+    assert first[2]["reactions"] == {"👍": ["bob", "alice"]}
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    assert (await alice.ok("search", query="quokka"))["results"] == []
+    found = await alice.ok("search", query="wombat")
+    assert [m["seq"] for m in found["results"]] == [1]
+
+
+@pytest.mark.engines("sqlite")
+async def test_changes_racing_on_an_old_message_all_persist(start_server, tmp_path):
+    """Reactions from many users to one message read from disk at the same
+    moment: each is kept (one object a message, however many ask for it)."""
+    data = tmp_path / "race.db"
+    running = await start_server(data=data, store="sqlite", history_limit=1)
+    users = [await running.user(f"user{i}") for i in range(8)]
+    await users[0].burst([{"cmd": "say", "room": "general", "text": f"m{i}"} for i in range(600)])
+    await asyncio.gather(
+        *(peer.ok("react", room="general", seq=1, emoji="🎉", on=True) for peer in users)
+    )
+    running = await restart(running, start_server, data)
+    peer = await running.user("user0", register=False)
+    (first,) = (await peer.ok("history", room="general", limit=1, before=2))["messages"]
+    assert sorted(first["reactions"]["🎉"]) == [f"user{i}" for i in range(8)]
+
+
+@pytest.mark.engines("sqlite")
+async def test_unread_counts_reach_past_the_window(start_server, tmp_path):
+    """A member away while 700 messages came: unread counts them all and the
+    mentions among them, read from disk past the window in memory."""
+    running = await start_server(data=tmp_path / "unread.db", store="sqlite")
+    away = await running.user("away")
+    await away.ok("quit")
+    talker = await running.user("talker")
+    frames = [
+        {"cmd": "say", "room": "general", "text": "ping @away" if i % 100 == 0 else f"m{i}"}
+        for i in range(700)
+    ]
+    await talker.burst(frames)
+    peer = await running.peer()
+    login = await peer.ok("login", username="away", password=PASSWORD)
+    assert login["unread"]["rooms"] == {"general": 700}
+    assert login["unread"]["mentions"] == 7
+    rooms = {room["name"]: room for room in (await peer.ok("rooms"))["rooms"]}
+    assert rooms["general"]["unread"] == 700
+
+
+@pytest.mark.engines("sqlite")
+async def test_messages_past_the_retention_are_deleted(start_server, tmp_path):
+    """--retention-days: older messages go from disk and from memory; paging
+    stops at the oldest kept, and seq numbers are never reused."""
+    running = await start_server(data=tmp_path / "old.db", store="sqlite", retention_days=30)
+    alice = await running.user("alice")
+    await alice.burst([{"cmd": "say", "room": "general", "text": f"m{i}"} for i in range(5)])
+    store = running.server.store
+    assert isinstance(store, SqliteStore)
+    assert await store.trim(now=time.time() + 31 * 86400) == 5
+    page = await alice.ok("history", room="general")
+    assert page == {"id": page["id"], "ok": True, "messages": [], "more": False}
+    assert (await alice.ok("say", room="general", text="new"))["seq"] == 6
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"this is not a database at all, just some text " * 100, "not a usable Nexus database"),
+        (None, "written by a newer Nexus"),
+        (b"", None),  # an empty file is a new database
+    ],
+)
+async def test_a_database_that_cannot_be_trusted_refuses_to_start(tmp_path, content, why):
+    """A damaged file or one written by a newer server: a clear message, no
+    traceback, the file left as it was."""
+    data = tmp_path / "nexus.db"
+    if content is None:
+        with sqlite3.connect(data) as db:
+            db.execute("PRAGMA user_version = 99")
+    else:
+        data.write_bytes(content)
+    before = data.read_bytes()
+    if why is None:
+        store = await SqliteStore.open(data)
+        await store.close()
+        return
+    with pytest.raises(DamagedStore, match=why):
+        await SqliteStore.open(data)
+    assert data.read_bytes() == before
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*server_command(), "--store", "sqlite", "--data", str(data), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert why in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_a_sqlite_server_keeps_its_files_private(tmp_path):
+    """The database, its -wal and -shm hold password hashes and every DM: 0600."""
+    data = tmp_path / "private.db"
+    with ServerProcess(data, "--store", "sqlite") as server:
+        peer = await Peer.connect("127.0.0.1", server.port)
+        await peer.frame()
+        await peer.ok("register", username="alice", password=PASSWORD)
+        await peer.ok("dm", to="alice", text="a note to self")
+        files = sorted(tmp_path.glob("private.db*"))
+        assert [f.name for f in files] == ["private.db", "private.db-shm", "private.db-wal"]
+        assert all(f.stat().st_mode & 0o077 == 0 for f in files)
+        await peer.close()
