@@ -318,7 +318,7 @@ def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
 def read_database(path: Path) -> Model:
     """Everything the database at `path` holds, every message included."""
     with reading_database(path) as db:
-        return sql.read_model(db, EVERYTHING, EVERYTHING)
+        return sql.read_model(db, EVERYTHING, EVERYTHING, load=True)
 
 
 # -- migrate ----------------------------------------------------------------------------

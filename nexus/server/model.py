@@ -183,16 +183,6 @@ class History:
         older = start > 0 or (self.floor is not None and self.floor < first and end > 0)
         return list(islice(stored, start, end)), older
 
-    def latest(self, limit: int) -> tuple[list[Message], bool]:
-        """The newest `limit` messages (a window holds at least a page) and
-        whether older ones are kept."""
-        stored = self.messages
-        start = max(0, len(stored) - limit)
-        older = start > 0 or (
-            self.floor is not None and bool(stored) and self.floor < stored[0].seq
-        )
-        return list(islice(stored, start, None)), older
-
     def get(self, seq: int) -> Message | None:
         """The stored message numbered `seq`, or None (never made, or trimmed)."""
         stored = self.messages

@@ -39,14 +39,18 @@ Counts = dict[str, tuple[int, int]]  # room -> (unread, mentions among them)
 
 
 def then(value: T | Awaitable[T], use: Callable[[T], R]) -> R | Awaitable[R]:
-    """`use(value)`, now if `value` is at hand, else once it is."""
+    """`use(value)`, now if `value` is at hand, else once it is (`use` may
+    itself return an awaitable: chained reads)."""
     if inspect.isawaitable(value):
         return _then(value, use)
     return use(value)
 
 
 async def _then(value: Awaitable[T], use: Callable[[T], R]) -> R:
-    return use(await value)
+    result: Any = use(await value)
+    while inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 @dataclass(slots=True)
@@ -152,7 +156,9 @@ class Context:
         counts: Counts = {}
         later: list[tuple[str, int]] = []
         for name in rooms:
-            room = model.rooms[name]
+            room = model.rooms.get(name)
+            if room is None:  # deleted while a read was awaited
+                continue
             after = model.users[key].read.get(name, room.history.last_seq)
             if room.history.covers(after + 1):
                 counts[name] = model.unread_in(name, after, reader)

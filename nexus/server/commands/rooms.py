@@ -27,10 +27,17 @@ def join(ctx: Context, req: p.Join) -> Any:
         if ctx.me.guest:
             joined["guest"] = True  # no account: IRC's account-tag and extended-join say so
         ctx.hub.to_room(room, encode(joined))
-    history, _ = ctx.fit(*room.history.latest(p.PAGE_DEFAULT))
+    return then(
+        ctx.page(room.history, room.name, p.PAGE_DEFAULT, None),
+        lambda page: _joined(ctx, room, page),
+    )
+
+
+def _joined(ctx: Context, room: Room, page: Page) -> Any:
+    history, _ = ctx.fit(*page)
 
     def reply(counts: Counts) -> p.JoinReply:
-        return {"room": ctx.room_info(room, counts[room.name][0]), "history": history}
+        return {"room": ctx.room_info(room, counts.get(room.name, (0, 0))[0]), "history": history}
 
     return then(ctx.unreads(ctx.key, [room.name]), reply)
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nexus.protocol import DEFAULT_ROOMS, PAGE_MAX
+from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import History, Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener
@@ -149,8 +149,8 @@ class SqliteStore:
     ) -> None:
         self.path = Path(path)
         self.fsync = fsync
-        self.window = max(window, PAGE_MAX)  # a latest page always fits
-        self.dm_window = max(dm_window, PAGE_MAX)
+        self.window = window
+        self.dm_window = dm_window
         self.retention_days = retention_days
         self.model = Model(self.window, self.dm_window, spills=True)
         self.listeners: list[StoreListener] = []

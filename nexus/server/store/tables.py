@@ -283,8 +283,11 @@ def delete_room(db: sqlite3.Connection, name: str, indexed: int) -> None:
     db.execute("DELETE FROM rooms WHERE name = ?", (name,))
 
 
-def read_model(db: sqlite3.Connection, room_window: int, dm_window: int) -> Model:
-    """The model as the database holds it, with each window of newest messages."""
+def read_model(
+    db: sqlite3.Connection, room_window: int, dm_window: int, load: bool = False
+) -> Model:
+    """The model as the database holds it, its windows empty, or with `load`
+    (for maintenance: every message, windows of no limit) full."""
     model = Model(room_window, dm_window, spills=True)
     model.rooms.clear()
     for row in db.execute(
@@ -316,7 +319,7 @@ def read_model(db: sqlite3.Connection, room_window: int, dm_window: int) -> Mode
             owner,
             bool(default),
             created,
-            read_window(db, name, room_window, last_seq),
+            read_window(db, name, room_window, last_seq, load),
             private=bool(private),
             moderators=set(moderators),
             muted=set(muted),
@@ -331,25 +334,26 @@ def read_model(db: sqlite3.Connection, room_window: int, dm_window: int) -> Mode
         "SELECT pair, a, b, last_seq, read FROM conversations ORDER BY rowid"
     ):
         model.conversations[pair] = Conversation(
-            (a, b), read_window(db, pair, dm_window, last_seq), orjson.loads(read)
+            (a, b), read_window(db, pair, dm_window, last_seq, load), orjson.loads(read)
         )
         model.users[a].conversations.add(pair)
         model.users[b].conversations.add(pair)
     return model
 
 
-def read_window(db: sqlite3.Connection, scope: str, size: int, last_seq: int) -> History:
-    """The newest `size` messages of `scope`, and the oldest seq kept below them."""
+def read_window(
+    db: sqlite3.Connection, scope: str, size: int, last_seq: int, load: bool
+) -> History:
+    """A window of `size` on `scope`'s messages: empty (a server fills it as
+    messages come; older ones are read from disk when asked for, so start-up
+    and memory do not grow with history), or with `load` every message."""
+    oldest = db.execute("SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)).fetchone()[0]
+    if not load:
+        return History(size, last_seq, (), oldest, spills=True)
     rows = db.execute(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? ORDER BY seq DESC LIMIT ?",
-        (scope, size),
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? ORDER BY seq", (scope,)
     ).fetchall()
-    floor = None
-    if len(rows) == size:
-        oldest = db.execute("SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)).fetchone()[0]
-        if oldest < rows[-1][2]:
-            floor = oldest
-    return History(size, last_seq, map(message_of, reversed(rows)), floor, spills=True)
+    return History(size, last_seq, map(message_of, rows), None, spills=True)
 
 
 def create(db: sqlite3.Connection, model: Model) -> None:
