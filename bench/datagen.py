@@ -1,4 +1,5 @@
-"""Store files written directly in the server's snapshot format, with the store's own writer.
+"""Store files written directly in the server's formats, with the stores' own writers:
+a json snapshot (snapshot_pieces), or a sqlite database (the engine's tables).
 
 Benchmarks set up their users, rooms and histories here instead of through
 `register`, so that setting up 1,000 members does not cost 1,000 argon2id
@@ -11,6 +12,7 @@ OWASP parameters, so it measures real password checks.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +21,9 @@ from argon2 import PasswordHasher
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.auth import FAST, OWASP
+from nexus.server.model import Model, Room, User
+from nexus.server.store import tables
+from nexus.server.store.engines import engine_of
 from nexus.server.store.journal import snapshot_head, snapshot_pieces
 
 PASSWORD = "bench-password"
@@ -53,9 +58,12 @@ def write_store(
     text_size: int = 80,
     texts: list[str] | None = None,
 ) -> Path:
-    """Writes a snapshot: `users` users (u00000...), each in the rooms `rooms_of[i]`
-    (default: none), and `room_messages[name]` stored messages per room, whose
-    texts are "<seq> " and lorem ipsum, or one of `texts` chosen by room and seq."""
+    """Writes a store (a json snapshot, or a sqlite database for a `.db` path):
+    `users` users (u00000...), each in the rooms `rooms_of[i]` (default: none),
+    and `room_messages[name]` stored messages per room, whose texts are "<seq> "
+    and lorem ipsum, or one of `texts` chosen by room and seq."""
+    if engine_of(path) == "sqlite":
+        return write_database(path, users, rooms_of, strong_hash, room_messages, text_size, texts)
     hashed = password_hash(strong_hash)
     rooms_of = rooms_of or {}
     room_messages = room_messages or {}
@@ -97,6 +105,67 @@ def write_store(
     journal = path.with_name(path.name + ".journal")
     if journal.exists():
         journal.unlink()
+    return path
+
+
+def write_database(
+    path: Path,
+    users: int,
+    rooms_of: dict[int, list[str]] | None = None,
+    strong_hash: bool = False,
+    room_messages: dict[str, int] | None = None,
+    text_size: int = 80,
+    texts: list[str] | None = None,
+) -> Path:
+    """`write_store`'s store as a sqlite database, every message indexed for
+    search (10M messages: minutes, most of them the full-text index)."""
+    hashed = password_hash(strong_hash)
+    rooms_of = rooms_of or {}
+    room_messages = room_messages or {}
+    now = time.time()
+    model = Model()
+    for i in range(users):
+        model.users[user_name(i)] = User(user_name(i), hashed, now, last_seen=now)
+    names = set(DEFAULT_ROOMS) | set(room_messages)
+    for rooms in rooms_of.values():
+        names.update(rooms)
+    for name in sorted(names - set(DEFAULT_ROOMS)):
+        model.rooms[name] = Room(name, "", user_name(0), False, 0.0)
+    for i, rooms in rooms_of.items():
+        for name in rooms:
+            model.add_member(user_name(i), model.rooms[name])
+    text = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        with tables.transaction(db):
+            tables.create(db, model)
+        ordered = sorted(names)
+        for r, name in enumerate(ordered):
+            count = room_messages.get(name, 0)
+            for start in range(1, count + 1, 100_000):
+                rows = [
+                    (
+                        name,
+                        seq,
+                        now - (count - seq),
+                        user_name((r * 31 + seq * 7) % max(users, 1)),
+                        f"{seq} {_pick(texts, r, seq) if texts else text}",
+                        None,
+                        None,
+                        0,
+                    )
+                    for seq in range(start, min(count, start + 99_999) + 1)
+                ]
+                with tables.transaction(db):
+                    tables.insert_messages(db, rows)
+        while True:
+            with tables.transaction(db):
+                if not tables.index_some(db, 50_000):
+                    break
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path.chmod(0o600)
     return path
 
 

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import json
 import os
+import random
 import re
 import resource
 import socket
@@ -753,6 +754,31 @@ class Generator:
                 "searches": quantiles(during),
                 "p99_ratio": ratio,
             },
+        }
+
+    async def archive(self) -> dict[str, Any]:
+        """A store of a long history: searches one at a time over all of it,
+        then history pages from around the middle of its biggest room."""
+        spec = self.spec
+        conn = Conn(self.adapter.room_marker)
+        await self.connect(conn)
+        await self.adapter.login(conn, spec["names"][0])
+        frames = [json.dumps({"cmd": "search", **q}).encode() + b"\n" for q in spec["queries"]]
+        first = await self.ask(conn, frames[0])
+        searches = [await self.ask(conn, frames[i % len(frames)]) for i in range(spec["count"])]
+        rng = random.Random(3)
+        middle = spec["page_around"]
+        pages = []
+        for _ in range(spec["count"]):
+            before = middle + rng.randint(-middle // 2, middle // 2)
+            frame = {"cmd": "history", "room": spec["page_room"], "limit": 50, "before": before}
+            pages.append(await self.ask(conn, json.dumps(frame).encode() + b"\n"))
+        stats = proc_stats(spec["server_pid"])
+        return {
+            "first_search_ms": round(first / 1e6, 3),
+            "searches": quantiles(searches),
+            "pages": quantiles(pages),
+            "server_rss_mib": round(stats["rss_mib"], 1),
         }
 
     def close(self) -> None:

@@ -115,8 +115,10 @@ class Bench:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def nexus_store(self, name: str, users: int, **kwargs: Any) -> Path:
-        return datagen.write_store(self.workdir(name) / "nexus_data.json", users, **kwargs)
+    def nexus_store(self, name: str, users: int, engine: str = "json", **kwargs: Any) -> Path:
+        """A store of `engine` for the scenario `name`."""
+        file = "nexus_data.db" if engine == "sqlite" else "nexus_data.json"
+        return datagen.write_store(self.workdir(f"{name}-{engine}") / file, users, **kwargs)
 
     def with_server(
         self, server: Server, spec: dict[str, Any], timeout: float = 600
@@ -146,14 +148,19 @@ class Bench:
         peers: tuple[str, ...],
         rooms_of: Callable[[int], list[str]] | None = None,
         irc: bool = False,
+        engine_too: bool = False,
     ) -> dict[str, Any]:
-        """Nexus, then (with `irc`) Nexus spoken to over IRC, then the peers."""
+        """Nexus (with `engine_too`, on each engine of --engines), then (with
+        `irc`) Nexus spoken to over IRC, then the peers."""
         names = [datagen.user_name(i) for i in range(users)]
         base = {"kind": kind, "names": names, "password": datagen.PASSWORD, **spec}
         rooms = {i: rooms_of(i) for i in range(users)} if rooms_of else None
         results = {}
+        for engine in self.args.engines.split(",") if engine_too else ["json"]:
+            data = self.nexus_store(name, users, engine, rooms_of=rooms)
+            server = NexusServer(data.parent, data)
+            results[server.name] = self.with_server(server, base)
         data = self.nexus_store(name, users, rooms_of=rooms)
-        results["nexus"] = self.with_server(NexusServer(data.parent, data), base)
         if irc:
             server = NexusIrcServer(data.parent, data)
             results[server.name] = self.with_server(server, {**base, "irc_accounts": True})
@@ -168,7 +175,9 @@ class Bench:
     def s1(self) -> dict[str, Any]:
         rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
-        return self.stepped("s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"])
+        return self.stepped(
+            "s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"], engine_too=True
+        )
 
     def s11(self) -> dict[str, Any]:
         """Scenario 1's room, with every member an IRC client of Nexus's IRC
@@ -246,20 +255,37 @@ class Bench:
             "step_s": self.step_s(5),
         }
         results = {}
-        for fsync in (False, True):
-            label = "nexus --fsync" if fsync else "nexus"
-            data = self.nexus_store(
-                f"s6-{fsync}", count, rooms_of={i: [rooms[i]] for i in range(count)}
-            )
-            results[label] = self.with_server(NexusServer(data.parent, data, fsync=fsync), spec)
+        for engine in self.args.engines.split(","):
+            for fsync in (False, True):
+                data = self.nexus_store(
+                    f"s6-{fsync}", count, engine, rooms_of={i: [rooms[i]] for i in range(count)}
+                )
+                server = NexusServer(data.parent, data, fsync=fsync)
+                label = f"{server.name} --fsync" if fsync else server.name
+                results[label] = self.with_server(server, spec)
         return results
 
     def s7(self) -> dict[str, Any]:
         rooms = 200 if self.quick else 2000
-        t0 = time.monotonic()
-        data = self.nexus_store("s7", 100, room_messages={f"r{i}": 500 for i in range(rooms)})
-        built = time.monotonic() - t0
-        size = data.stat().st_size
+        results = {}
+        for engine in self.args.engines.split(","):
+            t0 = time.monotonic()
+            data = self.nexus_store(
+                "s7", 100, engine, room_messages={f"r{i}": 500 for i in range(rooms)}
+            )
+            built = time.monotonic() - t0
+            server = NexusServer(data.parent, data)
+            results[server.name] = {
+                "messages": rooms * 500,
+                "snapshot_mib": round(data.stat().st_size / 2**20, 1),
+                "generated_s": round(built, 1),
+                **self.cold_starts(data),
+            }
+        return results
+
+    def cold_starts(self, data: Path) -> dict[str, Any]:
+        """Starts a server on `data` (three times, or once with --quick): the
+        slowest time to listening and the highest peak RSS."""
         runs = []
         for _ in range(1 if self.quick else 3):
             server = NexusServer(data.parent, data)
@@ -268,16 +294,10 @@ class Bench:
             runs.append(
                 {"listening_s": round(server.ready_after, 3), "peak_rss_mib": stats["peak_rss_mib"]}
             )
-        worst = max(runs, key=lambda r: r["listening_s"])  # report the slowest of the runs
         return {
-            "nexus": {
-                "messages": rooms * 500,
-                "snapshot_mib": round(size / 2**20, 1),
-                "generated_s": round(built, 1),
-                "runs": runs,
-                "listening_s": worst["listening_s"],
-                "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-            }
+            "runs": runs,
+            "listening_s": max(r["listening_s"] for r in runs),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
         }
 
     def s8(self) -> dict[str, Any]:
@@ -311,13 +331,6 @@ class Bench:
         words = datagen.vocabulary(30_000)
         # The searcher (u00000) is in every room: its searches cover the whole store.
         rooms_of = {0: rooms} | {i: ["bench"] for i in range(1, members + 1)}
-        data = self.nexus_store(
-            "s9",
-            members + 1,
-            rooms_of=rooms_of,
-            room_messages=dict.fromkeys(rooms, 500),
-            texts=datagen.chat_texts(words, 5_000),
-        )
         spec = {
             "kind": "search",
             "names": [datagen.user_name(i) for i in range(members + 1)],
@@ -329,9 +342,63 @@ class Bench:
             "step_s": self.step_s(8),
             "sample": 0.1,
         }
-        result = self.with_server(NexusServer(data.parent, data), spec, timeout=900)
-        result["messages"] = len(rooms) * 500
-        return {"nexus": result}
+        results = {}
+        for engine in self.args.engines.split(","):
+            data = self.nexus_store(
+                "s9",
+                members + 1,
+                engine,
+                rooms_of=rooms_of,
+                room_messages=dict.fromkeys(rooms, 500),
+                texts=datagen.chat_texts(words, 5_000),
+            )
+            server = NexusServer(data.parent, data)
+            results[server.name] = self.with_server(server, spec, timeout=900)
+            results[server.name]["messages"] = len(rooms) * 500
+        return results
+
+    def s12(self) -> dict[str, Any]:
+        """The sqlite engine holding 10,000,000 messages (a room of 1,000,000
+        and 1,800 of 5,000): cold start and RSS against the same users and
+        rooms with no message, searches one at a time over all of it, and
+        pages from the middle of the big room. Building the store takes
+        minutes (the full-text index most of them)."""
+        big, per_room = (10_000, 500) if self.quick else (1_000_000, 5_000)
+        rooms = [f"r{i}" for i in range(20 if self.quick else 1800)]
+        words = datagen.vocabulary(30_000)
+        rooms_of = {0: [*rooms, "big"], 1: ["big"]}
+        names = [datagen.user_name(i) for i in range(2)]
+        empty = self.nexus_store("s12-empty", 2, "sqlite", rooms_of=rooms_of)
+        t0 = time.monotonic()
+        data = self.nexus_store(
+            "s12",
+            2,
+            "sqlite",
+            rooms_of=rooms_of,
+            room_messages={"big": big, **dict.fromkeys(rooms, per_room)},
+            texts=datagen.chat_texts(words, 5_000),
+        )
+        built = time.monotonic() - t0
+        spec = {
+            "kind": "archive",
+            "names": names,
+            "password": datagen.PASSWORD,
+            "queries": search_queries(words, [*rooms, "big"], 1),
+            "count": 100 if self.quick else 1000,
+            "page_room": "big",
+            "page_around": big // 2,
+        }
+        result = self.with_server(NexusServer(data.parent, data), spec, timeout=1800)
+        return {
+            "nexus sqlite": {
+                **result,
+                "messages": big + len(rooms) * per_room,
+                "database_mib": round(data.stat().st_size / 2**20, 1),
+                "generated_s": round(built, 1),
+                "empty": self.cold_starts(empty),
+                "full": self.cold_starts(data),
+            }
+        }
 
 
 def search_queries(words: list[str], rooms: list[str], members: int) -> list[dict[str, Any]]:
@@ -366,6 +433,7 @@ TITLES = {
     9: "search, 1,000,000 stored messages",
     10: "room fan-out over WebSocket, 100 members",
     11: "IRC room fan-out, 100 members",
+    12: "sqlite, 10,000,000 stored messages",
 }
 
 
@@ -465,6 +533,28 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
                 server_cpu_pct=r["server_cpu_pct"],
                 server_rss_mib=r["server_peak_rss_mib"],
             )
+        elif number == 12:
+            empty, full = r["empty"], r["full"]
+            rows.append(
+                {
+                    "server": server,
+                    "metric": "s to listening (empty store)",
+                    "value": empty["listening_s"],
+                    "server_rss_mib": empty["peak_rss_mib"],
+                }
+            )
+            rows.append(
+                {
+                    "server": server,
+                    "metric": f"s to listening ({r['messages']:,} messages)",
+                    "value": full["listening_s"],
+                    "server_rss_mib": full["peak_rss_mib"],
+                }
+            )
+            rows.append({"server": server, "metric": "search ms, one at a time", **r["searches"]})
+            row.update(metric="history page from the middle, ms", **r["pages"])
+            row["value"] = r["pages"]["p99_ms"]
+            rows[-1]["value"] = r["searches"]["p99_ms"]
         elif number == 9:
             searches, fanout = r["searches"], r["fanout"]
             row.update(
@@ -479,7 +569,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
             rows.append(row)
             loaded = fanout["with_searches"]
             row = {
-                "server": "nexus, fan-out + 20 searches/s",
+                "server": f"{server}, fan-out + 20 searches/s",
                 "metric": "others' p99 with/without searches",
                 "value": fanout["p99_ratio"],
                 "p50_ms": loaded["p50_ms"],
@@ -491,9 +581,14 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
                 "server_rss_mib": loaded.get("server_rss_mib"),
             }
         rows.append(row)
-    nexus = next((row for row in rows if row["server"] == "nexus"), None)
+    by_server = {row["server"]: row for row in rows}
+    for row in rows:  # each engine's figure against the json engine's
+        json_row = by_server.get(row["server"].replace(" sqlite", ""))
+        if json_row is not row and json_row and row.get("value") and json_row.get("value"):
+            row["engine_ratio"] = round(row["value"] / json_row["value"], 2)
+    nexus = by_server.get("nexus")
     for row in rows:
-        if nexus and row is not nexus and number in (1, 2, 3, 10, 11):
+        if nexus and row is not nexus and "engine_ratio" not in row and number in BOUNDS:
             # Ratios compare the highest rate each server kept up with; the
             # latency-bounded figures sit beside them in the table.
             if row.get("peak_kept_up") and nexus.get("peak_kept_up"):
@@ -529,7 +624,7 @@ def print_table(scenarios: dict[str, Any]) -> None:
         "srv CPU%",
         "RSS MiB",
         "kept-up peak",
-        "nexus/peer",
+        "ratio",
     )
     lines = [header]
     for number, entry in scenarios.items():
@@ -547,7 +642,7 @@ def print_table(scenarios: dict[str, Any]) -> None:
                     fmt(row.get("server_cpu_pct")),
                     fmt(row.get("server_rss_mib")),
                     fmt(row.get("peak_kept_up")),
-                    fmt(row.get("nexus_ratio")),
+                    fmt(row.get("nexus_ratio") or row.get("engine_ratio")),
                 )
             )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
@@ -571,6 +666,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rates", help="messages/s of each step of scenarios 1-3, e.g. 30000,40000"
     )
     parser.add_argument("--no-peers", action="store_true", help="measure Nexus only")
+    parser.add_argument(
+        "--engines",
+        default="json,sqlite",
+        help="store engines scenarios 1, 6, 7 and 9 run Nexus on (default json,sqlite)",
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/<date>.json)")
     parser.add_argument(
         "--show", type=Path, help="print the table of an earlier result file, run nothing"

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from nexus.server.store.engines import engine_of
+
 SERVER_CORE = "0"
 GENERATOR_CORE = "1"
 LISTENING = re.compile(rb"listening on (\S+):(\d+)")
@@ -129,6 +131,9 @@ class NexusServer(Server):
     ) -> None:
         super().__init__(workdir)
         self.data = data
+        self.engine = engine_of(data)  # the store's engine, by its file's suffix
+        if self.engine != "json":
+            self.name = f"{self.name} {self.engine}"
         self.fsync = fsync
         self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
         self.extra: list[str] = []  # more flags
@@ -145,7 +150,7 @@ class NexusServer(Server):
 
     def start(self, timeout: float = 60.0) -> None:
         cmd = [*self.wrapper, *self.command(), "--host", "127.0.0.1", "--port", "0"]
-        cmd += ["--data", str(self.data)]
+        cmd += ["--store", self.engine, "--data", str(self.data)]
         cmd += ["--log", str(self.data.with_suffix(".log")), "--rate-limit", "off", *self.extra]
         if self.fsync:
             cmd.append("--fsync")

@@ -14,6 +14,7 @@ def test_quick_benchmark_writes_sane_numbers(tmp_path: Path) -> None:
     """Fan-out, DMs and persistence in quick mode deliver messages and report latencies."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "1,3,6"]
+    cmd += ["--engines", "json"]
     proc = subprocess.run(
         [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -43,6 +44,7 @@ def test_quick_search_scenario_reports_latencies_and_the_fanout_ratio(tmp_path: 
     """Scenario 9 in quick mode answers searches and measures fan-out with and without them."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "9"]
+    cmd += ["--engines", "json"]
     proc = subprocess.run(
         [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
     )
@@ -87,3 +89,25 @@ def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
     for server in ("nexus", "nexus (irc)"):
         first = results[server]["steps"][0]
         assert first["delivered"] > 0 and first["p99_ms"] is not None, (server, first)
+
+
+def test_quick_sqlite_scenarios_measure_the_engine(tmp_path: Path) -> None:
+    """Persistence on the sqlite engine, and its long-history scenario: a store
+    built, cold starts against an empty one, searches and pages answered."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "6,12"]
+    cmd += ["--engines", "sqlite", "--duration", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scenarios = json.loads(out.read_text())["scenarios"]
+    for label in ("nexus sqlite", "nexus sqlite --fsync"):
+        acks = scenarios["6"]["results"][label]
+        assert acks["acked"] > 0 and acks["p99_ms"] is not None, acks
+    archive = scenarios["12"]["results"]["nexus sqlite"]
+    assert "error" not in archive, archive
+    assert archive["messages"] == 20_000
+    assert archive["empty"]["listening_s"] > 0 and archive["full"]["listening_s"] > 0
+    for measured in ("searches", "pages"):
+        figures = archive[measured]
+        assert figures["samples"] == 100, figures
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], figures
