@@ -280,7 +280,18 @@ class ChatApp:
         def _(event: KeyPressEvent) -> None:
             pass
 
+        # Ctrl-Y, as WeeChat answers its question about a long paste: the text refused as
+        # too long, still on the line as it was given back, goes as several messages.
+        @kb.add("c-y", filter=Condition(self._split_offered))
+        def _(event: KeyPressEvent) -> None:
+            self.input.reset()
+            self.session.send_split()
+
         return kb
+
+    def _split_offered(self) -> bool:
+        item = self.session.oversized
+        return item is not None and self.input.text == (item.typed or item.text)
 
     def panel_shown(self) -> bool:
         return panel_shown(self.state, self.app.output.get_size().columns)
@@ -295,8 +306,11 @@ class ChatApp:
         self.session.changed()
 
     def give_back(self, text: str) -> None:
-        """Text the server refused: back on the input line if it is free, and in the history."""
-        self.input.history.append_string(text)
+        """Text the server refused: back on the input line if it is free, and in the history
+        (once: Enter put the line there already)."""
+        kept = self.input.history.get_strings()
+        if not kept or kept[-1] != text:
+            self.input.history.append_string(text)
         if not self.input.text:
             self.input.document = Document(text, len(text))
         self.invalidate()

@@ -27,6 +27,7 @@ from nexus.client.connection import ConnectionClosed
 from nexus.client.state import Buffer, ChatState, Entry, Scrollback
 from nexus.errors import NexusError
 from nexus.protocol import (
+    MESSAGE_MAX,
     PAGE_DEFAULT,
     PAGE_MAX,
     SEARCH_DEFAULT,
@@ -63,7 +64,8 @@ class Context(Protocol):
         """Sends text to the current buffer: its room, or its person (`action`: as /me;
         `reply_to`: answering that seq; `typed`: the line given back if it is refused)."""
 
-    async def send_dm(self, user: str, text: str) -> None: ...
+    async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
+        """Sends a direct message (`typed`: the line given back if it is refused)."""
 
     async def secret(self, prompt: str) -> str:
         """A line typed without echo, kept nowhere (a password)."""
@@ -381,12 +383,43 @@ async def _online_names(ctx: Context, name: str) -> None:
 
 @command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer")
 async def dm(ctx: Context, user: str, text: str) -> None:
-    await ctx.send_dm(user, text)
+    await ctx.send_dm(user, text, typed=f"/dm {user} {text}")
 
 
 @command("msg", "<user> <text...>", "the same as /dm")
 async def msg(ctx: Context, user: str, text: str) -> None:
-    await ctx.send_dm(user, text)
+    await ctx.send_dm(user, text, typed=f"/msg {user} {text}")
+
+
+def split_text(text: str, limit: int = MESSAGE_MAX) -> list[str]:
+    """`text` in parts of at most `limit` characters, each cut at the last line end that
+    fits, else the last space, else at the limit; the line end or space cut at goes, and
+    so do parts of blanks only (the server refuses an empty message)."""
+    parts = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = rest.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            parts.append(rest[:limit])
+            rest = rest[limit:]
+        else:
+            parts.append(rest[:cut])
+            rest = rest[cut + 1 :]
+    parts.append(rest)
+    return [part for part in parts if part.strip()]
+
+
+@command(
+    "split",
+    "<text...>",
+    f"say text longer than a message ({MESSAGE_MAX:,} characters) as several, cut at line "
+    "ends (Ctrl-Y does it for text just refused as too long)",
+)
+async def split(ctx: Context, text: str) -> None:
+    for part in split_text(text):
+        await ctx.say(part)
 
 
 async def _open(ctx: Context, user: str) -> Buffer:

@@ -37,6 +37,10 @@ from nexus.protocol import (
 )
 
 READ_CHUNK = 1 << 16
+# The longest frame read from the server. A request is at most MAX_FRAME (64 KiB), but a
+# reply is not: a page of history is cut only at half the server's outbound cap (512 KiB
+# by default), and 20 messages of 4,000 characters already make 80 KB.
+REPLY_MAX = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class ChatConnection:
     only make requests and would otherwise let the queue grow without bound.
     """
 
-    def __init__(self, *, max_frame: int = MAX_FRAME, keep_events: bool = True) -> None:
+    def __init__(self, *, max_frame: int = REPLY_MAX, keep_events: bool = True) -> None:
         self.hello: Hello | None = None
         self._framer = LineFramer(max_frame)
         self._keep_events = keep_events
@@ -128,10 +132,16 @@ class ChatConnection:
         self._next_id += 1
         frame = {"id": rid, "cmd": cmd}
         frame.update((key.rstrip("_"), value) for key, value in args.items() if value is not None)
+        data = encode(frame)
+        if len(data) > MAX_FRAME:  # the server would close the connection over it
+            raise NexusError(
+                "too_long",
+                f"not sent: {len(data):,} bytes, more than the {MAX_FRAME:,} a request may be",
+            )
         future = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
         try:
-            self._writer.write(encode(frame))
+            self._writer.write(data)
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
             self._pending.pop(rid, None)

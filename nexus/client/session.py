@@ -33,6 +33,7 @@ from nexus.client.state import Alert, Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
 from nexus.protocol import (
+    MESSAGE_MAX,
     PAGE_DEFAULT,
     PAGE_MAX,
     ROOM_HISTORY_CAP,
@@ -183,6 +184,7 @@ class ChatSession:
         self.ask_secret = ask_secret  # reads a line without showing or keeping it (/password)
         self.conn: ChatConnection | None = None  # set only while logged in and settled
         self.outbox: list[Outgoing] = []  # text to send, oldest first; kept while offline
+        self.oversized: Outgoing | None = None  # the last text refused as too long (Ctrl-Y)
         self._sender: asyncio.Task[None] | None = None
         self._typed: list[str] = []  # lines typed, waiting for the ones before them
         self._typist: asyncio.Task[None] | None = None
@@ -238,15 +240,43 @@ class ChatSession:
             self._password = password
         self._token = token
 
-    async def send_dm(self, user: str, text: str) -> None:
-        self.queue(Outgoing("dm", user, text))
+    async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
+        self.queue(Outgoing("dm", user, text, typed=typed or None))
 
     def queue(self, item: Outgoing) -> None:
-        """Sends in the order typed, one after the other; offline, the text waits."""
+        """Sends in the order typed, one after the other; offline, the text waits.
+
+        Text longer than a message may be is not sent (a paste over 64 KiB would even
+        end the connection): it goes back to the input line, and `send_split` (Ctrl-Y)
+        sends it as several messages.
+        """
+        if len(item.text) > MESSAGE_MAX:
+            self.oversized = item
+            parts = len(commands.split_text(item.text))
+            self.state.error(
+                f"not sent to {item.label}: {len(item.text):,} characters, and a message "
+                f"holds {MESSAGE_MAX:,} at most (too_long); {KEPT_BACK}: Ctrl-Y sends it "
+                f"as {parts} messages cut at line ends, or shorten it"
+            )
+            self.on_refused(item.typed or item.text)
+            return
         self.outbox.append(item)
         if self.conn is None:
             self.state.note(f"offline: queued for {item.label}, sent once reconnected")
         self._start_sending()
+
+    def send_split(self) -> None:
+        """Ctrl-Y after text was refused as too long: sends it as several messages, in
+        order, to where it was meant for (a reply answers with its first part)."""
+        item, self.oversized = self.oversized, None
+        if item is None:
+            return
+        parts = commands.split_text(item.text)
+        for index, part in enumerate(parts):
+            answer = item.reply_to if index == 0 else None
+            self.queue(Outgoing(item.kind, item.target, part, None, item.action, answer))
+        self.state.note(f"sending it to {item.label} as {len(parts)} messages")
+        self.changed()
 
     def reconnect(self) -> None:
         """Retries now: ends the wait before the next attempt, or drops a live connection."""
