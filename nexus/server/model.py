@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus.protocol import DEFAULT_ROOMS, MENTION_RE
+from nexus.protocol import DEFAULT_ROOMS, MENTION_RE, ROOM_RE
 
 if TYPE_CHECKING:
     from nexus.server.records import Record
@@ -247,6 +247,29 @@ class TextListener(Protocol):
     def edited_text(self, scope: str, seq: int) -> None: ...
 
 
+# The rooms a new store starts with (nobody owns or deletes them; a new account
+# joins the first): DEFAULT_ROOMS unless --default-rooms says otherwise. Stores
+# build their models without the server's settings, so this holds for the
+# whole process (set_default_rooms, from config.py).
+_default_rooms: tuple[str, ...] = DEFAULT_ROOMS
+
+
+def set_default_rooms(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Sets the default rooms of the models made from now on, from names
+    (`#` and case optional, several to an item with commas); returns them."""
+    global _default_rooms
+    rooms: list[str] = []
+    for item in names:
+        for part in item.split(","):
+            name = part.strip().removeprefix("#").lower()
+            if name and not ROOM_RE.fullmatch(name):
+                raise ValueError(f"--default-rooms: {part.strip()!r} is not a room name")
+            if name and name not in rooms:
+                rooms.append(name)
+    _default_rooms = tuple(rooms)
+    return _default_rooms
+
+
 class Model:
     """Users, rooms, memberships and histories, changed only by records."""
 
@@ -261,7 +284,8 @@ class Model:
         self.conversations: dict[str, Conversation] = {}
         self.admins: set[str] = set()  # keys of the users with `admin`
         self.listeners: list[TextListener] = []
-        for name in DEFAULT_ROOMS:
+        self.default_rooms = _default_rooms  # a new store's rooms; a new account joins the first
+        for name in self.default_rooms:
             self.rooms[name] = Room(name, "", None, True, 0.0, self.new_history(False))
 
     # -- queries ---------------------------------------------------------
@@ -272,6 +296,15 @@ class Model:
 
     def display(self, key: str) -> str:
         return self.users[key].username
+
+    def history(self, scope: str) -> History | None:
+        """A scope's window: a room's by name, a conversation's by pair key
+        (it holds a newline, which no room name does)."""
+        if "\n" in scope:
+            conv = self.conversations.get(scope)
+            return conv.history if conv is not None else None
+        room = self.rooms.get(scope)
+        return room.history if room is not None else None
 
     def history_of(self, room: str | None, user: str | None, other: str | None) -> History | None:
         """The history of `room`, or else of the DM conversation of `user`
@@ -295,16 +328,6 @@ class Model:
                 found[user.username] = None
         return list(found)
 
-    def room_unread(self, key: str, name: str) -> tuple[int, int]:
-        """A member's unread messages in a room (after the marker, not erased,
-        not their own) and how many of those mention them."""
-        user, room = self.users[key], self.rooms[name]
-        return self.unread_in(name, user.read.get(name, room.history.last_seq), user.username)
-
-    def conversation_unread(self, key: str, conv: Conversation) -> int:
-        """The other user's messages in `conv` after `key`'s marker."""
-        return self.unread_in(pair_key(*conv.users), conv.read.get(key, 0), self.display(key))[0]
-
     def unread_in(self, scope: str, after: int, reader: str) -> tuple[int, int]:
         """In a room (`scope` its name): messages after seq `after`, not
         erased and not by `reader` (a name), and how many of those mention
@@ -326,17 +349,6 @@ class Model:
                 if reader in m.mentions:
                     mentions += 1
         return unread, mentions
-
-    def unread(self, key: str) -> dict[str, int]:
-        """Unread DMs from each other user, by their display name."""
-        counts = {}
-        for conv_key in self.users[key].conversations:
-            conv = self.conversations[conv_key]
-            n = self.conversation_unread(key, conv)
-            if n:
-                other = conv.users[0] if conv.users[1] == key else conv.users[1]
-                counts[self.display(other)] = n
-        return counts
 
     # -- what records use to change it -------------------------------------
 
@@ -450,6 +462,7 @@ class Model:
         cls, data: dict[str, Any], room_window: int = ROOM_WINDOW, dm_window: int = DM_WINDOW
     ) -> Model:
         model = cls(room_window, dm_window)
+        model.rooms.clear()  # a snapshot holds every room, its default ones too
         for u in data["users"]:
             key = user_key(u["username"])
             model.users[key] = User(

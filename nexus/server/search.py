@@ -68,15 +68,6 @@ REBUILD_SLACK = 100_000  # documents beyond twice the stored messages before sta
 _SEP = "\x00"  # between vocabulary words; no text or query can hold it
 
 
-def history_of(model: Model, scope: str) -> History | None:
-    """A scope's history: a room's by name, a conversation's by pair key."""
-    if "\n" in scope:
-        conv = model.conversations.get(scope)
-        return conv.history if conv is not None else None
-    room = model.rooms.get(scope)
-    return room.history if room is not None else None
-
-
 def matches(message: Message, terms: list[str], author: str | None, before: float | None) -> bool:
     """Whether a stored message answers a query, as it is now."""
     if message.erased:
@@ -223,7 +214,7 @@ class SearchIndex:
         """Indexes up to `count` more of a backlog scope's stored messages, by
         seq (so messages trimmed or added meanwhile are no trouble); the
         scope leaves the backlog once its newest message is indexed."""
-        history = history_of(model, scope)
+        history = model.history(scope)
         if history is None or not history.messages:
             del self._backlog[scope]
             return
@@ -246,7 +237,7 @@ class SearchIndex:
             scope, seq = pending.popleft()
             if seq >= self._backlog.get(scope, seq + 1):
                 continue  # indexed with the rest of its scope
-            history = history_of(model, scope)
+            history = model.history(scope)
             message = history.get(seq) if history is not None else None
             if message is not None and not message.erased:
                 self._add(scope, message)
@@ -421,7 +412,7 @@ class SearchIndex:
             if address in seen:
                 continue  # an edited message has a document per version
             seen.add(address)
-            history = history_of(model, scope)
+            history = model.history(scope)
             message = history.get(address[1]) if history is not None else None
             if message is not None and wanted(message):
                 found.append((_newest_first(message, scope), message))
@@ -501,7 +492,7 @@ class _Slicer:
 
 def _size(model: Model, scopes: Iterable[str]) -> int:
     """How many messages the scopes hold."""
-    histories = (history_of(model, scope) for scope in scopes)
+    histories = (model.history(scope) for scope in scopes)
     return sum(len(history.messages) for history in histories if history is not None)
 
 

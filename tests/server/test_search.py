@@ -12,7 +12,7 @@ from nexus.protocol import search_terms
 from nexus.server import search as search_module
 from nexus.server.model import Model, pair_key
 from nexus.server.records import from_json
-from nexus.server.search import SearchIndex, history_of, matches
+from nexus.server.search import SearchIndex, matches
 from tests.wire import Peer
 
 WORDS = ["deploy", "Deployment", "STRASSE", "straße", "lunch", "noon", "ab", "x", "Ünïcode", "😀"]
@@ -44,7 +44,7 @@ def reference(
     between conversations go by scope)."""
     found = []
     for scope in scopes:
-        history = history_of(model, scope)
+        history = model.history(scope)
         if history is not None:
             found += [
                 (-m.ts, -m.seq, scope, m)

@@ -54,7 +54,7 @@ import orjson
 
 from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Message, Model
 from nexus.server.records import Record, from_json
-from nexus.server.search import SearchIndex, history_of
+from nexus.server.search import SearchIndex
 from nexus.server.store import DamagedStore, Page, StoreError, StoreListener
 
 log = logging.getLogger("nexus.store")
@@ -477,12 +477,12 @@ class JournalStore:
     # -- reading beyond the window: there is none -----------------------------
 
     async def page(self, scope: str, limit: int, before: int | None) -> Page:
-        history = history_of(self.model, scope)
+        history = self.model.history(scope)
         page = history.page(limit, before) if history is not None else None
         return page or ([], False)
 
     async def message(self, scope: str, seq: int) -> Message | None:
-        history = history_of(self.model, scope)
+        history = self.model.history(scope)
         return history.get(seq) if history is not None else None
 
     async def unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:

@@ -55,7 +55,7 @@ from typing import Any, TypeVar
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
-from nexus.server.model import History, Message, Model, pair_key
+from nexus.server.model import Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener
 from nexus.server.store.tables import (
     FILE_MODE,
@@ -376,7 +376,7 @@ class SqliteStore:
 
     def _held(self, scope: str, seq: int) -> Message | None:
         """The message `seq` of `scope` as memory holds it: in its window, or read to be changed."""
-        history = _history(self.model, scope)
+        history = self.model.history(scope)
         message = history.get(seq) if history is not None else None
         return message if message is not None else self._loaded.get((scope, seq))
 
@@ -685,7 +685,7 @@ class SqliteStore:
             if count < RETENTION_STEP:
                 break
         for scope, floor in floors.items():
-            history = _history(self.model, scope)
+            history = self.model.history(scope)
             if history is None:
                 continue
             while history.messages and history.messages[0].ts < cutoff:
@@ -759,14 +759,6 @@ class SqliteStore:
 
 
 # -- helpers
-
-
-def _history(model: Model, scope: str) -> History | None:
-    if "\n" in scope:
-        conv = model.conversations.get(scope)
-        return conv.history if conv is not None else None
-    room = model.rooms.get(scope)
-    return room.history if room is not None else None
 
 
 def _holds(text: str, terms: list[str]) -> bool:
