@@ -198,19 +198,12 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         raise Unusable("DEST is the store itself")
     reading = read_store(data)
     store = reading.store
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
+    with _replacing(dest) as tmp:
         pieces = snapshot_pieces(snapshot_head(store.last_record), store.model.to_snapshot())
         size = _write_private(tmp, pieces)
         copy = inspect(tmp)  # the backup must load as the original did
         if counts(copy.model) != counts(store.model) or copy.last_record != store.last_record:
             raise Unusable("the backup written does not load as the store did; nothing kept")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _sync_directory(dest.parent)
     out.write(f"backed up {_summary(counts(store.model))} (records up to {store.last_record})")
     out.write(f" to {dest} ({size:,} bytes)\n")
 
@@ -278,26 +271,18 @@ def check_database(path: Path, out: TextIO) -> None:
 def backup_database(path: Path, dest: Path, out: TextIO) -> None:
     if dest.exists():
         raise Unusable(f"{dest} exists: a backup never overwrites; remove it or choose another")
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
-        with reading_database(path) as db:
-            found = sql.counts(db)
-            _write_private(tmp, [])
-            with contextlib.closing(sqlite3.connect(tmp)) as copy:
-                db.backup(copy)  # one consistent read, while the server writes
-                copy.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
-                if [row[0] for row in copy.execute("PRAGMA integrity_check")] != ["ok"]:
-                    raise Unusable("the backup written is not sound; nothing kept")
-                copied = sql.counts(copy)  # the server may have written more meanwhile
-                if any(copied[what] < n for what, n in found.items()):
-                    raise Unusable("the backup written holds less than the store; nothing kept")
-                found = copied
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _sync_directory(dest.parent)
+    with _replacing(dest) as tmp, reading_database(path) as db:
+        found = sql.counts(db)
+        _write_private(tmp, [])
+        with contextlib.closing(sqlite3.connect(tmp)) as copy:
+            db.backup(copy)  # one consistent read, while the server writes
+            copy.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
+            if [row[0] for row in copy.execute("PRAGMA integrity_check")] != ["ok"]:
+                raise Unusable("the backup written is not sound; nothing kept")
+            copied = sql.counts(copy)  # the server may have written more meanwhile
+            if any(copied[what] < n for what, n in found.items()):
+                raise Unusable("the backup written holds less than the store; nothing kept")
+            found = copied
     out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes)\n")
 
 
@@ -345,9 +330,8 @@ def migrate(source: Path, dest: Path, out: TextIO) -> None:
 
 
 def _write_database(model: Model, dest: Path) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    _write_private(tmp, [])
-    try:
+    with _replacing(dest) as tmp:
+        _write_private(tmp, [])
         with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as db:
             with sql.transaction(db):
                 sql.create(db, model)
@@ -357,24 +341,11 @@ def _write_database(model: Model, dest: Path) -> None:
                         break
             if sql.counts(db) != counts(model):
                 raise Unusable("the database written does not hold what was read; nothing kept")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _sync_directory(dest.parent)
 
 
 def _write_snapshot(model: Model, dest: Path, out: TextIO) -> None:
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
+    with _replacing(dest) as tmp:
         _write_private(tmp, snapshot_pieces(snapshot_head(0), model.to_snapshot()))
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _sync_directory(dest.parent)
     over = [
         name
         for name, history in [
@@ -389,6 +360,22 @@ def _write_snapshot(model: Model, dest: Path, out: TextIO) -> None:
             f" {DM_WINDOW} of a conversation (--history-limit, --dm-history-limit): started"
             f" with less, it drops older ones in {len(over)} of them\n"
         )
+
+
+@contextlib.contextmanager
+def _replacing(dest: Path) -> Iterator[Path]:
+    """A temporary file beside `dest` to write; it takes `dest`'s place (and
+    the directory is synced) only if the block ends without an error, and is
+    removed otherwise, so `dest` is whole or absent."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_directory(dest.parent)
 
 
 def _sync_directory(path: Path) -> None:

@@ -24,6 +24,7 @@ crash could take back.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -58,6 +59,26 @@ class StoreListener:
         """After a refusal, the model was read again from disk; `before` is
         the one it replaced, with what was never written (guests, ephemeral
         rooms)."""
+
+
+def tell_refused(
+    listeners: list[StoreListener],
+    waiters: list[asyncio.Future[None]],
+    failure: StoreError,
+    before: Model,
+    after: Model,
+) -> None:
+    """After a failed write, what every engine tells: each waiter and listener
+    hears `failure`; if the model was read again from disk (`after` is not
+    `before`), the listeners hear `reloaded(before)` too."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(failure)
+    for listener in listeners:
+        listener.refused(failure)
+    if after is not before:
+        for listener in listeners:
+            listener.reloaded(before)
 
 
 Page = tuple[list[Message], bool]  # messages oldest first, and whether older ones are stored

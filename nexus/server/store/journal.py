@@ -55,7 +55,7 @@ import orjson
 from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Message, Model
 from nexus.server.records import Record, from_json
 from nexus.server.search import SearchIndex
-from nexus.server.store import DamagedStore, Page, StoreError, StoreListener
+from nexus.server.store import DamagedStore, Page, StoreError, StoreListener, tell_refused
 
 log = logging.getLogger("nexus.store")
 
@@ -400,14 +400,7 @@ class JournalStore:
             self._recovering = False
         reason = getattr(exc, "strerror", None) or exc
         failure = StoreError(f"could not write the journal: {reason}")
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(failure)
-        for listener in self.listeners:
-            listener.refused(failure)
-        if self.model is not before:
-            for listener in self.listeners:
-                listener.reloaded(before)
+        tell_refused(self.listeners, waiters, failure, before, self.model)
 
     # -- compaction ------------------------------------------------------
 

@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
-from nexus.server.store import Page, StoreError, StoreListener
+from nexus.server.store import Page, StoreError, StoreListener, tell_refused
 from nexus.server.store.tables import (
     FILE_MODE,
     MESSAGE_COLUMNS,
@@ -436,14 +436,7 @@ class SqliteStore:
             self._recovering = False
         reason = getattr(exc, "strerror", None) or exc
         failure = StoreError(f"could not write the database: {reason}")
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(failure)
-        for listener in self.listeners:
-            listener.refused(failure)
-        if self.model is not before:
-            for listener in self.listeners:
-                listener.reloaded(before)
+        tell_refused(self.listeners, waiters, failure, before, self.model)
 
     # -- reading past the window ---------------------------------------------------
 
