@@ -34,7 +34,7 @@ from nexus.client.state import ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS
 from nexus.client.tokens import TokenStore
 from nexus.errors import NexusError
-from nexus.protocol import LoginReply
+from nexus.protocol import RESERVED_NAMES, USERNAME_RE, LoginReply
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
 BANNER = r"""
@@ -168,21 +168,42 @@ async def _with_password(
         raise Failure(f"no terminal to ask on: use --user NAME with ${PASSWORD_ENV}")
     ask: PromptSession[str] = PromptSession()
     secret: PromptSession[str] = PromptSession(history=DummyHistory(), input_processors=[Hidden()])
+    kept: str | None = None  # a new password typed twice, kept when only the name was wrong
+    choose = not args.register  # ask "log in or register?"; not again for a wrong name
     while True:
         name = username
         if not name:
-            if not args.register:
+            if choose:
                 choice = await ask.prompt_async("Log in or register? [L/r] ")
                 register = choice.strip().lower().startswith("r")
             name = (await ask.prompt_async("Username: ")).strip()
+            choose = False
+            if register and (problem := name_problem(name)):
+                print(f"{problem}.")
+                continue
         if register:
-            password = await _new_password(secret)
+            password = kept or await _new_password(secret)
         else:
             password = await secret.prompt_async("Password (not shown): ")
         try:
             return await _attempt(conn, args, tls, name, password, register)
         except NexusError as exc:
             print(f"{'Registration' if register else 'Login'} refused: {refusal(exc)}.")
+            # The server tells nobody logged out whether a name is free (whois needs a
+            # login), so a taken name is learnt here: ask for another, keep the password.
+            taken = register and not username and exc.code == "username_taken"
+            kept = password if taken else None
+            choose = not args.register and not taken
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be registered, as far as the client can tell before asking for a
+    password (the server's own rules); None when it may be free."""
+    if not USERNAME_RE.fullmatch(name):
+        return REFUSALS["invalid_username"]
+    if name.lower() in RESERVED_NAMES:
+        return f"{name} is reserved for the server"
+    return None
 
 
 async def _new_password(secret: PromptSession[str]) -> str:
