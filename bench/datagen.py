@@ -11,10 +11,11 @@ OWASP parameters, so it measures real password checks.
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -68,22 +69,12 @@ def write_store(
     rooms_of = rooms_of or {}
     room_messages = room_messages or {}
     now = time.time()
-    names = set(DEFAULT_ROOMS) | set(room_messages)
-    for rooms in rooms_of.values():
-        names.update(rooms)
-    text = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
     rooms = []
-    for r, name in enumerate(sorted(names)):
+    for r, name in enumerate(_room_names(rooms_of, room_messages)):
         count = room_messages.get(name, 0)
         messages = [
-            {
-                "room": name,
-                "seq": seq,
-                "from": user_name((r * 31 + seq * 7) % max(users, 1)),
-                "text": f"{seq} {_pick(texts, r, seq) if texts else text}",
-                "ts": now - (count - seq),
-            }
-            for seq in range(1, count + 1)
+            {"room": name, "seq": seq, "from": author, "text": text, "ts": ts}
+            for seq, author, text, ts in _messages(r, count, users, text_size, texts, now)
         ]
         rooms.append(_room(name, messages, count))
     body = {
@@ -126,38 +117,25 @@ def write_database(
     model = Model()
     for i in range(users):
         model.users[user_name(i)] = User(user_name(i), hashed, now, last_seen=now)
-    names = set(DEFAULT_ROOMS) | set(room_messages)
-    for rooms in rooms_of.values():
-        names.update(rooms)
-    for name in sorted(names - set(DEFAULT_ROOMS)):
-        model.rooms[name] = Room(name, "", user_name(0), False, 0.0)
+    names = _room_names(rooms_of, room_messages)
+    for name in names:
+        if name not in DEFAULT_ROOMS:
+            model.rooms[name] = Room(name, "", user_name(0), False, 0.0)
     for i, rooms in rooms_of.items():
         for name in rooms:
             model.add_member(user_name(i), model.rooms[name])
-    text = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
     for suffix in ("", "-wal", "-shm"):
         path.with_name(path.name + suffix).unlink(missing_ok=True)
     with sqlite3.connect(path, isolation_level=None) as db:
         db.execute("PRAGMA journal_mode=WAL")
         with tables.transaction(db):
             tables.create(db, model)
-        ordered = sorted(names)
-        for r, name in enumerate(ordered):
-            count = room_messages.get(name, 0)
-            for start in range(1, count + 1, 100_000):
-                rows = [
-                    (
-                        name,
-                        seq,
-                        now - (count - seq),
-                        user_name((r * 31 + seq * 7) % max(users, 1)),
-                        f"{seq} {_pick(texts, r, seq) if texts else text}",
-                        None,
-                        None,
-                        0,
-                    )
-                    for seq in range(start, min(count, start + 99_999) + 1)
-                ]
+        for r, name in enumerate(names):
+            made = _messages(r, room_messages.get(name, 0), users, text_size, texts, now)
+            while rows := [
+                (name, seq, ts, author, text, None, None, 0)
+                for seq, author, text, ts in itertools.islice(made, 100_000)
+            ]:
                 with tables.transaction(db):
                     tables.insert_messages(db, rows)
         while True:
@@ -167,6 +145,25 @@ def write_database(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path.chmod(0o600)
     return path
+
+
+def _room_names(rooms_of: dict[int, list[str]], room_messages: dict[str, int]) -> list[str]:
+    """Every room a store holds, in the order both writers make them."""
+    names = set(DEFAULT_ROOMS) | set(room_messages)
+    for rooms in rooms_of.values():
+        names.update(rooms)
+    return sorted(names)
+
+
+def _messages(
+    room: int, count: int, users: int, text_size: int, texts: list[str] | None, now: float
+) -> Iterator[tuple[int, str, str, float]]:
+    """The `count` messages of the `room`-th room: (seq, author, text, ts), the
+    newest sent now, one a second before it."""
+    filler = ("lorem ipsum dolor sit amet " * (text_size // 27 + 1))[:text_size]
+    for seq in range(1, count + 1):
+        text = f"{seq} {_pick(texts, room, seq) if texts else filler}"
+        yield seq, user_name((room * 31 + seq * 7) % max(users, 1)), text, now - (count - seq)
 
 
 def _pick(texts: list[str], room: int, seq: int) -> str:

@@ -103,21 +103,14 @@ def to_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# A message's fields that are not columns: its wire form's optional ones.
+EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest")
+
+
 def message_row(scope: str, m: Message) -> tuple[Any, ...]:
     """(scope, seq, ts, author, text, recipient, extra, erased) of a message."""
-    extra: dict[str, Any] = {}
-    if m.action:
-        extra["action"] = True
-    if m.reply_to is not None:
-        extra["reply_to"] = m.reply_to
-    if m.mentions:
-        extra["mentions"] = list(m.mentions)
-    if m.edited is not None:
-        extra["edited"] = m.edited
-    if m.reactions:
-        extra["reactions"] = m.reactions
-    if m.guest:
-        extra["guest"] = True
+    wire = m.wire()
+    extra = {name: wire[name] for name in EXTRA if name in wire}
     return (
         scope,
         m.seq,
@@ -133,22 +126,14 @@ def message_row(scope: str, m: Message) -> tuple[Any, ...]:
 def message_of(row: tuple[Any, ...]) -> Message:
     """A message from a row of MESSAGE_COLUMNS."""
     _, scope, seq, ts, author, text, recipient, extra, erased = row
-    fields = orjson.loads(extra) if extra else {}
-    return Message(
-        seq,
-        author,
-        text,
-        ts,
-        room=None if "\n" in scope else scope,
-        to=recipient,
-        action=fields.get("action", False),
-        reply_to=fields.get("reply_to"),
-        mentions=tuple(fields.get("mentions", ())),
-        edited=fields.get("edited"),
-        reactions=fields.get("reactions"),
-        erased=bool(erased),
-        guest=fields.get("guest", False),
-    )
+    wire = orjson.loads(extra) if extra else {}
+    wire.update(seq=seq, ts=ts, text=text, erased=bool(erased))
+    wire["from"] = author
+    if "\n" in scope:
+        wire["to"] = recipient
+    else:
+        wire["room"] = scope
+    return Message.from_wire(wire)
 
 
 @contextlib.contextmanager
