@@ -951,7 +951,8 @@ KEYS = (
     "keys: Up on an empty line edits your last message here (Up again: input history), "
     "Alt-1..9 buffer n, Alt-Left/Right or Ctrl-P/N previous/next, Alt-A next active, "
     "PgUp/PgDn scroll, Home/End top/bottom, Alt-= folded lines, "
-    "Alt-Shift-N (or Alt-Shift-B) hides or shows the side panel, Ctrl-L repaint, "
+    "Alt-Shift-N (or Alt-Shift-B) hides or shows the side panel, Ctrl-Y sends text refused "
+    "as too long in parts, a click on #room/n opens that message, Ctrl-L repaint, "
     "Tab completes, Ctrl-C quits"
 )
 
