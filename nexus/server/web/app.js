@@ -1,11 +1,12 @@
 // The page: the login form, then the chat. It draws the state and turns
 // clicks and keys into commands. Remote text is only ever put in the page
-// as text (textContent, text nodes): never parsed as HTML.
+// as text (textContent, text nodes): never parsed as HTML, and without the
+// bidirectional controls that could make it read in another order (clean).
 
 import { COMMANDS, address, describe, execute } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { saved, Session } from "./session.js";
-import { fold, mentions } from "./state.js";
+import { clean, fold, mentions } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
@@ -47,9 +48,11 @@ const ROLE_LABELS = { owner: "owner", admin: "admin", moderator: "mod" };
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
+  if (text !== undefined && text !== null) node.textContent = clean(text);
   return node;
 }
+
+const textNode = (text) => document.createTextNode(clean(text));
 
 // A stable colour class for a name, the same on every screen.
 function colour(name) {
@@ -63,7 +66,7 @@ function colour(name) {
 // in words and style, so it is never taken for an account of the same name.
 function author(name, guest, className = "") {
   const node = el("span", `${className} ${colour(name)}`.trim());
-  node.append(el("span", "name", name));
+  node.append(el("bdi", "name", name)); // isolated: it cannot turn its neighbours around
   if (guest) {
     node.classList.add("guest");
     node.title = `a guest with no account: not the account named ${name}, if there is one`;
@@ -74,11 +77,12 @@ function author(name, guest, className = "") {
 
 // Text with links made clickable; every part is a text node or an <a> whose
 // text and href are set as properties.
-function richText(text) {
+function richText(raw) {
+  const text = clean(raw);
   const fragment = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(URL_PATTERN)) {
-    fragment.append(document.createTextNode(text.slice(last, match.index)));
+    fragment.append(textNode(text.slice(last, match.index)));
     const link = el("a", null, match[0]);
     link.href = match[0];
     link.target = "_blank";
@@ -86,7 +90,7 @@ function richText(text) {
     fragment.append(link);
     last = match.index + match[0].length;
   }
-  fragment.append(document.createTextNode(text.slice(last)));
+  fragment.append(textNode(text.slice(last)));
   return fragment;
 }
 
@@ -144,7 +148,7 @@ async function submitLogin(event) {
   try {
     await begin({ username, password, register: registering, remember: $("remember").checked });
   } catch (error) {
-    $("login-error").textContent = loginProblem(error);
+    $("login-error").textContent = clean(loginProblem(error));
   } finally {
     $("submit").disabled = false;
   }
@@ -209,7 +213,8 @@ function drawSidebar() {
     if (buffer.unread) button.classList.add("unread");
     if (buffer.private) button.classList.add("private");
     button.title = buffer.private ? `${index + 1}, private: by invitation` : `${index + 1}`;
-    const label = el("span", "label", buffer.label);
+    const label = el("span", "label");
+    label.append(el("bdi", null, buffer.label));
     if (buffer.kind === "dm") {
       label.prepend(el("span", state.isOnline(buffer.name) ? "dot on" : "dot", ""));
     }
@@ -254,7 +259,7 @@ function drawSidebar() {
       name.type = "button";
       name.setAttribute("aria-haspopup", "menu");
       name.append(el("span", person.online ? (person.away ? "dot away" : "dot on") : "dot", ""));
-      name.append(document.createTextNode(person.name));
+      name.append(el("bdi", null, person.name));
       if (person.guest) {
         item.classList.add("guest");
         name.append(el("span", "guest-mark", "(guest)"));
@@ -270,7 +275,7 @@ function drawSidebar() {
         person.muted && "muted",
         person.away && `away: ${person.away}`,
       ].filter(Boolean);
-      if (said.length) name.title = said.join(", ");
+      if (said.length) name.title = clean(said.join(", "));
       name.addEventListener("click", (event) => {
         event.stopPropagation();
         toggleMenu(item, current, person.name);
@@ -357,7 +362,7 @@ async function moderate(action, room, name) {
 // "") when confirmed, null when cancelled.
 function askReason(question, verb) {
   const dialog = $("ask");
-  $("ask-text").textContent = question;
+  $("ask-text").textContent = clean(question);
   $("ask-ok").textContent = verb;
   $("reason").value = "";
   return new Promise((resolve) => {
@@ -388,7 +393,7 @@ function askReason(question, verb) {
 function drawHeader() {
   const state = session.state;
   const buffer = state.current;
-  $("title").textContent = buffer ? buffer.label : "";
+  $("title").textContent = buffer ? clean(buffer.label) : "";
   $("title").classList.toggle("private", Boolean(buffer && buffer.private));
   const muted = Boolean(buffer && buffer.kind === "room" && buffer.muted.has(fold(state.me)));
   $("input").placeholder = muted ? `you are muted in #${buffer.name}` : PLACEHOLDER;
@@ -398,8 +403,8 @@ function drawHeader() {
     const away = state.away(buffer.name);
     topic = away ? `away: ${away}` : state.isOnline(buffer.name) ? "online" : "offline";
   }
-  $("topic").textContent = topic;
-  $("topic").title = topic;
+  $("topic").textContent = clean(topic);
+  $("topic").title = clean(topic);
 }
 
 function atBottom(pane) {
@@ -502,10 +507,13 @@ function messageElement(buffer, message) {
   if (message.erased) {
     body.append(el("span", "erased", ERASED));
   } else {
+    // The body is isolated and takes its direction from its own first letters:
+    // a right-to-left message reads right to left without moving its neighbours.
     const text = el("span", "text");
+    text.dir = "auto";
     if (message.action) {
       row.classList.add("action");
-      text.append(document.createTextNode(`* ${message.from} `));
+      body.append(el("span", "act", `* ${message.from} `));
     }
     text.append(richText(message.text));
     body.append(text);
@@ -530,9 +538,10 @@ function messageElement(buffer, message) {
 
 // `ana: the first words` of a message quoted, as nodes (as it is now: an erased
 // one shows none of its text), or null when it is not loaded.
-function quoted(message, length) {
+function quoted(message, size) {
   if (!message) return null;
-  return [author(message.from, message.guest), `: ${message.erased ? ERASED : message.text.slice(0, length)}`];
+  const text = el("bdi", null, message.erased ? ERASED : message.text.slice(0, size));
+  return [author(message.from, message.guest), ": ", text];
 }
 
 function actions(buffer, message) {
@@ -739,7 +748,7 @@ function alert(buffer, message) {
   const where = buffer && buffer.kind === "room" ? ` in #${buffer.name}` : "";
   const tag = buffer ? buffer.key : "invitation";
   const from = `${message.from}${message.guest ? " (guest)" : ""}`;
-  const note = new Notification(`${from}${where}`, { body: message.text, tag });
+  const note = new Notification(clean(`${from}${where}`), { body: clean(message.text), tag });
   note.addEventListener("click", () => {
     window.focus();
     if (buffer && session.state.find(buffer.key) === buffer) switchTo(buffer);

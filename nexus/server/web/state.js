@@ -4,6 +4,11 @@
 
 export const fold = (name) => name.toLowerCase();
 
+// Remote text without the bidirectional controls that would let it fake its
+// direction or its neighbours' (embeddings, overrides, isolates, and their pop).
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+export const clean = (text) => String(text).replace(BIDI_CONTROLS, "");
+
 export class Buffer {
   constructor(kind, name) {
     this.kind = kind; // "room" or "dm"
