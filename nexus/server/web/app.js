@@ -6,7 +6,7 @@
 import { COMMANDS, address, describe, execute } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { saved, Session } from "./session.js";
-import { clean, fold, mentions } from "./state.js";
+import { clean, count, fold, mentions } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
@@ -22,7 +22,6 @@ let loadingOlder = false;
 let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
-const PLACEHOLDER = "Message — /help lists the commands";
 // The member menu's moderation entries (keyed by command); `ask` gives the
 // question and the button of the dialog that confirms it, with a reason.
 const MODERATION = {
@@ -252,6 +251,7 @@ function drawSidebar() {
     const list = state.people(current.name);
     const here = list.filter((p) => p.online).length;
     $("people-title").textContent = `People (${here}/${list.length})`;
+    $("people-title").title = `${here} online, ${count(list.length, "member")}`;
     for (const person of list) {
       const item = el("li", `${colour(person.name)}${person.online ? "" : " offline"}`);
       item.dataset.name = person.name;
@@ -396,7 +396,7 @@ function drawHeader() {
   $("title").textContent = buffer ? clean(buffer.label) : "";
   $("title").classList.toggle("private", Boolean(buffer && buffer.private));
   const muted = Boolean(buffer && buffer.kind === "room" && buffer.muted.has(fold(state.me)));
-  $("input").placeholder = muted ? `you are muted in #${buffer.name}` : PLACEHOLDER;
+  $("input").placeholder = muted ? `you are muted in #${buffer.name}` : placeholder(buffer);
   let topic = "";
   if (buffer && buffer.kind === "room") topic = buffer.topic;
   else if (buffer && buffer.kind === "dm") {
@@ -405,6 +405,21 @@ function drawHeader() {
   }
   $("topic").textContent = clean(topic);
   $("topic").title = clean(topic);
+}
+
+// The input's placeholder: the longest of its wordings that fits the input
+// (a phone's is narrow), never cut off.
+let measure = null;
+function placeholder(buffer) {
+  const where = buffer && buffer.kind !== "system" ? ` ${buffer.label}` : "";
+  const wordings = [`Message${where} — /help lists the commands`, `Message${where}`, "Message"];
+  const input = $("input");
+  const style = getComputedStyle(input);
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  if (!(room > 0)) return wordings[1];
+  measure = measure || document.createElement("canvas").getContext("2d");
+  measure.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+  return wordings.find((text) => measure.measureText(text).width <= room) || "";
 }
 
 function atBottom(pane) {
@@ -787,6 +802,7 @@ function start() {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") closeMenus();
   });
+  window.addEventListener("resize", () => session && session.state && drawHeader());
   document.addEventListener("visibilitychange", visibility);
   const login = saved.load();
   if (login === null) {

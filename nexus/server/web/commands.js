@@ -3,7 +3,7 @@
 // takes the rest of the line. Plain text is /say; `//text` says "/text".
 
 import { ConnectionClosed } from "./connection.js";
-import { fold } from "./state.js";
+import { count, fold } from "./state.js";
 
 export class UsageError extends Error {}
 
@@ -148,7 +148,9 @@ command(
 );
 command("delete", "<room>", "delete a room you own, with its history", async (ctx, a) => {
   const name = roomOrCurrent(ctx.state, a.room);
+  const member = ctx.state.rooms.has(name);
   await ctx.request("delete", { room: name });
+  if (member && !ctx.state.rooms.has(name)) return; // its room_deleted came first and said it
   ctx.state.removeRoom(name);
   ctx.state.note(`you deleted #${name}`);
 });
@@ -169,7 +171,7 @@ command(
 );
 command("rooms", "", "list all rooms (* marks the ones you are in)", async (ctx) => {
   const reply = await ctx.request("rooms");
-  ctx.state.note(`${reply.rooms.length} rooms:`);
+  ctx.state.note(`${count(reply.rooms.length, "room")}:`);
   for (const room of reply.rooms) {
     const mark = ctx.state.rooms.has(room.name) ? "*" : " ";
     const topic = room.topic ? ` ${room.topic}` : "";
@@ -189,7 +191,7 @@ command("names", "[room]", "list every member of a room, online first", async (c
   const people = ctx.state.people(name);
   const here = people.filter((p) => p.online).length;
   const names = people.map((p) => `${p.online ? p.name : `(${p.name})`}${p.guest ? " (guest)" : ""}`).join(" ");
-  ctx.state.note(`#${name} (${here} online, ${people.length} members): ${names}`);
+  ctx.state.note(`#${name} (${here} online, ${count(people.length, "member")}): ${names}`);
 });
 command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer", (ctx, a) =>
   ctx.sendDm(a.user, a.text),
@@ -317,9 +319,10 @@ function moderation(cmd, done, help, { reason }) {
     const state = ctx.state;
     const { room, user, rest } = moderationTarget(state, a.user, a.rest);
     if (rest && !reason) throw new UsageError(`usage: /${cmd} ${usage}`);
+    const member = state.inRoom(room, user); // asked before: the event may come before the reply
     await ctx.request(cmd, reason ? { room, username: user, reason: rest || "" } : { room, username: user });
     const mine = state.rooms.get(room);
-    if (mine && (SEEN.has(cmd) || (cmd === "ban" && state.inRoom(room, user)))) return; // the event says it
+    if (mine && (SEEN.has(cmd) || (cmd === "ban" && member))) return; // the event says it
     state.note(`${user} ${done} #${room}${reason && rest ? `: ${rest}` : ""}`, "mod", mine || null);
   };
   command(cmd, usage, `${help} (in the current room, or the #room named first)`, handler, {

@@ -3,7 +3,7 @@
 // The page (app.js) gets told when to redraw; it never talks to the socket.
 
 import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
-import { ChatState, fold } from "./state.js";
+import { ChatState, count, fold } from "./state.js";
 
 const STORE_KEY = "nexus.login";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
@@ -42,7 +42,8 @@ export class Session {
     this.conn = null;
     this.token = null;
     this.remember = false;
-    this.attempt = 0;
+    this.attempt = 0; // failed attempts in a row: the backoff
+    this.attempts = 0; // attempts made: a failure of one superseded is not retried
     this.timer = null;
     this.stopped = false;
     this.motd = "";
@@ -91,14 +92,16 @@ export class Session {
     for (const name of [...state.rooms.keys()]) if (!names.has(name)) state.removeRoom(name);
     const online = conn.request("online");
     const joins = reply.rooms.map((room) => conn.request("join", { room }));
+    let missed = 0;
     for (const join of joins) {
       const { room, history } = await join;
       const buffer = state.rooms.get(room.name);
       if (buffer && buffer.messages.size) {
         state.addRoom(room); // its topic and roles as they are now
-        await this.fillGap(conn, buffer, history);
+        missed += await this.fillGap(conn, buffer, history);
       } else {
         state.addRoom(room, history);
+        if (buffer) missed += history.length; // a room known, and empty before
       }
     }
     for (const info of reply.invited || []) {
@@ -119,7 +122,7 @@ export class Session {
       }
     }
     for (const buffer of state.dms.values()) {
-      if (buffer.loaded) await this.fillDmGap(conn, buffer);
+      if (buffer.loaded) missed += await this.fillDmGap(conn, buffer);
     }
     state.setOnline((await online).users);
     await this.loadMembers([...state.rooms.keys()]);
@@ -127,7 +130,8 @@ export class Session {
       state.switchTo(state.rooms.get("general") || state.buffers()[0] || state.system);
       state.note(`welcome, ${state.me}: /help lists the commands`);
     } else {
-      state.note("reconnected", "info", state.current);
+      const filled = missed ? `: ${count(missed, "missed message")} filled in` : "";
+      state.note(`reconnected${filled}`, "info", state.current);
     }
     if (state.current && state.current.kind === "dm" && !state.current.loaded) {
       await this.loadLatest(state.current);
@@ -135,28 +139,32 @@ export class Session {
   }
 
   // Merges a room's newest page; pages back until it meets what was known.
+  // Returns how many messages were new.
   async fillGap(conn, buffer, history) {
     const known = buffer.newest;
-    this.state.addMessages(buffer, history);
+    let added = this.state.addMessages(buffer, history).length;
     let oldest = history.length ? history[0].seq : null;
     for (let page = 0; page < GAP_PAGES && oldest !== null && oldest > known + 1; page++) {
       const reply = await conn.request("history", { room: buffer.name, limit: PAGE, before: oldest });
       if (!reply.messages.length) break;
-      this.state.addMessages(buffer, reply.messages);
+      added += this.state.addMessages(buffer, reply.messages).length;
       oldest = reply.messages[0].seq;
       if (!reply.more) break;
     }
+    return added;
   }
 
   async fillDmGap(conn, buffer) {
     const known = buffer.newest;
     let before = null;
+    let added = 0;
     for (let page = 0; page < GAP_PAGES; page++) {
       const reply = await conn.request("dms", { with: buffer.name, limit: PAGE, before });
-      this.state.addMessages(buffer, reply.messages);
+      added += this.state.addMessages(buffer, reply.messages).length;
       if (!reply.messages.length || !reply.more || reply.messages[0].seq <= known + 1) break;
       before = reply.messages[0].seq;
     }
+    return added;
   }
 
   closed(conn, refusal) {
@@ -182,9 +190,11 @@ export class Session {
     if (this.stopped || this.state === null) return;
     if (this.conn && !this.conn.closed) this.conn.close();
     this.ui.status("connecting…", "warn");
+    const attempt = ++this.attempts;
     try {
       await this.connect("login", { username: this.state.me, token: this.token });
     } catch (error) {
+      if (attempt !== this.attempts) return; // a newer attempt (/reconnect) took over
       if (error instanceof ServerError && error.code === "auth_failed") {
         this.logout("your login has expired: log in again");
       } else if (error instanceof ServerError && error.code === "suspended") {

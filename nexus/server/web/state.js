@@ -9,6 +9,9 @@ export const fold = (name) => name.toLowerCase();
 const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
 export const clean = (text) => String(text).replace(BIDI_CONTROLS, "");
 
+// `1 message`, `2 messages`.
+export const count = (n, word) => `${n.toLocaleString("en-US")} ${word}${n === 1 ? "" : "s"}`;
+
 export class Buffer {
   constructor(kind, name) {
     this.kind = kind; // "room" or "dm"
@@ -407,7 +410,8 @@ export class ChatState {
         const buffer = this.rooms.get(event.room);
         if (buffer) {
           this.removeRoom(event.room);
-          this.note(`#${event.room} was deleted by ${event.by}`, "info", this.current);
+          const said = this.isMe(event.by) ? `you deleted #${event.room}` : `#${event.room} was deleted by ${event.by}`;
+          this.note(said, "info", this.current);
         }
         return { buffer: this.current };
       }
