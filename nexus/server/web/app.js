@@ -147,15 +147,21 @@ async function submitLogin(event) {
   try {
     await begin({ username, password, register: registering, remember: $("remember").checked });
   } catch (error) {
-    $("login-error").textContent = clean(loginProblem(error));
+    $("login-error").textContent = clean(loginProblem(error, username));
+    if (error.code === "username_taken" || error.code === "invalid_username") {
+      // Nothing answers before login whether a name is free: the register
+      // reply says it. The passwords stay; only the name needs typing again.
+      $("username").focus();
+      $("username").select();
+    }
   } finally {
     $("submit").disabled = false;
   }
 }
 
-function loginProblem(error) {
+function loginProblem(error, username = "") {
   if (error.code === "auth_failed") return "wrong username or password";
-  if (error.code === "username_taken") return "that username is taken: choose another";
+  if (error.code === "username_taken") return `${username} is taken: type another name, the passwords are kept`;
   if (error.code) return describe(error);
   return "cannot reach the server: try again in a moment";
 }
