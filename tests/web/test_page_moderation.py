@@ -158,7 +158,9 @@ async def test_a_member_without_the_role_is_offered_no_moderation(web: WebRunnin
         "placeholder", "you are muted in #den"
     )
     await tab.type("may I?")
-    await expect(error).to_have_text("you are muted in #den (muted)")
+    await expect(error).to_have_text(
+        "not sent to #den: you are muted in #den (muted); the text is back in the input"
+    )
 
 
 async def test_a_member_made_admin_meanwhile_is_offered_no_restriction(

@@ -3,15 +3,16 @@
 // as text (textContent, text nodes): never parsed as HTML, and without the
 // bidirectional controls that could make it read in another order (clean).
 
-import { COMMANDS, address, describe, execute } from "./commands.js";
+import { COMMANDS, address, describe, execute, messageText } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { saved, Session } from "./session.js";
-import { clean, count, fold, mentions } from "./state.js";
+import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 const ERASED = "(message erased)";
 const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+const COUNT_FROM = MESSAGE_MAX - 500; // the input shows its length from here on
 
 let session = null;
 let registering = false;
@@ -168,7 +169,7 @@ function loginProblem(error, username = "") {
 
 async function begin(login) {
   if (session) session.stopped = true;
-  session = new Session({ changed: draw, status, alert, loggedOut: showLogin });
+  session = new Session({ changed: draw, status, alert, loggedOut: showLogin, giveBack });
   try {
     await session.start(login);
   } catch (error) {
@@ -639,6 +640,7 @@ function setContext(next) {
     const message = next.buffer.messages.get(next.seq);
     if (next.kind === "edit" && message) $("input").value = message.text;
     $("input").focus();
+    inputChanged();
   }
 }
 
@@ -648,13 +650,13 @@ function showContext() {
   $("context-text").replaceChildren(context.kind === "edit" ? "editing " : "replying to ", ...what);
 }
 
-function commandContext() {
+function commandContext(typedLine) {
   return {
     state: session.state,
     request: (cmd, args) => session.request(cmd, args),
     loadMembers: (rooms) => session.loadMembers(rooms),
-    say: (text, extra) => session.say(text, extra),
-    sendDm: (user, text) => session.sendDm(user, text),
+    say: (text, extra, line) => session.say(text, extra, typedLine ? line : null),
+    sendDm: (user, text, line) => session.sendDm(user, text, typedLine ? line : null),
     openDm: (user) => session.openDm(user),
     loadOlder: (buffer, n) => session.loadOlder(buffer, n),
     react: (buffer, seq, emoji) => session.react(buffer, seq, emoji),
@@ -675,13 +677,30 @@ function commandContext() {
         state.note(`${time(m.ts)} ${where} ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`);
       }
     },
+    // A line typed that did not work goes back to the input; a button's never.
+    giveBack: (line) => typedLine && giveBack({ text: line }),
     changed: () => draw({ force: true }),
   };
 }
 
-function runLine(line) {
-  queue = queue.then(() => execute(commandContext(), line));
+// `typedLine`: typed in the input (given back if it fails), not a button's.
+function runLine(line, typedLine = false) {
+  queue = queue.then(() => execute(commandContext(typedLine), line));
   return queue;
+}
+
+// Text that was not sent, back in the input if nothing was typed there since
+// (with the reply it was, or the edit); false if the input was taken.
+function giveBack(item) {
+  const input = $("input");
+  if (input.value.trim()) return false;
+  input.value = item.typed || item.text;
+  inputChanged();
+  const state = session && session.state;
+  const buffer = item.kind === "room" ? state.rooms.get(item.target) : item.kind === "dm" ? state.dms.get(fold(item.target)) : null;
+  const reply = item.extra && item.extra.reply_to;
+  if (reply && buffer && buffer === state.current) setContext({ kind: "reply", buffer, seq: reply });
+  return true;
 }
 
 function send(event) {
@@ -689,19 +708,42 @@ function send(event) {
   const input = $("input");
   const text = input.value;
   if (!text.trim()) return;
+  const current = context;
+  const message = current && current.kind === "edit" ? text : messageText(text);
+  if (message !== null && length(message) > MESSAGE_MAX) {
+    // Never sent to be refused: the text stays where it is, to be cut.
+    const limit = MESSAGE_MAX.toLocaleString("en-US");
+    const size = length(message).toLocaleString("en-US");
+    session.state.note(
+      `a message has at most ${limit} characters and this one has ${size}: nothing was sent, the text is still in the input`,
+      "error",
+    );
+    draw({ force: true });
+    return;
+  }
   input.value = "";
-  resize();
+  inputChanged();
   if (typed.lines[typed.lines.length - 1] !== text) typed.lines.push(text);
   if (typed.lines.length > TYPED_KEPT) typed.lines.shift();
   typed.at = typed.lines.length;
-  const current = context;
   setContext(null);
   if (current && current.kind === "edit") {
-    act(() => session.request("edit", { ...address(current.buffer, current.seq), text }));
+    act(async () => {
+      try {
+        await session.request("edit", { ...address(current.buffer, current.seq), text });
+      } catch (error) {
+        if (!$("input").value.trim()) {
+          setContext(current);
+          $("input").value = text;
+          inputChanged();
+        }
+        throw error;
+      }
+    });
   } else if (current && current.kind === "reply" && !text.startsWith("/")) {
-    act(() => session.say(text, { reply_to: current.seq }));
+    queue = queue.then(() => session.say(text, { reply_to: current.seq }, text)); // after the lines before
   } else {
-    runLine(text);
+    runLine(text, true);
   }
 }
 
@@ -709,6 +751,20 @@ function resize() {
   const input = $("input");
   input.style.height = "auto";
   input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+// After the input changed: its height, and its length against the limit once
+// it comes near it (in characters, as the server counts).
+function inputChanged() {
+  resize();
+  const text = $("input").value;
+  const message = context && context.kind === "edit" ? text : text.length > COUNT_FROM ? messageText(text) : null;
+  const size = message === null ? 0 : length(message);
+  const counter = $("count");
+  counter.hidden = size <= COUNT_FROM;
+  counter.textContent = `${size.toLocaleString("en-US")} / ${MESSAGE_MAX.toLocaleString("en-US")}`;
+  counter.className = size > MESSAGE_MAX ? "count over" : "count";
+  counter.title = size > MESSAGE_MAX ? "too long to send: a message has at most this many characters" : "";
 }
 
 function keydown(event) {
@@ -719,6 +775,7 @@ function keydown(event) {
   } else if (event.key === "Escape" && context) {
     setContext(null);
     $("input").value = "";
+    inputChanged();
   } else if (event.key === "Tab" && $("input").value.startsWith("/") && !$("input").value.includes(" ")) {
     event.preventDefault();
     const typed = $("input").value.slice(1).toLowerCase();
@@ -742,7 +799,7 @@ function recall(up) {
   typed.at += up ? -1 : 1;
   input.value = typed.at === typed.lines.length ? typed.draft : typed.lines[typed.at];
   input.selectionStart = input.selectionEnd = input.value.length;
-  resize();
+  inputChanged();
   return true;
 }
 
@@ -794,7 +851,7 @@ function start() {
   });
   $("compose").addEventListener("submit", send);
   $("input").addEventListener("keydown", keydown);
-  $("input").addEventListener("input", resize);
+  $("input").addEventListener("input", inputChanged);
   $("messages").addEventListener("scroll", scrolled);
   $("context-cancel").addEventListener("click", () => setContext(null));
   $("menu").addEventListener("click", (event) => {

@@ -52,8 +52,25 @@ export function parse(line) {
   return [cmd, values];
 }
 
-// Runs one typed line; every failure ends as one line in the pane.
+// The text a typed line would send as a message (plain text, /me, /reply,
+// /dm, /msg, /query with text), or null for any other line.
+export function messageText(line) {
+  let parsed;
+  try {
+    parsed = parse(line);
+  } catch {
+    return null;
+  }
+  if (parsed === null || !MESSAGES.has(parsed[0].name)) return null;
+  return parsed[1].text;
+}
+
+const MESSAGES = new Set(["say", "me", "reply", "dm", "msg", "query"]);
+
+// Runs one typed line; every failure ends as one line in the pane, and the
+// line goes back to the input (if nothing was typed there since) to be fixed.
 export async function execute(ctx, line) {
+  ctx.line = line;
   try {
     const parsed = parse(line);
     if (parsed === null) return;
@@ -63,8 +80,10 @@ export async function execute(ctx, line) {
   } catch (error) {
     const down = error instanceof ConnectionClosed;
     ctx.state.note(down ? `the connection is down, not done: ${line}` : describe(error), "error");
+    ctx.giveBack(line);
+  } finally {
+    ctx.changed();
   }
-  ctx.changed();
 }
 
 export function describe(error) {
@@ -112,9 +131,9 @@ export function address(buffer, seq) {
 }
 
 command("say", "<text...>", "say text in the current buffer (plain text does the same)", (ctx, a) =>
-  ctx.say(a.text),
+  ctx.say(a.text, {}, ctx.line),
 );
-command("me", "<text...>", "say an action: * you text", (ctx, a) => ctx.say(a.text, { action: true }), {
+command("me", "<text...>", "say an action: * you text", (ctx, a) => ctx.say(a.text, { action: true }, ctx.line), {
   protocol: 2,
 });
 command("join", "<room>", "join a room and switch to it; you stay in the others", async (ctx, a) => {
@@ -194,13 +213,13 @@ command("names", "[room]", "list every member of a room, online first", async (c
   ctx.state.note(`#${name} (${here} online, ${count(people.length, "member")}): ${names}`);
 });
 command("dm", "<user> <text...>", "send a direct message; it shows in that person's buffer", (ctx, a) =>
-  ctx.sendDm(a.user, a.text),
+  ctx.sendDm(a.user, a.text, ctx.line),
 );
-command("msg", "<user> <text...>", "the same as /dm", (ctx, a) => ctx.sendDm(a.user, a.text));
+command("msg", "<user> <text...>", "the same as /dm", (ctx, a) => ctx.sendDm(a.user, a.text, ctx.line));
 command("query", "<user> [text...]", "open the conversation with a user (and say text there)", async (ctx, a) => {
   const buffer = await ctx.openDm(a.user);
   ctx.switchTo(buffer);
-  if (a.text) await ctx.say(a.text);
+  if (a.text) await ctx.say(a.text, {}, a.text);
 });
 command("dms", "[user] [n]", "list conversations and unread counts, or open one with n more", async (ctx, a) => {
   if (a.user === null) {
@@ -290,7 +309,7 @@ command("react", "<seq> <emoji>", "react to message number seq (again to take it
 }, { protocol: 2 });
 command("reply", "<seq> <text...>", "answer message number seq", (ctx, a) => {
   if (!/^\d+$/.test(a.seq)) throw new UsageError("a message is named by its number");
-  return ctx.say(a.text, { reply_to: +a.seq });
+  return ctx.say(a.text, { reply_to: +a.seq }, ctx.line);
 }, { protocol: 2 });
 // -- moderation ---------------------------------------------------------------
 // As in the terminal: the room is the current one unless the first word names

@@ -1,6 +1,8 @@
 // Staying connected: log in (password once, then the token), rejoin the
-// rooms, fill what was missed while away, reconnect by itself with backoff.
-// The page (app.js) gets told when to redraw; it never talks to the socket.
+// rooms, fill what was missed while away, reconnect by itself with backoff;
+// and the outbox: text typed is sent in order, waits while offline, and what
+// the server refuses goes back to the page. The page (app.js) gets told when
+// to redraw; it never talks to the socket.
 
 import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
 import { ChatState, count, fold } from "./state.js";
@@ -10,6 +12,18 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
+
+// Whether `item`, cut off while being sent, arrived anyway: a message of mine
+// with its text, newer than the newest there when it was sent.
+function landed(state, buffer, item) {
+  for (const message of buffer.messages.values()) {
+    if (message.seq > item.after && state.isMe(message.from) && message.text === item.text) return true;
+  }
+  return false;
+}
 
 // The remembered login: localStorage ("remember me") or this tab's sessionStorage.
 export const saved = {
@@ -35,7 +49,8 @@ export const saved = {
 };
 
 export class Session {
-  // ui: {changed(), status(text, level), alert(buffer or null, message), loggedOut(reason)}
+  // ui: {changed(), status(text, level), alert(buffer or null, message), loggedOut(reason),
+  //      giveBack(item): puts refused text back in the input, true if it could}
   constructor(ui) {
     this.ui = ui;
     this.state = null;
@@ -49,6 +64,9 @@ export class Session {
     this.motd = "";
     this.readTimers = new Map();
     this.peopleTimer = null;
+    this.outbox = []; // {kind, target, text, extra, typed, after, done}: oldest first
+    this.ready = false; // logged in with the rooms restored: the outbox may go
+    this.sending = false;
   }
 
   // Logs in from the form (or a saved token); resolves once in, rejects with
@@ -81,7 +99,9 @@ export class Session {
     await this.restore(conn, reply);
     this.markRead(this.state.current);
     this.ui.status("online", "ok");
+    this.ready = conn === this.conn && !conn.closed;
     this.ui.changed();
+    this.send();
   }
 
   // After a login: the rooms as the server has them, with what was missed.
@@ -168,6 +188,7 @@ export class Session {
   }
 
   closed(conn, refusal) {
+    if (conn === this.conn) this.ready = false;
     if (conn !== this.conn || this.stopped || this.state === null) return;
     if (refusal && (refusal.code === "auth_required" || refusal.code === "suspended")) {
       this.logout(refusal.message);
@@ -207,6 +228,8 @@ export class Session {
 
   logout(reason = null) {
     this.stopped = true;
+    this.ready = false;
+    for (const item of this.outbox.splice(0)) item.done(); // nobody is left to send them
     clearTimeout(this.timer);
     clearTimeout(this.peopleTimer);
     saved.clear();
@@ -283,20 +306,84 @@ export class Session {
     );
   }
 
-  async say(text, extra = {}) {
+  // -- the outbox: text to send, in the order typed --------------------------
+
+  // Says `text` where the user is (`typed`: the line to give back if it is
+  // refused, when it is more than the text, as `/me waves`). Resolves once it
+  // is sent or refused, or at once while offline: it waits in the outbox.
+  say(text, extra = {}, typed = null) {
     const buffer = this.state.current;
     if (!buffer || buffer.kind === "system") {
       this.state.note("this is no room: /join one, or /query someone", "error");
-      return;
+      return Promise.resolve();
     }
-    if (buffer.kind === "room") await this.request("say", { room: buffer.name, text, ...extra });
-    else await this.request("dm", { to: buffer.name, text, ...extra });
+    return this.queue({ kind: buffer.kind, target: buffer.name, text, extra, typed });
   }
 
-  async sendDm(user, text) {
-    await this.request("dm", { to: user, text });
-    const buffer = this.state.dms.get(fold(user));
-    if (buffer !== this.state.current) this.state.note(`sent to ${user}: ${text}`);
+  sendDm(user, text, typed = null) {
+    return this.queue({ kind: "dm", target: user, text, extra: {}, typed, told: true });
+  }
+
+  queue(item) {
+    return new Promise((resolve) => {
+      item.done = resolve;
+      this.outbox.push(item);
+      if (!this.ready) {
+        this.state.note(`offline: queued for ${where(item)}, sent once reconnected`);
+        resolve();
+      }
+      this.send();
+    });
+  }
+
+  // Sends the outbox in order while the connection lasts; waits out flood
+  // control; what the server refuses leaves the outbox and goes back to the
+  // page. What the connection took with it stays, for after the next login.
+  async send() {
+    if (this.sending) return;
+    this.sending = true;
+    let told = false; // of the wait for flood control: once a run, not per message
+    try {
+      while (this.ready && this.outbox.length) {
+        const item = this.outbox[0];
+        const state = this.state;
+        const buffer = item.kind === "room" ? state.rooms.get(item.target) : state.dms.get(fold(item.target));
+        if (item.after !== undefined && buffer && landed(state, buffer, item)) {
+          this.outbox.shift(); // the server had it before the connection dropped
+          item.done();
+          continue;
+        }
+        item.after = buffer ? buffer.newest : 0;
+        try {
+          if (item.kind === "room") await this.conn.request("say", { room: item.target, text: item.text, ...item.extra });
+          else await this.conn.request("dm", { to: item.target, text: item.text, ...item.extra });
+        } catch (error) {
+          if (error instanceof ConnectionClosed) break; // kept: sent after the next login
+          if (error.code === "rate_limited") {
+            if (!told) state.note("sending too fast: the rest follows as the server allows");
+            told = true;
+            this.ui.changed({ force: true });
+            await sleep(1000 * (typeof error.retryAfter === "number" ? error.retryAfter : 1));
+            continue;
+          }
+          this.outbox.shift();
+          const back = this.ui.giveBack(item);
+          const kept = back ? "the text is back in the input" : "↑ in the input brings the text back";
+          state.note(`not sent to ${where(item)}: ${error.message} (${error.code}); ${kept}`, "error");
+          item.done();
+          this.ui.changed({ force: true });
+          continue;
+        }
+        this.outbox.shift();
+        if (item.told && state.dms.get(fold(item.target)) !== state.current) {
+          state.note(`sent to ${item.target}: ${item.text}`);
+        }
+        item.done();
+        this.ui.changed({ force: true });
+      }
+    } finally {
+      this.sending = false;
+    }
   }
 
   async openDm(user) {

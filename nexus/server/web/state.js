@@ -4,6 +4,11 @@
 
 export const fold = (name) => name.toLowerCase();
 
+// The protocol's limit on a message, in characters (code points, as the server
+// counts them: an emoji is one, though two UTF-16 units).
+export const MESSAGE_MAX = 4000;
+export const length = (text) => [...text].length;
+
 // Remote text without the bidirectional controls that would let it fake its
 // direction or its neighbours' (embeddings, overrides, isolates, and their pop).
 const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
