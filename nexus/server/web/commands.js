@@ -223,7 +223,7 @@ command("query", "<user> [text...]", "open the conversation with a user (and say
 });
 command("dms", "[user] [n]", "list conversations and unread counts, or open one with n more", async (ctx, a) => {
   if (a.user === null) {
-    const dms = ctx.state.dmOrder.map((key) => ctx.state.dms.get(key));
+    const dms = ctx.state.buffers().filter((b) => b.kind === "dm"); // the most recent first
     if (!dms.length) ctx.state.note("no conversations yet: /query someone");
     for (const b of dms) ctx.state.note(`${b.name}${b.unread ? `  ${b.unread} unread` : ""}`);
     return;

@@ -12,6 +12,7 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
+const CONVERSATIONS = 500; // the most `conversations` lists
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
@@ -111,6 +112,12 @@ export class Session {
     const names = new Set(reply.rooms);
     for (const name of [...state.rooms.keys()]) if (!names.has(name)) state.removeRoom(name);
     const online = conn.request("online");
+    // Every conversation, read or not; a server without the command is told
+    // only of those with unread messages (login's `unread`).
+    const conversations = conn.request("conversations", { limit: CONVERSATIONS }).catch((error) => {
+      if (error.code === "unknown_command") return { conversations: [] };
+      throw error;
+    });
     const joins = reply.rooms.map((room) => conn.request("join", { room }));
     let missed = 0;
     for (const join of joins) {
@@ -139,6 +146,14 @@ export class Session {
       if (!buffer.loaded) {
         buffer.unread = n; // every direct message to you counts as a mention
         buffer.mentions = n;
+      }
+    }
+    for (const conversation of (await conversations).conversations) {
+      const buffer = state.dmBuffer(conversation.with);
+      buffer.activity = Math.max(buffer.activity, conversation.ts);
+      if (!buffer.loaded) {
+        buffer.unread = conversation.unread;
+        buffer.mentions = conversation.unread;
       }
     }
     for (const buffer of state.dms.values()) {
@@ -392,6 +407,7 @@ export class Session {
     const { user: profile } = await this.request("whois", { username: user });
     buffer = this.state.dmBuffer(profile.username);
     await this.loadLatest(buffer);
+    if (!buffer.activity) buffer.activity = Date.now() / 1000; // opened now: on top
     return buffer;
   }
 

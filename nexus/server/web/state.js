@@ -34,6 +34,7 @@ export class Buffer {
     this.loaded = false; // a page of history has been fetched
     this.readSeq = 0; // the newest seq this user has seen
     this.firstUnread = null; // where the unread rule goes, once opened
+    this.activity = 0; // a conversation's newest message (ts), or when it was opened
   }
 
   get key() {
@@ -113,9 +114,14 @@ export class ChatState {
     this.invites = new Map(); // room -> {room: RoomInfo, by}: invitations not yet taken
   }
 
+  // Rooms by name, then conversations, the most recently active first.
   buffers() {
     const rooms = [...this.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
-    return [...rooms, ...this.dmOrder.map((key) => this.dms.get(key))];
+    const opened = new Map(this.dmOrder.map((key, index) => [key, index]));
+    const dms = this.dmOrder
+      .map((key) => this.dms.get(key))
+      .sort((a, b) => b.activity - a.activity || opened.get(fold(a.name)) - opened.get(fold(b.name)));
+    return [...rooms, ...dms];
   }
 
   find(key) {
@@ -238,6 +244,7 @@ export class ChatState {
       const known = buffer.messages.get(message.seq);
       buffer.messages.set(message.seq, message);
       if (!known) added.push(message);
+      if (buffer.kind === "dm") buffer.activity = Math.max(buffer.activity, message.ts);
     }
     if (unread) {
       const looking = this.current === buffer && this.visible;
