@@ -254,6 +254,7 @@ async def test_phone_sized_screen_and_screenshot(web: WebRunning, browser, tmp_p
     lines = [
         (ana, "morning all, standup in 5?"),
         (ana, "deploy moved to 16:00, @bob please check the migration first"),
+        (ana, "same time tomorrow as #general/1"),
     ]
     for peer, text in lines:
         await peer.ok("say", room="general", text=text)
@@ -265,6 +266,7 @@ async def test_phone_sized_screen_and_screenshot(web: WebRunning, browser, tmp_p
     await ana.ok("dm", to="bob", text="lunch after?")
     await expect(desk.messages()).to_contain_text("notes are in the wiki")
     await expect(desk.messages().locator(".reaction")).to_have_text("👍 1")
+    await expect(desk.messages().locator("a.msglink")).to_have_text("#general/1")
     await expect(desk.page.locator(".buffer", has_text="ana")).to_be_visible()
     shot = tmp_path / "web.png"
     await desk.page.screenshot(path=str(shot))
@@ -316,7 +318,6 @@ async def test_reply_erase_away_and_search_from_the_page(web: WebRunning, browse
     is seen in presence, and /search lists what it finds."""
     tab = await browser.tab()
     await tab.register(web.base, "ana", PASSWORD)
-    tab.page.on("dialog", lambda dialog: dialog.accept())
     bob = await web.running.user("bob")
     await bob.ok("join", room="general")
     asked = await bob.ok("say", room="general", text="lunch at noon?")
@@ -330,6 +331,7 @@ async def test_reply_erase_away_and_search_from_the_page(web: WebRunning, browse
     await expect(reply.locator(".quote")).to_contain_text("bob: lunch at noon?")
     await reply.hover()
     await reply.locator("button[title=erase]").click()
+    await tab.page.click("#ask-ok")
     erased = await bob.event("erased")
     assert erased["message"]["seq"] == answer["seq"] and erased["message"]["erased"] is True
     await expect(reply.locator(".erased")).to_have_text("(message erased)")

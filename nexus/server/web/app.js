@@ -3,7 +3,7 @@
 // as text (textContent, text nodes): never parsed as HTML, and without the
 // bidirectional controls that could make it read in another order (clean).
 
-import { COMMANDS, address, describe, execute, messageText } from "./commands.js";
+import { COMMANDS, UsageError, address, describe, execute, messageText, roomAction } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { saved, Session } from "./session.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
@@ -11,7 +11,10 @@ import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 const ERASED = "(message erased)";
-const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+// A web address, or a link to a room's message: `#room/seq`, as /goto takes it.
+const LINK_PATTERN =
+  /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![\w/#&])#([A-Za-z0-9_-]{1,32})\/(\d{1,15})(?![\w/])/g;
+const SEARCH_LIMIT = 50;
 const COUNT_FROM = MESSAGE_MAX - 500; // the input shows its length from here on
 
 let session = null;
@@ -21,6 +24,8 @@ let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
 let loadingOlder = false;
 let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
+let found = null; // {key, seq}: the message a link or a search result opened, highlighted
+let completion = null; // Tab's candidates for the word before the caret, while Tab cycles them
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
 // The member menu's moderation entries (keyed by command); `ask` gives the
@@ -76,17 +81,29 @@ function author(name, guest, className = "") {
 }
 
 // Text with links made clickable; every part is a text node or an <a> whose
-// text and href are set as properties.
+// text and href are set as properties. A web address opens in a new tab; a
+// `#room/seq` opens that message here.
 function richText(raw) {
   const text = clean(raw);
   const fragment = document.createDocumentFragment();
   let last = 0;
-  for (const match of text.matchAll(URL_PATTERN)) {
+  for (const match of text.matchAll(LINK_PATTERN)) {
     fragment.append(textNode(text.slice(last, match.index)));
     const link = el("a", null, match[0]);
-    link.href = match[0];
-    link.target = "_blank";
-    link.rel = "noopener noreferrer";
+    if (match[1] === undefined) {
+      link.href = match[0];
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+    } else {
+      const target = `#${match[1].toLowerCase()}/${match[2]}`;
+      link.className = "msglink";
+      link.href = target;
+      link.title = `open message ${match[2]} of #${match[1].toLowerCase()}`;
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        runLine(`/goto ${target}`);
+      });
+    }
     fragment.append(link);
     last = match.index + match[0].length;
   }
@@ -182,6 +199,14 @@ async function begin(login) {
   drawn = { key: null, count: 0 };
   draw();
   $("input").focus();
+  const link = linked(window.location.hash);
+  if (link) runLine(`/goto ${link}`); // the page was opened at a message's address
+}
+
+// `#room/seq` from a page address's fragment, or null.
+function linked(hash) {
+  const match = /^#([a-z0-9_-]{1,32})\/(\d{1,15})$/i.exec(hash || "");
+  return match ? `#${match[1].toLowerCase()}/${match[2]}` : null;
 }
 
 // -- drawing ------------------------------------------------------------------
@@ -194,6 +219,7 @@ function status(text, level) {
 
 function draw(change = {}) {
   if (!session || !session.state) return;
+  $("search-form").hidden = session.state.protocol < 2;
   drawSidebar();
   drawHeader();
   drawMessages(change);
@@ -365,13 +391,16 @@ async function moderate(action, room, name) {
   runLine(`/${action} ${where}${name}${reason ? ` ${reason}` : ""}`);
 }
 
-// Asks `question` in the page's dialog; resolves with the reason typed (maybe
-// "") when confirmed, null when cancelled.
-function askReason(question, verb) {
+// Asks `question` in the page's dialog (never the browser's confirm(), which
+// a page may be barred from and which looks like the browser's own); resolves
+// with the reason typed (maybe "") when confirmed, null when cancelled.
+// Without `reason`, the dialog asks only yes or no (and resolves with "").
+function askReason(question, verb, { reason = true } = {}) {
   const dialog = $("ask");
   $("ask-text").textContent = clean(question);
   $("ask-ok").textContent = verb;
   $("reason").value = "";
+  $("reason-label").hidden = !reason;
   return new Promise((resolve) => {
     const done = (value) => {
       $("ask-form").removeEventListener("submit", ok);
@@ -393,7 +422,7 @@ function askReason(question, verb) {
     $("ask-cancel").addEventListener("click", cancel);
     dialog.addEventListener("cancel", cancel);
     dialog.showModal();
-    $("reason").focus();
+    (reason ? $("reason") : $("ask-ok")).focus();
   });
 }
 
@@ -419,7 +448,7 @@ function drawHeader() {
 let measure = null;
 function placeholder(buffer) {
   const where = buffer && buffer.kind !== "system" ? ` ${buffer.label}` : "";
-  const wordings = [`Message${where} — /help lists the commands`, `Message${where}`, "Message"];
+  const wordings = [`Message${where} — Tab completes names, /help lists commands`, `Message${where}`, "Message"];
   const input = $("input");
   const style = getComputedStyle(input);
   const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
@@ -461,6 +490,7 @@ function drawMessages(change) {
     }
   } else {
     const before = pane.scrollHeight - pane.scrollTop;
+    const top = pane.scrollTop;
     pane.replaceChildren();
     if (buffer.more && buffer.kind !== "system") pane.append(el("div", "more", "scroll up for older messages"));
     let previous = null;
@@ -473,6 +503,15 @@ function drawMessages(change) {
     if (drawn.key === buffer.key && change.older) {
       pane.scrollTop = pane.scrollHeight - before; // keep the reader's place
       drawn.count = lines.length;
+      return;
+    }
+    if (drawn.key === buffer.key) pane.scrollTop = top;
+  }
+  if (change.jump && found && found.key === buffer.key) {
+    const row = pane.querySelector(`.msg[data-seq="${found.seq}"]`);
+    if (row) {
+      row.scrollIntoView({ block: "center" });
+      drawn = { key: buffer.key, count: lines.length };
       return;
     }
   }
@@ -502,7 +541,9 @@ function lineElement(buffer, line) {
     for (const action of line.note.actions || []) {
       const button = el("button", "note-action", action.label);
       button.type = "button";
-      button.addEventListener("click", () => runLine(action.line));
+      button.addEventListener("click", () => {
+        for (const each of action.lines || [action.line]) runLine(each);
+      });
       text.append(" ", button);
     }
     row.append(el("time", null, time(line.note.ts)), text);
@@ -517,6 +558,7 @@ function messageElement(buffer, message) {
   row.dataset.seq = String(message.seq);
   if (state.isMe(message.from)) row.classList.add("self");
   else if (buffer.kind === "room" && mentions(message, state.me)) row.classList.add("mention");
+  if (found && found.key === buffer.key && found.seq === message.seq) row.classList.add("found");
   const stamp = el("time", null, time(message.ts));
   stamp.title = `#${message.seq}, ${new Date(message.ts * 1000).toLocaleString()}`;
   const from = author(message.from, message.guest, "from");
@@ -578,17 +620,31 @@ function actions(buffer, message) {
   };
   button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
   button("☺", "react", (event) => picker(event.currentTarget, buffer, message));
+  if (buffer.kind === "room") {
+    button("#", "link", () => insert(`#${buffer.name}/${message.seq} `));
+  }
   if (state.isMe(message.from)) {
     button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
   }
   if (state.isMe(message.from) || (buffer.kind === "room" && may(state, buffer, "erase"))) {
-    button("🗑", "erase", () => {
-      if (window.confirm("Erase this message for everyone?")) {
-        act(() => session.request("erase", address(buffer, message.seq)));
-      }
+    button("🗑", "erase", async () => {
+      const yes = await askReason("Erase this message for everyone?", "Erase", { reason: false });
+      if (yes !== null) act(() => session.request("erase", address(buffer, message.seq)));
     });
   }
   return bar;
+}
+
+// Puts `text` in the input at the caret (a message's link, to be sent).
+function insert(text) {
+  const input = $("input");
+  const at = input.selectionStart;
+  const before = input.value.slice(0, at);
+  const space = before && !/\s$/.test(before) ? " " : "";
+  input.value = `${before}${space}${text}${input.value.slice(input.selectionEnd)}`;
+  input.selectionStart = input.selectionEnd = at + space.length + text.length;
+  input.focus();
+  inputChanged();
 }
 
 function picker(anchor, buffer, message) {
@@ -620,6 +676,7 @@ function switchTo(buffer) {
   if (state.current !== buffer) {
     setContext(null);
     closeMenus();
+    found = null;
   }
   state.switchTo(buffer);
   draw({ force: true });
@@ -660,6 +717,7 @@ function commandContext(typedLine) {
     openDm: (user) => session.openDm(user),
     loadOlder: (buffer, n) => session.loadOlder(buffer, n),
     react: (buffer, seq, emoji) => session.react(buffer, seq, emoji),
+    goto: openMessage,
     switchTo,
     reconnect: () => session.reconnect(),
     logout: () => session.logout(),
@@ -674,13 +732,21 @@ function commandContext(typedLine) {
       state.note(`${title}: ${messages.length}${more ? "+" : ""} found`);
       for (const m of messages) {
         const where = m.room ? `#${m.room}` : state.isMe(m.from) ? `→ ${m.to}` : "direct";
-        state.note(`${time(m.ts)} ${where} ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`);
+        const open = { label: "open", line: `/goto ${resultPlace(m)}` };
+        state.note(`${time(m.ts)} ${where} ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`, "info", null, [open]);
       }
     },
     // A line typed that did not work goes back to the input; a button's never.
     giveBack: (line) => typedLine && giveBack({ text: line }),
     changed: () => draw({ force: true }),
   };
+}
+
+// Where a message found is, as /goto takes it: `#room/seq`, or `user seq`.
+function resultPlace(message) {
+  if (message.room) return `#${message.room}/${message.seq}`;
+  const other = session.state.isMe(message.from) ? message.to : message.from;
+  return `${other} ${message.seq}`;
 }
 
 // `typedLine`: typed in the input (given back if it fails), not a button's.
@@ -701,6 +767,31 @@ function giveBack(item) {
   const reply = item.extra && item.extra.reply_to;
   if (reply && buffer && buffer === state.current) setContext({ kind: "reply", buffer, seq: reply });
   return true;
+}
+
+// Opens message `seq` of `where` (`#room`, a user, or null: here), loading
+// older history as needed, scrolled to and highlighted.
+async function openMessage(where, seq) {
+  const state = session.state;
+  let buffer = state.current;
+  if (where !== null && where.startsWith("#")) {
+    const room = where.slice(1).toLowerCase();
+    buffer = state.rooms.get(room);
+    if (!buffer) {
+      const join = { label: `join #${room} and open it`, lines: [`/join ${room}`, `/goto #${room}/${seq}`] };
+      state.note(`#${room}/${seq} is in #${room}, where you are not`, "info", null, [join]);
+      return;
+    }
+  } else if (where !== null) {
+    buffer = await session.openDm(where);
+  }
+  if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first");
+  switchTo(buffer);
+  if (!(await session.loadUntil(buffer, seq))) {
+    throw new UsageError(`no message ${seq} in ${buffer.label}: not stored, or never sent`);
+  }
+  found = { key: buffer.key, seq };
+  if (state.current === buffer) draw({ force: true, jump: true });
 }
 
 function send(event) {
@@ -768,6 +859,7 @@ function inputChanged() {
 }
 
 function keydown(event) {
+  if (event.key !== "Tab") completion = null;
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     send(event);
   } else if ((event.key === "ArrowUp" || event.key === "ArrowDown") && recall(event.key === "ArrowUp")) {
@@ -776,14 +868,57 @@ function keydown(event) {
     setContext(null);
     $("input").value = "";
     inputChanged();
-  } else if (event.key === "Tab" && $("input").value.startsWith("/") && !$("input").value.includes(" ")) {
-    event.preventDefault();
-    const typed = $("input").value.slice(1).toLowerCase();
-    const found = [...COMMANDS.keys()].filter((name) => name.startsWith(typed));
-    if (found.length === 1) $("input").value = `/${found[0]} `;
-    else if (found.length) session.state.note(found.map((n) => `/${n}`).join(" "));
-    draw({ force: true });
+  } else if (event.key === "Tab" && !event.shiftKey && $("input").value) {
+    event.preventDefault(); // Tab completes here: it never takes the focus away from text
+    complete();
   }
+}
+
+// Tab: a command's name after `/`, else the name before the caret from the
+// room's people (`name: ` at the start of the line, `@name`, or `name `); each
+// Tab again takes the next candidate.
+function complete() {
+  const input = $("input");
+  const value = input.value;
+  const caret = input.selectionStart;
+  if (completion && completion.value === value && completion.caret === caret) {
+    completion.index = (completion.index + 1) % completion.names.length;
+  } else {
+    const before = value.slice(0, caret);
+    if (/^\/\S*$/.test(before)) {
+      const typedName = before.slice(1).toLowerCase();
+      const names = [...COMMANDS.keys()].filter((name) => name.startsWith(typedName));
+      if (names.length === 1) input.value = `/${names[0]} ${value.slice(caret).trimStart()}`;
+      else if (names.length) session.state.note(names.map((n) => `/${n}`).join(" "));
+      draw({ force: true });
+      return;
+    }
+    const word = /(^|[^A-Za-z0-9_-])(@?)([A-Za-z0-9_-]+)$/.exec(before);
+    if (!word) return;
+    const head = before.slice(0, before.length - word[2].length - word[3].length);
+    const names = candidates().filter((name) => fold(name).startsWith(fold(word[3])));
+    if (!names.length) return;
+    const suffix = !head.trim() && !word[2] ? ": " : " ";
+    completion = { head: head + word[2], suffix, tail: value.slice(caret), names, index: 0 };
+  }
+  const name = completion.names[completion.index];
+  const start = completion.head + name + completion.suffix;
+  input.value = start + completion.tail.replace(/^ /, "");
+  input.selectionStart = input.selectionEnd = start.length;
+  completion.value = input.value;
+  completion.caret = start.length;
+  inputChanged();
+}
+
+// The names Tab offers: the current room's people (online first), or the
+// other person of a conversation; never oneself.
+function candidates() {
+  const state = session.state;
+  const buffer = state.current;
+  let names = [];
+  if (buffer && buffer.kind === "room") names = state.people(buffer.name).map((p) => p.name);
+  else if (buffer && buffer.kind === "dm") names = [buffer.name];
+  return names.filter((name) => !state.isMe(name));
 }
 
 // Up and Down walk through the lines sent, when the caret is on the input's
@@ -843,6 +978,132 @@ function visibility() {
   }
 }
 
+// -- the search box --------------------------------------------------------------
+
+async function search(event) {
+  event.preventDefault();
+  const query = $("search").value.trim();
+  if (!query || !session || !session.state) return;
+  document.body.classList.remove("menu-open");
+  const panel = $("results");
+  const list = $("result-list");
+  panel.hidden = false;
+  $("results-title").textContent = `searching for “${clean(query)}”…`;
+  list.replaceChildren();
+  let reply;
+  try {
+    reply = await session.request("search", { query, limit: SEARCH_LIMIT });
+  } catch (error) {
+    $("results-title").textContent = clean(describe(error));
+    return;
+  }
+  const more = reply.more ? "+" : "";
+  const n = reply.results.length;
+  $("results-title").textContent = `${count(n, "message")}${more} with “${clean(query)}”`;
+  for (const message of reply.results) list.append(resultItem(message));
+  const first = list.querySelector("button");
+  if (first) first.focus();
+}
+
+// One result: where and who, when, and the text; a click opens it.
+function resultItem(message) {
+  const state = session.state;
+  const item = el("li");
+  const button = el("button", "result");
+  button.type = "button";
+  const where = message.room ? `#${message.room}` : state.isMe(message.from) ? `→ ${message.to}` : "direct";
+  const head = el("span", "result-head");
+  head.append(el("span", "result-where", where), author(message.from, message.guest, "result-from"));
+  const when = el("time", null, `${day(message.ts)}, ${time(message.ts)}`);
+  head.append(when);
+  const text = el("span", "result-text");
+  text.dir = "auto";
+  text.textContent = clean(message.text);
+  button.append(head, text);
+  button.addEventListener("click", () => {
+    closeResults();
+    runLine(`/goto ${resultPlace(message)}`);
+  });
+  item.append(button);
+  return item;
+}
+
+function closeResults() {
+  $("results").hidden = true;
+}
+
+// -- the room browser ---------------------------------------------------------------
+
+async function browseRooms() {
+  document.body.classList.remove("menu-open");
+  const dialog = $("rooms-dialog");
+  const list = $("room-list");
+  $("create-error").textContent = "";
+  list.replaceChildren(el("li", "hint", "loading…"));
+  if (!dialog.open) dialog.showModal();
+  let reply;
+  try {
+    reply = await session.request("rooms");
+  } catch (error) {
+    list.replaceChildren(el("li", "error", describe(error)));
+    return;
+  }
+  list.replaceChildren();
+  for (const room of reply.rooms) list.append(roomItem(room));
+  $("create-private").closest("label").hidden = session.state.protocol < 2;
+}
+
+function roomItem(room) {
+  const state = session.state;
+  const item = el("li");
+  item.dataset.room = room.name;
+  const info = el("div", "room-info");
+  const name = el("span", "room-name", `#${room.name}`);
+  if (room.private) name.classList.add("private");
+  const counts = `${count(room.members, "member")}, ${room.online.toLocaleString("en-US")} online`;
+  info.append(name, el("span", "counts", counts));
+  if (room.topic) {
+    const topic = el("span", "topic-text", room.topic);
+    topic.dir = "auto";
+    info.append(topic);
+  }
+  const action = roomAction(state, room.name, state.rooms.has(room.name) ? "Open" : "Join");
+  const button = el("button", "join", action.label);
+  button.type = "button";
+  button.addEventListener("click", () => {
+    $("rooms-dialog").close();
+    runLine(action.line);
+  });
+  item.append(info, button);
+  return item;
+}
+
+async function createRoom(event) {
+  event.preventDefault();
+  const name = $("create-name").value.trim().replace(/^#/, "");
+  const topic = $("create-topic").value.trim() || null;
+  const isPrivate = $("create-private").checked;
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) {
+    $("create-error").textContent = "a room's name has 1 to 32 letters, digits, _ or -";
+    return;
+  }
+  $("create-error").textContent = "";
+  $("create-submit").disabled = true;
+  try {
+    const reply = await session.request("create", { room: name, topic, private: isPrivate || null });
+    const state = session.state;
+    $("rooms-dialog").close();
+    $("create-form").reset();
+    switchTo(state.addRoom(reply.room, []));
+    state.note(`you created #${reply.room.name}${reply.room.private ? " (private: /invite people)" : ""}`);
+    draw({ force: true });
+  } catch (error) {
+    $("create-error").textContent = clean(describe(error));
+  } finally {
+    $("create-submit").disabled = false;
+  }
+}
+
 function start() {
   $("login-form").addEventListener("submit", submitLogin);
   $("switch-mode").addEventListener("click", () => {
@@ -858,12 +1119,24 @@ function start() {
     event.stopPropagation();
     document.body.classList.toggle("menu-open");
   });
+  $("search-form").addEventListener("submit", search);
+  $("results-close").addEventListener("click", closeResults);
+  $("browse").addEventListener("click", browseRooms);
+  $("rooms-close").addEventListener("click", () => $("rooms-dialog").close());
+  $("create-form").addEventListener("submit", createRoom);
   document.querySelector(".main").addEventListener("click", () => document.body.classList.remove("menu-open"));
   document.addEventListener("click", (event) => {
     if (!event.target.closest(".member-menu")) closeMenus();
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") closeMenus();
+    if (event.key !== "Escape" || event.defaultPrevented) return;
+    closeMenus();
+    document.body.classList.remove("menu-open"); // the phone's drawer
+    closeResults();
+  });
+  window.addEventListener("hashchange", () => {
+    const link = linked(window.location.hash);
+    if (link && session && session.state) runLine(`/goto ${link}`);
   });
   window.addEventListener("resize", () => session && session.state && drawHeader());
   document.addEventListener("visibilitychange", visibility);

@@ -188,14 +188,22 @@ command(
     ctx.state.addRoom(reply.room);
   },
 );
-command("rooms", "", "list all rooms (* marks the ones you are in)", async (ctx) => {
+// A button that opens a room: switches to it if joined, else joins it.
+export function roomAction(state, room, label = null) {
+  return state.rooms.has(room)
+    ? { label: label || "open", line: `/buffer #${room}` }
+    : { label: label || "join", line: `/join ${room}` };
+}
+
+command("rooms", "", "list all rooms (* marks the ones you are in), each with a button to open or join it", async (ctx) => {
   const reply = await ctx.request("rooms");
   ctx.state.note(`${count(reply.rooms.length, "room")}:`);
   for (const room of reply.rooms) {
     const mark = ctx.state.rooms.has(room.name) ? "*" : " ";
     const topic = room.topic ? ` ${room.topic}` : "";
     const kind = room.private ? " (private)" : "";
-    ctx.state.note(`${mark} #${room.name}${kind}  ${room.online}/${room.members} online${topic}`);
+    const text = `${mark} #${room.name}${kind}  ${room.online}/${room.members} online${topic}`;
+    ctx.state.note(text, "info", null, [roomAction(ctx.state, room.name)]);
   }
 });
 command("online", "", "list the people online", async (ctx) => {
@@ -261,14 +269,17 @@ command("lastlog", "<words...>", "show the loaded lines of this buffer containin
   ctx.state.note(`${found.length} lines with "${a.words}":`);
   for (const m of found) ctx.state.note(`  ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`);
 });
-command("whois", "<user>", "show a user's profile", async (ctx, a) => {
+command("whois", "<user>", "show a user's profile, with buttons to message them and open their rooms", async (ctx, a) => {
   const { user } = await ctx.request("whois", { username: a.user });
-  ctx.state.learn(user);
-  const state = user.online ? (user.away ? `away: ${user.away}` : "online") : "offline";
+  const state = ctx.state;
+  state.learn(user);
+  const presence = user.online ? (user.away ? `away: ${user.away}` : "online") : "offline";
   const admin = user.admin ? ", server admin" : "";
   const guest = user.guest ? ", a guest: no account" : "";
-  ctx.state.note(`${user.username} (${state}${admin}${guest})${user.bio ? ` — ${user.bio}` : ""}`);
-  ctx.state.note(`  rooms: ${user.rooms.map((r) => `#${r}`).join(" ") || "none"}`);
+  const talk = state.isMe(user.username) ? [] : [{ label: "message", line: `/query ${user.username}` }];
+  state.note(`${user.username} (${presence}${admin}${guest})${user.bio ? ` — ${user.bio}` : ""}`, "info", null, talk);
+  const rooms = user.rooms.map((room) => roomAction(state, room, `#${room}`));
+  state.note(`  rooms:${rooms.length ? "" : " none"}`, "info", null, rooms);
 });
 command("bio", "[text...]", `show your bio, set it, or clear it with ${CLEAR}`, async (ctx, a) => {
   if (a.text === null) {
@@ -311,6 +322,23 @@ command("reply", "<seq> <text...>", "answer message number seq", (ctx, a) => {
   if (!/^\d+$/.test(a.seq)) throw new UsageError("a message is named by its number");
   return ctx.say(a.text, { reply_to: +a.seq }, ctx.line);
 }, { protocol: 2 });
+const GOTO_USAGE = "usage: /goto [#room|user] <n>, or /goto #room/n";
+command(
+  "goto",
+  "[where] [n]",
+  "open message n of a room (#room/n, or #room n) or a conversation (user n), older history loaded as needed",
+  async (ctx, a) => {
+    let where = a.where;
+    let n = a.n;
+    if (where !== null && n === null) {
+      const link = /^(#?[^\s/]+)\/(\d+)$/.exec(where);
+      if (link) [where, n] = [link[1], link[2]];
+      else [where, n] = [null, where];
+    }
+    if (n === null || !/^\d+$/.test(n)) throw new UsageError(GOTO_USAGE);
+    await ctx.goto(where, +n);
+  },
+);
 // -- moderation ---------------------------------------------------------------
 // As in the terminal: the room is the current one unless the first word names
 // one with `#`; reasons take the rest of the line. The server decides who may

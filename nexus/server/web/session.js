@@ -13,6 +13,8 @@ const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
 const CONVERSATIONS = 500; // the most `conversations` lists
+const PAGE_MAX = 500; // the largest history page the protocol gives
+const FIND_PAGES = 20; // pages loaded at most to reach a message asked for
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
@@ -431,6 +433,18 @@ export class Session {
     this.state.addMessages(buffer, reply.messages, { unread: false });
     buffer.more = reply.more && reply.messages.length > 0;
     return reply.messages.length > 0;
+  }
+
+  // Loads older pages of `buffer` until message `seq` is in it; whether it is.
+  async loadUntil(buffer, seq) {
+    if (buffer.kind === "dm" && !buffer.loaded) await this.loadLatest(buffer);
+    for (let page = 0; page < FIND_PAGES && !buffer.messages.has(seq); page++) {
+      const oldest = buffer.oldest;
+      if (!buffer.more || (oldest !== null && oldest <= seq)) break;
+      const limit = oldest === null ? PAGE : Math.min(PAGE_MAX, Math.max(PAGE, oldest - seq + 10));
+      if (!(await this.loadOlder(buffer, limit))) break;
+    }
+    return buffer.messages.has(seq);
   }
 
   async react(buffer, seq, emoji) {

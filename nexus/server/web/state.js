@@ -498,7 +498,8 @@ export class ChatState {
     const text = `${me ? "you were" : `${event.user} was`} ${verb} from #${event.room} by ${event.by}${why}`;
     if (me) {
       this.removeRoom(event.room);
-      this.note(text, "error", this.current || this.system);
+      const again = event.banned ? [] : [{ label: `join #${event.room} again`, line: `/join ${event.room}` }];
+      this.note(text, "error", this.current || this.system, again);
       return { buffer: this.current };
     }
     this.forget(event.room, event.user);
