@@ -8,8 +8,9 @@ rule (greeting, limits, order, backpressure, leaving) stays the core's.
 
 One port serves both: `GET /ws` with an `Upgrade` becomes a connection to
 the core; any other GET is answered from the packaged files in
-nexus/server/web/ and the connection is closed. Either only when its Host
-names this server (`Web.host_refused`).
+nexus/server/web/ (and `/permissions.json`, made from permissions.py) and the
+connection is closed. Either only when its Host names this server
+(`Web.host_refused`).
 
 One protocol frame is one WebSocket text message, with no newline. The core
 writes newline-ended frames; each batch is cut into text messages once per
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import json
 import logging
 import mimetypes
 import ssl
@@ -38,6 +40,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
+from nexus.server import permissions
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
 from nexus.server.frontends.tcp import TcpProtocol, reset
@@ -64,8 +67,34 @@ SECURITY_HEADERS = (
 )
 
 
+def permission_table() -> bytes:
+    """permissions.RULES and OVER as the page reads them (`/permissions.json`):
+    the roles and the targets strongest first, each action's roles, and each
+    targeted action's targets by acting role. The page's menus decide from
+    it, so they offer what this server's handlers allow, from one table."""
+    roles, targets = list(permissions.Role), list(permissions.Target)
+    table = {
+        "roles": [role.value for role in roles],
+        "targets": [target.value for target in targets],
+        "rules": {
+            action: [role.value for role in roles if role in held]
+            for action, held in permissions.RULES.items()
+        },
+        "over": {
+            action: {
+                role.value: [target.value for target in targets if target in over[role]]
+                for role in roles
+                if role in over
+            }
+            for action, over in permissions.OVER.items()
+        },
+    }
+    return json.dumps(table, separators=(",", ":")).encode()
+
+
 class WebFiles:
-    """The web client's files, read once from the installed package."""
+    """The web client's files, read once from the installed package, and the
+    permission table, made from permissions.py when the server starts."""
 
     def __init__(self) -> None:
         root = resources.files("nexus.server").joinpath("web")
@@ -77,6 +106,7 @@ class WebFiles:
                     kind += "; charset=utf-8"
                 self.files["/" + entry.name] = (kind, entry.read_bytes())
         self.files["/"] = self.files["/index.html"]
+        self.files["/permissions.json"] = ("application/json; charset=utf-8", permission_table())
 
     def response(self, path: str) -> Response:
         """The answer to a plain GET of `path` (query ignored)."""

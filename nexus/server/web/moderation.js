@@ -1,57 +1,28 @@
-// Who may do what, as the server decides it (nexus/server/permissions.py and
-// protocol-2's moderation rules), so the page offers only the actions that
-// will be allowed. The server still decides: a refusal shows as one line.
-// Pure: no DOM, no network; roles are read from the ChatState.
+// Who may do what, as the server decides it, so the page offers only the
+// actions that will be allowed. The table is the server's own: the server
+// makes /permissions.json from nexus/server/permissions.py (RULES and OVER)
+// when it starts, and this module reads it before the page starts, so the
+// two cannot drift apart. The server still decides: a refusal shows as one
+// line. No DOM; roles are read from the ChatState.
 
 import { fold } from "./state.js";
 
-// A role an actor holds, strongest first.
-export const ROLES = ["admin", "owner", "moderator", "member"];
+// Without the table (it could not be read), nothing is offered: the typed
+// commands still work, and the server still decides.
+const NOTHING = { roles: ["admin", "owner", "moderator", "member"], rules: {}, over: {} };
+const TABLE = await fetch("/permissions.json")
+  .then((response) => (response.ok ? response.json() : NOTHING))
+  .catch(() => NOTHING);
 
-const STAFF = ["admin", "owner", "moderator"];
-const RULERS = ["admin", "owner"];
+// A role an actor holds, strongest first.
+export const ROLES = TABLE.roles;
 
 // Action -> the roles that may take it at all.
-export const RULES = {
-  erase: STAFF, // someone else's room message
-  topic: STAFF,
-  delete: RULERS,
-  op: RULERS,
-  deop: RULERS,
-  kick: STAFF,
-  ban: STAFF,
-  unban: STAFF,
-  bans: STAFF,
-  mute: STAFF,
-  unmute: STAFF,
-  invite: ROLES, // a member of the room
-  admin: ["admin"],
-  suspend: ["admin"],
-  unsuspend: ["admin"],
-};
+export const RULES = TABLE.rules;
 
-// What the user acted on is, seen from the actor: "self", "admin", "owner",
-// "moderator" or "user" (anyone else).
-const RESTRICT_BY_RULER = ["moderator", "user"];
-const LIFT_BY_RULER = ["admin", "owner", "moderator", "user"];
-const RESTRICT = { admin: RESTRICT_BY_RULER, owner: RESTRICT_BY_RULER, moderator: ["user"] };
-const LIFT = { admin: LIFT_BY_RULER, owner: LIFT_BY_RULER, moderator: ["admin", "owner", "user"] };
-
-// Targeted action -> acting role -> the targets it may act on. Restricting
-// never reaches the owner or an admin, a moderator never acts on another
-// moderator, and nobody acts on themselves (but for `admin`).
-export const OVER = {
-  op: { admin: RESTRICT_BY_RULER, owner: RESTRICT_BY_RULER },
-  deop: { admin: RESTRICT_BY_RULER, owner: RESTRICT_BY_RULER },
-  kick: RESTRICT,
-  ban: RESTRICT,
-  mute: RESTRICT,
-  unban: LIFT,
-  unmute: LIFT,
-  admin: { admin: ["self", "admin", "owner", "moderator", "user"] },
-  suspend: { admin: ["user"] },
-  unsuspend: { admin: ["user"] },
-};
+// Targeted action -> acting role -> what the user acted on may be to the
+// actor: "self", "admin", "owner", "moderator" or "user" (anyone else).
+export const OVER = TABLE.over;
 
 // Whether an actor holding the roles `held` (a Set) may take `action`: at
 // all (no `target`), or on a user who is `target` to them.
