@@ -274,8 +274,10 @@ class ChatSession:
         parts = commands.split_text(item.text)
         for index, part in enumerate(parts):
             answer = item.reply_to if index == 0 else None
-            self.queue(Outgoing(item.kind, item.target, part, None, item.action, answer))
-        self.state.note(f"sending it to {item.label} as {len(parts)} messages")
+            self.outbox.append(Outgoing(item.kind, item.target, part, None, item.action, answer))
+        when = "" if self.conn is not None else " once reconnected"
+        self.state.note(f"sending it to {item.label} as {len(parts)} messages{when}")
+        self._start_sending()
         self.changed()
 
     def reconnect(self) -> None:
