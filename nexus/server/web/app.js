@@ -11,9 +11,10 @@ import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 const ERASED = "(message erased)";
-// A web address, or a link to a room's message: `#room/seq`, as /goto takes it.
+// A web address, or a link to a room's message: `#room/seq`, as /goto takes it
+// (found where the terminal client finds one: not inside a word or a path).
 const LINK_PATTERN =
-  /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![\w/#&])#([A-Za-z0-9_-]{1,32})\/(\d{1,15})(?![\w/])/g;
+  /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![\w#/-])#([A-Za-z0-9_-]{1,32})\/(\d{1,15})(?![\w/])/g;
 const SEARCH_LIMIT = 50;
 const COUNT_FROM = MESSAGE_MAX - 500; // the input shows its length from here on
 
