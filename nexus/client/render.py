@@ -29,6 +29,7 @@ from rich.text import Text
 
 from nexus.protocol import (
     BanEntry,
+    Banned,
     DirectMessage,
     Event,
     Invited,
@@ -384,6 +385,17 @@ def kicked_line(event: Kicked, me: bool) -> Line:
         f" {'were' if me else 'was'} {verb} from #{clean(event['room'])} by ",
         who(event["by"]),
     ]
+    parts += [": ", (event["reason"], "")] if event["reason"] else [" (no reason given)"]
+    return notice(*parts, prefix=LEAVE)
+
+
+def banned_line(event: Banned) -> Line:
+    """`mia banned bob from #den: spam` / `mia unbanned bob in #den`."""
+    room = f"#{clean(event['room'])}"
+    if not event["on"]:
+        return notice(who(event["by"]), " unbanned ", who(event["user"]), f" in {room}")
+    parts: list[str | tuple[str, str]] = [who(event["by"]), " banned ", who(event["user"])]
+    parts.append(f" from {room}")
     parts += [": ", (event["reason"], "")] if event["reason"] else [" (no reason given)"]
     return notice(*parts, prefix=LEAVE)
 

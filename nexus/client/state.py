@@ -36,6 +36,7 @@ from nexus.client import render
 from nexus.client.render import Fragments, Line
 from nexus.protocol import (
     AnyMessage,
+    Banned,
     ConversationInfo,
     DirectMessage,
     DmEvent,
@@ -845,6 +846,8 @@ class ChatState:
             self._on_room_updated(event)
         elif event["event"] == "kicked":
             self._on_kicked(event)
+        elif event["event"] == "banned":
+            self._on_banned(event)
         elif event["event"] == "muted":
             self._on_muted(event)
         elif event["event"] == "invited":
@@ -1057,6 +1060,13 @@ class ChatState:
             room.members.pop(event["user"].casefold(), None)
             room.moderators.discard(event["user"].casefold())
             room.lines.add(line)
+
+    def _on_banned(self, event: Banned) -> None:
+        """Another of the room's staff banned someone not in it, or unbanned
+        someone: told in the room's buffer, or where I am if I am not in it."""
+        line = render.banned_line(event)
+        room = self.rooms.get(event["room"])
+        (room.lines if room is not None else self.pane).add(line)
 
     def _on_muted(self, event: Muted) -> None:
         room = self.rooms.get(event["room"])

@@ -35,6 +35,7 @@ __all__ = [
     "REPLIES",
     "AnyMessage",
     "BanEntry",
+    "Banned",
     "BansReply",
     "ConversationInfo",
     "ConversationsReply",
@@ -291,6 +292,17 @@ class Kicked(TypedDict):
     banned: bool
 
 
+class Banned(TypedDict):
+    """To a room's staff: `user`, not in the room, was banned (`on`) or unbanned."""
+
+    event: Literal["banned"]
+    room: str
+    user: str
+    by: str
+    reason: str  # "" when none was given
+    on: bool
+
+
 class Muted(TypedDict):
     event: Literal["muted"]
     room: str
@@ -323,6 +335,7 @@ Event = (
     | ReadMoved
     | RoomUpdated
     | Kicked
+    | Banned
     | Muted
     | Invited
 )

@@ -240,6 +240,21 @@ def test_events_update_roles_and_read_as_lines():
     assert "mia invited you to #den: /join den" in state.pane.entries[-1].plain
 
 
+def test_a_ban_or_unban_by_other_staff_reads_as_a_line():
+    """`banned` (a ban of someone not in the room, or an unban, by another of
+    its staff) shows in the room's buffer, or where I am if I am not in it."""
+    state = _state()
+    den = state.rooms["den"]
+    ban = {"event": "banned", "room": "den", "user": "bob", "by": "root", "reason": "",
+           "on": True}  # fmt: skip
+    state.apply(ban)  # type: ignore[arg-type]
+    assert "root banned bob from #den (no reason given)" in den.lines.entries[-1].plain
+    state.apply({**ban, "on": False, "by": "mia"})  # type: ignore[typeddict-item]
+    assert "mia unbanned bob in #den" in den.lines.entries[-1].plain
+    state.apply({**ban, "room": "vault", "reason": "spam"})  # type: ignore[typeddict-item]
+    assert "root banned bob from #vault: spam" in state.pane.entries[-1].plain
+
+
 async def test_a_suspended_account_is_told_why_at_login_and_exits(server, connect):
     """nexus-chat for a suspended account: one line saying so, exit 1."""
     root, _ = await connect()  # the first account: an admin

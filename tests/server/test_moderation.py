@@ -208,6 +208,38 @@ async def test_ban_removes_a_member_who_then_cannot_join_until_unbanned(server):
     await d.bob.ok("join", room="den")
 
 
+async def test_the_staff_are_told_of_a_ban_of_someone_outside_and_of_an_unban(server):
+    """A ban of someone not in the room (kicked first, say) and every unban:
+    `banned` to the owner, the moderators and the admins, not to the room
+    and not to the session that made it (its reply said so)."""
+    d = await den(server)
+    await d.mia.ok("kick", room="den", username="bob")
+    for peer in (d.olga, d.mia, d.carol, d.bob):
+        await peer.event("kicked")
+    await d.mia.ok("ban", room="den", username="bob", reason="came back to flood")
+    banned = await d.olga.event("banned")
+    assert banned == {
+        "event": "banned",
+        "room": "den",
+        "user": "bob",
+        "by": "mia",
+        "reason": "came back to flood",
+        "on": True,
+    }
+    assert (await d.root.event("banned"))["on"] is True  # an admin, not in the room
+    await d.olga.ok("unban", room="den", username="bob")
+    unbanned = await d.mia.event("banned")
+    assert (unbanned["on"], unbanned["by"], unbanned["user"]) == (False, "olga", "bob")
+    await d.root.event("banned", on=False)
+    for peer in (d.carol, d.bob):  # the room and the banned user hear of neither
+        await peer.ok("ping")
+        assert not [e for e in peer.events if e["event"] == "banned"]
+    await d.mia.ok("ping")
+    assert [e["on"] for e in d.mia.events if e["event"] == "banned"] == []  # own: the reply
+    await d.olga.ok("ping")
+    assert not [e for e in d.olga.events if e["event"] == "banned"]  # own unban
+
+
 # -- mute ----------------------------------------------------------------------------
 
 

@@ -132,6 +132,8 @@ def ban(ctx: Context, req: p.Ban) -> p.Empty:
     if member:
         _tell_removed(ctx, room, target, req.reason, banned=True)
         vacate(ctx, room)
+    else:
+        _tell_staff(ctx, room, target, req.reason, on=True)
     return {}
 
 
@@ -142,7 +144,27 @@ def unban(ctx: Context, req: p.Unban) -> p.Empty:
     if key in room.bans:
         ctx.change(records.Unban(user=ctx.key, room=room.name, target=key))
         ctx.audit("unban", room.name, target.username, req.reason)
+        _tell_staff(ctx, room, target, req.reason, on=False)
     return {}
+
+
+def _tell_staff(ctx: Context, room: Room, target: User, reason: str, on: bool) -> None:
+    """A ban of someone not in the room, or an unban: `banned` to those who
+    may see the bans (its owner, moderators and the admins), but the session
+    that made it (its reply says so). Bans are no business of the room: a
+    member's ban is told to it by `kicked`."""
+    event: p.Banned = {
+        "event": "banned",
+        "room": room.name,
+        "user": target.username,
+        "by": ctx.me.username,
+        "reason": reason,
+        "on": on,
+    }
+    frame = encode(event)
+    staff = room.moderators | ctx.model.admins | ({room.owner} if room.owner else set())
+    for key in staff:
+        ctx.hub.to_user(key, frame, skip=ctx.session)
 
 
 @command("bans")
