@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nexus.protocol import MAX_FRAME
+from nexus.protocol import DEFAULT_ROOMS, MAX_FRAME, PASSWORD_MIN, set_password_min
 from nexus.server.auth import OWASP
+from nexus.server.model import set_default_rooms
 
 
 def setting(default: Any, help: str, kind: type | None = None, **kwargs: Any) -> Any:
@@ -99,6 +100,14 @@ class ServerConfig:
         " account has it) until it disconnects, never stored; channels guests create go when"
         " they empty",
     )
+    default_rooms: tuple[str, ...] = setting(
+        DEFAULT_ROOMS,
+        "the rooms a new store starts with, which nobody owns or deletes; a new account joins"
+        " the first; comma-separated or repeated, empty for none",
+    )
+    password_min_length: int = setting(
+        PASSWORD_MIN, "the shortest password an account may have, at registration and on a change"
+    )
 
     max_frame: int = setting(MAX_FRAME, "bytes a frame may have: bounds a peer's input buffer")
     max_outbound: int = setting(
@@ -144,6 +153,15 @@ class ServerConfig:
     keepalive_count: int = setting(3, "unanswered probes before the connection is dropped")
     # argon2id cost; tests lower it, a server never should, so it has no flag.
     password_params: dict[str, int] = field(default_factory=lambda: dict(OWASP))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Requests are validated, and the store builds its model, without the
+        # server's settings: these hold for the whole process, from when set.
+        if name == "password_min_length":
+            set_password_min(value)
+        elif name == "default_rooms":
+            value = set_default_rooms(value)
+        object.__setattr__(self, name, value)
 
     @classmethod
     def from_env(

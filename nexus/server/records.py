@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
-from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import (
     TOKENS_PER_USER,
     Conversation,
@@ -193,8 +192,9 @@ class Register(Record):
         user = model.users[key] = User(self.username, self.password, self.ts)
         if self.admin:
             model.set_admin(key, True)
-        if DEFAULT_ROOMS[0] in model.rooms:
-            model.add_member(key, model.rooms[DEFAULT_ROOMS[0]])
+        for name in model.default_rooms[:1]:
+            if name in model.rooms:
+                model.add_member(key, model.rooms[name])
         return user
 
 
