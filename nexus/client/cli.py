@@ -178,7 +178,7 @@ async def _with_password(
                 register = choice.strip().lower().startswith("r")
             name = (await ask.prompt_async("Username: ")).strip()
             choose = False
-            if register and (problem := name_problem(name)):
+            if register and (problem := name_problem(name) or await _taken(conn, name)):
                 print(f"{problem}.")
                 continue
         if register:
@@ -189,8 +189,8 @@ async def _with_password(
             return await _attempt(conn, args, tls, name, password, register)
         except NexusError as exc:
             print(f"{'Registration' if register else 'Login'} refused: {refusal(exc)}.")
-            # The server tells nobody logged out whether a name is free (whois needs a
-            # login), so a taken name is learnt here: ask for another, keep the password.
+            # A name taken since it was looked up (or a server that cannot look
+            # one up) is learnt here: ask for another, keep the password.
             taken = register and not username and exc.code == "username_taken"
             kept = password if taken else None
             choose = not args.register and not taken
@@ -204,6 +204,17 @@ def name_problem(name: str) -> str | None:
     if name.lower() in RESERVED_NAMES:
         return f"{name} is reserved for the server"
     return None
+
+
+async def _taken(conn: ChatConnection, name: str) -> str | None:
+    """ "that name is taken..." if the server says so before any password is
+    typed; None when it is free, or the server cannot tell (an older one, or
+    the connection gone: `register` tells then)."""
+    try:
+        reply = await conn.request("available", username=name)
+    except (NexusError, OSError, TimeoutError):
+        return None
+    return None if reply["available"] else REFUSALS["username_taken"]
 
 
 async def _new_password(secret: PromptSession[str]) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLIES",
     "AnyMessage",
+    "AvailableReply",
     "BanEntry",
     "Banned",
     "BansReply",
@@ -434,6 +435,10 @@ class MentionsReply(TypedDict):
     messages: list[RoomMessage]  # newest first
 
 
+class AvailableReply(TypedDict):
+    available: bool  # no account or guest has the name now
+
+
 class TokenReply(TypedDict):
     token: str
 
@@ -451,6 +456,7 @@ class BansReply(TypedDict):
 
 REPLIES: dict[str, type] = {
     "register": LoginReply,
+    "available": AvailableReply,
     "login": LoginReply,
     "join": JoinReply,
     "leave": Empty,

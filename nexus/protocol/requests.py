@@ -38,6 +38,7 @@ __all__ = [
     "SHORT_TEXT_MAX",
     "USERNAME_RE",
     "Admin",
+    "Available",
     "Away",
     "Ban",
     "Bans",
@@ -379,6 +380,14 @@ def _masked_repr(self: Any) -> str:
         for f in fields(self)
     )
     return f"{type(self).__name__}({shown})"
+
+
+@request("available", username=new_username)
+@dataclass(slots=True)
+class Available(Request):
+    """Whether a name may be registered, asked before the password is typed."""
+
+    username: str
 
 
 @request("register", username=new_username, password=new_password)

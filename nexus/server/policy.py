@@ -13,6 +13,8 @@ from nexus.errors import NexusError
 from nexus.server.config import ServerConfig
 from nexus.server.ratelimit import Limiter
 
+LOOKUPS = 30  # names an address may look up at once before the rate of one a second
+
 
 class Policy:
     """The server's rate rules.
@@ -35,6 +37,9 @@ class Policy:
         self.failures_by_account = Limiter(per_minute, per_minute / 60)
         per_hour = config.registrations_per_hour
         self.registrations = Limiter(per_hour, per_hour / 3600) if per_hour else None
+        # Names looked up before registering: a person types a few, a script
+        # listing accounts many (LOOKUPS at once, then one a second).
+        self.lookups = Limiter(LOOKUPS, 1.0)
 
     def check_flood(self, key: str) -> None:
         if not self.config.rate_limit:
@@ -58,6 +63,12 @@ class Policy:
         self.failures_by_address.take(ip, now)
         if account is not None:
             self.failures_by_account.take(account, now)
+
+    def check_lookup(self, ip: str) -> None:
+        """Spends one of `ip`'s name look-ups (`available`), or refuses."""
+        wait = self.lookups.take(ip, time.monotonic())
+        if wait:
+            raise NexusError("rate_limited", "too many names looked up", retry_after=round(wait, 3))
 
     def check_registration(self, ip: str) -> None:
         """Spends one of `ip`'s registrations, or refuses when it has none left."""

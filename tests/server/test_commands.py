@@ -180,6 +180,29 @@ async def test_registrations_are_limited_per_address_not_per_connection(start_se
     await elsewhere.close()
 
 
+async def test_a_name_is_looked_up_before_any_password(server):
+    """available: what register would say of a name, without a password or a
+    hash; before login only, counted per address."""
+    await server.user("alice")
+    peer = await server.peer()
+    assert (await peer.ok("available", username="ALICE"))["available"] is False
+    assert (await peer.ok("available", username="bob"))["available"] is True
+    await peer.fails("invalid_username", "available", username="no spaces")
+    await peer.fails("invalid_username", "available", username="NickServ")
+    await peer.ok("register", username="bob", password=PASSWORD)
+    await peer.fails("already_authenticated", "available", username="carol")
+
+
+async def test_name_look_ups_are_counted_per_address(server):
+    """A script listing accounts by name meets the look-up budget."""
+    peers = [await server.peer() for _ in range(2)]
+    replies = []
+    for i in range(40):
+        replies.append(await peers[i % 2].request("available", username=f"name{i:02d}"))
+    codes = [r["ok"] or r["error"]["code"] for r in replies]
+    assert codes[:30] == [True] * 30 and "rate_limited" in codes[30:]
+
+
 async def test_rooms_a_user_owns_are_capped_and_admins_are_exempt(start_server):
     """One user created 60 rooms in 3 s before; now at most rooms_per_user at once."""
     server = await start_server(rooms_per_user=3)

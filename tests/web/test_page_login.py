@@ -45,3 +45,20 @@ async def test_a_taken_name_keeps_the_passwords_and_asks_only_for_another_name(
     await page.keyboard.press("Enter")
     await expect(page.locator("#chat")).to_be_visible()
     await expect(tab.messages()).to_contain_text("welcome, bobcat")
+
+
+async def test_a_taken_name_is_said_as_soon_as_it_is_typed(web: WebRunning, browser) -> None:
+    """Registering: leaving the name field asks the server (`available`), so a
+    taken name is said before any password is typed; a free one clears it."""
+    await web.running.user("bob")
+    tab = await browser.tab(*DESK)
+    page = tab.page
+    await page.goto(web.base + "/")
+    await page.click("#switch-mode")
+    await page.fill("#username", "Bob")
+    await page.press("#username", "Tab")
+    await expect(page.locator("#login-error")).to_have_text("Bob is taken: choose another name")
+    await expect(page.locator("#password")).to_have_value("")
+    await page.fill("#username", "bobcat")
+    await page.press("#username", "Tab")
+    await expect(page.locator("#login-error")).to_have_text("")

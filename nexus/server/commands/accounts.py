@@ -59,6 +59,16 @@ def _suspended() -> NexusError:
     return NexusError("suspended", "this account is suspended")
 
 
+@command("available", phases=ANONYMOUS)
+def available(ctx: Context, req: p.Available) -> p.AvailableReply:
+    """What `register` would say of the name, without the password's hash:
+    clients ask before they ask for a password. Names are no secret on a
+    chat server (every member list shows them); look-ups are counted per
+    address all the same."""
+    ctx.policy.check_lookup(ctx.session.ip)
+    return {"available": ctx.model.user(req.username) is None}
+
+
 @command("register", phases=ANONYMOUS, suspends=True)
 async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     ctx.policy.check_registration(ctx.session.ip)

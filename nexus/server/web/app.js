@@ -5,6 +5,7 @@
 
 import { COMMANDS, UsageError, address, describe, execute, messageText, roomAction } from "./commands.js";
 import { may, offered } from "./moderation.js";
+import { Connection, serverUrl } from "./connection.js";
 import { saved, Session } from "./session.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
 
@@ -175,6 +176,26 @@ async function submitLogin(event) {
     }
   } finally {
     $("submit").disabled = false;
+  }
+}
+
+// Registering: as soon as the name is typed, before any password, whether it
+// is free (`available` on a connection of its own; an older server, or none
+// reachable, leaves the register reply to say it).
+async function checkName() {
+  const username = $("username").value.trim();
+  if (!registering || !/^[A-Za-z0-9_-]{3,24}$/.test(username)) return;
+  const conn = new Connection(serverUrl(window.location), { onEvent() {}, onClose() {} });
+  try {
+    await conn.open();
+    const reply = await conn.request("available", { username });
+    if (registering && $("username").value.trim() === username) {
+      $("login-error").textContent = reply.available ? "" : clean(`${username} is taken: choose another name`);
+    }
+  } catch (error) {
+    if (error.code === "invalid_username") $("login-error").textContent = clean(describe(error));
+  } finally {
+    conn.close();
   }
 }
 
@@ -1107,6 +1128,7 @@ async function createRoom(event) {
 
 function start() {
   $("login-form").addEventListener("submit", submitLogin);
+  $("username").addEventListener("change", checkName);
   $("switch-mode").addEventListener("click", () => {
     setMode(!registering);
     $("login-error").textContent = "";
