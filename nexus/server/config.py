@@ -10,6 +10,7 @@ environment variable and its key in the file (the flag's name, `port`,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -100,6 +101,14 @@ class ServerConfig:
         " account has it) until it disconnects, never stored; channels guests create go when"
         " they empty",
     )
+    irc_history_lines: int = setting(
+        20,
+        "lines of a channel's history an IRC client is shown when it joins, unless it fetches"
+        " history itself (draft/chathistory, znc.in/playback); 0: none",
+    )
+    irc_server_name: str = setting(
+        "nexus", "the server's name in IRC lines (001-004, PONG, WHO, WHOIS), e.g. irc.example.org"
+    )
     default_rooms: tuple[str, ...] = setting(
         DEFAULT_ROOMS,
         "the rooms a new store starts with, which nobody owns or deletes; a new account joins"
@@ -161,6 +170,8 @@ class ServerConfig:
             set_password_min(value)
         elif name == "default_rooms":
             value = set_default_rooms(value)
+        elif name == "irc_server_name" and not _SERVER_NAME_RE.fullmatch(value):
+            raise ValueError(f"--irc-server-name: {value!r} is not nexus or a host name")
         object.__setattr__(self, name, value)
 
     @classmethod
@@ -192,6 +203,10 @@ class ServerConfig:
         if not data_given:
             config.data = ENGINES[config.store]
         return config
+
+
+# An IRC server's name: a host name (a dot keeps it apart from every nick), or nexus.
+_SERVER_NAME_RE = re.compile(r"nexus|(?=.{1,63}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 # Each engine and its default data file.

@@ -101,7 +101,7 @@ class IrcPeer:
         """Logs in as `name` (SASL PLAIN, or PASS) and reads up to the end of the MOTD."""
         if sasl:
             wanted = " ".join(["sasl", *caps.split()])
-            await self.send("CAP LS 302", f"NICK {name}", "USER u 0 * :real")
+            await self.send("CAP LS 302", f"NICK {name}", f"USER {name} 0 * :real")
             await self.expect(r" CAP \* LS ")
             await self.send(f"CAP REQ :{wanted}")
             await self.expect(r" CAP \S+ ACK ")
@@ -114,7 +114,7 @@ class IrcPeer:
         else:
             if caps:
                 await self.send("CAP LS 302", f"CAP REQ :{caps}", "CAP END")
-            await self.send(f"PASS :{name}:{password}", f"NICK {name}", "USER u 0 * :real")
+            await self.send(f"PASS :{name}:{password}", f"NICK {name}", f"USER {name} 0 * :real")
         await self.expect(r" 001 ")
         await self.expect(r" (376|422) ")
         self.nick = name
@@ -158,7 +158,7 @@ class IrcServer:
         peer = await self.peer()
         if caps:
             await peer.send("CAP LS 302", f"CAP REQ :{caps}", "CAP END")
-        await peer.send(f"NICK {nick}", "USER g 0 * :guest")
+        await peer.send(f"NICK {nick}", f"USER {nick} 0 * :guest")
         await peer.expect(rf" 001 {nick} ")
         await peer.expect(rf"^:nexus NOTICE {nick} :You are a guest")
         peer.nick = nick
@@ -192,4 +192,11 @@ async def start_irc(start_server: StartServer) -> AsyncIterator[Callable[..., An
 async def irc(start_irc: Callable[..., Any]) -> IrcServer:
     """A server with IRC on a free port."""
     server: IrcServer = await start_irc()
+    return server
+
+
+@pytest.fixture
+async def irc_guests(start_irc: Callable[..., Any]) -> IrcServer:
+    """A server with IRC on and guests allowed."""
+    server: IrcServer = await start_irc(irc_guests=True)
     return server

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from typing import Any
-
-import pytest
 
 from tests.conftest import PASSWORD, writes_failing
 from tests.irc.conftest import IrcPeer, IrcServer
 from tests.procs import ServerProcess
 from tests.wire import Peer
-
-
-@pytest.fixture
-async def irc_guests(start_irc: Callable[..., Any]) -> IrcServer:
-    """A server with IRC on and guests allowed."""
-    server: IrcServer = await start_irc(irc_guests=True)
-    return server
 
 
 async def test_a_guest_joins_general_and_talks_with_a_native_user_both_ways(
@@ -36,11 +25,11 @@ async def test_a_guest_joins_general_and_talks_with_a_native_user_both_ways(
     said = await ana.event("message", room="general", text="hello from a guest")
     assert said["from"] == "zed" and said["guest"] is True
     await ana.ok("say", room="general", text="hi zed")
-    await zed.expect(r"^:ana!ana@nexus PRIVMSG #general :hi zed$")
+    await zed.expect(r"^:ana!~ana@nexus PRIVMSG #general :hi zed$")
     await zed.send("PRIVMSG ana :psst")
     assert (await ana.event("dm", text="psst"))["from"] == "zed"
     await ana.ok("dm", to="zed", text="back at you")
-    await zed.expect(r"^:ana!ana@nexus PRIVMSG zed :back at you$")
+    await zed.expect(r"^:ana!~ana@nexus PRIVMSG zed :back at you$")
     profile = (await ana.ok("whois", username="zed"))["user"]
     assert profile["guest"] is True and profile["online"] is True
     assert "guest" not in (await ana.ok("whois", username="ana"))["user"]
@@ -53,7 +42,7 @@ async def test_a_guest_nick_that_is_an_account_is_433_with_how_to_log_in(
     then logs the client in as a guest by that nick."""
     await irc_guests.account("ana")
     peer = await irc_guests.peer()
-    await peer.send("NICK ana", "USER a 0 * :A")
+    await peer.send("NICK ana", "USER ana 0 * :A")
     refused = await peer.expect(r" 433 \* ana :Nickname is already in use: (.*)$")
     assert "SASL PLAIN" in refused.group(1) and "PASS ana:<password>" in refused.group(1)
     await peer.send("NICK ana_")
@@ -64,7 +53,7 @@ async def test_two_guests_cannot_share_a_nick(irc_guests: IrcServer) -> None:
     """A second guest asking for an online guest's nick is 433; an unfit nick is 432."""
     await irc_guests.guest("zed")
     peer = await irc_guests.peer()
-    await peer.send("NICK zed", "USER z 0 * :Z")
+    await peer.send("NICK zed", "USER zed 0 * :Z")
     await peer.expect(r" 433 \* zed :Nickname is already in use$")
     await peer.send("NICK zz")  # a username is 3-24 characters
     await peer.expect(r" 432 \* zz :Erroneous nickname: ")
@@ -90,9 +79,9 @@ async def test_a_guest_channel_goes_when_its_last_member_leaves(irc_guests: IrcS
     assert created["room"]["name"] == "tmp" and created["room"]["ephemeral"] is True
     joined = await ana.ok("join", room="tmp")
     assert joined["room"]["owner"] == "zed" and joined["room"]["ephemeral"] is True
-    await zed.expect(r"^:ana!ana@nexus JOIN #tmp")
+    await zed.expect(r"^:ana!~ana@nexus JOIN #tmp")
     await ana.ok("say", room="tmp", text="nice room")
-    await zed.expect(r"^:ana!ana@nexus PRIVMSG #tmp :nice room$")
+    await zed.expect(r"^:ana!~ana@nexus PRIVMSG #tmp :nice room$")
     await zed.send("PRIVMSG #tmp :thanks")
     await ana.event("message", room="tmp", text="thanks")
     await zed.send("PART #tmp")
@@ -118,12 +107,12 @@ async def test_a_guests_disconnect_is_seen_and_it_is_then_no_such_user(
     zed = await irc_guests.guest("zed")
     await zed.join("#general", "#tmp")
     await ana.ok("join", room="tmp")
-    await bob.expect(r"^:zed!zed@nexus JOIN #general")
+    await bob.expect(r"^:zed!~zed@nexus JOIN #general")
     await zed.close()
     assert (await ana.event("presence", user="zed"))["online"] is False
     await ana.event("left", room="general", user="zed")
     await ana.event("left", room="tmp", user="zed")
-    await bob.expect(r"^:zed!zed@nexus QUIT :Quit: guest left$")
+    await bob.expect(r"^:zed!~zed@nexus QUIT :Quit: guest left$")
     await bob.send("WHOIS zed")
     await bob.expect(r" 401 bob zed ")
     await ana.fails("no_such_user", "whois", username="zed")
@@ -149,7 +138,7 @@ async def test_moderators_kick_mute_and_ban_guests_but_never_op_them(
     await zed.send("PRIVMSG #den :can you hear me")
     await zed.expect(r" 404 zed #den :Cannot send to channel")
     await ana.ok("kick", room="den", username="zed", reason="out")
-    await zed.expect(r"^:ana!ana@nexus KICK #den zed :out$")
+    await zed.expect(r"^:ana!~ana@nexus KICK #den zed :out$")
     await ana.ok("ban", room="den", username="zed")
     await zed.send("JOIN #den")
     await zed.expect(r" 474 zed #den ")
@@ -225,7 +214,7 @@ async def test_sigkill_with_guests_connected_leaves_no_guest_in_the_data(tmp_pat
         await ana.ok("join", room="random")
         await ana.ok("bio", text="kept")
         zed = await IrcPeer.connect("127.0.0.1", irc_port)
-        await zed.send("NICK zed", "USER z 0 * :Z")
+        await zed.send("NICK zed", "USER zed 0 * :Z")
         await zed.expect(r" 001 zed ")
         zed.nick = "zed"
         await zed.join("#general", "#tmp")
@@ -267,18 +256,32 @@ async def test_a_guest_has_no_account_in_account_tag_or_extended_join(
     irc_guests: IrcServer,
 ) -> None:
     """An account's client with account-tag and extended-join sees a guest's JOIN
-    with `*` for the account and no account tag, an account's JOIN with its name;
-    the members request marks the guest."""
+    with `*` for the account (and the real name its USER gave) and no account
+    tag, an account's JOIN with its name; the members request marks the guest."""
     ana = await irc_guests.irc_user("ana", caps="account-tag extended-join")
     zed = await irc_guests.guest("zed")
     await zed.join("#general")
-    await ana.expect(r"^:zed!zed@nexus JOIN #general \* :?zed$")
+    await ana.expect(r"^:zed!~zed@nexus JOIN #general \* :?guest$")
     bob = await irc_guests.running.user("bob")
     await bob.ok("join", room="random")
     await ana.send("JOIN #random")
     await ana.expect(r" 366 ana #random ")
     await bob.ok("say", room="random", text="hi")
-    await ana.expect(r"^@account=bob :bob!bob@nexus PRIVMSG #random :hi$")
+    await ana.expect(r"^@account=bob :bob!~bob@nexus PRIVMSG #random :hi$")
     members = (await bob.ok("members", room="general"))["members"]
     guests = {m["username"]: m["guest"] for m in members}
     assert guests["zed"] is True and guests["ana"] is False
+
+
+async def test_a_guests_quit_reason_reaches_the_others(irc_guests: IrcServer) -> None:
+    """A guest's QUIT reason is what the others see in its QUIT (one that
+    drops its connection without QUIT: `guest left`)."""
+    ana = await irc_guests.irc_user("ana")
+    zed = await irc_guests.guest("zed")
+    await zed.join("#general")
+    await zed.send("QUIT :zed out")
+    await ana.expect(r"^:zed!~zed@nexus QUIT :Quit: zed out$")
+    yan = await irc_guests.guest("yan")
+    await yan.join("#general")
+    await yan.close()
+    await ana.expect(r"^:yan!~yan@nexus QUIT :Quit: guest left$")

@@ -130,7 +130,7 @@ async def test_a_failed_translation_drops_one_client_not_the_flush(
 
         monkeypatch.setattr(Translator, way, broken_for_bob)
     await carol.ok("say", room="general", text="one flush for everyone")
-    await ana.expect(r"^:carol!carol@nexus PRIVMSG #general :one flush for everyone$")
+    await ana.expect(r"^:carol!~carol@nexus PRIVMSG #general :one flush for everyone$")
     with pytest.raises(ConnectionResetError):  # dropped: reset, nothing left queued
         while True:
             await bob.line()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from typing import Any
 
 from nexus.server.irc.history import irc_time
 from tests.irc.conftest import IrcServer
@@ -23,7 +25,7 @@ async def test_channel_message_crosses_both_ways(irc: IrcServer) -> None:
     event = await bob.event("message", room="general")
     assert event["from"] == "ana" and event["text"] == "hello from irssi"
     await bob.ok("say", room="general", text="hello from nexus-chat")
-    await ana.expect(r"^:bob!bob@nexus PRIVMSG #general :hello from nexus-chat$")
+    await ana.expect(r"^:bob!~bob@nexus PRIVMSG #general :hello from nexus-chat$")
 
 
 async def test_action_maps_to_ctcp_action_both_ways(irc: IrcServer) -> None:
@@ -34,7 +36,7 @@ async def test_action_maps_to_ctcp_action_both_ways(irc: IrcServer) -> None:
     event = await bob.event("message", room="general")
     assert event["text"] == "waves" and event["action"] is True
     await bob.ok("say", room="general", text="bows", action=True)
-    await ana.expect(r"^:bob!bob@nexus PRIVMSG #general :\x01ACTION bows\x01$")
+    await ana.expect(r"^:bob!~bob@nexus PRIVMSG #general :\x01ACTION bows\x01$")
 
 
 async def test_dm_crosses_both_ways(irc: IrcServer) -> None:
@@ -45,7 +47,7 @@ async def test_dm_crosses_both_ways(irc: IrcServer) -> None:
     event = await bob.event("dm")
     assert event["from"] == "ana" and event["to"] == "bob" and event["text"] == "psst"
     await bob.ok("dm", to="ana", text="what?")
-    await ana.expect(r"^:bob!bob@nexus PRIVMSG ana :what\?$")
+    await ana.expect(r"^:bob!~bob@nexus PRIVMSG ana :what\?$")
 
 
 async def test_dms_sent_while_offline_arrive_at_login(irc: IrcServer) -> None:
@@ -56,9 +58,9 @@ async def test_dms_sent_while_offline_arrive_at_login(irc: IrcServer) -> None:
     await bob.ok("dm", to="ana", text="second")
     ana = await irc.peer()
     await ana.register("ana", caps="server-time")
-    first = await ana.expect(r"^@time=(\S+) :bob!bob@nexus PRIVMSG ana :first while you were out$")
+    first = await ana.expect(r"^@time=(\S+) :bob!~bob@nexus PRIVMSG ana :first while you were out$")
     assert first.group(1).endswith("Z")
-    await ana.expect(r":bob!bob@nexus PRIVMSG ana :second$")
+    await ana.expect(r":bob!~bob@nexus PRIVMSG ana :second$")
 
 
 async def test_long_and_multiline_messages_split_into_lines_that_fit(irc: IrcServer) -> None:
@@ -83,15 +85,19 @@ async def test_long_and_multiline_messages_split_into_lines_that_fit(irc: IrcSer
     assert got[-4:] == ["one", "two", " ", "four"]
 
 
-async def test_invalid_utf8_and_formatting_are_cleaned_not_fatal(irc: IrcServer) -> None:
-    """Invalid UTF-8 becomes U+FFFD and colour codes are stripped; the connection stays."""
+async def test_invalid_utf8_is_refused_and_formatting_cleaned_not_fatal(irc: IrcServer) -> None:
+    """UTF8ONLY: a message that is not UTF-8 is refused (FAIL INVALID_UTF8; a NOTICE
+    silently), never relayed mangled; colour codes are stripped; the connection stays."""
     ana = await irc.irc_user("ana")
     bob = await native_user(irc, "bob")
-    await ana.send_raw(b"PRIVMSG #general :caf\xe9 \x0304red\x03 ok\r\n")
+    await ana.send_raw(b"PRIVMSG #general :caf\xe9 ok\r\nNOTICE #general :caf\xe9\r\n")
+    await ana.expect(r"^:nexus FAIL PRIVMSG INVALID_UTF8 :")
+    await ana.send_raw(b"PRIVMSG #general :caf\xc3\xa9 \x0304red\x03 ok\r\n")
     event = await bob.event("message", room="general")
-    assert event["text"] == "caf\ufffd red ok"
+    assert event["text"] == "caf\u00e9 red ok"  # the first one to arrive
     await ana.send("PING :still-here")
-    await ana.expect("PONG nexus still-here")
+    lines = await ana.until("PONG nexus still-here")
+    assert not any("FAIL" in line for line in lines)  # the NOTICE got no answer
 
 
 async def test_message_errors_are_numerics(irc: IrcServer) -> None:
@@ -128,7 +134,7 @@ async def test_echo_message_with_labeled_response_labels_the_echo(irc: IrcServer
     """With echo-message the PRIVMSG comes back, carrying the request's label."""
     ana = await irc.irc_user("ana", caps="echo-message labeled-response batch message-tags")
     await ana.send("@label=abc PRIVMSG #general :echo me")
-    await ana.expect(r"^@label=abc;msgid=general\.\d+ :ana!ana@nexus PRIVMSG #general :echo me$")
+    await ana.expect(r"^@label=abc;msgid=general\.\d+ :ana!~ana@nexus PRIVMSG #general :echo me$")
 
 
 async def test_another_sessions_messages_show_as_ones_own(irc: IrcServer) -> None:
@@ -136,7 +142,7 @@ async def test_another_sessions_messages_show_as_ones_own(irc: IrcServer) -> Non
     ana = await irc.irc_user("ana")
     native = await irc.running.user("ana", register=False)
     await native.ok("say", room="general", text="said elsewhere")
-    await ana.expect(r"^:ana!ana@nexus PRIVMSG #general :said elsewhere$")
+    await ana.expect(r"^:ana!~ana@nexus PRIVMSG #general :said elsewhere$")
 
 
 async def test_server_time_message_tags_and_account_tag(irc: IrcServer) -> None:
@@ -145,22 +151,22 @@ async def test_server_time_message_tags_and_account_tag(irc: IrcServer) -> None:
     plain = await irc.irc_user("cyd")
     bob = await native_user(irc, "bob")
     await bob.ok("say", room="general", text="tagged?")
-    found = await tagged.expect(r"^@(\S+) :bob!bob@nexus PRIVMSG #general :tagged\?$")
+    found = await tagged.expect(r"^@(\S+) :bob!~bob@nexus PRIVMSG #general :tagged\?$")
     tags = dict(item.split("=", 1) for item in found.group(1).split(";"))
     assert set(tags) == {"time", "msgid", "account"} and tags["account"] == "bob"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", tags["time"])
-    await plain.expect(r"^:bob!bob@nexus PRIVMSG #general :tagged\?$")
+    await plain.expect(r"^:bob!~bob@nexus PRIVMSG #general :tagged\?$")
 
 
 async def test_extended_join_and_away_notify(irc: IrcServer) -> None:
     """extended-join adds account and realname to JOIN; away-notify sends AWAY changes."""
     ana = await irc.irc_user("ana", caps="extended-join away-notify")
     bob = await irc.irc_user("bob")
-    await ana.expect(r"^:bob!bob@nexus JOIN #general bob :?bob$")
+    await ana.expect(r"^:bob!~bob@nexus JOIN #general bob :?bob$")
     await bob.send("AWAY :brb")
-    await ana.expect(r"^:bob!bob@nexus AWAY :brb$")
+    await ana.expect(r"^:bob!~bob@nexus AWAY :brb$")
     await bob.send("AWAY")
-    await ana.expect(r"^:bob!bob@nexus AWAY$")
+    await ana.expect(r"^:bob!~bob@nexus AWAY$")
 
 
 async def test_labeled_response_ack_single_and_batch(irc: IrcServer) -> None:
@@ -272,8 +278,8 @@ async def test_chathistory_of_a_dm_conversation(irc: IrcServer) -> None:
     await ana.send("CHATHISTORY LATEST bob * 10")
     ref = (await ana.expect(r":nexus BATCH \+(\S+) chathistory bob$")).group(1)
     lines = await ana.until(rf"BATCH -{ref}")
-    assert any(line.endswith(":bob!bob@nexus PRIVMSG ana :dm one") for line in lines)
-    assert any(line.endswith(":ana!ana@nexus PRIVMSG bob :dm two") for line in lines)
+    assert any(line.endswith(":bob!~bob@nexus PRIVMSG ana :dm one") for line in lines)
+    assert any(line.endswith(":ana!~ana@nexus PRIVMSG bob :dm two") for line in lines)
 
 
 async def test_redaction_both_ways(irc: IrcServer) -> None:
@@ -283,11 +289,11 @@ async def test_redaction_both_ways(irc: IrcServer) -> None:
     plain = await irc.irc_user("cyd")
     bob = await native_user(irc, "bob")
     await ana.send("PRIVMSG #general :oops")
-    mid = (await ana.expect(r"msgid=(\S+) :ana!ana@nexus PRIVMSG #general :oops")).group(1)
+    mid = (await ana.expect(r"msgid=(\S+) :ana!~ana@nexus PRIVMSG #general :oops")).group(1)
     await ana.send(f"REDACT #general {mid}")
     erased = await bob.event("erased")
     assert erased["message"]["seq"] == int(mid.split(".")[1])
-    await ana.expect(rf"^:ana!ana@nexus REDACT #general {re.escape(mid)}$")
+    await ana.expect(rf"^:ana!~ana@nexus REDACT #general {re.escape(mid)}$")
     await plain.expect(r"NOTICE #general :a message from ana was erased")
     await ana.send("REDACT #general general.999")
     await ana.expect(r"FAIL REDACT UNKNOWN_MSGID #general general\.999")
@@ -305,7 +311,148 @@ async def test_reactions_both_ways(irc: IrcServer) -> None:
     reaction = await bob.event("reaction")
     assert reaction["emoji"] == "👍" and reaction["user"] == "ana" and reaction["on"] is True
     await bob.ok("react", room="general", seq=sent["seq"], emoji="🎉")
-    await ana.expect(rf"^@\+draft/react=🎉;\+draft/reply={mid} :bob!bob@nexus TAGMSG #general$")
-    await plain.expect(r":bob!bob@nexus NOTICE #general :reacted 🎉 to bob: lunch\?$")
+    await ana.expect(rf"^@\+draft/react=🎉;\+draft/reply={mid} :bob!~bob@nexus TAGMSG #general$")
+    await plain.expect(r":bob!~bob@nexus NOTICE #general :reacted 🎉 to bob: lunch\?$")
     await bob.ok("edit", room="general", seq=sent["seq"], text="lunch at 1?")
-    await plain.expect(r":bob!bob@nexus NOTICE #general :\(edited\) lunch at 1\?$")
+    await plain.expect(r":bob!~bob@nexus NOTICE #general :\(edited\) lunch at 1\?$")
+
+
+async def test_notice_reaches_irc_clients_as_a_notice(irc: IrcServer) -> None:
+    """A NOTICE to a channel or a nick reaches IRC clients as NOTICE (and is
+    echoed as one with echo-message); nexus-chat gets it as a message."""
+    ana = await irc.irc_user("ana", caps="echo-message")
+    cyd = await irc.irc_user("cyd")
+    bob = await native_user(irc, "bob")
+    await ana.send("NOTICE #general :bot says hi")
+    await ana.expect(r"^:ana!~ana@nexus NOTICE #general :bot says hi$")
+    await cyd.expect(r"^:ana!~ana@nexus NOTICE #general :bot says hi$")
+    assert (await bob.event("message", room="general"))["text"] == "bot says hi"
+    await ana.send("NOTICE cyd :psst", "PRIVMSG #general :plain again")
+    await cyd.expect(r"^:ana!~ana@nexus NOTICE cyd :psst$")
+    await cyd.expect(r"^:ana!~ana@nexus PRIVMSG #general :plain again$")
+
+
+async def test_client_only_tags_reach_message_tags_clients(irc: IrcServer) -> None:
+    """A PRIVMSG's client-only tags (`+name`) reach the clients with message-tags,
+    in the echo too; other tags are dropped, and clients without it get none."""
+    ana = await irc.irc_user("ana", caps="message-tags echo-message")
+    bob = await irc.irc_user("bob", caps="message-tags")
+    cyd = await irc.irc_user("cyd")
+    await ana.send("@+example=a\\sb;fizz=buzz PRIVMSG #general :tagged")
+    for peer in (ana, bob):
+        found = await peer.expect(r"^@(\S+) :ana!~ana@nexus PRIVMSG #general :tagged$")
+        assert sorted(found.group(1).split(";"))[0] == "+example=a\\sb"
+        assert "fizz" not in found.group(1)
+    await cyd.expect(r"^:ana!~ana@nexus PRIVMSG #general :tagged$")
+
+
+async def test_echo_of_a_dm_keeps_its_label_and_client_tags(irc: IrcServer) -> None:
+    """echo-message on a DM: the echo carries the line's label and client tags."""
+    ana = await irc.irc_user("ana", caps="message-tags echo-message labeled-response batch")
+    bob = await irc.irc_user("bob", caps="message-tags")
+    await ana.send("@label=xyz;+example-client-tag=example-value PRIVMSG bob :hi there")
+    echo = await ana.expect(r"^@(\S+) :ana!~ana@nexus PRIVMSG bob :hi there$")
+    tags = dict(item.partition("=")[::2] for item in echo.group(1).split(";"))
+    assert tags["label"] == "xyz" and tags["+example-client-tag"] == "example-value"
+    got = await bob.expect(r"^@(\S+) :ana!~ana@nexus PRIVMSG bob :hi there$")
+    assert "+example-client-tag=example-value" in got.group(1).split(";")
+    assert "label" not in got.group(1)
+
+
+async def test_a_dm_to_oneself_is_received_and_echoed(irc: IrcServer) -> None:
+    """A DM to one's own nick arrives once without echo-message; with it, the
+    echo (labeled) and the delivery, alike."""
+    ana = await irc.irc_user("ana")
+    await ana.send("PRIVMSG ana :note to self", "PING :one")
+    lines = await ana.until("PONG")
+    assert [line for line in lines if "PRIVMSG" in line] == [
+        ":ana!~ana@nexus PRIVMSG ana :note to self"
+    ]
+    await ana.send("CAP REQ :echo-message labeled-response batch", "PING :caps")
+    await ana.until("PONG")
+    await ana.send("@label=me PRIVMSG ana :another", "PING :two")
+    lines = [line for line in await ana.until("PONG") if "PRIVMSG" in line]
+    assert sorted(lines) == [
+        ":ana!~ana@nexus PRIVMSG ana :another",
+        "@label=me :ana!~ana@nexus PRIVMSG ana :another",
+    ]
+
+
+async def test_over_long_tags_are_417_and_not_relayed(irc: IrcServer) -> None:
+    """A line whose tags pass 4,094 bytes is refused with 417 and not relayed;
+    one at the limit goes through."""
+    ana = await irc.irc_user("ana", caps="message-tags")
+    bob = await irc.irc_user("bob", caps="message-tags")
+    at_limit = "@+big=" + "a" * (4094 - 5)
+    await ana.send(at_limit + "a PRIVMSG #general :too much")
+    await ana.expect(r"^:nexus 417 ana :Input line was too long$")
+    await ana.send(at_limit + " PRIVMSG #general :just fits")
+    await bob.expect(r"PRIVMSG #general :just fits$")
+    assert not any("too much" in line for line in bob.lines)
+
+
+async def test_a_dm_to_someone_away_is_answered_301(irc: IrcServer) -> None:
+    """PRIVMSG to a nick who is away answers 301 with their away text (offline:
+    the DM waits for them); not once they are back, and never to a NOTICE."""
+    ana = await irc.irc_user("ana")
+    bob = await irc.irc_user("bob", joined="")
+    await bob.send("AWAY :not here")
+    await bob.expect(" 306 ")
+    await ana.send("PRIVMSG bob :you there?", "NOTICE bob :fyi")
+    await ana.expect(r"^:nexus 301 ana bob :not here$")
+    await bob.send("AWAY")
+    await bob.expect(" 305 ")
+    await ana.send("PRIVMSG bob :back?", "PING :back")
+    assert not any(" 301 " in line for line in await ana.until("PONG"))
+    await irc.account("carl")
+    await ana.send("PRIVMSG carl :for later")
+    await ana.expect(r"^:nexus 301 ana carl :offline$")
+
+
+async def test_a_reply_tag_of_another_conversation_is_ignored(irc: IrcServer) -> None:
+    """A `+draft/reply` naming a message of another channel (or no msgid of
+    ours) leaves the message a plain one, not refused."""
+    ana = await irc.irc_user("ana", caps="message-tags echo-message")
+    await ana.send(
+        "@+draft/reply=123 PRIVMSG #general :one", "@+draft/reply=tech.1 PRIVMSG #general :two"
+    )
+    await ana.expect(r"^@msgid=general\.\d+ :ana!~ana@nexus PRIVMSG #general :one$")
+    await ana.expect(r"^@msgid=general\.\d+ :ana!~ana@nexus PRIVMSG #general :two$")
+
+
+async def test_joining_shows_the_latest_lines_to_a_client_without_history(
+    start_irc: Callable[..., Any],
+) -> None:
+    """A client that does not fetch history itself is shown a channel's last
+    --irc-history-lines lines on JOIN (and in its burst), after NAMES: with
+    server-time in a chathistory batch, else with the time in front; one with
+    draft/chathistory gets none."""
+    irc: IrcServer = await start_irc(irc_history_lines=2)
+    bob = await native_user(irc, "bob")
+    for text in ("one", "two", "three"):
+        await bob.ok("say", room="general", text=text)
+    await bob.ok("create", room="den")
+    await bob.ok("say", room="den", text="in the den")
+    plain = await irc.irc_user("ana", joined="")
+    lines = await plain.until(r"PRIVMSG #general :\S+ three$")
+    assert re.fullmatch(r":bob!~bob@nexus PRIVMSG #general :\[\d\d:\d\d:\d\d\] two", lines[-2])
+    await plain.send("JOIN #den")
+    await plain.expect(r" 366 ana #den ")
+    await plain.expect(r"^:bob!~bob@nexus PRIVMSG #den :\[\d\d:\d\d:\d\d\] in the den$")
+    timed = await irc.irc_user("cyd", caps="server-time batch", joined="")
+    lines = await timed.until(r"^:nexus BATCH -")
+    assert re.fullmatch(r":nexus BATCH \+\S+ chathistory #general", lines[-4])
+    assert re.fullmatch(r"@batch=\S+;time=\S+ :bob!~bob@nexus PRIVMSG #general :two", lines[-3])
+    fetcher = await irc.irc_user("dan", caps="draft/chathistory batch")
+    await fetcher.send("JOIN #den", "PING :den")
+    assert not any("PRIVMSG" in line for line in await fetcher.until("PONG"))
+
+
+async def test_no_lines_on_join_with_the_setting_at_zero(start_irc: Callable[..., Any]) -> None:
+    """--irc-history-lines 0 shows nothing of a channel's history on JOIN."""
+    irc: IrcServer = await start_irc(irc_history_lines=0)
+    bob = await native_user(irc, "bob")
+    await bob.ok("say", room="general", text="earlier")
+    ana = await irc.irc_user("ana")
+    await ana.send("PING :after")
+    assert not any("PRIVMSG" in line for line in await ana.until("PONG"))

@@ -14,7 +14,7 @@ async def den(irc: IrcServer) -> tuple[IrcPeer, IrcPeer]:
     bob = await irc.irc_user("bob")
     await bob.send("JOIN #den")
     await bob.expect(r" 366 bob #den ")
-    await ana.expect(r"^:bob!bob@nexus JOIN #den$")
+    await ana.expect(r"^:bob!~bob@nexus JOIN #den$")
     return ana, bob
 
 
@@ -25,13 +25,13 @@ async def test_op_and_deop_show_as_mode_o(irc: IrcServer) -> None:
     await bob.send("MODE #den +o bob")
     await bob.expect(r" 482 bob #den ")
     await ana.send("MODE #den +o bob")
-    await bob.expect(r"^:ana!ana@nexus MODE #den \+o bob$")
-    await ana.expect(r"^:ana!ana@nexus MODE #den \+o bob$")
+    await bob.expect(r"^:ana!~ana@nexus MODE #den \+o bob$")
+    await ana.expect(r"^:ana!~ana@nexus MODE #den \+o bob$")
     await bob.send("NAMES #den")
     names = (await bob.expect(r" 353 bob = #den :(.*)$")).group(1).split()
     assert sorted(names) == ["@ana", "@bob"]
     await ana.send("MODE #den -o bob")
-    await bob.expect(r"^:ana!ana@nexus MODE #den -o bob$")
+    await bob.expect(r"^:ana!~ana@nexus MODE #den -o bob$")
 
 
 async def test_kick_removes_a_member(irc: IrcServer) -> None:
@@ -39,8 +39,8 @@ async def test_kick_removes_a_member(irc: IrcServer) -> None:
     there (404); kicking someone not in the channel is 441."""
     ana, bob = await den(irc)
     await ana.send("KICK #den bob :calm down")
-    await bob.expect(r"^:ana!ana@nexus KICK #den bob :calm down$")
-    await ana.expect(r"^:ana!ana@nexus KICK #den bob :calm down$")
+    await bob.expect(r"^:ana!~ana@nexus KICK #den bob :calm down$")
+    await ana.expect(r"^:ana!~ana@nexus KICK #den bob :calm down$")
     await bob.send("PRIVMSG #den :hello?")
     await bob.expect(r" 404 bob #den ")
     await ana.send("KICK #den bob")
@@ -51,33 +51,33 @@ async def test_ban_keeps_out_and_lists_until_unban(irc: IrcServer) -> None:
     """MODE +b kicks and bans (474 on JOIN), MODE b lists the ban, -b lifts it."""
     ana, bob = await den(irc)
     await ana.send("MODE #den +b bob!*@*")
-    await bob.expect(r"^:ana!ana@nexus MODE #den \+b bob!\*@\*$")
-    await bob.expect(r"^:ana!ana@nexus KICK #den bob :")
+    await bob.expect(r"^:ana!~ana@nexus MODE #den \+b bob!\*@\*$")
+    await bob.expect(r"^:ana!~ana@nexus KICK #den bob :")
     await bob.send("JOIN #den")
     await bob.expect(r" 474 bob #den ")
     await ana.send("MODE #den b")
     await ana.expect(r" 367 ana #den bob!\*@\* ana :?\d+$")
     await ana.expect(r" 368 ana #den ")
     await ana.send("MODE #den -b bob")
-    await ana.expect(r"^:ana!ana@nexus MODE #den -b bob!\*@\*$")
+    await ana.expect(r"^:ana!~ana@nexus MODE #den -b bob!\*@\*$")
     await bob.send("JOIN #den")
-    await bob.expect(r"^:bob!bob@nexus JOIN #den$")
+    await bob.expect(r"^:bob!~bob@nexus JOIN #den$")
 
 
 async def test_mute_is_mode_q_and_refuses_with_404(irc: IrcServer) -> None:
     """MODE +q mutes a member (PRIVMSG is 404), MODE q lists them, -q lifts it."""
     ana, bob = await den(irc)
     await ana.send("MODE #den +q bob")
-    await bob.expect(r"^:ana!ana@nexus MODE #den \+q bob$")
+    await bob.expect(r"^:ana!~ana@nexus MODE #den \+q bob$")
     await bob.send("PRIVMSG #den :can I talk?")
     await bob.expect(r" 404 bob #den :Cannot send to channel")
     await ana.send("MODE #den q")
     await ana.expect(r" 728 ana #den q :?bob!\*@\*$")
     await ana.expect(r" 729 ana #den q ")
     await ana.send("MODE #den -q bob")
-    await bob.expect(r"^:ana!ana@nexus MODE #den -q bob$")
+    await bob.expect(r"^:ana!~ana@nexus MODE #den -q bob$")
     await bob.send("PRIVMSG #den :thanks")
-    await ana.expect(r":bob!bob@nexus PRIVMSG #den :thanks$")
+    await ana.expect(r":bob!~bob@nexus PRIVMSG #den :thanks$")
 
 
 async def test_private_room_needs_an_invite(irc: IrcServer) -> None:
@@ -89,7 +89,7 @@ async def test_private_room_needs_an_invite(irc: IrcServer) -> None:
     await bob.send("JOIN #vault")
     await bob.expect(r" 473 bob #vault ")
     await cyd.ok("invite", room="vault", username="bob")
-    await bob.expect(r"^:cyd!cyd@nexus INVITE bob #vault$")
+    await bob.expect(r"^:cyd!~cyd@nexus INVITE bob #vault$")
     await bob.send("JOIN #vault")
     await bob.expect(r" 366 bob #vault ")
     await bob.send("MODE #vault")
@@ -97,7 +97,7 @@ async def test_private_room_needs_an_invite(irc: IrcServer) -> None:
     dan = await irc.irc_user("dan")
     await bob.send("INVITE dan #vault")
     await bob.expect(r" 341 bob dan :?#vault$")
-    await dan.expect(r"^:bob!bob@nexus INVITE dan #vault$")
+    await dan.expect(r"^:bob!~bob@nexus INVITE dan #vault$")
 
 
 async def test_an_invitation_made_while_away_is_an_invite_at_login(irc: IrcServer) -> None:
@@ -219,13 +219,14 @@ async def secret_den(irc: IrcServer) -> tuple[IrcPeer, IrcPeer]:
     await rejoin(ana, bob)
     await bob.send("TOPIC #den")
     await bob.expect(r" 332 bob #den :plans$")
+    await bob.expect(r"^:nexus 333 bob #den ana!~ana@nexus \d+$")
     return ana, bob
 
 
 async def rejoin(ana: IrcPeer, bob: IrcPeer) -> None:
     """ana invites bob back into #den, and he joins."""
     await ana.send("INVITE bob #den")
-    await bob.expect(r"^:ana!ana@nexus INVITE bob #den$")
+    await bob.expect(r"^:ana!~ana@nexus INVITE bob #den$")
     await bob.send("JOIN #den")
     await bob.expect(r" 366 bob #den ")
 
@@ -242,23 +243,23 @@ async def test_a_member_removed_from_a_private_channel_is_told_nothing_of_it(
     missing = await told(bob, "#nosuch")
     assert missing[0] == ":nexus 403 N #X :No such channel"
     await ana.send("KICK #den bob :out")
-    await bob.expect(r"^:ana!ana@nexus KICK #den bob :out$")
+    await bob.expect(r"^:ana!~ana@nexus KICK #den bob :out$")
     assert await told(bob, "#den") == missing
     await rejoin(ana, bob)
     await ana.send("MODE #den +b bob")
-    await bob.expect(r"^:ana!ana@nexus KICK #den bob ")
+    await bob.expect(r"^:ana!~ana@nexus KICK #den bob ")
     assert await told(bob, "#den") == missing
     await ana.send("MODE #den -b bob")
     await ana.expect(r" MODE #den -b bob!\*@\*$")
     await rejoin(ana, bob)
     native = await irc.running.user("bob", register=False)
     await native.ok("leave", room="den")
-    await bob.expect(r"^:bob!bob@nexus PART #den ")
+    await bob.expect(r"^:bob!~bob@nexus PART #den$")
     assert await told(bob, "#den") == missing
     await rejoin(ana, bob)
     owner = await irc.running.user("ana", register=False)
     await owner.ok("delete", room="den")
-    await bob.expect(r"^:bob!bob@nexus PART #den :deleted by ana$")
+    await bob.expect(r"^:bob!~bob@nexus PART #den :deleted by ana$")
     assert await told(bob, "#den") == missing
 
 
@@ -271,7 +272,7 @@ async def test_a_member_kicked_from_a_public_channel_sees_it_as_anyone_outside(
     ana, bob = await den(irc)
     cyd = await irc.irc_user("cyd")
     await ana.send("KICK #den bob :out", "TOPIC #den :after the kick")
-    await bob.expect(r"^:ana!ana@nexus KICK #den bob :out$")
+    await bob.expect(r"^:ana!~ana@nexus KICK #den bob :out$")
     await ana.expect(r" TOPIC #den :after the kick$")
     outside = await told(cyd, "#den")
     assert ":nexus 332 N #X :after the kick" in outside

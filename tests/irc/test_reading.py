@@ -109,21 +109,30 @@ async def targets(peer: IrcPeer, command: str) -> list[str]:
 
 
 async def test_chathistory_targets_lists_channels_and_dm_partners(irc: IrcServer) -> None:
-    """TARGETS lists each channel and DM partner with a message in the range and
-    the time of its latest one, oldest first; the limit keeps the side the
-    first bound names; the bounds are excluded; a range with nothing is an empty batch."""
-    ana = await irc.irc_user("ana", caps="batch server-time draft/chathistory")
+    """TARGETS lists each channel and DM partner whose latest message is in the
+    range, with its time, oldest first (a DM conversation this connection never
+    showed too); the limit keeps the side the first bound names; the bounds are
+    excluded; a range with nothing is an empty batch."""
+    carl = await irc.running.user("carl")
+    await irc.account("ana")
+    native = await irc.running.user("ana", register=False)
+    early = await said(native, "dm", to="carl", text="from before")  # read: never replayed
+    await native.ok("quit")
+    await carl.ok("quit")
+    ana = await irc.peer()
+    await ana.register("ana", caps="batch server-time draft/chathistory")
     await ana.send("JOIN #tech")
     await ana.expect(r" 366 ana #tech ")
     bob = await irc.running.user("bob")
     await bob.ok("join", room="tech")
-    old = await said(bob, "say", room="general", text="old news")
+    await said(bob, "say", room="general", text="old news")
     tech = await said(bob, "say", room="tech", text="build is green")
     general = await said(bob, "say", room="general", text="lunch?")
     dm = await said(bob, "dm", to="ana", text="psst")
     await ana.expect(r" PRIVMSG ana :psst$")
     past, future = "timestamp=2000-01-01T00:00:00.000Z", "timestamp=2100-01-01T00:00:00.000Z"
     assert await targets(ana, f"CHATHISTORY TARGETS {past} {future} 10") == [
+        f"CHATHISTORY TARGETS carl {irc_time(early['ts'])}",
         f"CHATHISTORY TARGETS #tech {irc_time(tech['ts'])}",
         f"CHATHISTORY TARGETS #general {irc_time(general['ts'])}",
         f"CHATHISTORY TARGETS bob {irc_time(dm['ts'])}",
@@ -132,11 +141,28 @@ async def test_chathistory_targets_lists_channels_and_dm_partners(irc: IrcServer
         f"CHATHISTORY TARGETS bob {irc_time(dm['ts'])}"
     ]
     assert await targets(ana, f"CHATHISTORY TARGETS {past} {future} 1") == [
-        f"CHATHISTORY TARGETS #tech {irc_time(tech['ts'])}"
+        f"CHATHISTORY TARGETS carl {irc_time(early['ts'])}"
     ]
-    assert await targets(ana, f"CHATHISTORY TARGETS {past} {stamp(tech['ts'])} 10") == [
-        f"CHATHISTORY TARGETS #general {irc_time(old['ts'])}"
-    ]
+    # #general had a message before this range ends, but its latest is after it.
+    assert await targets(
+        ana, f"CHATHISTORY TARGETS {stamp(early['ts'])} {stamp(general['ts'])} 10"
+    ) == [f"CHATHISTORY TARGETS #tech {irc_time(tech['ts'])}"]
     assert await targets(ana, f"CHATHISTORY TARGETS {future} {future} 10") == []
     await ana.send(f"CHATHISTORY TARGETS * {future} 10")
     await ana.expect(r"^:nexus FAIL CHATHISTORY INVALID_PARAMS TARGETS :")
+
+
+async def test_chathistory_of_a_channel_not_joined_is_an_invalid_target(irc: IrcServer) -> None:
+    """CHATHISTORY of a channel the client is not in (or that does not exist)
+    is FAIL INVALID_TARGET, as on IRC servers; of a nick, the conversation."""
+    ana = await irc.irc_user("ana", caps="batch draft/chathistory")
+    bob = await irc.running.user("bob")
+    await bob.ok("join", room="tech")
+    await bob.ok("say", room="tech", text="not for outsiders' scrollback")
+    await bob.ok("dm", to="ana", text="hello")
+    for target in ("#tech", "#nowhere"):
+        await ana.send(f"CHATHISTORY LATEST {target} * 10")
+        await ana.expect(rf"^:nexus FAIL CHATHISTORY INVALID_TARGET LATEST {target} :")
+    await ana.send("CHATHISTORY LATEST bob * 10")
+    await ana.expect(r"^:nexus BATCH \+\S+ chathistory bob$")
+    await ana.expect(r"PRIVMSG ana :hello$")

@@ -47,7 +47,7 @@ def test_every_line_is_a_request_the_core_counts() -> None:
     """Lines that ask the server nothing still become one `ping` each, so the core
     counts them against the login budget and answers them in order."""
     t = Translator("1.0")
-    for line in (b"CAP LS 302", b"NICK ana", b"USER a 0 * :A", b"PING :x", b"BOGUS"):
+    for line in (b"CAP LS 302", b"NICK ana", b"USER ana 0 * :A", b"PING :x", b"BOGUS"):
         t.client_line(line)
     frames = requests(t)
     assert [f["cmd"] for f in frames] == ["ping"] * 5
@@ -114,7 +114,7 @@ def test_own_message_is_suppressed_without_echo_message() -> None:
              "ts": 1.0}  # fmt: skip
     assert answer(t, event) == []
     assert answer(t, {"id": say["id"], "ok": True, "seq": 1, "ts": 1.0}) == []
-    assert answer(t, {**event, "seq": 2}) == [":ana!ana@nexus PRIVMSG #general :mine"]
+    assert answer(t, {**event, "seq": 2}) == [":ana!~ana@nexus PRIVMSG #general :mine"]
 
 
 def test_labeled_reply_carries_the_label() -> None:
@@ -306,7 +306,7 @@ def registered(caps: bytes = b"", name: str = "ana") -> Translator:
         t.client_line(b"CAP END")
     t.client_line(f"PASS :{name}:secret words".encode())
     t.client_line(f"NICK {name}".encode())
-    t.client_line(b"USER a 0 * :A")
+    t.client_line(f"USER {name} 0 * :A".encode())
     pending = requests(t)
     while pending:
         frame = pending.pop(0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,12 +21,25 @@ from nexus import __version__
 from nexus.protocol import LineFramer
 from nexus.server.core import Connection, Core
 from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
+from nexus.server.irc.directory import Directory
 from nexus.server.irc.lines import INPUT_MAX
 from nexus.server.irc.translator import Translator
 
 log = logging.getLogger("nexus.irc")
 
 _CROWDED = b"ERROR :Closing link: too many connections from your address\r\n"
+
+
+# Each server's IRC directory (irc/directory.py): what its IRC connections
+# share, and only they.
+_DIRECTORIES: weakref.WeakKeyDictionary[Core, Directory] = weakref.WeakKeyDictionary()
+
+
+def directory(core: Core) -> Directory:
+    found = _DIRECTORIES.get(core)
+    if found is None:
+        found = _DIRECTORIES[core] = Directory()
+    return found
 
 
 class IrcLink(TransportLink):
@@ -92,8 +106,11 @@ class IrcProtocol(TcpProtocol):
     def __init__(self, core: Core, tls: ssl.SSLContext | None) -> None:
         super().__init__(core, tls)
         self.framer = LineFramer(INPUT_MAX)
-        self.translator = Translator(__version__)
-        self.translator.guests = core.config.irc_guests
+        config = core.config
+        self.translator = Translator(
+            __version__, config.irc_server_name, directory(core), config.irc_history_lines
+        )
+        self.translator.guests = config.irc_guests
         self.link: IrcLink | None = None
 
     def turn_away(self, transport: asyncio.Transport) -> None:
@@ -126,3 +143,7 @@ class IrcProtocol(TcpProtocol):
     def _feed(self) -> None:
         assert self.connection is not None
         self.connection.receive(self.translator.take_requests(), self.framer.too_large)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.translator.closed()
+        super().connection_lost(exc)

@@ -7,12 +7,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from nexus.protocol import DM_HISTORY_CAP, ROOM_HISTORY_CAP, USERNAME_RE
+from nexus.protocol import DM_HISTORY_CAP, PAGE_DEFAULT, PAGE_MAX, ROOM_HISTORY_CAP, USERNAME_RE
+from nexus.server.irc.directory import Extras
 from nexus.server.irc.history import (
     chathistory,
     irc_time,
-    latest_between,
     ms,
+    newest,
+    pair,
     parse_ms,
     seq_of,
 )
@@ -22,11 +24,10 @@ from nexus.server.irc.numerics import (
     CHANNELLEN,
     HISTORY_MAX,
     HOST,
-    SERVER,
     TOPICLEN,
 )
 from nexus.server.irc.registration import Registration
-from nexus.server.irc.state import Reply, Sent, client_text, ignore, room_named
+from nexus.server.irc.state import OnReply, Reply, Sent, Sight, client_text, ignore, room_named
 
 
 class Commands(Registration):
@@ -35,7 +36,7 @@ class Commands(Registration):
     def _join(self, line: Line) -> None:
         if line.params[0] == "0":
             for joined in list(self.channels):
-                self._ask("leave", partial(self._parted, joined, "leaving"), room=joined)
+                self._leave(joined, None, ignore)
             return
         keys = line.params[1].split(",") if len(line.params) > 1 else []
         for i, target in enumerate(line.params[0].split(",")[:10]):
@@ -68,10 +69,18 @@ class Commands(Registration):
         `JOIN #room +i`, the key field clients send, asks for a private room)."""
         self.joining.add(room)
 
+        said: list[Reply] = []  # the room's latest messages, for a client shown them on JOIN
+
         def joined(reply: Reply) -> None:
             self.rooms[room] = reply["room"]
             if private and not reply["room"].get("private"):
                 self._notice(f"#{room} already exists and is public: +i only makes a new room")
+            if self._replays():
+                if self.history_lines <= PAGE_DEFAULT:  # the join's reply holds enough
+                    said.extend(reply["history"])
+                else:
+                    self._ask("history", lambda r: said.extend(r["messages"]), ignore,
+                              room=room, limit=min(self.history_lines, PAGE_MAX))  # fmt: skip
             self._ask_join_view([room], show)
 
         def missing(reply: Reply) -> None:
@@ -94,27 +103,41 @@ class Commands(Registration):
                 self._show_names(room)
             else:
                 self._show_channel(room, rosters[room], markers)
+                self._show_said(room, said)
 
         self._ask("join", joined, missing, room=room)
 
     def _part(self, line: Line) -> None:
-        reason = line.params[1] if len(line.params) > 1 else "leaving"
+        given = client_text(line.params[1]) if len(line.params) > 1 else ""
+        reason = given[:TOPICLEN] or None
         for target in line.params[0].split(",")[:10]:
             room = room_named(target)
             if room is None:
                 self._local(self._numeric("403", target[:40], "No such channel"))
                 continue
-            sight = self._sight(room)
-            self._ask(
-                "leave",
-                partial(self._parted, room, reason),
-                partial(self._room_refused, target, sight),
-                room=room,
-            )
+            self._leave(room, reason, partial(self._room_refused, target, self._sight(room)))
 
-    def _parted(self, room: str, reason: str, _: Reply) -> None:
-        if self._forget(room):
-            self._emit(build(self._mask(self.nick), "PART", "#" + room, reason))
+    def _leave(self, room: str, reason: str | None, refused: OnReply) -> None:
+        """Leaves `room`; the others are told `reason` too (the directory's)."""
+        self.directory.parting(room, self.nick, reason or "")  # no earlier one's reason
+        self.leaving[room] = self.leaving.get(room, 0) + 1
+
+        def done(_: Reply) -> None:
+            self._left_one(room)
+            if self._forget(room):
+                self._emit(self._part_line(self.nick, room, reason))
+
+        def failed(reply: Reply) -> None:
+            self._left_one(room)
+            refused(reply)
+
+        self._ask("leave", done, failed, room=room)
+
+    def _left_one(self, room: str) -> None:
+        if self.leaving[room] > 1:
+            self.leaving[room] -= 1
+        else:
+            del self.leaving[room]
 
     def _topic(self, line: Line) -> None:
         target = line.params[0]
@@ -131,7 +154,7 @@ class Commands(Registration):
                 if info is None:
                     self._emit(self._numeric("403", target, "No such channel"))
                 else:
-                    self._show_topic(room)
+                    self._show_topic(room, asked=True)
 
             self._with_room(room, show)
 
@@ -185,19 +208,28 @@ class Commands(Registration):
             )
             return
 
-        def show(reply: Reply) -> None:
+        def got(reply: Reply) -> None:
+            # Whether they are an operator where this client is not shown is
+            # in the list of rooms (kept current only for the channels shown).
+            if any(room not in self.channels for room in reply["user"]["rooms"]):
+                self._ask("rooms", lambda rooms: show(reply, rooms), lambda _: show(reply, None))
+            else:
+                show(reply, None)
+
+        def show(reply: Reply, rooms: Reply | None) -> None:
+            if rooms is not None:
+                self._got_rooms(rooms)
             p = reply["user"]
             nick = p["username"]
-            self._emit(self._numeric("311", nick, nick, HOST, "*", p["bio"] or nick))
-            if p["rooms"]:
-                rooms = " ".join(
-                    ("@" if self._is_op(r, nick) else "") + "#" + r for r in p["rooms"]
-                )
-                self._emit(self._numeric("319", nick, rooms))
-            self._emit(self._numeric("312", nick, SERVER, "Nexus"))
-            if p["bio"]:
-                self._emit(self._numeric("320", nick, f"bio: {p['bio']}"))
             self._got_profile(reply)
+            username = self.directory.username(nick)
+            self._emit(self._numeric("311", nick, username, HOST, "*", self._realname(nick)))
+            if p["rooms"]:
+                listed = [r for r in p["rooms"] if r in self.rooms]  # the ones it may see
+                shown = " ".join(("@" if self._is_op(r, nick) else "") + "#" + r for r in listed)
+                if shown:
+                    self._emit(self._numeric("319", nick, shown))
+            self._emit(self._numeric("312", nick, self.server, "Nexus"))
             away = self._away_text(nick)
             if away:
                 self._emit(self._numeric("301", nick, away))
@@ -206,9 +238,7 @@ class Commands(Registration):
                 self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
             if p.get("admin"):
                 self._emit(self._numeric("313", nick, "is a server administrator"))
-            if p.get("guest"):
-                self._emit(self._numeric("320", nick, "is a guest, not a Nexus account"))
-            else:
+            if not p.get("guest"):  # a guest has no account: no 330
                 self._emit(self._numeric("330", nick, nick, "is logged in as"))
             self._emit(self._numeric("318", nick, "End of /WHOIS list."))
 
@@ -216,16 +246,18 @@ class Commands(Registration):
             self._emit(self._numeric("401", name, "No such nick/channel"))
             self._emit(self._numeric("318", name, "End of /WHOIS list."))
 
-        self._ask("whois", show, missing, username=name)
+        self._ask("whois", got, missing, username=name)
 
     def _mode(self, line: Line) -> None:
         target = line.params[0]
         room = room_named(target)
         if room is None:
-            if target.lower() == self.nick.lower():
-                self._local(self._numeric("221", "+"))
-            else:
+            if target.lower() != self.nick.lower():
                 self._local(self._numeric("502", "Can't change mode for other users"))
+            elif len(line.params) == 1:
+                self._local(self._numeric("221", "+i" if self._invisible() else "+"))
+            else:
+                self._user_mode(line.params[1])
             return
         if len(line.params) == 1:
 
@@ -245,8 +277,11 @@ class Commands(Registration):
         asks = any((on, mode) in _MODE_COMMANDS and arg is not None for on, mode, arg in changes)
         refused = partial(self._room_refused, target, self._sight(room) if asks else None)
         for on, mode, arg in changes:
-            if mode == "i":
+            if mode in "is":  # a private room is both: invite only and unlisted
                 self._with_room(room, partial(self._privacy, target, room, on))
+                continue
+            if mode in "nt":
+                self._with_room(room, partial(self._always, target, room, on, mode))
                 continue
             cmd = _MODE_COMMANDS.get((on, mode))
             if cmd is None or arg is None:
@@ -255,6 +290,27 @@ class Commands(Registration):
             nick = arg.split("!")[0]
             done = partial(self._banned, room, nick, on) if mode == "b" else None
             self._ask(cmd, done, refused, room=room, username=nick)
+
+    def _invisible(self) -> bool:
+        return self.registration is not None and self.registration.invisible
+
+    def _user_mode(self, modes: str) -> None:
+        """MODE nick +i / -i: invisible, a WHO mask lists the nick only to
+        those who share a channel with it. No other user mode (501)."""
+        on, changed, unknown = True, "", False
+        for char in modes[:12]:
+            if char in "+-":
+                on = char == "+"
+            elif char == "i" and self.registration is not None:
+                if self.registration.invisible != on:
+                    self.registration.invisible = on
+                    changed += ("+" if on else "-") + "i"
+            else:
+                unknown = True
+        lines = [build(self._mask(self.nick), "MODE", self.nick, changed)] if changed else []
+        if unknown:
+            lines.append(self._numeric("501", "Unknown MODE flag"))
+        self._local(*lines)
 
     def _privacy(self, target: str, room: str, on: bool, info: Reply | None) -> None:
         """MODE +i / -i: a room's privacy is chosen when it is created (the
@@ -274,6 +330,17 @@ class Commands(Registration):
                     " (JOIN #room +i makes a new private one) and cannot change",
                 )
             )
+
+    def _always(self, target: str, room: str, on: bool, mode: str, info: Reply | None) -> None:
+        """MODE +t / +n change nothing (every channel is +nt); -t / -n are
+        refused: only channel operators set a topic, and only members speak."""
+        if info is None:
+            self._emit(self._numeric("403", target, "No such channel"))
+        elif not self._is_op(room, self.nick):
+            self._emit(self._numeric("482", target, "You're not channel operator"))
+        elif not on:
+            why = _ALWAYS[mode]
+            self._emit(self._numeric("472", mode, f"is always set here: {why}"))
 
     def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
         """A ban or unban the client set, shown as the mode change IRC expects (a
@@ -320,22 +387,33 @@ class Commands(Registration):
                 self._local(self._numeric(end[0], target, f"End of channel {end[1]} list"))
 
     def _kick(self, line: Line) -> None:
-        target = line.params[0]
-        room = room_named(target)
+        """KICK #chan nick[,nick...] [:reason], or KICK #a,#b nick1,nick2 (in
+        pairs), at most TARGMAX's 4 nicks."""
+        channels, nicks = line.params[0].split(","), line.params[1].split(",")[:4]
         reason = client_text(line.params[2]) if len(line.params) > 2 else ""
-        if room is None:
-            self._local(self._numeric("403", target[:40], "No such channel"))
+        if len(channels) == 1:
+            pairs = [(channels[0], nick) for nick in nicks]
+        elif len(channels) == len(nicks):
+            pairs = list(zip(channels, nicks, strict=True))
+        else:
+            self._local(self._numeric("461", "KICK", "Not enough parameters"))
             return
-        sight = self._sight(room)
-        for nick in line.params[1].split(",")[:4]:
+        sights: dict[str, Sight | None] = {}
+        for target, nick in pairs:
+            room = room_named(target)
+            if room is None:
+                self._local(self._numeric("403", target[:40], "No such channel"))
+                continue
+            if room not in sights:
+                sights[room] = self._sight(room)
 
-            def not_theirs(reply: Reply, nick: str = nick) -> None:
+            def not_theirs(reply: Reply, nick: str = nick, target: str = target) -> None:
                 if reply["error"]["code"] == "not_member":
                     self._emit(self._numeric("441", nick, target, "They aren't on that channel"))
                 else:
                     self._failed(reply, target)
 
-            refused = partial(self._room_refused, target, sight, told=not_theirs)
+            refused = partial(self._room_refused, target, sights[room], told=not_theirs)
             self._ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
 
     def _invite(self, line: Line) -> None:
@@ -346,7 +424,11 @@ class Commands(Registration):
             return
 
         def invited(_: Reply) -> None:
-            self._emit(self._numeric("341", nick, target))
+            members = {n.lower() for n in self.channels.get(room, ())}
+            if nick.lower() in members:  # nothing to invite them to
+                self._emit(self._numeric("443", nick, target, "is already on channel"))
+            else:
+                self._emit(self._numeric("341", nick, target))
 
         sight = self._sight(room)
 
@@ -370,9 +452,17 @@ class Commands(Registration):
         self._ask("away", done, text=text[:TOPICLEN])
 
     def _privmsg(self, line: Line, notice: bool = False) -> None:
+        """PRIVMSG, and NOTICE (which no error ever answers): a message to
+        each target, with what Nexus does not keep of the line (that it is a
+        NOTICE, its client-only tags) noted for the IRC clients it reaches."""
         if len(line.params) < 2 or not line.params[1]:
             if not notice:
                 self._local(self._numeric("412", "No text to send"))
+            return
+        if not line.utf8:  # UTF8ONLY: refused, never relayed mangled
+            if not notice:
+                why = "Message rejected: it is not valid UTF-8"
+                self._local(build(self.server, "FAIL", line.command, "INVALID_UTF8", why))
             return
         text, action = line.params[1], False
         if text.startswith("\x01"):
@@ -381,48 +471,77 @@ class Commands(Registration):
                 return  # CTCP queries (VERSION, PING...) are not messages
             text, action = body[6:].lstrip(" "), True
         text = client_text(text)
+        tags = {k: v for k, v in line.tags.items() if k.startswith("+") and k != "+draft/reply"}
         for target in line.params[0].split(",")[:4]:
-            self._send_to(target, text, action, line.tags.get("+draft/reply"), notice)
+            extras = Extras(notice, tags)
+            self._send_to(target, text, action, line.tags.get("+draft/reply"), extras)
 
     def _send_to(
-        self, target: str, text: str, action: bool, reply_to: str | None, quiet: bool
+        self, target: str, text: str, action: bool, reply_to: str | None, extras: Extras
     ) -> None:
+        room = room_named(target)
+        if target.startswith("#") and room is None:
+            self._local(self._numeric("403", target[:40], "No such channel"))
+            return
+        if room is None and not USERNAME_RE.fullmatch(target):
+            self._local(self._numeric("401", target[:40], "No such nick/channel"))
+            return
+        scope = room if room is not None else pair(self.nick, target)
         fields: dict[str, Any] = {"text": text}
         if action:
             fields["action"] = True
-        seq = seq_of(reply_to)
+        seq = seq_of(reply_to) if reply_to and reply_to.rpartition(".")[0] == scope else None
         if seq is not None:
             fields["reply_to"] = seq
         sent = Sent(target.lower(), text, self.label)
         self.sent.append(sent)
-        room = room_named(target)
+        noted = extras.notice or bool(extras.tags)  # a plain PRIVMSG needs no note
+        if noted:
+            self.directory.said(scope, self.nick, text, extras)
         sight = self._sight(room) if room is not None else None
 
         def failed(reply: Reply) -> None:
             if sent in self.sent:
                 self.sent.remove(sent)
-            if quiet:
+            if noted:
+                self.directory.refused(extras)
+            if extras.notice:
                 return
-            if target.startswith("#"):
+            if room is not None:
                 self._room_refused(target, sight, reply, partial(self._cannot_send, target))
             else:
                 self._failed(reply, target)
 
-        def done(_: Reply) -> None:
+        def done(reply: Reply) -> None:
             if sent in self.sent:  # the message never came back (not a member any more?)
                 self.sent.remove(sent)
+            if noted:
+                self.directory.stored(scope, reply["seq"], extras)
+            if room is None and not extras.notice and target.lower() != self.nick.lower():
+                self._tell_away(target)
 
-        if target.startswith("#"):
-            if room is None:
-                self.sent.remove(sent)
-                self._local(self._numeric("403", target[:40], "No such channel"))
-                return
+        if room is not None:
             self._ask("say", done, failed, room=room, **fields)
-        elif USERNAME_RE.fullmatch(target):
-            self._ask("dm", done, failed, to=target, **fields)
         else:
-            self.sent.remove(sent)
-            self._local(self._numeric("401", target[:40], "No such nick/channel"))
+            self._ask("dm", done, failed, to=target, **fields)
+
+    def _tell_away(self, nick: str) -> None:
+        """After a DM: 301 if its recipient is away (or offline: it waits for
+        them), as known from a channel shared, else as `whois` tells."""
+        if any(nick in nicks for nicks in self.channels.values()):
+            away = self._away_text(nick)
+            if away:
+                self._emit(self._numeric("301", nick, away))
+            return
+
+        def got(reply: Reply) -> None:
+            self._got_profile(reply)
+            name = reply["user"]["username"]
+            away = self._away_text(name)
+            if away:
+                self._emit(self._numeric("301", name, away))
+
+        self._ask("whois", got, ignore, username=nick)
 
     def _cannot_send(self, target: str, reply: Reply) -> None:
         if reply["error"]["code"] in _CANNOT_SEND:
@@ -445,18 +564,29 @@ class Commands(Registration):
         target = line.params[0]
         address = self._address(target)
         room = address.get("room")
-        if room is not None:
-            refused = partial(self._room_refused, target, self._sight(room), told=self._failed)
-        else:
-            refused = partial(self._failed)
-        self._ask("react", None, refused, seq=seq, emoji=emoji, on=on, **address)
+        mine = (room or pair(self.nick, target), seq, emoji, on)
+        self.reacting.append((mine, self.label))  # its echo comes back with its label
+
+        def refused(reply: Reply) -> None:
+            self._unreact(mine)
+            if room is not None:
+                self._room_refused(target, sight, reply, told=self._failed)
+            else:
+                self._failed(reply)
+
+        sight = self._sight(room) if room is not None else None
+
+        def done(_: Reply) -> None:
+            self._unreact(mine)  # answered without coming back
+
+        self._ask("react", done, refused, seq=seq, emoji=emoji, on=on, **address)
 
     def _redact(self, line: Line) -> None:
         seq = seq_of(line.params[1])
         if seq is None:
             self._local(
                 build(
-                    SERVER,
+                    self.server,
                     "FAIL",
                     "REDACT",
                     "UNKNOWN_MSGID",
@@ -479,7 +609,7 @@ class Commands(Registration):
                 fail = ("REDACT_FORBIDDEN", target, mid, err["message"])
             else:
                 fail = ("UNKNOWN_MSGID", target, mid, err["message"])
-            self._emit(build(SERVER, "FAIL", "REDACT", *fail))
+            self._emit(build(self.server, "FAIL", "REDACT", *fail))
 
         self._ask("erase", None, refused, seq=seq, **address)
 
@@ -492,6 +622,12 @@ class Commands(Registration):
         if sub == "TARGETS":
             self._targets(line.params[1:])
             return
+        room = room_named(target)
+        if room is not None and room not in self.channels:  # a channel one is in, as IRC has it
+            self._local(
+                self._history_fail("INVALID_TARGET", sub[:20], target[:40], "No such channel")
+            )
+            return
         args = line.params[2:]
         try:
             limit = min(int(args[-1]), HISTORY_MAX)
@@ -503,9 +639,8 @@ class Commands(Registration):
             or limit < 0
             or len(refs) != (2 if sub == "BETWEEN" else 1)
         ):
-            self._local(_history_fail("INVALID_PARAMS", sub[:20], "Invalid parameters"))
+            self._local(self._history_fail("INVALID_PARAMS", sub[:20], "Invalid parameters"))
             return
-        room = room_named(target)
 
         def answer(chosen: list[Reply]) -> None:
             self._replay(chosen, None if room is not None else target, batch_target=target)
@@ -513,7 +648,7 @@ class Commands(Registration):
         def refused(reply: Reply) -> None:
             # A room's history is refused only when there is none the account may see.
             why = "No such channel" if room is not None else reply["error"]["message"]
-            self._emit(_history_fail("INVALID_TARGET", sub, target, why))
+            self._emit(self._history_fail("INVALID_TARGET", sub, target, why))
 
         if room is not None:
             walk = chathistory(sub, refs, limit, ROOM_HISTORY_CAP)
@@ -525,66 +660,66 @@ class Commands(Registration):
             walk = chathistory(sub, refs, limit, DM_HISTORY_CAP)
             self._walk(walk, answer, refused, **{"with": target})
         else:
-            self._local(_history_fail("INVALID_TARGET", sub, target[:40], "No such target"))
+            self._local(self._history_fail("INVALID_TARGET", sub, target[:40], "No such target"))
+
+    def _history_fail(self, code: str, *params: str) -> str:
+        return build(self.server, "FAIL", "CHATHISTORY", code, *params)
 
     def _read_newest_dm(self, reply: Reply) -> None:
         self._read_all_dms(reply["messages"])
 
     def _targets(self, args: list[str]) -> None:
         """CHATHISTORY TARGETS timestamp=A timestamp=B limit: the channels and
-        DM partners with a message between A and B (both excluded), each with
-        the time of its latest one there, oldest first; with A after B, the
-        `limit` latest, else the `limit` earliest (as Ergo pages them)."""
+        DM partners whose latest message was said between A and B (both
+        excluded), with its time, oldest first; with A after B, the `limit`
+        latest, else the `limit` earliest (as Ergo pages them)."""
         bounds = [parse_ms(ref[10:]) for ref in args[:2] if ref.startswith("timestamp=")]
         try:
             limit = min(int(args[2]), HISTORY_MAX)
         except (ValueError, IndexError):
             limit = 0
         if len(bounds) != 2 or None in bounds or limit <= 0:
-            self._local(_history_fail("INVALID_PARAMS", "TARGETS", "Invalid parameters"))
+            self._local(self._history_fail("INVALID_PARAMS", "TARGETS", "Invalid parameters"))
             return
         first, second = (t for t in bounds if t is not None)
         low, high = min(first, second), max(first, second)
         found: list[tuple[float, str]] = []
-        rooms = sorted(self.channels)
-        waiting = [len(rooms)]  # channels whose answer has not come yet
+
+        def latest(target: str, messages: list[Reply]) -> None:
+            if messages and low < ms(messages[-1]["ts"]) < high:
+                found.append((messages[-1]["ts"], target))
+
+        def partners(reply: Reply) -> None:
+            for conversation in reply["conversations"]:
+                if low < ms(conversation["ts"]) < high:
+                    found.append((conversation["ts"], conversation["with"]))
 
         def answer() -> None:
-            for log in self.dm_logs.values():
-                inside = [ts for ts in log.times.values() if low < ms(ts) < high]
-                if inside:
-                    found.append((max(inside), log.partner))
             found.sort()
             chosen = found[:limit] if first <= second else found[-limit:]
-            lines = [build(SERVER, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen]
+            lines = [
+                build(self.server, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen
+            ]
             self._batched(lines, "draft/chathistory-targets")
 
-        def latest(target: str, ts: float | None) -> None:
-            if ts is not None:
-                found.append((ts, target))
-            waiting[0] -= 1
-            if not waiting[0]:
-                answer()
-
-        def refused(target: str, _: Reply) -> None:
-            latest(target, None)
-
-        # Each channel's newest message in the window: for a window that ends
-        # after it, the channel's newest message is all that is read.
-        for room in rooms:
-            walk = latest_between(low, high, ROOM_HISTORY_CAP)
-            self._walk(walk, partial(latest, "#" + room), partial(refused, "#" + room), room=room)
-        if not rooms:
-            self._local(then=answer)
+        # Each channel's newest message (erased ones skipped), and every DM
+        # conversation with the time of its newest (which reads none of them).
+        for room in sorted(self.channels):
+            self._walk(newest(1), partial(latest, "#" + room), ignore, room=room)
+        self._ask("conversations", partners, ignore, limit=PAGE_MAX)
+        self._local(then=answer)
 
     def _ping(self, line: Line) -> None:
-        self._local(build(SERVER, "PONG", SERVER, line.params[0] if line.params else SERVER))
+        self._local(build(self.server, "PONG", self.server, line.params[0]))
 
     def _pong(self, line: Line) -> None:
         self._local()
 
     def _quit(self, line: Line) -> None:
-        reason = line.params[0] if line.params else "Client quit"
+        given = client_text(line.params[0])[:TOPICLEN] if line.params else ""
+        if given and self.registered:
+            self.directory.quitting(self.nick, given)  # the others' QUIT of a guest says it
+        reason = given or "Client quit"
         self._ask("quit", lambda _: self._error(f"Quit: {reason}"[:200]))
 
     def _motd_cmd(self, line: Line) -> None:
@@ -592,7 +727,7 @@ class Commands(Registration):
 
     def _version(self, line: Line) -> None:
         self._local(
-            self._numeric("351", f"nexus-{self.version}", SERVER, "IRC gateway"),
+            self._numeric("351", f"nexus-{self.version}", self.server, "IRC gateway"),
             then=self._isupport,
         )
 
@@ -614,12 +749,28 @@ class Commands(Registration):
         self._local(then=show)
 
     def _userhost(self, line: Line) -> None:
-        replies = [f"{n}=+{n}@{HOST}" for n in line.params[:5] if USERNAME_RE.fullmatch(n)]
-        self._local(self._numeric("302", " ".join(replies)))
+        """USERHOST nick...: `nick[*]=+|-user@host` for each online one (`*` a
+        server admin, `-` away), asked of each as ISON does."""
+        found: dict[str, str] = {}
+        asked = [n for n in line.params[:5] if USERNAME_RE.fullmatch(n)]
 
+        def got(reply: Reply) -> None:
+            self._got_profile(reply)
+            p = reply["user"]
+            if p["online"]:
+                nick = p["username"]
+                oper = "*" if p.get("admin") else ""
+                here = "-" if p.get("away") else "+"
+                user = self.directory.username(nick)
+                found[nick.lower()] = f"{nick}{oper}={here}{user}@{HOST}"
 
-def _history_fail(code: str, *params: str) -> str:
-    return build(SERVER, "FAIL", "CHATHISTORY", code, *params)
+        def show() -> None:
+            self._emit(self._numeric("302", " ".join(found[n.lower()] for n in asked
+                                                     if n.lower() in found)))  # fmt: skip
+
+        for nick in asked:
+            self._ask("whois", got, ignore, username=nick)
+        self._local(then=show)
 
 
 # Why a PRIVMSG to a channel is 404 (cannot send) rather than another refusal.
@@ -637,7 +788,14 @@ _MODE_COMMANDS = {
 }
 
 
-_MODES_WITH_ARGS = frozenset("obqeIkl")
+# Channel modes every channel has, and why.
+_ALWAYS = {
+    "t": "only channel operators set a channel's topic",
+    "n": "only a channel's members send to it",
+}
+
+
+_MODES_WITH_ARGS = frozenset("obqeIklv")
 
 
 _LIST_MODES = frozenset("bqeI")  # without an argument: a request for the list

@@ -3,13 +3,12 @@ edits, erasures and reactions, as the lines an IRC client expects."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from nexus.server.irc.commands import Commands
 from nexus.server.irc.history import msgid, pair
 from nexus.server.irc.lines import build, split_text
-from nexus.server.irc.numerics import (
-    SERVER,
-)
-from nexus.server.irc.state import Reply, Sent
+from nexus.server.irc.state import Reply, Sent, ignore
 
 
 class Events(Commands):
@@ -27,19 +26,21 @@ class Events(Commands):
         return None
 
     def _deliver(self, m: Reply) -> None:
-        if m["from"].lower() == self.nick.lower():
+        me = self.nick.lower()
+        if m["from"].lower() == me:
             target = "#" + m["room"] if "room" in m else m["to"].lower()
             sent = self._own(target, m["text"])
             if sent is not None:
-                if "echo-message" not in self.caps:
-                    return
-                outer, self.label = self.label, sent.label
-                for line in self._message_lines(m):
-                    self._emit(line)
-                self.label = outer
+                lines = self._message_lines(m)
+                if "echo-message" in self.caps:
+                    outer, self.label = self.label, sent.label
+                    for line in lines:
+                        self._emit(line)
+                    self.label = outer
+                if "room" not in m and m["to"].lower() == me:  # to oneself: received too
+                    self.out.extend(lines)
                 return
-        for line in self._message_lines(m):
-            self.out.append(line)
+        self.out.extend(self._message_lines(m))
 
     def _on_message(self, event: Reply) -> None:
         if event["room"] in self.channels or event["from"].lower() == self.nick.lower():
@@ -51,6 +52,7 @@ class Events(Commands):
 
     def _on_joined(self, event: Reply) -> None:
         room, nick = event["room"], event["user"]
+        self.directory.joined(room, nick)
         if nick.lower() == self.nick.lower():
             if room not in self.channels and room not in self.joining:
                 self._join_room(room, create=False)  # joined from another connection
@@ -59,30 +61,36 @@ class Events(Commands):
             if event.get("guest"):  # no account: see _account
                 profile = {"username": nick, "rooms": [], "bio": ""}
                 self.people.setdefault(nick.lower(), profile)["guest"] = True
+            known = any(nick in nicks for nicks in self.channels.values())
             self.channels[room].add(nick)
             self.out.append(self._join_line(nick, room))
+            if "away-notify" in self.caps:  # an away joiner is told away (as on any server)
+                if known:
+                    if self._away_text(nick):
+                        self.out.append(self._away_line(nick))
+                else:
+                    self._ask("whois", partial(self._joined_away, nick), ignore, username=nick)
+
+    def _joined_away(self, nick: str, reply: Reply) -> None:
+        self._got_profile(reply)
+        if self._away_text(nick) and any(nick in nicks for nicks in self.channels.values()):
+            self._emit(self._away_line(nick))
 
     def _on_left(self, event: Reply) -> None:
         room, nick = event["room"], event["user"]
+        reason = self.directory.part_reason(room, nick)  # an IRC client's PART said why
         if nick.lower() == self.nick.lower():
-            if self._forget(room):
-                self.out.append(build(self._mask(self.nick), "PART", "#" + room, "left"))
+            if room not in self.leaving and self._forget(room):  # left from another session
+                self.out.append(self._part_line(self.nick, room, reason))
             return
         self._no_longer_moderator(room, nick)
         if room in self.channels and nick in self.channels[room]:
             self.channels[room].discard(nick)
-            self.out.append(
-                build(
-                    self._mask(nick),
-                    "PART",
-                    "#" + room,
-                    "left",
-                    tags=self._tags(account=self._account(nick)),
-                )
-            )
+            self.out.append(self._part_line(nick, room, reason))
 
     def _on_topic(self, event: Reply) -> None:
         room = event["room"]
+        self.directory.topic_set(room, event["by"], event["topic"])
         if room in self.rooms:
             self.rooms[room] = {**self.rooms[room], "topic": event["topic"]}
         if room in self.channels:
@@ -193,7 +201,7 @@ class Events(Commands):
         else:
             target = where[0] if "room" in m else self.nick
             self.out.append(
-                build(SERVER, "NOTICE", target, f"a message from {m['from']} was erased")
+                build(self.server, "NOTICE", target, f"a message from {m['from']} was erased")
             )
 
     def _on_reaction(self, event: Reply) -> None:
@@ -206,11 +214,20 @@ class Events(Commands):
             target = where[0]
         else:
             target = self.nick if who.lower() != self.nick.lower() else where[0]
+        label = self.label  # none: an event's lines are told as they come
+        if who.lower() == self.nick.lower():  # its own TAGMSG: echoed with its label
+            mine = self._unreact((where[1], m["seq"], event["emoji"], event["on"]))
+            if mine is not None:
+                if "echo-message" not in self.caps:
+                    return
+                label = mine[1]
         if "message-tags" in self.caps:
             tags = self._tags(None, who)
             tags["+draft/react" if event["on"] else "+draft/unreact"] = event["emoji"]
             tags["+draft/reply"] = msgid(where[1], m["seq"])
-            self.out.append(build(self._mask(who), "TAGMSG", target, tags=tags))
+            outer, self.label = self.label, label
+            self._emit(build(self._mask(who), "TAGMSG", target, tags=tags))
+            self.label = outer
             return
         quoted = m["text"] if len(m["text"]) <= 60 else m["text"][:57] + "..."
         verb = "reacted" if event["on"] else "took back"

@@ -25,4 +25,6 @@ class Guests(Events):
         for nicks in shown:
             nicks.discard(nick)
         if shown:
-            self.out.append(build(self._mask(nick), "QUIT", "Quit: guest left"))
+            reason = self.directory.quit_reason(nick)  # its QUIT said why
+            why = f"Quit: {reason}" if reason else "Quit: guest left"
+            self.out.append(build(self._mask(nick), "QUIT", why))

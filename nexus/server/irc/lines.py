@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 LINE_MAX = 512  # bytes of a line without tags, CR LF included (RFC 1459)
 TAGS_MAX = 8_191  # bytes of a client's tags, '@' and the space included (IRCv3)
+CLIENT_TAGS_MAX = 4_094  # bytes of the tags a client sends, without '@' and the space (IRCv3)
 INPUT_MAX = LINE_MAX + TAGS_MAX  # the longest line a client may send
 
 _TAG_ESCAPES = {";": r"\:", " ": r"\s", "\\": "\\\\", "\r": r"\r", "\n": r"\n"}
@@ -26,9 +27,11 @@ _FORMATTING_RE = re.compile(
     r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-fA-F]{6})?|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )
 # Commands whose last parameter is text: always sent as a trailing parameter,
-# as servers do, so clients that read only the trailing one get it.
-_TEXT = frozenset({"PRIVMSG", "NOTICE", "TOPIC", "PART", "QUIT", "AWAY", "ERROR", "CAP", "KICK"})
-_BARE_NUMERICS = frozenset({"004", "221", "324"})  # whose last parameter is a word
+# as servers do, so clients that read only the trailing one get it; a target
+# before it (`PART #room` without a reason) is not text.
+_TEXT = frozenset({"QUIT", "AWAY", "ERROR", "CAP"})
+_TEXT_AFTER = {"PRIVMSG": 1, "NOTICE": 1, "TOPIC": 1, "PART": 1, "KICK": 2}  # its targets
+_BARE_NUMERICS = frozenset({"004", "221", "324", "333"})  # whose last parameter is a word
 # Control characters that must never reach a client raw.
 _UNSAFE_RE = re.compile(r"[\x00\r\n]")
 
@@ -41,6 +44,8 @@ class Line:
     params: list[str]
     tags: dict[str, str] = field(default_factory=dict)
     source: str | None = None
+    utf8: bool = True  # False: invalid UTF-8 was replaced (U+FFFD)
+    tags_size: int = 0  # bytes of its tags, without '@' and the space
 
 
 def escape_tag(value: str) -> str:
@@ -61,12 +66,18 @@ def unescape_tag(value: str) -> str:
 def parse(raw: bytes) -> Line | None:
     """A client's line (without LF; a trailing CR is dropped) -> Line, None if blank.
 
-    Invalid UTF-8 is decoded with replacement characters: a client's wrong
-    encoding costs it some characters, never the connection."""
-    text = raw.decode("utf-8", "replace").rstrip("\r").replace("\x00", "")
+    Invalid UTF-8 is decoded with replacement characters (`utf8` says so): a
+    client's wrong encoding costs it some characters, never the connection."""
+    try:
+        text, utf8 = raw.decode(), True
+    except UnicodeDecodeError:
+        text, utf8 = raw.decode("utf-8", "replace"), False
+    text = text.rstrip("\r").replace("\x00", "")
     tags: dict[str, str] = {}
+    tags_size = 0
     if text.startswith("@"):
         tag_text, _, text = text[1:].partition(" ")
+        tags_size = len(tag_text.encode())
         for item in tag_text.split(";"):
             if item:
                 key, _, value = item.partition("=")
@@ -87,7 +98,7 @@ def parse(raw: bytes) -> Line | None:
     elif head.startswith(":"):  # a command of ":..." alone
         return None
     command = params.pop(0).upper()
-    return Line(command, params, tags, source)
+    return Line(command, params, tags, source, utf8, tags_size)
 
 
 def strip_formatting(text: str) -> str:
@@ -117,7 +128,11 @@ def build(
     if params:
         *middle, last = (safe(p) for p in params)
         parts.extend(middle)
-        text = command in _TEXT or (command.isdigit() and command not in _BARE_NUMERICS)
+        text = (
+            command in _TEXT
+            or len(params) > _TEXT_AFTER.get(command, len(params))
+            or (command.isdigit() and command not in _BARE_NUMERICS)
+        )
         if text or not last or " " in last or last.startswith(":"):
             last = ":" + last
         parts.append(last)

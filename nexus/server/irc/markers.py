@@ -22,7 +22,6 @@ from nexus.protocol import ROOM_HISTORY_CAP, USERNAME_RE
 from nexus.server.irc.history import Message, Walk, irc_time, ms, parse_ms, read_up_to, said_by
 from nexus.server.irc.lines import Line, build
 from nexus.server.irc.members import Members, Rosters
-from nexus.server.irc.numerics import SERVER
 from nexus.server.irc.state import DmLog, Reply, ignore, room_named
 
 CAP = "draft/read-marker"
@@ -79,7 +78,7 @@ class ReadMarkers(Members):
         self._emit(self._join_line(self.nick, room))
         self._show_topic(room)
         if CAP in self.caps:
-            self._emit(build(SERVER, "MARKREAD", "#" + room, marker_text(markers.get(room))))
+            self._emit(build(self.server, "MARKREAD", "#" + room, marker_text(markers.get(room))))
         self._show_names(room)
 
     def _markread(self, line: Line) -> None:
@@ -106,7 +105,7 @@ class ReadMarkers(Members):
             self._dm_markread(target, until)
 
     def _fail(self, code: str, *params: str) -> str:
-        return build(SERVER, "FAIL", "MARKREAD", code, *params)
+        return build(self.server, "FAIL", "MARKREAD", code, *params)
 
     def _room_markread(self, room: str, target: str, until: int | None) -> None:
         """MARKREAD #room: moves the marker to the newest message said at or
@@ -169,7 +168,7 @@ class ReadMarkers(Members):
         return log.times.get(log.read)
 
     def _markread_line(self, target: str, ts: float | None) -> str:
-        return build(SERVER, "MARKREAD", target, marker_text(ts))
+        return build(self.server, "MARKREAD", target, marker_text(ts))
 
     def _on_read(self, event: Reply) -> None:
         """The account's marker moved elsewhere (nexus-chat, the page, another

@@ -17,12 +17,13 @@ out), and are kept current between them by `joined`, `left`, `kicked` and
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from functools import partial
 
 from nexus.protocol import USERNAME_RE
 from nexus.server.irc.lines import build
-from nexus.server.irc.numerics import HOST, SERVER
+from nexus.server.irc.numerics import HOST
 from nexus.server.irc.state import IrcState, Reply, ignore, room_named
 
 Rosters = dict[str, set[str]]  # room -> its members' names
@@ -118,7 +119,8 @@ class Members(IrcState):
         return flags
 
     def _who(self, line_params: list[str]) -> None:
-        """WHO <#channel|nick> [%fields[,token]]: 352 lines, or 354 with WHOX."""
+        """WHO <#channel|nick|mask> [%fields[,token]]: 352 lines, or 354 with
+        WHOX. A mask (`*`, `?`) matches the nicks of everyone online."""
         mask = line_params[0]
         whox = whox_spec(line_params[1]) if len(line_params) > 1 else None
         room = room_named(mask)
@@ -137,34 +139,53 @@ class Members(IrcState):
             self._emit(self._who_row(reply["user"]["username"], None, whox))
             end()
 
+        def by_mask(reply: Reply) -> None:
+            pattern = "*" if mask == "0" else mask.lower()
+            shared = {n.lower() for nicks in self.channels.values() for n in nicks}
+            for profile in reply["users"]:
+                nick = profile["username"]
+                entry = self.directory.registration(nick)
+                if entry is not None and entry.invisible and nick.lower() not in shared:
+                    continue  # +i: not found by a mask
+                if fnmatch.fnmatchcase(nick.lower(), pattern):
+                    self.people[nick.lower()] = profile
+                    self._got_admin(nick.lower(), profile.get("admin", False))
+                    self._emit(self._who_row(nick, None, whox))
+            end()
+            self._forget_people()
+
         if room is not None:
             self._members_of([room], by_room)
         elif USERNAME_RE.fullmatch(mask):
             self._ask("whois", by_nick, lambda _: end(), username=mask)
+        elif mask == "0" or "*" in mask or "?" in mask:
+            self._ask("online", by_mask, lambda _: end())
         else:
             self._local(then=end)
 
     def _who_row(self, nick: str, room: str | None, whox: tuple[str, str] | None) -> str:
-        profile = self.people.get(nick.lower(), {})
-        realname = profile.get("bio") or nick
+        realname = self._realname(nick)
+        username = self.directory.username(nick)
         channel = "#" + room if room is not None else "*"
         flags = self._flags(nick, room)
+        server = self.server
         if whox is None:
-            return self._numeric("352", channel, nick, HOST, SERVER, nick, flags, f"0 {realname}")
+            row = (channel, username, HOST, server, nick, flags, f"0 {realname}")
+            return self._numeric("352", *row)
         fields, token = whox
         values = {
             "t": token,
             "c": channel,
-            "u": nick,
+            "u": username,
             "i": "255.255.255.255",
             "h": HOST,
-            "s": SERVER,
+            "s": server,
             "n": nick,
             "f": flags,
             "d": "0",
             "l": "0",
-            "a": nick,
-            "o": "*",
+            "a": self._account(nick) or "0",
+            "o": "n/a",
             "r": realname,
         }
         return self._numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))

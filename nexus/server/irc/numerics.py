@@ -4,9 +4,10 @@ ISUPPORT tokens, and which numeric each of the server's refusals becomes."""
 from __future__ import annotations
 
 from nexus.protocol import PAGE_MAX
+from nexus.server.irc.directory import USERLEN
 
 SERVER = "nexus"  # the server's name in every line it sends
-HOST = "nexus"  # every user's host part: nick!nick@nexus
+HOST = "nexus"  # every user's host part: nick!~user@nexus
 NICKLEN = 24
 CHANNELLEN = 33  # '#' and a room name of at most 32
 TOPICLEN = 200
@@ -42,7 +43,8 @@ ISUPPORT = (
     "NETWORK=Nexus",
     f"NICKLEN={NICKLEN}",
     "PREFIX=(o)@",
-    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10,NAMES:1,WHOIS:1",
+    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:10,PART:10,KICK:4,NAMES:1,WHOIS:1",
+    f"USERLEN={USERLEN}",
     f"TOPICLEN={TOPICLEN}",
     "UTF8ONLY",
     "WHOX",

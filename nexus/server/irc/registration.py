@@ -8,19 +8,25 @@ import binascii
 import re
 from functools import partial
 
-from nexus.protocol import DM_HISTORY_CAP, USERNAME_RE
+from nexus.protocol import DM_HISTORY_CAP, PAGE_MAX, SHORT_TEXT_MAX, USERNAME_RE
+from nexus.server.irc.directory import USERLEN, user_part
 from nexus.server.irc.lines import Line, build, split_text
 from nexus.server.irc.markers import Markers, ReadMarkers
 from nexus.server.irc.numerics import (
     CAPS,
     ISUPPORT,
-    SERVER,
 )
 from nexus.server.irc.state import Reply, ignore
 
 # Any nick an IRC client may offer before registering; the account's name
 # replaces it at the welcome.
 _NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,31}")
+
+# What a username (USER's first parameter) may keep: the characters a mask's
+# user part may hold; anything else goes (non-ASCII, '@', '!').
+_USERNAME_DROP_RE = re.compile(r"[^A-Za-z0-9_.\[\]\\`^{|}-]")
+
+_SASL_CHUNK = 400  # bytes of an AUTHENTICATE parameter (IRCv3 SASL)
 
 
 _LOGIN_HELP = (
@@ -52,9 +58,9 @@ class Registration(ReadMarkers):
                 offered = [f"{k}={v}" if v else k for k, v in CAPS.items()]
             else:
                 offered = list(CAPS)
-            self._local(build(SERVER, "CAP", self.nick, "LS", " ".join(offered)))
+            self._local(build(self.server, "CAP", self.nick, "LS", " ".join(offered)))
         elif sub == "LIST":
-            self._local(build(SERVER, "CAP", self.nick, "LIST", " ".join(sorted(self.caps))))
+            self._local(build(self.server, "CAP", self.nick, "LIST", " ".join(sorted(self.caps))))
         elif sub == "REQ":
             if not self.registered:
                 self.negotiating = True
@@ -74,7 +80,7 @@ class Registration(ReadMarkers):
                 reply = "ACK"
             else:
                 reply = "NAK"
-            self._local(build(SERVER, "CAP", self.nick, reply, " ".join(wanted)))
+            self._local(build(self.server, "CAP", self.nick, reply, " ".join(wanted)))
         elif sub == "END":
             self._local(then=self._cap_end)
         else:
@@ -88,8 +94,13 @@ class Registration(ReadMarkers):
 
     def _authenticate(self, line: Line) -> None:
         arg = line.params[0]
-        if self.account is not None:
+        if self.registered:  # a session's account is chosen at login, for its whole life
+            self._local(self._numeric("462", "You may not reregister: log in again as another"))
+        elif self.account is not None:
             self._local(self._numeric("907", "You have already authenticated"))
+        elif len(arg.encode()) > _SASL_CHUNK:
+            self.sasl, self.sasl_data = None, ""
+            self._local(self._numeric("905", "SASL message too long"))
         elif arg == "*":
             self.sasl, self.sasl_data = None, ""
             self._local(self._numeric("906", "SASL authentication aborted"))
@@ -102,7 +113,7 @@ class Registration(ReadMarkers):
                     self._numeric("908", "PLAIN", "are available SASL mechanisms"),
                     self._numeric("904", "SASL authentication failed"),
                 )
-        elif arg != "+" and len(arg) == 400 and len(self.sasl_data) < 1600:
+        elif arg != "+" and len(arg) == _SASL_CHUNK and len(self.sasl_data) < 1600:
             self.sasl_data += arg  # more chunks follow
         else:
             data = self.sasl_data + ("" if arg == "+" else arg)
@@ -157,22 +168,47 @@ class Registration(ReadMarkers):
     def _nick(self, line: Line) -> None:
         nick = line.params[0]
         if self.registered:
-            if nick.lower() != self.nick.lower():
-                self._local(
-                    self._numeric("447", "Cannot change nickname: a nick is its account's name")
-                )
-            else:
-                self._local()
+            self._nick_change(nick)
         elif not _NICK_RE.fullmatch(nick):
-            self._local(build(SERVER, "432", self.nick, nick[:40], "Erroneous nickname"))
+            self._local(build(self.server, "432", self.nick, nick[:40], "Erroneous nickname"))
         else:
             self.nick = nick
             self._local(then=self._maybe_register)
+
+    def _nick_change(self, nick: str) -> None:
+        """A nick is its account's name (or a guest's for its connection), so
+        it never changes: a nick someone else has is 433 as on any server,
+        any other 447; the nick one has, as spelt, changes nothing."""
+        if nick == self.nick:
+            self._local()
+        elif nick.lower() == self.nick.lower():
+            why = f"Cannot change nickname: a nick is its account's name, spelt {self.nick}"
+            self._local(self._numeric("447", why))
+        elif not USERNAME_RE.fullmatch(nick):
+            self._local(self._numeric("432", nick[:40], "Erroneous nickname"))
+        else:
+
+            def taken(reply: Reply) -> None:
+                name = reply["user"]["username"]
+                self._emit(self._numeric("433", name, "Nickname is already in use"))
+
+            def free(_: Reply) -> None:
+                why = "Cannot change nickname: a nick is its account's name"
+                self._emit(self._numeric("447", why))
+
+            self._ask("whois", taken, free, username=nick)
 
     def _user(self, line: Line) -> None:
         if self.registered:
             self._local(self._numeric("462", "You may not reregister"))
             return
+        username, realname = line.params[0], line.params[3]
+        if not username or not realname:
+            self._local(self._numeric("461", "USER", "Not enough parameters"))
+            return
+        kept = _USERNAME_DROP_RE.sub("", username)
+        self.username = ("~" + kept)[:USERLEN] if kept else ""
+        self.realname = realname[:SHORT_TEXT_MAX]
         self.user_given = True
         self._local(then=self._maybe_register)
 
@@ -209,7 +245,7 @@ class Registration(ReadMarkers):
         elif self.guests:
             self._guest_login()
         else:
-            self._emit(build(SERVER, "NOTICE", self.nick, _LOGIN_HELP))
+            self._emit(build(self.server, "NOTICE", self.nick, _LOGIN_HELP))
             self._emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
             self._quit_now("authentication required")
 
@@ -251,18 +287,22 @@ class Registration(ReadMarkers):
         assert self.account is not None
         self.registered = True
         self.nick = nick = self.account
+        self.registration = self.directory.register(
+            nick, self.username or user_part(nick), self.realname
+        )
+        server = self.server
         for line in (
             self._numeric("001", f"Welcome to the Nexus IRC gateway, {self._mask(nick)}"),
-            self._numeric("002", f"Your host is {SERVER}, running version nexus-{self.version}"),
+            self._numeric("002", f"Your host is {server}, running version nexus-{self.version}"),
             self._numeric("003", "This server speaks for a Nexus chat server"),
-            build(SERVER, "004", nick, SERVER, f"nexus-{self.version}", "i", "ont"),
+            build(server, "004", nick, server, f"nexus-{self.version}", "i", "ont"),
         ):
             self._emit(line)
         self._isupport()
         self._send_motd()
         for info in self.invitations:  # made while away: who made them is not kept
             self.rooms[info["name"]] = info
-            self._emit(build(SERVER, "INVITE", nick, "#" + info["name"]))
+            self._emit(build(self.server, "INVITE", nick, "#" + info["name"]))
         # What follows is no answer to the line that completed registration:
         # told as it comes, it holds back neither that answer nor later ones.
         outer, self.label = self.label, None
@@ -288,7 +328,7 @@ class Registration(ReadMarkers):
         if not self.motd.strip():
             self._emit(self._numeric("422", "MOTD File is missing"))
             return
-        self._emit(self._numeric("375", f"- {SERVER} Message of the day -"))
+        self._emit(self._numeric("375", f"- {self.server} Message of the day -"))
         for piece in split_text(self.motd, 400):
             self._emit(self._numeric("372", f"- {piece}"))
         self._emit(self._numeric("376", "End of /MOTD command."))
@@ -296,9 +336,19 @@ class Registration(ReadMarkers):
     def _burst(self) -> None:
         """After the welcome: the rooms the account is a member of, as joined channels."""
         rooms = list(self.member_rooms)
+        said: dict[str, list[Reply]] = {}  # their latest lines, for a client shown them
+        if self._replays():
+            for room in rooms:
+
+                def got(reply: Reply, room: str = room) -> None:
+                    said[room] = reply["messages"]
+
+                limit = min(self.history_lines, PAGE_MAX)
+                self._ask("history", got, ignore, room=room, limit=limit)
 
         def show(rosters: dict[str, set[str]], markers: Markers) -> None:
             for room in rooms:
                 self._show_channel(room, rosters[room], markers)
+                self._show_said(room, said.get(room, []))
 
         self._ask_join_view(rooms, show)

@@ -9,6 +9,7 @@ labeled command's lines are collected until its last reply (`Label`).
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import re
 from collections import deque
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
+from nexus.server.irc.directory import Directory, Registration
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
 from nexus.server.irc.numerics import (
@@ -31,6 +33,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 Reply = dict[str, Any]
+Reaction = tuple[str, int, str, bool]  # a reaction asked: scope, seq, emoji, on
 Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag acknowledged
 
 
@@ -95,8 +98,17 @@ class Pending:
 class IrcState:
     """A connection's IRC view, its requests in flight and its output."""
 
-    def __init__(self, version: str) -> None:
+    def __init__(
+        self,
+        version: str,
+        server: str = SERVER,
+        directory: Directory | None = None,
+        history_lines: int = 0,
+    ) -> None:
         self.version = version
+        self.server = server  # the server's name in its lines (--irc-server-name)
+        self.directory = Directory() if directory is None else directory  # the server's
+        self.history_lines = history_lines  # lines of a channel's history shown on JOIN
         self.out: list[str] = []  # lines for the client, in order
         self.chunks: list[bytes | memoryview] = []  # lines encoded, before those in `out`
         self.profile: Profile = (False, False, False)  # which tags go on a message
@@ -107,6 +119,9 @@ class IrcState:
         self.answering: deque[Label] = deque()  # answers not told yet, in line order
         self.nick = "*"
         self.user_given = False
+        self.username = ""  # from USER: `~` and what it sent
+        self.realname = ""
+        self.registration: Registration | None = None  # in the server's directory, once welcomed
         self.negotiating = False  # CAP LS/REQ seen, END not yet
         self.cap_version = 301
         self.caps: set[str] = set()
@@ -128,10 +143,18 @@ class IrcState:
         self.people_kept = 64  # how many `people` may hold before those not shown go
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
         self.joining: set[str] = set()  # rooms with a join request in flight
+        self.leaving: dict[str, int] = {}  # rooms -> leave requests in flight
         self.sent: deque[Sent] = deque()
+        self.reacting: deque[tuple[Reaction, Label | None]] = deque()  # reactions not echoed yet
         self.batches = itertools.count(1)
         self.closing = False  # the connection is on its way out: register nothing
         self.ended = False  # ERROR went out
+
+    def closed(self) -> None:
+        """The connection is gone: its registration goes from the directory."""
+        if self.registration is not None:
+            self.directory.unregister(self.registration)
+            self.registration = None
 
     def take_output(self) -> bytes:
         if self.out:
@@ -227,24 +250,44 @@ class IrcState:
         if label.tag is None:
             self.out.extend(label.lines)
         elif not label.lines:
-            self.out.append(build(SERVER, "ACK", tags={"label": label.tag}))
+            self.out.append(build(self.server, "ACK", tags={"label": label.tag}))
         elif len(label.lines) == 1:
             self.out.append(tagged(label.lines[0], "label", label.tag))
         elif "batch" in self.caps:
             ref = f"L{next(self.batches)}"
             self.out.append(
-                build(SERVER, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag})
+                build(
+                    self.server, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag}
+                )
             )
             self.out.extend(tagged(line, "batch", ref) for line in label.lines)
-            self.out.append(build(SERVER, "BATCH", "-" + ref))
+            self.out.append(build(self.server, "BATCH", "-" + ref))
         else:
             self.out.extend(label.lines)
 
+    def _unreact(self, reaction: Reaction) -> tuple[Reaction, Label | None] | None:
+        """A reaction this connection asked for has come back (or was refused,
+        or answered without coming back): it and its label, if it was waiting."""
+        for i, waiting in enumerate(self.reacting):
+            if waiting[0] == reaction:
+                del self.reacting[i]
+                return waiting
+        return None
+
     def _numeric(self, code: str, *params: str) -> str:
-        return build(SERVER, code, self.nick, *params)
+        return build(self.server, code, self.nick, *params)
 
     def _mask(self, nick: str) -> str:
-        return f"{nick}!{nick}@{HOST}"
+        return f"{nick}!{self.directory.username(nick)}@{HOST}"
+
+    def _realname(self, nick: str) -> str:
+        """`nick`'s real name as IRC shows it: their Nexus bio, else what their
+        IRC client said at registration, else the nick."""
+        profile = self.people.get(nick.lower())
+        if profile is not None and profile.get("bio"):
+            return str(profile["bio"])
+        entry = self.directory.registration(nick)
+        return entry.realname if entry is not None and entry.realname else nick
 
     def _tags(
         self, ts: float | None = None, account: str | None = None, mid: str | None = None
@@ -259,7 +302,7 @@ class IrcState:
         return tags
 
     def _notice(self, text: str) -> None:
-        self._emit(build(SERVER, "NOTICE", self.nick, text))
+        self._emit(build(self.server, "NOTICE", self.nick, text))
 
     def _failed(self, reply: Reply, target: str | None = None) -> None:
         """A refused request, told as the numeric IRC clients know, else as a notice."""
@@ -375,15 +418,46 @@ class IrcState:
         account = self._account(nick)
         tags = self._tags(ts, account)
         if "extended-join" in self.caps:
-            return build(source, "JOIN", "#" + room, account or "*", nick, tags=tags)
+            realname = self._realname(nick)
+            return build(source, "JOIN", "#" + room, account or "*", realname, tags=tags)
         return build(source, "JOIN", "#" + room, tags=tags)
 
-    def _show_topic(self, room: str) -> None:
+    def _show_topic(self, room: str, asked: bool = False) -> None:
+        """The topic (332, and 333 where it is known who set it): on JOIN only
+        when there is one, to TOPIC 331 when there is none."""
         topic = self.rooms.get(room, {}).get("topic", "")
         if topic:
             self._emit(self._numeric("332", "#" + room, topic))
-        else:
+            setter = self.directory.topic_setter(room, topic)
+            if setter is not None:
+                by, ts = setter
+                self._emit(self._numeric("333", "#" + room, self._mask(by), str(int(ts))))
+        elif asked:
             self._emit(self._numeric("331", "#" + room, "No topic is set"))
+
+    def _part_line(self, nick: str, room: str, reason: str | None) -> str:
+        params = ("#" + room, reason) if reason else ("#" + room,)
+        return build(
+            self._mask(nick), "PART", *params, tags=self._tags(account=self._account(nick))
+        )
+
+    def _replays(self) -> bool:
+        """Whether a channel's latest lines are shown on JOIN: to a client that
+        does not fetch history itself, as Ergo does."""
+        return self.history_lines > 0 and not self.caps & _FETCHES_HISTORY
+
+    def _show_said(self, room: str, messages: list[Reply]) -> None:
+        """After a JOIN: the channel's latest `history_lines` lines, with their
+        times (server-time, else in front of their text), in a chathistory
+        batch where the client has `batch`."""
+        if not self._replays():
+            return
+        shown = [m for m in messages if not m.get("erased")][-self.history_lines :]
+        lines: list[str] = []
+        for message in shown:
+            lines += self._message_lines(message, live=False, stamp=True)
+        if lines:
+            self._batched(lines, "chathistory", "#" + room)
 
     def _show_names(self, room: str, nicks: set[str] | None = None) -> None:
         """NAMES of `room`: `nicks`, or who the client was shown in it."""
@@ -392,20 +466,24 @@ class IrcState:
         for nick in sorted(shown_nicks, key=str.lower):
             shown = self._mask(nick) if "userhost-in-names" in self.caps else nick
             names.append(("@" if self._is_op(room, nick) else "") + shown)
-        head = f":{SERVER} 353 {self.nick} = #{room} :"
+        symbol = "@" if self.rooms.get(room, {}).get("private") else "="  # secret: unlisted
+        head = f":{self.server} 353 {self.nick} {symbol} #{room} :"
         room_left = LINE_MAX - 2 - len(head.encode())
         line: list[str] = []
         for name in names:
             if line and len(" ".join([*line, name])) > room_left:
-                self._emit(self._numeric("353", "=", "#" + room, " ".join(line)))
+                self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
                 line = []
             line.append(name)
         if line:
-            self._emit(self._numeric("353", "=", "#" + room, " ".join(line)))
+            self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
         self._emit(self._numeric("366", "#" + room, "End of /NAMES list."))
 
-    def _message_lines(self, m: Reply, own_echo: bool = False) -> list[str]:
-        """A room message or DM as PRIVMSG lines, split to fit."""
+    def _message_lines(self, m: Reply, live: bool = True, stamp: bool = False) -> list[str]:
+        """A room message or DM as PRIVMSG lines (NOTICE, with its client-only
+        tags, where its line said so and it is `live`: not read from
+        history), split to fit; with `stamp`, its time in front of its text
+        for a client without server-time."""
         author = m["from"]
         if "room" in m:
             target, scope = "#" + m["room"], m["room"]
@@ -414,15 +492,21 @@ class IrcState:
             target = m["to"] if author.lower() == self.nick.lower() else self.nick
         account = None if m.get("guest") else author  # a guest has no account
         tags = self._tags(m["ts"], account, msgid(scope, m["seq"]))
-        if "reply_to" in m and "message-tags" in self.caps:
-            tags["+draft/reply"] = msgid(scope, m["reply_to"])
+        extras = self.directory.extras(scope, m) if live else None
+        command = "NOTICE" if extras is not None and extras.notice else "PRIVMSG"
+        if "message-tags" in self.caps:
+            if extras is not None:
+                tags.update(extras.tags)
+            if "reply_to" in m:
+                tags["+draft/reply"] = msgid(scope, m["reply_to"])
         source = self._mask(author)
-        head = len(f":{source} PRIVMSG {target} :".encode()) + 2
+        prefix = f"[{_stamp(m['ts'])}] " if stamp and "server-time" not in self.caps else ""
+        head = len(f":{source} {command} {target} :{prefix}".encode()) + 2
         room_left = LINE_MAX - head - (9 if m.get("action") else 0)
         lines = []
         for piece in split_text(m["text"], room_left):
-            text = f"\x01ACTION {piece}\x01" if m.get("action") else piece
-            lines.append(build(source, "PRIVMSG", target, text, tags=tags))
+            text = f"\x01ACTION {piece}\x01" if m.get("action") else prefix + piece
+            lines.append(build(source, command, target, text, tags=tags))
         return lines
 
     def _replay(
@@ -434,7 +518,7 @@ class IrcState:
         for message in messages:
             if partner is not None:
                 self._log_dm(message)
-            lines += self._message_lines(message, own_echo=True)
+            lines += self._message_lines(message, live=False)
         if batch_target is None:
             for line in lines:
                 self._emit(line)
@@ -448,10 +532,10 @@ class IrcState:
                 self._emit(line)
             return
         ref = f"H{next(self.batches)}"
-        self._emit(build(SERVER, "BATCH", "+" + ref, kind, *params))
+        self._emit(build(self.server, "BATCH", "+" + ref, kind, *params))
         for line in lines:
             self._emit(tagged(line, "batch", ref))
-        self._emit(build(SERVER, "BATCH", "-" + ref))
+        self._emit(build(self.server, "BATCH", "-" + ref))
 
     def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
         """DMs read with `dms`, which marks the conversation read up to its newest."""
@@ -474,6 +558,18 @@ class IrcState:
         if len(log.times) > DM_HISTORY_CAP:
             del log.times[min(log.times)]
         return log
+
+
+# Capabilities of a client that reads history itself: shown none on JOIN.
+_FETCHES_HISTORY = frozenset({"draft/chathistory", "znc.in/playback"})
+
+
+def _stamp(ts: float) -> str:
+    """A message's time in front of its text, for a client without server-time:
+    the time (UTC) for one of today, the date too for an older one."""
+    moment = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    today = datetime.datetime.now(datetime.UTC).date()
+    return moment.strftime("%H:%M:%S" if moment.date() == today else "%Y-%m-%d %H:%M")
 
 
 def ignore(_: Reply) -> None:

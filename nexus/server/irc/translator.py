@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from nexus.server.irc.guests import Guests
-from nexus.server.irc.lines import Line, parse
+from nexus.server.irc.lines import CLIENT_TAGS_MAX, Line, parse
 from nexus.server.irc.state import Label, Profile, Reply
 from nexus.server.outbox import slice_start
 
@@ -241,6 +241,8 @@ class Translator(Guests):
             self._local(self._numeric("421", line.command[:32], "Unknown command"))
         elif not self.registered and line.command not in _BEFORE_WELCOME:
             self._local(self._numeric("451", "You have not registered"))
+        elif line.tags_size > CLIENT_TAGS_MAX:  # never relayed, whatever it asks
+            self._local(self._numeric("417", "Input line was too long"))
         elif len(line.params) < handler[1]:
             self._local(self._numeric("461", line.command, "Not enough parameters"))
         else:
@@ -301,7 +303,7 @@ _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
     "NOTICE": (Translator._notice_cmd, 1),
     "PART": (Translator._part, 1),
     "PASS": (Translator._pass, 1),
-    "PING": (Translator._ping, 0),
+    "PING": (Translator._ping, 1),
     "PONG": (Translator._pong, 0),
     "PRIVMSG": (Translator._privmsg, 1),
     "QUIT": (Translator._quit, 0),
