@@ -21,9 +21,13 @@ import pytest
 
 from nexus.errors import ERROR_CODES
 from nexus.protocol import REQUESTS, boolean, page_limit, search_limit, sequence, timestamp
+from nexus.server.commands.registry import ANONYMOUS, COMMANDS
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess
 from tests.wire import Peer
+
+# Commands asked only before login (the others need a logged-in peer).
+BEFORE_LOGIN = {name for name, command in COMMANDS.items() if command.phases == ANONYMOUS}
 
 MAX_FRAME = 65_536
 
@@ -243,7 +247,7 @@ def test_every_argument_of_every_command_gets_wrong_type_cases():
 @pytest.mark.parametrize("cmd", sorted({cmd for cmd, _, _ in CASES}))
 async def test_wrong_type_for_any_argument_is_bad_args(server, cmd):
     """Each argument of `cmd` given a wrong JSON type is bad_args, and changes nothing."""
-    anonymous = cmd in ("register", "login")
+    anonymous = cmd in BEFORE_LOGIN
     peer = await (server.peer() if anonymous else server.user())
     frames = []
     for arg, value in ((a, v) for c, a, v in CASES if c == cmd):
@@ -265,7 +269,7 @@ async def test_wrong_type_for_any_argument_is_bad_args(server, cmd):
 @pytest.mark.parametrize("cmd", sorted(c for c, (_, rules) in REQUESTS.items() if rules))
 async def test_missing_required_arguments_are_bad_args(server, cmd):
     """Leaving out any one required argument, or sending it as null, is bad_args."""
-    anonymous = cmd in ("register", "login")
+    anonymous = cmd in BEFORE_LOGIN
     peer = await (server.peer() if anonymous else server.user())
     _, rules = REQUESTS[cmd]
     required = [key for key, _, is_required, _ in rules if is_required]
