@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nexus.server.store import DamagedStore
+from nexus.server.store import sqlite as sqlite_store
 from nexus.server.store.sqlite import SqliteStore
 from tests.conftest import PASSWORD, Running
 from tests.procs import ServerProcess, server_command
@@ -41,7 +42,7 @@ async def all_pages(peer: Peer, room: str) -> list[dict]:
 
 @pytest.mark.engines("sqlite")
 async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_first(
-    start_server, tmp_path
+    start_server, tmp_path, monkeypatch
 ):
     """Every message is kept, far past the window in memory: after a restart
     the room pages back to seq 1 in order, a word only in the first message is
@@ -64,6 +65,7 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
     assert [m["seq"] for m in stored] == list(range(1, MESSAGES + 1))
     assert [m["text"] for m in stored] == texts
     await running.server.store.index_all()  # type: ignore[attr-defined]
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
     found = await alice.ok("search", query="QUOKKA")
     assert [(m["room"], m["seq"]) for m in found["results"]] == [("archive", 1)]
     # Old messages, read from disk to be changed.

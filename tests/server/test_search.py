@@ -13,9 +13,26 @@ from nexus.server import search as search_module
 from nexus.server.model import Model, pair_key
 from nexus.server.records import from_json
 from nexus.server.search import SearchIndex, matches
+from nexus.server.store import sqlite as sqlite_store
 from tests.wire import Peer
 
 WORDS = ["deploy", "Deployment", "STRASSE", "straße", "lunch", "noon", "ab", "x", "Ünïcode", "😀"]
+
+
+@pytest.fixture(autouse=True)
+def index_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sqlite engine reads small scopes directly, and messages it has not
+    indexed yet; it asks its full-text index only past SCAN_MAX messages,
+    which these stores never reach. Here every message is indexed before a
+    search and the index asked every time (every other test reads directly)."""
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)
+    search = sqlite_store.SqliteStore.search
+
+    async def indexed_first(self: sqlite_store.SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        await self.index_all()
+        return await search(self, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_store.SqliteStore, "search", indexed_first)
 
 
 def build_model(rng: random.Random, messages: int) -> Model:

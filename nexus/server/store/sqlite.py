@@ -88,6 +88,10 @@ INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
 # index trails, reads of the newest cover it) and costs a write 15 ms at most.
 INDEX_PAUSE = 0.03
 LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
+# A search of scopes holding at most this many messages reads them newest
+# first instead of the index: a word common in the store, asked in one
+# small room, would walk the index's matches everywhere else.
+SCAN_MAX = 20_000
 RETENTION_EVERY = 3600.0  # seconds between deletions of messages past --retention-days
 RETENTION_STEP = 2_000  # messages deleted in one transaction
 
@@ -549,10 +553,49 @@ class SqliteStore:
         wanted = sorted(set(scopes))
         if not wanted or not terms:
             return [], False
-        rows = await self._in_reader(self._read_search, wanted, terms, author, before, limit)
+        small = sum(map(self._kept, wanted)) <= SCAN_MAX
+        read = self._scan_search if small else self._read_search
+        rows = await self._in_reader(read, wanted, terms, author, before, limit)
         found = [self._shown(row[1], row) for row in rows]
         found.sort(key=lambda m: (-m.ts, -m.seq))
         return found[:limit], len(found) > limit
+
+    def _kept(self, scope: str) -> int:
+        """About how many messages `scope` keeps (its seqs from the oldest kept)."""
+        history = self.model.history(scope)
+        if history is None:
+            return 0
+        stored = history.messages
+        oldest = history.floor or (stored[0].seq if stored else history.last_seq + 1)
+        return history.last_seq - oldest + 1
+
+    def _scan_search(
+        self,
+        scopes: list[str],
+        terms: list[str],
+        author: str | None,
+        before: float | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """`_read_search` for small scopes: up to limit + 1 matches of each,
+        read newest first from the scope's own messages."""
+        db = self._reader()
+        filters, params = _filters(author, before)
+        found: list[tuple[Any, ...]] = []
+        for scope in scopes:
+            rows = db.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.scope = ?{filters}"
+                " ORDER BY m.seq DESC",
+                [scope, *params],
+            )
+            matched = 0
+            for row in rows:
+                if _holds(row[5], terms):
+                    found.append(row)
+                    matched += 1
+                    if matched > limit:
+                        break
+        return found
 
     def _read_search(
         self,
@@ -568,14 +611,9 @@ class SqliteStore:
         db = self._reader()
         indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
         marks = ",".join("?" * len(scopes))
-        filters = f" AND m.scope IN ({marks}) AND m.erased = 0"
-        params: list[Any] = list(scopes)
-        if author is not None:
-            filters += " AND m.author = ?"
-            params.append(author)
-        if before is not None:
-            filters += " AND m.ts < ?"
-            params.append(before)
+        filters, params = _filters(author, before)
+        filters = f" AND m.scope IN ({marks})" + filters
+        params = [*scopes, *params]
         found: list[tuple[Any, ...]] = []
         recent = db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id > ?{filters} ORDER BY m.id DESC",
@@ -753,6 +791,18 @@ class SqliteStore:
 
 
 # -- helpers
+
+
+def _filters(author: str | None, before: float | None) -> tuple[str, list[Any]]:
+    """A search's conditions on the messages table (`m`), and their parameters."""
+    filters, params = " AND m.erased = 0", list[Any]()
+    if author is not None:
+        filters += " AND m.author = ?"
+        params.append(author)
+    if before is not None:
+        filters += " AND m.ts < ?"
+        params.append(before)
+    return filters, params
 
 
 def _holds(text: str, terms: list[str]) -> bool:
