@@ -104,7 +104,7 @@ class ServerConfig:
     irc_history_lines: int = setting(
         20,
         "lines of a channel's history an IRC client is shown when it joins, unless it fetches"
-        " history itself (draft/chathistory, znc.in/playback); 0: none",
+        " history itself (draft/chathistory); 0: none",
     )
     irc_server_name: str = setting(
         "nexus", "the server's name in IRC lines (001-004, PONG, WHO, WHOIS), e.g. irc.example.org"

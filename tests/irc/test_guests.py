@@ -274,13 +274,17 @@ async def test_a_guest_has_no_account_in_account_tag_or_extended_join(
 
 
 async def test_a_guests_quit_reason_reaches_the_others(irc_guests: IrcServer) -> None:
-    """A guest's QUIT reason is what the others see in its QUIT (one that
-    drops its connection without QUIT: `guest left`)."""
+    """A guest's QUIT reason is what the others see in its QUIT, from the mask
+    its lines had (one that drops its connection without QUIT: `guest left`)."""
     ana = await irc_guests.irc_user("ana")
-    zed = await irc_guests.guest("zed")
+    zed = await irc_guests.peer()
+    await zed.send("NICK zed", "USER zedsuser 0 * :Zed")
+    await zed.expect(r" 001 zed ")
+    zed.nick = "zed"
     await zed.join("#general")
+    await ana.expect(r"^:zed!~zedsuser@nexus JOIN #general$")
     await zed.send("QUIT :zed out")
-    await ana.expect(r"^:zed!~zed@nexus QUIT :Quit: zed out$")
+    await ana.expect(r"^:zed!~zedsuser@nexus QUIT :Quit: zed out$")
     yan = await irc_guests.guest("yan")
     await yan.join("#general")
     await yan.close()

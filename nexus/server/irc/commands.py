@@ -471,13 +471,18 @@ class Commands(Registration):
                 return  # CTCP queries (VERSION, PING...) are not messages
             text, action = body[6:].lstrip(" "), True
         text = client_text(text)
-        tags = {k: v for k, v in line.tags.items() if k.startswith("+") and k != "+draft/reply"}
+        tags = line.tags
+        reply_to = tags.get("+draft/reply")
+        if tags:
+            tags = {k: v for k, v in tags.items() if k.startswith("+") and k != "+draft/reply"}
         for target in line.params[0].split(",")[:4]:
-            extras = Extras(notice, tags)
-            self._send_to(target, text, action, line.tags.get("+draft/reply"), extras)
+            # What Nexus does not keep of the line, noted for the others (a
+            # plain PRIVMSG has nothing to note).
+            extras = Extras(notice, tags) if notice or tags else None
+            self._send_to(target, text, action, reply_to, extras)
 
     def _send_to(
-        self, target: str, text: str, action: bool, reply_to: str | None, extras: Extras
+        self, target: str, text: str, action: bool, reply_to: str | None, extras: Extras | None
     ) -> None:
         room = room_named(target)
         if target.startswith("#") and room is None:
@@ -495,18 +500,17 @@ class Commands(Registration):
             fields["reply_to"] = seq
         sent = Sent(target.lower(), text, self.label)
         self.sent.append(sent)
-        noted = extras.notice or bool(extras.tags)  # a plain PRIVMSG needs no note
-        if noted:
+        if extras is not None:
             self.directory.said(scope, self.nick, text, extras)
         sight = self._sight(room) if room is not None else None
 
         def failed(reply: Reply) -> None:
             if sent in self.sent:
                 self.sent.remove(sent)
-            if noted:
+            if extras is not None:
                 self.directory.refused(extras)
-            if extras.notice:
-                return
+                if extras.notice:  # never answered with an error
+                    return
             if room is not None:
                 self._room_refused(target, sight, reply, partial(self._cannot_send, target))
             else:
@@ -515,9 +519,11 @@ class Commands(Registration):
         def done(reply: Reply) -> None:
             if sent in self.sent:  # the message never came back (not a member any more?)
                 self.sent.remove(sent)
-            if noted:
+            if extras is not None:
                 self.directory.stored(scope, reply["seq"], extras)
-            if room is None and not extras.notice and target.lower() != self.nick.lower():
+                if extras.notice:  # no automatic reply (301) to a NOTICE
+                    return
+            if room is None and target.lower() != self.nick.lower():
                 self._tell_away(target)
 
         if room is not None:

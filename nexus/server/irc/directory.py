@@ -67,6 +67,8 @@ class Directory:
 
     def __init__(self) -> None:
         self.people: dict[str, list[Registration]] = {}  # lower-case nick -> its connections
+        self.usernames: dict[str, str] = {}  # lower-case nick -> the username its mask shows
+        self.leaving: deque[tuple[float, str]] = deque()  # when a connection went, its nick
         self.pending: dict[Said, deque[Extras]] = {}
         self.messages: OrderedDict[tuple[str, int], Extras] = OrderedDict()  # (scope, seq)
         self.parts: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
@@ -76,34 +78,48 @@ class Directory:
     # -- who is connected over IRC ----------------------------------------
 
     def register(self, nick: str, username: str, realname: str) -> Registration:
+        self._let_go()
         entry = Registration(nick, username, realname)
-        entries = self.people.setdefault(nick.lower(), [])
-        entries[:] = [e for e in entries if e.gone is None or time.monotonic() - e.gone < _FRESH]
-        entries.append(entry)
+        key = nick.lower()
+        self.people.setdefault(key, []).append(entry)
+        self.usernames[key] = username
         return entry
 
     def unregister(self, entry: Registration) -> None:
         """`entry`'s connection ended: its name still shows in the lines its
         departure causes (a QUIT), for a while."""
-        entry.gone = time.monotonic()
+        entry.gone = now = time.monotonic()
+        self.leaving.append((now, entry.nick.lower()))
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Forgets the connections gone for a while; a nick shows the username
+        of its newest connection left, else its own."""
+        leaving = self.leaving
+        now = time.monotonic()
+        while leaving and now - leaving[0][0] > _FRESH:
+            _, key = leaving.popleft()
+            kept = [e for e in self.people.get(key, ()) if e.gone is None]
+            if kept:
+                self.people[key] = kept
+                self.usernames[key] = kept[-1].username
+            else:
+                self.people.pop(key, None)
+                self.usernames.pop(key, None)
 
     def registration(self, nick: str) -> Registration | None:
         """The newest registration by `nick` still connected, else the newest one."""
         entries = self.people.get(nick.lower())
         if not entries:
             return None
-        live = [e for e in entries if e.gone is None]
-        if live:
-            return live[-1]
-        if time.monotonic() - entries[-1].gone > _FRESH:  # type: ignore[operator]
-            del self.people[nick.lower()]
-            return None
+        for entry in reversed(entries):
+            if entry.gone is None:
+                return entry
         return entries[-1]
 
     def username(self, nick: str) -> str:
         """`nick`'s username in its mask: what its IRC client sent, else its nick."""
-        entry = self.registration(nick)
-        return entry.username if entry is not None else user_part(nick)
+        return self.usernames.get(nick.lower()) or user_part(nick)
 
     # -- what a message's line said ---------------------------------------
 

@@ -31,13 +31,16 @@ class Events(Commands):
             target = "#" + m["room"] if "room" in m else m["to"].lower()
             sent = self._own(target, m["text"])
             if sent is not None:
+                to_me = "room" not in m and m["to"].lower() == me  # to oneself: received too
+                if "echo-message" not in self.caps and not to_me:
+                    return
                 lines = self._message_lines(m)
                 if "echo-message" in self.caps:
                     outer, self.label = self.label, sent.label
                     for line in lines:
                         self._emit(line)
                     self.label = outer
-                if "room" not in m and m["to"].lower() == me:  # to oneself: received too
+                if to_me:
                     self.out.extend(lines)
                 return
         self.out.extend(self._message_lines(m))

@@ -128,11 +128,11 @@ def build(
     if params:
         *middle, last = (safe(p) for p in params)
         parts.extend(middle)
-        text = (
-            command in _TEXT
-            or len(params) > _TEXT_AFTER.get(command, len(params))
-            or (command.isdigit() and command not in _BARE_NUMERICS)
-        )
+        after = _TEXT_AFTER.get(command)
+        if after is not None:
+            text = len(params) > after
+        else:
+            text = command in _TEXT or (command.isdigit() and command not in _BARE_NUMERICS)
         if text or not last or " " in last or last.startswith(":"):
             last = ":" + last
         parts.append(last)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
-from nexus.server.irc.directory import Directory, Registration
+from nexus.server.irc.directory import Directory, Registration, user_part
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
 from nexus.server.irc.numerics import (
@@ -278,7 +278,8 @@ class IrcState:
         return build(self.server, code, self.nick, *params)
 
     def _mask(self, nick: str) -> str:
-        return f"{nick}!{self.directory.username(nick)}@{HOST}"
+        username = self.directory.usernames.get(nick.lower())
+        return f"{nick}!{username or user_part(nick)}@{HOST}"
 
     def _realname(self, nick: str) -> str:
         """`nick`'s real name as IRC shows it: their Nexus bio, else what their
@@ -492,8 +493,13 @@ class IrcState:
             target = m["to"] if author.lower() == self.nick.lower() else self.nick
         account = None if m.get("guest") else author  # a guest has no account
         tags = self._tags(m["ts"], account, msgid(scope, m["seq"]))
-        extras = self.directory.extras(scope, m) if live else None
-        command = "NOTICE" if extras is not None and extras.notice else "PRIVMSG"
+        directory = self.directory
+        command = "PRIVMSG"
+        # Most messages' lines said nothing more: then nothing is looked up.
+        noted = directory.pending or directory.messages
+        extras = directory.extras(scope, m) if live and noted else None
+        if extras is not None and extras.notice:
+            command = "NOTICE"
         if "message-tags" in self.caps:
             if extras is not None:
                 tags.update(extras.tags)
@@ -502,10 +508,11 @@ class IrcState:
         source = self._mask(author)
         prefix = f"[{_stamp(m['ts'])}] " if stamp and "server-time" not in self.caps else ""
         head = len(f":{source} {command} {target} :{prefix}".encode()) + 2
-        room_left = LINE_MAX - head - (9 if m.get("action") else 0)
+        action = m.get("action")
+        room_left = LINE_MAX - head - (9 if action else 0)
         lines = []
         for piece in split_text(m["text"], room_left):
-            text = f"\x01ACTION {piece}\x01" if m.get("action") else prefix + piece
+            text = f"\x01ACTION {prefix}{piece}\x01" if action else prefix + piece
             lines.append(build(source, command, target, text, tags=tags))
         return lines
 
@@ -561,7 +568,7 @@ class IrcState:
 
 
 # Capabilities of a client that reads history itself: shown none on JOIN.
-_FETCHES_HISTORY = frozenset({"draft/chathistory", "znc.in/playback"})
+_FETCHES_HISTORY = frozenset({"draft/chathistory"})
 
 
 def _stamp(ts: float) -> str:
