@@ -306,3 +306,13 @@ async def server_user_registers_as_plain(server: Running) -> None:
     """A new account on a store that has accounts is no admin."""
     newcomer = await server.user("newcomer")
     assert (await newcomer.ok("whois", username="newcomer"))["user"]["admin"] is False
+
+
+async def test_a_new_account_keeps_its_default_room_after_a_restart(start_server, data):
+    """With --default-rooms, a new account joins the first of them, and is
+    still in it after a restart, on every engine."""
+    first = await start_server(data=data, default_rooms=("lobby", "help"))
+    await first.user("alice")
+    second = await restart(first, start_server, data)
+    _, reply = await login(second, "alice")
+    assert reply["rooms"] == ["lobby"]

@@ -53,7 +53,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener, tell_refused
@@ -279,7 +278,8 @@ class SqliteStore:
         noted = self._noted
         if isinstance(record, r.Register):
             noted.users.add(record.username.lower())
-            noted.members.add((DEFAULT_ROOMS[0], record.username.lower()))
+            for name in result.rooms:  # the default room it joins, if there is one
+                noted.members.add((name, record.username.lower()))
         elif isinstance(record, r.Password | r.Token | r.Bio | r.Away | r.Seen):
             noted.users.add(record.user)  # type: ignore[arg-type]
         elif isinstance(record, r.Admin | r.Suspend):
