@@ -98,7 +98,6 @@ __all__ = [
     "search_query",
     "search_terms",
     "sequence",
-    "set_password_min",
     "short_text",
     "timestamp",
 ]
@@ -126,10 +125,6 @@ RESERVED_NAMES = frozenset(
 )
 ROOM_RE = re.compile(r"[a-z0-9_-]{1,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
-# The shortest password `register` and `password` take: PASSWORD_MIN unless the
-# server's --password-min-length says otherwise (set_password_min; requests are
-# validated without the server's settings, so it holds for the whole process).
-_password_min = PASSWORD_MIN
 MESSAGE_MAX = 4_000
 SHORT_TEXT_MAX = 200  # bio and topic
 ROOM_HISTORY_CAP = 500
@@ -200,18 +195,10 @@ def any_username(value: Any) -> str:
     return _string(value)
 
 
-def set_password_min(length: int) -> None:
-    """The shortest password new accounts and password changes take from now on."""
-    global _password_min
-    if not 1 <= length <= PASSWORD_MAX:
-        raise ValueError(f"a minimum password length is 1-{PASSWORD_MAX}, not {length}")
-    _password_min = length
-
-
 def new_password(value: Any) -> str:
+    """A password to set; the server checks the shortest it takes
+    (--password-min-length, PASSWORD_MIN unless set)."""
     password = _string(value)
-    if len(password) < _password_min:
-        raise NexusError("weak_password", f"a password needs at least {_password_min} characters")
     if len(password) > PASSWORD_MAX:
         raise NexusError("too_long", f"a password has at most {PASSWORD_MAX} characters")
     return password

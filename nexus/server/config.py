@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nexus.protocol import DEFAULT_ROOMS, MAX_FRAME, PASSWORD_MIN, set_password_min
+from nexus.protocol import DEFAULT_ROOMS, MAX_FRAME, PASSWORD_MAX, PASSWORD_MIN, ROOM_RE
 from nexus.server.auth import OWASP
-from nexus.server.model import set_default_rooms
 
 
 def setting(default: Any, help: str, kind: type | None = None, **kwargs: Any) -> Any:
@@ -164,12 +163,11 @@ class ServerConfig:
     password_params: dict[str, int] = field(default_factory=lambda: dict(OWASP))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Requests are validated, and the store builds its model, without the
-        # server's settings: these hold for the whole process, from when set.
-        if name == "password_min_length":
-            set_password_min(value)
-        elif name == "default_rooms":
-            value = set_default_rooms(value)
+        # Settings checked, and put in one form, wherever they come from.
+        if name == "password_min_length" and not 1 <= value <= PASSWORD_MAX:
+            raise ValueError(f"--password-min-length: 1-{PASSWORD_MAX}, not {value}")
+        if name == "default_rooms":
+            value = room_names(value)
         elif name == "irc_server_name" and not _SERVER_NAME_RE.fullmatch(value):
             raise ValueError(f"--irc-server-name: {value!r} is not nexus or a host name")
         object.__setattr__(self, name, value)
@@ -207,6 +205,20 @@ class ServerConfig:
 
 # An IRC server's name: a host name (a dot keeps it apart from every nick), or nexus.
 _SERVER_NAME_RE = re.compile(r"nexus|(?=.{1,63}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def room_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """--default-rooms' rooms: names with or without `#`, in any case, several
+    to an item with commas, each once; ValueError for anything else."""
+    rooms: list[str] = []
+    for item in names:
+        for part in item.split(","):
+            name = part.strip().removeprefix("#").lower()
+            if name and not ROOM_RE.fullmatch(name):
+                raise ValueError(f"--default-rooms: {part.strip()!r} is not a room name")
+            if name and name not in rooms:
+                rooms.append(name)
+    return tuple(rooms)
 
 
 # Each engine and its default data file.

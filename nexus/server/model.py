@@ -16,12 +16,12 @@ them in stored users and rooms.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nexus.protocol import DEFAULT_ROOMS, MENTION_RE, ROOM_RE
+from nexus.protocol import DEFAULT_ROOMS, MENTION_RE
 
 if TYPE_CHECKING:
     from nexus.server.records import Record
@@ -249,34 +249,15 @@ class TextListener(Protocol):
     def edited_text(self, scope: str, seq: int) -> None: ...
 
 
-# The rooms a new store starts with (nobody owns or deletes them; a new account
-# joins the first): DEFAULT_ROOMS unless --default-rooms says otherwise. Stores
-# build their models without the server's settings, so this holds for the
-# whole process (set_default_rooms, from config.py).
-_default_rooms: tuple[str, ...] = DEFAULT_ROOMS
-
-
-def set_default_rooms(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Sets the default rooms of the models made from now on, from names
-    (`#` and case optional, several to an item with commas); returns them."""
-    global _default_rooms
-    rooms: list[str] = []
-    for item in names:
-        for part in item.split(","):
-            name = part.strip().removeprefix("#").lower()
-            if name and not ROOM_RE.fullmatch(name):
-                raise ValueError(f"--default-rooms: {part.strip()!r} is not a room name")
-            if name and name not in rooms:
-                rooms.append(name)
-    _default_rooms = tuple(rooms)
-    return _default_rooms
-
-
 class Model:
     """Users, rooms, memberships and histories, changed only by records."""
 
     def __init__(
-        self, room_window: int = ROOM_WINDOW, dm_window: int = DM_WINDOW, spills: bool = False
+        self,
+        room_window: int = ROOM_WINDOW,
+        dm_window: int = DM_WINDOW,
+        spills: bool = False,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> None:
         self.room_window = room_window  # messages each room's history holds
         self.dm_window = dm_window  # and each conversation's
@@ -286,7 +267,9 @@ class Model:
         self.conversations: dict[str, Conversation] = {}
         self.admins: set[str] = set()  # keys of the users with `admin`
         self.listeners: list[TextListener] = []
-        self.default_rooms = _default_rooms  # a new store's rooms; a new account joins the first
+        # The rooms nobody owns or deletes; a new account joins the first. A
+        # new store starts with them (--default-rooms); a loaded one names its own.
+        self.default_rooms = tuple(default_rooms)
         for name in self.default_rooms:
             self.rooms[name] = Room(name, "", None, True, 0.0, self.new_history(False))
 
@@ -465,6 +448,7 @@ class Model:
     ) -> Model:
         model = cls(room_window, dm_window)
         model.rooms.clear()  # a snapshot holds every room, its default ones too
+        model.default_rooms = tuple(r["name"] for r in data["rooms"] if r["default"])
         for u in data["users"]:
             key = user_key(u["username"])
             model.users[key] = User(

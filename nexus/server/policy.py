@@ -64,6 +64,12 @@ class Policy:
         if account is not None:
             self.failures_by_account.take(account, now)
 
+    def check_password(self, password: str) -> None:
+        """Refuses a new password shorter than --password-min-length."""
+        shortest = self.config.password_min_length
+        if len(password) < shortest:
+            raise NexusError("weak_password", f"a password needs at least {shortest} characters")
+
     def check_lookup(self, ip: str) -> None:
         """Spends one of `ip`'s name look-ups (`available`), or refuses."""
         wait = self.lookups.take(ip, time.monotonic())

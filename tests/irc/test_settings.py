@@ -65,4 +65,3 @@ def test_default_rooms_are_room_names() -> None:
     assert config.default_rooms == ("lobby", "help")
     with pytest.raises(ValueError, match="default-rooms"):
         ServerConfig(default_rooms=("no spaces",))
-    ServerConfig()  # back to the defaults for the rest of the process

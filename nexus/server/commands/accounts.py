@@ -71,6 +71,7 @@ def available(ctx: Context, req: p.Available) -> p.AvailableReply:
 
 @command("register", phases=ANONYMOUS, suspends=True)
 async def register(ctx: Context, req: p.Register) -> p.LoginReply:
+    ctx.policy.check_password(req.password)
     ctx.policy.check_registration(ctx.session.ip)
     if ctx.model.user(req.username) is not None:
         raise NexusError("username_taken", f"{req.username} is taken")
@@ -121,6 +122,7 @@ async def password(ctx: Context, req: p.Password) -> p.TokenReply:
     """Replaces the caller's password after checking the old one (a wrong
     one counts as a failed login); revokes every token, returns a new one and
     closes the user's other sessions."""
+    ctx.policy.check_password(req.new)
     key, ip = ctx.key, ctx.session.ip
     ctx.policy.check_login(ip, key)
     stored = ctx.me.password

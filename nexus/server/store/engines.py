@@ -19,12 +19,14 @@ async def open_store(config: ServerConfig) -> Store:
             window=config.history_limit,
             dm_window=config.dm_history_limit,
             retention_days=config.retention_days,
+            default_rooms=config.default_rooms,
         )
     return await JournalStore.open(
         config.data,
         fsync=config.fsync,
         room_cap=config.history_limit,
         dm_cap=config.dm_history_limit,
+        default_rooms=config.default_rooms,
     )
 
 

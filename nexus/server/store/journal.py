@@ -45,7 +45,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ import aiofiles
 import aiofiles.os
 import orjson
 
+from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Message, Model
 from nexus.server.records import Record, from_json
 from nexus.server.search import SearchIndex
@@ -191,8 +192,10 @@ class JournalStore:
         fsync: bool = False,
         room_cap: int = ROOM_WINDOW,
         dm_cap: int = DM_WINDOW,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> None:
         self.path = Path(path)
+        self.default_rooms = tuple(default_rooms)  # a new store's (a snapshot names its own)
         self.room_cap = room_cap  # messages kept a room (--history-limit)
         self.dm_cap = dm_cap  # and a DM conversation
         self.journal_path = self.path.with_name(self.path.name + ".journal")
@@ -220,8 +223,9 @@ class JournalStore:
         fsync: bool = False,
         room_cap: int = ROOM_WINDOW,
         dm_cap: int = DM_WINDOW,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> JournalStore:
-        store = cls(Path(path), fsync, room_cap, dm_cap)
+        store = cls(Path(path), fsync, room_cap, dm_cap, default_rooms)
         for existing in (store.path, store.journal_path):
             if existing.exists() and existing.stat().st_mode & 0o077:
                 log.warning("%s was readable by others; making it %o", existing, FILE_MODE)
@@ -250,7 +254,7 @@ class JournalStore:
     # -- loading ---------------------------------------------------------
 
     async def _read_disk(self, repair: bool = True) -> tuple[Model, int, int]:
-        model, n = Model(self.room_cap, self.dm_cap), 0
+        model, n = Model(self.room_cap, self.dm_cap, default_rooms=self.default_rooms), 0
         if await aiofiles.os.path.exists(self.path):
             async with aiofiles.open(self.path, "rb") as f:
                 raw = await f.read()

@@ -47,12 +47,13 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener, tell_refused
@@ -153,8 +154,10 @@ class SqliteStore:
         window: int = 500,
         dm_window: int = 200,
         retention_days: int = 0,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> None:
         self.path = Path(path)
+        self.default_rooms = tuple(default_rooms)  # a new store's (a database names its own)
         self.fsync = fsync
         self.window = window
         self.dm_window = dm_window
@@ -188,8 +191,9 @@ class SqliteStore:
         window: int = 500,
         dm_window: int = 200,
         retention_days: int = 0,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> SqliteStore:
-        store = cls(Path(path), fsync, window, dm_window, retention_days)
+        store = cls(Path(path), fsync, window, dm_window, retention_days, default_rooms)
         try:
             store.model = await store._in_writer(store._open_database)
         except BaseException:
@@ -213,7 +217,7 @@ class SqliteStore:
             db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
             if db.execute("PRAGMA user_version").fetchone()[0] == 0:
                 with transaction(db):
-                    create(db, Model())
+                    create(db, Model(default_rooms=self.default_rooms))
             return read_model(db, self.window, self.dm_window)
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{self.path}: not a usable Nexus database ({exc})") from None

@@ -275,6 +275,8 @@ def read_model(
     (for maintenance: every message, windows of no limit) full."""
     model = Model(room_window, dm_window, spills=True)
     model.rooms.clear()
+    defaults = db.execute("SELECT name FROM rooms WHERE is_default = 1 ORDER BY rowid")
+    model.default_rooms = tuple(name for (name,) in defaults)
     for row in db.execute(
         "SELECT key, username, password, created, bio, last_seen, away, admin, suspended,"
         " tokens FROM users ORDER BY rowid"
