@@ -595,13 +595,7 @@ class SqliteStore:
                 " ORDER BY m.seq DESC",
                 [scope, *params],
             )
-            matched = 0
-            for row in rows:
-                if _holds(row[5], terms):
-                    found.append(row)
-                    matched += 1
-                    if matched > limit:
-                        break
+            found += _matching(rows, terms, limit + 1)
         return found
 
     def _read_search(
@@ -621,16 +615,13 @@ class SqliteStore:
         filters, params = _filters(author, before)
         filters = f" AND m.scope IN ({marks})" + filters
         params = [*scopes, *params]
-        found: list[tuple[Any, ...]] = []
         recent = db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id > ?{filters} ORDER BY m.id DESC",
             [indexed, *params],
         )
-        for row in recent:
-            if _holds(row[5], terms):
-                found.append(row)
-                if len(found) > limit:
-                    return found
+        found = _matching(recent, terms, limit + 1)
+        if len(found) > limit:
+            return found
         long = [term for term in terms if len(term) >= 3]
         if long:
             query = " AND ".join('"' + term.replace('"', '""') + '"' for term in long)
@@ -646,12 +637,7 @@ class SqliteStore:
                 " ORDER BY m.id DESC",
                 [indexed, *params],
             )
-        for row in rows:
-            if _holds(row[5], terms):
-                found.append(row)
-                if len(found) > limit:
-                    break
-        return found
+        return found + _matching(rows, terms, limit + 1 - len(found))
 
     async def mentions(self, user: str, scopes: set[str], limit: int) -> list[Message]:
         if not scopes:
@@ -810,6 +796,17 @@ def _filters(author: str | None, before: float | None) -> tuple[str, list[Any]]:
         filters += " AND m.ts < ?"
         params.append(before)
     return filters, params
+
+
+def _matching(rows: Iterable[tuple[Any, ...]], terms: list[str], count: int) -> list[Any]:
+    """The first `count` rows, as read, whose text holds every term."""
+    found = []
+    for row in rows:
+        if _holds(row[5], terms):
+            found.append(row)
+            if len(found) == count:
+                break
+    return found
 
 
 def _holds(text: str, terms: list[str]) -> bool:
