@@ -61,6 +61,16 @@ class StoreListener:
         rooms)."""
 
 
+def tell_written(listeners: list[StoreListener], waiters: list[asyncio.Future[None]]) -> None:
+    """After a write, what every engine tells: each waiter is released, and
+    the listeners hear `written`."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    for listener in listeners:
+        listener.written()
+
+
 def tell_refused(
     listeners: list[StoreListener],
     waiters: list[asyncio.Future[None]],

@@ -57,7 +57,14 @@ from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Message, Model
 from nexus.server.records import Record, from_json
 from nexus.server.search import SearchIndex
-from nexus.server.store import DamagedStore, Page, StoreError, StoreListener, tell_refused
+from nexus.server.store import (
+    DamagedStore,
+    Page,
+    StoreError,
+    StoreListener,
+    tell_refused,
+    tell_written,
+)
 
 log = logging.getLogger("nexus.store")
 
@@ -364,11 +371,7 @@ class JournalStore:
                 self._compaction.cancel()  # the files it worked from are being cut back
             self._recovery = asyncio.create_task(self._recover(exc, waiters))
             return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        for listener in self.listeners:
-            listener.written()
+        tell_written(self.listeners, waiters)
         if self._compaction is None and self._journal_bytes > max(
             COMPACT_MIN_BYTES, self._snapshot_bytes
         ):

@@ -56,7 +56,7 @@ from typing import Any, TypeVar
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
-from nexus.server.store import Page, StoreError, StoreListener, tell_refused
+from nexus.server.store import Page, StoreError, StoreListener, tell_refused, tell_written
 from nexus.server.store.tables import (
     FILE_MODE,
     MESSAGE_COLUMNS,
@@ -345,19 +345,13 @@ class SqliteStore:
             self._recovering = True
             asyncio.get_running_loop().create_task(self._recover(exc, waiters))
             return
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        for listener in self.listeners:
-            listener.written()
+        if not self._noted:  # waiting with nothing more applied: this write was theirs
+            waiters += self._waiters
+            self._waiters = []
+        tell_written(self.listeners, waiters)
         self._forget_loaded()
         if self._noted:
             self._write_noted()
-        elif self._waiters:  # asked to wait with nothing left to write
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._waiters = []
 
     def _rows(self, noted: _Noted) -> _Batch:
         """The rows of what `noted` names, as the model holds it now."""
