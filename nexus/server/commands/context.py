@@ -152,52 +152,49 @@ class Context:
 
     def unreads(self, key: str, rooms: Iterable[str]) -> Counts | Awaitable[Counts]:
         """`key`'s unread messages and mentions in each of `rooms` (member rooms)."""
-        model, reader = self.model, self.model.display(key)
-        counts: Counts = {}
-        later: list[tuple[str, int]] = []
-        for name in rooms:
-            room = model.rooms.get(name)
-            if room is None:  # deleted while a read was awaited
-                continue
-            after = model.users[key].read.get(name, room.history.last_seq)
-            if room.history.covers(after + 1):
-                counts[name] = model.unread_in(name, after, reader)
-            else:
-                later.append((name, after))
-        if not later:
-            return counts
-        return self._unreads_later(counts, later, reader)
-
-    async def _unreads_later(
-        self, counts: Counts, later: list[tuple[str, int]], reader: str
-    ) -> Counts:
-        for name, after in later:
-            counts[name] = await self._store.unread(name, after, reader)
-        return counts
+        model = self.model
+        read = model.users[key].read
+        wanted = [
+            (name, name, room.history, read.get(name, room.history.last_seq))
+            for name in rooms
+            if (room := model.rooms.get(name)) is not None  # else deleted while a read waited
+        ]
+        return self._unread_in(model.display(key), wanted)
 
     def dm_unreads(self, key: str) -> dict[str, int] | Awaitable[dict[str, int]]:
         """Unread DMs from each other user, by their display name."""
-        model, reader = self.model, self.model.display(key)
-        counts: dict[str, int] = {}
-        later: list[tuple[str, str, int]] = []
+        model = self.model
+        wanted = []
         for conv_key in model.users[key].conversations:
             conv = model.conversations[conv_key]
             other = model.display(conv.users[0] if conv.users[1] == key else conv.users[1])
-            after = conv.read.get(key, 0)
-            if conv.history.covers(after + 1):
-                counts[other] = model.unread_in(conv_key, after, reader)[0]
-            else:
-                later.append((other, conv_key, after))
-        if not later:
-            return {name: n for name, n in counts.items() if n}
-        return self._dm_unreads_later(counts, later, reader)
+            wanted.append((other, conv_key, conv.history, conv.read.get(key, 0)))
+        counts = self._unread_in(model.display(key), wanted)
+        return then(counts, lambda counts: {name: n for name, (n, _) in counts.items() if n})
 
-    async def _dm_unreads_later(
-        self, counts: dict[str, int], later: list[tuple[str, str, int]], reader: str
-    ) -> dict[str, int]:
-        for other, conv_key, after in later:
-            counts[other] = (await self._store.unread(conv_key, after, reader))[0]
-        return {name: n for name, n in counts.items() if n}
+    def _unread_in(
+        self, reader: str, wanted: list[tuple[str, str, History, int]]
+    ) -> Counts | Awaitable[Counts]:
+        """For each (label, scope, its window, marker): the unread count and
+        mentions after the marker, by label; from the window where it holds
+        them, else from the store (then awaitable)."""
+        counts: Counts = {}
+        later = []
+        for label, scope, history, after in wanted:
+            if history.covers(after + 1):
+                counts[label] = self.model.unread_in(scope, after, reader)
+            else:
+                later.append((label, scope, after))
+        if not later:
+            return counts
+        return self._unread_later(counts, later, reader)
+
+    async def _unread_later(
+        self, counts: Counts, later: list[tuple[str, str, int]], reader: str
+    ) -> Counts:
+        for label, scope, after in later:
+            counts[label] = await self._store.unread(scope, after, reader)
+        return counts
 
     async def search(
         self,
