@@ -84,13 +84,14 @@ def _say(ctx: Context, room: Room | None, req: p.Say) -> p.SentReply:
 @command("dm", flood=True, suspends=True)
 def dm(ctx: Context, req: p.Dm) -> Any:
     recipient = user_key(ctx.user(req.to).username)
-    if req.reply_to is None:
+    if req.reply_to is None:  # most messages: no look-up
         return _dm(ctx, recipient, req)
-    return then(_answered(ctx, None, recipient, req.reply_to), lambda _: _dm(ctx, recipient, req))
+    # Checked again once the message answered is found: the user may have gone.
+    answered = _answered(ctx, None, recipient, req.reply_to)
+    return then(answered, lambda _: _dm(ctx, user_key(ctx.user(req.to).username), req))
 
 
 def _dm(ctx: Context, recipient: str, req: p.Dm) -> p.SentReply:
-    ctx.user(req.to)  # still there
     record = records.Dm(
         user=ctx.key, to=recipient, text=req.text, ts=time.time(), **_new_fields(ctx, req)
     )
