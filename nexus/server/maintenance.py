@@ -47,7 +47,13 @@ from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Model
 from nexus.server.store import DamagedStore
 from nexus.server.store import tables as sql
 from nexus.server.store.engines import engine_of
-from nexus.server.store.journal import FILE_MODE, JournalStore, snapshot_head, snapshot_pieces
+from nexus.server.store.journal import (
+    FILE_MODE,
+    JournalStore,
+    fsync_directory,
+    snapshot_head,
+    snapshot_pieces,
+)
 
 COMMANDS = ("check", "backup", "export", "migrate")
 EVERYTHING = 1 << 62  # a window that holds every message
@@ -375,15 +381,7 @@ def _replacing(dest: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _sync_directory(dest.parent)
-
-
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(dest.parent)
 
 
 def add_source_flags(p: argparse.ArgumentParser) -> None:

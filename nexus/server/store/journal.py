@@ -177,7 +177,8 @@ class _File:
             os.close(fd)
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new file in `path` survive a power cut."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -241,7 +242,7 @@ class JournalStore:
         created = not await aiofiles.os.path.exists(store.journal_path)
         store._journal = _File(store.journal_path)
         if created and fsync:
-            await asyncio.to_thread(_fsync_directory, store.path.parent)
+            await asyncio.to_thread(fsync_directory, store.path.parent)
         return store
 
     @classmethod
@@ -448,7 +449,7 @@ class JournalStore:
         finally:
             snapshot.close()
         os.replace(tmp, self.path)
-        await asyncio.to_thread(_fsync_directory, self.path.parent)
+        await asyncio.to_thread(fsync_directory, self.path.parent)
         self._snapshot_bytes = size
         self._keep_journal_after(cut)
 
@@ -469,7 +470,7 @@ class JournalStore:
                 journal.sync()
             os.replace(tmp, self.journal_path)
             if self.fsync:
-                _fsync_directory(self.path.parent)
+                fsync_directory(self.path.parent)
         except OSError:
             journal.close()
             raise
