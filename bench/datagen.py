@@ -26,6 +26,7 @@ from nexus.server.model import Model, Room, User
 from nexus.server.store import tables
 from nexus.server.store.engines import engine_of
 from nexus.server.store.journal import snapshot_head, snapshot_pieces
+from nexus.server.store.words import Vocabulary
 
 PASSWORD = "bench-password"
 
@@ -138,9 +139,10 @@ def write_database(
             ]:
                 with tables.transaction(db):
                     tables.insert_messages(db, rows)
+        vocabulary = Vocabulary()
         while True:
             with tables.transaction(db):
-                if not tables.index_some(db, 50_000):
+                if not tables.index_some(db, 50_000, vocabulary):
                     break
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path.chmod(0o600)

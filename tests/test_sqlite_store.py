@@ -85,6 +85,47 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
     assert [m["seq"] for m in found["results"]] == [1]
 
 
+def as_schema_one(data: Path) -> None:
+    """Rewrites a closed database as the first schema had it: a trigram
+    index of each message's text instead of words and a vocabulary."""
+    with sqlite3.connect(data, isolation_level=None) as db:
+        for table in ("words", "vocab", "grams"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram')")
+        rows = db.execute("SELECT id, text FROM messages").fetchall()
+        db.executemany(
+            "INSERT INTO words (rowid, text) VALUES (?, ?)",
+            [(id_, text.casefold()) for id_, text in rows],
+        )
+        db.execute("UPDATE meta SET value = ? WHERE key = 'indexed'", (rows[-1][0],))
+        db.execute("PRAGMA user_version = 1")
+
+
+@pytest.mark.engines("sqlite")
+async def test_a_database_of_the_first_schema_is_brought_up_to_date(
+    start_server, tmp_path, monkeypatch
+):
+    """Schema 1's database starts, becomes schema 2 and finds what it held."""
+    data = tmp_path / "old.db"
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice")
+    await alice.burst(
+        [{"cmd": "say", "room": "general", "text": f"Zebra{i}, x"} for i in range(50)]
+    )
+    await running.close()
+    as_schema_one(data)
+    running = await start_server(data=data, store="sqlite")
+    with sqlite3.connect(data) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
+    alice = await running.user("alice", register=False)
+    found = await alice.ok("search", query="zebra4,")
+    assert [m["text"] for m in found["results"]] == ["Zebra4, x"]
+    found = await alice.ok("search", query="EBRA1")
+    assert [m["seq"] for m in found["results"]] == [*range(20, 10, -1), 2]
+
+
 @pytest.mark.engines("sqlite")
 async def test_changes_racing_on_an_old_message_all_persist(start_server, tmp_path):
     """Reactions from many users to one message read from disk at the same

@@ -54,6 +54,7 @@ from nexus.server.store.journal import (
     snapshot_head,
     snapshot_pieces,
 )
+from nexus.server.store.words import Vocabulary
 
 COMMANDS = ("check", "backup", "export", "migrate")
 EVERYTHING = 1 << 62  # a window that holds every message
@@ -341,9 +342,10 @@ def _write_database(model: Model, dest: Path) -> None:
         with contextlib.closing(sqlite3.connect(tmp, isolation_level=None)) as db:
             with sql.transaction(db):
                 sql.create(db, model)
+            vocabulary = Vocabulary()
             while True:
                 with sql.transaction(db):
-                    if not sql.index_some(db, 10_000):
+                    if not sql.index_some(db, 10_000, vocabulary):
                         break
             if sql.counts(db) != counts(model):
                 raise Unusable("the database written does not hold what was read; nothing kept")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from nexus.server.model import Model, pair_key
 from nexus.server.records import from_json
 from nexus.server.search import SearchIndex, matches
 from nexus.server.store import sqlite as sqlite_store
+from nexus.server.store import tables
+from nexus.server.store import words as words_module
 from tests.wire import Peer
 
 WORDS = ["deploy", "Deployment", "STRASSE", "straße", "lunch", "noon", "ab", "x", "Ünïcode", "😀"]
@@ -98,6 +101,48 @@ async def test_index_answers_exactly_as_the_rule_says(monkeypatch, broad):
             for author, before, limit in ((None, None, 20), ("bo", None, 5), (None, 100.0, 7)):
                 got = await index.search(scopes, terms, author, before, limit)
                 assert got == reference(model, scopes, terms, author, before, limit), query
+
+
+# Words that are not letters alone: a word is all that white space does not split.
+ODD_WORDS = ['say"hi"', "o'neil", "foo,bar", "a*b", "(x)", "NAÏVE", "-", "%_", "ok.", "deploy"]
+ODD_QUERIES = ['"hi"', 'y"h', "o'n", "o,b", "*", "(x", "naïve", "-", "%", "_", "k.", "ay"]
+
+
+@pytest.mark.parametrize("wide", [1_000, 1, -1])
+async def test_sqlite_index_answers_exactly_as_the_rule_says(tmp_path, monkeypatch, wide):
+    """The sqlite engine's word index gives the brute-force answer: through
+    the index (terms held by few words), through the index for some terms
+    and the text for others (`wide` 1), and walking every message (-1)."""
+    monkeypatch.setattr(words_module, "WIDE", wide)
+    rng = random.Random(11)
+    model = build_model(rng, 600)
+    for i in range(300):
+        text = " ".join(rng.choice(ODD_WORDS + WORDS) for _ in range(3))
+        model.apply(from_json({"op": "say", "user": "bo", "room": "tech", "text": text, "ts": i}))
+    model.apply(from_json({"op": "erase", "user": "ana", "room": "tech", "seq": 3}))
+    path = tmp_path / "search.db"
+    with sqlite3.connect(path, isolation_level=None) as db, tables.transaction(db):
+        tables.create(db, model)
+    store = await sqlite_store.SqliteStore.open(path)
+    try:
+        edit = {"op": "edit", "user": "bo", "room": "tech", "seq": 5, "text": "x o'neil"}
+        for record in (edit, {"op": "erase", "user": "bo", "room": "tech", "seq": 6}):
+            await store.commit(from_json({**record, "ts": 999.0}))
+            model.apply(from_json({**record, "ts": 999.0}))
+        everything = {"general", "random", "tech", pair_key("ana", "bo"), pair_key("ana", "cy")}
+        everything.add(pair_key("ana", "ana"))
+        for query in QUERIES + ODD_QUERIES:
+            terms = search_terms(query)
+            for scopes in (everything, {"tech"}, {pair_key("ana", "bo")}):
+                for author, before, limit in ((None, None, 20), ("bo", None, 5), (None, 300.0, 7)):
+                    got = await store.search(scopes, terms, author, before, limit)
+                    want = reference(model, scopes, terms, author, before, limit)
+                    assert [(m.seq, m.text) for m in got[0]] == [
+                        (m.seq, m.text) for m in want[0]
+                    ], query
+                    assert got[1] == want[1], query
+    finally:
+        await store.close()
 
 
 async def test_messages_made_after_a_search_are_found_by_the_next(monkeypatch):

@@ -18,10 +18,10 @@ meanwhile go with the next one, and the outbox sends only the frames queued
 before them (`cut`). If a write fails, every change not written is refused
 and the model is read again from the database.
 
-Search: a contentless FTS5 table with the trigram tokenizer holds each
-message's case-folded text, so a term of three characters or more is found
-as a substring, exactly as the protocol's rule says (shorter terms walk the
-messages newest first). The writer thread indexes new messages after
+Search: each message's words in a contentless FTS5 table, and the
+vocabulary of all of them, which turns a term into the words holding it
+(words.py), so a term is found as a substring, exactly as the protocol's
+rule says. The writer thread indexes new messages after
 acknowledging them, between transactions, so indexing never delays a reply
 for long; until then a search reads the newest, not yet indexed messages
 directly. An edit or an erasure updates the index in its own transaction.
@@ -57,9 +57,11 @@ from nexus.protocol import DEFAULT_ROOMS
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener, tell_refused, tell_written
+from nexus.server.store import words as w
 from nexus.server.store.tables import (
     FILE_MODE,
     MESSAGE_COLUMNS,
+    SCHEMA_VERSION,
     DatabaseError,
     change_message,
     check_schema,
@@ -70,6 +72,7 @@ from nexus.server.store.tables import (
     insert_messages,
     message_of,
     message_row,
+    migrate,
     read_model,
     room_row,
     transaction,
@@ -172,6 +175,7 @@ class SqliteStore:
         self._local = threading.local()  # each reader thread's connection
         self._reader_connections: list[sqlite3.Connection] = []
         self._connection: sqlite3.Connection | None = None  # the writer's
+        self._vocabulary = w.Vocabulary()  # the writer's
         self._noted = _Noted()
         self._waiters: list[asyncio.Future[None]] = []  # for what is noted, not yet cut
         self._writing: asyncio.Future[None] | None = None  # a transaction under way
@@ -221,6 +225,8 @@ class SqliteStore:
             if db.execute("PRAGMA user_version").fetchone()[0] == 0:
                 with transaction(db):
                     create(db, Model(default_rooms=self.default_rooms))
+            elif (version := migrate(db)) < SCHEMA_VERSION:
+                log.info("%s: schema %d brought to %d", self.path, version, SCHEMA_VERSION)
             return read_model(db, self.window, self.dm_window)
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{self.path}: not a usable Nexus database ({exc})") from None
@@ -420,7 +426,7 @@ class SqliteStore:
             )
             insert_messages(db, batch.new)
             for row in batch.changed:
-                change_message(db, row, indexed)
+                change_message(db, row, indexed, self._vocabulary)
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -601,8 +607,8 @@ class SqliteStore:
         limit: int,
     ) -> list[tuple[Any, ...]]:
         """Up to limit + 1 matches, newest first: the messages not indexed yet
-        are read directly, then the index (or, for short terms only, every
-        message) newest first."""
+        are read directly, then the index's, newest first (or, if every term
+        is held by too many words to look up, every message)."""
         db = self._reader()
         indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
         marks = ",".join("?" * len(scopes))
@@ -616,14 +622,19 @@ class SqliteStore:
         found = _matching(recent, terms, limit + 1)
         if len(found) > limit:
             return found
-        long = [term for term in terms if len(term) >= 3]
-        if long:
-            query = " AND ".join('"' + term.replace('"', '""') + '"' for term in long)
+        groups = []
+        for term in terms:
+            words = w.holding(db, term)
+            if words == []:  # in no message indexed
+                return found
+            if words is not None:
+                groups.append(words)
+        if groups:
             rows = db.execute(
                 f"SELECT m.{MESSAGE_COLUMNS.replace(', ', ', m.')} FROM words"
-                f" JOIN messages m ON m.id = words.rowid WHERE words MATCH ? AND words.rowid <= ?"
+                " JOIN messages m ON m.id = words.rowid WHERE words MATCH ? AND words.rowid <= ?"
                 f"{filters} ORDER BY words.rowid DESC",
-                [query, indexed, *params],
+                [w.match(groups), indexed, *params],
             )
         else:
             rows = db.execute(
@@ -676,7 +687,7 @@ class SqliteStore:
         """Indexes up to INDEX_STEP messages; whether more wait. On the writer thread."""
         db = self._open_connection()
         with transaction(db):
-            return index_some(db, INDEX_STEP)
+            return index_some(db, INDEX_STEP, self._vocabulary)
 
     async def index_all(self) -> None:
         """Indexes every message not indexed yet (for tests and maintenance)."""
@@ -723,13 +734,8 @@ class SqliteStore:
                 " ORDER BY id LIMIT ?",
                 (cutoff, RETENTION_STEP),
             ).fetchall()
-            db.executemany(
-                "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
-                [
-                    (i, text.casefold())
-                    for i, _, _, text, erased in rows
-                    if i <= indexed and not erased
-                ],
+            w.remove(
+                db, [(i, text) for i, _, _, text, erased in rows if i <= indexed and not erased]
             )
             db.executemany("DELETE FROM messages WHERE id = ?", [(row[0],) for row in rows])
             db.executemany(

@@ -5,9 +5,8 @@ One database file: `users`, `rooms`, `members` (with each member's read
 marker), `conversations` (with both read markers), `messages` (every one,
 numbered by an id that never comes back, so a full-text entry can never
 name another message), `mentions` (who each message names, to list and
-count mentions without reading messages) and `words`, a contentless FTS5
-table with the trigram tokenizer over each message's case-folded text.
-`meta` holds how far `words` has indexed. Sets and maps of small size
+count mentions without reading messages) and the search index (words.py).
+`meta` holds how far that has indexed. Sets and maps of small size
 (moderators, mutes, invitations, bans, tokens, read markers of a
 conversation) are JSON columns of their row.
 """
@@ -24,10 +23,13 @@ import orjson
 
 from nexus.server.model import Conversation, History, Message, Model, Room, User, pair_key
 from nexus.server.store import DamagedStore
+from nexus.server.store import words as w
 
-SCHEMA_VERSION = 1
+# 1: a trigram index of messages' text; 2: words and a vocabulary (words.py).
+SCHEMA_VERSION = 2
 FILE_MODE = 0o600  # the database holds password hashes and every DM
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE users (
     key TEXT NOT NULL UNIQUE,
     username TEXT NOT NULL,
@@ -87,10 +89,11 @@ CREATE TABLE mentions (
     PRIMARY KEY (name, scope, seq)
 ) WITHOUT ROWID;
 CREATE INDEX mentions_by_time ON mentions (name, ts);
-CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram');
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 INSERT INTO meta VALUES ('indexed', 0);
 """
+    + w.SCHEMA
+)
 
 MESSAGE_COLUMNS = "id, scope, seq, ts, author, text, recipient, extra, erased"
 
@@ -156,6 +159,31 @@ def check_schema(db: sqlite3.Connection, path: Path) -> None:
         )
     if version == 0 and db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
         raise DatabaseError(f"{path}: a SQLite database, but not one of Nexus's")
+
+
+def run_script(db: sqlite3.Connection, script: str) -> None:
+    """Runs each statement of `script` in the transaction under way (which
+    `executescript` would commit first)."""
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Brings a database of an older schema to this one; the version it had.
+    From 1: the trigram index gives way to words.py's, which the server then
+    builds in the background (search reads unindexed messages directly)."""
+    version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 1:
+        with transaction(db):
+            db.execute("DROP TABLE words")
+            run_script(db, w.SCHEMA)
+            db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return version
 
 
 def user_row(key: str, u: User) -> tuple[Any, ...]:
@@ -224,7 +252,9 @@ def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None
     )
 
 
-def change_message(db: sqlite3.Connection, row: tuple[Any, ...], indexed: int) -> None:
+def change_message(
+    db: sqlite3.Connection, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary
+) -> None:
     """Rewrites a stored message, its mentions and, if indexed, its words."""
     scope, seq, _, _, text, _, extra, erased = row
     found = db.execute(
@@ -239,12 +269,9 @@ def change_message(db: sqlite3.Connection, row: tuple[Any, ...], indexed: int) -
     )
     if id_ <= indexed and (old_text != text or was_erased != erased):
         if not was_erased:
-            db.execute(
-                "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
-                (id_, old_text.casefold()),
-            )
+            w.remove(db, [(id_, old_text)])
         if not erased:
-            db.execute("INSERT INTO words (rowid, text) VALUES (?, ?)", (id_, text.casefold()))
+            vocabulary.add(db, [(id_, text)])
     db.execute("DELETE FROM mentions WHERE scope = ? AND seq = ?", (scope, seq))
     if extra is not None and '"mentions"' in extra:
         ts = db.execute("SELECT ts FROM messages WHERE id = ?", (id_,)).fetchone()[0]
@@ -256,12 +283,12 @@ def change_message(db: sqlite3.Connection, row: tuple[Any, ...], indexed: int) -
 
 def delete_room(db: sqlite3.Connection, name: str, indexed: int) -> None:
     """A deleted room goes with its members, messages, mentions and words."""
-    words = db.execute(
-        "SELECT id, text FROM messages WHERE scope = ? AND id <= ? AND erased = 0", (name, indexed)
-    ).fetchall()
-    db.executemany(
-        "INSERT INTO words (words, rowid, text) VALUES ('delete', ?, ?)",
-        [(id_, text.casefold()) for id_, text in words],
+    w.remove(
+        db,
+        db.execute(
+            "SELECT id, text FROM messages WHERE scope = ? AND id <= ? AND erased = 0",
+            (name, indexed),
+        ).fetchall(),
     )
     for table, column in (("messages", "scope"), ("mentions", "scope"), ("members", "room")):
         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
@@ -346,8 +373,7 @@ def read_window(
 def create(db: sqlite3.Connection, model: Model) -> None:
     """Makes the tables, holding everything `model` holds (a new store's
     default rooms, or a whole store being migrated); inside a transaction."""
-    for statement in SCHEMA.split(";"):
-        db.execute(statement)
+    run_script(db, SCHEMA)
     guests = {key for key, user in model.users.items() if user.guest}
     db.executemany(
         "INSERT INTO users (key, username, password, created, bio, last_seen, away, admin,"
@@ -382,8 +408,9 @@ def create(db: sqlite3.Connection, model: Model) -> None:
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
-def index_some(db: sqlite3.Connection, limit: int) -> bool:
-    """Adds up to `limit` messages not indexed yet to `words`; whether more wait."""
+def index_some(db: sqlite3.Connection, limit: int, vocabulary: w.Vocabulary) -> bool:
+    """Adds up to `limit` messages not indexed yet to the search index;
+    whether more wait."""
     indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
     rows = db.execute(
         "SELECT id, text, erased FROM messages WHERE id > ? ORDER BY id LIMIT ?",
@@ -391,10 +418,7 @@ def index_some(db: sqlite3.Connection, limit: int) -> bool:
     ).fetchall()
     if not rows:
         return False
-    db.executemany(
-        "INSERT INTO words (rowid, text) VALUES (?, ?)",
-        [(id_, text.casefold()) for id_, text, erased in rows if not erased],
-    )
+    vocabulary.add(db, [(id_, text) for id_, text, erased in rows if not erased])
     db.execute("UPDATE meta SET value = ? WHERE key = 'indexed'", (rows[-1][0],))
     return len(rows) == limit
 
