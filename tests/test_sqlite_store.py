@@ -87,11 +87,13 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
 
 def as_schema_one(data: Path) -> None:
     """Rewrites a closed database as the first schema had it: a trigram
-    index of each message's text instead of words and a vocabulary."""
+    index of each message's text instead of words and a vocabulary, and an
+    index of times."""
     with sqlite3.connect(data, isolation_level=None) as db:
         for table in ("words", "vocab", "grams"):
             db.execute(f"DROP TABLE {table}")
         db.execute("CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram')")
+        db.execute("CREATE INDEX messages_ts ON messages (ts)")
         rows = db.execute("SELECT id, text FROM messages").fetchall()
         db.executemany(
             "INSERT INTO words (rowid, text) VALUES (?, ?)",
@@ -162,6 +164,27 @@ async def test_unread_counts_reach_past_the_window(start_server, tmp_path):
     assert login["unread"]["mentions"] == 7
     rooms = {room["name"]: room for room in (await peer.ok("rooms"))["rooms"]}
     assert rooms["general"]["unread"] == 700
+
+
+@pytest.mark.engines("sqlite")
+async def test_ids_the_index_has_passed_never_come_back(start_server, tmp_path, monkeypatch):
+    """The newest messages, indexed, go with their room: the next message
+    said after a restart still gets an id of its own and is found."""
+    data = tmp_path / "ids.db"
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice")
+    await alice.ok("say", room="general", text="before")
+    await alice.ok("create", room="doomed")
+    await alice.burst([{"cmd": "say", "room": "doomed", "text": f"gone {i}"} for i in range(5)])
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    await alice.ok("delete", room="doomed")
+    running = await restart(running, start_server, data)
+    alice = await running.user("alice", register=False)
+    await alice.ok("say", room="general", text="phoenix rising")
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
+    found = await alice.ok("search", query="phoenix")
+    assert [m["text"] for m in found["results"]] == ["phoenix rising"]
 
 
 @pytest.mark.engines("sqlite")

@@ -25,7 +25,8 @@ from nexus.server.model import Conversation, History, Message, Model, Room, User
 from nexus.server.store import DamagedStore
 from nexus.server.store import words as w
 
-# 1: a trigram index of messages' text; 2: words and a vocabulary (words.py).
+# 1: a trigram index of messages' text, and one of their times; 2: words and
+# a vocabulary (words.py), no index of times.
 SCHEMA_VERSION = 2
 FILE_MODE = 0o600  # the database holds password hashes and every DM
 SCHEMA = (
@@ -69,7 +70,7 @@ CREATE TABLE conversations (
     read TEXT NOT NULL
 );
 CREATE TABLE messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     scope TEXT NOT NULL,
     seq INTEGER NOT NULL,
     ts REAL NOT NULL,
@@ -80,7 +81,6 @@ CREATE TABLE messages (
     erased INTEGER NOT NULL,
     UNIQUE (scope, seq)
 );
-CREATE INDEX messages_ts ON messages (ts);
 CREATE TABLE mentions (
     name TEXT NOT NULL,
     scope TEXT NOT NULL,
@@ -179,6 +179,7 @@ def migrate(db: sqlite3.Connection) -> int:
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version == 1:
         with transaction(db):
+            db.execute("DROP INDEX messages_ts")
             db.execute("DROP TABLE words")
             run_script(db, w.SCHEMA)
             db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
@@ -234,10 +235,17 @@ def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Stores new messages, numbered on from the highest id ever indexed, so
+    that no id the index has passed comes back when the newest messages are
+    deleted (what AUTOINCREMENT does, at a cost on each row, not each call)."""
+    first = db.execute(
+        "SELECT max(coalesce(max(id), 0), (SELECT value FROM meta WHERE key = 'indexed'))"
+        " FROM messages"
+    ).fetchone()[0]
     db.executemany(
-        "INSERT INTO messages (scope, seq, ts, author, text, recipient, extra, erased)"
-        " VALUES (?,?,?,?,?,?,?,?)",
-        rows,
+        "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
+        " VALUES (?,?,?,?,?,?,?,?,?)",
+        [(first + n, *row) for n, row in enumerate(rows, 1)],
     )
     mentions = []
     last: dict[str, int] = {}
