@@ -108,12 +108,21 @@ ODD_WORDS = ['say"hi"', "o'neil", "foo,bar", "a*b", "(x)", "NAÏVE", "-", "%_", 
 ODD_QUERIES = ['"hi"', 'y"h', "o'n", "o,b", "*", "(x", "naïve", "-", "%", "_", "k.", "ay"]
 
 
-@pytest.mark.parametrize("wide", [1_000, 1, -1])
-async def test_sqlite_index_answers_exactly_as_the_rule_says(tmp_path, monkeypatch, wide):
+@pytest.mark.parametrize(
+    ("wide", "walk", "spread"),
+    [(200, 20_000, 5_000), (1, 20_000, 5_000), (-1, 20_000, 5_000), (-1, 50, 5_000), (-1, 50, -1)],
+)
+async def test_sqlite_index_answers_exactly_as_the_rule_says(
+    tmp_path, monkeypatch, wide, walk, spread
+):
     """The sqlite engine's word index gives the brute-force answer: through
-    the index (terms held by few words), through the index for some terms
-    and the text for others (`wide` 1), and walking every message (-1)."""
+    the index (terms held by few words); through the index for some terms
+    and the text for others (`wide` 1); when every term is held by many
+    words, reading the newest messages, then the index (`walk` 50), or
+    reading on (`spread` -1)."""
     monkeypatch.setattr(words_module, "WIDE", wide)
+    monkeypatch.setattr(words_module, "SPREAD", spread)
+    monkeypatch.setattr(sqlite_store, "WALK_MAX", walk)
     rng = random.Random(11)
     model = build_model(rng, 600)
     for i in range(300):

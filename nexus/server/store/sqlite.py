@@ -98,6 +98,9 @@ LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
 # first instead of the index: a word common in the store, asked in one
 # small room, would walk the index's matches everywhere else.
 SCAN_MAX = 20_000
+# A search whose every term is held by more than words.WIDE words reads this
+# many of the newest messages before it asks the index (~20 ms).
+WALK_MAX = 20_000
 RETENTION_EVERY = 3600.0  # seconds between deletions of messages past --retention-days
 RETENTION_STEP = 2_000  # messages looked at, and deleted if old, in one transaction
 
@@ -607,8 +610,7 @@ class SqliteStore:
         limit: int,
     ) -> list[tuple[Any, ...]]:
         """Up to limit + 1 matches, newest first: the messages not indexed yet
-        are read directly, then the index's, newest first (or, if every term
-        is held by too many words to look up, every message)."""
+        are read directly, then the index's, newest first."""
         db = self._reader()
         indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
         marks = ",".join("?" * len(scopes))
@@ -622,25 +624,45 @@ class SqliteStore:
         found = _matching(recent, terms, limit + 1)
         if len(found) > limit:
             return found
-        groups = []
-        for term in terms:
-            words = w.holding(db, term)
-            if words == []:  # in no message indexed
+        groups = [w.holding(db, term, w.WIDE) for term in terms]
+        if [] in groups:  # a term in no message indexed
+            return found
+        top = indexed
+        if all(group is None for group in groups):
+            # Every term is held by many words, so it is likely common: the
+            # newest messages are read first, then (a term held by many rare
+            # words) the index, unless a term is in even more words.
+            walked = 0
+            for row in db.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id <= ?{filters}"
+                " ORDER BY m.id DESC LIMIT ?",
+                [indexed, *params, WALK_MAX],
+            ):
+                walked, top = walked + 1, row[0] - 1
+                if _holds(row[5], terms):
+                    found.append(row)
+                    if len(found) > limit:
+                        return found
+            if walked < WALK_MAX:
                 return found
-            if words is not None:
-                groups.append(words)
-        if groups:
+            groups = [w.holding(db, term, w.SPREAD) for term in terms]
+            if [] in groups:
+                return found
+            if None in groups:
+                groups = []
+        narrow = [group for group in groups if group is not None]
+        if narrow:
             rows = db.execute(
                 f"SELECT m.{MESSAGE_COLUMNS.replace(', ', ', m.')} FROM words"
                 " JOIN messages m ON m.id = words.rowid WHERE words MATCH ? AND words.rowid <= ?"
                 f"{filters} ORDER BY words.rowid DESC",
-                [w.match(groups), indexed, *params],
+                [w.match(narrow), top, *params],
             )
         else:
             rows = db.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id <= ?{filters}"
                 " ORDER BY m.id DESC",
-                [indexed, *params],
+                [top, *params],
             )
         return found + _matching(rows, terms, limit + 1 - len(found))
 
