@@ -84,9 +84,9 @@ log = logging.getLogger("nexus.store")
 
 T = TypeVar("T")
 
-# Messages indexed in one transaction: ~4 ms of trigram work here, which is
-# what a write waiting behind a step may be delayed (256 a step, 15 ms, put
-# every fan-out's p99 past 10 ms).
+# Messages indexed in one transaction: ~2 ms of work here, which is what a
+# write waiting behind a step may be delayed (with trigrams, 256 a step took
+# 15 ms and put every fan-out's p99 past 10 ms).
 INDEX_STEP = 64
 INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
 # While some wait: seconds between steps, so that indexing takes about a third
