@@ -32,7 +32,9 @@ _TOKENCHARS = punctuation.replace("'", "''")
 _TOKENIZE = f"ascii tokenchars '{_TOKENCHARS}'".replace("'", "''")
 
 SCHEMA = f"""
-CREATE VIRTUAL TABLE words USING fts5(text, content='', detail=none, tokenize='{_TOKENIZE}');
+CREATE VIRTUAL TABLE words USING fts5(
+    text, content='', detail=none, columnsize=0, tokenize='{_TOKENIZE}'
+);
 CREATE TABLE vocab (id INTEGER PRIMARY KEY, word TEXT NOT NULL UNIQUE);
 CREATE VIRTUAL TABLE grams USING fts5(
     word, content='vocab', content_rowid='id', tokenize='trigram'
