@@ -127,7 +127,8 @@ class ChatApp:
         session.on_change = self.changed
         self.numbers: BufferNumbers | None = None
         if numbers is not None:
-            account = f"{state.me.casefold()}@{session.host}:{session.port}"
+            home = session.servers[0]  # a cluster's first node names it
+            account = f"{state.me.casefold()}@{home.host}:{home.port}"
             self.numbers = BufferNumbers(numbers, account)
             state.order = self.numbers.load()
         self.notifier = Notifier(notifications or Notifications(), self._write_raw)

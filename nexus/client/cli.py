@@ -29,6 +29,8 @@ from nexus.client.config import DEFAULT_PORT, PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
 from nexus.client.history import history_path
 from nexus.client.numbers import numbers_path
+from nexus.client.script import Failure
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession, log_in
 from nexus.client.state import ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS
@@ -46,10 +48,6 @@ BANNER = r"""
 """
 
 
-class Failure(Exception):
-    """Ends the program with its message on one line."""
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nexus-chat",
@@ -60,7 +58,10 @@ def parser() -> argparse.ArgumentParser:
         + PRECEDENCE,
     )
     p.add_argument(
-        "host", nargs="?", help="server host (default: choose among servers found on the LAN)"
+        "host",
+        nargs="?",
+        help="server host, or several tried in order: HOST[:PORT],HOST[:PORT] "
+        "(default: choose among servers found on the LAN)",
     )
     p.add_argument("port", nargs="?", type=script.port_number, help="server port (9999)")
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
@@ -122,7 +123,8 @@ async def sign_in(
     tokens = TokenStore()
     user = args.user
     given = given_password(args)
-    saved = tokens.get(args.host, args.port, user) if user and not args.register else None
+    home = args.servers[0]  # a cluster's token is good on every node: kept under the first
+    saved = tokens.get(home.host, home.port, user) if user and not args.register else None
     if saved and given is None:
         try:
             return conn, await conn.request("login", username=user, token=saved), None, saved
@@ -134,8 +136,8 @@ async def sign_in(
             raise Failure(f"connection lost: {exc}") from None
     conn, password, reply = await _with_password(conn, args, tls, saved is not None)
     name, token = reply["user"]["username"], reply.get("token")
-    if token and (saved or tokens.get(args.host, args.port, name) is not None):
-        tokens.put(args.host, args.port, name, token)
+    if token and (saved or tokens.get(home.host, home.port, name) is not None):
+        tokens.put(home.host, home.port, name, token)
     return conn, reply, password, token
 
 
@@ -267,19 +269,13 @@ def client_tls(args: argparse.Namespace) -> ClientTLS | None:
 
 async def run(args: argparse.Namespace) -> None:
     tls = client_tls(args)
-    if args.host is None:
-        args.host, args.port, tls = await discover(tls)
+    if args.servers is None:
+        host, port, tls = await discover(tls)
+        args.servers = [Server(host, port)]
     console = Console(highlight=False)
     console.print(Text(BANNER, style="bold cyan"))
-    conn = ChatConnection()
-    try:
-        hello = await conn.connect(args.host, args.port, tls=tls)
-    except CertificateChanged as exc:
-        raise Failure(str(exc)) from None
-    except (OSError, TimeoutError) as exc:
-        raise Failure(script.connect_failure(exc, args.host, args.port, tls)) from None
-    if conn.tls_notice:
-        print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
+    conn, hello, server = await script.open_first(args.servers, tls, keep_events=True)
+    args.host, args.port = server
     try:
         version = render.clean(hello["version"])
         console.print(
@@ -299,7 +295,9 @@ async def run(args: argparse.Namespace) -> None:
         highlight=config.highlight,
         clock_format=config.timestamp_format,
     )
-    session = ChatSession(state, args.host, args.port, password, token=token, tls=tls)
+    session = ChatSession(
+        state, args.servers, password, token=token, tls=tls, first=args.servers.index(server)
+    )
     app = ChatApp(
         session,
         history=history_path(),
@@ -344,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nexus-chat: {exc}", file=sys.stderr)
         return 2
     args.config, args.host, args.port, args.user = config, config.server, config.port, config.user
+    try:
+        args.servers = config.servers() if config.server is not None else None
+    except ConfigError as exc:
+        print(f"nexus-chat: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(run(args))
     except Failure as exc:

@@ -2,7 +2,8 @@
 
 `$XDG_CONFIG_HOME/nexus/client.toml` (`~/.config/nexus/client.toml`):
 
-    server = "chat.example.org"   # HOST when none is given
+    server = "chat.example.org"   # HOST when none is given; a cluster's nodes,
+                                  # tried in order: "a.example,b.example:9998"
     port = 9999
     user = "ana"
     tls = true                    # or tls_ca = "/etc/ssl/our-ca.pem"
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nexus.client.servers import Server, parse_servers
 from nexus.client.tls import ClientTLS
 
 DEFAULT_PORT = 9999
@@ -81,6 +83,13 @@ class ClientConfig:
     highlight: tuple[str, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
     path: Path | None = None  # the file read, if any
+
+    def servers(self) -> list[Server]:
+        """The servers to try, in order (localhost when none is set)."""
+        try:
+            return parse_servers(self.server or "localhost", self.port)
+        except ValueError as exc:
+            raise ConfigError(f"'server': {exc}") from None
 
     def tls_settings(self) -> ClientTLS | None:
         """The TLS the settings ask for (a CA bundle, or trust on first use), or None."""
@@ -161,8 +170,17 @@ def _notifications(value: Any, key: str) -> Notifications:
     return Notifications(**checked)
 
 
+def _servers(value: Any, key: str) -> str:
+    text = _text(value, key)
+    try:
+        parse_servers(text, DEFAULT_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"{key!r}: {exc}") from None
+    return text
+
+
 _FILE_KEYS = {
-    "server": _text,
+    "server": _servers,
     "port": _port,
     "user": _text,
     "tls": _flag,

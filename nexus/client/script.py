@@ -29,14 +29,14 @@ import orjson
 from nexus.client.config import PRECEDENCE, ClientConfig, ConfigError, resolve
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.render import clean
+from nexus.client.servers import Server, first_answering
 from nexus.client.tls import CertificateChanged, ClientTLS, describe, host_key
 from nexus.client.tokens import TokenStore
 from nexus.errors import NexusError
-from nexus.protocol import DmEvent, Event, LoginReply, MessageEvent
+from nexus.protocol import DmEvent, Event, Hello, LoginReply, MessageEvent
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
 MODES = ("send", "tail", "login", "ping")
-LOCALHOST = "localhost"
 
 
 class Failure(Exception):
@@ -78,7 +78,8 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
 
 CREDENTIALS = (
     f"Credentials: ${PASSWORD_ENV} if set (used even when a token is saved, and never "
-    "saved), else the token saved by `nexus-chat login`; there is no password flag."
+    "saved), else the token saved by `nexus-chat login`; there is no password flag. "
+    "HOST may name several servers, HOST[:PORT],HOST[:PORT]: the first that answers is used."
 )
 
 
@@ -186,22 +187,44 @@ def connect_failure(exc: BaseException, host: str, port: int, tls: ClientTLS | N
     return f"cannot connect to {host}:{port}: {reason}"
 
 
-async def connect(config: ClientConfig, *, keep_events: bool) -> ChatConnection:
-    host = config.server or LOCALHOST
+async def connect(config: ClientConfig, *, keep_events: bool) -> tuple[ChatConnection, Server]:
+    """A connection to the first of the configured servers that answers, and which."""
     try:
         tls = config.tls_settings()
+        servers = config.servers()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    conn = ChatConnection(keep_events=keep_events)
+    conn, _, server = await open_first(servers, tls, keep_events=keep_events)
+    return conn, server
+
+
+async def open_first(
+    servers: list[Server], tls: ClientTLS | None, *, keep_events: bool
+) -> tuple[ChatConnection, Hello, Server]:
+    """A connection to the first of `servers` that answers, its `hello`, and which
+    server it is; Failure says why none did."""
+
+    async def attempt(server: Server) -> tuple[ChatConnection, Hello]:
+        conn = ChatConnection(keep_events=keep_events)
+        try:
+            return conn, await conn.connect(server.host, server.port, tls=tls)
+        except BaseException:
+            await conn.close()
+            raise
+
     try:
-        await conn.connect(host, config.port, tls=tls)
+        (conn, hello), server = await first_answering(servers, attempt)
     except CertificateChanged as exc:
         raise Failure(str(exc)) from None
     except (OSError, TimeoutError) as exc:
-        raise Failure(connect_failure(exc, host, config.port, tls)) from None
+        last = servers[-1]
+        reason = connect_failure(exc, last.host, last.port, tls)
+        if len(servers) > 1:
+            reason = f"none of {len(servers)} servers answered; {reason}"
+        raise Failure(reason) from None
     if conn.tls_notice:
         print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
-    return conn
+    return conn, hello, server
 
 
 def given_password() -> str | None:
@@ -219,15 +242,16 @@ async def log_in(
 ) -> LoginReply:
     """Logs in with `password` when one is given, else with the token `nexus-chat login`
     saved. Saves no token (`login` does); forgets a saved one the server refuses."""
-    host, user = config.server or LOCALHOST, config.user or ""
-    where = f"{user} on {host_key(host, config.port)}"
+    # A cluster's token is good on every node: it is kept under the first.
+    (host, port), user = config.servers()[0], config.user or ""
+    where = f"{user} on {host_key(host, port)}"
     action = "registration" if register else "login"
     try:
         if password is not None:
             return await conn.request(
                 "register" if register else "login", username=user, password=password
             )
-        token = tokens.get(host, config.port, user)
+        token = tokens.get(host, port, user)
         if token is None:
             raise Failure(
                 f"no credentials for {where}: run `nexus-chat login` first, or set ${PASSWORD_ENV}"
@@ -237,7 +261,7 @@ async def log_in(
         except NexusError as exc:
             if exc.code != "auth_failed":
                 raise
-            tokens.put(host, config.port, user, None)  # expired or revoked: useless now
+            tokens.put(host, port, user, None)  # expired or revoked: useless now
             raise Failure(
                 f"the saved login token for {where} was refused (a token lapses after"
                 f" 30 days unused): run `nexus-chat login` again, or set ${PASSWORD_ENV}"
@@ -246,7 +270,7 @@ async def log_in(
         reason = f"{action} as {where} failed: {exc.message} ({exc.code})"
         if password is not None and exc.code == "auth_failed":
             reason += f", with the password in ${PASSWORD_ENV}"
-            if tokens.get(host, config.port, user) is not None:
+            if tokens.get(host, port, user) is not None:
                 reason += f" (it comes before the saved token: unset ${PASSWORD_ENV} to use that)"
         raise Failure(reason) from None
     except ConnectionClosed as exc:
@@ -258,7 +282,7 @@ async def session(
     config: ClientConfig, *, keep_events: bool
 ) -> AsyncIterator[tuple[ChatConnection, LoginReply]]:
     """A logged-in connection, closed politely at the end."""
-    conn = await connect(config, keep_events=keep_events)
+    conn, _ = await connect(config, keep_events=keep_events)
     try:
         reply = await log_in(conn, config, given_password(), TokenStore())
         yield conn, reply
@@ -402,7 +426,7 @@ def ask_password(register: bool) -> str:
 async def login(args: argparse.Namespace, config: ClientConfig) -> int:
     """The one mode that saves a token: the point of running it."""
     password = ask_password(args.register)
-    conn = await connect(config, keep_events=False)
+    conn, _ = await connect(config, keep_events=False)
     try:
         tokens = TokenStore()
         reply = await log_in(conn, config, password, tokens, register=args.register)
@@ -411,10 +435,10 @@ async def login(args: argparse.Namespace, config: ClientConfig) -> int:
     token = reply.get("token")
     if not token:
         raise Failure("the server issued no login token (it is older than this client)")
-    host = config.server or LOCALHOST
-    tokens.put(host, config.port, config.user or "", token)
+    host, port = config.servers()[0]  # a cluster's token is kept under its first node
+    tokens.put(host, port, config.user or "", token)
     name = reply["user"]["username"]
-    print(f"logged in as {name} on {host_key(host, config.port)}; token saved in {tokens.path}")
+    print(f"logged in as {name} on {host_key(host, port)}; token saved in {tokens.path}")
     return 0
 
 
@@ -423,7 +447,7 @@ async def login(args: argparse.Namespace, config: ClientConfig) -> int:
 
 async def ping(config: ClientConfig) -> int:
     started = asyncio.get_running_loop().time()
-    conn = await connect(config, keep_events=False)
+    conn, server = await connect(config, keep_events=False)
     try:
         await conn.request("ping")
     except (NexusError, ConnectionClosed) as exc:
@@ -432,8 +456,7 @@ async def ping(config: ClientConfig) -> int:
         await conn.quit()
     elapsed = (asyncio.get_running_loop().time() - started) * 1000
     version = conn.hello["version"] if conn.hello else "?"
-    server = host_key(config.server or LOCALHOST, config.port)
-    print(f"{server}: nexus {clean(version)}, answered in {elapsed:.1f} ms")
+    print(f"{host_key(*server)}: nexus {clean(version)}, answered in {elapsed:.1f} ms")
     return 0
 
 

@@ -10,6 +10,8 @@ the one saved by `nexus-chat login` that started the session (a dictionary
 look-up on the server instead of a password hash), falling back to the
 password, where there is one, if the token is refused.
 Reconnects over TLS make the same certificate check as the first connect.
+Given several servers (a cluster's nodes), a failed or lost connection moves
+on to the next at once, and waits only once each has failed in turn.
 A server that ends the session itself (`auth_required` after the password
 was changed elsewhere) is not retried: the token it revoked cannot help.
 
@@ -23,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from nexus.client import commands, render
 from nexus.client.connection import ChatConnection, ConnectionClosed
+from nexus.client.servers import Server
 from nexus.client.state import Alert, Buffer, ChatState
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.errors import NexusError
@@ -160,10 +163,10 @@ class ChatSession:
     def __init__(
         self,
         state: ChatState,
-        host: str,
-        port: int,
+        servers: Sequence[Server],
         password: str | None,
         *,
+        first: int = 0,
         token: str | None = None,
         backoff: tuple[float, float] = BACKOFF,
         tls: ClientTLS | None = None,
@@ -174,7 +177,9 @@ class ChatSession:
         ask_secret: Callable[[str], Awaitable[str]] = _no_terminal,
     ) -> None:
         self.state = state
-        self.host, self.port = host, port
+        self.servers = list(servers)  # a cluster's nodes, tried in turn (servers.py)
+        self._next = first  # the index of the server to connect to next
+        self.server = self.servers[first]  # the one connected to, or last tried
         self._password = password  # None: in with a saved token, which must then do
         self._token = token  # from the last password login, or saved; never shown
         self.tls = tls
@@ -196,7 +201,7 @@ class ChatSession:
         self._catching_up: list[tuple[int, asyncio.Future[None]]] = []  # (events, waiter)
 
     def __repr__(self) -> str:
-        return f"ChatSession({self.state.me!r}@{self.host}:{self.port})"
+        return f"ChatSession({self.state.me!r}@{self.server})"
 
     # -- the Context commands use -------------------------------------
 
@@ -482,14 +487,16 @@ class ChatSession:
         (the CLI logs in before the screen opens, to report errors plainly).
         """
         delay = self.backoff[0]
+        failed = 0  # attempts in a row that failed (a lost connection counts as one)
         while not self._stopping:
             self._wake.clear()
             try:
                 if conn is None or login is None:
-                    self._status("connecting")
+                    self.server = self.servers[self._next]
+                    self._status(f"connecting to {self.server}")
                     conn, login = await open_connection(
-                        self.host,
-                        self.port,
+                        self.server.host,
+                        self.server.port,
                         self.state.me,
                         self._password,
                         token=self._token,
@@ -500,8 +507,9 @@ class ChatSession:
                 self._token = login.pop("token", None) or self._token
                 await self._settle(conn, login)
                 self.conn = conn
+                self.state.server = f"{self.server}" + (" TLS" if self.tls else "")
                 self._status("online", connected=True)
-                delay = self.backoff[0]
+                delay, failed = self.backoff[0], 0
                 self._start_sending()
                 self.changed()
                 async for event in conn:
@@ -534,8 +542,13 @@ class ChatSession:
                 conn = login = None
             if self._stopping:
                 return
+            # The next server at once; a wait only once every one has failed.
+            failed += 1
+            self._next = (self._next + 1) % len(self.servers)
             if self._wake.is_set():
                 delay = self.backoff[0]
+                continue
+            if failed % len(self.servers):
                 continue
             self._status(f"offline, retrying in {delay:.0f} s (/reconnect: now)")
             with contextlib.suppress(TimeoutError):

@@ -26,6 +26,7 @@ from nexus.client.app import ChatApp
 from nexus.client.config import Notifications
 from nexus.client.connection import ChatConnection
 from nexus.client.history import STATE_ENV
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession, open_connection
 from nexus.client.state import ChatState
 from nexus.client.tls import KNOWN_HOSTS_ENV
@@ -148,7 +149,7 @@ async def chat(server, connect) -> AsyncIterator[Any]:
             port = port or server.port
             conn, login = await connect(name, port=port, register=register)
             state = ChatState(login["user"]["username"], f"{server.host}:{port}")
-            session = ChatSession(state, server.host, port, PASSWORD, backoff=backoff)
+            session = ChatSession(state, [Server(server.host, port)], PASSWORD, backoff=backoff)
             pipe = stack.enter_context(create_pipe_input())
             output = TerminalOutput()
             with create_app_session(input=pipe, output=output):

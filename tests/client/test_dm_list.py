@@ -8,6 +8,7 @@ import asyncio
 
 from rich.table import Table
 
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession
 from nexus.client.state import ChatState
 from tests.client.conftest import HELLO, profile, room_info, scripted_server, until
@@ -84,7 +85,7 @@ async def test_a_server_without_conversations_still_logs_in():
 
     async with scripted_server(HELLO, answer=answer) as port:
         state = ChatState("ana", f"127.0.0.1:{port}")
-        session = ChatSession(state, "127.0.0.1", port, "password")
+        session = ChatSession(state, [Server("127.0.0.1", port)], "password")
         task = asyncio.create_task(session.run())
         try:
             await until(lambda: state.connected, what="logged in")

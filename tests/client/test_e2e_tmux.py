@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -532,3 +533,18 @@ def test_a_message_link_opens_the_message_it_points_at(tmux, server_port):
     _click(tmux, "ana", screen, "#den/1")
     screen = tmux.wait_for("ana", "ana@#den")
     assert "the first words in here [1]" in screen
+
+
+def test_the_client_starts_on_the_first_of_several_servers_that_answers(tmux, server_port):
+    """`nexus-chat DEAD,LIVE`: the first node refuses, the screen opens on the
+    next, and the status line names the node it is on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # nothing listens once it is let go
+    live = f"127.0.0.1:{server_port}"
+    tmux.start(
+        "ana", CHAT, f"127.0.0.1:{dead},{live}", "--user", "ana", "--register",
+        env={"NEXUS_PASSWORD": PASSWORD},
+    )  # fmt: skip
+    screen = tmux.wait_for("ana", "ana@#general")
+    assert live in screen

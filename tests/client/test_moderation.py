@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nexus.client import commands
 from nexus.client.layout import header, side_panel
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession
 from nexus.client.state import ChatState
 from tests.client.conftest import profile, room_info, until
@@ -157,7 +158,7 @@ async def test_suspend_ends_the_session_and_the_client_stops_retrying(chat, serv
     await until(lambda: carl.state.connection.startswith("logged out"))
     # A fresh start while suspended: refused once, then no retrying.
     state = ChatState(carl.state.me, "test")
-    session = ChatSession(state, server.host, server.port, PASSWORD, backoff=(0.05, 0.05))
+    session = ChatSession(state, [Server(server.host, server.port)], PASSWORD, backoff=(0.05, 0.05))
     await asyncio.wait_for(session.run(), 5)
     assert any("suspended" in e.plain for e in state.pane.entries) and not state.connected
     ana.type(f"/unsuspend {carl.state.me}\r")

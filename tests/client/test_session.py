@@ -12,6 +12,7 @@ from prompt_toolkit.mouse_events import MouseButton, MouseEvent, MouseEventType
 from nexus.client.commands import COMMANDS
 from nexus.client.layout import MessagePane, header
 from nexus.client.render import rows
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession, Outgoing
 from nexus.client.state import ChatState
 from tests.client.conftest import PASSWORD, room_info, until
@@ -21,7 +22,7 @@ from tests.client.conftest import PASSWORD, room_info, until
 async def running(host: str, port: int, connect) -> AsyncIterator[ChatSession]:
     conn, login = await connect(port=port)
     state = ChatState(login["user"]["username"], f"{host}:{port}")
-    session = ChatSession(state, host, port, PASSWORD, backoff=(0.05, 0.1))
+    session = ChatSession(state, [Server(host, port)], PASSWORD, backoff=(0.05, 0.1))
     task = asyncio.create_task(session.run(conn, login))
     await until(lambda: state.connected, what="connected")
     yield session

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nexus.client.connection import ChatConnection
+from nexus.client.servers import Server
 from nexus.client.session import ChatSession, open_connection
 from nexus.client.state import ChatState
 from nexus.client.tls import (
@@ -149,7 +150,9 @@ async def test_reconnects_make_the_same_certificate_check(relay, impostor, tmp_p
         "127.0.0.1", relay.port, fresh_name(), PASSWORD, register=True, tls=tls
     )
     state = ChatState(login["user"]["username"], "x")
-    session = ChatSession(state, "127.0.0.1", relay.port, PASSWORD, tls=tls, backoff=(0.05, 0.1))
+    session = ChatSession(
+        state, [Server("127.0.0.1", relay.port)], PASSWORD, tls=tls, backoff=(0.05, 0.1)
+    )
     task = asyncio.create_task(session.run(conn, login))
     try:
         await until(lambda: state.connected, what="connected")
