@@ -33,6 +33,7 @@ from nexus.server.auth import PasswordHashing
 from nexus.server.commands import Context, dispatch
 from nexus.server.commands.guests import GUESTS_LOST, depart, tell_lost
 from nexus.server.config import ServerConfig
+from nexus.server.frames import Frame
 from nexus.server.hub import Hub
 from nexus.server.model import Model
 from nexus.server.outbox import Link, Outbox, Outlet
@@ -40,6 +41,9 @@ from nexus.server.policy import Policy
 from nexus.server.records import Seen
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
+
+# A request a front end made itself: a frame's JSON object, not its line.
+Request = dict[str, Any]
 
 
 class Reading(Protocol):
@@ -108,7 +112,7 @@ class Core:
             "protocol": PROTOCOL_VERSION,
             "motd": self.config.motd,
         }
-        self.outbox.send(connection.session.outlet, encode(hello))
+        self.outbox.send(connection.session.outlet, Frame(hello))
         return connection
 
     def forget(self, connection: Connection) -> None:
@@ -131,7 +135,7 @@ class Core:
         """The store reloaded its model from disk after a failed write, and
         guests are never on disk: each guest's session ends (it may connect
         again), and the others see the guests and their rooms go."""
-        gone = encode(error(None, NexusError("internal", GUESTS_LOST)))
+        gone = Frame(error(None, NexusError("internal", GUESTS_LOST)))
         for connection in list(self.connections):
             session = connection.session
             if session.guest and session.open:
@@ -185,7 +189,7 @@ class Connection:
             core.hashing,
             core.store,
         )
-        self.waiting: deque[bytes] = deque()  # frames read and not yet answered
+        self.waiting: deque[bytes | Request] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler
         self.frames = 0  # frames answered
         self.oversized = False  # a frame past the limit came after those waiting
@@ -199,9 +203,11 @@ class Connection:
 
     # -- what the front end reports ------------------------------------------
 
-    def receive(self, frames: Iterable[bytes], oversized: bool = False) -> None:
-        """Whole frames from the peer, in order; `oversized` once one was past
-        the limit (it is refused after the frames before it are answered)."""
+    def receive(self, frames: Iterable[bytes | Request], oversized: bool = False) -> None:
+        """Whole frames from the peer, in order: each a line of JSON, or a request
+        already made (a front end that parses a protocol of its own hands its
+        requests over as they are); `oversized` once one was past the limit
+        (it is refused after the frames before it are answered)."""
         if not self.session.open:
             return
         self.waiting.extend(frames)
@@ -264,12 +270,12 @@ class Connection:
             self.reading_paused = False
             self.reading.resume_reading()
 
-    def _answer(self, line: bytes) -> bool:
+    def _answer(self, line: bytes | Request) -> bool:
         """Answers one frame, at once if its handler does not suspend (else a
         task finishes it); False once the session stops answering."""
         session, ctx = self.session, self.ctx
         try:
-            frame = decode(line)
+            frame = line if type(line) is dict else decode(line)  # type: ignore[arg-type]
         except NexusError as err:
             self._reply(error(None, err), None)
         else:
@@ -290,7 +296,7 @@ class Connection:
 
     def _reply(self, reply: dict[str, Any], rid: Any) -> None:
         outbox = self.core.outbox
-        outbox.reply(self.session.outlet, encode(reply), rid, self.ctx.changed)
+        outbox.reply(self.session.outlet, Frame(reply), rid, self.ctx.changed)
 
     def _counted(self) -> bool:
         """Counts an answered frame; False once the session stops answering."""
@@ -336,7 +342,7 @@ class Connection:
 
     def _refuse(self, err: NexusError) -> None:
         """Sends a refusal outside any request, then closes."""
-        self.core.outbox.send(self.session.outlet, encode(error(None, err)))
+        self.core.outbox.send(self.session.outlet, Frame(error(None, err)))
         self.session.close()
 
     def _login_expired(self) -> None:

@@ -7,12 +7,12 @@ import dataclasses
 import ssl
 from functools import partial
 
-from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
 from nexus.server.commands import not_saved
 from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
+from nexus.server.frames import Frame
 from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.frontends.ws import Web, WsProtocol
@@ -140,7 +140,7 @@ class _Durability(StoreListener):
         self.outbox.written()
 
     def refused(self, error: StoreError) -> None:
-        self.outbox.refuse(lambda rid: encode(not_saved(rid, error)))
+        self.outbox.refuse(lambda rid: Frame(not_saved(rid, error)))
 
     def reloaded(self, before: Model) -> None:
         self.core.guests_lost(before)

@@ -118,9 +118,8 @@ async def test_a_failed_translation_drops_one_client_not_the_flush(
     ana = await irc.irc_user("ana")
     bob = await irc.irc_user("bob")
     carol = await irc.running.user("carol")
-    # Both ways a write is translated: through the frames, or taking the lines
-    # another member's translation left (whichever bob's turn in the flush meets).
-    for way in ("server_write", "shared_lines"):
+    # Both ways a write is translated: a room broadcast's view, a frame of its own.
+    for way in ("server_view", "server_event"):
         real = getattr(Translator, way)
 
         def broken_for_bob(self: Translator, part: Any, real: Any = real) -> Any:

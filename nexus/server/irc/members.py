@@ -72,7 +72,7 @@ class Members(IrcState):
         self._forget_people()  # first: who is asked about stays
         profile = reply["user"]
         key = profile["username"].lower()
-        self.people[key] = profile
+        self.people[key] = dict(profile)  # kept, and changed by presence events
         self._got_admin(key, profile.get("admin", False))
 
     def _forget_people(self) -> None:
@@ -148,7 +148,7 @@ class Members(IrcState):
                 if entry is not None and entry.invisible and nick.lower() not in shared:
                     continue  # +i: not found by a mask
                 if fnmatch.fnmatchcase(nick.lower(), pattern):
-                    self.people[nick.lower()] = profile
+                    self.people[nick.lower()] = dict(profile)  # kept, and changed
                     self._got_admin(nick.lower(), profile.get("admin", False))
                     self._emit(self._who_row(nick, None, whox))
             end()

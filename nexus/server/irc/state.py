@@ -13,13 +13,12 @@ import datetime
 import itertools
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
+from nexus.server.core import Request
 from nexus.server.irc.directory import Directory, Registration, user_part
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
@@ -32,7 +31,7 @@ from nexus.server.irc.numerics import (
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-Reply = dict[str, Any]
+Reply = Mapping[str, Any]  # a frame from the core: shared, never changed
 Reaction = tuple[str, int, str, bool]  # a reaction asked: scope, seq, emoji, on
 Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag acknowledged
 
@@ -112,7 +111,7 @@ class IrcState:
         self.out: list[str] = []  # lines for the client, in order
         self.chunks: list[bytes | memoryview] = []  # lines encoded, before those in `out`
         self.profile: Profile = (False, False, False)  # which tags go on a message
-        self.requests: list[bytes] = []  # frames for the core
+        self.requests: list[Request] = []  # for the core, in order
         self.pending: dict[int, Pending] = {}
         self.ids = itertools.count(1)
         self.label: Label | None = None  # the answer of the line being handled or answered
@@ -139,7 +138,7 @@ class IrcState:
         self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
         self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
         self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
-        self.people: dict[str, Reply] = {}  # lower-case name -> their Profile, as last heard
+        self.people: dict[str, dict[str, Any]] = {}  # lower-case name -> their Profile, as heard
         self.people_kept = 64  # how many `people` may hold before those not shown go
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
         self.joining: set[str] = set()  # rooms with a join request in flight
@@ -172,7 +171,7 @@ class IrcState:
             self.chunks.append("\r\n".join(self.out).encode() + b"\r\n")
             self.out.clear()
 
-    def take_requests(self) -> list[bytes]:
+    def take_requests(self) -> list[Request]:
         requests, self.requests = self.requests, []
         return requests
 
@@ -187,7 +186,7 @@ class IrcState:
         self.pending[rid] = Pending(on_ok, on_error, self.label)
         if self.label is not None:
             self.label.pending += 1
-        self.requests.append(orjson.dumps({"cmd": cmd, "id": rid, **args}))
+        self.requests.append({"cmd": cmd, "id": rid, **args})
 
     def _walk(
         self, walk: Walk[T], done: Callable[[T], None], refused: OnReply, **where: Any

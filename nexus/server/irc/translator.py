@@ -1,11 +1,12 @@
 """One IRC connection's translation, sans I/O: IRC lines <-> the server's frames.
 
 The translator decides nothing the server decides. Every line a client
-sends becomes at least one request frame for the connection core (a line
-with nothing to ask becomes a `ping`), so the core's rules hold for IRC as
-for any carrier: the budget of frames before login, the login deadline,
-flood control, answering in order, backpressure. What the core answers
-(replies and events, as encoded frames) becomes IRC lines here.
+sends becomes at least one request for the connection core, handed over
+as it is made, not encoded (a line with nothing to ask becomes a `ping`),
+so the core's rules hold for IRC as for any carrier: the budget of frames
+before login, the login deadline, flood control, answering in order,
+backpressure. What the core answers
+(replies and events, read in their typed form) becomes IRC lines here.
 
 The translator is built in layers, each a module: `state` (what it keeps
 and how it asks and answers), `registration` (CAP, SASL, PASS, the
@@ -21,18 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-
+from nexus.server.frames import Frame
 from nexus.server.irc.guests import Guests
 from nexus.server.irc.lines import CLIENT_TAGS_MAX, Line, parse
-from nexus.server.irc.state import Label, Profile, Reply
-from nexus.server.outbox import slice_start
-
-# How a room's write starts (the server encodes "event" first): only such a
-# write is worth a shared translation.
-_ROOM_MESSAGE = b'{"event":"message",'
+from nexus.server.irc.state import Label, Reply
+from nexus.server.outbox import View
 
 # Commands answered by the replies to their own requests alone (never by
 # requests those replies ask), so, with no earlier answer still being
@@ -46,15 +41,12 @@ _BEFORE_WELCOME = frozenset({"CAP", "AUTHENTICATE", "PASS", "NICK", "USER", "PIN
 
 @dataclass(slots=True)
 class _Shared:
-    """One room write's frames as lines, the same for every client with the same
-    tags: each frame that is a message in the room, by its author. A client takes
-    the lines of others' messages as they are and translates the rest itself
-    (its own messages, and frames that are not messages)."""
+    """A room broadcast's frames as lines, the same for every client with the
+    same tags: each frame that is a message in the room, by its author. A
+    client takes the lines of others' messages as they are and translates the
+    rest itself (its own messages, and frames that are not messages)."""
 
     room: str
-    ends: list[int]  # where each frame ends in the write
-    at: dict[int, int]  # where each frame starts or the last ends -> its index (or their count)
-    starts: dict[bytes, int]  # each frame (without its newline) -> where it first starts
     lines: bytes  # every message's lines, CRLF-ended, in the frames' order
     line_ends: list[int]  # where each frame's lines end in `lines`
     by: dict[str, list[int]]  # each author's messages (lower case), by frame index
@@ -62,152 +54,66 @@ class _Shared:
 
     def span(self, first: int, last: int) -> bytes | memoryview:
         """The lines of frames [first, last)."""
-        if first == 0 and last == len(self.ends):
+        if first == 0 and last == len(self.line_ends):
             return self.lines
         return memoryview(self.lines)[
             self.line_ends[first - 1] if first else 0 : self.line_ends[last - 1]
         ]
 
 
-# Shared translations by (profile, the core's write). A room's frames between
-# two flushes reach every member as one bytes object, whole or as slices of it
-# (memoryviews, for members whose own replies split it), so only the latest
-# few are kept, and a bytes object hashes once: the key then costs a lookup.
-# None: a write that holds no room message.
-_SHARED: dict[tuple[Profile, bytes], _Shared | None] = {}
-
-
-_SHARED_MAX = 64  # writes remembered
-
-
-_SHARED_BYTES_MAX = 8 << 20  # bytes of lines remembered (their writes, the keys, about as many)
-
-
-_shared_bytes = 0
-
-
-def _share(key: tuple[Profile, bytes], shared: _Shared | None) -> None:
-    global _shared_bytes
-    size = len(shared.lines) if shared is not None else 0
-    if len(_SHARED) >= _SHARED_MAX or _shared_bytes + size > _SHARED_BYTES_MAX:
-        _SHARED.clear()
-        _shared_bytes = 0
-    _SHARED[key] = shared
-    _shared_bytes += size
-
-
 class Translator(Guests):
-    """A connection's IRC side. `client_line` takes a client's line and returns
-    request frames for the core; `server_frame` takes a frame from the core and
-    queues IRC lines; `take_output` and `take_requests` hand both over."""
+    """A connection's IRC side. `client_line` takes a client's line and makes
+    requests for the core; `server_event` takes a frame's body from the core
+    and `server_view` a room broadcast's, and both queue IRC lines;
+    `take_output` and `take_requests` hand both over."""
 
-    def server_write(self, part: bytes | bytearray | memoryview[Any]) -> None:
-        """One write from the core: whole frames, each ending with a newline.
+    def server_view(self, view: View) -> None:
+        """A member's view of a room broadcast (outbox.py): frames [start, end).
 
-        A room's frames between two flushes reach its members as one bytes
-        object, whole or in slices (around a member's own replies). Other
-        people's messages there are the same lines for every client with the
-        same tags, so they are made once per write (`_Shared`) and each member
-        takes them as they are: a message to a room of 100 IRC clients is
-        translated once, not 100 times, for the senders too.
+        Other people's messages there are the same lines for every client with
+        the same tags, so they are made once per broadcast and tag profile
+        (`_Shared`, kept by the broadcast) and each member takes them as they
+        are: a message to a room of 100 IRC clients is translated once, not
+        100 times, for the senders too.
         """
-        found = self._shared_frames(part)
-        if found is None:
-            self._translate(bytes(part))
+        broadcast = view.broadcast
+        frames = broadcast.frames
+        first = view.start
+        last = len(frames) if view.end is None else view.end
+        shared: _Shared | None = broadcast.encoded(self.profile, self._share)
+        if shared is None or shared.room not in self.channels:
+            for frame in frames[first:last]:  # no room message, or a room it does not show
+                self.server_event(frame.body)
             return
-        shared, whole, first, last = found
-        ends = shared.ends
         self._encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
-        mine = shared.by.get(self.nick.lower(), ())
-        for i in sorted(i for i in (*mine, *shared.others) if first <= i < last):
-            if first < i:
-                self.chunks.append(shared.span(first, i))
-            self.server_frame(whole[ends[i - 1] if i else 0 : ends[i] - 1])
-            self._encode_lines()
-            first = i + 1
-            if shared.room not in self.channels:  # that frame took it out of the room
-                self._translate(whole[ends[i] : ends[last - 1]])
-                return
+        mine = shared.by.get(self.nick.lower())
+        if mine is not None or shared.others:
+            for i in sorted(i for i in (*(mine or ()), *shared.others) if first <= i < last):
+                if first < i:
+                    self.chunks.append(shared.span(first, i))
+                self.server_event(frames[i].body)
+                self._encode_lines()
+                first = i + 1
+                if shared.room not in self.channels:  # that frame took it out of the room
+                    for frame in frames[first:last]:
+                        self.server_event(frame.body)
+                    return
         if first < last:
             self.chunks.append(shared.span(first, last))
 
-    def _shared_frames(
-        self, part: bytes | bytearray | memoryview[Any]
-    ) -> tuple[_Shared, bytes, int, int] | None:
-        """The shared translation of the room write `part` is or is a slice of,
-        that write, and the frames [first, last) `part` holds; None when it is no
-        room's write in a channel this client shows (it translates that itself)."""
-        if type(part) is bytes:
-            if not part.startswith(_ROOM_MESSAGE):
-                return None
-            whole = part
-        elif type(part) is memoryview and type(part.obj) is bytes:
-            whole = part.obj  # only a room's write is handed over in slices
-        else:
-            return None
-        key = (self.profile, whole)
-        shared = _SHARED.get(key)
-        if shared is None and key not in _SHARED:
-            shared = self._share_write(whole)
-            _share(key, shared)
-        if shared is None or shared.room not in self.channels:
-            return None  # no room message in it, or a room it does not show
-        if part is whole:
-            return shared, whole, 0, len(shared.ends)
-        start = slice_start(whole, part, shared.starts)
-        if start is None:
-            return None
-        first, last = shared.at.get(start), shared.at.get(start + len(part))
-        if first is None or last is None:  # not whole frames of it: not from the outbox
-            return None
-        return shared, whole, first, last
-
-    def shared_lines(self, data: bytes) -> bytes | None:
-        """The lines of a room's write for a member that takes them as they are
-        (others' messages only, in a channel it shows, nothing of its own
-        queued), once some member has translated it; None otherwise. The
-        common case of a busy room, kept to a look-up (IrcLink._write)."""
-        shared = _SHARED.get((self.profile, data))
-        if (
-            shared is None
-            or shared.others
-            or shared.room not in self.channels
-            or self.nick.lower() in shared.by
-            or self.out
-            or self.chunks
-        ):
-            return None
-        return shared.lines
-
-    def _translate(self, data: bytes) -> None:
-        for frame in data.split(b"\n"):
-            if frame:
-                self.server_frame(frame)
-
-    def _share_write(self, whole: bytes) -> _Shared | None:
-        """`whole`'s frames as lines to share, or None if none is a room message."""
+    def _share(self, frames: list[Frame]) -> _Shared | None:
+        """A broadcast's frames as lines to share, or None if none is a room message."""
         room: str | None = None
-        ends: list[int] = []
-        at = {0: 0}
-        starts: dict[bytes, int] = {}
         lines: list[bytes] = []
         line_ends: list[int] = []
         by: dict[str, list[int]] = {}
         others: list[int] = []
-        end = line_end = 0
-        for i, frame in enumerate(whole.split(b"\n")[:-1]):
-            starts.setdefault(frame, end)
-            end += len(frame) + 1
-            ends.append(end)
-            at[end] = i + 1
-            try:
-                obj = orjson.loads(frame)
-            except orjson.JSONDecodeError:
-                obj = None
+        line_end = 0
+        for i, frame in enumerate(frames):
+            obj = frame.body
             if (
-                type(obj) is dict
-                and obj.get("event") == "message"
+                obj.get("event") == "message"
                 and "room" in obj
                 and obj["room"] == (room or obj["room"])
             ):
@@ -221,7 +127,7 @@ class Translator(Guests):
             line_ends.append(line_end)
         if room is None:
             return None
-        return _Shared(room, ends, at, starts, b"".join(lines), line_ends, by, others)
+        return _Shared(room, b"".join(lines), line_ends, by, others)
 
     def client_line(self, raw: bytes) -> None:
         """One line from the client (without its LF)."""
@@ -253,19 +159,15 @@ class Translator(Guests):
             self.answering.append(label)
         self.label = None
 
-    def server_frame(self, frame: bytes) -> None:
-        """One frame from the core (without its newline)."""
-        try:
-            obj = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return
+    def server_event(self, obj: Reply) -> None:
+        """One frame's body from the core: a reply or an event."""
         event = obj.get("event")
         if event is not None:
             handler = _EVENTS.get(event)
             if handler is not None:
                 handler(self, obj)
             return
-        pending = self.pending.pop(obj.get("id"), None) if "id" in obj else None
+        pending = self.pending.pop(obj["id"], None) if "id" in obj else None
         if pending is None:
             if obj.get("ok") is False:  # a refusal outside any request: the end
                 self._error(obj["error"]["message"])
