@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
+from nexus.server.clock import Clock, LoopClock, Timer
 from nexus.server.frames import Encoded, Format, Frame
 
 log = logging.getLogger("nexus.outbox")
@@ -209,10 +209,13 @@ class Outbox:
 
     `soft` and `hard` are byte limits on what an outlet leaves unsent;
     `slow_timeout` is how long it may stay past `soft` without taking at
-    least `soft` bytes.
+    least `soft` bytes, on `clock`.
     """
 
-    def __init__(self, soft: int, hard: int, slow_timeout: float) -> None:
+    def __init__(
+        self, soft: int, hard: int, slow_timeout: float, clock: Clock | None = None
+    ) -> None:
+        self.clock: Clock = LoopClock() if clock is None else clock
         self.soft = soft
         self.hard = max(hard, soft)
         self.slow_timeout = slow_timeout
@@ -229,7 +232,7 @@ class Outbox:
         self._held_replies: list[tuple[Outlet, Frame, Any, bool]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._lagging: set[Outlet] = set()
-        self._watch: asyncio.TimerHandle | None = None
+        self._watch: Timer | None = None
 
     # -- queueing ----------------------------------------------------------
 
@@ -437,11 +440,11 @@ class Outbox:
             self.caught_up(outlet)
 
     def _lagging_from_now(self, outlet: Outlet) -> None:
-        outlet.lagging_since = time.monotonic()
+        outlet.lagging_since = self.clock.monotonic()
         outlet.lag_mark = outlet.taken()
         self._lagging.add(outlet)
         if self._watch is None:
-            self._watch = asyncio.get_running_loop().call_later(CHECK_EVERY, self._check_lagging)
+            self._watch = self.clock.call_later(CHECK_EVERY, self._check_lagging)
 
     def caught_up(self, outlet: Outlet) -> None:
         """`outlet`'s unsent bytes fell back under the soft limit (its front end
@@ -452,7 +455,7 @@ class Outbox:
     def _check_lagging(self) -> None:
         """Drops each lagging outlet that took less than `soft` bytes in `slow_timeout`."""
         self._watch = None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for outlet in list(self._lagging):
             if outlet.dead or outlet.link.backlog() <= self.soft:
                 self.caught_up(outlet)
@@ -463,7 +466,7 @@ class Outbox:
             elif now - (outlet.lagging_since or now) >= self.slow_timeout:
                 self._drop(outlet, f"took {taken - outlet.lag_mark} bytes in {self.slow_timeout} s")
         if self._lagging:
-            self._watch = asyncio.get_running_loop().call_later(CHECK_EVERY, self._check_lagging)
+            self._watch = self.clock.call_later(CHECK_EVERY, self._check_lagging)
 
     def _drop(self, outlet: Outlet, why: str) -> None:
         log.warning("%s fell too far behind (%s), disconnecting", outlet.name, why)

@@ -8,9 +8,11 @@ import asyncio
 import pytest
 
 from nexus.server import outbox as outbox_module
+from nexus.server.clock import Clock
 from nexus.server.frames import JSON_LINES, Frame
 from nexus.server.model import Room
 from nexus.server.outbox import Outbox, Outlet
+from tests.clock import ManualClock
 
 MIB = 1 << 20
 
@@ -51,8 +53,10 @@ def F(line: bytes) -> Frame:
     return Frame({}, line)
 
 
-def make_outbox(soft: int = MIB, hard: int = 64 * MIB, timeout: float = 10.0) -> Outbox:
-    return Outbox(soft, hard, timeout)
+def make_outbox(
+    soft: int = MIB, hard: int = 64 * MIB, timeout: float = 10.0, clock: Clock | None = None
+) -> Outbox:
+    return Outbox(soft, hard, timeout, clock)
 
 
 def outlet(name: str) -> Outlet:
@@ -232,38 +236,39 @@ async def test_a_refused_write_keeps_what_came_before_the_hold_and_every_reply()
     assert received(bob) == b"earlier\n"
 
 
-async def test_a_reader_past_the_soft_limit_stays_while_it_reads(monkeypatch):
+async def test_a_reader_past_the_soft_limit_stays_while_it_reads():
     """Behind after a burst is not a reason to drop: each second it takes at
     least the soft limit's worth, it gets another `timeout`."""
-    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
-    outbox = make_outbox(soft=100, timeout=0.12)
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=3.0, clock=clock)
     reader = outlet("reader")
     outbox.send(reader, F(b"x" * 1000))
     wire(reader).unsent = 900  # the kernel took 100 bytes
     await settle()
-    for _ in range(6):  # 0.3 s, well past the timeout, taking 100 bytes a look
-        await asyncio.sleep(0.05)
+    for _ in range(6):  # twice the timeout, taking 100 bytes a look
+        clock.advance(outbox_module.CHECK_EVERY)
         wire(reader).unsent -= 100
     assert not wire(reader).aborted
 
 
-async def test_a_reader_that_stops_taking_is_dropped_after_the_timeout(monkeypatch):
-    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
-    outbox = make_outbox(soft=100, timeout=0.5)
+async def test_a_reader_that_stops_taking_is_dropped_after_the_timeout():
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=5.0, clock=clock)
     stalled = outlet("stalled")
     outbox.send(stalled, F(b"x" * 1000))
     wire(stalled).unsent = 900
     await settle()
-    await asyncio.sleep(0.1)
-    assert not wire(stalled).aborted  # not before the timeout (a margin for a busy machine)
-    await asyncio.sleep(0.6)
+    clock.advance(4.0)
+    assert not wire(stalled).aborted  # not before the timeout
+    clock.advance(1.0)
     assert wire(stalled).aborted and stalled.dead
     outbox.send(stalled, F(b"more\n"))  # nothing more is queued for it
     assert stalled.parts == []
 
 
 async def test_a_reader_that_catches_up_is_no_longer_timed():
-    outbox = make_outbox(soft=100, timeout=0.05)
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=0.5, clock=clock)
     reader = outlet("reader")
     outbox.send(reader, F(b"x" * 1000))
     wire(reader).unsent = 900
@@ -271,8 +276,9 @@ async def test_a_reader_that_catches_up_is_no_longer_timed():
     assert reader.lagging_since is not None
     wire(reader).unsent = 0
     outbox.caught_up(reader)  # what the front end says once its buffer drains
-    await asyncio.sleep(0.1)
+    clock.advance(2.0)
     assert reader.lagging_since is None and not wire(reader).aborted
+    assert not clock.timers  # nothing left to look at
 
 
 async def test_an_outlet_past_the_hard_limit_is_dropped_at_once():
