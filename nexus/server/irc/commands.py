@@ -125,7 +125,7 @@ class Commands(Registration):
         def done(_: Reply) -> None:
             self._left_one(room)
             if self._forget(room):
-                self._emit(self._part_line(self.nick, room, reason))
+                self.responses.emit(self._part_line(self.nick, room, reason))
 
         def failed(reply: Reply) -> None:
             self._left_one(room)
@@ -152,7 +152,7 @@ class Commands(Registration):
 
             def show(info: Reply | None) -> None:
                 if info is None:
-                    self._emit(self._numeric("403", target, "No such channel"))
+                    self.responses.emit(self._numeric("403", target, "No such channel"))
                 else:
                     self._show_topic(room, asked=True)
 
@@ -181,10 +181,10 @@ class Commands(Registration):
 
         def show(reply: Reply) -> None:
             self._got_rooms(reply)
-            self._emit(self._numeric("321", "Channel", "Users  Name"))
+            self.responses.emit(self._numeric("321", "Channel", "Users  Name"))
             for room in reply["rooms"]:
                 if wanted is None or room["name"] in wanted:
-                    self._emit(
+                    self.responses.emit(
                         self._numeric(
                             "322",
                             "#" + room["name"],
@@ -192,7 +192,7 @@ class Commands(Registration):
                             f"[+{'i' if room.get('private') else ''}nt] {room['topic']}",
                         )
                     )
-            self._emit(self._numeric("323", "End of /LIST"))
+            self.responses.emit(self._numeric("323", "End of /LIST"))
 
         self._ask("rooms", show)
 
@@ -223,28 +223,32 @@ class Commands(Registration):
             nick = p["username"]
             self._got_profile(reply)
             username = self.directory.username(nick)
-            self._emit(self._numeric("311", nick, username, HOST, "*", self._realname(nick)))
+            self.responses.emit(
+                self._numeric("311", nick, username, HOST, "*", self._realname(nick))
+            )
             if p["rooms"]:
                 listed = [r for r in p["rooms"] if r in self.rooms]  # the ones it may see
                 shown = " ".join(("@" if self._is_op(r, nick) else "") + "#" + r for r in listed)
                 if shown:
-                    self._emit(self._numeric("319", nick, shown))
-            self._emit(self._numeric("312", nick, self.server, "Nexus"))
+                    self.responses.emit(self._numeric("319", nick, shown))
+            self.responses.emit(self._numeric("312", nick, self.server, "Nexus"))
             away = self._away_text(nick)
             if away:
-                self._emit(self._numeric("301", nick, away))
+                self.responses.emit(self._numeric("301", nick, away))
             if not p["online"] and p["last_seen"]:
                 seen = irc_time(p["last_seen"])
-                self._emit(self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
+                self.responses.emit(
+                    self._numeric("320", nick, f"is offline, last seen {seen}; DMs wait")
+                )
             if p.get("admin"):
-                self._emit(self._numeric("313", nick, "is a server administrator"))
+                self.responses.emit(self._numeric("313", nick, "is a server administrator"))
             if not p.get("guest"):  # a guest has no account: no 330
-                self._emit(self._numeric("330", nick, nick, "is logged in as"))
-            self._emit(self._numeric("318", nick, "End of /WHOIS list."))
+                self.responses.emit(self._numeric("330", nick, nick, "is logged in as"))
+            self.responses.emit(self._numeric("318", nick, "End of /WHOIS list."))
 
         def missing(reply: Reply) -> None:
-            self._emit(self._numeric("401", name, "No such nick/channel"))
-            self._emit(self._numeric("318", name, "End of /WHOIS list."))
+            self.responses.emit(self._numeric("401", name, "No such nick/channel"))
+            self.responses.emit(self._numeric("318", name, "End of /WHOIS list."))
 
         self._ask("whois", got, missing, username=name)
 
@@ -263,10 +267,10 @@ class Commands(Registration):
 
             def show(info: Reply | None) -> None:
                 if info is None:
-                    self._emit(self._numeric("403", target, "No such channel"))
+                    self.responses.emit(self._numeric("403", target, "No such channel"))
                 else:
                     private = "i" if info.get("private") else ""
-                    self._emit(self._numeric("324", target, f"+{private}nt"))
+                    self.responses.emit(self._numeric("324", target, f"+{private}nt"))
 
             self._with_room(room, show)
             return
@@ -317,12 +321,12 @@ class Commands(Registration):
         protocol has no request to change it), so an operator asking for a
         change is told so (400); setting what already holds changes nothing."""
         if info is None:
-            self._emit(self._numeric("403", target, "No such channel"))
+            self.responses.emit(self._numeric("403", target, "No such channel"))
         elif not self._is_op(room, self.nick):
-            self._emit(self._numeric("482", target, "You're not channel operator"))
+            self.responses.emit(self._numeric("482", target, "You're not channel operator"))
         elif bool(info.get("private")) != on:
             now = "private (+i)" if not on else "public"
-            self._emit(
+            self.responses.emit(
                 self._numeric(
                     "400",
                     "MODE",
@@ -335,12 +339,12 @@ class Commands(Registration):
         """MODE +t / +n change nothing (every channel is +nt); -t / -n are
         refused: only channel operators set a topic, and only members speak."""
         if info is None:
-            self._emit(self._numeric("403", target, "No such channel"))
+            self.responses.emit(self._numeric("403", target, "No such channel"))
         elif not self._is_op(room, self.nick):
-            self._emit(self._numeric("482", target, "You're not channel operator"))
+            self.responses.emit(self._numeric("482", target, "You're not channel operator"))
         elif not on:
             why = _ALWAYS[mode]
-            self._emit(self._numeric("472", mode, f"is always set here: {why}"))
+            self.responses.emit(self._numeric("472", mode, f"is always set here: {why}"))
 
     def _banned(self, room: str, nick: str, on: bool, _: Reply) -> None:
         """A ban or unban the client set, shown as the mode change IRC expects (a
@@ -348,7 +352,9 @@ class Commands(Registration):
         if on and nick in self.channels.get(room, ()):
             return
         sign = "+" if on else "-"
-        self._emit(build(self._mask(self.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*"))
+        self.responses.emit(
+            build(self._mask(self.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*")
+        )
 
     def _mode_list(self, target: str, room: str, mode: str) -> None:
         """MODE #room b / q: the bans, or the muted members (the quiet list)."""
@@ -356,16 +362,16 @@ class Commands(Registration):
 
             def bans(reply: Reply) -> None:
                 for ban in reply["bans"]:
-                    self._emit(
+                    self.responses.emit(
                         self._numeric(
                             "367", target, f"{ban['user']}!*@*", ban["by"], str(int(ban["ts"]))
                         )
                     )
-                self._emit(self._numeric("368", target, "End of channel ban list"))
+                self.responses.emit(self._numeric("368", target, "End of channel ban list"))
 
             def not_shown(reply: Reply) -> None:
                 if reply["error"]["code"] == "not_allowed":  # lists are the operators'
-                    self._emit(self._numeric("368", target, "End of channel ban list"))
+                    self.responses.emit(self._numeric("368", target, "End of channel ban list"))
                 else:
                     self._failed(reply, target)
 
@@ -375,8 +381,8 @@ class Commands(Registration):
 
             def quiets(info: Reply | None) -> None:
                 for nick in (info or {}).get("muted", ()):
-                    self._emit(self._numeric("728", target, "q", f"{nick}!*@*"))
-                self._emit(self._numeric("729", target, "q", "End of channel quiet list"))
+                    self.responses.emit(self._numeric("728", target, "q", f"{nick}!*@*"))
+                self.responses.emit(self._numeric("729", target, "q", "End of channel quiet list"))
 
             self._with_room(room, quiets)
         else:
@@ -409,7 +415,9 @@ class Commands(Registration):
 
             def not_theirs(reply: Reply, nick: str = nick, target: str = target) -> None:
                 if reply["error"]["code"] == "not_member":
-                    self._emit(self._numeric("441", nick, target, "They aren't on that channel"))
+                    self.responses.emit(
+                        self._numeric("441", nick, target, "They aren't on that channel")
+                    )
                 else:
                     self._failed(reply, target)
 
@@ -426,9 +434,9 @@ class Commands(Registration):
         def invited(_: Reply) -> None:
             members = {n.lower() for n in self.channels.get(room, ())}
             if nick.lower() in members:  # nothing to invite them to
-                self._emit(self._numeric("443", nick, target, "is already on channel"))
+                self.responses.emit(self._numeric("443", nick, target, "is already on channel"))
             else:
-                self._emit(self._numeric("341", nick, target))
+                self.responses.emit(self._numeric("341", nick, target))
 
         sight = self._sight(room)
 
@@ -445,9 +453,9 @@ class Commands(Registration):
 
         def done(_: Reply) -> None:
             if text:
-                self._emit(self._numeric("306", "You have been marked as being away"))
+                self.responses.emit(self._numeric("306", "You have been marked as being away"))
             else:
-                self._emit(self._numeric("305", "You are no longer marked as being away"))
+                self.responses.emit(self._numeric("305", "You are no longer marked as being away"))
 
         self._ask("away", done, text=text[:TOPICLEN])
 
@@ -498,7 +506,7 @@ class Commands(Registration):
         seq = seq_of(reply_to) if reply_to and reply_to.rpartition(".")[0] == scope else None
         if seq is not None:
             fields["reply_to"] = seq
-        sent = Sent(target.lower(), text, self.label)
+        sent = Sent(target.lower(), text, self.responses.label)
         self.sent.append(sent)
         if extras is not None:
             self.directory.said(scope, self.nick, text, extras)
@@ -537,7 +545,7 @@ class Commands(Registration):
         if any(nick in nicks for nicks in self.channels.values()):
             away = self._away_text(nick)
             if away:
-                self._emit(self._numeric("301", nick, away))
+                self.responses.emit(self._numeric("301", nick, away))
             return
 
         def got(reply: Reply) -> None:
@@ -545,14 +553,14 @@ class Commands(Registration):
             name = reply["user"]["username"]
             away = self._away_text(name)
             if away:
-                self._emit(self._numeric("301", name, away))
+                self.responses.emit(self._numeric("301", name, away))
 
         self._ask("whois", got, ignore, username=nick)
 
     def _cannot_send(self, target: str, reply: Reply) -> None:
         if reply["error"]["code"] in _CANNOT_SEND:
             why = f"Cannot send to channel: {reply['error']['message']}"
-            self._emit(self._numeric("404", target, why))
+            self.responses.emit(self._numeric("404", target, why))
         else:
             self._failed(reply, target)
 
@@ -571,7 +579,7 @@ class Commands(Registration):
         address = self._address(target)
         room = address.get("room")
         mine = (room or pair(self.nick, target), seq, emoji, on)
-        self.reacting.append((mine, self.label))  # its echo comes back with its label
+        self.reacting.append((mine, self.responses.label))  # its echo comes back with its label
 
         def refused(reply: Reply) -> None:
             self._unreact(mine)
@@ -615,7 +623,7 @@ class Commands(Registration):
                 fail = ("REDACT_FORBIDDEN", target, mid, err["message"])
             else:
                 fail = ("UNKNOWN_MSGID", target, mid, err["message"])
-            self._emit(build(self.server, "FAIL", "REDACT", *fail))
+            self.responses.emit(build(self.server, "FAIL", "REDACT", *fail))
 
         self._ask("erase", None, refused, seq=seq, **address)
 
@@ -654,7 +662,7 @@ class Commands(Registration):
         def refused(reply: Reply) -> None:
             # A room's history is refused only when there is none the account may see.
             why = "No such channel" if room is not None else reply["error"]["message"]
-            self._emit(self._history_fail("INVALID_TARGET", sub, target, why))
+            self.responses.emit(self._history_fail("INVALID_TARGET", sub, target, why))
 
         if room is not None:
             walk = chathistory(sub, refs, limit, ROOM_HISTORY_CAP)
@@ -706,7 +714,7 @@ class Commands(Registration):
             lines = [
                 build(self.server, "CHATHISTORY", "TARGETS", t, irc_time(ts)) for ts, t in chosen
             ]
-            self._batched(lines, "draft/chathistory-targets")
+            self.responses.batched(lines, "draft/chathistory-targets")
 
         # Each channel's newest message (erased ones skipped), and every DM
         # conversation with the time of its newest (which reads none of them).
@@ -748,7 +756,9 @@ class Commands(Registration):
                 online[reply["user"]["username"].lower()] = reply["user"]["username"]
 
         def show() -> None:
-            self._emit(self._numeric("303", " ".join(online[n] for n in asked if n in online)))
+            self.responses.emit(
+                self._numeric("303", " ".join(online[n] for n in asked if n in online))
+            )
 
         for nick in asked.values():
             self._ask("whois", got, ignore, username=nick)
@@ -771,7 +781,7 @@ class Commands(Registration):
                 found[nick.lower()] = f"{nick}{oper}={here}{user}@{HOST}"
 
         def show() -> None:
-            self._emit(self._numeric("302", " ".join(found[n.lower()] for n in asked
+            self.responses.emit(self._numeric("302", " ".join(found[n.lower()] for n in asked
                                                      if n.lower() in found)))  # fmt: skip
 
         for nick in asked:

@@ -36,14 +36,14 @@ class Events(Commands):
                     return
                 lines = self._message_lines(m)
                 if "echo-message" in self.caps:
-                    outer, self.label = self.label, sent.label
+                    outer, self.responses.label = self.responses.label, sent.label
                     for line in lines:
-                        self._emit(line)
-                    self.label = outer
+                        self.responses.emit(line)
+                    self.responses.label = outer
                 if to_me:
-                    self.out.extend(lines)
+                    self.responses.lines.extend(lines)
                 return
-        self.out.extend(self._message_lines(m))
+        self.responses.lines.extend(self._message_lines(m))
 
     def _on_message(self, event: Reply) -> None:
         if event["room"] in self.channels or event["from"].lower() == self.nick.lower():
@@ -66,30 +66,30 @@ class Events(Commands):
                 self.people.setdefault(nick.lower(), profile)["guest"] = True
             known = any(nick in nicks for nicks in self.channels.values())
             self.channels[room].add(nick)
-            self.out.append(self._join_line(nick, room))
+            self.responses.lines.append(self._join_line(nick, room))
             if "away-notify" in self.caps:  # an away joiner is told away (as on any server)
                 if known:
                     if self._away_text(nick):
-                        self.out.append(self._away_line(nick))
+                        self.responses.lines.append(self._away_line(nick))
                 else:
                     self._ask("whois", partial(self._joined_away, nick), ignore, username=nick)
 
     def _joined_away(self, nick: str, reply: Reply) -> None:
         self._got_profile(reply)
         if self._away_text(nick) and any(nick in nicks for nicks in self.channels.values()):
-            self._emit(self._away_line(nick))
+            self.responses.emit(self._away_line(nick))
 
     def _on_left(self, event: Reply) -> None:
         room, nick = event["room"], event["user"]
         reason = self.directory.part_reason(room, nick)  # an IRC client's PART said why
         if nick.lower() == self.nick.lower():
             if room not in self.leaving and self._forget(room):  # left from another session
-                self.out.append(self._part_line(self.nick, room, reason))
+                self.responses.lines.append(self._part_line(self.nick, room, reason))
             return
         self._no_longer_moderator(room, nick)
         if room in self.channels and nick in self.channels[room]:
             self.channels[room].discard(nick)
-            self.out.append(self._part_line(nick, room, reason))
+            self.responses.lines.append(self._part_line(nick, room, reason))
 
     def _on_topic(self, event: Reply) -> None:
         room = event["room"]
@@ -97,12 +97,14 @@ class Events(Commands):
         if room in self.rooms:
             self.rooms[room] = {**self.rooms[room], "topic": event["topic"]}
         if room in self.channels:
-            self.out.append(build(self._mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
+            self.responses.lines.append(
+                build(self._mask(event["by"]), "TOPIC", "#" + room, event["topic"])
+            )
 
     def _on_room_deleted(self, event: Reply) -> None:
         room = event["room"]
         if self._forget(room):
-            self.out.append(
+            self.responses.lines.append(
                 build(self._mask(self.nick), "PART", "#" + room, f"deleted by {event['by']}")
             )
 
@@ -113,8 +115,10 @@ class Events(Commands):
         if room in self.channels:
             by = self._mask(event["by"])
             if event["banned"]:
-                self.out.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
-            self.out.append(build(by, "KICK", "#" + room, nick, event["reason"] or event["by"]))
+                self.responses.lines.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
+            self.responses.lines.append(
+                build(by, "KICK", "#" + room, nick, event["reason"] or event["by"])
+            )
         if nick.lower() == self.nick.lower():
             self._forget(room)
         else:
@@ -133,7 +137,9 @@ class Events(Commands):
     def _on_invited(self, event: Reply) -> None:
         info = event["room"]
         self.rooms[info["name"]] = info
-        self.out.append(build(self._mask(event["by"]), "INVITE", self.nick, "#" + info["name"]))
+        self.responses.lines.append(
+            build(self._mask(event["by"]), "INVITE", self.nick, "#" + info["name"])
+        )
 
     def _on_muted(self, event: Reply) -> None:
         room, nick = event["room"], event["user"]
@@ -145,7 +151,7 @@ class Events(Commands):
             self.rooms[room] = {**info, "muted": muted}
         if room in self.channels:
             sign = "+" if event["on"] else "-"
-            self.out.append(
+            self.responses.lines.append(
                 build(self._mask(event["by"]), "MODE", "#" + room, sign + "q", event["user"])
             )
 
@@ -160,9 +166,9 @@ class Events(Commands):
             return
         by = self._mask(event["by"])
         for key in sorted(after.keys() - before.keys()):
-            self.out.append(build(by, "MODE", "#" + room, "+o", after[key]))
+            self.responses.lines.append(build(by, "MODE", "#" + room, "+o", after[key]))
         for key in sorted(before.keys() - after.keys()):
-            self.out.append(build(by, "MODE", "#" + room, "-o", before[key]))
+            self.responses.lines.append(build(by, "MODE", "#" + room, "-o", before[key]))
 
     def _where(self, m: Reply) -> tuple[str, str] | None:
         """Where lines about message `m` go: (target, msgid scope); None if the
@@ -186,7 +192,9 @@ class Events(Commands):
         if "message-tags" in self.caps:
             tags["+draft/reply"] = msgid(where[1], m["seq"])
         for piece in split_text("(edited) " + m["text"], 400):
-            self.out.append(build(self._mask(m["from"]), "NOTICE", target, piece, tags=tags))
+            self.responses.lines.append(
+                build(self._mask(m["from"]), "NOTICE", target, piece, tags=tags)
+            )
 
     def _on_erased(self, event: Reply) -> None:
         m = event["message"]
@@ -200,10 +208,10 @@ class Events(Commands):
                 if "room" in m
                 else (m["to"] if m["from"].lower() == self.nick.lower() else self.nick)
             )
-            self.out.append(build(self._mask(m["from"]), "REDACT", target, mid))
+            self.responses.lines.append(build(self._mask(m["from"]), "REDACT", target, mid))
         else:
             target = where[0] if "room" in m else self.nick
-            self.out.append(
+            self.responses.lines.append(
                 build(self.server, "NOTICE", target, f"a message from {m['from']} was erased")
             )
 
@@ -217,7 +225,7 @@ class Events(Commands):
             target = where[0]
         else:
             target = self.nick if who.lower() != self.nick.lower() else where[0]
-        label = self.label  # none: an event's lines are told as they come
+        label = self.responses.label  # none: an event's lines are told as they come
         if who.lower() == self.nick.lower():  # its own TAGMSG: echoed with its label
             mine = self._unreact((where[1], m["seq"], event["emoji"], event["on"]))
             if mine is not None:
@@ -228,11 +236,11 @@ class Events(Commands):
             tags = self._tags(None, who)
             tags["+draft/react" if event["on"] else "+draft/unreact"] = event["emoji"]
             tags["+draft/reply"] = msgid(where[1], m["seq"])
-            outer, self.label = self.label, label
-            self._emit(build(self._mask(who), "TAGMSG", target, tags=tags))
-            self.label = outer
+            outer, self.responses.label = self.responses.label, label
+            self.responses.emit(build(self._mask(who), "TAGMSG", target, tags=tags))
+            self.responses.label = outer
             return
         quoted = m["text"] if len(m["text"]) <= 60 else m["text"][:57] + "..."
         verb = "reacted" if event["on"] else "took back"
         text = f"{verb} {event['emoji']} to {m['from']}: {quoted}"
-        self.out.append(build(self._mask(who), "NOTICE", target, text))
+        self.responses.lines.append(build(self._mask(who), "NOTICE", target, text))

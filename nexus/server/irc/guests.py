@@ -27,4 +27,4 @@ class Guests(Events):
         if shown:
             reason = self.directory.quit_reason(nick)  # its QUIT said why
             why = f"Quit: {reason}" if reason else "Quit: guest left"
-            self.out.append(build(self._mask(nick), "QUIT", why))
+            self.responses.lines.append(build(self._mask(nick), "QUIT", why))

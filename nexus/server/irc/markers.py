@@ -75,10 +75,12 @@ class ReadMarkers(Members):
         """The client's own JOIN of `room`: the line, the topic, the read
         marker (`draft/read-marker`, before the end of NAMES) and NAMES."""
         self.channels[room] = set(members) | {self.nick}
-        self._emit(self._join_line(self.nick, room))
+        self.responses.emit(self._join_line(self.nick, room))
         self._show_topic(room)
         if CAP in self.caps:
-            self._emit(build(self.server, "MARKREAD", "#" + room, marker_text(markers.get(room))))
+            self.responses.emit(
+                build(self.server, "MARKREAD", "#" + room, marker_text(markers.get(room)))
+            )
         self._show_names(room)
 
     def _markread(self, line: Line) -> None:
@@ -113,10 +115,10 @@ class ReadMarkers(Members):
         time, or one before every stored message, tells where it is."""
 
         def failed(reply: Reply) -> None:
-            self._emit(self._fail("INTERNAL_ERROR", target, reply["error"]["message"]))
+            self.responses.emit(self._fail("INTERNAL_ERROR", target, reply["error"]["message"]))
 
         def tell(ts: float | None) -> None:
-            self._emit(self._markread_line(target, ts))
+            self.responses.emit(self._markread_line(target, ts))
 
         def told(message: Message | None) -> None:
             tell(None if message is None else message["ts"])
@@ -151,12 +153,14 @@ class ReadMarkers(Members):
 
         def tell(answer: Reply) -> None:
             log.read = max(log.read or 0, answer["seq"])
-            self._emit(self._markread_line(target, self._dm_read_ts(log)))
+            self.responses.emit(self._markread_line(target, self._dm_read_ts(log)))
 
         self._ask(
             "read",
             tell,
-            lambda r: self._emit(self._fail("INTERNAL_ERROR", target, r["error"]["message"])),
+            lambda r: self.responses.emit(
+                self._fail("INTERNAL_ERROR", target, r["error"]["message"])
+            ),
             seq=max(seqs),
             **{"with": log.partner},
         )
@@ -180,7 +184,7 @@ class ReadMarkers(Members):
 
             def tell(reply: Reply) -> None:
                 messages = reply["messages"]
-                self._emit(
+                self.responses.emit(
                     self._markread_line("#" + room, messages[-1]["ts"] if messages else None)
                 )
 
@@ -198,4 +202,4 @@ class ReadMarkers(Members):
             return
         log.read = max(log.read or 0, event["seq"])
         if CAP in self.caps and log.read in log.times:
-            self.out.append(self._markread_line(log.partner, log.times[log.read]))
+            self.responses.lines.append(self._markread_line(log.partner, log.times[log.read]))

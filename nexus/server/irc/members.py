@@ -126,17 +126,17 @@ class Members(IrcState):
         room = room_named(mask)
 
         def end() -> None:
-            self._emit(self._numeric("315", mask[:40], "End of /WHO list."))
+            self.responses.emit(self._numeric("315", mask[:40], "End of /WHO list."))
 
         def by_room(rosters: Rosters) -> None:
             assert room is not None
             for nick in sorted(rosters[room], key=str.lower):
-                self._emit(self._who_row(nick, room, whox))
+                self.responses.emit(self._who_row(nick, room, whox))
             end()
 
         def by_nick(reply: Reply) -> None:
             self._got_profile(reply)
-            self._emit(self._who_row(reply["user"]["username"], None, whox))
+            self.responses.emit(self._who_row(reply["user"]["username"], None, whox))
             end()
 
         def by_mask(reply: Reply) -> None:
@@ -150,7 +150,7 @@ class Members(IrcState):
                 if fnmatch.fnmatchcase(nick.lower(), pattern):
                     self.people[nick.lower()] = dict(profile)  # kept, and changed
                     self._got_admin(nick.lower(), profile.get("admin", False))
-                    self._emit(self._who_row(nick, None, whox))
+                    self.responses.emit(self._who_row(nick, None, whox))
             end()
             self._forget_people()
 
@@ -201,10 +201,10 @@ class Members(IrcState):
         for room in profile["rooms"]:
             if room in self.channels and nick not in self.channels[room]:
                 self.channels[room].add(nick)
-                self._emit(self._join_line(nick, room))
+                self.responses.emit(self._join_line(nick, room))
                 joined = True
         if joined and profile.get("away") and "away-notify" in self.caps:
-            self._emit(self._away_line(nick))
+            self.responses.emit(self._away_line(nick))
 
     def _on_presence(self, event: Reply) -> None:
         """A member came, went or changed their away text: an AWAY line for
@@ -223,7 +223,7 @@ class Members(IrcState):
             profile = self.people[key] = {"username": nick, "rooms": [], "bio": ""}
         profile.update(online=event["online"], away=event.get("away"))
         if "away-notify" in self.caps and self._away_text(nick) != before:
-            self.out.append(self._away_line(nick))
+            self.responses.lines.append(self._away_line(nick))
 
 
 def whox_spec(spec: str) -> tuple[str, str] | None:

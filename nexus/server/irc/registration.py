@@ -132,13 +132,13 @@ class Registration(ReadMarkers):
         def welcome(reply: Reply) -> None:
             self.logged_in(reply)
             name = self.account or "*"
-            self._emit(
+            self.responses.emit(
                 self._numeric("900", self._mask(name), name, f"You are now logged in as {name}")
             )
-            self._emit(self._numeric("903", "SASL authentication successful"))
+            self.responses.emit(self._numeric("903", "SASL authentication successful"))
 
         def refused(reply: Reply) -> None:
-            self._emit(
+            self.responses.emit(
                 self._numeric("904", f"SASL authentication failed: {reply['error']['message']}")
             )
 
@@ -190,11 +190,11 @@ class Registration(ReadMarkers):
 
             def taken(reply: Reply) -> None:
                 name = reply["user"]["username"]
-                self._emit(self._numeric("433", name, "Nickname is already in use"))
+                self.responses.emit(self._numeric("433", name, "Nickname is already in use"))
 
             def free(_: Reply) -> None:
                 why = "Cannot change nickname: a nick is its account's name"
-                self._emit(self._numeric("447", why))
+                self.responses.emit(self._numeric("447", why))
 
             self._ask("whois", taken, free, username=nick)
 
@@ -238,15 +238,17 @@ class Registration(ReadMarkers):
 
             def refused(reply: Reply) -> None:
                 self.logging_in = False
-                self._emit(self._numeric("464", f"Password incorrect: {reply['error']['message']}"))
+                self.responses.emit(
+                    self._numeric("464", f"Password incorrect: {reply['error']['message']}")
+                )
                 self._quit_now("bad password")
 
             self._ask("login", welcome, refused, username=account or self.nick, password=password)
         elif self.guests:
             self._guest_login()
         else:
-            self._emit(build(self.server, "NOTICE", self.nick, _LOGIN_HELP))
-            self._emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
+            self.responses.emit(build(self.server, "NOTICE", self.nick, _LOGIN_HELP))
+            self.responses.emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
             self._quit_now("authentication required")
 
     def _guest_login(self) -> None:
@@ -269,11 +271,15 @@ class Registration(ReadMarkers):
             err = reply["error"]
             if err["code"] == "username_taken":
                 why = f"{nick} is an account: log in with SASL PLAIN, or PASS {nick}:<password>"
-                self._emit(self._numeric("433", nick, f"Nickname is already in use: {why}"))
+                self.responses.emit(
+                    self._numeric("433", nick, f"Nickname is already in use: {why}")
+                )
             elif err["code"] == "nick_in_use":
-                self._emit(self._numeric("433", nick, "Nickname is already in use"))
+                self.responses.emit(self._numeric("433", nick, "Nickname is already in use"))
             elif err["code"] == "invalid_username":
-                self._emit(self._numeric("432", nick, f"Erroneous nickname: {err['message']}"))
+                self.responses.emit(
+                    self._numeric("432", nick, f"Erroneous nickname: {err['message']}")
+                )
             else:
                 self._failed(reply)
 
@@ -297,15 +303,15 @@ class Registration(ReadMarkers):
             self._numeric("003", "This server speaks for a Nexus chat server"),
             build(server, "004", nick, server, f"nexus-{self.version}", "i", "ont"),
         ):
-            self._emit(line)
+            self.responses.emit(line)
         self._isupport()
         self._send_motd()
         for info in self.invitations:  # made while away: who made them is not kept
             self.rooms[info["name"]] = info
-            self._emit(build(self.server, "INVITE", nick, "#" + info["name"]))
+            self.responses.emit(build(self.server, "INVITE", nick, "#" + info["name"]))
         # What follows is no answer to the line that completed registration:
         # told as it comes, it holds back neither that answer nor later ones.
-        outer, self.label = self.label, None
+        outer, self.responses.label = self.responses.label, None
         self._ask("rooms", self._got_rooms)
         self._burst()
         for name, count in sorted(self.unread_dms.items()):
@@ -316,22 +322,22 @@ class Registration(ReadMarkers):
                 limit=min(count, DM_HISTORY_CAP),
                 **{"with": name},
             )
-        self.label = outer
+        self.responses.label = outer
 
     def _isupport(self) -> None:
         tokens = list(ISUPPORT)
         while tokens:
             chunk, tokens = tokens[:12], tokens[12:]
-            self._emit(self._numeric("005", *chunk, "are supported by this server"))
+            self.responses.emit(self._numeric("005", *chunk, "are supported by this server"))
 
     def _send_motd(self) -> None:
         if not self.motd.strip():
-            self._emit(self._numeric("422", "MOTD File is missing"))
+            self.responses.emit(self._numeric("422", "MOTD File is missing"))
             return
-        self._emit(self._numeric("375", f"- {self.server} Message of the day -"))
+        self.responses.emit(self._numeric("375", f"- {self.server} Message of the day -"))
         for piece in split_text(self.motd, 400):
-            self._emit(self._numeric("372", f"- {piece}"))
-        self._emit(self._numeric("376", "End of /MOTD command."))
+            self.responses.emit(self._numeric("372", f"- {piece}"))
+        self.responses.emit(self._numeric("376", "End of /MOTD command."))
 
     def _burst(self) -> None:
         """After the welcome: the rooms the account is a member of, as joined channels."""

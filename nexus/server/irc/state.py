@@ -4,7 +4,7 @@ The state is the IRC view of the session only (nick, capabilities, the
 channels and nicks shown, each room's RoomInfo as last heard) and the
 requests in flight with what to say when each is answered. Lines go out in
 order: an answer waits for its request's reply (`_ask`, `_local`), and a
-labeled command's lines are collected until its last reply (`Label`).
+labeled command's lines are collected until its last reply (responses.py).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
 from nexus.server.core import Request
 from nexus.server.irc.directory import Directory, Registration, user_part
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
-from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
+from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
 from nexus.server.irc.numerics import (
     HOST,
     NUMERICS,
     SERVER,
 )
+from nexus.server.irc.responses import Label, Responses
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -47,18 +48,6 @@ def client_text(text: str) -> str:
     if text.isprintable():  # formatting codes are control characters: none here
         return text
     return _CONTROL_RE.sub("", strip_formatting(text))
-
-
-@dataclass(slots=True)
-class Label:
-    """A client line's answer, collected until every request it asked (and
-    those its replies asked) is answered: answers are told in the order of
-    their lines, whatever each takes."""
-
-    tag: str | None  # its label (labeled-response), if it has one
-    pending: int = 0
-    lines: list[str] = field(default_factory=list)
-    told: bool = False
 
 
 @dataclass(slots=True, eq=False)  # each one is a message of its own: found by identity
@@ -108,14 +97,10 @@ class IrcState:
         self.server = server  # the server's name in its lines (--irc-server-name)
         self.directory = Directory() if directory is None else directory  # the server's
         self.history_lines = history_lines  # lines of a channel's history shown on JOIN
-        self.out: list[str] = []  # lines for the client, in order
-        self.chunks: list[bytes | memoryview] = []  # lines encoded, before those in `out`
         self.profile: Profile = (False, False, False)  # which tags go on a message
         self.requests: list[Request] = []  # for the core, in order
         self.pending: dict[int, Pending] = {}
         self.ids = itertools.count(1)
-        self.label: Label | None = None  # the answer of the line being handled or answered
-        self.answering: deque[Label] = deque()  # answers not told yet, in line order
         self.nick = "*"
         self.user_given = False
         self.username = ""  # from USER: `~` and what it sent
@@ -124,6 +109,7 @@ class IrcState:
         self.negotiating = False  # CAP LS/REQ seen, END not yet
         self.cap_version = 301
         self.caps: set[str] = set()
+        self.responses = Responses(server, self.caps)  # what it says, in order
         self.sasl: str | None = None  # the mechanism under way
         self.sasl_data = ""
         self.password: tuple[str, str] | None = None  # from PASS: account, password
@@ -145,7 +131,6 @@ class IrcState:
         self.leaving: dict[str, int] = {}  # rooms -> leave requests in flight
         self.sent: deque[Sent] = deque()
         self.reacting: deque[tuple[Reaction, Label | None]] = deque()  # reactions not echoed yet
-        self.batches = itertools.count(1)
         self.closing = False  # the connection is on its way out: register nothing
         self.ended = False  # ERROR went out
 
@@ -156,20 +141,7 @@ class IrcState:
             self.registration = None
 
     def take_output(self) -> bytes:
-        if self.out:
-            self._encode_lines()
-        chunks = self.chunks
-        if len(chunks) == 1 and type(chunks[0]) is bytes:  # most writes: no copy
-            self.chunks = []
-            return chunks[0]
-        data = b"".join(chunks)
-        chunks.clear()
-        return data
-
-    def _encode_lines(self) -> None:
-        if self.out:
-            self.chunks.append("\r\n".join(self.out).encode() + b"\r\n")
-            self.out.clear()
+        return self.responses.take()
 
     def take_requests(self) -> list[Request]:
         requests, self.requests = self.requests, []
@@ -183,9 +155,9 @@ class IrcState:
         **args: Any,
     ) -> None:
         rid = next(self.ids)
-        self.pending[rid] = Pending(on_ok, on_error, self.label)
-        if self.label is not None:
-            self.label.pending += 1
+        self.pending[rid] = Pending(on_ok, on_error, self.responses.label)
+        if self.responses.label is not None:
+            self.responses.label.pending += 1
         self.requests.append({"cmd": cmd, "id": rid, **args})
 
     def _walk(
@@ -223,46 +195,11 @@ class IrcState:
 
         def done(_: Reply) -> None:
             for line in lines:
-                self._emit(line)
+                self.responses.emit(line)
             if then is not None:
                 then()
 
         self._ask("ping", done, done)
-
-    def _emit(self, line: str) -> None:
-        label = self.label
-        if label is None or label.told:
-            self.out.append(line)
-        else:
-            label.lines.append(line)
-
-    def _answered(self, label: Label) -> None:
-        """One of the requests `label`'s line asked is answered: the answers
-        whose requests all are, from the oldest line on, are told."""
-        label.pending -= 1
-        answering = self.answering
-        while answering and not answering[0].pending:
-            self._finish_label(answering.popleft())
-
-    def _finish_label(self, label: Label) -> None:
-        label.told = True
-        if label.tag is None:
-            self.out.extend(label.lines)
-        elif not label.lines:
-            self.out.append(build(self.server, "ACK", tags={"label": label.tag}))
-        elif len(label.lines) == 1:
-            self.out.append(tagged(label.lines[0], "label", label.tag))
-        elif "batch" in self.caps:
-            ref = f"L{next(self.batches)}"
-            self.out.append(
-                build(
-                    self.server, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag}
-                )
-            )
-            self.out.extend(tagged(line, "batch", ref) for line in label.lines)
-            self.out.append(build(self.server, "BATCH", "-" + ref))
-        else:
-            self.out.extend(label.lines)
 
     def _unreact(self, reaction: Reaction) -> tuple[Reaction, Label | None] | None:
         """A reaction this connection asked for has come back (or was refused,
@@ -302,14 +239,16 @@ class IrcState:
         return tags
 
     def _notice(self, text: str) -> None:
-        self._emit(build(self.server, "NOTICE", self.nick, text))
+        self.responses.emit(build(self.server, "NOTICE", self.nick, text))
 
     def _failed(self, reply: Reply, target: str | None = None) -> None:
         """A refused request, told as the numeric IRC clients know, else as a notice."""
         err = reply["error"]
         numeric = NUMERICS.get(err["code"])
         if numeric is not None and target is not None:
-            self._emit(self._numeric(numeric[0], target, f"{numeric[1]}: {err['message']}"))
+            self.responses.emit(
+                self._numeric(numeric[0], target, f"{numeric[1]}: {err['message']}")
+            )
         else:
             self._notice(f"{err['message']} ({err['code']})")
 
@@ -318,9 +257,8 @@ class IrcState:
         answers collected so far: nothing more will come for them."""
         if not self.ended:
             self.ended = self.closing = True
-            while self.answering:
-                self._finish_label(self.answering.popleft())
-            self.out.append(build(None, "ERROR", f"Closing link: {text}"))
+            self.responses.tell_all()
+            self.responses.lines.append(build(None, "ERROR", f"Closing link: {text}"))
 
     def _is_op(self, room: str, nick: str) -> bool:
         """Whether `nick` is shown as a channel operator of `room`: its owner,
@@ -399,7 +337,7 @@ class IrcState:
         account may not see (a private room it is not in) exactly as about one
         that does not exist (403), else as `told` says (the usual numeric)."""
         if reply["error"]["code"] == "no_such_room" or (sight is not None and sight.hidden):
-            self._emit(self._numeric("403", target, "No such channel"))
+            self.responses.emit(self._numeric("403", target, "No such channel"))
         elif told is not None:
             told(reply)
         else:
@@ -427,13 +365,13 @@ class IrcState:
         when there is one, to TOPIC 331 when there is none."""
         topic = self.rooms.get(room, {}).get("topic", "")
         if topic:
-            self._emit(self._numeric("332", "#" + room, topic))
+            self.responses.emit(self._numeric("332", "#" + room, topic))
             setter = self.directory.topic_setter(room, topic)
             if setter is not None:
                 by, ts = setter
-                self._emit(self._numeric("333", "#" + room, self._mask(by), str(int(ts))))
+                self.responses.emit(self._numeric("333", "#" + room, self._mask(by), str(int(ts))))
         elif asked:
-            self._emit(self._numeric("331", "#" + room, "No topic is set"))
+            self.responses.emit(self._numeric("331", "#" + room, "No topic is set"))
 
     def _part_line(self, nick: str, room: str, reason: str | None) -> str:
         params = ("#" + room, reason) if reason else ("#" + room,)
@@ -457,7 +395,7 @@ class IrcState:
         for message in shown:
             lines += self._message_lines(message, live=False, stamp=True)
         if lines:
-            self._batched(lines, "chathistory", "#" + room)
+            self.responses.batched(lines, "chathistory", "#" + room)
 
     def _show_names(self, room: str, nicks: set[str] | None = None) -> None:
         """NAMES of `room`: `nicks`, or who the client was shown in it."""
@@ -472,12 +410,12 @@ class IrcState:
         line: list[str] = []
         for name in names:
             if line and len(" ".join([*line, name])) > room_left:
-                self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
+                self.responses.emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
                 line = []
             line.append(name)
         if line:
-            self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
-        self._emit(self._numeric("366", "#" + room, "End of /NAMES list."))
+            self.responses.emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
+        self.responses.emit(self._numeric("366", "#" + room, "End of /NAMES list."))
 
     def _message_lines(self, m: Reply, live: bool = True, stamp: bool = False) -> list[str]:
         """A room message or DM as PRIVMSG lines (NOTICE, with its client-only
@@ -527,21 +465,9 @@ class IrcState:
             lines += self._message_lines(message, live=False)
         if batch_target is None:
             for line in lines:
-                self._emit(line)
+                self.responses.emit(line)
         else:
-            self._batched(lines, "chathistory", batch_target)
-
-    def _batched(self, lines: list[str], kind: str, *params: str) -> None:
-        """`lines` in a batch of type `kind`, where the client has `batch`."""
-        if "batch" not in self.caps:
-            for line in lines:
-                self._emit(line)
-            return
-        ref = f"H{next(self.batches)}"
-        self._emit(build(self.server, "BATCH", "+" + ref, kind, *params))
-        for line in lines:
-            self._emit(tagged(line, "batch", ref))
-        self._emit(build(self.server, "BATCH", "-" + ref))
+            self.responses.batched(lines, "chathistory", batch_target)
 
     def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
         """DMs read with `dms`, which marks the conversation read up to its newest."""

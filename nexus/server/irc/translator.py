@@ -5,15 +5,16 @@ sends becomes at least one request for the connection core, handed over
 as it is made, not encoded (a line with nothing to ask becomes a `ping`),
 so the core's rules hold for IRC as for any carrier: the budget of frames
 before login, the login deadline, flood control, answering in order,
-backpressure. What the core answers
-(replies and events, read in their typed form) becomes IRC lines here.
+backpressure. What the core answers (replies and events, read in their
+typed form) becomes IRC lines here.
 
 The translator is built in layers, each a module: `state` (what it keeps
 and how it asks and answers), `registration` (CAP, SASL, PASS, the
 welcome), `commands` (one method a client command), `events` (one method a
-server event), `guests` (what guests change); this module dispatches lines
-and frames to them through two tables, and shares a room's translation
-between clients.
+server event), `guests` (what guests change); what it says goes through
+its response buffer (`responses`: labels, batches, order). This module
+dispatches lines and frames to them through two tables, and shares a room's
+translation between clients.
 
 Reference: https://modern.ircdocs.horse and https://ircv3.net/irc/.
 """
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from nexus.server.frames import Frame
 from nexus.server.irc.guests import Guests
 from nexus.server.irc.lines import CLIENT_TAGS_MAX, Line, parse
-from nexus.server.irc.state import Label, Reply
+from nexus.server.irc.responses import Label
+from nexus.server.irc.state import Reply
 from nexus.server.outbox import View
 
 # Commands answered by the replies to their own requests alone (never by
@@ -85,22 +87,22 @@ class Translator(Guests):
             for frame in frames[first:last]:  # no room message, or a room it does not show
                 self.server_event(frame.body)
             return
-        self._encode_lines()
+        self.responses.encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
         mine = shared.by.get(self.nick.lower())
         if mine is not None or shared.others:
             for i in sorted(i for i in (*(mine or ()), *shared.others) if first <= i < last):
                 if first < i:
-                    self.chunks.append(shared.span(first, i))
+                    self.responses.chunks.append(shared.span(first, i))
                 self.server_event(frames[i].body)
-                self._encode_lines()
+                self.responses.encode_lines()
                 first = i + 1
                 if shared.room not in self.channels:  # that frame took it out of the room
                     for frame in frames[first:last]:
                         self.server_event(frame.body)
                     return
         if first < last:
-            self.chunks.append(shared.span(first, last))
+            self.responses.chunks.append(shared.span(first, last))
 
     def _share(self, frames: list[Frame]) -> _Shared | None:
         """A broadcast's frames as lines to share, or None if none is a room message."""
@@ -137,10 +139,10 @@ class Translator(Guests):
                 self._local()  # blank lines are free only once logged in, as frames are
             return
         tag = line.tags.get("label") if "labeled-response" in self.caps else None
-        if tag or self.answering or line.command not in _ANSWERED_AT_ONCE:
-            self.label = label = Label(tag[:64] if tag else None)
+        if tag or self.responses.answering or line.command not in _ANSWERED_AT_ONCE:
+            self.responses.label = label = Label(tag[:64] if tag else None)
         else:  # nothing to hold back, nor anything it could be held behind
-            self.label = label = None
+            self.responses.label = label = None
         asked = len(self.requests)
         handler = _COMMANDS.get(line.command)
         if handler is None:
@@ -156,8 +158,8 @@ class Translator(Guests):
         if len(self.requests) == asked:
             self._local()  # every line is a frame the core counts and orders
         if label is not None:
-            self.answering.append(label)
-        self.label = None
+            self.responses.answering.append(label)
+        self.responses.label = None
 
     def server_event(self, obj: Reply) -> None:
         """One frame's body from the core: a reply or an event."""
@@ -172,7 +174,7 @@ class Translator(Guests):
             if obj.get("ok") is False:  # a refusal outside any request: the end
                 self._error(obj["error"]["message"])
             return
-        outer, self.label = self.label, pending.label
+        outer, self.responses.label = self.responses.label, pending.label
         try:
             if obj.get("ok"):
                 if pending.on_ok is not None:
@@ -182,9 +184,9 @@ class Translator(Guests):
             else:
                 self._failed(obj)
             if pending.label is not None:
-                self._answered(pending.label)
+                self.responses.answered(pending.label)
         finally:
-            self.label = outer
+            self.responses.label = outer
 
 
 _COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
