@@ -1,4 +1,4 @@
-"""What an IRC connection keeps, and how it asks and answers: the base of the translator.
+"""What an IRC connection keeps, and how it asks and answers: the state its handlers act on.
 
 The state is the IRC view of the session only (nick, capabilities, the
 channels and nicks shown, each room's RoomInfo as last heard) and the
@@ -115,6 +115,7 @@ class IrcState:
         self.password: tuple[str, str] | None = None  # from PASS: account, password
         self.account: str | None = None  # the account logged in as
         self.guest = False  # logged in as a guest (--irc-guests): no account
+        self.guests = False  # it may log in as a guest (--irc-guests)
         self.logging_in = False  # a PASS login is on its way
         self.registered = False  # 001 went out
         self.motd = ""

@@ -8,12 +8,14 @@ before login, the login deadline, flood control, answering in order,
 backpressure. What the core answers (replies and events, read in their
 typed form) becomes IRC lines here.
 
-The translator is built in layers, each a module: `state` (what it keeps
-and how it asks and answers), `registration` (CAP, SASL, PASS, the
-welcome), `commands` (one method a client command), `events` (one method a
-server event), `guests` (what guests change); what it says goes through
-its response buffer (`responses`: labels, batches, order). This module
-dispatches lines and frames to them through two tables, and shares a room's
+A connection's IRC side is its state (`state.IrcState`: what it keeps and
+how it asks and answers) and the handlers that act on it, functions of that
+state: `registration` (CAP, SASL, PASS, NICK, USER, the welcome), `commands`
+(one `handle_<command>` a client command), `events` and `guests` (one
+`on_<event>` a server event), with `members` and `markers` for what several
+of them show. What it says goes through its response buffer (`responses`:
+labels, batches, order). This module dispatches lines and frames through
+two tables, from command and event names to handlers, and shares a room's
 translation between clients.
 
 Reference: https://modern.ircdocs.horse and https://ircv3.net/irc/.
@@ -25,10 +27,59 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nexus.server.frames import Frame
-from nexus.server.irc.guests import Guests
+from nexus.server.irc.commands import (
+    handle_away,
+    handle_chathistory,
+    handle_invite,
+    handle_ison,
+    handle_join,
+    handle_kick,
+    handle_list,
+    handle_mode,
+    handle_motd,
+    handle_names,
+    handle_notice,
+    handle_part,
+    handle_ping,
+    handle_pong,
+    handle_privmsg,
+    handle_quit,
+    handle_redact,
+    handle_tagmsg,
+    handle_topic,
+    handle_userhost,
+    handle_version,
+    handle_who,
+    handle_whois,
+)
+from nexus.server.irc.events import (
+    on_dm,
+    on_edited,
+    on_erased,
+    on_hello,
+    on_invited,
+    on_joined,
+    on_kicked,
+    on_left,
+    on_message,
+    on_muted,
+    on_reaction,
+    on_room_deleted,
+    on_room_updated,
+    on_topic,
+)
+from nexus.server.irc.guests import on_presence
 from nexus.server.irc.lines import CLIENT_TAGS_MAX, Line, parse
+from nexus.server.irc.markers import handle_markread, on_read
+from nexus.server.irc.registration import (
+    handle_authenticate,
+    handle_cap,
+    handle_nick,
+    handle_pass,
+    handle_user,
+)
 from nexus.server.irc.responses import Label
-from nexus.server.irc.state import Reply
+from nexus.server.irc.state import IrcState, Reply
 from nexus.server.outbox import View
 
 # Commands answered by the replies to their own requests alone (never by
@@ -63,7 +114,7 @@ class _Shared:
         ]
 
 
-class Translator(Guests):
+class Translator(IrcState):
     """A connection's IRC side. `client_line` takes a client's line and makes
     requests for the core; `server_event` takes a frame's body from the core
     and `server_view` a room broadcast's, and both queue IRC lines;
@@ -189,54 +240,54 @@ class Translator(Guests):
             self.responses.label = outer
 
 
-_COMMANDS: dict[str, tuple[Callable[[Translator, Line], None], int]] = {
-    "AUTHENTICATE": (Translator._authenticate, 1),
-    "AWAY": (Translator._away, 0),
-    "CAP": (Translator._cap, 1),
-    "CHATHISTORY": (Translator._chathistory, 2),
-    "INVITE": (Translator._invite, 2),
-    "ISON": (Translator._ison, 1),
-    "JOIN": (Translator._join, 1),
-    "KICK": (Translator._kick, 2),
-    "MARKREAD": (Translator._markread, 0),  # FAIL, not 461, without a target
-    "LIST": (Translator._list, 0),
-    "MODE": (Translator._mode, 1),
-    "MOTD": (Translator._motd_cmd, 0),
-    "NAMES": (Translator._names, 0),
-    "NICK": (Translator._nick, 1),
-    "NOTICE": (Translator._notice_cmd, 1),
-    "PART": (Translator._part, 1),
-    "PASS": (Translator._pass, 1),
-    "PING": (Translator._ping, 1),
-    "PONG": (Translator._pong, 0),
-    "PRIVMSG": (Translator._privmsg, 1),
-    "QUIT": (Translator._quit, 0),
-    "REDACT": (Translator._redact, 2),
-    "TAGMSG": (Translator._tagmsg, 1),
-    "TOPIC": (Translator._topic, 1),
-    "USER": (Translator._user, 4),
-    "USERHOST": (Translator._userhost, 1),
-    "VERSION": (Translator._version, 0),
-    "WHO": (Translator._who_cmd, 1),
-    "WHOIS": (Translator._whois, 1),
+_COMMANDS: dict[str, tuple[Callable[[IrcState, Line], None], int]] = {
+    "AUTHENTICATE": (handle_authenticate, 1),
+    "AWAY": (handle_away, 0),
+    "CAP": (handle_cap, 1),
+    "CHATHISTORY": (handle_chathistory, 2),
+    "INVITE": (handle_invite, 2),
+    "ISON": (handle_ison, 1),
+    "JOIN": (handle_join, 1),
+    "KICK": (handle_kick, 2),
+    "MARKREAD": (handle_markread, 0),  # FAIL, not 461, without a target
+    "LIST": (handle_list, 0),
+    "MODE": (handle_mode, 1),
+    "MOTD": (handle_motd, 0),
+    "NAMES": (handle_names, 0),
+    "NICK": (handle_nick, 1),
+    "NOTICE": (handle_notice, 1),
+    "PART": (handle_part, 1),
+    "PASS": (handle_pass, 1),
+    "PING": (handle_ping, 1),
+    "PONG": (handle_pong, 0),
+    "PRIVMSG": (handle_privmsg, 1),
+    "QUIT": (handle_quit, 0),
+    "REDACT": (handle_redact, 2),
+    "TAGMSG": (handle_tagmsg, 1),
+    "TOPIC": (handle_topic, 1),
+    "USER": (handle_user, 4),
+    "USERHOST": (handle_userhost, 1),
+    "VERSION": (handle_version, 0),
+    "WHO": (handle_who, 1),
+    "WHOIS": (handle_whois, 1),
 }
 
 
-_EVENTS: dict[str, Callable[[Translator, Reply], None]] = {
-    "dm": Translator._on_dm,
-    "edited": Translator._on_edited,
-    "erased": Translator._on_erased,
-    "hello": Translator._on_hello,
-    "joined": Translator._on_joined,
-    "left": Translator._on_left,
-    "message": Translator._on_message,
-    "presence": Translator._on_presence,
-    "read": Translator._on_read,
-    "reaction": Translator._on_reaction,
-    "room_deleted": Translator._on_room_deleted,
-    "invited": Translator._on_invited,
-    "kicked": Translator._on_kicked,
-    "muted": Translator._on_muted,
-    "room_updated": Translator._on_room_updated,
-    "topic": Translator._on_topic,
+_EVENTS: dict[str, Callable[[IrcState, Reply], None]] = {
+    "dm": on_dm,
+    "edited": on_edited,
+    "erased": on_erased,
+    "hello": on_hello,
+    "joined": on_joined,
+    "left": on_left,
+    "message": on_message,
+    "presence": on_presence,
+    "read": on_read,
+    "reaction": on_reaction,
+    "room_deleted": on_room_deleted,
+    "invited": on_invited,
+    "kicked": on_kicked,
+    "muted": on_muted,
+    "room_updated": on_room_updated,
+    "topic": on_topic,
 }
