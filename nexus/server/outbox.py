@@ -41,7 +41,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Protocol, TypeVar, cast
 
 from nexus.server.clock import Clock, LoopClock, Timer
-from nexus.server.frames import Encoded, Format, Frame
+from nexus.server.frames import JSON_LINES, Encoded, Format, Frame
 
 log = logging.getLogger("nexus.outbox")
 
@@ -413,12 +413,20 @@ class Outbox:
                 outlet.written += cast(FrameLink, link).take(parts)
             elif len(parts) == 1:
                 part = parts[0]
-                data = form.encode(part) if type(part) is Frame else part.bytes(form)  # type: ignore[union-attr]
+                data = (
+                    # A native peer's frame is its line: no call.
+                    (part.line if form is JSON_LINES else form.encode(part))
+                    if type(part) is Frame
+                    else part.bytes(form)  # type: ignore[union-attr]
+                )
                 link.write(data)
                 outlet.written += len(data)
             else:
+                json = form is JSON_LINES
                 datas = [
-                    form.encode(part) if type(part) is Frame else part.bytes(form)  # type: ignore[union-attr]
+                    (part.line if json else form.encode(part))
+                    if type(part) is Frame
+                    else part.bytes(form)  # type: ignore[union-attr]
                     for part in parts
                 ]
                 link.writelines(datas)
