@@ -72,9 +72,9 @@ class IrcLink(TransportLink):
         out = translator.take_output()
         if out:
             self.transport.write(out)
-        asked = translator.take_requests()
-        if asked and self.connection is not None:
+        if translator.requests and self.connection is not None:
             # Asked while the outbox writes: answered once it is done.
+            asked = translator.take_requests()
             asyncio.get_running_loop().call_soon(self.connection.receive, asked)
         return len(out)
 

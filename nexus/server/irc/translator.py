@@ -82,6 +82,11 @@ from nexus.server.irc.responses import Label
 from nexus.server.irc.state import IrcState, Reply
 from nexus.server.outbox import View
 
+# What a broadcast's encodings hold for a capability set not seen yet (None
+# is made: a broadcast with no room message).
+_UNMADE = object()
+
+
 # Commands answered by the replies to their own requests alone (never by
 # requests those replies ask), so, with no earlier answer still being
 # collected, their lines go out as their replies come, with no Label.
@@ -133,14 +138,19 @@ class Translator(IrcState):
         frames = broadcast.frames
         first = view.start
         last = len(frames) if view.end is None else view.end
-        shared: _Shared | None = broadcast.encoded(self.profile, self._share)
+        # Once made, a look-up: this runs for every member of the room.
+        shared = broadcast.encodings.get(self.profile, _UNMADE)
+        if shared is _UNMADE:
+            shared = broadcast.encoded(self.profile, self._share)
         if shared is None or shared.room not in self.channels:
             for frame in frames[first:last]:  # no room message, or a room it does not show
                 self.server_event(frame.body)
             return
-        self.responses.encode_lines()
+        responses = self.responses
+        if responses.lines:
+            responses.encode_lines()
         # Its own messages and the frames that are not messages it translates itself.
-        mine = shared.by.get(self.nick.lower())
+        mine = shared.by.get(self.nick.lower()) if shared.by else None
         if mine is not None or shared.others:
             for i in sorted(i for i in (*(mine or ()), *shared.others) if first <= i < last):
                 if first < i:
