@@ -42,6 +42,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
 from nexus.server import frames, permissions
+from nexus.server.clock import Timer
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
 from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
@@ -300,7 +301,7 @@ class WsProtocol(TcpProtocol):
         self.ws = HttpProtocol(max_size=core.config.max_frame - 1)
         self.transport: asyncio.Transport | None = None
         self.link: WsLink | None = None  # once the WebSocket is open
-        self.expiry: asyncio.TimerHandle | None = None  # until the WebSocket opens
+        self.expiry: Timer | None = None  # until the WebSocket opens, on the core's clock
         self.partial: list[BytesLike] | None = None  # fragments of a text message
         self.paused = False  # the core paused reading
         self.closing = False  # the peer closed; tell the core once it reads again
@@ -321,9 +322,7 @@ class WsProtocol(TcpProtocol):
     def _open(self, transport: asyncio.Transport) -> None:
         """The peer is admitted (and its TLS up): its HTTP request comes next."""
         self.transport = transport
-        self.expiry = asyncio.get_running_loop().call_later(
-            self.core.config.login_timeout, self._expired
-        )
+        self.expiry = self.core.clock.call_later(self.core.config.login_timeout, self._expired)
         if self.early:
             early, self.early = self.early, b""
             self.data_received(early)
