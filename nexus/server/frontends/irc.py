@@ -67,7 +67,7 @@ class IrcLink(TransportLink):
                 else:
                     translator.server_view(part)  # type: ignore[arg-type]
         except Exception:
-            self._failed()
+            self.failed()
             return 0
         out = translator.take_output()
         if out:
@@ -78,7 +78,7 @@ class IrcLink(TransportLink):
             asyncio.get_running_loop().call_soon(self.connection.receive, asked)
         return len(out)
 
-    def _failed(self) -> None:
+    def failed(self) -> None:
         """The outbox is flushing every connection: a translation that fails
         must cost this one connection, not the rest of the flush."""
         session = self.connection.session if self.connection is not None else None

@@ -52,7 +52,7 @@ def handle_join(c: IrcState, line: Line) -> None:
         room = room_named(target)
         private = i < len(keys) and keys[i] == "+i"
         if room is None:
-            c._local(c._numeric("403", target[: CHANNELLEN + 8], "No such channel"))
+            c.local(c.numeric("403", target[: CHANNELLEN + 8], "No such channel"))
         elif room in c.channels and room not in c.joining:
             joined_again(c, room, private)
         else:
@@ -68,9 +68,9 @@ def joined_again(c: IrcState, room: str, private: bool) -> None:
             join_room(c, room, create=True, private=private)
             return
         if private and not c.rooms.get(room, {}).get("private"):
-            c._notice(f"#{room} already exists and is public: +i only makes a new room")
+            c.notice(f"#{room} already exists and is public: +i only makes a new room")
         c.channels[room] = rosters[room]
-        c._show_names(room)
+        c.show_names(room)
 
     members_of(c, [room], show)
 
@@ -85,38 +85,38 @@ def join_room(c: IrcState, room: str, create: bool, private: bool = False) -> No
     def joined(reply: Reply) -> None:
         c.rooms[room] = reply["room"]
         if private and not reply["room"].get("private"):
-            c._notice(f"#{room} already exists and is public: +i only makes a new room")
-        if c._replays():
+            c.notice(f"#{room} already exists and is public: +i only makes a new room")
+        if c.replays():
             if c.history_lines <= PAGE_DEFAULT:  # the join's reply holds enough
                 said.extend(reply["history"])
             else:
-                c._ask("history", lambda r: said.extend(r["messages"]), ignore,
+                c.ask("history", lambda r: said.extend(r["messages"]), ignore,
                           room=room, limit=min(c.history_lines, PAGE_MAX))  # fmt: skip
         ask_join_view(c, [room], show)
 
     def missing(reply: Reply) -> None:
         c.joining.discard(room)
         if reply["error"]["code"] == "no_such_room" and create:
-            c._ask(
+            c.ask(
                 "create",
                 lambda _: join_room(c, room, create=False, private=private),
-                lambda r: c._failed(r, "#" + room),
+                lambda r: c.failed(r, "#" + room),
                 room=room,
                 **({"private": True} if private else {}),
             )
         else:
-            c._failed(reply, "#" + room)
+            c.failed(reply, "#" + room)
 
     def show(rosters: dict[str, set[str]], markers: Markers) -> None:
         c.joining.discard(room)
         if room in c.channels:
             c.channels[room] = rosters[room]
-            c._show_names(room)
+            c.show_names(room)
         else:
             show_channel(c, room, rosters[room], markers)
-            c._show_said(room, said)
+            c.show_said(room, said)
 
-    c._ask("join", joined, missing, room=room)
+    c.ask("join", joined, missing, room=room)
 
 
 def handle_part(c: IrcState, line: Line) -> None:
@@ -125,9 +125,9 @@ def handle_part(c: IrcState, line: Line) -> None:
     for target in line.params[0].split(",")[:10]:
         room = room_named(target)
         if room is None:
-            c._local(c._numeric("403", target[:40], "No such channel"))
+            c.local(c.numeric("403", target[:40], "No such channel"))
             continue
-        leave(c, room, reason, partial(c._room_refused, target, c._sight(room)))
+        leave(c, room, reason, partial(c.room_refused, target, c.sight(room)))
 
 
 def leave(c: IrcState, room: str, reason: str | None, refused: OnReply) -> None:
@@ -137,14 +137,14 @@ def leave(c: IrcState, room: str, reason: str | None, refused: OnReply) -> None:
 
     def done(_: Reply) -> None:
         left_one(c, room)
-        if c._forget(room):
-            c.responses.emit(c._part_line(c.nick, room, reason))
+        if c.forget(room):
+            c.responses.emit(c.part_line(c.nick, room, reason))
 
     def failed(reply: Reply) -> None:
         left_one(c, room)
         refused(reply)
 
-    c._ask("leave", done, failed, room=room)
+    c.ask("leave", done, failed, room=room)
 
 
 def left_one(c: IrcState, room: str) -> None:
@@ -158,35 +158,35 @@ def handle_topic(c: IrcState, line: Line) -> None:
     target = line.params[0]
     room = room_named(target)
     if room is None:
-        c._local(c._numeric("403", target[:40], "No such channel"))
+        c.local(c.numeric("403", target[:40], "No such channel"))
     elif len(line.params) > 1:
         text = client_text(line.params[1])
-        refused = partial(c._room_refused, target, c._sight(room))
-        c._ask("topic", None, refused, room=room, topic=text)
+        refused = partial(c.room_refused, target, c.sight(room))
+        c.ask("topic", None, refused, room=room, topic=text)
     else:
 
         def show(info: Reply | None) -> None:
             if info is None:
-                c.responses.emit(c._numeric("403", target, "No such channel"))
+                c.responses.emit(c.numeric("403", target, "No such channel"))
             else:
-                c._show_topic(room, asked=True)
+                c.show_topic(room, asked=True)
 
-        c._with_room(room, show)
+        c.with_room(room, show)
 
 
 def handle_names(c: IrcState, line: Line) -> None:
     if not line.params:
-        c._local(c._numeric("366", "*", "End of /NAMES list."))
+        c.local(c.numeric("366", "*", "End of /NAMES list."))
         return
     room = room_named(line.params[0].split(",")[0])
     if room is None:
-        c._local(c._numeric("366", line.params[0][:40], "End of /NAMES list."))
+        c.local(c.numeric("366", line.params[0][:40], "End of /NAMES list."))
         return
 
     def show(rosters: dict[str, set[str]]) -> None:
         if room in c.channels:
             c.channels[room] = rosters[room]
-        c._show_names(room, rosters[room])
+        c.show_names(room, rosters[room])
 
     members_of(c, [room], show)
 
@@ -195,21 +195,21 @@ def handle_list(c: IrcState, line: Line) -> None:
     wanted = {r for t in line.params[0].split(",") if (r := room_named(t))} if line.params else None
 
     def show(reply: Reply) -> None:
-        c._got_rooms(reply)
-        c.responses.emit(c._numeric("321", "Channel", "Users  Name"))
+        c.got_rooms(reply)
+        c.responses.emit(c.numeric("321", "Channel", "Users  Name"))
         for room in reply["rooms"]:
             if wanted is None or room["name"] in wanted:
                 c.responses.emit(
-                    c._numeric(
+                    c.numeric(
                         "322",
                         "#" + room["name"],
                         str(room["members"]),  # as NAMES lists them: online or not
                         f"[+{'i' if room.get('private') else ''}nt] {room['topic']}",
                     )
                 )
-        c.responses.emit(c._numeric("323", "End of /LIST"))
+        c.responses.emit(c.numeric("323", "End of /LIST"))
 
-    c._ask("rooms", show)
+    c.ask("rooms", show)
 
 
 def handle_who(c: IrcState, line: Line) -> None:
@@ -219,9 +219,9 @@ def handle_who(c: IrcState, line: Line) -> None:
 def handle_whois(c: IrcState, line: Line) -> None:
     name = line.params[-1].split(",")[0]
     if not USERNAME_RE.fullmatch(name):
-        c._local(
-            c._numeric("401", name[:40], "No such nick/channel"),
-            c._numeric("318", name[:40], "End of /WHOIS list."),
+        c.local(
+            c.numeric("401", name[:40], "No such nick/channel"),
+            c.numeric("318", name[:40], "End of /WHOIS list."),
         )
         return
 
@@ -229,41 +229,41 @@ def handle_whois(c: IrcState, line: Line) -> None:
         # Whether they are an operator where this client is not shown is
         # in the list of rooms (kept current only for the channels shown).
         if any(room not in c.channels for room in reply["user"]["rooms"]):
-            c._ask("rooms", lambda rooms: show(reply, rooms), lambda _: show(reply, None))
+            c.ask("rooms", lambda rooms: show(reply, rooms), lambda _: show(reply, None))
         else:
             show(reply, None)
 
     def show(reply: Reply, rooms: Reply | None) -> None:
         if rooms is not None:
-            c._got_rooms(rooms)
+            c.got_rooms(rooms)
         p = reply["user"]
         nick = p["username"]
         got_profile(c, reply)
         username = c.directory.username(nick)
-        c.responses.emit(c._numeric("311", nick, username, HOST, "*", c._realname(nick)))
+        c.responses.emit(c.numeric("311", nick, username, HOST, "*", c.realname_of(nick)))
         if p["rooms"]:
             listed = [r for r in p["rooms"] if r in c.rooms]  # the ones it may see
-            shown = " ".join(("@" if c._is_op(r, nick) else "") + "#" + r for r in listed)
+            shown = " ".join(("@" if c.is_op(r, nick) else "") + "#" + r for r in listed)
             if shown:
-                c.responses.emit(c._numeric("319", nick, shown))
-        c.responses.emit(c._numeric("312", nick, c.server, "Nexus"))
+                c.responses.emit(c.numeric("319", nick, shown))
+        c.responses.emit(c.numeric("312", nick, c.server, "Nexus"))
         away = away_text(c, nick)
         if away:
-            c.responses.emit(c._numeric("301", nick, away))
+            c.responses.emit(c.numeric("301", nick, away))
         if not p["online"] and p["last_seen"]:
             seen = irc_time(p["last_seen"])
-            c.responses.emit(c._numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
+            c.responses.emit(c.numeric("320", nick, f"is offline, last seen {seen}; DMs wait"))
         if p.get("admin"):
-            c.responses.emit(c._numeric("313", nick, "is a server administrator"))
+            c.responses.emit(c.numeric("313", nick, "is a server administrator"))
         if not p.get("guest"):  # a guest has no account: no 330
-            c.responses.emit(c._numeric("330", nick, nick, "is logged in as"))
-        c.responses.emit(c._numeric("318", nick, "End of /WHOIS list."))
+            c.responses.emit(c.numeric("330", nick, nick, "is logged in as"))
+        c.responses.emit(c.numeric("318", nick, "End of /WHOIS list."))
 
     def missing(reply: Reply) -> None:
-        c.responses.emit(c._numeric("401", name, "No such nick/channel"))
-        c.responses.emit(c._numeric("318", name, "End of /WHOIS list."))
+        c.responses.emit(c.numeric("401", name, "No such nick/channel"))
+        c.responses.emit(c.numeric("318", name, "End of /WHOIS list."))
 
-    c._ask("whois", got, missing, username=name)
+    c.ask("whois", got, missing, username=name)
 
 
 def handle_mode(c: IrcState, line: Line) -> None:
@@ -271,9 +271,9 @@ def handle_mode(c: IrcState, line: Line) -> None:
     room = room_named(target)
     if room is None:
         if target.lower() != c.nick.lower():
-            c._local(c._numeric("502", "Can't change mode for other users"))
+            c.local(c.numeric("502", "Can't change mode for other users"))
         elif len(line.params) == 1:
-            c._local(c._numeric("221", "+i" if invisible(c) else "+"))
+            c.local(c.numeric("221", "+i" if invisible(c) else "+"))
         else:
             user_mode(c, line.params[1])
         return
@@ -281,33 +281,33 @@ def handle_mode(c: IrcState, line: Line) -> None:
 
         def show(info: Reply | None) -> None:
             if info is None:
-                c.responses.emit(c._numeric("403", target, "No such channel"))
+                c.responses.emit(c.numeric("403", target, "No such channel"))
             else:
                 private = "i" if info.get("private") else ""
-                c.responses.emit(c._numeric("324", target, f"+{private}nt"))
+                c.responses.emit(c.numeric("324", target, f"+{private}nt"))
 
-        c._with_room(room, show)
+        c.with_room(room, show)
         return
     changes = _mode_changes(line.params[1], line.params[2:])
     if changes and all(arg is None and mode in _LIST_MODES for _, mode, arg in changes):
         mode_list(c, target, room, changes[0][1])
         return
     asks = any((on, mode) in _MODE_COMMANDS and arg is not None for on, mode, arg in changes)
-    refused = partial(c._room_refused, target, c._sight(room) if asks else None)
+    refused = partial(c.room_refused, target, c.sight(room) if asks else None)
     for on, mode, arg in changes:
         if mode in "is":  # a private room is both: invite only and unlisted
-            c._with_room(room, partial(privacy, c, target, room, on))
+            c.with_room(room, partial(privacy, c, target, room, on))
             continue
         if mode in "nt":
-            c._with_room(room, partial(always, c, target, room, on, mode))
+            c.with_room(room, partial(always, c, target, room, on, mode))
             continue
         cmd = _MODE_COMMANDS.get((on, mode))
         if cmd is None or arg is None:
-            c._local(c._numeric("472", mode, "is not a mode this server changes"))
+            c.local(c.numeric("472", mode, "is not a mode this server changes"))
             continue
         nick = arg.split("!")[0]
         done = partial(banned, c, room, nick, on) if mode == "b" else None
-        c._ask(cmd, done, refused, room=room, username=nick)
+        c.ask(cmd, done, refused, room=room, username=nick)
 
 
 def invisible(c: IrcState) -> bool:
@@ -327,10 +327,10 @@ def user_mode(c: IrcState, modes: str) -> None:
                 changed += ("+" if on else "-") + "i"
         else:
             unknown = True
-    lines = [build(c._mask(c.nick), "MODE", c.nick, changed)] if changed else []
+    lines = [build(c.mask(c.nick), "MODE", c.nick, changed)] if changed else []
     if unknown:
-        lines.append(c._numeric("501", "Unknown MODE flag"))
-    c._local(*lines)
+        lines.append(c.numeric("501", "Unknown MODE flag"))
+    c.local(*lines)
 
 
 def privacy(c: IrcState, target: str, room: str, on: bool, info: Reply | None) -> None:
@@ -338,13 +338,13 @@ def privacy(c: IrcState, target: str, room: str, on: bool, info: Reply | None) -
     protocol has no request to change it), so an operator asking for a
     change is told so (400); setting what already holds changes nothing."""
     if info is None:
-        c.responses.emit(c._numeric("403", target, "No such channel"))
-    elif not c._is_op(room, c.nick):
-        c.responses.emit(c._numeric("482", target, "You're not channel operator"))
+        c.responses.emit(c.numeric("403", target, "No such channel"))
+    elif not c.is_op(room, c.nick):
+        c.responses.emit(c.numeric("482", target, "You're not channel operator"))
     elif bool(info.get("private")) != on:
         now = "private (+i)" if not on else "public"
         c.responses.emit(
-            c._numeric(
+            c.numeric(
                 "400",
                 "MODE",
                 f"{target} is {now}: a room's privacy is chosen when it is created"
@@ -357,12 +357,12 @@ def always(c: IrcState, target: str, room: str, on: bool, mode: str, info: Reply
     """MODE +t / +n change nothing (every channel is +nt); -t / -n are
     refused: only channel operators set a topic, and only members speak."""
     if info is None:
-        c.responses.emit(c._numeric("403", target, "No such channel"))
-    elif not c._is_op(room, c.nick):
-        c.responses.emit(c._numeric("482", target, "You're not channel operator"))
+        c.responses.emit(c.numeric("403", target, "No such channel"))
+    elif not c.is_op(room, c.nick):
+        c.responses.emit(c.numeric("482", target, "You're not channel operator"))
     elif not on:
         why = _ALWAYS[mode]
-        c.responses.emit(c._numeric("472", mode, f"is always set here: {why}"))
+        c.responses.emit(c.numeric("472", mode, f"is always set here: {why}"))
 
 
 def banned(c: IrcState, room: str, nick: str, on: bool, _: Reply) -> None:
@@ -371,7 +371,7 @@ def banned(c: IrcState, room: str, nick: str, on: bool, _: Reply) -> None:
     if on and nick in c.channels.get(room, ()):
         return
     sign = "+" if on else "-"
-    c.responses.emit(build(c._mask(c.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*"))
+    c.responses.emit(build(c.mask(c.nick), "MODE", "#" + room, sign + "b", f"{nick}!*@*"))
 
 
 def mode_list(c: IrcState, target: str, room: str, mode: str) -> None:
@@ -381,32 +381,32 @@ def mode_list(c: IrcState, target: str, room: str, mode: str) -> None:
         def bans(reply: Reply) -> None:
             for ban in reply["bans"]:
                 c.responses.emit(
-                    c._numeric("367", target, f"{ban['user']}!*@*", ban["by"], str(int(ban["ts"])))
+                    c.numeric("367", target, f"{ban['user']}!*@*", ban["by"], str(int(ban["ts"])))
                 )
-            c.responses.emit(c._numeric("368", target, "End of channel ban list"))
+            c.responses.emit(c.numeric("368", target, "End of channel ban list"))
 
         def not_shown(reply: Reply) -> None:
             if reply["error"]["code"] == "not_allowed":  # lists are the operators'
-                c.responses.emit(c._numeric("368", target, "End of channel ban list"))
+                c.responses.emit(c.numeric("368", target, "End of channel ban list"))
             else:
-                c._failed(reply, target)
+                c.failed(reply, target)
 
-        refused = partial(c._room_refused, target, c._sight(room), told=not_shown)
-        c._ask("bans", bans, refused, room=room)
+        refused = partial(c.room_refused, target, c.sight(room), told=not_shown)
+        c.ask("bans", bans, refused, room=room)
     elif mode == "q":
 
         def quiets(info: Reply | None) -> None:
             for nick in (info or {}).get("muted", ()):
-                c.responses.emit(c._numeric("728", target, "q", f"{nick}!*@*"))
-            c.responses.emit(c._numeric("729", target, "q", "End of channel quiet list"))
+                c.responses.emit(c.numeric("728", target, "q", f"{nick}!*@*"))
+            c.responses.emit(c.numeric("729", target, "q", "End of channel quiet list"))
 
-        c._with_room(room, quiets)
+        c.with_room(room, quiets)
     else:
         end = {"e": ("349", "exception"), "I": ("347", "invite")}.get(mode)
         if end is None:
-            c._local(c._numeric("472", mode, "is not a mode this server changes"))
+            c.local(c.numeric("472", mode, "is not a mode this server changes"))
         else:
-            c._local(c._numeric(end[0], target, f"End of channel {end[1]} list"))
+            c.local(c.numeric(end[0], target, f"End of channel {end[1]} list"))
 
 
 def handle_kick(c: IrcState, line: Line) -> None:
@@ -419,50 +419,50 @@ def handle_kick(c: IrcState, line: Line) -> None:
     elif len(channels) == len(nicks):
         pairs = list(zip(channels, nicks, strict=True))
     else:
-        c._local(c._numeric("461", "KICK", "Not enough parameters"))
+        c.local(c.numeric("461", "KICK", "Not enough parameters"))
         return
     sights: dict[str, Sight | None] = {}
     for target, nick in pairs:
         room = room_named(target)
         if room is None:
-            c._local(c._numeric("403", target[:40], "No such channel"))
+            c.local(c.numeric("403", target[:40], "No such channel"))
             continue
         if room not in sights:
-            sights[room] = c._sight(room)
+            sights[room] = c.sight(room)
 
         def not_theirs(reply: Reply, nick: str = nick, target: str = target) -> None:
             if reply["error"]["code"] == "not_member":
-                c.responses.emit(c._numeric("441", nick, target, "They aren't on that channel"))
+                c.responses.emit(c.numeric("441", nick, target, "They aren't on that channel"))
             else:
-                c._failed(reply, target)
+                c.failed(reply, target)
 
-        refused = partial(c._room_refused, target, sights[room], told=not_theirs)
-        c._ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
+        refused = partial(c.room_refused, target, sights[room], told=not_theirs)
+        c.ask("kick", None, refused, room=room, username=nick, reason=reason[:TOPICLEN])
 
 
 def handle_invite(c: IrcState, line: Line) -> None:
     nick, target = line.params[0], line.params[1]
     room = room_named(target)
     if room is None:
-        c._local(c._numeric("403", target[:40], "No such channel"))
+        c.local(c.numeric("403", target[:40], "No such channel"))
         return
 
     def invited(_: Reply) -> None:
         members = {n.lower() for n in c.channels.get(room, ())}
         if nick.lower() in members:  # nothing to invite them to
-            c.responses.emit(c._numeric("443", nick, target, "is already on channel"))
+            c.responses.emit(c.numeric("443", nick, target, "is already on channel"))
         else:
-            c.responses.emit(c._numeric("341", nick, target))
+            c.responses.emit(c.numeric("341", nick, target))
 
-    sight = c._sight(room)
+    sight = c.sight(room)
 
     def refused(reply: Reply) -> None:
         if reply["error"]["code"] == "no_such_user":
-            c._failed(reply, nick)
+            c.failed(reply, nick)
         else:
-            c._room_refused(target, sight, reply)
+            c.room_refused(target, sight, reply)
 
-    c._ask("invite", invited, refused, room=room, username=nick)
+    c.ask("invite", invited, refused, room=room, username=nick)
 
 
 def handle_away(c: IrcState, line: Line) -> None:
@@ -470,11 +470,11 @@ def handle_away(c: IrcState, line: Line) -> None:
 
     def done(_: Reply) -> None:
         if text:
-            c.responses.emit(c._numeric("306", "You have been marked as being away"))
+            c.responses.emit(c.numeric("306", "You have been marked as being away"))
         else:
-            c.responses.emit(c._numeric("305", "You are no longer marked as being away"))
+            c.responses.emit(c.numeric("305", "You are no longer marked as being away"))
 
-    c._ask("away", done, text=text[:TOPICLEN])
+    c.ask("away", done, text=text[:TOPICLEN])
 
 
 def handle_privmsg(c: IrcState, line: Line, notice: bool = False) -> None:
@@ -483,12 +483,12 @@ def handle_privmsg(c: IrcState, line: Line, notice: bool = False) -> None:
     NOTICE, its client-only tags) noted for the IRC clients it reaches."""
     if len(line.params) < 2 or not line.params[1]:
         if not notice:
-            c._local(c._numeric("412", "No text to send"))
+            c.local(c.numeric("412", "No text to send"))
         return
     if not line.utf8:  # UTF8ONLY: refused, never relayed mangled
         if not notice:
             why = "Message rejected: it is not valid UTF-8"
-            c._local(build(c.server, "FAIL", line.command, "INVALID_UTF8", why))
+            c.local(build(c.server, "FAIL", line.command, "INVALID_UTF8", why))
         return
     text, action = line.params[1], False
     if text.startswith("\x01"):
@@ -513,10 +513,10 @@ def send_to(
 ) -> None:
     room = room_named(target)
     if target.startswith("#") and room is None:
-        c._local(c._numeric("403", target[:40], "No such channel"))
+        c.local(c.numeric("403", target[:40], "No such channel"))
         return
     if room is None and not USERNAME_RE.fullmatch(target):
-        c._local(c._numeric("401", target[:40], "No such nick/channel"))
+        c.local(c.numeric("401", target[:40], "No such nick/channel"))
         return
     scope = room if room is not None else pair(c.nick, target)
     fields: dict[str, Any] = {"text": text}
@@ -529,7 +529,7 @@ def send_to(
     c.sent.append(sent)
     if extras is not None:
         c.directory.said(scope, c.nick, text, extras)
-    sight = c._sight(room) if room is not None else None
+    sight = c.sight(room) if room is not None else None
 
     def failed(reply: Reply) -> None:
         if sent in c.sent:
@@ -539,9 +539,9 @@ def send_to(
             if extras.notice:  # never answered with an error
                 return
         if room is not None:
-            c._room_refused(target, sight, reply, partial(cannot_send, c, target))
+            c.room_refused(target, sight, reply, partial(cannot_send, c, target))
         else:
-            c._failed(reply, target)
+            c.failed(reply, target)
 
     def done(reply: Reply) -> None:
         if sent in c.sent:  # the message never came back (not a member any more?)
@@ -554,9 +554,9 @@ def send_to(
             tell_away(c, target)
 
     if room is not None:
-        c._ask("say", done, failed, room=room, **fields)
+        c.ask("say", done, failed, room=room, **fields)
     else:
-        c._ask("dm", done, failed, to=target, **fields)
+        c.ask("dm", done, failed, to=target, **fields)
 
 
 def tell_away(c: IrcState, nick: str) -> None:
@@ -565,7 +565,7 @@ def tell_away(c: IrcState, nick: str) -> None:
     if any(nick in nicks for nicks in c.channels.values()):
         away = away_text(c, nick)
         if away:
-            c.responses.emit(c._numeric("301", nick, away))
+            c.responses.emit(c.numeric("301", nick, away))
         return
 
     def got(reply: Reply) -> None:
@@ -573,17 +573,17 @@ def tell_away(c: IrcState, nick: str) -> None:
         name = reply["user"]["username"]
         away = away_text(c, name)
         if away:
-            c.responses.emit(c._numeric("301", name, away))
+            c.responses.emit(c.numeric("301", name, away))
 
-    c._ask("whois", got, ignore, username=nick)
+    c.ask("whois", got, ignore, username=nick)
 
 
 def cannot_send(c: IrcState, target: str, reply: Reply) -> None:
     if reply["error"]["code"] in _CANNOT_SEND:
         why = f"Cannot send to channel: {reply['error']['message']}"
-        c.responses.emit(c._numeric("404", target, why))
+        c.responses.emit(c.numeric("404", target, why))
     else:
-        c._failed(reply, target)
+        c.failed(reply, target)
 
 
 def handle_notice(c: IrcState, line: Line) -> None:
@@ -595,7 +595,7 @@ def handle_tagmsg(c: IrcState, line: Line) -> None:
     emoji = line.tags.get("+draft/react") or line.tags.get("+draft/unreact")
     seq = seq_of(line.tags.get("+draft/reply"))
     if not emoji or seq is None:
-        c._local()
+        c.local()
         return
     on = "+draft/react" in line.tags
     target = line.params[0]
@@ -605,24 +605,24 @@ def handle_tagmsg(c: IrcState, line: Line) -> None:
     c.reacting.append((mine, c.responses.label))  # its echo comes back with its label
 
     def refused(reply: Reply) -> None:
-        c._unreact(mine)
+        c.unreact(mine)
         if room is not None:
-            c._room_refused(target, sight, reply, told=c._failed)
+            c.room_refused(target, sight, reply, told=c.failed)
         else:
-            c._failed(reply)
+            c.failed(reply)
 
-    sight = c._sight(room) if room is not None else None
+    sight = c.sight(room) if room is not None else None
 
     def done(_: Reply) -> None:
-        c._unreact(mine)  # answered without coming back
+        c.unreact(mine)  # answered without coming back
 
-    c._ask("react", done, refused, seq=seq, emoji=emoji, on=on, **address)
+    c.ask("react", done, refused, seq=seq, emoji=emoji, on=on, **address)
 
 
 def handle_redact(c: IrcState, line: Line) -> None:
     seq = seq_of(line.params[1])
     if seq is None:
-        c._local(
+        c.local(
             build(
                 c.server,
                 "FAIL",
@@ -637,7 +637,7 @@ def handle_redact(c: IrcState, line: Line) -> None:
     target, mid = line.params[0], line.params[1]
     address = address_of(c, target)
     room = address.get("room")
-    sight = c._sight(room) if room is not None else None
+    sight = c.sight(room) if room is not None else None
 
     def refused(reply: Reply) -> None:
         err = reply["error"]
@@ -649,7 +649,7 @@ def handle_redact(c: IrcState, line: Line) -> None:
             fail = ("UNKNOWN_MSGID", target, mid, err["message"])
         c.responses.emit(build(c.server, "FAIL", "REDACT", *fail))
 
-    c._ask("erase", None, refused, seq=seq, **address)
+    c.ask("erase", None, refused, seq=seq, **address)
 
 
 def address_of(c: IrcState, target: str) -> dict[str, str]:
@@ -664,7 +664,7 @@ def handle_chathistory(c: IrcState, line: Line) -> None:
         return
     room = room_named(target)
     if room is not None and room not in c.channels:  # a channel one is in, as IRC has it
-        c._local(history_fail(c, "INVALID_TARGET", sub[:20], target[:40], "No such channel"))
+        c.local(history_fail(c, "INVALID_TARGET", sub[:20], target[:40], "No such channel"))
         return
     args = line.params[2:]
     try:
@@ -677,11 +677,11 @@ def handle_chathistory(c: IrcState, line: Line) -> None:
         or limit < 0
         or len(refs) != (2 if sub == "BETWEEN" else 1)
     ):
-        c._local(history_fail(c, "INVALID_PARAMS", sub[:20], "Invalid parameters"))
+        c.local(history_fail(c, "INVALID_PARAMS", sub[:20], "Invalid parameters"))
         return
 
     def answer(chosen: list[Reply]) -> None:
-        c._replay(chosen, None if room is not None else target, batch_target=target)
+        c.replay(chosen, None if room is not None else target, batch_target=target)
 
     def refused(reply: Reply) -> None:
         # A room's history is refused only when there is none the account may see.
@@ -690,15 +690,15 @@ def handle_chathistory(c: IrcState, line: Line) -> None:
 
     if room is not None:
         walk = chathistory(sub, refs, limit, ROOM_HISTORY_CAP)
-        c._walk(walk, answer, refused, room=room)
+        c.walk(walk, answer, refused, room=room)
     elif USERNAME_RE.fullmatch(target):
         # Reading a DM conversation marks it read up to its newest DM (as
         # `dms` does everywhere): noted from that one DM, asked first.
-        c._ask("dms", partial(read_newest_dm, c), ignore, limit=1, **{"with": target})
+        c.ask("dms", partial(read_newest_dm, c), ignore, limit=1, **{"with": target})
         walk = chathistory(sub, refs, limit, DM_HISTORY_CAP)
-        c._walk(walk, answer, refused, **{"with": target})
+        c.walk(walk, answer, refused, **{"with": target})
     else:
-        c._local(history_fail(c, "INVALID_TARGET", sub, target[:40], "No such target"))
+        c.local(history_fail(c, "INVALID_TARGET", sub, target[:40], "No such target"))
 
 
 def history_fail(c: IrcState, code: str, *params: str) -> str:
@@ -706,7 +706,7 @@ def history_fail(c: IrcState, code: str, *params: str) -> str:
 
 
 def read_newest_dm(c: IrcState, reply: Reply) -> None:
-    c._read_all_dms(reply["messages"])
+    c.read_all_dms(reply["messages"])
 
 
 def targets(c: IrcState, args: list[str]) -> None:
@@ -720,7 +720,7 @@ def targets(c: IrcState, args: list[str]) -> None:
     except (ValueError, IndexError):
         limit = 0
     if len(bounds) != 2 or None in bounds or limit <= 0:
-        c._local(history_fail(c, "INVALID_PARAMS", "TARGETS", "Invalid parameters"))
+        c.local(history_fail(c, "INVALID_PARAMS", "TARGETS", "Invalid parameters"))
         return
     first, second = (t for t in bounds if t is not None)
     low, high = min(first, second), max(first, second)
@@ -744,17 +744,17 @@ def targets(c: IrcState, args: list[str]) -> None:
     # Each channel's newest message (erased ones skipped), and every DM
     # conversation with the time of its newest (which reads none of them).
     for room in sorted(c.channels):
-        c._walk(newest(1), partial(latest, "#" + room), ignore, room=room)
-    c._ask("conversations", partners, ignore, limit=PAGE_MAX)
-    c._local(then=answer)
+        c.walk(newest(1), partial(latest, "#" + room), ignore, room=room)
+    c.ask("conversations", partners, ignore, limit=PAGE_MAX)
+    c.local(then=answer)
 
 
 def handle_ping(c: IrcState, line: Line) -> None:
-    c._local(build(c.server, "PONG", c.server, line.params[0]))
+    c.local(build(c.server, "PONG", c.server, line.params[0]))
 
 
 def handle_pong(c: IrcState, line: Line) -> None:
-    c._local()
+    c.local()
 
 
 def handle_quit(c: IrcState, line: Line) -> None:
@@ -762,16 +762,16 @@ def handle_quit(c: IrcState, line: Line) -> None:
     if given and c.registered:
         c.directory.quitting(c.nick, given)  # the others' QUIT of a guest says it
     reason = given or "Client quit"
-    c._ask("quit", lambda _: c._error(f"Quit: {reason}"[:200]))
+    c.ask("quit", lambda _: c.error(f"Quit: {reason}"[:200]))
 
 
 def handle_motd(c: IrcState, line: Line) -> None:
-    c._local(then=partial(send_motd, c))
+    c.local(then=partial(send_motd, c))
 
 
 def handle_version(c: IrcState, line: Line) -> None:
-    c._local(
-        c._numeric("351", f"nexus-{c.version}", c.server, "IRC gateway"),
+    c.local(
+        c.numeric("351", f"nexus-{c.version}", c.server, "IRC gateway"),
         then=partial(isupport, c),
     )
 
@@ -787,11 +787,11 @@ def handle_ison(c: IrcState, line: Line) -> None:
             online[reply["user"]["username"].lower()] = reply["user"]["username"]
 
     def show() -> None:
-        c.responses.emit(c._numeric("303", " ".join(online[n] for n in asked if n in online)))
+        c.responses.emit(c.numeric("303", " ".join(online[n] for n in asked if n in online)))
 
     for nick in asked.values():
-        c._ask("whois", got, ignore, username=nick)
-    c._local(then=show)
+        c.ask("whois", got, ignore, username=nick)
+    c.local(then=show)
 
 
 def handle_userhost(c: IrcState, line: Line) -> None:
@@ -811,12 +811,12 @@ def handle_userhost(c: IrcState, line: Line) -> None:
             found[nick.lower()] = f"{nick}{oper}={here}{user}@{HOST}"
 
     def show() -> None:
-        c.responses.emit(c._numeric("302", " ".join(found[n.lower()] for n in asked
+        c.responses.emit(c.numeric("302", " ".join(found[n.lower()] for n in asked
                                                  if n.lower() in found)))  # fmt: skip
 
     for nick in asked:
-        c._ask("whois", got, ignore, username=nick)
-    c._local(then=show)
+        c.ask("whois", got, ignore, username=nick)
+    c.local(then=show)
 
 
 # Why a PRIVMSG to a channel is 404 (cannot send) rather than another refusal.

@@ -36,7 +36,7 @@ def deliver(c: IrcState, m: Reply) -> None:
             to_me = "room" not in m and m["to"].lower() == me  # to oneself: received too
             if "echo-message" not in c.caps and not to_me:
                 return
-            lines = c._message_lines(m)
+            lines = c.message_lines(m)
             if "echo-message" in c.caps:
                 outer, c.responses.label = c.responses.label, sent.label
                 for line in lines:
@@ -45,7 +45,7 @@ def deliver(c: IrcState, m: Reply) -> None:
             if to_me:
                 c.responses.lines.extend(lines)
             return
-    c.responses.lines.extend(c._message_lines(m))
+    c.responses.lines.extend(c.message_lines(m))
 
 
 def on_message(c: IrcState, event: Reply) -> None:
@@ -54,7 +54,7 @@ def on_message(c: IrcState, event: Reply) -> None:
 
 
 def on_dm(c: IrcState, event: Reply) -> None:
-    c._log_dm(event)
+    c.log_dm(event)
     deliver(c, event)
 
 
@@ -71,13 +71,13 @@ def on_joined(c: IrcState, event: Reply) -> None:
             c.people.setdefault(nick.lower(), profile)["guest"] = True
         known = any(nick in nicks for nicks in c.channels.values())
         c.channels[room].add(nick)
-        c.responses.lines.append(c._join_line(nick, room))
+        c.responses.lines.append(c.join_line(nick, room))
         if "away-notify" in c.caps:  # an away joiner is told away (as on any server)
             if known:
                 if away_text(c, nick):
                     c.responses.lines.append(away_line(c, nick))
             else:
-                c._ask("whois", partial(joined_away, c, nick), ignore, username=nick)
+                c.ask("whois", partial(joined_away, c, nick), ignore, username=nick)
 
 
 def joined_away(c: IrcState, nick: str, reply: Reply) -> None:
@@ -90,13 +90,13 @@ def on_left(c: IrcState, event: Reply) -> None:
     room, nick = event["room"], event["user"]
     reason = c.directory.part_reason(room, nick)  # an IRC client's PART said why
     if nick.lower() == c.nick.lower():
-        if room not in c.leaving and c._forget(room):  # left from another session
-            c.responses.lines.append(c._part_line(c.nick, room, reason))
+        if room not in c.leaving and c.forget(room):  # left from another session
+            c.responses.lines.append(c.part_line(c.nick, room, reason))
         return
     no_longer_moderator(c, room, nick)
     if room in c.channels and nick in c.channels[room]:
         c.channels[room].discard(nick)
-        c.responses.lines.append(c._part_line(nick, room, reason))
+        c.responses.lines.append(c.part_line(nick, room, reason))
 
 
 def on_topic(c: IrcState, event: Reply) -> None:
@@ -105,14 +105,14 @@ def on_topic(c: IrcState, event: Reply) -> None:
     if room in c.rooms:
         c.rooms[room] = {**c.rooms[room], "topic": event["topic"]}
     if room in c.channels:
-        c.responses.lines.append(build(c._mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
+        c.responses.lines.append(build(c.mask(event["by"]), "TOPIC", "#" + room, event["topic"]))
 
 
 def on_room_deleted(c: IrcState, event: Reply) -> None:
     room = event["room"]
-    if c._forget(room):
+    if c.forget(room):
         c.responses.lines.append(
-            build(c._mask(c.nick), "PART", "#" + room, f"deleted by {event['by']}")
+            build(c.mask(c.nick), "PART", "#" + room, f"deleted by {event['by']}")
         )
 
 
@@ -121,14 +121,14 @@ def on_kicked(c: IrcState, event: Reply) -> None:
     channel is forgotten (shown or not: a join may be on its way)."""
     room, nick = event["room"], event["user"]
     if room in c.channels:
-        by = c._mask(event["by"])
+        by = c.mask(event["by"])
         if event["banned"]:
             c.responses.lines.append(build(by, "MODE", "#" + room, "+b", f"{nick}!*@*"))
         c.responses.lines.append(
             build(by, "KICK", "#" + room, nick, event["reason"] or event["by"])
         )
     if nick.lower() == c.nick.lower():
-        c._forget(room)
+        c.forget(room)
     else:
         no_longer_moderator(c, room, nick)
         c.channels.get(room, set()).discard(nick)
@@ -147,7 +147,7 @@ def no_longer_moderator(c: IrcState, room: str, nick: str) -> None:
 def on_invited(c: IrcState, event: Reply) -> None:
     info = event["room"]
     c.rooms[info["name"]] = info
-    c.responses.lines.append(build(c._mask(event["by"]), "INVITE", c.nick, "#" + info["name"]))
+    c.responses.lines.append(build(c.mask(event["by"]), "INVITE", c.nick, "#" + info["name"]))
 
 
 def on_muted(c: IrcState, event: Reply) -> None:
@@ -161,7 +161,7 @@ def on_muted(c: IrcState, event: Reply) -> None:
     if room in c.channels:
         sign = "+" if event["on"] else "-"
         c.responses.lines.append(
-            build(c._mask(event["by"]), "MODE", "#" + room, sign + "q", event["user"])
+            build(c.mask(event["by"]), "MODE", "#" + room, sign + "q", event["user"])
         )
 
 
@@ -174,7 +174,7 @@ def on_room_updated(c: IrcState, event: Reply) -> None:
     c.rooms[room] = info
     if room not in c.channels:
         return
-    by = c._mask(event["by"])
+    by = c.mask(event["by"])
     for key in sorted(after.keys() - before.keys()):
         c.responses.lines.append(build(by, "MODE", "#" + room, "+o", after[key]))
     for key in sorted(before.keys() - after.keys()):
@@ -200,11 +200,11 @@ def on_edited(c: IrcState, event: Reply) -> None:
     target = where[0] if "room" in m or m["from"].lower() != c.nick.lower() else m["to"]
     if "room" not in m and m["from"].lower() != c.nick.lower():
         target = c.nick
-    tags = c._tags(m.get("edited"), m["from"])
+    tags = c.tags(m.get("edited"), m["from"])
     if "message-tags" in c.caps:
         tags["+draft/reply"] = msgid(where[1], m["seq"])
     for piece in split_text("(edited) " + m["text"], 400):
-        c.responses.lines.append(build(c._mask(m["from"]), "NOTICE", target, piece, tags=tags))
+        c.responses.lines.append(build(c.mask(m["from"]), "NOTICE", target, piece, tags=tags))
 
 
 def on_erased(c: IrcState, event: Reply) -> None:
@@ -219,7 +219,7 @@ def on_erased(c: IrcState, event: Reply) -> None:
             if "room" in m
             else (m["to"] if m["from"].lower() == c.nick.lower() else c.nick)
         )
-        c.responses.lines.append(build(c._mask(m["from"]), "REDACT", target, mid))
+        c.responses.lines.append(build(c.mask(m["from"]), "REDACT", target, mid))
     else:
         target = where[0] if "room" in m else c.nick
         c.responses.lines.append(
@@ -237,20 +237,20 @@ def on_reaction(c: IrcState, event: Reply) -> None:
     target = c.nick if own_dm else where[0]
     label = c.responses.label  # none: an event's lines are told as they come
     if who.lower() == c.nick.lower():  # its own TAGMSG: echoed with its label
-        mine = c._unreact((where[1], m["seq"], event["emoji"], event["on"]))
+        mine = c.unreact((where[1], m["seq"], event["emoji"], event["on"]))
         if mine is not None:
             if "echo-message" not in c.caps:
                 return
             label = mine[1]
     if "message-tags" in c.caps:
-        tags = c._tags(None, who)
+        tags = c.tags(None, who)
         tags["+draft/react" if event["on"] else "+draft/unreact"] = event["emoji"]
         tags["+draft/reply"] = msgid(where[1], m["seq"])
         outer, c.responses.label = c.responses.label, label
-        c.responses.emit(build(c._mask(who), "TAGMSG", target, tags=tags))
+        c.responses.emit(build(c.mask(who), "TAGMSG", target, tags=tags))
         c.responses.label = outer
         return
     quoted = m["text"] if len(m["text"]) <= 60 else m["text"][:57] + "..."
     verb = "reacted" if event["on"] else "took back"
     text = f"{verb} {event['emoji']} to {m['from']}: {quoted}"
-    c.responses.lines.append(build(c._mask(who), "NOTICE", target, text))
+    c.responses.lines.append(build(c.mask(who), "NOTICE", target, text))

@@ -24,4 +24,4 @@ def on_presence(c: IrcState, event: Reply) -> None:
     if shown:
         reason = c.directory.quit_reason(nick)  # its QUIT said why
         why = f"Quit: {reason}" if reason else "Quit: guest left"
-        c.responses.lines.append(build(c._mask(nick), "QUIT", why))
+        c.responses.lines.append(build(c.mask(nick), "QUIT", why))

@@ -65,40 +65,40 @@ def room_marker(c: IrcState, room: str, then: Callable[[float | None], None]) ->
 
     def at(reply: Reply) -> None:
         walk = read_up_to(reply["seq"], c.nick.lower(), ROOM_HISTORY_CAP)
-        c._walk(walk, then, lambda _: then(None), room=room)
+        c.walk(walk, then, lambda _: then(None), room=room)
 
-    c._ask("read", at, lambda _: then(None), room=room, seq=0)
+    c.ask("read", at, lambda _: then(None), room=room, seq=0)
 
 
 def show_channel(c: IrcState, room: str, members: set[str], markers: Markers) -> None:
     """The client's own JOIN of `room`: the line, the topic, the read
     marker (`draft/read-marker`, before the end of NAMES) and NAMES."""
     c.channels[room] = set(members) | {c.nick}
-    c.responses.emit(c._join_line(c.nick, room))
-    c._show_topic(room)
+    c.responses.emit(c.join_line(c.nick, room))
+    c.show_topic(room)
     if CAP in c.caps:
         c.responses.emit(build(c.server, "MARKREAD", "#" + room, marker_text(markers.get(room))))
-    c._show_names(room)
+    c.show_names(room)
 
 
 def handle_markread(c: IrcState, line: Line) -> None:
     """MARKREAD <target> [timestamp=...]: sets or asks the account's marker."""
     if not line.params:
-        c._local(fail_line(c, "NEED_MORE_PARAMS", "Missing parameters"))
+        c.local(fail_line(c, "NEED_MORE_PARAMS", "Missing parameters"))
         return
     target = line.params[0]
     room = room_named(target)
     if room is None and not USERNAME_RE.fullmatch(target):
-        c._local(fail_line(c, "INVALID_PARAMS", target[:40], "Invalid target"))
+        c.local(fail_line(c, "INVALID_PARAMS", target[:40], "Invalid target"))
         return
     until = None
     if len(line.params) > 1:
         until = parse_ms(line.params[1].removeprefix("timestamp="))
         if until is None:
-            c._local(fail_line(c, "INVALID_PARAMS", line.params[1][:40], "Invalid timestamp"))
+            c.local(fail_line(c, "INVALID_PARAMS", line.params[1][:40], "Invalid timestamp"))
             return
     if room is not None and room not in c.channels:
-        c._local(fail_line(c, "INVALID_PARAMS", target[:40], "You're not on that channel"))
+        c.local(fail_line(c, "INVALID_PARAMS", target[:40], "You're not on that channel"))
     elif room is not None:
         room_markread(c, room, "#" + room, until)  # named as the channel is shown
     else:
@@ -132,31 +132,31 @@ def room_markread(c: IrcState, room: str, target: str, until: int | None) -> Non
             if answer["seq"] == message["seq"]:
                 tell(message["ts"])
             else:  # it was further on already
-                c._walk(message_at(answer["seq"]), told, failed, room=room)
+                c.walk(message_at(answer["seq"]), told, failed, room=room)
 
-        c._ask("read", moved, failed, room=room, seq=message["seq"])
+        c.ask("read", moved, failed, room=room, seq=message["seq"])
 
     if until is None:
         room_marker(c, room, tell)
     else:
-        c._walk(said_by(until, ROOM_HISTORY_CAP), chosen, failed, room=room)
+        c.walk(said_by(until, ROOM_HISTORY_CAP), chosen, failed, room=room)
 
 
 def dm_markread(c: IrcState, target: str, until: int | None) -> None:
     log = c.dm_logs.get(target.lower())
     if until is None or log is None:
-        c._local(markread_line(c, target, dm_read_ts(log)))
+        c.local(markread_line(c, target, dm_read_ts(log)))
         return
     seqs = [seq for seq, ts in log.times.items() if ms(ts) <= until]
     if not seqs:
-        c._local(markread_line(c, target, dm_read_ts(log)))
+        c.local(markread_line(c, target, dm_read_ts(log)))
         return
 
     def tell(answer: Reply) -> None:
         log.read = max(log.read or 0, answer["seq"])
         c.responses.emit(markread_line(c, target, dm_read_ts(log)))
 
-    c._ask(
+    c.ask(
         "read",
         tell,
         lambda r: c.responses.emit(fail_line(c, "INTERNAL_ERROR", target, r["error"]["message"])),
@@ -187,7 +187,7 @@ def on_read(c: IrcState, event: Reply) -> None:
             messages = reply["messages"]
             c.responses.emit(markread_line(c, "#" + room, messages[-1]["ts"] if messages else None))
 
-        c._ask(
+        c.ask(
             "history",
             tell,
             ignore,

@@ -54,8 +54,8 @@ def members_of(c: IrcState, rooms: list[str], then: Callable[[Rosters], None]) -
         forget_people(c)
 
     for room in rooms:
-        c._ask("members", partial(got, room), ignore, room=room)
-    c._local(then=finish)
+        c.ask("members", partial(got, room), ignore, room=room)
+    c.local(then=finish)
 
 
 def got_member(c: IrcState, member: Reply) -> None:
@@ -108,7 +108,7 @@ def away_line(c: IrcState, nick: str) -> str:
     """The `away-notify` line telling where `nick` is now."""
     text = away_text(c, nick)
     params = (text,) if text else ()
-    return build(c._mask(nick), "AWAY", *params, tags=c._tags(account=c._account(nick)))
+    return build(c.mask(nick), "AWAY", *params, tags=c.tags(account=c.account_of(nick)))
 
 
 def who_flags(c: IrcState, nick: str, room: str | None) -> str:
@@ -116,7 +116,7 @@ def who_flags(c: IrcState, nick: str, room: str | None) -> str:
     flags = "G" if away_text(c, nick) else "H"
     if nick.lower() in c.admins:
         flags += "*"
-    if room is not None and c._is_op(room, nick):
+    if room is not None and c.is_op(room, nick):
         flags += "@"
     return flags
 
@@ -129,7 +129,7 @@ def who_reply(c: IrcState, line_params: list[str]) -> None:
     room = room_named(mask)
 
     def end() -> None:
-        c.responses.emit(c._numeric("315", mask[:40], "End of /WHO list."))
+        c.responses.emit(c.numeric("315", mask[:40], "End of /WHO list."))
 
     def by_room(rosters: Rosters) -> None:
         assert room is not None
@@ -160,22 +160,22 @@ def who_reply(c: IrcState, line_params: list[str]) -> None:
     if room is not None:
         members_of(c, [room], by_room)
     elif USERNAME_RE.fullmatch(mask):
-        c._ask("whois", by_nick, lambda _: end(), username=mask)
+        c.ask("whois", by_nick, lambda _: end(), username=mask)
     elif mask == "0" or "*" in mask or "?" in mask:
-        c._ask("online", by_mask, lambda _: end())
+        c.ask("online", by_mask, lambda _: end())
     else:
-        c._local(then=end)
+        c.local(then=end)
 
 
 def who_row(c: IrcState, nick: str, room: str | None, whox: tuple[str, str] | None) -> str:
-    realname = c._realname(nick)
+    realname = c.realname_of(nick)
     username = c.directory.username(nick)
     channel = "#" + room if room is not None else "*"
     flags = who_flags(c, nick, room)
     server = c.server
     if whox is None:
         row = (channel, username, HOST, server, nick, flags, f"0 {realname}")
-        return c._numeric("352", *row)
+        return c.numeric("352", *row)
     fields, token = whox
     values = {
         "t": token,
@@ -188,11 +188,11 @@ def who_row(c: IrcState, nick: str, room: str | None, whox: tuple[str, str] | No
         "f": flags,
         "d": "0",
         "l": "0",
-        "a": c._account(nick) or "0",
+        "a": c.account_of(nick) or "0",
         "o": "n/a",
         "r": realname,
     }
-    return c._numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))
+    return c.numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))
 
 
 def came_online(c: IrcState, reply: Reply) -> None:
@@ -206,7 +206,7 @@ def came_online(c: IrcState, reply: Reply) -> None:
     for room in profile["rooms"]:
         if room in c.channels and nick not in c.channels[room]:
             c.channels[room].add(nick)
-            c.responses.emit(c._join_line(nick, room))
+            c.responses.emit(c.join_line(nick, room))
             joined = True
     if joined and profile.get("away") and "away-notify" in c.caps:
         c.responses.emit(away_line(c, nick))
@@ -221,7 +221,7 @@ def member_presence(c: IrcState, event: Reply) -> None:
         return
     if not any(nick in nicks for nicks in c.channels.values()):
         if event["online"]:
-            c._ask("whois", partial(came_online, c), ignore, username=nick)
+            c.ask("whois", partial(came_online, c), ignore, username=nick)
         return
     before = away_text(c, nick)
     profile = c.people.get(key)

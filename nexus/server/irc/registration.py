@@ -53,9 +53,9 @@ def handle_cap(c: IrcState, line: Line) -> None:
             offered = [f"{k}={v}" if v else k for k, v in CAPS.items()]
         else:
             offered = list(CAPS)
-        c._local(build(c.server, "CAP", c.nick, "LS", " ".join(offered)))
+        c.local(build(c.server, "CAP", c.nick, "LS", " ".join(offered)))
     elif sub == "LIST":
-        c._local(build(c.server, "CAP", c.nick, "LIST", " ".join(sorted(c.caps))))
+        c.local(build(c.server, "CAP", c.nick, "LIST", " ".join(sorted(c.caps))))
     elif sub == "REQ":
         if not c.registered:
             c.negotiating = True
@@ -75,11 +75,11 @@ def handle_cap(c: IrcState, line: Line) -> None:
             reply = "ACK"
         else:
             reply = "NAK"
-        c._local(build(c.server, "CAP", c.nick, reply, " ".join(wanted)))
+        c.local(build(c.server, "CAP", c.nick, reply, " ".join(wanted)))
     elif sub == "END":
-        c._local(then=partial(cap_end, c))
+        c.local(then=partial(cap_end, c))
     else:
-        c._local(c._numeric("410", sub[:20], "Invalid CAP command"))
+        c.local(c.numeric("410", sub[:20], "Invalid CAP command"))
 
 
 def cap_end(c: IrcState) -> None:
@@ -92,23 +92,23 @@ def cap_end(c: IrcState) -> None:
 def handle_authenticate(c: IrcState, line: Line) -> None:
     arg = line.params[0]
     if c.registered:  # a session's account is chosen at login, for its whole life
-        c._local(c._numeric("462", "You may not reregister: log in again as another"))
+        c.local(c.numeric("462", "You may not reregister: log in again as another"))
     elif c.account is not None:
-        c._local(c._numeric("907", "You have already authenticated"))
+        c.local(c.numeric("907", "You have already authenticated"))
     elif len(arg.encode()) > _SASL_CHUNK:
         c.sasl, c.sasl_data = None, ""
-        c._local(c._numeric("905", "SASL message too long"))
+        c.local(c.numeric("905", "SASL message too long"))
     elif arg == "*":
         c.sasl, c.sasl_data = None, ""
-        c._local(c._numeric("906", "SASL authentication aborted"))
+        c.local(c.numeric("906", "SASL authentication aborted"))
     elif c.sasl is None:
         if arg.upper() == "PLAIN":
             c.sasl = "PLAIN"
-            c._local(build(None, "AUTHENTICATE", "+"))
+            c.local(build(None, "AUTHENTICATE", "+"))
         else:
-            c._local(
-                c._numeric("908", "PLAIN", "are available SASL mechanisms"),
-                c._numeric("904", "SASL authentication failed"),
+            c.local(
+                c.numeric("908", "PLAIN", "are available SASL mechanisms"),
+                c.numeric("904", "SASL authentication failed"),
             )
     elif arg != "+" and len(arg) == _SASL_CHUNK and len(c.sasl_data) < 1600:
         c.sasl_data += arg  # more chunks follow
@@ -119,26 +119,26 @@ def handle_authenticate(c: IrcState, line: Line) -> None:
 
 
 def sasl_plain(c: IrcState, data: str) -> None:
-    failed = c._numeric("904", "SASL authentication failed")
+    failed = c.numeric("904", "SASL authentication failed")
     try:
         _authzid, account, password = base64.b64decode(data, validate=True).split(b"\0")
         credentials = (account.decode(), password.decode())
     except (binascii.Error, ValueError):
-        c._local(failed)
+        c.local(failed)
         return
 
     def welcome(reply: Reply) -> None:
         logged_in(c, reply)
         name = c.account or "*"
-        c.responses.emit(c._numeric("900", c._mask(name), name, f"You are now logged in as {name}"))
-        c.responses.emit(c._numeric("903", "SASL authentication successful"))
+        c.responses.emit(c.numeric("900", c.mask(name), name, f"You are now logged in as {name}"))
+        c.responses.emit(c.numeric("903", "SASL authentication successful"))
 
     def refused(reply: Reply) -> None:
         c.responses.emit(
-            c._numeric("904", f"SASL authentication failed: {reply['error']['message']}")
+            c.numeric("904", f"SASL authentication failed: {reply['error']['message']}")
         )
 
-    c._ask("login", welcome, refused, username=credentials[0], password=credentials[1])
+    c.ask("login", welcome, refused, username=credentials[0], password=credentials[1])
 
 
 def logged_in(c: IrcState, reply: Reply) -> None:
@@ -150,7 +150,7 @@ def logged_in(c: IrcState, reply: Reply) -> None:
 
 def handle_pass(c: IrcState, line: Line) -> None:
     if c.registered:
-        c._local(c._numeric("462", "You may not reregister"))
+        c.local(c.numeric("462", "You may not reregister"))
         return
     account, sep, password = line.params[0].partition(":")
     c.password = (
@@ -161,7 +161,7 @@ def handle_pass(c: IrcState, line: Line) -> None:
             line.params[0],
         )
     )
-    c._local()
+    c.local()
 
 
 def handle_nick(c: IrcState, line: Line) -> None:
@@ -169,10 +169,10 @@ def handle_nick(c: IrcState, line: Line) -> None:
     if c.registered:
         nick_change(c, nick)
     elif not _NICK_RE.fullmatch(nick):
-        c._local(build(c.server, "432", c.nick, nick[:40], "Erroneous nickname"))
+        c.local(build(c.server, "432", c.nick, nick[:40], "Erroneous nickname"))
     else:
         c.nick = nick
-        c._local(then=partial(maybe_register, c))
+        c.local(then=partial(maybe_register, c))
 
 
 def nick_change(c: IrcState, nick: str) -> None:
@@ -180,38 +180,38 @@ def nick_change(c: IrcState, nick: str) -> None:
     it never changes: a nick someone else has is 433 as on any server,
     any other 447; the nick one has, as spelt, changes nothing."""
     if nick == c.nick:
-        c._local()
+        c.local()
     elif nick.lower() == c.nick.lower():
         why = f"Cannot change nickname: a nick is its account's name, spelt {c.nick}"
-        c._local(c._numeric("447", why))
+        c.local(c.numeric("447", why))
     elif not USERNAME_RE.fullmatch(nick):
-        c._local(c._numeric("432", nick[:40], "Erroneous nickname"))
+        c.local(c.numeric("432", nick[:40], "Erroneous nickname"))
     else:
 
         def taken(reply: Reply) -> None:
             name = reply["user"]["username"]
-            c.responses.emit(c._numeric("433", name, "Nickname is already in use"))
+            c.responses.emit(c.numeric("433", name, "Nickname is already in use"))
 
         def free(_: Reply) -> None:
             why = "Cannot change nickname: a nick is its account's name"
-            c.responses.emit(c._numeric("447", why))
+            c.responses.emit(c.numeric("447", why))
 
-        c._ask("whois", taken, free, username=nick)
+        c.ask("whois", taken, free, username=nick)
 
 
 def handle_user(c: IrcState, line: Line) -> None:
     if c.registered:
-        c._local(c._numeric("462", "You may not reregister"))
+        c.local(c.numeric("462", "You may not reregister"))
         return
     username, realname = line.params[0], line.params[3]
     if not username or not realname:
-        c._local(c._numeric("461", "USER", "Not enough parameters"))
+        c.local(c.numeric("461", "USER", "Not enough parameters"))
         return
     kept = _USERNAME_DROP_RE.sub("", username)
     c.username = ("~" + kept)[:USERLEN] if kept else ""
     c.realname = realname[:SHORT_TEXT_MAX]
     c.user_given = True
-    c._local(then=partial(maybe_register, c))
+    c.local(then=partial(maybe_register, c))
 
 
 def maybe_register(c: IrcState) -> None:
@@ -240,15 +240,15 @@ def maybe_register(c: IrcState) -> None:
 
         def refused(reply: Reply) -> None:
             c.logging_in = False
-            c.responses.emit(c._numeric("464", f"Password incorrect: {reply['error']['message']}"))
+            c.responses.emit(c.numeric("464", f"Password incorrect: {reply['error']['message']}"))
             quit_now(c, "bad password")
 
-        c._ask("login", welcome, refused, username=account or c.nick, password=password)
+        c.ask("login", welcome, refused, username=account or c.nick, password=password)
     elif c.guests:
         guest_login(c)
     else:
         c.responses.emit(build(c.server, "NOTICE", c.nick, _LOGIN_HELP))
-        c.responses.emit(c._numeric("464", "Password required: " + _LOGIN_HELP))
+        c.responses.emit(c.numeric("464", "Password required: " + _LOGIN_HELP))
         quit_now(c, "authentication required")
 
 
@@ -264,7 +264,7 @@ def guest_login(c: IrcState) -> None:
         c.guest = True
         logged_in(c, reply)
         _welcome(c)
-        c._notice(_GUEST_NOTE.format(nick=c.nick))
+        c.notice(_GUEST_NOTE.format(nick=c.nick))
 
     def refused(reply: Reply) -> None:
         c.logging_in = False
@@ -272,20 +272,20 @@ def guest_login(c: IrcState) -> None:
         err = reply["error"]
         if err["code"] == "username_taken":
             why = f"{nick} is an account: log in with SASL PLAIN, or PASS {nick}:<password>"
-            c.responses.emit(c._numeric("433", nick, f"Nickname is already in use: {why}"))
+            c.responses.emit(c.numeric("433", nick, f"Nickname is already in use: {why}"))
         elif err["code"] == "nick_in_use":
-            c.responses.emit(c._numeric("433", nick, "Nickname is already in use"))
+            c.responses.emit(c.numeric("433", nick, "Nickname is already in use"))
         elif err["code"] == "invalid_username":
-            c.responses.emit(c._numeric("432", nick, f"Erroneous nickname: {err['message']}"))
+            c.responses.emit(c.numeric("432", nick, f"Erroneous nickname: {err['message']}"))
         else:
-            c._failed(reply)
+            c.failed(reply)
 
-    c._ask("guest", welcome, refused, username=nick)
+    c.ask("guest", welcome, refused, username=nick)
 
 
 def quit_now(c: IrcState, why: str) -> None:
     c.closing = True  # nothing more is asked for this connection
-    c._ask("quit", lambda _: c._error(why), lambda _: c._error(why))
+    c.ask("quit", lambda _: c.error(why), lambda _: c.error(why))
 
 
 def _welcome(c: IrcState) -> None:
@@ -295,9 +295,9 @@ def _welcome(c: IrcState) -> None:
     c.registration = c.directory.register(nick, c.username or user_part(nick), c.realname)
     server = c.server
     for line in (
-        c._numeric("001", f"Welcome to the Nexus IRC gateway, {c._mask(nick)}"),
-        c._numeric("002", f"Your host is {server}, running version nexus-{c.version}"),
-        c._numeric("003", "This server speaks for a Nexus chat server"),
+        c.numeric("001", f"Welcome to the Nexus IRC gateway, {c.mask(nick)}"),
+        c.numeric("002", f"Your host is {server}, running version nexus-{c.version}"),
+        c.numeric("003", "This server speaks for a Nexus chat server"),
         build(server, "004", nick, server, f"nexus-{c.version}", "i", "ont"),
     ):
         c.responses.emit(line)
@@ -309,12 +309,12 @@ def _welcome(c: IrcState) -> None:
     # What follows is no answer to the line that completed registration:
     # told as it comes, it holds back neither that answer nor later ones.
     outer, c.responses.label = c.responses.label, None
-    c._ask("rooms", c._got_rooms)
+    c.ask("rooms", c.got_rooms)
     burst(c)
     for name, count in sorted(c.unread_dms.items()):
-        c._ask(
+        c.ask(
             "dms",
-            partial(c._replay_dms, name),
+            partial(c.replay_dms, name),
             ignore,
             limit=min(count, DM_HISTORY_CAP),
             **{"with": name},
@@ -326,35 +326,35 @@ def isupport(c: IrcState) -> None:
     tokens = list(ISUPPORT)
     while tokens:
         chunk, tokens = tokens[:12], tokens[12:]
-        c.responses.emit(c._numeric("005", *chunk, "are supported by this server"))
+        c.responses.emit(c.numeric("005", *chunk, "are supported by this server"))
 
 
 def send_motd(c: IrcState) -> None:
     if not c.motd.strip():
-        c.responses.emit(c._numeric("422", "MOTD File is missing"))
+        c.responses.emit(c.numeric("422", "MOTD File is missing"))
         return
-    c.responses.emit(c._numeric("375", f"- {c.server} Message of the day -"))
+    c.responses.emit(c.numeric("375", f"- {c.server} Message of the day -"))
     for piece in split_text(c.motd, 400):
-        c.responses.emit(c._numeric("372", f"- {piece}"))
-    c.responses.emit(c._numeric("376", "End of /MOTD command."))
+        c.responses.emit(c.numeric("372", f"- {piece}"))
+    c.responses.emit(c.numeric("376", "End of /MOTD command."))
 
 
 def burst(c: IrcState) -> None:
     """After the welcome: the rooms the account is a member of, as joined channels."""
     rooms = list(c.member_rooms)
     said: dict[str, list[Reply]] = {}  # their latest lines, for a client shown them
-    if c._replays():
+    if c.replays():
         for room in rooms:
 
             def got(reply: Reply, room: str = room) -> None:
                 said[room] = reply["messages"]
 
             limit = min(c.history_lines, PAGE_MAX)
-            c._ask("history", got, ignore, room=room, limit=limit)
+            c.ask("history", got, ignore, room=room, limit=limit)
 
     def show(rosters: dict[str, set[str]], markers: Markers) -> None:
         for room in rooms:
             show_channel(c, room, rosters[room], markers)
-            c._show_said(room, said.get(room, []))
+            c.show_said(room, said.get(room, []))
 
     ask_join_view(c, rooms, show)

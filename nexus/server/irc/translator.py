@@ -181,7 +181,7 @@ class Translator(IrcState):
                 and obj["room"] == (room or obj["room"])
             ):
                 room = obj["room"]
-                data = ("\r\n".join(self._message_lines(obj)) + "\r\n").encode()
+                data = ("\r\n".join(self.message_lines(obj)) + "\r\n").encode()
                 lines.append(data)
                 line_end += len(data)
                 by.setdefault(obj["from"].lower(), []).append(i)
@@ -197,7 +197,7 @@ class Translator(IrcState):
         line = parse(raw)
         if line is None:
             if not self.registered:
-                self._local()  # blank lines are free only once logged in, as frames are
+                self.local()  # blank lines are free only once logged in, as frames are
             return
         tag = line.tags.get("label") if "labeled-response" in self.caps else None
         if tag or self.responses.answering or line.command not in _ANSWERED_AT_ONCE:
@@ -207,17 +207,17 @@ class Translator(IrcState):
         asked = len(self.requests)
         handler = _COMMANDS.get(line.command)
         if handler is None:
-            self._local(self._numeric("421", line.command[:32], "Unknown command"))
+            self.local(self.numeric("421", line.command[:32], "Unknown command"))
         elif not self.registered and line.command not in _BEFORE_WELCOME:
-            self._local(self._numeric("451", "You have not registered"))
+            self.local(self.numeric("451", "You have not registered"))
         elif line.tags_size > CLIENT_TAGS_MAX:  # never relayed, whatever it asks
-            self._local(self._numeric("417", "Input line was too long"))
+            self.local(self.numeric("417", "Input line was too long"))
         elif len(line.params) < handler[1]:
-            self._local(self._numeric("461", line.command, "Not enough parameters"))
+            self.local(self.numeric("461", line.command, "Not enough parameters"))
         else:
             handler[0](self, line)
         if len(self.requests) == asked:
-            self._local()  # every line is a frame the core counts and orders
+            self.local()  # every line is a frame the core counts and orders
         if label is not None:
             self.responses.answering.append(label)
         self.responses.label = None
@@ -233,7 +233,7 @@ class Translator(IrcState):
         pending = self.pending.pop(obj["id"], None) if "id" in obj else None
         if pending is None:
             if obj.get("ok") is False:  # a refusal outside any request: the end
-                self._error(obj["error"]["message"])
+                self.error(obj["error"]["message"])
             return
         outer, self.responses.label = self.responses.label, pending.label
         try:
@@ -243,7 +243,7 @@ class Translator(IrcState):
             elif pending.on_error is not None:
                 pending.on_error(obj)
             else:
-                self._failed(obj)
+                self.failed(obj)
             if pending.label is not None:
                 self.responses.answered(pending.label)
         finally:
