@@ -24,9 +24,9 @@ class Frame:
 
     __slots__ = ("body", "line")
 
-    def __init__(self, body: Mapping[str, Any], line: bytes | None = None) -> None:
+    def __init__(self, body: Mapping[str, Any]) -> None:
         self.body = body
-        self.line = encode(body) if line is None else line
+        self.line = encode(body)
 
     def __repr__(self) -> str:
         return f"<Frame {self.line[:60]!r}>"

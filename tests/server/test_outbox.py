@@ -50,7 +50,9 @@ class Wire:
 
 def F(line: bytes) -> Frame:
     """A frame whose line is `line` (the outbox reads nothing else of it)."""
-    return Frame({}, line)
+    frame = Frame({})
+    frame.line = line
+    return frame
 
 
 def make_outbox(
