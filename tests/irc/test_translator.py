@@ -446,3 +446,20 @@ def test_a_room_write_reads_the_same_whole_or_in_slices(
         # Others' messages only: the lines every such member takes, made once.
         if all(f["event"] == "message" and f["from"] != name for f in frames):
             assert written is broadcast.encodings[whole_write.profile].lines
+
+
+def test_a_broadcast_keeps_one_translation_per_capability_set() -> None:
+    """Members with the same capabilities share one translation of a room's
+    broadcast, kept by the broadcast; members with others get their own."""
+    broadcast = Broadcast(0)
+    said = {"event": "message", "room": "general", "from": "cid", "text": "hi", "ts": 1.5}
+    broadcast.frames = [Frame({**said, "seq": 1}), Frame({**said, "seq": 2})]
+    plain = [registered(b"", name) for name in ("ana", "bob")]
+    tagged = [registered(b"server-time message-tags", name) for name in ("dan", "eve")]
+    written = []
+    for t in [*plain, *tagged]:
+        t.server_view(View(broadcast, 0))
+        written.append(t.take_output())
+    assert len(broadcast.encodings) == 2
+    assert written[0] is written[1] and written[2] is written[3]  # the same bytes, not copies
+    assert written[0].startswith(b":cid!") and written[2].startswith(b"@time=")

@@ -9,7 +9,7 @@ import pytest
 
 from nexus.server import outbox as outbox_module
 from nexus.server.clock import Clock
-from nexus.server.frames import JSON_LINES, Frame
+from nexus.server.frames import JSON_LINES, Format, Frame
 from nexus.server.model import Room
 from nexus.server.outbox import Outbox, Outlet
 from tests.clock import ManualClock
@@ -321,3 +321,36 @@ async def test_an_outlet_that_quit_still_closes_after_a_refused_write():
     await settle()
     assert received(alice) == b'{"id":1,"ok":true}\n'
     assert wire(alice).closed
+
+
+class Counted(Format):
+    """A format that counts the frames it encodes."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, frame: Frame) -> bytes:
+        self.encoded += 1
+        return b"<" + frame.line[:-1] + b">"
+
+
+async def test_a_broadcast_is_encoded_once_per_format_whatever_its_members():
+    """Members of two formats share one encoding each: a room's frames are
+    encoded once for all members of a format, and a member's own frame
+    between them in its own format, in the order queued."""
+    outbox = make_outbox()
+    room = Room("tech", "", None, True, 0.0)
+    counted = Counted()
+    natives = [outlet(f"n{i}") for i in range(3)]
+    others = [outlet(f"o{i}") for i in range(3)]
+    for o in others:
+        wire(o).format = counted
+    members = [*natives, *others]
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter(members))
+    outbox.send(others[0], F(b"own\n"))
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter(members))
+    await settle()
+    assert all(received(n) == b"m1\nm2\n" for n in natives)
+    assert received(others[0]) == b"<m1><own><m2>"
+    assert received(others[1]) == received(others[2]) == b"<m1><m2>"
+    assert counted.encoded == 3  # m1 and m2 once for all three, and its own frame
