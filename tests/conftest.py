@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from nexus.server.auth import FAST
+from nexus.server.clock import Clock
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection
 from nexus.server.server import NexusServer
@@ -134,10 +135,12 @@ async def start_server(tmp_path: Path, engine: str) -> AsyncIterator[StartServer
     """Starts servers (optionally with settings) and stops them after the test."""
     running: list[Running] = []
 
-    async def start(data: Path | None = None, **overrides: Any) -> Running:
+    async def start(
+        data: Path | None = None, clock: Clock | None = None, **overrides: Any
+    ) -> Running:
         overrides.setdefault("store", engine)
         config = test_config(data or data_file(tmp_path, engine), **overrides)
-        server = Running(await NexusServer.start(config))
+        server = Running(await NexusServer.start(config, clock))
         running.append(server)
         return server
 

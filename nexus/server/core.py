@@ -1,6 +1,6 @@
 """The connection core: every rule of a connection's life, whatever carries its bytes.
 
-A front end (TCP today; WebSocket and IRC use the same core) does only the
+A front end (TCP, WebSocket and IRC use the same core) does only the
 byte-level glue: it asks `Core.admit()` before spending anything on a new
 peer, opens a `Connection` with a `Link` to write through, feeds it whole
 frames, and tells it when the peer stops reading, reads again or is gone.
@@ -14,14 +14,18 @@ Everything else is decided here, once:
   request order and a peer cannot pile frames up;
 - backpressure on the asker: answering pauses while the peer's own replies
   are not being read;
-- what leaving means: presence, last seen, and the per-address count.
+- the per-address count, and telling departure.py when a user's last
+  connection is gone (what that means for presence, last seen and guests
+  is decided there).
+
+Time comes from the `Clock` it is given (clock.py), so its deadlines run on
+a test's clock as on the event loop's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter, deque
 from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol
@@ -30,16 +34,19 @@ from nexus import __version__
 from nexus.errors import NexusError
 from nexus.protocol import PROTOCOL_VERSION, Hello, decode, encode, error
 from nexus.server.auth import PasswordHashing
+from nexus.server.clock import Clock, LoopClock
 from nexus.server.commands import Context, dispatch
-from nexus.server.commands.guests import GUESTS_LOST, depart, tell_lost
 from nexus.server.config import ServerConfig
+from nexus.server.departure import user_gone
+from nexus.server.frames import Frame
 from nexus.server.hub import Hub
-from nexus.server.model import Model
 from nexus.server.outbox import Link, Outbox, Outlet
 from nexus.server.policy import Policy
-from nexus.server.records import Seen
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
+
+# A request a front end made itself: a frame's JSON object, not its line.
+Request = dict[str, Any]
 
 
 class Reading(Protocol):
@@ -61,7 +68,9 @@ class Core:
         hub: Hub,
         policy: Policy,
         hashing: PasswordHashing,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock: Clock = LoopClock() if clock is None else clock
         self.config = config
         self.store = store
         self.outbox = outbox
@@ -108,7 +117,7 @@ class Core:
             "protocol": PROTOCOL_VERSION,
             "motd": self.config.motd,
         }
-        self.outbox.send(connection.session.outlet, encode(hello))
+        self.outbox.send(connection.session.outlet, Frame(hello))
         return connection
 
     def forget(self, connection: Connection) -> None:
@@ -117,30 +126,9 @@ class Core:
         session = connection.session
         self.release(session.ip)
         if self.hub.detach(session):
-            key = session.user
-            assert key is not None
-            if session.guest:
-                depart(connection.ctx)
-            else:
-                self.store.record(Seen(user=key, ts=time.time()))
-                self.hub.announce_presence(self.store.model, key, online=False)
+            user_gone(connection.ctx, self.store, self.clock.time())
         if not self.connections and self._all_gone is not None:
             self._all_gone.set()
-
-    def guests_lost(self, before: Model) -> None:
-        """The store reloaded its model from disk after a failed write, and
-        guests are never on disk: each guest's session ends (it may connect
-        again), and the others see the guests and their rooms go."""
-        gone = encode(error(None, NexusError("internal", GUESTS_LOST)))
-        for connection in list(self.connections):
-            session = connection.session
-            if session.guest and session.open:
-                self.outbox.send(session.outlet, gone)
-                session.close()
-                # Offline at once, not when its socket closes: its user is no
-                # longer in the model that `online` and the rest read.
-                self.hub.detach(session)
-        tell_lost(self.hub, before)
 
     async def close_all(self, timeout: float) -> None:
         """Closes every connection once its queue is out; waits (at most
@@ -185,7 +173,7 @@ class Connection:
             core.hashing,
             core.store,
         )
-        self.waiting: deque[bytes] = deque()  # frames read and not yet answered
+        self.waiting: deque[bytes | Request] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler
         self.frames = 0  # frames answered
         self.oversized = False  # a frame past the limit came after those waiting
@@ -193,15 +181,15 @@ class Connection:
         self.reading_paused = False
         self.writing_paused = False  # the link's buffer is past its high mark
         self.gone = False
-        self.deadline = asyncio.get_running_loop().call_later(
-            core.config.login_timeout, self._login_expired
-        )
+        self.deadline = core.clock.call_later(core.config.login_timeout, self._login_expired)
 
     # -- what the front end reports ------------------------------------------
 
-    def receive(self, frames: Iterable[bytes], oversized: bool = False) -> None:
-        """Whole frames from the peer, in order; `oversized` once one was past
-        the limit (it is refused after the frames before it are answered)."""
+    def receive(self, frames: Iterable[bytes | Request], oversized: bool = False) -> None:
+        """Whole frames from the peer, in order: each a line of JSON, or a request
+        already made (a front end that parses a protocol of its own hands its
+        requests over as they are); `oversized` once one was past the limit
+        (it is refused after the frames before it are answered)."""
         if not self.session.open:
             return
         self.waiting.extend(frames)
@@ -264,12 +252,12 @@ class Connection:
             self.reading_paused = False
             self.reading.resume_reading()
 
-    def _answer(self, line: bytes) -> bool:
+    def _answer(self, line: bytes | Request) -> bool:
         """Answers one frame, at once if its handler does not suspend (else a
         task finishes it); False once the session stops answering."""
         session, ctx = self.session, self.ctx
         try:
-            frame = decode(line)
+            frame = line if type(line) is dict else decode(line)  # type: ignore[arg-type]
         except NexusError as err:
             self._reply(error(None, err), None)
         else:
@@ -290,7 +278,7 @@ class Connection:
 
     def _reply(self, reply: dict[str, Any], rid: Any) -> None:
         outbox = self.core.outbox
-        outbox.reply(self.session.outlet, encode(reply), rid, self.ctx.changed)
+        outbox.reply(self.session.outlet, Frame(reply), rid, self.ctx.changed)
 
     def _counted(self) -> bool:
         """Counts an answered frame; False once the session stops answering."""
@@ -336,7 +324,7 @@ class Connection:
 
     def _refuse(self, err: NexusError) -> None:
         """Sends a refusal outside any request, then closes."""
-        self.core.outbox.send(self.session.outlet, encode(error(None, err)))
+        self.core.outbox.send(self.session.outlet, Frame(error(None, err)))
         self.session.close()
 
     def _login_expired(self) -> None:

@@ -1,7 +1,7 @@
 """Who is connected, and fan-out to users and rooms.
 
-Fan-out takes frames already encoded, so a broadcast is encoded once; the
-outbox keeps a room's frames once for all its members. Presence (who shares
+Fan-out takes frames made once (frames.py), so a broadcast is encoded once
+per format; the outbox keeps a room's frames once for all its members. Presence (who shares
 a room with whom) is worked out here too, because only the hub knows who is
 online.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from nexus.protocol import Presence, encode
+from nexus.protocol import Presence
+from nexus.server.frames import Frame
 from nexus.server.model import Model, Room
 from nexus.server.outbox import Outbox, Outlet
 from nexus.server.session import Session
@@ -44,9 +45,9 @@ class Hub:
     def is_online(self, key: str) -> bool:
         return key in self.sessions
 
-    def to_room(self, room: Room, data: bytes) -> None:
-        """Queues `data` for every session of every member of `room`."""
-        self.outbox.broadcast(room, room.roster, data, self._outlets_of(room.members))
+    def to_room(self, room: Room, frame: Frame) -> None:
+        """Queues `frame` for every session of every member of `room`."""
+        self.outbox.broadcast(room, room.roster, frame, self._outlets_of(room.members))
 
     def _outlets_of(self, keys: Iterable[str]) -> Iterator[Outlet]:
         sessions = self.sessions
@@ -54,19 +55,19 @@ class Hub:
             for session in sessions.get(key, ()):
                 yield session.outlet
 
-    def to_user(self, key: str, data: bytes, skip: Session | None = None) -> None:
+    def to_user(self, key: str, frame: Frame, skip: Session | None = None) -> None:
         send = self.outbox.send
         for session in self.sessions.get(key, ()):
             if session is not skip:
-                send(session.outlet, data)
+                send(session.outlet, frame)
 
-    def to_users(self, keys: Iterable[str], data: bytes) -> None:
+    def to_users(self, keys: Iterable[str], frame: Frame) -> None:
         send = self.outbox.send
         for outlet in self._outlets_of(keys):
-            send(outlet, data)
+            send(outlet, frame)
 
-    def to_all(self, data: bytes) -> None:
-        self.to_users(self.sessions, data)
+    def to_all(self, frame: Frame) -> None:
+        self.to_users(self.sessions, frame)
 
     def announce_presence(
         self, model: Model, key: str, online: bool, skip: Session | None = None
@@ -87,15 +88,15 @@ class Hub:
         }
         if user.guest:
             frame["guest"] = True
-        data = encode(frame)
-        self.to_users(peers, data)
+        framed = Frame(frame)
+        self.to_users(peers, framed)
         if skip is not None:
-            self.to_user(key, data, skip=skip)
+            self.to_user(key, framed, skip=skip)
 
-    def expel(self, key: str, data: bytes, skip: Session | None = None) -> None:
-        """Sends `data` to every session of `key` but `skip`, and closes them
+    def expel(self, key: str, frame: Frame, skip: Session | None = None) -> None:
+        """Sends `frame` to every session of `key` but `skip`, and closes them
         once it has gone out."""
         for session in list(self.sessions.get(key, ())):
             if session is not skip and session.open:
-                self.outbox.send(session.outlet, data)
+                self.outbox.send(session.outlet, frame)
                 session.close()

@@ -1,12 +1,16 @@
 """Every frame the server sends leaves through the outbox: its one owner.
 
 Each connection has an `Outlet`, its queue of frames; nothing else queues
-or writes. The outbox's jobs, each measured in docs/performance.md:
+or writes. Frames are queued in their typed form with their JSON line
+(frames.py) and encoded at the write, in the format the connection's link
+reads (JSON lines, WebSocket messages), or handed to a link that reads them
+itself (IRC). The outbox's jobs, each measured in docs/performance.md:
 - Batching: frames queue on their outlet, and each outlet is written once
   per flush, whatever number of frames it got.
 - Room broadcasts: the frames a room gets between two flushes are kept once,
   in a `Broadcast`, and each member's outlet holds a `View` of it; a message
-  to a room of 1,000 is one list append, not 1,000. An outlet that gets a
+  to a room of 1,000 is one list append, not 1,000, and is encoded once per
+  format its members read, not once per member. An outlet that gets a
   frame of its own (a reply, a DM) in between closes its view, and the next
   room frame opens a new one after it, so batching never reorders what a
   connection receives.
@@ -33,31 +37,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
-from itertools import accumulate
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any, Protocol, TypeVar, cast
+
+from nexus.server.clock import Clock, LoopClock, Timer
+from nexus.server.frames import JSON_LINES, Encoded, Format, Frame
 
 log = logging.getLogger("nexus.outbox")
 
 CHECK_EVERY = 1.0  # seconds between looks at lagging readers that get nothing new
-HEAD = 512  # bytes of a slice looked at for its first frame (longer ones: the whole slice)
+
+T = TypeVar("T")
 
 
 class Link(Protocol):
     """The byte-level side of a connection, provided by its front end."""
 
-    # Bytes the link's framing added to what it was given (negative: took
-    # away), ever: a front end that converts frames (WebSocket messages, IRC
-    # lines) counts it, so that what the peer took is measured in the
-    # transport's bytes, as `backlog` is. A link that writes what it is given
-    # keeps 0 (a class attribute: nothing to count on its writes).
+    # How its peer reads frames: the outbox encodes them so (a room's frames
+    # once for all members of the format) and writes the bytes. None: the
+    # link reads the frames itself (`take`), as a front end whose lines
+    # depend on each connection's state does.
+    format: Format | None
+
+    # Bytes the link wrote of its own (negative: took away from what it was
+    # given), ever, so that what the peer took is measured in the
+    # transport's bytes, as `backlog` is. A link that writes only what it is
+    # given keeps 0 (a class attribute: nothing to count on its writes).
     reframed: int
 
     def write(self, data: bytes | memoryview) -> None:
-        """Sends `data` (one or more newline-ended frames), buffering what the
-        peer cannot take yet. It may be shared with other links and must not
-        be copied where the transport can avoid it."""
+        """Sends `data` (one or more encoded frames), buffering what the peer
+        cannot take yet. It may be shared with other links and must not be
+        copied where the transport can avoid it."""
 
     def writelines(self, parts: list[bytes | memoryview]) -> None:
         """Sends `parts` in order, as `write` does for each."""
@@ -72,64 +83,44 @@ class Link(Protocol):
         """Bytes written but not yet taken by the operating system."""
 
 
+class FrameLink(Link, Protocol):
+    """A link without a format, reading the frames itself."""
+
+    def take(self, parts: list[Frame | View]) -> int:
+        """Sends `parts` (frames of its own and views of room broadcasts, in
+        order) as its peer reads them; returns the bytes it wrote."""
+
+
 class Broadcast:
     """One room's frames between two flushes, shared by its members' outlets.
 
-    At flush time the frames are joined once; every member's view is that
-    one bytes object or a slice of it (a memoryview, not a copy), so a burst
-    held for many slow members costs its size once, not once per member.
+    At flush time the frames are encoded once per format that asks
+    (`encoded`); every member's view is those bytes or a slice of them, so
+    a burst held for many slow members costs its size once, not once per
+    member. No frame is added once a flush has begun: the outbox closes
+    every broadcast first.
     """
 
-    __slots__ = ("_ends", "_joined", "frames", "roster", "stragglers")
+    __slots__ = ("encodings", "frames", "roster", "stragglers")
 
     def __init__(self, roster: int) -> None:
-        self.frames: list[bytes] = []
+        self.frames: list[Frame] = []
         self.roster = roster  # the room's membership generation it was made for
         # Outlets that got a frame of their own since their view closed: the
         # next room frame opens a new view for each.
         self.stragglers: list[Outlet] = []
-        self._joined: bytes | None = None
-        self._ends: list[int] | None = None  # where each frame ends in the joined bytes
+        self.encodings: dict[Hashable, Any] = {}  # by format: what `encoded` made
 
-    def all_bytes(self) -> bytes:
-        """Every frame, joined once for all the members that share it."""
-        if self._joined is None:
-            self._joined = b"".join(self.frames)
-        return self._joined
-
-    def span(self, start: int, end: int | None) -> memoryview:
-        """Frames [start, end) as a slice of the joined bytes."""
-        if self._ends is None:
-            self._ends = list(accumulate(map(len, self.frames)))
-        ends = self._ends
-        first = ends[start - 1] if start else 0
-        last = ends[-1 if end is None else end - 1] if end != 0 else 0
-        return memoryview(self.all_bytes())[first:last]
-
-
-def slice_start(whole: bytes, part: bytes | memoryview, starts: Mapping[bytes, int]) -> int | None:
-    """Where `part`, a member's slice of a room's write `whole` (`Broadcast.span`),
-    starts in it: a front end that converts a room's write once for all members
-    (WebSocket framing, IRC lines) finds each slice's share of that by content,
-    with no search. Mostly a slice is the write's head (a view closed by the
-    member's own reply) or tail (the view opened after it); else it starts where
-    its first frame does, as `starts` tells (each frame, without its newline ->
-    where it first starts), checked byte for byte, so equal bytes convert alike.
-    None: it is found nowhere (no slice the outbox made). Whether both its ends
-    fall between frames is for the caller, which knows where frames start."""
-    if whole.startswith(part):
-        return 0
-    if whole.endswith(part):
-        return len(whole) - len(part)
-    head = bytes(part[:HEAD])
-    cut = head.find(b"\n")
-    if cut < 0:  # a long first frame
-        head = bytes(part)
-        cut = head.find(b"\n")
-    start = starts.get(head[:cut])
-    if start is None or not whole.startswith(part, start):
-        return None
-    return start
+    def encoded(self, key: Hashable, encode: Callable[[list[Frame]], T]) -> T:
+        """The frames as `encode` makes them, made once for every member that
+        asks with the same `key` (a `Format`, or a front end's own key for a
+        form of its own)."""
+        encodings = self.encodings
+        if key in encodings:
+            found: T = encodings[key]
+            return found
+        made = encodings[key] = encode(self.frames)
+        return made
 
 
 class View:
@@ -142,10 +133,15 @@ class View:
         self.start = start
         self.end: int | None = None
 
-    def bytes(self) -> bytes | memoryview:
+    def bytes(self, form: Format) -> bytes | memoryview:
+        """Its frames in `form`, shared with every member of that format."""
+        broadcast = self.broadcast
+        encoded: Encoded | None = broadcast.encodings.get(form)
+        if encoded is None:
+            encoded = broadcast.encoded(form, form.encode_all)
         if self.start == 0 and self.end is None:
-            return self.broadcast.all_bytes()
-        return self.broadcast.span(self.start, self.end)
+            return encoded.data
+        return encoded.span(self.start, self.end)
 
 
 class Outlet:
@@ -168,7 +164,7 @@ class Outlet:
     def __init__(self, link: Link, name: str) -> None:
         self.link = link
         self.name = name  # for the log
-        self.parts: list[bytes | View] = []  # frames and views, in the order queued
+        self.parts: list[Frame | View] = []  # frames and views, in the order queued
         self.views: list[View] = []  # views still open: later room frames join them
         self.reply_bytes = 0  # bytes of replies queued since the last flush
         self.held_from: int | None = None  # index of the first part queued while held
@@ -213,10 +209,13 @@ class Outbox:
 
     `soft` and `hard` are byte limits on what an outlet leaves unsent;
     `slow_timeout` is how long it may stay past `soft` without taking at
-    least `soft` bytes.
+    least `soft` bytes, on `clock`.
     """
 
-    def __init__(self, soft: int, hard: int, slow_timeout: float) -> None:
+    def __init__(
+        self, soft: int, hard: int, slow_timeout: float, clock: Clock | None = None
+    ) -> None:
+        self.clock: Clock = LoopClock() if clock is None else clock
         self.soft = soft
         self.hard = max(hard, soft)
         self.slow_timeout = slow_timeout
@@ -230,15 +229,15 @@ class Outbox:
         self._broadcasts: dict[Any, Broadcast] = {}
         # Replies queued while held, in order: (outlet, reply, request id,
         # whether the request's own change is among those not yet written).
-        self._held_replies: list[tuple[Outlet, bytes, Any, bool]] = []
+        self._held_replies: list[tuple[Outlet, Frame, Any, bool]] = []
         self._flush_handle: asyncio.Handle | None = None
         self._lagging: set[Outlet] = set()
-        self._watch: asyncio.TimerHandle | None = None
+        self._watch: Timer | None = None
 
     # -- queueing ----------------------------------------------------------
 
-    def send(self, outlet: Outlet, data: bytes) -> None:
-        """Queues encoded frames for `outlet` alone."""
+    def send(self, outlet: Outlet, frame: Frame) -> None:
+        """Queues `frame` for `outlet` alone."""
         if outlet.dead or outlet.closing:
             return
         if outlet.views:
@@ -248,30 +247,30 @@ class Outbox:
                 view.end = len(broadcast.frames)
                 broadcast.stragglers.append(outlet)
             outlet.views.clear()
-        self._queue(outlet, data)
+        self._queue(outlet, frame)
 
-    def reply(self, outlet: Outlet, data: bytes, rid: Any, changed: bool) -> None:
+    def reply(self, outlet: Outlet, frame: Frame, rid: Any, changed: bool) -> None:
         """Queues the reply to `outlet`'s request `rid`; `changed` says the
         request applied a change the store has not written yet."""
         if outlet.dead or outlet.closing:
             return
-        self.send(outlet, data)
-        outlet.reply_bytes += len(data)
+        self.send(outlet, frame)
+        outlet.reply_bytes += len(frame.line)
         if self.held:
-            self._held_replies.append((outlet, data, rid, changed))
+            self._held_replies.append((outlet, frame, rid, changed))
 
-    def broadcast(self, room: Any, roster: int, data: bytes, members: Iterable[Outlet]) -> None:
-        """Queues `data` for the outlets in `members` (evaluated only when a
+    def broadcast(self, room: Any, roster: int, frame: Frame, members: Iterable[Outlet]) -> None:
+        """Queues `frame` for the outlets in `members` (evaluated only when a
         new broadcast starts: on the room's first frame since the last flush,
         or after its membership generation `roster` changed)."""
         current = self._broadcasts.get(room)
         if current is None or current.roster != roster:
             current = self._broadcasts[room] = Broadcast(roster)
-            current.frames.append(data)
+            current.frames.append(frame)
             for outlet in members:
                 self._watch_from(outlet, current, 0)
             return
-        current.frames.append(data)
+        current.frames.append(frame)
         if current.stragglers:
             start = len(current.frames) - 1
             for outlet in current.stragglers:
@@ -290,7 +289,7 @@ class Outbox:
         self._queue(outlet, view)
         outlet.views.append(view)
 
-    def _queue(self, outlet: Outlet, part: bytes | View) -> None:
+    def _queue(self, outlet: Outlet, part: Frame | View) -> None:
         parts = outlet.parts
         if not parts:
             self._dirty.append(outlet)
@@ -356,7 +355,7 @@ class Outbox:
         outlet.parts = rest
         outlet.views = [view for view in views if any(view is part for part in rest)]
         outlet.held_from = 0  # all queued while held
-        outlet.reply_bytes = sum(len(part) for part in rest if type(part) is bytes)
+        outlet.reply_bytes = sum(len(part.line) for part in rest if type(part) is Frame)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
@@ -372,7 +371,7 @@ class Outbox:
         for outlet in dirty:
             self._write(outlet)
 
-    def refuse(self, refusal: Callable[[Any], bytes]) -> None:
+    def refuse(self, refusal: Callable[[Any], Frame]) -> None:
         """After a failed write: keeps what was queued before the hold, drops the
         events queued since, and keeps each reply queued since, or replaces it
         by `refusal(request id)` when its request's own change was not written."""
@@ -380,16 +379,16 @@ class Outbox:
         self._marks = None
         self._cutting = False
         self._broadcasts.clear()
-        held: dict[Outlet, list[bytes]] = {}
-        for outlet, data, rid, changed in self._held_replies:
-            held.setdefault(outlet, []).append(refusal(rid) if changed else data)
+        held: dict[Outlet, list[Frame]] = {}
+        for outlet, frame, rid, changed in self._held_replies:
+            held.setdefault(outlet, []).append(refusal(rid) if changed else frame)
         self._held_replies = []
         for outlet in self._dirty:
             if outlet.held_from is not None:
                 replies = held.get(outlet, [])
                 outlet.parts = [*outlet.parts[: outlet.held_from], *replies]
                 outlet.views.clear()  # their broadcasts closed at the hold
-                outlet.reply_bytes = sum(map(len, replies))
+                outlet.reply_bytes = sum(len(reply.line) for reply in replies)
                 outlet.held_from = None
         self._dirty = [outlet for outlet in self._dirty if outlet.parts or outlet.closing]
         if self._dirty and self._flush_handle is None:
@@ -409,13 +408,27 @@ class Outbox:
             # Called once per outlet per flush: the single-part case (a room's
             # frames, or replies alone) takes no list and no extra call.
             link = outlet.link
-            if len(parts) == 1:
+            form = link.format
+            if form is None:
+                outlet.written += cast(FrameLink, link).take(parts)
+            elif len(parts) == 1:
                 part = parts[0]
-                data = part if type(part) is bytes else part.bytes()  # type: ignore[union-attr]
+                data = (
+                    # A native peer's frame is its line: no call.
+                    (part.line if form is JSON_LINES else form.encode(part))
+                    if type(part) is Frame
+                    else part.bytes(form)  # type: ignore[union-attr]
+                )
                 link.write(data)
                 outlet.written += len(data)
             else:
-                datas = [part if type(part) is bytes else part.bytes() for part in parts]  # type: ignore[union-attr]
+                json = form is JSON_LINES
+                datas = [
+                    (part.line if json else form.encode(part))
+                    if type(part) is Frame
+                    else part.bytes(form)  # type: ignore[union-attr]
+                    for part in parts
+                ]
                 link.writelines(datas)
                 outlet.written += sum(map(len, datas))
             backlog = link.backlog()
@@ -435,11 +448,11 @@ class Outbox:
             self.caught_up(outlet)
 
     def _lagging_from_now(self, outlet: Outlet) -> None:
-        outlet.lagging_since = time.monotonic()
+        outlet.lagging_since = self.clock.monotonic()
         outlet.lag_mark = outlet.taken()
         self._lagging.add(outlet)
         if self._watch is None:
-            self._watch = asyncio.get_running_loop().call_later(CHECK_EVERY, self._check_lagging)
+            self._watch = self.clock.call_later(CHECK_EVERY, self._check_lagging)
 
     def caught_up(self, outlet: Outlet) -> None:
         """`outlet`'s unsent bytes fell back under the soft limit (its front end
@@ -450,7 +463,7 @@ class Outbox:
     def _check_lagging(self) -> None:
         """Drops each lagging outlet that took less than `soft` bytes in `slow_timeout`."""
         self._watch = None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for outlet in list(self._lagging):
             if outlet.dead or outlet.link.backlog() <= self.soft:
                 self.caught_up(outlet)
@@ -461,7 +474,7 @@ class Outbox:
             elif now - (outlet.lagging_since or now) >= self.slow_timeout:
                 self._drop(outlet, f"took {taken - outlet.lag_mark} bytes in {self.slow_timeout} s")
         if self._lagging:
-            self._watch = asyncio.get_running_loop().call_later(CHECK_EVERY, self._check_lagging)
+            self._watch = self.clock.call_later(CHECK_EVERY, self._check_lagging)
 
     def _drop(self, outlet: Outlet, why: str) -> None:
         log.warning("%s fell too far behind (%s), disconnecting", outlet.name, why)

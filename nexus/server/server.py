@@ -7,12 +7,14 @@ import dataclasses
 import ssl
 from functools import partial
 
-from nexus.protocol import encode
 from nexus.server.auth import PasswordHashing
+from nexus.server.clock import Clock, LoopClock
 from nexus.server.commands import not_saved
 from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
+from nexus.server.departure import guests_lost
+from nexus.server.frames import Frame
 from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.frontends.ws import Web, WsProtocol
@@ -35,14 +37,16 @@ class NexusServer:
     connection and folds the journal into the snapshot.
     """
 
-    def __init__(self, config: ServerConfig, store: Store) -> None:
+    def __init__(self, config: ServerConfig, store: Store, clock: Clock | None = None) -> None:
         self.config = config
         self.store = store
+        clock = LoopClock() if clock is None else clock
         self.outbox = Outbox(
-            config.max_outbound, config.max_outbound_hard, config.slow_reader_timeout
+            config.max_outbound, config.max_outbound_hard, config.slow_reader_timeout, clock
         )
         self.hashing = PasswordHashing(config.password_params)
-        self.core = Core(config, store, self.outbox, Hub(self.outbox), Policy(config), self.hashing)
+        hub, policy = Hub(self.outbox), Policy(config)
+        self.core = Core(config, store, self.outbox, hub, policy, self.hashing, clock)
         store.listeners.append(_Durability(self))
         self.tls: ssl.SSLContext | None = None
         self.listener: asyncio.Server | None = None
@@ -50,9 +54,10 @@ class NexusServer:
         self.web_listener: asyncio.Server | None = None  # with --web-port
 
     @classmethod
-    async def start(cls, config: ServerConfig) -> NexusServer:
+    async def start(cls, config: ServerConfig, clock: Clock | None = None) -> NexusServer:
+        """Starts listening; its deadlines run on `clock` (the event loop's by default)."""
         store = await open_store(config)
-        server = cls(config, store)
+        server = cls(config, store, clock)
         await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
         store.start()
@@ -140,7 +145,8 @@ class _Durability(StoreListener):
         self.outbox.written()
 
     def refused(self, error: StoreError) -> None:
-        self.outbox.refuse(lambda rid: encode(not_saved(rid, error)))
+        self.outbox.refuse(lambda rid: Frame(not_saved(rid, error)))
 
     def reloaded(self, before: Model) -> None:
-        self.core.guests_lost(before)
+        sessions = [connection.session for connection in self.core.connections]
+        guests_lost(sessions, self.outbox, self.core.hub, before)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 
 from nexus.server.irc.history import irc_time
@@ -46,25 +45,24 @@ def ledgers(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Ledger]]:
     """Each IRC connection's Ledger, by nick."""
     books: dict[str, Ledger] = {}
     take_requests = IrcState.take_requests
-    server_frame = Translator.server_frame
+    server_event = Translator.server_event
 
-    def counted_requests(self: IrcState) -> list[bytes]:
-        frames = take_requests(self)
+    def counted_requests(self: IrcState) -> list[dict[str, Any]]:
+        asked = take_requests(self)
         book = books.setdefault(self.nick.lower(), Ledger())
-        for frame in frames:
-            book.asked[orjson.loads(frame)["cmd"]] += 1
-        return frames
+        for request in asked:
+            book.asked[request["cmd"]] += 1
+        return asked
 
-    def counted_frame(self: Translator, frame: bytes) -> None:
-        obj = orjson.loads(frame)
+    def counted_event(self: Translator, obj: Any) -> None:
         if "id" in obj and obj.get("ok"):
             book = books.setdefault(self.nick.lower(), Ledger())
             book.messages += len(obj.get("messages", ()))
             book.profiles += len(obj.get("users", ())) + ("user" in obj)
-        server_frame(self, frame)
+        server_event(self, obj)
 
     monkeypatch.setattr(IrcState, "take_requests", counted_requests)
-    monkeypatch.setattr(Translator, "server_frame", counted_frame)
+    monkeypatch.setattr(Translator, "server_event", counted_event)
     yield books
 
 

@@ -4,11 +4,13 @@ deadline before login, flood control, over-long lines, readers that stop reading
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from nexus.server.irc.translator import Translator
+from tests.clock import ManualClock
 from tests.irc.conftest import IrcPeer, IrcServer
 
 
@@ -33,9 +35,13 @@ async def test_lines_before_login_are_budgeted(start_irc: Any) -> None:
 
 async def test_login_deadline_closes_a_silent_client(start_irc: Any) -> None:
     """A client that never logs in is closed after --login-timeout with ERROR."""
-    irc: IrcServer = await start_irc(login_timeout=0.3)
+    clock = ManualClock(time.time())
+    irc: IrcServer = await start_irc(login_timeout=30.0, clock=clock)
     peer = await irc.peer()
     await peer.send("NICK slow")
+    await peer.send("PING :still here")
+    await peer.expect(r"PONG .*still here")
+    clock.advance(30.0)
     await peer.expect(r"^ERROR :Closing link: login timed out")
     await peer.closed()
 
@@ -118,9 +124,8 @@ async def test_a_failed_translation_drops_one_client_not_the_flush(
     ana = await irc.irc_user("ana")
     bob = await irc.irc_user("bob")
     carol = await irc.running.user("carol")
-    # Both ways a write is translated: through the frames, or taking the lines
-    # another member's translation left (whichever bob's turn in the flush meets).
-    for way in ("server_write", "shared_lines"):
+    # Both ways a write is translated: a room broadcast's view, a frame of its own.
+    for way in ("server_view", "server_event"):
         real = getattr(Translator, way)
 
         def broken_for_bob(self: Translator, part: Any, real: Any = real) -> Any:

@@ -8,10 +8,10 @@ from collections.abc import Collection
 from itertools import pairwise
 from typing import Any
 
-import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nexus.server.frames import Frame
 from nexus.server.irc.history import (
     chathistory,
     irc_time,
@@ -22,14 +22,15 @@ from nexus.server.irc.history import (
 )
 from nexus.server.irc.members import whox_spec
 from nexus.server.irc.translator import Translator
+from nexus.server.outbox import Broadcast, View
 
 
 def requests(t: Translator) -> list[dict[str, Any]]:
-    return [orjson.loads(frame) for frame in t.take_requests()]
+    return t.take_requests()
 
 
 def answer(t: Translator, frame: dict[str, Any]) -> list[str]:
-    t.server_frame(orjson.dumps(frame))
+    t.server_event(frame)
     return t.take_output().decode().splitlines()
 
 
@@ -344,7 +345,7 @@ def test_any_line_is_answered_without_an_exception(words: list[str], noise: byte
     t.client_line(" ".join(words).encode() + noise)
     for frame in requests(t):
         error = {"code": "bad_args", "message": "no"}
-        t.server_frame(orjson.dumps({"id": frame["id"], "ok": False, "error": error}))
+        t.server_event({"id": frame["id"], "ok": False, "error": error})
     t.take_output()
 
 
@@ -414,17 +415,16 @@ _ROOM_FRAMES = st.one_of(
 def test_a_room_write_reads_the_same_whole_or_in_slices(
     frames: list[dict[str, Any]], cuts: list[int], caps: bytes
 ) -> None:
-    """The core hands a room's frames to each member as one bytes object, or as
-    slices of it around the member's own replies; whichever it gets, and whether
-    its translation is shared or its own, a member sees what it would see were
-    the frames told one by one: its own messages (said from here, so echoed or
-    not) and other events included; one that takes the shared lines straight
-    (the link's shortcut) gets the same."""
-    encoded = [orjson.dumps({**frame, "seq": seq}) + b"\n" for seq, frame in enumerate(frames, 1)]
-    whole = b"".join(encoded)
-    at = sorted({0, len(encoded), *(min(cut, len(encoded)) for cut in cuts)})
-    offsets = [sum(map(len, encoded[:i])) for i in at]
-    for name in ("bob", "ana", "bob"):  # bob twice: the second takes the shared lines
+    """The outbox hands a room's frames to each member as a view of the room's
+    broadcast, whole or in slices around the member's own replies; whichever it
+    gets, and whether its translation is shared or its own, a member sees what
+    it would see were the frames told one by one: its own messages (said from
+    here, so echoed or not) and other events included; one that gets others'
+    messages only takes the broadcast's shared lines as they are."""
+    broadcast = Broadcast(0)
+    broadcast.frames = [Frame({**frame, "seq": seq}) for seq, frame in enumerate(frames, 1)]
+    at = sorted({0, len(frames), *(min(cut, len(frames)) for cut in cuts)})
+    for name in ("bob", "ana", "bob"):  # bob twice: the second finds the lines made
         one_by_one, whole_write, sliced = members = [registered(caps, name) for _ in range(3)]
         for t in members:
             for frame in frames:
@@ -432,16 +432,34 @@ def test_a_room_write_reads_the_same_whole_or_in_slices(
                     action = b"\x01ACTION %s\x01" if frame["action"] else b"%s"
                     t.client_line(b"PRIVMSG #general :" + action % frame["text"].encode())
                     assert requests(t)[0]["text"] == frame["text"]
-        for frame in encoded:
-            one_by_one.server_frame(frame[:-1])
-        whole_write.server_write(whole)
-        for start, end in pairwise(offsets):
-            sliced.server_write(memoryview(whole)[start:end])
+        for framed in broadcast.frames:
+            one_by_one.server_event(framed.body)
+        whole_write.server_view(View(broadcast, 0))
+        for start, end in pairwise(at):
+            view = View(broadcast, start)
+            view.end = end
+            sliced.server_view(view)
         expected = one_by_one.take_output()
-        assert whole_write.take_output() == expected
+        written = whole_write.take_output()
+        assert written == expected
         assert sliced.take_output() == expected
-        # A member given the same write after that takes the lines as they are,
-        # when they are others' messages only.
-        others_only = all(f["event"] == "message" and f["from"] != name for f in frames)
-        shortcut = registered(caps, name).shared_lines(whole)
-        assert shortcut == (expected if others_only else None)
+        # Others' messages only: the lines every such member takes, made once.
+        if all(f["event"] == "message" and f["from"] != name for f in frames):
+            assert written is broadcast.encodings[whole_write.profile].lines
+
+
+def test_a_broadcast_keeps_one_translation_per_capability_set() -> None:
+    """Members with the same capabilities share one translation of a room's
+    broadcast, kept by the broadcast; members with others get their own."""
+    broadcast = Broadcast(0)
+    said = {"event": "message", "room": "general", "from": "cid", "text": "hi", "ts": 1.5}
+    broadcast.frames = [Frame({**said, "seq": 1}), Frame({**said, "seq": 2})]
+    plain = [registered(b"", name) for name in ("ana", "bob")]
+    tagged = [registered(b"server-time message-tags", name) for name in ("dan", "eve")]
+    written = []
+    for t in [*plain, *tagged]:
+        t.server_view(View(broadcast, 0))
+        written.append(t.take_output())
+    assert len(broadcast.encodings) == 2
+    assert written[0] is written[1] and written[2] is written[3]  # the same bytes, not copies
+    assert written[0].startswith(b":cid!") and written[2].startswith(b"@time=")

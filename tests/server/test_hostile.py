@@ -22,6 +22,7 @@ import pytest
 from nexus.errors import ERROR_CODES
 from nexus.protocol import REQUESTS, boolean, page_limit, search_limit, sequence, timestamp
 from nexus.server.commands.registry import ANONYMOUS, COMMANDS
+from tests.clock import ManualClock
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess
 from tests.wire import Peer
@@ -563,14 +564,18 @@ async def test_sixty_three_frames_then_login_keeps_the_connection(server):
 
 async def test_login_timeout_closes_a_silent_anonymous_connection_only(start_server):
     """An anonymous peer that sends nothing is closed at login_timeout; a logged-in one stays."""
-    running = await start_server(login_timeout=0.5)
+    clock = ManualClock(time.time())
+    running = await start_server(login_timeout=30.0, clock=clock)
     member = await running.user()
     silent = await running.peer()
+    clock.advance(29.0)
+    await still_serves(silent)  # not before its deadline
+    clock.advance(1.0)
     frame = await silent.frame(timeout=3)
     assert_refused(frame, "auth_required")
     assert "timed out" in frame["error"]["message"]
     assert await silent.closed()
-    await asyncio.sleep(0.6)
+    clock.advance(60.0)
     await still_serves(member)
 
 

@@ -8,8 +8,11 @@ import asyncio
 import pytest
 
 from nexus.server import outbox as outbox_module
+from nexus.server.clock import Clock
+from nexus.server.frames import JSON_LINES, Format, Frame
 from nexus.server.model import Room
 from nexus.server.outbox import Outbox, Outlet
+from tests.clock import ManualClock
 
 MIB = 1 << 20
 
@@ -17,6 +20,7 @@ MIB = 1 << 20
 class Wire:
     """A link that records each write and holds back what the test says."""
 
+    format = JSON_LINES
     reframed = 0  # writes what it is given
 
     def __init__(self) -> None:
@@ -44,8 +48,17 @@ class Wire:
         self.aborted = True
 
 
-def make_outbox(soft: int = MIB, hard: int = 64 * MIB, timeout: float = 10.0) -> Outbox:
-    return Outbox(soft, hard, timeout)
+def F(line: bytes) -> Frame:
+    """A frame whose line is `line` (the outbox reads nothing else of it)."""
+    frame = Frame({})
+    frame.line = line
+    return frame
+
+
+def make_outbox(
+    soft: int = MIB, hard: int = 64 * MIB, timeout: float = 10.0, clock: Clock | None = None
+) -> Outbox:
+    return Outbox(soft, hard, timeout, clock)
 
 
 def outlet(name: str) -> Outlet:
@@ -71,7 +84,7 @@ async def test_every_frame_of_a_pass_leaves_in_one_write():
     outbox = make_outbox()
     alice = outlet("alice")
     for i in range(5):
-        outbox.send(alice, b"%d\n" % i)
+        outbox.send(alice, F(b"%d\n" % i))
     await settle()
     assert wire(alice).writes == [b"0\n1\n2\n3\n4\n"]
 
@@ -82,7 +95,7 @@ async def test_a_room_broadcast_is_shared_and_reaches_every_member():
     room = Room("tech", "", None, True, 0.0)
     members = [outlet(f"u{i}") for i in range(3)]
     for i in range(4):
-        outbox.broadcast(room, room.roster, b"m%d\n" % i, iter(members))
+        outbox.broadcast(room, room.roster, F(b"m%d\n" % i), iter(members))
     await settle()
     written = [wire(m).writes for m in members]
     assert written == [[b"m0\nm1\nm2\nm3\n"]] * 3
@@ -95,13 +108,13 @@ async def test_own_frames_interleave_with_room_frames_in_the_order_queued():
     room = Room("tech", "", None, True, 0.0)
     alice, bob = outlet("alice"), outlet("bob")
     members = [alice, bob]
-    outbox.broadcast(room, room.roster, b"m1\n", iter(members))
-    outbox.send(bob, b"dm1\n")
-    outbox.broadcast(room, room.roster, b"m2\n", iter(members))
-    outbox.broadcast(room, room.roster, b"m3\n", iter(members))
-    outbox.reply(alice, b"reply\n", 1, False)
-    outbox.send(bob, b"dm2\n")
-    outbox.broadcast(room, room.roster, b"m4\n", iter(members))
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter(members))
+    outbox.send(bob, F(b"dm1\n"))
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter(members))
+    outbox.broadcast(room, room.roster, F(b"m3\n"), iter(members))
+    outbox.reply(alice, F(b"reply\n"), 1, False)
+    outbox.send(bob, F(b"dm2\n"))
+    outbox.broadcast(room, room.roster, F(b"m4\n"), iter(members))
     await settle()
     assert received(alice) == b"m1\nm2\nm3\nreply\nm4\n"
     assert received(bob) == b"m1\ndm1\nm2\nm3\ndm2\nm4\n"
@@ -116,9 +129,9 @@ async def test_a_membership_change_starts_a_new_broadcast():
     outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
     alice, bob = outlet("alice"), outlet("bob")
-    outbox.broadcast(room, room.roster, b"before\n", iter([alice]))
+    outbox.broadcast(room, room.roster, F(b"before\n"), iter([alice]))
     room.roster += 1  # bob joined
-    outbox.broadcast(room, room.roster, b"after\n", iter([alice, bob]))
+    outbox.broadcast(room, room.roster, F(b"after\n"), iter([alice, bob]))
     await settle()
     assert received(alice) == b"before\nafter\n"
     assert received(bob) == b"after\n"
@@ -129,9 +142,9 @@ async def test_regroup_reaches_a_session_that_logged_in_since():
     outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
     first, second = outlet("alice"), outlet("alice")
-    outbox.broadcast(room, room.roster, b"m1\n", iter([first]))
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter([first]))
     outbox.regroup()
-    outbox.broadcast(room, room.roster, b"m2\n", iter([first, second]))
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter([first, second]))
     await settle()
     assert received(first) == b"m1\nm2\n"
     assert received(second) == b"m2\n"
@@ -142,7 +155,7 @@ async def test_nothing_leaves_while_held_until_flushed():
     outbox = make_outbox()
     alice = outlet("alice")
     outbox.hold()
-    outbox.send(alice, b"event\n")
+    outbox.send(alice, F(b"event\n"))
     await settle()
     assert wire(alice).writes == []
     outbox.flush()  # what the store does after its write
@@ -157,13 +170,13 @@ async def test_a_write_under_way_releases_only_what_was_queued_before_the_next_c
     room = Room("tech", "", None, True, 0.0)
     alice, bob = outlet("alice"), outlet("bob")
     outbox.hold()
-    outbox.broadcast(room, room.roster, b"m1\n", iter([alice, bob]))
-    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter([alice, bob]))
+    outbox.reply(alice, F(b"seq 1\n"), 1, True)
     outbox.cut()  # the store starts writing m1
-    outbox.reply(bob, b"pong\n", 2, False)  # a read, answered during the write
+    outbox.reply(bob, F(b"pong\n"), 2, False)  # a read, answered during the write
     outbox.hold()  # m2 is applied while m1 is being written
-    outbox.broadcast(room, room.roster, b"m2\n", iter([alice, bob]))
-    outbox.reply(alice, b"seq 2\n", 3, True)
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter([alice, bob]))
+    outbox.reply(alice, F(b"seq 2\n"), 3, True)
     await settle()
     assert wire(alice).writes == wire(bob).writes == []  # still held
     outbox.written()  # m1 is written: what was queued before m2 goes
@@ -182,9 +195,9 @@ async def test_a_write_under_way_with_no_change_meanwhile_releases_everything():
     outbox = make_outbox()
     alice = outlet("alice")
     outbox.hold()
-    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.reply(alice, F(b"seq 1\n"), 1, True)
     outbox.cut()
-    outbox.reply(alice, b"pong\n", 2, False)
+    outbox.reply(alice, F(b"pong\n"), 2, False)
     outbox.written()
     assert received(alice) == b"seq 1\npong\n"
 
@@ -194,13 +207,13 @@ async def test_a_failed_write_under_way_refuses_the_changes_after_it_too():
     refused, before and after the change applied during the write."""
     outbox = make_outbox()
     alice = outlet("alice")
-    outbox.reply(alice, b"before\n", 0, False)
+    outbox.reply(alice, F(b"before\n"), 0, False)
     outbox.hold()
-    outbox.reply(alice, b"seq 1\n", 1, True)
+    outbox.reply(alice, F(b"seq 1\n"), 1, True)
     outbox.cut()
     outbox.hold()
-    outbox.reply(alice, b"seq 2\n", 2, True)
-    outbox.refuse(lambda rid: b"refused %d\n" % rid)
+    outbox.reply(alice, F(b"seq 2\n"), 2, True)
+    outbox.refuse(lambda rid: F(b"refused %d\n" % rid))
     await settle()
     assert received(alice) == b"before\nrefused 1\nrefused 2\n"
 
@@ -212,67 +225,69 @@ async def test_a_refused_write_keeps_what_came_before_the_hold_and_every_reply()
     outbox = make_outbox()
     room = Room("tech", "", None, True, 0.0)
     alice, bob = outlet("alice"), outlet("bob")
-    outbox.reply(alice, b"ping 1\n", 1, False)  # answered before any change
-    outbox.broadcast(room, room.roster, b"earlier\n", iter([alice, bob]))
+    outbox.reply(alice, F(b"ping 1\n"), 1, False)  # answered before any change
+    outbox.broadcast(room, room.roster, F(b"earlier\n"), iter([alice, bob]))
     outbox.hold()  # a change is applied...
-    outbox.broadcast(room, room.roster, b"message\n", iter([alice, bob]))
-    outbox.reply(alice, b"seq 9\n", 2, True)  # ...by this request
-    outbox.reply(alice, b"ping 3\n", 3, False)
-    outbox.send(bob, b"presence\n")
-    outbox.refuse(lambda rid: b"refused %d\n" % rid)
+    outbox.broadcast(room, room.roster, F(b"message\n"), iter([alice, bob]))
+    outbox.reply(alice, F(b"seq 9\n"), 2, True)  # ...by this request
+    outbox.reply(alice, F(b"ping 3\n"), 3, False)
+    outbox.send(bob, F(b"presence\n"))
+    outbox.refuse(lambda rid: F(b"refused %d\n" % rid))
     await settle()
     assert received(alice) == b"ping 1\nearlier\nrefused 2\nping 3\n"
     assert received(bob) == b"earlier\n"
 
 
-async def test_a_reader_past_the_soft_limit_stays_while_it_reads(monkeypatch):
+async def test_a_reader_past_the_soft_limit_stays_while_it_reads():
     """Behind after a burst is not a reason to drop: each second it takes at
     least the soft limit's worth, it gets another `timeout`."""
-    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
-    outbox = make_outbox(soft=100, timeout=0.12)
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=3.0, clock=clock)
     reader = outlet("reader")
-    outbox.send(reader, b"x" * 1000)
+    outbox.send(reader, F(b"x" * 1000))
     wire(reader).unsent = 900  # the kernel took 100 bytes
     await settle()
-    for _ in range(6):  # 0.3 s, well past the timeout, taking 100 bytes a look
-        await asyncio.sleep(0.05)
+    for _ in range(6):  # twice the timeout, taking 100 bytes a look
+        clock.advance(outbox_module.CHECK_EVERY)
         wire(reader).unsent -= 100
     assert not wire(reader).aborted
 
 
-async def test_a_reader_that_stops_taking_is_dropped_after_the_timeout(monkeypatch):
-    monkeypatch.setattr(outbox_module, "CHECK_EVERY", 0.05)
-    outbox = make_outbox(soft=100, timeout=0.5)
+async def test_a_reader_that_stops_taking_is_dropped_after_the_timeout():
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=5.0, clock=clock)
     stalled = outlet("stalled")
-    outbox.send(stalled, b"x" * 1000)
+    outbox.send(stalled, F(b"x" * 1000))
     wire(stalled).unsent = 900
     await settle()
-    await asyncio.sleep(0.1)
-    assert not wire(stalled).aborted  # not before the timeout (a margin for a busy machine)
-    await asyncio.sleep(0.6)
+    clock.advance(4.0)
+    assert not wire(stalled).aborted  # not before the timeout
+    clock.advance(1.0)
     assert wire(stalled).aborted and stalled.dead
-    outbox.send(stalled, b"more\n")  # nothing more is queued for it
+    outbox.send(stalled, F(b"more\n"))  # nothing more is queued for it
     assert stalled.parts == []
 
 
 async def test_a_reader_that_catches_up_is_no_longer_timed():
-    outbox = make_outbox(soft=100, timeout=0.05)
+    clock = ManualClock()
+    outbox = make_outbox(soft=100, timeout=0.5, clock=clock)
     reader = outlet("reader")
-    outbox.send(reader, b"x" * 1000)
+    outbox.send(reader, F(b"x" * 1000))
     wire(reader).unsent = 900
     await settle()
     assert reader.lagging_since is not None
     wire(reader).unsent = 0
     outbox.caught_up(reader)  # what the front end says once its buffer drains
-    await asyncio.sleep(0.1)
+    clock.advance(2.0)
     assert reader.lagging_since is None and not wire(reader).aborted
+    assert not clock.timers  # nothing left to look at
 
 
 async def test_an_outlet_past_the_hard_limit_is_dropped_at_once():
     outbox = make_outbox(soft=100, hard=500)
     slow = outlet("slow")
     wire(slow).backlog_growth = 600
-    outbox.send(slow, b"x" * 10)
+    outbox.send(slow, F(b"x" * 10))
     await settle()
     assert wire(slow).aborted and slow.dead
 
@@ -284,9 +299,9 @@ async def test_close_waits_for_the_queue_to_go_out(held):
     alice = outlet("alice")
     if held:
         outbox.hold()
-    outbox.reply(alice, b'{"id":1,"ok":true}\n', 1, False)
+    outbox.reply(alice, F(b'{"id":1,"ok":true}\n'), 1, False)
     alice.close()
-    outbox.send(alice, b"too late\n")
+    outbox.send(alice, F(b"too late\n"))
     await settle()
     if held:
         assert not wire(alice).closed and wire(alice).writes == []
@@ -300,9 +315,42 @@ async def test_an_outlet_that_quit_still_closes_after_a_refused_write():
     outbox = make_outbox()
     alice = outlet("alice")
     outbox.hold()
-    outbox.reply(alice, b'{"id":1,"ok":true}\n', 1, False)  # quit's reply: nothing to write
+    outbox.reply(alice, F(b'{"id":1,"ok":true}\n'), 1, False)  # quit's reply: nothing to write
     alice.close()
-    outbox.refuse(lambda rid: b"refused %d\n" % rid)
+    outbox.refuse(lambda rid: F(b"refused %d\n" % rid))
     await settle()
     assert received(alice) == b'{"id":1,"ok":true}\n'
     assert wire(alice).closed
+
+
+class Counted(Format):
+    """A format that counts the frames it encodes."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
+    def encode(self, frame: Frame) -> bytes:
+        self.encoded += 1
+        return b"<" + frame.line[:-1] + b">"
+
+
+async def test_a_broadcast_is_encoded_once_per_format_whatever_its_members():
+    """Members of two formats share one encoding each: a room's frames are
+    encoded once for all members of a format, and a member's own frame
+    between them in its own format, in the order queued."""
+    outbox = make_outbox()
+    room = Room("tech", "", None, True, 0.0)
+    counted = Counted()
+    natives = [outlet(f"n{i}") for i in range(3)]
+    others = [outlet(f"o{i}") for i in range(3)]
+    for o in others:
+        wire(o).format = counted
+    members = [*natives, *others]
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter(members))
+    outbox.send(others[0], F(b"own\n"))
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter(members))
+    await settle()
+    assert all(received(n) == b"m1\nm2\n" for n in natives)
+    assert received(others[0]) == b"<m1><own><m2>"
+    assert received(others[1]) == received(others[2]) == b"<m1><m2>"
+    assert counted.encoded == 3  # m1 and m2 once for all three, and its own frame

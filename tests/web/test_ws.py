@@ -16,8 +16,9 @@ from websockets.frames import CloseCode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from nexus.server.config import ServerConfig
-from nexus.server.frontends.ws import Web
+from nexus.server.frames import Frame
+from nexus.server.frontends.ws import WS_MESSAGES
+from nexus.server.outbox import Broadcast, View
 from tests.conftest import PASSWORD
 from tests.procs import ServerProcess, server_command
 from tests.web.conftest import WebRunning
@@ -235,31 +236,33 @@ async def test_websocket_over_tls(start_web, tmp_path) -> None:
             await plain.recv()
 
 
-async def test_batches_and_their_slices_become_one_message_per_frame() -> None:
-    """A room's batch, and every slice of it the outbox hands a member, become
-    exactly its frames as text messages (the batch is framed once and shared)."""
-    web = Web(ServerConfig())
-    frames = [b'{"event":"message","seq":%d,"text":"%s"}\n' % (i, b"x" * i * 40) for i in range(6)]
-    frames += [frames[2], frames[3], b'{"event":"left","room":"a","user":"b"}\n', frames[2]]
-    batch = b"".join(frames)
-    ends = [sum(map(len, frames[:i])) for i in range(len(frames) + 1)]
+def test_broadcasts_and_their_slices_become_one_message_per_frame() -> None:
+    """A room's broadcast, and every view of it the outbox hands a member, become
+    exactly its frames as text messages (the broadcast is framed once and
+    shared), whatever a frame's size; a frame of a member's own likewise."""
+    sizes = [0, 40, 125, 126, 65_535, 65_536, 70_000]
+    bodies = [{"event": "message", "seq": i, "text": "x" * n} for i, n in enumerate(sizes)]
+    broadcast = Broadcast(0)
+    broadcast.frames = [Frame(body) for body in bodies]
+    lines = [frame.line[:-1] for frame in broadcast.frames]
 
     def messages(data: bytes | memoryview) -> list[bytes]:
         reader = ClientProtocol(parse_uri("ws://x/ws"), state=State.OPEN, max_size=None)
-        reader.receive_data(bytes(web.messages(data)))
+        reader.receive_data(bytes(data))
         return [bytes(event.data) for event in reader.events_received()]
 
-    assert messages(batch) == [f[:-1] for f in frames]
-    assert web.messages(batch) is web.messages(batch)  # framed once this loop pass
-    framed = web.messages(batch)
-    for first in range(len(frames)):
-        for last in range(first + 1, len(frames) + 1):
-            piece = memoryview(batch)[ends[first] : ends[last]]
-            assert messages(piece) == [f[:-1] for f in frames[first:last]]
-            if first < 6:  # a frame met once so far: a slice of the framed batch, no copy
-                shared = web.messages(piece)
-                assert isinstance(shared, memoryview) and shared.obj is framed
-    assert messages(b'{"cmd":"reply"}\n') == [b'{"cmd":"reply"}']
+    whole = View(broadcast, 0).bytes(WS_MESSAGES)
+    assert messages(whole) == lines
+    assert View(broadcast, 0).bytes(WS_MESSAGES) is whole  # framed once for every member
+    for first in range(len(lines)):
+        for last in range(first + 1, len(lines) + 1):
+            view = View(broadcast, first)
+            view.end = last
+            piece = view.bytes(WS_MESSAGES)
+            assert messages(piece) == lines[first:last]
+            if (first, last) != (0, len(lines)):  # a slice of the framed broadcast, no copy
+                assert isinstance(piece, memoryview) and piece.obj is whole
+    assert messages(WS_MESSAGES.encode(Frame({"id": 1, "ok": True}))) == [b'{"id":1,"ok":true}']
 
 
 def test_the_server_binary_serves_the_web_client(tmp_path) -> None:

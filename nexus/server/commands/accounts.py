@@ -6,11 +6,11 @@ import time
 
 from nexus import protocol as p
 from nexus.errors import NexusError
-from nexus.protocol import encode
 from nexus.server import records
 from nexus.server.auth import new_token, token_digest, token_valid
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import ANONYMOUS, ANY_OPEN, command
+from nexus.server.frames import Frame
 from nexus.server.model import User, user_key
 
 _LOGIN_FAILED = "wrong username, password or token"
@@ -138,7 +138,7 @@ async def password(ctx: Context, req: p.Password) -> p.TokenReply:
     ctx.change(records.Token(user=key, digest=digest, ts=now))
     await ctx.durable()
     changed = p.error(None, NexusError("auth_required", "password changed"))
-    ctx.hub.expel(key, encode(changed), skip=ctx.session)
+    ctx.hub.expel(key, Frame(changed), skip=ctx.session)
     return {"token": token}
 
 

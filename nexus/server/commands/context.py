@@ -24,6 +24,7 @@ from nexus.errors import NexusError
 from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.auth import PasswordHashing
+from nexus.server.frames import Frame
 from nexus.server.hub import Hub
 from nexus.server.model import History, Message, Model, Room, User, pair_key, user_key
 from nexus.server.policy import Policy
@@ -273,7 +274,7 @@ class Context:
         conversation `where` names) and tells their other sessions, which
         see the conversation named as `shown`."""
         self.change(Read(user=self.key, seq=seq, room=where.get("room"), with_=where.get("with")))
-        moved = encode({"event": "read", **shown, "seq": seq})
+        moved = Frame({"event": "read", **shown, "seq": seq})
         self.hub.to_user(self.key, moved, skip=self.session)
 
     def mark_dms_read(self, other: User, newest: int) -> None:

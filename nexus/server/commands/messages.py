@@ -9,10 +9,10 @@ from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
-from nexus.protocol import encode
 from nexus.server import permissions, records
 from nexus.server.commands.context import Context, R, then
 from nexus.server.commands.registry import command
+from nexus.server.frames import Frame
 from nexus.server.model import Message, Room, pair_key, user_key
 from nexus.server.store import Page
 
@@ -77,7 +77,7 @@ def _say(ctx: Context, room: Room | None, req: p.Say) -> p.SentReply:
         user=ctx.key, room=room.name, text=req.text, ts=time.time(), **_new_fields(ctx, req)
     )
     message = ctx.change(record)
-    ctx.hub.to_room(room, encode({"event": "message", **message.wire()}))
+    ctx.hub.to_room(room, Frame({"event": "message", **message.wire()}))
     return {"seq": message.seq, "ts": message.ts}
 
 
@@ -96,7 +96,7 @@ def _dm(ctx: Context, recipient: str, req: p.Dm) -> p.SentReply:
         user=ctx.key, to=recipient, text=req.text, ts=time.time(), **_new_fields(ctx, req)
     )
     message = ctx.change(record)
-    frame = encode({"event": "dm", **message.wire()})
+    frame = Frame({"event": "dm", **message.wire()})
     ctx.hub.to_user(ctx.key, frame)
     if recipient != ctx.key:
         ctx.hub.to_user(recipient, frame)
@@ -174,7 +174,7 @@ class Target:
 
     def tell(self, ctx: Context, event: dict[str, Any]) -> None:
         """Sends an event about the message where the message went."""
-        frame = encode(event)
+        frame = Frame(event)
         if self.room is not None:
             ctx.hub.to_room(self.room, frame)
             return

@@ -12,11 +12,11 @@ import time
 
 from nexus import protocol as p
 from nexus.errors import NexusError
-from nexus.protocol import encode
 from nexus.server import permissions, records
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 from nexus.server.commands.rooms import vacate
+from nexus.server.frames import Frame
 from nexus.server.model import Room, User, user_key
 from nexus.server.store import Store
 
@@ -72,7 +72,7 @@ def _set_moderator(ctx: Context, action: str, req: p.Op | p.Deop) -> p.RoomReply
             "room": ctx.room_info(room),
             "by": ctx.me.username,
         }
-        ctx.hub.to_room(room, encode(updated))
+        ctx.hub.to_room(room, Frame(updated))
     return {"room": ctx.room_info(room)}
 
 
@@ -99,7 +99,7 @@ def _tell_removed(ctx: Context, room: Room, target: User, reason: str, banned: b
         "reason": reason,
         "banned": banned,
     }
-    frame = encode(kicked)
+    frame = Frame(kicked)
     ctx.hub.to_room(room, frame)
     ctx.hub.to_user(user_key(target.username), frame)
 
@@ -161,7 +161,7 @@ def _tell_staff(ctx: Context, room: Room, target: User, reason: str, on: bool) -
         "reason": reason,
         "on": on,
     }
-    frame = encode(event)
+    frame = Frame(event)
     staff = room.moderators | ctx.model.admins | ({room.owner} if room.owner else set())
     for key in staff:
         ctx.hub.to_user(key, frame, skip=ctx.session)
@@ -195,7 +195,7 @@ def _set_muted(ctx: Context, action: str, req: p.Mute | p.Unmute) -> p.Empty:
             "by": ctx.me.username,
             "on": on,
         }
-        frame = encode(muted)
+        frame = Frame(muted)
         ctx.hub.to_room(room, frame)
         if key not in room.members:
             ctx.hub.to_user(key, frame)
@@ -236,7 +236,7 @@ def invite(ctx: Context, req: p.Invite) -> p.Empty:
         ctx.change(records.Invite(user=ctx.key, room=room.name, target=key))
         ctx.audit("invite", room.name, target.username)
     invited: p.Invited = {"event": "invited", "room": ctx.room_info(room), "by": ctx.me.username}
-    ctx.hub.to_user(key, encode(invited))
+    ctx.hub.to_user(key, Frame(invited))
     return {}
 
 
@@ -281,7 +281,7 @@ def suspend(ctx: Context, req: p.Suspend) -> p.Empty:
         ctx.change(records.Suspend(user=ctx.key, target=key, on=True))
         ctx.audit("suspend", None, target.username, req.reason)
     told = NexusError("suspended", f"suspended by {ctx.me.username}: {req.reason or 'no reason'}")
-    ctx.hub.expel(key, encode(p.error(None, told)))
+    ctx.hub.expel(key, Frame(p.error(None, told)))
     return {}
 
 

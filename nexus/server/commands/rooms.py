@@ -7,10 +7,10 @@ from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
-from nexus.protocol import encode
 from nexus.server import permissions, records
 from nexus.server.commands.context import Context, Counts, then
 from nexus.server.commands.registry import command
+from nexus.server.frames import Frame
 from nexus.server.hub import Hub
 from nexus.server.model import Model, Room
 from nexus.server.store import Page
@@ -26,7 +26,7 @@ def join(ctx: Context, req: p.Join) -> Any:
         joined: p.Joined = {"event": "joined", "room": room.name, "user": ctx.me.username}
         if ctx.me.guest:
             joined["guest"] = True  # no account: IRC's account-tag and extended-join say so
-        ctx.hub.to_room(room, encode(joined))
+        ctx.hub.to_room(room, Frame(joined))
     return then(
         ctx.page(room.history, room.name, p.PAGE_DEFAULT, None),
         lambda page: _joined(ctx, room, page),
@@ -63,7 +63,7 @@ def leave(ctx: Context, req: p.Leave) -> p.Empty:
         raise NexusError("not_member", f"you are not in #{room.name}")
     ctx.change(records.Leave(user=ctx.key, room=room.name))
     left: p.Left = {"event": "left", "room": room.name, "user": ctx.me.username}
-    frame = encode(left)
+    frame = Frame(left)
     ctx.hub.to_room(room, frame)
     ctx.hub.to_user(ctx.key, frame, skip=ctx.session)
     vacate(ctx, room)
@@ -89,7 +89,7 @@ def create(ctx: Context, req: p.Create) -> p.RoomReply:
         )
     )
     info = ctx.room_info(room)
-    created = encode({"event": "room_created", "room": info})
+    created = Frame({"event": "room_created", "room": info})
     if room.private:  # nobody else learns of it
         ctx.hub.to_user(ctx.key, created)
     else:
@@ -137,9 +137,9 @@ def tell_deleted(hub: Hub, model: Model, room: Room, by: str) -> None:
     what it was: deleting a room does not empty the set.)"""
     deleted: p.RoomDeleted = {"event": "room_deleted", "room": room.name, "by": by}
     if room.private:
-        hub.to_users(room.members | model.admins, encode(deleted))
+        hub.to_users(room.members | model.admins, Frame(deleted))
     else:
-        hub.to_all(encode(deleted))
+        hub.to_all(Frame(deleted))
 
 
 @command("topic", flood=True)  # announced to every member
@@ -152,7 +152,7 @@ def topic(ctx: Context, req: p.Topic) -> p.RoomReply:
         "topic": req.topic,
         "by": ctx.me.username,
     }
-    ctx.hub.to_room(room, encode(changed))
+    ctx.hub.to_room(room, Frame(changed))
     return {"room": ctx.room_info(room)}
 
 

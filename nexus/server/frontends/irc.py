@@ -3,9 +3,10 @@
 Byte-level glue only, as tcp.py is for JSON: admission, keepalive and the TLS
 upgrade are tcp.py's own (this protocol is a TcpProtocol); lines are cut with
 the same LineFramer at IRC's length; each line goes through the connection's
-`Translator` (nexus/server/irc/translator.py) into request frames for the
-core, and the frames the core writes are translated back into IRC lines on
-their way to the socket. Every rule is the core's and the handlers'.
+`Translator` (nexus/server/irc/translator.py) into requests for the core,
+handed over as they are, and the frames the core sends are read in their
+typed form and become IRC lines on their way to the socket. Every rule is
+the core's and the handlers'.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import asyncio
 import logging
 import ssl
 import weakref
-from collections.abc import Iterable
-from typing import Any
 
 from nexus import __version__
 from nexus.protocol import LineFramer
 from nexus.server.core import Connection, Core
+from nexus.server.frames import Format, Frame
 from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
 from nexus.server.irc.directory import Directory
 from nexus.server.irc.lines import INPUT_MAX
 from nexus.server.irc.translator import Translator
+from nexus.server.outbox import View
 
 log = logging.getLogger("nexus.irc")
 
@@ -43,54 +44,41 @@ def directory(core: Core) -> Directory:
 
 
 class IrcLink(TransportLink):
-    """The core's Link: frames it writes become IRC lines before the transport.
+    """The core's Link: the frames it is handed become IRC lines before the
+    transport, read in their typed form. A room broadcast's messages from
+    others are the lines every member with the same capabilities shares,
+    made once (`Translator.server_view`)."""
 
-    `reframed` counts what the lines added to (or took from) the frames, so
-    the outbox judges a reader by the bytes that crossed its socket."""
+    __slots__ = ("connection", "translator")
 
-    __slots__ = ("connection", "reframed", "translator")
+    format: Format | None = None  # lines depend on the client's state: `take` reads frames
 
     def __init__(self, transport: asyncio.Transport, translator: Translator) -> None:
         super().__init__(transport)
         self.translator = translator
         self.connection: Connection | None = None
-        self.reframed = 0
-        self.write = self._write
-        self.writelines = self._writelines
 
-    def _write(self, data: bytes | bytearray | memoryview[Any]) -> None:
-        # Most writes are a room's messages that other members translated already.
-        try:
-            lines = self.translator.shared_lines(data) if type(data) is bytes else None
-        except Exception:
-            self._failed()
-            return
-        if lines is not None:
-            self.transport.write(lines)
-            self.reframed += len(lines) - len(data)
-        else:
-            self._writelines((data,))
-
-    def _writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview[Any]]) -> None:
+    def take(self, parts: list[Frame | View]) -> int:
         translator = self.translator
-        given = 0
         try:
-            for part in list_of_data:
-                translator.server_write(part)
-                given += len(part)
+            for part in parts:
+                if type(part) is Frame:
+                    translator.server_event(part.body)
+                else:
+                    translator.server_view(part)  # type: ignore[arg-type]
         except Exception:
-            self._failed()
-            return
+            self.failed()
+            return 0
         out = translator.take_output()
         if out:
             self.transport.write(out)
-        self.reframed += len(out) - given
-        asked = translator.take_requests()
-        if asked and self.connection is not None:
+        if translator.requests and self.connection is not None:
             # Asked while the outbox writes: answered once it is done.
+            asked = translator.take_requests()
             asyncio.get_running_loop().call_soon(self.connection.receive, asked)
+        return len(out)
 
-    def _failed(self) -> None:
+    def failed(self) -> None:
         """The outbox is flushing every connection: a translation that fails
         must cost this one connection, not the rest of the flush."""
         session = self.connection.session if self.connection is not None else None

@@ -24,6 +24,7 @@ from typing import cast
 
 from nexus.protocol import LineFramer
 from nexus.server.core import Connection, Core
+from nexus.server.frames import JSON_LINES, Format
 
 log = logging.getLogger("nexus.tcp")
 
@@ -76,6 +77,7 @@ class TransportLink:
 
     __slots__ = ("backlog", "transport", "write", "writelines")
 
+    format: Format | None = JSON_LINES  # peers read the frames' JSON lines
     reframed = 0
 
     def __init__(self, transport: asyncio.Transport) -> None:

@@ -12,11 +12,10 @@ nexus/server/web/ (and `/permissions.json`, made from permissions.py) and the
 connection is closed. Either only when its Host names this server
 (`Web.host_refused`).
 
-One protocol frame is one WebSocket text message, with no newline. The core
-writes newline-ended frames; each batch is cut into text messages once per
-loop pass, however many connections it goes to (a room's frames are one
-`bytes` object shared by its members' outlets), so a broadcast costs its
-framing once, not once per member.
+One protocol frame is one WebSocket text message, with no newline: the
+links' format (`WS_MESSAGES`), so the outbox frames a room broadcast once
+for all its web members, however many there are, and each write is shared
+bytes, as a native member's is.
 """
 
 from __future__ import annotations
@@ -28,23 +27,25 @@ import json
 import logging
 import mimetypes
 import ssl
+import struct
 from importlib import resources
 from typing import cast
 from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import CloseCode, Opcode
+from websockets.frames import Frame as WsFrame
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
-from nexus.server import permissions
+from nexus.server import frames, permissions
+from nexus.server.clock import Timer
 from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
-from nexus.server.frontends.tcp import TcpProtocol, reset
-from nexus.server.outbox import slice_start
+from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
 
 log = logging.getLogger("nexus.ws")
 
@@ -144,14 +145,13 @@ def _response(status: int, phrase: str, kind: str, body: bytes) -> Response:
 
 class Web:
     """What every web connection shares: the files, the allowed origins and the
-    names they give this server, the framing cache."""
+    names they give this server."""
 
     def __init__(self, config: ServerConfig) -> None:
         self.files = WebFiles()
         self.origins = {o.strip().lower() for o in config.web_origins.split(",") if o.strip()}
         self.any_name = "*" in self.origins
         self.names = {name for name in map(_origin_host, self.origins) if name}
-        self._framed: dict[int, Framed] = {}  # by id of the batch, this loop pass
 
     def host_refused(self, request: Request, local: str | None) -> int | None:
         """The HTTP status refusing a request not addressed to this server, or
@@ -192,49 +192,6 @@ class Web:
         scheme = "https" if secure else "http"
         return len(hosts) == 1 and origin == f"{scheme}://{hosts[0].lower()}"
 
-    def messages(self, data: bytes | memoryview) -> bytes | memoryview:
-        """Newline-ended frames as WebSocket text messages, framed once per loop
-        pass however many connections they go to.
-
-        The outbox hands each member of a room the room's batch (one `bytes`
-        object) or, for a member that got a reply of its own in between, a
-        slice of it (a memoryview). A batch is framed once, noting where each
-        frame starts before and after; a slice becomes the matching slice of
-        the framed batch (`slice_start` finds where it starts).
-        """
-        if type(data) is memoryview and type(data.obj) is bytes:
-            base: bytes = data.obj
-            batch = self._framed.get(id(base)) or self._frame(base)
-            start = slice_start(base, data, batch.heads)
-            if start is not None:
-                first = batch.starts.get(start)
-                last = batch.starts.get(start + len(data))
-                if first is not None and last is not None:
-                    return memoryview(batch.framed)[first:last]
-            data = bytes(data)  # not whole frames of the batch: not from the outbox
-        batch = self._framed.get(id(data)) or self._frame(data)
-        return batch.framed
-
-    def _frame(self, data: bytes | memoryview) -> Framed:
-        starts = {0: 0}
-        heads: dict[bytes, int] = {}
-        parts = []
-        raw = framed = 0
-        lines = bytes(data).split(b"\n")
-        lines.pop()  # after the last newline
-        for line in lines:
-            part = Frame(Opcode.TEXT, line).serialize(mask=False)
-            parts.append(part)
-            heads.setdefault(line, raw)
-            raw += len(line) + 1
-            framed += len(part)
-            starts[raw] = framed
-        batch = Framed(data, b"".join(parts), starts, heads)
-        if not self._framed:
-            asyncio.get_running_loop().call_soon(self._framed.clear)
-        self._framed[id(data)] = batch
-        return batch
-
 
 def _origin_host(origin: str) -> str | None:
     """The host of an origin (`https://chat.example.org` -> `chat.example.org`)."""
@@ -272,68 +229,46 @@ def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
-class Framed:
-    """A batch of frames as WebSocket messages, and where each frame starts in both."""
+class WsMessages(frames.Format):
+    """One frame a WebSocket text message (RFC 6455 5.2: FIN, opcode 1, the
+    length, no mask from a server), its JSON without the newline."""
 
-    __slots__ = ("data", "framed", "heads", "starts")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        data: bytes | memoryview,
-        framed: bytes,
-        starts: dict[int, int],
-        heads: dict[bytes, int],
-    ) -> None:
-        self.data = data  # kept, so its id is not reused while it is cached
-        self.framed = framed
-        self.starts = starts  # offset of a frame in `data` -> its offset in `framed`
-        self.heads = heads  # a frame (without newline) -> its first offset in `data`
+    def encode(self, frame: frames.Frame) -> bytes:
+        payload = frame.line[:-1]
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x81, size))
+        elif size < 1 << 16:
+            head = struct.pack("!BBH", 0x81, 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x81, 127, size)
+        return head + payload
 
 
-class WsLink:
-    """The core's `Link` over a WebSocket: frames out as text messages.
+WS_MESSAGES = WsMessages()
 
-    `reframed` counts the bytes the framing added to the frames (and what the
-    protocol sent of its own: pongs, the close), so the outbox judges a reader
-    by the bytes that crossed its socket."""
 
-    __slots__ = (
-        "_send",
-        "_sendlines",
-        "backlog",
-        "messages",
-        "protocol",
-        "reframed",
-        "transport",
-    )
+class WsLink(TransportLink):
+    """The core's `Link` over a WebSocket: frames out as text messages, a room's
+    made once for all its members by the outbox (`WS_MESSAGES`).
 
-    def __init__(self, transport: asyncio.Transport, protocol: WsProtocol, web: Web) -> None:
-        self.transport = transport
+    `reframed` counts what the protocol sent of its own (pongs, the close),
+    so the outbox judges a reader by the bytes that crossed its socket."""
+
+    __slots__ = ("protocol", "reframed")
+
+    format: frames.Format | None = WS_MESSAGES
+
+    def __init__(self, transport: asyncio.Transport, protocol: WsProtocol) -> None:
+        super().__init__(transport)
         self.protocol = protocol
-        # Called once per connection per flush: bound once here.
-        self.messages = web.messages
-        self._send = transport.write
-        self._sendlines = transport.writelines
-        self.backlog = transport.get_write_buffer_size
         self.reframed = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        framed = self.messages(data)
-        self.reframed += len(framed) - len(data)
-        self._send(framed)
-
-    def writelines(self, parts: list[bytes | memoryview]) -> None:
-        messages = self.messages
-        framed = [messages(part) for part in parts]
-        self.reframed += sum(map(len, framed)) - sum(map(len, parts))
-        self._sendlines(framed)
 
     def close(self) -> None:
         """Ends with a close frame (the client's own, answered, if it sent one)."""
         self.protocol.close_websocket()
-
-    def abort(self) -> None:
-        reset(self.transport)
 
 
 def _utf8(data: bytes) -> bool:
@@ -366,7 +301,7 @@ class WsProtocol(TcpProtocol):
         self.ws = HttpProtocol(max_size=core.config.max_frame - 1)
         self.transport: asyncio.Transport | None = None
         self.link: WsLink | None = None  # once the WebSocket is open
-        self.expiry: asyncio.TimerHandle | None = None  # until the WebSocket opens
+        self.expiry: Timer | None = None  # until the WebSocket opens, on the core's clock
         self.partial: list[BytesLike] | None = None  # fragments of a text message
         self.paused = False  # the core paused reading
         self.closing = False  # the peer closed; tell the core once it reads again
@@ -387,9 +322,7 @@ class WsProtocol(TcpProtocol):
     def _open(self, transport: asyncio.Transport) -> None:
         """The peer is admitted (and its TLS up): its HTTP request comes next."""
         self.transport = transport
-        self.expiry = asyncio.get_running_loop().call_later(
-            self.core.config.login_timeout, self._expired
-        )
+        self.expiry = self.core.clock.call_later(self.core.config.login_timeout, self._expired)
         if self.early:
             early, self.early = self.early, b""
             self.data_received(early)
@@ -420,7 +353,7 @@ class WsProtocol(TcpProtocol):
         for event in ws.events_received():
             if isinstance(event, Request):
                 self._request(event)
-            elif isinstance(event, Frame) and self._message(event, messages):
+            elif isinstance(event, WsFrame) and self._message(event, messages):
                 break
         connection = self.connection
         if connection is None:
@@ -434,7 +367,7 @@ class WsProtocol(TcpProtocol):
         elif not too_big:  # the core refuses and closes on a message too big
             self._peer_closed(connection)
 
-    def _message(self, frame: Frame, messages: list[bytes]) -> bool:
+    def _message(self, frame: WsFrame, messages: list[bytes]) -> bool:
         """Collects a data frame into `messages`; True once the peer sent what
         cannot be read (a binary message, a text message that is not UTF-8),
         after which nothing is."""
@@ -487,7 +420,7 @@ class WsProtocol(TcpProtocol):
             self.expiry.cancel()  # the core's login deadline takes over
         peername = transport.get_extra_info("peername") or ("?", 0)
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
-        link = self.link = WsLink(transport, self, self.web)
+        link = self.link = WsLink(transport, self)
         self.connection = self.core.open(link, self, self.ip or "?", f"{peername[0]}:{peername[1]}")
 
     def eof_received(self) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -137,7 +138,7 @@ class Directory:
         """The message `extras` came with was refused: no event will come."""
         self._unpend(extras)
 
-    def extras(self, scope: str, message: dict[str, Any]) -> Extras | None:
+    def extras(self, scope: str, message: Mapping[str, Any]) -> Extras | None:
         """What the line of `message` (an event's) said beyond the message."""
         seq: int = message["seq"]
         found = self.messages.get((scope, seq))

@@ -8,23 +8,20 @@ before it leaves its rooms, so their PARTs are then not shown.)
 
 from __future__ import annotations
 
-from nexus.server.irc.events import Events
 from nexus.server.irc.lines import build
-from nexus.server.irc.state import Reply
+from nexus.server.irc.members import member_presence
+from nexus.server.irc.state import IrcState, Reply
 
 
-class Guests(Events):
-    """The translator's guest layer: one event, told differently for a guest."""
-
-    def _on_presence(self, event: Reply) -> None:
-        if event["online"] or not event.get("guest"):
-            super()._on_presence(event)
-            return
-        nick = event["user"]
-        shown = [nicks for nicks in self.channels.values() if nick in nicks]
-        for nicks in shown:
-            nicks.discard(nick)
-        if shown:
-            reason = self.directory.quit_reason(nick)  # its QUIT said why
-            why = f"Quit: {reason}" if reason else "Quit: guest left"
-            self.out.append(build(self._mask(nick), "QUIT", why))
+def on_presence(c: IrcState, event: Reply) -> None:
+    if event["online"] or not event.get("guest"):
+        member_presence(c, event)
+        return
+    nick = event["user"]
+    shown = [nicks for nicks in c.channels.values() if nick in nicks]
+    for nicks in shown:
+        nicks.discard(nick)
+    if shown:
+        reason = c.directory.quit_reason(nick)  # its QUIT said why
+        why = f"Quit: {reason}" if reason else "Quit: guest left"
+        c.responses.lines.append(build(c.mask(nick), "QUIT", why))

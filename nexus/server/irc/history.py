@@ -21,12 +21,12 @@ millisecond precision, so times are compared in milliseconds.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 from nexus.protocol import PAGE_MAX
 
-Message = dict[str, Any]
+Message = Mapping[str, Any]  # as the server sent it: shared, never changed
 Page = tuple[int, int | None]  # a page asked: (limit, before)
 Got = tuple[list[Message], bool]  # its answer: the messages, oldest first, and `more`
 T = TypeVar("T")

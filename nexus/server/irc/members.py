@@ -39,191 +39,197 @@ _PEOPLE_MIN = 64  # people kept before the first look for those no channel shows
 _WHOX_ORDER = "tcuihsnfdlaor"
 
 
-class Members(IrcState):
-    """Asking and showing channel members, and WHO."""
+def members_of(c: IrcState, rooms: list[str], then: Callable[[Rosters], None]) -> None:
+    """Asks the members of `rooms`, then calls `then` with each room's
+    names (none for a room the account may not see)."""
+    rosters: Rosters = {room: set() for room in rooms}
 
-    def _members_of(self, rooms: list[str], then: Callable[[Rosters], None]) -> None:
-        """Asks the members of `rooms`, then calls `then` with each room's
-        names (none for a room the account may not see)."""
-        rosters: Rosters = {room: set() for room in rooms}
+    def got(room: str, reply: Reply) -> None:
+        for member in reply["members"]:
+            rosters[room].add(member["username"])
+            got_member(c, member)
 
-        def got(room: str, reply: Reply) -> None:
-            for member in reply["members"]:
-                rosters[room].add(member["username"])
-                self._got_member(member)
+    def finish() -> None:
+        then(rosters)
+        forget_people(c)
 
-        def finish() -> None:
-            then(rosters)
-            self._forget_people()
+    for room in rooms:
+        c.ask("members", partial(got, room), ignore, room=room)
+    c.local(then=finish)
 
-        for room in rooms:
-            self._ask("members", partial(got, room), ignore, room=room)
-        self._local(then=finish)
 
-    def _got_member(self, member: Reply) -> None:
-        """Keeps what a `members` entry says of someone (a Profile's fields)."""
-        key = member["username"].lower()
-        profile = self.people.setdefault(key, {"rooms": []})
-        for field in ("username", "online", "away", "bio", "admin", "guest"):
-            profile[field] = member[field]
-        self._got_admin(key, member["admin"])
+def got_member(c: IrcState, member: Reply) -> None:
+    """Keeps what a `members` entry says of someone (a Profile's fields)."""
+    key = member["username"].lower()
+    profile = c.people.setdefault(key, {"rooms": []})
+    for field in ("username", "online", "away", "bio", "admin", "guest"):
+        profile[field] = member[field]
+    got_admin(c, key, member["admin"])
 
-    def _got_profile(self, reply: Reply) -> None:
-        self._forget_people()  # first: who is asked about stays
-        profile = reply["user"]
-        key = profile["username"].lower()
-        self.people[key] = profile
-        self._got_admin(key, profile.get("admin", False))
 
-    def _forget_people(self) -> None:
-        """Keeps only the people the channels show (NAMES, WHO and WHOIS of
-        others bring more), once there are twice as many as after the last
-        time: going through every channel's members for each NAMES would cost
-        what all of them do, whatever the room asked about."""
-        if len(self.people) > self.people_kept:
-            shown = {nick.lower() for nicks in self.channels.values() for nick in nicks}
-            self.people = {key: p for key, p in self.people.items() if key in shown}
-            self.people_kept = max(_PEOPLE_MIN, 2 * len(self.people))
+def got_profile(c: IrcState, reply: Reply) -> None:
+    forget_people(c)  # first: who is asked about stays
+    profile = reply["user"]
+    key = profile["username"].lower()
+    c.people[key] = dict(profile)  # kept, and changed by presence events
+    got_admin(c, key, profile.get("admin", False))
 
-    def _got_admin(self, key: str, admin: bool) -> None:
-        if admin:
-            self.admins.add(key)  # an operator everywhere, online or not
-        else:
-            self.admins.discard(key)
 
-    def _away_text(self, nick: str) -> str | None:
-        """What `nick` is away with: their away text, "offline" with no session."""
-        profile = self.people.get(nick.lower())
-        if profile is None:
-            return None
-        away = profile.get("away")
-        if not profile["online"]:
-            return f"{OFFLINE}: {away}" if away else OFFLINE
-        return away or None
+def forget_people(c: IrcState) -> None:
+    """Keeps only the people the channels show (NAMES, WHO and WHOIS of
+    others bring more), once there are twice as many as after the last
+    time: going through every channel's members for each NAMES would cost
+    what all of them do, whatever the room asked about."""
+    if len(c.people) > c.people_kept:
+        shown = {nick.lower() for nicks in c.channels.values() for nick in nicks}
+        c.people = {key: p for key, p in c.people.items() if key in shown}
+        c.people_kept = max(_PEOPLE_MIN, 2 * len(c.people))
 
-    def _away_line(self, nick: str) -> str:
-        """The `away-notify` line telling where `nick` is now."""
-        text = self._away_text(nick)
-        params = (text,) if text else ()
-        return build(
-            self._mask(nick), "AWAY", *params, tags=self._tags(account=self._account(nick))
-        )
 
-    def _flags(self, nick: str, room: str | None) -> str:
-        """WHO flags: H here or G gone (away or offline), * a server admin, @ an operator."""
-        flags = "G" if self._away_text(nick) else "H"
-        if nick.lower() in self.admins:
-            flags += "*"
-        if room is not None and self._is_op(room, nick):
-            flags += "@"
-        return flags
+def got_admin(c: IrcState, key: str, admin: bool) -> None:
+    if admin:
+        c.admins.add(key)  # an operator everywhere, online or not
+    else:
+        c.admins.discard(key)
 
-    def _who(self, line_params: list[str]) -> None:
-        """WHO <#channel|nick|mask> [%fields[,token]]: 352 lines, or 354 with
-        WHOX. A mask (`*`, `?`) matches the nicks of everyone online."""
-        mask = line_params[0]
-        whox = whox_spec(line_params[1]) if len(line_params) > 1 else None
-        room = room_named(mask)
 
-        def end() -> None:
-            self._emit(self._numeric("315", mask[:40], "End of /WHO list."))
+def away_text(c: IrcState, nick: str) -> str | None:
+    """What `nick` is away with: their away text, "offline" with no session."""
+    profile = c.people.get(nick.lower())
+    if profile is None:
+        return None
+    away = profile.get("away")
+    if not profile["online"]:
+        return f"{OFFLINE}: {away}" if away else OFFLINE
+    return away or None
 
-        def by_room(rosters: Rosters) -> None:
-            assert room is not None
-            for nick in sorted(rosters[room], key=str.lower):
-                self._emit(self._who_row(nick, room, whox))
-            end()
 
-        def by_nick(reply: Reply) -> None:
-            self._got_profile(reply)
-            self._emit(self._who_row(reply["user"]["username"], None, whox))
-            end()
+def away_line(c: IrcState, nick: str) -> str:
+    """The `away-notify` line telling where `nick` is now."""
+    text = away_text(c, nick)
+    params = (text,) if text else ()
+    return build(c.mask(nick), "AWAY", *params, tags=c.tags(account=c.account_of(nick)))
 
-        def by_mask(reply: Reply) -> None:
-            pattern = "*" if mask == "0" else mask.lower()
-            shared = {n.lower() for nicks in self.channels.values() for n in nicks}
-            for profile in reply["users"]:
-                nick = profile["username"]
-                entry = self.directory.registration(nick)
-                if entry is not None and entry.invisible and nick.lower() not in shared:
-                    continue  # +i: not found by a mask
-                if fnmatch.fnmatchcase(nick.lower(), pattern):
-                    self.people[nick.lower()] = profile
-                    self._got_admin(nick.lower(), profile.get("admin", False))
-                    self._emit(self._who_row(nick, None, whox))
-            end()
-            self._forget_people()
 
-        if room is not None:
-            self._members_of([room], by_room)
-        elif USERNAME_RE.fullmatch(mask):
-            self._ask("whois", by_nick, lambda _: end(), username=mask)
-        elif mask == "0" or "*" in mask or "?" in mask:
-            self._ask("online", by_mask, lambda _: end())
-        else:
-            self._local(then=end)
+def who_flags(c: IrcState, nick: str, room: str | None) -> str:
+    """WHO flags: H here or G gone (away or offline), * a server admin, @ an operator."""
+    flags = "G" if away_text(c, nick) else "H"
+    if nick.lower() in c.admins:
+        flags += "*"
+    if room is not None and c.is_op(room, nick):
+        flags += "@"
+    return flags
 
-    def _who_row(self, nick: str, room: str | None, whox: tuple[str, str] | None) -> str:
-        realname = self._realname(nick)
-        username = self.directory.username(nick)
-        channel = "#" + room if room is not None else "*"
-        flags = self._flags(nick, room)
-        server = self.server
-        if whox is None:
-            row = (channel, username, HOST, server, nick, flags, f"0 {realname}")
-            return self._numeric("352", *row)
-        fields, token = whox
-        values = {
-            "t": token,
-            "c": channel,
-            "u": username,
-            "i": "255.255.255.255",
-            "h": HOST,
-            "s": server,
-            "n": nick,
-            "f": flags,
-            "d": "0",
-            "l": "0",
-            "a": self._account(nick) or "0",
-            "o": "n/a",
-            "r": realname,
-        }
-        return self._numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))
 
-    def _came_online(self, reply: Reply) -> None:
-        """Someone this connection does not show came online: a new account,
-        which registering makes a member of the default rooms without a
-        `joined` event. They join the channels they are a member of."""
-        self._got_profile(reply)
-        profile = reply["user"]
-        nick = profile["username"]
-        joined = False
-        for room in profile["rooms"]:
-            if room in self.channels and nick not in self.channels[room]:
-                self.channels[room].add(nick)
-                self._emit(self._join_line(nick, room))
-                joined = True
-        if joined and profile.get("away") and "away-notify" in self.caps:
-            self._emit(self._away_line(nick))
+def who_reply(c: IrcState, line_params: list[str]) -> None:
+    """WHO <#channel|nick|mask> [%fields[,token]]: 352 lines, or 354 with
+    WHOX. A mask (`*`, `?`) matches the nicks of everyone online."""
+    mask = line_params[0]
+    whox = whox_spec(line_params[1]) if len(line_params) > 1 else None
+    room = room_named(mask)
 
-    def _on_presence(self, event: Reply) -> None:
-        """A member came, went or changed their away text: an AWAY line for
-        `away-notify` clients where the nick is shown (they stay members)."""
-        nick = event["user"]
-        key = nick.lower()
-        if key == self.nick.lower():
-            return
-        if not any(nick in nicks for nicks in self.channels.values()):
-            if event["online"]:
-                self._ask("whois", self._came_online, ignore, username=nick)
-            return
-        before = self._away_text(nick)
-        profile = self.people.get(key)
-        if profile is None:
-            profile = self.people[key] = {"username": nick, "rooms": [], "bio": ""}
-        profile.update(online=event["online"], away=event.get("away"))
-        if "away-notify" in self.caps and self._away_text(nick) != before:
-            self.out.append(self._away_line(nick))
+    def end() -> None:
+        c.responses.emit(c.numeric("315", mask[:40], "End of /WHO list."))
+
+    def by_room(rosters: Rosters) -> None:
+        assert room is not None
+        for nick in sorted(rosters[room], key=str.lower):
+            c.responses.emit(who_row(c, nick, room, whox))
+        end()
+
+    def by_nick(reply: Reply) -> None:
+        got_profile(c, reply)
+        c.responses.emit(who_row(c, reply["user"]["username"], None, whox))
+        end()
+
+    def by_mask(reply: Reply) -> None:
+        pattern = "*" if mask == "0" else mask.lower()
+        shared = {n.lower() for nicks in c.channels.values() for n in nicks}
+        for profile in reply["users"]:
+            nick = profile["username"]
+            entry = c.directory.registration(nick)
+            if entry is not None and entry.invisible and nick.lower() not in shared:
+                continue  # +i: not found by a mask
+            if fnmatch.fnmatchcase(nick.lower(), pattern):
+                c.people[nick.lower()] = dict(profile)  # kept, and changed
+                got_admin(c, nick.lower(), profile.get("admin", False))
+                c.responses.emit(who_row(c, nick, None, whox))
+        end()
+        forget_people(c)
+
+    if room is not None:
+        members_of(c, [room], by_room)
+    elif USERNAME_RE.fullmatch(mask):
+        c.ask("whois", by_nick, lambda _: end(), username=mask)
+    elif mask == "0" or "*" in mask or "?" in mask:
+        c.ask("online", by_mask, lambda _: end())
+    else:
+        c.local(then=end)
+
+
+def who_row(c: IrcState, nick: str, room: str | None, whox: tuple[str, str] | None) -> str:
+    realname = c.realname_of(nick)
+    username = c.directory.username(nick)
+    channel = "#" + room if room is not None else "*"
+    flags = who_flags(c, nick, room)
+    server = c.server
+    if whox is None:
+        row = (channel, username, HOST, server, nick, flags, f"0 {realname}")
+        return c.numeric("352", *row)
+    fields, token = whox
+    values = {
+        "t": token,
+        "c": channel,
+        "u": username,
+        "i": "255.255.255.255",
+        "h": HOST,
+        "s": server,
+        "n": nick,
+        "f": flags,
+        "d": "0",
+        "l": "0",
+        "a": c.account_of(nick) or "0",
+        "o": "n/a",
+        "r": realname,
+    }
+    return c.numeric("354", *(values[field] for field in _WHOX_ORDER if field in fields))
+
+
+def came_online(c: IrcState, reply: Reply) -> None:
+    """Someone this connection does not show came online: a new account,
+    which registering makes a member of the default rooms without a
+    `joined` event. They join the channels they are a member of."""
+    got_profile(c, reply)
+    profile = reply["user"]
+    nick = profile["username"]
+    joined = False
+    for room in profile["rooms"]:
+        if room in c.channels and nick not in c.channels[room]:
+            c.channels[room].add(nick)
+            c.responses.emit(c.join_line(nick, room))
+            joined = True
+    if joined and profile.get("away") and "away-notify" in c.caps:
+        c.responses.emit(away_line(c, nick))
+
+
+def member_presence(c: IrcState, event: Reply) -> None:
+    """A member came, went or changed their away text: an AWAY line for
+    `away-notify` clients where the nick is shown (they stay members)."""
+    nick = event["user"]
+    key = nick.lower()
+    if key == c.nick.lower():
+        return
+    if not any(nick in nicks for nicks in c.channels.values()):
+        if event["online"]:
+            c.ask("whois", partial(came_online, c), ignore, username=nick)
+        return
+    before = away_text(c, nick)
+    profile = c.people.get(key)
+    if profile is None:
+        profile = c.people[key] = {"username": nick, "rooms": [], "bio": ""}
+    profile.update(online=event["online"], away=event.get("away"))
+    if "away-notify" in c.caps and away_text(c, nick) != before:
+        c.responses.lines.append(away_line(c, nick))
 
 
 def whox_spec(spec: str) -> tuple[str, str] | None:

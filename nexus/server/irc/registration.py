@@ -11,12 +11,12 @@ from functools import partial
 from nexus.protocol import DM_HISTORY_CAP, PAGE_MAX, SHORT_TEXT_MAX, USERNAME_RE
 from nexus.server.irc.directory import USERLEN, user_part
 from nexus.server.irc.lines import Line, build, split_text
-from nexus.server.irc.markers import Markers, ReadMarkers
+from nexus.server.irc.markers import Markers, ask_join_view, show_channel
 from nexus.server.irc.numerics import (
     CAPS,
     ISUPPORT,
 )
-from nexus.server.irc.state import Reply, ignore
+from nexus.server.irc.state import IrcState, Reply, ignore
 
 # Any nick an IRC client may offer before registering; the account's name
 # replaces it at the welcome.
@@ -41,314 +41,320 @@ _GUEST_NOTE = (
 )
 
 
-class Registration(ReadMarkers):
-    """From the first line to the welcome."""
-
-    guests = False  # a client without credentials may come in as a guest (--irc-guests)
-
-    def _cap(self, line: Line) -> None:
-        sub = line.params[0].upper()
-        if sub == "LS":
-            if not self.registered:
-                self.negotiating = True
-            if len(line.params) > 1 and line.params[1].isdigit():
-                self.cap_version = max(self.cap_version, int(line.params[1]))
-            if self.cap_version >= 302:
-                self.caps.add("cap-notify")
-                offered = [f"{k}={v}" if v else k for k, v in CAPS.items()]
-            else:
-                offered = list(CAPS)
-            self._local(build(self.server, "CAP", self.nick, "LS", " ".join(offered)))
-        elif sub == "LIST":
-            self._local(build(self.server, "CAP", self.nick, "LIST", " ".join(sorted(self.caps))))
-        elif sub == "REQ":
-            if not self.registered:
-                self.negotiating = True
-            wanted = line.params[1].split() if len(line.params) > 1 else []
-            if wanted and all(name.lstrip("-") in CAPS for name in wanted):
-                for name in wanted:
-                    if name.startswith("-"):
-                        self.caps.discard(name[1:])
-                    else:
-                        self.caps.add(name)
-                caps = self.caps
-                self.profile = (
-                    "server-time" in caps,
-                    "message-tags" in caps,
-                    "account-tag" in caps,
-                )
-                reply = "ACK"
-            else:
-                reply = "NAK"
-            self._local(build(self.server, "CAP", self.nick, reply, " ".join(wanted)))
-        elif sub == "END":
-            self._local(then=self._cap_end)
+def handle_cap(c: IrcState, line: Line) -> None:
+    sub = line.params[0].upper()
+    if sub == "LS":
+        if not c.registered:
+            c.negotiating = True
+        if len(line.params) > 1 and line.params[1].isdigit():
+            c.cap_version = max(c.cap_version, int(line.params[1]))
+        if c.cap_version >= 302:
+            c.caps.add("cap-notify")
+            offered = [f"{k}={v}" if v else k for k, v in CAPS.items()]
         else:
-            self._local(self._numeric("410", sub[:20], "Invalid CAP command"))
-
-    def _cap_end(self) -> None:
-        # At reply time, not line time: NICK and USER sent before END must
-        # not register the client while its SASL login is still on its way.
-        self.negotiating = False
-        self._maybe_register()
-
-    def _authenticate(self, line: Line) -> None:
-        arg = line.params[0]
-        if self.registered:  # a session's account is chosen at login, for its whole life
-            self._local(self._numeric("462", "You may not reregister: log in again as another"))
-        elif self.account is not None:
-            self._local(self._numeric("907", "You have already authenticated"))
-        elif len(arg.encode()) > _SASL_CHUNK:
-            self.sasl, self.sasl_data = None, ""
-            self._local(self._numeric("905", "SASL message too long"))
-        elif arg == "*":
-            self.sasl, self.sasl_data = None, ""
-            self._local(self._numeric("906", "SASL authentication aborted"))
-        elif self.sasl is None:
-            if arg.upper() == "PLAIN":
-                self.sasl = "PLAIN"
-                self._local(build(None, "AUTHENTICATE", "+"))
-            else:
-                self._local(
-                    self._numeric("908", "PLAIN", "are available SASL mechanisms"),
-                    self._numeric("904", "SASL authentication failed"),
-                )
-        elif arg != "+" and len(arg) == _SASL_CHUNK and len(self.sasl_data) < 1600:
-            self.sasl_data += arg  # more chunks follow
+            offered = list(CAPS)
+        c.local(build(c.server, "CAP", c.nick, "LS", " ".join(offered)))
+    elif sub == "LIST":
+        c.local(build(c.server, "CAP", c.nick, "LIST", " ".join(sorted(c.caps))))
+    elif sub == "REQ":
+        if not c.registered:
+            c.negotiating = True
+        wanted = line.params[1].split() if len(line.params) > 1 else []
+        if wanted and all(name.lstrip("-") in CAPS for name in wanted):
+            for name in wanted:
+                if name.startswith("-"):
+                    c.caps.discard(name[1:])
+                else:
+                    c.caps.add(name)
+            caps = c.caps
+            c.profile = (
+                "server-time" in caps,
+                "message-tags" in caps,
+                "account-tag" in caps,
+            )
+            reply = "ACK"
         else:
-            data = self.sasl_data + ("" if arg == "+" else arg)
-            self.sasl, self.sasl_data = None, ""
-            self._sasl_plain(data)
+            reply = "NAK"
+        c.local(build(c.server, "CAP", c.nick, reply, " ".join(wanted)))
+    elif sub == "END":
+        c.local(then=partial(cap_end, c))
+    else:
+        c.local(c.numeric("410", sub[:20], "Invalid CAP command"))
 
-    def _sasl_plain(self, data: str) -> None:
-        failed = self._numeric("904", "SASL authentication failed")
-        try:
-            _authzid, account, password = base64.b64decode(data, validate=True).split(b"\0")
-            credentials = (account.decode(), password.decode())
-        except (binascii.Error, ValueError):
-            self._local(failed)
-            return
+
+def cap_end(c: IrcState) -> None:
+    # At reply time, not line time: NICK and USER sent before END must
+    # not register the client while its SASL login is still on its way.
+    c.negotiating = False
+    maybe_register(c)
+
+
+def handle_authenticate(c: IrcState, line: Line) -> None:
+    arg = line.params[0]
+    if c.registered:  # a session's account is chosen at login, for its whole life
+        c.local(c.numeric("462", "You may not reregister: log in again as another"))
+    elif c.account is not None:
+        c.local(c.numeric("907", "You have already authenticated"))
+    elif len(arg.encode()) > _SASL_CHUNK:
+        c.sasl, c.sasl_data = None, ""
+        c.local(c.numeric("905", "SASL message too long"))
+    elif arg == "*":
+        c.sasl, c.sasl_data = None, ""
+        c.local(c.numeric("906", "SASL authentication aborted"))
+    elif c.sasl is None:
+        if arg.upper() == "PLAIN":
+            c.sasl = "PLAIN"
+            c.local(build(None, "AUTHENTICATE", "+"))
+        else:
+            c.local(
+                c.numeric("908", "PLAIN", "are available SASL mechanisms"),
+                c.numeric("904", "SASL authentication failed"),
+            )
+    elif arg != "+" and len(arg) == _SASL_CHUNK and len(c.sasl_data) < 1600:
+        c.sasl_data += arg  # more chunks follow
+    else:
+        data = c.sasl_data + ("" if arg == "+" else arg)
+        c.sasl, c.sasl_data = None, ""
+        sasl_plain(c, data)
+
+
+def sasl_plain(c: IrcState, data: str) -> None:
+    failed = c.numeric("904", "SASL authentication failed")
+    try:
+        _authzid, account, password = base64.b64decode(data, validate=True).split(b"\0")
+        credentials = (account.decode(), password.decode())
+    except (binascii.Error, ValueError):
+        c.local(failed)
+        return
+
+    def welcome(reply: Reply) -> None:
+        logged_in(c, reply)
+        name = c.account or "*"
+        c.responses.emit(c.numeric("900", c.mask(name), name, f"You are now logged in as {name}"))
+        c.responses.emit(c.numeric("903", "SASL authentication successful"))
+
+    def refused(reply: Reply) -> None:
+        c.responses.emit(
+            c.numeric("904", f"SASL authentication failed: {reply['error']['message']}")
+        )
+
+    c.ask("login", welcome, refused, username=credentials[0], password=credentials[1])
+
+
+def logged_in(c: IrcState, reply: Reply) -> None:
+    c.account = reply["user"]["username"]
+    c.member_rooms = list(reply["rooms"])
+    c.unread_dms = dict(reply["unread"]["dms"])
+    c.invitations = list(reply.get("invited", ()))
+
+
+def handle_pass(c: IrcState, line: Line) -> None:
+    if c.registered:
+        c.local(c.numeric("462", "You may not reregister"))
+        return
+    account, sep, password = line.params[0].partition(":")
+    c.password = (
+        (account, password)
+        if sep and USERNAME_RE.fullmatch(account)
+        else (
+            "",
+            line.params[0],
+        )
+    )
+    c.local()
+
+
+def handle_nick(c: IrcState, line: Line) -> None:
+    nick = line.params[0]
+    if c.registered:
+        nick_change(c, nick)
+    elif not _NICK_RE.fullmatch(nick):
+        c.local(build(c.server, "432", c.nick, nick[:40], "Erroneous nickname"))
+    else:
+        c.nick = nick
+        c.local(then=partial(maybe_register, c))
+
+
+def nick_change(c: IrcState, nick: str) -> None:
+    """A nick is its account's name (or a guest's for its connection), so
+    it never changes: a nick someone else has is 433 as on any server,
+    any other 447; the nick one has, as spelt, changes nothing."""
+    if nick == c.nick:
+        c.local()
+    elif nick.lower() == c.nick.lower():
+        why = f"Cannot change nickname: a nick is its account's name, spelt {c.nick}"
+        c.local(c.numeric("447", why))
+    elif not USERNAME_RE.fullmatch(nick):
+        c.local(c.numeric("432", nick[:40], "Erroneous nickname"))
+    else:
+
+        def taken(reply: Reply) -> None:
+            name = reply["user"]["username"]
+            c.responses.emit(c.numeric("433", name, "Nickname is already in use"))
+
+        def free(_: Reply) -> None:
+            why = "Cannot change nickname: a nick is its account's name"
+            c.responses.emit(c.numeric("447", why))
+
+        c.ask("whois", taken, free, username=nick)
+
+
+def handle_user(c: IrcState, line: Line) -> None:
+    if c.registered:
+        c.local(c.numeric("462", "You may not reregister"))
+        return
+    username, realname = line.params[0], line.params[3]
+    if not username or not realname:
+        c.local(c.numeric("461", "USER", "Not enough parameters"))
+        return
+    kept = _USERNAME_DROP_RE.sub("", username)
+    c.username = ("~" + kept)[:USERLEN] if kept else ""
+    c.realname = realname[:SHORT_TEXT_MAX]
+    c.user_given = True
+    c.local(then=partial(maybe_register, c))
+
+
+def maybe_register(c: IrcState) -> None:
+    """Registers once NICK, USER and the end of CAP are in, logging in with
+    PASS first if SASL did not."""
+    if (
+        c.registered
+        or c.negotiating
+        or c.closing
+        or c.logging_in
+        or c.nick == "*"
+        or not c.user_given
+    ):
+        return
+    if c.account is not None:
+        _welcome(c)
+    elif c.password is not None:
+        account, password = c.password
+        c.password = None
+        c.logging_in = True
 
         def welcome(reply: Reply) -> None:
-            self.logged_in(reply)
-            name = self.account or "*"
-            self._emit(
-                self._numeric("900", self._mask(name), name, f"You are now logged in as {name}")
-            )
-            self._emit(self._numeric("903", "SASL authentication successful"))
+            c.logging_in = False
+            logged_in(c, reply)
+            _welcome(c)
 
         def refused(reply: Reply) -> None:
-            self._emit(
-                self._numeric("904", f"SASL authentication failed: {reply['error']['message']}")
-            )
+            c.logging_in = False
+            c.responses.emit(c.numeric("464", f"Password incorrect: {reply['error']['message']}"))
+            quit_now(c, "bad password")
 
-        self._ask("login", welcome, refused, username=credentials[0], password=credentials[1])
+        c.ask("login", welcome, refused, username=account or c.nick, password=password)
+    elif c.guests:
+        guest_login(c)
+    else:
+        c.responses.emit(build(c.server, "NOTICE", c.nick, _LOGIN_HELP))
+        c.responses.emit(c.numeric("464", "Password required: " + _LOGIN_HELP))
+        quit_now(c, "authentication required")
 
-    def logged_in(self, reply: Reply) -> None:
-        self.account = reply["user"]["username"]
-        self.member_rooms = list(reply["rooms"])
-        self.unread_dms = dict(reply["unread"]["dms"])
-        self.invitations = list(reply.get("invited", ()))
 
-    def _pass(self, line: Line) -> None:
-        if self.registered:
-            self._local(self._numeric("462", "You may not reregister"))
-            return
-        account, sep, password = line.params[0].partition(":")
-        self.password = (
-            (account, password)
-            if sep and USERNAME_RE.fullmatch(account)
-            else (
-                "",
-                line.params[0],
-            )
+def guest_login(c: IrcState) -> None:
+    """In as a guest by the nick sent. A nick that is taken (by an account:
+    with how to log in) is 433 and an unfit one 432, as NICK's would be:
+    the client may send another NICK, which tries again."""
+    nick = c.nick
+    c.logging_in = True
+
+    def welcome(reply: Reply) -> None:
+        c.logging_in = False
+        c.guest = True
+        logged_in(c, reply)
+        _welcome(c)
+        c.notice(_GUEST_NOTE.format(nick=c.nick))
+
+    def refused(reply: Reply) -> None:
+        c.logging_in = False
+        c.nick = "*"  # registration waits for another NICK
+        err = reply["error"]
+        if err["code"] == "username_taken":
+            why = f"{nick} is an account: log in with SASL PLAIN, or PASS {nick}:<password>"
+            c.responses.emit(c.numeric("433", nick, f"Nickname is already in use: {why}"))
+        elif err["code"] == "nick_in_use":
+            c.responses.emit(c.numeric("433", nick, "Nickname is already in use"))
+        elif err["code"] == "invalid_username":
+            c.responses.emit(c.numeric("432", nick, f"Erroneous nickname: {err['message']}"))
+        else:
+            c.failed(reply)
+
+    c.ask("guest", welcome, refused, username=nick)
+
+
+def quit_now(c: IrcState, why: str) -> None:
+    c.closing = True  # nothing more is asked for this connection
+    c.ask("quit", lambda _: c.error(why), lambda _: c.error(why))
+
+
+def _welcome(c: IrcState) -> None:
+    assert c.account is not None
+    c.registered = True
+    c.nick = nick = c.account
+    c.registration = c.directory.register(nick, c.username or user_part(nick), c.realname)
+    server = c.server
+    for line in (
+        c.numeric("001", f"Welcome to the Nexus IRC gateway, {c.mask(nick)}"),
+        c.numeric("002", f"Your host is {server}, running version nexus-{c.version}"),
+        c.numeric("003", "This server speaks for a Nexus chat server"),
+        build(server, "004", nick, server, f"nexus-{c.version}", "i", "ont"),
+    ):
+        c.responses.emit(line)
+    isupport(c)
+    send_motd(c)
+    for info in c.invitations:  # made while away: who made them is not kept
+        c.rooms[info["name"]] = info
+        c.responses.emit(build(c.server, "INVITE", nick, "#" + info["name"]))
+    # What follows is no answer to the line that completed registration:
+    # told as it comes, it holds back neither that answer nor later ones.
+    outer, c.responses.label = c.responses.label, None
+    c.ask("rooms", c.got_rooms)
+    burst(c)
+    for name, count in sorted(c.unread_dms.items()):
+        c.ask(
+            "dms",
+            partial(c.replay_dms, name),
+            ignore,
+            limit=min(count, DM_HISTORY_CAP),
+            **{"with": name},
         )
-        self._local()
+    c.responses.label = outer
 
-    def _nick(self, line: Line) -> None:
-        nick = line.params[0]
-        if self.registered:
-            self._nick_change(nick)
-        elif not _NICK_RE.fullmatch(nick):
-            self._local(build(self.server, "432", self.nick, nick[:40], "Erroneous nickname"))
-        else:
-            self.nick = nick
-            self._local(then=self._maybe_register)
 
-    def _nick_change(self, nick: str) -> None:
-        """A nick is its account's name (or a guest's for its connection), so
-        it never changes: a nick someone else has is 433 as on any server,
-        any other 447; the nick one has, as spelt, changes nothing."""
-        if nick == self.nick:
-            self._local()
-        elif nick.lower() == self.nick.lower():
-            why = f"Cannot change nickname: a nick is its account's name, spelt {self.nick}"
-            self._local(self._numeric("447", why))
-        elif not USERNAME_RE.fullmatch(nick):
-            self._local(self._numeric("432", nick[:40], "Erroneous nickname"))
-        else:
+def isupport(c: IrcState) -> None:
+    tokens = list(ISUPPORT)
+    while tokens:
+        chunk, tokens = tokens[:12], tokens[12:]
+        c.responses.emit(c.numeric("005", *chunk, "are supported by this server"))
 
-            def taken(reply: Reply) -> None:
-                name = reply["user"]["username"]
-                self._emit(self._numeric("433", name, "Nickname is already in use"))
 
-            def free(_: Reply) -> None:
-                why = "Cannot change nickname: a nick is its account's name"
-                self._emit(self._numeric("447", why))
+def send_motd(c: IrcState) -> None:
+    if not c.motd.strip():
+        c.responses.emit(c.numeric("422", "MOTD File is missing"))
+        return
+    c.responses.emit(c.numeric("375", f"- {c.server} Message of the day -"))
+    for piece in split_text(c.motd, 400):
+        c.responses.emit(c.numeric("372", f"- {piece}"))
+    c.responses.emit(c.numeric("376", "End of /MOTD command."))
 
-            self._ask("whois", taken, free, username=nick)
 
-    def _user(self, line: Line) -> None:
-        if self.registered:
-            self._local(self._numeric("462", "You may not reregister"))
-            return
-        username, realname = line.params[0], line.params[3]
-        if not username or not realname:
-            self._local(self._numeric("461", "USER", "Not enough parameters"))
-            return
-        kept = _USERNAME_DROP_RE.sub("", username)
-        self.username = ("~" + kept)[:USERLEN] if kept else ""
-        self.realname = realname[:SHORT_TEXT_MAX]
-        self.user_given = True
-        self._local(then=self._maybe_register)
+def burst(c: IrcState) -> None:
+    """After the welcome: the rooms the account is a member of, as joined channels."""
+    rooms = list(c.member_rooms)
+    said: dict[str, list[Reply]] = {}  # their latest lines, for a client shown them
+    if c.replays():
+        for room in rooms:
 
-    def _maybe_register(self) -> None:
-        """Registers once NICK, USER and the end of CAP are in, logging in with
-        PASS first if SASL did not."""
-        if (
-            self.registered
-            or self.negotiating
-            or self.closing
-            or self.logging_in
-            or self.nick == "*"
-            or not self.user_given
-        ):
-            return
-        if self.account is not None:
-            self._welcome()
-        elif self.password is not None:
-            account, password = self.password
-            self.password = None
-            self.logging_in = True
+            def got(reply: Reply, room: str = room) -> None:
+                said[room] = reply["messages"]
 
-            def welcome(reply: Reply) -> None:
-                self.logging_in = False
-                self.logged_in(reply)
-                self._welcome()
+            limit = min(c.history_lines, PAGE_MAX)
+            c.ask("history", got, ignore, room=room, limit=limit)
 
-            def refused(reply: Reply) -> None:
-                self.logging_in = False
-                self._emit(self._numeric("464", f"Password incorrect: {reply['error']['message']}"))
-                self._quit_now("bad password")
+    def show(rosters: dict[str, set[str]], markers: Markers) -> None:
+        for room in rooms:
+            show_channel(c, room, rosters[room], markers)
+            c.show_said(room, said.get(room, []))
 
-            self._ask("login", welcome, refused, username=account or self.nick, password=password)
-        elif self.guests:
-            self._guest_login()
-        else:
-            self._emit(build(self.server, "NOTICE", self.nick, _LOGIN_HELP))
-            self._emit(self._numeric("464", "Password required: " + _LOGIN_HELP))
-            self._quit_now("authentication required")
-
-    def _guest_login(self) -> None:
-        """In as a guest by the nick sent. A nick that is taken (by an account:
-        with how to log in) is 433 and an unfit one 432, as NICK's would be:
-        the client may send another NICK, which tries again."""
-        nick = self.nick
-        self.logging_in = True
-
-        def welcome(reply: Reply) -> None:
-            self.logging_in = False
-            self.guest = True
-            self.logged_in(reply)
-            self._welcome()
-            self._notice(_GUEST_NOTE.format(nick=self.nick))
-
-        def refused(reply: Reply) -> None:
-            self.logging_in = False
-            self.nick = "*"  # registration waits for another NICK
-            err = reply["error"]
-            if err["code"] == "username_taken":
-                why = f"{nick} is an account: log in with SASL PLAIN, or PASS {nick}:<password>"
-                self._emit(self._numeric("433", nick, f"Nickname is already in use: {why}"))
-            elif err["code"] == "nick_in_use":
-                self._emit(self._numeric("433", nick, "Nickname is already in use"))
-            elif err["code"] == "invalid_username":
-                self._emit(self._numeric("432", nick, f"Erroneous nickname: {err['message']}"))
-            else:
-                self._failed(reply)
-
-        self._ask("guest", welcome, refused, username=nick)
-
-    def _quit_now(self, why: str) -> None:
-        self.closing = True  # nothing more is asked for this connection
-        self._ask("quit", lambda _: self._error(why), lambda _: self._error(why))
-
-    def _welcome(self) -> None:
-        assert self.account is not None
-        self.registered = True
-        self.nick = nick = self.account
-        self.registration = self.directory.register(
-            nick, self.username or user_part(nick), self.realname
-        )
-        server = self.server
-        for line in (
-            self._numeric("001", f"Welcome to the Nexus IRC gateway, {self._mask(nick)}"),
-            self._numeric("002", f"Your host is {server}, running version nexus-{self.version}"),
-            self._numeric("003", "This server speaks for a Nexus chat server"),
-            build(server, "004", nick, server, f"nexus-{self.version}", "i", "ont"),
-        ):
-            self._emit(line)
-        self._isupport()
-        self._send_motd()
-        for info in self.invitations:  # made while away: who made them is not kept
-            self.rooms[info["name"]] = info
-            self._emit(build(self.server, "INVITE", nick, "#" + info["name"]))
-        # What follows is no answer to the line that completed registration:
-        # told as it comes, it holds back neither that answer nor later ones.
-        outer, self.label = self.label, None
-        self._ask("rooms", self._got_rooms)
-        self._burst()
-        for name, count in sorted(self.unread_dms.items()):
-            self._ask(
-                "dms",
-                partial(self._replay_dms, name),
-                ignore,
-                limit=min(count, DM_HISTORY_CAP),
-                **{"with": name},
-            )
-        self.label = outer
-
-    def _isupport(self) -> None:
-        tokens = list(ISUPPORT)
-        while tokens:
-            chunk, tokens = tokens[:12], tokens[12:]
-            self._emit(self._numeric("005", *chunk, "are supported by this server"))
-
-    def _send_motd(self) -> None:
-        if not self.motd.strip():
-            self._emit(self._numeric("422", "MOTD File is missing"))
-            return
-        self._emit(self._numeric("375", f"- {self.server} Message of the day -"))
-        for piece in split_text(self.motd, 400):
-            self._emit(self._numeric("372", f"- {piece}"))
-        self._emit(self._numeric("376", "End of /MOTD command."))
-
-    def _burst(self) -> None:
-        """After the welcome: the rooms the account is a member of, as joined channels."""
-        rooms = list(self.member_rooms)
-        said: dict[str, list[Reply]] = {}  # their latest lines, for a client shown them
-        if self._replays():
-            for room in rooms:
-
-                def got(reply: Reply, room: str = room) -> None:
-                    said[room] = reply["messages"]
-
-                limit = min(self.history_lines, PAGE_MAX)
-                self._ask("history", got, ignore, room=room, limit=limit)
-
-        def show(rosters: dict[str, set[str]], markers: Markers) -> None:
-            for room in rooms:
-                self._show_channel(room, rosters[room], markers)
-                self._show_said(room, said.get(room, []))
-
-        self._ask_join_view(rooms, show)
+    ask_join_view(c, rooms, show)

@@ -1,10 +1,10 @@
-"""What an IRC connection keeps, and how it asks and answers: the base of the translator.
+"""What an IRC connection keeps, and how it asks and answers: the state its handlers act on.
 
 The state is the IRC view of the session only (nick, capabilities, the
 channels and nicks shown, each room's RoomInfo as last heard) and the
 requests in flight with what to say when each is answered. Lines go out in
-order: an answer waits for its request's reply (`_ask`, `_local`), and a
-labeled command's lines are collected until its last reply (`Label`).
+order: an answer waits for its request's reply (`ask`, `local`), and a
+labeled command's lines are collected until its last reply (responses.py).
 """
 
 from __future__ import annotations
@@ -13,26 +13,26 @@ import datetime
 import itertools
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
+from nexus.server.core import Request
 from nexus.server.irc.directory import Directory, Registration, user_part
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
-from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting, tagged
+from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
 from nexus.server.irc.numerics import (
     HOST,
     NUMERICS,
     SERVER,
 )
+from nexus.server.irc.responses import Label, Responses
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-Reply = dict[str, Any]
+Reply = Mapping[str, Any]  # a frame from the core: shared, never changed
 Reaction = tuple[str, int, str, bool]  # a reaction asked: scope, seq, emoji, on
 Profile = tuple[bool, bool, bool]  # server-time, message-tags, account-tag acknowledged
 
@@ -48,18 +48,6 @@ def client_text(text: str) -> str:
     if text.isprintable():  # formatting codes are control characters: none here
         return text
     return _CONTROL_RE.sub("", strip_formatting(text))
-
-
-@dataclass(slots=True)
-class Label:
-    """A client line's answer, collected until every request it asked (and
-    those its replies asked) is answered: answers are told in the order of
-    their lines, whatever each takes."""
-
-    tag: str | None  # its label (labeled-response), if it has one
-    pending: int = 0
-    lines: list[str] = field(default_factory=list)
-    told: bool = False
 
 
 @dataclass(slots=True, eq=False)  # each one is a message of its own: found by identity
@@ -83,7 +71,7 @@ class DmLog:
 @dataclass(slots=True)
 class Sight:
     """Whether the account may see a room this client does not show, once the
-    server has answered (see IrcState._sight)."""
+    server has answered (see IrcState.sight)."""
 
     hidden: bool = False  # a private room it is not in, or no room at all
 
@@ -109,14 +97,10 @@ class IrcState:
         self.server = server  # the server's name in its lines (--irc-server-name)
         self.directory = Directory() if directory is None else directory  # the server's
         self.history_lines = history_lines  # lines of a channel's history shown on JOIN
-        self.out: list[str] = []  # lines for the client, in order
-        self.chunks: list[bytes | memoryview] = []  # lines encoded, before those in `out`
         self.profile: Profile = (False, False, False)  # which tags go on a message
-        self.requests: list[bytes] = []  # frames for the core
+        self.requests: list[Request] = []  # for the core, in order
         self.pending: dict[int, Pending] = {}
         self.ids = itertools.count(1)
-        self.label: Label | None = None  # the answer of the line being handled or answered
-        self.answering: deque[Label] = deque()  # answers not told yet, in line order
         self.nick = "*"
         self.user_given = False
         self.username = ""  # from USER: `~` and what it sent
@@ -125,11 +109,13 @@ class IrcState:
         self.negotiating = False  # CAP LS/REQ seen, END not yet
         self.cap_version = 301
         self.caps: set[str] = set()
+        self.responses = Responses(server, self.caps)  # what it says, in order
         self.sasl: str | None = None  # the mechanism under way
         self.sasl_data = ""
         self.password: tuple[str, str] | None = None  # from PASS: account, password
         self.account: str | None = None  # the account logged in as
         self.guest = False  # logged in as a guest (--irc-guests): no account
+        self.guests = False  # it may log in as a guest (--irc-guests)
         self.logging_in = False  # a PASS login is on its way
         self.registered = False  # 001 went out
         self.motd = ""
@@ -139,14 +125,13 @@ class IrcState:
         self.rooms: dict[str, Reply] = {}  # room name -> its RoomInfo, as last heard
         self.admins: set[str] = set()  # server admins seen (lower case): operators everywhere
         self.channels: dict[str, set[str]] = {}  # joined room -> members shown in it
-        self.people: dict[str, Reply] = {}  # lower-case name -> their Profile, as last heard
+        self.people: dict[str, dict[str, Any]] = {}  # lower-case name -> their Profile, as heard
         self.people_kept = 64  # how many `people` may hold before those not shown go
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
         self.joining: set[str] = set()  # rooms with a join request in flight
         self.leaving: dict[str, int] = {}  # rooms -> leave requests in flight
         self.sent: deque[Sent] = deque()
         self.reacting: deque[tuple[Reaction, Label | None]] = deque()  # reactions not echoed yet
-        self.batches = itertools.count(1)
         self.closing = False  # the connection is on its way out: register nothing
         self.ended = False  # ERROR went out
 
@@ -157,26 +142,13 @@ class IrcState:
             self.registration = None
 
     def take_output(self) -> bytes:
-        if self.out:
-            self._encode_lines()
-        chunks = self.chunks
-        if len(chunks) == 1 and type(chunks[0]) is bytes:  # most writes: no copy
-            self.chunks = []
-            return chunks[0]
-        data = b"".join(chunks)
-        chunks.clear()
-        return data
+        return self.responses.take()
 
-    def _encode_lines(self) -> None:
-        if self.out:
-            self.chunks.append("\r\n".join(self.out).encode() + b"\r\n")
-            self.out.clear()
-
-    def take_requests(self) -> list[bytes]:
+    def take_requests(self) -> list[Request]:
         requests, self.requests = self.requests, []
         return requests
 
-    def _ask(
+    def ask(
         self,
         cmd: str,
         on_ok: OnReply | None = None,
@@ -184,12 +156,12 @@ class IrcState:
         **args: Any,
     ) -> None:
         rid = next(self.ids)
-        self.pending[rid] = Pending(on_ok, on_error, self.label)
-        if self.label is not None:
-            self.label.pending += 1
-        self.requests.append(orjson.dumps({"cmd": cmd, "id": rid, **args}))
+        self.pending[rid] = Pending(on_ok, on_error, self.responses.label)
+        if self.responses.label is not None:
+            self.responses.label.pending += 1
+        self.requests.append({"cmd": cmd, "id": rid, **args})
 
-    def _walk(
+    def walk(
         self, walk: Walk[T], done: Callable[[T], None], refused: OnReply, **where: Any
     ) -> None:
         """Runs a history walk (history.py) over the room or DM conversation
@@ -201,7 +173,7 @@ class IrcState:
         def ask(page: Page) -> None:
             limit, before = page
             at = {"limit": limit} if before is None else {"limit": limit, "before": before}
-            self._ask(cmd, step, refused, **where, **at)
+            self.ask(cmd, step, refused, **where, **at)
 
         def step(reply: Reply) -> None:
             try:
@@ -215,57 +187,22 @@ class IrcState:
             first = next(walk)
         except StopIteration as stop:  # it needs no page
             found: T = stop.value
-            self._local(then=lambda: done(found))
+            self.local(then=lambda: done(found))
         else:
             ask(first)
 
-    def _local(self, *lines: str, then: Callable[[], None] | None = None) -> None:
+    def local(self, *lines: str, then: Callable[[], None] | None = None) -> None:
         """Says `lines` (and runs `then`) once every earlier request is answered."""
 
         def done(_: Reply) -> None:
             for line in lines:
-                self._emit(line)
+                self.responses.emit(line)
             if then is not None:
                 then()
 
-        self._ask("ping", done, done)
+        self.ask("ping", done, done)
 
-    def _emit(self, line: str) -> None:
-        label = self.label
-        if label is None or label.told:
-            self.out.append(line)
-        else:
-            label.lines.append(line)
-
-    def _answered(self, label: Label) -> None:
-        """One of the requests `label`'s line asked is answered: the answers
-        whose requests all are, from the oldest line on, are told."""
-        label.pending -= 1
-        answering = self.answering
-        while answering and not answering[0].pending:
-            self._finish_label(answering.popleft())
-
-    def _finish_label(self, label: Label) -> None:
-        label.told = True
-        if label.tag is None:
-            self.out.extend(label.lines)
-        elif not label.lines:
-            self.out.append(build(self.server, "ACK", tags={"label": label.tag}))
-        elif len(label.lines) == 1:
-            self.out.append(tagged(label.lines[0], "label", label.tag))
-        elif "batch" in self.caps:
-            ref = f"L{next(self.batches)}"
-            self.out.append(
-                build(
-                    self.server, "BATCH", "+" + ref, "labeled-response", tags={"label": label.tag}
-                )
-            )
-            self.out.extend(tagged(line, "batch", ref) for line in label.lines)
-            self.out.append(build(self.server, "BATCH", "-" + ref))
-        else:
-            self.out.extend(label.lines)
-
-    def _unreact(self, reaction: Reaction) -> tuple[Reaction, Label | None] | None:
+    def unreact(self, reaction: Reaction) -> tuple[Reaction, Label | None] | None:
         """A reaction this connection asked for has come back (or was refused,
         or answered without coming back): it and its label, if it was waiting."""
         for i, waiting in enumerate(self.reacting):
@@ -274,14 +211,14 @@ class IrcState:
                 return waiting
         return None
 
-    def _numeric(self, code: str, *params: str) -> str:
+    def numeric(self, code: str, *params: str) -> str:
         return build(self.server, code, self.nick, *params)
 
-    def _mask(self, nick: str) -> str:
+    def mask(self, nick: str) -> str:
         username = self.directory.usernames.get(nick.lower())
         return f"{nick}!{username or user_part(nick)}@{HOST}"
 
-    def _realname(self, nick: str) -> str:
+    def realname_of(self, nick: str) -> str:
         """`nick`'s real name as IRC shows it: their Nexus bio, else what their
         IRC client said at registration, else the nick."""
         profile = self.people.get(nick.lower())
@@ -290,7 +227,7 @@ class IrcState:
         entry = self.directory.registration(nick)
         return entry.realname if entry is not None and entry.realname else nick
 
-    def _tags(
+    def tags(
         self, ts: float | None = None, account: str | None = None, mid: str | None = None
     ) -> dict[str, str]:
         caps, tags = self.caps, {}
@@ -302,28 +239,27 @@ class IrcState:
             tags["account"] = account
         return tags
 
-    def _notice(self, text: str) -> None:
-        self._emit(build(self.server, "NOTICE", self.nick, text))
+    def notice(self, text: str) -> None:
+        self.responses.emit(build(self.server, "NOTICE", self.nick, text))
 
-    def _failed(self, reply: Reply, target: str | None = None) -> None:
+    def failed(self, reply: Reply, target: str | None = None) -> None:
         """A refused request, told as the numeric IRC clients know, else as a notice."""
         err = reply["error"]
         numeric = NUMERICS.get(err["code"])
         if numeric is not None and target is not None:
-            self._emit(self._numeric(numeric[0], target, f"{numeric[1]}: {err['message']}"))
+            self.responses.emit(self.numeric(numeric[0], target, f"{numeric[1]}: {err['message']}"))
         else:
-            self._notice(f"{err['message']} ({err['code']})")
+            self.notice(f"{err['message']} ({err['code']})")
 
-    def _error(self, text: str) -> None:
+    def error(self, text: str) -> None:
         """Ends the connection with ERROR (the core closes it), after the
         answers collected so far: nothing more will come for them."""
         if not self.ended:
             self.ended = self.closing = True
-            while self.answering:
-                self._finish_label(self.answering.popleft())
-            self.out.append(build(None, "ERROR", f"Closing link: {text}"))
+            self.responses.tell_all()
+            self.responses.lines.append(build(None, "ERROR", f"Closing link: {text}"))
 
-    def _is_op(self, room: str, nick: str) -> bool:
+    def is_op(self, room: str, nick: str) -> bool:
         """Whether `nick` is shown as a channel operator of `room`: its owner,
         one of its moderators, or a server admin."""
         info = self.rooms.get(room, {})
@@ -335,19 +271,19 @@ class IrcState:
             or lower in self.admins
         )
 
-    def _got_rooms(self, reply: Reply) -> None:
+    def got_rooms(self, reply: Reply) -> None:
         """A `rooms` reply lists every room the account may see: one it does
         not list (a private room it was taken out of) is forgotten."""
         self.rooms = {room["name"]: room for room in reply["rooms"]}
 
-    def _forget(self, room: str) -> bool:
+    def forget(self, room: str) -> bool:
         """The account is no longer in `room` (it left, was kicked or banned,
         the room was deleted): the channel and its RoomInfo go, as only a
         member is told of its changes; True if the channel was shown."""
         self.rooms.pop(room, None)
         return self.channels.pop(room, None) is not None
 
-    def _with_room(self, room: str, then: Callable[[Reply | None], None]) -> None:
+    def with_room(self, room: str, then: Callable[[Reply | None], None]) -> None:
         """Calls `then` with `room`'s RoomInfo once every earlier request is
         answered, None if the account may not see it (a private room it is not
         in, or no room by that name). A channel shown is kept current by the
@@ -357,28 +293,28 @@ class IrcState:
         is one to find: the list costs what every room does."""
 
         def listed(reply: Reply) -> None:
-            self._got_rooms(reply)
+            self.got_rooms(reply)
             then(self.rooms.get(room))
 
         def shown() -> None:
             if room in self.channels and room in self.rooms:
                 then(self.rooms[room])
             else:  # taken out of it since
-                self._ask("history", look_up, hidden, room=room, limit=1)
+                self.ask("history", look_up, hidden, room=room, limit=1)
 
         def look_up(_: Reply) -> None:
-            self._ask("rooms", listed)
+            self.ask("rooms", listed)
 
         def hidden(_: Reply) -> None:
             self.rooms.pop(room, None)
             then(None)
 
         if room in self.channels:
-            self._local(then=shown)
+            self.local(then=shown)
         else:
-            self._ask("history", look_up, hidden, room=room, limit=1)
+            self.ask("history", look_up, hidden, room=room, limit=1)
 
-    def _sight(self, room: str) -> Sight | None:
+    def sight(self, room: str) -> Sight | None:
         """For a command about a room this client does not show: asks whether
         the account may see it at all (one message of its history, the least a
         private room refuses an outsider), asked before the command so it is
@@ -390,23 +326,23 @@ class IrcState:
         def hidden(_: Reply) -> None:
             sight.hidden = True
 
-        self._ask("history", None, hidden, room=room, limit=1)
+        self.ask("history", None, hidden, room=room, limit=1)
         return sight
 
-    def _room_refused(
+    def room_refused(
         self, target: str, sight: Sight | None, reply: Reply, told: OnReply | None = None
     ) -> None:
         """A refused command about the channel `target`: about a room the
         account may not see (a private room it is not in) exactly as about one
         that does not exist (403), else as `told` says (the usual numeric)."""
         if reply["error"]["code"] == "no_such_room" or (sight is not None and sight.hidden):
-            self._emit(self._numeric("403", target, "No such channel"))
+            self.responses.emit(self.numeric("403", target, "No such channel"))
         elif told is not None:
             told(reply)
         else:
-            self._failed(reply, target)
+            self.failed(reply, target)
 
-    def _account(self, nick: str) -> str | None:
+    def account_of(self, nick: str) -> str | None:
         """The account `nick` is logged in to, as account-tag and extended-join
         tell it: none for a guest."""
         key = nick.lower()
@@ -414,73 +350,73 @@ class IrcState:
             return None if self.guest else self.account
         return None if self.people.get(key, {}).get("guest") else nick
 
-    def _join_line(self, nick: str, room: str, ts: float | None = None) -> str:
-        source = self._mask(nick)
-        account = self._account(nick)
-        tags = self._tags(ts, account)
+    def join_line(self, nick: str, room: str, ts: float | None = None) -> str:
+        source = self.mask(nick)
+        account = self.account_of(nick)
+        tags = self.tags(ts, account)
         if "extended-join" in self.caps:
-            realname = self._realname(nick)
+            realname = self.realname_of(nick)
             return build(source, "JOIN", "#" + room, account or "*", realname, tags=tags)
         return build(source, "JOIN", "#" + room, tags=tags)
 
-    def _show_topic(self, room: str, asked: bool = False) -> None:
+    def show_topic(self, room: str, asked: bool = False) -> None:
         """The topic (332, and 333 where it is known who set it): on JOIN only
         when there is one, to TOPIC 331 when there is none."""
         topic = self.rooms.get(room, {}).get("topic", "")
         if topic:
-            self._emit(self._numeric("332", "#" + room, topic))
+            self.responses.emit(self.numeric("332", "#" + room, topic))
             setter = self.directory.topic_setter(room, topic)
             if setter is not None:
                 by, ts = setter
-                self._emit(self._numeric("333", "#" + room, self._mask(by), str(int(ts))))
+                self.responses.emit(self.numeric("333", "#" + room, self.mask(by), str(int(ts))))
         elif asked:
-            self._emit(self._numeric("331", "#" + room, "No topic is set"))
+            self.responses.emit(self.numeric("331", "#" + room, "No topic is set"))
 
-    def _part_line(self, nick: str, room: str, reason: str | None) -> str:
+    def part_line(self, nick: str, room: str, reason: str | None) -> str:
         params = ("#" + room, reason) if reason else ("#" + room,)
         return build(
-            self._mask(nick), "PART", *params, tags=self._tags(account=self._account(nick))
+            self.mask(nick), "PART", *params, tags=self.tags(account=self.account_of(nick))
         )
 
-    def _replays(self) -> bool:
+    def replays(self) -> bool:
         """Whether a channel's latest lines are shown on JOIN: to a client that
         does not fetch history itself, as Ergo does."""
         return self.history_lines > 0 and not self.caps & _FETCHES_HISTORY
 
-    def _show_said(self, room: str, messages: list[Reply]) -> None:
+    def show_said(self, room: str, messages: list[Reply]) -> None:
         """After a JOIN: the channel's latest `history_lines` lines, with their
         times (server-time, else in front of their text), in a chathistory
         batch where the client has `batch`."""
-        if not self._replays():
+        if not self.replays():
             return
         shown = [m for m in messages if not m.get("erased")][-self.history_lines :]
         lines: list[str] = []
         for message in shown:
-            lines += self._message_lines(message, live=False, stamp=True)
+            lines += self.message_lines(message, live=False, stamp=True)
         if lines:
-            self._batched(lines, "chathistory", "#" + room)
+            self.responses.batched(lines, "chathistory", "#" + room)
 
-    def _show_names(self, room: str, nicks: set[str] | None = None) -> None:
+    def show_names(self, room: str, nicks: set[str] | None = None) -> None:
         """NAMES of `room`: `nicks`, or who the client was shown in it."""
         names = []
         shown_nicks = self.channels.get(room, set()) if nicks is None else nicks
         for nick in sorted(shown_nicks, key=str.lower):
-            shown = self._mask(nick) if "userhost-in-names" in self.caps else nick
-            names.append(("@" if self._is_op(room, nick) else "") + shown)
+            shown = self.mask(nick) if "userhost-in-names" in self.caps else nick
+            names.append(("@" if self.is_op(room, nick) else "") + shown)
         symbol = "@" if self.rooms.get(room, {}).get("private") else "="  # secret: unlisted
         head = f":{self.server} 353 {self.nick} {symbol} #{room} :"
         room_left = LINE_MAX - 2 - len(head.encode())
         line: list[str] = []
         for name in names:
             if line and len(" ".join([*line, name])) > room_left:
-                self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
+                self.responses.emit(self.numeric("353", symbol, "#" + room, " ".join(line)))
                 line = []
             line.append(name)
         if line:
-            self._emit(self._numeric("353", symbol, "#" + room, " ".join(line)))
-        self._emit(self._numeric("366", "#" + room, "End of /NAMES list."))
+            self.responses.emit(self.numeric("353", symbol, "#" + room, " ".join(line)))
+        self.responses.emit(self.numeric("366", "#" + room, "End of /NAMES list."))
 
-    def _message_lines(self, m: Reply, live: bool = True, stamp: bool = False) -> list[str]:
+    def message_lines(self, m: Reply, live: bool = True, stamp: bool = False) -> list[str]:
         """A room message or DM as PRIVMSG lines (NOTICE, with its client-only
         tags, where its line said so and it is `live`: not read from
         history), split to fit; with `stamp`, its time in front of its text
@@ -492,7 +428,7 @@ class IrcState:
             scope = pair(m["from"], m["to"])
             target = m["to"] if author.lower() == self.nick.lower() else self.nick
         account = None if m.get("guest") else author  # a guest has no account
-        tags = self._tags(m["ts"], account, msgid(scope, m["seq"]))
+        tags = self.tags(m["ts"], account, msgid(scope, m["seq"]))
         directory = self.directory
         command = "PRIVMSG"
         # Most messages' lines said nothing more: then nothing is looked up.
@@ -505,7 +441,7 @@ class IrcState:
                 tags.update(extras.tags)
             if "reply_to" in m:
                 tags["+draft/reply"] = msgid(scope, m["reply_to"])
-        source = self._mask(author)
+        source = self.mask(author)
         prefix = f"[{_stamp(m['ts'])}] " if stamp and "server-time" not in self.caps else ""
         head = len(f":{source} {command} {target} :{prefix}".encode()) + 2
         action = m.get("action")
@@ -516,7 +452,7 @@ class IrcState:
             lines.append(build(source, command, target, text, tags=tags))
         return lines
 
-    def _replay(
+    def replay(
         self, messages: list[Reply], partner: str | None, batch_target: str | None = None
     ) -> None:
         """Messages from history as the lines they were, inside a chathistory
@@ -524,38 +460,26 @@ class IrcState:
         lines = []
         for message in messages:
             if partner is not None:
-                self._log_dm(message)
-            lines += self._message_lines(message, live=False)
+                self.log_dm(message)
+            lines += self.message_lines(message, live=False)
         if batch_target is None:
             for line in lines:
-                self._emit(line)
+                self.responses.emit(line)
         else:
-            self._batched(lines, "chathistory", batch_target)
+            self.responses.batched(lines, "chathistory", batch_target)
 
-    def _batched(self, lines: list[str], kind: str, *params: str) -> None:
-        """`lines` in a batch of type `kind`, where the client has `batch`."""
-        if "batch" not in self.caps:
-            for line in lines:
-                self._emit(line)
-            return
-        ref = f"H{next(self.batches)}"
-        self._emit(build(self.server, "BATCH", "+" + ref, kind, *params))
-        for line in lines:
-            self._emit(tagged(line, "batch", ref))
-        self._emit(build(self.server, "BATCH", "-" + ref))
-
-    def _replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
+    def replay_dms(self, partner: str, reply: Reply, batch_target: str | None = None) -> None:
         """DMs read with `dms`, which marks the conversation read up to its newest."""
-        self._replay(reply["messages"], partner, batch_target)
-        self._read_all_dms(reply["messages"])
+        self.replay(reply["messages"], partner, batch_target)
+        self.read_all_dms(reply["messages"])
 
-    def _read_all_dms(self, messages: list[Reply]) -> None:
+    def read_all_dms(self, messages: list[Reply]) -> None:
         """Notes the marker a `dms` reply moved: to the newest of its `messages`."""
         if messages:
-            log = self._log_dm(messages[-1])
+            log = self.log_dm(messages[-1])
             log.read = max(log.read or 0, messages[-1]["seq"])
 
-    def _log_dm(self, m: Reply) -> DmLog:
+    def log_dm(self, m: Reply) -> DmLog:
         """Notes a DM this connection shows (for MARKREAD and TARGETS)."""
         partner = m["to"] if m["from"].lower() == self.nick.lower() else m["from"]
         log = self.dm_logs.get(partner.lower())
