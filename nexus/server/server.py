@@ -15,9 +15,10 @@ from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.departure import guests_lost
 from nexus.server.frames import Frame
+from nexus.server.frontends.http import Http, Web
 from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.tcp import TcpProtocol
-from nexus.server.frontends.ws import Web, WsProtocol
+from nexus.server.frontends.ws import WsProtocol
 from nexus.server.hub import Hub
 from nexus.server.model import Model
 from nexus.server.outbox import Outbox
@@ -52,6 +53,7 @@ class NexusServer:
         self.listener: asyncio.Server | None = None
         self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
         self.web_listener: asyncio.Server | None = None  # with --web-port
+        self.http: Http | None = None  # its HTTP side
 
     @classmethod
     async def start(cls, config: ServerConfig, clock: Clock | None = None) -> NexusServer:
@@ -66,9 +68,10 @@ class NexusServer:
             lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
         )
         if config.web_port is not None:
-            web = Web(config)
+            site = server.http = Http(config, Web(config))
+            await site.start()
             server.web_listener = await loop.create_server(
-                lambda: WsProtocol(server.core, server.tls, web),
+                lambda: WsProtocol(server.core, server.tls, site),
                 config.web_host or config.host,
                 config.web_port,
                 backlog=1024,
@@ -121,6 +124,9 @@ class NexusServer:
             await listener.wait_closed()
         self.listener = self.web_listener = None
         self.irc.clear()
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
         await self.store.close()
         self.hashing.close()
 

@@ -40,10 +40,12 @@ class WebRunning:
         return peer
 
     async def get(self, path: str, headers: str = "") -> tuple[int, dict[str, str], bytes]:
-        """A plain HTTP/1.1 GET: (status, headers with lower-case names, body)."""
+        """A plain HTTP/1.1 GET, the connection's only request: (status, headers
+        with lower-case names, body)."""
         reader, writer = await asyncio.open_connection(self.web_host, self.web_port)
         host = f"{self.web_host}:{self.web_port}"  # the server serves its own names only
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
+        head = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{headers}\r\n"
+        writer.write(head.encode())
         raw = await asyncio.wait_for(reader.read(), 5)
         writer.close()
         head, _, body = raw.partition(b"\r\n\r\n")

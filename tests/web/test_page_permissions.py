@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nexus.server import permissions
-from nexus.server.frontends.ws import SECURITY_HEADERS
+from nexus.server.frontends.http import SECURITY_HEADERS
 from nexus.server.permissions import OVER, RULES, Role, Target
 from tests.conftest import PASSWORD
 from tests.web.browser import Tab, expect, needs_browser

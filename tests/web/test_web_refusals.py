@@ -34,8 +34,13 @@ async def ask(web: WebRunning, head: str) -> tuple[int, dict[str, str], bytes]:
     status_line, *lines = head_bytes.decode().split("\r\n")
     fields = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
     status = int(status_line.split()[1])
-    if status != 101:
-        body += await asyncio.wait_for(reader.read(), 5)
+    if status != 101:  # the body: as long as it says, or until the server closes
+        size = int(fields.get("content-length", -1))
+        while len(body) < size or size < 0:
+            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            if not chunk:
+                break
+            body += chunk
     writer.close()
     return status, fields, body
 

@@ -1,16 +1,13 @@
 """The web front end: the web client's files over HTTP and the protocol over WebSocket.
 
 Byte-level glue only, like tcp.py, which it extends: admission, keepalive,
-the TLS upgrade and the transport's signals are TcpProtocol's; the
-`websockets` package's Sans-I/O `ServerProtocol` reads the HTTP request,
-makes the handshake, and turns bytes into WebSocket frames and back. Every
-rule (greeting, limits, order, backpressure, leaving) stays the core's.
-
-One port serves both: `GET /ws` with an `Upgrade` becomes a connection to
-the core; any other GET is answered from the packaged files in
-nexus/server/web/ (and `/permissions.json`, made from permissions.py) and the
-connection is closed. Either only when its Host names this server
-(`Web.host_refused`).
+the TLS upgrade and the transport's signals are TcpProtocol's. One port
+serves both, told apart by a connection's first request line: `/ws`
+becomes a connection to the core, the `websockets` package's Sans-I/O
+`ServerProtocol` reading the handshake and turning bytes into WebSocket
+frames and back; any other request hands the connection to aiohttp
+(http.py) for good. Every rule of the protocol (greeting, limits, order,
+backpressure, leaving) stays the core's.
 
 One protocol frame is one WebSocket text message, with no newline: the
 links' format (`WS_MESSAGES`), so the outbox frames a room broadcast once
@@ -22,15 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
-import json
 import logging
-import mimetypes
 import ssl
 import struct
-from importlib import resources
 from typing import cast
-from urllib.parse import urlsplit
 
 from websockets.datastructures import Headers
 from websockets.exceptions import PayloadTooBig
@@ -41,86 +33,29 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
-from nexus.server import frames, permissions
+from nexus.server import frames
 from nexus.server.clock import Timer
-from nexus.server.config import ServerConfig
 from nexus.server.core import Connection, Core
+from nexus.server.frontends.http import (
+    MAX_LINE,
+    SECURITY_HEADERS,
+    Http,
+    HttpHandler,
+    Web,
+    refusal_text,
+)
 from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
 
 log = logging.getLogger("nexus.ws")
 
-WS_PATH = "/ws"
+WS_PATH = b"/ws"
 MAX_EARLY = 64 * 1024  # bytes kept from a peer whose TLS handshake is finishing
-
-# The page may load only its own files and talk only to its own origin: no
-# inline script, no eval, no plugins, no framing by other sites.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'"
-)
-SECURITY_HEADERS = (
-    ("Content-Security-Policy", CSP),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("X-Frame-Options", "DENY"),
-    ("Cache-Control", "no-cache"),
-)
-
-
-def permission_table() -> bytes:
-    """permissions.RULES and OVER as the page reads them (`/permissions.json`):
-    the roles and the targets strongest first, each action's roles, and each
-    targeted action's targets by acting role. The page's menus decide from
-    it, so they offer what this server's handlers allow, from one table."""
-    roles, targets = list(permissions.Role), list(permissions.Target)
-    table = {
-        "roles": [role.value for role in roles],
-        "targets": [target.value for target in targets],
-        "rules": {
-            action: [role.value for role in roles if role in held]
-            for action, held in permissions.RULES.items()
-        },
-        "over": {
-            action: {
-                role.value: [target.value for target in targets if target in over[role]]
-                for role in roles
-                if role in over
-            }
-            for action, over in permissions.OVER.items()
-        },
-    }
-    return json.dumps(table, separators=(",", ":")).encode()
-
-
-class WebFiles:
-    """The web client's files, read once from the installed package, and the
-    permission table, made from permissions.py when the server starts."""
-
-    def __init__(self) -> None:
-        root = resources.files("nexus.server").joinpath("web")
-        self.files: dict[str, tuple[str, bytes]] = {}
-        for entry in root.iterdir():
-            if entry.is_file() and not entry.name.startswith("."):
-                kind = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
-                if kind.startswith("text/") or kind.endswith(("javascript", "json", "svg+xml")):
-                    kind += "; charset=utf-8"
-                self.files["/" + entry.name] = (kind, entry.read_bytes())
-        self.files["/"] = self.files["/index.html"]
-        self.files["/permissions.json"] = ("application/json; charset=utf-8", permission_table())
-
-    def response(self, path: str) -> Response:
-        """The answer to a plain GET of `path` (query ignored)."""
-        found = self.files.get(path.split("?", 1)[0])
-        if found is None:
-            return _response(404, "Not Found", "text/plain; charset=utf-8", b"not found\n")
-        return _response(200, "OK", *found)
 
 
 class HttpProtocol(ServerProtocol):
     """websockets' Sans-I/O server protocol, whose every HTTP response carries the
-    security headers: the page's files, the handshake, and the refusals, the
-    library's own (400, 405, 414, 426, 431...) as well as the server's."""
+    security headers: the handshake, and the refusals, the library's own (400,
+    405, 426, 431...) as well as the server's."""
 
     def send_response(self, response: Response) -> None:
         headers = response.headers
@@ -130,103 +65,17 @@ class HttpProtocol(ServerProtocol):
         super().send_response(response)
 
 
-def _response(status: int, phrase: str, kind: str, body: bytes) -> Response:
+def _response(status: int, phrase: str, body: bytes) -> Response:
     headers = Headers(
         [
             ("Date", email.utils.formatdate(usegmt=True)),
             ("Connection", "close"),
-            ("Content-Type", kind),
+            ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(body))),
             *SECURITY_HEADERS,
         ]
     )
     return Response(status, phrase, headers, body)
-
-
-class Web:
-    """What every web connection shares: the files, the allowed origins and the
-    names they give this server."""
-
-    def __init__(self, config: ServerConfig) -> None:
-        self.files = WebFiles()
-        self.origins = {o.strip().lower() for o in config.web_origins.split(",") if o.strip()}
-        self.any_name = "*" in self.origins
-        self.names = {name for name in map(_origin_host, self.origins) if name}
-
-    def host_refused(self, request: Request, local: str | None) -> int | None:
-        """The HTTP status refusing a request not addressed to this server, or
-        None. Its one Host header must name the address the connection came
-        to (`local`; `localhost` too when that is a loopback address) or a
-        host of `--web-origins` (a reverse proxy's public name); the port is
-        not compared, as tunnels and port mappings change it. Otherwise a
-        page of a name that resolves to this server by a trick (DNS
-        rebinding) would be its own origin, and read and write like the
-        web client: 421 Misdirected Request. With `*` any page may connect
-        anyway, so any name is served."""
-        hosts = request.headers.get_all("Host")
-        name = _host_name(hosts[0]) if len(hosts) == 1 else None
-        if name is None:
-            return 400
-        if self.any_name or name in self.names:
-            return None
-        served = _address(local) if local else None
-        if served is not None and (
-            _address(name) == served or (name == "localhost" and served.is_loopback)
-        ):
-            return None
-        return 421
-
-    def origin_allowed(self, request: Request, secure: bool) -> bool:
-        """A page's origin may open /ws if it is the web client's own or in the
-        allow-list. A request without Origin comes from no browser page, so it
-        cannot be a cross-site request (bots and the benchmark send none)."""
-        origins = request.headers.get_all("Origin")
-        if not origins:
-            return True
-        if len(origins) > 1:
-            return False
-        origin = origins[0].lower()
-        if "*" in self.origins or origin in self.origins:
-            return True
-        hosts = request.headers.get_all("Host")
-        scheme = "https" if secure else "http"
-        return len(hosts) == 1 and origin == f"{scheme}://{hosts[0].lower()}"
-
-
-def _origin_host(origin: str) -> str | None:
-    """The host of an origin (`https://chat.example.org` -> `chat.example.org`)."""
-    try:
-        return urlsplit(origin).hostname
-    except ValueError:
-        return None
-
-
-def _host_name(host: str) -> str | None:
-    """The name in a Host header (`name`, `name:port`, `[v6 address]:port`),
-    lower-case, without port, brackets or a trailing dot; None if it is none."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        name, bracket, rest = host[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            return None
-        port = rest[1:]
-    else:
-        name, _, port = host.partition(":")
-    name = name.rstrip(".")
-    if not name or not (port.isascii() and (port.isdigit() or not port)):
-        return None
-    return name
-
-
-def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """`name` as an IP address (an IPv4 address mapped into IPv6 as itself), or None."""
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 class WsMessages(frames.Format):
@@ -280,23 +129,30 @@ def _utf8(data: bytes) -> bool:
 
 
 class WsProtocol(TcpProtocol):
-    """One web connection: a plain GET answered from the files, or a WebSocket to the core."""
+    """One web connection: a WebSocket to the core, or HTTP requests that
+    aiohttp answers (the first request line decides)."""
 
     __slots__ = (
         "closing",
         "early",
         "expiry",
+        "head",
+        "http",
         "link",
         "partial",
         "paused",
+        "site",
         "transport",
         "web",
         "ws",
     )
 
-    def __init__(self, core: Core, tls: ssl.SSLContext | None, web: Web) -> None:
+    def __init__(self, core: Core, tls: ssl.SSLContext | None, site: Http) -> None:
         super().__init__(core, tls)
-        self.web = web
+        self.site = site
+        self.web: Web = site.web
+        self.head: bytes | None = b""  # the first request line so far; None once it is read
+        self.http: HttpHandler | None = None  # once the connection is aiohttp's
         # A message is at most what fits in a TCP frame without its newline.
         self.ws = HttpProtocol(max_size=core.config.max_frame - 1)
         self.transport: asyncio.Transport | None = None
@@ -312,7 +168,7 @@ class WsProtocol(TcpProtocol):
     def turn_away(self, transport: asyncio.Transport) -> None:
         if self.tls is None:
             body = b"too many connections from your address\n"
-            response = _response(503, "Service Unavailable", "text/plain; charset=utf-8", body)
+            response = _response(503, "Service Unavailable", body)
             response.headers["Retry-After"] = "1"
             transport.write(response.serialize())
             transport.close()
@@ -341,11 +197,19 @@ class WsProtocol(TcpProtocol):
     # -- input ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.http is not None:
+            self.http.data_received(data)
+            return
         ws = self.ws
         if self.transport is None:
             if self.ip is not None and len(self.early) < MAX_EARLY:
                 self.early += data
             return
+        if self.head is not None:
+            self.head += data
+            if not self._route():
+                return
+            data, self.head = self.head, None
         if ws.state is State.CLOSED:
             return
         ws.receive_data(data)
@@ -366,6 +230,37 @@ class WsProtocol(TcpProtocol):
             self._send_own()  # pongs
         elif not too_big:  # the core refuses and closes on a message too big
             self._peer_closed(connection)
+
+    def _route(self) -> bool:
+        """True once the first request line is in and asks for the WebSocket;
+        any other request goes to aiohttp with what came so far. A line too
+        long is refused here (neither side would read it)."""
+        head, transport = self.head, self.transport
+        assert head is not None and transport is not None
+        end = head.find(b"\n")
+        if (end if end >= 0 else len(head)) > MAX_LINE:
+            self.head = None
+            refusal = _response(414, "URI Too Long", b"request line too long\n")
+            transport.write(refusal.serialize())
+            transport.close()
+            return False
+        if end < 0:
+            return False
+        parts = head[:end].split(b" ")
+        if len(parts) == 3 and parts[1].split(b"?", 1)[0] == WS_PATH:
+            return True
+        self.head = None
+        http = self.http = self.site.handler(self)
+        http.connection_made(transport)
+        http.data_received(head)
+        return False
+
+    def request_began(self) -> None:
+        """A whole HTTP request came: the connection's deadline is over (the
+        rest is aiohttp's keep-alive timeout, and the transfer's own pace)."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
     def _message(self, frame: WsFrame, messages: list[bytes]) -> bool:
         """Collects a data frame into `messages`; True once the peer sent what
@@ -396,18 +291,14 @@ class WsProtocol(TcpProtocol):
         ws, transport = self.ws, self.transport
         assert transport is not None
         local = (transport.get_extra_info("sockname") or ("",))[0]
-        refused = self.web.host_refused(request, local)
+        hosts = request.headers.get_all("Host")
+        refused = self.web.host_refused(hosts, local)
         if refused is not None:
-            log.info("refused a request for host %s", request.headers.get_all("Host"))
-            text = "a request needs one Host header\n"
-            if refused == 421:
-                text = "this server is not reached by that name\n"
-            ws.send_response(ws.reject(refused, text))
+            log.info("refused a request for host %s", hosts)
+            ws.send_response(ws.reject(refused, refusal_text(refused)))
             return
-        if request.path.split("?", 1)[0] != WS_PATH:
-            ws.send_response(self.web.files.response(request.path))
-            return
-        if not self.web.origin_allowed(request, self.tls is not None):
+        origins = request.headers.get_all("Origin")
+        if not self.web.origin_allowed(origins, hosts, self.tls is not None):
             log.info("refused a WebSocket from origin %s", request.headers.get_all("Origin"))
             ws.send_response(ws.reject(403, "this page's origin may not connect\n"))
             return
@@ -424,6 +315,9 @@ class WsProtocol(TcpProtocol):
         self.connection = self.core.open(link, self, self.ip or "?", f"{peername[0]}:{peername[1]}")
 
     def eof_received(self) -> bool:
+        if self.http is not None:
+            self.http.eof_received()
+            return False
         self.ws.receive_eof()
         if self.connection is None:
             return False
@@ -475,7 +369,21 @@ class WsProtocol(TcpProtocol):
         assert self.transport is not None
         self.transport.resume_reading()
 
+    def pause_writing(self) -> None:
+        if self.http is not None:
+            self.http.pause_writing()
+        else:
+            super().pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.http is not None:
+            self.http.resume_writing()
+        else:
+            super().resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
+        if self.http is not None:
+            self.http.connection_lost(exc)
         super().connection_lost(exc)
