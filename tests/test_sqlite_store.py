@@ -14,6 +14,7 @@ import pytest
 from nexus.server.store import DamagedStore
 from nexus.server.store import sqlite as sqlite_store
 from nexus.server.store.sqlite import SqliteStore
+from nexus.server.store.tables import SCHEMA_VERSION
 from tests.conftest import PASSWORD, Running
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
@@ -88,9 +89,9 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
 def as_schema_one(data: Path) -> None:
     """Rewrites a closed database as the first schema had it: a trigram
     index of each message's text instead of words and a vocabulary, and an
-    index of times."""
+    index of times, and no files."""
     with sqlite3.connect(data, isolation_level=None) as db:
-        for table in ("words", "vocab", "grams"):
+        for table in ("words", "vocab", "grams", "files"):
             db.execute(f"DROP TABLE {table}")
         db.execute("CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram')")
         db.execute("CREATE INDEX messages_ts ON messages (ts)")
@@ -107,7 +108,7 @@ def as_schema_one(data: Path) -> None:
 async def test_a_database_of_the_first_schema_is_brought_up_to_date(
     start_server, tmp_path, monkeypatch
 ):
-    """Schema 1's database starts, becomes schema 2 and finds what it held."""
+    """Schema 1's database starts, becomes the newest and finds what it held."""
     data = tmp_path / "old.db"
     running = await start_server(data=data, store="sqlite")
     alice = await running.user("alice")
@@ -118,7 +119,8 @@ async def test_a_database_of_the_first_schema_is_brought_up_to_date(
     as_schema_one(data)
     running = await start_server(data=data, store="sqlite")
     with sqlite3.connect(data) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 0
     await running.server.store.index_all()  # type: ignore[attr-defined]
     monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
     alice = await running.user("alice", register=False)

@@ -33,6 +33,66 @@ TOKENS_PER_USER = 16  # devices a user may stay logged in on
 ROOM_WINDOW, DM_WINDOW = 500, 200
 
 
+Attachment = dict[str, Any]  # {"id", "name", "size", "type", "width"?, "height"?}
+
+
+@dataclass(slots=True, eq=False)
+class StoredFile:
+    """An uploaded file's record; its bytes are the blob store's, under
+    `sha`, shared by every record of the same content.
+
+    `shared` names the messages that carry it, by (scope, seq): who may
+    read one of them may download it. A file no message carries any more
+    is removed, and one never shared too, a day after its upload."""
+
+    id: str  # random, so knowing a file's content or name does not find it
+    sha: str  # SHA-256 of the bytes
+    name: str
+    size: int
+    kind: str  # the MIME type, sniffed from the bytes
+    owner: str  # the uploader's key
+    ts: float
+    width: int | None = None  # an image's, when it has a thumbnail
+    height: int | None = None
+    shared: set[tuple[str, int]] = field(default_factory=set)
+
+    def attachment(self) -> Attachment:
+        """What a message shows of it."""
+        out: Attachment = {"id": self.id, "name": self.name, "size": self.size, "type": self.kind}
+        if self.width is not None:
+            out["width"], out["height"] = self.width, self.height
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "sha": self.sha,
+            "name": self.name,
+            "size": self.size,
+            "type": self.kind,
+            "owner": self.owner,
+            "ts": self.ts,
+            "width": self.width,
+            "height": self.height,
+            "shared": sorted([scope, seq] for scope, seq in self.shared),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoredFile:
+        return cls(
+            data["id"],
+            data["sha"],
+            data["name"],
+            data["size"],
+            data["type"],
+            data["owner"],
+            data["ts"],
+            data.get("width"),
+            data.get("height"),
+            {(scope, seq) for scope, seq in data.get("shared", ())},
+        )
+
+
 @dataclass(slots=True, eq=False)
 class User:
     username: str  # as registered; the model's keys are its lower-case form
@@ -74,6 +134,8 @@ class Message:
     reactions: dict[str, list[str]] | None = None  # emoji -> names, in the order they reacted
     erased: bool = False
     guest: bool = False  # said by a guest: a name that is no account
+    # The files it carries, each as `StoredFile.attachment()` made it when sent.
+    files: tuple[Attachment, ...] = ()
 
     def wire(self) -> dict[str, Any]:
         """The RoomMessage or DirectMessage the protocol shows (only the
@@ -103,6 +165,8 @@ class Message:
             out["erased"] = True
         if self.guest:
             out["guest"] = True
+        if self.files:
+            out["files"] = list(self.files)
         return out
 
     @classmethod
@@ -127,6 +191,7 @@ class Message:
             get("reactions") or None,
             get("erased", False),
             get("guest", False),
+            tuple(get("files", ())),
         )
 
 
@@ -269,6 +334,7 @@ class Model:
         self.rooms: dict[str, Room] = {}
         self.conversations: dict[str, Conversation] = {}
         self.admins: set[str] = set()  # keys of the users with `admin`
+        self.files: dict[str, StoredFile] = {}  # uploads by id
         self.listeners: list[TextListener] = []
         # The rooms nobody owns or deletes; a new account joins the first. A
         # new store starts with them (--default-rooms); a loaded one names its own.
@@ -315,6 +381,17 @@ class Model:
             if user is not None:
                 found[user.username] = None
         return list(found)
+
+    def may_download(self, key: str, file: StoredFile) -> bool:
+        """Whether user `key` may have `file`: its uploader, an admin, or
+        someone who can read a message that carries it (a member of its
+        room, one of the two of its DM)."""
+        user = self.users.get(key)
+        if user is None or user.guest:
+            return False
+        if file.owner == key or user.admin:
+            return True
+        return any(scope in user.rooms or scope in user.conversations for scope, _ in file.shared)
 
     def unread_in(self, scope: str, after: int, reader: str) -> tuple[int, int]:
         """In a room (`scope` its name): messages after seq `after`, not
@@ -443,6 +520,7 @@ class Model:
                 for conv in self.conversations.values()
                 if guests.isdisjoint(conv.users)
             ],
+            "files": [file.to_json() for file in self.files.values()],
         }
 
     @classmethod
@@ -499,4 +577,6 @@ class Model:
             )
             for user in users:
                 model.users[user].conversations.add(key)
+        for f in data.get("files", ()):
+            model.files[f["id"]] = StoredFile.from_json(f)
         return model

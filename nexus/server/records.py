@@ -36,6 +36,7 @@ from nexus.server.model import (
     Message,
     Model,
     Room,
+    StoredFile,
     User,
     pair_key,
     user_key,
@@ -315,6 +316,9 @@ class Delete(Record):
         for key in room.members:
             model.users[key].rooms.discard(room.name)
             model.users[key].read.pop(room.name, None)
+        for file in model.files.values():  # its messages are gone, and so is that access
+            if file.shared:
+                file.shared = {ref for ref in file.shared if ref[0] != self.room}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -344,6 +348,7 @@ class Say(Record):
     reply_to: int | None = None
     mentions: Sequence[str] = ()
     guest: str | None = None
+    files: Sequence[str] = ()  # ids of uploads it carries
 
     def to_json(self, n: int | None = None) -> dict[str, Any]:
         """Record.to_json's result, spelt out: the generic one costs a `say`
@@ -360,6 +365,8 @@ class Say(Record):
             out["mentions"] = list(self.mentions)
         if self.guest is not None:
             out["guest"] = self.guest
+        if self.files:
+            out["files"] = list(self.files)
         return out
 
     def apply(self, model: Model) -> Message:
@@ -374,6 +381,7 @@ class Say(Record):
             reply_to=self.reply_to,
             mentions=tuple(self.mentions),
             guest=self.guest is not None,
+            files=_share(model, self.files, self.room, history.last_seq + 1),
         )
         history.append(message)
         model.tell_new(self.room, message)
@@ -393,6 +401,7 @@ class Dm(Record):
     reply_to: int | None = None
     mentions: Sequence[str] = ()
     guest: str | None = None
+    files: Sequence[str] = ()  # ids of uploads it carries
 
     def apply(self, model: Model) -> Message:
         sender, recipient = self.user, self.to
@@ -415,6 +424,7 @@ class Dm(Record):
             reply_to=self.reply_to,
             mentions=tuple(self.mentions),
             guest=self.guest is not None,
+            files=_share(model, self.files, key, conv.history.last_seq + 1),
         )
         conv.history.append(message)
         model.tell_new(key, message)
@@ -479,6 +489,11 @@ class Erase(MessageChange):
         message.edited = None
         message.reactions = None
         message.erased = True
+        for attachment in message.files:  # who could read it no longer gets its files
+            file = model.files.get(attachment["id"])
+            if file is not None:
+                file.shared.discard((self.scope, self.seq))
+        message.files = ()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -652,6 +667,67 @@ class Suspend(Record):
             user.tokens.clear()
 
 
+# -- files ---------------------------------------------------------------------------
+
+
+def _share(model: Model, ids: Sequence[str], scope: str, seq: int) -> tuple[dict[str, Any], ...]:
+    """The attachments of message `seq` of `scope`, each file now shared there
+    (one removed meanwhile is left out: replay finds what the journal left)."""
+    if not ids:
+        return ()
+    attachments = []
+    for file_id in ids:
+        file = model.files.get(file_id)
+        if file is not None:
+            file.shared.add((scope, seq))
+            attachments.append(file.attachment())
+    return tuple(attachments)
+
+
+@dataclass(slots=True, kw_only=True)
+class Upload(Record):
+    """A file was received and stored; its uploader may now share it."""
+
+    OP = "upload"
+    id: str
+    sha: str
+    name: str
+    size: int
+    kind: str
+    ts: float
+    width: int | None = None
+    height: int | None = None
+
+    def apply(self, model: Model) -> StoredFile:
+        assert self.user is not None
+        file = model.files.get(self.id)
+        if file is None:
+            file = model.files[self.id] = StoredFile(
+                self.id,
+                self.sha,
+                self.name,
+                self.size,
+                self.kind,
+                self.user,
+                self.ts,
+                self.width,
+                self.height,
+            )
+        return file
+
+
+@dataclass(slots=True, kw_only=True)
+class Discard(Record):
+    """A file nobody may download any more is forgotten (its bytes go once
+    no other record holds the same content)."""
+
+    OP = "discard"
+    id: str
+
+    def apply(self, model: Model) -> None:
+        model.files.pop(self.id, None)
+
+
 # Each op -> its record class: the journal's vocabulary.
 RECORDS: dict[str, type[Record]] = {
     cls.OP: cls
@@ -683,5 +759,7 @@ RECORDS: dict[str, type[Record]] = {
         Invite,
         Admin,
         Suspend,
+        Upload,
+        Discard,
     )
 }

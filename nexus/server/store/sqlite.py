@@ -68,6 +68,7 @@ from nexus.server.store.tables import (
     conversation_row,
     create,
     delete_room,
+    file_row,
     index_some,
     insert_messages,
     message_of,
@@ -77,6 +78,7 @@ from nexus.server.store.tables import (
     room_row,
     transaction,
     user_row,
+    write_files,
     write_rooms,
 )
 
@@ -122,10 +124,14 @@ class _Noted:
     # may let one go before it is written.
     new: dict[tuple[str, int], Message] = field(default_factory=dict)
     changed: dict[tuple[str, int], Message] = field(default_factory=dict)
+    files: set[str] = field(default_factory=set)  # ids
+    all_files: bool = False  # an erasure or a deleted room: every file's sharing may change
 
     def __bool__(self) -> bool:
         return bool(
-            self.users
+            self.files
+            or self.all_files
+            or self.users
             or self.rooms
             or self.gone_rooms
             or self.members
@@ -147,6 +153,8 @@ class _Batch:
     conversations: list[tuple[Any, ...]]
     new: list[tuple[Any, ...]]
     changed: list[tuple[Any, ...]]
+    files: list[tuple[Any, ...]]
+    files_gone: list[str]
 
 
 # -- the engine ------------------------------------------------------------------------
@@ -297,6 +305,8 @@ class SqliteStore:
             noted.new[scope, result.seq] = result
             if isinstance(record, r.Dm):
                 noted.conversations.add(scope)
+            if record.files:
+                noted.files.update(record.files)
         elif isinstance(record, r.Register):
             noted.users.add(record.username.lower())
             for name in result.rooms:  # the default room it joins, if there is one
@@ -310,6 +320,7 @@ class SqliteStore:
             noted.members.add((record.room, record.user))  # type: ignore[arg-type]
         elif isinstance(record, r.Delete):
             noted.gone_rooms.append(record.room)
+            noted.all_files = True
             # Its messages go with it, even those not written yet.
             for made in (noted.new, noted.changed):
                 for key in [key for key in made if key[0] == record.room]:
@@ -323,6 +334,10 @@ class SqliteStore:
             key = (record.scope, record.seq)
             if result is not None and key not in noted.new:  # else written as it is now
                 noted.changed[key] = result
+            if isinstance(record, r.Erase):
+                noted.all_files = True
+        elif isinstance(record, r.Upload | r.Discard):
+            noted.files.add(record.id)
         elif isinstance(record, r.Read):
             if record.room is not None:
                 noted.members.add((record.room, record.user))  # type: ignore[arg-type]
@@ -377,6 +392,8 @@ class SqliteStore:
                 members_gone.append((name, key))
         new = [message_row(scope, message) for (scope, _), message in noted.new.items()]
         changed = [message_row(scope, message) for (scope, _), message in noted.changed.items()]
+        files = model.files
+        touched = files.keys() if noted.all_files else noted.files & files.keys()
         return _Batch(
             gone_rooms=noted.gone_rooms,
             users=[user_row(key, users[key]) for key in noted.users if key in users],
@@ -390,6 +407,8 @@ class SqliteStore:
             conversations=[conversation_row(convs[k]) for k in noted.conversations if k in convs],
             new=new,
             changed=changed,
+            files=[file_row(files[file_id]) for file_id in touched],
+            files_gone=[file_id for file_id in noted.files if file_id not in files],
         )
 
     def _held(self, scope: str, seq: int) -> Message | None:
@@ -430,6 +449,7 @@ class SqliteStore:
             insert_messages(db, batch.new)
             for row in batch.changed:
                 change_message(db, row, indexed, self._vocabulary)
+            write_files(db, batch.files, batch.files_gone)
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:

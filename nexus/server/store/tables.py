@@ -6,7 +6,8 @@ marker), `conversations` (with both read markers), `messages` (every one,
 numbered by an id that never comes back, so a full-text entry can never
 name another message), `mentions` (who each message names, to list and
 count mentions without reading messages) and the search index (words.py).
-`meta` holds how far that has indexed. Sets and maps of small size
+`files` holds uploads' records (their bytes are beside the database, in
+the blob store). `meta` holds how far that has indexed. Sets and maps of small size
 (moderators, mutes, invitations, bans, tokens, read markers of a
 conversation) are JSON columns of their row.
 """
@@ -21,13 +22,22 @@ from typing import Any
 
 import orjson
 
-from nexus.server.model import Conversation, History, Message, Model, Room, User, pair_key
+from nexus.server.model import (
+    Conversation,
+    History,
+    Message,
+    Model,
+    Room,
+    StoredFile,
+    User,
+    pair_key,
+)
 from nexus.server.store import DamagedStore
 from nexus.server.store import words as w
 
 # 1: a trigram index of messages' text, and one of their times; 2: words and
-# a vocabulary (words.py), no index of times.
-SCHEMA_VERSION = 2
+# a vocabulary (words.py), no index of times; 3: files.
+SCHEMA_VERSION = 3
 FILE_MODE = 0o600  # the database holds password hashes and every DM
 SCHEMA = (
     """
@@ -94,6 +104,21 @@ INSERT INTO meta VALUES ('indexed', 0);
 """
     + w.SCHEMA
 )
+FILES_SCHEMA = """
+CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    ts REAL NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    shared TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+FILE_COLUMNS = "id, sha, name, size, type, owner, ts, width, height, shared"
 
 MESSAGE_COLUMNS = "id, scope, seq, ts, author, text, recipient, extra, erased"
 
@@ -107,7 +132,7 @@ def to_json(value: Any) -> str:
 
 
 # A message's fields that are not columns: its wire form's optional ones.
-EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest")
+EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest", "files")
 
 
 def message_row(scope: str, m: Message) -> tuple[Any, ...]:
@@ -175,16 +200,31 @@ def run_script(db: sqlite3.Connection, script: str) -> None:
 def migrate(db: sqlite3.Connection) -> int:
     """Brings a database of an older schema to this one; the version it had.
     From 1: the trigram index gives way to words.py's, which the server then
-    builds in the background (search reads unindexed messages directly)."""
+    builds in the background (search reads unindexed messages directly).
+    From 2: a table of files, empty."""
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
-    if version == 1:
+    if version < SCHEMA_VERSION:
         with transaction(db):
-            db.execute("DROP INDEX messages_ts")
-            db.execute("DROP TABLE words")
-            run_script(db, w.SCHEMA)
-            db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
+            if version == 1:
+                db.execute("DROP INDEX messages_ts")
+                db.execute("DROP TABLE words")
+                run_script(db, w.SCHEMA)
+                db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
+            run_script(db, FILES_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return version
+
+
+def file_row(f: StoredFile) -> tuple[Any, ...]:
+    shared = to_json(sorted([scope, seq] for scope, seq in f.shared))
+    return (f.id, f.sha, f.name, f.size, f.kind, f.owner, f.ts, f.width, f.height, shared)
+
+
+def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[str]) -> None:
+    db.executemany("DELETE FROM files WHERE id = ?", [(file_id,) for file_id in gone])
+    db.executemany(
+        f"INSERT OR REPLACE INTO files ({FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+    )
 
 
 def user_row(key: str, u: User) -> tuple[Any, ...]:
@@ -360,6 +400,9 @@ def read_model(
         )
         model.users[a].conversations.add(pair)
         model.users[b].conversations.add(pair)
+    for row in db.execute(f"SELECT {FILE_COLUMNS} FROM files"):
+        file = model.files[row[0]] = StoredFile(*row[:9])
+        file.shared = {(scope, seq) for scope, seq in orjson.loads(row[9])}
     return model
 
 
@@ -382,6 +425,8 @@ def create(db: sqlite3.Connection, model: Model) -> None:
     """Makes the tables, holding everything `model` holds (a new store's
     default rooms, or a whole store being migrated); inside a transaction."""
     run_script(db, SCHEMA)
+    run_script(db, FILES_SCHEMA)
+    write_files(db, [file_row(f) for f in model.files.values()], [])
     guests = {key for key, user in model.users.items() if user.guest}
     db.executemany(
         "INSERT INTO users (key, username, password, created, bio, last_seen, away, admin,"
@@ -453,4 +498,5 @@ def counts(db: sqlite3.Connection) -> dict[str, int]:
         "room messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) = 0"),
         "conversations": count("SELECT COUNT(*) FROM conversations"),
         "direct messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) > 0"),
+        "files": count("SELECT COUNT(*) FROM files"),
     }
