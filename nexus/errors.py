@@ -39,6 +39,10 @@ ERROR_CODES = frozenset(
         # guests (docs/protocol.md, "Guests")
         "not_for_guests",
         "nick_in_use",
+        # files (docs/protocol.md, "Files"), over HTTP
+        "no_such_file",
+        "too_large",
+        "quota_exceeded",
     }
 )
 

@@ -34,6 +34,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "REPLIES",
     "AnyMessage",
+    "Attachment",
     "AvailableReply",
     "BanEntry",
     "Banned",
@@ -49,6 +50,7 @@ __all__ = [
     "Erased",
     "ErrorBody",
     "Event",
+    "FilesOffer",
     "Hello",
     "HistoryReply",
     "Invited",
@@ -96,12 +98,23 @@ PROTOCOL_VERSION = 2
 # --------------------------------------------------------------------------
 # Objects (docs/protocol.md, "Objects")
 
+
 # A message's protocol 2 fields are present only when they apply: `action`
 # ("* ana waves"), `reply_to` (the seq it answers), `mentions` (usernames
 # named with @, in order of first mention), `edited` (time of the latest
 # edit), `reactions` (emoji -> users, in order of reacting), `erased` (the
 # text is "" and the other fields are gone), `guest` (said by a guest: a
-# name that is no account, and may be another guest's later).
+# name that is no account, and may be another guest's later), `files`
+# (uploads it carries; docs/protocol.md, "Files").
+class Attachment(TypedDict):
+    id: str
+    name: str
+    size: int
+    type: str  # MIME type, sniffed from the bytes
+    width: NotRequired[int]  # an image's, when it has a thumbnail
+    height: NotRequired[int]
+
+
 _Message = TypedDict(
     "_Message",
     {
@@ -116,6 +129,7 @@ _Message = TypedDict(
         "reactions": NotRequired[dict[str, list[str]]],
         "erased": NotRequired[bool],
         "guest": NotRequired[bool],
+        "files": NotRequired[list[Attachment]],
     },
 )
 
@@ -189,12 +203,18 @@ class ErrorBody(TypedDict):
 # Events (docs/protocol.md, "Events")
 
 
+class FilesOffer(TypedDict):
+    url: str  # POST files here; GET url/<id>/<name>
+    max_upload: int  # bytes
+
+
 class Hello(TypedDict):
     event: Literal["hello"]
     server: str
     version: str
     protocol: int
     motd: str
+    files: NotRequired[FilesOffer]  # with a web port
 
 
 class MessageEvent(RoomMessage):

@@ -18,6 +18,8 @@ __all__ = [
     "DEFAULT_ROOMS",
     "DM_HISTORY_CAP",
     "EMOJI_MAX",
+    "FILES_MAX",
+    "FILE_ID_RE",
     "FRONT_END_REQUESTS",
     "MAX_ID_LENGTH",
     "MENTION_RE",
@@ -126,6 +128,8 @@ RESERVED_NAMES = frozenset(
 ROOM_RE = re.compile(r"[a-z0-9_-]{1,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 1024
 MESSAGE_MAX = 4_000
+FILE_ID_RE = re.compile(r"[A-Za-z0-9_-]{16,32}")  # an upload's id (secrets.token_urlsafe)
+FILES_MAX = 10  # files one message carries
 SHORT_TEXT_MAX = 200  # bio and topic
 ROOM_HISTORY_CAP = 500
 DM_HISTORY_CAP = 200
@@ -226,6 +230,40 @@ def message_text(value: Any) -> str:
     if not text.isprintable() and _MESSAGE_CONTROL.search(text):
         raise NexusError("bad_args", "control characters are not allowed in a message")
     return text
+
+
+def _text_or_nothing(value: Any) -> str:
+    """A message's text, or "" when it is blank (a message of files alone)."""
+    text = _string(value)
+    return "" if _WHITE_SPACE.fullmatch(text) else message_text(text)
+
+
+def file_ids(value: Any) -> tuple[str, ...]:
+    """Up to FILES_MAX upload ids, each once, in the order given."""
+    if not isinstance(value, list) or not value:
+        raise NexusError("bad_args", "expected a list of file ids")
+    if len(value) > FILES_MAX:
+        raise NexusError("bad_args", f"a message carries at most {FILES_MAX} files")
+    for item in value:
+        if not isinstance(item, str) or not FILE_ID_RE.fullmatch(item):
+            raise NexusError("bad_args", "a file id is what an upload answered")
+    return tuple(dict.fromkeys(value))
+
+
+class _Sent:
+    """`say` and `dm`: text, files, or both."""
+
+    __slots__ = ()
+    text: str
+    files: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.text is None:
+            if not self.files:
+                raise NexusError("bad_args", f"'{self.cmd}' needs 'text'")
+            self.text = ""
+        elif not self.text and not self.files:
+            raise NexusError("empty", "text: a message needs some text")
 
 
 def short_text(value: Any) -> str:
@@ -448,31 +486,35 @@ class Online(Request):
 @request(
     "say",
     room=room_name,
-    text=message_text,
+    text=Optional(_text_or_nothing),
     action=Optional(boolean, False),
     reply_to=Optional(sequence),
+    files=Optional(file_ids, ()),
 )
 @dataclass(slots=True)
-class Say(Request):
+class Say(_Sent, Request):
     room: str
-    text: str
+    text: str  # "" when the message is its files alone
     action: bool  # "* ana waves"
     reply_to: int | None  # the seq of the room's message this one answers
+    files: tuple[str, ...]  # ids of the sender's uploads
 
 
 @request(
     "dm",
     to=any_username,
-    text=message_text,
+    text=Optional(_text_or_nothing),
     action=Optional(boolean, False),
     reply_to=Optional(sequence),
+    files=Optional(file_ids, ()),
 )
 @dataclass(slots=True)
-class Dm(Request):
+class Dm(_Sent, Request):
     to: str
-    text: str
+    text: str  # "" when the message is its files alone
     action: bool
     reply_to: int | None  # the seq of the pair's message this one answers
+    files: tuple[str, ...]  # ids of the sender's uploads
 
 
 class _Addressed:

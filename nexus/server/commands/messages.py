@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,7 +50,39 @@ def _new_fields(ctx: Context, req: p.Say | p.Dm) -> dict[str, Any]:
         "reply_to": req.reply_to,
         "mentions": ctx.model.mentioned(req.text),
         "guest": ctx.guest_name(),
+        "files": _files(ctx, req),
     }
+
+
+# A link to an upload (docs/protocol.md, "Files"): how an IRC client shares
+# what it uploaded to the FILEHOST URL.
+_FILE_LINK = re.compile(r"/files/(" + p.FILE_ID_RE.pattern + ")/")
+
+
+def _files(ctx: Context, req: p.Say | p.Dm) -> tuple[str, ...]:
+    """The uploads a message carries: those it names, and the sender's own
+    that its text links to."""
+    named = _own_files(ctx, req.files) if req.files else ()
+    if "/files/" not in req.text:  # most messages
+        return named
+    files = ctx.model.files
+    linked = [
+        file_id
+        for file_id in _FILE_LINK.findall(req.text)
+        if file_id in files and files[file_id].owner == ctx.key
+    ]
+    return tuple(dict.fromkeys([*named, *linked]))[: p.FILES_MAX]
+
+
+def _own_files(ctx: Context, ids: tuple[str, ...]) -> tuple[str, ...]:
+    """Uploads a message may carry: the sender's own (another's, or one
+    removed, would hand out what the sender may not have)."""
+    files = ctx.model.files
+    for file_id in ids:
+        file = files.get(file_id)
+        if file is None or file.owner != ctx.key:
+            raise NexusError("bad_args", f"files: {file_id} is no upload of yours")
+    return ids
 
 
 def _speaker(ctx: Context, name: str) -> Room:
