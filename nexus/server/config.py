@@ -85,6 +85,17 @@ class ServerConfig:
         " their hosts are also names the web port answers to (a reverse proxy's public"
         " name); the web client's own origin is always allowed",
     )
+    max_upload: int = setting(
+        25 * 1024 * 1024, "bytes a file uploaded to the web port may have (413 above)"
+    )
+    upload_quota: int = setting(
+        1024 * 1024 * 1024, "bytes of files one account may keep uploaded (413 above)"
+    )
+    public_url: str = setting(
+        "",
+        "the web port's address as users reach it (https://chat.example.org behind a reverse"
+        " proxy): files' links start with it; default: the address each connection came to",
+    )
     irc_port: int | None = setting(
         None, "also speak IRC to IRC clients on this port (0: any free port)", kind=int
     )

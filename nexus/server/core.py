@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 from collections import Counter, deque
 from collections.abc import Coroutine, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nexus import __version__
 from nexus.errors import NexusError
@@ -45,6 +45,9 @@ from nexus.server.policy import Policy
 from nexus.server.session import Phase, Session
 from nexus.server.store import Store
 
+if TYPE_CHECKING:
+    from nexus.server.files.shelf import Shelf
+
 # A request a front end made itself: a frame's JSON object, not its line.
 Request = dict[str, Any]
 
@@ -55,6 +58,13 @@ class Reading(Protocol):
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
+
+
+def local_address(link: Link) -> str | None:
+    """The address a peer reached this server at (links over a transport know it)."""
+    transport = getattr(link, "transport", None)
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return sockname[0] if sockname else None
 
 
 class Core:
@@ -77,6 +87,7 @@ class Core:
         self.hub = hub
         self.policy = policy
         self.hashing = hashing
+        self.shelf: Shelf | None = None  # files, when the web port serves them
         self.per_address: Counter[str] = Counter()  # admitted connections per address
         self.connections: set[Connection] = set()
         self._all_gone: asyncio.Event | None = None  # set once close_all() has none left
@@ -117,6 +128,8 @@ class Core:
             "protocol": PROTOCOL_VERSION,
             "motd": self.config.motd,
         }
+        if self.shelf is not None and (offer := self.shelf.offer(local_address(link))):
+            hello["files"] = offer
         self.outbox.send(connection.session.outlet, Frame(hello))
         return connection
 

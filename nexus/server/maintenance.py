@@ -24,6 +24,10 @@ either name pointed to another file by the end, a compaction ran in
 between and the read is made again. A backup is then written as one new
 snapshot (a fold of the two), checksummed like the server's, loaded again
 to verify it, and renamed into place.
+
+Files (files/upkeep.py): `check` hashes the content every file record
+names; `backup` and `migrate` copy that content beside the new store
+(`DEST.files/`), refusing if it exists.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from typing import Any, TextIO
 import orjson
 
 from nexus.server.config import load as load_config
+from nexus.server.files import upkeep
+from nexus.server.files.shelf import files_root
 from nexus.server.model import DM_WINDOW, ROOM_WINDOW, Model
 from nexus.server.store import DamagedStore
 from nexus.server.store import tables as sql
@@ -145,6 +151,7 @@ def counts(model: Model) -> dict[str, int]:
         "room messages": sum(len(r.history.messages) for r in model.rooms.values()),
         "conversations": len(model.conversations),
         "direct messages": sum(len(c.history.messages) for c in model.conversations.values()),
+        "files": len(model.files),
     }
 
 
@@ -172,7 +179,28 @@ def check(data: Path, out: TextIO) -> None:
             " under way, or cut short by a crash: start-up drops it)\n"
         )
     out.write(f"store: {_summary(counts(store.model))}\n")
+    _check_files(store.model, data, out)
     _roles(store.model, out)
+
+
+def _check_files(model: Model, data: Path, out: TextIO) -> None:
+    """The files' line of `check`; damage if content a record names is missing or altered."""
+    line, problems = upkeep.verify(model, files_root(data))
+    out.write(line + "\n")
+    if problems:
+        raise DamagedStore("; ".join(problems[:5]))
+
+
+def _copy_files(model: Model, data: Path, dest: Path) -> str:
+    """Copies the files of a store at `data` beside its copy at `dest`: the
+    words that say so, for the report."""
+    copied = upkeep.copy(model, files_root(data), files_root(dest))
+    return f" and {copied:,} files' content to {files_root(dest)}" if copied else ""
+
+
+def _no_files_at(dest: Path) -> None:
+    if files_root(dest).exists():
+        raise Unusable(f"{files_root(dest)} exists: never overwritten; remove it or choose another")
 
 
 def _roles(model: Model, out: TextIO) -> None:
@@ -203,6 +231,7 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         )
     if dest.resolve() == data.resolve():
         raise Unusable("DEST is the store itself")
+    _no_files_at(dest)
     reading = read_store(data)
     store = reading.store
     with _replacing(dest) as tmp:
@@ -211,8 +240,9 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         copy = inspect(tmp)  # the backup must load as the original did
         if counts(copy.model) != counts(store.model) or copy.last_record != store.last_record:
             raise Unusable("the backup written does not load as the store did; nothing kept")
+    files = _copy_files(store.model, data, dest)
     out.write(f"backed up {_summary(counts(store.model))} (records up to {store.last_record})")
-    out.write(f" to {dest} ({size:,} bytes)\n")
+    out.write(f" to {dest} ({size:,} bytes){files}\n")
 
 
 def messages(model: Model, rooms: set[str] | None) -> list[dict[str, Any]]:
@@ -272,12 +302,14 @@ def check_database(path: Path, out: TextIO) -> None:
         waiting = db.execute("SELECT COUNT(*) FROM messages WHERE id > ?", (indexed,))
         out.write(f"store: {_summary(found)}\n")
         out.write(f"search: {waiting.fetchone()[0]:,} messages not indexed yet\n")
+    _check_files(model, path, out)
     _roles(model, out)
 
 
 def backup_database(path: Path, dest: Path, out: TextIO) -> None:
     if dest.exists():
         raise Unusable(f"{dest} exists: a backup never overwrites; remove it or choose another")
+    _no_files_at(dest)
     with _replacing(dest) as tmp, reading_database(path) as db:
         found = sql.counts(db)
         _write_private(tmp, [])
@@ -290,7 +322,9 @@ def backup_database(path: Path, dest: Path, out: TextIO) -> None:
             if any(copied[what] < n for what, n in found.items()):
                 raise Unusable("the backup written holds less than the store; nothing kept")
             found = copied
-    out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes)\n")
+            model = sql.read_model(copy, 1, 1)  # the files the copy names
+    files = _copy_files(model, path, dest)
+    out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes){files}\n")
 
 
 def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
@@ -325,6 +359,7 @@ def migrate(source: Path, dest: Path, out: TextIO) -> None:
             raise Unusable(f"{taken} exists: migrate never overwrites; remove it or choose another")
     if source.resolve() == dest.resolve():
         raise Unusable("DEST is the store itself")
+    _no_files_at(dest)
     if engine_of(source) == "sqlite":
         model = read_database(source)
     else:
@@ -333,7 +368,8 @@ def migrate(source: Path, dest: Path, out: TextIO) -> None:
         _write_database(model, dest)
     else:
         _write_snapshot(model, dest, out)
-    out.write(f"migrated {_summary(counts(model))} from {source} to {dest}\n")
+    files = _copy_files(model, source, dest)
+    out.write(f"migrated {_summary(counts(model))} from {source} to {dest}{files}\n")
 
 
 def _write_database(model: Model, dest: Path) -> None:
@@ -415,8 +451,9 @@ def parser() -> argparse.ArgumentParser:
         help="write a consistent copy of the store to DEST",
         description="Write the store as one verified file to DEST (a file, or a directory "
         "to put it in under the store's name): json, a snapshot; sqlite, an online backup "
-        "of the database. To restore: stop the server, put DEST in place of the data file "
-        "and delete what is beside it (json: its .journal; sqlite: its -wal and -shm).",
+        "of the database; uploaded files' content goes to DEST.files. To restore: stop the "
+        "server, put DEST (and DEST.files) in place of the data file (and its .files) and "
+        "delete what is beside it (json: its .journal; sqlite: its -wal and -shm).",
     )
     b.add_argument("dest", type=Path, metavar="DEST")
     add_source_flags(b)

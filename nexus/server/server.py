@@ -14,6 +14,8 @@ from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.departure import guests_lost
+from nexus.server.files.routes import Credentials, FileRoutes
+from nexus.server.files.shelf import Shelf, files_root
 from nexus.server.frames import Frame
 from nexus.server.frontends.http import Http, Web
 from nexus.server.frontends.irc import IrcProtocol
@@ -54,6 +56,7 @@ class NexusServer:
         self.irc: dict[str, asyncio.Server] = {}  # "irc" / "ircs" -> its listener
         self.web_listener: asyncio.Server | None = None  # with --web-port
         self.http: Http | None = None  # its HTTP side
+        self.shelf: Shelf | None = None  # files, served by the web port
 
     @classmethod
     async def start(cls, config: ServerConfig, clock: Clock | None = None) -> NexusServer:
@@ -69,6 +72,12 @@ class NexusServer:
         )
         if config.web_port is not None:
             site = server.http = Http(config, Web(config))
+            shelf = server.shelf = Shelf(
+                store, files_root(config.data), config.max_upload, config.upload_quota
+            )
+            shelf.public_url = config.public_url
+            shelf.open()
+            FileRoutes(shelf, Credentials(store, server.hashing, server.core.policy)).add_to(site)
             await site.start()
             server.web_listener = await loop.create_server(
                 lambda: WsProtocol(server.core, server.tls, site),
@@ -76,6 +85,12 @@ class NexusServer:
                 config.web_port,
                 backlog=1024,
             )
+            shelf.web = (
+                "https" if server.tls else "http",
+                server.web_listener.sockets[0].getsockname()[1],
+            )
+            server.core.shelf = shelf
+            shelf.start()
         for name, port in (("irc", config.irc_port), ("ircs", config.ircs_port)):
             if port is not None:
                 tls = server.irc_tls() if name == "ircs" else None
@@ -127,6 +142,8 @@ class NexusServer:
         if self.http is not None:
             await self.http.close()
             self.http = None
+        if self.shelf is not None:
+            await self.shelf.close()
         await self.store.close()
         self.hashing.close()
 

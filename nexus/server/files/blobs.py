@@ -1,0 +1,166 @@
+"""The content store: uploaded bytes on disk, named by their SHA-256.
+
+`<root>/<sha[:2]>/<sha>` holds each content once, whoever uploaded it;
+`<root>/thumbs/<sha>` its thumbnail; `<root>/tmp/` uploads on their way.
+An upload streams to a temporary file, hashed as it comes, and only once
+it is whole and fsynced is it renamed into place (and the directory
+synced): content in place is always whole. Anything that stops an upload
+(too big, cut off, cancelled) removes its temporary file; what a crash
+leaves in `tmp/` goes with `sweep` at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HEAD = 4096  # bytes kept from the start of an upload, to tell its type
+WRITE = 1 << 20  # bytes gathered before a write: one thread hop a MiB, not one a read
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+class TooLarge(Exception):
+    """An upload passed its limit (bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    sha256: str
+    size: int
+    head: bytes  # its first HEAD bytes
+
+
+def _checked(sha: str) -> str:
+    """`sha` if it is a SHA-256 in hex, so no name can lead out of the store."""
+    if not _SHA.fullmatch(sha):
+        raise ValueError(f"not a SHA-256: {sha!r}")
+    return sha
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Blobs:
+    """The files directory of one store (files/shelf.py is its one user)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.thumbs = root / "thumbs"
+
+    def path(self, sha: str) -> Path:
+        return self.root / _checked(sha)[:2] / sha
+
+    def thumb_path(self, sha: str) -> Path:
+        return self.thumbs / _checked(sha)
+
+    def exists(self, sha: str) -> bool:
+        return self.path(sha).exists()
+
+    def shas(self) -> set[str]:
+        """Every content stored."""
+        if not self.root.exists():
+            return set()
+        return {
+            entry.name
+            for part in self.root.iterdir()
+            if len(part.name) == 2 and part.is_dir()
+            for entry in part.iterdir()
+            if _SHA.fullmatch(entry.name)
+        }
+
+    def remove(self, sha: str) -> None:
+        """Removes a content and its thumbnail (either may be gone already)."""
+        for path in (self.path(sha), self.thumb_path(sha)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def sweep(self) -> int:
+        """Removes what uploads a crash cut off left in `tmp/`; how many."""
+        if not self.tmp.exists():
+            return 0
+        left = [entry for entry in self.tmp.iterdir() if entry.is_file()]
+        for entry in left:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        return len(left)
+
+    async def receive(self, chunks: AsyncIterator[bytes], limit: int) -> Received:
+        """Stores what `chunks` bring, at most `limit` bytes (TooLarge past
+        it). The bytes go to disk as they come, never held whole; if
+        anything stops the stream, nothing of it stays."""
+        for directory in (self.root, self.tmp):
+            directory.mkdir(mode=0o700, exist_ok=True)
+        temporary = self.tmp / secrets.token_hex(16)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        sha, size, head, pending = hashlib.sha256(), 0, b"", bytearray()
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit)
+                if len(head) < HEAD:
+                    head += chunk[: HEAD - len(head)]
+                sha.update(chunk)
+                pending += chunk
+                if len(pending) >= WRITE:
+                    await _in_thread(_write_all, fd, bytes(pending))
+                    pending.clear()
+            await _in_thread(_write_all, fd, bytes(pending))
+            await _in_thread(os.fsync, fd)
+            os.close(fd)
+            fd = -1
+            digest = sha.hexdigest()
+            await _in_thread(self._place, temporary, digest)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
+        return Received(digest, size, head)
+
+    def _place(self, temporary: Path, sha: str) -> None:
+        """Moves a whole, synced upload into place, or drops it if that
+        content is stored already."""
+        target = self.path(sha)
+        if target.exists():
+            temporary.unlink()
+            return
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(temporary, target)
+        _sync_directory(target.parent)
+
+
+async def _in_thread(job: Callable[..., object], *args: object) -> None:
+    """Runs `job` in a thread and waits for it even when cancelled: the
+    file it works on must not be closed (and its descriptor reused) under it."""
+    done = asyncio.ensure_future(asyncio.to_thread(job, *args))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await done
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
