@@ -16,6 +16,9 @@ from nexus.server.irc.state import IrcState, Reply, Sent, ignore
 
 def on_hello(c: IrcState, event: Reply) -> None:
     c.motd = event["motd"]
+    files = event.get("files")
+    if files is not None:
+        c.files_url = files["url"]
 
 
 def own(c: IrcState, target: str, text: str) -> Sent | None:

@@ -32,6 +32,13 @@ CAPS: dict[str, str] = {
     "userhost-in-names": "",
 }
 
+
+def isupport_value(value: str) -> str:
+    r"""An ISUPPORT token's value with what may not appear there escaped
+    (modern IRC: \x20 for a space, \x3D for "=", \x5C for a backslash)."""
+    return value.replace("\\", "\\x5C").replace(" ", "\\x20").replace("=", "\\x3D")
+
+
 ISUPPORT = (
     "AWAYLEN=200",
     "CASEMAPPING=ascii",

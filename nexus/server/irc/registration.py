@@ -15,6 +15,7 @@ from nexus.server.irc.markers import Markers, ask_join_view, show_channel
 from nexus.server.irc.numerics import (
     CAPS,
     ISUPPORT,
+    isupport_value,
 )
 from nexus.server.irc.state import IrcState, Reply, ignore
 
@@ -324,6 +325,8 @@ def _welcome(c: IrcState) -> None:
 
 def isupport(c: IrcState) -> None:
     tokens = list(ISUPPORT)
+    if c.files_url is not None:  # where an IRC client uploads (the FILEHOST draft)
+        tokens.append("soju.im/FILEHOST=" + isupport_value(c.files_url))
     while tokens:
         chunk, tokens = tokens[:12], tokens[12:]
         c.responses.emit(c.numeric("005", *chunk, "are supported by this server"))

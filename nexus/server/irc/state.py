@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
 from nexus.server.core import Request
@@ -119,6 +120,7 @@ class IrcState:
         self.logging_in = False  # a PASS login is on its way
         self.registered = False  # 001 went out
         self.motd = ""
+        self.files_url: str | None = None  # where files are uploaded, when they can be
         self.member_rooms: list[str] = []  # from the login reply
         self.unread_dms: dict[str, int] = {}
         self.invitations: list[Reply] = []  # private rooms invited to while away (login reply)
@@ -447,10 +449,23 @@ class IrcState:
         action = m.get("action")
         room_left = LINE_MAX - head - (9 if action else 0)
         lines = []
-        for piece in split_text(m["text"], room_left):
+        for piece in split_text(self.with_links(m), room_left):
             text = f"\x01ACTION {prefix}{piece}\x01" if action else prefix + piece
             lines.append(build(source, command, target, text, tags=tags))
         return lines
+
+    def with_links(self, m: Reply) -> str:
+        """A message's text, and the link of each file it carries that the
+        text does not already name (an IRC client sends its upload's link)."""
+        text: str = m["text"]
+        if "files" not in m or self.files_url is None:
+            return text
+        links = [
+            f"{self.files_url}/{f['id']}/{quote(f['name'], safe='')}"
+            for f in m["files"]
+            if f["id"] not in text
+        ]
+        return " ".join([text, *links]) if text else " ".join(links)
 
     def replay(
         self, messages: list[Reply], partner: str | None, batch_target: str | None = None
