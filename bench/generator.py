@@ -19,6 +19,7 @@ first step the server cannot keep up with.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import os
@@ -26,6 +27,7 @@ import random
 import re
 import resource
 import socket
+import statistics
 import sys
 import time
 from typing import Any
@@ -534,6 +536,71 @@ class Generator:
             "server_peak_rss_mib": after.get("peak_rss_mib"),
             "connections": len(self.conns),
         }
+
+    async def uploading(self) -> dict[str, Any]:
+        """One run at a fixed rate, then the same run while one member uploads
+        files of `upload.size` bytes to the web port, one after another."""
+        spec = self.spec
+        members, room = spec["members"], spec.get("room", "bench")
+        adapter = self.adapter
+        sample_every = max(1, round(1 / spec.get("sample", 0.1)))
+        names = [spec["names"][i] for i in range(members)]
+        conns = await self.open_members(names, room, adapter.room_marker, sample_every)
+        for conn in conns:
+            conn.target = room.encode()
+            conn.start_counting()
+        per_message = members if adapter.echoes else members - 1
+        rate, duration = spec["rates"][0], spec["step_s"]
+        baseline = await self.step(conns, adapter.say, rate, duration, per_message)
+        stop = asyncio.Event()
+        took: list[float] = []
+        uploader = asyncio.create_task(self.upload_until(stop, names[0], took))
+        loaded = await self.step(conns, adapter.say, rate, duration, per_message)
+        stop.set()
+        await uploader
+        size = spec["upload"]["size"]
+        return {
+            "baseline": baseline,
+            "with_uploads": loaded,
+            "uploads": len(took),
+            "upload_s_median": round(statistics.median(took), 2) if took else None,
+            "upload_mib_s": round(len(took) * size / (1 << 20) / sum(took), 1) if took else None,
+            "connections": len(self.conns),
+        }
+
+    async def upload_until(self, stop: asyncio.Event, name: str, took: list[float]) -> None:
+        """POSTs files to /files until `stop`, each different (so each is
+        stored), in 1 MiB writes; the seconds each took go to `took`."""
+        upload = self.spec["upload"]
+        size, body = upload["size"], os.urandom(1 << 20)
+        auth = base64.b64encode(f"{name}:{self.spec['password']}".encode()).decode()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            t0 = time.monotonic()
+            reader, writer = await asyncio.open_connection(self.host, upload["port"])
+            writer.write(
+                (
+                    f"POST /files HTTP/1.1\r\nHost: {self.host}:{upload['port']}\r\n"
+                    f"Authorization: Basic {auth}\r\nContent-Length: {size}\r\n"
+                    f'Content-Disposition: attachment; filename="load{n}.bin"\r\n'
+                    "Connection: close\r\n\r\n"
+                ).encode()
+            )
+            left = size
+            first = b"%08d" % n  # each upload a new content
+            while left > 0:
+                piece = (first + body[len(first) :])[: min(left, len(body))]
+                first = b""
+                writer.write(piece)
+                await writer.drain()
+                left -= len(piece)
+            status = await reader.readline()
+            await reader.read()
+            writer.close()
+            if b" 201 " not in status:
+                raise RuntimeError(f"upload refused: {status!r}")
+            took.append(time.monotonic() - t0)
 
     async def dm(self) -> dict[str, Any]:
         spec = self.spec

@@ -24,6 +24,7 @@ from typing import Any
 from bench import datagen
 from bench.servers import (
     GENERATOR_CORE,
+    NexusFilesServer,
     NexusIrcServer,
     NexusServer,
     NexusWebServer,
@@ -226,6 +227,30 @@ class Bench:
         base = {"kind": "fanout", "names": names, "password": datagen.PASSWORD, **spec}
         data = self.nexus_store("s10", 100, rooms_of={i: ["bench"] for i in range(100)})
         return {"nexus-ws": self.with_server(NexusWebServer(data.parent, data), base)}
+
+    def s13(self) -> dict[str, Any]:
+        """Scenario 1's room at a fixed rate, then the same while one member
+        uploads 25 MiB files to the web port one after another."""
+        rate = 1000 if self.quick else 4000  # ~60 % of the server's core, as scenario 5
+        size = (5 if self.quick else 25) << 20
+        names = [datagen.user_name(i) for i in range(100)]
+        data = self.nexus_store("s13", 100, rooms_of={i: ["bench"] for i in range(100)})
+        server = NexusFilesServer(data.parent, data)
+        with server:
+            spec = {
+                "kind": "uploading",
+                "names": names,
+                "password": datagen.PASSWORD,
+                "members": 100,
+                "rates": [rate],
+                "step_s": self.step_s(10),
+                "sample": 0.1,
+                "upload": {"port": server.web_port, "size": size},
+                "port": server.port,
+                "server_pid": server.pid,
+                "proto": server.proto,
+            }
+            return {"nexus": run_generator(spec, 600)}
 
     # -- Nexus-only scenarios ----------------------------------------------------
 
@@ -442,6 +467,7 @@ TITLES = {
     10: "room fan-out over WebSocket, 100 members",
     11: "IRC room fan-out, 100 members",
     12: "sqlite, 10,000,000 stored messages",
+    13: "room fan-out, 100 members, during 25 MiB uploads",
 }
 
 
@@ -514,6 +540,26 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
                 slow_disconnected=r["slow_disconnected"],
                 server_rss_mib=r["server_peak_rss_mib"],
                 server_cpu_pct=slow.get("server_cpu_pct"),
+            )
+        elif number == 13:
+            base, loaded = r["baseline"], r["with_uploads"]
+            ratio = (
+                round(loaded["p99_ms"] / base["p99_ms"], 2)
+                if loaded["p99_ms"] and base["p99_ms"]
+                else None
+            )
+            row.update(
+                metric="members' p99 with/without uploads",
+                value=ratio,
+                p50_ms=loaded["p50_ms"],
+                p99_ms=loaded["p99_ms"],
+                max_ms=loaded["max_ms"],
+                baseline_p99_ms=base["p99_ms"],
+                kept_up=loaded["kept_up"],
+                uploads=r["uploads"],
+                upload_mib_s=r["upload_mib_s"],
+                server_cpu_pct=loaded.get("server_cpu_pct"),
+                server_rss_mib=loaded.get("server_rss_mib"),
             )
         elif number == 6:
             row.update(

@@ -176,6 +176,15 @@ class NexusServer(Server):
             raise RuntimeError(f"nexus-server did not start: {line!r} {err[-2000:]!r}")
         self.port = int((irc or match).group(2))
 
+    def read_web_port(self) -> int:
+        """The web port, from the line after the one the server listens with."""
+        line = self.proc.stdout.readline()
+        match = WEB_LISTENING.search(line)
+        if not match:
+            self.proc.kill()
+            raise RuntimeError(f"nexus-server has no web port: {line!r}")
+        return int(match.group(1))
+
 
 class NexusIrcServer(NexusServer):
     """Nexus with its IRC front end on: the generator speaks IRC to it, as to ngircd."""
@@ -197,12 +206,17 @@ class NexusWebServer(NexusServer):
     def start(self, timeout: float = 60.0) -> None:
         self.extra = ["--web-port", "0"]
         super().start(timeout)
-        line = self.proc.stdout.readline()  # the web client's address comes next
-        match = WEB_LISTENING.search(line)
-        if not match:
-            self.proc.kill()
-            raise RuntimeError(f"nexus-server has no web port: {line!r}")
-        self.port = int(match.group(1))
+        self.port = self.read_web_port()
+
+
+class NexusFilesServer(NexusServer):
+    """Nexus with its web port for uploads: the generator's members speak the
+    native protocol (`port`), its uploads go to `web_port`."""
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.extra = ["--web-port", "0", "--upload-quota", str(1 << 50)]
+        super().start(timeout)
+        self.web_port = self.read_web_port()
 
 
 NGIRCD_CONF = """\
