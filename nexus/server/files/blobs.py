@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEAD = 4096  # bytes kept from the start of an upload, to tell its type
-WRITE = 1 << 20  # bytes gathered before a write: one thread hop a MiB, not one a read
+WRITE = 1 << 20  # bytes gathered before they are hashed and written: one thread hop a MiB
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -117,12 +117,11 @@ class Blobs:
                     raise TooLarge(limit)
                 if len(head) < HEAD:
                     head += chunk[: HEAD - len(head)]
-                sha.update(chunk)
                 pending += chunk
                 if len(pending) >= WRITE:
-                    await _in_thread(_write_all, fd, bytes(pending))
+                    await _in_thread(_absorb, fd, sha, bytes(pending))
                     pending.clear()
-            await _in_thread(_write_all, fd, bytes(pending))
+            await _in_thread(_absorb, fd, sha, bytes(pending))
             await _in_thread(os.fsync, fd)
             os.close(fd)
             fd = -1
@@ -160,7 +159,10 @@ async def _in_thread(job: Callable[..., object], *args: object) -> None:
         raise
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _absorb(fd: int, sha: hashlib._Hash, data: bytes) -> None:
+    """Hashes and writes a piece, in a thread: hashlib lets go of the GIL
+    for big pieces, so the event loop serves others meanwhile."""
+    sha.update(data)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
