@@ -4,6 +4,7 @@ a DM with a native client both ways. Skipped where the clients are not installed
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,8 +82,15 @@ def guest_ports(tmp_path: Path) -> Iterator[tuple[int, int]]:
         yield found
 
 
+@pytest.fixture
+def web_ports(tmp_path: Path) -> Iterator[tuple[int, int, int]]:
+    """The same with the web port on: (native port, IRC port, web port)."""
+    with nexus_server(tmp_path, "--web-port", "0") as found:
+        yield found
+
+
 @contextlib.contextmanager
-def nexus_server(tmp_path: Path, *flags: str) -> Iterator[tuple[int, int]]:
+def nexus_server(tmp_path: Path, *flags: str) -> Iterator[Any]:
     if SERVER is None:
         pytest.skip("nexus-server is not installed (pip install -e .)")
     proc = subprocess.Popen(
@@ -94,14 +103,17 @@ def nexus_server(tmp_path: Path, *flags: str) -> Iterator[tuple[int, int]]:
     try:
         output = b""
         deadline = time.monotonic() + 15
-        while b"listening on" not in output:
+        waited = b"web client on" if "--web-port" in flags else b"listening on"
+        while waited not in output:
             ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
             if not ready or proc.poll() is not None:
                 pytest.fail(f"nexus-server did not start: {output!r}")
             output += os.read(proc.stdout.fileno(), 4096)
         found = re.search(r"listening on \S+:(\d+) \(tcp\), IRC on \S+:(\d+)", output.decode())
         assert found, output
-        yield int(found.group(1)), int(found.group(2))
+        ports = int(found.group(1)), int(found.group(2))
+        web = re.search(r"web client on http://\S+:(\d+)/", output.decode())
+        yield (*ports, int(web.group(1))) if web else ports
     finally:
         proc.terminate()
         proc.wait(10)
@@ -158,6 +170,53 @@ def test_irssi_logs_in_with_sasl_and_talks_both_ways(
     finally:
         tmux.kill()
         bob.close()
+
+
+def test_irssi_sees_a_shared_file_as_its_link(
+    web_ports: tuple[int, int, int], tmp_path: Path
+) -> None:
+    """A native user uploads a file and shares it in #general: irssi shows the
+    line with the file's link, which downloads with the irssi user's password."""
+    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
+    if irssi is None or tmux_bin is None:
+        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
+    native_port, irc_port, web_port = web_ports
+    Native(native_port, "ana").close()
+    bob = Native(native_port, "bob")
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
+    base = f"http://127.0.0.1:{web_port}"
+    upload = urllib.request.Request(
+        base + "/files",
+        data=b"minutes of the meeting\n",
+        headers={**basic("bob"), "Content-Disposition": 'attachment; filename="minutes.txt"'},
+        method="POST",
+    )
+    with urllib.request.urlopen(upload, timeout=TIMEOUT) as answer:
+        up = json.load(answer)
+    tmux = Tmux(tmp_path)
+    try:
+        tmux.start("irssi", irssi, f"--home={home}")
+        tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
+        tmux.keys("irssi", "/join #general")
+        tmux.wait_for("irssi", "#general", TIMEOUT)
+        bob.request("say", room="general", text="the minutes", files=[up["id"]])
+        link = f"{base}/files/{up['id']}/minutes.txt"
+        tmux.wait_for("irssi", link, TIMEOUT)
+        with urllib.request.urlopen(
+            urllib.request.Request(link, headers=basic("ana")), timeout=TIMEOUT
+        ) as answer:
+            assert answer.read() == b"minutes of the meeting\n"
+        tmux.keys("irssi", "/quit")
+    finally:
+        tmux.kill()
+        bob.close()
+
+
+def basic(name: str) -> dict[str, str]:
+    """HTTP Basic credentials of `name`, as a browser or an IRC client sends them."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}
 
 
 IRSSI_GUEST_CONFIG = """\
