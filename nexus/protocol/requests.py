@@ -88,6 +88,7 @@ __all__ = [
     "boolean",
     "command_name",
     "emoji",
+    "file_ids",
     "message_text",
     "new_password",
     "new_username",

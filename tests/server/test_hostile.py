@@ -20,7 +20,15 @@ import orjson
 import pytest
 
 from nexus.errors import ERROR_CODES
-from nexus.protocol import REQUESTS, boolean, page_limit, search_limit, sequence, timestamp
+from nexus.protocol import (
+    REQUESTS,
+    boolean,
+    file_ids,
+    page_limit,
+    search_limit,
+    sequence,
+    timestamp,
+)
 from nexus.server.commands.registry import ANONYMOUS, COMMANDS
 from tests.clock import ManualClock
 from tests.conftest import PASSWORD
@@ -189,7 +197,10 @@ STRING_WRONG = [0, -1, 1.5, True, False, [], ["general"], {}, {"a": "b"}]
 INTEGER_WRONG = ["5", "", 1.5, 2.0, True, False, [], [5], {}, {"n": 5}]
 BOOLEAN_WRONG = ["true", "", 0, 1, 1.5, [], [True], {}]
 NUMBER_WRONG = ["5", "", True, False, [], [5], {}]
+# Not a list of 1-10 upload ids: one id bare, none, a short one, a number, eleven.
+FILES_WRONG = ["A" * 22, "", 0, True, [], [1], [None], ["short"], {}, ["A" * 22] * 11]
 WRONG = {page_limit: INTEGER_WRONG, search_limit: INTEGER_WRONG, sequence: INTEGER_WRONG}
+WRONG |= {file_ids: FILES_WRONG}
 WRONG |= {boolean: BOOLEAN_WRONG, timestamp: NUMBER_WRONG}
 
 
@@ -217,6 +228,7 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "new": "another password",
         "reason": "r",
         "private": False,
+        "files": None,
     }
     _, rules = REQUESTS[cmd]
     args = {key: base[key] for key, *_ in rules}
