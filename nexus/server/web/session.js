@@ -77,6 +77,7 @@ export class Session {
   async start({ username, password = null, token = null, register = false, remember = false }) {
     this.remember = remember;
     this.stopped = false;
+    if (token) this.token = token; // a token login's reply carries none: reconnecting needs this one
     const args = register ? { username, password } : { username, password, token };
     await this.connect(register ? "register" : "login", args);
   }
