@@ -6,6 +6,7 @@
 import { COMMANDS, UsageError, address, describe, execute, messageText, roomAction } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { Connection, serverUrl } from "./connection.js";
+import { el, textNode } from "./dom.js";
 import { saved, Session } from "./session.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
 
@@ -51,15 +52,6 @@ const MODERATION = {
   },
 };
 const ROLE_LABELS = { owner: "owner", admin: "admin", moderator: "mod" };
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = clean(text);
-  return node;
-}
-
-const textNode = (text) => document.createTextNode(clean(text));
 
 // A stable colour class for a name, the same on every screen.
 function colour(name) {
