@@ -5,6 +5,7 @@
 // to redraw; it never talks to the socket.
 
 import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
+import { Files } from "./files.js";
 import { ChatState, count, fold } from "./state.js";
 
 const STORE_KEY = "nexus.login";
@@ -20,10 +21,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
 
 // Whether `item`, cut off while being sent, arrived anyway: a message of mine
-// with its text, newer than the newest there when it was sent.
+// with its text (and its files), newer than the newest there when it was sent.
 function landed(state, buffer, item) {
+  const files = (item.extra.files || []).join();
   for (const message of buffer.messages.values()) {
-    if (message.seq > item.after && state.isMe(message.from) && message.text === item.text) return true;
+    if (message.seq <= item.after || !state.isMe(message.from) || message.text !== item.text) continue;
+    if ((message.files || []).map((file) => file.id).join() === files) return true;
   }
   return false;
 }
@@ -70,6 +73,7 @@ export class Session {
     this.outbox = []; // {kind, target, text, extra, typed, after, done}: oldest first
     this.ready = false; // logged in with the rooms restored: the outbox may go
     this.sending = false;
+    this.files = null; // Files, when the server's hello offers them
   }
 
   // Logs in from the form (or a saved token); resolves once in, rejects with
@@ -90,6 +94,7 @@ export class Session {
     this.conn = conn;
     const hello = await conn.open();
     this.motd = hello.motd;
+    this.files = hello.files ? new Files(hello.files, () => [this.state.me, this.token]) : null;
     const reply = await conn.request(cmd, args);
     const me = reply.user.username;
     if (this.state === null || !this.state.isMe(me)) this.state = new ChatState(me);
@@ -338,6 +343,12 @@ export class Session {
     return this.queue({ kind: buffer.kind, target: buffer.name, text, extra, typed });
   }
 
+  // Shares uploaded `files` (their ids) with `text` in `buffer`: where they
+  // were attached, wherever the user is by the time they are up.
+  share(buffer, text, files) {
+    return this.queue({ kind: buffer.kind, target: buffer.name, text, extra: { files }, typed: text });
+  }
+
   sendDm(user, text, typed = null) {
     return this.queue({ kind: "dm", target: user, text, extra: {}, typed, told: true });
   }
@@ -386,7 +397,8 @@ export class Session {
           }
           this.outbox.shift();
           const back = this.ui.giveBack(item);
-          const kept = back ? "the text is back in the input" : "↑ in the input brings the text back";
+          let kept = back ? "the text is back in the input" : "↑ in the input brings the text back";
+          if (item.extra.files) kept = `${item.text ? `${kept}; ` : ""}attach the files again to share them`;
           state.note(`not sent to ${where(item)}: ${error.message} (${error.code}); ${kept}`, "error");
           item.done();
           this.ui.changed({ force: true });
