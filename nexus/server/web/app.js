@@ -3,6 +3,7 @@
 // as text (textContent, text nodes): never parsed as HTML, and without the
 // bidirectional controls that could make it read in another order (clean).
 
+import { Attachments } from "./attachments.js";
 import { COMMANDS, UsageError, address, describe, execute, messageText, roomAction } from "./commands.js";
 import { may, offered } from "./moderation.js";
 import { Connection, serverUrl } from "./connection.js";
@@ -31,6 +32,7 @@ let found = null; // {key, seq}: the message a link or a search result opened, h
 let completion = null; // Tab's candidates for the word before the caret, while Tab cycles them
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
+const attachments = new Attachments(() => session && session.files);
 // The member menu's moderation entries (keyed by command); `ask` gives the
 // question and the button of the dialog that confirms it, with a reason.
 const MODERATION = {
@@ -113,6 +115,7 @@ const day = (ts) =>
 // -- the login form -----------------------------------------------------------
 
 function showLogin(reason) {
+  attachments.clear();
   $("chat").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = reason || "";
@@ -237,6 +240,7 @@ function draw(change = {}) {
   drawSidebar();
   drawHeader();
   drawMessages(change);
+  attachments.sweep();
   const total = session.state.buffers().reduce((n, b) => n + b.unread, 0);
   document.title = total ? `(${total}) Nexus` : "Nexus";
 }
@@ -596,6 +600,7 @@ function messageElement(buffer, message) {
     text.append(richText(message.text));
     body.append(text);
     if (message.edited) body.append(el("span", "edited", " (edited)"));
+    if (message.files && message.files.length) body.append(attachments.list(message.files));
   }
   row.append(stamp, from, body);
   if (message.reactions && Object.keys(message.reactions).length) {
@@ -614,11 +619,17 @@ function messageElement(buffer, message) {
   return row;
 }
 
+// A message in one line: its text, or the names of the files it is alone.
+function summary(message) {
+  if (message.text || !message.files || !message.files.length) return message.text || "";
+  return `📎 ${message.files.map((file) => file.name).join(", ")}`;
+}
+
 // `ana: the first words` of a message quoted, as nodes (as it is now: an erased
 // one shows none of its text), or null when it is not loaded.
 function quoted(message, size) {
   if (!message) return null;
-  const text = el("bdi", null, message.erased ? ERASED : message.text.slice(0, size));
+  const text = el("bdi", null, message.erased ? ERASED : summary(message).slice(0, size));
   return [author(message.from, message.guest), ": ", text];
 }
 
@@ -975,7 +986,7 @@ function alert(buffer, message) {
   const where = buffer && buffer.kind === "room" ? ` in #${buffer.name}` : "";
   const tag = buffer ? buffer.key : "invitation";
   const from = `${message.from}${message.guest ? " (guest)" : ""}`;
-  const note = new Notification(clean(`${from}${where}`), { body: clean(message.text), tag });
+  const note = new Notification(clean(`${from}${where}`), { body: clean(summary(message)), tag });
   note.addEventListener("click", () => {
     window.focus();
     if (buffer && session.state.find(buffer.key) === buffer) switchTo(buffer);
