@@ -10,6 +10,7 @@ import { Connection, serverUrl } from "./connection.js";
 import { el, textNode } from "./dom.js";
 import { saved, Session } from "./session.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
+import { Uploads } from "./uploads.js";
 
 const $ = (id) => document.getElementById(id);
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
@@ -33,6 +34,17 @@ let completion = null; // Tab's candidates for the word before the caret, while 
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
 const attachments = new Attachments(() => session && session.files);
+const uploads = new Uploads($("uploads"), {
+  files: () => session && session.files,
+  caption,
+  share: (buffer, text, ids) => session.share(buffer, text, ids),
+  giveBack: (text) => {
+    if (session && session.state && !giveBack({ text })) {
+      session.state.note("the files were not sent: ↑ in the input brings the text back", "error");
+      draw({ force: true });
+    }
+  },
+});
 // The member menu's moderation entries (keyed by command); `ask` gives the
 // question and the button of the dialog that confirms it, with a reason.
 const MODERATION = {
@@ -115,6 +127,7 @@ const day = (ts) =>
 // -- the login form -----------------------------------------------------------
 
 function showLogin(reason) {
+  uploads.clear();
   attachments.clear();
   $("chat").hidden = true;
   $("login").hidden = false;
@@ -241,6 +254,7 @@ function draw(change = {}) {
   drawHeader();
   drawMessages(change);
   attachments.sweep();
+  $("attach").hidden = !canAttach();
   const total = session.state.buffers().reduce((n, b) => n + b.unread, 0);
   document.title = total ? `(${total}) Nexus` : "Nexus";
 }
@@ -839,9 +853,7 @@ function send(event) {
   }
   input.value = "";
   inputChanged();
-  if (typed.lines[typed.lines.length - 1] !== text) typed.lines.push(text);
-  if (typed.lines.length > TYPED_KEPT) typed.lines.shift();
-  typed.at = typed.lines.length;
+  remember(text);
   setContext(null);
   if (current && current.kind === "edit") {
     act(async () => {
@@ -861,6 +873,69 @@ function send(event) {
   } else {
     runLine(text, true);
   }
+}
+
+// A line sent, for Up and Down to bring back.
+function remember(text) {
+  if (typed.lines[typed.lines.length - 1] !== text) typed.lines.push(text);
+  if (typed.lines.length > TYPED_KEPT) typed.lines.shift();
+  typed.at = typed.lines.length;
+}
+
+// -- files ----------------------------------------------------------------------
+
+// Whether files can be attached here: the server keeps them, and this is a
+// room or a conversation.
+function canAttach() {
+  const buffer = session && session.state && session.state.current;
+  return Boolean(buffer && session.files && buffer.kind !== "system");
+}
+
+function attach(blobs) {
+  if (blobs.length && canAttach()) uploads.attach(blobs, session.state.current);
+}
+
+// The input's text, taken out of it to go with files being attached: plain
+// text only; a command, an edit, a reply or text past the limit stays.
+function caption() {
+  const input = $("input");
+  const text = input.value;
+  if (!text.trim() || context || text.startsWith("/") || length(text) > MESSAGE_MAX) return "";
+  input.value = "";
+  inputChanged();
+  remember(text);
+  return text;
+}
+
+// Files pasted: an image copied, or files copied in a file manager. Text
+// copied from an office program comes with a picture of itself too: text
+// on the clipboard is pasted as text.
+function pasted(event) {
+  const data = event.clipboardData;
+  if (!data || !data.files.length || data.types.includes("text/plain") || !canAttach()) return;
+  event.preventDefault();
+  attach([...data.files]);
+}
+
+// Files dragged over the messages or the input: the pane shows where they
+// may be dropped.
+function dragging(event) {
+  if (!event.dataTransfer || !event.dataTransfer.types.includes("Files") || !canAttach()) return;
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  document.querySelector(".main").classList.add("dropping");
+}
+
+function dragLeft(event) {
+  const main = document.querySelector(".main");
+  if (!main.contains(event.relatedTarget)) main.classList.remove("dropping");
+}
+
+function dropped(event) {
+  document.querySelector(".main").classList.remove("dropping");
+  if (!event.dataTransfer || !event.dataTransfer.files.length || !canAttach()) return;
+  event.preventDefault();
+  attach([...event.dataTransfer.files]);
 }
 
 function resize() {
@@ -1139,6 +1214,17 @@ function start() {
   $("compose").addEventListener("submit", send);
   $("input").addEventListener("keydown", keydown);
   $("input").addEventListener("input", inputChanged);
+  $("input").addEventListener("paste", pasted);
+  $("attach").addEventListener("click", () => $("file-input").click());
+  $("file-input").addEventListener("change", () => {
+    attach([...$("file-input").files]);
+    $("file-input").value = ""; // the same file picked again is a change again
+  });
+  const main = document.querySelector(".main");
+  main.addEventListener("dragenter", dragging);
+  main.addEventListener("dragover", dragging);
+  main.addEventListener("dragleave", dragLeft);
+  main.addEventListener("drop", dropped);
   $("messages").addEventListener("scroll", scrolled);
   $("context-cancel").addEventListener("click", () => setContext(null));
   $("menu").addEventListener("click", (event) => {
