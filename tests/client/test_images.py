@@ -94,7 +94,8 @@ def test_kitty_chunks_decode_back_to_the_png():
     assert all(parsed)
     keys = [dict(k.split("=") for k in m.group(1).split(",")) for m in parsed if m]
     assert keys[0] | {"m": "1"} == keys[0]
-    assert {"a": "T", "f": "100", "c": "10", "r": "5", "q": "2", "i": "7"}.items() <= keys[0].items()
+    wanted = {"a": "T", "f": "100", "c": "10", "r": "5", "q": "2", "i": "7"}
+    assert wanted.items() <= keys[0].items()
     assert [k["m"] for k in keys] == ["1"] * (len(keys) - 1) + ["0"]
     assert all(set(k) == {"m"} for k in keys[1:])
     payloads = [m.group(2) for m in parsed if m]
