@@ -173,7 +173,7 @@ async def test_upload_refusals_are_one_line(chat, tmp_path):
 
 
 async def test_a_server_without_a_web_port_takes_no_files(chat, start_server, tmp_path):
-    plain = await start_server()
+    plain = await start_server(tmp_path / "plain.json")
     ana = await chat(port=plain.port)
     path = tmp_path / "a.txt"
     path.write_text("a")
