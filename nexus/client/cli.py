@@ -294,7 +294,7 @@ async def run(args: argparse.Namespace) -> None:
         address,
         highlight=config.highlight,
         clock_format=config.timestamp_format,
-        previews=config.previews,
+        previews=config.previews and images.drawable(),
         kitty=images.kitty_terminal(),
     )
     session = ChatSession(

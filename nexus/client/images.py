@@ -43,10 +43,18 @@ def kitty_terminal(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def true_colour(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the terminal says it shows 24-bit colour (`COLORTERM`); without it,
-    half blocks come out in the nearest of 256 colours."""
+    """Whether the terminal says it shows 24-bit colour (`COLORTERM`) and no one asked
+    for none (`NO_COLOR`); without it, half blocks come out in the nearest of 256."""
     env = os.environ if environ is None else environ
-    return env.get("COLORTERM", "").lower() in ("truecolor", "24bit")
+    wanted = env.get("COLORTERM", "").lower() in ("truecolor", "24bit")
+    return wanted and "NO_COLOR" not in env
+
+
+def drawable(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether pictures can be shown: by kitty, or in colours (half blocks without
+    colour are blank cells, under `NO_COLOR`)."""
+    env = os.environ if environ is None else environ
+    return kitty_terminal(env) or "NO_COLOR" not in env
 
 
 def fit(width: int, height: int, columns: int, rows: int) -> tuple[int, int]:

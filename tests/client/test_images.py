@@ -142,3 +142,10 @@ def test_true_colour_is_what_colorterm_says():
     assert images.true_colour({"COLORTERM": "truecolor"})
     assert images.true_colour({"COLORTERM": "24bit"})
     assert not images.true_colour({})
+    assert not images.true_colour({"COLORTERM": "truecolor", "NO_COLOR": "1"})
+
+
+def test_pictures_need_colours_or_kitty():
+    assert images.drawable({"TERM": "xterm-256color"})
+    assert not images.drawable({"TERM": "xterm-256color", "NO_COLOR": "1"})
+    assert images.drawable({"TERM": "xterm-kitty", "NO_COLOR": "1"})
