@@ -29,7 +29,7 @@ import orjson
 
 from nexus.client.config import PRECEDENCE, ClientConfig, ConfigError, resolve
 from nexus.client.connection import ChatConnection, ConnectionClosed
-from nexus.client.render import clean
+from nexus.client.render import attachment_row, clean
 from nexus.client.servers import Server, first_answering
 from nexus.client.tls import CertificateChanged, ClientTLS, describe, host_key
 from nexus.client.tokens import TokenStore
@@ -110,7 +110,8 @@ def parser(mode: str) -> argparse.ArgumentParser:
     elif mode == "tail":
         p.description = (
             "Print messages as they arrive: `#room nick: text` (`@peer nick: text` for direct "
-            "messages), or one JSON object a line with --json. Exits 1 if the connection is lost."
+            "messages; each file shared on an indented line after it), or one JSON object a "
+            "line with --json. Exits 1 if the connection is lost."
         )
         p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
         p.add_argument(
@@ -430,12 +431,14 @@ async def upload(
 
 
 def plain(event: MessageEvent | DmEvent, me: str) -> str:
-    """`#room nick: text`, or `@peer nick: text` for a DM; remote text made safe."""
+    """`#room nick: text`, or `@peer nick: text` for a DM, each file it carries on a line
+    of its own after it, indented; remote text made safe."""
     if event["event"] == "message":
         where = "#" + event["room"]
     else:
         where = "@" + (event["to"] if event["from"].lower() == me.lower() else event["from"])
-    text = clean(event["text"]).replace("\n", "\n    ")  # continuation lines, indented
+    rows = [clean(event["text"]), *(attachment_row(f).plain for f in event.get("files", ()))]
+    text = "\n    ".join(row.replace("\n", "\n    ") for row in rows if row)  # indented
     return f"{clean(where)} {clean(event['from'])}: {text}"
 
 

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
+from nexus.client.script import plain
 from tests.client.test_script import at, chat, no_leftovers  # noqa: F401 - a fixture
 from tests.conftest import PASSWORD
 
@@ -78,3 +79,18 @@ async def test_send_file_failures_exit_non_zero_and_say_why(server, start_server
         "send", *at(plain), "--user", "ana", "--room", "general", "--file", str(path)
     )
     assert code == 1 and "this server takes no files (it has no web port)" in err
+
+
+def test_tail_shows_each_file_on_a_line_of_its_own():
+    event = {
+        "event": "message",
+        "room": "general",
+        "seq": 1,
+        "from": "ana",
+        "text": "the minutes",
+        "ts": 0.0,
+        "files": [{"id": "a" * 22, "name": "m\x1b[2J.txt", "size": 2048, "type": "text/plain"}],
+    }
+    assert plain(event, "bob") == "#general ana: the minutes\n    📎 m.txt  2.0 KiB  text/plain"
+    alone = {**event, "text": ""}
+    assert plain(alone, "bob") == "#general ana: 📎 m.txt  2.0 KiB  text/plain"
