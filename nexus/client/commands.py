@@ -744,7 +744,7 @@ async def upload(ctx: Context, path: str, text: str | None) -> None:
 
 
 async def _upload(ctx: Context, files: Files, buffer: Buffer, path: Path, text: str) -> None:
-    with Shown(ctx, f"uploading {path.name}") as progress:
+    with Shown(ctx, f"uploading {render.clean(path.name)}") as progress:
         record = await files.upload(path, progress)
         await ctx.share(buffer, text, [record["id"]])
 

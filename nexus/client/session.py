@@ -44,6 +44,7 @@ from nexus.protocol import (
     ConversationsReply,
     DmsReply,
     Event,
+    Hello,
     HistoryReply,
     JoinReply,
     LoginReply,
@@ -207,8 +208,8 @@ class ChatSession:
         self._stopping = False
         self._applied = 0  # events of the current connection folded into the state
         self._catching_up: list[tuple[int, asyncio.Future[None]]] = []  # (events, waiter)
-        self._files: Files | None = None  # HTTP to the files of the server of `_files_hello`
-        self._files_hello: object = None
+        self._files: Files | None = None  # HTTP to the files, as `_files_for` says them
+        self._files_for: tuple[Hello | None, str | None] = (None, None)  # (hello, secret)
         self._thumbnails: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -268,12 +269,12 @@ class ChatSession:
         its password); TransferError offline or when the server has none."""
         if self.conn is None:
             raise TransferError("offline", "not connected: files wait for the connection")
-        hello = self.conn.hello
-        if self._files is None or self._files_hello is not hello:
+        wanted = (self.conn.hello, self._token or self._password)
+        if self._files is None or self._files_for != wanted:  # another server, or a new token
             if self._files is not None:
                 self.background(self._files.close())
-            self._files = Files.offered(hello, self.state.me, self._token or self._password)
-            self._files_hello = hello
+            self._files = Files.offered(wanted[0], self.state.me, wanted[1])
+            self._files_for = wanted
         return self._files
 
     def queue(self, item: Outgoing) -> None:

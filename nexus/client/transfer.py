@@ -134,7 +134,10 @@ class Files:
                         await asyncio.to_thread(_write, out, chunk, dest)
                         done += len(chunk)
                         progress(done, total)
-            return place(temporary, dest)
+            try:
+                return place(temporary, dest)
+            except OSError as exc:
+                raise TransferError("unwritable", f"cannot write {dest}: {_reason(exc)}") from None
         finally:
             temporary.unlink(missing_ok=True)
 

@@ -117,6 +117,10 @@ async def test_save_writes_the_same_bytes_and_never_over_a_file(chat, tmp_path, 
     bob.type(f"/save {entry.seq} {elsewhere}\r")
     await bob.shows(f"saved {elsewhere}")
     assert elsewhere.read_bytes() == body
+    under_a_file = elsewhere / "x.bin"
+    bob.type(f"/save {entry.seq} {under_a_file}\r")
+    await bob.shows(f"saving data.bin: cannot write in {elsewhere}")
+    assert not bob.state.transfers
 
 
 async def test_save_explains_what_it_cannot_do(chat):
