@@ -41,8 +41,9 @@ from prompt_toolkit.layout import (
 )
 from prompt_toolkit.layout.menus import CompletionsMenu
 from prompt_toolkit.layout.processors import ConditionalProcessor, PasswordProcessor
-from prompt_toolkit.output import Output
+from prompt_toolkit.output import ColorDepth, Output
 
+from nexus.client import images
 from nexus.client.commands import UsageError, completions
 from nexus.client.config import Notifications
 from nexus.client.connection import ChatConnection
@@ -71,7 +72,8 @@ class ChatCompleter(Completer):
     """Tab completion from the command table: commands, rooms, user names.
 
     A completed word is followed by a space, and a name that starts a line by
-    `: ` (the usual way to address someone), so typing goes straight on.
+    `: ` (the usual way to address someone), so typing goes straight on; a
+    directory by nothing, so Tab goes on into it.
     """
 
     def __init__(self, state: ChatState) -> None:
@@ -85,7 +87,8 @@ class ChatCompleter(Completer):
         addressing = not before.startswith("/") and before == word
         suffix = ": " if addressing else " "
         for candidate in candidates:
-            yield Completion(candidate + suffix, start_position=-len(word), display=candidate)
+            end = "" if candidate.endswith("/") else suffix
+            yield Completion(candidate + end, start_position=-len(word), display=candidate)
 
 
 class PaneLog(logging.Handler):
@@ -221,6 +224,7 @@ class ChatApp:
                 ]
             ),
             style=STYLE,
+            color_depth=ColorDepth.TRUE_COLOR if images.true_colour() else None,
             full_screen=True,
             mouse_support=True,
             input=input,

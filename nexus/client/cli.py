@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from nexus import __version__
-from nexus.client import discovery, render, script
+from nexus.client import discovery, images, render, script
 from nexus.client.app import ChatApp
 from nexus.client.config import DEFAULT_PORT, PRECEDENCE, ConfigError, resolve
 from nexus.client.connection import ChatConnection
@@ -294,6 +294,8 @@ async def run(args: argparse.Namespace) -> None:
         address,
         highlight=config.highlight,
         clock_format=config.timestamp_format,
+        previews=config.previews and images.drawable(),
+        kitty=images.kitty_terminal(),
     )
     session = ChatSession(
         state, args.servers, password, token=token, tls=tls, first=args.servers.index(server)

@@ -14,17 +14,24 @@ is the reference and anything else starts the text.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from nexus.client import render
 from nexus.client.connection import ConnectionClosed
 from nexus.client.state import Buffer, ChatState, Entry, Scrollback
+from nexus.client.transfer import Files, Progress, TransferError, safe_name
 from nexus.errors import NexusError
 from nexus.protocol import (
     MESSAGE_MAX,
@@ -33,6 +40,7 @@ from nexus.protocol import (
     SEARCH_DEFAULT,
     SEARCH_MAX,
     AnyMessage,
+    Attachment,
     BansReply,
     DmsReply,
     HistoryReply,
@@ -66,6 +74,18 @@ class Context(Protocol):
 
     async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
         """Sends a direct message (`typed`: the line given back if it is refused)."""
+
+    async def share(self, buffer: Buffer, text: str, files: Sequence[str]) -> None:
+        """Sends my uploads `files` to `buffer`'s room or person, with `text` (may be "")."""
+
+    def files(self) -> Files:
+        """HTTP to the server's files; TransferError when there are none to be had."""
+
+    def background(self, work: Awaitable[None]) -> None:
+        """Runs `work` beside the typed lines, which do not wait for it."""
+
+    def changed(self) -> None:
+        """The state changed outside a command's run: draw it again."""
 
     async def secret(self, prompt: str) -> str:
         """A line typed without echo, kept nowhere (a password)."""
@@ -178,6 +198,8 @@ async def execute(ctx: Context, line: str) -> None:
         ctx.state.error(describe(exc))
     except ConnectionClosed:
         ctx.state.error(f"the connection is down, not confirmed: {line}")
+    except TransferError as exc:
+        ctx.state.error(str(exc))
 
 
 def describe(exc: NexusError) -> str:
@@ -207,6 +229,8 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
         kind = cmd.args[index].name if cmd and index < len(cmd.args) else ""
         if cmd and cmd.name == "say":
             kind = "user"
+    if kind == "path":
+        return word, path_completions(word)
     if kind == "room":
         prefix = word.removeprefix("#").lower()
         rooms = state.known_rooms | state.rooms.keys()
@@ -224,6 +248,28 @@ def completions(before: str, state: ChatState) -> tuple[str, list[str]]:
         matches = (n for n in names if n and n.casefold().startswith(folded))
         return word, sorted(matches, key=str.casefold)
     return word, []
+
+
+PATHS_SHOWN = 200  # completions of a path offered at most (a directory may hold thousands)
+
+
+def path_completions(word: str) -> list[str]:
+    """The files and directories whose path starts with `word`, written as it is (`~`
+    kept); a directory ends in `/`, hidden ones only for a word naming a dot."""
+    folder, _, start = word.rpartition("/")
+    head = folder + "/" if "/" in word else ""
+    if word == "~":
+        return ["~/"]
+    try:
+        with os.scandir(Path(head or ".").expanduser()) as listing:
+            found = [
+                head + entry.name + ("/" if entry.is_dir() else "")
+                for entry in listing
+                if entry.name.startswith(start) and (start or not entry.name.startswith("."))
+            ]
+    except OSError:
+        return []
+    return sorted(found)[:PATHS_SHOWN]
 
 
 # --------------------------------------------------------------------------
@@ -629,6 +675,179 @@ async def react(ctx: Context, n: str | None, emoji: str | None) -> None:
 @command("unreact", "[n] [emoji]", "take your reaction back (default: the newest message)")
 async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
     await _react(ctx, n, emoji, False)
+
+
+# -- files -------------------------------------------------------------------
+# A file goes over HTTP beside the chat (transfer.py) while typing goes on; the
+# status bar shows how far it is, and the message carrying it follows once it is
+# up. /save and /open take the message's reference, as /reply does.
+
+DOWNLOADS = Path("~/Downloads")
+
+
+class Shown:
+    """A transfer in the status bar (`uploading cat.png 42%`) while the block runs; its
+    failure ends as one error line. Calls with (done, total) move the percentage."""
+
+    def __init__(self, ctx: Context, label: str) -> None:
+        self.ctx, self.label = ctx, label
+        self.percent = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = done * 100 // total if total else 100
+        if percent != self.percent:
+            self.percent = percent
+            self.ctx.state.transfers[self] = f"{self.label} {percent}%"
+            self.ctx.changed()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        self.ctx.state.transfers.pop(self, None)
+        if isinstance(exc, TransferError):
+            self.ctx.state.error(f"{self.label}: {exc}")
+        self.ctx.changed()
+        return isinstance(exc, TransferError)
+
+
+def _local_path(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _path_and_text(path: str, text: str | None) -> tuple[Path, str]:
+    """`/upload` takes a path with spaces in quotes: `"my cat.png" look`."""
+    if path[:1] in ("'", '"'):
+        line = f"{path} {text or ''}"
+        end = line.find(path[0], 1)
+        if end < 0:
+            raise UsageError("a quoted path needs its closing quote")
+        path, text = line[1:end], line[end + 1 :]
+    return _local_path(path), (text or "").strip()
+
+
+@command(
+    "upload",
+    "<path> [text...]",
+    "send a file here, with text if given (~ and Tab work; quote a path with spaces); "
+    "the status bar shows its progress",
+)
+async def upload(ctx: Context, path: str, text: str | None) -> None:
+    buffer = _buffer(ctx.state)
+    local, words = _path_and_text(path, text)
+    if not local.is_file():
+        raise UsageError(f"no file {local}")
+    files = ctx.files()
+    ctx.background(_upload(ctx, files, buffer, local, words))
+
+
+async def _upload(ctx: Context, files: Files, buffer: Buffer, path: Path, text: str) -> None:
+    with Shown(ctx, f"uploading {render.clean(path.name)}") as progress:
+        record = await files.upload(path, progress)
+        await ctx.share(buffer, text, [record["id"]])
+
+
+def _attachments(state: ChatState, n: str) -> list[Attachment]:
+    """The files of message `n` of the current buffer (loaded: /goto n loads it)."""
+    if not n.isdigit():
+        raise UsageError("n is the [number] after a message")
+    buffer = _buffer(state)
+    entry = buffer.find(int(n))
+    if entry is None or entry.message is None:
+        raise UsageError(f"message {n} is not loaded in {buffer.label}: /goto {n} loads it")
+    files = entry.message.get("files") or []
+    if not files:
+        raise UsageError(f"message {n} carries no file")
+    return files
+
+
+def _destinations(files: list[Attachment], path: str | None) -> list[tuple[Attachment, Path]]:
+    """Where each file goes: into ~/Downloads, into the directory `path`, or at `path`
+    itself for a single file."""
+    target = _local_path(path) if path else DOWNLOADS.expanduser()
+    into = path is None or path.endswith("/") or target.is_dir() or len(files) > 1
+    if into and target.exists() and not target.is_dir():
+        raise UsageError(f"{target} is a file: the files of a message go into a directory")
+    if into:
+        return [(file, target / safe_name(file["name"])) for file in files]
+    return [(files[0], target)]
+
+
+@command(
+    "save",
+    "<n> [path...]",
+    "save the files of message n (its [number]) in ~/Downloads, or in or as PATH; "
+    "a name taken gets (1), (2)...: no file is replaced",
+)
+async def save(ctx: Context, n: str, path: str | None) -> None:
+    targets = _destinations(_attachments(ctx.state, n), path)
+    files = ctx.files()
+    ctx.background(_save(ctx, files, targets))
+
+
+async def _save(ctx: Context, files: Files, targets: list[tuple[Attachment, Path]]) -> None:
+    for file, dest in targets:
+        with Shown(ctx, f"saving {render.clean(file['name'])}") as progress:
+            saved = await files.download(file, dest, progress)
+            ctx.state.note(f"saved {saved}")
+
+
+def opener() -> str:
+    """The desktop's program that opens a file with its usual application."""
+    name = "open" if sys.platform == "darwin" else "xdg-open"
+    found = shutil.which(name)
+    if found is None:
+        raise UsageError(
+            f"{name} is not installed (xdg-utils), so nothing opens files here: "
+            "/save n saves them instead"
+        )
+    return found
+
+
+@cache
+def scratch() -> Path:
+    """A private directory for the files /open fetches; left for the viewers after exit."""
+    return Path(tempfile.mkdtemp(prefix="nexus-chat-"))
+
+
+@command("open", "<n>", "open the files of message n (its [number]) with the desktop's viewer")
+async def open_(ctx: Context, n: str) -> None:
+    files_of = _attachments(ctx.state, n)
+    program = opener()
+    files = ctx.files()
+    ctx.background(_open_files(ctx, files, program, files_of))
+
+
+async def _open_files(ctx: Context, files: Files, program: str, attached: list[Attachment]) -> None:
+    for file in attached:
+        saved = None
+        with Shown(ctx, f"opening {render.clean(file['name'])}") as progress:
+            saved = await files.download(file, scratch() / safe_name(file["name"]), progress)
+        if saved is not None:
+            await _view(ctx, program, saved)
+
+
+async def _view(ctx: Context, program: str, path: Path) -> None:
+    """Hands `path` to the desktop's opener, on its own session: it never reads the
+    terminal the screen owns."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        status = await proc.wait()
+    except OSError as exc:
+        ctx.state.error(f"cannot run {program}: {exc.strerror or exc}")
+    else:
+        if status:
+            ctx.state.error(f"{Path(program).name} could not open {path} (status {status})")
+    ctx.changed()
 
 
 # -- finding messages ----------------------------------------------------------

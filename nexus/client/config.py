@@ -9,6 +9,7 @@
     tls = true                    # or tls_ca = "/etc/ssl/our-ca.pem"
     timestamp_format = "%H:%M"
     highlight = ["ana", "deploy"] # words that count as a mention
+    previews = true               # pictures of shared images under their messages
     [notifications]
     bell = true                   # ring the terminal bell on a mention or DM
     desktop = true                # a desktop notification through the terminal
@@ -16,7 +17,8 @@
 
 Every mode (the full-screen client, `send`, `tail`, `login`) reads the
 connection settings here; the full-screen client also takes the time
-format, the highlight words and the notifications (nexus/client/notify.py).
+format, the highlight words, the previews of images and the notifications
+(nexus/client/notify.py).
 
 Unknown keys and wrong types are refused with the key's name: a typo must
 not silently fall back to a default.
@@ -42,7 +44,7 @@ PRECEDENCE = (
     "Settings come from flags, then NEXUS_CHAT_SERVER, NEXUS_CHAT_PORT, NEXUS_CHAT_USER, "
     "NEXUS_CHAT_TLS (on/off), NEXUS_CHAT_TLS_CA, then $XDG_CONFIG_HOME/nexus/client.toml "
     "(~/.config/nexus/client.toml: server, port, user, tls, tls_ca, timestamp_format, "
-    "highlight, [notifications]), then the defaults."
+    "highlight, previews, [notifications]), then the defaults."
 )
 
 
@@ -81,6 +83,7 @@ class ClientConfig:
     tls_ca: Path | None = None
     timestamp_format: str = "%H:%M"
     highlight: tuple[str, ...] = ()
+    previews: bool = True
     notifications: Notifications = field(default_factory=Notifications)
     path: Path | None = None  # the file read, if any
 
@@ -187,6 +190,7 @@ _FILE_KEYS = {
     "tls_ca": lambda value, key: Path(_text(value, key)).expanduser(),
     "timestamp_format": _timestamp,
     "highlight": _words,
+    "previews": _flag,
     "notifications": _notifications,
 }
 _ENV_KEYS = ("server", "port", "user", "tls", "tls_ca")

@@ -242,7 +242,8 @@ def header(state: ChatState, width: int = 200) -> Fragments:
 
 
 def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
-    """Who and where, the link's state, the server, and what needs looking at elsewhere;
+    """Who and where, the link's state, the server, what needs looking at elsewhere, and
+    the files on their way (`uploading cat.png 42%`);
     `numbered` (the side panel is hidden) adds the buffer's number, `[2] ana@#tech`."""
     where = state.current.label if state.current is not None else "(no room)"
     shown = numbered and state.current is not None and state.current in state.buffers
@@ -257,8 +258,9 @@ def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
         if b.unread and b is not state.current
     ]
     activity = f"  [act: {','.join(active)}]" if active else ""
+    transfers = "".join(f"  [{text}]" for text in state.transfers.values())
     return [
         ("class:status", f" {number}{state.me}@{where}  "),
         (style, f" {state.connection} "),
-        ("class:status", f"  {state.server}{scrolled}{folded}{activity} "),
+        ("class:status", f"  {state.server}{scrolled}{folded}{activity}{transfers} "),
     ]

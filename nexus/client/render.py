@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from functools import lru_cache
 from io import StringIO
@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from nexus.protocol import (
+    Attachment,
     BanEntry,
     Banned,
     DirectMessage,
@@ -123,6 +124,18 @@ def count(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
+def size(n: int) -> str:
+    """`512 B`, `1.5 KiB`, `25.0 MiB`: a byte count as people read it."""
+    if n < 1024:
+        return f"{n} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def clock(ts: float, fmt: str = CLOCK) -> str:
     return time.strftime(fmt, time.localtime(ts))
 
@@ -147,6 +160,19 @@ def mention_pattern(me: str, words: Iterable[str] = ()) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-])@?(?:{names})(?![\w-])", re.IGNORECASE)
 
 
+class Picture:
+    """Rows of cells made for the columns there are (a thumbnail: images.py), shown in a
+    message's body like its rows of text."""
+
+    __slots__ = ("draw",)
+
+    def __init__(self, draw: Callable[[int], list[Fragments]]) -> None:
+        self.draw = draw
+
+
+Part = Text | Picture
+
+
 class Line:
     """One message or notice: a time and a prefix column, then a body that wraps under itself.
 
@@ -154,11 +180,12 @@ class Line:
     bar (WeeChat's hanging indent), so text a peer sends can never start a row
     where the time and a name go: no forged line can pass for someone's message.
     A message may add rows of its own inside that body: `above` (the message it
-    answers), `tail` (after the text: "(edited)" and its reference) and `below`
-    (reactions); `body` stays the text alone.
+    answers), `tail` (after the text: "(edited)" and its reference), `files`
+    (a row for each attachment, and its picture) and `below` (reactions);
+    `body` stays the text alone.
     """
 
-    __slots__ = ("above", "below", "body", "prefix", "prefix_style", "tail", "ts")
+    __slots__ = ("above", "below", "body", "files", "prefix", "prefix_style", "tail", "ts")
 
     def __init__(
         self,
@@ -169,13 +196,14 @@ class Line:
         *,
         above: Text | None = None,
         tail: Text | None = None,
+        files: tuple[Part, ...] = (),
         below: Text | None = None,
     ) -> None:
         self.ts = ts
         self.prefix = prefix  # already cleaned
         self.prefix_style = prefix_style
         self.body = body
-        self.above, self.tail, self.below = above, tail, below
+        self.above, self.tail, self.files, self.below = above, tail, files, below
 
     @property
     def plain(self) -> str:
@@ -185,16 +213,18 @@ class Line:
     @property
     def full(self) -> str:
         """Every row's text, one row a line, as the screen shows them (before wrapping)."""
-        return f"{clock(self.ts)} {self.prefix} " + "\n".join(p.plain for p in self.parts())
+        texts = (p.plain for p in self.parts() if isinstance(p, Text))
+        return f"{clock(self.ts)} {self.prefix} " + "\n".join(texts)
 
-    def parts(self) -> list[Text]:
-        """The body as shown, in rows of its own: the quote, the text with its tail, and
-        the reactions."""
+    def parts(self) -> list[Part]:
+        """The body as shown, in rows of its own: the quote, the text with its tail, the
+        attachments, and the reactions."""
         body = self.body
         if self.tail is not None:
             body = body.copy()
             body.append_text(self.tail)
-        return [part for part in (self.above, body, self.below) if part is not None]
+        parts = (self.above, body, *self.files, self.below)
+        return [part for part in parts if part is not None]
 
     def marked(self, pattern: re.Pattern[str], style: str) -> Line:
         """A copy with the matches of `pattern` in the body styled (for /lastlog)."""
@@ -208,6 +238,7 @@ class Line:
             body,
             above=self.above,
             tail=self.tail,
+            files=self.files,
             below=self.below,
         )
 
@@ -249,13 +280,15 @@ def message(
     me: str | None = None,
     answered: tuple[str, str] | None = None,
     ref: bool = False,
+    pictures: Mapping[str, Picture] | None = None,
 ) -> Line:
     """`12:04  ana │ text`, or `12:04  * │ ana waves` for an action.
 
     With `mention` given, my name in the text is highlighted; `me` marks the
     reactions I am part of; `answered` is (author, text) of the message this
     one replies to, if known; `ref` adds the message's dim `seq` at the end,
-    for /reply, /edit, /erase and /react to point at it.
+    for /reply, /edit, /erase and /react to point at it (and /save, /open at
+    its files); `pictures` are previews of its files, by file id.
     """
     sender = clean(msg["from"])
     tail = Text()
@@ -277,8 +310,31 @@ def message(
         text,
         above=_reply_row(msg, answered),
         tail=tail or None,
+        files=attachment_rows(msg.get("files") or [], pictures or {}),
         below=reactions_row(msg.get("reactions") or {}, me),
     )
+
+
+ATTACHED = "📎"
+
+
+def attachment_row(file: Attachment) -> Text:
+    """`📎 cat.png  1.2 MiB  image/png`: what a file is before anyone fetches it."""
+    row = Text(f"{ATTACHED} ", no_wrap=True, overflow="ellipsis")
+    row.append(clean(file["name"]), style="bold")
+    return row.append(f"  {size(file['size'])}  {clean(file['type'])}", style=DIM)
+
+
+def attachment_rows(
+    files: Iterable[Attachment], pictures: Mapping[str, Picture]
+) -> tuple[Part, ...]:
+    """Each file's row, each followed by its picture when there is one."""
+    rows: list[Part] = []
+    for file in files:
+        rows.append(attachment_row(file))
+        if (picture := pictures.get(file["id"])) is not None:
+            rows.append(picture)
+    return tuple(rows)
 
 
 def _reply_row(msg: RoomMessage | DirectMessage, answered: tuple[str, str] | None) -> Text | None:
@@ -685,5 +741,9 @@ def _line_rows(line: Line, width: int, nick_width: int, fmt: str) -> list[Fragme
     first.append((bar, " │ "))
     indent: Fragments = [("", " " * (time_columns + name_columns)), (bar, " │ ")]
     columns = width - time_columns - name_columns - 3
-    body = [row for part in line.parts() for row in _rich_rows(part, columns)] or [[]]
+    body = [row for part in line.parts() for row in _part_rows(part, columns)] or [[]]
     return [first + body[0]] + [indent + row for row in body[1:]]
+
+
+def _part_rows(part: Part, columns: int) -> list[Fragments]:
+    return part.draw(columns) if isinstance(part, Picture) else _rich_rows(part, columns)

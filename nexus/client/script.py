@@ -22,18 +22,20 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 import orjson
 
 from nexus.client.config import PRECEDENCE, ClientConfig, ConfigError, resolve
 from nexus.client.connection import ChatConnection, ConnectionClosed
-from nexus.client.render import clean
+from nexus.client.render import attachment_row, clean
 from nexus.client.servers import Server, first_answering
 from nexus.client.tls import CertificateChanged, ClientTLS, describe, host_key
 from nexus.client.tokens import TokenStore
+from nexus.client.transfer import Files, TransferError
 from nexus.errors import NexusError
-from nexus.protocol import DmEvent, Event, Hello, LoginReply, MessageEvent
+from nexus.protocol import FILES_MAX, DmEvent, Event, Hello, LoginReply, MessageEvent
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
 MODES = ("send", "tail", "login", "ping")
@@ -95,13 +97,21 @@ def parser(mode: str) -> argparse.ArgumentParser:
             "positional is the TEXT."
         )
         p.add_argument("args", nargs="*", metavar="[HOST [PORT]] [TEXT]")
+        p.add_argument(
+            "--file",
+            action="append",
+            metavar="PATH",
+            help=f"upload PATH and send it (repeat for up to {FILES_MAX}), in one message with "
+            "TEXT if given; standard input is not read then",
+        )
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("--room", metavar="ROOM", help="send to this room (joined if need be)")
         target.add_argument("--to", metavar="USER", help="send a direct message to USER")
     elif mode == "tail":
         p.description = (
             "Print messages as they arrive: `#room nick: text` (`@peer nick: text` for direct "
-            "messages), or one JSON object a line with --json. Exits 1 if the connection is lost."
+            "messages; each file shared on an indented line after it), or one JSON object a "
+            "line with --json. Exits 1 if the connection is lost."
         )
         p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
         p.add_argument(
@@ -309,11 +319,18 @@ async def stdin_lines(stream: BinaryIO) -> AsyncIterator[bytes]:
         yield line.rstrip(b"\r\n")
 
 
-async def deliver(conn: ChatConnection, cmd: str, target: dict[str, str], text: str) -> None:
-    """Sends one message; waits out `rate_limited` as often as the server asks."""
+async def deliver(
+    conn: ChatConnection,
+    cmd: str,
+    target: dict[str, str],
+    text: str,
+    files: list[str] | None = None,
+) -> None:
+    """Sends one message (with my uploads `files`); waits out `rate_limited` as often as
+    the server asks."""
     while True:
         try:
-            await conn.request(cmd, text=text, **target)
+            await conn.request(cmd, text=text, files=files, **target)
             return
         except NexusError as exc:
             if exc.code != "rate_limited":
@@ -329,10 +346,20 @@ async def send(args: argparse.Namespace, config: ClientConfig, text: str | None)
         given = None if text is None else text.encode("utf-8")
     except UnicodeEncodeError:  # undecodable bytes on the command line
         raise UsageError("TEXT is not valid UTF-8") from None
+    paths = files_to_send(args.file or [])
     failed = sent = 0
     async with session(config, keep_events=False) as (conn, reply):
         if args.room:
             await ensure_member(conn, reply, args.room)
+        if paths:
+            ids = await upload(conn, config, reply, paths)
+            try:
+                await deliver(conn, cmd, target, text or "", ids)
+            except NexusError as exc:
+                raise Failure(f"not sent: {exc.message} ({exc.code})") from None
+            except ConnectionClosed as exc:
+                raise Failure(f"connection lost before the files were sent: {exc}") from None
+            return 0
         lines = stdin_lines(sys.stdin.buffer) if given is None else _one(given)
         number = 0
         async for raw in lines:
@@ -362,16 +389,56 @@ async def _one(text: bytes) -> AsyncIterator[bytes]:
     yield text
 
 
+def files_to_send(given: list[str]) -> list[Path]:
+    """The `--file` paths, each a readable file, before anything is sent."""
+    if len(given) > FILES_MAX:
+        raise UsageError(f"a message carries at most {FILES_MAX} files, not {len(given)}")
+    paths = [Path(path).expanduser() for path in given]
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(f"--file {path}: no such file")
+    return paths
+
+
+def files_secret(config: ClientConfig, reply: LoginReply) -> str | None:
+    """What the files' HTTP logs in with: the token this login was given (after a
+    password) or used (saved), else the password."""
+    (host, port), user = config.servers()[0], config.user or ""
+    return reply.get("token") or TokenStore().get(host, port, user) or given_password()
+
+
+async def upload(
+    conn: ChatConnection, config: ClientConfig, reply: LoginReply, paths: list[Path]
+) -> list[str]:
+    """Uploads `paths` in turn, for one message; Failure says which one failed, and why."""
+    try:
+        files = Files.offered(conn.hello, reply["user"]["username"], files_secret(config, reply))
+    except TransferError as exc:
+        raise Failure(str(exc)) from None
+    ids = []
+    try:
+        for path in paths:
+            try:
+                ids.append((await files.upload(path))["id"])
+            except TransferError as exc:
+                raise Failure(f"{path} not uploaded, nothing sent: {exc}") from None
+    finally:
+        await files.close()
+    return ids
+
+
 # -- tail --------------------------------------------------------------------
 
 
 def plain(event: MessageEvent | DmEvent, me: str) -> str:
-    """`#room nick: text`, or `@peer nick: text` for a DM; remote text made safe."""
+    """`#room nick: text`, or `@peer nick: text` for a DM, each file it carries on a line
+    of its own after it, indented; remote text made safe."""
     if event["event"] == "message":
         where = "#" + event["room"]
     else:
         where = "@" + (event["to"] if event["from"].lower() == me.lower() else event["from"])
-    text = clean(event["text"]).replace("\n", "\n    ")  # continuation lines, indented
+    rows = [clean(event["text"]), *(attachment_row(f).plain for f in event.get("files", ()))]
+    text = "\n    ".join(row.replace("\n", "\n    ") for row in rows if row)  # indented
     return f"{clean(where)} {clean(event['from'])}: {text}"
 
 

@@ -32,8 +32,9 @@ from typing import Any, Literal
 from nexus.client import commands, render
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.servers import Server
-from nexus.client.state import Alert, Buffer, ChatState
+from nexus.client.state import Alert, Buffer, ChatState, Entry
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
+from nexus.client.transfer import Files, TransferError
 from nexus.errors import NexusError
 from nexus.protocol import (
     MESSAGE_MAX,
@@ -43,6 +44,7 @@ from nexus.protocol import (
     ConversationsReply,
     DmsReply,
     Event,
+    Hello,
     HistoryReply,
     JoinReply,
     LoginReply,
@@ -95,6 +97,7 @@ class Outgoing:
     action: bool = False  # /me
     reply_to: int | None = None  # /reply: the seq answered
     typed: str | None = None  # the line to give back if refused, when not just `text`
+    files: tuple[str, ...] = ()  # ids of my uploads it carries
 
     @property
     def label(self) -> str:
@@ -104,8 +107,14 @@ class Outgoing:
 def _landed(room: Buffer, item: Outgoing) -> bool:
     """Whether `item`, cut off mid-send, is among my messages that arrived since."""
     return any(
-        e.mine and e.seq > (item.after or 0) and e.text == item.text for e in room.lines.entries
+        e.mine and e.seq > (item.after or 0) and e.text == item.text and _ids(e) == item.files
+        for e in room.lines.entries
     )
+
+
+def _ids(entry: Entry) -> tuple[str, ...]:
+    files = entry.message.get("files", ()) if entry.message is not None else ()
+    return tuple(file["id"] for file in files)
 
 
 # Refusals that waiting cannot fix: the text goes back to the input line to be edited.
@@ -199,6 +208,9 @@ class ChatSession:
         self._stopping = False
         self._applied = 0  # events of the current connection folded into the state
         self._catching_up: list[tuple[int, asyncio.Future[None]]] = []  # (events, waiter)
+        self._files: Files | None = None  # HTTP to the files, as `_files_for` says them
+        self._files_for: tuple[Hello | None, str | None] = (None, None)  # (hello, secret)
+        self._thumbnails: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"ChatSession({self.state.me!r}@{self.server})"
@@ -247,6 +259,23 @@ class ChatSession:
 
     async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
         self.queue(Outgoing("dm", user, text, typed=typed or None))
+
+    async def share(self, buffer: Buffer, text: str, files: Sequence[str]) -> None:
+        """Sends my uploads `files` to `buffer`'s room or person, with `text` (may be "")."""
+        self.queue(Outgoing(buffer.kind, buffer.name, text, files=tuple(files)))
+
+    def files(self) -> Files:
+        """HTTP to the connected server's files, logged in with the session's token (or
+        its password); TransferError offline or when the server has none."""
+        if self.conn is None:
+            raise TransferError("offline", "not connected: files wait for the connection")
+        wanted = (self.conn.hello, self._token or self._password)
+        if self._files is None or self._files_for != wanted:  # another server, or a new token
+            if self._files is not None:
+                self.background(self._files.close())
+            self._files = Files.offered(wanted[0], self.state.me, wanted[1])
+            self._files_for = wanted
+        return self._files
 
     def queue(self, item: Outgoing) -> None:
         """Sends in the order typed, one after the other; offline, the text waits.
@@ -297,7 +326,7 @@ class ChatSession:
         if buffer.fetching or not buffer.more or self.conn is None:
             return
         buffer.fetching = True
-        self._background(self._fetch_older(buffer, limit))
+        self.background(self._fetch_older(buffer, limit))
 
     def quit(self) -> None:
         self.on_quit()
@@ -316,7 +345,7 @@ class ChatSession:
         /reconnect and /quit go first, as they must work on a link that hangs.
         """
         if commands.immediate(line):
-            self._background(self.execute(line))
+            self.background(self.execute(line))
             return
         self._typed.append(line)
         if self._typist is None or self._typist.done():
@@ -337,10 +366,14 @@ class ChatSession:
         if self.state.members_stale and self.conn is not None:
             stale = sorted(self.state.members_stale)
             self.state.members_stale.clear()
-            self._background(self._refresh_members(stale))
+            self.background(self._refresh_members(stale))
+        fetching = self._thumbnails is not None and not self._thumbnails.done()
+        if self.state.thumbnails_wanted and self.conn is not None and not fetching:
+            self._thumbnails = asyncio.get_running_loop().create_task(self._fetch_thumbnails())
         self.on_change()
 
-    def _background(self, work: Any) -> None:
+    def background(self, work: Any) -> None:
+        """Runs `work` beside the typed lines (a file on its way), kept until it ends."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -386,6 +419,20 @@ class ChatSession:
                 self.state.set_members(name, reply["members"])
             self.on_change()
 
+    async def _fetch_thumbnails(self) -> None:
+        """Fetches the thumbnails the screen wants, one at a time, each once; one the
+        server refuses is left out (the file's row says what it is)."""
+        state = self.state
+        while state.thumbnails_wanted and self.conn is not None:
+            file_id, file = state.thumbnails_wanted.popitem()
+            state.thumbnails_asked.add(file_id)
+            try:
+                data = await self.files().thumbnail(file)
+            except TransferError:
+                continue
+            state.add_thumbnail(file_id, data)
+            self.on_change()
+
     async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
         try:
             before = buffer.first_seq or None
@@ -426,7 +473,11 @@ class ChatSession:
                 self.outbox.pop(0)  # the server had it before the link dropped
                 continue
             try:
-                extra = {"action": item.action or None, "reply_to": item.reply_to}
+                extra = {
+                    "action": item.action or None,
+                    "reply_to": item.reply_to,
+                    "files": list(item.files) or None,
+                }
                 if item.kind == "room":
                     sent_after = room.last_seq if room is not None else 0
                     try:
@@ -675,9 +726,11 @@ class ChatSession:
         if self.conn is not None and self._sender is not None and not self._sender.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._sender), QUIT_GRACE)
-        for task in [*self._tasks, self._sender, self._typist]:
+        for task in [*self._tasks, self._sender, self._typist, self._thumbnails]:
             if task is not None:
                 task.cancel()
+        if self._files is not None:
+            await self._files.close()
         if self.conn is not None:
             await self.conn.quit()
             self.conn = None

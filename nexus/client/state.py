@@ -27,15 +27,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Literal
 
 from rich.cells import cell_len
 from rich.console import RenderableType
 
-from nexus.client import render
+from nexus.client import images, render
 from nexus.client.render import Fragments, Line
 from nexus.protocol import (
     AnyMessage,
+    Attachment,
     Banned,
     ConversationInfo,
     DirectMessage,
@@ -65,6 +67,8 @@ UNMASK_DELAY = 1_800.0  # a folded join is shown again if the person speaks with
 # A visit this short (a bot's `nexus-chat send`: log in, say, log out) folds its coming and
 # going lines, whoever it is: a script run every few minutes would fill a room with them.
 SHORT_VISIT = 30.0
+THUMBNAILS_KEPT = 200  # in memory, ~30 KB each
+PREVIEW_COLUMNS, PREVIEW_ROWS = 40, 8  # the most a picture under a message takes
 
 
 class Entry:
@@ -433,6 +437,8 @@ class ChatState:
         *,
         highlight: Iterable[str] = (),
         clock_format: str = render.CLOCK,
+        previews: bool = True,
+        kitty: bool = False,
     ) -> None:
         self.me = me
         self.server = server
@@ -462,6 +468,15 @@ class ChatState:
         self.highlight = tuple(highlight)  # words that count as naming me (client.toml)
         self.mention = render.mention_pattern(me, self.highlight)
         self.clock_format = clock_format  # the time column's strftime format (client.toml)
+        self.previews = previews  # pictures of image files under their rows (client.toml)
+        self.kitty = kitty  # the terminal draws pictures itself (images.kitty_terminal)
+        # Thumbnails by file id, the newest THUMBNAILS_KEPT, fetched once each; the
+        # session fetches the `thumbnails_wanted` (new image files shown) and forgets
+        # none it asked for, so one that failed is not asked for again and again.
+        self.thumbnails: dict[str, bytes] = {}
+        self.thumbnails_wanted: dict[str, Attachment] = {}
+        self.thumbnails_asked: set[str] = set()
+        self.transfers: dict[object, str] = {}  # uploads and downloads under way, as shown
 
     # -- buffers ---------------------------------------------------------
 
@@ -683,7 +698,39 @@ class ChatState:
         if (seq := msg.get("reply_to")) is not None and (quoted := buffer.find(seq)):
             answered = (quoted.sender or "?", render.ERASED if quoted.erased else quoted.text)
         mention = None if mine else self.mention
-        return render.message(msg, mention, me=self.me, answered=answered, ref=True)
+        pictures = self._pictures(msg.get("files", ()))
+        return render.message(
+            msg, mention, me=self.me, answered=answered, ref=True, pictures=pictures
+        )
+
+    def _pictures(self, files: Iterable[Attachment]) -> dict[str, render.Picture]:
+        """The previews of the images among `files` whose thumbnails are here; the others
+        are wanted (when previews are on)."""
+        pictures = {}
+        for file in files:
+            if not self.previews or "width" not in file:
+                continue
+            data = self.thumbnails.get(file["id"])
+            if data is not None:
+                pictures[file["id"]] = render.Picture(partial(self._draw, data, file["id"]))
+            elif file["id"] not in self.thumbnails_asked:
+                self.thumbnails_wanted[file["id"]] = file
+        return pictures
+
+    def _draw(self, data: bytes, key: str, columns: int) -> list[Fragments]:
+        size = (min(columns, PREVIEW_COLUMNS), PREVIEW_ROWS)
+        return images.preview(data, *size, key, kitty=self.kitty)
+
+    def add_thumbnail(self, file_id: str, data: bytes) -> None:
+        """A thumbnail came: the loaded messages carrying its file show it."""
+        self.thumbnails[file_id] = data
+        if len(self.thumbnails) > THUMBNAILS_KEPT:
+            del self.thumbnails[next(iter(self.thumbnails))]  # the oldest
+        for buffer in self.buffers:
+            for entry in buffer.messages():
+                carried = entry.message.get("files", ()) if entry.message else ()
+                if entry.message is not None and any(f["id"] == file_id for f in carried):
+                    buffer.lines.redraw(entry, self._render(buffer, entry.message, entry.mine))
 
     def buffer_of(self, msg: AnyMessage) -> Buffer | None:
         """The open buffer `msg` belongs to: its room, or the conversation it is part of."""
