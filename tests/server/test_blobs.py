@@ -210,3 +210,12 @@ async def test_what_cannot_or_must_not_be_decoded_has_no_thumbnail(tmp_path: Pat
     text.write_text("not an image")
     assert await thumbnail(text, "text/plain; charset=utf-8", tmp_path / "t") is None
     assert not (tmp_path / "t").exists()
+
+
+async def test_only_the_decoder_of_the_sniffed_type_reads_a_file(tmp_path: Path) -> None:
+    """A file is never handed to a decoder its type does not name: GIF bytes
+    said to be a PNG are no PNG, and get no thumbnail."""
+    source = tmp_path / "a.gif"
+    source.write_bytes(image("GIF"))
+    assert await thumbnail(source, "image/png", tmp_path / "t") is None
+    assert await thumbnail(source, "image/gif", tmp_path / "t") is not None

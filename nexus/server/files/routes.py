@@ -163,7 +163,7 @@ class FileRoutes:
             _error(413, "too_large", f"a file may have at most {limit} bytes")
         except QuotaExceeded:
             _error(413, "quota_exceeded", f"your files may take at most {self.shelf.quota} bytes")
-        except StoreError:
+        except (StoreError, OSError):  # the store refuses writes; the disk is full
             _error(503, "internal", "the server cannot store files just now")
         path = link(file)
         return web.json_response(

@@ -126,8 +126,10 @@ class Shelf:
             if limit < self.max_upload:
                 raise QuotaExceeded from None
             raise
-        self._arriving[got.sha256] += 1
+        self._arriving[got.sha256] += 1  # from now on no sweep removes it
         try:
+            if not self.blobs.exists(got.sha256):  # the same content, removed meanwhile
+                raise StoreError("the file was removed as it came; send it again")
             kind = sniff(got.head)
             size = await self._thumbnail(got.sha256, kind)
             record = records.Upload(

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-THUMBNAILED = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
+# Each type drawn, and the one Pillow decoder allowed to read it: a file is
+# never handed to a decoder its sniffed type does not name.
+FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 MAX_PIXELS = 50_000_000
 SIZE = (320, 320)  # a thumbnail fits in this, and never grows
 
@@ -34,16 +36,17 @@ async def thumbnail(source: Path, kind: str, target: Path) -> Thumb | None:
     """Writes `source`'s thumbnail to `target` and returns the image's size,
     or None (and writes nothing) when it is not an image of those types,
     is damaged, or is too big to decode."""
-    if kind not in THUMBNAILED:
+    decoder = FORMATS.get(kind)
+    if decoder is None:
         return None
-    return await asyncio.to_thread(_make, source, target)
+    return await asyncio.to_thread(_make, source, decoder, target)
 
 
-def _make(source: Path, target: Path) -> Thumb | None:
+def _make(source: Path, decoder: str, target: Path) -> Thumb | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
+            with Image.open(source, formats=[decoder]) as image:
                 if image.width * image.height > MAX_PIXELS:
                     return None
                 image.seek(0)  # an animation: its first frame
