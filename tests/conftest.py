@@ -21,6 +21,7 @@ from nexus.server.server import NexusServer
 from nexus.server.store import Store
 from nexus.server.store.engines import open_store
 from nexus.server.store.journal import JournalStore
+from tests.postgres import cluster
 from tests.procs import data_file
 from tests.wire import Peer
 
@@ -41,6 +42,8 @@ def test_config(data: Path, **overrides: Any) -> ServerConfig:
         "registrations_per_hour": 0,
     }
     settings.update(overrides)
+    if settings.get("store") == "postgresql":
+        settings.setdefault("database", cluster().database_for(data))
     return ServerConfig(**settings)
 
 

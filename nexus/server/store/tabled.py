@@ -130,6 +130,7 @@ class TabledStore:
     it with the database's own statements."""
 
     errors: tuple[type[BaseException], ...] = ()  # what the database raises
+    folds = False  # messages keep their text casefolded too (insert_messages)
 
     def __init__(
         self,
@@ -524,9 +525,9 @@ class TabledStore:
                 " read = excluded.read",
                 batch.conversations,
             )
-            insert_messages(db, batch.new)
+            insert_messages(db, batch.new, self.folds)
             for row in batch.changed:
-                change_message(db, row, indexed, self._vocabulary)
+                change_message(db, row, indexed, self._vocabulary, self.folds)
             write_files(db, batch.files, batch.files_gone)
 
     def _read_page(self, scope: str, limit: int, before: int | None) -> tuple[list[Any], bool]:

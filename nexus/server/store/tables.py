@@ -206,18 +206,27 @@ def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     )
 
 
-def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def insert_messages(db: Any, rows: list[tuple[Any, ...]], fold: bool = False) -> None:
     """Stores new messages, numbered on from the highest id ever indexed, so
     that no id the index has passed comes back when the newest messages are
-    deleted (what AUTOINCREMENT does, at a cost on each row, not each call)."""
+    deleted (what AUTOINCREMENT does, at a cost on each row, not each call).
+    With `fold`, each one's text casefolded too (`folded`, what PostgreSQL
+    searches: it cannot casefold as Python does)."""
     newest = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
     indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
     first = max(newest, indexed)
-    db.executemany(
-        "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
-        " VALUES (?,?,?,?,?,?,?,?,?)",
-        [(first + n, *row) for n, row in enumerate(rows, 1)],
-    )
+    if fold:
+        db.executemany(
+            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
+            " folded) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows, 1)],
+        )
+    else:
+        db.executemany(
+            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [(first + n, *row) for n, row in enumerate(rows, 1)],
+        )
     mentions = []
     last: dict[str, int] = {}
     for scope, seq, ts, _, _, _, extra, _ in rows:
@@ -232,7 +241,7 @@ def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None
 
 
 def change_message(
-    db: sqlite3.Connection, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary
+    db: Any, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary, fold: bool = False
 ) -> None:
     """Rewrites a stored message, its mentions and, if indexed, its words."""
     scope, seq, _, _, text, _, extra, erased = row
@@ -246,6 +255,8 @@ def change_message(
         "UPDATE messages SET text = ?, extra = ?, erased = ? WHERE id = ?",
         (text, extra, erased, id_),
     )
+    if fold:
+        db.execute("UPDATE messages SET folded = ? WHERE id = ?", (text.casefold(), id_))
     if id_ <= indexed and (old_text != text or was_erased != erased):
         if not was_erased:
             w.remove(db, [(id_, old_text)])
@@ -357,6 +368,12 @@ def create(db: sqlite3.Connection, model: Model) -> None:
     default rooms, or a whole store being migrated); inside a transaction."""
     run_script(db, SCHEMA)
     run_script(db, FILES_SCHEMA)
+    fill(db, model)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def fill(db: Any, model: Model, fold: bool = False) -> None:
+    """Writes everything `model` holds into empty tables (any engine's)."""
     write_files(db, [file_row(f) for f in model.files.values()], [])
     guests = {key for key, user in model.users.items() if user.guest}
     db.executemany(
@@ -388,8 +405,7 @@ def create(db: sqlite3.Connection, model: Model) -> None:
         for position, (scope, history) in enumerate(scopes)
         for message in history.messages
     )
-    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered])
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered], fold)
 
 
 def index_some(db: sqlite3.Connection, limit: int, vocabulary: w.Vocabulary) -> bool:
