@@ -21,6 +21,7 @@ from nexus.server.server import NexusServer
 from nexus.server.store import Store
 from nexus.server.store.engines import open_store
 from nexus.server.store.journal import JournalStore
+from tests.postgres import binaries, cluster
 from tests.procs import data_file
 from tests.wire import Peer
 
@@ -41,6 +42,8 @@ def test_config(data: Path, **overrides: Any) -> ServerConfig:
         "registrations_per_hour": 0,
     }
     settings.update(overrides)
+    if settings.get("store") == "postgresql":
+        settings.setdefault("database", cluster().database_for(data))
     return ServerConfig(**settings)
 
 
@@ -93,7 +96,10 @@ StartServer = Callable[..., Awaitable[Running]]
 # and the page's (what they show does not depend on the engine, and a browser
 # or a terminal is slow to drive) and those of one engine's files
 # (@pytest.mark.engines("json")).
-ENGINES = tuple(os.environ.get("NEXUS_TEST_ENGINES", "json,sqlite").split(","))
+# PostgreSQL when its server is installed (.ci/run installs it): a throwaway
+# cluster, tests/postgres.py.
+_DEFAULT_ENGINES = "json,sqlite,postgresql" if binaries() else "json,sqlite"
+ENGINES = tuple(os.environ.get("NEXUS_TEST_ENGINES", _DEFAULT_ENGINES).split(","))
 ONE_ENGINE = ("tests/client/", "tests/web/test_page")
 
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.postgres import cluster
+
 LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
@@ -20,12 +22,15 @@ def server_command() -> list[str]:
 
 
 def data_file(directory: Path, engine: str) -> Path:
-    """Where a test keeps the store of `engine`."""
-    return directory / ("nexus_data.db" if engine == "sqlite" else "nexus_data.json")
+    """Where a test keeps the store of `engine` (with postgresql, where its files go)."""
+    name = {"sqlite": "nexus_data.db", "postgresql": "nexus_data.pg"}.get(engine)
+    return directory / (name or "nexus_data.json")
 
 
-def engine_flags(engine: str) -> tuple[str, ...]:
-    """The flags that choose `engine`."""
+def engine_flags(engine: str, data: Path) -> tuple[str, ...]:
+    """The flags that choose `engine` for the store at `data`."""
+    if engine == "postgresql":
+        return ("--store", engine, "--database", cluster().database_for(data))
     return ("--store", engine)
 
 

@@ -67,7 +67,7 @@ async def verify(port: int, acked: list[tuple[str, int, str]], kept: int | None)
 async def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path, engine):
     """Writers flood their rooms; each SIGKILL is followed by a restart that has it all."""
     data = data_file(tmp_path, engine)
-    flags = (*engine_flags(engine), "--rate-limit", "off")
+    flags = (*engine_flags(engine, data), "--rate-limit", "off")
     kept = 500 if engine == "json" else None  # the json engine keeps 500 a room
     acked: list[tuple[str, int, str]] = []
     with ServerProcess(data, *flags) as server:

@@ -20,7 +20,7 @@ async def test_sigkill_after_acknowledged_conversation_changes_loses_none(tmp_pa
     """Every acknowledged edit, erasure, reaction, marker, away text and password
     survives a SIGKILL that follows the last acknowledgement at once."""
     data = data_file(tmp_path, engine)
-    flags = (*engine_flags(engine), "--rate-limit", "off")
+    flags = (*engine_flags(engine, data), "--rate-limit", "off")
     with ServerProcess(data, *flags) as server:
         alice, bob = await connect(server.port), await connect(server.port)
         await alice.ok("register", username="alice", password=PASSWORD)

@@ -45,7 +45,7 @@ def contents(data: Path) -> list[Path]:
 async def test_an_acknowledged_upload_survives_sigkill(tmp_path: Path, engine: str) -> None:
     data = data_file(tmp_path, engine)
     body = bytes(range(256)) * 4096  # 1 MiB
-    flags = (*engine_flags(engine), "--web-port", "0", "--rate-limit", "off")
+    flags = (*engine_flags(engine, data), "--web-port", "0", "--rate-limit", "off")
     server = ServerProcess(data, *flags).start()
     try:
         port = web_port(server)
@@ -74,7 +74,7 @@ async def test_an_acknowledged_upload_survives_sigkill(tmp_path: Path, engine: s
 
 async def test_an_upload_cut_by_sigkill_leaves_nothing(tmp_path: Path, engine: str) -> None:
     data = data_file(tmp_path, engine)
-    flags = (*engine_flags(engine), "--web-port", "0", "--rate-limit", "off")
+    flags = (*engine_flags(engine, data), "--web-port", "0", "--rate-limit", "off")
     server = ServerProcess(data, *flags).start()
     try:
         port = web_port(server)

@@ -51,7 +51,7 @@ async def test_sigkill_and_restart_keep_every_moderation_change(tmp_path, engine
     suspensions survive a SIGKILL right after the last reply (journal), then a
     clean stop and start (snapshot); the invitation is still good after both."""
     data = data_file(tmp_path, engine)
-    flags = (*engine_flags(engine), "--rate-limit", "off")
+    flags = (*engine_flags(engine, data), "--rate-limit", "off")
     with ServerProcess(data, *flags) as server:
         peers = {}
         for name in ("root", "olga", "mia", "bob", "carol", "dan", "eddie", "fay"):

@@ -61,10 +61,13 @@ async def logged_in(port: int, name: str, register: bool = True) -> Peer:
     return peer
 
 
+@pytest.mark.engines("json", "sqlite")  # PostgreSQL's disk is the database server's
 async def test_every_request_gets_its_reply_in_order_on_a_full_disk(small_disk, engine):
     """Pipelined reads beside a refused write are all answered, in order; so are
     other users' requests in flight at the same moment; writes resume after."""
-    server = ServerProcess(data_file(small_disk, engine), *engine_flags(engine)).start()
+    server = ServerProcess(
+        data_file(small_disk, engine), *engine_flags(engine, data_file(small_disk, engine))
+    ).start()
     try:
         ana = await logged_in(server.port, "ana")
         bob = await logged_in(server.port, "bob")

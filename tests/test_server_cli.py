@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 
@@ -95,3 +96,18 @@ def test_defaults_write_data_and_log_in_the_working_directory(tmp_path):
     assert out.returncode == 2
     assert "nexus_data.json" in out.stderr
     assert (tmp_path / "nexus_server.log").exists()
+
+
+def test_postgresql_without_a_database_or_reaching_none_is_a_clear_error(tmp_path):
+    """--store postgresql needs --database; one nothing answers at is refused in
+    one line naming it, no traceback."""
+    base = ("--port", "0", "--data", str(tmp_path / "d.pg"), "--log", str(tmp_path / "log"))
+    out = run(*base, "--store", "postgresql")
+    assert out.returncode == 2 and "--database" in out.stderr
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"postgresql://nexus@127.0.0.1:{port}/none"
+    out = run(*base, "--store", "postgresql", "--database", url)
+    assert out.returncode == 2 and "cannot reach the database" in out.stderr
+    assert "Traceback" not in out.stderr

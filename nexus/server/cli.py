@@ -18,7 +18,7 @@ from nexus import __version__
 from nexus.server import maintenance
 from nexus.server.config import CONFIG_ENV, ServerConfig, load, parse_bool, settings, value_type
 from nexus.server.server import NexusServer
-from nexus.server.store import DamagedStore
+from nexus.server.store import DamagedStore, StoreError
 
 log = logging.getLogger("nexus.server")
 DATA_DIR_MODE = 0o700  # the data files hold password hashes and every DM
@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ssl.SSLError) as exc:
         log.error("cannot start: %s", exc)
         print(f"nexus-server: cannot start: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:  # a database that cannot be reached
+        log.error("cannot start: %s", exc)
+        print(f"nexus-server: cannot start: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -33,13 +33,17 @@ class ServerConfig:
     port: int = setting(9999, "port to listen on, 0 for any free port")
     store: str = setting(
         "json",
-        "storage engine: json (a snapshot and a journal, recent history in memory) or sqlite"
-        " (every message kept on disk, searched with FTS5)",
+        "storage engine: json (a snapshot and a journal, recent history in memory), sqlite"
+        " (every message kept on disk, searched with FTS5) or postgresql (every message in a"
+        " PostgreSQL database, --database)",
     )
     data: Path = setting(
         Path("nexus_data.json"),
         "the store's file: ./nexus_data.json (its journal is FILE.journal), or ./nexus_data.db"
-        " with --store sqlite",
+        " with --store sqlite (with postgresql: where uploaded files and the certificate go)",
+    )
+    database: str = setting(
+        "", "the PostgreSQL database of --store postgresql: postgresql://USER@HOST:PORT/NAME"
     )
     history_limit: int = setting(
         500, "messages the json engine keeps a room (sqlite: those it keeps in memory)"
@@ -211,6 +215,8 @@ class ServerConfig:
             raise ValueError(f"--store: {config.store!r} is not one of {', '.join(ENGINES)}")
         if not data_given:
             config.data = ENGINES[config.store]
+        if config.store == "postgresql" and not config.database:
+            raise ValueError("--store postgresql needs --database postgresql://...")
         return config
 
 
@@ -233,7 +239,13 @@ def room_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 # Each engine and its default data file.
-ENGINES = {"json": Path("nexus_data.json"), "sqlite": Path("nexus_data.db")}
+ENGINES = {
+    "json": Path("nexus_data.json"),
+    "sqlite": Path("nexus_data.db"),
+    # The store is the database (--database); the file names where files and
+    # the self-signed certificate live.
+    "postgresql": Path("nexus_data.pg"),
+}
 
 
 def settings() -> list[Any]:

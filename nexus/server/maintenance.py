@@ -60,6 +60,7 @@ from nexus.server.store.journal import (
     snapshot_head,
     snapshot_pieces,
 )
+from nexus.server.store.rows import message_of
 from nexus.server.store.words import Vocabulary
 
 COMMANDS = ("check", "backup", "export", "migrate")
@@ -338,7 +339,7 @@ def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
             query = query.replace(" ORDER BY", f" AND m.scope IN ({marks}) ORDER BY")
             args = sorted(rooms)
         for row in db.execute(query, args):
-            out.write(orjson.dumps(sql.message_of(row).wire()).decode() + "\n")
+            out.write(orjson.dumps(message_of(row).wire()).decode() + "\n")
 
 
 def read_database(path: Path) -> Model:

@@ -192,6 +192,7 @@ async def test_default_rooms_exist_and_stay_protected_after_a_restart(start_serv
         await alice.fails("protected_room", "delete", room=name)
 
 
+@pytest.mark.engines("json", "sqlite")  # PostgreSQL's files are the database server's
 async def test_acknowledged_changes_are_on_disk_before_any_shutdown(start_server, data, tmp_path):
     """Files copied right after the replies (a crash there) hold every acknowledged change."""
     first = await start_server(data=data)

@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import psycopg
 
 from nexus.server import model as model_module
 from tests.conftest import PASSWORD, data_file
+from tests.postgres import cluster
 from tests.wire import Peer
 
 
@@ -51,6 +53,11 @@ def stored_tokens(data: Path, engine: str) -> dict[str, float]:
     if engine == "sqlite":
         with contextlib.closing(sqlite3.connect(data)) as db:
             return orjson.loads(db.execute("SELECT tokens FROM users").fetchone()[0])  # type: ignore[no-any-return]
+    if engine == "postgresql":
+        with psycopg.connect(cluster().database_for(data)) as db:
+            row = db.execute("SELECT tokens FROM users ORDER BY rowid").fetchone()
+            assert row is not None
+            return orjson.loads(row[0])  # type: ignore[no-any-return]
     return orjson.loads(data.read_bytes())["users"][0]["tokens"]  # type: ignore[no-any-return]
 
 

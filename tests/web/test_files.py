@@ -350,6 +350,7 @@ def maintenance(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*server_command(), *args], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.engines("json", "sqlite")  # maintenance reads the file engines
 async def test_check_verifies_and_backup_copies_the_files(
     start_web, tmp_path: Path, engine: str
 ) -> None:

@@ -7,11 +7,20 @@ from pathlib import Path
 from nexus.server.config import ServerConfig
 from nexus.server.store import Store
 from nexus.server.store.journal import JournalStore
+from nexus.server.store.postgres import PostgresStore
 from nexus.server.store.sqlite import SqliteStore
 
 
 async def open_store(config: ServerConfig) -> Store:
     """The store `config.store` names, on `config.data`."""
+    if config.store == "postgresql":
+        return await PostgresStore.open(
+            config.database,
+            window=config.history_limit,
+            dm_window=config.dm_history_limit,
+            retention_days=config.retention_days,
+            default_rooms=config.default_rooms,
+        )
     if config.store == "sqlite":
         return await SqliteStore.open(
             config.data,

@@ -39,63 +39,39 @@ message saying so.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from nexus.protocol import DEFAULT_ROOMS
-from nexus.server import records as r
-from nexus.server.model import Message, Model, pair_key
-from nexus.server.store import Page, StoreError, StoreListener, tell_refused, tell_written
+from nexus.server.model import Model
+from nexus.server.store import Page, StoreError
 from nexus.server.store import words as w
+from nexus.server.store.rows import MESSAGE_COLUMNS
+from nexus.server.store.tabled import TabledStore, holds, matching, search_filters
 from nexus.server.store.tables import (
     FILE_MODE,
-    MESSAGE_COLUMNS,
     SCHEMA_VERSION,
     DatabaseError,
-    change_message,
     check_schema,
-    conversation_row,
     create,
-    delete_room,
-    file_row,
     index_some,
-    insert_messages,
-    message_of,
-    message_row,
     migrate,
     read_model,
-    room_row,
     transaction,
-    user_row,
-    write_files,
-    write_rooms,
 )
 
 log = logging.getLogger("nexus.store")
-
-T = TypeVar("T")
 
 # Messages indexed in one transaction: ~2 ms of work here, which is what a
 # write waiting behind a step may be delayed (with trigrams, 256 a step took
 # 15 ms and put every fan-out's p99 past 10 ms).
 INDEX_STEP = 64
-INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
-# While some wait: seconds between steps, so that indexing takes about a third
-# of the writer's time under a flood (the index trails; searches read the
-# newest messages directly) and keeps up with a few thousand messages a second.
-INDEX_PAUSE = 0.01
-LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
 # A search of scopes holding at most this many messages reads them newest
 # first instead of the index: a word common in the store, asked in one
 # small room, would walk the index's matches everywhere else.
@@ -103,66 +79,13 @@ SCAN_MAX = 20_000
 # A search whose every term is held by more than words.WIDE words reads this
 # many of the newest messages before it asks the index (~20 ms).
 WALK_MAX = 20_000
-RETENTION_EVERY = 3600.0  # seconds between deletions of messages past --retention-days
-RETENTION_STEP = 2_000  # messages looked at, and deleted if old, in one transaction
 
 
-def _scope_of(record: r.Say | r.Dm) -> str:
-    return record.room if isinstance(record, r.Say) else pair_key(record.user, record.to)  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class _Noted:
-    """What the records applied since the last cut touched."""
-
-    users: set[str] = field(default_factory=set)
-    rooms: set[str] = field(default_factory=set)
-    gone_rooms: list[str] = field(default_factory=list)  # deleted, in order
-    members: set[tuple[str, str]] = field(default_factory=set)  # (room, user)
-    conversations: set[str] = field(default_factory=set)
-    # Messages made and changed, by (scope, seq), kept as objects: a window
-    # may let one go before it is written.
-    new: dict[tuple[str, int], Message] = field(default_factory=dict)
-    changed: dict[tuple[str, int], Message] = field(default_factory=dict)
-    files: set[str] = field(default_factory=set)  # ids
-    all_files: bool = False  # an erasure or a deleted room: every file's sharing may change
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.files
-            or self.all_files
-            or self.users
-            or self.rooms
-            or self.gone_rooms
-            or self.members
-            or self.conversations
-            or self.new
-            or self.changed
-        )
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Rows for one transaction, made on the loop from the model as it is."""
-
-    gone_rooms: list[str]
-    users: list[tuple[Any, ...]]
-    rooms: list[tuple[Any, ...]]
-    members: list[tuple[Any, ...]]
-    members_gone: list[tuple[str, str]]
-    conversations: list[tuple[Any, ...]]
-    new: list[tuple[Any, ...]]
-    changed: list[tuple[Any, ...]]
-    files: list[tuple[Any, ...]]
-    files_gone: list[str]
-
-
-# -- the engine ------------------------------------------------------------------------
-
-
-class SqliteStore:
+class SqliteStore(TabledStore):
     """The model, kept durable in SQLite (the `Store` protocol's `sqlite`
     engine). Open with `await SqliteStore.open(path)`."""
+
+    errors = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -173,33 +96,12 @@ class SqliteStore:
         retention_days: int = 0,
         default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> None:
+        super().__init__("sqlite", window, dm_window, retention_days, default_rooms)
         self.path = Path(path)
-        self.default_rooms = tuple(default_rooms)  # a new store's (a database names its own)
         self.fsync = fsync
-        self.window = window
-        self.dm_window = dm_window
-        self.retention_days = retention_days
-        self.model = Model(self.window, self.dm_window, spills=True)
-        self.listeners: list[StoreListener] = []
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-write")
-        self._readers = ThreadPoolExecutor(2, thread_name_prefix="nexus-sqlite-read")
         self._local = threading.local()  # each reader thread's connection
         self._reader_connections: list[sqlite3.Connection] = []
         self._connection: sqlite3.Connection | None = None  # the writer's
-        self._vocabulary = w.Vocabulary()  # the writer's
-        self._noted = _Noted()
-        self._waiters: list[asyncio.Future[None]] = []  # for what is noted, not yet cut
-        self._writing: asyncio.Future[None] | None = None  # a transaction under way
-        self._write_handle: asyncio.Handle | None = None
-        self._loaded: OrderedDict[tuple[str, int], Message] = OrderedDict()
-        self._loading: dict[tuple[str, int], asyncio.Future[Message | None]] = {}
-        self._writing_changed: set[tuple[str, int]] = set()  # changes of the write under way
-        self._indexing: asyncio.Task[None] | None = None
-        self._retention: asyncio.Task[None] | None = None
-        self._recovering = False
-        self._closing = False
-
-    # -- opening ---------------------------------------------------------------
 
     @classmethod
     async def open(
@@ -229,7 +131,7 @@ class SqliteStore:
             self.path.chmod(FILE_MODE)
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._connection = db
+            self._connection, self._open = db, True
             check_schema(db, self.path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
@@ -251,326 +153,10 @@ class SqliteStore:
             self._reader_connections.append(db)
         return db
 
-    async def _in_writer(self, job: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, job, *args)
-
-    async def _in_reader(self, job: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, job, *args)
-
-    # -- changing ----------------------------------------------------------------
-
-    def has_unwritten(self) -> bool:
-        return bool(self._noted) or self._writing is not None or self._recovering
-
-    def apply(self, record: r.Record) -> Any:
-        if self._closing or self._recovering:
-            raise StoreError("the store is not accepting changes")
-        if not record.journaled(self.model):  # guests' and ephemeral rooms': memory only
-            return record.apply(self.model)
-        result = record.apply(self.model)
-        if result is None and isinstance(record, r.MessageChange):
-            # Not in the window: the message read from disk to be changed, if any.
-            loaded = self._loaded.get((record.scope, record.seq))
-            if loaded is not None and not loaded.erased:
-                record.alter(self.model, loaded)
-                result = loaded
-        if not self._noted:  # the first change since the last cut
-            for listener in self.listeners:
-                listener.hold()
-        self._note(record, result)
-        if self._write_handle is None and self._writing is None:
-            self._write_handle = asyncio.get_running_loop().call_soon(self._write_noted)
-        return result
-
-    def record(self, record: r.Record) -> None:
-        with contextlib.suppress(StoreError):
-            self.apply(record)
-
-    async def commit(self, record: r.Record) -> Any:
-        result = self.apply(record)
-        await self.written()
-        return result
-
-    async def written(self) -> None:
-        if self._noted or self._writing is not None:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    def _note(self, record: r.Record, result: Any) -> None:
-        """Notes what `record` touched, to be written as it then stands."""
-        noted = self._noted
-        if isinstance(record, r.Say | r.Dm):  # first: nearly every record is one
-            scope = _scope_of(record)
-            noted.new[scope, result.seq] = result
-            if isinstance(record, r.Dm):
-                noted.conversations.add(scope)
-            if record.files:
-                noted.files.update(record.files)
-        elif isinstance(record, r.Register):
-            noted.users.add(record.username.lower())
-            for name in result.rooms:  # the default room it joins, if there is one
-                noted.members.add((name, record.username.lower()))
-        elif isinstance(record, r.Password | r.Token | r.Bio | r.Away | r.Seen):
-            noted.users.add(record.user)  # type: ignore[arg-type]
-        elif isinstance(record, r.Admin | r.Suspend):
-            noted.users.add(record.target)
-        elif isinstance(record, r.Join | r.Leave | r.Create):
-            noted.rooms.add(record.room)
-            noted.members.add((record.room, record.user))  # type: ignore[arg-type]
-        elif isinstance(record, r.Delete):
-            noted.gone_rooms.append(record.room)
-            noted.all_files = True
-            # Its messages go with it, even those not written yet.
-            for made in (noted.new, noted.changed):
-                for key in [key for key in made if key[0] == record.room]:
-                    del made[key]
-        elif isinstance(record, r.Topic | r.Moderator | r.Unban | r.Mute | r.Invite):
-            noted.rooms.add(record.room)
-        elif isinstance(record, r.Kick | r.Ban):
-            noted.rooms.add(record.room)
-            noted.members.add((record.room, record.target))
-        elif isinstance(record, r.MessageChange):
-            key = (record.scope, record.seq)
-            if result is not None and key not in noted.new:  # else written as it is now
-                noted.changed[key] = result
-            if isinstance(record, r.Erase):
-                noted.all_files = True
-        elif isinstance(record, r.Upload | r.Discard):
-            noted.files.add(record.id)
-        elif isinstance(record, r.Read):
-            if record.room is not None:
-                noted.members.add((record.room, record.user))  # type: ignore[arg-type]
-            else:
-                noted.conversations.add(pair_key(record.user, record.with_))  # type: ignore[arg-type]
-        else:
-            raise TypeError(f"no rows for {type(record).__name__}")
-
-    def _write_noted(self) -> None:
-        """Cuts what is noted into rows and hands them to the writer."""
-        self._write_handle = None
-        if self._writing is not None or not self._noted or self._recovering:
-            return
-        noted, self._noted = self._noted, _Noted()
-        waiters, self._waiters = self._waiters, []
-        batch = self._rows(noted)
-        self._writing_changed = set(noted.changed)
-        for listener in self.listeners:
-            listener.cut()
-        future = asyncio.get_running_loop().run_in_executor(self._writer, self._write, batch)
-        self._writing = asyncio.ensure_future(future)
-        self._writing.add_done_callback(lambda done: self._wrote(done, waiters))
-
-    def _wrote(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
-        self._writing = None
-        self._writing_changed = set()
-        exc = done.exception()
-        if exc is not None:
-            self._recovering = True
-            asyncio.get_running_loop().create_task(self._recover(exc, waiters))
-            return
-        if not self._noted:  # waiting with nothing more applied: this write was theirs
-            waiters += self._waiters
-            self._waiters = []
-        tell_written(self.listeners, waiters)
-        self._forget_loaded()
-        if self._noted:
-            self._write_noted()
-
-    def _rows(self, noted: _Noted) -> _Batch:
-        """The rows of what `noted` names, as the model holds it now."""
-        model = self.model
-        users, rooms, convs = model.users, model.rooms, model.conversations
-        guests = {key for key, user in users.items() if user.guest}
-        members: list[tuple[Any, ...]] = []
-        members_gone: list[tuple[str, str]] = []
-        for name, key in noted.members:
-            room, user = rooms.get(name), users.get(key)
-            if room is not None and not room.ephemeral and user is not None and key in room.members:
-                members.append((name, key, user.read.get(name, 0)))
-            else:
-                members_gone.append((name, key))
-        new = [message_row(scope, message) for (scope, _), message in noted.new.items()]
-        changed = [message_row(scope, message) for (scope, _), message in noted.changed.items()]
-        files = model.files
-        touched = files.keys() if noted.all_files else noted.files & files.keys()
-        return _Batch(
-            gone_rooms=noted.gone_rooms,
-            users=[user_row(key, users[key]) for key in noted.users if key in users],
-            rooms=[
-                room_row(rooms[name], guests)
-                for name in noted.rooms
-                if name in rooms and not rooms[name].ephemeral
-            ],
-            members=members,
-            members_gone=members_gone,
-            conversations=[conversation_row(convs[k]) for k in noted.conversations if k in convs],
-            new=new,
-            changed=changed,
-            files=[file_row(files[file_id]) for file_id in touched],
-            files_gone=[file_id for file_id in noted.files if file_id not in files],
-        )
-
-    def _held(self, scope: str, seq: int) -> Message | None:
-        """The message `seq` of `scope` as memory holds it: in its window, or read to be changed."""
-        history = self.model.history(scope)
-        message = history.get(seq) if history is not None else None
-        return message if message is not None else self._loaded.get((scope, seq))
-
-    def _write(self, batch: _Batch) -> None:
-        """One transaction; on the writer thread."""
-        db = self._open_connection()
-        with transaction(db):
-            indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
-            for name in batch.gone_rooms:
-                delete_room(db, name, indexed)
-            db.executemany(
-                "INSERT INTO users (key, username, password, created, bio, last_seen, away,"
-                " admin, suspended, tokens) VALUES (?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (key) DO UPDATE SET password = excluded.password,"
-                " bio = excluded.bio, last_seen = excluded.last_seen, away = excluded.away,"
-                " admin = excluded.admin, suspended = excluded.suspended,"
-                " tokens = excluded.tokens",
-                batch.users,
-            )
-            write_rooms(db, batch.rooms)
-            db.executemany("DELETE FROM members WHERE room = ? AND user = ?", batch.members_gone)
-            db.executemany(
-                "INSERT INTO members VALUES (?,?,?)"
-                " ON CONFLICT (room, user) DO UPDATE SET read = excluded.read",
-                batch.members,
-            )
-            db.executemany(
-                "INSERT INTO conversations (pair, a, b, last_seq, read) VALUES (?,?,?,?,?)"
-                " ON CONFLICT (pair) DO UPDATE SET last_seq = excluded.last_seq,"
-                " read = excluded.read",
-                batch.conversations,
-            )
-            insert_messages(db, batch.new)
-            for row in batch.changed:
-                change_message(db, row, indexed, self._vocabulary)
-            write_files(db, batch.files, batch.files_gone)
-
     def _open_connection(self) -> sqlite3.Connection:
         if self._connection is None:
             raise StoreError("the store is closed")
         return self._connection
-
-    async def _recover(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
-        """After a failed write: refuse what is unwritten and read the model again."""
-        log.error("database write failed, refusing unwritten changes: %s", exc)
-        waiters += self._waiters
-        self._waiters, self._noted = [], _Noted()
-        self._loaded.clear()
-        before = self.model
-        try:
-            self.model = await self._in_writer(
-                lambda: read_model(self._open_connection(), self.window, self.dm_window)
-            )
-        except (sqlite3.Error, StoreError):
-            log.exception("could not read the database after a failed write; now read-only")
-            self._closing = True
-        finally:
-            self._recovering = False
-        reason = getattr(exc, "strerror", None) or exc
-        failure = StoreError(f"could not write the database: {reason}")
-        tell_refused(self.listeners, waiters, failure, before, self.model)
-
-    # -- reading past the window ---------------------------------------------------
-
-    async def page(self, scope: str, limit: int, before: int | None) -> Page:
-        rows, more = await self._in_reader(self._read_page, scope, limit, before)
-        return [self._shown(scope, row) for row in rows], more
-
-    def _read_page(self, scope: str, limit: int, before: int | None) -> tuple[list[Any], bool]:
-        rows = (
-            self._reader()
-            .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq < ?"
-                " ORDER BY seq DESC LIMIT ?",
-                (scope, before if before is not None else 1 << 62, limit + 1),
-            )
-            .fetchall()
-        )
-        return rows[:limit][::-1], len(rows) > limit
-
-    def _shown(self, scope: str, row: tuple[Any, ...]) -> Message:
-        """A message read from disk, or the one memory holds with newer changes."""
-        return self._held(scope, row[2]) or message_of(row)
-
-    async def message(self, scope: str, seq: int) -> Message | None:
-        key = (scope, seq)
-        held = self._held(scope, seq)
-        if held is not None:
-            return held
-        loading = self._loading.get(key)
-        if loading is None:
-            loading = self._loading[key] = asyncio.get_running_loop().create_future()
-            try:
-                row = await self._in_reader(self._read_message, scope, seq)
-                message = self._held(scope, seq) or (message_of(row) if row else None)
-                if message is not None and key not in self._loaded:
-                    self._keep_loaded(key, message)
-                loading.set_result(message)
-            except BaseException as exc:
-                loading.set_exception(exc)
-                raise
-            finally:
-                del self._loading[key]
-            return message
-        return await asyncio.shield(loading)
-
-    def _read_message(self, scope: str, seq: int) -> tuple[Any, ...] | None:
-        return (
-            self._reader()
-            .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq = ?", (scope, seq)
-            )
-            .fetchone()
-        )
-
-    def _keep_loaded(self, key: tuple[str, int], message: Message) -> None:
-        self._loaded[key] = message
-        if len(self._loaded) > LOADED_MAX:
-            self._forget_loaded()
-
-    def _forget_loaded(self) -> None:
-        """Lets go of loaded messages beyond LOADED_MAX, oldest first, but for
-        those with changes not yet written: read again meanwhile, one would
-        miss them."""
-        keep = self._writing_changed | set(self._noted.changed)
-        excess = len(self._loaded) - LOADED_MAX
-        for key in list(self._loaded):
-            if excess <= 0:
-                break
-            if key not in keep:
-                del self._loaded[key]
-                excess -= 1
-
-    async def unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:
-        return await self._in_reader(self._read_unread, scope, after, reader)
-
-    def _read_unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:
-        db = self._reader()
-        if "\n" in scope:  # a DM: the other's messages, erased ones too
-            found = db.execute(
-                "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND lower(author) != ?",
-                (scope, after, reader.lower()),
-            ).fetchone()
-            return found[0], 0
-        unread = db.execute(
-            "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND author != ?"
-            " AND erased = 0",
-            (scope, after, reader),
-        ).fetchone()[0]
-        mentions = db.execute(
-            "SELECT COUNT(*) FROM mentions n JOIN messages m ON m.scope = n.scope AND m.seq = n.seq"
-            " WHERE n.name = ? AND n.scope = ? AND n.seq > ? AND m.author != ? AND m.erased = 0",
-            (reader, scope, after, reader),
-        ).fetchone()[0]
-        return unread, mentions
-
-    # -- search ----------------------------------------------------------------------
 
     async def search(
         self,
@@ -590,37 +176,6 @@ class SqliteStore:
         found.sort(key=lambda m: (-m.ts, -m.seq))
         return found[:limit], len(found) > limit
 
-    def _kept(self, scope: str) -> int:
-        """About how many messages `scope` keeps (its seqs from the oldest kept)."""
-        history = self.model.history(scope)
-        if history is None:
-            return 0
-        stored = history.messages
-        oldest = history.floor or (stored[0].seq if stored else history.last_seq + 1)
-        return history.last_seq - oldest + 1
-
-    def _scan_search(
-        self,
-        scopes: list[str],
-        terms: list[str],
-        author: str | None,
-        before: float | None,
-        limit: int,
-    ) -> list[tuple[Any, ...]]:
-        """`_read_search` for small scopes: up to limit + 1 matches of each,
-        read newest first from the scope's own messages."""
-        db = self._reader()
-        filters, params = _filters(author, before)
-        found: list[tuple[Any, ...]] = []
-        for scope in scopes:
-            rows = db.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.scope = ?{filters}"
-                " ORDER BY m.seq DESC",
-                [scope, *params],
-            )
-            found += _matching(rows, terms, limit + 1)
-        return found
-
     def _read_search(
         self,
         scopes: list[str],
@@ -634,14 +189,14 @@ class SqliteStore:
         db = self._reader()
         indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
         marks = ",".join("?" * len(scopes))
-        filters, params = _filters(author, before)
+        filters, params = search_filters(author, before)
         filters = f" AND m.scope IN ({marks})" + filters
         params = [*scopes, *params]
         recent = db.execute(
             f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id > ?{filters} ORDER BY m.id DESC",
             [indexed, *params],
         )
-        found = _matching(recent, terms, limit + 1)
+        found = matching(recent, terms, limit + 1)
         if len(found) > limit:
             return found
         groups = [w.holding(db, term, w.WIDE) for term in terms]
@@ -659,7 +214,7 @@ class SqliteStore:
                 [indexed, *params, WALK_MAX],
             ):
                 walked, top = walked + 1, row[0] - 1
-                if _holds(row[5], terms):
+                if holds(row[5], terms):
                     found.append(row)
                     if len(found) > limit:
                         return found
@@ -684,46 +239,7 @@ class SqliteStore:
                 " ORDER BY m.id DESC",
                 [top, *params],
             )
-        return found + _matching(rows, terms, limit + 1 - len(found))
-
-    async def mentions(self, user: str, scopes: set[str], limit: int) -> list[Message]:
-        if not scopes:
-            return []
-        rows = await self._in_reader(self._read_mentions, user, sorted(scopes), limit)
-        return [self._shown(row[1], row) for row in rows]
-
-    def _read_mentions(self, user: str, scopes: list[str], limit: int) -> list[tuple[Any, ...]]:
-        marks = ",".join("?" * len(scopes))
-        return (
-            self._reader()
-            .execute(
-                f"SELECT m.{MESSAGE_COLUMNS.replace(', ', ', m.')} FROM mentions n"
-                " JOIN messages m ON m.scope = n.scope AND m.seq = n.seq"
-                f" WHERE n.name = ? AND n.scope IN ({marks}) AND m.erased = 0"
-                " ORDER BY n.ts DESC, n.seq DESC LIMIT ?",
-                [user, *scopes, limit],
-            )
-            .fetchall()
-        )
-
-    # -- background work ---------------------------------------------------------------
-
-    def start(self) -> None:
-        self._indexing = asyncio.get_running_loop().create_task(self._index_in_background())
-        if self.retention_days > 0:
-            self._retention = asyncio.get_running_loop().create_task(self._trim_in_background())
-
-    async def _index_in_background(self) -> None:
-        """Indexes messages not in the full-text index yet, a step at a time,
-        with pauses between steps for the writes."""
-        while True:
-            more = False
-            if not self._recovering:
-                try:
-                    more = await self._in_writer(self._index_step)
-                except sqlite3.Error:
-                    log.exception("full-text indexing failed; trying again later")
-            await asyncio.sleep(INDEX_PAUSE if more else INDEX_EVERY)
+        return found + matching(rows, terms, limit + 1 - len(found))
 
     def _index_step(self) -> bool:
         """Indexes up to INDEX_STEP messages; whether more wait. On the writer thread."""
@@ -731,129 +247,20 @@ class SqliteStore:
         with transaction(db):
             return index_some(db, INDEX_STEP, self._vocabulary)
 
-    async def index_all(self) -> None:
-        """Indexes every message not indexed yet (for tests and maintenance)."""
-        while await self._in_writer(self._index_step):
-            pass
-
-    async def _trim_in_background(self) -> None:
-        while True:
-            try:
-                await self.trim()
-            except sqlite3.Error:
-                log.exception("deleting old messages failed; trying again later")
-            await asyncio.sleep(RETENTION_EVERY)
-
-    async def trim(self, now: float | None = None) -> int:
-        """Deletes the messages older than `retention_days`; how many went."""
-        cutoff = (now or time.time()) - self.retention_days * 86400.0
-        total = 0
-        floors: dict[str, int | None] = {}
-        while True:
-            await self.written()
-            count, step_floors = await self._in_writer(self._trim_step, cutoff)
-            total += count
-            floors.update(step_floors)
-            if count == 0:
-                break
-        for scope, floor in floors.items():
-            history = self.model.history(scope)
-            if history is None:
-                continue
-            while history.messages and history.messages[0].ts < cutoff:
-                history.messages.popleft()
-            history.floor = floor
-        if total:
-            log.info("deleted %d messages older than %d days", total, self.retention_days)
-        return total
-
-    def _trim_step(self, cutoff: float) -> tuple[int, dict[str, int | None]]:
-        """Deletes those of the oldest RETENTION_STEP messages (by id: the
-        order they came in) older than `cutoff`; an index of times would cost
-        every message a few microseconds to spare this hourly step."""
-        db = self._open_connection()
-        with transaction(db):
-            indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
-            oldest = db.execute(
-                "SELECT id, scope, seq, text, erased, ts FROM messages ORDER BY id LIMIT ?",
-                (RETENTION_STEP,),
-            )
-            rows = [row[:5] for row in oldest if row[5] < cutoff]
-            w.remove(
-                db, [(i, text) for i, _, _, text, erased in rows if i <= indexed and not erased]
-            )
-            db.executemany("DELETE FROM messages WHERE id = ?", [(row[0],) for row in rows])
-            db.executemany(
-                "DELETE FROM mentions WHERE scope = ? AND seq = ?",
-                [(row[1], row[2]) for row in rows],
-            )
-            scopes = {row[1] for row in rows}
-            floors = {
-                scope: db.execute(
-                    "SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)
-                ).fetchone()[0]
-                for scope in scopes
-            }
-        return len(rows), floors
-
-    # -- life ----------------------------------------------------------------------------
-
-    async def close(self) -> None:
-        """Writes what is pending, stops background work, closes the database."""
-        if self._closing and self._connection is None:
-            return
-        for task in (self._indexing, self._retention):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        with contextlib.suppress(StoreError):
-            await self.written()
-        self._closing = True
-        await asyncio.get_running_loop().run_in_executor(self._writer, self._close_connection)
-        self._shut()
-
     def _close_connection(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._connection.close()
-            self._connection = None
+            self._connection, self._open = None, False
 
-    def _shut(self) -> None:
+    def _transaction(self, db: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
+        return transaction(db)
+
+    def _close_readers(self) -> None:
         for db in self._reader_connections:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
-        self._writer.shutdown(wait=False)
-        self._readers.shutdown(wait=False)
 
 
 # -- helpers
-
-
-def _filters(author: str | None, before: float | None) -> tuple[str, list[Any]]:
-    """A search's conditions on the messages table (`m`), and their parameters."""
-    filters, params = " AND m.erased = 0", list[Any]()
-    if author is not None:
-        filters += " AND m.author = ?"
-        params.append(author)
-    if before is not None:
-        filters += " AND m.ts < ?"
-        params.append(before)
-    return filters, params
-
-
-def _matching(rows: Iterable[tuple[Any, ...]], terms: list[str], count: int) -> list[Any]:
-    """The first `count` rows, as read, whose text holds every term."""
-    found = []
-    for row in rows:
-        if _holds(row[5], terms):
-            found.append(row)
-            if len(found) == count:
-                break
-    return found
-
-
-def _holds(text: str, terms: list[str]) -> bool:
-    folded = text.casefold()
-    return all(term in folded for term in terms)

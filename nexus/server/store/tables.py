@@ -25,7 +25,6 @@ import orjson
 from nexus.server.model import (
     Conversation,
     History,
-    Message,
     Model,
     Room,
     StoredFile,
@@ -34,6 +33,16 @@ from nexus.server.model import (
 )
 from nexus.server.store import DamagedStore
 from nexus.server.store import words as w
+from nexus.server.store.rows import (
+    FILE_COLUMNS,
+    MESSAGE_COLUMNS,
+    conversation_row,
+    file_row,
+    message_of,
+    message_row,
+    room_row,
+    user_row,
+)
 
 # 1: a trigram index of messages' text, and one of their times; 2: words and
 # a vocabulary (words.py), no index of times; 3: files.
@@ -68,9 +77,9 @@ CREATE TABLE rooms (
 );
 CREATE TABLE members (
     room TEXT NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     read INTEGER NOT NULL,
-    PRIMARY KEY (room, user)
+    PRIMARY KEY (room, "user")
 ) WITHOUT ROWID;
 CREATE TABLE conversations (
     pair TEXT NOT NULL UNIQUE,
@@ -118,50 +127,10 @@ CREATE TABLE files (
     shared TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-FILE_COLUMNS = "id, sha, name, size, type, owner, ts, width, height, shared"
-
-MESSAGE_COLUMNS = "id, scope, seq, ts, author, text, recipient, extra, erased"
 
 
 class DatabaseError(DamagedStore):
     """The database cannot be used: not one of ours, damaged, or too new."""
-
-
-def to_json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-# A message's fields that are not columns: its wire form's optional ones.
-EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest", "files")
-
-
-def message_row(scope: str, m: Message) -> tuple[Any, ...]:
-    """(scope, seq, ts, author, text, recipient, extra, erased) of a message."""
-    wire = m.wire()
-    extra = {name: wire[name] for name in EXTRA if name in wire}
-    return (
-        scope,
-        m.seq,
-        m.ts,
-        m.author,
-        m.text,
-        m.to,
-        to_json(extra) if extra else None,
-        int(m.erased),
-    )
-
-
-def message_of(row: tuple[Any, ...]) -> Message:
-    """A message from a row of MESSAGE_COLUMNS."""
-    _, scope, seq, ts, author, text, recipient, extra, erased = row
-    wire = orjson.loads(extra) if extra else {}
-    wire.update(seq=seq, ts=ts, text=text, erased=bool(erased))
-    wire["from"] = author
-    if "\n" in scope:
-        wire["to"] = recipient
-    else:
-        wire["room"] = scope
-    return Message.from_wire(wire)
 
 
 @contextlib.contextmanager
@@ -215,51 +184,13 @@ def migrate(db: sqlite3.Connection) -> int:
     return version
 
 
-def file_row(f: StoredFile) -> tuple[Any, ...]:
-    shared = to_json(sorted([scope, seq] for scope, seq in f.shared))
-    return (f.id, f.sha, f.name, f.size, f.kind, f.owner, f.ts, f.width, f.height, shared)
-
-
 def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[str]) -> None:
     db.executemany("DELETE FROM files WHERE id = ?", [(file_id,) for file_id in gone])
     db.executemany(
-        f"INSERT OR REPLACE INTO files ({FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+        f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (id) DO UPDATE SET shared = excluded.shared",
+        rows,
     )
-
-
-def user_row(key: str, u: User) -> tuple[Any, ...]:
-    return (
-        key,
-        u.username,
-        u.password,
-        u.created,
-        u.bio,
-        u.last_seen,
-        u.away,
-        int(u.admin),
-        int(u.suspended),
-        to_json(u.tokens),
-    )
-
-
-def room_row(room: Room, guests: set[str]) -> tuple[Any, ...]:
-    return (
-        room.name,
-        room.topic,
-        room.owner,
-        int(room.default),
-        room.created,
-        int(room.private),
-        room.history.last_seq,
-        to_json(sorted(room.moderators - guests)),
-        to_json(sorted(room.muted - guests)),
-        to_json(sorted(room.invited - guests)),
-        to_json([ban for key, ban in room.bans.items() if key not in guests]),
-    )
-
-
-def conversation_row(conv: Conversation) -> tuple[Any, ...]:
-    return (pair_key(*conv.users), *conv.users, conv.history.last_seq, to_json(conv.read))
 
 
 def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -267,41 +198,50 @@ def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         "INSERT INTO rooms (name, topic, owner, is_default, created, private, last_seq,"
         " moderators, muted, invited, bans) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, owner = excluded.owner,"
-        " private = excluded.private, last_seq = max(last_seq, excluded.last_seq),"
+        " private = excluded.private, last_seq = CASE WHEN excluded.last_seq > rooms.last_seq"
+        " THEN excluded.last_seq ELSE rooms.last_seq END,"
         " moderators = excluded.moderators, muted = excluded.muted,"
         " invited = excluded.invited, bans = excluded.bans",
         rows,
     )
 
 
-def insert_messages(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def insert_messages(db: Any, rows: list[tuple[Any, ...]], fold: bool = False) -> None:
     """Stores new messages, numbered on from the highest id ever indexed, so
     that no id the index has passed comes back when the newest messages are
-    deleted (what AUTOINCREMENT does, at a cost on each row, not each call)."""
-    first = db.execute(
-        "SELECT max(coalesce(max(id), 0), (SELECT value FROM meta WHERE key = 'indexed'))"
-        " FROM messages"
-    ).fetchone()[0]
-    db.executemany(
-        "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
-        " VALUES (?,?,?,?,?,?,?,?,?)",
-        [(first + n, *row) for n, row in enumerate(rows, 1)],
-    )
+    deleted (what AUTOINCREMENT does, at a cost on each row, not each call).
+    With `fold`, each one's text casefolded too (`folded`, what PostgreSQL
+    searches: it cannot casefold as Python does)."""
+    newest = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+    indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+    first = max(newest, indexed)
+    if fold:
+        db.executemany(
+            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
+            " folded) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows, 1)],
+        )
+    else:
+        db.executemany(
+            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [(first + n, *row) for n, row in enumerate(rows, 1)],
+        )
     mentions = []
     last: dict[str, int] = {}
     for scope, seq, ts, _, _, _, extra, _ in rows:
         if extra is not None and '"mentions"' in extra:
             mentions += [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]]
         last[scope] = max(seq, last.get(scope, 0))
-    db.executemany("INSERT OR IGNORE INTO mentions VALUES (?,?,?,?)", mentions)
+    db.executemany("INSERT INTO mentions VALUES (?,?,?,?) ON CONFLICT DO NOTHING", mentions)
     db.executemany(
-        "UPDATE rooms SET last_seq = max(last_seq, ?) WHERE name = ?",
-        [(seq, scope) for scope, seq in last.items() if "\n" not in scope],
+        "UPDATE rooms SET last_seq = ? WHERE name = ? AND last_seq < ?",
+        [(seq, scope, seq) for scope, seq in last.items() if "\n" not in scope],
     )
 
 
 def change_message(
-    db: sqlite3.Connection, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary
+    db: Any, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary, fold: bool = False
 ) -> None:
     """Rewrites a stored message, its mentions and, if indexed, its words."""
     scope, seq, _, _, text, _, extra, erased = row
@@ -315,6 +255,8 @@ def change_message(
         "UPDATE messages SET text = ?, extra = ?, erased = ? WHERE id = ?",
         (text, extra, erased, id_),
     )
+    if fold:
+        db.execute("UPDATE messages SET folded = ? WHERE id = ?", (text.casefold(), id_))
     if id_ <= indexed and (old_text != text or was_erased != erased):
         if not was_erased:
             w.remove(db, [(id_, old_text)])
@@ -324,7 +266,7 @@ def change_message(
     if extra is not None and '"mentions"' in extra:
         ts = db.execute("SELECT ts FROM messages WHERE id = ?", (id_,)).fetchone()[0]
         db.executemany(
-            "INSERT OR IGNORE INTO mentions VALUES (?,?,?,?)",
+            "INSERT INTO mentions VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
             [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]],
         )
 
@@ -388,7 +330,7 @@ def read_model(
             bans={ban["user"].lower(): ban for ban in bans},
             invited=set(invited),
         )
-    for name, key, read in db.execute("SELECT room, user, read FROM members"):
+    for name, key, read in db.execute('SELECT room, "user", read FROM members'):
         room = model.rooms[name]
         model.add_member(key, room)
         model.users[key].read[name] = read
@@ -426,6 +368,12 @@ def create(db: sqlite3.Connection, model: Model) -> None:
     default rooms, or a whole store being migrated); inside a transaction."""
     run_script(db, SCHEMA)
     run_script(db, FILES_SCHEMA)
+    fill(db, model)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def fill(db: Any, model: Model, fold: bool = False) -> None:
+    """Writes everything `model` holds into empty tables (any engine's)."""
     write_files(db, [file_row(f) for f in model.files.values()], [])
     guests = {key for key, user in model.users.items() if user.guest}
     db.executemany(
@@ -457,8 +405,7 @@ def create(db: sqlite3.Connection, model: Model) -> None:
         for position, (scope, history) in enumerate(scopes)
         for message in history.messages
     )
-    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered])
-    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered], fold)
 
 
 def index_some(db: sqlite3.Connection, limit: int, vocabulary: w.Vocabulary) -> bool:

@@ -1,0 +1,281 @@
+"""The PostgreSQL engine: every message kept in a PostgreSQL database.
+
+The table engines' shell (tabled.py) with PostgreSQL under it: the same
+tables and statements as SQLite (tables.py, written with `?`, which the
+connections here turn into psycopg's `%s`), a schema of PostgreSQL's own
+types, and search by a trigram index (pg_trgm) on each message's text
+casefolded (by Python, as it is stored: PostgreSQL's lower() is no
+casefold), which finds a term as a substring, as the protocol's rule says.
+
+A reply `ok` means committed (`synchronous_commit` as the server has it).
+The writer and each reader thread hold one connection; psycopg releases
+the GIL while it waits on the network, so the event loop serves others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from nexus.protocol import DEFAULT_ROOMS
+from nexus.server.model import Model
+from nexus.server.store import DamagedStore, Page, StoreError
+from nexus.server.store.rows import MESSAGE_COLUMNS
+from nexus.server.store.tabled import TabledStore, matching, search_filters
+from nexus.server.store.tables import fill
+
+log = logging.getLogger("nexus.store")
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO meta VALUES ('schema', 1), ('indexed', 0);
+CREATE TABLE users (
+    rowid BIGSERIAL,
+    key TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    password TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    bio TEXT NOT NULL,
+    last_seen DOUBLE PRECISION,
+    away TEXT,
+    admin INTEGER NOT NULL,
+    suspended INTEGER NOT NULL,
+    tokens TEXT NOT NULL
+);
+CREATE TABLE rooms (
+    rowid BIGSERIAL,
+    name TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    owner TEXT,
+    is_default INTEGER NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    private INTEGER NOT NULL,
+    last_seq BIGINT NOT NULL,
+    moderators TEXT NOT NULL,
+    muted TEXT NOT NULL,
+    invited TEXT NOT NULL,
+    bans TEXT NOT NULL
+);
+CREATE TABLE members (
+    room TEXT NOT NULL,
+    "user" TEXT NOT NULL,
+    read BIGINT NOT NULL,
+    PRIMARY KEY (room, "user")
+);
+CREATE TABLE conversations (
+    rowid BIGSERIAL,
+    pair TEXT PRIMARY KEY,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    read TEXT NOT NULL
+);
+CREATE TABLE messages (
+    id BIGINT PRIMARY KEY,
+    scope TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL,
+    recipient TEXT,
+    extra TEXT,
+    erased INTEGER NOT NULL,
+    folded TEXT NOT NULL,
+    UNIQUE (scope, seq)
+);
+CREATE INDEX messages_folded ON messages USING gin (folded gin_trgm_ops);
+CREATE TABLE mentions (
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (name, scope, seq)
+);
+CREATE INDEX mentions_by_time ON mentions (name, ts);
+CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    sha TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    ts DOUBLE PRECISION NOT NULL,
+    width INTEGER,
+    height INTEGER,
+    shared TEXT NOT NULL
+);
+"""
+
+
+class Connection:
+    """A psycopg connection that takes the table engines' statements, whose
+    parameters are written `?`, as DB-API connections take them."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.raw.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = list(rows)
+        if rows:
+            self.raw.cursor().executemany(sql.replace("?", "%s"), rows)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+@contextlib.contextmanager
+def transaction(db: Connection) -> Iterator[None]:
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class PostgresStore(TabledStore):
+    """The model, kept durable in PostgreSQL (the `Store` protocol's
+    `postgresql` engine). Open with `await PostgresStore.open(url)`."""
+
+    errors = (psycopg.Error,)
+    folds = True
+
+    def __init__(
+        self,
+        url: str,
+        window: int = 500,
+        dm_window: int = 200,
+        retention_days: int = 0,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
+    ) -> None:
+        super().__init__("postgres", window, dm_window, retention_days, default_rooms)
+        self.url = url
+        self._local = threading.local()  # each reader thread's connection
+        self._reader_connections: list[Connection] = []
+        self._connection: Connection | None = None  # the writer's
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        window: int = 500,
+        dm_window: int = 200,
+        retention_days: int = 0,
+        default_rooms: Sequence[str] = DEFAULT_ROOMS,
+    ) -> PostgresStore:
+        store = cls(url, window, dm_window, retention_days, default_rooms)
+        try:
+            store.model = await store._in_writer(store._open_database)
+        except BaseException:
+            store._shut()
+            raise
+        return store
+
+    def _connect(self) -> Connection:
+        try:
+            return Connection(psycopg.connect(self.url, autocommit=True))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot reach the database: {exc}".strip()) from None
+
+    def _open_database(self) -> Model:
+        """Connects, makes the tables if the database has none, reads the model."""
+        db = self._connection = self._connect()
+        self._open = True
+        tables = db.execute("SELECT to_regclass('meta')").fetchone()
+        if tables is None or tables[0] is None:
+            with transaction(db):
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    db.execute(statement)
+                fill(db, Model(default_rooms=self.default_rooms), fold=True)
+        else:
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is None or version[0] > SCHEMA_VERSION:
+                raise DamagedStore(
+                    f"the database was written by a newer Nexus (schema {version}): upgrade"
+                )
+        return self._read_model()
+
+    def _open_connection(self) -> Connection:
+        if self._connection is None:
+            raise StoreError("the store is closed")
+        return self._connection
+
+    def _reader(self) -> Connection:
+        db: Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            self._reader_connections.append(db)
+        return db
+
+    def _transaction(self, db: Connection) -> contextlib.AbstractContextManager[None]:
+        return transaction(db)
+
+    def _index_step(self) -> bool:
+        return False  # the trigram index is PostgreSQL's to keep
+
+    async def index_all(self) -> None:
+        """Nothing waits to be indexed (for tests and maintenance)."""
+
+    async def search(
+        self,
+        scopes: Iterable[str],
+        terms: list[str],
+        author: str | None = None,
+        before: float | None = None,
+        limit: int = 20,
+    ) -> Page:
+        wanted = sorted(set(scopes))
+        if not wanted or not terms:
+            return [], False
+        rows = await self._in_reader(self._read_search, wanted, terms, author, before, limit)
+        found = [self._shown(row[1], row) for row in rows]
+        found.sort(key=lambda m: (-m.ts, -m.seq))
+        return found[:limit], len(found) > limit
+
+    def _read_search(
+        self,
+        scopes: list[str],
+        terms: list[str],
+        author: str | None,
+        before: float | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        """Up to limit + 1 matches, newest first: the trigram index finds the
+        messages whose casefolded text holds each term."""
+        filters, params = search_filters(author, before)
+        marks = ",".join("?" * len(scopes))
+        likes = "".join(" AND m.folded LIKE ?" for _ in terms)
+        patterns = ["%" + _escaped(term) + "%" for term in terms]
+        rows = self._reader().execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.scope IN ({marks}){filters}"
+            f"{likes} ORDER BY m.id DESC",
+            [*scopes, *params, *patterns],
+        )
+        return matching(rows, terms, limit + 1)
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+            self._connection, self._open = None, False
+
+    def _close_readers(self) -> None:
+        for db in self._reader_connections:
+            with contextlib.suppress(psycopg.Error):
+                db.close()
+
+
+def _escaped(term: str) -> str:
+    """`term` matched literally by LIKE (its `%`, `_` and `\\` escaped)."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
