@@ -260,16 +260,27 @@ def messages(model: Model, rooms: set[str] | None) -> list[dict[str, Any]]:
     return [m.wire() for m in found]
 
 
-def export(data: Path, rooms: list[str] | None, out: TextIO) -> None:
+def export(data: Path, rooms: list[str] | None, out: TextIO, files: Path | None = None) -> None:
+    """Prints the messages; with `files`, also copies the files they carry
+    there, each as `<id>/<name>` (what a message's attachment names)."""
     wanted = {r.lstrip("#").lower() for r in rooms} if rooms else None
+    if files is not None and files.exists() and any(files.iterdir()):
+        raise Unusable(f"{files} is not empty: an export never overwrites")
     if engine_of(data) == "sqlite":
-        export_database(data, wanted, out)
-        return
-    model = read_store(data).store.model
-    if wanted and (missing := wanted - set(model.rooms)):
-        raise Unusable(f"no such room: {', '.join(sorted(missing))}")
-    for message in messages(model, wanted):
-        out.write(orjson.dumps(message).decode() + "\n")
+        printed = export_database(data, wanted, out)
+        with reading_database(data) as db:
+            shas = dict(db.execute("SELECT id, sha FROM files"))
+    else:
+        model = read_store(data).store.model
+        if wanted and (missing := wanted - set(model.rooms)):
+            raise Unusable(f"no such room: {', '.join(sorted(missing))}")
+        printed = messages(model, wanted)
+        for message in printed:
+            out.write(orjson.dumps(message).decode() + "\n")
+        shas = {file.id: file.sha for file in model.files.values()}
+    if files is not None:
+        carried = {a["id"]: a["name"] for m in printed for a in m.get("files", ())}
+        upkeep.export(files_root(data), {i: (shas[i], n) for i, n in carried.items()}, files)
 
 
 # -- the sqlite engine ------------------------------------------------------------------
@@ -328,7 +339,9 @@ def backup_database(path: Path, dest: Path, out: TextIO) -> None:
     out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes){files}\n")
 
 
-def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
+def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> list[dict[str, Any]]:
+    """Prints the database's messages; those printed that carry files."""
+    carrying = []
     with reading_database(path) as db:
         query, args = sql.EXPORT, []
         if rooms is not None:
@@ -339,7 +352,11 @@ def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> None:
             query = query.replace(" ORDER BY", f" AND m.scope IN ({marks}) ORDER BY")
             args = sorted(rooms)
         for row in db.execute(query, args):
-            out.write(orjson.dumps(message_of(row).wire()).decode() + "\n")
+            message = message_of(row).wire()
+            out.write(orjson.dumps(message).decode() + "\n")
+            if "files" in message:
+                carrying.append(message)
+    return carrying
 
 
 def read_database(path: Path) -> Model:
@@ -467,6 +484,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--room", action="append", metavar="ROOM", help="only this room (no DMs); repeatable"
     )
+    e.add_argument(
+        "--files",
+        type=Path,
+        metavar="DIR",
+        help="also copy the files the messages carry to DIR, as DIR/<id>/<name>",
+    )
     add_source_flags(e)
     m = commands.add_parser(
         "migrate",
@@ -500,7 +523,7 @@ def main(argv: list[str]) -> int:
         elif args.command == "backup":
             backup(data, args.dest, out)
         else:
-            export(data, args.room, out)
+            export(data, args.room, out, args.files)
     except BrokenPipeError:
         return 0  # the reader went away (`export | head`)
     except (DamagedStore, Unusable, OSError) as exc:

@@ -351,7 +351,7 @@ def maintenance(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.engines("json", "sqlite")  # maintenance reads the file engines
-async def test_check_verifies_and_backup_copies_the_files(
+async def test_check_verifies_and_backup_and_export_copy_the_files(
     start_web, tmp_path: Path, engine: str
 ) -> None:
     data = tmp_path / ("store.db" if engine == "sqlite" else "store.json")
@@ -368,6 +368,11 @@ async def test_check_verifies_and_backup_copies_the_files(
     assert "1 files' content" in out.stdout
     out = maintenance("check", "--data", str(dest))
     assert out.returncode == 0 and "files: 1 (1 contents" in out.stdout, out.stdout + out.stderr
+    exported = tmp_path / "exported"
+    out = maintenance("export", "--data", str(data), "--files", str(exported))
+    assert out.returncode == 0, out.stderr
+    assert '"name":"red.png"' in out.stdout
+    assert (exported / up["id"] / "red.png").read_bytes() == png()
     content = next(p for p in stored(web) if "thumbs" not in p.parts[-2:])
     content.write_bytes(b"altered")
     out = maintenance("check", "--data", str(data))

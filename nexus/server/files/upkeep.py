@@ -49,6 +49,16 @@ def verify(model: Model, root: Path) -> tuple[str, list[str]]:
     return line, problems
 
 
+def export(root: Path, files: dict[str, tuple[str, str]], dest: Path) -> None:
+    """Copies files (id -> (sha, name)) from the files directory `root` to
+    `dest/<id>/<name>`, as the exported messages name them."""
+    source = Blobs(root)
+    for file_id, (sha, name) in files.items():
+        folder = dest / file_id
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source.path(sha), folder / name)
+
+
 def copy(model: Model, root: Path, dest: Path) -> int:
     """Copies the content (and thumbnails) every record names from the
     files directory `root` to `dest`, a new one; how many. Copies, not
