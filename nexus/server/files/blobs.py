@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus.server.store.journal import fsync_directory
+
 HEAD = 4096  # bytes kept from the start of an upload, to tell its type
 WRITE = 1 << 20  # bytes gathered before they are hashed and written: one thread hop a MiB
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -46,14 +48,6 @@ def _checked(sha: str) -> str:
     if not _SHA.fullmatch(sha):
         raise ValueError(f"not a SHA-256: {sha!r}")
     return sha
-
-
-def _sync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Blobs:
@@ -144,7 +138,7 @@ class Blobs:
             return
         target.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(temporary, target)
-        _sync_directory(target.parent)
+        fsync_directory(target.parent)
 
 
 async def _in_thread(job: Callable[..., object], *args: object) -> None:

@@ -24,7 +24,7 @@ import psycopg
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import Model
-from nexus.server.store import DamagedStore, Page, StoreError
+from nexus.server.store import DamagedStore, StoreError
 from nexus.server.store.rows import MESSAGE_COLUMNS
 from nexus.server.store.tabled import TabledStore, matching, search_filters
 from nexus.server.store.tables import fill
@@ -226,22 +226,6 @@ class PostgresStore(TabledStore):
 
     async def index_all(self) -> None:
         """Nothing waits to be indexed (for tests and maintenance)."""
-
-    async def search(
-        self,
-        scopes: Iterable[str],
-        terms: list[str],
-        author: str | None = None,
-        before: float | None = None,
-        limit: int = 20,
-    ) -> Page:
-        wanted = sorted(set(scopes))
-        if not wanted or not terms:
-            return [], False
-        rows = await self._in_reader(self._read_search, wanted, terms, author, before, limit)
-        found = [self._shown(row[1], row) for row in rows]
-        found.sort(key=lambda m: (-m.ts, -m.seq))
-        return found[:limit], len(found) > limit
 
     def _read_search(
         self,

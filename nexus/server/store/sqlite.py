@@ -44,13 +44,13 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import Model
-from nexus.server.store import Page, StoreError
+from nexus.server.store import StoreError
 from nexus.server.store import words as w
 from nexus.server.store.rows import MESSAGE_COLUMNS
 from nexus.server.store.tabled import TabledStore, holds, matching, search_filters
@@ -158,23 +158,10 @@ class SqliteStore(TabledStore):
             raise StoreError("the store is closed")
         return self._connection
 
-    async def search(
-        self,
-        scopes: Iterable[str],
-        terms: list[str],
-        author: str | None = None,
-        before: float | None = None,
-        limit: int = 20,
-    ) -> Page:
-        wanted = sorted(set(scopes))
-        if not wanted or not terms:
-            return [], False
-        small = sum(map(self._kept, wanted)) <= SCAN_MAX
-        read = self._scan_search if small else self._read_search
-        rows = await self._in_reader(read, wanted, terms, author, before, limit)
-        found = [self._shown(row[1], row) for row in rows]
-        found.sort(key=lambda m: (-m.ts, -m.seq))
-        return found[:limit], len(found) > limit
+    def _search_reader(self, scopes: list[str]) -> Callable[..., list[tuple[Any, ...]]]:
+        """Small scopes are read newest first; the index answers the rest."""
+        small = sum(map(self._kept, scopes)) <= SCAN_MAX
+        return self._scan_search if small else self._read_search
 
     def _read_search(
         self,

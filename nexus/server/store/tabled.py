@@ -402,6 +402,38 @@ class TabledStore:
 
     # -- search ----------------------------------------------------------------------
 
+    async def search(
+        self,
+        scopes: Iterable[str],
+        terms: list[str],
+        author: str | None = None,
+        before: float | None = None,
+        limit: int = 20,
+    ) -> Page:
+        wanted = sorted(set(scopes))
+        if not wanted or not terms:
+            return [], False
+        read = self._search_reader(wanted)
+        rows = await self._in_reader(read, wanted, terms, author, before, limit)
+        found = [self._shown(row[1], row) for row in rows]
+        found.sort(key=lambda m: (-m.ts, -m.seq))
+        return found[:limit], len(found) > limit
+
+    def _search_reader(self, scopes: list[str]) -> Callable[..., list[tuple[Any, ...]]]:
+        """What reads up to limit + 1 matches in `scopes`, newest first, on a
+        reader thread: the engine's `_read_search` unless it says otherwise."""
+        return self._read_search
+
+    def _read_search(
+        self,
+        scopes: list[str],
+        terms: list[str],
+        author: str | None,
+        before: float | None,
+        limit: int,
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
     def _kept(self, scope: str) -> int:
         """About how many messages `scope` keeps (its seqs from the oldest kept)."""
         history = self.model.history(scope)
