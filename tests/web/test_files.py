@@ -244,6 +244,9 @@ async def test_credentials_are_checked(web: WebRunning, pair: tuple[Member, Memb
         assert (await r.json())["error"]["code"] == "auth_required"
     status, body = await ana.upload(b"x", Authorization=ana.auth("wrong")["Authorization"])
     assert status == 401 and body["error"]["code"] == "auth_failed"
+    nobody = "Basic " + base64.b64encode(b"nobody:" + PASSWORD.encode()).decode()
+    status, body = await ana.upload(b"x", Authorization=nobody)  # no account: the same answer
+    assert status == 401 and body["error"]["code"] == "auth_failed"
     # The password itself, as an IRC client or a browser's prompt sends it.
     status, body = await ana.upload(b"x", Authorization=ana.auth(PASSWORD)["Authorization"])
     assert status == 201, body

@@ -59,7 +59,8 @@ class Credentials:
         name, secret = _basic(request.headers.get("Authorization", ""))
         key = user_key(name)
         user = self.store.model.user(name)
-        if user is None or user.guest:
+        if user is None or user.guest:  # as long as a wrong password: no name is told apart
+            await self._check_password(request, None, None, secret)
             _unauthorized("auth_failed")
         if not token_valid(user.tokens, secret):
             digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -72,8 +73,10 @@ class Credentials:
         return key
 
     async def _check_password(
-        self, request: web.Request, key: str, stored: str, secret: str
+        self, request: web.Request, key: str | None, stored: str | None, secret: str
     ) -> None:
+        """Checks a password as `login` does, counted against the same rates
+        (an unknown account: a hash of nothing, the address's rate only)."""
         ip = request.remote or "?"
         try:
             self.policy.check_login(ip, key)
