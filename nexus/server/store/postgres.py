@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -161,9 +160,6 @@ class PostgresStore(TabledStore):
     ) -> None:
         super().__init__("postgres", window, dm_window, retention_days, default_rooms)
         self.url = url
-        self._local = threading.local()  # each reader thread's connection
-        self._reader_connections: list[Connection] = []
-        self._connection: Connection | None = None  # the writer's
 
     @classmethod
     async def open(
@@ -174,13 +170,7 @@ class PostgresStore(TabledStore):
         retention_days: int = 0,
         default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> PostgresStore:
-        store = cls(url, window, dm_window, retention_days, default_rooms)
-        try:
-            store.model = await store._in_writer(store._open_database)
-        except BaseException:
-            store._shut()
-            raise
-        return store
+        return await cls(url, window, dm_window, retention_days, default_rooms)._opened()
 
     def _connect(self) -> Connection:
         try:
@@ -191,7 +181,6 @@ class PostgresStore(TabledStore):
     def _open_database(self) -> Model:
         """Connects, makes the tables if the database has none, reads the model."""
         db = self._connection = self._connect()
-        self._open = True
         tables = db.execute("SELECT to_regclass('meta')").fetchone()
         if tables is None or tables[0] is None:
             with transaction(db):
@@ -206,26 +195,14 @@ class PostgresStore(TabledStore):
                 )
         return self._read_model()
 
-    def _open_connection(self) -> Connection:
-        if self._connection is None:
-            raise StoreError("the store is closed")
-        return self._connection
-
-    def _reader(self) -> Connection:
-        db: Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = self._connect()
-            self._reader_connections.append(db)
-        return db
+    def _connect_reader(self) -> Connection:
+        return self._connect()
 
     def _transaction(self, db: Connection) -> contextlib.AbstractContextManager[None]:
         return transaction(db)
 
     def _index_step(self) -> bool:
         return False  # the trigram index is PostgreSQL's to keep
-
-    async def index_all(self) -> None:
-        """Nothing waits to be indexed (for tests and maintenance)."""
 
     def _read_search(
         self,
@@ -247,17 +224,6 @@ class PostgresStore(TabledStore):
             [*scopes, *params, *patterns],
         )
         return matching(rows, terms, limit + 1)
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._connection.close()
-            self._connection, self._open = None, False
-
-    def _close_readers(self) -> None:
-        for db in self._reader_connections:
-            with contextlib.suppress(psycopg.Error):
-                db.close()
 
 
 def _escaped(term: str) -> str:

@@ -43,14 +43,12 @@ import contextlib
 import logging
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from nexus.protocol import DEFAULT_ROOMS
 from nexus.server.model import Model
-from nexus.server.store import StoreError
 from nexus.server.store import words as w
 from nexus.server.store.rows import MESSAGE_COLUMNS
 from nexus.server.store.tabled import TabledStore, holds, matching, search_filters
@@ -99,9 +97,6 @@ class SqliteStore(TabledStore):
         super().__init__("sqlite", window, dm_window, retention_days, default_rooms)
         self.path = Path(path)
         self.fsync = fsync
-        self._local = threading.local()  # each reader thread's connection
-        self._reader_connections: list[sqlite3.Connection] = []
-        self._connection: sqlite3.Connection | None = None  # the writer's
 
     @classmethod
     async def open(
@@ -113,13 +108,9 @@ class SqliteStore(TabledStore):
         retention_days: int = 0,
         default_rooms: Sequence[str] = DEFAULT_ROOMS,
     ) -> SqliteStore:
-        store = cls(Path(path), fsync, window, dm_window, retention_days, default_rooms)
-        try:
-            store.model = await store._in_writer(store._open_database)
-        except BaseException:
-            store._shut()
-            raise
-        return store
+        return await cls(
+            Path(path), fsync, window, dm_window, retention_days, default_rooms
+        )._opened()
 
     def _open_database(self) -> Model:
         """Opens (or creates) the database and reads the model; on the writer thread."""
@@ -131,7 +122,7 @@ class SqliteStore(TabledStore):
             self.path.chmod(FILE_MODE)
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._connection, self._open = db, True
+            self._connection = db
             check_schema(db, self.path)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
@@ -144,19 +135,9 @@ class SqliteStore(TabledStore):
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{self.path}: not a usable Nexus database ({exc})") from None
 
-    def _reader(self) -> sqlite3.Connection:
-        """This reader thread's read-only connection."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.db = db
-            self._reader_connections.append(db)
-        return db
-
-    def _open_connection(self) -> sqlite3.Connection:
-        if self._connection is None:
-            raise StoreError("the store is closed")
-        return self._connection
+    def _connect_reader(self) -> sqlite3.Connection:
+        """A read-only connection: WAL lets it read while the writer writes."""
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
 
     def _search_reader(self, scopes: list[str]) -> Callable[..., list[tuple[Any, ...]]]:
         """Small scopes are read newest first; the index answers the rest."""
@@ -234,20 +215,13 @@ class SqliteStore(TabledStore):
         with transaction(db):
             return index_some(db, INDEX_STEP, self._vocabulary)
 
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._connection.close()
-            self._connection, self._open = None, False
+    def _before_close(self, db: sqlite3.Connection) -> None:
+        """Folds the WAL into the database, so it is one file at rest."""
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _transaction(self, db: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
         return transaction(db)
-
-    def _close_readers(self) -> None:
-        for db in self._reader_connections:
-            with contextlib.suppress(sqlite3.Error):
-                db.close()
 
 
 # -- helpers

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ from nexus.server.store.tables import (
 log = logging.getLogger("nexus.store")
 
 T = TypeVar("T")
+S = TypeVar("S", bound="TabledStore")
 
 INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
 # While some wait: seconds between steps, so that indexing takes about a third
@@ -148,7 +150,9 @@ class TabledStore:
         self.listeners: list[StoreListener] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"nexus-{engine}-write")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix=f"nexus-{engine}-read")
-        self._open = False  # the writer's connection is open (the engine says)
+        self._connection: Any = None  # the writer's, once `_open_database` made it
+        self._local = threading.local()  # each reader thread's connection
+        self._reader_connections: list[Any] = []
         self._vocabulary = w.Vocabulary()  # the writer's (an engine whose search needs it)
         self._noted = _Noted()
         self._waiters: list[asyncio.Future[None]] = []  # for what is noted, not yet cut
@@ -508,7 +512,7 @@ class TabledStore:
 
     async def close(self) -> None:
         """Writes what is pending, stops background work, closes the database."""
-        if self._closing and not self._open:
+        if self._closing and self._connection is None:
             return
         for task in (self._indexing, self._retention):
             if task is not None:
@@ -521,10 +525,44 @@ class TabledStore:
         await asyncio.get_running_loop().run_in_executor(self._writer, self._close_connection)
         self._shut()
 
+    async def _opened(self: S) -> S:
+        """Opens the database and reads the model, on the writer's thread; if
+        that fails, the threads and any connection made go too."""
+        try:
+            self.model = await self._in_writer(self._open_database)
+        except BaseException:
+            self._shut()
+            raise
+        return self
+
     def _shut(self) -> None:
-        self._close_readers()
+        for db in self._reader_connections:
+            with contextlib.suppress(*self.errors):
+                db.close()
         self._writer.shutdown(wait=False)
         self._readers.shutdown(wait=False)
+
+    def _open_connection(self) -> Any:
+        """The writer's connection (a DB-API one, statements written with `?`)."""
+        if self._connection is None:
+            raise StoreError("the store is closed")
+        return self._connection
+
+    def _reader(self) -> Any:
+        """This reader thread's connection, made on its first read."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect_reader()
+            self._reader_connections.append(db)
+        return db
+
+    def _close_connection(self) -> None:
+        """Closes the writer's connection (on the writer's thread)."""
+        if self._connection is not None:
+            with contextlib.suppress(*self.errors):
+                self._before_close(self._connection)
+                self._connection.close()
+            self._connection = None
 
     # -- the statements every engine runs, on the writer's thread or a reader's
 
@@ -673,25 +711,22 @@ class TabledStore:
 
     # -- what an engine does its own way
 
-    def _open_connection(self) -> Any:
-        """The writer's connection (a DB-API one, statements written with `?`)."""
+    def _open_database(self) -> Model:
+        """Connects the writer (`_connection`), makes or upgrades the tables,
+        and reads the model."""
         raise NotImplementedError
 
-    def _reader(self) -> Any:
-        """This reader thread's connection."""
+    def _connect_reader(self) -> Any:
         raise NotImplementedError
+
+    def _before_close(self, db: Any) -> None:
+        """What the writer's connection does last (nothing unless an engine says)."""
 
     def _transaction(self, db: Any) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
 
     def _index_step(self) -> bool:
         """Indexes some messages for search; whether more wait."""
-        raise NotImplementedError
-
-    def _close_connection(self) -> None:
-        raise NotImplementedError
-
-    def _close_readers(self) -> None:
         raise NotImplementedError
 
 
