@@ -267,20 +267,18 @@ def export(data: Path, rooms: list[str] | None, out: TextIO, files: Path | None 
     if files is not None and files.exists() and any(files.iterdir()):
         raise Unusable(f"{files} is not empty: an export never overwrites")
     if engine_of(data) == "sqlite":
-        printed = export_database(data, wanted, out)
-        with reading_database(data) as db:
-            shas = dict(db.execute("SELECT id, sha FROM files"))
+        carried = export_database(data, wanted, out, files is not None)
     else:
         model = read_store(data).store.model
         if wanted and (missing := wanted - set(model.rooms)):
             raise Unusable(f"no such room: {', '.join(sorted(missing))}")
-        printed = messages(model, wanted)
-        for message in printed:
+        carried = {}
+        for message in messages(model, wanted):
             out.write(orjson.dumps(message).decode() + "\n")
-        shas = {file.id: file.sha for file in model.files.values()}
+            for a in message.get("files", ()) if files is not None else ():
+                carried[a["id"]] = (model.files[a["id"]].sha, a["name"])
     if files is not None:
-        carried = {a["id"]: a["name"] for m in printed for a in m.get("files", ())}
-        upkeep.export(files_root(data), {i: (shas[i], n) for i, n in carried.items()}, files)
+        upkeep.export(files_root(data), carried, files)
 
 
 # -- the sqlite engine ------------------------------------------------------------------
@@ -339,10 +337,15 @@ def backup_database(path: Path, dest: Path, out: TextIO) -> None:
     out.write(f"backed up {_summary(found)} to {dest} ({dest.stat().st_size:,} bytes){files}\n")
 
 
-def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> list[dict[str, Any]]:
-    """Prints the database's messages; those printed that carry files."""
-    carrying = []
+def export_database(
+    path: Path, rooms: set[str] | None, out: TextIO, with_files: bool = False
+) -> dict[str, tuple[str, str]]:
+    """Prints the database's messages; with `with_files`, the files they
+    carry (id -> (sha, name)), read in the same transaction."""
+    carried: dict[str, tuple[str, str]] = {}
     with reading_database(path) as db:
+        db.execute("BEGIN")  # the messages and the files as of one moment
+        shas = dict(db.execute("SELECT id, sha FROM files")) if with_files else {}
         query, args = sql.EXPORT, []
         if rooms is not None:
             missing = rooms - {row[0] for row in db.execute("SELECT name FROM rooms")}
@@ -354,9 +357,9 @@ def export_database(path: Path, rooms: set[str] | None, out: TextIO) -> list[dic
         for row in db.execute(query, args):
             message = message_of(row).wire()
             out.write(orjson.dumps(message).decode() + "\n")
-            if "files" in message:
-                carrying.append(message)
-    return carrying
+            for a in message.get("files", ()) if with_files else ():
+                carried[a["id"]] = (shas[a["id"]], a["name"])
+    return carried
 
 
 def read_database(path: Path) -> Model:
