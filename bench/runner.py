@@ -484,6 +484,22 @@ def best_step(result: dict[str, Any], bound_ms: float) -> dict[str, Any] | None:
     return max(good, key=lambda s: s["deliveries_s"]) if good else None
 
 
+def beside(base: dict[str, Any], loaded: dict[str, Any]) -> dict[str, Any]:
+    """A fixed-rate run's row against its baseline run: the p99 ratio (the
+    figure) and the loaded run's latencies."""
+    ratio = (
+        round(loaded["p99_ms"] / base["p99_ms"], 2) if loaded["p99_ms"] and base["p99_ms"] else None
+    )
+    return {
+        "value": ratio,
+        "p50_ms": loaded["p50_ms"],
+        "p99_ms": loaded["p99_ms"],
+        "max_ms": loaded["max_ms"],
+        "baseline_p99_ms": base["p99_ms"],
+        "kept_up": loaded["kept_up"],
+    }
+
+
 def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> list[dict]:
     """One row per server: the headline figure and its unit, latencies, CPU, RSS."""
     rows = []
@@ -523,39 +539,19 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
                 server_rss_mib=r["server_rss_logged_in_mib"],
             )
         elif number == 5:
-            base, slow = r["baseline"], r["with_slow"]
-            ratio = (
-                round(slow["p99_ms"] / base["p99_ms"], 2)
-                if slow["p99_ms"] and base["p99_ms"]
-                else None
-            )
+            slow = r["with_slow"]
             row.update(
+                beside(r["baseline"], slow),
                 metric="others' p99 with/without slow",
-                value=ratio,
-                p50_ms=slow["p50_ms"],
-                p99_ms=slow["p99_ms"],
-                max_ms=slow["max_ms"],
-                baseline_p99_ms=base["p99_ms"],
-                kept_up=slow["kept_up"],
                 slow_disconnected=r["slow_disconnected"],
                 server_rss_mib=r["server_peak_rss_mib"],
                 server_cpu_pct=slow.get("server_cpu_pct"),
             )
         elif number == 13:
-            base, loaded = r["baseline"], r["with_uploads"]
-            ratio = (
-                round(loaded["p99_ms"] / base["p99_ms"], 2)
-                if loaded["p99_ms"] and base["p99_ms"]
-                else None
-            )
+            loaded = r["with_uploads"]
             row.update(
+                beside(r["baseline"], loaded),
                 metric="members' p99 with/without uploads",
-                value=ratio,
-                p50_ms=loaded["p50_ms"],
-                p99_ms=loaded["p99_ms"],
-                max_ms=loaded["max_ms"],
-                baseline_p99_ms=base["p99_ms"],
-                kept_up=loaded["kept_up"],
                 uploads=r["uploads"],
                 upload_mib_s=r["upload_mib_s"],
                 server_cpu_pct=loaded.get("server_cpu_pct"),
