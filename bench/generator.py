@@ -22,6 +22,7 @@ import asyncio
 import base64
 import collections
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -335,6 +336,59 @@ ADAPTERS = {"nexus": Nexus, "nexus-ws": NexusWs, "irc": Irc, "redis": Redis}
 # -- the generator ----------------------------------------------------------------
 
 
+class Uploader:
+    """One member POSTing files to /files back to back, in a process of its
+    own: an upload's copies and sends would otherwise stall the generator's
+    event loop and show up as the members' latency. Each file is a new
+    content (its first bytes numbered), so each is hashed and stored."""
+
+    def __init__(self, host: str, spec: dict[str, Any]) -> None:
+        context = multiprocessing.get_context("fork")
+        self._stopping = context.Event()
+        self._took, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=self._run, args=(host, spec, sender), daemon=True)
+        self._process.start()
+
+    def stop(self) -> list[float]:
+        """Ends the uploads after the one under way; the seconds each took."""
+        self._stopping.set()
+        took: list[float] = self._took.recv()
+        self._process.join()
+        return took
+
+    def _run(self, host: str, spec: dict[str, Any], took: Any) -> None:
+        port, size = spec["upload"]["port"], spec["upload"]["size"]
+        auth = base64.b64encode(f"{spec['names'][0]}:{spec['password']}".encode()).decode()
+        body = memoryview(os.urandom(1 << 20))
+        times: list[float] = []
+        n = 0
+        while not self._stopping.is_set():
+            n += 1
+            t0 = time.monotonic()
+            with socket.create_connection((host, port)) as sock:
+                sock.sendall(
+                    (
+                        f"POST /files HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                        f"Authorization: Basic {auth}\r\nContent-Length: {size}\r\n"
+                        f'Content-Disposition: attachment; filename="load{n}.bin"\r\n'
+                        "Connection: close\r\n\r\n"
+                    ).encode()
+                    + b"%08d" % n
+                )
+                left = size - 8
+                while left > 0:
+                    piece = body[8 : 8 + min(left, len(body) - 8)]
+                    sock.sendall(piece)
+                    left -= len(piece)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            if b" 201 " not in answer.split(b"\r\n", 1)[0]:
+                raise RuntimeError(f"upload refused: {answer[:200]!r}")
+            times.append(time.monotonic() - t0)
+        took.send(times)
+
+
 class Generator:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -552,12 +606,9 @@ class Generator:
         per_message = members if adapter.echoes else members - 1
         rate, duration = spec["rates"][0], spec["step_s"]
         baseline = await self.step(conns, adapter.say, rate, duration, per_message)
-        stop = asyncio.Event()
-        took: list[float] = []
-        uploader = asyncio.create_task(self.upload_until(stop, names[0], took))
+        uploader = Uploader(self.host, spec)
         loaded = await self.step(conns, adapter.say, rate, duration, per_message)
-        stop.set()
-        await uploader
+        took = uploader.stop()
         size = spec["upload"]["size"]
         return {
             "baseline": baseline,
@@ -567,40 +618,6 @@ class Generator:
             "upload_mib_s": round(len(took) * size / (1 << 20) / sum(took), 1) if took else None,
             "connections": len(self.conns),
         }
-
-    async def upload_until(self, stop: asyncio.Event, name: str, took: list[float]) -> None:
-        """POSTs files to /files until `stop`, each different (so each is
-        stored), in 1 MiB writes; the seconds each took go to `took`."""
-        upload = self.spec["upload"]
-        size, body = upload["size"], os.urandom(1 << 20)
-        auth = base64.b64encode(f"{name}:{self.spec['password']}".encode()).decode()
-        n = 0
-        while not stop.is_set():
-            n += 1
-            t0 = time.monotonic()
-            reader, writer = await asyncio.open_connection(self.host, upload["port"])
-            writer.write(
-                (
-                    f"POST /files HTTP/1.1\r\nHost: {self.host}:{upload['port']}\r\n"
-                    f"Authorization: Basic {auth}\r\nContent-Length: {size}\r\n"
-                    f'Content-Disposition: attachment; filename="load{n}.bin"\r\n'
-                    "Connection: close\r\n\r\n"
-                ).encode()
-            )
-            left = size
-            first = b"%08d" % n  # each upload a new content
-            while left > 0:
-                piece = (first + body[len(first) :])[: min(left, len(body))]
-                first = b""
-                writer.write(piece)
-                await writer.drain()
-                left -= len(piece)
-            status = await reader.readline()
-            await reader.read()
-            writer.close()
-            if b" 201 " not in status:
-                raise RuntimeError(f"upload refused: {status!r}")
-            took.append(time.monotonic() - t0)
 
     async def dm(self) -> dict[str, Any]:
         spec = self.spec

@@ -207,8 +207,9 @@ class Bench:
 
     def s5(self) -> dict[str, Any]:
         members = 20 if self.quick else 100
-        # A rate with headroom (~60 % of one core for Nexus): the question is
-        # whether one stalled member moves the others, not where the knee is.
+        # A rate the server keeps up with well below its knee (its core is
+        # busy, batching its writes): the question is whether one stalled
+        # member moves the others, not where the knee is.
         rate = 500 if self.quick else 4000
         spec = {
             "members": members,
@@ -230,27 +231,36 @@ class Bench:
 
     def s13(self) -> dict[str, Any]:
         """Scenario 1's room at a fixed rate, then the same while one member
-        uploads 25 MiB files to the web port one after another."""
-        rate = 1000 if self.quick else 4000  # ~60 % of the server's core, as scenario 5
+        uploads 25 MiB files to the web port one after another; at two rates.
+
+        At 200 messages/s (20k deliveries/s) the server's core is about a
+        third busy, so the figure says whether an upload takes the room's
+        time or only the idle time; at 4,000 messages/s the core is already
+        full (writes are batched to keep up), so every cycle an upload takes
+        is one the room waits for."""
+        rates = [100, 1000] if self.quick else [200, 4000]
         size = (5 if self.quick else 25) << 20
         names = [datagen.user_name(i) for i in range(100)]
         data = self.nexus_store("s13", 100, rooms_of={i: ["bench"] for i in range(100)})
-        server = NexusFilesServer(data.parent, data)
-        with server:
-            spec = {
-                "kind": "uploading",
-                "names": names,
-                "password": datagen.PASSWORD,
-                "members": 100,
-                "rates": [rate],
-                "step_s": self.step_s(10),
-                "sample": 0.1,
-                "upload": {"port": server.web_port, "size": size},
-                "port": server.port,
-                "server_pid": server.pid,
-                "proto": server.proto,
-            }
-            return {"nexus": run_generator(spec, 600)}
+        results = {}
+        for rate in rates:
+            server = NexusFilesServer(data.parent, data)
+            with server:
+                spec = {
+                    "kind": "uploading",
+                    "names": names,
+                    "password": datagen.PASSWORD,
+                    "members": 100,
+                    "rates": [rate],
+                    "step_s": self.step_s(10),
+                    "sample": 0.1,
+                    "upload": {"port": server.web_port, "size": size},
+                    "port": server.port,
+                    "server_pid": server.pid,
+                    "proto": server.proto,
+                }
+                results[f"nexus {rate:,} msgs/s"] = run_generator(spec, 600)
+        return results
 
     # -- Nexus-only scenarios ----------------------------------------------------
 

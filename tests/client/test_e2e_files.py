@@ -57,7 +57,7 @@ def test_an_upload_shows_its_row_and_preview_and_saves_the_same_bytes(tmux, file
 
     saved = tmp_path / "saved" / "lawn.png"
     tmux.keys("bob", f"/save {reference(screen, 'the lawn')} {saved}")
-    tmux.wait_for("bob", "saved")
+    tmux.wait_for("bob", "│ saved ")  # the note, not the typed path (".../saved/...")
     assert saved.read_bytes() == source.read_bytes()
 
 

@@ -20,8 +20,10 @@ from PIL import Image
 
 from nexus.server import records
 from nexus.server.files.shelf import UNSHARED_GRACE, files_root
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, needs_postgresql
+from tests.postgres import cluster
 from tests.procs import server_command
+from tests.test_migrate import everything, nexus_server
 from tests.web.conftest import WebRunning
 from tests.wire import Peer
 
@@ -91,6 +93,16 @@ async def test_hello_says_where_files_go(web: WebRunning) -> None:
         "url": f"http://127.0.0.1:{web.web_port}/files",
         "max_upload": 25 * 1024 * 1024,
     }
+
+
+async def test_hello_names_the_web_ports_own_host_when_it_has_one(start_web) -> None:
+    """With --web-host set, uploads go there, not to the address the chat
+    connection came to (the web port may not listen on that one)."""
+    web = await start_web(web_host="localhost")
+    peer = await Peer.connect(web.running.host, web.running.port)
+    hello = await peer.frame()
+    await peer.close()
+    assert hello["files"]["url"] == f"http://localhost:{web.web_port}/files"
 
 
 async def test_a_shared_file_reaches_a_member_byte_for_byte(pair: tuple[Member, Member]) -> None:
@@ -353,7 +365,7 @@ def maintenance(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*server_command(), *args], capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.engines("json", "sqlite")  # maintenance reads the file engines
+@pytest.mark.engines("json", "sqlite")  # backup of postgresql: pg_dump (below)
 async def test_check_verifies_and_backup_and_export_copy_the_files(
     start_web, tmp_path: Path, engine: str
 ) -> None:
@@ -381,6 +393,87 @@ async def test_check_verifies_and_backup_and_export_copy_the_files(
     out = maintenance("check", "--data", str(data))
     assert out.returncode == 1 and "damaged" in out.stderr
     copy = await start_web(data=dest)
+    ana.web = copy
+    status, _, body = await ana.get(up["url"])
+    assert status == 200 and body == png()
+
+
+@needs_postgresql
+@pytest.mark.engines("postgresql")
+async def test_check_and_export_read_a_postgresql_store_in_use(
+    start_web, tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While its server runs: check verifies the store and its files, export
+    copies the files, backup says to use pg_dump; altered content is damage."""
+    data = tmp_path / "store.pg"
+    web = await start_web(data=data)
+    store = ("--database", web.running.server.config.database, "--data", str(data))
+    ana = await member(web, "ana")
+    _, up = await ana.upload(png(), "red.png")
+    await ana.peer.ok("say", room="general", text="x", files=[up["id"]])
+    out = maintenance("check", *store)
+    assert out.returncode == 0, out.stderr
+    assert "store: 1 users, 3 rooms, 1 room messages, 0 conversations" in out.stdout
+    assert "files: 1 (1 contents" in out.stdout and out.stdout.endswith("ok\n")
+    exported = tmp_path / "exported"
+    code, said = await asyncio.to_thread(
+        nexus_server, capsys, "export", *store, "--files", str(exported)
+    )
+    assert code == 0 and '"name":"red.png"' in said, said
+    assert (exported / up["id"] / "red.png").read_bytes() == png()
+    code, said = await asyncio.to_thread(
+        nexus_server, capsys, "backup", str(tmp_path / "copy.db"), *store
+    )
+    assert code == 1 and said.startswith("nexus-server backup: use_pg_dump: ")
+    assert "pg_dump --format=custom" in said and not (tmp_path / "copy.db").exists()
+    elsewhere = str(tmp_path / "elsewhere.pg")
+    code, said = await asyncio.to_thread(nexus_server, capsys, "check", *store, "--data", elsewhere)
+    assert code == 1 and f"{elsewhere}.files is missing (is --data the server's?)" in said, said
+    content = next(p for p in stored(web) if "thumbs" not in p.parts[-2:])
+    content.write_bytes(b"altered")
+    code, said = await asyncio.to_thread(nexus_server, capsys, "check", *store)
+    assert code == 1 and said.startswith("nexus-server check: damaged: content "), said
+
+
+@needs_postgresql
+@pytest.mark.engines("json")
+async def test_a_store_goes_through_postgresql_and_sqlite_and_back_with_its_files(
+    start_web, tmp_path: Path, engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a real server wrote (messages, a DM, an edit, reactions, files)
+    goes json -> postgresql -> sqlite -> json unchanged, each step with its
+    files, exporting the same; a server on the last copy serves the file."""
+    source, pg_data = tmp_path / "source.json", tmp_path / "moved.pg"
+    web = await start_web(data=source)
+    ana, bob = await member(web, "ana"), await member(web, "bob")
+    _, up = await ana.upload(png(), "red.png")
+    _, note = await bob.upload(b"plain words", "note.txt")
+    sent = await ana.peer.ok("say", room="general", text="look @bob", files=[up["id"]])
+    await bob.peer.ok("react", room="general", seq=sent["seq"], emoji="🎉")
+    await ana.peer.ok("edit", room="general", seq=sent["seq"], text="look now @bob")
+    dm = await bob.peer.ok("dm", to="ana", text="yours", files=[note["id"]])
+    await ana.peer.ok("react", seq=dm["seq"], emoji="👀", **{"with": "bob"})
+    await web.running.close()
+    url = cluster().database_for(pg_data)
+    db, back = tmp_path / "moved.db", tmp_path / "back.json"
+    for src, dest in ((source, url), (url, db), (db, back)):
+        out = maintenance("migrate", str(src), str(dest), "--data", str(pg_data))
+        assert out.returncode == 0, out.stderr
+        assert "2 users" in out.stdout and "2 files' content" in out.stdout
+    assert await asyncio.to_thread(everything, back) == await asyncio.to_thread(everything, source)
+    stores = (
+        ("--data", str(source)),
+        ("--database", url, "--data", str(pg_data)),
+        ("--data", str(db)),
+    )
+    exports = [await asyncio.to_thread(nexus_server, capsys, "export", *store) for store in stores]
+    assert exports[0] == exports[1] == exports[2]
+    assert (
+        '"text":"look now @bob"' in exports[0][1] and '"reactions":{"👀":["ana"]}' in exports[0][1]
+    )
+    code, said = await asyncio.to_thread(nexus_server, capsys, "check", *stores[1])
+    assert code == 0 and "files: 2 (2 contents" in said, said
+    copy = await start_web(data=back)
     ana.web = copy
     status, _, body = await ana.get(up["url"])
     assert status == 200 and body == png()

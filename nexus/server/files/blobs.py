@@ -11,16 +11,16 @@ leaves in `tmp/` goes with `sweep` at the next start.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from nexus.server.files.background import Background
 from nexus.server.store.journal import fsync_directory
 
 HEAD = 4096  # bytes kept from the start of an upload, to tell its type
@@ -95,7 +95,9 @@ class Blobs:
                 entry.unlink()
         return len(left)
 
-    async def receive(self, chunks: AsyncIterator[bytes], limit: int) -> Received:
+    async def receive(
+        self, chunks: AsyncIterator[bytes], limit: int, background: Background
+    ) -> Received:
         """Stores what `chunks` bring, at most `limit` bytes (TooLarge past
         it). The bytes go to disk as they come, never held whole; if
         anything stops the stream, nothing of it stays."""
@@ -103,7 +105,10 @@ class Blobs:
             directory.mkdir(mode=0o700, exist_ok=True)
         temporary = self.tmp / secrets.token_hex(16)
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        sha, size, head, pending = hashlib.sha256(), 0, b"", bytearray()
+        sha, size, head = hashlib.sha256(), 0, b""
+        pending: list[bytes] = []  # pieces not yet absorbed, about WRITE bytes
+        gathered = 0
+        run = background.run  # hashing and writing take only the time the chat leaves
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -111,16 +116,17 @@ class Blobs:
                     raise TooLarge(limit)
                 if len(head) < HEAD:
                     head += chunk[: HEAD - len(head)]
-                pending += chunk
-                if len(pending) >= WRITE:
-                    await _in_thread(_absorb, fd, sha, bytes(pending))
-                    pending.clear()
-            await _in_thread(_absorb, fd, sha, bytes(pending))
-            await _in_thread(os.fsync, fd)
+                pending.append(chunk)
+                gathered += len(chunk)
+                if gathered >= WRITE:
+                    await run(_absorb, fd, sha, pending)
+                    pending, gathered = [], 0
+            await run(_absorb, fd, sha, pending)
+            await run(os.fsync, fd)
             os.close(fd)
             fd = -1
             digest = sha.hexdigest()
-            await _in_thread(self._place, temporary, digest)
+            await run(self._place, temporary, digest)
         except BaseException:
             if fd >= 0:
                 os.close(fd)
@@ -141,22 +147,12 @@ class Blobs:
         fsync_directory(target.parent)
 
 
-async def _in_thread(job: Callable[..., object], *args: object) -> None:
-    """Runs `job` in a thread and waits for it even when cancelled: the
-    file it works on must not be closed (and its descriptor reused) under it."""
-    done = asyncio.ensure_future(asyncio.to_thread(job, *args))
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await done
-        raise
-
-
-def _absorb(fd: int, sha: hashlib._Hash, data: bytes) -> None:
-    """Hashes and writes a piece, in a thread: hashlib lets go of the GIL
-    for big pieces, so the event loop serves others meanwhile."""
-    sha.update(data)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _absorb(fd: int, sha: hashlib._Hash, pieces: list[bytes]) -> None:
+    """Hashes and writes pieces, in a background thread: hashlib lets go
+    of the GIL for big pieces, so the event loop serves others meanwhile.
+    The pieces are the ones the socket gave, never joined (a copy a MiB)."""
+    for piece in pieces:
+        sha.update(piece)
+        view = memoryview(piece)
+        while view:
+            view = view[os.write(fd, view) :]

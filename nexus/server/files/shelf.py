@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nexus.protocol import FilesOffer
 from nexus.server import records
+from nexus.server.files.background import Background
 from nexus.server.files.blobs import Blobs, TooLarge
 from nexus.server.files.sniff import sniff
 from nexus.server.files.thumbs import thumbnail
@@ -66,10 +67,13 @@ class Shelf:
 
     def __init__(self, store: Store, root: Path, max_upload: int, quota: int) -> None:
         self.store = store
+        self.background = Background()
         self.blobs = Blobs(root)
         self.max_upload = max_upload
         self.quota = quota
-        self.web: tuple[str, int] | None = None  # the web port's scheme and port, once it listens
+        # The web port's scheme, host (None when it listens on every address,
+        # as the chat port's) and port, once it listens.
+        self.web: tuple[str, str | None, int] | None = None
         self.public_url = ""  # --public-url, when set
         self._arriving: Counter[str] = Counter()  # content stored, its record not yet written
         self._sweeper: asyncio.Task[None] | None = None
@@ -90,6 +94,7 @@ class Shelf:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        self.background.close()
 
     def offer(self, local: str | None) -> FilesOffer | None:
         """What `hello` says of files to a connection that came to address
@@ -97,8 +102,9 @@ class Shelf:
         if self.public_url:
             base = self.public_url.rstrip("/")
         elif self.web is not None:
-            scheme, port = self.web
-            host = f"[{local}]" if local and ":" in local else (local or "localhost")
+            scheme, named, port = self.web
+            host = named or local or "localhost"
+            host = f"[{host}]" if ":" in host else host
             base = f"{scheme}://{host}:{port}"
         else:
             return None
@@ -121,7 +127,7 @@ class Shelf:
             raise QuotaExceeded
         limit = max(0, min(self.max_upload, room))
         try:
-            got = await self.blobs.receive(chunks, limit)
+            got = await self.blobs.receive(chunks, limit, self.background)
         except TooLarge:
             if limit < self.max_upload:
                 raise QuotaExceeded from None
@@ -159,7 +165,7 @@ class Shelf:
             for file in self.store.model.files.values():
                 if file.sha == sha and file.width is not None and file.height is not None:
                     return file.width, file.height
-        made = await thumbnail(self.blobs.path(sha), kind, thumb)
+        made = await thumbnail(self.background, self.blobs.path(sha), kind, thumb)
         return (made.width, made.height) if made is not None else None
 
     async def sweep(self, now: float | None = None) -> int:

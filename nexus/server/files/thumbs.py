@@ -1,4 +1,4 @@
-"""Thumbnails of uploaded images, made with Pillow in a thread.
+"""Thumbnails of uploaded images, made with Pillow in a background thread.
 
 Only JPEG, PNG, WebP and GIF (the first frame), as sniffed: formats
 Pillow decodes well and browsers show. An image over MAX_PIXELS is never
@@ -10,7 +10,6 @@ comments) is written to the thumbnail.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import warnings
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
+
+from nexus.server.files.background import Background
 
 # Each type drawn, and the one Pillow decoder allowed to read it: a file is
 # never handed to a decoder its sniffed type does not name.
@@ -32,14 +33,14 @@ class Thumb:
     height: int
 
 
-async def thumbnail(source: Path, kind: str, target: Path) -> Thumb | None:
+async def thumbnail(background: Background, source: Path, kind: str, target: Path) -> Thumb | None:
     """Writes `source`'s thumbnail to `target` and returns the image's size,
     or None (and writes nothing) when it is not an image of those types,
     is damaged, or is too big to decode."""
     decoder = FORMATS.get(kind)
     if decoder is None:
         return None
-    return await asyncio.to_thread(_make, source, decoder, target)
+    return await background.run(_make, source, decoder, target)
 
 
 def _make(source: Path, decoder: str, target: Path) -> Thumb | None:

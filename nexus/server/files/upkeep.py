@@ -32,8 +32,11 @@ def verify(model: Model, root: Path) -> tuple[str, list[str]]:
     hash to its name."""
     held = {file.sha for file in model.files.values()}
     size = sum(file.size for file in model.files.values())
-    if not held and not root.exists():
-        return "files: none", []
+    if not root.exists():
+        if not held:
+            return "files: none", []
+        # One problem, not one a content: most likely --data is not the server's.
+        return f"files: {len(model.files):,}", [f"{root} is missing (is --data the server's?)"]
     blobs = Blobs(root)
     problems = []
     for sha in sorted(held):
