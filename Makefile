@@ -23,8 +23,12 @@ run: $(RUNTIME)
 	@echo "Start a client from another terminal:  $(BIN)/nexus-chat $(HOST) $(PORT)"
 	$(BIN)/nexus-server --host $(HOST) --port $(PORT)
 
+# On every core (pytest-xdist, each worker with its own PostgreSQL cluster),
+# then the few tests that time themselves by the wall clock, with no
+# neighbour on the other cores.
 test: $(DEV)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto -m "not alone"
+	$(BIN)/python -m pytest -q -m alone
 
 install: $(DEV)
 
