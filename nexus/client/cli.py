@@ -1,4 +1,5 @@
-"""`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]`: banner, login or registration, then chat.
+"""`nexus-chat [--tls | --tls-ca FILE] [HOST] [PORT]` (or `--server HOST[:PORT]`, repeated,
+for a cluster's nodes): banner, login or registration, then chat.
 
 `nexus-chat send|tail|login|ping ...` are the modes for scripts (script.py).
 Without HOST (on the command line, in $NEXUS_CHAT_SERVER or client.toml)
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
         "(default: choose among servers found on the LAN)",
     )
     p.add_argument("port", nargs="?", type=script.port_number, help="server port (9999)")
+    script.add_server_flag(p)
     p.add_argument("--user", metavar="NAME", help="log in as NAME without the questions")
     p.add_argument("--register", action="store_true", help="create the account first")
     p.add_argument(
@@ -336,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         return script.main(argv)
     args = parser().parse_args(argv)
     try:
+        server = script.server_setting(args.server, args.host)
         config = resolve(
-            {"server": args.host, "port": args.port, "user": args.user}
+            {"server": server, "port": args.port, "user": args.user}
             | {"tls": args.tls, "tls_ca": args.tls_ca}
         )
-    except ConfigError as exc:
+    except (ConfigError, script.UsageError) as exc:
         print(f"nexus-chat: {exc}", file=sys.stderr)
         return 2
     args.config, args.host, args.port, args.user = config, config.server, config.port, config.user

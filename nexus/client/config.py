@@ -3,7 +3,7 @@
 `$XDG_CONFIG_HOME/nexus/client.toml` (`~/.config/nexus/client.toml`):
 
     server = "chat.example.org"   # HOST when none is given; a cluster's nodes,
-                                  # tried in order: "a.example,b.example:9998"
+                                  # tried in order: ["a.example", "b.example:9998"]
     port = 9999
     user = "ana"
     tls = true                    # or tls_ca = "/etc/ssl/our-ca.pem"
@@ -174,7 +174,9 @@ def _notifications(value: Any, key: str) -> Notifications:
 
 
 def _servers(value: Any, key: str) -> str:
-    text = _text(value, key)
+    """One server, several comma-separated, or a list of them: kept as the one text
+    the command line and $NEXUS_CHAT_SERVER give, so every source reads alike."""
+    text = ",".join(_words(value, key)) if isinstance(value, list) else _text(value, key)
     try:
         parse_servers(text, DEFAULT_PORT)
     except ValueError as exc:

@@ -29,8 +29,10 @@ import orjson
 
 from nexus.client.config import PRECEDENCE, ClientConfig, ConfigError, resolve
 from nexus.client.connection import ChatConnection, ConnectionClosed
+from nexus.client.follow import Follow
 from nexus.client.render import attachment_row, clean
 from nexus.client.servers import Server, first_answering
+from nexus.client.session import BACKOFF, next_delay
 from nexus.client.tls import CertificateChanged, ClientTLS, describe, host_key
 from nexus.client.tokens import TokenStore
 from nexus.client.transfer import Files, TransferError
@@ -39,6 +41,7 @@ from nexus.protocol import FILES_MAX, DmEvent, Event, Hello, LoginReply, Message
 
 PASSWORD_ENV = "NEXUS_PASSWORD"
 MODES = ("send", "tail", "login", "ping")
+RECONNECT_FOR = 60.0  # seconds tail, given several servers, tries them after losing one
 
 
 class Failure(Exception):
@@ -65,8 +68,28 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def add_server_flag(p: argparse.ArgumentParser) -> None:
+    """--server, repeatable: the nodes of a cluster as one flag each, for those who
+    would rather not join them with commas in HOST."""
+    p.add_argument(
+        "--server",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="a server to try, in the order given; repeat it, or separate several with "
+        "commas (instead of HOST and PORT)",
+    )
+
+
+def server_setting(flags: list[str] | None, host: str | None) -> str | None:
+    """The server setting the command line gives: HOST, or the --server flags joined."""
+    if flags and host is not None:
+        raise UsageError(f"give the servers either as HOST or with --server, not both ({host})")
+    return ",".join(flags) if flags else host
+
+
 def add_connection_flags(p: argparse.ArgumentParser) -> None:
-    """--user, --tls/--no-tls, --tls-ca: the settings every mode shares."""
+    """--server, --user, --tls/--no-tls, --tls-ca: the settings every mode shares."""
+    add_server_flag(p)
     p.add_argument("--user", metavar="NAME", help="the account to use")
     p.add_argument(
         "--tls",
@@ -81,7 +104,8 @@ def add_connection_flags(p: argparse.ArgumentParser) -> None:
 CREDENTIALS = (
     f"Credentials: ${PASSWORD_ENV} if set (used even when a token is saved, and never "
     "saved), else the token saved by `nexus-chat login`; there is no password flag. "
-    "HOST may name several servers, HOST[:PORT],HOST[:PORT]: the first that answers is used."
+    "HOST (or --server) may name several servers, HOST[:PORT],HOST[:PORT]: the first that "
+    "answers is used."
 )
 
 
@@ -111,7 +135,9 @@ def parser(mode: str) -> argparse.ArgumentParser:
         p.description = (
             "Print messages as they arrive: `#room nick: text` (`@peer nick: text` for direct "
             "messages; each file shared on an indented line after it), or one JSON object a "
-            "line with --json. Exits 1 if the connection is lost."
+            "line with --json. Exits 1 if the connection is lost; given several servers, it "
+            "moves to the next that answers instead, printing first what it missed, and exits "
+            "1 only once none has answered for a minute."
         )
         p.add_argument("args", nargs="*", metavar="[HOST [PORT]]")
         p.add_argument(
@@ -169,11 +195,10 @@ def split_positionals(
 
 def settings(args: argparse.Namespace) -> tuple[ClientConfig, str | None]:
     """The resolved settings (flags > environment > file > defaults) and send's TEXT."""
-    unset = resolve({})
-    host, port, text = split_positionals(
-        args.args, unset.server is not None, with_text=args.mode == "send"
-    )
-    flags = {"server": host, "port": port, "user": args.user, "tls": args.tls}
+    configured = bool(args.server) or resolve({}).server is not None
+    host, port, text = split_positionals(args.args, configured, with_text=args.mode == "send")
+    server = server_setting(args.server, host)
+    flags = {"server": server, "port": port, "user": args.user, "tls": args.tls}
     flags["tls_ca"] = args.tls_ca
     config = resolve(flags)
     if config.user is None and args.mode != "ping":
@@ -208,6 +233,10 @@ async def connect(config: ClientConfig, *, keep_events: bool) -> tuple[ChatConne
     return conn, server
 
 
+class Unanswered(Failure):
+    """No server answered (a certificate refused is a plain Failure: retrying cannot help)."""
+
+
 async def open_first(
     servers: list[Server], tls: ClientTLS | None, *, keep_events: bool
 ) -> tuple[ChatConnection, Hello, Server]:
@@ -231,7 +260,7 @@ async def open_first(
         reason = connect_failure(exc, last.host, last.port, tls)
         if len(servers) > 1:
             reason = f"none of {len(servers)} servers answered; {reason}"
-        raise Failure(reason) from None
+        raise Unanswered(reason) from None
     if conn.tls_notice:
         print(f"nexus-chat: {conn.tls_notice}", file=sys.stderr)
     return conn, hello, server
@@ -453,23 +482,74 @@ def messages_of(event: Event, rooms: set[str]) -> MessageEvent | DmEvent | None:
 
 
 async def tail(args: argparse.Namespace, config: ClientConfig, out: TextIO) -> int:
+    """Prints messages as they come. Given several servers it outlives the one it is on:
+    it moves to the next that answers and first prints what it missed (follow.py)."""
     rooms = {r.lstrip("#").lower() for r in args.room or ()}
     me = config.user or ""
+    follow = Follow(me, rooms)
     shown = 0
-    async with session(config, keep_events=True) as (conn, reply):
-        for room in sorted(rooms):
-            await ensure_member(conn, reply, room)
-        async for event in conn:
-            message = messages_of(event, rooms)
-            if message is None:
-                continue
-            line = orjson.dumps(message).decode() if args.json else plain(message, me)
-            out.write(line + "\n")
-            out.flush()
-            shown += 1
-            if args.count is not None and shown >= args.count:
-                return 0
-    raise Failure("connection closed by the server")
+
+    def show(message: MessageEvent | DmEvent) -> bool:
+        """Prints `message`; True once --count are printed."""
+        nonlocal shown
+        line = orjson.dumps(message).decode() if args.json else plain(message, me)
+        out.write(line + "\n")
+        out.flush()
+        shown += 1
+        return args.count is not None and shown >= args.count
+
+    servers = config.servers()
+    conn, server = await connect(config, keep_events=True)
+    lost: Server | None = None  # the server the last connection was to
+    while True:
+        try:
+            reply = await log_in(conn, config, given_password(), TokenStore())
+            for room in sorted(rooms):
+                await ensure_member(conn, reply, room)
+            if lost is not None:
+                where = "back on" if server == lost else "moved to"
+                print(f"nexus-chat: {where} {server}", file=sys.stderr)
+                if any(show(message) for message in await follow.missed(conn)):
+                    return 0
+            elif len(servers) > 1:
+                await follow.start(conn, reply)
+            async for event in conn:
+                message = messages_of(event, rooms)
+                if message is not None and follow.fresh(message) and show(message):
+                    return 0
+            reason = "connection closed by the server"
+        except ConnectionClosed as exc:
+            reason = str(exc)
+        finally:
+            await conn.quit()
+        if len(servers) == 1:
+            raise Failure(reason)
+        print(f"nexus-chat: {server}: {reason}; trying the others", file=sys.stderr)
+        lost = server
+        conn, server = await reconnect(servers, lost, config.tls_settings())
+
+
+async def reconnect(
+    servers: list[Server], lost: Server, tls: ClientTLS | None
+) -> tuple[ChatConnection, Server]:
+    """A connection to the first server after `lost` that answers (`lost` is tried
+    last), round after round with the full-screen client's backoff, for up to
+    RECONNECT_FOR seconds: long enough for a node to be replaced, short enough that
+    a script watching tail hears of an outage."""
+    turn = servers.index(lost) + 1
+    order = servers[turn:] + servers[:turn]
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + RECONNECT_FOR
+    delay = BACKOFF[0]
+    while True:
+        try:
+            conn, _, server = await open_first(order, tls, keep_events=True)
+            return conn, server
+        except Unanswered as exc:
+            if loop.time() + delay > give_up:
+                raise Failure(f"connection lost, and for {RECONNECT_FOR:.0f} s {exc}") from None
+        await asyncio.sleep(delay)
+        delay = next_delay(delay)
 
 
 # -- login -------------------------------------------------------------------

@@ -1,13 +1,13 @@
 """Several servers for one chat: the nodes of a cluster, tried in order.
 
-The server setting (the HOST argument, `server` in client.toml,
-$NEXUS_SERVER) may name several, comma-separated, each `HOST` or
-`HOST:PORT` (`[::1]:9999` for an IPv6 address); one without a port uses
-the port setting. A client connects to the first that answers, and when
-its connection fails it tries the next at once, waiting only once a whole
-round has failed. Every node numbers a room's messages alike, so catching
-up after a move is what it is after any reconnect: fetching from the
-newest seq seen.
+The server setting (the HOST argument or --server flags, `server` in
+client.toml, $NEXUS_CHAT_SERVER) may name several, comma-separated (a list
+in client.toml, one flag each), each `HOST` or `HOST:PORT` (`[::1]:9999`
+for an IPv6 address); one without a port uses the port setting. A client
+connects to the first that answers, and when its connection fails it tries
+the next at once, waiting only once a whole round has failed. Every node
+numbers a room's messages alike, so catching up after a move is what it is
+after any reconnect: fetching from the newest seq seen.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ look-up on the server instead of a password hash), falling back to the
 password, where there is one, if the token is refused.
 Reconnects over TLS make the same certificate check as the first connect.
 Given several servers (a cluster's nodes), a failed or lost connection moves
-on to the next at once, and waits only once each has failed in turn.
+on to the next at once, and waits only once each has failed in turn; the
+buffer says which server it moved to, and, once an outage, that none answers.
 A server that ends the session itself (`auth_required` after the password
 was changed elsewhere) is not retried: the token it revoked cannot help.
 
@@ -539,12 +540,15 @@ class ChatSession:
         """
         delay = self.backoff[0]
         failed = 0  # attempts in a row that failed (a lost connection counts as one)
+        was_on: Server | None = self.server if conn is not None else None  # last online on
+        unanswered = 0  # servers tried in a row that could not be logged in to
         while not self._stopping:
             self._wake.clear()
+            unanswered += 1
             try:
                 if conn is None or login is None:
                     self.server = self.servers[self._next]
-                    self._status(f"connecting to {self.server}")
+                    self._status(f"connecting to {self.server}{self._place()}")
                     conn, login = await open_connection(
                         self.server.host,
                         self.server.port,
@@ -559,6 +563,9 @@ class ChatSession:
                 await self._settle(conn, login)
                 self.conn = conn
                 self.state.server = f"{self.server}" + (" TLS" if self.tls else "")
+                if was_on is not None and was_on != self.server:
+                    self.state.note(f"moved to {self.server}: {was_on} was lost")
+                was_on, unanswered = self.server, 0
                 self._status("online", connected=True)
                 delay, failed = self.backoff[0], 0
                 self._start_sending()
@@ -570,7 +577,7 @@ class ChatSession:
                     self._ended(conn.farewell)
                     return
                 if not self._stopping and not self._wake.is_set():
-                    self.state.error("connection lost: reconnecting")
+                    self.state.error(f"connection to {self.server} lost: reconnecting")
             except NexusError as exc:
                 if exc.code in FATAL:
                     self._status(f"logged out: {exc.message}")
@@ -596,6 +603,8 @@ class ChatSession:
             # The next server at once; a wait only once every one has failed.
             failed += 1
             self._next = (self._next + 1) % len(self.servers)
+            if unanswered == len(self.servers):  # said once an outage, not every round
+                self.state.error(f"{self._none_answer()}: retrying until one does")
             if self._wake.is_set():
                 delay = self.backoff[0]
                 continue
@@ -605,6 +614,17 @@ class ChatSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             delay = self.backoff[0] if self._wake.is_set() else next_delay(delay, self.backoff)
+
+    def _place(self) -> str:
+        """` (2 of 3)`: where the server tried is in the list, when there is one."""
+        if len(self.servers) == 1:
+            return ""
+        return f" ({self.servers.index(self.server) + 1} of {len(self.servers)})"
+
+    def _none_answer(self) -> str:
+        if len(self.servers) == 1:
+            return f"{self.server} does not answer"
+        return f"none of {', '.join(map(str, self.servers))} answers"
 
     def _caught_up(self, applied: int) -> None:
         """`applied` events of this connection are in the state (0: it is gone): the
@@ -673,33 +693,39 @@ class ChatSession:
             state.note(f"reconnected: {render.count(missed, 'missed message')} filled in")
         state.add_invitations(login.get("invited", []))
         unread = login["unread"]["dms"]
-        await self._conversations(conn, {name.casefold() for name in unread})
+        behind = await self._conversations(conn, {name.casefold() for name in unread})
         for user, count in unread.items():
-            page: DmsReply = await conn.request(
-                "dms", with_=user, limit=min(max(count, PAGE_DEFAULT), PAGE_MAX)
-            )
+            # A shown buffer may be further behind than the count: messages read elsewhere.
+            wanted = max(count, PAGE_DEFAULT, behind.get(user.casefold(), 0))
+            page: DmsReply = await conn.request("dms", with_=user, limit=min(wanted, PAGE_MAX))
             buffer = state.dm_buffer(user)
             state.add_dms(buffer, page["messages"], unread=count)
             buffer.more = page["more"]
         state.settled()
 
-    async def _conversations(self, conn: ChatConnection, unread: set[str]) -> None:
+    async def _conversations(self, conn: ChatConnection, unread: set[str]) -> dict[str, int]:
         """Opens a buffer for every conversation the server lists, the most recently
         active first, read ones included, and fills what a buffer already shown missed
         (the `unread` ones, case-folded names, are fetched with their counts after).
-        A server without `conversations` lists only the unread ones, at login."""
+        A server without `conversations` lists only the unread ones, at login.
+
+        Returns how many messages each `unread` one shown before is behind, by name."""
         try:
             listed: ConversationsReply = await conn.request("conversations", limit=PAGE_MAX)
         except NexusError:
-            return
+            return {}
+        behind = {}
         for info in listed["conversations"]:
             buffer = self.state.add_conversation(info)
             missed = info["seq"] - buffer.last_seq
-            if buffer.last_seq and missed > 0 and buffer.name.casefold() not in unread:
+            if buffer.last_seq and buffer.name.casefold() in unread:
+                behind[buffer.name.casefold()] = missed
+            elif buffer.last_seq and missed > 0:
                 page: DmsReply = await conn.request(
                     "dms", with_=buffer.name, limit=min(missed, PAGE_MAX)
                 )
                 self.state.add_dms(buffer, page["messages"])
+        return behind
 
     @staticmethod
     async def _gap(

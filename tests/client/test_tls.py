@@ -221,3 +221,42 @@ async def test_the_binary_refuses_a_changed_certificate_or_a_wrong_ca(
     first, failed = first_err.splitlines()  # the notice, then the (expected) login failure
     assert first == f"nexus-chat: trusting new certificate for 127.0.0.1:{port}, {served}"
     assert failed.startswith("nexus-chat: login failed:")
+
+
+async def test_each_of_several_servers_is_pinned_for_itself(
+    tls_server, impostor, tmp_path, known_hosts
+):
+    """Two nodes (relays to one TLS server): each host:port is pinned on its first
+    use, the move saying so; one later presenting another certificate is refused."""
+    nodes = [Proxy((tls_server.host, tls_server.port)) for _ in range(2)]
+    for node in nodes:
+        await node.mend()
+    servers = [Server("127.0.0.1", node.port) for node in nodes]
+    tls = ClientTLS.trust_on_first_use()
+    conn, login = await open_connection(
+        "127.0.0.1", nodes[0].port, fresh_name(), PASSWORD, register=True, tls=tls
+    )
+    state = ChatState(login["user"]["username"], "x")
+    session = ChatSession(state, servers, PASSWORD, tls=tls, backoff=(0.05, 0.1))
+    task = asyncio.create_task(session.run(conn, login))
+    try:
+        await until(lambda: state.connected, what="connected")
+        await nodes[0].cut()
+        await until(lambda: state.connected and session.server == servers[1], what="moved")
+        shown = "\n".join(entry.plain for entry in state.pane.entries)
+        assert f"trusting new certificate for {servers[1]}" in shown
+        digest = digest_of(tmp_path / "nexus_tls.crt")
+        assert known_hosts.read_text().splitlines() == [f"{s} {digest}" for s in servers]
+
+        await nodes[1].cut()
+        nodes[1].target = (impostor.host, impostor.port)
+        await nodes[1].mend()
+        await asyncio.wait_for(task, 5)  # the session stops at the refusal
+        assert state.connection == "refused: the server's certificate"
+        shown = "\n".join(entry.plain for entry in state.pane.entries)
+        assert f"the TLS certificate of {servers[1]} has CHANGED" in shown
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        for node in nodes:
+            await node.close()

@@ -23,6 +23,16 @@ WIDTH, HEIGHT = 100, 30
 
 def start_server(tmp_path: Path, *flags: str) -> Iterator[int]:
     """A nexus-server process on a free port (yielded), with extra `flags`; stopped afterwards."""
+    proc, port = launch(tmp_path, *flags)
+    try:
+        yield port
+    finally:
+        stop(proc)
+
+
+def launch(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], int]:
+    """A nexus-server process (its data in `tmp_path`) and the port it listens on, once it
+    does: a free one, unless `flags` give `--port`; `stop()` it afterwards."""
     if SERVER is None:
         pytest.skip("nexus-server is not installed (pip install -e .)")
     proc = subprocess.Popen(
@@ -44,18 +54,24 @@ def start_server(tmp_path: Path, *flags: str) -> Iterator[int]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 15
-        line = ""
-        while "listening on" not in line:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
-            if not ready or proc.poll() is not None:
-                pytest.fail(f"nexus-server did not start: {line!r}")
-            line = proc.stdout.readline()
-        yield int(line.rsplit(":", 1)[1].split()[0])
-    finally:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 15
+    line = ""
+    while "listening on" not in line:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+        if not ready or proc.poll() is not None:
+            stop(proc)
+            pytest.fail(f"nexus-server did not start: {line!r}")
+        line = proc.stdout.readline()
+    return proc, int(line.rsplit(":", 1)[1].split()[0])
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Ends a server `launch` started, if it is still running."""
+    if proc.poll() is None:
         proc.terminate()
         proc.wait(10)
+    if proc.stdout is not None:
         proc.stdout.close()
 
 
