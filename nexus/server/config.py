@@ -9,6 +9,7 @@ environment variable and its key in the file (the flag's name, `port`,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -169,6 +170,13 @@ class ServerConfig:
     login_timeout: float = setting(30.0, "seconds an anonymous connection gets to log in")
     login_frames: int = setting(64, "frames an anonymous connection may send before logging in")
     max_connections_per_ip: int = setting(64, "connections one address may hold (loopback too)")
+    proxy_from: tuple[str, ...] = setting(
+        (),
+        "addresses of load balancers (CIDR, comma-separated or repeated) whose connections begin"
+        " with a PROXY protocol header (HAProxy's send-proxy) naming the client, whose address"
+        " then counts for caps, login throttling and flood control; not with TLS (terminate it"
+        " at the balancer)",
+    )
     keepalive_idle: int = setting(
         60, "seconds of silence before TCP keepalive probes a peer (drops half-open connections)"
     )
@@ -183,6 +191,8 @@ class ServerConfig:
             raise ValueError(f"--password-min-length: 1-{PASSWORD_MAX}, not {value}")
         if name == "default_rooms":
             value = room_names(value)
+        elif name == "proxy_from":
+            value = proxy_networks(value)
         elif name == "irc_server_name" and not _SERVER_NAME_RE.fullmatch(value):
             raise ValueError(f"--irc-server-name: {value!r} is not nexus or a host name")
         object.__setattr__(self, name, value)
@@ -217,11 +227,30 @@ class ServerConfig:
             config.data = ENGINES[config.store]
         if config.store == "postgresql" and not config.database:
             raise ValueError("--store postgresql needs --database postgresql://...")
+        if config.proxy_from and (config.tls or config.tls_cert or config.ircs_port is not None):
+            raise ValueError(
+                "--proxy-from: not with TLS (--tls, --ircs-port): terminate TLS at the balancer"
+            )
         return config
 
 
 # An IRC server's name: a host name (a dot keeps it apart from every nick), or nexus.
 _SERVER_NAME_RE = re.compile(r"nexus|(?=.{1,63}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def proxy_networks(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """--proxy-from's networks, several to an item with commas, each in its
+    canonical form (a bare address is a /32 or /128); ValueError for others."""
+    found: list[str] = []
+    for item in items:
+        for part in filter(None, (part.strip() for part in item.split(","))):
+            try:
+                network = str(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"--proxy-from: {part!r} is not an address or network") from None
+            if network not in found:
+                found.append(network)
+    return tuple(found)
 
 
 def room_names(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
+from collections.abc import Callable
 from functools import partial
 
 from nexus.server.auth import PasswordHashing
@@ -19,6 +20,7 @@ from nexus.server.files.shelf import Shelf, files_root
 from nexus.server.frames import Frame
 from nexus.server.frontends.http import Http, Web
 from nexus.server.frontends.irc import IrcProtocol
+from nexus.server.frontends.proxied import behind_proxies, networks
 from nexus.server.frontends.tcp import TcpProtocol
 from nexus.server.frontends.ws import WsProtocol
 from nexus.server.hub import Hub
@@ -67,8 +69,16 @@ class NexusServer:
         server.tls = server_context(config)
         store.start()
         loop = asyncio.get_running_loop()
+        proxies = networks(config.proxy_from)
+
+        def proxied(make: Callable[[], TcpProtocol]) -> Callable[[], asyncio.Protocol]:
+            return behind_proxies(make, proxies, config.login_timeout)
+
         server.listener = await loop.create_server(
-            lambda: TcpProtocol(server.core, server.tls), config.host, config.port, backlog=1024
+            proxied(lambda: TcpProtocol(server.core, server.tls)),
+            config.host,
+            config.port,
+            backlog=1024,
         )
         if config.web_port is not None:
             site = server.http = Http(config, Web(config))
@@ -80,13 +90,14 @@ class NexusServer:
             FileRoutes(shelf, Credentials(store, server.hashing, server.core.policy)).add_to(site)
             await site.start()
             server.web_listener = await loop.create_server(
-                lambda: WsProtocol(server.core, server.tls, site),
+                proxied(lambda: WsProtocol(server.core, server.tls, site)),
                 config.web_host or config.host,
                 config.web_port,
                 backlog=1024,
             )
             shelf.web = (
                 "https" if server.tls else "http",
+                None if config.web_host in ("", "0.0.0.0", "::") else config.web_host,
                 server.web_listener.sockets[0].getsockname()[1],
             )
             server.core.shelf = shelf
@@ -95,7 +106,7 @@ class NexusServer:
             if port is not None:
                 tls = server.irc_tls() if name == "ircs" else None
                 server.irc[name] = await loop.create_server(
-                    partial(IrcProtocol, server.core, tls), config.host, port, backlog=1024
+                    proxied(partial(IrcProtocol, server.core, tls)), config.host, port, backlog=1024
                 )
         return server
 

@@ -202,6 +202,8 @@ def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 class Owner(Protocol):
     """The connection's protocol (ws.py), which admitted it and keeps its deadline."""
 
+    ip: str | None  # the client's address, a proxy's PROXY header's if one came
+
     def request_began(self) -> None: ...
 
 
@@ -287,6 +289,8 @@ class Http:
         protocol = request.protocol
         if isinstance(protocol, HttpHandler):
             protocol.owner.request_began()
+            if protocol.owner.ip and protocol.owner.ip != request.remote:  # behind a proxy
+                request = request.clone(remote=protocol.owner.ip)
         transport = request.transport
         local = (transport.get_extra_info("sockname") or ("",))[0] if transport else None
         refused = self.web.host_refused(request.headers.getall("Host", []), local)

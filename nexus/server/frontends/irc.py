@@ -109,10 +109,10 @@ class IrcProtocol(TcpProtocol):
             transport.abort()
 
     def _open(self, transport: asyncio.Transport) -> None:
-        peername = transport.get_extra_info("peername") or ("?", 0)
+        host, port = self.peer or ("?", 0)
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
         link = self.link = IrcLink(transport, self.translator)
-        peer = f"{peername[0]}:{peername[1]} (irc)"
+        peer = f"{host}:{port} (irc)"
         guests = self.core.config.irc_guests
         self.connection = link.connection = self.core.open(link, link, self.ip or "?", peer, guests)
         self._feed()

@@ -102,7 +102,7 @@ class TransportLink:
 class TcpProtocol(asyncio.Protocol):
     """One TCP connection: admitted, maybe upgraded to TLS, then driven by the core."""
 
-    __slots__ = ("connection", "core", "framer", "ip", "tls", "upgrade")
+    __slots__ = ("connection", "core", "framer", "ip", "peer", "tls", "upgrade")
 
     def __init__(self, core: Core, tls: ssl.SSLContext | None) -> None:
         self.core = core
@@ -110,11 +110,16 @@ class TcpProtocol(asyncio.Protocol):
         self.framer = LineFramer(core.config.max_frame)
         self.connection: Connection | None = None
         self.ip: str | None = None  # set once admitted
+        # The client's address and port: the socket's peer, or the one a
+        # trusted proxy's PROXY header named (proxied.py sets it first).
+        self.peer: tuple[str, int] | None = None
         self.upgrade: asyncio.Task[None] | None = None
 
     def connection_made(self, base: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, base)  # uvloop's are not registered subclasses
-        ip = (transport.get_extra_info("peername") or ("?", 0))[0]
+        if self.peer is None:
+            self.peer = transport.get_extra_info("peername") or ("?", 0)
+        ip = self.peer[0]
         if not self.core.admit(ip):
             self.turn_away(transport)
             return
@@ -188,12 +193,12 @@ class TcpProtocol(asyncio.Protocol):
         self._open(app)
 
     def _open(self, transport: asyncio.Transport) -> None:
-        peername = transport.get_extra_info("peername") or ("?", 0)
+        host, port = self.peer or ("?", 0)
         # Past the soft limit the transport pauses writing, so the core learns
         # when a peer stops reading and when it reads again.
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
         link = TransportLink(transport)
-        self.connection = self.core.open(link, link, self.ip or "?", f"{peername[0]}:{peername[1]}")
+        self.connection = self.core.open(link, link, self.ip or "?", f"{host}:{port}")
 
     def data_received(self, data: bytes) -> None:
         if self.connection is not None:

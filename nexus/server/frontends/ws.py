@@ -309,10 +309,10 @@ class WsProtocol(TcpProtocol):
         self._send_own()
         if self.expiry is not None:
             self.expiry.cancel()  # the core's login deadline takes over
-        peername = transport.get_extra_info("peername") or ("?", 0)
+        host, port = self.peer or ("?", 0)
         transport.set_write_buffer_limits(high=self.core.config.max_outbound)
         link = self.link = WsLink(transport, self)
-        self.connection = self.core.open(link, self, self.ip or "?", f"{peername[0]}:{peername[1]}")
+        self.connection = self.core.open(link, self, self.ip or "?", f"{host}:{port}")
 
     def eof_received(self) -> bool:
         if self.http is not None:
