@@ -101,6 +101,9 @@ StartServer = Callable[..., Awaitable[Running]]
 _DEFAULT_ENGINES = "json,sqlite,postgresql" if binaries() else "json,sqlite"
 ENGINES = tuple(os.environ.get("NEXUS_TEST_ENGINES", _DEFAULT_ENGINES).split(","))
 ONE_ENGINE = ("tests/client/", "tests/web/test_page")
+needs_postgresql = pytest.mark.skipif(
+    "postgresql" not in ENGINES, reason="PostgreSQL is not installed or not in NEXUS_TEST_ENGINES"
+)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -44,16 +44,24 @@ class Cluster:
             self.port = probe.getsockname()[1]
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
-        data = self.dir / "data"
-        self._run("initdb", "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
+        self.data = self.dir / "data"
+        self._run(
+            "initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync"
+        )
+        self.start()
+        atexit.register(self.stop)
+
+    def start(self) -> None:
         options = (
             f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=500"
         )
-        self._run(
-            "pg_ctl", "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w", "start"
-        )
-        atexit.register(self.stop)
+        log = str(self.dir / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def halt(self) -> None:
+        """Stops the server as an operator would (its clients cut off), keeping its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin / program), *args]
@@ -74,7 +82,9 @@ class Cluster:
         return self.url(name)
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+        if not self.dir.exists():
+            return  # stopped already
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

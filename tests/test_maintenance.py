@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import os
+import re
 import shutil
+import sqlite3
 import stat
 import subprocess
 
+import psycopg
 import pytest
 
-from nexus.server import maintenance
+from nexus.server import cli, maintenance
 from nexus.server.records import from_json
 from nexus.server.store.journal import JournalStore, encode_record
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, needs_postgresql
+from tests.postgres import cluster
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
 
@@ -206,3 +212,42 @@ def test_a_journal_record_that_does_not_apply_is_damage(tmp_path):
     )
     out = server("check", "--data", str(data))
     assert out.returncode == 1 and "record 1 does not apply" in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=needs_postgresql)])
+def test_check_finds_what_start_up_would_trip_on_in_a_database(tmp_path, kind, capsys):
+    """A table engine's store whose rows disagree (a user gone, whose
+    membership and conversation stay; a room numbered behind its messages):
+    exit 1 naming each. PostgreSQL's comes from --config, its indexes
+    verified with amcheck once the database has it."""
+    source = tmp_path / "nexus_data.json"
+    asyncio.run(fill(source))
+    if kind == "sqlite":
+        dest = str(tmp_path / "nexus_data.db")
+        connect = functools.partial(sqlite3.connect, dest, isolation_level=None)
+        flags = ["--data", dest]
+    else:
+        dest = cluster().database_for(tmp_path / "nexus_data.pg")
+        connect = functools.partial(psycopg.connect, dest, autocommit=True)
+        config = tmp_path / "server.toml"
+        config.write_text(f'store = "postgresql"\ndatabase = "{dest}"\n')
+        flags = ["--config", str(config)]
+    assert cli.main(["migrate", str(source), dest]) == 0
+    if kind == "postgresql":
+        with contextlib.closing(connect()) as db:
+            db.execute("CREATE EXTENSION amcheck")
+    capsys.readouterr()
+    assert cli.main(["check", *flags]) == 0
+    report = capsys.readouterr().out
+    assert "store: 2 users, 3 rooms, 3 room messages, 1 conversations" in report
+    if kind == "postgresql":
+        assert re.search(r"indexes: \d+ verified \(amcheck\), sound", report), report
+    with contextlib.closing(connect()) as db:
+        db.execute("DELETE FROM users WHERE key = 'bob'")
+        db.execute("UPDATE rooms SET last_seq = 1 WHERE name = 'general'")
+    assert cli.main(["check", *flags]) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("nexus-server check: damaged: ") and said.count("\n") == 1
+    assert "bob is a member of #general, but that user or room is gone" in said
+    assert "the conversation of ana and bob names a user who is gone" in said
+    assert "#general has message 3 past its last number, 1" in said

@@ -6,12 +6,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import orjson
+import psycopg
+import pytest
 
+from nexus.server import cli
+from nexus.server.files.shelf import files_root
 from nexus.server.model import Message
 from nexus.server.records import from_json
 from nexus.server.store.journal import JournalStore
+from tests.conftest import needs_postgresql
+from tests.postgres import cluster
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
 
@@ -81,6 +88,17 @@ RECORDS = [
     {"op": "delete", "user": "ana", "room": "tmp"},
     {"op": "admin", "user": "ana", "target": "bob", "on": True},
 ]
+# A file's record (its content is the test's to put in place, or not).
+UPLOAD = {
+    "op": "upload",
+    "user": "bob",
+    "id": "F" * 22,
+    "name": "a.txt",
+    "size": 1,
+    "kind": "text/plain",
+    "ts": TS + 18,
+    "sha": "0" * 64,
+}
 
 
 def server(*args: str) -> subprocess.CompletedProcess[str]:
@@ -95,9 +113,9 @@ def everything(path: Path) -> bytes:
     )
 
 
-async def fill(path: Path) -> None:
+async def fill(path: Path, more: tuple[dict[str, Any], ...] = ()) -> None:
     store = await JournalStore.open(path)
-    for record in RECORDS:
+    for record in [*RECORDS, *more]:
         store.apply(from_json(record))
     await store.close()
 
@@ -191,3 +209,63 @@ def test_backup_of_a_database_in_use_is_one_sound_file(tmp_path):
     asyncio.run(scenario())
     again = server("backup", str(dest), "--data", str(data))
     assert again.returncode == 1 and "never overwrites" in again.stderr
+
+
+@needs_postgresql
+def test_migrate_into_a_database_writes_an_empty_one_whole_or_not_at_all(tmp_path, capsys):
+    """Into PostgreSQL: only an empty database, and a migrate that fails
+    midway (content a file record names is gone) leaves it empty, with no
+    files beside it (one whose files directory is missing is refused
+    first); a bad or unreachable URL: one line with its code."""
+    source, plain, pg_data = tmp_path / "source.json", tmp_path / "plain.json", tmp_path / "s.pg"
+    url = cluster().database_for(pg_data)
+    asyncio.run(fill(source, (UPLOAD,)))
+    code, said = nexus_server(capsys, "migrate", str(source), url, "--data", str(pg_data))
+    assert code == 1 and said.startswith("nexus-server migrate: no_files: "), said
+    files_root(source).mkdir()  # but not the content
+    assert nexus_server(capsys, "migrate", str(source), url, "--data", str(pg_data)) == (
+        1,
+        f"nexus-server migrate: {files_root(source)}/00/{'0' * 64}: No such file or directory\n",
+    )
+    assert not files_root(pg_data).exists()
+    with psycopg.connect(url) as db:
+        assert tables(db) == 0
+    asyncio.run(fill(plain))
+    code, said = nexus_server(capsys, "migrate", str(plain), url, "--data", str(pg_data))
+    assert code == 0 and "migrated 3 users" in said, said
+    before = nexus_server(capsys, "export", "--database", url)
+    code, said = nexus_server(capsys, "migrate", str(plain), url, "--data", str(pg_data))
+    assert code == 1 and said.startswith("nexus-server migrate: not_empty: "), said
+    assert nexus_server(capsys, "export", "--database", url) == before
+    assert before[1].count("\n") == 7
+    foreign = cluster().database_for(tmp_path / "foreign.pg")
+    with psycopg.connect(foreign) as db:
+        db.execute("CREATE TABLE accounts (id INTEGER)")
+    code, said = nexus_server(capsys, "migrate", str(plain), foreign)
+    assert code == 1 and "holds 1 tables" in said, said
+    with psycopg.connect(foreign) as db:
+        assert tables(db) == 1
+    for bad, kind in [
+        ("postgresql://nexus:hunter2@127.0.0.1:1/none", "unreachable"),
+        ("postgresql://nexus:hunter2@[::1/none", "bad_url"),
+        ("postgresql://nexus@127.0.0.1:port/none", "bad_url"),
+    ]:
+        code, said = nexus_server(capsys, "migrate", str(plain), bad)
+        assert code == 1 and said.startswith(f"nexus-server migrate: {kind}: "), said
+        assert said.count("\n") == 1 and "hunter2" not in said
+    code, said = nexus_server(capsys, "check", "--database", cluster().url())
+    assert code == 1 and said.startswith("nexus-server check: no_store: "), said
+
+
+def nexus_server(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """The exit status of `nexus-server ARGV`, run in this process (no
+    start-up to wait for), and what it printed: its errors if it failed."""
+    code = cli.main(list(argv))
+    printed = capsys.readouterr()
+    return code, printed.err if code else printed.out
+
+
+def tables(db: psycopg.Connection[Any]) -> int:
+    """How many tables the database's public schema holds."""
+    found = db.execute("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    return int(found[0]) if found else 0

@@ -1,8 +1,10 @@
 """`nexus-server check`, `backup DEST`, `export` and `migrate SRC DEST`: the
-store, read safely while it is in use, on either engine.
+store, read safely while it is in use, on every engine.
 
-The engine is the configuration's (`--store`), or for `migrate` each file's
-by its suffix (`.db`, `.sqlite`: sqlite; anything else: json).
+The engine is the configuration's: PostgreSQL with `--store postgresql`
+(or `--database URL`), else the data file's by its suffix (`.db`,
+`.sqlite`: sqlite; anything else: json); for `migrate`, each of SRC and
+DEST is a `postgresql://` URL or a file named so.
 
 SQLite: `check` runs SQLite's integrity check and reads the tables as
 start-up does, `backup` uses SQLite's online backup (a consistent copy while
@@ -25,9 +27,15 @@ between and the read is made again. A backup is then written as one new
 snapshot (a fold of the two), checksummed like the server's, loaded again
 to verify it, and renamed into place.
 
+PostgreSQL (maintenance_pg.py): `check` and `export` read the tables as
+sqlite's are read, in one read-only snapshot; `migrate` writes into an
+empty database only, in one transaction. `backup` refuses, saying how
+pg_dump does it: a backup of a PostgreSQL store is PostgreSQL's to make.
+
 Files (files/upkeep.py): `check` hashes the content every file record
 names; `backup` and `migrate` copy that content beside the new store
-(`DEST.files/`), refusing if it exists.
+(`DEST.files/`, or a PostgreSQL store's `--data` FILE.files), refusing if
+it exists.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -46,6 +55,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from nexus.server import maintenance_pg as pg
+from nexus.server.config import ENGINES
 from nexus.server.config import load as load_config
 from nexus.server.files import upkeep
 from nexus.server.files.shelf import files_root
@@ -69,7 +80,12 @@ READ_ATTEMPTS = 10  # compactions are minutes apart on a busy server; a few trie
 
 
 class Unusable(Exception):
-    """The command cannot do its job; the message says why (exit status 1)."""
+    """The command cannot do its job (exit status 1): `code` names the kind
+    of failure, the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(slots=True)
@@ -122,7 +138,7 @@ def read_store(data: Path) -> Reading:
     DamagedStore (naming the real files) or Unusable."""
     journal = data.with_name(data.name + ".journal")
     if not data.exists() and not journal.exists():
-        raise Unusable(f"no store at {data} (nor {journal.name})")
+        raise Unusable("no_store", f"no store at {data} (nor {journal.name})")
     for _ in range(READ_ATTEMPTS):
         before = (_identity(data), _identity(journal))
         snapshot, log = _read(data), _read(journal)
@@ -141,7 +157,7 @@ def read_store(data: Path) -> Reading:
                     continue
                 raise DamagedStore(str(exc).replace(str(copy), str(data))) from None
         return Reading(store, len(snapshot), whole, len(log) - whole)
-    raise Unusable(f"{data} kept changing while it was read; try again")
+    raise Unusable("changing", f"{data} kept changing while it was read; try again")
 
 
 def counts(model: Model) -> dict[str, int]:
@@ -160,7 +176,13 @@ def _summary(found: dict[str, int]) -> str:
     return ", ".join(f"{n:,} {what}" for what, n in found.items())
 
 
-def check(data: Path, out: TextIO) -> None:
+def check(data: Path, out: TextIO, database: str = "") -> None:
+    """Reports what the store holds; raises DamagedStore (or Unusable) if it
+    cannot be trusted. `database`: a PostgreSQL store's URL (`data` then
+    names only where its files are)."""
+    if database:
+        check_postgres(database, data, out)
+        return
     if engine_of(data) == "sqlite":
         check_database(data, out)
         return
@@ -201,7 +223,9 @@ def _copy_files(model: Model, data: Path, dest: Path) -> str:
 
 def _no_files_at(dest: Path) -> None:
     if files_root(dest).exists():
-        raise Unusable(f"{files_root(dest)} exists: never overwritten; remove it or choose another")
+        raise Unusable(
+            "exists", f"{files_root(dest)} exists: never overwritten; remove it or choose another"
+        )
 
 
 def _roles(model: Model, out: TextIO) -> None:
@@ -219,7 +243,16 @@ def _names(model: Model, keys: set[str]) -> str:
     return ", ".join(names) if names else "none (nexus-server --admin NAME names one)"
 
 
-def backup(data: Path, dest: Path, out: TextIO) -> None:
+def backup(data: Path, dest: Path, out: TextIO, database: str = "") -> None:
+    if database:
+        url = pg.shown(database)
+        raise Unusable(
+            "use_pg_dump",
+            f"a PostgreSQL store is backed up with pg_dump: pg_dump --format=custom --file=FILE"
+            f" '{url}', then a copy of {files_root(data)} (README, Backups, checks and"
+            f" exports); for one file any engine reads: nexus-server migrate '{url}' DEST.db"
+            f" --data {data}",
+        )
     if dest.is_dir():
         dest = dest / data.name
     if engine_of(data) == "sqlite":
@@ -227,11 +260,12 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         return
     if dest.with_name(dest.name + ".journal").exists():
         raise Unusable(
+            "exists",
             f"{dest}.journal exists and would be replayed over the backup: a backup is the"
-            " single file DEST; remove it or choose another DEST"
+            " single file DEST; remove it or choose another DEST",
         )
     if dest.resolve() == data.resolve():
-        raise Unusable("DEST is the store itself")
+        raise Unusable("same_store", "DEST is the store itself")
     _no_files_at(dest)
     reading = read_store(data)
     store = reading.store
@@ -240,7 +274,9 @@ def backup(data: Path, dest: Path, out: TextIO) -> None:
         size = _write_private(tmp, pieces)
         copy = inspect(tmp)  # the backup must load as the original did
         if counts(copy.model) != counts(store.model) or copy.last_record != store.last_record:
-            raise Unusable("the backup written does not load as the store did; nothing kept")
+            raise Unusable(
+                "not_verified", "the backup written does not load as the store did; nothing kept"
+            )
     files = _copy_files(store.model, data, dest)
     out.write(f"backed up {_summary(counts(store.model))} (records up to {store.last_record})")
     out.write(f" to {dest} ({size:,} bytes){files}\n")
@@ -260,18 +296,24 @@ def messages(model: Model, rooms: set[str] | None) -> list[dict[str, Any]]:
     return [m.wire() for m in found]
 
 
-def export(data: Path, rooms: list[str] | None, out: TextIO, files: Path | None = None) -> None:
+def export(
+    data: Path, rooms: list[str] | None, out: TextIO, files: Path | None = None, database: str = ""
+) -> None:
     """Prints the messages; with `files`, also copies the files they carry
-    there, each as `<id>/<name>` (what a message's attachment names)."""
+    there, each as `<id>/<name>` (what a message's attachment names).
+    `database`: a PostgreSQL store's URL."""
     wanted = {r.lstrip("#").lower() for r in rooms} if rooms else None
     if files is not None and files.exists() and any(files.iterdir()):
-        raise Unusable(f"{files} is not empty: an export never overwrites")
-    if engine_of(data) == "sqlite":
+        raise Unusable("exists", f"{files} is not empty: an export never overwrites")
+    if database:
+        with pg.reading(database) as db:
+            carried = export_rows(db, wanted, out, files is not None)
+    elif engine_of(data) == "sqlite":
         carried = export_database(data, wanted, out, files is not None)
     else:
         model = read_store(data).store.model
         if wanted and (missing := wanted - set(model.rooms)):
-            raise Unusable(f"no such room: {', '.join(sorted(missing))}")
+            raise Unusable("no_such_room", f"no such room: {', '.join(sorted(missing))}")
         carried = {}
         for message in messages(model, wanted):
             out.write(orjson.dumps(message).decode() + "\n")
@@ -288,12 +330,12 @@ def export(data: Path, rooms: list[str] | None, out: TextIO, files: Path | None 
 def reading_database(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to the database at `path`, checked to be Nexus's."""
     if not path.exists():
-        raise Unusable(f"no store at {path}")
+        raise Unusable("no_store", f"no store at {path}")
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             sql.check_schema(db, path)
             if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                raise Unusable(f"{path} is an empty database, not a Nexus store yet")
+                raise Unusable("no_store", f"{path} is an empty database, not a Nexus store yet")
             yield db
     except sqlite3.DatabaseError as exc:
         raise DamagedStore(f"{path}: not a usable Nexus database ({exc})") from None
@@ -306,19 +348,42 @@ def check_database(path: Path, out: TextIO) -> None:
             raise DamagedStore(f"{path}: " + "; ".join(problems[:5]))
         version = db.execute("PRAGMA user_version").fetchone()[0]
         out.write(f"database: {path} ({path.stat().st_size:,} bytes, schema {version}, sound)\n")
-        model = sql.read_model(db, 1, 1)  # the tables as start-up reads them
-        found = sql.counts(db)
+        model = check_tables(db, str(path), out)
         indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
         waiting = db.execute("SELECT COUNT(*) FROM messages WHERE id > ?", (indexed,))
-        out.write(f"store: {_summary(found)}\n")
         out.write(f"search: {waiting.fetchone()[0]:,} messages not indexed yet\n")
     _check_files(model, path, out)
     _roles(model, out)
 
 
+def check_postgres(url: str, data: Path, out: TextIO) -> None:
+    """`check` of a PostgreSQL store: its tables in one snapshot, its indexes
+    (amcheck, where installed), and its files beside `data`."""
+    with pg.reading(url) as db:
+        version = pg.schema_of(db)
+        out.write(f"database: {pg.shown(url)} ({pg.describe(db)}, schema {version})\n")
+        out.write(pg.index_check(db) + "\n")
+        model = check_tables(db, pg.shown(url), out)
+    _check_files(model, data, out)
+    _roles(model, out)
+
+
+def check_tables(db: Any, where: str, out: TextIO) -> Model:
+    """What `check` says of any table engine's tables (their consistency,
+    then their counts); the model as start-up reads it."""
+    problems = sql.inconsistencies(db)
+    if problems:
+        raise DamagedStore(f"{where}: " + "; ".join(problems[:5]))
+    model = sql.read_model(db, 1, 1)
+    out.write(f"store: {_summary(sql.counts(db))}\n")
+    return model
+
+
 def backup_database(path: Path, dest: Path, out: TextIO) -> None:
     if dest.exists():
-        raise Unusable(f"{dest} exists: a backup never overwrites; remove it or choose another")
+        raise Unusable(
+            "exists", f"{dest} exists: a backup never overwrites; remove it or choose another"
+        )
     _no_files_at(dest)
     with _replacing(dest) as tmp, reading_database(path) as db:
         found = sql.counts(db)
@@ -327,10 +392,12 @@ def backup_database(path: Path, dest: Path, out: TextIO) -> None:
             db.backup(copy)  # one consistent read, while the server writes
             copy.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
             if [row[0] for row in copy.execute("PRAGMA integrity_check")] != ["ok"]:
-                raise Unusable("the backup written is not sound; nothing kept")
+                raise Unusable("not_verified", "the backup written is not sound; nothing kept")
             copied = sql.counts(copy)  # the server may have written more meanwhile
             if any(copied[what] < n for what, n in found.items()):
-                raise Unusable("the backup written holds less than the store; nothing kept")
+                raise Unusable(
+                    "not_verified", "the backup written holds less than the store; nothing kept"
+                )
             found = copied
             model = sql.read_model(copy, 1, 1)  # the files the copy names
     files = _copy_files(model, path, dest)
@@ -342,23 +409,30 @@ def export_database(
 ) -> dict[str, tuple[str, str]]:
     """Prints the database's messages; with `with_files`, the files they
     carry (id -> (sha, name)), read in the same transaction."""
-    carried: dict[str, tuple[str, str]] = {}
     with reading_database(path) as db:
         db.execute("BEGIN")  # the messages and the files as of one moment
-        shas = dict(db.execute("SELECT id, sha FROM files")) if with_files else {}
-        query, args = sql.EXPORT, []
-        if rooms is not None:
-            missing = rooms - {row[0] for row in db.execute("SELECT name FROM rooms")}
-            if missing:
-                raise Unusable(f"no such room: {', '.join(sorted(missing))}")
-            marks = ",".join("?" * len(rooms))
-            query = query.replace(" ORDER BY", f" AND m.scope IN ({marks}) ORDER BY")
-            args = sorted(rooms)
-        for row in db.execute(query, args):
-            message = message_of(row).wire()
-            out.write(orjson.dumps(message).decode() + "\n")
-            for a in message.get("files", ()) if with_files else ():
-                carried[a["id"]] = (shas[a["id"]], a["name"])
+        return export_rows(db, rooms, out, with_files)
+
+
+def export_rows(
+    db: Any, rooms: set[str] | None, out: TextIO, with_files: bool
+) -> dict[str, tuple[str, str]]:
+    """`export` from any table engine's tables, read in one transaction."""
+    carried: dict[str, tuple[str, str]] = {}
+    shas = dict(db.execute("SELECT id, sha FROM files").fetchall()) if with_files else {}
+    query, args = sql.EXPORT, list[str]()
+    if rooms is not None:
+        missing = rooms - {row[0] for row in db.execute("SELECT name FROM rooms")}
+        if missing:
+            raise Unusable("no_such_room", f"no such room: {', '.join(sorted(missing))}")
+        marks = ",".join("?" * len(rooms))
+        query = query.replace(" ORDER BY", f" AND m.scope IN ({marks}) ORDER BY")
+        args = sorted(rooms)
+    for row in db.execute(query, args):
+        message = message_of(row).wire()
+        out.write(orjson.dumps(message).decode() + "\n")
+        for a in message.get("files", ()) if with_files else ():
+            carried[a["id"]] = (shas[a["id"]], a["name"])
     return carried
 
 
@@ -371,26 +445,76 @@ def read_database(path: Path) -> Model:
 # -- migrate ----------------------------------------------------------------------------
 
 
-def migrate(source: Path, dest: Path, out: TextIO) -> None:
-    """Copies every user, room, conversation and message from `source` to a
-    new store at `dest`, each of the engine its suffix names."""
+def migrate(source: str, dest: str, out: TextIO, data: Path = ENGINES["postgresql"]) -> None:
+    """Copies every user, room, conversation, message and file from `source`
+    to a new store at `dest`: each a PostgreSQL database's URL, or a file of
+    the engine its suffix names. `data` is where a PostgreSQL store's files
+    are (its server's --data)."""
+    into_database = pg.is_url(dest)
+    if not into_database:
+        _not_taken(Path(dest))
+    files_only = not (pg.is_url(source) or into_database)
+    if source == dest or (files_only and _same(source, dest)):
+        raise Unusable("same_store", "DEST is the store itself")
+    source_data = data if pg.is_url(source) else Path(source)
+    dest_data = data if into_database else Path(dest)
+    _no_files_at(dest_data)
+    model = _read_everything(source)
+    if model.files and not files_root(source_data).exists():
+        raise Unusable(
+            "no_files",
+            f"{files_root(source_data)}, where the content of {len(model.files):,} files should"
+            " be, is missing (is --data the server's?); nothing written",
+        )
+    if into_database:
+        files = _write_postgres(model, dest, source_data, dest_data)
+    else:
+        if engine_of(Path(dest)) == "sqlite":
+            _write_database(model, Path(dest))
+        else:
+            _write_snapshot(model, Path(dest), out)
+        files = _copy_files(model, source_data, dest_data)
+    shown = f"from {pg.shown(source)} to {pg.shown(dest)}"
+    out.write(f"migrated {_summary(counts(model))} {shown}{files}\n")
+
+
+def _not_taken(dest: Path) -> None:
     journal = dest.with_name(dest.name + ".journal")
     for taken in (dest, journal, dest.with_name(dest.name + "-wal")):
         if taken.exists():
-            raise Unusable(f"{taken} exists: migrate never overwrites; remove it or choose another")
-    if source.resolve() == dest.resolve():
-        raise Unusable("DEST is the store itself")
-    _no_files_at(dest)
-    if engine_of(source) == "sqlite":
-        model = read_database(source)
-    else:
-        model = read_store(source).store.model
-    if engine_of(dest) == "sqlite":
-        _write_database(model, dest)
-    else:
-        _write_snapshot(model, dest, out)
-    files = _copy_files(model, source, dest)
-    out.write(f"migrated {_summary(counts(model))} from {source} to {dest}{files}\n")
+            raise Unusable(
+                "exists", f"{taken} exists: migrate never overwrites; remove it or choose another"
+            )
+
+
+def _same(source: str, dest: str) -> bool:
+    return Path(source).resolve() == Path(dest).resolve()
+
+
+def _read_everything(source: str) -> Model:
+    """Everything the store at `source` (a URL or a file) holds, every message included."""
+    if pg.is_url(source):
+        with pg.reading(source) as db:
+            return sql.read_model(db, EVERYTHING, EVERYTHING, load=True)
+    if engine_of(Path(source)) == "sqlite":
+        return read_database(Path(source))
+    return read_store(Path(source)).store.model
+
+
+def _write_postgres(model: Model, url: str, source_data: Path, dest_data: Path) -> str:
+    """Writes `model` into the empty database at `url` in one transaction,
+    and copies its files beside `dest_data` before that commits (removed
+    again if it does not); the words that say so."""
+    try:
+        with pg.writing(url, model) as db:
+            if sql.counts(db) != counts(model):
+                raise Unusable(
+                    "not_verified", "the database written does not hold what was read; nothing kept"
+                )
+            return _copy_files(model, source_data, dest_data)
+    except BaseException:
+        shutil.rmtree(files_root(dest_data), ignore_errors=True)  # it was not there before
+        raise
 
 
 def _write_database(model: Model, dest: Path) -> None:
@@ -405,7 +529,9 @@ def _write_database(model: Model, dest: Path) -> None:
                     if not sql.index_some(db, 10_000, vocabulary):
                         break
             if sql.counts(db) != counts(model):
-                raise Unusable("the database written does not hold what was read; nothing kept")
+                raise Unusable(
+                    "not_verified", "the database written does not hold what was read; nothing kept"
+                )
 
 
 def _write_snapshot(model: Model, dest: Path, out: TextIO) -> None:
@@ -448,7 +574,13 @@ def add_source_flags(p: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         metavar="FILE",
-        help="the store's file: a json snapshot, or a sqlite database (.db, .sqlite)",
+        help="the store's file: a json snapshot, or a sqlite database (.db, .sqlite); with"
+        " --database, where its files are (the server's --data)",
+    )
+    p.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL store: its database, postgresql://USER@HOST:PORT/NAME",
     )
     p.add_argument("--config", type=Path, metavar="FILE", help="the server's TOML settings")
 
@@ -463,8 +595,9 @@ def parser() -> argparse.ArgumentParser:
         "check",
         help="verify the store, print counts; exit 1 on damage",
         description="Load the store as start-up would (json: the snapshot and journal; "
-        "sqlite: SQLite's integrity check, then the tables), changing nothing; print what "
-        "it holds. Exit 0 if sound, 1 if damaged.",
+        "sqlite: SQLite's integrity check, then the tables; postgresql: one read-only "
+        "snapshot of the tables, their indexes with amcheck where installed), changing "
+        "nothing; print what it holds. Exit 0 if sound, 1 if damaged.",
     )
     add_source_flags(c)
     b = commands.add_parser(
@@ -474,7 +607,8 @@ def parser() -> argparse.ArgumentParser:
         "to put it in under the store's name): json, a snapshot; sqlite, an online backup "
         "of the database; uploaded files' content goes to DEST.files. To restore: stop the "
         "server, put DEST (and DEST.files) in place of the data file (and its .files) and "
-        "delete what is beside it (json: its .journal; sqlite: its -wal and -shm).",
+        "delete what is beside it (json: its .journal; sqlite: its -wal and -shm). "
+        "A PostgreSQL store is backed up with pg_dump (this says how, and exits 1).",
     )
     b.add_argument("dest", type=Path, metavar="DEST")
     add_source_flags(b)
@@ -496,13 +630,23 @@ def parser() -> argparse.ArgumentParser:
     add_source_flags(e)
     m = commands.add_parser(
         "migrate",
-        help="copy a store to a new one of another engine (by suffix)",
-        description="Copy every user, room, conversation and message from SRC to a new "
-        "store DEST, each of the engine its suffix names (.db or .sqlite: sqlite; anything "
-        "else: json). Never overwrites. Run it with the server stopped, or on a backup.",
+        help="copy a store to a new one of another engine (by suffix, or a URL)",
+        description="Copy every user, room, conversation, message and file from SRC to a "
+        "new store DEST: each a PostgreSQL database's URL (postgresql://...) or a file of the "
+        "engine its suffix names (.db or .sqlite: sqlite; anything else: json). Never "
+        "overwrites: a database DEST must be empty, and is written in one transaction. Run "
+        "it with the server stopped, or on a backup.",
     )
-    m.add_argument("source", type=Path, metavar="SRC")
-    m.add_argument("dest", type=Path, metavar="DEST")
+    m.add_argument("source", metavar="SRC")
+    m.add_argument("dest", metavar="DEST")
+    m.add_argument(
+        "--data",
+        type=Path,
+        default=ENGINES["postgresql"],
+        metavar="FILE",
+        help="where a PostgreSQL SRC's or DEST's files are: its server's --data (default"
+        " %(default)s; they are in FILE.files)",
+    )
     return p
 
 
@@ -512,29 +656,32 @@ def main(argv: list[str]) -> int:
     out = sys.stdout
     try:
         if args.command == "migrate":
-            migrate(args.source, args.dest, out)
+            migrate(args.source, args.dest, out, args.data)
             return 0
-        data = load_config(args.config, data=args.data).data
+        store = "postgresql" if args.database else None
+        config = load_config(args.config, data=args.data, store=store, database=args.database)
     except ValueError as exc:
         print(f"nexus-server: {exc}", file=sys.stderr)
         return 2
-    except (DamagedStore, Unusable, OSError) as exc:
+    except (DamagedStore, Unusable, pg.DatabaseUnusable, OSError) as exc:
         return _failed(args.command, exc)
+    data = config.data
+    database = config.database if config.store == "postgresql" else ""
     try:
         if args.command == "check":
-            check(data, out)
+            check(data, out, database)
         elif args.command == "backup":
-            backup(data, args.dest, out)
+            backup(data, args.dest, out, database)
         else:
-            export(data, args.room, out, args.files)
+            export(data, args.room, out, args.files, database)
     except BrokenPipeError:
         return 0  # the reader went away (`export | head`)
-    except (DamagedStore, Unusable, OSError) as exc:
+    except (DamagedStore, Unusable, pg.DatabaseUnusable, OSError) as exc:
         return _failed(args.command, exc)
     return 0
 
 
-def _failed(command: str, exc: Exception) -> int:
+def _failed(command: str, exc: DamagedStore | Unusable | pg.DatabaseUnusable | OSError) -> int:
     """Says why `command` could not be done; exit status 1."""
     if isinstance(exc, DamagedStore):
         print(f"nexus-server {command}: damaged: {exc}", file=sys.stderr)
@@ -542,5 +689,5 @@ def _failed(command: str, exc: Exception) -> int:
         name = exc.filename or ""
         print(f"nexus-server {command}: {name}: {exc.strerror or exc}", file=sys.stderr)
     else:
-        print(f"nexus-server {command}: {exc}", file=sys.stderr)
+        print(f"nexus-server {command}: {exc.code}: {exc}", file=sys.stderr)
     return 1
