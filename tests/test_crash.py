@@ -16,12 +16,16 @@ WRITERS = 4
 PASSWORD = "crash-test-password"
 
 
-async def write_until_killed(port: int, name: str, acked: list[tuple[str, int, str]]) -> None:
-    """Says numbered messages in the writer's own room, recording each acknowledgement."""
+async def write_until_killed(
+    port: int, name: str, acked: list[tuple[str, int, str]], writing: asyncio.Event
+) -> None:
+    """Says numbered messages in the writer's own room, recording each acknowledgement;
+    `writing` is set once logged in."""
     peer = await Peer.connect("127.0.0.1", port)
     try:
         await peer.frame()
         await peer.ok("login", username=name, password=PASSWORD)
+        writing.set()
         room = f"room-{name}"
         n = 0
         while True:
@@ -82,10 +86,14 @@ async def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path, engine
         with ServerProcess(data, *flags) as server:
             await verify(server.port, acked, kept)
             start = len(acked)
+            writing = [asyncio.Event() for _ in range(WRITERS)]
             writers = [
-                asyncio.create_task(write_until_killed(server.port, f"writer{i}", acked))
-                for i in range(WRITERS)
+                asyncio.create_task(write_until_killed(server.port, f"writer{i}", acked, ready))
+                for i, ready in enumerate(writing)
             ]
+            # Logins hash passwords at full cost: on a busy machine they alone can
+            # outlast the window, so it opens once every writer is writing.
+            await asyncio.wait_for(asyncio.gather(*(ready.wait() for ready in writing)), 30)
             await asyncio.sleep(random.uniform(0.2, 0.6))
             server.kill()
             await asyncio.gather(*writers)

@@ -89,10 +89,11 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
 def as_schema_one(data: Path) -> None:
     """Rewrites a closed database as the first schema had it: a trigram
     index of each message's text instead of words and a vocabulary, and an
-    index of times, and no files."""
+    index of times, and no files, no pins."""
     with sqlite3.connect(data, isolation_level=None) as db:
         for table in ("words", "vocab", "grams", "files"):
             db.execute(f"DROP TABLE {table}")
+        db.execute("ALTER TABLE rooms DROP COLUMN pins")
         db.execute("CREATE VIRTUAL TABLE words USING fts5(text, content='', tokenize='trigram')")
         db.execute("CREATE INDEX messages_ts ON messages (ts)")
         rows = db.execute("SELECT id, text FROM messages").fetchall()
@@ -200,7 +201,7 @@ async def test_messages_past_the_retention_are_deleted(start_server, tmp_path):
     assert isinstance(store, SqliteStore)
     assert await store.trim(now=time.time() + 31 * 86400) == 5
     page = await alice.ok("history", room="general")
-    assert page == {"id": page["id"], "ok": True, "messages": [], "more": False}
+    assert page["messages"] == [] and page["more"] is False and page["more_after"] is False
     assert (await alice.ok("say", room="general", text="new"))["seq"] == 6
 
 

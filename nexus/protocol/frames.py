@@ -67,6 +67,9 @@ __all__ = [
     "MessageEvent",
     "Muted",
     "PingReply",
+    "PinnedEvent",
+    "PinnedMessage",
+    "PinsReply",
     "Presence",
     "Profile",
     "ProfileReply",
@@ -84,6 +87,7 @@ __all__ = [
     "SentReply",
     "TokenReply",
     "TopicChanged",
+    "TypingEvent",
     "Unread",
     "UsersReply",
     "error",
@@ -105,7 +109,8 @@ PROTOCOL_VERSION = 2
 # edit), `reactions` (emoji -> users, in order of reacting), `erased` (the
 # text is "" and the other fields are gone), `guest` (said by a guest: a
 # name that is no account, and may be another guest's later), `files`
-# (uploads it carries; docs/protocol.md, "Files").
+# (uploads it carries; docs/protocol.md, "Files"), `plain` (its text is
+# shown as typed, never formatted).
 class Attachment(TypedDict):
     id: str
     name: str
@@ -130,6 +135,7 @@ _Message = TypedDict(
         "erased": NotRequired[bool],
         "guest": NotRequired[bool],
         "files": NotRequired[list[Attachment]],
+        "plain": NotRequired[bool],
     },
 )
 
@@ -157,6 +163,7 @@ class RoomInfo(TypedDict):
     moderators: NotRequired[list[str]]  # usernames, sorted
     muted: NotRequired[list[str]]  # usernames, sorted
     ephemeral: NotRequired[bool]  # made by a guest: goes when its last member leaves
+    pins: NotRequired[int]  # messages pinned there
 
 
 class Profile(TypedDict):
@@ -294,6 +301,29 @@ ReadMoved = TypedDict(
 )
 
 
+class PinnedEvent(TypedDict):
+    """To a room's members: message `seq` was pinned (`on`) or unpinned."""
+
+    event: Literal["pinned"]
+    room: str
+    seq: int
+    by: str
+    on: bool
+
+
+# `typing` names a room or (`with`) the DM partner who types; never stored.
+TypingEvent = TypedDict(
+    "TypingEvent",
+    {
+        "event": Literal["typing"],
+        "room": NotRequired[str],
+        "with": NotRequired[str],
+        "user": str,
+        "on": bool,
+    },
+)
+
+
 class RoomUpdated(TypedDict):
     """A room's roles changed (`op`, `deop`): the room as it is now."""
 
@@ -359,6 +389,8 @@ Event = (
     | Banned
     | Muted
     | Invited
+    | TypingEvent
+    | PinnedEvent
 )
 EVENTS: dict[str, type] = {
     get_args(get_type_hints(kind)["event"])[0]: kind for kind in get_args(Event)
@@ -406,14 +438,27 @@ class SentReply(TypedDict):
     ts: float
 
 
+class PinnedMessage(RoomMessage):
+    """A message of `pins`: as history shows it, with who pinned it and when."""
+
+    pinned_by: str
+    pinned_at: float
+
+
+class PinsReply(TypedDict):
+    messages: list[PinnedMessage]  # the latest pin first
+
+
 class HistoryReply(TypedDict):
     messages: list[RoomMessage]
-    more: bool
+    more: bool  # older messages are still stored
+    more_after: NotRequired[bool]  # newer ones are (servers before paging around omit it)
 
 
 class DmsReply(TypedDict):
     messages: list[DirectMessage]
     more: bool
+    more_after: NotRequired[bool]
 
 
 # One of a user's DM conversations, as `conversations` lists it: `with` the
@@ -498,6 +543,9 @@ REPLIES: dict[str, type] = {
     "edit": EditReply,
     "erase": Empty,
     "react": Empty,
+    "typing": Empty,
+    "pin": Empty,
+    "pins": PinsReply,
     "read": ReadReply,
     "search": SearchReply,
     "mentions": MentionsReply,

@@ -28,6 +28,7 @@ __all__ = [
     "PAGE_MAX",
     "PASSWORD_MAX",
     "PASSWORD_MIN",
+    "PINS_MAX",
     "QUERY_MAX",
     "REACTIONS_MAX",
     "REQUESTS",
@@ -67,7 +68,9 @@ __all__ = [
     "Op",
     "Optional",
     "Password",
+    "Pin",
     "Ping",
+    "Pins",
     "Quit",
     "React",
     "Read",
@@ -79,6 +82,7 @@ __all__ = [
     "Search",
     "Suspend",
     "Topic",
+    "Typing",
     "Unban",
     "Unmute",
     "Unsuspend",
@@ -138,6 +142,7 @@ PAGE_DEFAULT, PAGE_MAX = 50, 500
 DEFAULT_ROOMS = ("general", "random", "tech")
 EMOJI_MAX = 16  # code points of one reaction's emoji
 REACTIONS_MAX = 20  # different emoji on one message: keeps a message's size bounded
+PINS_MAX = 50  # pinned messages a room: a short list of what matters, not a second history
 SEARCH_DEFAULT, SEARCH_MAX = 20, 100  # results of one search or mentions page
 QUERY_MAX = 200  # characters of a search query
 
@@ -491,6 +496,7 @@ class Online(Request):
     action=Optional(boolean, False),
     reply_to=Optional(sequence),
     files=Optional(file_ids, ()),
+    plain=Optional(boolean, False),
 )
 @dataclass(slots=True)
 class Say(_Sent, Request):
@@ -499,6 +505,7 @@ class Say(_Sent, Request):
     action: bool  # "* ana waves"
     reply_to: int | None  # the seq of the room's message this one answers
     files: tuple[str, ...]  # ids of the sender's uploads
+    plain: bool = False  # shown as typed, never formatted
 
 
 @request(
@@ -508,6 +515,7 @@ class Say(_Sent, Request):
     action=Optional(boolean, False),
     reply_to=Optional(sequence),
     files=Optional(file_ids, ()),
+    plain=Optional(boolean, False),
 )
 @dataclass(slots=True)
 class Dm(_Sent, Request):
@@ -516,6 +524,7 @@ class Dm(_Sent, Request):
     action: bool
     reply_to: int | None  # the seq of the pair's message this one answers
     files: tuple[str, ...]  # ids of the sender's uploads
+    plain: bool = False
 
 
 class _Addressed:
@@ -553,6 +562,32 @@ class Erase(_Addressed, Request):
     room: str | None
     with_: str | None
     seq: int
+
+
+@request("pin", room=room_name, seq=sequence, on=Optional(boolean, True))
+@dataclass(slots=True)
+class Pin(Request):
+    room: str
+    seq: int
+    on: bool
+
+
+@request("pins", room=room_name)
+@dataclass(slots=True)
+class Pins(Request):
+    room: str
+
+
+@request(
+    "typing", room=Optional(room_name), with_=Optional(any_username), on=Optional(boolean, True)
+)
+@dataclass(slots=True)
+class Typing(_Addressed, Request):
+    """The caller is typing in a room or to a DM partner (`on`), or stopped."""
+
+    room: str | None
+    with_: str | None
+    on: bool
 
 
 @request("react", **_ADDRESS, emoji=emoji, on=Optional(boolean, True))
@@ -618,17 +653,40 @@ class Password(Request):
     __repr__ = _masked_repr
 
 
-@request(
-    "dms",
-    with_=any_username,
-    limit=Optional(page_limit, PAGE_DEFAULT),
-    before=Optional(sequence),
-)
+# A page of history: how many messages, and at most one anchor (docs/protocol.md).
+_PAGE: dict[str, Validator | Optional] = {
+    "limit": Optional(page_limit, PAGE_DEFAULT),
+    "before": Optional(sequence),
+    "after": Optional(sequence),
+    "around": Optional(sequence),
+}
+
+
+class _Paged:
+    """A request for a page: the newest, or the one before, just after or
+    around a seq (one of them at most)."""
+
+    __slots__ = ()
+    before: int | None
+    after: int | None
+    around: int | None
+
+    def __post_init__(self) -> None:
+        if sum(anchor is not None for anchor in (self.before, self.after, self.around)) > 1:
+            cmd = self.cmd  # type: ignore[attr-defined]
+            raise NexusError(
+                "bad_args", f"'{cmd}' takes at most one of 'before', 'after', 'around'"
+            )
+
+
+@request("dms", with_=any_username, **_PAGE)
 @dataclass(slots=True)
-class Dms(Request):
+class Dms(_Paged, Request):
     with_: str  # `with` on the wire; a keyword in Python
     limit: int
     before: int | None
+    after: int | None = None  # the `limit` messages just after this seq
+    around: int | None = None  # a page centred on this seq
 
 
 @request("conversations", limit=Optional(page_limit, PAGE_DEFAULT))
@@ -639,14 +697,14 @@ class Conversations(Request):
     limit: int
 
 
-@request(
-    "history", room=room_name, limit=Optional(page_limit, PAGE_DEFAULT), before=Optional(sequence)
-)
+@request("history", room=room_name, **_PAGE)
 @dataclass(slots=True)
-class History(Request):
+class History(_Paged, Request):
     room: str
     limit: int
     before: int | None
+    after: int | None = None  # the `limit` messages just after this seq
+    around: int | None = None  # a page centred on this seq
 
 
 @request("members", room=room_name)

@@ -36,6 +36,7 @@ from nexus.protocol import PROTOCOL_VERSION, Hello, decode, encode, error
 from nexus.server.auth import PasswordHashing
 from nexus.server.clock import Clock, LoopClock
 from nexus.server.commands import Context, dispatch
+from nexus.server.composing import Composing
 from nexus.server.config import ServerConfig
 from nexus.server.departure import user_gone
 from nexus.server.frames import Frame
@@ -87,6 +88,7 @@ class Core:
         self.hub = hub
         self.policy = policy
         self.hashing = hashing
+        self.composing = Composing(hub, self.clock)  # who is typing where
         self.shelf: Shelf | None = None  # files, when the web port serves them
         self.per_address: Counter[str] = Counter()  # admitted connections per address
         self.connections: set[Connection] = set()
@@ -185,6 +187,7 @@ class Connection:
             core.policy,
             core.hashing,
             core.store,
+            core.composing,
         )
         self.waiting: deque[bytes | Request] = deque()  # frames read and not yet answered
         self.task: asyncio.Task[None] | None = None  # finishing a suspended handler

@@ -26,6 +26,7 @@ from nexus.server.store import Store
 
 def user_gone(ctx: Context, store: Store, now: float) -> None:
     """`ctx`'s session was its user's last (`Hub.detach` said so)."""
+    ctx.composing.gone(store.model, ctx.key)
     if ctx.session.guest:
         depart(ctx)
         return

@@ -136,6 +136,7 @@ class Message:
     guest: bool = False  # said by a guest: a name that is no account
     # The files it carries, each as `StoredFile.attachment()` made it when sent.
     files: tuple[Attachment, ...] = ()
+    plain: bool = False  # its text is shown as typed, never formatted
 
     def wire(self) -> dict[str, Any]:
         """The RoomMessage or DirectMessage the protocol shows (only the
@@ -167,6 +168,8 @@ class Message:
             out["guest"] = True
         if self.files:
             out["files"] = list(self.files)
+        if self.plain:
+            out["plain"] = True
         return out
 
     @classmethod
@@ -192,6 +195,7 @@ class Message:
             get("erased", False),
             get("guest", False),
             tuple(get("files", ())),
+            get("plain", False),
         )
 
 
@@ -253,6 +257,21 @@ class History:
         older = start > 0 or (self.floor is not None and self.floor < first and end > 0)
         return list(islice(stored, start, end)), older
 
+    def span(self, first: int, last: int) -> tuple[list[Message], bool] | None:
+        """The messages numbered `first` to `last`, oldest first, and whether
+        older ones are still kept; None if some of them are kept outside the
+        window."""
+        if not self.covers(max(1, first)):
+            return None
+        stored = self.messages
+        if not stored:
+            return [], False
+        base = stored[0].seq
+        start = max(0, first - base)
+        end = max(start, min(len(stored), last + 1 - base))
+        spilled = self.floor is not None and self.floor < base  # older ones on disk
+        return list(islice(stored, start, end)), first > base or (first == base and spilled)
+
     def get(self, seq: int) -> Message | None:
         """The stored message numbered `seq`, or None (never made, or trimmed)."""
         stored = self.messages
@@ -267,6 +286,18 @@ class History:
         if not stored:
             return ()
         return islice(stored, max(0, seq + 1 - stored[0].seq), None)
+
+
+@dataclass(slots=True, frozen=True)
+class Pinned:
+    """A message pinned in its room: which, by whom (a key), when."""
+
+    seq: int
+    by: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "by": self.by, "at": self.at}
 
 
 @dataclass(slots=True, eq=False)
@@ -284,7 +315,14 @@ class Room:
     muted: set[str] = field(default_factory=set)  # keys; kept over leaving and joining again
     bans: dict[str, Ban] = field(default_factory=dict)  # banned user's key -> the ban
     invited: set[str] = field(default_factory=set)  # keys invited (private rooms), until joining
+    pins: list[Pinned] = field(default_factory=list)  # oldest pin first, at most PINS_MAX
     ephemeral: bool = False  # a guest made it: in memory only, gone when its last member goes
+
+    def pinned(self, seq: int) -> bool:
+        return any(pin.seq == seq for pin in self.pins)
+
+    def unpin(self, seq: int) -> None:
+        self.pins = [pin for pin in self.pins if pin.seq != seq]
 
 
 @dataclass(slots=True, eq=False)
@@ -504,6 +542,7 @@ class Model:
                     "muted": sorted(room.muted - guests),
                     "bans": [ban for key, ban in room.bans.items() if key not in guests],
                     "invited": sorted(room.invited - guests),
+                    "pins": [pin.to_json() for pin in room.pins],
                     "last_seq": room.history.last_seq,
                     "messages": list(room.history.messages),
                 }
@@ -559,6 +598,7 @@ class Model:
                 muted=set(r.get("muted", ())),
                 bans={user_key(ban["user"]): ban for ban in r.get("bans", ())},
                 invited=set(r.get("invited", ())),
+                pins=[Pinned(**pin) for pin in r.get("pins", ())],
             )
         for u in data["users"]:
             key = user_key(u["username"])

@@ -50,6 +50,7 @@ _ANYONE = frozenset(Role)
 RULES: dict[str, frozenset[Role]] = {
     "erase": _STAFF,  # someone else's room message
     "topic": _STAFF,
+    "pin": _STAFF,
     "delete": _RULERS,
     "op": _RULERS,
     "deop": _RULERS,

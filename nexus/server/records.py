@@ -35,6 +35,7 @@ from nexus.server.model import (
     Conversation,
     Message,
     Model,
+    Pinned,
     Room,
     StoredFile,
     User,
@@ -333,6 +334,24 @@ class Topic(Record):
         return room
 
 
+@dataclass(slots=True, kw_only=True)
+class Pin(Record):
+    """Pins (`on`) or unpins message `seq` of a room: sets it, so replay is safe."""
+
+    OP = "pin"
+    room: str
+    seq: int
+    on: bool
+    ts: float
+
+    def apply(self, model: Model) -> Room:
+        room = model.rooms[self.room]
+        room.unpin(self.seq)
+        if self.on:
+            room.pins.append(Pinned(self.seq, self.user, self.ts))  # type: ignore[arg-type]
+        return room
+
+
 # -- messages ------------------------------------------------------------------------
 
 
@@ -349,6 +368,7 @@ class Say(Record):
     mentions: Sequence[str] = ()
     guest: str | None = None
     files: Sequence[str] = ()  # ids of uploads it carries
+    plain: bool = False  # shown as typed, never formatted
 
     def to_json(self, n: int | None = None) -> dict[str, Any]:
         """Record.to_json's result, spelt out: the generic one costs a `say`
@@ -367,6 +387,8 @@ class Say(Record):
             out["guest"] = self.guest
         if self.files:
             out["files"] = list(self.files)
+        if self.plain:
+            out["plain"] = True
         return out
 
     def apply(self, model: Model) -> Message:
@@ -382,6 +404,7 @@ class Say(Record):
             mentions=tuple(self.mentions),
             guest=self.guest is not None,
             files=_share(model, self.files, self.room, history.last_seq + 1),
+            plain=self.plain,
         )
         history.append(message)
         model.tell_new(self.room, message)
@@ -402,6 +425,7 @@ class Dm(Record):
     mentions: Sequence[str] = ()
     guest: str | None = None
     files: Sequence[str] = ()  # ids of uploads it carries
+    plain: bool = False
 
     def apply(self, model: Model) -> Message:
         sender, recipient = self.user, self.to
@@ -425,6 +449,7 @@ class Dm(Record):
             mentions=tuple(self.mentions),
             guest=self.guest is not None,
             files=_share(model, self.files, key, conv.history.last_seq + 1),
+            plain=self.plain,
         )
         conv.history.append(message)
         model.tell_new(key, message)
@@ -494,6 +519,9 @@ class Erase(MessageChange):
             if file is not None:
                 file.shared.discard((self.scope, self.seq))
         message.files = ()
+        room = model.rooms.get(self.room) if self.room is not None else None
+        if room is not None:  # an erased message is pinned no more
+            room.unpin(self.seq)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -745,6 +773,7 @@ RECORDS: dict[str, type[Record]] = {
         Create,
         Delete,
         Topic,
+        Pin,
         Say,
         Dm,
         Edit,

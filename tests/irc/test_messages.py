@@ -21,9 +21,9 @@ async def test_channel_message_crosses_both_ways(irc: IrcServer) -> None:
     """PRIVMSG #general reaches a native client; a native say reaches the IRC client."""
     ana = await irc.irc_user("ana")
     bob = await native_user(irc, "bob")
-    await ana.send("PRIVMSG #general :hello from \x02irssi\x02")
+    await ana.send("PRIVMSG #general :hello from \x02irssi\x02 \x0304red\x03")
     event = await bob.event("message", room="general")
-    assert event["from"] == "ana" and event["text"] == "hello from irssi"
+    assert event["from"] == "ana" and event["text"] == "hello from **irssi** red"
     await bob.ok("say", room="general", text="hello from nexus-chat")
     await ana.expect(r"^:bob!~bob@nexus PRIVMSG #general :hello from nexus-chat$")
 

@@ -95,13 +95,13 @@ def test_bad_sasl_payload_fails_without_asking() -> None:
 
 def test_privmsg_to_a_channel_and_a_nick() -> None:
     """PRIVMSG #room asks `say`, PRIVMSG nick asks `dm`, CTCP ACTION sets action,
-    and formatting is stripped."""
+    and bold becomes the protocol's `**`."""
     t = registered()
     t.client_line(b"PRIVMSG #General,bob :\x02hi\x02")
     t.client_line(b"PRIVMSG #general :\x01ACTION waves\x01")
     say, dm, action = requests(t)
-    assert (say["cmd"], say["room"], say["text"]) == ("say", "general", "hi")
-    assert (dm["cmd"], dm["to"], dm["text"]) == ("dm", "bob", "hi")
+    assert (say["cmd"], say["room"], say["text"]) == ("say", "general", "**hi**")
+    assert (dm["cmd"], dm["to"], dm["text"]) == ("dm", "bob", "**hi**")
     assert action["action"] is True and action["text"] == "waves"
 
 

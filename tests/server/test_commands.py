@@ -526,13 +526,13 @@ async def test_history_for_any_room_pages_backwards(server):
     bob = await server.user("bob")
     await bob.ok("leave", room="general")
     reply = await bob.ok("history", room="#General")
-    only(reply, "messages", "more")
+    only(reply, "messages", "more", "more_after")
     assert [m["seq"] for m in reply["messages"]] == list(range(71, 121))
-    assert reply["more"] is True
+    assert reply["more"] is True and reply["more_after"] is False
     assert all(set(m) == MESSAGE_KEYS for m in reply["messages"])
     page = await bob.ok("history", room="general", limit=30, before=71)
     assert [m["seq"] for m in page["messages"]] == list(range(41, 71))
-    assert page["more"] is True
+    assert page["more"] is True and page["more_after"] is True
     page = await bob.ok("history", room="general", limit=40, before=41)
     assert [m["seq"] for m in page["messages"]] == list(range(1, 41))
     assert page["more"] is False
@@ -722,7 +722,7 @@ async def test_dms_pages_and_marks_whole_conversation_read(server):
     bob = await server.user("bob")
     await dm_many(bob, "alice", 80)
     reply = await alice.ok("dms", **{"with": "bob", "limit": 10})
-    only(reply, "messages", "more")
+    only(reply, "messages", "more", "more_after")
     assert [m["seq"] for m in reply["messages"]] == list(range(71, 81))
     assert reply["more"] is True
     page = await alice.ok("dms", **{"with": "bob", "limit": 20, "before": 21})
@@ -732,7 +732,13 @@ async def test_dms_pages_and_marks_whole_conversation_read(server):
     assert [m["seq"] for m in page["messages"]] == list(range(31, 81))
     assert page["more"] is True
     page = await alice.ok("dms", **{"with": "bob", "before": 1})
-    assert page == {"id": page["id"], "ok": True, "messages": [], "more": False}
+    assert page == {
+        "id": page["id"],
+        "ok": True,
+        "messages": [],
+        "more": False,
+        "more_after": True,
+    }
     await bob.ok("dm", to="alice", text="one more")
     relog = await server.peer()
     unread = (await relog.ok("login", username="alice", password=PASSWORD))["unread"]

@@ -229,6 +229,9 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "reason": "r",
         "private": False,
         "files": None,
+        "plain": False,
+        "after": None,  # a page takes one anchor: `before`
+        "around": None,
     }
     _, rules = REQUESTS[cmd]
     args = {key: base[key] for key, *_ in rules}

@@ -15,6 +15,7 @@ ROLES = [Role.ADMIN, Role.OWNER, Role.MODERATOR, Role.MEMBER, None]  # None: no 
 MAY = {
     "erase": "YYY--",
     "topic": "YYY--",
+    "pin": "YYY--",
     "delete": "YY---",
     "op": "YY---",
     "deop": "YY---",

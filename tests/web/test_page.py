@@ -458,3 +458,93 @@ async def test_whois_of_a_guest_says_it_has_no_account(start_web, browser) -> No
     await tab.type("/whois ana")
     await expect(tab.messages()).to_contain_text("ana (online)")
     await irc.close()
+
+
+async def test_who_is_typing_shows_under_the_input(web: WebRunning, browser) -> None:
+    """Typing in the page tells the others (a TCP client gets `typing`); the
+    page shows who else types in the buffer shown, until their message comes
+    or they stop."""
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    await expect(tab.page.locator(".people")).to_contain_text("bob")
+    await tab.page.type("#input", "hel")
+    on = await bob.event("typing", room="general")
+    assert on == {"event": "typing", "room": "general", "user": "ana", "on": True}
+    await tab.page.fill("#input", "")
+    await tab.page.dispatch_event("#input", "input")
+    assert (await bob.event("typing", room="general"))["on"] is False
+
+    line = tab.page.locator("#typing")
+    await expect(line).to_have_text("")
+    await bob.ok("typing", room="general")
+    await expect(line).to_have_text("bob is typing…")
+    await bob.ok("say", room="general", text="here I am")
+    await expect(line).to_have_text("")
+    await bob.ok("typing", room="general")
+    await expect(line).to_have_text("bob is typing…")
+    await bob.ok("typing", room="general", on=False)
+    await expect(line).to_have_text("")
+    # Nobody types in a buffer not shown: a DM's typing waits for its buffer.
+    await bob.ok("typing", **{"with": "ana"})
+    await expect(line).to_have_text("")
+
+
+async def test_pins_from_the_page_in_the_header(web: WebRunning, browser) -> None:
+    """The owner pins a message from its actions; the header counts the
+    pins and lists them (the latest first), each opening its message; a TCP
+    member is told."""
+    tab = await browser.tab()
+    await tab.register(web.base, "olga", PASSWORD)
+    bob = await web.running.user("bob")
+    await tab.type("/create den")
+    await expect(tab.page.locator("#title")).to_have_text("#den")  # made, and shown
+    await bob.ok("join", room="den")
+    await bob.ok("say", room="den", text="the plan is on the wiki")
+    message = tab.messages().locator(".msg", has_text="the plan is on the wiki")
+    await message.hover()
+    await message.locator("button[title='pin or unpin']").click()
+    pinned = await bob.event("pinned", room="den")
+    assert pinned["by"] == "olga" and pinned["on"] is True
+    header = tab.page.locator("#pins")
+    await expect(header).to_have_text("📌 1")
+    await header.click()
+    await expect(tab.page.locator("#results-title")).to_have_text("1 message pinned in #den")
+    result = tab.page.locator("#result-list .result")
+    await expect(result).to_contain_text("the plan is on the wiki")
+    await expect(result).to_contain_text("pinned by olga")
+    await bob.ok("say", room="den", text="later")
+    await message.hover()
+    await message.locator("button[title='pin or unpin']").click()
+    assert (await bob.event("pinned", room="den"))["on"] is False
+    await expect(header).to_be_hidden()
+
+
+async def test_formatting_is_drawn_and_plain_stays_as_typed(web: WebRunning, browser) -> None:
+    """Formatting is built as elements (never HTML from the text); a plain
+    message shows its asterisks; HTML inside formatting is still text."""
+    tab = await browser.tab()
+    await tab.register(web.base, "ana", PASSWORD)
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    text = (
+        "**ship** it _now_ ~~never~~ `make <b>test</b>` [docs](https://example.org/d)\n"
+        "> quoted\n- one\n```\n<script>alert(1)</script>\n```\n#general/1"
+    )
+    await bob.ok("say", room="general", text=text)
+    body = tab.messages().locator(".msg").last.locator(".text")
+    await expect(body.locator("strong")).to_have_text("ship")
+    await expect(body.locator("em")).to_have_text("now")
+    await expect(body.locator("s")).to_have_text("never")
+    await expect(body.locator("code.md-inline")).to_have_text("make <b>test</b>")
+    await expect(body.locator("a[href='https://example.org/d']")).to_have_text("docs")
+    await expect(body.locator(".md-quote")).to_have_text("quoted")
+    await expect(body.locator(".md-item")).to_have_text("• one")
+    await expect(body.locator("pre.md-code")).to_have_text("<script>alert(1)</script>")
+    await expect(body.locator("a.msglink")).to_have_text("#general/1")
+    assert await body.locator("b, script").count() == 0
+    await bob.ok("say", room="general", text="**as typed**", plain=True)
+    plain = tab.messages().locator(".msg").last.locator(".text")
+    await expect(plain).to_have_text("**as typed**")
+    assert await plain.locator("strong").count() == 0

@@ -24,6 +24,7 @@ from nexus.errors import NexusError
 from nexus.protocol import encode
 from nexus.server import permissions
 from nexus.server.auth import PasswordHashing
+from nexus.server.composing import Composing
 from nexus.server.frames import Frame
 from nexus.server.hub import Hub
 from nexus.server.model import History, Message, Model, Room, User, pair_key, user_key
@@ -37,6 +38,15 @@ audit_log = logging.getLogger("nexus.moderation")
 T = TypeVar("T")
 R = TypeVar("R")
 Counts = dict[str, tuple[int, int]]  # room -> (unread, mentions among them)
+
+
+@dataclass(slots=True)
+class Shown:
+    """A page of history as a reply shows it (`Context.shown_page`)."""
+
+    messages: list[Any]  # wire form, oldest first
+    more: bool  # older messages are still stored
+    more_after: bool  # newer ones are
 
 
 def then(value: T | Awaitable[T], use: Callable[[T], R]) -> R | Awaitable[R]:
@@ -54,6 +64,19 @@ async def _then(value: Awaitable[T], use: Callable[[T], R]) -> R:
     return result
 
 
+def gathered(values: list[Any]) -> Any:
+    """`values` with the awaitable ones among them awaited, in order: the
+    list now if none is (`then`'s way: no task when nothing waits), else an
+    awaitable of it."""
+    if not any(inspect.isawaitable(value) for value in values):
+        return values
+
+    async def gather() -> list[Any]:
+        return [await value if inspect.isawaitable(value) else value for value in values]
+
+    return gather()
+
+
 @dataclass(slots=True)
 class Context:
     session: Session
@@ -61,6 +84,7 @@ class Context:
     policy: Policy
     hashing: PasswordHashing
     _store: Store
+    composing: Composing
     changed: bool = False  # the current request applied a change not yet written
     quitting: bool = False  # the connection closes once the reply is queued
 
@@ -142,6 +166,42 @@ class Context:
         """A page of `scope` (whose window is `history`): a Page, or an awaitable one."""
         page = history.page(limit, before)
         return page if page is not None else self._store.page(scope, limit, before)
+
+    def shown_page(
+        self,
+        history: History,
+        scope: str,
+        limit: int,
+        before: int | None = None,
+        after: int | None = None,
+        around: int | None = None,
+    ) -> Any:
+        """A page of `scope` (whose window is `history`) as `history` and
+        `dms` answer it: the newest, or the one before, just after or centred
+        on a seq (full where the history allows); its messages in wire form
+        cut to the reply budget, whether older ones remain and whether newer
+        ones do. A Shown, or an awaitable one."""
+        newest = history.last_seq
+        if after is None and around is None:
+
+            def newest_first(page: Page) -> Shown:
+                messages, more = self.fit(*page)
+                return Shown(messages, more, before is not None and before <= newest)
+
+            return then(self.page(history, scope, limit, before), newest_first)
+        if after is not None:
+            first = anchor = after + 1
+        else:
+            assert around is not None
+            anchor = around
+            first = max(1, min(around - (limit - 1) // 2, newest - limit + 1))
+        last = first + limit - 1
+        span = history.span(first, last)
+
+        def from_anchor(page: Page) -> Shown:
+            return self.fit_span(*page, last < newest, anchor)
+
+        return then(span if span is not None else self._store.span(scope, first, last), from_anchor)
 
     def message(self, history: History | None, scope: str, seq: int) -> Any:
         """Message `seq` of `scope` (None: not kept), or an awaitable of it."""
@@ -226,6 +286,8 @@ class Context:
             "moderators": sorted(map(display, room.moderators), key=str.casefold),
             "muted": sorted(map(display, room.muted), key=str.casefold),
         }
+        if room.pins:
+            info["pins"] = len(room.pins)
         if room.ephemeral:
             info["ephemeral"] = True
         if unread is not None:
@@ -288,6 +350,28 @@ class Context:
         """`fit` for a list that runs newest first (search results, mentions)."""
         kept, cut = self.fit(messages[::-1], more)
         return kept[::-1], cut
+
+    def fit_span(self, page: list[Message], more: bool, more_after: bool, anchor: int) -> Shown:
+        """`fit` for a page anchored at seq `anchor`: the anchor and what
+        follows it are kept first (so paging with `after` keeps making
+        progress, and a page around a message holds it), then older ones."""
+        messages = [message.wire() for message in page]
+        budget = self.policy.config.max_outbound // 2
+        split = next((i for i, m in enumerate(page) if m.seq >= anchor), len(page))
+        size, end, start = 0, split, split
+        for i in range(split, len(messages)):
+            size += len(encode(messages[i]))
+            if size > budget and i > split:
+                more_after = True
+                break
+            end = i + 1
+        for i in range(split - 1, -1, -1):
+            size += len(encode(messages[i]))
+            if size > budget:
+                more = True
+                break
+            start = i
+        return Shown(messages[start:end], more, more_after)
 
     def fit(self, page: list[Message], more: bool) -> tuple[list[Any], bool]:
         """A page of messages as the protocol shows them, oldest first, cut

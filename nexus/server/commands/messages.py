@@ -1,4 +1,4 @@
-"""Messages: say in a room, DMs and their history; edit, erase and react to one."""
+"""Messages: say in a room, DMs and their history; edit, erase, react to and pin one."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
+from nexus.protocol import markup
 from nexus.server import permissions, records
-from nexus.server.commands.context import Context, R, then
+from nexus.server.commands.context import Context, R, Shown, gathered, then
 from nexus.server.commands.registry import command
+from nexus.server.composing import dm_place
 from nexus.server.frames import Frame
 from nexus.server.model import Message, Room, pair_key, user_key
-from nexus.server.store import Page
 
 
 def _no_such_message(seq: int) -> NexusError:
@@ -48,10 +49,17 @@ def _new_fields(ctx: Context, req: p.Say | p.Dm) -> dict[str, Any]:
     return {
         "action": req.action,
         "reply_to": req.reply_to,
-        "mentions": ctx.model.mentioned(req.text),
+        "mentions": ctx.model.mentioned(_mentionable(req.text, req.plain)),
         "guest": ctx.guest_name(),
         "files": _files(ctx, req),
+        "plain": req.plain,
     }
+
+
+def _mentionable(text: str, plain: bool) -> str:
+    """Where a message's mentions are: all of a plain one's text, a
+    formatted one's outside its code (`@name` in code is not a mention)."""
+    return text if plain or "`" not in text else markup.code_free(text)
 
 
 # A link to an upload (docs/protocol.md, "Files"): how an IRC client shares
@@ -110,8 +118,23 @@ def _say(ctx: Context, room: Room | None, req: p.Say) -> p.SentReply:
         user=ctx.key, room=room.name, text=req.text, ts=time.time(), **_new_fields(ctx, req)
     )
     message = ctx.change(record)
+    ctx.composing.sent(ctx.model, ctx.key, room.name)
     ctx.hub.to_room(room, Frame({"event": "message", **message.wire()}))
     return {"seq": message.seq, "ts": message.ts}
+
+
+@command("typing")
+def typing(ctx: Context, req: p.Typing) -> p.Empty:
+    """Told to the others at most once a second (composing.py); never
+    stored, and free of flood control: a client says it as its user types."""
+    if req.room is not None:
+        room = _speaker(ctx, req.room)
+        ctx.composing.typing(ctx.model, ctx.key, room.name, req.on)
+    else:
+        other = user_key(ctx.user(req.with_).username)  # type: ignore[arg-type]
+        if other != ctx.key:  # typing to oneself tells nobody
+            ctx.composing.typing(ctx.model, ctx.key, dm_place(other), req.on)
+    return {}
 
 
 @command("dm", flood=True, suspends=True)
@@ -129,6 +152,7 @@ def _dm(ctx: Context, recipient: str, req: p.Dm) -> p.SentReply:
         user=ctx.key, to=recipient, text=req.text, ts=time.time(), **_new_fields(ctx, req)
     )
     message = ctx.change(record)
+    ctx.composing.sent(ctx.model, ctx.key, dm_place(recipient))
     frame = Frame({"event": "dm", **message.wire()})
     ctx.hub.to_user(ctx.key, frame)
     if recipient != ctx.key:
@@ -143,14 +167,20 @@ def dms(ctx: Context, req: p.Dms) -> Any:
     conv_key = pair_key(me, user_key(other.username))
     conv = ctx.model.conversations.get(conv_key)
     if conv is None:
-        return {"messages": [], "more": False}
+        return {"messages": [], "more": False, "more_after": False}
 
-    def reply(page: Page) -> p.DmsReply:
-        messages, more = ctx.fit(*page)
-        ctx.mark_dms_read(other, ctx.model.conversations[conv_key].history.last_seq)
-        return {"messages": messages, "more": more}
+    def reply(shown: Shown) -> p.DmsReply:
+        # Reading the conversation reads it all; a page after or around a
+        # message that leaves newer ones out reads up to what it shows.
+        newest = ctx.model.conversations[conv_key].history.last_seq
+        anchored = req.after is not None or req.around is not None
+        if anchored and shown.more_after:
+            newest = shown.messages[-1]["seq"] if shown.messages else 0
+        ctx.mark_dms_read(other, newest)
+        return {"messages": shown.messages, "more": shown.more, "more_after": shown.more_after}
 
-    return then(ctx.page(conv.history, conv_key, req.limit, req.before), reply)
+    page = ctx.shown_page(conv.history, conv_key, req.limit, req.before, req.after, req.around)
+    return then(page, reply)
 
 
 @command("conversations", suspends=True)
@@ -271,7 +301,7 @@ def _edit(ctx: Context, req: p.Edit, target: Target) -> p.EditReply:
         raise NexusError("not_allowed", "only its author may edit a message")
     if target.room is not None and ctx.key in target.room.muted:
         raise _muted(target.room)
-    mentions = ctx.model.mentioned(req.text)
+    mentions = ctx.model.mentioned(_mentionable(req.text, target.message.plain))  # type: ignore[union-attr]
     ts = time.time()
     ctx.change(
         records.Edit(
@@ -303,11 +333,14 @@ def _erase(ctx: Context, req: p.Erase, target: Target) -> p.Empty:
             "not_allowed", "only its author or the room's owner or moderators may erase a message"
         )
     author = target.message.author  # type: ignore[union-attr]
+    pinned_before = target.room is not None and target.room.pinned(req.seq)
     ctx.change(records.Erase(user=ctx.key, room=target.room_name, with_=target.other, seq=req.seq))
     if not authored:
         assert target.room is not None  # in a DM only the author erases
         ctx.audit(f"erase of {req.seq}", target.room.name, author)
     target.tell(ctx, {"event": "erased", "message": target.message.wire()})  # type: ignore[union-attr]
+    if target.room is not None and pinned_before:
+        tell_pinned(ctx, target.room, req.seq, False)  # erasing it unpinned it
     return {}
 
 
@@ -352,3 +385,58 @@ def _react(ctx: Context, req: p.React, target: Target) -> p.Empty:
     }
     target.tell(ctx, event)
     return {}
+
+
+@command("pin", flood=True, suspends=True)  # announced to every member
+def pin(ctx: Context, req: p.Pin) -> Any:
+    return _target(ctx, req.room, None, req.seq, lambda target: _pin(ctx, req, target))
+
+
+def _pin(ctx: Context, req: p.Pin, target: Target) -> p.Empty:
+    room = target.room
+    assert room is not None
+    if ctx.key not in room.members and not ctx.me.admin:
+        raise NexusError("not_member", f"join #{room.name} to pin there")
+    if not permissions.may("pin", ctx.model, room, ctx.key):
+        raise NexusError("not_allowed", "only the room's owner, moderators and admins may pin")
+    if ctx.key in room.muted:
+        raise _muted(room)
+    if room.pinned(req.seq) == req.on:
+        return {}  # nothing changes: no record, no event
+    if req.on and len(room.pins) >= p.PINS_MAX:
+        raise NexusError("limit_reached", f"a room has at most {p.PINS_MAX} pinned messages")
+    ctx.change(records.Pin(user=ctx.key, room=room.name, seq=req.seq, on=req.on, ts=time.time()))
+    tell_pinned(ctx, room, req.seq, req.on)
+    return {}
+
+
+def tell_pinned(ctx: Context, room: Room, seq: int, on: bool) -> None:
+    event: p.PinnedEvent = {
+        "event": "pinned",
+        "room": room.name,
+        "seq": seq,
+        "by": ctx.me.username,
+        "on": on,
+    }
+    ctx.hub.to_room(room, Frame(event))
+
+
+@command("pins", suspends=True)
+def pins(ctx: Context, req: p.Pins) -> Any:
+    """The pinned messages, the latest pin first, each as history shows it
+    with who pinned it and when; one no longer stored (trimmed) is left out."""
+    room = ctx.readable(req.room)
+    shown = list(reversed(room.pins))
+    display = ctx.model.display
+
+    def reply(messages: list[Message | None]) -> p.PinsReply:
+        out: list[p.PinnedMessage] = []
+        for pinned, message in zip(shown, messages, strict=True):
+            if message is not None and not message.erased:
+                wire = message.wire()
+                wire.update(pinned_by=display(pinned.by), pinned_at=pinned.at)
+                out.append(wire)  # type: ignore[arg-type]
+        return {"messages": out}
+
+    found = [ctx.message(room.history, room.name, pinned.seq) for pinned in shown]
+    return then(gathered(found), reply)

@@ -8,7 +8,7 @@ from typing import Any
 from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.server import permissions, records
-from nexus.server.commands.context import Context, Counts, then
+from nexus.server.commands.context import Context, Counts, Shown, then
 from nexus.server.commands.registry import command
 from nexus.server.frames import Frame
 from nexus.server.hub import Hub
@@ -180,11 +180,11 @@ def online(ctx: Context, req: p.Online) -> p.UsersReply:
 def history(ctx: Context, req: p.History) -> Any:
     room = ctx.readable(req.room)
 
-    def reply(page: Page) -> p.HistoryReply:
-        messages, more = ctx.fit(*page)
-        return {"messages": messages, "more": more}
+    def reply(shown: Shown) -> p.HistoryReply:
+        return {"messages": shown.messages, "more": shown.more, "more_after": shown.more_after}
 
-    return then(ctx.page(room.history, room.name, req.limit, req.before), reply)
+    page = ctx.shown_page(room.history, room.name, req.limit, req.before, req.after, req.around)
+    return then(page, reply)
 
 
 @command("members")

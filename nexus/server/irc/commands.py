@@ -11,6 +11,7 @@ from typing import Any
 
 from nexus.protocol import DM_HISTORY_CAP, PAGE_DEFAULT, PAGE_MAX, ROOM_HISTORY_CAP, USERNAME_RE
 from nexus.server.irc.directory import Extras
+from nexus.server.irc.formatting import from_irc
 from nexus.server.irc.history import (
     chathistory,
     irc_time,
@@ -496,7 +497,7 @@ def handle_privmsg(c: IrcState, line: Line, notice: bool = False) -> None:
         if not body.upper().startswith("ACTION"):
             return  # CTCP queries (VERSION, PING...) are not messages
         text, action = body[6:].lstrip(" "), True
-    text = client_text(text)
+    text = from_irc(text)
     tags = line.tags
     reply_to = tags.get("+draft/reply")
     if tags:
@@ -591,7 +592,13 @@ def handle_notice(c: IrcState, line: Line) -> None:
 
 
 def handle_tagmsg(c: IrcState, line: Line) -> None:
-    """A reaction (`+draft/react` or `+draft/unreact` with `+draft/reply`)."""
+    """A reaction (`+draft/react` or `+draft/unreact` with `+draft/reply`),
+    or typing (`+typing`: active, else stopped)."""
+    typing = line.tags.get("+typing")
+    if typing is not None:
+        on = typing == "active"
+        c.ask("typing", None, c.failed, on=on, **address_of(c, line.params[0]))
+        return
     emoji = line.tags.get("+draft/react") or line.tags.get("+draft/unreact")
     seq = seq_of(line.tags.get("+draft/reply"))
     if not emoji or seq is None:

@@ -257,3 +257,27 @@ def on_reaction(c: IrcState, event: Reply) -> None:
     verb = "reacted" if event["on"] else "took back"
     text = f"{verb} {event['emoji']} to {m['from']}: {quoted}"
     c.responses.lines.append(build(c.mask(who), "NOTICE", target, text))
+
+
+def on_typing(c: IrcState, event: Reply) -> None:
+    """Someone types (IRCv3 `+typing`): a TAGMSG for clients that take tags;
+    plain clients are told nothing."""
+    if "message-tags" not in c.caps:
+        return
+    room = event.get("room")
+    if room is not None and room not in c.channels:
+        return
+    target = "#" + room if room is not None else c.nick
+    tags = {"+typing": "active" if event["on"] else "done"}
+    c.responses.lines.append(build(c.mask(event["user"]), "TAGMSG", target, tags=tags))
+
+
+def on_pinned(c: IrcState, event: Reply) -> None:
+    """A pin is a notice in its channel: IRC has no pins (`#room/seq` is how
+    Nexus names a message, which nexus-chat and the page open)."""
+    room = event["room"]
+    if room not in c.channels:
+        return
+    verb = "pinned" if event["on"] else "unpinned"
+    text = f"{event['by']} {verb} #{room}/{event['seq']}"
+    c.responses.lines.append(build(c.server, "NOTICE", "#" + room, text))

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from nexus.protocol import DM_HISTORY_CAP, ROOM_RE
 from nexus.server.core import Request
 from nexus.server.irc.directory import Directory, Registration, user_part
+from nexus.server.irc.formatting import to_irc
 from nexus.server.irc.history import Page, Walk, irc_time, msgid, pair
 from nexus.server.irc.lines import LINE_MAX, build, split_text, strip_formatting
 from nexus.server.irc.numerics import (
@@ -455,9 +456,10 @@ class IrcState:
         return lines
 
     def with_links(self, m: Reply) -> str:
-        """A message's text, and the link of each file it carries that the
-        text does not already name (an IRC client sends its upload's link)."""
-        text: str = m["text"]
+        """A message's text as IRC shows it (formatting.py), and the link of
+        each file it carries that the text does not already name (an IRC
+        client sends its upload's link)."""
+        text: str = m["text"] if m.get("plain") else to_irc(m["text"])
         if "files" not in m or self.files_url is None:
             return text
         links = [

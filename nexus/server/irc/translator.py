@@ -63,10 +63,12 @@ from nexus.server.irc.events import (
     on_left,
     on_message,
     on_muted,
+    on_pinned,
     on_reaction,
     on_room_deleted,
     on_room_updated,
     on_topic,
+    on_typing,
 )
 from nexus.server.irc.guests import on_presence
 from nexus.server.irc.lines import CLIENT_TAGS_MAX, Line, parse
@@ -291,6 +293,7 @@ _EVENTS: dict[str, Callable[[IrcState, Reply], None]] = {
     "joined": on_joined,
     "left": on_left,
     "message": on_message,
+    "pinned": on_pinned,
     "presence": on_presence,
     "read": on_read,
     "reaction": on_reaction,
@@ -300,4 +303,5 @@ _EVENTS: dict[str, Callable[[IrcState, Reply], None]] = {
     "muted": on_muted,
     "room_updated": on_room_updated,
     "topic": on_topic,
+    "typing": on_typing,
 }

@@ -128,6 +128,11 @@ class Store(Protocol):
         """Up to `limit` messages of `scope` older than `before` (the newest
         if None), oldest first, and whether older ones are stored."""
 
+    async def span(self, scope: str, first: int, last: int) -> Page:
+        """The stored messages of `scope` numbered `first` to `last`, oldest
+        first, and whether older ones are stored (a page after or around a
+        message)."""
+
     async def message(self, scope: str, seq: int) -> Message | None:
         """The stored message `seq` of `scope`, erased or not; None if it
         was never made or is no longer kept. Changes applied to it (an

@@ -484,6 +484,11 @@ class JournalStore:
         page = history.page(limit, before) if history is not None else None
         return page or ([], False)
 
+    async def span(self, scope: str, first: int, last: int) -> Page:
+        history = self.model.history(scope)
+        page = history.span(first, last) if history is not None else None
+        return page or ([], False)
+
     async def message(self, scope: str, seq: int) -> Message | None:
         history = self.model.history(scope)
         return history.get(seq) if history is not None else None

@@ -26,15 +26,16 @@ from nexus.server.model import Model
 from nexus.server.store import DamagedStore, StoreError
 from nexus.server.store.rows import MESSAGE_COLUMNS
 from nexus.server.store.tabled import TabledStore, matching, search_filters
-from nexus.server.store.tables import fill
+from nexus.server.store.tables import PINS_COLUMN, fill
 
 log = logging.getLogger("nexus.store")
 
-SCHEMA_VERSION = 1
+# 1: as sqlite's schema 3; 2: rooms' pins.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO meta VALUES ('schema', 1), ('indexed', 0);
+INSERT INTO meta VALUES ('schema', 2), ('indexed', 0);
 CREATE TABLE users (
     rowid BIGSERIAL,
     key TEXT PRIMARY KEY,
@@ -60,7 +61,8 @@ CREATE TABLE rooms (
     moderators TEXT NOT NULL,
     muted TEXT NOT NULL,
     invited TEXT NOT NULL,
-    bans TEXT NOT NULL
+    bans TEXT NOT NULL,
+    pins TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE members (
     room TEXT NOT NULL,
@@ -132,6 +134,14 @@ class Connection:
         self.raw.close()
 
 
+def create(db: Connection, model: Model) -> None:
+    """Makes the tables, holding everything `model` holds (a new store's
+    default rooms, or a whole store being migrated); inside a transaction."""
+    for statement in filter(str.strip, SCHEMA.split(";")):
+        db.execute(statement)
+    fill(db, model, fold=True)
+
+
 @contextlib.contextmanager
 def transaction(db: Connection) -> Iterator[None]:
     db.execute("BEGIN")
@@ -184,15 +194,25 @@ class PostgresStore(TabledStore):
         tables = db.execute("SELECT to_regclass('meta')").fetchone()
         if tables is None or tables[0] is None:
             with transaction(db):
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    db.execute(statement)
-                fill(db, Model(default_rooms=self.default_rooms), fold=True)
+                create(db, Model(default_rooms=self.default_rooms))
         else:
             version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if version is None or version[0] > SCHEMA_VERSION:
                 raise DamagedStore(
                     f"the database was written by a newer Nexus (schema {version}): upgrade"
                 )
+            if version[0] < SCHEMA_VERSION:  # 1: rooms have pins, none yet
+                with transaction(db):
+                    db.execute(PINS_COLUMN)
+                    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+                log.info("PostgreSQL schema %d brought to %d", version[0], SCHEMA_VERSION)
+        return self._read_model()
+
+    def _reopen(self) -> Model:
+        """A new connection (the one a write failed on may be broken: the
+        server restarted, the network went), then the model."""
+        self._close_connection()
+        self._connection = self._connect()
         return self._read_model()
 
     def _connect_reader(self) -> Connection:

@@ -20,7 +20,7 @@ def to_json(value: Any) -> str:
 
 
 # A message's fields that are not columns: its wire form's optional ones.
-EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest", "files")
+EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest", "files", "plain")
 
 
 def message_row(scope: str, m: Message) -> tuple[Any, ...]:
@@ -85,6 +85,7 @@ def room_row(room: Room, guests: set[str]) -> tuple[Any, ...]:
         to_json(sorted(room.muted - guests)),
         to_json(sorted(room.invited - guests)),
         to_json([ban for key, ban in room.bans.items() if key not in guests]),
+        to_json([pin.to_json() for pin in room.pins]),
     )
 
 

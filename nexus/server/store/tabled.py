@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from nexus.errors import NexusError
 from nexus.server import records as r
 from nexus.server.model import Message, Model, pair_key
 from nexus.server.store import Page, StoreError, StoreListener, tell_refused, tell_written
@@ -70,6 +71,8 @@ INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
 # newest messages directly) and keeps up with a few thousand messages a second.
 INDEX_PAUSE = 0.01
 LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
+REOPEN_FIRST = 0.25  # seconds before the model is read again after a failed write
+REOPEN_MAX = 5.0  # the longest wait between tries while the database stays away
 RETENTION_EVERY = 3600.0  # seconds between deletions of messages past --retention-days
 RETENTION_STEP = 2_000  # messages looked at, and deleted if old, in one transaction
 
@@ -170,7 +173,21 @@ class TabledStore:
         return await asyncio.get_running_loop().run_in_executor(self._writer, job, *args)
 
     async def _in_reader(self, job: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, job, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._reading, job, *args
+        )
+
+    def _reading(self, job: Callable[..., T], *args: Any) -> T:
+        """`job` on a reader's thread; if the database fails it, the thread's
+        connection goes (the next read makes a new one) and the request gets
+        a clear error, not a traceback."""
+        try:
+            return job(*args)
+        except self.errors as exc:
+            self._drop_reader()
+            log.warning("database read failed: %s", exc)
+            unreadable = "the database cannot be read just now, try again"
+            raise NexusError("internal", unreadable) from None
 
     # -- changing ----------------------------------------------------------------
 
@@ -240,7 +257,7 @@ class TabledStore:
             for made in (noted.new, noted.changed):
                 for key in [key for key in made if key[0] == record.room]:
                     del made[key]
-        elif isinstance(record, r.Topic | r.Moderator | r.Unban | r.Mute | r.Invite):
+        elif isinstance(record, r.Topic | r.Moderator | r.Unban | r.Mute | r.Invite | r.Pin):
             noted.rooms.add(record.room)
         elif isinstance(record, r.Kick | r.Ban):
             noted.rooms.add(record.room)
@@ -251,6 +268,8 @@ class TabledStore:
                 noted.changed[key] = result
             if isinstance(record, r.Erase):
                 noted.all_files = True
+                if record.room is not None:  # it may have been pinned
+                    noted.rooms.add(record.room)
         elif isinstance(record, r.Upload | r.Discard):
             noted.files.add(record.id)
         elif isinstance(record, r.Read):
@@ -333,29 +352,57 @@ class TabledStore:
         return message if message is not None else self._loaded.get((scope, seq))
 
     async def _recover(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
-        """After a failed write: refuse what is unwritten and read the model again."""
+        """After a failed write: read the model again and refuse what is
+        unwritten. If the database cannot be read either (it went away), the
+        refusals go at once and the model is read as soon as it is back;
+        until then every change is refused."""
         log.error("database write failed, refusing unwritten changes: %s", exc)
         waiters += self._waiters
         self._waiters, self._noted = [], _Noted()
         self._loaded.clear()
         before = self.model
-        caught: tuple[type[BaseException], ...] = (*self.errors, StoreError)
-        try:
-            self.model = await self._in_writer(self._read_model)
-        except caught:
-            log.exception("could not read the database after a failed write; now read-only")
-            self._closing = True
-        finally:
-            self._recovering = False
         reason = getattr(exc, "strerror", None) or exc
         failure = StoreError(f"could not write the database: {reason}")
-        tell_refused(self.listeners, waiters, failure, before, self.model)
+        caught: tuple[type[BaseException], ...] = (*self.errors, StoreError)
+        refused = False  # told at once when the database cannot be read either
+        delay = REOPEN_FIRST
+        try:
+            while True:
+                try:
+                    self.model = await self._in_writer(self._reopen)
+                    break
+                except caught as err:
+                    if not refused:
+                        tell_refused(self.listeners, waiters, failure, before, before)
+                        refused = True
+                    if self._closing:
+                        return
+                    log.warning("cannot read the database (again in %g s): %s", delay, err)
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, REOPEN_MAX)
+            if not refused:
+                tell_refused(self.listeners, waiters, failure, before, self.model)
+                return
+            log.info("the database is back: changes are accepted again")
+            for listener in self.listeners:
+                listener.reloaded(before)
+        finally:
+            self._recovering = False
+
+    def _reopen(self) -> Model:
+        """The model read again after a failed write, on the writer's thread
+        (an engine whose connection can break makes a new one first)."""
+        return self._read_model()
 
     # -- reading past the window ---------------------------------------------------
 
     async def page(self, scope: str, limit: int, before: int | None) -> Page:
         rows, more = await self._in_reader(self._read_page, scope, limit, before)
         return [self._shown(scope, row) for row in rows], more
+
+    async def span(self, scope: str, first: int, last: int) -> Page:
+        rows, older = await self._in_reader(self._read_span, scope, first, last)
+        return [self._shown(scope, row) for row in rows], older
 
     def _shown(self, scope: str, row: tuple[Any, ...]) -> Message:
         """A message read from disk, or the one memory holds with newer changes."""
@@ -478,10 +525,11 @@ class TabledStore:
             pass
 
     async def _trim_in_background(self) -> None:
+        caught: tuple[type[BaseException], ...] = (*self.errors, StoreError)
         while True:
             try:
                 await self.trim()
-            except self.errors:
+            except caught:
                 log.exception("deleting old messages failed; trying again later")
             await asyncio.sleep(RETENTION_EVERY)
 
@@ -556,6 +604,15 @@ class TabledStore:
             self._reader_connections.append(db)
         return db
 
+    def _drop_reader(self) -> None:
+        """Closes this reader thread's connection, if it has one."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            self._local.db = None
+            self._reader_connections.remove(db)
+            with contextlib.suppress(*self.errors):
+                db.close()
+
     def _close_connection(self) -> None:
         """Closes the writer's connection (on the writer's thread)."""
         if self._connection is not None:
@@ -611,6 +668,18 @@ class TabledStore:
             .fetchall()
         )
         return rows[:limit][::-1], len(rows) > limit
+
+    def _read_span(self, scope: str, first: int, last: int) -> tuple[list[Any], bool]:
+        db = self._reader()
+        rows = db.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq BETWEEN ? AND ?"
+            " ORDER BY seq",
+            (scope, first, last),
+        ).fetchall()
+        older = db.execute(
+            "SELECT 1 FROM messages WHERE scope = ? AND seq < ? LIMIT 1", (scope, first)
+        ).fetchone()
+        return rows, older is not None
 
     def _read_message(self, scope: str, seq: int) -> tuple[Any, ...] | None:
         return (

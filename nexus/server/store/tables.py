@@ -26,6 +26,7 @@ from nexus.server.model import (
     Conversation,
     History,
     Model,
+    Pinned,
     Room,
     StoredFile,
     User,
@@ -45,8 +46,8 @@ from nexus.server.store.rows import (
 )
 
 # 1: a trigram index of messages' text, and one of their times; 2: words and
-# a vocabulary (words.py), no index of times; 3: files.
-SCHEMA_VERSION = 3
+# a vocabulary (words.py), no index of times; 3: files; 4: rooms' pins.
+SCHEMA_VERSION = 4
 FILE_MODE = 0o600  # the database holds password hashes and every DM
 SCHEMA = (
     """
@@ -73,7 +74,8 @@ CREATE TABLE rooms (
     moderators TEXT NOT NULL,
     muted TEXT NOT NULL,
     invited TEXT NOT NULL,
-    bans TEXT NOT NULL
+    bans TEXT NOT NULL,
+    pins TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE members (
     room TEXT NOT NULL,
@@ -113,6 +115,7 @@ INSERT INTO meta VALUES ('indexed', 0);
 """
     + w.SCHEMA
 )
+PINS_COLUMN = "ALTER TABLE rooms ADD COLUMN pins TEXT NOT NULL DEFAULT '[]'"
 FILES_SCHEMA = """
 CREATE TABLE files (
     id TEXT PRIMARY KEY,
@@ -170,7 +173,7 @@ def migrate(db: sqlite3.Connection) -> int:
     """Brings a database of an older schema to this one; the version it had.
     From 1: the trigram index gives way to words.py's, which the server then
     builds in the background (search reads unindexed messages directly).
-    From 2: a table of files, empty."""
+    From 2: a table of files, empty. From 3: rooms have pins, none yet."""
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version < SCHEMA_VERSION:
         with transaction(db):
@@ -179,7 +182,9 @@ def migrate(db: sqlite3.Connection) -> int:
                 db.execute("DROP TABLE words")
                 run_script(db, w.SCHEMA)
                 db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
-            run_script(db, FILES_SCHEMA)
+            if version <= 2:
+                run_script(db, FILES_SCHEMA)
+            db.execute(PINS_COLUMN)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return version
 
@@ -196,12 +201,12 @@ def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[
 def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     db.executemany(
         "INSERT INTO rooms (name, topic, owner, is_default, created, private, last_seq,"
-        " moderators, muted, invited, bans) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+        " moderators, muted, invited, bans, pins) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, owner = excluded.owner,"
         " private = excluded.private, last_seq = CASE WHEN excluded.last_seq > rooms.last_seq"
         " THEN excluded.last_seq ELSE rooms.last_seq END,"
         " moderators = excluded.moderators, muted = excluded.muted,"
-        " invited = excluded.invited, bans = excluded.bans",
+        " invited = excluded.invited, bans = excluded.bans, pins = excluded.pins",
         rows,
     )
 
@@ -285,9 +290,7 @@ def delete_room(db: sqlite3.Connection, name: str, indexed: int) -> None:
     db.execute("DELETE FROM rooms WHERE name = ?", (name,))
 
 
-def read_model(
-    db: sqlite3.Connection, room_window: int, dm_window: int, load: bool = False
-) -> Model:
+def read_model(db: Any, room_window: int, dm_window: int, load: bool = False) -> Model:
     """The model as the database holds it, its windows empty, or with `load`
     (for maintenance: every message, windows of no limit) full."""
     model = Model(room_window, dm_window, spills=True)
@@ -313,10 +316,10 @@ def read_model(
             model.set_admin(key, True)
     for row in db.execute(
         "SELECT name, topic, owner, is_default, created, private, last_seq, moderators,"
-        " muted, invited, bans FROM rooms ORDER BY rowid"
+        " muted, invited, bans, pins FROM rooms ORDER BY rowid"
     ):
         name, topic, owner, default, created, private, last_seq = row[:7]
-        moderators, muted, invited, bans = (orjson.loads(value) for value in row[7:])
+        moderators, muted, invited, bans, pins = (orjson.loads(value) for value in row[7:])
         model.rooms[name] = Room(
             name,
             topic,
@@ -329,6 +332,7 @@ def read_model(
             muted=set(muted),
             bans={ban["user"].lower(): ban for ban in bans},
             invited=set(invited),
+            pins=[Pinned(**pin) for pin in pins],
         )
     for name, key, read in db.execute('SELECT room, "user", read FROM members'):
         room = model.rooms[name]
@@ -342,15 +346,13 @@ def read_model(
         )
         model.users[a].conversations.add(pair)
         model.users[b].conversations.add(pair)
-    for row in db.execute(f"SELECT {FILE_COLUMNS} FROM files"):
+    for row in db.execute(f"SELECT {FILE_COLUMNS} FROM files ORDER BY ts, id"):  # as uploaded
         file = model.files[row[0]] = StoredFile(*row[:9])
         file.shared = {(scope, seq) for scope, seq in orjson.loads(row[9])}
     return model
 
 
-def read_window(
-    db: sqlite3.Connection, scope: str, size: int, last_seq: int, load: bool
-) -> History:
+def read_window(db: Any, scope: str, size: int, last_seq: int, load: bool) -> History:
     """A window of `size` on `scope`'s messages: empty (a server fills it as
     messages come; older ones are read from disk when asked for, so start-up
     and memory do not grow with history), or with `load` every message."""
@@ -423,7 +425,7 @@ def index_some(db: sqlite3.Connection, limit: int, vocabulary: w.Vocabulary) -> 
     return len(rows) == limit
 
 
-# Every message, in the order `export` prints them on either engine: by time,
+# Every message, in the order `export` prints them on every engine: by time,
 # then rooms before conversations, each in the order it was made, then seq.
 EXPORT = (
     f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS.split(', '))} FROM messages m"
@@ -433,17 +435,65 @@ EXPORT = (
 )
 
 
-def counts(db: sqlite3.Connection) -> dict[str, int]:
-    """How many of each thing the database holds, as `check` prints them."""
+def counts(db: Any) -> dict[str, int]:
+    """How many of each thing the database holds, as `check` prints them
+    (any engine's: a conversation's scope holds a newline, a room's never)."""
 
-    def count(query: str) -> int:
-        return int(db.execute(query).fetchone()[0])
+    def count(query: str, *params: str) -> int:
+        return int(db.execute(query, params).fetchone()[0])
 
     return {
         "users": count("SELECT COUNT(*) FROM users"),
         "rooms": count("SELECT COUNT(*) FROM rooms"),
-        "room messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) = 0"),
+        "room messages": count("SELECT COUNT(*) FROM messages WHERE scope NOT LIKE ?", "%\n%"),
         "conversations": count("SELECT COUNT(*) FROM conversations"),
-        "direct messages": count("SELECT COUNT(*) FROM messages WHERE instr(scope, char(10)) > 0"),
+        "direct messages": count("SELECT COUNT(*) FROM messages WHERE scope LIKE ?", "%\n%"),
         "files": count("SELECT COUNT(*) FROM files"),
     }
+
+
+def inconsistencies(db: Any) -> list[str]:
+    """What in the tables (any engine's) start-up could not read, or the
+    server would trip on: a membership or conversation naming no such
+    user or room, messages of no room or conversation, and messages
+    numbered past their room's or conversation's last number (the next
+    one would collide)."""
+    found = [
+        f"{key} is a member of #{room}, but that user or room is gone"
+        for key, room in db.execute(
+            'SELECT m."user", m.room FROM members m LEFT JOIN rooms r ON r.name = m.room'
+            ' LEFT JOIN users u ON u.key = m."user" WHERE r.name IS NULL OR u.key IS NULL'
+        )
+    ]
+    found += [
+        f"the conversation of {a} and {b} names a user who is gone"
+        for a, b in db.execute(
+            "SELECT c.a, c.b FROM conversations c LEFT JOIN users a ON a.key = c.a"
+            " LEFT JOIN users b ON b.key = c.b WHERE a.key IS NULL OR b.key IS NULL"
+        )
+    ]
+    found += [
+        f"{n:,} messages of {_shown(scope)}, which is no room or conversation"
+        for scope, n in db.execute(
+            "SELECT m.scope, COUNT(*) FROM messages m LEFT JOIN rooms r ON r.name = m.scope"
+            " LEFT JOIN conversations c ON c.pair = m.scope"
+            " WHERE r.name IS NULL AND c.pair IS NULL GROUP BY m.scope ORDER BY m.scope"
+        )
+    ]
+    found += [
+        f"{_shown(scope)} has message {top} past its last number, {last}"
+        for scope, top, last in db.execute(
+            "SELECT s.scope, m.top, s.last FROM (SELECT name AS scope, last_seq AS last FROM rooms"
+            " UNION ALL SELECT pair, last_seq FROM conversations) s JOIN (SELECT scope,"
+            " MAX(seq) AS top FROM messages GROUP BY scope) m ON m.scope = s.scope"
+            " WHERE m.top > s.last ORDER BY s.scope"
+        )
+    ]
+    return found
+
+
+def _shown(scope: str) -> str:
+    """A scope as a report names it: #room, or the conversation of a and b."""
+    if "\n" in scope:
+        return "the conversation of " + " and ".join(scope.split("\n"))
+    return "#" + scope

@@ -9,7 +9,9 @@ import { may, offered } from "./moderation.js";
 import { Connection, serverUrl } from "./connection.js";
 import { el, textNode } from "./dom.js";
 import { saved, Session } from "./session.js";
+import { parse } from "./markup.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
+import { TypingSender, typingLine } from "./typing.js";
 import { Uploads } from "./uploads.js";
 
 const $ = (id) => document.getElementById(id);
@@ -34,6 +36,7 @@ let completion = null; // Tab's candidates for the word before the caret, while 
 const typed = { lines: [], at: 0, draft: "" }; // lines sent, for Up and Down
 const TYPED_KEPT = 200;
 const attachments = new Attachments(() => session && session.files);
+const typing = new TypingSender((cmd, args) => (session ? session.request(cmd, args) : Promise.reject(new Error("logged out"))));
 const uploads = new Uploads($("uploads"), {
   files: () => session && session.files,
   caption,
@@ -90,33 +93,85 @@ function author(name, guest, className = "") {
 
 // Text with links made clickable; every part is a text node or an <a> whose
 // text and href are set as properties. A web address opens in a new tab; a
-// `#room/seq` opens that message here.
+// `#room/seq` opens that message here. (A message sent `plain`.)
 function richText(raw) {
   const text = clean(raw);
   const fragment = document.createDocumentFragment();
   let last = 0;
   for (const match of text.matchAll(LINK_PATTERN)) {
     fragment.append(textNode(text.slice(last, match.index)));
-    const link = el("a", null, match[0]);
-    if (match[1] === undefined) {
-      link.href = match[0];
-      link.target = "_blank";
-      link.rel = "noopener noreferrer";
-    } else {
-      const target = `#${match[1].toLowerCase()}/${match[2]}`;
-      link.className = "msglink";
-      link.href = target;
-      link.title = `open message ${match[2]} of #${match[1].toLowerCase()}`;
-      link.addEventListener("click", (event) => {
-        event.preventDefault();
-        runLine(`/goto ${target}`);
-      });
-    }
-    fragment.append(link);
+    fragment.append(match[1] === undefined ? webLink(match[0], match[0]) : messageLink(match[1], match[2], match[0]));
     last = match.index + match[0].length;
   }
   fragment.append(textNode(text.slice(last)));
   return fragment;
+}
+
+function webLink(url, text) {
+  const link = el("a", null, text);
+  link.href = url;
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  return link;
+}
+
+function messageLink(room, seq, text) {
+  const target = `#${room.toLowerCase()}/${seq}`;
+  const link = el("a", "msglink", text);
+  link.href = target;
+  link.title = `open message ${seq} of #${room.toLowerCase()}`;
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    runLine(`/goto ${target}`);
+  });
+  return link;
+}
+
+// A message's text drawn from its formatting (markup.js): each block and
+// styled run a DOM node made here, its text set as text, never HTML. Lines
+// and items flow as text (a line break between them); quotes and code are
+// blocks of their own.
+function formatted(raw) {
+  const fragment = document.createDocumentFragment();
+  let previous = null;
+  for (const block of parse(clean(raw))) {
+    const own = block.kind === "quote" || block.kind === "code";
+    if (previous !== null && !own && !previous) fragment.append("\n");
+    previous = own;
+    if (block.kind === "code") {
+      const pre = el("pre", "md-code");
+      pre.append(el("code", null, block.spans[0].text));
+      fragment.append(pre);
+      continue;
+    }
+    const line = el("span", `md-${block.kind}`);
+    if (block.kind === "item") line.append(el("span", "md-marker", block.marker === "-" ? "• " : `${block.marker} `));
+    for (const span of block.spans) line.append(inline(span));
+    if (own && !line.textContent) line.append("\u200b"); // an empty quote line keeps its height
+    fragment.append(line);
+  }
+  return fragment;
+}
+
+const STYLE_TAGS = [
+  ["strike", "s"],
+  ["italic", "em"],
+  ["bold", "strong"],
+];
+
+function inline(span) {
+  if (span.kind === "code") return el("code", "md-inline", span.text);
+  let node;
+  if (span.kind === "link") node = webLink(span.url, span.text);
+  else if (span.kind === "message") node = messageLink(span.room, span.seq, span.text);
+  else node = textNode(span.text);
+  for (const [style, tag] of STYLE_TAGS) {
+    if (!span.styles.has(style)) continue;
+    const wrap = el(tag);
+    wrap.append(node);
+    node = wrap;
+  }
+  return node;
 }
 
 const time = (ts) =>
@@ -253,10 +308,26 @@ function draw(change = {}) {
   drawSidebar();
   drawHeader();
   drawMessages(change);
+  drawTyping();
   attachments.sweep();
   $("attach").hidden = !canAttach();
   const total = session.state.buffers().reduce((n, b) => n + b.unread, 0);
   document.title = total ? `(${total}) Nexus` : "Nexus";
+}
+
+// Who else types in the buffer shown; drawn again when the first of them
+// would stop being shown.
+let typingTimer = null;
+function drawTyping() {
+  clearTimeout(typingTimer);
+  const buffer = session.state.current;
+  const now = Date.now();
+  const names = buffer ? buffer.typists(now) : [];
+  $("typing").textContent = typingLine(names);
+  if (names.length) {
+    const next = Math.min(...[...buffer.typing.values()].map((entry) => entry.until));
+    typingTimer = setTimeout(() => session && session.state && drawTyping(), Math.max(50, next - now));
+  }
 }
 
 function badge(count, className) {
@@ -473,6 +544,34 @@ function drawHeader() {
   }
   $("topic").textContent = clean(topic);
   $("topic").title = clean(topic);
+  const pins = buffer && buffer.kind === "room" ? buffer.pins : 0;
+  $("pins").hidden = !pins;
+  $("pins").textContent = `📌 ${pins}`;
+}
+
+// The pinned messages of the room shown, in the results panel (the latest
+// pin first); each opens its message.
+async function showPins() {
+  const buffer = session && session.state && session.state.current;
+  if (!buffer || buffer.kind !== "room") return;
+  const list = $("result-list");
+  $("results").hidden = false;
+  $("results-title").textContent = `pinned in #${clean(buffer.name)}…`;
+  list.replaceChildren();
+  let reply;
+  try {
+    reply = await session.request("pins", { room: buffer.name });
+  } catch (error) {
+    $("results-title").textContent = clean(describe(error));
+    return;
+  }
+  $("results-title").textContent = `${count(reply.messages.length, "message")} pinned in #${clean(buffer.name)}`;
+  for (const message of reply.messages) {
+    const item = resultItem(message);
+    const by = el("span", "result-pinned", `pinned by ${message.pinned_by}, ${day(message.pinned_at)}`);
+    item.querySelector(".result-head").append(by);
+    list.append(item);
+  }
 }
 
 // The input's placeholder: the longest of its wordings that fits the input
@@ -611,7 +710,7 @@ function messageElement(buffer, message) {
       row.classList.add("action");
       body.append(el("span", "act", `* ${message.from} `));
     }
-    text.append(richText(message.text));
+    text.append(message.plain ? richText(message.text) : formatted(message.text));
     body.append(text);
     if (message.edited) body.append(el("span", "edited", " (edited)"));
     if (message.files && message.files.length) body.append(attachments.list(message.files));
@@ -664,6 +763,12 @@ function actions(buffer, message) {
   }
   if (state.isMe(message.from)) {
     button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
+  }
+  if (buffer.kind === "room" && may(state, buffer, "pin") && !buffer.muted.has(fold(state.me))) {
+    button("📌", "pin or unpin", () => act(() => session.request("pins", { room: buffer.name }).then((reply) => {
+      const on = !reply.messages.some((pinned) => pinned.seq === message.seq);
+      return session.request("pin", { room: buffer.name, seq: message.seq, on });
+    })));
   }
   if (state.isMe(message.from) || (buffer.kind === "room" && may(state, buffer, "erase"))) {
     button("🗑", "erase", async () => {
@@ -854,6 +959,7 @@ function send(event) {
   input.value = "";
   inputChanged();
   remember(text);
+  if (message !== null && !(current && current.kind === "edit")) typing.sent();
   setContext(null);
   if (current && current.kind === "edit") {
     act(async () => {
@@ -1212,8 +1318,12 @@ function start() {
     $("login-error").textContent = "";
   });
   $("compose").addEventListener("submit", send);
+  $("pins").addEventListener("click", showPins);
   $("input").addEventListener("keydown", keydown);
   $("input").addEventListener("input", inputChanged);
+  $("input").addEventListener("input", () => {
+    if (session && session.state) typing.typed(session.state.current, $("input").value, context && context.kind === "edit");
+  });
   $("input").addEventListener("paste", pasted);
   $("attach").addEventListener("click", () => $("file-input").click());
   $("file-input").addEventListener("change", () => {

@@ -7,6 +7,7 @@ export const fold = (name) => name.toLowerCase();
 // The protocol's limit on a message, in characters (code points, as the server
 // counts them: an emoji is one, though two UTF-16 units).
 export const MESSAGE_MAX = 4000;
+export const TYPING_SHOWN_MS = 6000; // someone is shown typing this long after their last "on"
 export const length = (text) => [...text].length;
 
 // Remote text without the bidirectional controls that would let it fake its
@@ -35,6 +36,13 @@ export class Buffer {
     this.readSeq = 0; // the newest seq this user has seen
     this.firstUnread = null; // where the unread rule goes, once opened
     this.activity = 0; // a conversation's newest message (ts), or when it was opened
+    this.typing = new Map(); // folded name -> {name, until}: who types here, shown until then
+  }
+
+  // Who is typing here at `now` (ms), by name; those whose time passed go.
+  typists(now) {
+    for (const [key, entry] of this.typing) if (entry.until <= now) this.typing.delete(key);
+    return [...this.typing.values()].map((entry) => entry.name).sort((a, b) => a.localeCompare(b));
   }
 
   get key() {
@@ -51,6 +59,7 @@ export class Buffer {
     this.private = Boolean(info.private);
     this.moderators = new Set((info.moderators || []).map(fold));
     this.muted = new Set((info.muted || []).map(fold));
+    this.pins = info.pins || 0; // messages pinned there (a server before pins: none)
   }
 
   get newest() {
@@ -353,6 +362,7 @@ export class ChatState {
       case "message": {
         const buffer = this.rooms.get(event.room);
         if (!buffer) return {};
+        buffer.typing.delete(fold(event.from));
         const added = this.addMessages(buffer, [event]);
         const alert = added.length > 0 && !this.isMe(event.from) && mentions(event, this.me);
         return { buffer, added, alert };
@@ -360,6 +370,7 @@ export class ChatState {
       case "dm": {
         const other = this.isMe(event.from) ? event.to : event.from;
         const buffer = this.dmBuffer(other);
+        buffer.typing.delete(fold(event.from));
         const added = this.addMessages(buffer, [event]);
         return { buffer, added, alert: added.length > 0 && !this.isMe(event.from) };
       }
@@ -373,6 +384,13 @@ export class ChatState {
         const buffer = this.bufferOf(event.message);
         if (buffer) buffer.messages.set(event.message.seq, event.message);
         return { buffer, changed: event.message.seq };
+      }
+      case "typing": {
+        const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
+        if (!buffer) return {};
+        if (event.on) buffer.typing.set(fold(event.user), { name: event.user, until: Date.now() + TYPING_SHOWN_MS });
+        else buffer.typing.delete(fold(event.user));
+        return { buffer, typing: true };
       }
       case "read": {
         const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
@@ -444,6 +462,14 @@ export class ChatState {
       }
       case "room_updated":
         return this.roomUpdated(event);
+      case "pinned": {
+        const buffer = this.rooms.get(event.room);
+        if (!buffer) return {};
+        buffer.pins = Math.max(0, buffer.pins + (event.on ? 1 : -1));
+        const verb = event.on ? "pinned" : "unpinned";
+        this.note(`${event.by} ${verb} #${event.room}/${event.seq}`, "info", buffer);
+        return { buffer, pins: true };
+      }
       case "kicked":
         return this.kicked(event);
       case "muted": {
