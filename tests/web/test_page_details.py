@@ -4,6 +4,7 @@ page, counts in the singular, and an input placeholder that fits a phone."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -85,6 +86,46 @@ async def test_one_missed_message_is_one_message(web: WebRunning, browser) -> No
     await tab.type("/create den")
     await tab.type("/names")
     await expect(tab.messages()).to_contain_text("#den (1 online, 1 member): ana")
+
+
+async def test_a_connection_lost_while_logging_in_again_leaves_no_unhandled_error(
+    web: WebRunning, browser
+) -> None:
+    """The connection drops while the page, back after a first drop, restores
+    its rooms (its joins asked, none answered): every request then in flight
+    fails, none of them unhandled, and the page logs in again by itself."""
+    tab = await browser.tab(*DESK)
+    links: list[Any] = []
+    armed = False  # the next join drops the connection
+    closing: list[asyncio.Task[None]] = []
+
+    def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def to_server(frame: str | bytes) -> None:
+            nonlocal armed
+            if armed and '"cmd":"join"' in str(frame):
+                armed = False
+                closing.append(asyncio.ensure_future(ws.close()))
+                return
+            server.send(frame)
+
+        ws.on_message(to_server)
+        server.on_message(ws.send)
+        links.append(ws)
+
+    await tab.page.route_web_socket("**/ws", route)
+    await tab.register(web.base, "ana", PASSWORD)
+    browser.expected.append(r"WebSocket connection to .* failed")
+    armed = True
+    await links[-1].close()
+    await expect(tab.page.locator("#status")).to_contain_text("reconnecting")
+    await tab.type("/reconnect")
+    await expect(tab.page.locator("#status")).to_contain_text("reconnecting")
+    await tab.type("/reconnect")
+    await expect(tab.page.locator("#status")).to_have_text("online")
+    assert closing and not armed
+    await closing[0]
 
 
 @pytest.mark.parametrize("size", [DESK, PHONE], ids=["desk", "phone"])

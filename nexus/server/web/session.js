@@ -127,6 +127,9 @@ export class Session {
       throw error;
     });
     const joins = reply.rooms.map((room) => conn.request("join", { room }));
+    // All asked at once and awaited in turn: if the connection drops, the
+    // first await throws and the others' failures are this one's, not errors.
+    for (const asked of [online, conversations, ...joins]) asked.catch(() => {});
     let missed = 0;
     for (const join of joins) {
       const { room, history } = await join;
