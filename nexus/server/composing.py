@@ -3,10 +3,12 @@
 A client says `typing` as its user types; the others' clients show it and
 stop on their own 6 s after the last `on`. The server tells at most one
 `on` a second for a user and a place (a client may say it on every key),
-always the `off` that follows one (the user stopped, sent their message,
-or their last session went), and nothing for a place where the user was
-not shown typing. A place is a room's name, or `@` and the other party's
-key for a DM.
+counting from the last one told even when an `off` came between (a quick
+talker's every message would otherwise cost an `on` and an `off` to every
+member), always the `off` that follows one (the user stopped, sent their
+message, or their last session went), and nothing for a place where the
+user was not shown typing. A place is a room's name, or `@` and the other
+party's key for a DM.
 """
 
 from __future__ import annotations
@@ -30,20 +32,26 @@ class Composing:
     def __init__(self, hub: Hub, clock: Clock) -> None:
         self.hub = hub
         self.clock = clock
-        self._shown: dict[str, dict[str, float]] = {}  # typer's key -> place -> last `on` told
+        # typer's key -> place -> when its last `on` was told: in _shown while
+        # the others show it, in _ended for a second after its `off`.
+        self._shown: dict[str, dict[str, float]] = {}
+        self._ended: dict[str, dict[str, float]] = {}
 
     def typing(self, model: Model, key: str, place: str, on: bool) -> None:
         """`key` typed in `place` (`on`), or stopped."""
-        places = self._shown.get(key)
-        told = places.get(place) if places is not None else None
-        if on:
-            now = self.clock.monotonic()
-            if told is not None and now - told < EVERY:
-                return
-            self._shown.setdefault(key, {})[place] = now
-        elif not self._forget(key, place):
+        if not on:
+            if self._forget(key, place):
+                self._tell(model, key, place, False)
             return
-        self._tell(model, key, place, on)
+        now = self.clock.monotonic()
+        told = _at(self._shown, key, place)
+        if told is None:
+            told = _at(self._ended, key, place)
+        if told is not None and now - told < EVERY:
+            return
+        _drop(self._ended, key, place)
+        self._shown.setdefault(key, {})[place] = now
+        self._tell(model, key, place, True)
 
     def sent(self, model: Model, key: str, place: str) -> None:
         """`key` sent a message to `place`: its typing there is over. (On
@@ -53,15 +61,17 @@ class Composing:
 
     def gone(self, model: Model, key: str) -> None:
         """`key`'s last session went: it types nowhere any more."""
+        self._ended.pop(key, None)
         for place in self._shown.pop(key, {}):
             self._tell(model, key, place, False)
 
     def _forget(self, key: str, place: str) -> bool:
-        places = self._shown.get(key)
-        if places is None or places.pop(place, None) is None:
+        """Ends `key`'s typing in `place`: False if it was not shown."""
+        told = _drop(self._shown, key, place)
+        if told is None:
             return False
-        if not places:
-            del self._shown[key]
+        if self.clock.monotonic() - told < EVERY:
+            self._ended.setdefault(key, {})[place] = told
         return True
 
     def _tell(self, model: Model, key: str, place: str, on: bool) -> None:
@@ -78,3 +88,19 @@ class Composing:
             return
         event: TypingEvent = {"event": "typing", "room": room.name, "user": name, "on": on}
         self.hub.to_users((member for member in room.members if member != key), Frame(event))
+
+
+def _at(times: dict[str, dict[str, float]], key: str, place: str) -> float | None:
+    places = times.get(key)
+    return places.get(place) if places is not None else None
+
+
+def _drop(times: dict[str, dict[str, float]], key: str, place: str) -> float | None:
+    """Removes and returns `times[key][place]`, and `key` once it has none."""
+    places = times.get(key)
+    if places is None:
+        return None
+    told = places.pop(place, None)
+    if not places:
+        del times[key]
+    return told

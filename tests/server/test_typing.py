@@ -46,6 +46,14 @@ async def test_the_others_see_who_types_and_when_it_stops(start_server: StartSer
     await ana.ok("typing", room="general", on=False)  # not typing: nothing to tell
     await bob.no_event("typing", wait=0.05)
 
+    # The next `on` a second after the last one told, the `off` between
+    # notwithstanding: a quick talker costs the others one `on` a second.
+    await ana.ok("typing", room="general")
+    await bob.no_event("typing", wait=0.05)
+    await ana.ok("say", room="general", text="and again")
+    assert (await bob.event("message"))["text"] == "and again"
+    await bob.no_event("typing", wait=0.05)  # never shown: no `off`
+    clock.advance(1.0)
     await ana.ok("typing", room="general")
     assert (await bob.event("typing"))["on"] is True
     await ana.ok("typing", room="general", on=False)
@@ -53,13 +61,15 @@ async def test_the_others_see_who_types_and_when_it_stops(start_server: StartSer
 
 
 async def test_a_dm_partner_sees_it_and_the_last_session_ends_it(start_server: StartServer) -> None:
-    running = await start_server()
+    clock = ManualClock()
+    running = await start_server(clock=clock)
     ana, bob = await running.user("ana"), await running.user("bob")
     await ana.ok("typing", **{"with": "Bob"})
     on = {"event": "typing", "with": "ana", "user": "ana", "on": True}
     assert await bob.event("typing") == on
     await ana.ok("dm", to="bob", text="hi")
     assert await bob.event("typing") == {**on, "on": False}
+    clock.advance(1.0)
     await ana.ok("typing", **{"with": "bob"})
     assert (await bob.event("typing"))["on"] is True
     await ana.ok("quit")  # ana's only session

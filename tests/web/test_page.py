@@ -6,6 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from tests.clock import ManualClock
 from tests.conftest import PASSWORD
 from tests.irc.conftest import IrcServer
 from tests.web.browser import expect, needs_browser
@@ -460,10 +461,12 @@ async def test_whois_of_a_guest_says_it_has_no_account(start_web, browser) -> No
     await irc.close()
 
 
-async def test_who_is_typing_shows_under_the_input(web: WebRunning, browser) -> None:
+async def test_who_is_typing_shows_under_the_input(start_web, browser) -> None:
     """Typing in the page tells the others (a TCP client gets `typing`); the
     page shows who else types in the buffer shown, until their message comes
     or they stop."""
+    clock = ManualClock()  # the server's: an `on` a second apart is told
+    web = await start_web(clock=clock)
     tab = await browser.tab()
     await tab.register(web.base, "ana", PASSWORD)
     bob = await web.running.user("bob")
@@ -482,6 +485,7 @@ async def test_who_is_typing_shows_under_the_input(web: WebRunning, browser) -> 
     await expect(line).to_have_text("bob is typing…")
     await bob.ok("say", room="general", text="here I am")
     await expect(line).to_have_text("")
+    clock.advance(1.0)
     await bob.ok("typing", room="general")
     await expect(line).to_have_text("bob is typing…")
     await bob.ok("typing", room="general", on=False)
