@@ -39,6 +39,9 @@ from websockets.uri import parse_uri
 
 TS = re.compile(rb"@(\d{19})")
 PAD = b"x" * 60  # message text: "@<19 digits> " + 60 bytes, ~170 bytes as a Nexus event
+# As long as PAD, in protocol 3's formatting: each kind of span, and a link.
+STYLED = b"**bold** *it* ~~no~~ `code` [doc](https://e.io/a) xxxxxxxxxx"
+assert len(STYLED) == len(PAD)
 
 
 class Stats:
@@ -257,6 +260,18 @@ class Nexus:
     @staticmethod
     def dm(to: bytes, ts: int) -> bytes:
         return b'{"cmd":"dm","to":"%s","text":"@%019d %s"}\n' % (to, ts, PAD)
+
+    @staticmethod
+    def say_styled(room: bytes, ts: int) -> bytes:
+        """A message as long as say's, formatted."""
+        return b'{"cmd":"say","room":"%s","text":"@%019d %s"}\n' % (room, ts, STYLED)
+
+    @staticmethod
+    def say_typing(room: bytes, ts: int) -> bytes:
+        """A formatted message after its writer says it is typing, as a
+        client does (the server tells the others once a second at most)."""
+        typing = b'{"cmd":"typing","room":"%s"}\n' % room
+        return typing + Nexus.say_styled(room, ts)
 
 
 class Irc:
@@ -554,7 +569,8 @@ class Generator:
         for conn in self.conns:
             conn.target = room.encode()
             conn.start_counting()
-        steps = await self.stepped(senders, adapter.say, per_message, spec["bound_ms"])
+        say = getattr(adapter, spec.get("say", "say"))
+        steps = await self.stepped(senders, say, per_message, spec["bound_ms"])
         return {"steps": steps, "connections": len(self.conns)}
 
     async def slow(self) -> dict[str, Any]:
@@ -842,7 +858,8 @@ class Generator:
 
     async def archive(self) -> dict[str, Any]:
         """A store of a long history: searches one at a time over all of it,
-        then history pages from around the middle of its biggest room."""
+        then history pages of each kind (before, after, around a seq) from
+        around the middle of its biggest room."""
         spec = self.spec
         conn = Conn(self.adapter.room_marker)
         await self.connect(conn)
@@ -852,16 +869,17 @@ class Generator:
         searches = [await self.ask(conn, frames[i % len(frames)]) for i in range(spec["count"])]
         rng = random.Random(3)
         middle = spec["page_around"]
-        pages = []
+        pages: dict[str, list[int]] = {"before": [], "after": [], "around": []}
         for _ in range(spec["count"]):
-            before = middle + rng.randint(-middle // 2, middle // 2)
-            frame = {"cmd": "history", "room": spec["page_room"], "limit": 50, "before": before}
-            pages.append(await self.ask(conn, json.dumps(frame).encode() + b"\n"))
+            seq = middle + rng.randint(-middle // 2, middle // 2)
+            for anchor, taken in pages.items():
+                frame = {"cmd": "history", "room": spec["page_room"], "limit": 50, anchor: seq}
+                taken.append(await self.ask(conn, json.dumps(frame).encode() + b"\n"))
         stats = proc_stats(spec["server_pid"])
         return {
             "first_search_ms": round(first / 1e6, 3),
             "searches": quantiles(searches),
-            "pages": quantiles(pages),
+            "pages": {anchor: quantiles(taken) for anchor, taken in pages.items()},
             "server_rss_mib": round(stats["rss_mib"], 1),
         }
 

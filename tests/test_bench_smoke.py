@@ -107,7 +107,7 @@ def test_quick_sqlite_scenarios_measure_the_engine(tmp_path: Path) -> None:
     assert "error" not in archive, archive
     assert archive["messages"] == 20_000
     assert archive["empty"]["listening_s"] > 0 and archive["full"]["listening_s"] > 0
-    for measured in ("searches", "pages"):
-        figures = archive[measured]
+    pages = archive["pages"]
+    for figures in (archive["searches"], pages["before"], pages["after"], pages["around"]):
         assert figures["samples"] == 100, figures
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], figures
