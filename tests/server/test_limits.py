@@ -113,6 +113,28 @@ async def test_tls_with_a_self_signed_certificate(start_server, tmp_path, client
     assert cert.read_bytes() == first
 
 
+async def test_a_tls_client_that_quits_or_closes_is_let_go_of_at_once(start_server, client_tls):
+    """Over TLS as over plain TCP, a client that says `quit` or closes its
+    end leaves the core at once (its user offline, its address's slot free)."""
+    server = await start_server(tls=True)
+    core = server.server.core
+    for name in ("ana", "bob"):
+        peer = await Peer.connect(
+            server.host, server.port, ssl=client_tls, server_hostname="localhost"
+        )
+        assert (await peer.frame())["event"] == "hello"
+        await peer.ok("register", username=name, password="password1")
+        if name == "ana":
+            await peer.ok("quit")
+            assert await asyncio.wait_for(peer.reader.read(), 5) == b""
+        await peer.close()
+        for _ in range(50):
+            if not core.connections:
+                break
+            await asyncio.sleep(0.1)
+        assert not core.connections and not core.per_address, name
+
+
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 async def test_tls_refuses_old_protocol_versions(start_server, client_tls):
     """A client limited to TLS 1.1 cannot connect."""

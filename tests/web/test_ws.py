@@ -4,6 +4,7 @@ holding every rule of the TCP protocol."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import subprocess
@@ -234,6 +235,31 @@ async def test_websocket_over_tls(start_web, tmp_path) -> None:
             f"ws://{web.web_host}:{web.web_port}/ws", open_timeout=2
         ) as plain:  # no TLS: the handshake fails
             await plain.recv()
+
+
+async def test_a_websocket_over_tls_closed_cleanly_is_let_go_of_at_once(start_web) -> None:
+    """A logged-in WSS client that closes with a close frame leaves the core
+    at once (its user offline, its address's slot free), as over plain TCP:
+    the server closing the TLS transport twice once dropped its state, and
+    the connection lingered until its keepalive gave up a minute later."""
+    web = await start_web(tls=True)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    url = f"wss://{web.web_host}:{web.web_port}/ws"
+    origin = f"https://{web.web_host}:{web.web_port}"
+    async with connect(url, ssl=context, origin=origin) as ws:  # type: ignore[arg-type]
+        assert '"hello"' in await ws.recv()
+        await ws.send(json.dumps({"cmd": "register", "username": "ana", "password": PASSWORD}))
+        assert '"ok":true' in await ws.recv()
+        assert web.running.connections("ana")
+    core = web.running.server.core
+    for _ in range(50):
+        if not core.connections:
+            break
+        await asyncio.sleep(0.1)
+    assert not core.connections
+    assert not core.per_address
 
 
 def test_broadcasts_and_their_slices_become_one_message_per_frame() -> None:

@@ -66,6 +66,15 @@ def reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+def close(transport: asyncio.BaseTransport) -> None:
+    """Closes `transport` gracefully, once: asyncio's TLS transport, closed a
+    second time, drops its TLS state (3.11's sslproto), and the next call to
+    it (the core's `reset` when the connection ends) raises, so the core
+    never let go of the connection."""
+    if not transport.is_closing():
+        transport.close()
+
+
 class TransportLink:
     """The core's `Link` and `Reading` over an asyncio transport.
 
@@ -87,7 +96,7 @@ class TransportLink:
         self.backlog = transport.get_write_buffer_size
 
     def close(self) -> None:
-        self.transport.close()
+        close(self.transport)
 
     def abort(self) -> None:
         reset(self.transport)

@@ -44,7 +44,7 @@ from nexus.server.frontends.http import (
     Web,
     refusal_text,
 )
-from nexus.server.frontends.tcp import TcpProtocol, TransportLink, reset
+from nexus.server.frontends.tcp import TcpProtocol, TransportLink, close, reset
 
 log = logging.getLogger("nexus.ws")
 
@@ -344,14 +344,14 @@ class WsProtocol(TcpProtocol):
                 if link is not None:  # the outbox counts what crosses the socket
                     link.reframed += len(data)
             else:  # its end of stream: the server closes the TCP connection
-                transport.close()
+                close(transport)
 
     def close_websocket(self) -> None:
         if self.ws.state is State.OPEN:
             self.ws.send_close(CloseCode.NORMAL_CLOSURE)
         self._send_own()
         assert self.transport is not None
-        self.transport.close()
+        close(self.transport)
 
     # -- the core's Reading ---------------------------------------------------
 
