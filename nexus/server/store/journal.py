@@ -73,11 +73,12 @@ _fsync = aiofiles.os.wrap(os.fsync)
 SNAPSHOT_FORMAT = "nexus-store"
 # 2 added the checksum; 3 adds read markers, away texts and the message fields
 # of protocol 2 (edits, erasures, reactions...); 4 adds moderation (admins,
-# suspensions, private rooms, moderators, mutes, bans, invitations). Older
-# versions still load; an older server refuses a newer file instead of
-# misreading it (a version 3 server would drop every ban).
-SNAPSHOT_VERSION = 4
-_READABLE_VERSIONS = (1, 2, 3, SNAPSHOT_VERSION)
+# suspensions, private rooms, moderators, mutes, bans, invitations); 5 adds
+# threads (replies' `thread`, users' `follows`). Older versions still load;
+# an older server refuses a newer file instead of misreading it (a version 3
+# server would drop every ban, a version 4 one show replies in timelines).
+SNAPSHOT_VERSION = 5
+_READABLE_VERSIONS = (1, 2, 3, 4, SNAPSHOT_VERSION)
 # The snapshot's last key: the CRC-32 of every byte of the file before it.
 _CHECKSUM = re.compile(rb',\n  "crc32": "([0-9a-f]{8})"\n\}\n\Z')
 FILE_MODE = 0o600  # data files hold password hashes and every DM
@@ -484,9 +485,19 @@ class JournalStore:
         page = history.page(limit, before) if history is not None else None
         return page or ([], False)
 
-    async def span(self, scope: str, first: int, last: int) -> Page:
+    async def newer(self, scope: str, after: int, limit: int) -> Page:
         history = self.model.history(scope)
-        page = history.span(first, last) if history is not None else None
+        page = history.newer(after, limit) if history is not None else None
+        return page or ([], False)
+
+    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
+        history = self.model.history(scope)
+        page = history.around(seq, limit) if history is not None else None
+        return page or ([], False, False)
+
+    async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
+        history = self.model.history(scope)
+        page = history.thread_page(root, limit, before) if history is not None else None
         return page or ([], False)
 
     async def message(self, scope: str, seq: int) -> Message | None:
@@ -602,7 +613,9 @@ def _no_collection() -> Iterator[None]:
 def _wire(value: Any) -> dict[str, Any]:
     """A snapshot's messages are `Message` objects, converted as they are encoded."""
     if isinstance(value, Message):
-        return value.wire()
+        wire = value.wire()
+        wire.pop("thread_summary", None)  # worked out from the replies as they load
+        return wire
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
