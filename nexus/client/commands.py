@@ -67,10 +67,17 @@ class Context(Protocol):
         """The checked reply to `cmd`, as ChatConnection.request returns it."""
 
     async def say(
-        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+        self,
+        text: str,
+        *,
+        action: bool = False,
+        reply_to: int | None = None,
+        typed: str = "",
+        plain: bool = False,
     ) -> None:
         """Sends text to the current buffer: its room, or its person (`action`: as /me;
-        `reply_to`: answering that seq; `typed`: the line given back if it is refused)."""
+        `reply_to`: answering that seq; `typed`: the line given back if it is refused;
+        `plain`: shown as typed, never formatted)."""
 
     async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
         """Sends a direct message (`typed`: the line given back if it is refused)."""
@@ -306,6 +313,15 @@ CLEAR = "-delete"  # /topic -delete, /bio -delete (WeeChat's word for it)
 @command("say", "<text...>", "say text in the current buffer (plain text does the same)")
 async def say(ctx: Context, text: str) -> None:
     await ctx.say(text)
+
+
+@command(
+    "plain",
+    "<text...>",
+    "say text exactly as typed: **, `, > and the like are not formatting (logs, code)",
+)
+async def plain(ctx: Context, text: str) -> None:
+    await ctx.say(text, typed=f"/plain {text}", plain=True)
 
 
 @command("join", "<room>", "join a room and switch to it; you stay in the others")

@@ -27,6 +27,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from nexus.client import formatting
 from nexus.protocol import (
     Attachment,
     BanEntry,
@@ -266,6 +267,13 @@ def link_at(text: str, column: int) -> str | None:
     return next((m.group() for m in LINK.finditer(text) if m.start() <= index < m.end()), None)
 
 
+def body(msg: RoomMessage | DirectMessage) -> Text:
+    """A message's text as drawn: formatted (formatting.py), or as typed when it was
+    sent `plain`, its message links underlined all the same."""
+    text = clean(msg["text"])
+    return _mark_links(Text(text)) if msg.get("plain") else formatting.formatted(text)
+
+
 def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
     if mention is not None:
         for match in mention.finditer(body.plain):
@@ -298,7 +306,7 @@ def message(
         tail.append(f" [{msg['seq']}]", style=DIM)
     if msg.get("erased"):
         return Line(msg["ts"], sender, DIM, Text(ERASED, style=DIM), tail=tail or None)
-    text = _mark_links(_mark_mentions(Text(clean(msg["text"])), mention))
+    text = _mark_mentions(body(msg), mention)
     prefix, style = sender, user_style(sender)
     if msg.get("action"):
         text = Text(sender, style=user_style(sender)).append(" ").append_text(text)

@@ -99,6 +99,7 @@ class Outgoing:
     reply_to: int | None = None  # /reply: the seq answered
     typed: str | None = None  # the line to give back if refused, when not just `text`
     files: tuple[str, ...] = ()  # ids of my uploads it carries
+    plain: bool = False  # /plain: shown as typed, never formatted
 
     @property
     def label(self) -> str:
@@ -232,15 +233,25 @@ class ChatSession:
         return reply
 
     async def say(
-        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+        self,
+        text: str,
+        *,
+        action: bool = False,
+        reply_to: int | None = None,
+        typed: str = "",
+        plain: bool = False,
     ) -> None:
         """Sends text to the current buffer: the room, or the person of a conversation
         (`action`: as /me; `reply_to`: answering that seq; `typed`: the line to give
-        back if the server refuses it)."""
+        back if the server refuses it; `plain`: not to be formatted)."""
         buffer = self.state.current
         if buffer is None:
             raise commands.UsageError("you are in no room: /join one first")
-        self.queue(Outgoing(buffer.kind, buffer.name, text, None, action, reply_to, typed or None))
+        self.queue(
+            Outgoing(
+                buffer.kind, buffer.name, text, None, action, reply_to, typed or None, plain=plain
+            )
+        )
 
     async def secret(self, prompt: str) -> str:
         return await self.ask_secret(prompt)
@@ -309,7 +320,9 @@ class ChatSession:
         parts = commands.split_text(item.text)
         for index, part in enumerate(parts):
             answer = item.reply_to if index == 0 else None
-            self.outbox.append(Outgoing(item.kind, item.target, part, None, item.action, answer))
+            self.outbox.append(
+                Outgoing(item.kind, item.target, part, None, item.action, answer, plain=item.plain)
+            )
         when = "" if self.conn is not None else " once reconnected"
         self.state.note(f"sending it to {item.label} as {len(parts)} messages{when}")
         self._start_sending()
@@ -478,6 +491,7 @@ class ChatSession:
                     "action": item.action or None,
                     "reply_to": item.reply_to,
                     "files": list(item.files) or None,
+                    "plain": item.plain or None,
                 }
                 if item.kind == "room":
                     sent_after = room.last_seq if room is not None else 0
