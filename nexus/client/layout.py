@@ -16,6 +16,7 @@ of the scrollback).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from prompt_toolkit.utils import get_cwidth
 from nexus.client import render
 from nexus.client.render import Fragments
 from nexus.client.state import Buffer, ChatState
+from nexus.client.typists import typing_line
 
 SIDE_WIDTH = 24
 PANEL_MIN = 70  # narrower terminals hide the side panel: the messages need the columns
@@ -242,8 +244,8 @@ def header(state: ChatState, width: int = 200) -> Fragments:
 
 
 def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
-    """Who and where, the link's state, the server, what needs looking at elsewhere, and
-    the files on their way (`uploading cat.png 42%`);
+    """Who and where, the link's state, the server, what needs looking at elsewhere,
+    the files on their way (`uploading cat.png 42%`) and who is typing here;
     `numbered` (the side panel is hidden) adds the buffer's number, `[2] ana@#tech`."""
     where = state.current.label if state.current is not None else "(no room)"
     shown = numbered and state.current is not None and state.current in state.buffers
@@ -259,6 +261,9 @@ def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
     ]
     activity = f"  [act: {','.join(active)}]" if active else ""
     transfers = "".join(f"  [{text}]" for text in state.transfers.values())
+    if state.current is not None:
+        typing = typing_line(state.typists.names(state.current.key, time.time()))
+        transfers += f"  [{render.clean(typing)}]" if typing else ""
     return [
         ("class:status", f" {number}{state.me}@{where}  "),
         (style, f" {state.connection} "),

@@ -36,6 +36,7 @@ from nexus.client.servers import Server
 from nexus.client.state import Alert, Buffer, ChatState, Entry
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.client.transfer import Files, TransferError
+from nexus.client.typists import TYPING_SHOWN, Composer, Target, composes
 from nexus.errors import NexusError
 from nexus.protocol import (
     MESSAGE_MAX,
@@ -186,6 +187,7 @@ class ChatSession:
         on_quit: Callable[[], None] = _nothing,
         on_refused: Callable[[str], None] = _keep,
         ask_secret: Callable[[str], Awaitable[str]] = _no_terminal,
+        typing: bool = True,
     ) -> None:
         self.state = state
         self.servers = list(servers)  # a cluster's nodes, tried in turn (servers.py)
@@ -213,6 +215,7 @@ class ChatSession:
         self._files: Files | None = None  # HTTP to the files, as `_files_for` says them
         self._files_for: tuple[Hello | None, str | None] = (None, None)  # (hello, secret)
         self._thumbnails: asyncio.Task[None] | None = None
+        self.composer = Composer(self._say_typing, enabled=typing)  # my `typing`
 
     def __repr__(self) -> str:
         return f"ChatSession({self.state.me!r}@{self.server})"
@@ -344,6 +347,35 @@ class ChatSession:
 
     def quit(self) -> None:
         self.on_quit()
+
+    # -- typing -------------------------------------------------------------
+
+    def composing(self, text: str) -> None:
+        """The input line changed to `text`: `typing` to the current room or person."""
+        buffer = self.state.current
+        target: Target | None = None
+        if buffer is not None:
+            target = ("room", buffer.name) if buffer.kind == "room" else ("with", buffer.name)
+        self.composer.changed(target, text, asyncio.get_running_loop().time())
+
+    def sending(self, text: str) -> None:
+        """The line `text` was entered: a message ends my typing at the server by itself."""
+        if composes(text):
+            self.composer.sent()
+
+    def _say_typing(self, target: Target, on: bool) -> None:
+        if self.conn is not None:
+            self.background(self._typing(target, on))
+
+    async def _typing(self, target: Target, on: bool) -> None:
+        where = {"room": target[1]} if target[0] == "room" else {"with_": target[1]}
+        try:
+            await self.request("typing", on=on, **where)
+        except NexusError as exc:
+            if exc.code == "unknown_command":  # a server before protocol 3
+                self.composer.enabled = False
+        except ConnectionClosed:
+            pass
 
     # -- typed lines ------------------------------------------------------
 
@@ -663,6 +695,8 @@ class ChatSession:
     def _apply(self, event: Event) -> None:
         if alert := self.state.apply(event):
             self.on_alert(alert)
+        if event["event"] == "typing" and event["on"]:  # the status bar drops it by then
+            asyncio.get_running_loop().call_later(TYPING_SHOWN + 0.1, self.on_change)
         self.changed()
 
     async def _settle(self, conn: ChatConnection, login: LoginReply) -> None:

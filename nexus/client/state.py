@@ -35,6 +35,7 @@ from rich.console import RenderableType
 
 from nexus.client import images, render
 from nexus.client.render import Fragments, Line
+from nexus.client.typists import Typists
 from nexus.protocol import (
     AnyMessage,
     Attachment,
@@ -59,6 +60,7 @@ from nexus.protocol import (
     RoomMessage,
     RoomUpdated,
     TopicChanged,
+    TypingEvent,
 )
 
 SCROLLBACK_CAP = 2_000  # entries kept per buffer: bounds memory; older ones come back on demand
@@ -477,6 +479,7 @@ class ChatState:
         self.thumbnails_wanted: dict[str, Attachment] = {}
         self.thumbnails_asked: set[str] = set()
         self.transfers: dict[object, str] = {}  # uploads and downloads under way, as shown
+        self.typists = Typists()  # others composing, by buffer key (status bar)
 
     # -- buffers ---------------------------------------------------------
 
@@ -899,12 +902,15 @@ class ChatState:
             self._on_muted(event)
         elif event["event"] == "invited":
             return self._on_invited(event)
+        elif event["event"] == "typing":
+            self._on_typing(event)
         return None  # hello: connect() has used it already
 
     def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
         """Adds one live message; counts it unless on screen."""
         if msg["seq"] <= buffer.last_seq:
             return None  # a repeat (a gap fill and the live event crossed)
+        self.typists.stopped(buffer.key, msg["from"])
         mine = self._is_me(msg["from"])
         if buffer is not self.current and not buffer.unread and not mine:
             buffer.lines.mark_unread()
@@ -1060,6 +1066,12 @@ class ChatState:
         if buffer is not None:
             buffer.set_read(event["seq"])
             buffer.synced_seq = max(buffer.synced_seq, event["seq"])
+
+    def _on_typing(self, event: TypingEvent) -> None:
+        """Someone types in a room of mine, or to me: `with` is then the typer."""
+        where = f"#{event['room']}" if "room" in event else event.get("with", "").casefold()
+        if not self._is_me(event["user"]):
+            self.typists.typing(where, event["user"], event["on"], time.time())
 
     def _on_room_created(self, event: RoomCreated) -> None:
         self.known_rooms.add(event["room"]["name"])
