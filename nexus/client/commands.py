@@ -47,6 +47,7 @@ from nexus.protocol import (
     JoinReply,
     MembersReply,
     MentionsReply,
+    PinsReply,
     ProfileReply,
     RoomInfo,
     RoomReply,
@@ -691,6 +692,60 @@ async def react(ctx: Context, n: str | None, emoji: str | None) -> None:
 @command("unreact", "[n] [emoji]", "take your reaction back (default: the newest message)")
 async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
     await _react(ctx, n, emoji, False)
+
+
+# -- pins --------------------------------------------------------------------
+# The `pinned` event says what changed, in the room and on every member's screen;
+# a pin that changes nothing has no event, so the command says so itself.
+
+
+def _room_buffer(state: ChatState) -> Buffer:
+    buffer = _buffer(state)
+    if buffer.kind != "room":
+        raise UsageError("messages are pinned in rooms only")
+    return buffer
+
+
+async def _pin(ctx: Context, buffer: Buffer, seq: int, on: bool) -> None:
+    state = ctx.state
+    state.last_pinned = None
+    await ctx.request("pin", room=buffer.name, seq=seq, on=on)
+    if state.last_pinned != (buffer.name, seq, on):
+        where = f"#{buffer.name}/{seq}"
+        state.note(f"{where} was pinned already" if on else f"{where} is not pinned")
+
+
+@command("pin", "[n]", "pin message n of this room for everyone (default: the newest)")
+async def pin(ctx: Context, n: str | None) -> None:
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError("usage: /pin [n], n the [number] after a message")
+    buffer = _room_buffer(ctx.state)
+    await _pin(ctx, buffer, await _newest(ctx, buffer, seq, mine=False), True)
+
+
+@command("unpin", "[n]", "unpin message n of this room (default: the latest pinned)")
+async def unpin(ctx: Context, n: str | None) -> None:
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError("usage: /unpin [n], n the [number] after a message")
+    buffer = _room_buffer(ctx.state)
+    if seq is None:
+        reply: PinsReply = await ctx.request("pins", room=buffer.name)
+        if not reply["messages"]:
+            raise UsageError(f"nothing is pinned in #{buffer.name}")
+        seq = reply["messages"][0]["seq"]
+    await _pin(ctx, buffer, seq, False)
+
+
+@command("pins", "[room]", "list a room's pinned messages, who pinned them and when")
+async def pins(ctx: Context, room: str | None) -> None:
+    name = _room_or_current(ctx.state, room)
+    reply: PinsReply = await ctx.request("pins", room=name)
+    if not reply["messages"]:
+        ctx.state.note(f"nothing is pinned in #{name}: /pin n pins message n")
+        return
+    ctx.state.show(render.pins_table(name, reply["messages"]))
 
 
 # -- files -------------------------------------------------------------------

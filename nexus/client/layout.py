@@ -238,6 +238,8 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     parts: Fragments = [("class:header bold", f" #{buffer.name} ")]
     if buffer.private:
         parts.append(("class:header", "(private) "))
+    if buffer.pins:
+        parts.append(("class:header", f"[{render.count(buffer.pins, 'pin')}: /pins] "))
     if buffer.topic:
         parts.append(("class:header", render.clean(buffer.topic)))
     return fit(parts, width)

@@ -40,6 +40,8 @@ from nexus.protocol import (
     Left,
     Member,
     Muted,
+    PinnedEvent,
+    PinnedMessage,
     Presence,
     Profile,
     RoomCreated,
@@ -622,6 +624,40 @@ def results_table(title: str, messages: Iterable[RoomMessage | DirectMessage], m
         if msg.get("action"):
             text = Text("* ", style=DIM).append_text(text)
         table.add_row(where, when, Text(*who(msg["from"])), text, Text(str(msg["seq"]), style=DIM))
+    return table
+
+
+def pinned_line(event: PinnedEvent, said: tuple[str, str] | None) -> Line:
+    """`ana pinned #den/12 (bob: first words…)`, or `ana unpinned #den/12`: the link opens
+    it; `said` is (author, text) of the message when it is loaded."""
+    verb = " pinned " if event["on"] else " unpinned "
+    parts: list[str | tuple[str, str]] = [who(event["by"]), verb]
+    parts.append((f"#{clean(event['room'])}/{event['seq']}", "underline " + NOTE))
+    if said is not None:
+        author, text = said
+        words = " ".join(clean(text).split())
+        if len(words) > REPLY_WORDS:
+            words = words[: REPLY_WORDS - 1].rstrip() + "…"
+        parts += [" (", who(author), f": {words})"]
+    return notice(*parts)
+
+
+def pins_table(room: str, messages: Iterable[PinnedMessage]) -> Table:
+    """`/pins`: a room's pinned messages, the latest pin first: the message (its number,
+    who said it, what), and who pinned it when."""
+    table = Table(title=f"Pinned in #{clean(room)}", box=SIMPLE_HEAD, title_justify="left")
+    for column in ("seq", "from", "text", "pinned by", "when"):
+        table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
+    table.expand = True
+    for msg in messages:
+        when = time.strftime("%d %b %H:%M", time.localtime(msg["pinned_at"]))
+        table.add_row(
+            Text(f"#{clean(room)}/{msg['seq']}", style="underline"),
+            Text(*who(msg["from"])),
+            body(msg),
+            Text(*who(msg["pinned_by"])),
+            when,
+        )
     return table
 
 

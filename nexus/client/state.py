@@ -51,6 +51,7 @@ from nexus.protocol import (
     Member,
     MessageEvent,
     Muted,
+    PinnedEvent,
     Presence,
     Profile,
     ReadMoved,
@@ -325,6 +326,7 @@ class Buffer:
     private: bool = False  # members, invitees and admins only
     moderators: set[str] = field(default_factory=set)  # case-folded names
     muted: set[str] = field(default_factory=set)  # case-folded names
+    pins: int = 0  # messages pinned in the room
     unread: int = 0
     highlights: int = 0
     first_seq: int = 0  # oldest message shown, to page back from (after /clear: last_seq + 1)
@@ -480,6 +482,7 @@ class ChatState:
         self.thumbnails_asked: set[str] = set()
         self.transfers: dict[object, str] = {}  # uploads and downloads under way, as shown
         self.typists = Typists()  # others composing, by buffer key (status bar)
+        self.last_pinned: tuple[str, int, bool] | None = None  # the last `pinned`: room, seq, on
 
     # -- buffers ---------------------------------------------------------
 
@@ -616,6 +619,7 @@ class ChatState:
         self.members_stale.add(room.name)
         empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
+        room.pins = info.get("pins", 0)
         self._roles(room, info)
         self.add_messages(room, history)
         unread = info.get("unread", 0)
@@ -904,6 +908,8 @@ class ChatState:
             return self._on_invited(event)
         elif event["event"] == "typing":
             self._on_typing(event)
+        elif event["event"] == "pinned":
+            self._on_pinned(event)
         return None  # hello: connect() has used it already
 
     def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
@@ -1072,6 +1078,19 @@ class ChatState:
         where = f"#{event['room']}" if "room" in event else event.get("with", "").casefold()
         if not self._is_me(event["user"]):
             self.typists.typing(where, event["user"], event["on"], time.time())
+
+    def _on_pinned(self, event: PinnedEvent) -> None:
+        """A message of a room of mine was pinned or unpinned: a line there says which."""
+        self.last_pinned = (event["room"], event["seq"], event["on"])
+        room = self.rooms.get(event["room"])
+        if room is None:
+            return
+        room.pins = max(0, room.pins + (1 if event["on"] else -1))
+        entry = room.find(event["seq"])
+        said = None
+        if entry is not None and not entry.erased:
+            said = (entry.sender or "?", entry.text)
+        room.lines.add(render.pinned_line(event, said))
 
     def _on_room_created(self, event: RoomCreated) -> None:
         self.known_rooms.add(event["room"]["name"])
