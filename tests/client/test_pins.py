@@ -13,7 +13,7 @@ def _header(driver) -> str:
 
 
 async def test_pin_list_and_unpin_in_a_room(chat):
-    ana, den = await _den_with_three(chat)
+    ana, _ = await _den_with_three(chat)
     ana.type("/pin 1\r")
     line = await ana.shows("pinned #den/1")
     assert line.endswith(f"{ana.state.me} pinned #den/1 ({ana.state.me}: one)"), line
