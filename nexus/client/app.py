@@ -146,6 +146,7 @@ class ChatApp:
             on_top=session.fetch_older,
             on_bottom=self._read_soon,
             on_link=lambda link: session.submit(f"/goto {link}"),
+            on_end=session.fetch_newer,
         )
         lines: History = InputHistory(history) if history is not None else InMemoryHistory()
         self.input = InputBuffer(

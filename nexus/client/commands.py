@@ -1023,15 +1023,16 @@ async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
         name = room_name(buffer)
         if name not in state.rooms:  # not a member: the page around it, shown here
             page: HistoryReply = await ctx.request(
-                "history", room=name, before=seq + CONTEXT + 1, limit=2 * CONTEXT + 1
+                "history", room=name, around=seq, limit=2 * CONTEXT + 1
             )
             _show_around(state.pane, f"#{name} (you are not in it)", page["messages"], seq)
             return
         target = state.rooms[name]
     else:
         target = await _open(ctx, buffer)
-    entry = target.find(seq) or await _load_back_to(ctx, target, seq)
+    entry = target.find(seq) or await _load_to(ctx, target, seq)
     state.switch(target)
+    state.spotlight(target, entry)
     target.lines.scroll_to(entry)
 
 
@@ -1045,14 +1046,24 @@ async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[
     return list(dms["messages"]), dms["more"]
 
 
-async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
-    """Loads older pages until message `seq` and a few before it are in `buffer`; one
-    further back than GOTO_PAGES pages is shown on its own, among its neighbours, at
-    the end. Returns its entry; raises UsageError when the server has no such message."""
+async def _load_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
+    """Loads older pages until message `seq` and a few before it are in `buffer`. One
+    further back than GOTO_PAGES pages, or newer than the buffer holds, is shown with
+    its neighbours instead of what the buffer held (the page `around` it); pages
+    before and after it load as the view reaches them. Returns its entry; raises
+    UsageError when the server has no such message."""
     state = ctx.state
-    if not buffer.first_seq or buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX:
-        messages, _ = await _page(ctx, buffer, seq + CONTEXT + 1, 2 * CONTEXT + 1)
-        return _show_around(buffer.lines, buffer.label, messages, seq)
+    far = buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX or seq > buffer.last_seq
+    if not buffer.first_seq or far:
+        limit = 2 * CONTEXT + 1
+        if buffer.kind == "room":
+            page: HistoryReply = await ctx.request(
+                "history", room=buffer.name, around=seq, limit=limit
+            )
+        else:
+            page = await ctx.request("dms", with_=buffer.name, around=seq, limit=limit)
+        if any(m["seq"] == seq for m in page["messages"]):
+            state.jump(buffer, page["messages"], page["more"], page.get("more_after", False))
     while buffer.first_seq > max(1, seq - CONTEXT):
         messages, more = await _page(ctx, buffer, buffer.first_seq, PAGE_MAX)
         if buffer.kind == "room":
@@ -1070,7 +1081,7 @@ async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
 
 def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) -> Entry:
     """Adds copies of `messages` (like /lastlog's) to `pane`, `seq` marked, and scrolls
-    to it; raises UsageError when `seq` is not among them."""
+    to it (a room I am not in); raises UsageError when `seq` is not among them."""
     if not any(m["seq"] == seq for m in messages):
         raise UsageError(f"no message {seq} in {where}: not stored, or never sent")
     pane.add_entry(Entry(render.notice(f"message {seq} of {where} among its neighbours:")))

@@ -89,7 +89,8 @@ class Fitted(UIControl):
 class MessagePane(UIControl):
     """The current buffer's scrollback, rendering only the rows that fit, newest at the bottom.
 
-    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages;
+    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages,
+    and its end, when newer ones are not loaded (`more_after`), `on_end(buffer)`;
     showing the newest message at the bottom, unread until then, calls `on_bottom()`,
     which counts it read and tells the server. A click on a message link (`#room/12`)
     calls `on_link(link)`.
@@ -101,9 +102,11 @@ class MessagePane(UIControl):
         on_top: Callable[[Buffer], None] | None = None,
         on_bottom: Callable[[], None] | None = None,
         on_link: Callable[[str], None] | None = None,
+        on_end: Callable[[Buffer], None] | None = None,
     ) -> None:
         self.state = state
         self.on_top = on_top
+        self.on_end = on_end
         self.on_bottom = on_bottom
         self.on_link = on_link
         self.height = 24  # of the last render; PageUp moves by about this much
@@ -121,6 +124,9 @@ class MessagePane(UIControl):
         fetch = pane.at_top and not pane.cleared and buffer is not None and buffer.more
         if fetch and buffer is not None and self.on_top is not None:
             self.on_top(buffer)
+        newer = buffer is not None and buffer.more_after and not pane.scroll
+        if newer and buffer is not None and self.on_end is not None:
+            self.on_end(buffer)
         unread = buffer is not None and buffer.read_seq < buffer.last_seq
         if unread and not pane.scroll and self.on_bottom is not None:
             self.on_bottom()

@@ -345,6 +345,13 @@ class ChatSession:
         buffer.fetching = True
         self.background(self._fetch_older(buffer, limit))
 
+    def fetch_newer(self, buffer: Buffer) -> None:
+        """Loads the page after the newest message shown (`more_after`), in the background."""
+        if buffer.fetching or not buffer.more_after or self.conn is None:
+            return
+        buffer.fetching = True
+        self.background(self._fetch_newer(buffer))
+
     def quit(self) -> None:
         self.on_quit()
 
@@ -496,6 +503,24 @@ class ChatSession:
             buffer.more = page["more"] and buffer.first_seq > 1
         except NexusError as exc:
             buffer.more = False
+            self.state.error(commands.describe(exc))
+        except ConnectionClosed:
+            pass
+        finally:
+            buffer.fetching = False
+        self.changed()
+
+    async def _fetch_newer(self, buffer: Buffer) -> None:
+        try:
+            after = {"after": buffer.last_seq, "limit": PAGE_DEFAULT}
+            if buffer.kind == "room":
+                page: HistoryReply = await self.request("history", room=buffer.name, **after)
+            else:
+                page = await self.request("dms", with_=buffer.name, **after)
+            self.state.add_newer(buffer, page["messages"])
+            buffer.more_after = page.get("more_after", False) and bool(page["messages"])
+        except NexusError as exc:
+            buffer.more_after = False
             self.state.error(commands.describe(exc))
         except ConnectionClosed:
             pass

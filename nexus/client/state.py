@@ -64,6 +64,7 @@ from nexus.protocol import (
     TypingEvent,
 )
 
+_ALL = re.compile(".+", re.S)  # all of a line's text
 SCROLLBACK_CAP = 2_000  # entries kept per buffer: bounds memory; older ones come back on demand
 SMART_DELAY = 300.0  # presence lines of people silent this long are folded (WeeChat: 5 min)
 UNMASK_DELAY = 1_800.0  # a folded join is shown again if the person speaks within this
@@ -336,6 +337,9 @@ class Buffer:
     synced_seq: int = 0  # newest message the server knows as read
     said: int = 0  # seq of my newest message sent from this terminal (from the server's reply)
     more: bool = True  # the server may hold older messages than first_seq
+    # Newer messages than last_seq are not loaded (a page around a linked message):
+    # live ones wait for the pages after it, which load as the view reaches the end.
+    more_after: bool = False
     fetching: bool = False  # an older page is on its way
     members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
     spoke: dict[str, float] = field(default_factory=dict)  # case-folded -> when they last spoke
@@ -679,6 +683,39 @@ class ChatState:
             room.last_ts = max(room.last_ts, newer[-1]["ts"])
         return len(older) + len(newer)
 
+    def jump(
+        self,
+        buffer: Buffer,
+        messages: list[RoomMessage] | list[DirectMessage],
+        more: bool,
+        more_after: bool,
+    ) -> None:
+        """Shows `messages`, a page around a linked message, instead of what `buffer`
+        held; `more` and `more_after` say whether older and newer ones remain."""
+        buffer.lines.clear()
+        buffer.lines.cleared = False
+        buffer.joins.clear()
+        buffer.came.clear()
+        buffer.first_seq = buffer.last_seq = 0
+        self.add_messages(buffer, messages)
+        buffer.more, buffer.more_after = more, more_after
+
+    def add_newer(self, buffer: Buffer, messages: Iterable[RoomMessage | DirectMessage]) -> None:
+        """A page after the newest loaded (`more_after`): added below, and the view stays
+        where it is, so scrolling on shows it."""
+        pane = buffer.lines
+        held = not pane.scroll
+        pane.scroll += held  # a view scrolled up keeps still as entries come below it
+        self.add_messages(buffer, messages)
+        pane.scroll -= held
+        if not pane.scroll:
+            pane.newer = 0
+
+    def spotlight(self, buffer: Buffer, entry: Entry) -> None:
+        """Marks the message `entry` (/goto went to it) until it is drawn again."""
+        if isinstance(entry.renderable, Line):
+            buffer.lines.redraw(entry, entry.renderable.marked(_ALL, render.FOUND))
+
     def _entry(self, buffer: Buffer, msg: AnyMessage) -> Entry:
         mine = self._is_me(msg["from"])
         entry = Entry(
@@ -917,6 +954,11 @@ class ChatState:
         if msg["seq"] <= buffer.last_seq:
             return None  # a repeat (a gap fill and the live event crossed)
         self.typists.stopped(buffer.key, msg["from"])
+        if buffer.more_after:  # comes with the pages after the ones shown
+            buffer.last_ts = max(buffer.last_ts, msg["ts"])
+            if not self._names_me(buffer, msg, self._is_me(msg["from"])):
+                return None
+            return Alert(buffer.label, msg["from"], msg["text"], buffer is self.current)
         mine = self._is_me(msg["from"])
         if buffer is not self.current and not buffer.unread and not mine:
             buffer.lines.mark_unread()
