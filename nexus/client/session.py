@@ -742,6 +742,7 @@ class ChatSession:
             history = reply["history"]
             if room is not None:  # shown before the drop: fetch all it missed, counted unread
                 history = await self._gap(conn, room, history)
+                room.more_after = False  # the gap fill reaches the newest message
                 missed += len(history)
                 if history and room is not state.current and not room.unread:
                     room.lines.mark_unread()
