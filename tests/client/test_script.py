@@ -117,6 +117,17 @@ async def test_send_to_a_user_is_a_dm_and_to_a_new_room_joins_it(server):
     assert (await bob.event("message", room="tech"))["text"] == "in"
 
 
+async def test_send_plain_is_shown_as_typed(server):
+    """--plain marks every message sent as not to be formatted (logs, program output)."""
+    await server.user("ana")
+    watcher = await server.user("bob")
+    args = ("send", *at(server), "--user", "ana", "--room", "general", "--plain")
+    assert (await chat(*args, stdin="**build** ok\n> 3 warnings\n"))[0] == 0
+    for text in ("**build** ok", "> 3 warnings"):
+        event = await watcher.event("message")
+        assert (event["text"], event.get("plain")) == (text, True)
+
+
 async def test_a_refused_line_is_reported_and_exits_1_while_the_rest_is_sent(server):
     """A message the server refuses, or a line that is not UTF-8: stderr names the line
     and why, the rest is sent, exit 1."""
@@ -155,6 +166,8 @@ async def test_send_waits_out_flood_control_instead_of_failing(start_server):
         ["--room", "general"],  # no user
         ["--user", "ana", "--room", "general", "--password", "x"],  # never a password flag
         ["host", "notaport", "x", "--user", "ana", "--room", "general"],
+        ["--user", "ana", "--room", "general", "--broadcast", "x"],  # not in a thread
+        ["--user", "ana", "--room", "general", "--thread", "first", "x"],
     ],
 )
 async def test_usage_errors_exit_2(args):
