@@ -39,10 +39,13 @@ from nexus.protocol import (
     PAGE_MAX,
     SEARCH_DEFAULT,
     SEARCH_MAX,
+    THREADS_DEFAULT,
+    THREADS_MAX,
     AnyMessage,
     Attachment,
     BansReply,
     DmsReply,
+    FollowReply,
     HistoryReply,
     JoinReply,
     MembersReply,
@@ -53,6 +56,8 @@ from nexus.protocol import (
     RoomReply,
     RoomsReply,
     SearchReply,
+    ThreadReply,
+    ThreadsReply,
     TokenReply,
     UsersReply,
     room_name,
@@ -75,10 +80,12 @@ class Context(Protocol):
         reply_to: int | None = None,
         typed: str = "",
         plain: bool = False,
+        broadcast: bool = False,
     ) -> None:
-        """Sends text to the current buffer: its room, or its person (`action`: as /me;
-        `reply_to`: answering that seq; `typed`: the line given back if it is refused;
-        `plain`: shown as typed, never formatted)."""
+        """Sends text to the current buffer: its room, its person, or its thread
+        (`action`: as /me; `reply_to`: answering that seq; `typed`: the line given back
+        if it is refused; `plain`: shown as typed, never formatted; `broadcast`: a
+        thread reply shown in the room's timeline too)."""
 
     async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
         """Sends a direct message (`typed`: the line given back if it is refused)."""
@@ -530,11 +537,11 @@ async def dms(ctx: Context, user: str | None, n: str | None) -> None:
     buffer.more = reply["more"]
 
 
-@command("close", "", "close the current conversation (rooms: /leave)")
+@command("close", "", "close the current conversation or thread (rooms: /leave)")
 async def close(ctx: Context) -> None:
     buffer = ctx.state.current
-    if buffer is None or buffer.kind != "dm":
-        raise UsageError("only a conversation closes; /leave leaves a room")
+    if buffer is None or buffer.kind == "room":
+        raise UsageError("only a conversation or a thread closes; /leave leaves a room")
     ctx.state.close(buffer)
 
 
@@ -624,7 +631,7 @@ def _buffer(state: ChatState) -> Buffer:
 
 def _address(buffer: Buffer, seq: int) -> dict[str, Any]:
     """The arguments naming message `seq` of `buffer` (`room`, or `with` for a DM)."""
-    where = "room" if buffer.kind == "room" else "with_"
+    where = "room" if buffer.where == "room" else "with_"
     return {where: buffer.name, "seq": seq}
 
 
@@ -692,6 +699,107 @@ async def react(ctx: Context, n: str | None, emoji: str | None) -> None:
 @command("unreact", "[n] [emoji]", "take your reaction back (default: the newest message)")
 async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
     await _react(ctx, n, emoji, False)
+
+
+# -- threads -----------------------------------------------------------------
+# A thread has a buffer of its own (numbered like any other): its root on top,
+# the replies below; what is typed there is a reply. The server alone knows which
+# threads I follow, so /threads and the status bar's count come from it.
+
+
+async def _root(ctx: Context, n: str | None, verb: str) -> tuple[Buffer, int]:
+    """The buffer (room or conversation) and root seq `n` names: a link (`#room/12`,
+    `bob/12`); in a thread's buffer, its own; elsewhere message n (default: the
+    newest here), or the root of the thread it is a reply in."""
+    state = ctx.state
+    if n is not None and "/" in n:
+        place, _, number = n.rpartition("/")
+        if not number.isdigit() or not place:
+            raise UsageError(f"usage: /{verb} [n], or /{verb} #room/n")
+        if not place.startswith("#"):
+            return state.dm_buffer(place), int(number)
+        room = state.rooms.get(room_name(place))
+        if room is None:
+            raise UsageError(f"you are not in {place}: /join it first")
+        return room, int(number)
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError(f"usage: /{verb} [n], n the [number] after a message")
+    buffer = _buffer(state)
+    if buffer.kind == "thread":
+        where = (
+            state.rooms.get(buffer.name) if buffer.where == "room" else state.dm_buffer(buffer.name)
+        )
+        if where is None:
+            raise UsageError(f"you are no longer in #{buffer.name}")
+        return where, buffer.root if seq is None else seq
+    seq = await _newest(ctx, buffer, seq, mine=False)
+    entry = buffer.find(seq)
+    if entry is not None and entry.message is not None:
+        seq = entry.message.get("thread") or seq
+    return buffer, seq
+
+
+@command(
+    "thread",
+    "[n]",
+    "open the thread of message n here (default: the newest; or a link, #room/n) in a "
+    "buffer of its own; what is typed there is a reply",
+)
+async def thread(ctx: Context, n: str | None) -> None:
+    state = ctx.state
+    where, seq = await _root(ctx, n, "thread")
+    reply: ThreadReply = await ctx.request("thread", limit=PAGE_MAX, **_address(where, seq))
+    buffer = state.thread_buffer(where.where, where.name, seq)
+    state.add_thread(buffer, reply["root"], reply["messages"])
+    state.switch(buffer)
+    if reply["more"]:
+        state.note(f"older replies are not shown: the newest {PAGE_MAX} are")
+
+
+@command(
+    "broadcast",
+    "<text...>",
+    "in a thread's buffer: reply, and show the reply in the room's timeline too",
+)
+async def broadcast(ctx: Context, text: str) -> None:
+    await ctx.say(text, typed=f"/broadcast {text}", broadcast=True)
+
+
+async def _follow(ctx: Context, n: str | None, on: bool) -> None:
+    verb = "follow" if on else "unfollow"
+    where, seq = await _root(ctx, n, verb)
+    reply: FollowReply = await ctx.request("follow", on=on, **_address(where, seq))
+    link = f"{where.label}/{seq}"
+    if reply["following"]:
+        ctx.state.note(f"following the thread of {link}: its replies count in /threads")
+    else:
+        ctx.state.note(f"no longer following the thread of {link} (until you reply in it)")
+
+
+@command("follow", "[n]", "follow the thread of message n (default: this thread, or the newest)")
+async def follow(ctx: Context, n: str | None) -> None:
+    await _follow(ctx, n, True)
+
+
+@command("unfollow", "[n]", "stop following the thread of message n (default: this thread)")
+async def unfollow(ctx: Context, n: str | None) -> None:
+    await _follow(ctx, n, False)
+
+
+@command("threads", "[n]", "the threads you follow, the latest reply first, with unread counts")
+async def threads(ctx: Context, n: str | None) -> None:
+    if n is not None and (not n.isdigit() or not 1 <= int(n) <= THREADS_MAX):
+        raise UsageError(f"a count is a number from 1 to {THREADS_MAX}")
+    state = ctx.state
+    reply: ThreadsReply = await ctx.request("threads", limit=int(n) if n else THREADS_DEFAULT)
+    listed = reply["threads"]
+    state.threads_unread = sum(1 for t in listed if t["unread"])
+    if not listed:
+        state.note("you follow no thread: /thread n opens one, /follow n follows it")
+        return
+    state.show(render.threads_table(listed, state.me))
+    state.note("/thread #room/n opens one (a thread's link, as listed)")
 
 
 # -- pins --------------------------------------------------------------------
@@ -1030,7 +1138,10 @@ async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
         target = state.rooms[name]
     else:
         target = await _open(ctx, buffer)
-    entry = target.find(seq) or await _load_to(ctx, target, seq)
+    entry = target.find(seq)
+    if entry is None and target.kind == "thread":
+        raise UsageError(f"no message {seq} in the thread {target.label}")
+    entry = entry or await _load_to(ctx, target, seq)
     state.switch(target)
     state.spotlight(target, entry)
     target.lines.scroll_to(entry)

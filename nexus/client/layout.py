@@ -207,7 +207,7 @@ def side_panel(state: ChatState, select: Callable[[Buffer], None] | None = None)
             style = render.pt_style_of(render.user_style(name)) if present else "class:side.away"
             mark = state.mark(current, name)
             out += [*fit([("class:side.mark", mark), (style, shown)], SIDE_WIDTH - 1), ("", "\n")]
-    elif current is not None:
+    elif current is not None and current.kind == "dm":
         on = current.name.casefold() in {u.casefold() for u in state.online}
         away = state.away.get(current.name.casefold())
         present = on and away is None
@@ -234,6 +234,13 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     buffer = state.current
     if buffer is None:
         return fit([("class:header", " no room: /join one, /rooms lists them")], width)
+    if buffer.kind == "thread":
+        root = buffer.find(buffer.root)
+        about = ""
+        if root is not None and root.sender:
+            words = root.gist
+            about = f"thread of {render.clean(root.sender)}: {words}"
+        return fit([("class:header bold", f" {buffer.label} "), ("class:header", about)], width)
     if buffer.kind == "dm":
         peer = render.clean(buffer.name)
         on = peer.casefold() in {u.casefold() for u in state.online}
@@ -269,6 +276,8 @@ def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
     ]
     activity = f"  [act: {','.join(active)}]" if active else ""
     transfers = "".join(f"  [{text}]" for text in state.transfers.values())
+    if state.threads_unread:
+        transfers += f"  [{render.count(state.threads_unread, 'unread thread')}: /threads]"
     if state.current is not None:
         typing = typing_line(state.typists.names(state.current.key, time.time()))
         transfers += f"  [{render.clean(typing)}]" if typing else ""

@@ -295,8 +295,8 @@ async def test_erase_typed_right_after_a_message_finds_it(chat):
 
 
 async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(chat, connect):
-    """/goto #den 5 without being in #den shows messages 1..21 here (a full page around
-    it), 5 marked; a number the room never had is an error line."""
+    """/goto #den 5 without being in #den shows messages 1..15 here (the page around it),
+    5 marked; a number the room never had is an error line."""
     bob, _ = await connect()
     await bob.request("create", room="den")
     for i in range(1, 31):
@@ -305,7 +305,7 @@ async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(ch
     ana.type("/goto #den 5\r")
     await ana.shows("message 5 of #den (you are not in it) among its neighbours")
     shown = [e for e in ana.state.pane.entries if e.quoted]
-    assert [e.renderable.body.plain for e in shown] == [f"den line {i}" for i in range(1, 22)]
+    assert [e.renderable.body.plain for e in shown] == [f"den line {i}" for i in range(1, 16)]
     marked = [e for e in shown if any(s.style == render.FOUND for s in e.renderable.body.spans)]
     assert [e.renderable.body.plain for e in marked] == ["den line 5"]
     ana.type("/goto #den 999\r")
@@ -401,7 +401,7 @@ async def test_goto_far_back_opens_the_message_among_its_neighbours(chat, connec
     ana.type("/goto #general/3\r")
     await until(lambda: general.first_seq == 1, what="the page around message 3")
     texts = [e.text for e in general.messages()]  # a page after may follow: the view is tall
-    assert texts[:21] == [f"line {i}" for i in range(1, 22)] and general.more_after
+    assert texts[:13] == [f"line {i}" for i in range(1, 14)] and general.more_after
     assert not general.more
     marked = general.find(3).renderable.body
     assert marked.plain == "line 3" and marked.spans, "message 3 is marked"

@@ -99,7 +99,7 @@ def test_pins_are_listed_with_who_pinned_them(tmux, server_port):
     tmux.keys("ana", "chatter")
     tmux.wait_for("ana", "chatter [2]")
     tmux.keys("ana", "/pin 1")
-    tmux.wait_for("ana", "ana pinned #den/1 (ana: the **rules** of the den)")
+    tmux.wait_for("ana", "ana pinned #den/1 (ana: the rules of the den)")
     tmux.wait_for("ana", "#den [1 pin: /pins]")
     tmux.keys("ana", "/pins")
     screen = tmux.wait_for("ana", "Pinned in #den")
@@ -124,3 +124,30 @@ def test_a_message_link_opens_the_room_at_the_message_marked(tmux, server_port, 
     assert "ana@#den" in screen
     coloured = tmux.screen("ana", colours=True)
     assert _styled(coloured, "43", "den line 4") and not _styled(coloured, "43", "den line 5")
+
+
+def test_a_thread_opens_in_its_own_buffer_and_the_inbox_counts_it(tmux, server_port, raw):
+    tmux.chat("ana", server_port, "--register")
+    bob = raw("bob")
+    seq = bob.ok("say", room="general", text="retro notes, what went well?")["seq"]
+    bob.ok("say", room="general", text="the *deploy*", thread=seq)
+    screen = tmux.wait_for("ana", re.compile(rf"↳ 1 reply, last \d\d:\d\d \(bob\)  /thread {seq}"))
+    assert "the deploy" not in screen  # not in the room's timeline
+
+    tmux.keys("ana", f"/thread {seq}")
+    screen = tmux.wait_for("ana", f"#general/{seq} thread of bob: retro notes")
+    rows = "\n".join(pane_rows(screen))
+    assert rows.index("retro notes, what went well?") < rows.index("the deploy")
+    assert re.search(rf"(?m) 2 #general/{seq}\s*$", screen)  # numbered like any buffer
+    tmux.keys("ana", "agreed")
+    event = bob.event("message", text="agreed")
+    assert (event["thread"], event.get("broadcast")) == (seq, None)
+
+    tmux.press("ana", "M-1")
+    tmux.wait_for("ana", "ana@#general")
+    bob.ok("say", room="general", text="and the retro itself", thread=seq)
+    screen = tmux.wait_for("ana", "[1 unread thread: /threads]")
+    assert re.search(rf"(?m) 2 #general/{seq} 1\s*$", screen)
+    tmux.press("ana", "M-2")
+    tmux.wait_for("ana", "and the retro itself")
+    tmux.wait_for("ana", lambda screen: "unread thread" not in screen)
