@@ -277,6 +277,30 @@ async def test_tail_prints_messages_and_dms_and_exits_after_count(server):
     ]
 
 
+async def test_send_replies_in_a_thread_and_tail_marks_thread_replies(server):
+    """`send --thread SEQ` replies in the thread of message SEQ (`--broadcast`: in the
+    room too); tail prints a reply at its root's address, `#room/SEQ`."""
+    ana = await server.user("ana")
+    await server.user("bob")
+    root = (await ana.ok("say", room="general", text="release?"))["seq"]
+    await ana.ok("dm", to="bob", text="a word?")
+    proc = await start_tail(server, "ana", "--count", "3")
+    base = ("send", *at(server), "--user", "bob")
+    assert (await chat(*base, "--room", "general", "--thread", str(root), "soon"))[0] == 0
+    args = ("--room", "general", "--thread", str(root), "--broadcast", "today")
+    assert (await chat(*base, *args))[0] == 0
+    assert (await chat(*base, "--to", "ana", "--thread", "1", "sure"))[0] == 0
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == [
+        f"#general/{root} bob: soon",
+        f"#general/{root} bob: today",
+        "@bob/1 bob: sure",
+    ]
+    code, _, err = await chat(*base, "--room", "general", "--thread", "999", "lost")
+    assert code == 1 and "no_such_message" in err
+
+
 async def test_tail_json_of_chosen_rooms_only(server):
     """--json prints each event as one JSON object; --room limits to those rooms (joined)."""
     ana = await server.user("ana")

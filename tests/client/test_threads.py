@@ -127,3 +127,27 @@ async def test_a_thread_in_its_own_buffer_with_replies_and_the_inbox(chat, serve
     ana.type(f"/thread #general/{seq}\r")
     await until(lambda: ana.state.current is thread)
     await until(lambda: ana.state.threads_unread == 0, what="the thread read")
+    ana.type("/unfollow\r")
+    await ana.shows(f"no longer following the thread of #general/{seq}")
+    ana.type("/threads\r")
+    await ana.shows("you follow no thread")
+    ana.type(f"/follow {seq}\r")  # a root's number works here too
+    await ana.shows(f"following the thread of #general/{seq}")
+
+
+async def test_a_thread_of_a_conversation(chat, server):
+    """A DM can have a thread too: its buffer is `bob/N`, and a reply goes as a DM."""
+    bob = await server.user("dmbob")
+    ana = await chat()
+    sent = await bob.ok("dm", to=ana.state.me, text="about friday")
+    ana.type(f"/thread dmbob/{sent['seq']}\r")
+    thread = await until(lambda: ana.state.current.kind == "thread" and ana.state.current)
+    assert thread.label == f"dmbob/{sent['seq']}"
+    ana.type("count me in\r")
+    event = await bob.event("dm", text="count me in")
+    assert event["thread"] == sent["seq"]
+    await bob.ok("dm", to=ana.state.me, text="great", thread=sent["seq"])
+    await until(lambda: [e.text for e in thread.messages()][-1] == "great")
+    dms = ana.state.dms["dmbob"]
+    assert [e.text for e in dms.messages()] == ["about friday"]
+    assert "2 replies" in dms.find(sent["seq"]).renderable.summary.plain
