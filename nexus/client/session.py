@@ -371,8 +371,9 @@ class ChatSession:
             self.conn.abort()
 
     def fetch_older(self, buffer: Buffer, limit: int = PAGE_DEFAULT) -> None:
-        """Loads a page of older messages above the oldest shown, in the background."""
-        if buffer.fetching or not buffer.more or self.conn is None:
+        """Loads a page of older messages above the oldest shown, in the background (a
+        thread's buffer holds its root on top: nothing goes above it)."""
+        if buffer.fetching or not buffer.more or self.conn is None or buffer.kind == "thread":
             return
         buffer.fetching = True
         self.background(self._fetch_older(buffer, limit))
@@ -792,6 +793,8 @@ class ChatSession:
         threaded = event["event"] in ("message", "dm") and event.get("thread") is not None
         if threaded and not self.state.is_me(event["from"]):  # type: ignore[typeddict-item]
             self.refresh_threads()  # a followed thread may have one more unread
+        elif event["event"] == "read" and "thread" in event:
+            self.refresh_threads()  # read in another terminal of mine
         if event["event"] == "typing" and event["on"]:  # the status bar drops it by then
             asyncio.get_running_loop().call_later(TYPING_SHOWN + 0.1, self.on_change)
         self.changed()

@@ -151,3 +151,19 @@ async def test_a_thread_of_a_conversation(chat, server):
     dms = ana.state.dms["dmbob"]
     assert [e.text for e in dms.messages()] == ["about friday"]
     assert "2 replies" in dms.find(sent["seq"]).renderable.summary.plain
+
+
+async def test_reading_a_thread_in_one_terminal_clears_its_count_in_the_other(chat, server):
+    """The thread's read marker goes to the server as its buffer shows the newest reply:
+    ana's other terminal drops the thread from its unread count."""
+    bob = await server.user("markbob")
+    one = await chat()
+    two = await chat(one.state.me, register=False)
+    seq = (await bob.ok("say", room="general", text="who takes the notes?"))["seq"]
+    await until(lambda: one.state.rooms["general"].find(seq))
+    # Named in a reply: ana follows the thread from there.
+    await bob.ok("say", room="general", text=f"@{one.state.me} you?", thread=seq)
+    await until(lambda: one.state.threads_unread == 1 and two.state.threads_unread == 1)
+    one.type(f"/thread {seq}\r")
+    await until(lambda: two.state.threads_unread == 0, what="the count gone in the other")
+    assert one.state.threads_unread == 0
