@@ -297,9 +297,12 @@ def gist(msg: RoomMessage | DirectMessage) -> str:
 
 
 def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
+    """`body` with my name marked, but in code (where it names nobody)."""
     if mention is not None:
+        code = [(span.start, span.end) for span in body.spans if span.style == formatting.CODE]
         for match in mention.finditer(body.plain):
-            body.stylize(MENTION, match.start(), match.end())
+            if not any(start < match.end() and match.start() < end for start, end in code):
+                body.stylize(MENTION, match.start(), match.end())
     return body
 
 

@@ -62,6 +62,7 @@ from nexus.protocol import (
     RoomUpdated,
     TopicChanged,
     TypingEvent,
+    markup,
 )
 
 _ALL = re.compile(".+", re.S)  # all of a line's text
@@ -795,11 +796,13 @@ class ChatState:
 
     def _names_me(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> bool:
         """A DM to me, or a message whose `mentions` (worked out by the server) name me,
-        or whose text has my name or a highlight word of client.toml."""
+        or whose text has my name or a highlight word of client.toml (outside code,
+        as the server looks for mentions)."""
         if mine or msg.get("erased"):
             return False
         named = any(self.is_me(user) for user in msg.get("mentions", ()))
-        return buffer.where == "dm" or named or bool(self.mention.search(msg["text"]))
+        text = msg["text"] if msg.get("plain") else markup.code_free(msg["text"])
+        return buffer.where == "dm" or named or bool(self.mention.search(text))
 
     def _render(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> Line:
         answered = None

@@ -4,6 +4,8 @@ and a `plain` message exactly as typed."""
 from __future__ import annotations
 
 from nexus.client import formatting, render
+from nexus.client.state import ChatState
+from tests.client.conftest import room_info
 
 
 def _rows(text: str, width: int = 120, **fields) -> list[list[tuple[str, str]]]:
@@ -78,3 +80,19 @@ def test_mentions_are_highlighted_in_the_drawn_text():
     line = render.message(msg, render.mention_pattern("ana"))
     rows = render.rows(line, 80)
     assert any("reverse" in style and text == "ana" for style, text in rows[0])
+
+
+def test_a_name_in_code_names_nobody():
+    """`ana` inside code is neither highlighted nor a mention that rings the bell."""
+    msg = {"from": "bob", "text": "`ana` is a variable, ana", "ts": 0, "seq": 1}
+    rows = render.rows(render.message(msg, render.mention_pattern("ana")), 120)
+    marked = [text for style, text in rows[0] if "reverse" in style]
+    assert marked == ["ana"]  # the last one: the code's stays as code
+    assert (render.pt_style_of(formatting.CODE), "ana") in rows[0]
+    state = ChatState("me", "here")
+    state.add_room(room_info("den"))
+    state.apply({"event": "message", "room": "den", "seq": 1, "from": "bob", "ts": 0,
+                 "text": "try `me --help`\n```\nme\n```"})  # fmt: skip
+    state.apply({"event": "message", "room": "den", "seq": 2, "from": "bob", "ts": 0,
+                 "text": "`me`", "plain": True})  # fmt: skip
+    assert [e.highlight for e in state.rooms["den"].messages()] == [False, True]
