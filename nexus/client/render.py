@@ -362,9 +362,8 @@ THREAD_LEAD = "↳ in the thread of "  # a thread reply shown in the timeline (b
 
 def summary_row(summary: ThreadSummary, seq: int) -> Text:
     """`3 replies, last 10:42 (ana, bob)`, under a thread's root; /thread opens it."""
-    row = Text("↳ ", style=NOTE)
-    row.append(f"{count(summary['replies'], 'reply', 'replies')}, last {clock(summary['last'])}")
-    row.stylize(NOTE)
+    replies = count(summary["replies"], "reply", "replies")
+    row = Text(f"↳ {replies}, last {clock(summary['last'])}", style=NOTE)
     people = [clean(name) for name in summary["participants"]]
     if people:
         row.append(" (")
@@ -676,7 +675,7 @@ def results_table(title: str, messages: Iterable[RoomMessage | DirectMessage], m
 
 def pinned_line(event: PinnedEvent, said: tuple[str, str] | None) -> Line:
     """`ana pinned #den/12 (bob: first words…)`, or `ana unpinned #den/12`: the link opens
-    it; `said` is (author, text) of the message when it is loaded."""
+    it; `said` is (author, text as drawn) of the message when it is loaded."""
     verb = " pinned " if event["on"] else " unpinned "
     parts: list[str | tuple[str, str]] = [who(event["by"]), verb]
     parts.append((f"#{clean(event['room'])}/{event['seq']}", "underline " + NOTE))
@@ -691,10 +690,10 @@ def pinned_line(event: PinnedEvent, said: tuple[str, str] | None) -> Line:
 def pins_table(room: str, messages: Iterable[PinnedMessage]) -> Table:
     """`/pins`: a room's pinned messages, the latest pin first: the message (its number,
     who said it, what), and who pinned it when."""
-    table = Table(title=f"Pinned in #{clean(room)}", box=SIMPLE_HEAD, title_justify="left")
-    for column in ("seq", "from", "text", "pinned by", "when"):
+    title = f"Pinned in #{clean(room)}"
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left", expand=True)
+    for column in ("message", "from", "text", "pinned by", "when"):
         table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
-    table.expand = True
     for msg in messages:
         when = time.strftime("%d %b %H:%M", time.localtime(msg["pinned_at"]))
         table.add_row(
@@ -722,9 +721,7 @@ def threads_table(threads: Iterable[ThreadEntry], me: str) -> Table:
             link = f"{clean(peer)}/{root['seq']}"
         unread = Text(str(entry["unread"] or ""), style="bold yellow")
         when = time.strftime("%d %b %H:%M", time.localtime(entry["last"]))
-        text = Text(
-            ERASED if root.get("erased") else gist(root), style=DIM if root.get("erased") else ""
-        )
+        text = Text(ERASED, style=DIM) if root.get("erased") else Text(gist(root))
         table.add_row(Text(link, style="underline"), Text(*who(root["from"])), text, unread, when)
     return table
 
