@@ -628,7 +628,10 @@ class ChatState:
 
     def add_thread(self, buffer: Buffer, root: AnyMessage, replies: list[AnyMessage]) -> None:
         """A thread's root (on top, apart) and its replies, oldest first, from `thread`."""
-        if not buffer.last_seq:
+        if buffer.find(root["seq"]) is None:  # a new buffer, or one emptied by /clear
+            buffer.lines.clear()
+            buffer.lines.cleared = False
+            buffer.first_seq = buffer.last_seq = 0
             self.add_messages(buffer, [root])
             buffer.lines.add(render.separator("thread: replies below, /broadcast to the room too"))
             buffer.set_read(root["seq"])  # only replies are news in a thread

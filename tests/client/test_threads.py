@@ -127,6 +127,11 @@ async def test_a_thread_in_its_own_buffer_with_replies_and_the_inbox(chat, serve
     ana.type(f"/thread #general/{seq}\r")
     await until(lambda: ana.state.current is thread)
     await until(lambda: ana.state.threads_unread == 0, what="the thread read")
+    ana.type("/clear\r")
+    await until(lambda: not list(thread.messages()))
+    ana.type(f"/thread {seq}\r")  # brings the cleared thread back whole
+    await until(lambda: len(list(thread.messages())) == 5, what="the thread again")
+    assert [e.text for e in thread.messages()][0] == "retro notes in here"
     ana.type("/unfollow\r")
     await ana.shows(f"no longer following the thread of #general/{seq}")
     ana.type("/threads\r")
