@@ -131,7 +131,7 @@ async def test_a_thread_in_its_own_buffer_with_replies_and_the_inbox(chat, serve
     await until(lambda: not list(thread.messages()))
     ana.type(f"/thread {seq}\r")  # brings the cleared thread back whole
     await until(lambda: len(list(thread.messages())) == 5, what="the thread again")
-    assert [e.text for e in thread.messages()][0] == "retro notes in here"
+    assert next(e.text for e in thread.messages()) == "retro notes in here"
     ana.type("/unfollow\r")
     await ana.shows(f"no longer following the thread of #general/{seq}")
     ana.type("/threads\r")
