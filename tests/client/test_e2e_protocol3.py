@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.client.test_e2e_tmux import _click, pane_rows
-from tests.client.tmux import Raw
+from tests.client.tmux import CHAT, PASSWORD, Raw
 
 pytestmark = pytest.mark.e2e
 
@@ -89,6 +89,23 @@ def test_typing_shows_in_the_status_bar_and_is_said_while_composing(tmux, server
     }
     tmux.press("ana", "C-u")  # the line emptied: no longer typing
     assert bob.event("typing", user="ana")["on"] is False
+
+
+def test_typing_false_in_client_toml_never_says_that_i_type(tmux, server_port, raw, tmp_path):
+    config = tmp_path / "ana-config"
+    (config / "nexus").mkdir(parents=True)
+    (config / "nexus" / "client.toml").write_text("typing = false\n")
+    env = {"NEXUS_PASSWORD": PASSWORD, "XDG_CONFIG_HOME": str(config)}
+    tmux.start("ana", CHAT, "127.0.0.1", str(server_port), "--user", "ana", "--register", env=env)
+    tmux.wait_for("ana", "ana@#general")
+    bob = raw("bob")
+    tmux.keys("ana", "a quiet thought", enter=False)
+    tmux.wait_for("ana", "> a quiet thought")
+    tmux.press("ana", "Enter")
+    bob.event("message", text="a quiet thought")
+    assert not [e for e in bob.events if e.get("event") == "typing"], bob.events
+    bob.ok("typing", room="general")  # others' typing still shows
+    tmux.wait_for("ana", "[bob is typing]")
 
 
 def test_pins_are_listed_with_who_pinned_them(tmux, server_port):
