@@ -194,6 +194,7 @@ class Raw:
     def request(self, cmd: str, **args: Any) -> dict[str, Any]:
         """The reply to `cmd` (events read before it are kept)."""
         rid = next(self._ids)
+        self.sock.settimeout(10)  # event() may have shortened it
         self.sock.sendall(json.dumps({"id": rid, "cmd": cmd, **args}).encode() + b"\n")
         while True:
             frame = json.loads(self.lines.readline())
