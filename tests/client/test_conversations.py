@@ -295,8 +295,8 @@ async def test_erase_typed_right_after_a_message_finds_it(chat):
 
 
 async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(chat, connect):
-    """/goto #den 5 without being in #den shows messages 1..15 here (the page around it),
-    5 marked; a number the room never had is an error line."""
+    """/goto #den 5 without being in #den shows messages 1..15 or more here (the page
+    around it), 5 marked; a number the room never had is an error line."""
     bob, _ = await connect()
     await bob.request("create", room="den")
     for i in range(1, 31):
@@ -305,7 +305,8 @@ async def test_goto_into_a_room_i_am_not_in_shows_the_page_around_the_message(ch
     ana.type("/goto #den 5\r")
     await ana.shows("message 5 of #den (you are not in it) among its neighbours")
     shown = [e for e in ana.state.pane.entries if e.quoted]
-    assert [e.renderable.body.plain for e in shown] == [f"den line {i}" for i in range(1, 16)]
+    texts = [e.renderable.body.plain for e in shown]  # as full as the server makes the page
+    assert texts == [f"den line {i}" for i in range(1, len(texts) + 1)] and 15 <= len(texts) <= 21
     marked = [e for e in shown if any(s.style == render.FOUND for s in e.renderable.body.spans)]
     assert [e.renderable.body.plain for e in marked] == ["den line 5"]
     ana.type("/goto #den 999\r")
