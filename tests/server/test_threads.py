@@ -260,6 +260,12 @@ async def test_following_and_the_inbox_of_threads(start_server: StartServer) -> 
     listed = (await dee.ok("threads"))["threads"]
     assert [t["root"]["seq"] for t in listed] == [8, 1] and listed[0]["unread"] == 0
     assert (await dee.ok("threads", limit=1))["threads"][0]["root"]["seq"] == 8
+    # Saying off where one only read keeps mentions from bringing it in.
+    await dee.ok("join", room="den")  # a member: a mention would make them follow
+    await dee.ok("read", room="den", seq=99, thread=2)
+    await dee.ok("follow", room="den", seq=2, on=False)
+    await ana.ok("say", room="den", text="@dee look", thread=2)
+    assert 2 not in [t["root"]["seq"] for t in (await dee.ok("threads"))["threads"]]
     # Leaving a private room takes its threads out of the inbox.
     await ana.ok("create", room="secret", private=True)
     await ana.ok("invite", room="secret", username="bob")

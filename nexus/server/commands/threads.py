@@ -57,7 +57,7 @@ def follow(ctx: Context, req: p.Follow) -> Any:
     def found(root: Message | None) -> p.FollowReply:
         _checked_root(req.seq, root)
         state = ctx.me.follows.get((scope, req.seq))
-        if state is None or bool(state.on) != req.on:  # else nothing changes: no record
+        if state is None or state.on is not req.on:  # else nothing changes: no record
             ctx.change(
                 records.FollowThread(
                     user=ctx.key, room=target.room_name, with_=target.other, seq=req.seq, on=req.on

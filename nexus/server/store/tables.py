@@ -197,7 +197,7 @@ def migrate(db: sqlite3.Connection) -> int:
     From 1: the trigram index gives way to words.py's, which the server then
     builds in the background (search reads unindexed messages directly).
     From 2: a table of files, empty. From 3: rooms have pins, none yet.
-    From 4: threads; every message stored is on its timeline, in none."""
+    From 4: threads; every message stored is on its timeline, in no thread."""
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version < SCHEMA_VERSION:
         with transaction(db):
