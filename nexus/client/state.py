@@ -1,7 +1,10 @@
 """What the client knows and shows, without I/O: buffers, scrollback, people, unread counts.
 
-A buffer is one conversation: a room, or the direct messages with one
-person. `ChatState.apply(event)` folds a server event into the buffer it
+A buffer is one conversation: a room, the direct messages with one
+person, or the thread of one message of either (protocol 3: its root on
+top, its replies below; replies stay out of the room's buffer unless
+broadcast, and count on the root's summary there instead).
+`ChatState.apply(event)` folds a server event into the buffer it
 belongs to; command handlers and the session call the other methods. The UI
 only reads from here, so everything the screen shows can be asserted on in
 tests without a terminal.
