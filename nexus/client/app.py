@@ -146,6 +146,7 @@ class ChatApp:
             on_top=session.fetch_older,
             on_bottom=self._read_soon,
             on_link=lambda link: session.submit(f"/goto {link}"),
+            on_end=session.fetch_newer,
         )
         lines: History = InputHistory(history) if history is not None else InMemoryHistory()
         self.input = InputBuffer(
@@ -153,6 +154,7 @@ class ChatApp:
             history=lines,
             completer=ChatCompleter(state),
             accept_handler=self._accept,
+            on_text_changed=self._composing,
         )
         panel = Condition(self.panel_shown)
         body = VSplit(
@@ -232,8 +234,14 @@ class ChatApp:
         )
 
     def _accept(self, buffer: InputBuffer) -> bool:
+        self.session.sending(buffer.text)
         self.session.submit(buffer.text)
         return False  # clears the line; it is already in the history
+
+    def _composing(self, buffer: InputBuffer) -> None:
+        """The line changed: others learn that I type (never in the password prompt)."""
+        if self._secret is None:
+            self.session.composing(buffer.text)
 
     def _read_soon(self) -> None:
         """The newest message is on screen: counted read after this redraw, not during it."""

@@ -300,7 +300,13 @@ async def run(args: argparse.Namespace) -> None:
         kitty=images.kitty_terminal(),
     )
     session = ChatSession(
-        state, args.servers, password, token=token, tls=tls, first=args.servers.index(server)
+        state,
+        args.servers,
+        password,
+        token=token,
+        tls=tls,
+        first=args.servers.index(server),
+        typing=config.typing,
     )
     app = ChatApp(
         session,

@@ -39,19 +39,25 @@ from nexus.protocol import (
     PAGE_MAX,
     SEARCH_DEFAULT,
     SEARCH_MAX,
+    THREADS_DEFAULT,
+    THREADS_MAX,
     AnyMessage,
     Attachment,
     BansReply,
     DmsReply,
+    FollowReply,
     HistoryReply,
     JoinReply,
     MembersReply,
     MentionsReply,
+    PinsReply,
     ProfileReply,
     RoomInfo,
     RoomReply,
     RoomsReply,
     SearchReply,
+    ThreadReply,
+    ThreadsReply,
     TokenReply,
     UsersReply,
     room_name,
@@ -67,10 +73,19 @@ class Context(Protocol):
         """The checked reply to `cmd`, as ChatConnection.request returns it."""
 
     async def say(
-        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+        self,
+        text: str,
+        *,
+        action: bool = False,
+        reply_to: int | None = None,
+        typed: str = "",
+        plain: bool = False,
+        broadcast: bool = False,
     ) -> None:
-        """Sends text to the current buffer: its room, or its person (`action`: as /me;
-        `reply_to`: answering that seq; `typed`: the line given back if it is refused)."""
+        """Sends text to the current buffer: its room, its person, or its thread
+        (`action`: as /me; `reply_to`: answering that seq; `typed`: the line given back
+        if it is refused; `plain`: shown as typed, never formatted; `broadcast`: a
+        thread reply shown in the room's timeline too)."""
 
     async def send_dm(self, user: str, text: str, *, typed: str = "") -> None:
         """Sends a direct message (`typed`: the line given back if it is refused)."""
@@ -308,6 +323,15 @@ async def say(ctx: Context, text: str) -> None:
     await ctx.say(text)
 
 
+@command(
+    "plain",
+    "<text...>",
+    "say text exactly as typed: **, `, > and the like are not formatting (logs, code)",
+)
+async def plain(ctx: Context, text: str) -> None:
+    await ctx.say(text, typed=f"/plain {text}", plain=True)
+
+
 @command("join", "<room>", "join a room and switch to it; you stay in the others")
 async def join(ctx: Context, room: str) -> None:
     reply: JoinReply = await ctx.request("join", room=room)
@@ -513,11 +537,11 @@ async def dms(ctx: Context, user: str | None, n: str | None) -> None:
     buffer.more = reply["more"]
 
 
-@command("close", "", "close the current conversation (rooms: /leave)")
+@command("close", "", "close the current conversation or thread (rooms: /leave)")
 async def close(ctx: Context) -> None:
     buffer = ctx.state.current
-    if buffer is None or buffer.kind != "dm":
-        raise UsageError("only a conversation closes; /leave leaves a room")
+    if buffer is None or buffer.kind == "room":
+        raise UsageError("only a conversation or a thread closes; /leave leaves a room")
     ctx.state.close(buffer)
 
 
@@ -607,7 +631,7 @@ def _buffer(state: ChatState) -> Buffer:
 
 def _address(buffer: Buffer, seq: int) -> dict[str, Any]:
     """The arguments naming message `seq` of `buffer` (`room`, or `with` for a DM)."""
-    where = "room" if buffer.kind == "room" else "with_"
+    where = "room" if buffer.where == "room" else "with_"
     return {where: buffer.name, "seq": seq}
 
 
@@ -675,6 +699,161 @@ async def react(ctx: Context, n: str | None, emoji: str | None) -> None:
 @command("unreact", "[n] [emoji]", "take your reaction back (default: the newest message)")
 async def unreact(ctx: Context, n: str | None, emoji: str | None) -> None:
     await _react(ctx, n, emoji, False)
+
+
+# -- threads -----------------------------------------------------------------
+# A thread has a buffer of its own (numbered like any other): its root on top,
+# the replies below; what is typed there is a reply. The server alone knows which
+# threads I follow, so /threads and the status bar's count come from it.
+
+
+async def _root(ctx: Context, n: str | None, verb: str) -> tuple[Buffer, int]:
+    """The buffer (room or conversation) and root seq `n` names: a link (`#room/12`,
+    `bob/12`); in a thread's buffer, its own; elsewhere message n (default: the
+    newest here), or the root of the thread it is a reply in."""
+    state = ctx.state
+    if n is not None and "/" in n:
+        place, _, number = n.rpartition("/")
+        if not number.isdigit() or not place:
+            raise UsageError(f"usage: /{verb} [n], or /{verb} #room/n")
+        if not place.startswith("#"):
+            return state.dm_buffer(place), int(number)
+        room = state.rooms.get(room_name(place))
+        if room is None:
+            raise UsageError(f"you are not in {place}: /join it first")
+        return room, int(number)
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError(f"usage: /{verb} [n], n the [number] after a message")
+    buffer = _buffer(state)
+    if buffer.kind == "thread":
+        where = (
+            state.rooms.get(buffer.name) if buffer.where == "room" else state.dm_buffer(buffer.name)
+        )
+        if where is None:
+            raise UsageError(f"you are no longer in #{buffer.name}")
+        return where, buffer.root if seq is None else seq
+    seq = await _newest(ctx, buffer, seq, mine=False)
+    entry = buffer.find(seq)
+    if entry is not None and entry.message is not None:
+        seq = entry.message.get("thread") or seq
+    return buffer, seq
+
+
+@command(
+    "thread",
+    "[n]",
+    "open the thread of message n here (default: the newest; or a link, #room/n) in a "
+    "buffer of its own; what is typed there is a reply",
+)
+async def thread(ctx: Context, n: str | None) -> None:
+    state = ctx.state
+    where, seq = await _root(ctx, n, "thread")
+    reply: ThreadReply = await ctx.request("thread", limit=PAGE_MAX, **_address(where, seq))
+    buffer = state.thread_buffer(where.where, where.name, seq)
+    state.add_thread(buffer, reply["root"], reply["messages"])
+    state.switch(buffer)
+    if reply["more"]:
+        state.note(f"older replies are not shown: the newest {PAGE_MAX} are")
+
+
+@command(
+    "broadcast",
+    "<text...>",
+    "in a thread's buffer: reply, and show the reply in the room's timeline too",
+)
+async def broadcast(ctx: Context, text: str) -> None:
+    await ctx.say(text, typed=f"/broadcast {text}", broadcast=True)
+
+
+async def _follow(ctx: Context, n: str | None, on: bool) -> None:
+    verb = "follow" if on else "unfollow"
+    where, seq = await _root(ctx, n, verb)
+    reply: FollowReply = await ctx.request("follow", on=on, **_address(where, seq))
+    link = f"{where.label}/{seq}"
+    if reply["following"]:
+        ctx.state.note(f"following the thread of {link}: its replies count in /threads")
+    else:
+        ctx.state.note(f"no longer following the thread of {link} (until you reply in it)")
+
+
+@command("follow", "[n]", "follow the thread of message n (default: this thread, or the newest)")
+async def follow(ctx: Context, n: str | None) -> None:
+    await _follow(ctx, n, True)
+
+
+@command("unfollow", "[n]", "stop following the thread of message n (default: this thread)")
+async def unfollow(ctx: Context, n: str | None) -> None:
+    await _follow(ctx, n, False)
+
+
+@command("threads", "[n]", "the threads you follow, the latest reply first, with unread counts")
+async def threads(ctx: Context, n: str | None) -> None:
+    if n is not None and (not n.isdigit() or not 1 <= int(n) <= THREADS_MAX):
+        raise UsageError(f"a count is a number from 1 to {THREADS_MAX}")
+    state = ctx.state
+    reply: ThreadsReply = await ctx.request("threads", limit=int(n) if n else THREADS_DEFAULT)
+    listed = reply["threads"]
+    state.threads_unread = sum(1 for t in listed if t["unread"])
+    if not listed:
+        state.note("you follow no thread: /thread n opens one, /follow n follows it")
+        return
+    state.show(render.threads_table(listed, state.me))
+    state.note("/thread #room/n opens one (a thread's link, as listed)")
+
+
+# -- pins --------------------------------------------------------------------
+# The `pinned` event says what changed, in the room and on every member's screen;
+# a pin that changes nothing has no event, so the command says so itself.
+
+
+def _room_buffer(state: ChatState) -> Buffer:
+    buffer = _buffer(state)
+    if buffer.kind != "room":
+        raise UsageError("messages are pinned in rooms only")
+    return buffer
+
+
+async def _pin(ctx: Context, buffer: Buffer, seq: int, on: bool) -> None:
+    state = ctx.state
+    state.last_pinned = None
+    await ctx.request("pin", room=buffer.name, seq=seq, on=on)
+    if state.last_pinned != (buffer.name, seq, on):
+        where = f"#{buffer.name}/{seq}"
+        state.note(f"{where} was pinned already" if on else f"{where} is not pinned")
+
+
+@command("pin", "[n]", "pin message n of this room for everyone (default: the newest)")
+async def pin(ctx: Context, n: str | None) -> None:
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError("usage: /pin [n], n the [number] after a message")
+    buffer = _room_buffer(ctx.state)
+    await _pin(ctx, buffer, await _newest(ctx, buffer, seq, mine=False), True)
+
+
+@command("unpin", "[n]", "unpin message n of this room (default: the latest pinned)")
+async def unpin(ctx: Context, n: str | None) -> None:
+    seq, rest = _ref(n, None)
+    if rest is not None:
+        raise UsageError("usage: /unpin [n], n the [number] after a message")
+    buffer = _room_buffer(ctx.state)
+    if seq is None:
+        reply: PinsReply = await ctx.request("pins", room=buffer.name)
+        if not reply["messages"]:
+            raise UsageError(f"nothing is pinned in #{buffer.name}")
+        seq = reply["messages"][0]["seq"]
+    await _pin(ctx, buffer, seq, False)
+
+
+@command("pins", "[room]", "list a room's pinned messages, who pinned them and when")
+async def pins(ctx: Context, room: str | None) -> None:
+    name = _room_or_current(ctx.state, room)
+    reply: PinsReply = await ctx.request("pins", room=name)
+    if not reply["messages"]:
+        ctx.state.note(f"nothing is pinned in #{name}: /pin n pins message n")
+        return
+    ctx.state.show(render.pins_table(name, reply["messages"]))
 
 
 # -- files -------------------------------------------------------------------
@@ -952,15 +1131,19 @@ async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
         name = room_name(buffer)
         if name not in state.rooms:  # not a member: the page around it, shown here
             page: HistoryReply = await ctx.request(
-                "history", room=name, before=seq + CONTEXT + 1, limit=2 * CONTEXT + 1
+                "history", room=name, around=seq, limit=2 * CONTEXT + 1
             )
             _show_around(state.pane, f"#{name} (you are not in it)", page["messages"], seq)
             return
         target = state.rooms[name]
     else:
         target = await _open(ctx, buffer)
-    entry = target.find(seq) or await _load_back_to(ctx, target, seq)
+    entry = target.find(seq)
+    if entry is None and target.kind == "thread":
+        raise UsageError(f"no message {seq} in the thread {target.label}")
+    entry = entry or await _load_to(ctx, target, seq)
     state.switch(target)
+    state.spotlight(target, entry)
     target.lines.scroll_to(entry)
 
 
@@ -974,14 +1157,24 @@ async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[
     return list(dms["messages"]), dms["more"]
 
 
-async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
-    """Loads older pages until message `seq` and a few before it are in `buffer`; one
-    further back than GOTO_PAGES pages is shown on its own, among its neighbours, at
-    the end. Returns its entry; raises UsageError when the server has no such message."""
+async def _load_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
+    """Loads older pages until message `seq` and a few before it are in `buffer`. One
+    further back than GOTO_PAGES pages, or newer than the buffer holds, is shown with
+    its neighbours instead of what the buffer held (the page `around` it); pages
+    before and after it load as the view reaches them. Returns its entry; raises
+    UsageError when the server has no such message."""
     state = ctx.state
-    if not buffer.first_seq or buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX:
-        messages, _ = await _page(ctx, buffer, seq + CONTEXT + 1, 2 * CONTEXT + 1)
-        return _show_around(buffer.lines, buffer.label, messages, seq)
+    far = buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX or seq > buffer.last_seq
+    if not buffer.first_seq or far:
+        limit = 2 * CONTEXT + 1
+        if buffer.kind == "room":
+            page: HistoryReply = await ctx.request(
+                "history", room=buffer.name, around=seq, limit=limit
+            )
+        else:
+            page = await ctx.request("dms", with_=buffer.name, around=seq, limit=limit)
+        if any(m["seq"] == seq for m in page["messages"]):
+            state.jump(buffer, page["messages"], page["more"], page.get("more_after", False))
     while buffer.first_seq > max(1, seq - CONTEXT):
         messages, more = await _page(ctx, buffer, buffer.first_seq, PAGE_MAX)
         if buffer.kind == "room":
@@ -999,7 +1192,7 @@ async def _load_back_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
 
 def _show_around(pane: Scrollback, where: str, messages: list[Any], seq: int) -> Entry:
     """Adds copies of `messages` (like /lastlog's) to `pane`, `seq` marked, and scrolls
-    to it; raises UsageError when `seq` is not among them."""
+    to it (a room I am not in); raises UsageError when `seq` is not among them."""
     if not any(m["seq"] == seq for m in messages):
         raise UsageError(f"no message {seq} in {where}: not stored, or never sent")
     pane.add_entry(Entry(render.notice(f"message {seq} of {where} among its neighbours:")))

@@ -10,6 +10,7 @@
     timestamp_format = "%H:%M"
     highlight = ["ana", "deploy"] # words that count as a mention
     previews = true               # pictures of shared images under their messages
+    typing = true                 # tell the others when you are typing to them
     [notifications]
     bell = true                   # ring the terminal bell on a mention or DM
     desktop = true                # a desktop notification through the terminal
@@ -17,8 +18,8 @@
 
 Every mode (the full-screen client, `send`, `tail`, `login`) reads the
 connection settings here; the full-screen client also takes the time
-format, the highlight words, the previews of images and the notifications
-(nexus/client/notify.py).
+format, the highlight words, the previews of images, whether to say when
+you type, and the notifications (nexus/client/notify.py).
 
 Unknown keys and wrong types are refused with the key's name: a typo must
 not silently fall back to a default.
@@ -44,7 +45,7 @@ PRECEDENCE = (
     "Settings come from flags, then NEXUS_CHAT_SERVER, NEXUS_CHAT_PORT, NEXUS_CHAT_USER, "
     "NEXUS_CHAT_TLS (on/off), NEXUS_CHAT_TLS_CA, then $XDG_CONFIG_HOME/nexus/client.toml "
     "(~/.config/nexus/client.toml: server, port, user, tls, tls_ca, timestamp_format, "
-    "highlight, previews, [notifications]), then the defaults."
+    "highlight, previews, typing, [notifications]), then the defaults."
 )
 
 
@@ -84,6 +85,7 @@ class ClientConfig:
     timestamp_format: str = "%H:%M"
     highlight: tuple[str, ...] = ()
     previews: bool = True
+    typing: bool = True  # send `typing` while composing (protocol 3)
     notifications: Notifications = field(default_factory=Notifications)
     path: Path | None = None  # the file read, if any
 
@@ -193,6 +195,7 @@ _FILE_KEYS = {
     "timestamp_format": _timestamp,
     "highlight": _words,
     "previews": _flag,
+    "typing": _flag,
     "notifications": _notifications,
 }
 _ENV_KEYS = ("server", "port", "user", "tls", "tls_ca")

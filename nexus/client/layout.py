@@ -16,6 +16,7 @@ of the scrollback).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from prompt_toolkit.utils import get_cwidth
 from nexus.client import render
 from nexus.client.render import Fragments
 from nexus.client.state import Buffer, ChatState
+from nexus.client.typists import typing_line
 
 SIDE_WIDTH = 24
 PANEL_MIN = 70  # narrower terminals hide the side panel: the messages need the columns
@@ -87,7 +89,8 @@ class Fitted(UIControl):
 class MessagePane(UIControl):
     """The current buffer's scrollback, rendering only the rows that fit, newest at the bottom.
 
-    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages;
+    Reaching the top of what is loaded calls `on_top(buffer)`, which fetches older messages,
+    and its end, when newer ones are not loaded (`more_after`), `on_end(buffer)`;
     showing the newest message at the bottom, unread until then, calls `on_bottom()`,
     which counts it read and tells the server. A click on a message link (`#room/12`)
     calls `on_link(link)`.
@@ -99,9 +102,11 @@ class MessagePane(UIControl):
         on_top: Callable[[Buffer], None] | None = None,
         on_bottom: Callable[[], None] | None = None,
         on_link: Callable[[str], None] | None = None,
+        on_end: Callable[[Buffer], None] | None = None,
     ) -> None:
         self.state = state
         self.on_top = on_top
+        self.on_end = on_end
         self.on_bottom = on_bottom
         self.on_link = on_link
         self.height = 24  # of the last render; PageUp moves by about this much
@@ -119,6 +124,9 @@ class MessagePane(UIControl):
         fetch = pane.at_top and not pane.cleared and buffer is not None and buffer.more
         if fetch and buffer is not None and self.on_top is not None:
             self.on_top(buffer)
+        newer = buffer is not None and buffer.more_after and not pane.scroll
+        if newer and buffer is not None and self.on_end is not None:
+            self.on_end(buffer)
         unread = buffer is not None and buffer.read_seq < buffer.last_seq
         if unread and not pane.scroll and self.on_bottom is not None:
             self.on_bottom()
@@ -199,7 +207,7 @@ def side_panel(state: ChatState, select: Callable[[Buffer], None] | None = None)
             style = render.pt_style_of(render.user_style(name)) if present else "class:side.away"
             mark = state.mark(current, name)
             out += [*fit([("class:side.mark", mark), (style, shown)], SIDE_WIDTH - 1), ("", "\n")]
-    elif current is not None:
+    elif current is not None and current.kind == "dm":
         on = current.name.casefold() in {u.casefold() for u in state.online}
         away = state.away.get(current.name.casefold())
         present = on and away is None
@@ -226,6 +234,13 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     buffer = state.current
     if buffer is None:
         return fit([("class:header", " no room: /join one, /rooms lists them")], width)
+    if buffer.kind == "thread":
+        root = buffer.find(buffer.root)
+        about = ""
+        if root is not None and root.sender:
+            words = root.gist
+            about = f"thread of {render.clean(root.sender)}: {words}"
+        return fit([("class:header bold", f" {buffer.label} "), ("class:header", about)], width)
     if buffer.kind == "dm":
         peer = render.clean(buffer.name)
         on = peer.casefold() in {u.casefold() for u in state.online}
@@ -236,14 +251,16 @@ def header(state: ChatState, width: int = 200) -> Fragments:
     parts: Fragments = [("class:header bold", f" #{buffer.name} ")]
     if buffer.private:
         parts.append(("class:header", "(private) "))
+    if buffer.pins:
+        parts.append(("class:header", f"[{render.count(buffer.pins, 'pin')}: /pins] "))
     if buffer.topic:
         parts.append(("class:header", render.clean(buffer.topic)))
     return fit(parts, width)
 
 
 def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
-    """Who and where, the link's state, the server, what needs looking at elsewhere, and
-    the files on their way (`uploading cat.png 42%`);
+    """Who and where, the link's state, the server, what needs looking at elsewhere,
+    the files on their way (`uploading cat.png 42%`) and who is typing here;
     `numbered` (the side panel is hidden) adds the buffer's number, `[2] ana@#tech`."""
     where = state.current.label if state.current is not None else "(no room)"
     shown = numbered and state.current is not None and state.current in state.buffers
@@ -259,6 +276,11 @@ def status_bar(state: ChatState, numbered: bool = False) -> Fragments:
     ]
     activity = f"  [act: {','.join(active)}]" if active else ""
     transfers = "".join(f"  [{text}]" for text in state.transfers.values())
+    if state.threads_unread:
+        transfers += f"  [{render.count(state.threads_unread, 'unread thread')}: /threads]"
+    if state.current is not None:
+        typing = typing_line(state.typists.names(state.current.key, time.time()))
+        transfers += f"  [{render.clean(typing)}]" if typing else ""
     return [
         ("class:status", f" {number}{state.me}@{where}  "),
         (style, f" {state.connection} "),

@@ -27,6 +27,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from nexus.client import formatting
 from nexus.protocol import (
     Attachment,
     BanEntry,
@@ -39,12 +40,16 @@ from nexus.protocol import (
     Left,
     Member,
     Muted,
+    PinnedEvent,
+    PinnedMessage,
     Presence,
     Profile,
     RoomCreated,
     RoomDeleted,
     RoomInfo,
     RoomMessage,
+    ThreadEntry,
+    ThreadSummary,
     TopicChanged,
 )
 
@@ -181,11 +186,21 @@ class Line:
     where the time and a name go: no forged line can pass for someone's message.
     A message may add rows of its own inside that body: `above` (the message it
     answers), `tail` (after the text: "(edited)" and its reference), `files`
-    (a row for each attachment, and its picture) and `below` (reactions);
-    `body` stays the text alone.
+    (a row for each attachment, and its picture), `summary` (a thread's replies,
+    under its root) and `below` (reactions); `body` stays the text alone.
     """
 
-    __slots__ = ("above", "below", "body", "files", "prefix", "prefix_style", "tail", "ts")
+    __slots__ = (
+        "above",
+        "below",
+        "body",
+        "files",
+        "prefix",
+        "prefix_style",
+        "summary",
+        "tail",
+        "ts",
+    )
 
     def __init__(
         self,
@@ -198,12 +213,14 @@ class Line:
         tail: Text | None = None,
         files: tuple[Part, ...] = (),
         below: Text | None = None,
+        summary: Text | None = None,
     ) -> None:
         self.ts = ts
         self.prefix = prefix  # already cleaned
         self.prefix_style = prefix_style
         self.body = body
         self.above, self.tail, self.files, self.below = above, tail, files, below
+        self.summary = summary
 
     @property
     def plain(self) -> str:
@@ -223,7 +240,7 @@ class Line:
         if self.tail is not None:
             body = body.copy()
             body.append_text(self.tail)
-        parts = (self.above, body, *self.files, self.below)
+        parts = (self.above, body, *self.files, self.summary, self.below)
         return [part for part in parts if part is not None]
 
     def marked(self, pattern: re.Pattern[str], style: str) -> Line:
@@ -240,6 +257,7 @@ class Line:
             tail=self.tail,
             files=self.files,
             below=self.below,
+            summary=self.summary,
         )
 
 
@@ -266,10 +284,25 @@ def link_at(text: str, column: int) -> str | None:
     return next((m.group() for m in LINK.finditer(text) if m.start() <= index < m.end()), None)
 
 
+def body(msg: RoomMessage | DirectMessage) -> Text:
+    """A message's text as drawn: formatted (formatting.py), or as typed when it was
+    sent `plain`, its message links underlined all the same."""
+    text = clean(msg["text"])
+    return _mark_links(Text(text)) if msg.get("plain") else formatting.formatted(text)
+
+
+def gist(msg: RoomMessage | DirectMessage) -> str:
+    """A message's text as drawn, marks gone, on one line: for quoting it elsewhere."""
+    return " ".join(body(msg).plain.split())
+
+
 def _mark_mentions(body: Text, mention: re.Pattern[str] | None) -> Text:
+    """`body` with my name marked, but in code (where it names nobody)."""
     if mention is not None:
+        code = [(span.start, span.end) for span in body.spans if span.style == formatting.CODE]
         for match in mention.finditer(body.plain):
-            body.stylize(MENTION, match.start(), match.end())
+            if not any(start < match.end() and match.start() < end for start, end in code):
+                body.stylize(MENTION, match.start(), match.end())
     return body
 
 
@@ -281,14 +314,18 @@ def message(
     answered: tuple[str, str] | None = None,
     ref: bool = False,
     pictures: Mapping[str, Picture] | None = None,
+    in_thread: bool = False,
 ) -> Line:
     """`12:04  ana │ text`, or `12:04  * │ ana waves` for an action.
 
     With `mention` given, my name in the text is highlighted; `me` marks the
     reactions I am part of; `answered` is (author, text) of the message this
-    one replies to, if known; `ref` adds the message's dim `seq` at the end,
-    for /reply, /edit, /erase and /react to point at it (and /save, /open at
-    its files); `pictures` are previews of its files, by file id.
+    one replies to (or, for a thread reply shown in the timeline, of its
+    root), if known; `ref` adds the message's dim `seq` at the end, for
+    /reply, /edit, /erase and /react to point at it (and /save, /open at its
+    files); `pictures` are previews of its files, by file id. A root shows
+    its thread's summary, and a reply the thread it is in, unless the line is
+    for the thread's own buffer (`in_thread`).
     """
     sender = clean(msg["from"])
     tail = Text()
@@ -298,21 +335,42 @@ def message(
         tail.append(f" [{msg['seq']}]", style=DIM)
     if msg.get("erased"):
         return Line(msg["ts"], sender, DIM, Text(ERASED, style=DIM), tail=tail or None)
-    text = _mark_links(_mark_mentions(Text(clean(msg["text"])), mention))
+    text = _mark_mentions(body(msg), mention)
     prefix, style = sender, user_style(sender)
     if msg.get("action"):
         text = Text(sender, style=user_style(sender)).append(" ").append_text(text)
         prefix, style = ACTION, user_style(sender)
+    above = _reply_row(msg.get("reply_to"), answered)
+    if (root := msg.get("thread")) is not None and not in_thread:
+        above = _reply_row(root, answered, THREAD_LEAD)
+    summary = msg.get("thread_summary")
     return Line(
         msg["ts"],
         prefix,
         style,
         text,
-        above=_reply_row(msg, answered),
+        above=above,
         tail=tail or None,
         files=attachment_rows(msg.get("files") or [], pictures or {}),
         below=reactions_row(msg.get("reactions") or {}, me),
+        summary=None if in_thread or not summary else summary_row(summary, msg["seq"]),
     )
+
+
+THREAD_LEAD = "↳ in the thread of "  # a thread reply shown in the timeline (broadcast)
+
+
+def summary_row(summary: ThreadSummary, seq: int) -> Text:
+    """`3 replies, last 10:42 (ana, bob)`, under a thread's root; /thread opens it."""
+    replies = count(summary["replies"], "reply", "replies")
+    row = Text(f"↳ {replies}, last {clock(summary['last'])}", style=NOTE)
+    people = [clean(name) for name in summary["participants"]]
+    if people:
+        row.append(" (")
+        for index, name in enumerate(people):
+            row.append(", " if index else "").append(name, style=user_style(name))
+        row.append(")")
+    return row.append(f"  /thread {seq}", style=DIM)
 
 
 ATTACHED = "📎"
@@ -337,16 +395,14 @@ def attachment_rows(
     return tuple(rows)
 
 
-def _reply_row(msg: RoomMessage | DirectMessage, answered: tuple[str, str] | None) -> Text | None:
+def _reply_row(seq: int | None, answered: tuple[str, str] | None, lead: str = "-> ") -> Text | None:
     """`-> ana: first words of the message` (or `-> [41]` when it is not loaded)."""
-    seq = msg.get("reply_to")
     if seq is None:
         return None
-    row = Text("-> ", style=DIM, no_wrap=True, overflow="ellipsis")  # one row, cut to fit
+    row = Text(lead, style=DIM, no_wrap=True, overflow="ellipsis")  # one row, cut to fit
     if answered is None:
         return row.append(f"[{seq}]", style=DIM)
-    author, text = answered
-    words = " ".join(clean(text).split())
+    author, words = answered
     if len(words) > REPLY_WORDS:
         words = words[: REPLY_WORDS - 1].rstrip() + "…"
     row.append(clean(author), style=user_style(clean(author)))
@@ -614,6 +670,59 @@ def results_table(title: str, messages: Iterable[RoomMessage | DirectMessage], m
         if msg.get("action"):
             text = Text("* ", style=DIM).append_text(text)
         table.add_row(where, when, Text(*who(msg["from"])), text, Text(str(msg["seq"]), style=DIM))
+    return table
+
+
+def pinned_line(event: PinnedEvent, said: tuple[str, str] | None) -> Line:
+    """`ana pinned #den/12 (bob: first words…)`, or `ana unpinned #den/12`: the link opens
+    it; `said` is (author, text as drawn) of the message when it is loaded."""
+    verb = " pinned " if event["on"] else " unpinned "
+    parts: list[str | tuple[str, str]] = [who(event["by"]), verb]
+    parts.append((f"#{clean(event['room'])}/{event['seq']}", "underline " + NOTE))
+    if said is not None:
+        author, words = said
+        if len(words) > REPLY_WORDS:
+            words = words[: REPLY_WORDS - 1].rstrip() + "…"
+        parts += [" (", who(author), f": {words})"]
+    return notice(*parts)
+
+
+def pins_table(room: str, messages: Iterable[PinnedMessage]) -> Table:
+    """`/pins`: a room's pinned messages, the latest pin first: the message (its number,
+    who said it, what), and who pinned it when."""
+    title = f"Pinned in #{clean(room)}"
+    table = Table(title=title, box=SIMPLE_HEAD, title_justify="left", expand=True)
+    for column in ("message", "from", "text", "pinned by", "when"):
+        table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
+    for msg in messages:
+        when = time.strftime("%d %b %H:%M", time.localtime(msg["pinned_at"]))
+        table.add_row(
+            Text(f"#{clean(room)}/{msg['seq']}", style="underline"),
+            Text(*who(msg["from"])),
+            Text(gist(msg)),
+            Text(*who(msg["pinned_by"])),
+            when,
+        )
+    return table
+
+
+def threads_table(threads: Iterable[ThreadEntry], me: str) -> Table:
+    """`/threads`: the followed threads, the latest reply first: the root's link, who
+    wrote it, what, the replies unread and when the last came."""
+    table = Table(title="Threads you follow", box=SIMPLE_HEAD, title_justify="left", expand=True)
+    for column in ("thread", "from", "text", "unread", "last reply"):
+        table.add_column(column, no_wrap=column != "text", ratio=1 if column == "text" else None)
+    for entry in threads:
+        root = entry["root"]
+        if "room" in root:
+            link = f"#{clean(root['room'])}/{root['seq']}"  # type: ignore[typeddict-item]
+        else:
+            peer = root["to"] if root["from"].casefold() == me.casefold() else root["from"]
+            link = f"{clean(peer)}/{root['seq']}"
+        unread = Text(str(entry["unread"] or ""), style="bold yellow")
+        when = time.strftime("%d %b %H:%M", time.localtime(entry["last"]))
+        text = Text(ERASED, style=DIM) if root.get("erased") else Text(gist(root))
+        table.add_row(Text(link, style="underline"), Text(*who(root["from"])), text, unread, when)
     return table
 
 

@@ -62,6 +62,12 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def _seq(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a message number is a whole number from 1, not {text!r}")
+    return int(text)
+
+
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
@@ -131,6 +137,22 @@ def parser(mode: str) -> argparse.ArgumentParser:
         target = p.add_mutually_exclusive_group(required=True)
         target.add_argument("--room", metavar="ROOM", help="send to this room (joined if need be)")
         target.add_argument("--to", metavar="USER", help="send a direct message to USER")
+        p.add_argument(
+            "--plain",
+            action="store_true",
+            help="shown exactly as typed: ** ` > and the like are not formatting (logs, output)",
+        )
+        p.add_argument(
+            "--thread",
+            type=_seq,
+            metavar="SEQ",
+            help="reply in the thread of message SEQ of the room or conversation",
+        )
+        p.add_argument(
+            "--broadcast",
+            action="store_true",
+            help="with --thread: show the reply in the room's timeline too",
+        )
     elif mode == "tail":
         p.description = (
             "Print messages as they arrive: `#room nick: text` (`@peer nick: text` for direct "
@@ -351,12 +373,13 @@ async def stdin_lines(stream: BinaryIO) -> AsyncIterator[bytes]:
 async def deliver(
     conn: ChatConnection,
     cmd: str,
-    target: dict[str, str],
+    target: dict[str, Any],
     text: str,
     files: list[str] | None = None,
 ) -> None:
-    """Sends one message (with my uploads `files`); waits out `rate_limited` as often as
-    the server asks."""
+    """Sends one message (with my uploads `files`) to `target` (its address, and how it
+    goes: `plain`, `thread`, `broadcast`); waits out `rate_limited` as often as the
+    server asks."""
     while True:
         try:
             await conn.request(cmd, text=text, files=files, **target)
@@ -368,7 +391,12 @@ async def deliver(
 
 
 async def send(args: argparse.Namespace, config: ClientConfig, text: str | None) -> int:
-    cmd, target = ("dm", {"to": args.to}) if args.to else ("say", {"room": args.room})
+    target: dict[str, Any] = {"to": args.to} if args.to else {"room": args.room}
+    cmd = "dm" if args.to else "say"
+    if args.broadcast and args.thread is None:
+        raise UsageError("--broadcast goes with --thread")
+    # Left out unless set, so a server before protocol 3 sees the request it knows.
+    target.update(plain=args.plain or None, thread=args.thread, broadcast=args.broadcast or None)
     if text is not None and not text.strip():
         raise UsageError("TEXT is empty")
     try:
@@ -460,12 +488,15 @@ async def upload(
 
 
 def plain(event: MessageEvent | DmEvent, me: str) -> str:
-    """`#room nick: text`, or `@peer nick: text` for a DM, each file it carries on a line
-    of its own after it, indented; remote text made safe."""
+    """`#room nick: text`, or `@peer nick: text` for a DM (`#room/12 nick: text`: a reply
+    in the thread of message 12), each file it carries on a line of its own after it,
+    indented; remote text made safe."""
     if event["event"] == "message":
         where = "#" + event["room"]
     else:
         where = "@" + (event["to"] if event["from"].lower() == me.lower() else event["from"])
+    if (root := event.get("thread")) is not None:
+        where += f"/{root}"  # a reply in the thread of that message
     rows = [clean(event["text"]), *(attachment_row(f).plain for f in event.get("files", ()))]
     text = "\n    ".join(row.replace("\n", "\n    ") for row in rows if row)  # indented
     return f"{clean(where)} {clean(event['from'])}: {text}"

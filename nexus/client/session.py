@@ -33,15 +33,17 @@ from typing import Any, Literal
 from nexus.client import commands, render
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.client.servers import Server
-from nexus.client.state import Alert, Buffer, ChatState, Entry
+from nexus.client.state import Alert, Buffer, ChatState, Entry, thread_key
 from nexus.client.tls import CertificateChanged, ClientTLS, describe
 from nexus.client.transfer import Files, TransferError
+from nexus.client.typists import TYPING_SHOWN, Composer, Target, composes
 from nexus.errors import NexusError
 from nexus.protocol import (
     MESSAGE_MAX,
     PAGE_DEFAULT,
     PAGE_MAX,
     ROOM_HISTORY_CAP,
+    THREADS_MAX,
     ConversationsReply,
     DmsReply,
     Event,
@@ -52,6 +54,8 @@ from nexus.protocol import (
     MembersReply,
     RoomMessage,
     SentReply,
+    ThreadReply,
+    ThreadsReply,
     UsersReply,
 )
 
@@ -99,10 +103,14 @@ class Outgoing:
     reply_to: int | None = None  # /reply: the seq answered
     typed: str | None = None  # the line to give back if refused, when not just `text`
     files: tuple[str, ...] = ()  # ids of my uploads it carries
+    plain: bool = False  # /plain: shown as typed, never formatted
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a thread reply shown in the room's timeline too
 
     @property
     def label(self) -> str:
-        return f"#{self.target}" if self.kind == "room" else self.target
+        where = f"#{self.target}" if self.kind == "room" else self.target
+        return where if self.thread is None else f"{where}/{self.thread}"
 
 
 def _landed(room: Buffer, item: Outgoing) -> bool:
@@ -185,6 +193,7 @@ class ChatSession:
         on_quit: Callable[[], None] = _nothing,
         on_refused: Callable[[str], None] = _keep,
         ask_secret: Callable[[str], Awaitable[str]] = _no_terminal,
+        typing: bool = True,
     ) -> None:
         self.state = state
         self.servers = list(servers)  # a cluster's nodes, tried in turn (servers.py)
@@ -212,6 +221,8 @@ class ChatSession:
         self._files: Files | None = None  # HTTP to the files, as `_files_for` says them
         self._files_for: tuple[Hello | None, str | None] = (None, None)  # (hello, secret)
         self._thumbnails: asyncio.Task[None] | None = None
+        self.composer = Composer(self._say_typing, enabled=typing)  # my `typing`
+        self._inbox: asyncio.Task[None] | None = None  # the `threads` count on its way
 
     def __repr__(self) -> str:
         return f"ChatSession({self.state.me!r}@{self.server})"
@@ -232,15 +243,39 @@ class ChatSession:
         return reply
 
     async def say(
-        self, text: str, *, action: bool = False, reply_to: int | None = None, typed: str = ""
+        self,
+        text: str,
+        *,
+        action: bool = False,
+        reply_to: int | None = None,
+        typed: str = "",
+        plain: bool = False,
+        broadcast: bool = False,
     ) -> None:
-        """Sends text to the current buffer: the room, or the person of a conversation
-        (`action`: as /me; `reply_to`: answering that seq; `typed`: the line to give
-        back if the server refuses it)."""
+        """Sends text to the current buffer: the room, the person of a conversation, or
+        the thread (`action`: as /me; `reply_to`: answering that seq; `typed`: the line
+        to give back if the server refuses it; `plain`: not to be formatted;
+        `broadcast`: a thread reply shown in the room's timeline too)."""
         buffer = self.state.current
         if buffer is None:
             raise commands.UsageError("you are in no room: /join one first")
-        self.queue(Outgoing(buffer.kind, buffer.name, text, None, action, reply_to, typed or None))
+        thread = buffer.root if buffer.kind == "thread" else None
+        if broadcast and thread is None:
+            raise commands.UsageError("/broadcast is for a thread's buffer: /thread n opens one")
+        self.queue(
+            Outgoing(
+                buffer.where,
+                buffer.name,
+                text,
+                None,
+                action,
+                reply_to,
+                typed or None,
+                plain=plain,
+                thread=thread,
+                broadcast=broadcast,
+            )
+        )
 
     async def secret(self, prompt: str) -> str:
         return await self.ask_secret(prompt)
@@ -263,7 +298,8 @@ class ChatSession:
 
     async def share(self, buffer: Buffer, text: str, files: Sequence[str]) -> None:
         """Sends my uploads `files` to `buffer`'s room or person, with `text` (may be "")."""
-        self.queue(Outgoing(buffer.kind, buffer.name, text, files=tuple(files)))
+        thread = buffer.root if buffer.kind == "thread" else None
+        self.queue(Outgoing(buffer.where, buffer.name, text, files=tuple(files), thread=thread))
 
     def files(self) -> Files:
         """HTTP to the connected server's files, logged in with the session's token (or
@@ -309,7 +345,19 @@ class ChatSession:
         parts = commands.split_text(item.text)
         for index, part in enumerate(parts):
             answer = item.reply_to if index == 0 else None
-            self.outbox.append(Outgoing(item.kind, item.target, part, None, item.action, answer))
+            self.outbox.append(
+                Outgoing(
+                    item.kind,
+                    item.target,
+                    part,
+                    None,
+                    item.action,
+                    answer,
+                    plain=item.plain,
+                    thread=item.thread,
+                    broadcast=item.broadcast,
+                )
+            )
         when = "" if self.conn is not None else " once reconnected"
         self.state.note(f"sending it to {item.label} as {len(parts)} messages{when}")
         self._start_sending()
@@ -323,14 +371,78 @@ class ChatSession:
             self.conn.abort()
 
     def fetch_older(self, buffer: Buffer, limit: int = PAGE_DEFAULT) -> None:
-        """Loads a page of older messages above the oldest shown, in the background."""
-        if buffer.fetching or not buffer.more or self.conn is None:
+        """Loads a page of older messages above the oldest shown, in the background (a
+        thread's buffer holds its root on top: nothing goes above it)."""
+        if buffer.fetching or not buffer.more or self.conn is None or buffer.kind == "thread":
             return
         buffer.fetching = True
         self.background(self._fetch_older(buffer, limit))
 
+    def fetch_newer(self, buffer: Buffer) -> None:
+        """Loads the page after the newest message shown (`more_after`), in the background."""
+        if buffer.fetching or not buffer.more_after or self.conn is None:
+            return
+        buffer.fetching = True
+        self.background(self._fetch_newer(buffer))
+
     def quit(self) -> None:
         self.on_quit()
+
+    # -- threads ------------------------------------------------------------
+
+    def refresh_threads(self) -> None:
+        """Asks the server (a moment later, once for a burst) how many followed threads
+        have unread replies: it alone knows which threads I follow."""
+        if self.conn is not None and (self._inbox is None or self._inbox.done()):
+            self._inbox = asyncio.get_running_loop().create_task(self._count_threads())
+
+    async def _count_threads(self) -> None:
+        await asyncio.sleep(READ_DELAY)
+        with contextlib.suppress(NexusError, ConnectionClosed):
+            reply: ThreadsReply = await self.request("threads", limit=THREADS_MAX)
+            self.state.threads_unread = sum(1 for t in reply["threads"] if t["unread"])
+            self.on_change()
+
+    async def _refill_threads(self, conn: ChatConnection) -> None:
+        """After a reconnect: the replies the open thread buffers missed."""
+        for buffer in list(self.state.threads.values()):
+            where = {"room": buffer.name} if buffer.where == "room" else {"with_": buffer.name}
+            try:
+                page: ThreadReply = await conn.request(
+                    "thread", seq=buffer.root, limit=PAGE_MAX, **where
+                )
+            except NexusError:
+                continue  # gone meanwhile (erased, left): what it showed stays
+            self.state.add_thread(buffer, page["root"], page["messages"])
+
+    # -- typing -------------------------------------------------------------
+
+    def composing(self, text: str) -> None:
+        """The input line changed to `text`: `typing` to the current room or person."""
+        buffer = self.state.current
+        target: Target | None = None
+        if buffer is not None and buffer.kind != "thread":  # typing has no thread
+            target = ("room", buffer.name) if buffer.kind == "room" else ("with", buffer.name)
+        self.composer.changed(target, text, asyncio.get_running_loop().time())
+
+    def sending(self, text: str) -> None:
+        """The line `text` was entered: a message ends my typing at the server by itself."""
+        if composes(text):
+            self.composer.sent()
+
+    def _say_typing(self, target: Target, on: bool) -> None:
+        if self.conn is not None:
+            self.background(self._typing(target, on))
+
+    async def _typing(self, target: Target, on: bool) -> None:
+        where = {"room": target[1]} if target[0] == "room" else {"with_": target[1]}
+        try:
+            await self.request("typing", on=on, **where)
+        except NexusError as exc:
+            if exc.code == "unknown_command":  # a server before protocol 3
+                self.composer.enabled = False
+        except ConnectionClosed:
+            pass
 
     # -- typed lines ------------------------------------------------------
 
@@ -396,7 +508,11 @@ class ChatSession:
 
     async def _mark_read(self, buffer: Buffer) -> None:
         with contextlib.suppress(NexusError, ConnectionClosed):
-            if self.protocol >= 2:
+            if buffer.kind == "thread":
+                where = {"room": buffer.name} if buffer.where == "room" else {"with_": buffer.name}
+                await self.request("read", seq=buffer.read_seq, thread=buffer.root, **where)
+                self.refresh_threads()  # the inbox's count follows
+            elif self.protocol >= 2:
                 where = {"room": buffer.name} if buffer.kind == "room" else {"with_": buffer.name}
                 await self.request("read", seq=buffer.read_seq, **where)
             elif buffer.kind == "dm":
@@ -458,6 +574,24 @@ class ChatSession:
             buffer.fetching = False
         self.changed()
 
+    async def _fetch_newer(self, buffer: Buffer) -> None:
+        try:
+            after = {"after": buffer.last_seq, "limit": PAGE_DEFAULT}
+            if buffer.kind == "room":
+                page: HistoryReply = await self.request("history", room=buffer.name, **after)
+            else:
+                page = await self.request("dms", with_=buffer.name, **after)
+            self.state.add_newer(buffer, page["messages"])
+            buffer.more_after = page.get("more_after", False) and bool(page["messages"])
+        except NexusError as exc:
+            buffer.more_after = False
+            self.state.error(commands.describe(exc))
+        except ConnectionClosed:
+            pass
+        finally:
+            buffer.fetching = False
+        self.changed()
+
     # -- sending ------------------------------------------------------------
 
     def _start_sending(self) -> None:
@@ -470,6 +604,8 @@ class ChatSession:
         while self.outbox and self.conn is not None:
             item = self.outbox[0]
             room = self.state.rooms.get(item.target) if item.kind == "room" else None
+            if item.thread is not None:  # a reply lands in its thread, not the timeline
+                room = self.state.threads.get(thread_key(item.kind, item.target, item.thread))
             if item.after is not None and room is not None and _landed(room, item):
                 self.outbox.pop(0)  # the server had it before the link dropped
                 continue
@@ -478,6 +614,9 @@ class ChatSession:
                     "action": item.action or None,
                     "reply_to": item.reply_to,
                     "files": list(item.files) or None,
+                    "plain": item.plain or None,
+                    "thread": item.thread,
+                    "broadcast": item.broadcast or None,
                 }
                 if item.kind == "room":
                     sent_after = room.last_seq if room is not None else 0
@@ -492,8 +631,10 @@ class ChatSession:
                         room.said = max(room.said, sent["seq"])
                 else:
                     sent = await self.request("dm", to=item.target, text=item.text, **extra)
-                    self._sent_note(item)
-                    if (peer := self.state.dms.get(item.target.casefold())) is not None:
+                    peer = self.state.dms.get(item.target.casefold()) if room is None else room
+                    if item.thread is None:
+                        self._sent_note(item)
+                    if peer is not None:
                         peer.said = max(peer.said, sent["seq"])
             except ConnectionClosed:
                 break  # still queued: sent after the reconnect
@@ -649,6 +790,13 @@ class ChatSession:
     def _apply(self, event: Event) -> None:
         if alert := self.state.apply(event):
             self.on_alert(alert)
+        threaded = event["event"] in ("message", "dm") and event.get("thread") is not None
+        if threaded and not self.state.is_me(event["from"]):  # type: ignore[typeddict-item]
+            self.refresh_threads()  # a followed thread may have one more unread
+        elif event["event"] == "read" and "thread" in event:
+            self.refresh_threads()  # read in another terminal of mine
+        if event["event"] == "typing" and event["on"]:  # the status bar drops it by then
+            asyncio.get_running_loop().call_later(TYPING_SHOWN + 0.1, self.on_change)
         self.changed()
 
     async def _settle(self, conn: ChatConnection, login: LoginReply) -> None:
@@ -669,6 +817,7 @@ class ChatSession:
             history = reply["history"]
             if room is not None:  # shown before the drop: fetch all it missed, counted unread
                 history = await self._gap(conn, room, history)
+                room.more_after = False  # the gap fill reaches the newest message
                 missed += len(history)
                 if history and room is not state.current and not room.unread:
                     room.lines.mark_unread()
@@ -692,6 +841,8 @@ class ChatSession:
         if missed:
             state.note(f"reconnected: {render.count(missed, 'missed message')} filled in")
         state.add_invitations(login.get("invited", []))
+        state.threads_unread = login["unread"].get("threads", 0)
+        await self._refill_threads(conn)
         unread = login["unread"]["dms"]
         behind = await self._conversations(conn, {name.casefold() for name in unread})
         for user, count in unread.items():
@@ -752,7 +903,7 @@ class ChatSession:
         if self.conn is not None and self._sender is not None and not self._sender.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._sender), QUIT_GRACE)
-        for task in [*self._tasks, self._sender, self._typist, self._thumbnails]:
+        for task in [*self._tasks, self._sender, self._typist, self._thumbnails, self._inbox]:
             if task is not None:
                 task.cancel()
         if self._files is not None:

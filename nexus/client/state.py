@@ -1,7 +1,10 @@
 """What the client knows and shows, without I/O: buffers, scrollback, people, unread counts.
 
-A buffer is one conversation: a room, or the direct messages with one
-person. `ChatState.apply(event)` folds a server event into the buffer it
+A buffer is one conversation: a room, the direct messages with one
+person, or the thread of one message of either (protocol 3: its root on
+top, its replies below; replies stay out of the room's buffer unless
+broadcast, and count on the root's summary there instead).
+`ChatState.apply(event)` folds a server event into the buffer it
 belongs to; command handlers and the session call the other methods. The UI
 only reads from here, so everything the screen shows can be asserted on in
 tests without a terminal.
@@ -35,6 +38,7 @@ from rich.console import RenderableType
 
 from nexus.client import images, render
 from nexus.client.render import Fragments, Line
+from nexus.client.typists import Typists
 from nexus.protocol import (
     AnyMessage,
     Attachment,
@@ -50,6 +54,7 @@ from nexus.protocol import (
     Member,
     MessageEvent,
     Muted,
+    PinnedEvent,
     Presence,
     Profile,
     ReadMoved,
@@ -59,8 +64,11 @@ from nexus.protocol import (
     RoomMessage,
     RoomUpdated,
     TopicChanged,
+    TypingEvent,
+    markup,
 )
 
+_ALL = re.compile(".+", re.S)  # all of a line's text
 SCROLLBACK_CAP = 2_000  # entries kept per buffer: bounds memory; older ones come back on demand
 SMART_DELAY = 300.0  # presence lines of people silent this long are folded (WeeChat: 5 min)
 UNMASK_DELAY = 1_800.0  # a folded join is shown again if the person speaks within this
@@ -136,8 +144,16 @@ class Entry:
         return getattr(self.renderable, "plain", "")
 
     @property
+    def gist(self) -> str:
+        """A message as drawn, on one line, to quote it (a reply's first row, a pin)."""
+        if self.message is None:
+            return self.text
+        return render.ERASED if self.erased else render.gist(self.message)
+
+    @property
     def text(self) -> str:
-        """What a message or notice says, without time or name."""
+        """What a message or notice says (a message's source, as typed), without time or
+        name."""
         if self.message is not None:
             return self.message["text"]
         if isinstance(self.renderable, Line):
@@ -309,20 +325,30 @@ class Scrollback:
         return shown
 
 
-Kind = Literal["room", "dm"]
+Scope = Literal["room", "dm"]  # where messages live: a room, or a pair's conversation
+Kind = Literal["room", "dm", "thread"]
+
+
+def thread_key(scope: Scope, name: str, root: int) -> str:
+    """A thread buffer's key, its root's link: `#room/12`, or `bob/12` (case-folded)."""
+    return f"#{name}/{root}" if scope == "room" else f"{name.casefold()}/{root}"
 
 
 @dataclass(eq=False)
 class Buffer:
-    """A room, or the direct messages with one person, with its scrollback and counts."""
+    """A room, the direct messages with one person, or the thread of one message of
+    either, with its scrollback and counts."""
 
     kind: Kind
     name: str  # the room's name, or the other person's name as the server spells it
+    root: int = 0  # a thread's: the seq of its root message
+    scope: Scope = "room"  # a thread's: whether its root is in a room or a conversation
     topic: str = ""
     owner: str | None = None
     private: bool = False  # members, invitees and admins only
     moderators: set[str] = field(default_factory=set)  # case-folded names
     muted: set[str] = field(default_factory=set)  # case-folded names
+    pins: int = 0  # messages pinned in the room
     unread: int = 0
     highlights: int = 0
     first_seq: int = 0  # oldest message shown, to page back from (after /clear: last_seq + 1)
@@ -332,6 +358,9 @@ class Buffer:
     synced_seq: int = 0  # newest message the server knows as read
     said: int = 0  # seq of my newest message sent from this terminal (from the server's reply)
     more: bool = True  # the server may hold older messages than first_seq
+    # Newer messages than last_seq are not loaded (a page around a linked message):
+    # live ones wait for the pages after it, which load as the view reaches the end.
+    more_after: bool = False
     fetching: bool = False  # an older page is on its way
     members: dict[str, str] = field(default_factory=dict)  # case-folded -> name (rooms)
     spoke: dict[str, float] = field(default_factory=dict)  # case-folded -> when they last spoke
@@ -341,12 +370,23 @@ class Buffer:
     lines: Scrollback = field(default_factory=Scrollback)
 
     @property
+    def where(self) -> Scope:
+        """Where its messages are: a room, or a conversation (a thread's, its root's)."""
+        if self.kind == "thread":
+            return self.scope
+        return "room" if self.kind == "room" else "dm"
+
+    @property
     def label(self) -> str:
-        return f"#{self.name}" if self.kind == "room" else self.name
+        place = f"#{self.name}" if self.where == "room" else self.name
+        return f"{place}/{self.root}" if self.kind == "thread" else place
 
     @property
     def key(self) -> str:
-        """Its place in `ChatState.order`: `#room`, or the person's case-folded name."""
+        """Its place in `ChatState.order`: `#room`, the person's case-folded name, or a
+        thread's root as a link (`#room/12`, `bob/12`)."""
+        if self.kind == "thread":
+            return thread_key(self.scope, self.name, self.root)
         return f"#{self.name}" if self.kind == "room" else self.name.casefold()
 
     def set_read(self, seq: int) -> None:
@@ -444,6 +484,8 @@ class ChatState:
         self.server = server
         self.rooms: dict[str, Buffer] = {}
         self.dms: dict[str, Buffer] = {}  # by the other person's case-folded name, oldest first
+        self.threads: dict[str, Buffer] = {}  # thread buffers open, by key (`#room/12`)
+        self.threads_unread = 0  # followed threads with unread replies (the `threads` inbox)
         self.current: Buffer | None = None
         # Buffer keys (Buffer.key) in number order: as they opened, as /buffer move left
         # them, or as an earlier run kept them (keys of buffers not open yet hold their
@@ -477,6 +519,8 @@ class ChatState:
         self.thumbnails_wanted: dict[str, Attachment] = {}
         self.thumbnails_asked: set[str] = set()
         self.transfers: dict[object, str] = {}  # uploads and downloads under way, as shown
+        self.typists = Typists()  # others composing, by buffer key (status bar)
+        self.last_pinned: tuple[str, int, bool] | None = None  # the last `pinned`: room, seq, on
 
     # -- buffers ---------------------------------------------------------
 
@@ -484,7 +528,7 @@ class ChatState:
     def buffers(self) -> list[Buffer]:
         """In side-panel order (Alt-1 is the first): `order`, so a buffer keeps its number
         while others open and close after it, as in WeeChat."""
-        shown = {f"#{name}": room for name, room in self.rooms.items()} | self.dms
+        shown = {f"#{name}": room for name, room in self.rooms.items()} | self.dms | self.threads
         return [shown[key] for key in self.order if key in shown]
 
     def _opened(self, buffer: Buffer) -> None:
@@ -565,13 +609,46 @@ class ChatState:
             self._opened(buffer)
         return buffer
 
+    def thread_buffer(self, scope: Scope, name: str, root: int) -> Buffer:
+        """The thread of message `root` of room or person `name`, opened at the end of the
+        list if new (its root and replies come with `add_thread`)."""
+        key = thread_key(scope, name, root)
+        buffer = self.threads.get(key)
+        if buffer is None:
+            buffer = self.threads[key] = Buffer("thread", name, root=root, scope=scope, more=False)
+            self._opened(buffer)
+        return buffer
+
+    def thread_of(self, msg: AnyMessage) -> Buffer | None:
+        """The open thread buffer `msg` is the root of, or a reply in."""
+        if "room" in msg:
+            room: str = msg["room"]  # type: ignore[typeddict-item]
+            key = thread_key("room", room, msg.get("thread") or msg["seq"])
+        else:
+            peer = msg["to"] if self.is_me(msg["from"]) else msg["from"]
+            key = thread_key("dm", peer, msg.get("thread") or msg["seq"])
+        return self.threads.get(key)
+
+    def add_thread(self, buffer: Buffer, root: AnyMessage, replies: list[AnyMessage]) -> None:
+        """A thread's root (on top, apart) and its replies, oldest first, from `thread`."""
+        if buffer.find(root["seq"]) is None:  # a new buffer, or one emptied by /clear
+            buffer.lines.clear()
+            buffer.lines.cleared = False
+            buffer.first_seq = buffer.last_seq = 0
+            self.add_messages(buffer, [root])
+            buffer.lines.add(render.separator("thread: replies below, /broadcast to the room too"))
+            buffer.set_read(root["seq"])  # only replies are news in a thread
+            buffer.synced_seq = buffer.read_seq
+        else:
+            self.update_message(root)
+        self.add_messages(buffer, replies)
+
     def close(self, buffer: Buffer) -> None:
         """Removes a buffer; the view moves to a neighbour."""
         buffers = self.buffers
-        if buffer.kind == "room":
-            if self.rooms.pop(buffer.name, None) is None:
-                return
-        elif self.dms.pop(buffer.name.casefold(), None) is None:
+        held = {"room": self.rooms, "dm": self.dms, "thread": self.threads}[buffer.kind]
+        key = {"room": buffer.name, "dm": buffer.name.casefold()}.get(buffer.kind, buffer.key)
+        if held.pop(key, None) is None:
             return
         if buffer.key in self.order:
             self.order.remove(buffer.key)
@@ -613,6 +690,7 @@ class ChatState:
         self.members_stale.add(room.name)
         empty = not room.last_seq
         room.topic, room.owner = info["topic"], info["owner"]
+        room.pins = info.get("pins", 0)
         self._roles(room, info)
         self.add_messages(room, history)
         unread = info.get("unread", 0)
@@ -642,8 +720,12 @@ class ChatState:
         return room
 
     def remove_room(self, name: str) -> None:
+        """Closes a room's buffer, and the buffers of its threads."""
         room = self.rooms.get(name)
         if room is not None:
+            for thread in [t for t in self.threads.values() if t.where == "room"]:
+                if thread.name == name:
+                    self.close(thread)
             self.close(room)
 
     def add_messages(self, room: Buffer, messages: Iterable[RoomMessage | DirectMessage]) -> int:
@@ -672,8 +754,41 @@ class ChatState:
             room.last_ts = max(room.last_ts, newer[-1]["ts"])
         return len(older) + len(newer)
 
+    def jump(
+        self,
+        buffer: Buffer,
+        messages: list[RoomMessage] | list[DirectMessage],
+        more: bool,
+        more_after: bool,
+    ) -> None:
+        """Shows `messages`, a page around a linked message, instead of what `buffer`
+        held; `more` and `more_after` say whether older and newer ones remain."""
+        buffer.lines.clear()
+        buffer.lines.cleared = False
+        buffer.joins.clear()
+        buffer.came.clear()
+        buffer.first_seq = buffer.last_seq = 0
+        self.add_messages(buffer, messages)
+        buffer.more, buffer.more_after = more, more_after
+
+    def add_newer(self, buffer: Buffer, messages: Iterable[RoomMessage | DirectMessage]) -> None:
+        """A page after the newest loaded (`more_after`): added below, and the view stays
+        where it is, so scrolling on shows it."""
+        pane = buffer.lines
+        held = not pane.scroll
+        pane.scroll += held  # a view scrolled up keeps still as entries come below it
+        self.add_messages(buffer, messages)
+        pane.scroll -= held
+        if not pane.scroll:
+            pane.newer = 0
+
+    def spotlight(self, buffer: Buffer, entry: Entry) -> None:
+        """Marks the message `entry` (/goto went to it) until it is drawn again."""
+        if isinstance(entry.renderable, Line):
+            buffer.lines.redraw(entry, entry.renderable.marked(_ALL, render.FOUND))
+
     def _entry(self, buffer: Buffer, msg: AnyMessage) -> Entry:
-        mine = self._is_me(msg["from"])
+        mine = self.is_me(msg["from"])
         entry = Entry(
             self._render(buffer, msg, mine),
             seq=msg["seq"],
@@ -687,20 +802,30 @@ class ChatState:
 
     def _names_me(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> bool:
         """A DM to me, or a message whose `mentions` (worked out by the server) name me,
-        or whose text has my name or a highlight word of client.toml."""
+        or whose text has my name or a highlight word of client.toml (outside code,
+        as the server looks for mentions)."""
         if mine or msg.get("erased"):
             return False
-        named = any(self._is_me(user) for user in msg.get("mentions", ()))
-        return buffer.kind == "dm" or named or bool(self.mention.search(msg["text"]))
+        named = any(self.is_me(user) for user in msg.get("mentions", ()))
+        text = msg["text"] if msg.get("plain") else markup.code_free(msg["text"])
+        return buffer.where == "dm" or named or bool(self.mention.search(text))
 
     def _render(self, buffer: Buffer, msg: AnyMessage, mine: bool) -> Line:
         answered = None
-        if (seq := msg.get("reply_to")) is not None and (quoted := buffer.find(seq)):
-            answered = (quoted.sender or "?", render.ERASED if quoted.erased else quoted.text)
+        in_thread = buffer.kind == "thread"
+        seq = msg.get("reply_to") if in_thread or "thread" not in msg else msg["thread"]
+        if seq is not None and (quoted := buffer.find(seq)):
+            answered = (quoted.sender or "?", quoted.gist)
         mention = None if mine else self.mention
         pictures = self._pictures(msg.get("files", ()))
         return render.message(
-            msg, mention, me=self.me, answered=answered, ref=True, pictures=pictures
+            msg,
+            mention,
+            me=self.me,
+            answered=answered,
+            ref=True,
+            pictures=pictures,
+            in_thread=in_thread,
         )
 
     def _pictures(self, files: Iterable[Attachment]) -> dict[str, render.Picture]:
@@ -736,15 +861,22 @@ class ChatState:
         """The open buffer `msg` belongs to: its room, or the conversation it is part of."""
         if "room" in msg:
             return self.rooms.get(msg["room"])  # type: ignore[typeddict-item]
-        peer = msg["to"] if self._is_me(msg["from"]) else msg["from"]
+        peer = msg["to"] if self.is_me(msg["from"]) else msg["from"]
         return self.dms.get(peer.casefold())
 
     def update_message(self, msg: AnyMessage) -> Entry | None:
         """Shows the new state of a message already loaded (edited, erased, reacted to),
-        and of the loaded replies quoting it; returns its entry, if loaded."""
-        buffer = self.buffer_of(msg)
-        entry = buffer.find(msg["seq"]) if buffer is not None else None
-        if buffer is None or entry is None:
+        and of the loaded replies quoting it; returns its entry, if loaded (in its room
+        or conversation, else in its thread)."""
+        shown = None
+        for buffer in (self.thread_of(msg), self.buffer_of(msg)):
+            if buffer is not None:
+                shown = self._update_in(buffer, msg) or shown
+        return shown
+
+    def _update_in(self, buffer: Buffer, msg: AnyMessage) -> Entry | None:
+        entry = buffer.find(msg["seq"])
+        if entry is None:
             return None
         entry.message = msg
         entry.highlight = self._names_me(buffer, msg, entry.mine)
@@ -757,8 +889,9 @@ class ChatState:
     def _requote(self, buffer: Buffer, answered: set[int]) -> None:
         """Draws again the replies to the messages `answered` (changed, or just loaded)."""
         for reply in buffer.messages():
-            if reply.message is not None and reply.message.get("reply_to") in answered:
-                buffer.lines.redraw(reply, self._render(buffer, reply.message, reply.mine))
+            msg = reply.message
+            if msg is not None and (msg.get("reply_to") or msg.get("thread")) in answered:
+                buffer.lines.redraw(reply, self._render(buffer, msg, reply.mine))
 
     def _spoke(self, buffer: Buffer, user: str, ts: float) -> None:
         """Remembers when `user` last spoke here, and shows their folded join if it is recent."""
@@ -899,13 +1032,23 @@ class ChatState:
             self._on_muted(event)
         elif event["event"] == "invited":
             return self._on_invited(event)
+        elif event["event"] == "typing":
+            self._on_typing(event)
+        elif event["event"] == "pinned":
+            self._on_pinned(event)
         return None  # hello: connect() has used it already
 
     def _arrived(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
         """Adds one live message; counts it unless on screen."""
         if msg["seq"] <= buffer.last_seq:
             return None  # a repeat (a gap fill and the live event crossed)
-        mine = self._is_me(msg["from"])
+        self.typists.stopped(buffer.key, msg["from"])
+        if buffer.more_after:  # comes with the pages after the ones shown
+            buffer.last_ts = max(buffer.last_ts, msg["ts"])
+            if not self._names_me(buffer, msg, self.is_me(msg["from"])):
+                return None
+            return Alert(buffer.label, msg["from"], msg["text"], buffer is self.current)
+        mine = self.is_me(msg["from"])
         if buffer is not self.current and not buffer.unread and not mine:
             buffer.lines.mark_unread()
         self.add_messages(buffer, [msg])
@@ -922,13 +1065,46 @@ class ChatState:
 
     def _on_message(self, event: MessageEvent) -> Alert | None:
         room = self.rooms.get(event["room"])
-        return None if room is None else self._arrived(room, event)
+        return None if room is None else self._in(room, event)
 
     def _on_dm(self, event: DmEvent) -> Alert | None:
-        outgoing = self._is_me(event["from"])
+        outgoing = self.is_me(event["from"])
         buffer = self.dm_buffer(event["to"] if outgoing else event["from"])
         self.known_users.update((event["from"], event["to"]))
-        return self._arrived(buffer, event)
+        return self._in(buffer, event)
+
+    def _in(self, buffer: Buffer, msg: RoomMessage | DirectMessage) -> Alert | None:
+        """A live message of `buffer`'s room or conversation; a thread reply goes to its
+        thread's buffer, if open, and counts on its root, and shows in the timeline
+        only when it was broadcast."""
+        if msg.get("thread") is None:
+            return self._arrived(buffer, msg)
+        self._bump(buffer, msg)
+        alert = None
+        if (thread := self.thread_of(msg)) is not None:
+            alert = self._arrived(thread, msg)
+        if msg.get("broadcast"):
+            alert = self._arrived(buffer, msg) or alert
+        elif alert is None and self._names_me(buffer, msg, self.is_me(msg["from"])):
+            alert = Alert(buffer.label, msg["from"], msg["text"], seen=False)
+        return alert
+
+    def _bump(self, buffer: Buffer, reply: AnyMessage) -> None:
+        """Counts a new reply on its root where the root is loaded (the server's summary
+        comes with the root whenever it is fetched again)."""
+        root = buffer.find(reply.get("thread") or 0)
+        if root is None or root.message is None:
+            return
+        summary = root.message.get("thread_summary")
+        count = summary["replies"] if summary else 0
+        others = [u for u in (summary["participants"] if summary else []) if u != reply["from"]]
+        bumped = dict(root.message)
+        bumped["thread_summary"] = {
+            "replies": count + 1,
+            "last": reply["ts"],
+            "participants": [reply["from"], *others][:5],
+        }
+        self.update_message(bumped)  # type: ignore[arg-type]
 
     def add_conversation(self, info: ConversationInfo) -> Buffer:
         """A conversation the server lists (`conversations`, read ones too): its buffer,
@@ -943,7 +1119,7 @@ class ChatState:
         `unread`: how many of the other person's newest messages are not seen
         yet (login's count); they follow an `unread` rule and are counted.
         """
-        theirs = [m for m in messages if not self._is_me(m["from"]) and m["seq"] > buffer.last_seq]
+        theirs = [m for m in messages if not self.is_me(m["from"]) and m["seq"] > buffer.last_seq]
         split = theirs[-unread]["seq"] if 0 < unread <= len(theirs) else None
         if split is None or buffer is self.current:
             self.add_messages(buffer, messages)
@@ -956,7 +1132,7 @@ class ChatState:
             buffer.set_read(buffer.read_seq)
         buffer.synced_seq = max(buffer.synced_seq, buffer.last_seq)
 
-    def _is_me(self, name: str) -> bool:
+    def is_me(self, name: str) -> bool:
         return name.casefold() == self.me.casefold()
 
     def _presence_line(
@@ -992,7 +1168,7 @@ class ChatState:
             buffer.joins[key] = entry
 
     def _on_joined(self, event: Joined) -> None:
-        if self._is_me(event["user"]):
+        if self.is_me(event["user"]):
             # Mine: from this session's /join (its reply says more) or another session.
             self._room(event["room"])
             return
@@ -1004,7 +1180,7 @@ class ChatState:
             self._presence_line(room, event["user"], render.event_line(event), come="joined")
 
     def _on_left(self, event: Left) -> None:
-        if self._is_me(event["user"]):
+        if self.is_me(event["user"]):
             self.remove_room(event["room"])
             return
         room = self.rooms.get(event["room"])
@@ -1053,13 +1229,36 @@ class ChatState:
 
     def _on_read(self, event: ReadMoved) -> None:
         """Another terminal of mine read up to `seq`: the counts here follow."""
-        if "room" in event:
+        if (root := event.get("thread")) is not None:
+            scope: Scope = "room" if "room" in event else "dm"
+            name = event.get("room") or event.get("with", "")
+            buffer = self.threads.get(thread_key(scope, name, root))
+        elif "room" in event:
             buffer = self.rooms.get(event["room"])
         else:
             buffer = self.dms.get(event.get("with", "").casefold())
         if buffer is not None:
             buffer.set_read(event["seq"])
             buffer.synced_seq = max(buffer.synced_seq, event["seq"])
+
+    def _on_typing(self, event: TypingEvent) -> None:
+        """Someone types in a room of mine, or to me: `with` is then the typer."""
+        where = f"#{event['room']}" if "room" in event else event.get("with", "").casefold()
+        if not self.is_me(event["user"]):
+            self.typists.typing(where, event["user"], event["on"], time.time())
+
+    def _on_pinned(self, event: PinnedEvent) -> None:
+        """A message of a room of mine was pinned or unpinned: a line there says which."""
+        self.last_pinned = (event["room"], event["seq"], event["on"])
+        room = self.rooms.get(event["room"])
+        if room is None:
+            return
+        room.pins = max(0, room.pins + (1 if event["on"] else -1))
+        entry = room.find(event["seq"])
+        said = None
+        if entry is not None and not entry.erased:
+            said = (entry.sender or "?", entry.gist)
+        room.lines.add(render.pinned_line(event, said))
 
     def _on_room_created(self, event: RoomCreated) -> None:
         self.known_rooms.add(event["room"]["name"])
@@ -1069,7 +1268,7 @@ class ChatState:
         self.known_rooms.discard(event["room"])
         self.deleted.add(event["room"])
         self.remove_room(event["room"])
-        self.show(render.deleted_line(event, self._is_me(event["by"])))
+        self.show(render.deleted_line(event, self.is_me(event["by"])))
 
     def _on_topic(self, event: TopicChanged) -> None:
         room = self.rooms.get(event["room"])
@@ -1097,9 +1296,9 @@ class ChatState:
     def _on_kicked(self, event: Kicked) -> None:
         """Someone was kicked or banned; when it is me, the buffer closes and the reason
         shows where I am now (and stays in the home pane's scrollback)."""
-        line = render.kicked_line(event, self._is_me(event["user"]))
+        line = render.kicked_line(event, self.is_me(event["user"]))
         room = self.rooms.get(event["room"])
-        if self._is_me(event["user"]):
+        if self.is_me(event["user"]):
             self.remove_room(event["room"])
             self.pane.add(line)
             return
@@ -1124,7 +1323,7 @@ class ChatState:
             room.muted.add(key)
         else:
             room.muted.discard(key)
-        room.lines.add(render.muted_line(event, self._is_me(event["user"])))
+        room.lines.add(render.muted_line(event, self.is_me(event["user"])))
 
     def add_invitations(self, rooms: list[RoomInfo]) -> None:
         """The invitations a login tells of: made while this user was away."""

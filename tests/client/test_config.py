@@ -16,6 +16,7 @@ user = "ana"
 tls = true
 timestamp_format = "%H:%M:%S"
 highlight = ["ana", "deploy"]
+typing = false
 
 [notifications]
 bell = false
@@ -38,6 +39,7 @@ def test_every_key_of_the_file_is_read(tmp_path):
     )  # fmt: skip
     assert config.timestamp_format == "%H:%M:%S"
     assert config.highlight == ("ana", "deploy")
+    assert config.typing is False
     assert config.notifications == Notifications(False, True, ("notify-send", "Nexus"))
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from nexus.client.connection import ChatConnection, ConnectionClosed
 from nexus.errors import NexusError
+from nexus.protocol import PROTOCOL_VERSION
 from tests.client.conftest import HELLO, scripted_server
 
 
@@ -17,7 +18,7 @@ async def test_connect_returns_the_servers_hello(server):
     """connect() waits for and returns the hello event."""
     conn = ChatConnection()
     hello = await conn.connect(server.host, server.port)
-    assert (hello["event"], hello["protocol"]) == ("hello", 2)
+    assert (hello["event"], hello["protocol"]) == ("hello", PROTOCOL_VERSION)
     await conn.close()
 
 

@@ -117,6 +117,17 @@ async def test_send_to_a_user_is_a_dm_and_to_a_new_room_joins_it(server):
     assert (await bob.event("message", room="tech"))["text"] == "in"
 
 
+async def test_send_plain_is_shown_as_typed(server):
+    """--plain marks every message sent as not to be formatted (logs, program output)."""
+    await server.user("ana")
+    watcher = await server.user("bob")
+    args = ("send", *at(server), "--user", "ana", "--room", "general", "--plain")
+    assert (await chat(*args, stdin="**build** ok\n> 3 warnings\n"))[0] == 0
+    for text in ("**build** ok", "> 3 warnings"):
+        event = await watcher.event("message")
+        assert (event["text"], event.get("plain")) == (text, True)
+
+
 async def test_a_refused_line_is_reported_and_exits_1_while_the_rest_is_sent(server):
     """A message the server refuses, or a line that is not UTF-8: stderr names the line
     and why, the rest is sent, exit 1."""
@@ -155,6 +166,8 @@ async def test_send_waits_out_flood_control_instead_of_failing(start_server):
         ["--room", "general"],  # no user
         ["--user", "ana", "--room", "general", "--password", "x"],  # never a password flag
         ["host", "notaport", "x", "--user", "ana", "--room", "general"],
+        ["--user", "ana", "--room", "general", "--broadcast", "x"],  # not in a thread
+        ["--user", "ana", "--room", "general", "--thread", "first", "x"],
     ],
 )
 async def test_usage_errors_exit_2(args):
@@ -262,6 +275,30 @@ async def test_tail_prints_messages_and_dms_and_exits_after_count(server):
         "#general ana: two",
         "    lines",
     ]
+
+
+async def test_send_replies_in_a_thread_and_tail_marks_thread_replies(server):
+    """`send --thread SEQ` replies in the thread of message SEQ (`--broadcast`: in the
+    room too); tail prints a reply at its root's address, `#room/SEQ`."""
+    ana = await server.user("ana")
+    await server.user("bob")
+    root = (await ana.ok("say", room="general", text="release?"))["seq"]
+    await ana.ok("dm", to="bob", text="a word?")
+    proc = await start_tail(server, "ana", "--count", "3")
+    base = ("send", *at(server), "--user", "bob")
+    assert (await chat(*base, "--room", "general", "--thread", str(root), "soon"))[0] == 0
+    args = ("--room", "general", "--thread", str(root), "--broadcast", "today")
+    assert (await chat(*base, *args))[0] == 0
+    assert (await chat(*base, "--to", "ana", "--thread", "1", "sure"))[0] == 0
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == [
+        f"#general/{root} bob: soon",
+        f"#general/{root} bob: today",
+        "@bob/1 bob: sure",
+    ]
+    code, _, err = await chat(*base, "--room", "general", "--thread", "999", "lost")
+    assert code == 1 and "no_such_message" in err
 
 
 async def test_tail_json_of_chosen_rooms_only(server):

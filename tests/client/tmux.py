@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import select
 import shutil
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +176,51 @@ def tmux_for(tmp_path: Path) -> Iterator[Tmux]:
         yield server
     finally:
         server.kill()
+
+
+class Raw:
+    """Another client on a plain socket, speaking the wire protocol by hand: what it
+    sends is exactly what a test says, and it keeps the events it reads."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.name = name
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.lines = self.sock.makefile("r", encoding="utf-8")
+        self.events: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self.lines.readline()  # hello
+        self.ok("register", username=name, password=PASSWORD)
+
+    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """The reply to `cmd` (events read before it are kept)."""
+        rid = next(self._ids)
+        self.sock.settimeout(10)  # event() may have shortened it
+        self.sock.sendall(json.dumps({"id": rid, "cmd": cmd, **args}).encode() + b"\n")
+        while True:
+            frame = json.loads(self.lines.readline())
+            if frame.get("id") == rid:
+                return frame  # type: ignore[no-any-return]
+            self.events.append(frame)
+
+    def ok(self, cmd: str, **args: Any) -> dict[str, Any]:
+        reply = self.request(cmd, **args)
+        assert reply["ok"], reply
+        return reply
+
+    def event(self, name: str, timeout: float = 10, **match: Any) -> dict[str, Any]:
+        """The next `name` event not taken yet with the fields `match` (others are kept)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, frame in enumerate(self.events):
+                fits = all(frame.get(key) == value for key, value in match.items())
+                if frame.get("event") == name and fits:
+                    return self.events.pop(index)
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                self.events.append(json.loads(self.lines.readline()))
+            except TimeoutError:
+                pytest.fail(f"no {name} event came to {self.name}")
+
+    def close(self) -> None:
+        self.lines.close()
+        self.sock.close()
