@@ -22,6 +22,8 @@ const ERASED = "(message erased)";
 const LINK_PATTERN =
   /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![\w#/-])#([A-Za-z0-9_-]{1,32})\/(\d{1,15})(?![\w/])/g;
 const SEARCH_LIMIT = 50;
+const FOUND_MS = 4000; // how long a message opened by a link stays outlined
+const NEAR_END_PX = 40; // this close to the top (or bottom) of the pane, older (newer) pages load
 const COUNT_FROM = MESSAGE_MAX - 500; // the input shows its length from here on
 
 let session = null;
@@ -29,7 +31,7 @@ let registering = false;
 let context = null; // {kind: "reply"|"edit", buffer, seq}
 let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
-let loadingOlder = false;
+let paging = false; // a page of older or newer messages is being loaded
 let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
 let found = null; // {key, seq}: the message a link or a search result opened, highlighted
 let completion = null; // Tab's candidates for the word before the caret, while Tab cycles them
@@ -631,12 +633,17 @@ function drawMessages(change) {
       pane.append(lineElement(buffer, line));
       previous = line;
     }
+    if (buffer.moreAfter) pane.append(el("div", "more", "scroll down for newer messages"));
     if (drawn.key === buffer.key && change.older) {
       pane.scrollTop = pane.scrollHeight - before; // keep the reader's place
       drawn.count = lines.length;
       return;
     }
     if (drawn.key === buffer.key) pane.scrollTop = top;
+    if (drawn.key === buffer.key && change.newer) {
+      drawn.count = lines.length;
+      return; // the reader stays where they were, the new page below
+    }
   }
   if (change.jump && found && found.key === buffer.key) {
     const row = pane.querySelector(`.msg[data-seq="${found.seq}"]`);
@@ -759,7 +766,9 @@ function actions(buffer, message) {
   button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
   button("☺", "react", (event) => picker(event.currentTarget, buffer, message));
   if (buffer.kind === "room") {
-    button("#", "link", () => insert(`#${buffer.name}/${message.seq} `));
+    const link = `#${buffer.name}/${message.seq}`;
+    button("#", "link", () => insert(`${link} `));
+    button("🔗", "copy link", (event) => copyLink(event.currentTarget, link));
   }
   if (state.isMe(message.from)) {
     button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
@@ -777,6 +786,27 @@ function actions(buffer, message) {
     });
   }
   return bar;
+}
+
+// Copies a message's link, and says so on the button for a moment; where the
+// browser gives no clipboard (a page not served over HTTPS or from this
+// computer), the link goes in the input instead.
+function copyLink(button, link) {
+  if (!navigator.clipboard) {
+    insert(`${link} `);
+    return;
+  }
+  navigator.clipboard.writeText(link).then(
+    () => {
+      button.textContent = "✓";
+      button.title = `copied ${link}`;
+      setTimeout(() => {
+        button.textContent = "🔗";
+        button.title = "copy link";
+      }, 1500);
+    },
+    () => insert(`${link} `),
+  );
 }
 
 // Puts `text` in the input at the caret (a message's link, to be sent).
@@ -870,6 +900,7 @@ function commandContext(typedLine) {
       buffer.messages.clear();
       buffer.notes = [];
       buffer.more = true;
+      session.state.setEnd(buffer, null, false);
     },
     showResults: (title, messages, more) => {
       const state = session.state;
@@ -931,11 +962,22 @@ async function openMessage(where, seq) {
   }
   if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first");
   switchTo(buffer);
-  if (!(await session.loadUntil(buffer, seq))) {
+  if (!(await session.openAt(buffer, seq))) {
     throw new UsageError(`no message ${seq} in ${buffer.label}: not stored, or never sent`);
   }
-  found = { key: buffer.key, seq };
+  highlight(buffer, seq);
   if (state.current === buffer) draw({ force: true, jump: true });
+}
+
+// The message opened is outlined for a moment, then drawn as any other.
+let foundTimer = null;
+function highlight(buffer, seq) {
+  clearTimeout(foundTimer);
+  found = { key: buffer.key, seq };
+  foundTimer = setTimeout(() => {
+    found = null;
+    document.querySelectorAll(".msg.found").forEach((row) => row.classList.remove("found"));
+  }, FOUND_MS);
 }
 
 function send(event) {
@@ -1144,19 +1186,25 @@ function recall(up) {
   return true;
 }
 
+// Scrolled near the top: older messages; near the bottom of a page opened at
+// a message: newer ones, until the newest (then live ones come on).
 async function scrolled() {
   const pane = $("messages");
-  if (pane.scrollTop > 40 || loadingOlder || !session || !session.state) return;
+  if (paging || !session || !session.state) return;
   const buffer = session.state.current;
-  if (!buffer || !buffer.more || buffer.kind === "system") return;
-  loadingOlder = true;
+  if (!buffer || buffer.kind === "system") return;
+  const older = pane.scrollTop <= NEAR_END_PX && buffer.more;
+  const newer = pane.scrollHeight - pane.scrollTop - pane.clientHeight <= NEAR_END_PX && buffer.moreAfter;
+  if (!older && !newer) return;
+  paging = true;
   try {
-    await session.loadOlder(buffer);
-    if (session.state.current === buffer) draw({ force: true, older: true });
+    if (older) await session.loadOlder(buffer);
+    else await session.loadNewer(buffer);
+    if (session.state.current === buffer) draw(older ? { force: true, older: true } : { force: true, newer: true });
   } catch {
     // the connection is down: the next scroll tries again
   } finally {
-    loadingOlder = false;
+    paging = false;
   }
 }
 

@@ -14,8 +14,7 @@ const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
 const CONVERSATIONS = 500; // the most `conversations` lists
-const PAGE_MAX = 500; // the largest history page the protocol gives
-const FIND_PAGES = 20; // pages loaded at most to reach a message asked for
+const AROUND = 50; // the page opened at a message: this many, centred on it
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
@@ -131,7 +130,10 @@ export class Session {
     for (const join of joins) {
       const { room, history } = await join;
       const buffer = state.rooms.get(room.name);
-      if (buffer && buffer.messages.size) {
+      if (buffer && buffer.moreAfter) {
+        state.addRoom(room);
+        state.addMessages(buffer, history); // the newest, until the pages after what is shown reach them
+      } else if (buffer && buffer.messages.size) {
         state.addRoom(room); // its topic and roles as they are now
         missed += await this.fillGap(conn, buffer, history);
       } else {
@@ -165,7 +167,7 @@ export class Session {
       }
     }
     for (const buffer of state.dms.values()) {
-      if (buffer.loaded) missed += await this.fillDmGap(conn, buffer);
+      if (buffer.loaded && !buffer.moreAfter) missed += await this.fillDmGap(conn, buffer);
     }
     state.setOnline((await online).users);
     await this.loadMembers([...state.rooms.keys()]);
@@ -317,7 +319,7 @@ export class Session {
   // Tells the server (and so the user's other sessions) what has been seen.
   markRead(buffer) {
     if (!buffer || buffer.kind === "system" || !this.state.visible) return;
-    const seq = buffer.newest;
+    const seq = buffer.last;
     if (seq <= buffer.readSeq) return;
     buffer.readSeq = seq;
     if (this.state.protocol < 2) return;
@@ -448,16 +450,31 @@ export class Session {
     return reply.messages.length > 0;
   }
 
-  // Loads older pages of `buffer` until message `seq` is in it; whether it is.
-  async loadUntil(buffer, seq) {
-    if (buffer.kind === "dm" && !buffer.loaded) await this.loadLatest(buffer);
-    for (let page = 0; page < FIND_PAGES && !buffer.messages.has(seq); page++) {
-      const oldest = buffer.oldest;
-      if (!buffer.more || (oldest !== null && oldest <= seq)) break;
-      const limit = oldest === null ? PAGE : Math.min(PAGE_MAX, Math.max(PAGE, oldest - seq + 10));
-      if (!(await this.loadOlder(buffer, limit))) break;
-    }
-    return buffer.messages.has(seq);
+  // Newer messages of a buffer opened at a message (after the newest shown).
+  async loadNewer(buffer) {
+    if (!buffer.moreAfter) return;
+    const page = { limit: PAGE, after: buffer.end };
+    const reply =
+      buffer.kind === "room"
+        ? await this.request("history", { room: buffer.name, ...page })
+        : await this.request("dms", { with: buffer.name, ...page });
+    if (buffer.end === page.after) this.state.addNewer(buffer, reply);
+  }
+
+  // Shows message `seq` of `buffer` with its neighbours: as it is if it is
+  // shown, else the page around it (older and newer pages then load as the
+  // user scrolls). Whether the message is there.
+  async openAt(buffer, seq) {
+    const oldest = buffer.oldest;
+    if (buffer.loaded && oldest !== null && oldest <= seq && seq <= buffer.last) return buffer.messages.has(seq);
+    const page = { limit: AROUND, around: seq };
+    const reply =
+      buffer.kind === "room"
+        ? await this.request("history", { room: buffer.name, ...page })
+        : await this.request("dms", { with: buffer.name, ...page });
+    if (!reply.messages.some((message) => message.seq === seq)) return false;
+    this.state.showPage(buffer, reply);
+    return true;
   }
 
   async react(buffer, seq, emoji) {

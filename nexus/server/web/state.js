@@ -32,6 +32,11 @@ export class Buffer {
     this.unread = 0;
     this.mentions = 0;
     this.more = true; // older messages may be on the server
+    // Opened at a message (a page `around` it), newer messages than those
+    // shown may be on the server: the page shows up to `end`, and messages
+    // after it (live ones go on coming) wait until pages after it reach them.
+    this.moreAfter = false;
+    this.end = null;
     this.loaded = false; // a page of history has been fetched
     this.readSeq = 0; // the newest seq this user has seen
     this.firstUnread = null; // where the unread rule goes, once opened
@@ -68,18 +73,25 @@ export class Buffer {
     return top;
   }
 
+  // The newest message shown.
+  get last() {
+    return this.moreAfter ? this.end : this.newest;
+  }
+
   get oldest() {
     let low = Infinity;
     for (const seq of this.messages.keys()) if (seq < low) low = seq;
     return low === Infinity ? null : low;
   }
 
-  // Messages and notes in order: notes after the message they followed.
+  // Messages and notes in order: notes after the message they followed; none
+  // past the newest shown.
   lines() {
-    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
+    const last = this.last;
+    const seqs = [...this.messages.keys()].filter((seq) => seq <= last).sort((a, b) => a - b);
     const out = [];
     let n = 0;
-    const notes = this.notes;
+    const notes = this.moreAfter ? this.notes.filter((note) => note.after <= last) : this.notes;
     for (const seq of seqs) {
       while (n < notes.length && notes[n].after < seq) out.push({ note: notes[n++] });
       out.push({ message: this.messages.get(seq) });
@@ -241,7 +253,7 @@ export class ChatState {
   // the command line `line` as if typed.
   note(text, level = "info", buffer = null, actions = []) {
     const target = buffer || this.current || this.system;
-    target.notes.push({ after: target.newest, text, level, ts: Date.now() / 1000, actions });
+    target.notes.push({ after: target.last, text, level, ts: Date.now() / 1000, actions });
     return target;
   }
 
@@ -265,6 +277,33 @@ export class ChatState {
       }
     }
     return added;
+  }
+
+  // A page opened at a message (`history` or `dms` with `around`): it takes
+  // the place of what was shown (what lies between is not loaded), save the
+  // newer messages, which wait for the pages after it.
+  showPage(buffer, page) {
+    const first = page.messages[0].seq;
+    const last = page.messages[page.messages.length - 1].seq;
+    for (const seq of [...buffer.messages.keys()]) if (seq <= last) buffer.messages.delete(seq);
+    buffer.notes = buffer.notes.filter((note) => note.after >= first - 1);
+    this.addMessages(buffer, page.messages, { unread: false });
+    buffer.more = page.more;
+    buffer.loaded = true;
+    buffer.firstUnread = null;
+    this.setEnd(buffer, last, page.more_after);
+  }
+
+  // A page `after` the newest shown; once none are newer, the page is live.
+  addNewer(buffer, page) {
+    this.addMessages(buffer, page.messages, { unread: false });
+    const last = page.messages.length ? page.messages[page.messages.length - 1].seq : buffer.end;
+    this.setEnd(buffer, last, page.more_after && page.messages.length > 0);
+  }
+
+  setEnd(buffer, last, moreAfter) {
+    buffer.moreAfter = Boolean(moreAfter);
+    buffer.end = buffer.moreAfter ? last : null;
   }
 
   // -- people ----------------------------------------------------------------
