@@ -4,9 +4,11 @@
 // the server refuses goes back to the page. The page (app.js) gets told when
 // to redraw; it never talks to the socket.
 
+import { address } from "./commands.js";
 import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
 import { Files } from "./files.js";
 import { ChatState, count, fold } from "./state.js";
+import { OpenThread } from "./threads.js";
 
 const STORE_KEY = "nexus.login";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
@@ -15,15 +17,19 @@ const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
 const CONVERSATIONS = 500; // the most `conversations` lists
 const AROUND = 50; // the page opened at a message: this many, centred on it
+const THREADS = 100; // the followed threads the inbox lists
+const INBOX_DELAY_MS = 250; // replies arriving together: the inbox asked once
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
 
 // Whether `item`, cut off while being sent, arrived anyway: a message of mine
-// with its text (and its files), newer than the newest there when it was sent.
+// with its text (and its files), newer than the newest there when it was sent
+// (in the timeline, or in the thread open in the pane).
 function landed(state, buffer, item) {
   const files = (item.extra.files || []).join();
-  for (const message of buffer.messages.values()) {
+  const open = state.thread && state.thread.buffer === buffer ? [...state.thread.replies.values()] : [];
+  for (const message of [...buffer.messages.values(), ...open]) {
     if (message.seq <= item.after || !state.isMe(message.from) || message.text !== item.text) continue;
     if ((message.files || []).map((file) => file.id).join() === files) return true;
   }
@@ -69,6 +75,7 @@ export class Session {
     this.motd = "";
     this.readTimers = new Map();
     this.peopleTimer = null;
+    this.inboxTimer = null;
     this.outbox = []; // {kind, target, text, extra, typed, after, done}: oldest first
     this.ready = false; // logged in with the rooms restored: the outbox may go
     this.sending = false;
@@ -151,6 +158,8 @@ export class Session {
         if (buffer) state.setUnread(buffer, n);
       }
     }
+    if (typeof unread.threads === "number") state.inbox.count = unread.threads;
+    if (state.protocol >= 3) this.refreshInbox();
     for (const [user, n] of Object.entries(unread.dms || {})) {
       const buffer = state.dmBuffer(user);
       if (!buffer.loaded) {
@@ -180,6 +189,20 @@ export class Session {
     }
     if (state.current && state.current.kind === "dm" && !state.current.loaded) {
       await this.loadLatest(state.current);
+    }
+    if (state.thread) await this.refreshThread(conn, state.thread);
+  }
+
+  // The pane's thread as it is now, with the replies said meanwhile; closed
+  // if it is no longer there to read.
+  async refreshThread(conn, thread) {
+    try {
+      const reply = await conn.request("thread", { ...address(thread.buffer, thread.seq), limit: PAGE });
+      thread.root = reply.root;
+      thread.add(reply.messages);
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+      if (this.state.thread === thread) this.state.thread = null;
     }
   }
 
@@ -257,6 +280,7 @@ export class Session {
     for (const item of this.outbox.splice(0)) item.done(); // nobody is left to send them
     clearTimeout(this.timer);
     clearTimeout(this.peopleTimer);
+    clearTimeout(this.inboxTimer);
     saved.clear();
     if (this.conn) {
       this.conn.request("quit").catch(() => {});
@@ -280,6 +304,8 @@ export class Session {
       this.markRead(result.buffer);
     }
     if (result.unknown) this.refreshPeople();
+    if (result.thread) this.markThreadRead();
+    if (result.inbox || (result.reply && this.concerns(result.buffer, result.reply))) this.refreshInbox();
     if (result.alert) this.ui.alert(result.buffer, event);
     if (result.invite) this.ui.alert(null, { from: result.invite.by, text: result.invite.text });
     this.ui.changed(result);
@@ -329,6 +355,91 @@ export class Session {
       buffer.key,
       setTimeout(() => this.request("read", { ...where, seq: buffer.readSeq }).catch(() => {}), 300),
     );
+  }
+
+  // -- threads -----------------------------------------------------------------
+
+  // Opens the thread of message `seq` of `buffer` in the pane: its root and
+  // newest replies.
+  async openThread(buffer, seq) {
+    const reply = await this.request("thread", { ...address(buffer, seq), limit: PAGE });
+    const following = this.state.inbox.entry(reply.root) !== null;
+    this.state.thread = new OpenThread(buffer, reply.root, reply.messages, reply.more, following);
+    this.markThreadRead();
+  }
+
+  closeThread() {
+    this.state.thread = null;
+  }
+
+  async loadOlderReplies(thread) {
+    const before = Math.min(...thread.replies.keys());
+    const reply = await this.request("thread", { ...address(thread.buffer, thread.seq), limit: PAGE, before });
+    thread.add(reply.messages);
+    thread.more = reply.more;
+  }
+
+  async follow(thread, on) {
+    const reply = await this.request("follow", { ...address(thread.buffer, thread.seq), on });
+    thread.following = reply.following;
+    thread.version += 1;
+    this.markThreadRead();
+    this.refreshInbox();
+  }
+
+  // Says `text` in `thread` (and in its room or conversation too, with
+  // `broadcast`); replying follows the thread.
+  replyInThread(thread, text, broadcast) {
+    const buffer = thread.buffer;
+    const extra = { thread: thread.seq, ...(broadcast ? { broadcast: true } : {}) };
+    return this.queue({ kind: buffer.kind, target: buffer.name, text, extra, typed: text }).then(() => {
+      if (this.state && this.state.thread === thread && !thread.following) {
+        thread.following = true;
+        thread.version += 1;
+        this.ui.changed({ thread: true });
+      }
+    });
+  }
+
+  // The replies shown in the pane are read: the thread's marker moves (a
+  // thread followed only; others have none), then the inbox is asked again.
+  markThreadRead() {
+    const thread = this.state.thread;
+    if (!thread || !thread.following || !this.state.visible) return;
+    const seq = thread.newest;
+    if (seq <= thread.readSeq) return;
+    thread.readSeq = seq;
+    this.request("read", { ...address(thread.buffer, seq), thread: thread.seq })
+      .then(() => this.refreshInbox())
+      .catch(() => {});
+  }
+
+  // Whether a reply by someone else may change the inbox: the thread is
+  // listed there, or this user may follow it without having said so (their
+  // root, a mention of them, a root not loaded to tell).
+  concerns(buffer, reply) {
+    const state = this.state;
+    if (state.isMe(reply.from)) return false;
+    if (state.inbox.threads.some((entry) => entry.root.seq === reply.thread && state.bufferOf(entry.root) === buffer)) {
+      return true;
+    }
+    const root = buffer.messages.get(reply.thread);
+    return !root || state.isMe(root.from) || (Array.isArray(reply.mentions) && reply.mentions.some((n) => state.isMe(n)));
+  }
+
+  // The followed threads, asked again once a burst of changes settles.
+  refreshInbox() {
+    clearTimeout(this.inboxTimer);
+    this.inboxTimer = setTimeout(async () => {
+      const state = this.state;
+      if (state === null) return;
+      try {
+        state.inbox.set((await this.request("threads", { limit: THREADS })).threads);
+      } catch {
+        return; // the connection is down: the next login asks again
+      }
+      if (state === this.state) this.ui.changed({ inbox: true });
+    }, INBOX_DELAY_MS);
   }
 
   // -- the outbox: text to send, in the order typed --------------------------

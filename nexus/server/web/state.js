@@ -1,6 +1,8 @@
 // What the page shows, without the DOM or the network: buffers (rooms and
-// direct conversations), their messages, counts and people. Events go in
-// through apply(); the page only reads.
+// direct conversations), their messages, counts and people, and threads
+// (threads.js). Events go in through apply(); the page only reads.
+
+import { Inbox, bumped, inThreadOnly, shrunk } from "./threads.js";
 
 export const fold = (name) => name.toLowerCase();
 
@@ -133,6 +135,8 @@ export class ChatState {
     this.admins = new Set(); // folded names of the server's admins seen in profiles
     this.guests = new Set(); // folded names of the guests (no account) online now
     this.invites = new Map(); // room -> {room: RoomInfo, by}: invitations not yet taken
+    this.thread = null; // the OpenThread shown in the side pane
+    this.inbox = new Inbox(); // the threads this user follows
   }
 
   // Rooms by name, then conversations, the most recently active first.
@@ -204,6 +208,7 @@ export class ChatState {
     const buffer = this.rooms.get(name);
     this.rooms.delete(name);
     if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+    if (buffer && this.thread && this.thread.buffer === buffer) this.thread = null;
   }
 
   dmBuffer(name) {
@@ -223,6 +228,7 @@ export class ChatState {
     this.dms.delete(key);
     this.dmOrder = this.dmOrder.filter((k) => k !== key);
     if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+    if (buffer && this.thread && this.thread.buffer === buffer) this.thread = null;
   }
 
   switchTo(buffer) {
@@ -402,6 +408,7 @@ export class ChatState {
         const buffer = this.rooms.get(event.room);
         if (!buffer) return {};
         buffer.typing.delete(fold(event.from));
+        if (event.thread) return this.threadReply(buffer, event);
         const added = this.addMessages(buffer, [event]);
         const alert = added.length > 0 && !this.isMe(event.from) && mentions(event, this.me);
         return { buffer, added, alert };
@@ -410,20 +417,14 @@ export class ChatState {
         const other = this.isMe(event.from) ? event.to : event.from;
         const buffer = this.dmBuffer(other);
         buffer.typing.delete(fold(event.from));
+        if (event.thread) return this.threadReply(buffer, event);
         const added = this.addMessages(buffer, [event]);
         return { buffer, added, alert: added.length > 0 && !this.isMe(event.from) };
       }
       case "edited":
-      case "erased": {
-        const buffer = this.bufferOf(event.message);
-        if (buffer) buffer.messages.set(event.message.seq, event.message);
-        return { buffer, changed: event.message.seq };
-      }
-      case "reaction": {
-        const buffer = this.bufferOf(event.message);
-        if (buffer) buffer.messages.set(event.message.seq, event.message);
-        return { buffer, changed: event.message.seq };
-      }
+      case "erased":
+      case "reaction":
+        return this.changedMessage(event);
       case "typing": {
         const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
         if (!buffer) return {};
@@ -432,6 +433,7 @@ export class ChatState {
         return { buffer, typing: true };
       }
       case "read": {
+        if (event.thread) return { inbox: true }; // a thread read elsewhere: the inbox is asked again
         const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
         if (buffer) {
           buffer.readSeq = Math.max(buffer.readSeq, event.seq);
@@ -532,6 +534,44 @@ export class ChatState {
       default:
         return {};
     }
+  }
+
+  // A reply in a thread: in the pane if it is open there, in the summary of
+  // its root, and in the timeline too when it was sent there as well.
+  threadReply(buffer, message) {
+    const open = this.thread && this.thread.is(buffer, message.thread) ? this.thread : null;
+    const root = buffer.messages.get(message.thread);
+    const known = open !== null && open.replies.has(message.seq);
+    if (root && !known) buffer.messages.set(root.seq, { ...root, thread_summary: bumped(root.thread_summary, message) });
+    if (open && !known) {
+      open.add([message]);
+      open.root = buffer.messages.get(open.seq) || { ...open.root, thread_summary: bumped(open.root.thread_summary, message) };
+    }
+    const added = message.broadcast ? this.addMessages(buffer, [message]) : [];
+    const mine = this.isMe(message.from);
+    const alert = !known && !mine && (buffer.kind === "dm" || mentions(message, this.me));
+    return { buffer, added, changed: message.thread, thread: open !== null, reply: message, alert };
+  }
+
+  // An edit, an erasure or a reaction: the message as it is now, wherever it
+  // is shown (a reply erased counts out of its root's summary).
+  changedMessage(event) {
+    const message = event.message;
+    const buffer = this.bufferOf(message);
+    if (this.thread && this.thread.buffer === buffer) this.thread.update(message);
+    if (!buffer) return { thread: true };
+    if (!inThreadOnly(message)) {
+      buffer.messages.set(message.seq, message);
+      return { buffer, changed: message.seq, thread: true };
+    }
+    const root = buffer.messages.get(message.thread);
+    if (event.event === "erased" && root) {
+      const now = { ...root, thread_summary: shrunk(root.thread_summary) };
+      buffer.messages.set(root.seq, now);
+      if (this.thread && this.thread.is(buffer, root.seq)) this.thread.update(now);
+      return { buffer, changed: root.seq, thread: true };
+    }
+    return { thread: true };
   }
 
   // Roles changed: a line for each moderator named or dropped.
