@@ -312,7 +312,7 @@ function draw(change = {}) {
   drawSidebar();
   drawHeader();
   drawMessages(change);
-  drawThread(change);
+  drawThread();
   drawInbox();
   drawTyping();
   attachments.sweep();
@@ -1314,7 +1314,6 @@ let drawnThread = null; // {thread, version}
 function drawThread() {
   const thread = session.state.thread;
   $("thread").hidden = thread === null;
-  document.body.classList.toggle("thread-open", thread !== null);
   if (thread === null) return;
   if (drawnThread && drawnThread.thread === thread && drawnThread.version === thread.version) return;
   const buffer = thread.buffer;
@@ -1380,25 +1379,20 @@ async function showInbox() {
   $("results").hidden = false;
   $("results-title").textContent = "threads you follow…";
   list.replaceChildren();
-  let reply;
+  const inbox = session.state.inbox;
   try {
-    reply = await session.request("threads", { limit: 100 });
+    await session.loadInbox();
   } catch (error) {
     $("results-title").textContent = clean(describe(error));
     return;
   }
-  const state = session.state;
-  state.inbox.set(reply.threads);
   drawInbox();
-  const unread = state.inbox.count;
-  $("results-title").textContent = `${count(reply.threads.length, "thread")} you follow${unread ? `, ${unread} with unread replies` : ""}`;
-  for (const entry of reply.threads) {
+  const unread = inbox.count ? `, ${inbox.count} with unread replies` : "";
+  $("results-title").textContent = `${count(inbox.threads.length, "thread")} you follow${unread}`;
+  for (const entry of inbox.threads) {
     const item = resultItem(entry.root, () => openFromInbox(entry.root));
-    item.dataset.seq = String(entry.root.seq);
     const said = `${entry.unread ? `${entry.unread} unread · ` : ""}last ${time(entry.last)}`;
-    const badge = el("span", entry.unread ? "result-unread" : "result-last", said);
-    item.querySelector(".result-head").append(badge);
-    if (entry.unread) item.classList.add("unread");
+    item.querySelector(".result-head").append(el("span", entry.unread ? "result-unread" : "result-last", said));
     list.append(item);
   }
 }

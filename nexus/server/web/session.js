@@ -427,6 +427,13 @@ export class Session {
     return !root || state.isMe(root.from) || (Array.isArray(reply.mentions) && reply.mentions.some((n) => state.isMe(n)));
   }
 
+  // The followed threads, as the server lists them now.
+  async loadInbox() {
+    const state = this.state;
+    const reply = await this.request("threads", { limit: THREADS });
+    state.inbox.set(reply.threads);
+  }
+
   // The followed threads, asked again once a burst of changes settles.
   refreshInbox() {
     clearTimeout(this.inboxTimer);
@@ -434,7 +441,7 @@ export class Session {
       const state = this.state;
       if (state === null) return;
       try {
-        state.inbox.set((await this.request("threads", { limit: THREADS })).threads);
+        await this.loadInbox();
       } catch {
         return; // the connection is down: the next login asks again
       }

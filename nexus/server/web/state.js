@@ -561,7 +561,7 @@ export class ChatState {
     if (this.thread && this.thread.buffer === buffer) this.thread.update(message);
     if (!buffer) return { thread: true };
     if (!inThreadOnly(message)) {
-      buffer.messages.set(message.seq, message);
+      if (buffer.messages.has(message.seq)) buffer.messages.set(message.seq, message); // else not loaded
       return { buffer, changed: message.seq, thread: true };
     }
     const root = buffer.messages.get(message.thread);
