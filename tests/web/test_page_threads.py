@@ -251,3 +251,26 @@ async def test_a_search_result_in_a_thread_opens_its_thread(web: WebRunning, bro
     await expect(_row(tab, root)).to_have_class(re.compile(r"\bfound\b"))
     await expect(_pane(tab).locator(f'.msg[data-seq="{reply}"]')).to_contain_text("by the lift")
     assert await _pane_seqs(tab) == [root, reply]
+
+
+async def test_the_pane_fills_in_replies_said_while_the_server_was_away(start_web, browser) -> None:
+    """Reconnected after a server restart, the pane shows the replies said
+    while the page was away, and the root's summary counts them."""
+    web = await start_web()
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    tab = await browser.tab(*DESK)
+    await tab.register(web.base, "ana", PASSWORD, remember=True)
+    root = (await bob.ok("say", room="general", text="who brings the cake?"))["seq"]
+    await tab.type(f"/thread {root}")
+    await expect(_pane(tab).locator(".rule.replies")).to_have_text("no replies yet")
+    browser.expected.append(r"WebSocket connection to .* failed")
+    config = web.running.server.config
+    await web.running.close()
+    await expect(tab.page.locator("#status")).to_contain_text("reconnecting")
+    again = await start_web(data=config.data, port=web.running.port, web_port=web.web_port)
+    bob = await again.running.user("bob", register=False)
+    said = await bob.ok("say", room="general", text="I will", thread=root)
+    await expect(tab.page.locator("#status")).to_have_text("online", timeout=20000)
+    await expect(_pane(tab).locator(f'.msg[data-seq="{said["seq"]}"]')).to_contain_text("I will")
+    await expect(_pane(tab).locator(".rule.replies")).to_have_text("1 reply")
