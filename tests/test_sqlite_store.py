@@ -17,6 +17,7 @@ from nexus.server.store.sqlite import SqliteStore
 from nexus.server.store.tables import SCHEMA_VERSION
 from tests.conftest import PASSWORD, Running
 from tests.procs import ServerProcess, server_command
+from tests.server.test_threads import BEFORE_THREADS
 from tests.wire import Peer
 
 MESSAGES = 20_000
@@ -89,8 +90,10 @@ async def test_twenty_thousand_messages_survive_a_restart_and_page_back_to_the_f
 def as_schema_one(data: Path) -> None:
     """Rewrites a closed database as the first schema had it: a trigram
     index of each message's text instead of words and a vocabulary, and an
-    index of times, and no files, no pins."""
+    index of times, and no files, no pins, no threads."""
     with sqlite3.connect(data, isolation_level=None) as db:
+        for statement in BEFORE_THREADS:
+            db.execute(statement)
         for table in ("words", "vocab", "grams", "files"):
             db.execute(f"DROP TABLE {table}")
         db.execute("ALTER TABLE rooms DROP COLUMN pins")

@@ -51,6 +51,7 @@ __all__ = [
     "ErrorBody",
     "Event",
     "FilesOffer",
+    "FollowReply",
     "Hello",
     "HistoryReply",
     "Invited",
@@ -85,6 +86,10 @@ __all__ = [
     "RoomsReply",
     "SearchReply",
     "SentReply",
+    "ThreadEntry",
+    "ThreadReply",
+    "ThreadSummary",
+    "ThreadsReply",
     "TokenReply",
     "TopicChanged",
     "TypingEvent",
@@ -97,7 +102,7 @@ __all__ = [
     "parse_reply",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # --------------------------------------------------------------------------
 # Objects (docs/protocol.md, "Objects")
@@ -111,6 +116,15 @@ PROTOCOL_VERSION = 2
 # name that is no account, and may be another guest's later), `files`
 # (uploads it carries; docs/protocol.md, "Files"), `plain` (its text is
 # shown as typed, never formatted).
+class ThreadSummary(TypedDict):
+    """On a root with replies: those not erased, the last one's time, and up
+    to 5 of the users who wrote them, most recent first."""
+
+    replies: int
+    last: float
+    participants: list[str]
+
+
 class Attachment(TypedDict):
     id: str
     name: str
@@ -136,6 +150,9 @@ _Message = TypedDict(
         "guest": NotRequired[bool],
         "files": NotRequired[list[Attachment]],
         "plain": NotRequired[bool],
+        "thread": NotRequired[int],  # a reply in the thread of this root seq
+        "broadcast": NotRequired[bool],  # a reply also sent to the timeline
+        "thread_summary": NotRequired[ThreadSummary],  # a root with replies
     },
 )
 
@@ -198,6 +215,7 @@ class Unread(TypedDict):
     dms: dict[str, int]  # the other user's display name -> unread DMs from them
     rooms: NotRequired[dict[str, int]]  # member rooms with unread messages -> how many
     mentions: NotRequired[int]  # unread room messages that mention the user
+    threads: NotRequired[int]  # followed threads with unread replies
 
 
 class ErrorBody(TypedDict):
@@ -297,6 +315,7 @@ ReadMoved = TypedDict(
         "room": NotRequired[str],
         "with": NotRequired[str],
         "seq": int,
+        "thread": NotRequired[int],  # the marker of the thread of this root moved
     },
 )
 
@@ -491,6 +510,28 @@ class ReadReply(TypedDict):
     seq: int  # the marker now
 
 
+class ThreadReply(TypedDict):
+    root: AnyMessage
+    messages: list[AnyMessage]  # replies, oldest first
+    more: bool  # older replies are still stored
+
+
+class FollowReply(TypedDict):
+    following: bool
+
+
+class ThreadEntry(TypedDict):
+    """A followed thread: its root, the replies unread, the last reply's time."""
+
+    root: AnyMessage
+    unread: int
+    last: float
+
+
+class ThreadsReply(TypedDict):
+    threads: list[ThreadEntry]  # the latest reply first
+
+
 class SearchReply(TypedDict):
     results: list[AnyMessage]  # newest first
     more: bool
@@ -547,6 +588,9 @@ REPLIES: dict[str, type] = {
     "pin": Empty,
     "pins": PinsReply,
     "read": ReadReply,
+    "thread": ThreadReply,
+    "follow": FollowReply,
+    "threads": ThreadsReply,
     "search": SearchReply,
     "mentions": MentionsReply,
     "away": ProfileReply,

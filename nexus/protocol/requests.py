@@ -39,6 +39,8 @@ __all__ = [
     "SEARCH_MAX",
     "SECRETS",
     "SHORT_TEXT_MAX",
+    "THREADS_DEFAULT",
+    "THREADS_MAX",
     "USERNAME_RE",
     "Admin",
     "Available",
@@ -54,6 +56,7 @@ __all__ = [
     "Dms",
     "Edit",
     "Erase",
+    "Follow",
     "Guest",
     "History",
     "Invite",
@@ -81,6 +84,8 @@ __all__ = [
     "Say",
     "Search",
     "Suspend",
+    "Thread",
+    "Threads",
     "Topic",
     "Typing",
     "Unban",
@@ -144,6 +149,7 @@ EMOJI_MAX = 16  # code points of one reaction's emoji
 REACTIONS_MAX = 20  # different emoji on one message: keeps a message's size bounded
 PINS_MAX = 50  # pinned messages a room: a short list of what matters, not a second history
 SEARCH_DEFAULT, SEARCH_MAX = 20, 100  # results of one search or mentions page
+THREADS_DEFAULT, THREADS_MAX = 20, 100  # followed threads one `threads` lists
 QUERY_MAX = 200  # characters of a search query
 
 # `@name`: an `@` at the start or after a character that is not a name
@@ -262,8 +268,12 @@ class _Sent:
     __slots__ = ()
     text: str
     files: tuple[str, ...]
+    thread: int | None
+    broadcast: bool
 
     def __post_init__(self) -> None:
+        if self.broadcast and self.thread is None:
+            raise NexusError("bad_args", "'broadcast' is for a reply in a thread: give 'thread'")
         if self.text is None:
             if not self.files:
                 raise NexusError("bad_args", f"'{self.cmd}' needs 'text'")
@@ -497,6 +507,8 @@ class Online(Request):
     reply_to=Optional(sequence),
     files=Optional(file_ids, ()),
     plain=Optional(boolean, False),
+    thread=Optional(sequence),
+    broadcast=Optional(boolean, False),
 )
 @dataclass(slots=True)
 class Say(_Sent, Request):
@@ -506,6 +518,8 @@ class Say(_Sent, Request):
     reply_to: int | None  # the seq of the room's message this one answers
     files: tuple[str, ...]  # ids of the sender's uploads
     plain: bool = False  # shown as typed, never formatted
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a reply also sent to the room's timeline
 
 
 @request(
@@ -516,6 +530,8 @@ class Say(_Sent, Request):
     reply_to=Optional(sequence),
     files=Optional(file_ids, ()),
     plain=Optional(boolean, False),
+    thread=Optional(sequence),
+    broadcast=Optional(boolean, False),
 )
 @dataclass(slots=True)
 class Dm(_Sent, Request):
@@ -525,6 +541,8 @@ class Dm(_Sent, Request):
     reply_to: int | None  # the seq of the pair's message this one answers
     files: tuple[str, ...]  # ids of the sender's uploads
     plain: bool = False
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a reply also sent to the conversation
 
 
 class _Addressed:
@@ -600,14 +618,47 @@ class React(_Addressed, Request):
     on: bool
 
 
-@request("read", **_ADDRESS)
+@request("read", **_ADDRESS, thread=Optional(sequence))
 @dataclass(slots=True)
 class Read(_Addressed, Request):
-    """Moves the caller's read marker in a room or DM conversation."""
+    """Moves the caller's read marker in a room or DM conversation, or in
+    the thread of root `thread` there."""
 
     room: str | None
     with_: str | None
     seq: int
+    thread: int | None = None
+
+
+@request("thread", **_ADDRESS, limit=Optional(page_limit, PAGE_DEFAULT), before=Optional(sequence))
+@dataclass(slots=True)
+class Thread(_Addressed, Request):
+    """A root and a page of its replies: the newest, or those before `before`."""
+
+    room: str | None
+    with_: str | None
+    seq: int
+    limit: int
+    before: int | None
+
+
+@request("follow", **_ADDRESS, on=Optional(boolean, True))
+@dataclass(slots=True)
+class Follow(_Addressed, Request):
+    """Follows (`on`) the thread of a root, or stops following it."""
+
+    room: str | None
+    with_: str | None
+    seq: int
+    on: bool
+
+
+@request("threads", limit=Optional(_limit(THREADS_MAX), THREADS_DEFAULT))
+@dataclass(slots=True)
+class Threads(Request):
+    """The caller's followed threads, latest reply first."""
+
+    limit: int
 
 
 @request(

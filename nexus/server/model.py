@@ -15,6 +15,7 @@ them in stored users and rooms.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,81 @@ class StoredFile:
         )
 
 
+@dataclass(slots=True)
+class Follow:
+    """A user's state in one thread: `on` True while they follow it, False
+    once they said `follow` off (until they reply again), None when they
+    only read it; `read`, the seq read up to (never moved back)."""
+
+    on: bool | None
+    read: int
+
+
+@dataclass(slots=True, eq=False)
+class Thread:
+    """The replies a root has, as the store keeps them (all of them, on
+    every engine: a thread page, a summary and an unread count are answered
+    from here without reading messages)."""
+
+    seqs: list[int] = field(default_factory=list)  # every reply kept, erased too, oldest first
+    # Those not erased: seq -> (from, ts).
+    live: dict[int, tuple[str, float]] = field(default_factory=dict)
+
+    def add(self, message: Message) -> None:
+        if not self.seqs or self.seqs[-1] < message.seq:
+            self.seqs.append(message.seq)
+        if not message.erased:
+            self.live[message.seq] = (message.author, message.ts)
+
+    def erase(self, seq: int) -> None:
+        self.live.pop(seq, None)
+
+    def drop(self, seq: int) -> None:
+        """A reply no longer kept (trimmed)."""
+        i = bisect_left(self.seqs, seq)
+        if i < len(self.seqs) and self.seqs[i] == seq:
+            del self.seqs[i]
+        self.live.pop(seq, None)
+
+    def newest(self, root: int) -> int:
+        """The newest reply's seq (the root's with none)."""
+        return self.seqs[-1] if self.seqs else root
+
+    def summary(self) -> dict[str, Any] | None:
+        """`thread_summary`: replies not erased, the last one's time, and up
+        to 5 of those who wrote them, most recent first; None with none."""
+        if not self.live:
+            return None
+        participants: list[str] = []
+        last = 0.0
+        for author, ts in reversed(self.live.values()):
+            last = last or ts
+            if author not in participants:
+                participants.append(author)
+                if len(participants) == THREAD_PARTICIPANTS:
+                    break
+        return {"replies": len(self.live), "last": last, "participants": participants}
+
+    def unread(self, after: int, reader: str) -> int:
+        """Replies after seq `after`, not erased and not by `reader` (a name)."""
+        count = 0
+        for seq, (author, _) in reversed(self.live.items()):
+            if seq <= after:
+                break
+            if author != reader:
+                count += 1
+        return count
+
+
+THREAD_PARTICIPANTS = 5  # names a thread's summary shows
+
+
+def on_timeline(message: Message) -> bool:
+    """Whether a room's or conversation's timeline shows the message: one
+    not in a thread, or a reply also sent to the timeline (`broadcast`)."""
+    return message.thread is None or message.broadcast
+
+
 @dataclass(slots=True, eq=False)
 class User:
     username: str  # as registered; the model's keys are its lower-case form
@@ -109,6 +185,10 @@ class User:
     # Read markers: room -> the seq read up to, for every member room (set
     # to the room's newest seq on joining, never moved back).
     read: dict[str, int] = field(default_factory=dict)
+    # Threads: (scope, root seq) -> whether the user follows it and how far
+    # they read it; kept after `follow` off, so following again never moves
+    # the marker back.
+    follows: dict[tuple[str, int], Follow] = field(default_factory=dict)
     admin: bool = False  # a server admin: every owner's right in every room
     # Suspended: no login. Its tokens are kept but refused, and dropped on
     # unsuspend, so none issued before a suspension ever works again.
@@ -137,6 +217,10 @@ class Message:
     # The files it carries, each as `StoredFile.attachment()` made it when sent.
     files: tuple[Attachment, ...] = ()
     plain: bool = False  # its text is shown as typed, never formatted
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a reply also shown in the timeline
+    # A root's replies (its `thread_summary`): the History's, shared.
+    summary: Thread | None = field(default=None, compare=False)
 
     def wire(self) -> dict[str, Any]:
         """The RoomMessage or DirectMessage the protocol shows (only the
@@ -170,6 +254,12 @@ class Message:
             out["files"] = list(self.files)
         if self.plain:
             out["plain"] = True
+        if self.thread is not None:
+            out["thread"] = self.thread
+            if self.broadcast:
+                out["broadcast"] = True
+        elif self.summary is not None and self.summary.live:
+            out["thread_summary"] = self.summary.summary()
         return out
 
     @classmethod
@@ -196,12 +286,15 @@ class Message:
             get("guest", False),
             tuple(get("files", ())),
             get("plain", False),
+            get("thread"),
+            get("broadcast", False),
         )
 
 
 class History:
     """A window on a room's or conversation's messages: the newest, at most
-    `cap`, with consecutive `seq` values.
+    `cap`, with consecutive `seq` values, and every thread's replies kept
+    (`threads`, by root seq).
 
     `floor` says what the store keeps below the window: None when the window
     is all of it, else the oldest seq it keeps (on disk). With `spills`, the
@@ -209,9 +302,12 @@ class History:
     message the window lets go is gone (the json engine's cap). A read the
     window cannot answer returns None, or `covers` says so, and the store
     answers it instead.
+
+    Pages (`page`, `newer`) are of the timeline: messages not in a thread
+    and replies also sent to it; `thread_page` is one thread's.
     """
 
-    __slots__ = ("floor", "last_seq", "messages", "spills")
+    __slots__ = ("floor", "last_seq", "messages", "spills", "threads")
 
     def __init__(
         self,
@@ -225,13 +321,33 @@ class History:
         self.last_seq = last_seq
         self.floor = floor
         self.spills = spills
+        self.threads: dict[int, Thread] = {}
+        for message in self.messages:
+            if message.thread is not None:
+                self.thread(message.thread).add(message)
+
+    def thread(self, root: int) -> Thread:
+        """Root `root`'s replies, made empty on its first (and shown on the
+        root from then on, if the window holds it)."""
+        found = self.threads.get(root)
+        if found is None:
+            found = self.threads[root] = Thread()
+            message = self.get(root)
+            if message is not None:
+                message.summary = found
+        return found
 
     def append(self, message: Message) -> None:
         self.last_seq = message.seq
         stored = self.messages
-        if self.spills and self.floor is None and len(stored) == stored.maxlen:
-            self.floor = stored[0].seq  # about to let it go: the store still has it
+        if len(stored) == stored.maxlen:
+            if self.spills and self.floor is None:
+                self.floor = stored[0].seq  # about to let it go: the store still has it
+            elif not self.spills and stored[0].thread is not None:  # gone for good
+                self.threads[stored[0].thread].drop(stored[0].seq)
         stored.append(message)
+        if message.thread is not None:
+            self.thread(message.thread).add(message)
 
     def covers(self, seq: int) -> bool:
         """Whether the window holds every kept message from `seq` on."""
@@ -241,36 +357,65 @@ class History:
         first = stored[0].seq if stored else self.last_seq + 1
         return seq >= first or self.floor >= first
 
+    def _spilled(self) -> bool:
+        """Whether the store keeps messages older than the window's."""
+        stored = self.messages
+        first = stored[0].seq if stored else self.last_seq + 1
+        return self.floor is not None and self.floor < first
+
     def page(self, limit: int, before: int | None) -> tuple[list[Message], bool] | None:
-        """Up to `limit` messages older than `before` (newest if None), oldest
-        first, and whether older ones are still kept; None if some of them
-        are kept outside the window."""
+        """Up to `limit` timeline messages older than `before` (newest if
+        None), oldest first, and whether older ones are still kept; None if
+        the window cannot tell."""
         stored = self.messages
         end_seq = self.last_seq + 1 if before is None else min(before, self.last_seq + 1)
-        if not self.covers(max(1, end_seq - limit)):
+        first = stored[0].seq if stored else self.last_seq + 1
+        found: list[Message] = []
+        i = min(len(stored), end_seq - first) - 1
+        while i >= 0 and len(found) <= limit:
+            message = stored[i]
+            if message.thread is None or message.broadcast:
+                found.append(message)
+            i -= 1
+        if len(found) > limit:
+            return found[limit - 1 :: -1] if limit else [], True
+        if self._spilled():
             return None
-        if not stored:
-            return [], False
-        first = stored[0].seq
-        end = max(0, min(len(stored), end_seq - first))
-        start = max(0, end - limit)
-        older = start > 0 or (self.floor is not None and self.floor < first and end > 0)
-        return list(islice(stored, start, end)), older
+        return found[::-1], False
 
-    def span(self, first: int, last: int) -> tuple[list[Message], bool] | None:
-        """The messages numbered `first` to `last`, oldest first, and whether
-        older ones are still kept; None if some of them are kept outside the
-        window."""
-        if not self.covers(max(1, first)):
+    def newer(self, after: int, limit: int) -> tuple[list[Message], bool] | None:
+        """Up to `limit` timeline messages newer than seq `after`, oldest
+        first, and whether newer ones remain; None if the window cannot tell."""
+        if not self.covers(after + 1):
             return None
         stored = self.messages
-        if not stored:
+        first = stored[0].seq if stored else self.last_seq + 1
+        if not self.spills and after + 1 < first:  # the messages just after it are gone
+            return [], True
+        found: list[Message] = []
+        for message in islice(stored, max(0, after + 1 - first), None):
+            if message.thread is None or message.broadcast:
+                if len(found) == limit:
+                    return found, True
+                found.append(message)
+        return found, False
+
+    def thread_page(
+        self, root: int, limit: int, before: int | None
+    ) -> tuple[list[Message], bool] | None:
+        """Up to `limit` replies to `root` older than `before` (the newest if
+        None), oldest first, and whether older ones are kept; None if some
+        of them are outside the window."""
+        thread = self.threads.get(root)
+        if thread is None:
             return [], False
-        base = stored[0].seq
-        start = max(0, first - base)
-        end = max(start, min(len(stored), last + 1 - base))
-        spilled = self.floor is not None and self.floor < base  # older ones on disk
-        return list(islice(stored, start, end)), first > base or (first == base and spilled)
+        seqs = thread.seqs
+        end = len(seqs) if before is None else bisect_left(seqs, before)
+        start = max(0, end - limit)
+        if start < end and not self.covers(seqs[start]):
+            return None
+        found = [self.get(seq) for seq in seqs[start:end]]
+        return [message for message in found if message is not None], start > 0
 
     def get(self, seq: int) -> Message | None:
         """The stored message numbered `seq`, or None (never made, or trimmed)."""
@@ -432,22 +577,25 @@ class Model:
         return any(scope in user.rooms or scope in user.conversations for scope, _ in file.shared)
 
     def unread_in(self, scope: str, after: int, reader: str) -> tuple[int, int]:
-        """In a room (`scope` its name): messages after seq `after`, not
-        erased and not by `reader` (a name), and how many of those mention
-        them. In a DM conversation (a pair key): the other user's messages
-        after `after`, erased ones too, and no mentions."""
+        """In a room (`scope` its name): timeline messages after seq
+        `after`, not erased and not by `reader` (a name), and how many of
+        those mention them. In a DM conversation (a pair key): the other
+        user's timeline messages after `after`, erased ones too, and no
+        mentions. (Thread replies count in their threads.)"""
         if "\n" in scope:
             conv = self.conversations.get(scope)
             if conv is None:
                 return 0, 0
             me = user_key(reader)
-            return sum(1 for m in conv.history.since(after) if user_key(m.author) != me), 0
+            return sum(
+                1 for m in conv.history.since(after) if user_key(m.author) != me and on_timeline(m)
+            ), 0
         room = self.rooms.get(scope)
         if room is None:
             return 0, 0
         unread = mentions = 0
         for m in room.history.since(after):
-            if m.author != reader and not m.erased:
+            if m.author != reader and not m.erased and on_timeline(m):
                 unread += 1
                 if reader in m.mentions:
                     mentions += 1
@@ -481,6 +629,14 @@ class Model:
         room.moderators.discard(key)
         room.roster += 1
 
+    def drop_follows(self, scope: str, keys: Iterable[str]) -> None:
+        """Forgets the threads of a scope that is gone, for users `keys`."""
+        for key in keys:
+            user = self.users.get(key)
+            if user is not None and user.follows:
+                for address in [a for a in user.follows if a[0] == scope]:
+                    del user.follows[address]
+
     def set_admin(self, key: str, on: bool) -> None:
         self.users[key].admin = on
         if on:
@@ -512,6 +668,8 @@ class Model:
         records (which never name them) build."""
         guests = {key for key, u in self.users.items() if u.guest}
         ephemeral = {name for name, room in self.rooms.items() if room.ephemeral}
+        stored = {name for name in self.rooms if name not in ephemeral}
+        stored.update(k for k, c in self.conversations.items() if guests.isdisjoint(c.users))
         return {
             "users": [
                 {
@@ -526,6 +684,11 @@ class Model:
                     "read": {name: seq for name, seq in u.read.items() if name not in ephemeral},
                     "admin": u.admin,
                     "suspended": u.suspended,
+                    "follows": [
+                        [scope, root, follow.on, follow.read]
+                        for (scope, root), follow in u.follows.items()
+                        if scope in stored
+                    ],
                 }
                 for u in self.users.values()
                 if not u.guest
@@ -580,6 +743,7 @@ class Model:
                 tokens=u.get("tokens", {}),
                 away=u.get("away"),
                 suspended=u.get("suspended", False),
+                follows={(f[0], f[1]): Follow(f[2], f[3]) for f in u.get("follows", ())},
             )
             if u.get("admin"):
                 model.set_admin(key, True)

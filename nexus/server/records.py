@@ -26,13 +26,14 @@ its fields, `with_` written `with`, optional fields left out when unset;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from nexus.server.model import (
     TOKENS_PER_USER,
     Conversation,
+    Follow,
     Message,
     Model,
     Pinned,
@@ -178,6 +179,7 @@ class Depart(Record):
             for other in conv.users:
                 if other != key:
                     model.users[other].conversations.discard(conv_key)
+            model.drop_follows(conv_key, conv.users)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -317,6 +319,7 @@ class Delete(Record):
         for key in room.members:
             model.users[key].rooms.discard(room.name)
             model.users[key].read.pop(room.name, None)
+        model.drop_follows(room.name, model.users)
         for file in model.files.values():  # its messages are gone, and so is that access
             if file.shared:
                 file.shared = {ref for ref in file.shared if ref[0] != self.room}
@@ -369,6 +372,9 @@ class Say(Record):
     guest: str | None = None
     files: Sequence[str] = ()  # ids of uploads it carries
     plain: bool = False  # shown as typed, never formatted
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a reply also sent to the timeline
+    root_author: str | None = None  # a reply's root's author (a key; None for a guest)
 
     def to_json(self, n: int | None = None) -> dict[str, Any]:
         """Record.to_json's result, spelt out: the generic one costs a `say`
@@ -389,10 +395,17 @@ class Say(Record):
             out["files"] = list(self.files)
         if self.plain:
             out["plain"] = True
+        if self.thread is not None:
+            out["thread"] = self.thread
+            if self.broadcast:
+                out["broadcast"] = True
+            if self.root_author is not None:
+                out["root_author"] = self.root_author
         return out
 
     def apply(self, model: Model) -> Message:
-        history = model.rooms[self.room].history
+        room = model.rooms[self.room]
+        history = room.history
         message = Message(
             history.last_seq + 1,
             _author(model, self),
@@ -405,9 +418,13 @@ class Say(Record):
             guest=self.guest is not None,
             files=_share(model, self.files, self.room, history.last_seq + 1),
             plain=self.plain,
+            thread=self.thread,
+            broadcast=self.broadcast,
         )
         history.append(message)
         model.tell_new(self.room, message)
+        if self.thread is not None:
+            _followed(model, self.room, message, self, room.members)
         return message
 
 
@@ -426,6 +443,9 @@ class Dm(Record):
     guest: str | None = None
     files: Sequence[str] = ()  # ids of uploads it carries
     plain: bool = False
+    thread: int | None = None  # a reply in the thread of this root seq
+    broadcast: bool = False  # a reply also sent to the conversation
+    root_author: str | None = None  # a reply's root's author (a key)
 
     def apply(self, model: Model) -> Message:
         sender, recipient = self.user, self.to
@@ -450,10 +470,54 @@ class Dm(Record):
             guest=self.guest is not None,
             files=_share(model, self.files, key, conv.history.last_seq + 1),
             plain=self.plain,
+            thread=self.thread,
+            broadcast=self.broadcast,
         )
         conv.history.append(message)
         model.tell_new(key, message)
+        if self.thread is not None:
+            _followed(model, key, message, self, conv.users)
         return message
+
+
+def _followed(
+    model: Model, scope: str, reply: Message, record: Say | Dm, readers: Iterable[str]
+) -> None:
+    """Who follows a thread after a reply (docs/protocol.md, "Threads"): the
+    replier, always, read up to their reply; the root's author and those the
+    reply mentions who may read it, unless they said `follow` off, read from
+    the root and from just before the reply."""
+    root = reply.thread
+    assert root is not None
+    users = model.users
+    replier = users.get(record.user)  # type: ignore[arg-type]
+    if replier is not None:
+        _follow(replier, (scope, root), True, reply.seq, replied=True)
+    readers = set(readers)
+    starts = {user_key(name): reply.seq - 1 for name in record.mentions}
+    if record.root_author is not None:
+        starts[record.root_author] = root
+    for key, start in starts.items():
+        user = users.get(key)
+        if user is not None and (key in readers or key == record.root_author):
+            _follow(user, (scope, root), None, start)
+
+
+def _follow(
+    user: User, address: tuple[str, int], on: bool | None, read: int, replied: bool = False
+) -> None:
+    """Starts (`on` True; None: unless the user said off) or stops following
+    a thread. Starting moves the marker to `read` unless it is further
+    already; following already changes nothing, but a reply (`replied`)
+    moves the marker to it."""
+    follow = user.follows.get(address)
+    if follow is None:
+        user.follows[address] = Follow(on is not False, read)
+    elif on is False:
+        follow.on = False
+    elif replied or follow.on is None or (on and not follow.on):
+        follow.on = True
+        follow.read = max(follow.read, read)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -519,6 +583,10 @@ class Erase(MessageChange):
             if file is not None:
                 file.shared.discard((self.scope, self.seq))
         message.files = ()
+        if message.thread is not None:  # counted out of its thread's summary
+            history = model.history(self.scope)
+            if history is not None:
+                history.thread(message.thread).erase(self.seq)
         room = model.rooms.get(self.room) if self.room is not None else None
         if room is not None:  # an erased message is pinned no more
             room.unpin(self.seq)
@@ -550,20 +618,50 @@ class React(MessageChange):
 
 @dataclass(slots=True, kw_only=True)
 class Read(Record):
-    """The user's read marker in a room or a DM conversation."""
+    """The user's read marker in a room or a DM conversation, or (`thread`)
+    in the thread of that root there."""
 
     OP = "read"
     ROLES = ("user", "with_")
     room: str | None = None
     with_: str | None = None
     seq: int
+    thread: int | None = None
 
     def apply(self, model: Model) -> None:
-        if self.room is not None:
+        if self.thread is not None:
+            scope = self.room if self.room is not None else pair_key(self.user, self.with_)  # type: ignore[arg-type]
+            user = model.users[self.user]  # type: ignore[index]
+            follow = user.follows.get((scope, self.thread))
+            if follow is None:
+                user.follows[scope, self.thread] = Follow(None, self.seq)
+            else:
+                follow.read = self.seq
+        elif self.room is not None:
             model.users[self.user].read[self.room] = self.seq  # type: ignore[index]
         else:
             key = pair_key(self.user, self.with_)  # type: ignore[arg-type]
             model.conversations[key].read[self.user] = self.seq  # type: ignore[index]
+
+
+@dataclass(slots=True, kw_only=True)
+class FollowThread(Record):
+    """The user follows (`on`) the thread of root `seq` of a room or of
+    their DM conversation with `with_`, or stops: sets it, so replay is safe."""
+
+    OP = "follow"
+    ROLES = ("user", "with_")
+    room: str | None = None
+    with_: str | None = None
+    seq: int
+    on: bool
+
+    def apply(self, model: Model) -> None:
+        scope = self.room if self.room is not None else pair_key(self.user, self.with_)  # type: ignore[arg-type]
+        history = model.history(scope)
+        thread = history.threads.get(self.seq) if history is not None else None
+        newest = thread.newest(self.seq) if thread is not None else self.seq
+        _follow(model.users[self.user], (scope, self.seq), self.on, newest)  # type: ignore[index]
 
 
 _HISTORY = (Say, MessageChange)  # change a room's messages: written for a stored room
@@ -780,6 +878,7 @@ RECORDS: dict[str, type[Record]] = {
         Erase,
         React,
         Read,
+        FollowThread,
         Moderator,
         Kick,
         Ban,

@@ -357,7 +357,12 @@ async def test_login_counts_unread_rooms_and_mentions(server):
     await bob.ok("say", room="tech", text="my own")
     again = await server.peer()
     reply = await again.ok("login", username="bob", password=PASSWORD)
-    assert reply["unread"] == {"dms": {}, "rooms": {"tech": 2, "general": 1}, "mentions": 2}
+    assert reply["unread"] == {
+        "dms": {},
+        "rooms": {"tech": 2, "general": 1},
+        "mentions": 2,
+        "threads": 0,
+    }
     rooms = {r["name"]: r["unread"] for r in (await again.ok("rooms"))["rooms"] if "unread" in r}
     assert rooms == {"general": 1, "tech": 2}
 

@@ -230,6 +230,8 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "private": False,
         "files": None,
         "plain": False,
+        "thread": None,
+        "broadcast": False,
         "after": None,  # a page takes one anchor: `before`
         "around": None,
     }

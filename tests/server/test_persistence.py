@@ -249,11 +249,16 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
     assert reply["user"]["bio"] == "grows tomatoes"
     assert reply["user"]["away"] is None
     assert reply["rooms"] == ["garden", "general"]
-    assert reply["unread"] == {"dms": {"Bob": 1}, "rooms": {}, "mentions": 0}
+    assert reply["unread"] == {"dms": {"Bob": 1}, "rooms": {}, "mentions": 0, "threads": 0}
     bob, reply = await login(first, "bob")
     # Bob's marker in garden starts at the snapshot's newest (3): the journal's
     # "second tomato" is unread; everything older counts as read.
-    assert reply["unread"] == {"dms": {"alice": 1}, "rooms": {"garden": 1}, "mentions": 0}
+    assert reply["unread"] == {
+        "dms": {"alice": 1},
+        "rooms": {"garden": 1},
+        "mentions": 0,
+        "threads": 0,
+    }
     garden = (await bob.ok("history", room="garden"))["messages"]
     texts = ["first tomato", "hello @Bob", "watering at noon", "second tomato"]
     assert [m["text"] for m in garden] == texts

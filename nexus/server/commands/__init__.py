@@ -16,6 +16,7 @@ from nexus.server.commands import (  # noqa: F401 (they register)
     profiles,
     reading,
     rooms,
+    threads,
 )
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import COMMANDS, dispatch, not_saved

@@ -27,7 +27,17 @@ from nexus.server.auth import PasswordHashing
 from nexus.server.composing import Composing
 from nexus.server.frames import Frame
 from nexus.server.hub import Hub
-from nexus.server.model import History, Message, Model, Room, User, pair_key, user_key
+from nexus.server.model import (
+    Follow,
+    History,
+    Message,
+    Model,
+    Room,
+    Thread,
+    User,
+    pair_key,
+    user_key,
+)
 from nexus.server.policy import Policy
 from nexus.server.records import Read, Record
 from nexus.server.session import Session
@@ -190,18 +200,39 @@ class Context:
 
             return then(self.page(history, scope, limit, before), newest_first)
         if after is not None:
-            first = anchor = after + 1
-        else:
-            assert around is not None
-            anchor = around
-            first = max(1, min(around - (limit - 1) // 2, newest - limit + 1))
-        last = first + limit - 1
-        span = history.span(first, last)
 
-        def from_anchor(page: Page) -> Shown:
-            return self.fit_span(*page, last < newest, anchor)
+            def after_it(page: Page) -> Any:
+                shown, more_after = page
+                older = self.page(history, scope, 0, after + 1)  # only whether any remain
+                return then(older, lambda old: self.fit_span(shown, old[1], more_after, after + 1))
 
-        return then(span if span is not None else self._store.span(scope, first, last), from_anchor)
+            return then(self.newer(history, scope, after, limit), after_it)
+        assert around is not None
+        wanted = (limit - 1) // 2  # older than `around`; the rest from it on
+
+        def from_it(page: Page) -> Any:
+            shown, more_after = page
+            older = self.page(history, scope, limit - len(shown), around)
+
+            def joined(old: Page) -> Shown:
+                return self.fit_span(old[0] + shown, old[1], more_after, around)
+
+            return then(older, joined)
+
+        return then(self.newer(history, scope, around - 1, limit - wanted), from_it)
+
+    def newer(self, history: History, scope: str, after: int, limit: int) -> Any:
+        """Timeline messages of `scope` just after seq `after`: a Page (whose
+        flag says newer ones remain), or an awaitable one."""
+        page = history.newer(after, limit)
+        return page if page is not None else self._store.newer(scope, after, limit)
+
+    def thread_page(
+        self, history: History, scope: str, root: int, limit: int, before: int | None
+    ) -> Any:
+        """Replies to `root` older than `before`: a Page, or an awaitable one."""
+        page = history.thread_page(root, limit, before)
+        return page if page is not None else self._store.thread_page(scope, root, limit, before)
 
     def message(self, history: History | None, scope: str, seq: int) -> Any:
         """Message `seq` of `scope` (None: not kept), or an awaitable of it."""
@@ -317,6 +348,23 @@ class Context:
             profile["guest"] = True
         return profile
 
+    def followed(self, key: str) -> list[tuple[str, int, Follow, Thread | None, History]]:
+        """The threads user `key` follows and may read now: (scope, root,
+        their state there, its replies, its history)."""
+        model = self.model
+        found = []
+        for (scope, root), state in model.users[key].follows.items():
+            if not state.on:
+                continue
+            history = model.history(scope)
+            if history is None:
+                continue
+            room = model.rooms.get(scope)
+            if room is not None and not permissions.may_see(model, room, key):
+                continue
+            found.append((scope, root, state, history.threads.get(root), history))
+        return found
+
     async def unread(self, key: str) -> p.Unread:
         """A user's unread counts, as `login` and `register` answer them."""
         counts = self.unreads(key, sorted(self.model.users[key].rooms))
@@ -327,16 +375,28 @@ class Context:
             dms = await dms
         rooms = {name: n for name, (n, _) in counts.items() if n}
         mentions = sum(m for n, m in counts.values() if n)
-        return {"dms": dms, "rooms": rooms, "mentions": mentions}
+        name = self.model.users[key].username
+        threads = sum(
+            1
+            for _, _, state, replies, _ in self.followed(key)
+            if replies is not None and replies.unread(state.read, name)
+        )
+        return {"dms": dms, "rooms": rooms, "mentions": mentions, "threads": threads}
 
     # -- read markers ------------------------------------------------------
 
-    def move_marker(self, where: dict[str, str], shown: dict[str, str], seq: int) -> None:
+    def move_marker(
+        self, where: dict[str, str], shown: dict[str, str], seq: int, thread: int | None = None
+    ) -> None:
         """Records the caller's read marker at `seq` (in the room or DM
-        conversation `where` names) and tells their other sessions, which
-        see the conversation named as `shown`."""
-        self.change(Read(user=self.key, seq=seq, room=where.get("room"), with_=where.get("with")))
-        moved = Frame({"event": "read", **shown, "seq": seq})
+        conversation `where` names, or in its thread of root `thread`) and
+        tells their other sessions, which see the conversation named as `shown`."""
+        room, with_ = where.get("room"), where.get("with")
+        self.change(Read(user=self.key, seq=seq, room=room, with_=with_, thread=thread))
+        event: dict[str, Any] = {"event": "read", **shown, "seq": seq}
+        if thread is not None:
+            event["thread"] = thread
+        moved = Frame(event)
         self.hub.to_user(self.key, moved, skip=self.session)
 
     def mark_dms_read(self, other: User, newest: int) -> None:

@@ -43,10 +43,36 @@ def _answered(ctx: Context, room: str | None, other: str | None, reply_to: int |
     return then(ctx.message(history, scope, reply_to), check)
 
 
-def _new_fields(ctx: Context, req: p.Say | p.Dm) -> dict[str, Any]:
+def _root(ctx: Context, room: str | None, other: str | None, thread: int | None) -> Any:
+    """The root a reply goes under (None if it is no reply), checked to be
+    there, not erased and no reply itself: at once, or an awaitable when it
+    is on disk."""
+    if thread is None:
+        return None
+
+    def check(message: Message | None) -> Message:
+        if message is None or message.erased:
+            raise _no_such_message(thread)
+        if message.thread is not None:
+            raise NexusError("bad_args", f"thread: {thread} is a reply; threads are one level deep")
+        return message
+
+    history = ctx.model.history_of(room, ctx.key, other)
+    scope = room if room is not None else pair_key(ctx.key, other)  # type: ignore[arg-type]
+    return then(ctx.message(history, scope, thread), check)
+
+
+def _looked_up(ctx: Context, room: str | None, other: str | None, req: p.Say | p.Dm) -> Any:
+    """The messages a new one names checked (`reply_to`, `thread`); its root."""
+    found = [_answered(ctx, room, other, req.reply_to), _root(ctx, room, other, req.thread)]
+    return then(gathered(found), lambda messages: messages[1])
+
+
+def _new_fields(ctx: Context, req: p.Say | p.Dm, root: Message | None) -> dict[str, Any]:
     """The optional fields of a `say` or `dm` record: mentions are worked
-    out here, once, and stored with the message."""
-    return {
+    out here, once, and stored with the message; a reply names its root's
+    author, who follows the thread from then on."""
+    fields = {
         "action": req.action,
         "reply_to": req.reply_to,
         "mentions": ctx.model.mentioned(_mentionable(req.text, req.plain)),
@@ -54,6 +80,14 @@ def _new_fields(ctx: Context, req: p.Say | p.Dm) -> dict[str, Any]:
         "files": _files(ctx, req),
         "plain": req.plain,
     }
+    if root is not None:
+        author = None if root.guest else ctx.model.user(root.author)
+        fields.update(
+            thread=root.seq,
+            broadcast=req.broadcast,
+            root_author=user_key(author.username) if author is not None else None,
+        )
+    return fields
 
 
 def _mentionable(text: str, plain: bool) -> str:
@@ -106,16 +140,16 @@ def _speaker(ctx: Context, name: str) -> Room:
 @command("say", flood=True, suspends=True)
 def say(ctx: Context, req: p.Say) -> Any:
     room = _speaker(ctx, req.room)
-    if req.reply_to is None:  # most messages: no look-up
-        return _say(ctx, room, req)
-    # Checked again once the message answered is found: it may have taken a read.
-    return then(_answered(ctx, room.name, None, req.reply_to), lambda _: _say(ctx, None, req))
+    if req.reply_to is None and req.thread is None:  # most messages: no look-up
+        return _say(ctx, room, req, None)
+    # Checked again once the messages named are found: it may have taken a read.
+    return then(_looked_up(ctx, room.name, None, req), lambda root: _say(ctx, None, req, root))
 
 
-def _say(ctx: Context, room: Room | None, req: p.Say) -> p.SentReply:
+def _say(ctx: Context, room: Room | None, req: p.Say, root: Message | None) -> p.SentReply:
     room = room or _speaker(ctx, req.room)
     record = records.Say(
-        user=ctx.key, room=room.name, text=req.text, ts=time.time(), **_new_fields(ctx, req)
+        user=ctx.key, room=room.name, text=req.text, ts=time.time(), **_new_fields(ctx, req, root)
     )
     message = ctx.change(record)
     ctx.composing.sent(ctx.model, ctx.key, room.name)
@@ -140,16 +174,16 @@ def typing(ctx: Context, req: p.Typing) -> p.Empty:
 @command("dm", flood=True, suspends=True)
 def dm(ctx: Context, req: p.Dm) -> Any:
     recipient = user_key(ctx.user(req.to).username)
-    if req.reply_to is None:  # most messages: no look-up
-        return _dm(ctx, recipient, req)
-    # Checked again once the message answered is found: the user may have gone.
-    answered = _answered(ctx, None, recipient, req.reply_to)
-    return then(answered, lambda _: _dm(ctx, user_key(ctx.user(req.to).username), req))
+    if req.reply_to is None and req.thread is None:  # most messages: no look-up
+        return _dm(ctx, recipient, req, None)
+    # Checked again once the messages named are found: the user may have gone.
+    found = _looked_up(ctx, None, recipient, req)
+    return then(found, lambda root: _dm(ctx, user_key(ctx.user(req.to).username), req, root))
 
 
-def _dm(ctx: Context, recipient: str, req: p.Dm) -> p.SentReply:
+def _dm(ctx: Context, recipient: str, req: p.Dm, root: Message | None) -> p.SentReply:
     record = records.Dm(
-        user=ctx.key, to=recipient, text=req.text, ts=time.time(), **_new_fields(ctx, req)
+        user=ctx.key, to=recipient, text=req.text, ts=time.time(), **_new_fields(ctx, req, root)
     )
     message = ctx.change(record)
     ctx.composing.sent(ctx.model, ctx.key, dm_place(recipient))
@@ -246,7 +280,7 @@ class Target:
             ctx.hub.to_user(self.other, frame)  # type: ignore[arg-type]
 
 
-def _address(ctx: Context, room: str | None, with_: str | None) -> Target:
+def address_of(ctx: Context, room: str | None, with_: str | None) -> Target:
     """Where a request's message lives (its `message` not looked up yet). A
     private room the caller may not read is `not_member` first, so whether a
     message exists there is never told to an outsider."""
@@ -261,14 +295,14 @@ def _target(
     """`act` on the stored, not erased message a request names, at once or
     once it is read from disk (the address is checked again then: the room
     may be gone); `no_such_message` if there is none."""
-    target = _address(ctx, room, with_)
+    target = address_of(ctx, room, with_)
     history = ctx.model.history_of(target.room_name, ctx.key, target.other)
     at_once = True
 
     def found(message: Message | None) -> R:
         if message is None or message.erased:
             raise _no_such_message(seq)
-        where = target if at_once else _address(ctx, room, with_)
+        where = target if at_once else address_of(ctx, room, with_)
         where.message = message
         return act(where)
 

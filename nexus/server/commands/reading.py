@@ -6,12 +6,14 @@ from nexus import protocol as p
 from nexus.errors import NexusError
 from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
-from nexus.server.model import pair_key, user_key
+from nexus.server.model import History, pair_key, user_key
 
 
 @command("read")
 def read(ctx: Context, req: p.Read) -> p.ReadReply:
     """Moves the caller's marker to max(marker, min(seq, newest)), never back."""
+    if req.thread is not None:
+        return _read_thread(ctx, req, req.thread)
     if req.room is not None:
         room = ctx.room(req.room)
         if ctx.key not in room.members:
@@ -29,6 +31,30 @@ def read(ctx: Context, req: p.Read) -> p.ReadReply:
     moved = max(marker, min(req.seq, newest))
     if moved != marker:
         ctx.move_marker(where, shown, moved)
+    return {"seq": moved}
+
+
+def _read_thread(ctx: Context, req: p.Read, root: int) -> p.ReadReply:
+    """The marker of a thread the caller may read: up to its newest reply."""
+    history: History | None
+    if req.room is not None:
+        room = ctx.readable(req.room)
+        scope, history = room.name, room.history
+        where = shown = {"room": room.name}
+    else:
+        other = ctx.user(req.with_)  # type: ignore[arg-type]
+        other_key = user_key(other.username)
+        scope = pair_key(ctx.key, other_key)
+        conv = ctx.model.conversations.get(scope)
+        history = conv.history if conv is not None else None
+        where, shown = {"with": other_key}, {"with": other.username}
+    replies = history.threads.get(root) if history is not None else None
+    newest = replies.newest(root) if replies is not None else root
+    state = ctx.me.follows.get((scope, root))
+    marker = state.read if state is not None else 0
+    moved = max(marker, min(req.seq, newest))
+    if moved != marker or state is None:
+        ctx.move_marker(where, shown, moved, root)
     return {"seq": moved}
 
 

@@ -125,13 +125,19 @@ class Store(Protocol):
     # -- history beyond the window -----------------------------------------
 
     async def page(self, scope: str, limit: int, before: int | None) -> Page:
-        """Up to `limit` messages of `scope` older than `before` (the newest
-        if None), oldest first, and whether older ones are stored."""
+        """Up to `limit` timeline messages of `scope` (none in a thread, or
+        sent to the timeline too) older than `before` (the newest if None),
+        oldest first, and whether older ones are stored."""
 
-    async def span(self, scope: str, first: int, last: int) -> Page:
-        """The stored messages of `scope` numbered `first` to `last`, oldest
-        first, and whether older ones are stored (a page after or around a
-        message)."""
+    async def newer(self, scope: str, after: int, limit: int) -> Page:
+        """Up to `limit` timeline messages of `scope` newer than `after`,
+        oldest first, and whether newer ones are stored (a page after or
+        around a message)."""
+
+    async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
+        """Up to `limit` replies to root `root` of `scope` older than
+        `before` (the newest if None), oldest first, and whether older ones
+        are stored."""
 
     async def message(self, scope: str, seq: int) -> Message | None:
         """The stored message `seq` of `scope`, erased or not; None if it
@@ -139,8 +145,8 @@ class Store(Protocol):
         edit, an erasure, a reaction) go to the object returned."""
 
     async def unread(self, scope: str, after: int, reader: str) -> tuple[int, int]:
-        """Messages of `scope` after seq `after` not by `reader` (a name)
-        and not erased, and how many of those mention `reader`."""
+        """Timeline messages of `scope` after seq `after` not by `reader` (a
+        name) and not erased, and how many of those mention `reader`."""
 
     # -- search --------------------------------------------------------------
 

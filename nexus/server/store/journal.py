@@ -484,9 +484,14 @@ class JournalStore:
         page = history.page(limit, before) if history is not None else None
         return page or ([], False)
 
-    async def span(self, scope: str, first: int, last: int) -> Page:
+    async def newer(self, scope: str, after: int, limit: int) -> Page:
         history = self.model.history(scope)
-        page = history.span(first, last) if history is not None else None
+        page = history.newer(after, limit) if history is not None else None
+        return page or ([], False)
+
+    async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
+        history = self.model.history(scope)
+        page = history.thread_page(root, limit, before) if history is not None else None
         return page or ([], False)
 
     async def message(self, scope: str, seq: int) -> Message | None:
@@ -602,7 +607,9 @@ def _no_collection() -> Iterator[None]:
 def _wire(value: Any) -> dict[str, Any]:
     """A snapshot's messages are `Message` objects, converted as they are encoded."""
     if isinstance(value, Message):
-        return value.wire()
+        wire = value.wire()
+        wire.pop("thread_summary", None)  # worked out from the replies as they load
+        return wire
     raise TypeError(f"cannot store {type(value).__name__}")
 
 

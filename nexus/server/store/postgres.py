@@ -26,16 +26,16 @@ from nexus.server.model import Model
 from nexus.server.store import DamagedStore, StoreError
 from nexus.server.store.rows import MESSAGE_COLUMNS
 from nexus.server.store.tabled import TabledStore, matching, search_filters
-from nexus.server.store.tables import PINS_COLUMN, fill
+from nexus.server.store.tables import PINS_COLUMN, THREADS_SCHEMA, fill
 
 log = logging.getLogger("nexus.store")
 
-# 1: as sqlite's schema 3; 2: rooms' pins.
-SCHEMA_VERSION = 2
+# 1: as sqlite's schema 3; 2: rooms' pins; 3: threads (as sqlite's schema 5).
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO meta VALUES ('schema', 2), ('indexed', 0);
+INSERT INTO meta VALUES ('schema', 3), ('indexed', 0);
 CREATE TABLE users (
     rowid BIGSERIAL,
     key TEXT PRIMARY KEY,
@@ -137,7 +137,7 @@ class Connection:
 def create(db: Connection, model: Model) -> None:
     """Makes the tables, holding everything `model` holds (a new store's
     default rooms, or a whole store being migrated); inside a transaction."""
-    for statement in filter(str.strip, SCHEMA.split(";")):
+    for statement in filter(str.strip, (SCHEMA + THREADS_SCHEMA).split(";")):
         db.execute(statement)
     fill(db, model, fold=True)
 
@@ -201,9 +201,12 @@ class PostgresStore(TabledStore):
                 raise DamagedStore(
                     f"the database was written by a newer Nexus (schema {version}): upgrade"
                 )
-            if version[0] < SCHEMA_VERSION:  # 1: rooms have pins, none yet
+            if version[0] < SCHEMA_VERSION:  # 1: rooms have pins, none yet; 2: threads
                 with transaction(db):
-                    db.execute(PINS_COLUMN)
+                    if version[0] < 2:
+                        db.execute(PINS_COLUMN)
+                    for statement in filter(str.strip, THREADS_SCHEMA.split(";")):
+                        db.execute(statement)
                     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
                 log.info("PostgreSQL schema %d brought to %d", version[0], SCHEMA_VERSION)
         return self._read_model()

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from nexus.server.model import Conversation, Message, Room, StoredFile, User, pair_key
+from nexus.server.model import Conversation, Follow, Message, Room, StoredFile, User, pair_key
 
 FILE_COLUMNS = "id, sha, name, size, type, owner, ts, width, height, shared"
 
@@ -20,11 +20,24 @@ def to_json(value: Any) -> str:
 
 
 # A message's fields that are not columns: its wire form's optional ones.
-EXTRA = ("action", "reply_to", "mentions", "edited", "reactions", "guest", "files", "plain")
+EXTRA = (
+    "action",
+    "reply_to",
+    "mentions",
+    "edited",
+    "reactions",
+    "guest",
+    "files",
+    "plain",
+    "thread",
+    "broadcast",
+)
 
 
 def message_row(scope: str, m: Message) -> tuple[Any, ...]:
-    """(scope, seq, ts, author, text, recipient, extra, erased) of a message."""
+    """(scope, seq, ts, author, text, recipient, extra, erased, thread,
+    timeline) of a message: `thread` and `timeline` (whether the timeline
+    shows it) are columns for the indexes of thread and timeline pages."""
     wire = m.wire()
     extra = {name: wire[name] for name in EXTRA if name in wire}
     return (
@@ -36,7 +49,14 @@ def message_row(scope: str, m: Message) -> tuple[Any, ...]:
         m.to,
         to_json(extra) if extra else None,
         int(m.erased),
+        m.thread,
+        int(m.thread is None or m.broadcast),
     )
+
+
+def follow_row(key: str, scope: str, root: int, follow: Follow) -> tuple[Any, ...]:
+    on = None if follow.on is None else int(follow.on)
+    return (key, scope, root, on, follow.read)
 
 
 def message_of(row: tuple[Any, ...]) -> Message:

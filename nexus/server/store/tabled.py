@@ -46,6 +46,7 @@ from nexus.server.store.rows import (
     MESSAGE_COLUMNS,
     conversation_row,
     file_row,
+    follow_row,
     message_of,
     message_row,
     room_row,
@@ -57,6 +58,7 @@ from nexus.server.store.tables import (
     insert_messages,
     read_model,
     write_files,
+    write_follows,
     write_rooms,
 )
 
@@ -81,6 +83,10 @@ def _scope_of(record: r.Say | r.Dm) -> str:
     return record.room if isinstance(record, r.Say) else pair_key(record.user, record.to)  # type: ignore[arg-type]
 
 
+def _address_scope(record: r.Read | r.FollowThread) -> str:
+    return record.room if record.room is not None else pair_key(record.user, record.with_)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class _Noted:
     """What the records applied since the last cut touched."""
@@ -96,10 +102,12 @@ class _Noted:
     changed: dict[tuple[str, int], Message] = field(default_factory=dict)
     files: set[str] = field(default_factory=set)  # ids
     all_files: bool = False  # an erasure or a deleted room: every file's sharing may change
+    follows: set[tuple[str, str, int]] = field(default_factory=set)  # (user, scope, root)
 
     def __bool__(self) -> bool:
         return bool(
             self.files
+            or self.follows
             or self.all_files
             or self.users
             or self.rooms
@@ -125,6 +133,8 @@ class _Batch:
     changed: list[tuple[Any, ...]]
     files: list[tuple[Any, ...]]
     files_gone: list[str]
+    follows: list[tuple[Any, ...]]
+    follows_gone: list[tuple[str, str, int]]
 
 
 # -- the engine ------------------------------------------------------------------------
@@ -239,6 +249,11 @@ class TabledStore:
                 noted.conversations.add(scope)
             if record.files:
                 noted.files.update(record.files)
+            if record.thread is not None:  # who follows it may change
+                keys = {record.user, record.root_author, *map(str.lower, record.mentions)}
+                noted.follows.update((key, scope, record.thread) for key in keys if key)
+        elif isinstance(record, r.FollowThread):
+            noted.follows.add((record.user, _address_scope(record), record.seq))  # type: ignore[arg-type]
         elif isinstance(record, r.Register):
             noted.users.add(record.username.lower())
             for name in result.rooms:  # the default room it joins, if there is one
@@ -273,7 +288,9 @@ class TabledStore:
         elif isinstance(record, r.Upload | r.Discard):
             noted.files.add(record.id)
         elif isinstance(record, r.Read):
-            if record.room is not None:
+            if record.thread is not None:
+                noted.follows.add((record.user, _address_scope(record), record.thread))  # type: ignore[arg-type]
+            elif record.room is not None:
                 noted.members.add((record.room, record.user))  # type: ignore[arg-type]
             else:
                 noted.conversations.add(pair_key(record.user, record.with_))  # type: ignore[arg-type]
@@ -328,6 +345,15 @@ class TabledStore:
         changed = [message_row(scope, message) for (scope, _), message in noted.changed.items()]
         files = model.files
         touched = files.keys() if noted.all_files else noted.files & files.keys()
+        follows: list[tuple[Any, ...]] = []
+        follows_gone: list[tuple[str, str, int]] = []
+        for key, scope, root in noted.follows:
+            user = users.get(key)
+            follow = user.follows.get((scope, root)) if user is not None else None
+            if follow is not None and not user.guest and model.history(scope) is not None:  # type: ignore[union-attr]
+                follows.append(follow_row(key, scope, root, follow))
+            else:
+                follows_gone.append((key, scope, root))
         return _Batch(
             gone_rooms=noted.gone_rooms,
             users=[user_row(key, users[key]) for key in noted.users if key in users],
@@ -343,6 +369,8 @@ class TabledStore:
             changed=changed,
             files=[file_row(files[file_id]) for file_id in touched],
             files_gone=[file_id for file_id in noted.files if file_id not in files],
+            follows=follows,
+            follows_gone=follows_gone,
         )
 
     def _held(self, scope: str, seq: int) -> Message | None:
@@ -400,19 +428,30 @@ class TabledStore:
         rows, more = await self._in_reader(self._read_page, scope, limit, before)
         return [self._shown(scope, row) for row in rows], more
 
-    async def span(self, scope: str, first: int, last: int) -> Page:
-        rows, older = await self._in_reader(self._read_span, scope, first, last)
-        return [self._shown(scope, row) for row in rows], older
+    async def newer(self, scope: str, after: int, limit: int) -> Page:
+        rows, more = await self._in_reader(self._read_newer, scope, after, limit)
+        return [self._shown(scope, row) for row in rows], more
+
+    async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
+        rows, more = await self._in_reader(self._read_thread, scope, root, limit, before)
+        return [self._shown(scope, row) for row in rows], more
 
     def _shown(self, scope: str, row: tuple[Any, ...]) -> Message:
         """A message read from disk, or the one memory holds with newer changes."""
-        return self._held(scope, row[2]) or message_of(row)
+        return self._summed(scope, self._held(scope, row[2]) or message_of(row))
+
+    def _summed(self, scope: str, message: Message) -> Message:
+        """`message` with its thread's replies, if it is a root with any."""
+        history = self.model.history(scope)
+        if history is not None and message.thread is None:
+            message.summary = history.threads.get(message.seq)
+        return message
 
     async def message(self, scope: str, seq: int) -> Message | None:
         key = (scope, seq)
         held = self._held(scope, seq)
         if held is not None:
-            return held
+            return self._summed(scope, held)
         loading = self._loading.get(key)
         if loading is None:
             loading = self._loading[key] = asyncio.get_running_loop().create_future()
@@ -420,7 +459,7 @@ class TabledStore:
                 row = await self._in_reader(self._read_message, scope, seq)
                 message = self._held(scope, seq) or (message_of(row) if row else None)
                 if message is not None and key not in self._loaded:
-                    self._keep_loaded(key, message)
+                    self._keep_loaded(key, self._summed(scope, message))
                 loading.set_result(message)
             except BaseException as exc:
                 loading.set_exception(exc)
@@ -540,9 +579,13 @@ class TabledStore:
         floors: dict[str, int | None] = {}
         while True:
             await self.written()
-            count, step_floors = await self._in_writer(self._trim_step, cutoff)
+            count, step_floors, replies = await self._in_writer(self._trim_step, cutoff)
             total += count
             floors.update(step_floors)
+            for scope, root, seq in replies:  # no longer in their threads
+                history = self.model.history(scope)
+                if history is not None:
+                    history.thread(root).drop(seq)
             if count == 0:
                 break
         for scope, floor in floors.items():
@@ -656,30 +699,47 @@ class TabledStore:
             for row in batch.changed:
                 change_message(db, row, indexed, self._vocabulary, self.folds)
             write_files(db, batch.files, batch.files_gone)
+            write_follows(db, batch.follows, batch.follows_gone)
 
     def _read_page(self, scope: str, limit: int, before: int | None) -> tuple[list[Any], bool]:
+        """A timeline page (the partial index of timeline messages)."""
         rows = (
             self._reader()
             .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq < ?"
-                " ORDER BY seq DESC LIMIT ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND timeline = 1"
+                " AND seq < ? ORDER BY seq DESC LIMIT ?",
                 (scope, before if before is not None else 1 << 62, limit + 1),
             )
             .fetchall()
         )
         return rows[:limit][::-1], len(rows) > limit
 
-    def _read_span(self, scope: str, first: int, last: int) -> tuple[list[Any], bool]:
-        db = self._reader()
-        rows = db.execute(
-            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND seq BETWEEN ? AND ?"
-            " ORDER BY seq",
-            (scope, first, last),
-        ).fetchall()
-        older = db.execute(
-            "SELECT 1 FROM messages WHERE scope = ? AND seq < ? LIMIT 1", (scope, first)
-        ).fetchone()
-        return rows, older is not None
+    def _read_newer(self, scope: str, after: int, limit: int) -> tuple[list[Any], bool]:
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND timeline = 1"
+                " AND seq > ? ORDER BY seq LIMIT ?",
+                (scope, after, limit + 1),
+            )
+            .fetchall()
+        )
+        return rows[:limit], len(rows) > limit
+
+    def _read_thread(
+        self, scope: str, root: int, limit: int, before: int | None
+    ) -> tuple[list[Any], bool]:
+        """A thread page (the partial index of replies)."""
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND thread = ?"
+                " AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (scope, root, before if before is not None else 1 << 62, limit + 1),
+            )
+            .fetchall()
+        )
+        return rows[:limit][::-1], len(rows) > limit
 
     def _read_message(self, scope: str, seq: int) -> tuple[Any, ...] | None:
         return (
@@ -694,18 +754,20 @@ class TabledStore:
         db = self._reader()
         if "\n" in scope:  # a DM: the other's messages, erased ones too
             found = db.execute(
-                "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND lower(author) != ?",
+                "SELECT COUNT(*) FROM messages WHERE scope = ? AND timeline = 1 AND seq > ?"
+                " AND lower(author) != ?",
                 (scope, after, reader.lower()),
             ).fetchone()
             return found[0], 0
         unread = db.execute(
-            "SELECT COUNT(*) FROM messages WHERE scope = ? AND seq > ? AND author != ?"
-            " AND erased = 0",
+            "SELECT COUNT(*) FROM messages WHERE scope = ? AND timeline = 1 AND seq > ?"
+            " AND author != ? AND erased = 0",
             (scope, after, reader),
         ).fetchone()[0]
         mentions = db.execute(
             "SELECT COUNT(*) FROM mentions n JOIN messages m ON m.scope = n.scope AND m.seq = n.seq"
-            " WHERE n.name = ? AND n.scope = ? AND n.seq > ? AND m.author != ? AND m.erased = 0",
+            " WHERE n.name = ? AND n.scope = ? AND n.seq > ? AND m.author != ? AND m.erased = 0"
+            " AND m.timeline = 1",
             (reader, scope, after, reader),
         ).fetchone()[0]
         return unread, mentions
@@ -724,7 +786,9 @@ class TabledStore:
             .fetchall()
         )
 
-    def _trim_step(self, cutoff: float) -> tuple[int, dict[str, int | None]]:
+    def _trim_step(
+        self, cutoff: float
+    ) -> tuple[int, dict[str, int | None], list[tuple[str, int, int]]]:
         """Deletes those of the oldest RETENTION_STEP messages (by id: the
         order they came in) older than `cutoff`; an index of times would cost
         every message a few microseconds to spare this hourly step."""
@@ -732,10 +796,12 @@ class TabledStore:
         with self._transaction(db):
             indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
             oldest = db.execute(
-                "SELECT id, scope, seq, text, erased, ts FROM messages ORDER BY id LIMIT ?",
+                "SELECT id, scope, seq, text, erased, ts, thread FROM messages ORDER BY id LIMIT ?",
                 (RETENTION_STEP,),
             )
-            rows = [row[:5] for row in oldest if row[5] < cutoff]
+            expired = [row for row in oldest if row[5] < cutoff]
+            replies = [(row[1], row[6], row[2]) for row in expired if row[6] is not None]
+            rows = [row[:5] for row in expired]
             w.remove(
                 db, [(i, text) for i, _, _, text, erased in rows if i <= indexed and not erased]
             )
@@ -751,7 +817,7 @@ class TabledStore:
                 ).fetchone()[0]
                 for scope in scopes
             }
-        return len(rows), floors
+        return len(rows), floors, replies
 
     def _read_model(self) -> Model:
         return read_model(self._open_connection(), self.window, self.dm_window)

@@ -24,6 +24,7 @@ import orjson
 
 from nexus.server.model import (
     Conversation,
+    Follow,
     History,
     Model,
     Pinned,
@@ -39,6 +40,7 @@ from nexus.server.store.rows import (
     MESSAGE_COLUMNS,
     conversation_row,
     file_row,
+    follow_row,
     message_of,
     message_row,
     room_row,
@@ -46,8 +48,9 @@ from nexus.server.store.rows import (
 )
 
 # 1: a trigram index of messages' text, and one of their times; 2: words and
-# a vocabulary (words.py), no index of times; 3: files; 4: rooms' pins.
-SCHEMA_VERSION = 4
+# a vocabulary (words.py), no index of times; 3: files; 4: rooms' pins;
+# 5: threads (messages' thread and timeline columns, follows).
+SCHEMA_VERSION = 5
 FILE_MODE = 0o600  # the database holds password hashes and every DM
 SCHEMA = (
     """
@@ -132,6 +135,26 @@ CREATE TABLE files (
 """
 
 
+# Threads: each message's root (NULL: none) and whether the timeline shows
+# it, so that a thread page and a timeline page are each one indexed range
+# (partial indexes: a thread's holds replies only), and who follows which
+# thread with their marker there (`following` NULL: a marker only).
+THREADS_SCHEMA = """
+ALTER TABLE messages ADD COLUMN thread INTEGER;
+ALTER TABLE messages ADD COLUMN timeline INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX messages_thread ON messages (scope, thread, seq) WHERE thread IS NOT NULL;
+CREATE INDEX messages_timeline ON messages (scope, seq) WHERE timeline = 1;
+CREATE TABLE follows (
+    "user" TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    root BIGINT NOT NULL,
+    following INTEGER,
+    read BIGINT NOT NULL,
+    PRIMARY KEY ("user", scope, root)
+);
+"""
+
+
 class DatabaseError(DamagedStore):
     """The database cannot be used: not one of ours, damaged, or too new."""
 
@@ -173,7 +196,8 @@ def migrate(db: sqlite3.Connection) -> int:
     """Brings a database of an older schema to this one; the version it had.
     From 1: the trigram index gives way to words.py's, which the server then
     builds in the background (search reads unindexed messages directly).
-    From 2: a table of files, empty. From 3: rooms have pins, none yet."""
+    From 2: a table of files, empty. From 3: rooms have pins, none yet.
+    From 4: threads; every message stored is on its timeline, in none."""
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version < SCHEMA_VERSION:
         with transaction(db):
@@ -184,7 +208,9 @@ def migrate(db: sqlite3.Connection) -> int:
                 db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
             if version <= 2:
                 run_script(db, FILES_SCHEMA)
-            db.execute(PINS_COLUMN)
+            if version <= 3:
+                db.execute(PINS_COLUMN)
+            run_script(db, THREADS_SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     return version
 
@@ -194,6 +220,16 @@ def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[
     db.executemany(
         f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO UPDATE SET shared = excluded.shared",
+        rows,
+    )
+
+
+def write_follows(db: Any, rows: list[tuple[Any, ...]], gone: list[tuple[str, str, int]]) -> None:
+    db.executemany('DELETE FROM follows WHERE "user" = ? AND scope = ? AND root = ?', gone)
+    db.executemany(
+        'INSERT INTO follows ("user", scope, root, following, read) VALUES (?,?,?,?,?)'
+        ' ON CONFLICT ("user", scope, root) DO UPDATE SET following = excluded.following,'
+        " read = excluded.read",
         rows,
     )
 
@@ -223,18 +259,18 @@ def insert_messages(db: Any, rows: list[tuple[Any, ...]], fold: bool = False) ->
     if fold:
         db.executemany(
             "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
-            " folded) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " thread, timeline, folded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows, 1)],
         )
     else:
         db.executemany(
-            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
+            " thread, timeline) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [(first + n, *row) for n, row in enumerate(rows, 1)],
         )
     mentions = []
     last: dict[str, int] = {}
-    for scope, seq, ts, _, _, _, extra, _ in rows:
+    for scope, seq, ts, _, _, _, extra, *_ in rows:
         if extra is not None and '"mentions"' in extra:
             mentions += [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]]
         last[scope] = max(seq, last.get(scope, 0))
@@ -249,7 +285,7 @@ def change_message(
     db: Any, row: tuple[Any, ...], indexed: int, vocabulary: w.Vocabulary, fold: bool = False
 ) -> None:
     """Rewrites a stored message, its mentions and, if indexed, its words."""
-    scope, seq, _, _, text, _, extra, erased = row
+    scope, seq, _, _, text, _, extra, erased = row[:8]
     found = db.execute(
         "SELECT id, text, erased FROM messages WHERE scope = ? AND seq = ?", (scope, seq)
     ).fetchone()
@@ -285,7 +321,13 @@ def delete_room(db: sqlite3.Connection, name: str, indexed: int) -> None:
             (name, indexed),
         ).fetchall(),
     )
-    for table, column in (("messages", "scope"), ("mentions", "scope"), ("members", "room")):
+    tables = (
+        ("messages", "scope"),
+        ("mentions", "scope"),
+        ("members", "room"),
+        ("follows", "scope"),
+    )
+    for table, column in tables:
         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
     db.execute("DELETE FROM rooms WHERE name = ?", (name,))
 
@@ -346,6 +388,11 @@ def read_model(db: Any, room_window: int, dm_window: int, load: bool = False) ->
         )
         model.users[a].conversations.add(pair)
         model.users[b].conversations.add(pair)
+    for key, scope, root, on, read in db.execute(
+        'SELECT "user", scope, root, following, read FROM follows'
+    ):
+        on = None if on is None else bool(on)
+        model.users[key].follows[scope, root] = Follow(on, read)
     for row in db.execute(f"SELECT {FILE_COLUMNS} FROM files ORDER BY ts, id"):  # as uploaded
         file = model.files[row[0]] = StoredFile(*row[:9])
         file.shared = {(scope, seq) for scope, seq in orjson.loads(row[9])}
@@ -358,11 +405,27 @@ def read_window(db: Any, scope: str, size: int, last_seq: int, load: bool) -> Hi
     and memory do not grow with history), or with `load` every message."""
     oldest = db.execute("SELECT MIN(seq) FROM messages WHERE scope = ?", (scope,)).fetchone()[0]
     if not load:
-        return History(size, last_seq, (), oldest, spills=True)
+        history = History(size, last_seq, (), oldest, spills=True)
+        read_threads(db, scope, history)
+        return history
     rows = db.execute(
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? ORDER BY seq", (scope,)
     ).fetchall()
     return History(size, last_seq, map(message_of, rows), None, spills=True)
+
+
+def read_threads(db: Any, scope: str, history: History) -> None:
+    """Every thread's replies in `scope` (seq, author, time, erased): what
+    summaries, thread pages and unread counts are answered from."""
+    for root, seq, author, ts, erased in db.execute(
+        "SELECT thread, seq, author, ts, erased FROM messages WHERE scope = ?"
+        " AND thread IS NOT NULL ORDER BY thread, seq",
+        (scope,),
+    ):
+        thread = history.thread(root)
+        thread.seqs.append(seq)
+        if not erased:
+            thread.live[seq] = (author, ts)
 
 
 def create(db: sqlite3.Connection, model: Model) -> None:
@@ -370,6 +433,7 @@ def create(db: sqlite3.Connection, model: Model) -> None:
     default rooms, or a whole store being migrated); inside a transaction."""
     run_script(db, SCHEMA)
     run_script(db, FILES_SCHEMA)
+    run_script(db, THREADS_SCHEMA)
     fill(db, model)
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -394,6 +458,18 @@ def fill(db: Any, model: Model, fold: bool = False) -> None:
         ],
     )
     conversations = [c for c in model.conversations.values() if guests.isdisjoint(c.users)]
+    stored = {room.name for room in rooms} | {pair_key(*c.users) for c in conversations}
+    write_follows(
+        db,
+        [
+            follow_row(key, scope, root, follow)
+            for key, user in model.users.items()
+            if not user.guest
+            for (scope, root), follow in user.follows.items()
+            if scope in stored
+        ],
+        [],
+    )
     db.executemany(
         "INSERT INTO conversations (pair, a, b, last_seq, read) VALUES (?,?,?,?,?)",
         map(conversation_row, conversations),

@@ -1,0 +1,104 @@
+"""Threads: a root's page of replies, following a thread, the inbox of
+followed threads (docs/protocol.md, "Threads"). Replies themselves are
+`say`/`dm` with `thread` (messages.py); a thread's read marker is `read`
+with `thread` (reading.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nexus import protocol as p
+from nexus.errors import NexusError
+from nexus.server import records
+from nexus.server.commands.context import Context, gathered, then
+from nexus.server.commands.messages import Target, address_of
+from nexus.server.commands.registry import command
+from nexus.server.model import History, Message, Thread, User
+from nexus.server.store import Page
+
+
+def _rooted(ctx: Context, req: p.Thread | p.Follow) -> tuple[Target, History, str]:
+    """Where a request's root lives, readable by the caller (a private
+    room: `not_member` first, so an outsider learns nothing of it)."""
+    target = address_of(ctx, req.room, req.with_)
+    history = ctx.model.history_of(target.room_name, ctx.key, target.other)
+    if history is None:  # a conversation never begun
+        raise NexusError("no_such_message", f"no message {req.seq} here")
+    return target, history, target.scope(ctx.key)
+
+
+def _checked_root(seq: int, message: Message | None) -> Message:
+    """A root: stored (erased or not: an erased root keeps its thread), no reply."""
+    if message is None:
+        raise NexusError("no_such_message", f"no message {seq} here (never sent or trimmed)")
+    if message.thread is not None:
+        raise NexusError("bad_args", f"{seq} is a reply in thread {message.thread}, not a root")
+    return message
+
+
+@command("thread", suspends=True)
+def thread(ctx: Context, req: p.Thread) -> Any:
+    _, history, scope = _rooted(ctx, req)
+
+    def found(root: Message | None) -> Any:
+        checked = _checked_root(req.seq, root)
+
+        def reply(page: Page) -> p.ThreadReply:
+            messages, more = ctx.fit(*page)
+            return {"root": checked.wire(), "messages": messages, "more": more}  # type: ignore[typeddict-item]
+
+        return then(ctx.thread_page(history, scope, req.seq, req.limit, req.before), reply)
+
+    return then(ctx.message(history, scope, req.seq), found)
+
+
+@command("follow", suspends=True)
+def follow(ctx: Context, req: p.Follow) -> Any:
+    target, history, scope = _rooted(ctx, req)
+
+    def found(root: Message | None) -> p.FollowReply:
+        _checked_root(req.seq, root)
+        state = ctx.me.follows.get((scope, req.seq))
+        if state is None or bool(state.on) != req.on:  # else nothing changes: no record
+            ctx.change(
+                records.FollowThread(
+                    user=ctx.key, room=target.room_name, with_=target.other, seq=req.seq, on=req.on
+                )
+            )
+        return {"following": req.on}
+
+    return then(ctx.message(history, scope, req.seq), found)
+
+
+@command("threads", suspends=True)
+def threads(ctx: Context, req: p.Threads) -> Any:
+    """The caller's followed threads, the latest reply first (a thread with
+    none yet by its root's time); only the roots listed are read."""
+    me: User = ctx.me
+
+    def last(replies: Thread | None, history: History, root: int) -> float:
+        if replies is not None and replies.live:
+            return next(reversed(replies.live.values()))[1]
+        message = history.get(root)
+        return message.ts if message is not None else 0.0
+
+    listed = sorted(
+        (
+            (last(replies, history, root), scope, root, state, replies, history)
+            for scope, root, state, replies, history in ctx.followed(ctx.key)
+        ),
+        key=lambda entry: entry[0],
+        reverse=True,
+    )[: req.limit]
+    roots = gathered([ctx.message(entry[5], entry[1], entry[2]) for entry in listed])
+
+    def reply(messages: list[Message | None]) -> p.ThreadsReply:
+        shown: list[p.ThreadEntry] = []
+        for (ts, _, _, state, replies, _), root in zip(listed, messages, strict=True):
+            if root is None:  # no longer stored
+                continue
+            unread = replies.unread(state.read, me.username) if replies is not None else 0
+            shown.append({"root": root.wire(), "unread": unread, "last": ts or root.ts})  # type: ignore[typeddict-item]
+        return {"threads": shown}
+
+    return then(roots, reply)
