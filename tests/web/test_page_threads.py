@@ -274,3 +274,36 @@ async def test_the_pane_fills_in_replies_said_while_the_server_was_away(start_we
     await expect(tab.page.locator("#status")).to_have_text("online", timeout=20000)
     await expect(_pane(tab).locator(f'.msg[data-seq="{said["seq"]}"]')).to_contain_text("I will")
     await expect(_pane(tab).locator(".rule.replies")).to_have_text("1 reply")
+
+
+async def test_a_long_thread_loads_older_replies_and_counts_out_an_erased_one(
+    web: WebRunning, browser
+) -> None:
+    """The pane opens at the newest replies and "older replies" loads the rest;
+    a reply erased shows erased in the pane and counts out of the summary."""
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    tab = await browser.tab(*DESK)
+    await tab.register(web.base, "ana", PASSWORD)
+    root = (await bob.ok("say", room="general", text="a long story"))["seq"]
+    frames = [
+        {"cmd": "say", "room": "general", "text": f"part {i}", "thread": root} for i in range(120)
+    ]
+    replies = [reply["seq"] for reply in await bob.burst(frames)]
+    summary = _row(tab, root).locator(".thread-summary")
+    await expect(summary).to_contain_text("120 replies")
+    await summary.click()
+    pane = _pane(tab)
+    await expect(pane.locator(".msg")).to_have_count(101)
+    assert await _pane_seqs(tab) == [root, *replies[-100:]]
+    await pane.locator(".older-replies").click()
+    await expect(pane.locator(".msg")).to_have_count(121)
+    await expect(pane.locator(".older-replies")).to_have_count(0)
+    assert await _pane_seqs(tab) == [root, *replies]
+
+    await bob.ok("erase", room="general", seq=replies[5])
+    erased = pane.locator(f'.msg[data-seq="{replies[5]}"]')
+    await expect(erased.locator(".erased")).to_have_text("(message erased)")
+    await expect(pane.locator(".rule.replies")).to_have_text("119 replies")
+    await expect(summary).to_contain_text("119 replies")
+    assert await _row(tab, replies[5]).count() == 0
