@@ -58,10 +58,8 @@ export class OpenThread {
   }
 
   add(replies) {
-    const added = replies.filter((reply) => !this.replies.has(reply.seq));
     for (const reply of replies) this.replies.set(reply.seq, reply);
     this.version += 1;
-    return added;
   }
 
   // An edit, an erasure or a reaction on the root or a reply shown.
