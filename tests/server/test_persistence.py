@@ -270,7 +270,7 @@ async def test_a_store_written_by_the_protocol_1_server_loads_with_its_history(
     await bob.ok("react", room="garden", seq=1, emoji="🍅")
     second = await restart(first, start_server, data)
     snapshot = json.loads(data.read_text())
-    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 4
+    assert snapshot["version"] == store_module.SNAPSHOT_VERSION == 5
     bob, reply = await login(second, "bob")
     assert reply["unread"]["rooms"] == {"garden": 1}  # the marker was kept at 3
     garden = (await bob.ok("history", room="garden"))["messages"]
@@ -287,7 +287,7 @@ async def test_a_store_written_by_the_conversation_server_loads_public_and_witho
 ):
     """A version 3 snapshot and journal (before moderation) load with their
     edits, reactions, away texts and erasures; every room is public, nobody is
-    an admin (the store had accounts), and the next snapshot is version 4."""
+    an admin (the store had accounts), and the next snapshot is the newest."""
     for name in ("nexus_data.json", "nexus_data.json.journal"):
         shutil.copy(FIXTURE_V3 / name, tmp_path / name)
     data = tmp_path / "nexus_data.json"
@@ -303,7 +303,7 @@ async def test_a_store_written_by_the_conversation_server_loads_public_and_witho
     await alice.fails("not_allowed", "suspend", username="bob")
     await server_user_registers_as_plain(first)
     second = await restart(first, start_server, data)
-    assert json.loads(data.read_text())["version"] == store_module.SNAPSHOT_VERSION == 4
+    assert json.loads(data.read_text())["version"] == store_module.SNAPSHOT_VERSION == 5
     bob, _ = await login(second, "bob")
     await bob.fails("not_allowed", "bans", room="garden")
 

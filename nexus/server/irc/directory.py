@@ -38,6 +38,9 @@ _MESSAGES_KEPT = 4096
 _REASONS_KEPT = 4096
 
 
+_QUOTED = 40  # characters of a root's text a plain client's thread reply quotes
+
+
 @dataclass(slots=True, eq=False)  # each one is a connection's own: found by identity
 class Registration:
     """What one IRC connection said at registration."""
@@ -75,6 +78,9 @@ class Directory:
         self.parts: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self.quits: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self.topics: OrderedDict[str, tuple[str, str, float]] = OrderedDict()  # (by, topic, when)
+        # Messages shown lately, (scope, seq) -> (author, text): what a plain
+        # client's line of a thread reply quotes of its root.
+        self.shown: OrderedDict[tuple[str, int], tuple[str, str]] = OrderedDict()
 
     # -- who is connected over IRC ----------------------------------------
 
@@ -166,6 +172,29 @@ class Directory:
                 if not waiting:
                     del self.pending[key]
                 return
+
+    # -- what a thread reply quotes --------------------------------------------
+
+    def seen(self, scope: str, seq: int, author: str, text: str) -> None:
+        """A message was shown: a reply in its thread may quote it."""
+        shown = self.shown
+        if (scope, seq) not in shown:
+            shown[scope, seq] = (author, text)
+            if len(shown) > _MESSAGES_KEPT:
+                shown.popitem(last=False)
+
+    def quote(self, scope: str, root: int, link: str) -> str:
+        """The short quote a thread reply starts with for a client that
+        takes no tags: its root's author and first words when they were
+        shown lately, else the root's link (`#room/seq`)."""
+        found = self.shown.get((scope, root))
+        if found is None:
+            return f"(thread {link}) "
+        author, text = found
+        words = " ".join(text.split())
+        if len(words) > _QUOTED:
+            words = words[: _QUOTED - 1] + "\u2026"
+        return f'(thread: {author} "{words}") '
 
     # -- reasons and topics -------------------------------------------------
 

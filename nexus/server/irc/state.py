@@ -439,18 +439,29 @@ class IrcState:
         extras = directory.extras(scope, m) if live and noted else None
         if extras is not None and extras.notice:
             command = "NOTICE"
-        if "message-tags" in self.caps:
+        thread = m.get("thread")
+        tagged = "message-tags" in self.caps
+        if tagged:
             if extras is not None:
                 tags.update(extras.tags)
-            if "reply_to" in m:
+            # A thread reply names its root; a quoted reply what it answers.
+            if thread is not None:
+                tags["+draft/reply"] = msgid(scope, thread)
+            elif "reply_to" in m:
                 tags["+draft/reply"] = msgid(scope, m["reply_to"])
+        text = self.with_links(m)
+        if thread is None:
+            directory.seen(scope, m["seq"], author, m["text"])
+        elif not tagged:
+            link = target + f"/{thread}" if "room" in m else f"{thread}"
+            text = directory.quote(scope, thread, link) + text
         source = self.mask(author)
         prefix = f"[{_stamp(m['ts'])}] " if stamp and "server-time" not in self.caps else ""
         head = len(f":{source} {command} {target} :{prefix}".encode()) + 2
         action = m.get("action")
         room_left = LINE_MAX - head - (9 if action else 0)
         lines = []
-        for piece in split_text(self.with_links(m), room_left):
+        for piece in split_text(text, room_left):
             text = f"\x01ACTION {prefix}{piece}\x01" if action else prefix + piece
             lines.append(build(source, command, target, text, tags=tags))
         return lines

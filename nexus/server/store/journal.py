@@ -73,11 +73,12 @@ _fsync = aiofiles.os.wrap(os.fsync)
 SNAPSHOT_FORMAT = "nexus-store"
 # 2 added the checksum; 3 adds read markers, away texts and the message fields
 # of protocol 2 (edits, erasures, reactions...); 4 adds moderation (admins,
-# suspensions, private rooms, moderators, mutes, bans, invitations). Older
-# versions still load; an older server refuses a newer file instead of
-# misreading it (a version 3 server would drop every ban).
-SNAPSHOT_VERSION = 4
-_READABLE_VERSIONS = (1, 2, 3, SNAPSHOT_VERSION)
+# suspensions, private rooms, moderators, mutes, bans, invitations); 5 adds
+# threads (replies' `thread`, users' `follows`). Older versions still load;
+# an older server refuses a newer file instead of misreading it (a version 3
+# server would drop every ban, a version 4 one show replies in timelines).
+SNAPSHOT_VERSION = 5
+_READABLE_VERSIONS = (1, 2, 3, 4, SNAPSHOT_VERSION)
 # The snapshot's last key: the CRC-32 of every byte of the file before it.
 _CHECKSUM = re.compile(rb',\n  "crc32": "([0-9a-f]{8})"\n\}\n\Z')
 FILE_MODE = 0o600  # data files hold password hashes and every DM
