@@ -307,3 +307,40 @@ async def test_a_long_thread_loads_older_replies_and_counts_out_an_erased_one(
     await expect(pane.locator(".rule.replies")).to_have_text("119 replies")
     await expect(summary).to_contain_text("119 replies")
     assert await _row(tab, replies[5]).count() == 0
+
+
+@SIZES
+async def test_a_reply_is_edited_in_the_pane(
+    web: WebRunning, browser, size: tuple[int, int]
+) -> None:
+    """✎ on one's own reply edits it in the pane's input; Escape first cancels
+    the edit, then closes the pane."""
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    tab = await browser.tab(*size)
+    await tab.register(web.base, "ana", PASSWORD)
+    root = (await bob.ok("say", room="general", text="the meeting moved"))["seq"]
+    await tab.type(f"/thread {root}")
+    await tab.page.fill("#thread-input", "to tuesday?")
+    await tab.page.press("#thread-input", "Enter")
+    said = await bob.event("message", **{"from": "ana"})
+    row = _pane(tab).locator(f'.msg[data-seq="{said["seq"]}"]')
+    await row.hover()
+    await row.locator('button[title="edit"]').click()
+    await expect(tab.page.locator("#thread-input")).to_have_value("to tuesday?")
+    await expect(tab.page.locator("#thread-editing")).to_be_visible()
+    await tab.page.keyboard.press("Escape")
+    await expect(tab.page.locator("#thread-editing")).to_be_hidden()
+    await expect(tab.page.locator("#thread-input")).to_have_value("")
+    await row.hover()
+    await row.locator('button[title="edit"]').click()
+    await tab.page.fill("#thread-input", "to wednesday?")
+    await tab.page.press("#thread-input", "Enter")
+    edited = await bob.event("edited")
+    assert edited["message"]["seq"] == said["seq"] and edited["message"]["text"] == "to wednesday?"
+    await expect(row.locator(".text")).to_have_text("to wednesday?")
+    await expect(row.locator(".edited")).to_be_visible()
+    await bob.ok("ping")  # an edit, not another reply:
+    assert not [ev for ev in bob.events if ev.get("event") == "message" and ev["from"] == "ana"]
+    await tab.page.press("#thread-input", "Escape")
+    await expect(_pane(tab)).to_be_hidden()

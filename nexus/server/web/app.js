@@ -803,8 +803,8 @@ function actions(buffer, message, inPane) {
     if (!inPane) button("#", "link", () => insert(`${link} `));
     button("🔗", "copy link", (event) => copyLink(event.currentTarget, link));
   }
-  if (state.isMe(message.from) && !inPane) {
-    button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
+  if (state.isMe(message.from)) {
+    button("✎", "edit", () => (inPane ? editInPane(message) : setContext({ kind: "edit", buffer, seq: message.seq })));
   }
   if (!inPane && buffer.kind === "room" && may(state, buffer, "pin") && !buffer.muted.has(fold(state.me))) {
     button("📌", "pin or unpin", () => act(() => session.request("pins", { room: buffer.name }).then((reply) => {
@@ -1019,6 +1019,7 @@ async function openThreadAt(where, seq) {
   if (where !== null && where.startsWith("#")) buffer = state.rooms.get(where.slice(1).toLowerCase());
   else if (where !== null) buffer = await session.openDm(where);
   if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first, or name one");
+  if (paneEditing !== null) editInPane(null);
   await session.openThread(buffer, seq);
   $("thread-input").focus();
 }
@@ -1293,6 +1294,7 @@ function visibility() {
 // messages on a narrow screen).
 function openThread(buffer, seq) {
   document.body.classList.remove("menu-open");
+  if (paneEditing !== null) editInPane(null);
   act(async () => {
     await session.openThread(buffer, seq);
     draw({ thread: true });
@@ -1302,6 +1304,7 @@ function openThread(buffer, seq) {
 
 function closeThread() {
   if (!session || !session.state || !session.state.thread) return;
+  if (paneEditing !== null) editInPane(null);
   session.closeThread();
   drawnThread = null;
   draw({ thread: true });
@@ -1343,14 +1346,40 @@ function drawThread() {
   drawnThread = { thread, version: thread.version };
 }
 
+// The pane's input edits one of the user's messages there (its seq), or null;
+// editInPane(null) goes back to replying.
+let paneEditing = null;
+function editInPane(message) {
+  paneEditing = message === null ? null : message.seq;
+  const input = $("thread-input");
+  input.value = message === null ? "" : message.text;
+  input.placeholder = message === null ? "Reply in the thread" : "";
+  $("thread-editing").hidden = message === null;
+  $("thread-broadcast").closest("label").hidden = message !== null;
+  input.focus();
+}
+
 // Sends the pane's input as a reply in its thread (and to the timeline too,
-// when ticked).
+// when ticked), or as the edit of the message being edited.
 function sendInThread(event) {
   event.preventDefault();
   const thread = session && session.state && session.state.thread;
   const input = $("thread-input");
   const text = input.value;
   if (!thread || !text.trim()) return;
+  if (paneEditing !== null) {
+    const seq = paneEditing;
+    editInPane(null);
+    act(async () => {
+      try {
+        await session.request("edit", { ...address(thread.buffer, seq), text });
+      } catch (error) {
+        if (!input.value.trim() && session.state.thread === thread) editInPane({ seq, text }); // to be fixed
+        throw error;
+      }
+    });
+    return;
+  }
   if (length(text) > MESSAGE_MAX) {
     const limit = MESSAGE_MAX.toLocaleString("en-US");
     session.state.note(`a message has at most ${limit} characters: nothing was sent, the text is still in the thread's input`, "error");
@@ -1555,6 +1584,7 @@ function start() {
   $("thread-compose").addEventListener("submit", sendInThread);
   $("thread-input").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendInThread(event);
+    else if (event.key === "Escape" && paneEditing !== null) editInPane(null);
     else if (event.key === "Escape") closeThread();
   });
   $("input").addEventListener("keydown", keydown);
