@@ -64,6 +64,25 @@ async def _scroll_to_bottom(tab: Tab) -> None:
     await tab.page.locator("#messages").evaluate("pane => { pane.scrollTop = pane.scrollHeight; }")
 
 
+def _more_below(tab: Tab) -> Any:
+    return tab.messages().locator(".more", has_text="scroll down for newer messages")
+
+
+async def _page_down_to_the_newest(tab: Tab) -> int:
+    """Scrolls down a page opened at a message until no newer page remains,
+    each page coming below what was shown; how many pages it took."""
+    pages = 0
+    while await _more_below(tab).count():
+        pages += 1
+        assert pages < 10
+        before = max(await _shown(tab))
+        await _scroll_to_bottom(tab)
+        last = tab.messages().locator(".msg").last
+        await expect(last).not_to_have_attribute("data-seq", str(before))
+        await expect(_row(tab, before)).to_be_visible()  # the page came below, the rest stays
+    return pages
+
+
 @SIZES
 async def test_a_link_opens_its_message_with_its_neighbours_then_pages_after_it(
     web: WebRunning, browser, size: tuple[int, int]
@@ -79,24 +98,14 @@ async def test_a_link_opens_its_message_with_its_neighbours_then_pages_after_it(
     await tab.messages().locator("a.msglink", has_text="#general/60").click()
     await _opened_at(tab, 60, fades=True)
     assert link_said["seq"] not in await _shown(tab)
-    more = tab.messages().locator(".more", has_text="scroll down for newer messages")
-    await expect(more).to_have_count(1)
+    await expect(_more_below(tab)).to_have_count(1)
 
     meanwhile = await bob.ok("say", room="general", text="said while ana reads the past")
     await tab.type("/ping")  # the event has reached the page by the time pong shows
     await expect(tab.messages()).to_contain_text("pong in")
     assert meanwhile["seq"] not in await _shown(tab)
 
-    pages = 0
-    while await more.count():
-        pages += 1
-        assert pages < 10
-        before = max(await _shown(tab))
-        await _scroll_to_bottom(tab)
-        last = tab.messages().locator(".msg").last
-        await expect(last).not_to_have_attribute("data-seq", str(before))
-        await expect(_row(tab, before)).to_be_visible()  # the page came below, the rest stays
-    assert pages >= 2  # 85 to 302: more than one page after
+    assert await _page_down_to_the_newest(tab) >= 2  # 85 to 302: more than one page after
     shown = await _shown(tab)
     assert shown == list(range(min(shown), meanwhile["seq"] + 1))
     await expect(_row(tab, meanwhile["seq"])).to_contain_text("said while ana reads the past")
@@ -208,10 +217,26 @@ async def test_a_page_opened_at_a_message_survives_a_server_restart(start_web, b
     said = tab.messages().locator(".note .text", has_text="reconnected")
     await expect(said).to_have_text("reconnected")  # nothing shown was missing: no gap filled in
     assert await _shown(tab) == shown
-    more = tab.messages().locator(".more", has_text="scroll down for newer messages")
-    while await more.count():
-        before = max(await _shown(tab))
-        await _scroll_to_bottom(tab)
-        last = tab.messages().locator(".msg").last
-        await expect(last).not_to_have_attribute("data-seq", str(before))
+    await _page_down_to_the_newest(tab)
     assert await _shown(tab) == list(range(shown[0], meanwhile["seq"] + 1))
+
+
+async def test_a_message_of_a_conversation_opens_with_its_neighbours(
+    web: WebRunning, browser
+) -> None:
+    """`/goto bob 30` opens the page of the conversation around message 30
+    (`dms` with `around`); scrolling down reaches the newest."""
+    tab = await browser.tab(*DESK)
+    await tab.register(web.base, "ana", PASSWORD)
+    bob = await web.running.user("bob")
+    frames = [{"cmd": "dm", "to": "ana", "text": f"note {i}"} for i in range(1, 151)]
+    seqs = [reply["seq"] for reply in await bob.burst(frames)]
+    await tab.type(f"/goto bob {seqs[29]}")
+    await expect(tab.page.locator("#title")).to_have_text("bob")
+    row = _row(tab, seqs[29])
+    await expect(row).to_have_class(re.compile(r"\bfound\b"))
+    await expect(row).to_contain_text("note 30")
+    shown = await _shown(tab)
+    assert seqs[28] in shown and seqs[30] in shown and seqs[-1] not in shown
+    await _page_down_to_the_newest(tab)
+    assert await _shown(tab) == list(range(min(shown), seqs[-1] + 1))
