@@ -303,8 +303,11 @@ class History:
     window cannot answer returns None, or `covers` says so, and the store
     answers it instead.
 
-    Pages (`page`, `newer`) are of the timeline: messages not in a thread
-    and replies also sent to it; `thread_page` is one thread's.
+    Pages (`page`, `newer`, `around`) are of the timeline: messages not in
+    a thread and replies also sent to it; `thread_page` is one thread's. A
+    page around a seq holds (limit - 1) // 2 messages before it and the
+    rest from it on, more before it near the newest and more after it near
+    the oldest, so it stays full.
     """
 
     __slots__ = ("floor", "last_seq", "messages", "spills", "threads")
@@ -399,6 +402,22 @@ class History:
                     return found, True
                 found.append(message)
         return found, False
+
+    def around(self, seq: int, limit: int) -> tuple[list[Message], bool, bool] | None:
+        """A timeline page of `limit` centred on `seq` (see `centred`), whether
+        older ones remain and whether newer ones do; None if the window
+        cannot tell."""
+        newer = self.newer(seq - 1, limit - (limit - 1) // 2)
+        if newer is None:
+            return None
+        older = self.page(limit - len(newer[0]), seq)
+        if older is None:
+            return None
+        if len(older[0]) + len(newer[0]) < limit and newer[1]:  # near the oldest: more after
+            newer = self.newer(seq - 1, limit - len(older[0]))
+            if newer is None:
+                return None
+        return older[0] + newer[0], older[1], newer[1]
 
     def thread_page(
         self, root: int, limit: int, before: int | None

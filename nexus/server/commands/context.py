@@ -13,6 +13,7 @@ result through `then`, so it answers at once whenever memory can.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -75,14 +76,23 @@ async def _then(value: Awaitable[T], use: Callable[[T], R]) -> R:
 
 
 def gathered(values: list[Any]) -> Any:
-    """`values` with the awaitable ones among them awaited, in order: the
-    list now if none is (`then`'s way: no task when nothing waits), else an
-    awaitable of it."""
+    """`values` with the awaitable ones among them awaited, side by side (a
+    read each on the store's reader threads): the list now if none is
+    (`then`'s way: no task when nothing waits), else an awaitable of it,
+    which raises the first error in order."""
     if not any(inspect.isawaitable(value) for value in values):
         return values
 
+    async def ready(value: Any) -> Any:
+        return value
+
     async def gather() -> list[Any]:
-        return [await value if inspect.isawaitable(value) else value for value in values]
+        waits = [value if inspect.isawaitable(value) else ready(value) for value in values]
+        found = await asyncio.gather(*waits, return_exceptions=True)
+        for item in found:
+            if isinstance(item, BaseException):
+                raise item
+        return found
 
     return gather()
 
@@ -208,18 +218,10 @@ class Context:
 
             return then(self.newer(history, scope, after, limit), after_it)
         assert around is not None
-        wanted = (limit - 1) // 2  # older than `around`; the rest from it on
-
-        def from_it(page: Page) -> Any:
-            shown, more_after = page
-            older = self.page(history, scope, limit - len(shown), around)
-
-            def joined(old: Page) -> Shown:
-                return self.fit_span(old[0] + shown, old[1], more_after, around)
-
-            return then(older, joined)
-
-        return then(self.newer(history, scope, around - 1, limit - wanted), from_it)
+        centred: Any = history.around(around, limit)
+        if centred is None:
+            centred = self._store.around(scope, around, limit)
+        return then(centred, lambda page: self.fit_span(page[0], page[1], page[2], around))
 
     def newer(self, history: History, scope: str, after: int, limit: int) -> Any:
         """Timeline messages of `scope` just after seq `after`: a Page (whose

@@ -40,16 +40,14 @@ def _checked_root(seq: int, message: Message | None) -> Message:
 def thread(ctx: Context, req: p.Thread) -> Any:
     _, history, scope = _rooted(ctx, req)
 
-    def found(root: Message | None) -> Any:
-        checked = _checked_root(req.seq, root)
+    def reply(found: tuple[Message | None, Page]) -> p.ThreadReply:
+        root = _checked_root(req.seq, found[0])
+        messages, more = ctx.fit(*found[1])
+        return {"root": root.wire(), "messages": messages, "more": more}  # type: ignore[typeddict-item]
 
-        def reply(page: Page) -> p.ThreadReply:
-            messages, more = ctx.fit(*page)
-            return {"root": checked.wire(), "messages": messages, "more": more}  # type: ignore[typeddict-item]
-
-        return then(ctx.thread_page(history, scope, req.seq, req.limit, req.before), reply)
-
-    return then(ctx.message(history, scope, req.seq), found)
+    # The root and its replies are read side by side: one wait, not two.
+    page = ctx.thread_page(history, scope, req.seq, req.limit, req.before)
+    return then(gathered([ctx.message(history, scope, req.seq), page]), reply)
 
 
 @command("follow", suspends=True)

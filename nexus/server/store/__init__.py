@@ -134,6 +134,11 @@ class Store(Protocol):
         oldest first, and whether newer ones are stored (a page after or
         around a message)."""
 
+    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
+        """A timeline page of `limit` centred on `seq` (`History.around`),
+        oldest first, whether older ones are stored and whether newer ones
+        are: both halves in one read."""
+
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
         """Up to `limit` replies to root `root` of `scope` older than
         `before` (the newest if None), oldest first, and whether older ones

@@ -490,6 +490,11 @@ class JournalStore:
         page = history.newer(after, limit) if history is not None else None
         return page or ([], False)
 
+    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
+        history = self.model.history(scope)
+        page = history.around(seq, limit) if history is not None else None
+        return page or ([], False, False)
+
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
         history = self.model.history(scope)
         page = history.thread_page(root, limit, before) if history is not None else None

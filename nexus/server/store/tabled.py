@@ -432,6 +432,10 @@ class TabledStore:
         rows, more = await self._in_reader(self._read_newer, scope, after, limit)
         return [self._shown(scope, row) for row in rows], more
 
+    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
+        rows, more, more_after = await self._in_reader(self._read_around, scope, seq, limit)
+        return [self._shown(scope, row) for row in rows], more, more_after
+
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
         rows, more = await self._in_reader(self._read_thread, scope, root, limit, before)
         return [self._shown(scope, row) for row in rows], more
@@ -725,6 +729,13 @@ class TabledStore:
             .fetchall()
         )
         return rows[:limit], len(rows) > limit
+
+    def _read_around(self, scope: str, seq: int, limit: int) -> tuple[list[Any], bool, bool]:
+        newer, more_after = self._read_newer(scope, seq - 1, limit - (limit - 1) // 2)
+        older, more = self._read_page(scope, limit - len(newer), seq)
+        if len(older) + len(newer) < limit and more_after:  # near the oldest: more after
+            newer, more_after = self._read_newer(scope, seq - 1, limit - len(older))
+        return older + newer, more, more_after
 
     def _read_thread(
         self, scope: str, root: int, limit: int, before: int | None
