@@ -49,7 +49,7 @@ async def test_a_signal_stops_cleanly_and_saves_everything(tmp_path, sig):
             "event": "hello",
             "server": "nexus",
             "version": __version__,
-            "protocol": 2,
+            "protocol": 3,
             "motd": "hi team",
         }
         await peer.ok("register", username="alice", password="password1")

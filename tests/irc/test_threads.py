@@ -4,6 +4,8 @@ none; an IRC client's `+draft/reply` stays a quoted reply (docs/irc.md)."""
 
 from __future__ import annotations
 
+import pytest
+
 from nexus.server.irc.directory import Directory
 from tests.irc.conftest import IrcServer
 
@@ -53,3 +55,20 @@ async def test_an_irc_clients_reply_stays_a_quoted_reply(irc: IrcServer) -> None
     await ana.send(f"@+draft/reply=general.{root['seq']} PRIVMSG #general :answer")
     said = await bob.event("message", room="general", **{"from": "ana"})
     assert said["reply_to"] == root["seq"] and "thread" not in said
+
+
+async def test_a_threads_marker_is_not_the_channels(irc: IrcServer) -> None:
+    """A thread's read marker moving elsewhere sends no MARKREAD (IRC has
+    no thread markers); the room's marker still does."""
+    ana = await irc.irc_user("ana", caps="draft/read-marker")
+    other = await irc.running.user("ana", register=False)
+    bob = await irc.running.user("bob")
+    await bob.ok("join", room="general")
+    root = await bob.ok("say", room="general", text="root")
+    reply = await bob.ok("say", room="general", text="reply", thread=root["seq"])
+    await ana.expect(r"PRIVMSG #general :.*reply$")
+    await other.ok("read", room="general", seq=reply["seq"], thread=root["seq"])
+    await other.ok("read", room="general", seq=root["seq"])
+    await ana.expect(r"^:nexus MARKREAD #general timestamp=")
+    with pytest.raises(AssertionError):  # one MARKREAD: the room's
+        await ana.expect(r"^:nexus MARKREAD ", timeout=0.5)

@@ -46,7 +46,7 @@ async def test_hello_on_connect(server):
         "event": "hello",
         "server": "nexus",
         "version": __version__,
-        "protocol": 2,
+        "protocol": 3,
         "motd": "test server",
     }
 

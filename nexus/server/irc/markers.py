@@ -177,7 +177,10 @@ def markread_line(c: IrcState, target: str, ts: float | None) -> str:
 
 def on_read(c: IrcState, event: Reply) -> None:
     """The account's marker moved elsewhere (nexus-chat, the page, another
-    IRC session): MARKREAD for `draft/read-marker` clients."""
+    IRC session): MARKREAD for `draft/read-marker` clients. A thread's
+    marker is not the room's: IRC has none to move."""
+    if "thread" in event:
+        return
     if "room" in event:
         room = event["room"]
         if CAP not in c.caps or room not in c.channels:
