@@ -11,6 +11,7 @@ import { el, textNode } from "./dom.js";
 import { saved, Session } from "./session.js";
 import { parse } from "./markup.js";
 import { MESSAGE_MAX, clean, count, fold, length, mentions } from "./state.js";
+import { inThreadOnly } from "./threads.js";
 import { TypingSender, typingLine } from "./typing.js";
 import { Uploads } from "./uploads.js";
 
@@ -22,6 +23,8 @@ const ERASED = "(message erased)";
 const LINK_PATTERN =
   /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|(?<![\w#/-])#([A-Za-z0-9_-]{1,32})\/(\d{1,15})(?![\w/])/g;
 const SEARCH_LIMIT = 50;
+const FOUND_MS = 4000; // how long a message opened by a link stays outlined
+const NEAR_END_PX = 40; // this close to the top (or bottom) of the pane, older (newer) pages load
 const COUNT_FROM = MESSAGE_MAX - 500; // the input shows its length from here on
 
 let session = null;
@@ -29,7 +32,7 @@ let registering = false;
 let context = null; // {kind: "reply"|"edit", buffer, seq}
 let queue = Promise.resolve(); // typed lines run in order
 let drawn = { key: null, count: 0 }; // what the message pane shows
-let loadingOlder = false;
+let paging = false; // a page of older or newer messages is being loaded
 let menuFor = null; // {key, name}: the person (and room) whose menu is open, kept across redraws
 let found = null; // {key, seq}: the message a link or a search result opened, highlighted
 let completion = null; // Tab's candidates for the word before the caret, while Tab cycles them
@@ -305,9 +308,12 @@ function status(text, level) {
 function draw(change = {}) {
   if (!session || !session.state) return;
   $("search-form").hidden = session.state.protocol < 2;
+  $("threads-button").hidden = session.state.protocol < 3;
   drawSidebar();
   drawHeader();
   drawMessages(change);
+  drawThread();
+  drawInbox();
   drawTyping();
   attachments.sweep();
   $("attach").hidden = !canAttach();
@@ -606,7 +612,7 @@ function drawMessages(change) {
       const old = message && pane.querySelector(`[data-seq="${message.seq}"]`);
       if (old) old.replaceWith(messageElement(buffer, message));
     }
-    return;
+    if (!change.added || !change.added.length) return; // else a reply sent to the timeline too comes below
   }
   if (drawn.key === buffer.key && lines.length === drawn.count && !change.force) return;
   const appended =
@@ -631,12 +637,17 @@ function drawMessages(change) {
       pane.append(lineElement(buffer, line));
       previous = line;
     }
+    if (buffer.moreAfter) pane.append(el("div", "more", "scroll down for newer messages"));
     if (drawn.key === buffer.key && change.older) {
       pane.scrollTop = pane.scrollHeight - before; // keep the reader's place
       drawn.count = lines.length;
       return;
     }
     if (drawn.key === buffer.key) pane.scrollTop = top;
+    if (drawn.key === buffer.key && change.newer) {
+      drawn.count = lines.length;
+      return; // the reader stays where they were, the new page below
+    }
   }
   if (change.jump && found && found.key === buffer.key) {
     const row = pane.querySelector(`.msg[data-seq="${found.seq}"]`);
@@ -683,7 +694,9 @@ function lineElement(buffer, line) {
   return messageElement(buffer, line.message);
 }
 
-function messageElement(buffer, message) {
+// A message drawn, in the timeline or (`inPane`) in the thread pane, where
+// it offers fewer actions and no way into the thread it is already in.
+function messageElement(buffer, message, inPane = false) {
   const state = session.state;
   const row = el("div", "msg");
   row.dataset.seq = String(message.seq);
@@ -715,6 +728,8 @@ function messageElement(buffer, message) {
     if (message.edited) body.append(el("span", "edited", " (edited)"));
     if (message.files && message.files.length) body.append(attachments.list(message.files));
   }
+  if (message.thread && !inPane) body.append(threadOf(buffer, message));
+  if (message.thread_summary && !inPane) body.append(threadSummary(buffer, message));
   row.append(stamp, from, body);
   if (message.reactions && Object.keys(message.reactions).length) {
     const bar = el("div", "reactions");
@@ -728,8 +743,30 @@ function messageElement(buffer, message) {
     }
     row.append(bar);
   }
-  if (state.protocol >= 2 && !message.erased) row.append(actions(buffer, message));
+  if (state.protocol >= 2 && !message.erased) row.append(actions(buffer, message, inPane));
   return row;
+}
+
+// Under a root: "3 replies · last 10:42 · ana, bob", which opens the thread.
+function threadSummary(buffer, message) {
+  const summary = message.thread_summary;
+  const n = summary.replies;
+  const said = [`${n.toLocaleString("en-US")} ${n === 1 ? "reply" : "replies"}`, `last ${time(summary.last)}`];
+  if (summary.participants.length) said.push(summary.participants.join(", "));
+  const button = el("button", "thread-summary link", said.join(" · "));
+  button.type = "button";
+  button.title = "open the thread";
+  button.addEventListener("click", () => openThread(buffer, message.seq));
+  return button;
+}
+
+// On a reply sent to the timeline too: the thread it is in, which it opens.
+function threadOf(buffer, message) {
+  const line = el("button", "thread-of link", "in the thread of ");
+  line.type = "button";
+  line.append(...(quoted(buffer.messages.get(message.thread), 60) || [`#${message.thread}`]));
+  line.addEventListener("click", () => openThread(buffer, message.thread));
+  return line;
 }
 
 // A message in one line: its text, or the names of the files it is alone.
@@ -746,7 +783,7 @@ function quoted(message, size) {
   return [author(message.from, message.guest), ": ", text];
 }
 
-function actions(buffer, message) {
+function actions(buffer, message, inPane) {
   const state = session.state;
   const bar = el("div", "actions");
   const button = (label, title, run) => {
@@ -756,15 +793,20 @@ function actions(buffer, message) {
     b.addEventListener("click", run);
     bar.append(b);
   };
-  button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
+  if (!inPane) {
+    button("↪", "reply", () => setContext({ kind: "reply", buffer, seq: message.seq }));
+    button("🧵", "reply in thread", () => openThread(buffer, message.thread || message.seq));
+  }
   button("☺", "react", (event) => picker(event.currentTarget, buffer, message));
   if (buffer.kind === "room") {
-    button("#", "link", () => insert(`#${buffer.name}/${message.seq} `));
+    const link = `#${buffer.name}/${message.seq}`;
+    if (!inPane) button("#", "link", () => insert(`${link} `));
+    button("🔗", "copy link", (event) => copyLink(event.currentTarget, link));
   }
   if (state.isMe(message.from)) {
-    button("✎", "edit", () => setContext({ kind: "edit", buffer, seq: message.seq }));
+    button("✎", "edit", () => (inPane ? editInPane(message) : setContext({ kind: "edit", buffer, seq: message.seq })));
   }
-  if (buffer.kind === "room" && may(state, buffer, "pin") && !buffer.muted.has(fold(state.me))) {
+  if (!inPane && buffer.kind === "room" && may(state, buffer, "pin") && !buffer.muted.has(fold(state.me))) {
     button("📌", "pin or unpin", () => act(() => session.request("pins", { room: buffer.name }).then((reply) => {
       const on = !reply.messages.some((pinned) => pinned.seq === message.seq);
       return session.request("pin", { room: buffer.name, seq: message.seq, on });
@@ -777,6 +819,27 @@ function actions(buffer, message) {
     });
   }
   return bar;
+}
+
+// Copies a message's link, and says so on the button for a moment; where the
+// browser gives no clipboard (a page not served over HTTPS or from this
+// computer), the link goes in the input instead.
+function copyLink(button, link) {
+  if (!navigator.clipboard) {
+    insert(`${link} `);
+    return;
+  }
+  navigator.clipboard.writeText(link).then(
+    () => {
+      button.textContent = "✓";
+      button.title = `copied ${link}`;
+      setTimeout(() => {
+        button.textContent = "🔗";
+        button.title = "copy link";
+      }, 1500);
+    },
+    () => insert(`${link} `),
+  );
 }
 
 // Puts `text` in the input at the caret (a message's link, to be sent).
@@ -862,6 +925,7 @@ function commandContext(typedLine) {
     loadOlder: (buffer, n) => session.loadOlder(buffer, n),
     react: (buffer, seq, emoji) => session.react(buffer, seq, emoji),
     goto: openMessage,
+    thread: openThreadAt,
     switchTo,
     reconnect: () => session.reconnect(),
     logout: () => session.logout(),
@@ -870,13 +934,14 @@ function commandContext(typedLine) {
       buffer.messages.clear();
       buffer.notes = [];
       buffer.more = true;
+      session.state.setEnd(buffer, null, false);
     },
     showResults: (title, messages, more) => {
       const state = session.state;
       state.note(`${title}: ${messages.length}${more ? "+" : ""} found`);
       for (const m of messages) {
         const where = m.room ? `#${m.room}` : state.isMe(m.from) ? `→ ${m.to}` : "direct";
-        const open = { label: "open", line: `/goto ${resultPlace(m)}` };
+        const open = { label: "open", lines: resultLines(m) };
         state.note(`${time(m.ts)} ${where} ${m.from}${m.guest ? " (guest)" : ""}: ${m.text}`, "info", null, [open]);
       }
     },
@@ -886,11 +951,13 @@ function commandContext(typedLine) {
   };
 }
 
-// Where a message found is, as /goto takes it: `#room/seq`, or `user seq`.
-function resultPlace(message) {
-  if (message.room) return `#${message.room}/${message.seq}`;
+// What opens a message found: /goto its place (`#room/seq`, or `user seq`);
+// a reply in a thread is shown in its thread, opened at its root.
+function resultLines(message) {
   const other = session.state.isMe(message.from) ? message.to : message.from;
-  return `${other} ${message.seq}`;
+  const place = (seq) => (message.room ? `#${message.room}/${seq}` : `${other} ${seq}`);
+  if (!inThreadOnly(message)) return [`/goto ${place(message.seq)}`];
+  return [`/goto ${place(message.thread)}`, `/thread ${place(message.thread)}`];
 }
 
 // `typedLine`: typed in the input (given back if it fails), not a button's.
@@ -902,6 +969,13 @@ function runLine(line, typedLine = false) {
 // Text that was not sent, back in the input if nothing was typed there since
 // (with the reply it was, or the edit); false if the input was taken.
 function giveBack(item) {
+  const thread = session && session.state && session.state.thread;
+  if (item.extra && item.extra.thread) {
+    const input = $("thread-input");
+    if (!thread || thread.seq !== item.extra.thread || input.value.trim()) return false;
+    input.value = item.typed || item.text;
+    return true;
+  }
   const input = $("input");
   if (input.value.trim()) return false;
   input.value = item.typed || item.text;
@@ -931,11 +1005,34 @@ async function openMessage(where, seq) {
   }
   if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first");
   switchTo(buffer);
-  if (!(await session.loadUntil(buffer, seq))) {
+  if (!(await session.openAt(buffer, seq))) {
     throw new UsageError(`no message ${seq} in ${buffer.label}: not stored, or never sent`);
   }
-  found = { key: buffer.key, seq };
+  highlight(buffer, seq);
   if (state.current === buffer) draw({ force: true, jump: true });
+}
+
+// Opens the thread of message `seq` of `where` (`#room`, a user, or null: here).
+async function openThreadAt(where, seq) {
+  const state = session.state;
+  let buffer = state.current;
+  if (where !== null && where.startsWith("#")) buffer = state.rooms.get(where.slice(1).toLowerCase());
+  else if (where !== null) buffer = await session.openDm(where);
+  if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first, or name one");
+  if (paneEditing !== null) editInPane(null);
+  await session.openThread(buffer, seq);
+  $("thread-input").focus();
+}
+
+// The message opened is outlined for a moment, then drawn as any other.
+let foundTimer = null;
+function highlight(buffer, seq) {
+  clearTimeout(foundTimer);
+  found = { key: buffer.key, seq };
+  foundTimer = setTimeout(() => {
+    found = null;
+    document.querySelectorAll(".msg.found").forEach((row) => row.classList.remove("found"));
+  }, FOUND_MS);
 }
 
 function send(event) {
@@ -1144,19 +1241,25 @@ function recall(up) {
   return true;
 }
 
+// Scrolled near the top: older messages; near the bottom of a page opened at
+// a message: newer ones, until the newest (then live ones come on).
 async function scrolled() {
   const pane = $("messages");
-  if (pane.scrollTop > 40 || loadingOlder || !session || !session.state) return;
+  if (paging || !session || !session.state) return;
   const buffer = session.state.current;
-  if (!buffer || !buffer.more || buffer.kind === "system") return;
-  loadingOlder = true;
+  if (!buffer || buffer.kind === "system") return;
+  const older = pane.scrollTop <= NEAR_END_PX && buffer.more;
+  const newer = pane.scrollHeight - pane.scrollTop - pane.clientHeight <= NEAR_END_PX && buffer.moreAfter;
+  if (!older && !newer) return;
+  paging = true;
   try {
-    await session.loadOlder(buffer);
-    if (session.state.current === buffer) draw({ force: true, older: true });
+    if (older) await session.loadOlder(buffer);
+    else await session.loadNewer(buffer);
+    if (session.state.current === buffer) draw(older ? { force: true, older: true } : { force: true, newer: true });
   } catch {
     // the connection is down: the next scroll tries again
   } finally {
-    loadingOlder = false;
+    paging = false;
   }
 }
 
@@ -1180,8 +1283,156 @@ function visibility() {
   if (!document.hidden && session.state.current) {
     session.state.switchTo(session.state.current);
     session.markRead(session.state.current);
+    session.markThreadRead();
     draw({ force: true });
   }
+}
+
+// -- threads ---------------------------------------------------------------------
+
+// Opens the thread of message `seq` of `buffer` in the side pane (over the
+// messages on a narrow screen).
+function openThread(buffer, seq) {
+  document.body.classList.remove("menu-open");
+  if (paneEditing !== null) editInPane(null);
+  act(async () => {
+    await session.openThread(buffer, seq);
+    draw({ thread: true });
+    $("thread-input").focus();
+  });
+}
+
+function closeThread() {
+  if (!session || !session.state || !session.state.thread) return;
+  if (paneEditing !== null) editInPane(null);
+  session.closeThread();
+  drawnThread = null;
+  draw({ thread: true });
+  $("input").focus();
+}
+
+// The pane: the root on top, then the replies, oldest first; drawn again when
+// the thread changed (and kept at the bottom when it was there).
+let drawnThread = null; // {thread, version}
+function drawThread() {
+  const thread = session.state.thread;
+  $("thread").hidden = thread === null;
+  if (thread === null) return;
+  if (drawnThread && drawnThread.thread === thread && drawnThread.version === thread.version) return;
+  const buffer = thread.buffer;
+  const where = buffer.kind === "room" ? `#${buffer.name}` : buffer.name;
+  $("thread-title").textContent = clean(`Thread in ${where}`);
+  $("thread-follow").textContent = thread.following ? "Following ✓" : "Follow";
+  $("thread-follow").title = thread.following ? "stop following: its replies no longer count in the inbox" : "follow its replies in the inbox";
+  $("thread-broadcast-label").textContent = clean(`also send to ${where}`);
+  const pane = $("thread-messages");
+  const same = drawnThread && drawnThread.thread === thread;
+  const stick = !same || atBottom(pane);
+  const top = pane.scrollTop;
+  pane.replaceChildren(messageElement(buffer, thread.root, true));
+  const n = thread.root.thread_summary ? thread.root.thread_summary.replies : thread.replies.size;
+  pane.append(el("div", "rule replies", n ? `${n.toLocaleString("en-US")} ${n === 1 ? "reply" : "replies"}` : "no replies yet"));
+  if (thread.more) {
+    const older = el("button", "link older-replies", "older replies");
+    older.type = "button";
+    older.addEventListener("click", () => act(async () => {
+      await session.loadOlderReplies(thread);
+      draw({ thread: true });
+    }));
+    pane.append(older);
+  }
+  for (const reply of thread.lines()) pane.append(messageElement(buffer, reply, true));
+  pane.scrollTop = stick ? pane.scrollHeight : top;
+  drawnThread = { thread, version: thread.version };
+}
+
+// The pane's input edits one of the user's messages there (its seq), or null;
+// editInPane(null) goes back to replying.
+let paneEditing = null;
+function editInPane(message) {
+  paneEditing = message === null ? null : message.seq;
+  const input = $("thread-input");
+  input.value = message === null ? "" : message.text;
+  input.placeholder = message === null ? "Reply in the thread" : "";
+  $("thread-editing").hidden = message === null;
+  $("thread-broadcast").closest("label").hidden = message !== null;
+  input.focus();
+}
+
+// Sends the pane's input as a reply in its thread (and to the timeline too,
+// when ticked), or as the edit of the message being edited.
+function sendInThread(event) {
+  event.preventDefault();
+  const thread = session && session.state && session.state.thread;
+  const input = $("thread-input");
+  const text = input.value;
+  if (!thread || !text.trim()) return;
+  if (paneEditing !== null) {
+    const seq = paneEditing;
+    editInPane(null);
+    act(async () => {
+      try {
+        await session.request("edit", { ...address(thread.buffer, seq), text });
+      } catch (error) {
+        if (!input.value.trim() && session.state.thread === thread) editInPane({ seq, text }); // to be fixed
+        throw error;
+      }
+    });
+    return;
+  }
+  if (length(text) > MESSAGE_MAX) {
+    const limit = MESSAGE_MAX.toLocaleString("en-US");
+    session.state.note(`a message has at most ${limit} characters: nothing was sent, the text is still in the thread's input`, "error");
+    draw({ force: true });
+    return;
+  }
+  input.value = "";
+  const broadcast = $("thread-broadcast").checked;
+  $("thread-broadcast").checked = false;
+  session.replyInThread(thread, text, broadcast);
+}
+
+// The inbox button: how many followed threads have replies unread.
+function drawInbox() {
+  const n = session.state.inbox.count;
+  $("threads-count").textContent = n ? String(n) : "";
+  $("threads-count").hidden = !n;
+  $("threads-button").title = n ? `${count(n, "thread")} with unread replies` : "threads you follow";
+}
+
+// The followed threads, in the results panel, the latest reply first; each
+// opens its thread.
+async function showInbox() {
+  document.body.classList.remove("menu-open");
+  const list = $("result-list");
+  $("results").hidden = false;
+  $("results-title").textContent = "threads you follow…";
+  list.replaceChildren();
+  const inbox = session.state.inbox;
+  try {
+    await session.loadInbox();
+  } catch (error) {
+    $("results-title").textContent = clean(describe(error));
+    return;
+  }
+  drawInbox();
+  const unread = inbox.count ? `, ${inbox.count} with unread replies` : "";
+  $("results-title").textContent = `${count(inbox.threads.length, "thread")} you follow${unread}`;
+  for (const entry of inbox.threads) {
+    const item = resultItem(entry.root, () => openFromInbox(entry.root));
+    const said = `${entry.unread ? `${entry.unread} unread · ` : ""}last ${time(entry.last)}`;
+    item.querySelector(".result-head").append(el("span", entry.unread ? "result-unread" : "result-last", said));
+    list.append(item);
+  }
+}
+
+function openFromInbox(root) {
+  const state = session.state;
+  act(async () => {
+    const buffer = root.room ? state.rooms.get(root.room) : await session.openDm(state.isMe(root.from) ? root.to : root.from);
+    if (!buffer) throw new UsageError(`#${root.room}: you are no longer in it`);
+    openThread(buffer, root.seq);
+  });
 }
 
 // -- the search box --------------------------------------------------------------
@@ -1211,8 +1462,9 @@ async function search(event) {
   if (first) first.focus();
 }
 
-// One result: where and who, when, and the text; a click opens it.
-function resultItem(message) {
+// One result: where and who, when, and the text; a click opens it (or does
+// `open`).
+function resultItem(message, open = null) {
   const state = session.state;
   const item = el("li");
   const button = el("button", "result");
@@ -1228,7 +1480,8 @@ function resultItem(message) {
   button.append(head, text);
   button.addEventListener("click", () => {
     closeResults();
-    runLine(`/goto ${resultPlace(message)}`);
+    if (open) open();
+    else for (const line of resultLines(message)) runLine(line);
   });
   item.append(button);
   return item;
@@ -1319,6 +1572,21 @@ function start() {
   });
   $("compose").addEventListener("submit", send);
   $("pins").addEventListener("click", showPins);
+  $("threads-button").addEventListener("click", showInbox);
+  $("thread-close").addEventListener("click", closeThread);
+  $("thread-follow").addEventListener("click", () => {
+    const thread = session.state.thread;
+    if (thread) act(async () => {
+      await session.follow(thread, !thread.following);
+      draw({ thread: true });
+    });
+  });
+  $("thread-compose").addEventListener("submit", sendInThread);
+  $("thread-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendInThread(event);
+    else if (event.key === "Escape" && paneEditing !== null) editInPane(null);
+    else if (event.key === "Escape") closeThread();
+  });
   $("input").addEventListener("keydown", keydown);
   $("input").addEventListener("input", inputChanged);
   $("input").addEventListener("input", () => {

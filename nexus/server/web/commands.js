@@ -322,22 +322,31 @@ command("reply", "<seq> <text...>", "answer message number seq", (ctx, a) => {
   if (!/^\d+$/.test(a.seq)) throw new UsageError("a message is named by its number");
   return ctx.say(a.text, { reply_to: +a.seq }, ctx.line);
 }, { protocol: 2 });
-const GOTO_USAGE = "usage: /goto [#room|user] <n>, or /goto #room/n";
+// `[#room|user] <n>` or `#room/n` -> [where (null: here), n]; throws UsageError.
+function messagePlace(a, name) {
+  let where = a.where;
+  let n = a.n;
+  if (where !== null && n === null) {
+    const link = /^(#?[^\s/]+)\/(\d+)$/.exec(where);
+    if (link) [where, n] = [link[1], link[2]];
+    else [where, n] = [null, where];
+  }
+  if (n === null || !/^\d+$/.test(n)) throw new UsageError(`usage: /${name} [#room|user] <n>, or /${name} #room/n`);
+  return [where, +n];
+}
+
 command(
   "goto",
   "[where] [n]",
-  "open message n of a room (#room/n, or #room n) or a conversation (user n), older history loaded as needed",
-  async (ctx, a) => {
-    let where = a.where;
-    let n = a.n;
-    if (where !== null && n === null) {
-      const link = /^(#?[^\s/]+)\/(\d+)$/.exec(where);
-      if (link) [where, n] = [link[1], link[2]];
-      else [where, n] = [null, where];
-    }
-    if (n === null || !/^\d+$/.test(n)) throw new UsageError(GOTO_USAGE);
-    await ctx.goto(where, +n);
-  },
+  "open message n of a room (#room/n, or #room n) or a conversation (user n), with the messages around it",
+  (ctx, a) => ctx.goto(...messagePlace(a, "goto")),
+);
+command(
+  "thread",
+  "[where] [n]",
+  "open the thread of message n (here, #room/n, #room n or user n) in the side pane, to read and reply",
+  (ctx, a) => ctx.thread(...messagePlace(a, "thread")),
+  { protocol: 3 },
 );
 // -- moderation ---------------------------------------------------------------
 // As in the terminal: the room is the current one unless the first word names

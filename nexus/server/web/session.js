@@ -4,9 +4,11 @@
 // the server refuses goes back to the page. The page (app.js) gets told when
 // to redraw; it never talks to the socket.
 
+import { address } from "./commands.js";
 import { Connection, ConnectionClosed, ServerError, serverUrl } from "./connection.js";
 import { Files } from "./files.js";
 import { ChatState, count, fold } from "./state.js";
+import { OpenThread } from "./threads.js";
 
 const STORE_KEY = "nexus.login";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
@@ -14,17 +16,20 @@ const GAP_PAGES = 20; // pages fetched at most to fill one room's gap
 const PAGE = 100;
 const PEOPLE_DELAY_MS = 250; // arrivals gathered into one round of `members` requests
 const CONVERSATIONS = 500; // the most `conversations` lists
-const PAGE_MAX = 500; // the largest history page the protocol gives
-const FIND_PAGES = 20; // pages loaded at most to reach a message asked for
+const AROUND = 50; // the page opened at a message: this many, centred on it
+const THREADS = 100; // the followed threads the inbox lists
+const INBOX_DELAY_MS = 250; // replies arriving together: the inbox asked once
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const where = (item) => (item.kind === "room" ? `#${item.target}` : item.target);
 
 // Whether `item`, cut off while being sent, arrived anyway: a message of mine
-// with its text (and its files), newer than the newest there when it was sent.
+// with its text (and its files), newer than the newest there when it was sent
+// (in the timeline, or in the thread open in the pane).
 function landed(state, buffer, item) {
   const files = (item.extra.files || []).join();
-  for (const message of buffer.messages.values()) {
+  const open = state.thread && state.thread.buffer === buffer ? [...state.thread.replies.values()] : [];
+  for (const message of [...buffer.messages.values(), ...open]) {
     if (message.seq <= item.after || !state.isMe(message.from) || message.text !== item.text) continue;
     if ((message.files || []).map((file) => file.id).join() === files) return true;
   }
@@ -70,6 +75,7 @@ export class Session {
     this.motd = "";
     this.readTimers = new Map();
     this.peopleTimer = null;
+    this.inboxTimer = null;
     this.outbox = []; // {kind, target, text, extra, typed, after, done}: oldest first
     this.ready = false; // logged in with the rooms restored: the outbox may go
     this.sending = false;
@@ -134,7 +140,10 @@ export class Session {
     for (const join of joins) {
       const { room, history } = await join;
       const buffer = state.rooms.get(room.name);
-      if (buffer && buffer.messages.size) {
+      if (buffer && buffer.moreAfter) {
+        state.addRoom(room);
+        state.addMessages(buffer, history); // the newest, until the pages after what is shown reach them
+      } else if (buffer && buffer.messages.size) {
         state.addRoom(room); // its topic and roles as they are now
         missed += await this.fillGap(conn, buffer, history);
       } else {
@@ -152,6 +161,8 @@ export class Session {
         if (buffer) state.setUnread(buffer, n);
       }
     }
+    if (typeof unread.threads === "number") state.inbox.count = unread.threads;
+    if (state.protocol >= 3) this.refreshInbox();
     for (const [user, n] of Object.entries(unread.dms || {})) {
       const buffer = state.dmBuffer(user);
       if (!buffer.loaded) {
@@ -168,7 +179,7 @@ export class Session {
       }
     }
     for (const buffer of state.dms.values()) {
-      if (buffer.loaded) missed += await this.fillDmGap(conn, buffer);
+      if (buffer.loaded && !buffer.moreAfter) missed += await this.fillDmGap(conn, buffer);
     }
     state.setOnline((await online).users);
     await this.loadMembers([...state.rooms.keys()]);
@@ -181,6 +192,20 @@ export class Session {
     }
     if (state.current && state.current.kind === "dm" && !state.current.loaded) {
       await this.loadLatest(state.current);
+    }
+    if (state.thread) await this.refreshThread(conn, state.thread);
+  }
+
+  // The pane's thread as it is now, with the replies said meanwhile; closed
+  // if it is no longer there to read.
+  async refreshThread(conn, thread) {
+    try {
+      const reply = await conn.request("thread", { ...address(thread.buffer, thread.seq), limit: PAGE });
+      thread.root = reply.root;
+      thread.add(reply.messages);
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+      if (this.state.thread === thread) this.state.thread = null;
     }
   }
 
@@ -258,6 +283,7 @@ export class Session {
     for (const item of this.outbox.splice(0)) item.done(); // nobody is left to send them
     clearTimeout(this.timer);
     clearTimeout(this.peopleTimer);
+    clearTimeout(this.inboxTimer);
     saved.clear();
     if (this.conn) {
       this.conn.request("quit").catch(() => {});
@@ -281,6 +307,8 @@ export class Session {
       this.markRead(result.buffer);
     }
     if (result.unknown) this.refreshPeople();
+    if (result.thread) this.markThreadRead();
+    if (result.inbox || (result.reply && this.concerns(result.buffer, result.reply))) this.refreshInbox();
     if (result.alert) this.ui.alert(result.buffer, event);
     if (result.invite) this.ui.alert(null, { from: result.invite.by, text: result.invite.text });
     this.ui.changed(result);
@@ -320,7 +348,7 @@ export class Session {
   // Tells the server (and so the user's other sessions) what has been seen.
   markRead(buffer) {
     if (!buffer || buffer.kind === "system" || !this.state.visible) return;
-    const seq = buffer.newest;
+    const seq = buffer.last;
     if (seq <= buffer.readSeq) return;
     buffer.readSeq = seq;
     if (this.state.protocol < 2) return;
@@ -330,6 +358,98 @@ export class Session {
       buffer.key,
       setTimeout(() => this.request("read", { ...where, seq: buffer.readSeq }).catch(() => {}), 300),
     );
+  }
+
+  // -- threads -----------------------------------------------------------------
+
+  // Opens the thread of message `seq` of `buffer` in the pane: its root and
+  // newest replies.
+  async openThread(buffer, seq) {
+    const reply = await this.request("thread", { ...address(buffer, seq), limit: PAGE });
+    const following = this.state.inbox.entry(reply.root) !== null;
+    this.state.thread = new OpenThread(buffer, reply.root, reply.messages, reply.more, following);
+    this.markThreadRead();
+  }
+
+  closeThread() {
+    this.state.thread = null;
+  }
+
+  async loadOlderReplies(thread) {
+    const before = Math.min(...thread.replies.keys());
+    const reply = await this.request("thread", { ...address(thread.buffer, thread.seq), limit: PAGE, before });
+    thread.add(reply.messages);
+    thread.more = reply.more;
+  }
+
+  async follow(thread, on) {
+    const reply = await this.request("follow", { ...address(thread.buffer, thread.seq), on });
+    thread.following = reply.following;
+    thread.version += 1;
+    this.markThreadRead();
+    this.refreshInbox();
+  }
+
+  // Says `text` in `thread` (and in its room or conversation too, with
+  // `broadcast`); replying follows the thread.
+  replyInThread(thread, text, broadcast) {
+    const buffer = thread.buffer;
+    const extra = { thread: thread.seq, ...(broadcast ? { broadcast: true } : {}) };
+    return this.queue({ kind: buffer.kind, target: buffer.name, text, extra, typed: text }).then(() => {
+      if (this.state && this.state.thread === thread && !thread.following) {
+        thread.following = true;
+        thread.version += 1;
+        this.ui.changed({ thread: true });
+      }
+    });
+  }
+
+  // The replies shown in the pane are read: the thread's marker moves (a
+  // thread followed only; others have none), then the inbox is asked again.
+  markThreadRead() {
+    const thread = this.state.thread;
+    if (!thread || !thread.following || !this.state.visible) return;
+    const seq = thread.newest;
+    if (seq <= thread.readSeq) return;
+    thread.readSeq = seq;
+    this.request("read", { ...address(thread.buffer, seq), thread: thread.seq })
+      .then(() => this.refreshInbox())
+      .catch(() => {});
+  }
+
+  // Whether a reply by someone else may change the inbox: the thread is
+  // listed there, or this user may follow it without having said so (their
+  // root, a mention of them, a root not loaded to tell).
+  concerns(buffer, reply) {
+    const state = this.state;
+    if (state.isMe(reply.from)) return false;
+    if (state.inbox.threads.some((entry) => entry.root.seq === reply.thread && state.bufferOf(entry.root) === buffer)) {
+      return true;
+    }
+    const root = buffer.messages.get(reply.thread);
+    return !root || state.isMe(root.from) || (Array.isArray(reply.mentions) && reply.mentions.some((n) => state.isMe(n)));
+  }
+
+  // The followed threads, as the server lists them now.
+  async loadInbox() {
+    const state = this.state;
+    const reply = await this.request("threads", { limit: THREADS });
+    state.inbox.set(reply.threads);
+  }
+
+  // The followed threads, asked again once a burst of changes settles.
+  refreshInbox() {
+    clearTimeout(this.inboxTimer);
+    this.inboxTimer = setTimeout(async () => {
+      const state = this.state;
+      if (state === null) return;
+      try {
+        await this.loadInbox();
+      } catch {
+        return; // the connection is down: the next login asks again
+      }
+      if (state === this.state) this.ui.changed({ inbox: true });
+    }, INBOX_DELAY_MS);
   }
 
   // -- the outbox: text to send, in the order typed --------------------------
@@ -451,16 +571,31 @@ export class Session {
     return reply.messages.length > 0;
   }
 
-  // Loads older pages of `buffer` until message `seq` is in it; whether it is.
-  async loadUntil(buffer, seq) {
-    if (buffer.kind === "dm" && !buffer.loaded) await this.loadLatest(buffer);
-    for (let page = 0; page < FIND_PAGES && !buffer.messages.has(seq); page++) {
-      const oldest = buffer.oldest;
-      if (!buffer.more || (oldest !== null && oldest <= seq)) break;
-      const limit = oldest === null ? PAGE : Math.min(PAGE_MAX, Math.max(PAGE, oldest - seq + 10));
-      if (!(await this.loadOlder(buffer, limit))) break;
-    }
-    return buffer.messages.has(seq);
+  // Newer messages of a buffer opened at a message (after the newest shown).
+  async loadNewer(buffer) {
+    if (!buffer.moreAfter) return;
+    const page = { limit: PAGE, after: buffer.end };
+    const reply =
+      buffer.kind === "room"
+        ? await this.request("history", { room: buffer.name, ...page })
+        : await this.request("dms", { with: buffer.name, ...page });
+    if (buffer.end === page.after) this.state.addNewer(buffer, reply);
+  }
+
+  // Shows message `seq` of `buffer` with its neighbours: as it is if it is
+  // shown, else the page around it (older and newer pages then load as the
+  // user scrolls). Whether the message is there.
+  async openAt(buffer, seq) {
+    const oldest = buffer.oldest;
+    if (buffer.loaded && oldest !== null && oldest <= seq && seq <= buffer.last) return buffer.messages.has(seq);
+    const page = { limit: AROUND, around: seq };
+    const reply =
+      buffer.kind === "room"
+        ? await this.request("history", { room: buffer.name, ...page })
+        : await this.request("dms", { with: buffer.name, ...page });
+    if (!reply.messages.some((message) => message.seq === seq)) return false;
+    this.state.showPage(buffer, reply);
+    return true;
   }
 
   async react(buffer, seq, emoji) {

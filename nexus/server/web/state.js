@@ -1,6 +1,8 @@
 // What the page shows, without the DOM or the network: buffers (rooms and
-// direct conversations), their messages, counts and people. Events go in
-// through apply(); the page only reads.
+// direct conversations), their messages, counts and people, and threads
+// (threads.js). Events go in through apply(); the page only reads.
+
+import { Inbox, bumped, inThreadOnly, shrunk } from "./threads.js";
 
 export const fold = (name) => name.toLowerCase();
 
@@ -32,6 +34,11 @@ export class Buffer {
     this.unread = 0;
     this.mentions = 0;
     this.more = true; // older messages may be on the server
+    // Opened at a message (a page `around` it), newer messages than those
+    // shown may be on the server: the page shows up to `end`, and messages
+    // after it (live ones go on coming) wait until pages after it reach them.
+    this.moreAfter = false;
+    this.end = null;
     this.loaded = false; // a page of history has been fetched
     this.readSeq = 0; // the newest seq this user has seen
     this.firstUnread = null; // where the unread rule goes, once opened
@@ -68,18 +75,25 @@ export class Buffer {
     return top;
   }
 
+  // The newest message shown.
+  get last() {
+    return this.moreAfter ? this.end : this.newest;
+  }
+
   get oldest() {
     let low = Infinity;
     for (const seq of this.messages.keys()) if (seq < low) low = seq;
     return low === Infinity ? null : low;
   }
 
-  // Messages and notes in order: notes after the message they followed.
+  // Messages and notes in order: notes after the message they followed; none
+  // past the newest shown.
   lines() {
-    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
+    const last = this.last;
+    const seqs = [...this.messages.keys()].filter((seq) => seq <= last).sort((a, b) => a - b);
     const out = [];
     let n = 0;
-    const notes = this.notes;
+    const notes = this.moreAfter ? this.notes.filter((note) => note.after <= last) : this.notes;
     for (const seq of seqs) {
       while (n < notes.length && notes[n].after < seq) out.push({ note: notes[n++] });
       out.push({ message: this.messages.get(seq) });
@@ -121,6 +135,8 @@ export class ChatState {
     this.admins = new Set(); // folded names of the server's admins seen in profiles
     this.guests = new Set(); // folded names of the guests (no account) online now
     this.invites = new Map(); // room -> {room: RoomInfo, by}: invitations not yet taken
+    this.thread = null; // the OpenThread shown in the side pane
+    this.inbox = new Inbox(); // the threads this user follows
   }
 
   // Rooms by name, then conversations, the most recently active first.
@@ -192,6 +208,7 @@ export class ChatState {
     const buffer = this.rooms.get(name);
     this.rooms.delete(name);
     if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+    if (buffer && this.thread && this.thread.buffer === buffer) this.thread = null;
   }
 
   dmBuffer(name) {
@@ -211,6 +228,7 @@ export class ChatState {
     this.dms.delete(key);
     this.dmOrder = this.dmOrder.filter((k) => k !== key);
     if (buffer && this.current === buffer) this.current = this.buffers()[0] || null;
+    if (buffer && this.thread && this.thread.buffer === buffer) this.thread = null;
   }
 
   switchTo(buffer) {
@@ -241,7 +259,7 @@ export class ChatState {
   // the command line `line` as if typed.
   note(text, level = "info", buffer = null, actions = []) {
     const target = buffer || this.current || this.system;
-    target.notes.push({ after: target.newest, text, level, ts: Date.now() / 1000, actions });
+    target.notes.push({ after: target.last, text, level, ts: Date.now() / 1000, actions });
     return target;
   }
 
@@ -265,6 +283,33 @@ export class ChatState {
       }
     }
     return added;
+  }
+
+  // A page opened at a message (`history` or `dms` with `around`): it takes
+  // the place of what was shown (what lies between is not loaded), save the
+  // newer messages, which wait for the pages after it.
+  showPage(buffer, page) {
+    const first = page.messages[0].seq;
+    const last = page.messages[page.messages.length - 1].seq;
+    for (const seq of [...buffer.messages.keys()]) if (seq <= last) buffer.messages.delete(seq);
+    buffer.notes = buffer.notes.filter((note) => note.after >= first - 1);
+    this.addMessages(buffer, page.messages, { unread: false });
+    buffer.more = page.more;
+    buffer.loaded = true;
+    buffer.firstUnread = null;
+    this.setEnd(buffer, last, page.more_after);
+  }
+
+  // A page `after` the newest shown; once none are newer, the page is live.
+  addNewer(buffer, page) {
+    this.addMessages(buffer, page.messages, { unread: false });
+    const last = page.messages.length ? page.messages[page.messages.length - 1].seq : buffer.end;
+    this.setEnd(buffer, last, page.more_after && page.messages.length > 0);
+  }
+
+  setEnd(buffer, last, moreAfter) {
+    buffer.moreAfter = Boolean(moreAfter);
+    buffer.end = buffer.moreAfter ? last : null;
   }
 
   // -- people ----------------------------------------------------------------
@@ -363,6 +408,7 @@ export class ChatState {
         const buffer = this.rooms.get(event.room);
         if (!buffer) return {};
         buffer.typing.delete(fold(event.from));
+        if (event.thread) return this.threadReply(buffer, event);
         const added = this.addMessages(buffer, [event]);
         const alert = added.length > 0 && !this.isMe(event.from) && mentions(event, this.me);
         return { buffer, added, alert };
@@ -371,20 +417,14 @@ export class ChatState {
         const other = this.isMe(event.from) ? event.to : event.from;
         const buffer = this.dmBuffer(other);
         buffer.typing.delete(fold(event.from));
+        if (event.thread) return this.threadReply(buffer, event);
         const added = this.addMessages(buffer, [event]);
         return { buffer, added, alert: added.length > 0 && !this.isMe(event.from) };
       }
       case "edited":
-      case "erased": {
-        const buffer = this.bufferOf(event.message);
-        if (buffer) buffer.messages.set(event.message.seq, event.message);
-        return { buffer, changed: event.message.seq };
-      }
-      case "reaction": {
-        const buffer = this.bufferOf(event.message);
-        if (buffer) buffer.messages.set(event.message.seq, event.message);
-        return { buffer, changed: event.message.seq };
-      }
+      case "erased":
+      case "reaction":
+        return this.changedMessage(event);
       case "typing": {
         const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
         if (!buffer) return {};
@@ -393,6 +433,7 @@ export class ChatState {
         return { buffer, typing: true };
       }
       case "read": {
+        if (event.thread) return { inbox: true }; // a thread read elsewhere: the inbox is asked again
         const buffer = event.room ? this.rooms.get(event.room) : this.dms.get(fold(event.with));
         if (buffer) {
           buffer.readSeq = Math.max(buffer.readSeq, event.seq);
@@ -493,6 +534,44 @@ export class ChatState {
       default:
         return {};
     }
+  }
+
+  // A reply in a thread: in the pane if it is open there, in the summary of
+  // its root, and in the timeline too when it was sent there as well.
+  threadReply(buffer, message) {
+    const open = this.thread && this.thread.is(buffer, message.thread) ? this.thread : null;
+    const root = buffer.messages.get(message.thread);
+    const known = open !== null && open.replies.has(message.seq);
+    if (root && !known) buffer.messages.set(root.seq, { ...root, thread_summary: bumped(root.thread_summary, message) });
+    if (open && !known) {
+      open.add([message]);
+      open.root = buffer.messages.get(open.seq) || { ...open.root, thread_summary: bumped(open.root.thread_summary, message) };
+    }
+    const added = message.broadcast ? this.addMessages(buffer, [message]) : [];
+    const mine = this.isMe(message.from);
+    const alert = !known && !mine && (buffer.kind === "dm" || mentions(message, this.me));
+    return { buffer, added, changed: message.thread, thread: open !== null, reply: message, alert };
+  }
+
+  // An edit, an erasure or a reaction: the message as it is now, wherever it
+  // is shown (a reply erased counts out of its root's summary).
+  changedMessage(event) {
+    const message = event.message;
+    const buffer = this.bufferOf(message);
+    if (this.thread && this.thread.buffer === buffer) this.thread.update(message);
+    if (!buffer) return { thread: true };
+    if (!inThreadOnly(message)) {
+      if (buffer.messages.has(message.seq)) buffer.messages.set(message.seq, message); // else not loaded
+      return { buffer, changed: message.seq, thread: true };
+    }
+    const root = buffer.messages.get(message.thread);
+    if (event.event === "erased" && root) {
+      const now = { ...root, thread_summary: shrunk(root.thread_summary) };
+      buffer.messages.set(root.seq, now);
+      if (this.thread && this.thread.is(buffer, root.seq)) this.thread.update(now);
+      return { buffer, changed: root.seq, thread: true };
+    }
+    return { thread: true };
   }
 
   // Roles changed: a line for each moderator named or dropped.
