@@ -214,6 +214,45 @@ def test_irssi_sees_a_shared_file_as_its_link(
         bob.close()
 
 
+def test_irssi_reads_formatting_threads_and_pins_as_lines(
+    ports: tuple[int, int], tmp_path: Path
+) -> None:
+    """What protocol 3 adds reads well in irssi: bold and italic as IRC's
+    codes, strike and code as typed (irssi draws IRC's codes for them as
+    reverse-video letters), a thread reply with a short quote of its root
+    in words, a pin as a notice naming the message."""
+    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
+    if irssi is None or tmux_bin is None:
+        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
+    native_port, irc_port = ports
+    Native(native_port, "ana").close()
+    bob = Native(native_port, "bob")
+    bob.request("create", room="den")
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
+    tmux = Tmux(tmp_path)
+    try:
+        tmux.start("irssi", irssi, f"--home={home}")
+        tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
+        tmux.keys("irssi", "/join #den")
+        tmux.wait_for("irssi", "#den", TIMEOUT)
+        bob.event("joined", room="den", user="ana")
+        root = bob.request("say", room="den", text="the **deploy** of `v2` is _done_ ~~late~~")
+        tmux.wait_for("irssi", "the deploy of `v2` is done ~~late~~", TIMEOUT)
+        bob.request("say", room="den", text="and the logs are clean", thread=root["seq"])
+        quoted = '(thread: bob "the deploy of v2 is done late") and the logs are clean'
+        tmux.wait_for("irssi", quoted, TIMEOUT)
+        bob.request("pin", room="den", seq=root["seq"])
+        tmux.wait_for("irssi", f"bob pinned #den/{root['seq']}", TIMEOUT)
+        screen = tmux.screen("irssi")
+        assert "**" not in screen and "Qv2Q" not in screen and "^late^" not in screen, screen
+        tmux.keys("irssi", "/quit")
+    finally:
+        tmux.kill()
+        bob.close()
+
+
 def basic(name: str) -> dict[str, str]:
     """HTTP Basic credentials of `name`, as a browser or an IRC client sends them."""
     return {"Authorization": "Basic " + base64.b64encode(f"{name}:{PASSWORD}".encode()).decode()}

@@ -40,11 +40,13 @@ async def test_a_root_shown_on_joining_is_quoted(irc: IrcServer) -> None:
     await plain.expect(r'PRIVMSG #general :\(thread: bob "before anyone came"\) late reply$')
 
 
-def test_a_root_not_shown_lately_is_named_by_its_link() -> None:
+def test_a_root_not_shown_lately_is_named_by_its_link_else_quoted_in_words() -> None:
     directory = Directory()
     assert directory.quote("general", 5, "#general/5") == "(thread #general/5) "
-    directory.seen("general", 5, "ana", "hi")
-    assert directory.quote("general", 5, "#general/5") == '(thread: ana "hi") '
+    directory.seen("general", 5, "ana", "hi **there**", plain=False)
+    assert directory.quote("general", 5, "#general/5") == '(thread: ana "hi there") '
+    directory.seen("general", 6, "ana", "hi **there**", plain=True)  # as typed
+    assert directory.quote("general", 6, "#general/6") == '(thread: ana "hi **there**") '
 
 
 async def test_an_irc_clients_reply_stays_a_quoted_reply(irc: IrcServer) -> None:

@@ -52,8 +52,9 @@ async def test_a_pin_is_a_notice_in_its_channel(irc: IrcServer) -> None:
 
 
 async def test_formatting_crosses_as_irc_codes_both_ways(irc: IrcServer) -> None:
-    """The protocol's formatting becomes IRC's codes (a code block a line
-    per code line, a link "label <url>"); a plain message goes as typed; an
+    """The protocol's bold and italic become IRC's codes, strike and code
+    stay as typed (a code block a line per code line, a link "label
+    <url>"); a plain message goes as typed; an
     IRC client's bold, italic, strike and monospace come back as the
     protocol's delimiters, its colours go."""
     ana = await irc.irc_user("ana")
@@ -61,6 +62,8 @@ async def test_formatting_crosses_as_irc_codes_both_ways(irc: IrcServer) -> None
     await bob.ok("join", room="general")
     await bob.ok("say", room="general", text="**ship** it _now_, see [docs](https://x.org)")
     await ana.expect(r"PRIVMSG #general :\x02ship\x02 it \x1dnow\x1d, see docs <https://x\.org>$")
+    await bob.ok("say", room="general", text="~~old~~ `v2` **~~both~~**")
+    await ana.expect(r"PRIVMSG #general :~~old~~ `v2` ~~\x02both\x02~~$")  # as irssi reads them
     await bob.ok("say", room="general", text="run:\n```sh\nmake test\nmake lint\n```")
     await ana.expect(r"PRIVMSG #general :run:$")
     await ana.expect(r"PRIVMSG #general :make test$")

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from nexus.server.irc.formatting import bare
+
 USERLEN = 20  # characters of a username, its `~` included (ISUPPORT USERLEN)
 
 
@@ -175,11 +177,11 @@ class Directory:
 
     # -- what a thread reply quotes --------------------------------------------
 
-    def seen(self, scope: str, seq: int, author: str, text: str) -> None:
+    def seen(self, scope: str, seq: int, author: str, text: str, plain: bool) -> None:
         """A message was shown: a reply in its thread may quote it."""
         shown = self.shown
         if (scope, seq) not in shown:
-            shown[scope, seq] = (author, text)
+            shown[scope, seq] = (author, text if plain else bare(text))
             if len(shown) > _MESSAGES_KEPT:
                 shown.popitem(last=False)
 

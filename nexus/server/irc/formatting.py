@@ -1,11 +1,14 @@
 """Protocol 3's formatting as IRC shows it, and IRC's as Nexus keeps it.
 
-Out: bold, italic, strike and code become IRC's codes (`\\x02`, `\\x1d`,
-`\\x1e`, `\\x11` for monospace), a code block one line per line of code,
-`[label](url)` "label <url>"; quotes, items and `#room/123` read as typed.
-A message sent `plain` goes as typed. In: a client's codes become the
-delimiters (bold `**`, italic `*`, strike `~~`, monospace `` ` ``); colours,
-underline, reverse and other control characters go.
+Out: bold and italic become IRC's codes (`\\x02`, `\\x1d`); strike and
+code keep their delimiters (`~~`, `` ` ``), as typed: irssi 1.4 and
+WeeChat draw IRC's strike and monospace codes (`\\x1e`, `\\x11`) as
+reverse-video letters, so "`v2`" would read "Qv2Q". A code block is one
+line per line of code, `[label](url)` "label <url>"; quotes, items and
+`#room/123` read as typed. A message sent `plain` goes as typed. In: a
+client's codes become the delimiters (bold `**`, italic `*`, strike `~~`,
+monospace `` ` ``); colours, underline, reverse and other control
+characters go.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import re
 
 from nexus.protocol import markup
 
-_CODES = {"bold": "\x02", "italic": "\x1d", "strike": "\x1e"}
-_MONOSPACE = "\x11"
+_CODES = (("bold", "\x02"), ("italic", "\x1d"))  # what IRC clients draw
 _RESET = "\x0f"
 _DELIMITERS = {"\x02": "**", "\x1d": "*", "\x1e": "~~", "\x11": "`"}
 _KEPT = re.compile(r"([\x02\x1d\x1e\x11\x0f])")
@@ -47,12 +49,25 @@ def _formatted(text: str) -> bool:
 
 def _span(span: markup.Span) -> str:
     if span.kind == "code":
-        return f"{_MONOSPACE}{span.text}{_MONOSPACE}"
+        return f"`{span.text}`"
     text = span.text
     if span.kind == "link" and span.url != span.text:
         text = f"{text} <{span.url}>"
-    codes = "".join(_CODES[style] for style in markup.STYLES if style in span.styles)
-    return f"{codes}{text}{codes[::-1]}" if codes else text
+    codes = "".join(code for style, code in _CODES if style in span.styles)
+    if codes:
+        text = f"{codes}{text}{codes[::-1]}"
+    return f"~~{text}~~" if "strike" in span.styles else text
+
+
+def bare(text: str) -> str:
+    """A message's text with no formatting at all (a thread reply's quote
+    of its root): its words as a reader sees them, code as typed."""
+    if not _formatted(text):
+        return text
+    return " ".join(
+        block.spans[0].text if block.kind == "code" else "".join(s.text for s in block.spans)
+        for block in markup.parse(text)
+    )
 
 
 def from_irc(text: str) -> str:

@@ -451,7 +451,7 @@ class IrcState:
                 tags["+draft/reply"] = msgid(scope, m["reply_to"])
         text = self.with_links(m)
         if thread is None:
-            directory.seen(scope, m["seq"], author, m["text"])
+            directory.seen(scope, m["seq"], author, m["text"], m.get("plain", False))
         elif not tagged:
             link = target + f"/{thread}" if "room" in m else f"{thread}"
             text = directory.quote(scope, thread, link) + text
