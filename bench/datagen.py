@@ -16,6 +16,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -59,13 +60,17 @@ def write_store(
     room_messages: dict[str, int] | None = None,
     text_size: int = 80,
     texts: list[str] | None = None,
+    threads: dict[str, Threads] | None = None,
 ) -> Path:
     """Writes a store (a json snapshot, or a sqlite database for a `.db` path):
     `users` users (u00000...), each in the rooms `rooms_of[i]` (default: none),
     and `room_messages[name]` stored messages per room, whose texts are "<seq> "
-    and lorem ipsum, or one of `texts` chosen by room and seq."""
+    and lorem ipsum, or one of `texts` chosen by room and seq; in the rooms
+    `threads` names, some of them replies in threads."""
     if engine_of(path) == "sqlite":
-        return write_database(path, users, rooms_of, strong_hash, room_messages, text_size, texts)
+        return write_database(
+            path, users, rooms_of, strong_hash, room_messages, text_size, texts, threads
+        )
     hashed = password_hash(strong_hash)
     rooms_of = rooms_of or {}
     room_messages = room_messages or {}
@@ -75,6 +80,7 @@ def write_store(
         count = room_messages.get(name, 0)
         messages = [
             {"room": name, "seq": seq, "from": author, "text": text, "ts": ts}
+            | ({"thread": root} if (root := _root(threads, name, seq)) else {})
             for seq, author, text, ts in _messages(r, count, users, text_size, texts, now)
         ]
         rooms.append(_room(name, messages, count))
@@ -108,6 +114,7 @@ def write_database(
     room_messages: dict[str, int] | None = None,
     text_size: int = 80,
     texts: list[str] | None = None,
+    threads: dict[str, Threads] | None = None,
 ) -> Path:
     """`write_store`'s store as a sqlite database, every message indexed for
     search (10M messages: minutes, most of them the full-text index)."""
@@ -134,7 +141,7 @@ def write_database(
         for r, name in enumerate(names):
             made = _messages(r, room_messages.get(name, 0), users, text_size, texts, now)
             while rows := [
-                (name, seq, ts, author, text, None, None, 0)
+                _row(name, seq, ts, author, text, _root(threads, name, seq))
                 for seq, author, text, ts in itertools.islice(made, 100_000)
             ]:
                 with tables.transaction(db):
@@ -147,6 +154,34 @@ def write_database(
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     path.chmod(0o600)
     return path
+
+
+@dataclass(frozen=True)
+class Threads:
+    """Threads in every room: of each `every` messages, the first is a root
+    and the `replies` after it its replies (the rest are not in a thread)."""
+
+    every: int
+    replies: int
+
+    def root(self, seq: int) -> int | None:
+        """The root seq of message `seq`, if it is a reply."""
+        offset = (seq - 1) % self.every
+        return seq - offset if 1 <= offset <= self.replies else None
+
+
+def _root(threads: dict[str, Threads] | None, room: str, seq: int) -> int | None:
+    made = threads.get(room) if threads else None
+    return made.root(seq) if made is not None else None
+
+
+def _row(
+    scope: str, seq: int, ts: float, author: str, text: str, root: int | None
+) -> tuple[object, ...]:
+    """A row of tables.insert_messages: a reply names its root in its extra
+    fields and its `thread` column, and is off the timeline."""
+    extra = None if root is None else f'{{"thread":{root}}}'
+    return (scope, seq, ts, author, text, None, extra, 0, root, int(root is None))
 
 
 def _room_names(rooms_of: dict[int, list[str]], room_messages: dict[str, int]) -> list[str]:

@@ -858,8 +858,8 @@ class Generator:
 
     async def archive(self) -> dict[str, Any]:
         """A store of a long history: searches one at a time over all of it,
-        then history pages of each kind (before, after, around a seq) from
-        around the middle of its biggest room."""
+        then history pages of each kind (before, after, around a seq) and
+        thread pages from around the middle of its biggest room."""
         spec = self.spec
         conn = Conn(self.adapter.room_marker)
         await self.connect(conn)
@@ -869,11 +869,14 @@ class Generator:
         searches = [await self.ask(conn, frames[i % len(frames)]) for i in range(spec["count"])]
         rng = random.Random(3)
         middle = spec["page_around"]
-        pages: dict[str, list[int]] = {"before": [], "after": [], "around": []}
+        room, every = spec["page_room"], spec["thread_every"]
+        pages: dict[str, list[int]] = {"before": [], "after": [], "around": [], "thread": []}
         for _ in range(spec["count"]):
             seq = middle + rng.randint(-middle // 2, middle // 2)
             for anchor, taken in pages.items():
-                frame = {"cmd": "history", "room": spec["page_room"], "limit": 50, anchor: seq}
+                frame: dict[str, Any] = {"cmd": "history", "room": room, "limit": 50, anchor: seq}
+                if anchor == "thread":  # the newest replies of the root at or before seq
+                    frame = {"cmd": "thread", "room": room, "seq": seq - (seq - 1) % every}
                 taken.append(await self.ask(conn, json.dumps(frame).encode() + b"\n"))
         stats = proc_stats(spec["server_pid"])
         return {

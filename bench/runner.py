@@ -431,6 +431,7 @@ class Bench:
                 rooms_of=rooms_of,
                 room_messages={"big": big, **dict.fromkeys(rooms, per_room)},
                 texts=datagen.chat_texts(words, 5_000),
+                threads={"big": BIG_THREADS},
             )
             if kept is not None:
                 kept.parent.mkdir(parents=True, exist_ok=True)
@@ -445,6 +446,7 @@ class Bench:
             "count": 100 if self.quick else 1000,
             "page_room": "big",
             "page_around": big // 2,
+            "thread_every": BIG_THREADS.every,
         }
         result = self.with_server(NexusServer(data.parent, data), spec, timeout=1800)
         return {
@@ -478,6 +480,10 @@ def search_queries(words: list[str], rooms: list[str], members: int) -> list[dic
         ]
     return queries
 
+
+# The big room of scenario 12: of each 200 messages, a root with 60 replies
+# (30 % of its messages are thread replies, each thread more than a page).
+BIG_THREADS = datagen.Threads(every=200, replies=60)
 
 TITLES = {
     1: "room fan-out, 100 members",
@@ -629,7 +635,8 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
             )
             timed = {"search ms, one at a time": r["searches"]}
             for anchor, page in r["pages"].items():
-                timed[f"history page {anchor} a seq, ms"] = page
+                kind = "thread page" if anchor == "thread" else f"history page {anchor} a seq"
+                timed[f"{kind}, ms"] = page
             for metric, figures in timed.items():
                 rows.append({"server": server, "metric": metric, **figures})
                 rows[-1]["value"] = figures["p99_ms"]

@@ -108,6 +108,7 @@ def test_quick_sqlite_scenarios_measure_the_engine(tmp_path: Path) -> None:
     assert archive["messages"] == 20_000
     assert archive["empty"]["listening_s"] > 0 and archive["full"]["listening_s"] > 0
     pages = archive["pages"]
-    for figures in (archive["searches"], pages["before"], pages["after"], pages["around"]):
+    assert set(pages) == {"before", "after", "around", "thread"}
+    for figures in (archive["searches"], *pages.values()):
         assert figures["samples"] == 100, figures
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], figures
