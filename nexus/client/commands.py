@@ -747,14 +747,21 @@ async def _root(ctx: Context, n: str | None, verb: str) -> tuple[Buffer, int]:
     "buffer of its own; what is typed there is a reply",
 )
 async def thread(ctx: Context, n: str | None) -> None:
-    state = ctx.state
     where, seq = await _root(ctx, n, "thread")
+    await _open_thread(ctx, where, seq)
+
+
+async def _open_thread(ctx: Context, where: Buffer, seq: int) -> Buffer:
+    """Opens the thread of message `seq` of `where` in its buffer: the thread
+    it roots, or the one it is a reply in (the server answers that one)."""
+    state = ctx.state
     reply: ThreadReply = await ctx.request("thread", limit=PAGE_MAX, **_address(where, seq))
-    buffer = state.thread_buffer(where.where, where.name, seq)
+    buffer = state.thread_buffer(where.where, where.name, reply["root"]["seq"])
     state.add_thread(buffer, reply["root"], reply["messages"])
     state.switch(buffer)
     if reply["more"]:
         state.note(f"older replies are not shown: the newest {PAGE_MAX} are")
+    return buffer
 
 
 @command(
@@ -1141,10 +1148,29 @@ async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
     entry = target.find(seq)
     if entry is None and target.kind == "thread":
         raise UsageError(f"no message {seq} in the thread {target.label}")
-    entry = entry or await _load_to(ctx, target, seq)
+    if entry is None:
+        try:
+            entry = await _load_to(ctx, target, seq)
+        except UsageError:  # not on the timeline: a reply opens in its thread
+            target = await _reply_thread(ctx, target, seq)
+            entry = target.find(seq)
+            assert entry is not None  # _reply_thread found it there
     state.switch(target)
     state.spotlight(target, entry)
     target.lines.scroll_to(entry)
+
+
+async def _reply_thread(ctx: Context, where: Buffer, seq: int) -> Buffer:
+    """The thread buffer that shows reply `seq` of `where`; UsageError when
+    no thread holds it (no such message, or one older than a page shows)."""
+    missing = UsageError(f"no message {seq} in {where.label}: not stored, or never sent")
+    try:
+        buffer = await _open_thread(ctx, where, seq)
+    except NexusError:
+        raise missing from None
+    if buffer.find(seq) is None:
+        raise missing
+    return buffer
 
 
 async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[list[Any], bool]:

@@ -172,3 +172,26 @@ async def test_reading_a_thread_in_one_terminal_clears_its_count_in_the_other(ch
     one.type(f"/thread {seq}\r")
     await until(lambda: two.state.threads_unread == 0, what="the count gone in the other")
     assert one.state.threads_unread == 0
+
+
+async def test_a_link_to_a_reply_opens_its_thread_with_the_reply_marked(chat, server):
+    """`/goto #general/N` where N is a reply (not on the timeline) opens the
+    thread it is in, the reply marked; `/thread N` of a reply, that thread."""
+    bob = await server.user("linkbob")
+    ana = await chat()
+    root = await bob.ok("say", room="general", text="the plan")
+    reply = await bob.ok("say", room="general", text="step one", thread=root["seq"])
+    general = ana.state.rooms["general"]
+    await until(lambda: general.find(root["seq"]), what="the root")
+    ana.type(f"/goto #general/{reply['seq']}\r")
+    thread = await until(lambda: ana.state.current.kind == "thread" and ana.state.current)
+    assert thread.root == root["seq"]
+    assert [e.text for e in thread.messages()] == ["the plan", "step one"]
+    spans = thread.find(reply["seq"]).renderable.body.spans
+    assert any(span.style == render.FOUND for span in spans)  # spotlighted
+    ana.type("\x1b1")
+    await until(lambda: ana.state.current is general)
+    ana.type(f"/thread {reply['seq']}\r")
+    await until(lambda: ana.state.current is thread)
+    ana.type(f"/goto #general/{reply['seq'] + 50}\r")
+    await ana.shows(f"no message {reply['seq'] + 50} in #general")

@@ -70,7 +70,9 @@ async def test_the_rules_on_the_root(start_server: StartServer) -> None:
     await bob.fails("bad_args", "say", room="den", text="x", thread=2)  # a reply: one level
     await bob.fails("bad_args", "say", room="den", text="x", broadcast=True)
     await bob.fails("bad_args", "say", room="den", text="x", thread="1")
-    await bob.fails("bad_args", "thread", room="den", seq=2)
+    # A reply's address opens the thread it is in.
+    opened = await bob.ok("thread", room="den", seq=2)
+    assert opened["root"]["seq"] == 1 and seqs(opened) == [2]
     await bob.fails("no_such_message", "thread", room="den", seq=99)
     await bob.fails("bad_args", "thread", room="den", seq=1, limit=501)
     await bob.fails("bad_args", "thread", seq=1)

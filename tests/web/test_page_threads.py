@@ -253,6 +253,27 @@ async def test_a_search_result_in_a_thread_opens_its_thread(web: WebRunning, bro
     assert await _pane_seqs(tab) == [root, reply]
 
 
+async def test_a_link_to_a_reply_opens_its_thread_with_the_reply_outlined(
+    web: WebRunning, browser
+) -> None:
+    """`#general/N` naming a reply (on no timeline page) opens the thread it
+    is in, in the pane, the reply outlined; a number past the newest is
+    still "no message"."""
+    bob = await web.running.user("bob")
+    await bob.ok("join", room="general")
+    root = (await bob.ok("say", room="general", text="the plan"))["seq"]
+    reply = (await bob.ok("say", room="general", text="step one", thread=root))["seq"]
+    tab = await browser.tab(*DESK)
+    await tab.register(web.base, "ana", PASSWORD)
+    await tab.type(f"/goto #general/{reply}")
+    found = _pane(tab).locator(f'.msg[data-seq="{reply}"]')
+    await expect(found).to_contain_text("step one")
+    await expect(found).to_have_class(re.compile(r"\bfound\b"))
+    assert await _pane_seqs(tab) == [root, reply]
+    await tab.type(f"/goto #general/{reply + 50}")
+    await expect(tab.messages()).to_contain_text(f"no message {reply + 50} in #general")
+
+
 async def test_the_pane_fills_in_replies_said_while_the_server_was_away(start_web, browser) -> None:
     """Reconnected after a server restart, the pane shows the replies said
     while the page was away, and the root's summary counts them."""

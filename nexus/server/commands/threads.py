@@ -38,16 +38,25 @@ def _checked_root(seq: int, message: Message | None) -> Message:
 
 @command("thread", suspends=True)
 def thread(ctx: Context, req: p.Thread) -> Any:
+    """A root's thread; a reply's address answers the thread it is in (a
+    link to a reply opens its thread: `root` says which)."""
     _, history, scope = _rooted(ctx, req)
 
-    def reply(found: tuple[Message | None, Page]) -> p.ThreadReply:
-        root = _checked_root(req.seq, found[0])
-        messages, more = ctx.fit(*found[1])
-        return {"root": root.wire(), "messages": messages, "more": more}  # type: ignore[typeddict-item]
+    def read(seq: int) -> Any:
+        # The root and its replies are read side by side: one wait, not two.
+        page = ctx.thread_page(history, scope, seq, req.limit, req.before)
+        return gathered([ctx.message(history, scope, seq), page])
 
-    # The root and its replies are read side by side: one wait, not two.
-    page = ctx.thread_page(history, scope, req.seq, req.limit, req.before)
-    return then(gathered([ctx.message(history, scope, req.seq), page]), reply)
+    def reply(seq: int, found: tuple[Message | None, Page]) -> Any:
+        message = found[0]
+        if message is not None and message.thread is not None and seq == req.seq:
+            root = message.thread
+            return then(read(root), lambda again: reply(root, again))
+        root_message = _checked_root(seq, message)
+        messages, more = ctx.fit(*found[1])
+        return {"root": root_message.wire(), "messages": messages, "more": more}
+
+    return then(read(req.seq), lambda found: reply(req.seq, found))
 
 
 @command("follow", suspends=True)

@@ -1006,10 +1006,30 @@ async function openMessage(where, seq) {
   if (!buffer || buffer.kind === "system") throw new UsageError("open a room or conversation first");
   switchTo(buffer);
   if (!(await session.openAt(buffer, seq))) {
+    if (await openReply(buffer, seq)) return;
     throw new UsageError(`no message ${seq} in ${buffer.label}: not stored, or never sent`);
   }
   highlight(buffer, seq);
   if (state.current === buffer) draw({ force: true, jump: true });
+}
+
+// A message not on the timeline may be a thread's reply: the server answers
+// `thread` for a reply with the thread it is in, opened in the pane with the
+// reply outlined. False when no thread holds it.
+async function openReply(buffer, seq) {
+  try {
+    await session.openThread(buffer, seq);
+  } catch (error) {
+    if (error.code === "no_such_message") return false;
+    throw error;
+  }
+  const thread = session.state.thread;
+  if (!thread.replies.has(seq)) return false;
+  highlight(buffer, seq);
+  draw({ thread: true });
+  const row = $("thread-messages").querySelector(`.msg[data-seq="${seq}"]`);
+  if (row) row.scrollIntoView({ block: "center" });
+  return true;
 }
 
 // Opens the thread of message `seq` of `where` (`#room`, a user, or null: here).
