@@ -14,6 +14,8 @@ among the senders (each sender's share of a burst in one write, the next burst
 sent once the last is acknowledged, so every build batches alike). With
 `--irc` everyone speaks IRC to the server's IRC port instead (PASS login; IRC
 acknowledges nothing, so a burst goes once the last member has the one before).
+`--styled` says a text of the same length in protocol 3's formatting, and
+`--typing` has each `say` follow its sender's `typing`, as a client's does.
 Counting runs only from the first burst to the last delivery. Compare builds by
 running it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
 `PYTHONPATH=<checkout>`.
@@ -31,11 +33,13 @@ import tempfile
 from pathlib import Path
 
 from bench.datagen import PASSWORD, user_name, write_store
+from bench.generator import PAD, STYLED
 from bench.servers import NexusIrcServer, NexusServer
 
 MARK = b'"event":"message"'
 IRC_MARK = b" PRIVMSG "
-TEXT = "@" + "0" * 19 + " " + "x" * 60  # as the stepped scenarios say it: "@<digits> ..."
+TEXT = "@" + "0" * 19 + " " + PAD.decode()  # as the stepped scenarios say it: "@<digits> ..."
+STYLED_TEXT = "@" + "0" * 19 + " " + STYLED.decode()
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -91,7 +95,14 @@ async def _irc_login(port: int, i: int) -> Conn:
 
 
 async def _load(
-    server: NexusServer, members: int, messages: int, burst: int, senders: int, irc: bool
+    server: NexusServer,
+    members: int,
+    messages: int,
+    burst: int,
+    senders: int,
+    irc: bool,
+    text: str = TEXT,
+    typing: bool = False,
 ) -> None:
     login = _irc_login if irc else _login
     conns = [await login(server.port, i) for i in range(members)]
@@ -108,7 +119,7 @@ async def _load(
             )
             for i, (reader, _) in enumerate(conns)
         ]
-        line = f"PRIVMSG #general :{TEXT}\r\n".encode()
+        line = f"PRIVMSG #general :{text}\r\n".encode()
         for n in range(1, messages // burst + 1):
             for _, writer in conns[:senders]:
                 writer.write(line * share)
@@ -122,13 +133,16 @@ async def _load(
             for i, (reader, _) in enumerate(conns)
             if i >= senders
         ]
-        line = json.dumps({"cmd": "say", "room": "general", "text": TEXT}).encode() + b"\n"
+        line = json.dumps({"cmd": "say", "room": "general", "text": text}).encode() + b"\n"
+        if typing:
+            line = b'{"cmd":"typing","room":"general"}\n' + line
+        asked = share * (2 if typing else 1)
         for _ in range(messages // burst):
             for _, writer in conns[:senders]:
                 writer.write(line * share)
             for reader, _ in conns[:senders]:
                 acks = _Tally(b'"ok":true')  # everyone's messages come too: count the replies
-                while acks.seen < share:
+                while acks.seen < asked:
                     acks.feed(await reader.read(1 << 20))
     await asyncio.wait_for(asyncio.gather(*readers), timeout=600)
     _control(server, "off")
@@ -159,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=20, help="messages a burst (default 20)")
     parser.add_argument("--senders", type=int, default=1, help="members who say them (default 1)")
     parser.add_argument("--irc", action="store_true", help="every member speaks IRC")
+    parser.add_argument("--styled", action="store_true", help="formatted text, as long")
+    parser.add_argument("--typing", action="store_true", help="each say after a typing")
     args = parser.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     if args.messages % args.burst or args.burst % args.senders:
         parser.error("--messages must be a multiple of --burst, --burst of --senders")
+    if args.typing and args.irc:
+        parser.error("--typing is the native protocol's: not with --irc")
     if not 0 < args.senders < args.members:
         parser.error("--senders must be at least one and fewer than --members")
     with tempfile.TemporaryDirectory(prefix="nexus-instr-") as tmp:
@@ -182,7 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         kind = NexusIrcServer if args.irc else NexusServer
         with kind(work, data, wrapper=wrapper) as server:
             asyncio.run(
-                _load(server, args.members, args.messages, args.burst, args.senders, args.irc)
+                _load(
+                    server,
+                    args.members,
+                    args.messages,
+                    args.burst,
+                    args.senders,
+                    args.irc,
+                    STYLED_TEXT if args.styled else TEXT,
+                    args.typing,
+                )
             )
         total = _total(out)  # written when the server exits
     # Nexus sends a message back to its sender; IRC does not.
@@ -195,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                 "burst": args.burst,
                 "senders": args.senders,
                 "irc": args.irc,
+                "styled": args.styled,
+                "typing": args.typing,
                 "instructions": total,
                 "per_message": round(total / args.messages),
                 "per_delivery": round(total / deliveries),

@@ -24,7 +24,10 @@ __all__ = ["Block", "Span", "code_free", "parse"]
 STYLES = ("bold", "italic", "strike")
 
 
-@dataclass(frozen=True, slots=True)
+# Span and Block are not frozen, though nothing changes them: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, a third
+# of a whole parse.
+@dataclass(slots=True)
 class Span:
     """A run of text: `kind` is "text", "code", "link" (to `url`) or
     "message" (`room` and `seq`); `styles` are those of text and links."""
@@ -37,7 +40,7 @@ class Span:
     seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Block:
     """A line, or a code block: `kind` is "line", "quote", "item" (with its
     `marker`, `-` or `1.`) or "code" (its `lang`, and one text span)."""
@@ -55,6 +58,9 @@ _MESSAGE = re.compile(r"#([a-z0-9][a-z0-9_-]{0,31})/([1-9]\d{0,17})\b")
 _LINK = re.compile(r"\[([^\]\n]+)\]\(((?:https?://|mailto:)[^\s()]+)\)")
 _ESCAPABLE = frozenset("\\`*_~[]()#>-.!|{}+")
 _DELIMITERS = (("**", "bold"), ("~~", "strike"), ("*", "italic"), ("_", "italic"))
+# Where a span may begin: an escape, code, a link, a message link, a
+# delimiter; every other character is text (`spans` skips to the next).
+_SPECIAL = re.compile(r"[\\`\[#*~_]|https?://")
 
 
 def parse(text: str) -> list[Block]:
@@ -93,6 +99,13 @@ def spans(text: str, styles: frozenset[str] = frozenset()) -> list[Span]:
 
     i = 0
     while i < len(text):
+        found = _SPECIAL.search(text, i)  # runs of ordinary characters in one step
+        if found is None:
+            plain.append(text[i:])
+            break
+        if found.start() > i:
+            plain.append(text[i : found.start()])
+            i = found.start()
         char = text[i]
         if char == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
             plain.append(text[i + 1])
@@ -110,7 +123,7 @@ def spans(text: str, styles: frozenset[str] = frozenset()) -> list[Span]:
             out.append(Span(link.group(1), "link", styles, url=link.group(2)))
             i = link.end()
             continue
-        if char in "hH" and (url := _URL.match(text, i)) and _word_start(text, i):
+        if char == "h" and (url := _URL.match(text, i)) and _word_start(text, i):
             flush()
             out.append(Span(url.group(0), "link", styles, url=url.group(0)))
             i = url.end()
