@@ -14,8 +14,9 @@ among the senders (each sender's share of a burst in one write, the next burst
 sent once the last is acknowledged, so every build batches alike). With
 `--irc` everyone speaks IRC to the server's IRC port instead (PASS login; IRC
 acknowledges nothing, so a burst goes once the last member has the one before).
-`--styled` says a text of the same length in protocol 3's formatting, and
-`--typing` has each `say` follow its sender's `typing`, as a client's does.
+`--styled` says a text of the same length in protocol 3's formatting,
+`--words` its words without the formatting, and `--typing` has each `say`
+follow its sender's `typing`, as a client's does.
 Counting runs only from the first burst to the last delivery. Compare builds by
 running it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
 `PYTHONPATH=<checkout>`.
@@ -40,6 +41,9 @@ MARK = b'"event":"message"'
 IRC_MARK = b" PRIVMSG "
 TEXT = "@" + "0" * 19 + " " + PAD.decode()  # as the stepped scenarios say it: "@<digits> ..."
 STYLED_TEXT = "@" + "0" * 19 + " " + STYLED.decode()
+# The styled text's words without its markup, as long: what formatting
+# itself costs, apart from the words a message has (each is indexed).
+WORDS_TEXT = STYLED_TEXT.translate(str.maketrans("*~`[]()", "       "))
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -174,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=1, help="members who say them (default 1)")
     parser.add_argument("--irc", action="store_true", help="every member speaks IRC")
     parser.add_argument("--styled", action="store_true", help="formatted text, as long")
+    parser.add_argument("--words", action="store_true", help="--styled's words, unformatted")
     parser.add_argument("--typing", action="store_true", help="each say after a typing")
     args = parser.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.burst,
                     args.senders,
                     args.irc,
-                    STYLED_TEXT if args.styled else TEXT,
+                    STYLED_TEXT if args.styled else WORDS_TEXT if args.words else TEXT,
                     args.typing,
                 )
             )
@@ -223,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 "senders": args.senders,
                 "irc": args.irc,
                 "styled": args.styled,
+                "words": args.words,
                 "typing": args.typing,
                 "instructions": total,
                 "per_message": round(total / args.messages),

@@ -5,6 +5,7 @@ typing shown and said, pins listed, a message link opened."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -73,6 +74,7 @@ def test_typing_shows_in_the_status_bar_and_is_said_while_composing(tmux, server
     bob.ok("typing", room="general", on=False)
     tmux.wait_for("ana", lambda screen: "typing" not in screen)
     carol = raw("carol")
+    time.sleep(1.0)  # the server tells one `on` a second a user, its `off` between or not
     bob.ok("typing", room="general")
     carol.ok("typing", room="general")
     tmux.wait_for("ana", "[bob and carol are typing]")
