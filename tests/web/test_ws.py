@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import subprocess
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -220,15 +221,20 @@ async def test_a_websocket_that_stops_reading_is_dropped(start_web) -> None:
     stalled.ws.transport.abort()  # it would wait for a close frame it cannot read
 
 
-async def test_websocket_over_tls(start_web, tmp_path) -> None:
-    """With --tls the web port serves HTTPS and WSS with the server's certificate."""
-    web = await start_web(tls=True)
+def _wss(web: WebRunning) -> Any:
+    """A WSS connection to the web port, its self-signed certificate taken."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     url = f"wss://{web.web_host}:{web.web_port}/ws"
     origin = f"https://{web.web_host}:{web.web_port}"
-    async with connect(url, ssl=context, origin=origin) as ws:  # type: ignore[arg-type]
+    return connect(url, ssl=context, origin=origin)  # type: ignore[arg-type]
+
+
+async def test_websocket_over_tls(start_web, tmp_path) -> None:
+    """With --tls the web port serves HTTPS and WSS with the server's certificate."""
+    web = await start_web(tls=True)
+    async with _wss(web) as ws:
         assert '"hello"' in await ws.recv()
     with pytest.raises(InvalidMessage):
         async with connect(
@@ -243,12 +249,7 @@ async def test_a_websocket_over_tls_closed_cleanly_is_let_go_of_at_once(start_we
     the server closing the TLS transport twice once dropped its state, and
     the connection lingered until its keepalive gave up a minute later."""
     web = await start_web(tls=True)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    url = f"wss://{web.web_host}:{web.web_port}/ws"
-    origin = f"https://{web.web_host}:{web.web_port}"
-    async with connect(url, ssl=context, origin=origin) as ws:  # type: ignore[arg-type]
+    async with _wss(web) as ws:
         assert '"hello"' in await ws.recv()
         await ws.send(json.dumps({"cmd": "register", "username": "ana", "password": PASSWORD}))
         assert '"ok":true' in await ws.recv()
