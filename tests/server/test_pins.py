@@ -12,7 +12,7 @@ import pytest
 
 from nexus.server.store import postgres, tables
 from tests.conftest import Running, StartServer
-from tests.server.test_threads import BEFORE_THREADS
+from tests.server.test_threads import BEFORE_THREADS, as_older_schema
 from tests.wire import Peer
 
 
@@ -122,20 +122,8 @@ async def test_pins_survive_a_restart(start_server: StartServer) -> None:
 async def as_schema_before_pins(running: Running) -> None:
     """Closes the server and takes its database back to the schema before
     pins (sqlite 3, PostgreSQL 1): no column for them, nor threads."""
-    config = running.server.config
-    await running.close()
-    if config.store == "sqlite":
-        with sqlite3.connect(config.data, isolation_level=None) as db:
-            for statement in BEFORE_THREADS:
-                db.execute(statement)
-            db.execute("ALTER TABLE rooms DROP COLUMN pins")
-            db.execute("PRAGMA user_version = 3")
-    else:
-        with psycopg.connect(config.database, autocommit=True) as db:
-            for statement in BEFORE_THREADS:
-                db.execute(statement)
-            db.execute("ALTER TABLE rooms DROP COLUMN pins")
-            db.execute("UPDATE meta SET value = 1 WHERE key = 'schema'")
+    unpinned = (*BEFORE_THREADS, "ALTER TABLE rooms DROP COLUMN pins")
+    await as_older_schema(running, unpinned, sqlite=3, postgresql=1)
 
 
 @pytest.mark.engines("sqlite", "postgresql")

@@ -334,18 +334,26 @@ BEFORE_THREADS = (
 async def as_schema_before_threads(running: Running) -> None:
     """Closes the server and takes its database back to the schema before
     threads (sqlite 4, PostgreSQL 2)."""
+    await as_older_schema(running, BEFORE_THREADS, sqlite=4, postgresql=2)
+
+
+async def as_older_schema(
+    running: Running, statements: tuple[str, ...], sqlite: int, postgresql: int
+) -> None:
+    """Closes the server, runs `statements` on its database and gives it the
+    older schema's version (`sqlite`'s user_version, or `postgresql`'s)."""
     config = running.server.config
     await running.close()
     if config.store == "sqlite":
         with sqlite3.connect(config.data, isolation_level=None) as db:
-            for statement in BEFORE_THREADS:
+            for statement in statements:
                 db.execute(statement)
-            db.execute("PRAGMA user_version = 4")
+            db.execute(f"PRAGMA user_version = {sqlite}")
     else:
         with psycopg.connect(config.database, autocommit=True) as db:
-            for statement in BEFORE_THREADS:
+            for statement in statements:
                 db.execute(statement)
-            db.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
+            db.execute("UPDATE meta SET value = %s WHERE key = 'schema'", (postgresql,))
 
 
 @pytest.mark.engines("sqlite", "postgresql")
