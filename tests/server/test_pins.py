@@ -5,14 +5,10 @@ the store's, which every record shares)."""
 
 from __future__ import annotations
 
-import sqlite3
-
-import psycopg
 import pytest
 
-from nexus.server.store import postgres, tables
 from tests.conftest import Running, StartServer
-from tests.server.test_threads import BEFORE_THREADS, as_older_schema
+from tests.server.test_threads import BEFORE_THREADS, as_older_schema, assert_current_schema
 from tests.wire import Peer
 
 
@@ -139,15 +135,7 @@ async def test_a_database_from_before_pins_is_brought_up_to_date(start_server: S
     assert [m["text"] for m in history["messages"]] == ["kept"]
     assert (await root.ok("pins", room="general"))["messages"] == []
     await root.ok("pin", room="general", seq=1)
-    config = again.server.config
-    await again.close()
-    if config.store == "sqlite":
-        with sqlite3.connect(config.data) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == tables.SCHEMA_VERSION
-    else:
-        with psycopg.connect(config.database) as db:
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            assert version == (postgres.SCHEMA_VERSION,)
+    await assert_current_schema(again)
     third = await start_server(data)
     reader = await third.user("root", register=False)
     assert [m["text"] for m in (await reader.ok("pins", room="general"))["messages"]] == ["kept"]

@@ -337,6 +337,19 @@ async def as_schema_before_threads(running: Running) -> None:
     await as_older_schema(running, BEFORE_THREADS, sqlite=4, postgresql=2)
 
 
+async def assert_current_schema(running: Running) -> None:
+    """Closes the server and checks its database was brought to this schema."""
+    config = running.server.config
+    await running.close()
+    if config.store == "sqlite":
+        with sqlite3.connect(config.data) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == tables.SCHEMA_VERSION
+    else:
+        with psycopg.connect(config.database) as db:
+            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            assert version == (postgres.SCHEMA_VERSION,)
+
+
 async def as_older_schema(
     running: Running, statements: tuple[str, ...], sqlite: int, postgresql: int
 ) -> None:
@@ -373,15 +386,7 @@ async def test_a_database_from_before_threads_is_brought_up_to_date(
     await ana.ok("say", room="general", text="reply", thread=2)
     await ana.ok("say", room="general", text="new")
     assert seqs(await ana.ok("history", room="general", limit=3)) == [5, 6, 8]
-    config = again.server.config
-    await again.close()
-    if config.store == "sqlite":
-        with sqlite3.connect(config.data) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == tables.SCHEMA_VERSION
-    else:
-        with psycopg.connect(config.database) as db:
-            version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            assert version == (postgres.SCHEMA_VERSION,)
+    await assert_current_schema(again)
     third = await start_server(data, history_limit=3)
     ana = await third.user("ana", register=False)
     page = await ana.ok("thread", room="general", seq=2)
