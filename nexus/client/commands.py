@@ -302,7 +302,7 @@ def _room_or_current(state: ChatState, room: str | None) -> str:
 def _page_size(text: str | None) -> int:
     if text is None:
         return PAGE_DEFAULT
-    if not text.isdigit() or not 1 <= int(text) <= PAGE_MAX:
+    if not text.isdecimal() or not 1 <= int(text) <= PAGE_MAX:
         raise UsageError(f"a count is a number from 1 to {PAGE_MAX}")
     return int(text)
 
@@ -561,7 +561,7 @@ async def buffer_(ctx: Context, buffer: str, n: str | None) -> None:
         return
     if n is not None:
         raise UsageError("usage: /buffer <n or name>, or /buffer move <n>")
-    if buffer.isdigit():
+    if buffer.isdecimal():
         if not 1 <= int(buffer) <= len(state.buffers):
             raise UsageError(f"no buffer {buffer}: there are {len(state.buffers)}")
         state.switch_number(int(buffer))
@@ -580,13 +580,13 @@ def _move(state: ChatState, n: str | None) -> None:
     current = _buffer(state)
     if n is None or not re.fullmatch(r"[+-]?\d+", n):
         raise UsageError("usage: /buffer move <n>, or +n / -n to move by n places")
-    number = int(n) if n[0].isdigit() else state.number(current) + int(n)
+    number = int(n) if n[0].isdecimal() else state.number(current) + int(n)
     state.move(current, number)
 
 
 @command("history", "[room] [n]", "load n older messages of a room (default: current, 50)")
 async def history(ctx: Context, room: str | None, n: str | None) -> None:
-    if room is not None and room.isdigit() and n is None:
+    if room is not None and room.isdecimal() and n is None:
         room, n = None, room  # `/history 20` means 20 more here
     state = ctx.state
     name = _room_or_current(state, room)
@@ -618,7 +618,7 @@ def _ref(n: str | None, rest: str | None) -> tuple[int | None, str | None]:
     """`[n] [text...]` -> (n, text): a first word of digits is the reference."""
     words = " ".join(w for w in (n, rest) if w)
     first, _, tail = words.partition(" ")
-    if first.isdigit():
+    if first.isdecimal():
         return int(first), tail.strip() or None
     return None, words or None
 
@@ -655,7 +655,7 @@ async def me(ctx: Context, text: str) -> None:
 
 @command("reply", "<n> <text...>", "answer message n of this buffer (n: its dim [number])")
 async def reply(ctx: Context, n: str, text: str) -> None:
-    if not n.isdigit():
+    if not n.isdecimal():
         raise UsageError("usage: /reply <n> <text...>, n the [number] after a message")
     _buffer(ctx.state)
     await ctx.say(text, reply_to=int(n), typed=f"/reply {n} {text}")
@@ -714,7 +714,7 @@ async def _root(ctx: Context, n: str | None, verb: str) -> tuple[Buffer, int]:
     state = ctx.state
     if n is not None and "/" in n:
         place, _, number = n.rpartition("/")
-        if not number.isdigit() or not place:
+        if not number.isdecimal() or not place:
             raise UsageError(f"usage: /{verb} [n], or /{verb} #room/n")
         if not place.startswith("#"):
             return state.dm_buffer(place), int(number)
@@ -796,7 +796,7 @@ async def unfollow(ctx: Context, n: str | None) -> None:
 
 @command("threads", "[n]", "the threads you follow, the latest reply first, with unread counts")
 async def threads(ctx: Context, n: str | None) -> None:
-    if n is not None and (not n.isdigit() or not 1 <= int(n) <= THREADS_MAX):
+    if n is not None and (not n.isdecimal() or not 1 <= int(n) <= THREADS_MAX):
         raise UsageError(f"a count is a number from 1 to {THREADS_MAX}")
     state = ctx.state
     reply: ThreadsReply = await ctx.request("threads", limit=int(n) if n else THREADS_DEFAULT)
@@ -937,7 +937,7 @@ async def _upload(ctx: Context, files: Files, buffer: Buffer, path: Path, text: 
 
 def _attachments(state: ChatState, n: str) -> list[Attachment]:
     """The files of message `n` of the current buffer (loaded: /goto n loads it)."""
-    if not n.isdigit():
+    if not n.isdecimal():
         raise UsageError("n is the [number] after a message")
     buffer = _buffer(state)
     entry = buffer.find(int(n))
@@ -1049,7 +1049,7 @@ def _before(text: str) -> float:
     try:
         return (
             float(text)
-            if text.replace(".", "", 1).isdigit()
+            if text.replace(".", "", 1).isdecimal()
             else datetime.fromisoformat(text).timestamp()
         )
     except ValueError:
@@ -1091,7 +1091,7 @@ async def mentions(ctx: Context, n: str | None) -> None:
     """The server's mentions are `@name` only; the screen also highlights the name as a
     plain word and client.toml's highlight words, so those are searched for as well and
     the messages the screen highlights (in rooms, not mine) join the list."""
-    if n is not None and (not n.isdigit() or not 1 <= int(n) <= SEARCH_MAX):
+    if n is not None and (not n.isdecimal() or not 1 <= int(n) <= SEARCH_MAX):
         raise UsageError(f"a count is a number from 1 to {SEARCH_MAX}")
     state = ctx.state
     limit = int(n) if n else SEARCH_DEFAULT
@@ -1127,9 +1127,9 @@ def _results(state: ChatState, title: str, found: Sequence[AnyMessage], more: st
 async def goto(ctx: Context, buffer: str | None, n: str | None) -> None:
     if buffer is not None and n is None:
         where, _, number = buffer.rpartition("/")
-        if number.isdigit():  # a message link, `#room/12` (or `user/12`), or `/goto 12`
+        if number.isdecimal():  # a message link, `#room/12` (or `user/12`), or `/goto 12`
             buffer, n = where or None, number
-    if n is None or not n.isdigit():
+    if n is None or not n.isdecimal():
         raise UsageError("usage: /goto [#room|user] <n>, or /goto #room/n")
     state, seq = ctx.state, int(n)
     if buffer is None:

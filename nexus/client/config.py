@@ -114,7 +114,7 @@ class ClientConfig:
 
 
 def _port(value: Any, key: str) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isdecimal():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise ConfigError(f"{key!r} must be a TCP port (1-65535), not {value!r}")

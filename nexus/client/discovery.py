@@ -123,6 +123,6 @@ async def choose(
         answer = (await ask(f"Connect to which? [1-{len(servers)}, Enter for 1] ")).strip()
         if not answer:
             return servers[0]
-        if answer.isdigit() and 1 <= int(answer) <= len(servers):
+        if answer.isdecimal() and 1 <= int(answer) <= len(servers):
             return servers[int(answer) - 1]
         say(f"Type a number from 1 to {len(servers)}.")

@@ -57,19 +57,19 @@ class UsageError(Exception):
 
 def port_number(text: str) -> int:
     """A TCP port from the command line (argparse's `type`)."""
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
     return int(text)
 
 
 def _seq(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"a message number is a whole number from 1, not {text!r}")
     return int(text)
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
     return int(text)
 
@@ -201,7 +201,7 @@ def split_positionals(
     text: str | None = None
     rest = list(args)
     lone = len(rest) == 1 and configured
-    if with_text and (len(rest) == 3 or lone or (len(rest) == 2 and not rest[1].isdigit())):
+    if with_text and (len(rest) == 3 or lone or (len(rest) == 2 and not rest[1].isdecimal())):
         text = rest.pop()
     if len(rest) > 2:
         raise UsageError(f"too many arguments: {' '.join(args)}")

@@ -41,7 +41,7 @@ def parse_servers(text: str, port: int) -> list[Server]:
             given = rest[1:] if rest else None
         elif item.count(":") == 1:
             host, given = item.split(":")
-        if given is not None and not (given.isdigit() and 0 < int(given) < 65536):
+        if given is not None and not (given.isdecimal() and 0 < int(given) < 65536):
             raise ValueError(f"not a TCP port: {given!r} in {item!r}")
         if not host:
             raise ValueError(f"no host in {item!r}")

@@ -182,3 +182,18 @@ def test_help_lists_every_conversation_command():
 def test_a_first_word_of_digits_is_the_message_number(n, rest, expected):
     """`/edit 5 new text` edits 5; `/edit new text` my last one; `/react 👍` the newest."""
     assert _ref(n, rest) == expected
+
+
+@pytest.mark.parametrize(
+    "line", ["/buffer ²", "/buffer move ²", "/history general ²", "/threads ²", "/goto ³"]
+)
+async def test_a_number_in_another_script_is_a_usage_error_not_a_crash(state, line):
+    """`²` passes str.isdigit but not int(): such an argument got a traceback
+    out of the command; it is a usage line, and nothing is asked."""
+
+    async def request(cmd, **args):
+        raise AssertionError(f"asked {cmd} {args}")
+
+    await execute(SimpleNamespace(state=state, request=request), line)
+    shown = state.pane.entries[-1].plain
+    assert " ! " in shown and ("usage" in shown or "number" in shown or "no " in shown), shown

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nexus.server.frames import Frame
@@ -338,6 +338,8 @@ _WORDS = st.sampled_from(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(_WORDS, st.text(max_size=12)), max_size=8), st.binary(max_size=20))
+@example(["REDACT", "#general", "general.²"], b"")  # isdigit() but not int()
+@example(["CAP", "LS", "³⁰²"], b"")
 def test_any_line_is_answered_without_an_exception(words: list[str], noise: bytes) -> None:
     """Whatever a registered client sends, and whatever error the server answers
     with, the translator asks, answers and never raises."""

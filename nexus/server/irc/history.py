@@ -70,7 +70,7 @@ def seq_of(mid: str | None) -> int | None:
     if not mid:
         return None
     tail = mid.rpartition(".")[2]
-    return int(tail) if tail.isdigit() else None
+    return int(tail) if tail.isdecimal() else None
 
 
 def ms(ts: float) -> int:

@@ -132,7 +132,7 @@ def build(
         if after is not None:
             text = len(params) > after
         else:
-            text = command in _TEXT or (command.isdigit() and command not in _BARE_NUMERICS)
+            text = command in _TEXT or (command.isdecimal() and command not in _BARE_NUMERICS)
         if text or not last or " " in last or last.startswith(":"):
             last = ":" + last
         parts.append(last)

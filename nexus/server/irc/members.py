@@ -237,6 +237,6 @@ def whox_spec(spec: str) -> tuple[str, str] | None:
     if "%" not in spec:
         return None
     fields, _, token = spec.partition("%")[2].partition(",")
-    if not (token.isdigit() and len(token) <= 3):
+    if not (token.isdecimal() and len(token) <= 3):
         token = "0"
     return "".join(f for f in fields.lower() if f in _WHOX_ORDER), token

@@ -47,7 +47,7 @@ def handle_cap(c: IrcState, line: Line) -> None:
     if sub == "LS":
         if not c.registered:
             c.negotiating = True
-        if len(line.params) > 1 and line.params[1].isdigit():
+        if len(line.params) > 1 and line.params[1].isdecimal():
             c.cap_version = max(c.cap_version, int(line.params[1]))
         if c.cap_version >= 302:
             c.caps.add("cap-notify")
