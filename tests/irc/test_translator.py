@@ -394,6 +394,51 @@ def test_names_and_join_ask_members_once_and_read_history_only_for_a_marker() ->
     assert f":nexus MARKREAD #tech timestamp={irc_time(7.0)}" in lines
 
 
+BOB = {"username": "bob", "online": True, "away": None, "bio": "", "admin": False, "guest": False}
+
+
+def test_what_a_room_hears_while_its_join_is_on_its_way_follows_the_join() -> None:
+    """A message said after the join but before its roster is answered was
+    dropped (the channel was not shown yet); it is held and follows the JOIN
+    and NAMES, as are a join and a topic change, in the order heard."""
+    t = registered()
+    t.client_line(b"JOIN #tech")
+    join = requests(t)
+    answer(t, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
+    members, ping = requests(t)
+    said = {"event": "message", "room": "tech", "seq": 4, "from": "bob", "text": "quick",
+            "ts": 1.0}  # fmt: skip
+    assert answer(t, said) == []
+    assert answer(t, {"event": "joined", "room": "tech", "user": "cid"}) == []
+    assert answer(t, {"event": "topic", "room": "tech", "topic": "news", "by": "bob"}) == []
+    answer(t, {"id": members["id"], "ok": True, "members": [BOB]})
+    lines = answer(t, {"id": ping["id"], "ok": True, "ts": 1.0})
+    commands = [line.split()[1] for line in lines]
+    assert commands == ["JOIN", "353", "366", "PRIVMSG", "JOIN", "TOPIC"], lines
+    assert lines[3] == ":bob!~bob@nexus PRIVMSG #tech :quick"
+    assert answer(t, {**said, "seq": 5, "text": "later"}) == [
+        ":bob!~bob@nexus PRIVMSG #tech :later"
+    ]
+
+
+def test_a_held_message_the_join_showed_already_is_not_shown_twice() -> None:
+    """A client shown the room's latest lines on JOIN sees a message heard
+    while joining once, whether the join's reply holds it or not."""
+    t = registered()
+    t.client_line(b"JOIN #tech")
+    join = requests(t)
+    said = {"event": "message", "room": "tech", "seq": 4, "from": "bob", "text": "quick",
+            "ts": 1.0}  # fmt: skip
+    assert answer(t, said) == []
+    reply = {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""},
+             "history": [{k: v for k, v in said.items() if k != "event"}]}  # fmt: skip
+    answer(t, reply)
+    members, ping = requests(t)
+    answer(t, {"id": members["id"], "ok": True, "members": [BOB]})
+    lines = answer(t, {"id": ping["id"], "ok": True, "ts": 1.0})
+    assert sum("PRIVMSG #tech :" in line and "quick" in line for line in lines) == 1, lines
+
+
 _ROOM_FRAMES = st.one_of(
     st.builds(
         lambda author, text, action: {"event": "message", "room": "general", "from": author,
@@ -465,3 +510,22 @@ def test_a_broadcast_keeps_one_translation_per_capability_set() -> None:
     assert len(broadcast.encodings) == 2
     assert written[0] is written[1] and written[2] is written[3]  # the same bytes, not copies
     assert written[0].startswith(b":cid!") and written[2].startswith(b"@time=")
+
+
+def test_a_room_broadcast_heard_while_joining_follows_the_join() -> None:
+    """A broadcast's shared lines for a room whose JOIN is being told wait
+    for it too, as single events do."""
+    t = registered()
+    t.client_line(b"JOIN #tech")
+    join = requests(t)
+    answer(t, {"id": join[0]["id"], "ok": True, "room": {"name": "tech", "topic": ""}})
+    members, ping = requests(t)
+    answer(t, {"id": members["id"], "ok": True, "members": [BOB]})
+    said = {"event": "message", "room": "tech", "seq": 4, "from": "bob", "text": "quick",
+            "ts": 1.0}  # fmt: skip
+    broadcast = Broadcast(0)
+    broadcast.frames = [Frame(said)]
+    t.server_view(View(broadcast, 0))
+    assert t.take_output() == b""
+    lines = answer(t, {"id": ping["id"], "ok": True, "ts": 1.0})
+    assert [line.split()[1] for line in lines] == ["JOIN", "353", "366", "PRIVMSG"], lines

@@ -79,7 +79,7 @@ def joined_again(c: IrcState, room: str, private: bool) -> None:
 def join_room(c: IrcState, room: str, create: bool, private: bool = False) -> None:
     """Joins `room`; with `create`, a missing one is created (`private`:
     `JOIN #room +i`, the key field clients send, asks for a private room)."""
-    c.joining.add(room)
+    c.joining.setdefault(room, None if room in c.channels else [])
 
     said: list[Reply] = []  # the room's latest messages, for a client shown them on JOIN
 
@@ -96,7 +96,7 @@ def join_room(c: IrcState, room: str, create: bool, private: bool = False) -> No
         ask_join_view(c, [room], show)
 
     def missing(reply: Reply) -> None:
-        c.joining.discard(room)
+        c.joining.pop(room, None)
         if reply["error"]["code"] == "no_such_room" and create:
             c.ask(
                 "create",
@@ -109,13 +109,15 @@ def join_room(c: IrcState, room: str, create: bool, private: bool = False) -> No
             c.failed(reply, "#" + room)
 
     def show(rosters: dict[str, set[str]], markers: Markers) -> None:
-        c.joining.discard(room)
         if room in c.channels:
+            if c.joining.get(room) is None:  # else the first JOIN releases them
+                c.joining.pop(room, None)
             c.channels[room] = rosters[room]
             c.show_names(room)
         else:
             show_channel(c, room, rosters[room], markers)
             c.show_said(room, said)
+            c.release(room, said)
 
     c.ask("join", joined, missing, room=room)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nexus.server.irc.lines import build, tagged
@@ -28,6 +29,7 @@ class Label:
     pending: int = 0
     lines: list[str] = field(default_factory=list)
     told: bool = False
+    then: list[Callable[[], None]] = field(default_factory=list)  # once told, in order
 
 
 class Responses:
@@ -98,6 +100,8 @@ class Responses:
             out.append(build(self.server, "BATCH", "-" + ref))
         else:
             out.extend(label.lines)
+        for step in label.then:
+            step()
 
     def encode_lines(self) -> None:
         """Encodes the lines so far, so that shared bytes can follow them."""

@@ -15,6 +15,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -131,7 +132,9 @@ class IrcState:
         self.people: dict[str, dict[str, Any]] = {}  # lower-case name -> their Profile, as heard
         self.people_kept = 64  # how many `people` may hold before those not shown go
         self.dm_logs: dict[str, DmLog] = {}  # lower-case partner -> their conversation
-        self.joining: set[str] = set()  # rooms with a join request in flight
+        # Rooms with a join request in flight -> the room's events heard before
+        # its JOIN is told, which follow it (None: a channel shown already).
+        self.joining: dict[str, list[Reply] | None] = {}
         self.leaving: dict[str, int] = {}  # rooms -> leave requests in flight
         self.sent: deque[Sent] = deque()
         self.reacting: deque[tuple[Reaction, Label | None]] = deque()  # reactions not echoed yet
@@ -398,6 +401,36 @@ class IrcState:
             lines += self.message_lines(message, live=False, stamp=True)
         if lines:
             self.responses.batched(lines, "chathistory", "#" + room)
+
+    def server_event(self, obj: Reply) -> None:
+        """One frame's body from the core: the translator's."""
+        raise NotImplementedError
+
+    def held(self, obj: Reply) -> bool:
+        """Holds `obj` if it is about a room whose JOIN is not told yet: a
+        message said between the join and its NAMES comes after the JOIN."""
+        room = obj.get("room")
+        waiting = None if room is None else self.joining.get(room)
+        if waiting is None:
+            return False
+        waiting.append(obj)
+        return True
+
+    def release(self, room: str, said: list[Reply]) -> None:
+        """Once the JOIN of `room` is told, what the room heard meanwhile, but
+        for the messages the JOIN showed already (`said`)."""
+        label = self.responses.label
+        if label is not None and not label.told:
+            label.then.append(partial(self.release, room, said))
+            return
+        shown = {m["seq"] for m in said}
+        self.responses.label = None  # events: no line's answer
+        try:
+            for obj in self.joining.pop(room, None) or ():
+                if obj.get("event") != "message" or obj["seq"] not in shown:
+                    self.server_event(obj)
+        finally:
+            self.responses.label = label
 
     def show_names(self, room: str, nicks: set[str] | None = None) -> None:
         """NAMES of `room`: `nicks`, or who the client was shown in it."""

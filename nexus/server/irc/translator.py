@@ -144,7 +144,11 @@ class Translator(IrcState):
         shared = broadcast.encodings.get(self.profile, _UNMADE)
         if shared is _UNMADE:
             shared = broadcast.encoded(self.profile, self._share)
-        if shared is None or shared.room not in self.channels:
+        if (
+            shared is None
+            or shared.room not in self.channels
+            or self.joining.get(shared.room) is not None  # held until its JOIN is told
+        ):
             for frame in frames[first:last]:  # no room message, or a room it does not show
                 self.server_event(frame.body)
             return
@@ -228,6 +232,8 @@ class Translator(IrcState):
         """One frame's body from the core: a reply or an event."""
         event = obj.get("event")
         if event is not None:
+            if self.joining and self.held(obj):
+                return
             handler = _EVENTS.get(event)
             if handler is not None:
                 handler(self, obj)
