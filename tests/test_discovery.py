@@ -23,10 +23,13 @@ import pytest
 from nexus.client.tls import fingerprint
 from tests.procs import LISTENING, server_command
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 to make network namespaces",
-)
+pytestmark = [
+    pytest.mark.long,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("ip") is None,
+        reason="needs root and iproute2 to make network namespaces",
+    ),
+]
 
 SERVER_ADDRESS = "10.231.7.1"
 CLIENT_ADDRESS = "10.231.7.2"

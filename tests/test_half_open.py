@@ -36,10 +36,13 @@ else:
     time.sleep(60)  # holds the connection open, silent
 """
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 to make a network namespace",
-)
+pytestmark = [
+    pytest.mark.long,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or shutil.which("ip") is None,
+        reason="needs root and iproute2 to make a network namespace",
+    ),
+]
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from tests.postgres import cluster
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
 
+pytestmark = pytest.mark.long
+
 
 def server(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*server_command(), *args], capture_output=True, text=True, timeout=60)

@@ -22,6 +22,8 @@ from tests.postgres import cluster
 from tests.procs import ServerProcess, server_command
 from tests.wire import Peer
 
+pytestmark = pytest.mark.long
+
 TS = 1_800_000_000.0
 
 # Every kind of record the journal holds, in an order that leaves traces of each.

@@ -36,6 +36,7 @@ def _venv_available() -> bool:
 
 pytestmark = [
     pytest.mark.install,
+    pytest.mark.long,
     pytest.mark.skipif(
         not _venv_available() or not (ROOT / ".git").exists(),
         reason="needs a git checkout, make, and /usr/bin/python3 with venv (python3-venv)",

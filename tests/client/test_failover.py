@@ -18,6 +18,7 @@ from tests.postgres import binaries, cluster
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.long,
     pytest.mark.skipif(binaries() is None, reason="PostgreSQL is not installed"),
 ]
 

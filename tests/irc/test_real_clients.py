@@ -23,6 +23,8 @@ import pytest
 
 from tests.client.tmux import Tmux
 
+pytestmark = pytest.mark.long
+
 PASSWORD = "e2e-irc-password"
 SERVER = shutil.which("nexus-server")
 TIMEOUT = 20.0

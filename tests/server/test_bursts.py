@@ -13,12 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 from argon2 import PasswordHasher
 
 from nexus.server.auth import FAST
 from nexus.server.records import from_json
 from nexus.server.store.journal import JournalStore
 from tests.procs import ServerProcess
+
+pytestmark = pytest.mark.long
 
 PASSWORD = "burst-password"
 DEADLINE = 30.0  # seconds the whole exchange may take before the test gives up

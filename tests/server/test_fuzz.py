@@ -596,6 +596,7 @@ class ChatMachine(RuleBasedStateMachine):
         self.expect(client, "unknown_command", cmd)
 
 
+@pytest.mark.long
 class TestChatModel(ChatMachine.TestCase):
     """Random runs of valid and invalid commands: every reply matches the model."""
 
