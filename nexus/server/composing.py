@@ -87,7 +87,7 @@ class Composing:
         if room is None:
             return
         event: TypingEvent = {"event": "typing", "room": room.name, "user": name, "on": on}
-        self.hub.to_users((member for member in room.members if member != key), Frame(event))
+        self.hub.to_room_but(room, key, Frame(event))
 
 
 def _at(times: dict[str, dict[str, float]], key: str, place: str) -> float | None:

@@ -49,6 +49,14 @@ class Hub:
         """Queues `frame` for every session of every member of `room`."""
         self.outbox.broadcast(room, room.roster, frame, self._outlets_of(room.members))
 
+    def to_room_but(self, room: Room, key: str, frame: Frame) -> None:
+        """`to_room`, but for `key`'s own sessions: an event about what they
+        did themselves, still one broadcast for the room."""
+        skip = [session.outlet for session in self.sessions.get(key, ())]
+        self.outbox.broadcast_to_others(
+            room, room.roster, frame, self._outlets_of(room.members), skip
+        )
+
     def _outlets_of(self, keys: Iterable[str]) -> Iterator[Outlet]:
         sessions = self.sessions
         for key in keys:

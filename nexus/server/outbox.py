@@ -277,6 +277,23 @@ class Outbox:
                 self._watch_from(outlet, current, start)
             current.stragglers.clear()
 
+    def broadcast_to_others(
+        self, room: Any, roster: int, frame: Frame, members: Iterable[Outlet], skip: list[Outlet]
+    ) -> None:
+        """`broadcast`, but not to the outlets in `skip` (an event about their
+        own user): each stops its view before `frame` and opens a new one at
+        the room's next frame, so the others still share one broadcast."""
+        self.broadcast(room, roster, frame, members)
+        current = self._broadcasts[room]
+        at = len(current.frames) - 1
+        for outlet in skip:
+            for view in outlet.views:
+                if view.broadcast is current:
+                    view.end = at  # may be empty: it opened at `frame`
+                    outlet.views.remove(view)
+                    current.stragglers.append(outlet)
+                    break
+
     def regroup(self) -> None:
         """Closes every open broadcast: who is in a room, or which connections
         a user has, changed; the next frame for each room starts afresh."""

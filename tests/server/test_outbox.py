@@ -124,6 +124,31 @@ async def test_own_frames_interleave_with_room_frames_in_the_order_queued():
     assert len(shared) == 1
 
 
+async def test_a_frame_for_the_others_skips_its_own_user_and_shares_the_broadcast():
+    """An event about a member (typing) reaches the others in the room's one
+    broadcast; the member's outlets skip it alone, not the frames around it,
+    whether it opens the broadcast, ends it or comes between two messages."""
+    outbox = make_outbox()
+    room = Room("tech", "", None, True, 0.0)
+    ana, ana_phone, bob, cid = (outlet(name) for name in ("ana", "ana2", "bob", "cid"))
+    members = [ana, ana_phone, bob, cid]
+    outbox.broadcast_to_others(room, room.roster, F(b"t1\n"), iter(members), [ana, ana_phone])
+    outbox.broadcast(room, room.roster, F(b"m1\n"), iter(members))
+    outbox.broadcast_to_others(room, room.roster, F(b"t2\n"), iter(members), [ana])
+    outbox.broadcast_to_others(room, room.roster, F(b"t3\n"), iter(members), [ana])
+    outbox.broadcast(room, room.roster, F(b"m2\n"), iter(members))
+    outbox.broadcast_to_others(room, room.roster, F(b"t4\n"), iter(members), [bob])
+    await settle()
+    assert received(ana) == b"m1\nm2\nt4\n"
+    assert received(ana_phone) == b"m1\nt2\nt3\nm2\nt4\n"
+    assert received(bob) == b"t1\nm1\nt2\nt3\nm2\n"
+    assert received(cid) == b"t1\nm1\nt2\nt3\nm2\nt4\n"
+    assert wire(cid).writes == [received(cid)]  # one write
+    views = [part for o in members for part in wire(o).parts if type(part) is memoryview]
+    assert len({id(view.obj) for view in views}) == 1  # slices of one joined copy
+    assert wire(cid).parts[0] is wire(bob).parts[0].obj  # the whole broadcast, shared
+
+
 async def test_a_membership_change_starts_a_new_broadcast():
     """After the room's roster changes, its frames go to the members as they are now."""
     outbox = make_outbox()
