@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from nexus.client import render
 from nexus.client.connection import ConnectionClosed
@@ -44,6 +44,7 @@ from nexus.protocol import (
     AnyMessage,
     Attachment,
     BansReply,
+    DirectMessage,
     DmsReply,
     FollowReply,
     HistoryReply,
@@ -1173,14 +1174,17 @@ async def _reply_thread(ctx: Context, where: Buffer, seq: int) -> Buffer:
     return buffer
 
 
-async def _page(ctx: Context, buffer: Buffer, before: int, limit: int) -> tuple[list[Any], bool]:
+async def page_of(
+    request: Callable[..., Awaitable[Any]], buffer: Buffer, **where: Any
+) -> HistoryReply:
+    """A page of `buffer`'s messages (`before`, `after` or `around` and `limit`
+    in `where`): `history` for a room, `dms` for a conversation, whose
+    replies read alike."""
     if buffer.kind == "room":
-        page: HistoryReply = await ctx.request(
-            "history", room=buffer.name, before=before, limit=limit
-        )
-        return list(page["messages"]), page["more"]
-    dms: DmsReply = await ctx.request("dms", with_=buffer.name, before=before, limit=limit)
-    return list(dms["messages"]), dms["more"]
+        page: HistoryReply = await request("history", room=buffer.name, **where)
+        return page
+    dms: DmsReply = await request("dms", with_=buffer.name, **where)
+    return cast(HistoryReply, dms)
 
 
 async def _load_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
@@ -1192,21 +1196,16 @@ async def _load_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
     state = ctx.state
     far = buffer.first_seq - seq > GOTO_PAGES * PAGE_MAX or seq > buffer.last_seq
     if not buffer.first_seq or far:
-        limit = 2 * CONTEXT + 1
-        if buffer.kind == "room":
-            page: HistoryReply = await ctx.request(
-                "history", room=buffer.name, around=seq, limit=limit
-            )
-        else:
-            page = await ctx.request("dms", with_=buffer.name, around=seq, limit=limit)
+        page = await page_of(ctx.request, buffer, around=seq, limit=2 * CONTEXT + 1)
         if any(m["seq"] == seq for m in page["messages"]):
             state.jump(buffer, page["messages"], page["more"], page.get("more_after", False))
     while buffer.first_seq > max(1, seq - CONTEXT):
-        messages, more = await _page(ctx, buffer, buffer.first_seq, PAGE_MAX)
+        older = await page_of(ctx.request, buffer, before=buffer.first_seq, limit=PAGE_MAX)
+        messages, more = older["messages"], older["more"]
         if buffer.kind == "room":
             state.add_messages(buffer, messages)
         else:
-            state.add_dms(buffer, messages)
+            state.add_dms(buffer, cast(list[DirectMessage], messages))
         buffer.more = more
         if not messages or not more:
             break

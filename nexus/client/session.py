@@ -28,7 +28,7 @@ import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from nexus.client import commands, render
 from nexus.client.connection import ChatConnection, ConnectionClosed
@@ -45,6 +45,7 @@ from nexus.protocol import (
     ROOM_HISTORY_CAP,
     THREADS_MAX,
     ConversationsReply,
+    DirectMessage,
     DmsReply,
     Event,
     Hello,
@@ -553,17 +554,11 @@ class ChatSession:
     async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
         try:
             before = buffer.first_seq or None
+            page = await commands.page_of(self.request, buffer, limit=limit, before=before)
             if buffer.kind == "room":
-                page: HistoryReply = await self.request(
-                    "history", room=buffer.name, limit=limit, before=before
-                )
                 self.state.add_messages(buffer, page["messages"])
             else:
-                dms: DmsReply = await self.request(
-                    "dms", with_=buffer.name, limit=limit, before=before
-                )
-                self.state.add_dms(buffer, dms["messages"])
-                page = dms  # type: ignore[assignment]
+                self.state.add_dms(buffer, cast(list[DirectMessage], page["messages"]))
             buffer.more = page["more"] and buffer.first_seq > 1
         except NexusError as exc:
             buffer.more = False
@@ -576,11 +571,9 @@ class ChatSession:
 
     async def _fetch_newer(self, buffer: Buffer) -> None:
         try:
-            after = {"after": buffer.last_seq, "limit": PAGE_DEFAULT}
-            if buffer.kind == "room":
-                page: HistoryReply = await self.request("history", room=buffer.name, **after)
-            else:
-                page = await self.request("dms", with_=buffer.name, **after)
+            page = await commands.page_of(
+                self.request, buffer, after=buffer.last_seq, limit=PAGE_DEFAULT
+            )
             self.state.add_newer(buffer, page["messages"])
             buffer.more_after = page.get("more_after", False) and bool(page["messages"])
         except NexusError as exc:
