@@ -632,8 +632,7 @@ def _buffer(state: ChatState) -> Buffer:
 
 def _address(buffer: Buffer, seq: int) -> dict[str, Any]:
     """The arguments naming message `seq` of `buffer` (`room`, or `with` for a DM)."""
-    where = "room" if buffer.where == "room" else "with_"
-    return {where: buffer.name, "seq": seq}
+    return {**buffer.place, "seq": seq}
 
 
 async def _newest(ctx: Context, buffer: Buffer, seq: int | None, mine: bool) -> int:
@@ -758,10 +757,8 @@ async def _open_thread(ctx: Context, where: Buffer, seq: int) -> Buffer:
     state = ctx.state
     reply: ThreadReply = await ctx.request("thread", limit=PAGE_MAX, **_address(where, seq))
     buffer = state.thread_buffer(where.where, where.name, reply["root"]["seq"])
-    state.add_thread(buffer, reply["root"], reply["messages"])
+    state.add_thread(buffer, reply["root"], reply["messages"], reply["more"])
     state.switch(buffer)
-    if reply["more"]:
-        state.note(f"older replies are not shown: the newest {PAGE_MAX} are")
     return buffer
 
 

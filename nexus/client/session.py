@@ -372,9 +372,9 @@ class ChatSession:
             self.conn.abort()
 
     def fetch_older(self, buffer: Buffer, limit: int = PAGE_DEFAULT) -> None:
-        """Loads a page of older messages above the oldest shown, in the background (a
-        thread's buffer holds its root on top: nothing goes above it)."""
-        if buffer.fetching or not buffer.more or self.conn is None or buffer.kind == "thread":
+        """Loads a page of older messages above the oldest shown, in the background (in
+        a thread's buffer, older replies under its root, which stays on top)."""
+        if buffer.fetching or not buffer.more or self.conn is None:
             return
         buffer.fetching = True
         self.background(self._fetch_older(buffer, limit))
@@ -407,14 +407,13 @@ class ChatSession:
     async def _refill_threads(self, conn: ChatConnection) -> None:
         """After a reconnect: the replies the open thread buffers missed."""
         for buffer in list(self.state.threads.values()):
-            where = {"room": buffer.name} if buffer.where == "room" else {"with_": buffer.name}
             try:
                 page: ThreadReply = await conn.request(
-                    "thread", seq=buffer.root, limit=PAGE_MAX, **where
+                    "thread", seq=buffer.root, limit=PAGE_MAX, **buffer.place
                 )
             except NexusError:
                 continue  # gone meanwhile (erased, left): what it showed stays
-            self.state.add_thread(buffer, page["root"], page["messages"])
+            self.state.add_thread(buffer, page["root"], page["messages"], page["more"])
 
     # -- typing -------------------------------------------------------------
 
@@ -510,12 +509,10 @@ class ChatSession:
     async def _mark_read(self, buffer: Buffer) -> None:
         with contextlib.suppress(NexusError, ConnectionClosed):
             if buffer.kind == "thread":
-                where = {"room": buffer.name} if buffer.where == "room" else {"with_": buffer.name}
-                await self.request("read", seq=buffer.read_seq, thread=buffer.root, **where)
+                await self.request("read", seq=buffer.read_seq, thread=buffer.root, **buffer.place)
                 self.refresh_threads()  # the inbox's count follows
             elif self.protocol >= 2:
-                where = {"room": buffer.name} if buffer.kind == "room" else {"with_": buffer.name}
-                await self.request("read", seq=buffer.read_seq, **where)
+                await self.request("read", seq=buffer.read_seq, **buffer.place)
             elif buffer.kind == "dm":
                 # Protocol 1 marks a conversation read when a page of it is fetched.
                 await self.request("dms", with_=buffer.name, limit=1)
@@ -553,13 +550,20 @@ class ChatSession:
 
     async def _fetch_older(self, buffer: Buffer, limit: int) -> None:
         try:
-            before = buffer.first_seq or None
-            page = await commands.page_of(self.request, buffer, limit=limit, before=before)
-            if buffer.kind == "room":
-                self.state.add_messages(buffer, page["messages"])
+            if buffer.kind == "thread":
+                replies: ThreadReply = await self.request(
+                    "thread", seq=buffer.root, before=buffer.oldest_reply, limit=limit,
+                    **buffer.place,
+                )  # fmt: skip
+                self.state.add_older_replies(buffer, replies["messages"], replies["more"])
             else:
-                self.state.add_dms(buffer, cast(list[DirectMessage], page["messages"]))
-            buffer.more = page["more"] and buffer.first_seq > 1
+                before = buffer.first_seq or None
+                page = await commands.page_of(self.request, buffer, limit=limit, before=before)
+                if buffer.kind == "room":
+                    self.state.add_messages(buffer, page["messages"])
+                else:
+                    self.state.add_dms(buffer, cast(list[DirectMessage], page["messages"]))
+                buffer.more = page["more"] and buffer.first_seq > 1
         except NexusError as exc:
             buffer.more = False
             self.state.error(commands.describe(exc))

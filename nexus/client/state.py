@@ -240,6 +240,24 @@ class Scrollback:
             self._last_day = day
         self.entries.extendleft(reversed(batch))
 
+    def insert_below(self, anchor: Entry, items: Iterable[tuple[Entry, float]]) -> None:
+        """Entries (oldest first) right below `anchor`, with a day separator
+        where the day changes: a thread's older replies, under its root."""
+        entries = self.entries
+        at = entries.index(anchor) + 1
+        day = next((entries[i].day for i in range(at - 1, -1, -1) if entries[i].day), None)
+        batch: list[Entry] = []
+        for entry, ts in items:
+            if (new_day := render.day_of(ts)) != day:
+                day = new_day
+                batch.append(Entry(render.day_separator(day), day))
+            self._widen(entry)
+            batch.append(entry)
+        if at < len(entries) and entries[at].day is not None and entries[at].day == day:
+            del entries[at]  # what follows is on the batch's last day: one separator
+        for offset, entry in enumerate(batch):
+            entries.insert(at + offset, entry)
+
     def mark_unread(self, before: Entry | None = None) -> None:
         """Puts the `unread` rule above `before`, or at the end, where the first unread
         line will follow it."""
@@ -342,6 +360,7 @@ class Buffer:
     kind: Kind
     name: str  # the room's name, or the other person's name as the server spells it
     root: int = 0  # a thread's: the seq of its root message
+    oldest_reply: int = 0  # a thread's: its oldest reply shown, to page back from
     scope: Scope = "room"  # a thread's: whether its root is in a room or a conversation
     topic: str = ""
     owner: str | None = None
@@ -368,6 +387,12 @@ class Buffer:
     # The newest `online` or `joined` line of each person, to fold with its own leaving.
     came: dict[tuple[str, str], Entry] = field(default_factory=dict)
     lines: Scrollback = field(default_factory=Scrollback)
+
+    @property
+    def place(self) -> dict[str, str]:
+        """The request argument naming where its messages are: `room`, or
+        `with` for a conversation."""
+        return {"room": self.name} if self.where == "room" else {"with_": self.name}
 
     @property
     def where(self) -> Scope:
@@ -629,8 +654,12 @@ class ChatState:
             key = thread_key("dm", peer, msg.get("thread") or msg["seq"])
         return self.threads.get(key)
 
-    def add_thread(self, buffer: Buffer, root: AnyMessage, replies: list[AnyMessage]) -> None:
-        """A thread's root (on top, apart) and its replies, oldest first, from `thread`."""
+    def add_thread(
+        self, buffer: Buffer, root: AnyMessage, replies: list[AnyMessage], more: bool
+    ) -> None:
+        """A thread's root (on top, apart) and its newest replies, oldest first,
+        from `thread`; `more`: older replies remain, loaded as the view reaches
+        the root (`add_older_replies`)."""
         if buffer.find(root["seq"]) is None:  # a new buffer, or one emptied by /clear
             buffer.lines.clear()
             buffer.lines.cleared = False
@@ -639,9 +668,26 @@ class ChatState:
             buffer.lines.add(render.separator("thread: replies below, /broadcast to the room too"))
             buffer.set_read(root["seq"])  # only replies are news in a thread
             buffer.synced_seq = buffer.read_seq
+            buffer.more, buffer.oldest_reply = more, 0
         else:
             self.update_message(root)
         self.add_messages(buffer, replies)
+        if replies and not buffer.oldest_reply:
+            buffer.oldest_reply = replies[0]["seq"]
+
+    def add_older_replies(self, buffer: Buffer, replies: list[AnyMessage], more: bool) -> None:
+        """A page of a thread's replies before the oldest shown: right under
+        its root, the view kept where it is."""
+        older = [m for m in replies if buffer.root < m["seq"] < buffer.oldest_reply]
+        buffer.more = more and bool(older)
+        root = buffer.find(buffer.root)
+        if not older or root is None:
+            return
+        entries = buffer.lines.entries
+        rule = entries[entries.index(root) + 1]  # "thread: replies below"
+        buffer.lines.insert_below(rule, ((self._entry(buffer, m), m["ts"]) for m in older))
+        buffer.oldest_reply = older[0]["seq"]
+        self._requote(buffer, {m["seq"] for m in older})
 
     def close(self, buffer: Buffer) -> None:
         """Removes a buffer; the view moves to a neighbour."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from nexus.client import render
 from nexus.client.layout import header, status_bar
 from nexus.client.state import ChatState
-from tests.client.conftest import room_info, until
+from tests.client.conftest import HOME, room_info, until
 
 NOW = time.time()
 
@@ -48,7 +50,7 @@ def test_a_reply_counts_on_its_root_and_goes_to_the_threads_buffer_not_the_timel
     state = _den()
     den = state.rooms["den"]
     thread = state.thread_buffer("room", "den", 1)
-    state.add_thread(thread, _said(1, "ana", "lunch **plans**?"), [])
+    state.add_thread(thread, _said(1, "ana", "lunch **plans**?"), [], False)
     state.apply(_message(3, "cy", "pizza", thread=1))
     assert _texts(den) == ["lunch **plans**?", "hi"]  # not in the timeline
     assert "↳ 3 replies" in den.find(1).renderable.parts()[1].plain
@@ -57,6 +59,27 @@ def test_a_reply_counts_on_its_root_and_goes_to_the_threads_buffer_not_the_timel
     assert thread.unread == 1 and den.unread == 0  # counted where it shows
     assert thread.label == "#den/1" and state.buffers[-1] is thread
     assert "thread of ana: lunch plans?" in "".join(t for _, t in header_of(state, thread))
+
+
+def test_older_replies_go_under_the_root_with_their_days():
+    """A page of replies older than those shown goes right under the root's
+    rule, a day separator where its day changes and none twice."""
+    state = _den()
+    thread = state.thread_buffer("room", "den", 1)
+    day = 24 * 3600
+    root = _said(1, "ana", "lunch **plans**?", ts=NOW - 3 * day)
+    newest = [_said(seq, "bob", f"reply {seq}") for seq in (7, 8)]
+    state.add_thread(thread, root, newest, True)
+    assert thread.more and thread.oldest_reply == 7
+    older = [_said(3, "cy", "reply 3", ts=NOW - 2 * day)]
+    older += [_said(seq, "cy", f"reply {seq}") for seq in (4, 6)]
+    state.add_older_replies(thread, older, False)
+    assert _texts(thread) == ["lunch **plans**?", *(f"reply {n}" for n in (3, 4, 6, 7, 8))]
+    assert not thread.more and thread.oldest_reply == 3
+    days = [e.day for e in thread.lines.entries if e.day is not None]
+    assert days == sorted(set(days)) and len(days) == 3  # the root's, reply 3's, today
+    state.add_older_replies(thread, [_said(2, "cy", "reply 2")], False)  # none past the root
+    assert _texts(thread)[1] == "reply 2"
 
 
 def header_of(state: ChatState, buffer) -> list[tuple[str, str]]:
@@ -172,6 +195,29 @@ async def test_reading_a_thread_in_one_terminal_clears_its_count_in_the_other(ch
     one.type(f"/thread {seq}\r")
     await until(lambda: two.state.threads_unread == 0, what="the count gone in the other")
     assert one.state.threads_unread == 0
+
+
+@pytest.mark.engines("sqlite")  # the json engine keeps 500 a room: no root would stay
+async def test_a_long_thread_loads_its_older_replies_as_the_view_reaches_the_root(chat, server):
+    """A thread of more replies than a page shows its newest; Home reaches the
+    root and the older ones load under it, a page at a time, until all show."""
+    bob = await server.user("longbob")
+    root = await bob.ok("say", room="general", text="the long one")
+    for n in range(1, 561):
+        await bob.ok("say", room="general", text=f"reply {n}", thread=root["seq"])
+    ana = await chat()
+    ana.type(f"/thread #general/{root['seq']}\r")
+    thread = await until(lambda: ana.state.current.kind == "thread" and ana.state.current)
+    assert len(list(thread.messages())) == 1 + 500 and thread.more
+    for _ in range(5):  # each time the view reaches the root, one more page comes
+        shown = len(list(thread.messages()))
+        ana.type(HOME)
+        await until(lambda: len(list(thread.messages())) > shown, what="older replies")  # noqa: B023
+        if not thread.more:
+            break
+    texts = [e.text for e in thread.messages()]
+    assert texts == ["the long one", *(f"reply {n}" for n in range(1, 561))]
+    assert not thread.more
 
 
 async def test_a_link_to_a_reply_opens_its_thread_with_the_reply_marked(chat, server):
