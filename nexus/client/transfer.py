@@ -16,21 +16,26 @@ name only once complete, and never another file's: a name taken gets
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import aiohttp
 
 from nexus.protocol import Attachment, Hello
 
+if TYPE_CHECKING:
+    import aiohttp
+
+# aiohttp is imported where a transfer starts: it costs a quarter of a second
+# at start-up, and most runs of nexus-chat (send, tail, a chat with no file)
+# never move a file.
+
 CHUNK = 256 * 1024  # bytes read from disk or the network at a time
-TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -61,7 +66,8 @@ class Files:
     def __init__(self, url: str, max_upload: int, username: str, secret: str) -> None:
         self.url = url.rstrip("/")
         self.max_upload = max_upload
-        self._auth = {"Authorization": aiohttp.encode_basic_auth(username, secret)}
+        credentials = base64.b64encode(f"{username}:{secret}".encode()).decode()
+        self._auth = {"Authorization": "Basic " + credentials}
         self._http: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -84,8 +90,11 @@ class Files:
             self._http = None
 
     def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(headers=self._auth, timeout=TIMEOUT)
+            timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
+            self._http = aiohttp.ClientSession(headers=self._auth, timeout=timeout)
         return self._http
 
     @contextlib.asynccontextmanager
@@ -94,6 +103,8 @@ class Files:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The response when its status is `expect`; else TransferError with the
         server's code, or `unreachable` when no answer came."""
+        import aiohttp
+
         try:
             async with self._session().request(method, url, **kwargs) as response:
                 if response.status != expect:
@@ -190,6 +201,8 @@ async def _chunks(handle: IO[bytes], size: int, progress: Progress) -> AsyncIter
 
 async def _refusal(response: aiohttp.ClientResponse) -> TransferError:
     """The error a refusal's JSON body names, or one made of its status."""
+    import aiohttp
+
     try:
         error = (await response.json(content_type=None))["error"]
         return TransferError(str(error["code"]), str(error["message"]))
