@@ -223,14 +223,7 @@ class Scrollback:
 
     def prepend(self, items: Iterable[tuple[Entry, float]]) -> None:
         """Older entries (oldest first) go above the rest; the cap applies only to appends."""
-        batch: list[Entry] = []
-        day = None
-        for entry, ts in items:
-            if (new_day := render.day_of(ts)) != day:
-                day = new_day
-                batch.append(Entry(render.day_separator(day), day))
-            self._widen(entry)
-            batch.append(entry)
+        batch, day = self._dated(items, None)
         if not batch:
             return
         first = next((e for e in self.entries if e.day is not None), None)
@@ -245,7 +238,18 @@ class Scrollback:
         where the day changes: a thread's older replies, under its root."""
         entries = self.entries
         at = entries.index(anchor) + 1
-        day = next((entries[i].day for i in range(at - 1, -1, -1) if entries[i].day), None)
+        above = next((entries[i].day for i in range(at - 1, -1, -1) if entries[i].day), None)
+        batch, day = self._dated(items, above)
+        if at < len(entries) and entries[at].day is not None and entries[at].day == day:
+            del entries[at]  # what follows is on the batch's last day: one separator
+        for offset, entry in enumerate(batch):
+            entries.insert(at + offset, entry)
+
+    def _dated(
+        self, items: Iterable[tuple[Entry, float]], day: date | None
+    ) -> tuple[list[Entry], date | None]:
+        """`items`' entries, each day's after its separator but `day`'s (the
+        day they follow on), and the day of the last."""
         batch: list[Entry] = []
         for entry, ts in items:
             if (new_day := render.day_of(ts)) != day:
@@ -253,10 +257,7 @@ class Scrollback:
                 batch.append(Entry(render.day_separator(day), day))
             self._widen(entry)
             batch.append(entry)
-        if at < len(entries) and entries[at].day is not None and entries[at].day == day:
-            del entries[at]  # what follows is on the batch's last day: one separator
-        for offset, entry in enumerate(batch):
-            entries.insert(at + offset, entry)
+        return batch, day
 
     def mark_unread(self, before: Entry | None = None) -> None:
         """Puts the `unread` rule above `before`, or at the end, where the first unread
