@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from nexus import __version__
-from nexus.server import maintenance
 from nexus.server.config import CONFIG_ENV, ServerConfig, load, parse_bool, settings, value_type
 from nexus.server.server import NexusServer
 from nexus.server.store import DamagedStore, StoreError
 
 log = logging.getLogger("nexus.server")
 DATA_DIR_MODE = 0o700  # the data files hold password hashes and every DM
+MAINTENANCE = ("check", "backup", "export", "migrate")  # maintenance.py's commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +144,9 @@ def prepare_data_dir(data: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in maintenance.COMMANDS:
+    if argv and argv[0] in MAINTENANCE:
+        from nexus.server import maintenance  # with psycopg: only for these
+
         return maintenance.main(argv)
     args = build_parser().parse_args(argv)
     try:

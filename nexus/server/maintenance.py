@@ -74,7 +74,6 @@ from nexus.server.store.journal import (
 from nexus.server.store.rows import message_of
 from nexus.server.store.words import Vocabulary
 
-COMMANDS = ("check", "backup", "export", "migrate")
 EVERYTHING = 1 << 62  # a window that holds every message
 READ_ATTEMPTS = 10  # compactions are minutes apart on a busy server; a few tries suffice
 

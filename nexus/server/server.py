@@ -7,6 +7,7 @@ import dataclasses
 import ssl
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from nexus.server.auth import PasswordHashing
 from nexus.server.clock import Clock, LoopClock
@@ -15,14 +16,10 @@ from nexus.server.commands.moderation import grant_admins
 from nexus.server.config import ServerConfig
 from nexus.server.core import Core
 from nexus.server.departure import guests_lost
-from nexus.server.files.routes import Credentials, FileRoutes
-from nexus.server.files.shelf import Shelf, files_root
 from nexus.server.frames import Frame
-from nexus.server.frontends.http import Http, Web
 from nexus.server.frontends.irc import IrcProtocol
 from nexus.server.frontends.proxied import behind_proxies, networks
 from nexus.server.frontends.tcp import TcpProtocol
-from nexus.server.frontends.ws import WsProtocol
 from nexus.server.hub import Hub
 from nexus.server.model import Model
 from nexus.server.outbox import Outbox
@@ -30,6 +27,10 @@ from nexus.server.policy import Policy
 from nexus.server.store import Store, StoreError, StoreListener
 from nexus.server.store.engines import open_store
 from nexus.server.tls import server_context
+
+if TYPE_CHECKING:
+    from nexus.server.files.shelf import Shelf
+    from nexus.server.frontends.http import Http
 
 STOP_TIMEOUT = 5.0  # seconds stop() waits for connections to send what they have queued
 
@@ -81,6 +82,13 @@ class NexusServer:
             backlog=1024,
         )
         if config.web_port is not None:
+            # Imported here: aiohttp and Pillow take a third of a second to
+            # load, and a server without a web port never uses them.
+            from nexus.server.files.routes import Credentials, FileRoutes
+            from nexus.server.files.shelf import Shelf, files_root
+            from nexus.server.frontends.http import Http, Web
+            from nexus.server.frontends.ws import WsProtocol
+
             site = server.http = Http(config, Web(config))
             shelf = server.shelf = Shelf(
                 store, files_root(config.data), config.max_upload, config.upload_quota

@@ -7,13 +7,16 @@ from pathlib import Path
 from nexus.server.config import ServerConfig
 from nexus.server.store import Store
 from nexus.server.store.journal import JournalStore
-from nexus.server.store.postgres import PostgresStore
 from nexus.server.store.sqlite import SqliteStore
 
 
 async def open_store(config: ServerConfig) -> Store:
     """The store `config.store` names, on `config.data`."""
     if config.store == "postgresql":
+        # Imported here: psycopg takes a fifth of a second to load, and most
+        # servers never use it.
+        from nexus.server.store.postgres import PostgresStore
+
         return await PostgresStore.open(
             config.database,
             window=config.history_limit,
