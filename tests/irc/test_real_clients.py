@@ -138,23 +138,33 @@ settings = {{
 """
 
 
+@contextlib.contextmanager
+def irssi(tmp_path: Path, config: str) -> Iterator[Tmux]:
+    """irssi in tmux with `config` as its whole configuration, killed after;
+    the test is skipped where irssi or tmux is not installed."""
+    binary = shutil.which("irssi")
+    if binary is None or shutil.which("tmux") is None:
+        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
+    home = tmp_path / "irssi"
+    home.mkdir()
+    (home / "config").write_text(config)
+    tmux = Tmux(tmp_path)
+    try:
+        tmux.start("irssi", binary, f"--home={home}")
+        yield tmux
+    finally:
+        tmux.kill()
+
+
 def test_irssi_logs_in_with_sasl_and_talks_both_ways(
     ports: tuple[int, int], tmp_path: Path
 ) -> None:
     """irssi (in tmux) logs in with SASL, joins #general, and exchanges a channel
     message and a DM with a native client both ways."""
-    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
-    if irssi is None or tmux_bin is None:
-        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
     native_port, irc_port = ports
     Native(native_port, "ana").close()  # the account irssi logs in with
-    bob = Native(native_port, "bob")
-    home = tmp_path / "irssi"
-    home.mkdir()
-    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
-    tmux = Tmux(tmp_path)
-    try:
-        tmux.start("irssi", irssi, f"--home={home}")
+    config = IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD)
+    with contextlib.closing(Native(native_port, "bob")) as bob, irssi(tmp_path, config) as tmux:
         tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
         bob.event("presence", user="ana", online=True)
         tmux.keys("irssi", "/join #general")
@@ -169,9 +179,6 @@ def test_irssi_logs_in_with_sasl_and_talks_both_ways(
         tmux.keys("irssi", "/query bob")
         tmux.wait_for("irssi", "a dm back to irssi", TIMEOUT)
         tmux.keys("irssi", "/quit")
-    finally:
-        tmux.kill()
-        bob.close()
 
 
 def test_irssi_sees_a_shared_file_as_its_link(
@@ -179,15 +186,8 @@ def test_irssi_sees_a_shared_file_as_its_link(
 ) -> None:
     """A native user uploads a file and shares it in #general: irssi shows the
     line with the file's link, which downloads with the irssi user's password."""
-    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
-    if irssi is None or tmux_bin is None:
-        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
     native_port, irc_port, web_port = web_ports
     Native(native_port, "ana").close()
-    bob = Native(native_port, "bob")
-    home = tmp_path / "irssi"
-    home.mkdir()
-    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
     base = f"http://127.0.0.1:{web_port}"
     upload = urllib.request.Request(
         base + "/files",
@@ -195,11 +195,10 @@ def test_irssi_sees_a_shared_file_as_its_link(
         headers={**basic("bob"), "Content-Disposition": 'attachment; filename="minutes.txt"'},
         method="POST",
     )
-    with urllib.request.urlopen(upload, timeout=TIMEOUT) as answer:
-        up = json.load(answer)
-    tmux = Tmux(tmp_path)
-    try:
-        tmux.start("irssi", irssi, f"--home={home}")
+    config = IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD)
+    with contextlib.closing(Native(native_port, "bob")) as bob, irssi(tmp_path, config) as tmux:
+        with urllib.request.urlopen(upload, timeout=TIMEOUT) as answer:
+            up = json.load(answer)
         tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
         tmux.keys("irssi", "/join #general")
         tmux.wait_for("irssi", "#general", TIMEOUT)
@@ -211,9 +210,6 @@ def test_irssi_sees_a_shared_file_as_its_link(
         ) as answer:
             assert answer.read() == b"minutes of the meeting\n"
         tmux.keys("irssi", "/quit")
-    finally:
-        tmux.kill()
-        bob.close()
 
 
 def test_irssi_reads_formatting_threads_and_pins_as_lines(
@@ -223,19 +219,11 @@ def test_irssi_reads_formatting_threads_and_pins_as_lines(
     codes, strike and code as typed (irssi draws IRC's codes for them as
     reverse-video letters), a thread reply with a short quote of its root
     in words, a pin as a notice naming the message."""
-    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
-    if irssi is None or tmux_bin is None:
-        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
     native_port, irc_port = ports
     Native(native_port, "ana").close()
-    bob = Native(native_port, "bob")
-    bob.request("create", room="den")
-    home = tmp_path / "irssi"
-    home.mkdir()
-    (home / "config").write_text(IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD))
-    tmux = Tmux(tmp_path)
-    try:
-        tmux.start("irssi", irssi, f"--home={home}")
+    config = IRSSI_CONFIG.format(port=irc_port, nick="ana", password=PASSWORD)
+    with contextlib.closing(Native(native_port, "bob")) as bob, irssi(tmp_path, config) as tmux:
+        bob.request("create", room="den")
         tmux.wait_for("irssi", "real clients welcome", TIMEOUT)
         tmux.keys("irssi", "/join #den")
         tmux.wait_for("irssi", "#den", TIMEOUT)
@@ -250,9 +238,6 @@ def test_irssi_reads_formatting_threads_and_pins_as_lines(
         screen = tmux.screen("irssi")
         assert "**" not in screen and "Qv2Q" not in screen and "^late^" not in screen, screen
         tmux.keys("irssi", "/quit")
-    finally:
-        tmux.kill()
-        bob.close()
 
 
 def basic(name: str) -> dict[str, str]:
@@ -276,17 +261,9 @@ def test_irssi_without_an_account_comes_in_as_a_guest(
     """irssi with no SASL or password on a --irc-guests server: its nick is an
     account's, so it is told (433) and takes another by itself, then joins
     #general as a guest and talks with a native client both ways."""
-    irssi, tmux_bin = shutil.which("irssi"), shutil.which("tmux")
-    if irssi is None or tmux_bin is None:
-        pytest.skip("irssi or tmux is not installed (apt-get install irssi tmux)")
     native_port, irc_port = guest_ports
-    bob = Native(native_port, "bob")
-    home = tmp_path / "irssi"
-    home.mkdir()
-    (home / "config").write_text(IRSSI_GUEST_CONFIG.format(port=irc_port, nick="bob"))
-    tmux = Tmux(tmp_path)
-    try:
-        tmux.start("irssi", irssi, f"--home={home}")
+    config = IRSSI_GUEST_CONFIG.format(port=irc_port, nick="bob")
+    with contextlib.closing(Native(native_port, "bob")) as bob, irssi(tmp_path, config) as tmux:
         tmux.wait_for("irssi", "You are a guest", TIMEOUT)
         tmux.keys("irssi", "/join #general")
         tmux.wait_for("irssi", "#general", TIMEOUT)
@@ -298,9 +275,6 @@ def test_irssi_without_an_account_comes_in_as_a_guest(
         tmux.wait_for("irssi", "welcome, guest", TIMEOUT)
         tmux.keys("irssi", "/quit")
         assert bob.event("presence", user=said["from"])["online"] is False
-    finally:
-        tmux.kill()
-        bob.close()
 
 
 def test_weechat_logs_in_with_sasl_and_talks_both_ways(
