@@ -1177,11 +1177,10 @@ async def page_of(
     """A page of `buffer`'s messages (`before`, `after` or `around` and `limit`
     in `where`): `history` for a room, `dms` for a conversation, whose
     replies read alike."""
-    if buffer.kind == "room":
-        page: HistoryReply = await request("history", room=buffer.name, **where)
-        return page
-    dms: DmsReply = await request("dms", with_=buffer.name, **where)
-    return cast(HistoryReply, dms)
+    page: HistoryReply = await request(
+        "history" if buffer.kind == "room" else "dms", **buffer.place, **where
+    )
+    return page
 
 
 async def _load_to(ctx: Context, buffer: Buffer, seq: int) -> Entry:
