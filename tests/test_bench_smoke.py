@@ -82,17 +82,19 @@ def test_quick_websocket_fanout_scenario_delivers(tmp_path: Path) -> None:
 
 def test_quick_irc_fanout_scenario_delivers_over_irc(tmp_path: Path) -> None:
     """Scenario 11 in quick mode logs IRC clients in to Nexus's IRC front end and
-    delivers the room's messages to them, beside the native run."""
+    delivers the room's messages to them, beside the native run: most of them, at a
+    rate a loaded machine keeps up with (clients that JOIN the room they are already
+    in, as the generator's do, once got none)."""
     out = tmp_path / "bench.json"
     cmd = [sys.executable, "-m", "bench", "--quick", "--no-peers", "--scenario", "11"]
-    proc = subprocess.run(
-        [*cmd, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180
-    )
+    cmd += ["--rates", "100", "--duration", "1", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(out.read_text())["scenarios"]["11"]["results"]
     for server in ("nexus", "nexus (irc)"):
         first = results[server]["steps"][0]
-        assert first["delivered"] > 0 and first["p99_ms"] is not None, (server, first)
+        assert first["delivered"] > first["expected"] / 2, (server, first)
+        assert first["p99_ms"] is not None, (server, first)
 
 
 def test_quick_sqlite_scenarios_measure_the_engine(tmp_path: Path) -> None:

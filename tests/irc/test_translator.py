@@ -439,6 +439,43 @@ def test_a_held_message_the_join_showed_already_is_not_shown_twice() -> None:
     assert sum("PRIVMSG #tech :" in line and "quick" in line for line in lines) == 1, lines
 
 
+def test_a_join_sent_before_the_welcome_shows_its_channels_holds_nothing() -> None:
+    """A client that JOINs a room it is a member of as soon as it is welcomed,
+    before the rooms it is in are shown, saw nothing said in the room after:
+    its JOIN waited for a release that only a JOIN showing the channel gave,
+    and here the welcome showed it. What the room hears reaches the client."""
+    t = Translator("1.0")
+    t.client_line(b"PASS :ana:secret words")
+    t.client_line(b"NICK ana")
+    t.client_line(b"USER ana 0 * :A")
+    pending = requests(t)
+    joined = False
+    while pending:
+        frame = pending.pop(0)
+        if frame["cmd"] == "login":
+            answer(t, login_reply(frame["id"]))
+        elif frame["cmd"] == "join":
+            answer(t, {"id": frame["id"], "ok": True, "room": {"name": "general", "topic": ""}})
+        elif frame["cmd"] == "rooms":
+            answer(t, {"id": frame["id"], "ok": True, "rooms": []})
+        elif frame["cmd"] == "members":
+            answer(t, {"id": frame["id"], "ok": True, "members": [BOB]})
+        elif frame["cmd"] == "history":
+            answer(t, {"id": frame["id"], "ok": True, "messages": [], "more": False})
+        elif frame["cmd"] == "read":
+            answer(t, {"id": frame["id"], "ok": True, "seq": 0})
+        else:
+            answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
+        if t.registered and not joined:  # welcomed; its channels not shown yet
+            t.client_line(b"JOIN #general")
+            joined = True
+        pending += requests(t)
+    assert joined and "general" in t.channels
+    said = {"event": "message", "room": "general", "seq": 4, "from": "bob", "text": "hi",
+            "ts": 1.0}  # fmt: skip
+    assert answer(t, said) == [":bob!~bob@nexus PRIVMSG #general :hi"]
+
+
 _ROOM_FRAMES = st.one_of(
     st.builds(
         lambda author, text, action: {"event": "message", "room": "general", "from": author,

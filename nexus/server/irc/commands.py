@@ -109,11 +109,10 @@ def join_room(c: IrcState, room: str, create: bool, private: bool = False) -> No
             c.failed(reply, "#" + room)
 
     def show(rosters: dict[str, set[str]], markers: Markers) -> None:
-        if room in c.channels:
-            if c.joining.get(room) is None:  # else the first JOIN releases them
-                c.joining.pop(room, None)
+        if room in c.channels:  # shown meanwhile: by the welcome or another JOIN
             c.channels[room] = rosters[room]
             c.show_names(room)
+            c.release(room, [])  # what was held since, if that showing left any
         else:
             show_channel(c, room, rosters[room], markers)
             c.show_said(room, said)

@@ -359,5 +359,6 @@ def burst(c: IrcState) -> None:
         for room in rooms:
             show_channel(c, room, rosters[room], markers)
             c.show_said(room, said.get(room, []))
+            c.release(room, said.get(room, []))  # held by a JOIN sent meanwhile
 
     ask_join_view(c, rooms, show)
