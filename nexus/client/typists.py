@@ -6,7 +6,11 @@ without waiting: another person shows as typing until their `on: false`,
 their message, or TYPING_SHOWN seconds after their last `on`; I say `on`
 at most every TYPING_EVERY seconds while a message is on my input line,
 and `on: false` when the line is emptied without sending it (a message sent
-ends my typing at the server by itself).
+ends my typing at the server by itself). A new message's `on` waits until
+TYPING_TOLD seconds have passed since my last one there: the server tells
+one a second for a place, even with an `off` or a message between, so an
+earlier one would go unheard (a quick talker's every line would cost a
+request for nothing).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 
 TYPING_SHOWN = 6.0  # seconds someone shows as typing after their last `on` (protocol 3)
 TYPING_EVERY = 3.0  # seconds between my `on`s while I type
+TYPING_TOLD = 1.0  # the server's: seconds between two `on`s it tells for one place
 # Commands whose text becomes a message: typing them is composing one.
 COMPOSING = frozenset({"/me", "/reply", "/plain", "/say"})
 
@@ -76,7 +81,7 @@ class Composer:
         self.send = send
         self.enabled = enabled
         self._target: Target | None = None  # where my last `on` went, while it holds
-        self._last = 0.0  # when it went
+        self._told: dict[Target, float] = {}  # when my last `on` went, where it may still count
 
     def changed(self, target: Target | None, text: str, now: float) -> None:
         """The input line now holds `text`, typed for `target` (None: no room or DM)."""
@@ -86,13 +91,14 @@ class Composer:
         if self._target is not None and (not typing or target != self._target):
             self.send(self._target, False)
             self._target = None
-        if (
-            typing
-            and target is not None
-            and (target != self._target or now - self._last >= TYPING_EVERY)
-        ):
+        if not typing or target is None:
+            return
+        last = self._told.get(target)
+        if last is None or now - last >= (TYPING_EVERY if target == self._target else TYPING_TOLD):
             self.send(target, True)
-            self._target, self._last = target, now
+            self._target = target
+            self._told = {at: t for at, t in self._told.items() if now - t < TYPING_EVERY}
+            self._told[target] = now
 
     def sent(self) -> None:
         """The line went as a message: the server ends my typing there itself."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from nexus.client.layout import status_bar
 from nexus.client.state import ChatState
-from nexus.client.typists import TYPING_EVERY, TYPING_SHOWN, Composer, Typists, typing_line
+from nexus.client.typists import (
+    TYPING_EVERY,
+    TYPING_SHOWN,
+    TYPING_TOLD,
+    Composer,
+    Typists,
+    typing_line,
+)
 from tests.client.conftest import room_info, until
 
 
@@ -67,6 +74,24 @@ def test_the_composer_says_on_every_three_seconds_and_off_when_the_line_empties(
     assert said == [(den, True), (den, True), (den, False)]
 
 
+def test_a_new_message_says_on_once_the_server_would_tell_it():
+    """The server tells one `on` a second for a place, an `off` or a message
+    between or not: a quick talker's next line waits until then to say it, at
+    its next key, rather than ask for nothing."""
+    said: list[tuple[tuple[str, str], bool]] = []
+    composer = Composer(lambda target, on: said.append((target, on)))
+    den, bob = ("room", "den"), ("with", "bob")
+    composer.changed(den, "ok", 10.0)
+    composer.sent()
+    composer.changed(den, "a", 10.4)  # the next line, 0.4 s on: the server would not tell it
+    composer.changed(den, "", 10.5)  # nothing said to end either
+    composer.changed(bob, "b", 10.6)  # elsewhere counts on its own
+    composer.changed(den, "an", 10.9)
+    assert said == [(den, True), (bob, True), (bob, False)]
+    composer.changed(den, "and", 10.0 + TYPING_TOLD)
+    assert said[3:] == [(den, True)]
+
+
 def test_the_composer_is_quiet_for_commands_sent_lines_and_when_disabled():
     said: list[tuple[tuple[str, str], bool]] = []
     composer = Composer(lambda target, on: said.append((target, on)))
@@ -79,7 +104,7 @@ def test_the_composer_is_quiet_for_commands_sent_lines_and_when_disabled():
     composer.changed(den, "", 0.1)  # the message ended it at the server
     assert said == [(den, True)]
     composer.changed(("with", "bob"), "hi", 0.2)
-    composer.changed(den, "hi", 0.3)  # the line now goes elsewhere: off there, on here
+    composer.changed(den, "hi", 1.3)  # the line now goes elsewhere: off there, on here
     assert said[1:] == [(("with", "bob"), True), (("with", "bob"), False), (den, True)]
     quiet = Composer(lambda target, on: said.append((target, on)), enabled=False)
     quiet.changed(den, "secret plans", 0.0)

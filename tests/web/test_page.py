@@ -447,6 +447,41 @@ async def test_the_pages_modules_parse_commands_and_find_mentions(web: WebRunnin
     assert result["mentions"] == [True, True, False, False, False, True]
 
 
+async def test_the_pages_typing_waits_for_what_the_server_would_tell(
+    web: WebRunning, browser
+) -> None:
+    """The page's TypingSender, run in the browser with its clock given: a new
+    message's `on` waits a second from the last one told there (the server
+    would not pass it on), another buffer counts on its own, and an `on` goes
+    again every 3 s while the typing goes on."""
+    tab = await browser.tab()
+    await tab.page.goto(web.base + "/")
+    said = await tab.page.evaluate(
+        """async () => {
+          const t = await import("/typing.js");
+          const said = [];
+          const sender = new t.TypingSender(async (cmd, args) => said.push([args.room, args.on]));
+          const den = {kind: "room", name: "den"}, tech = {kind: "room", name: "tech"};
+          sender.typed(den, "ok", false, 10000);
+          sender.sent();
+          sender.typed(den, "a", false, 10400);
+          sender.typed(tech, "b", false, 10600);
+          sender.typed(den, "an", false, 10900);
+          sender.typed(den, "and", false, 11000);
+          sender.typed(den, "and so", false, 13500);
+          sender.typed(den, "and so on", false, 14000);
+          return said;
+        }"""
+    )
+    assert said == [
+        ["den", True],
+        ["tech", True],
+        ["tech", False],
+        ["den", True],  # 11.0 s: a second after the last
+        ["den", True],  # 14.0 s: 3 s on, still typing
+    ]
+
+
 async def test_whois_of_a_guest_says_it_has_no_account(start_web, browser) -> None:
     """With IRC guests let in, /whois of one in the page says there is no account."""
     web = await start_web(irc_port=0, irc_guests=True)
