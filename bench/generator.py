@@ -41,6 +41,7 @@ TS = re.compile(rb"@(\d{19})")
 PAD = b"x" * 60  # message text: "@<19 digits> " + 60 bytes, ~170 bytes as a Nexus event
 # As long as PAD, in protocol 3's formatting: each kind of span, and a link.
 STYLED = b"**bold** *it* ~~no~~ `code` [doc](https://e.io/a) xxxxxxxxxx"
+TYPING_TOLD_NS = 1_000_000_000  # the server tells one `on` a second for a place
 assert len(STYLED) == len(PAD)
 
 
@@ -97,6 +98,7 @@ class Conn(asyncio.Protocol):
         self.name = ""
         self.consumed = b""  # what the last expect() matched, through its pattern
         self.target = b""  # room or peer this connection sends to
+        self.typed_at = -TYPING_TOLD_NS  # when it last said `typing` (ns)
 
     # -- asyncio callbacks --------------------------------------------------
 
@@ -254,24 +256,32 @@ class Nexus:
         pass  # memberships are in the store the runner wrote
 
     @staticmethod
-    def say(room: bytes, ts: int) -> bytes:
-        return b'{"cmd":"say","room":"%s","text":"@%019d %s"}\n' % (room, ts, PAD)
+    def say_in(room: bytes, ts: int, text: bytes = PAD) -> bytes:
+        return b'{"cmd":"say","room":"%s","text":"@%019d %s"}\n' % (room, ts, text)
 
     @staticmethod
-    def dm(to: bytes, ts: int) -> bytes:
-        return b'{"cmd":"dm","to":"%s","text":"@%019d %s"}\n' % (to, ts, PAD)
+    def say(conn: Conn, ts: int) -> bytes:
+        return Nexus.say_in(conn.target, ts)
 
     @staticmethod
-    def say_styled(room: bytes, ts: int) -> bytes:
+    def dm(conn: Conn, ts: int) -> bytes:
+        return b'{"cmd":"dm","to":"%s","text":"@%019d %s"}\n' % (conn.target, ts, PAD)
+
+    @staticmethod
+    def say_styled(conn: Conn, ts: int) -> bytes:
         """A message as long as say's, formatted."""
-        return b'{"cmd":"say","room":"%s","text":"@%019d %s"}\n' % (room, ts, STYLED)
+        return Nexus.say_in(conn.target, ts, STYLED)
 
     @staticmethod
-    def say_typing(room: bytes, ts: int) -> bytes:
-        """A formatted message after its writer says it is typing, as a
-        client does (the server tells the others once a second at most)."""
-        typing = b'{"cmd":"typing","room":"%s"}\n' % room
-        return typing + Nexus.say_styled(room, ts)
+    def say_typing(conn: Conn, ts: int) -> bytes:
+        """A formatted message, after its writer's `typing` as the clients say
+        it: for a new message once a second has passed since their last one
+        (sooner, the server would not tell it; docs/protocol.md)."""
+        said = Nexus.say_in(conn.target, ts, STYLED)
+        if ts - conn.typed_at < TYPING_TOLD_NS:
+            return said
+        conn.typed_at = ts
+        return b'{"cmd":"typing","room":"%s"}\n' % conn.target + said
 
 
 class Irc:
@@ -294,12 +304,12 @@ class Irc:
         await conn.expect(b" 366 ", fail=b"ERROR")
 
     @staticmethod
-    def say(room: bytes, ts: int) -> bytes:
-        return b"PRIVMSG #%s :@%019d %s\r\n" % (room, ts, PAD)
+    def say(conn: Conn, ts: int) -> bytes:
+        return b"PRIVMSG #%s :@%019d %s\r\n" % (conn.target, ts, PAD)
 
     @staticmethod
-    def dm(to: bytes, ts: int) -> bytes:
-        return b"PRIVMSG %s :@%019d %s\r\n" % (to, ts, PAD)
+    def dm(conn: Conn, ts: int) -> bytes:
+        return b"PRIVMSG %s :@%019d %s\r\n" % (conn.target, ts, PAD)
 
 
 class Redis:
@@ -317,8 +327,8 @@ class Redis:
         await conn.expect(b"subscribe\r\n")
 
     @staticmethod
-    def say(room: bytes, ts: int) -> bytes:
-        payload = b"@%019d %s" % (ts, PAD)
+    def say(conn: Conn, ts: int) -> bytes:
+        room, payload = conn.target, b"@%019d %s" % (ts, PAD)
         return b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
             len(room),
             room,
@@ -477,7 +487,7 @@ class Generator:
                     conn = senders[k]
                     k = k + 1 if k + 1 < count else 0
                     if not conn.closed:
-                        batches.setdefault(conn, []).append(make(conn.target, ts))
+                        batches.setdefault(conn, []).append(make(conn, ts))
                 for conn, frames in batches.items():
                     conn.write(b"".join(frames))
                 sent += due
@@ -711,7 +721,7 @@ class Generator:
 
         async def one(i: int) -> None:
             async with gate:
-                frame = Nexus.say(spec["rooms"][i].encode(), 0)
+                frame = Nexus.say_in(spec["rooms"][i].encode(), 0)
                 conn = AckConn(Nexus.ack_marker, frame, window)
                 conn.name = names[i]
                 await self.connect(conn)

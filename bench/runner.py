@@ -231,7 +231,8 @@ class Bench:
 
     def s14(self) -> dict[str, Any]:
         """Scenario 1's room with plain text, with formatted text of the same
-        length, and with formatted text each after its writer's `typing`."""
+        length, and with formatted text after its writer's `typing`, said as
+        the clients say it (a new message's at most once a second)."""
         rates = self.schedule(geometric(1000, 2.0, 3), geometric(2000, 1.25, 16))
         spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 10}
         names = [datagen.user_name(i) for i in range(100)]
