@@ -16,7 +16,6 @@ from typing import cast
 from nexus.client.connection import ChatConnection
 from nexus.errors import NexusError
 from nexus.protocol import (
-    PAGE_DEFAULT,
     PAGE_MAX,
     AnyMessage,
     ConversationInfo,
@@ -75,16 +74,15 @@ class Follow:
         self._moved = True
         missed: list[Shown] = []
         for kind, room in [key for key in self.seen if key[0] == "#"]:
-            since = self.seen[kind, room]
 
-            async def history(before: int | None, limit: int, room: str = room) -> HistoryReply:
+            async def history(after: int, room: str = room) -> HistoryReply:
                 page: HistoryReply = await conn.request(
-                    "history", room=room, limit=limit, before=before
+                    "history", room=room, after=after, limit=PAGE_MAX, replies=True
                 )
                 return page
 
             try:
-                messages = await _since(history, since, PAGE_DEFAULT)
+                messages = await _since(history, self.seen[kind, room])
             except NexusError:  # left, or deleted, meanwhile: nothing more to print of it
                 del self.seen[kind, room]
                 continue
@@ -95,14 +93,14 @@ class Follow:
                 if info["seq"] <= since:
                     continue
 
-                async def dms(before: int | None, limit: int, peer: str = info["with"]) -> DmsReply:
+                async def dms(after: int, peer: str = info["with"]) -> DmsReply:
                     page: DmsReply = await conn.request(
-                        "dms", with_=peer, limit=limit, before=before
+                        "dms", with_=peer, after=after, limit=PAGE_MAX, replies=True
                     )
                     return page
 
                 try:
-                    dm_page = await _since(dms, since, min(info["seq"] - since, PAGE_MAX))
+                    dm_page = await _since(dms, since)
                 except NexusError:  # the other account is gone: nothing to fetch
                     continue
                 missed.extend(cast(DmEvent, {"event": "dm", **m}) for m in dm_page)
@@ -120,17 +118,17 @@ async def _conversations(conn: ChatConnection) -> list[ConversationInfo]:
 
 
 async def _since(
-    fetch: Callable[[int | None, int], Awaitable[HistoryReply | DmsReply]], since: int, limit: int
+    fetch: Callable[[int], Awaitable[HistoryReply | DmsReply]], since: int
 ) -> list[AnyMessage]:
-    """The messages after seq `since`, oldest first, paging back from the newest; erased
-    ones are left out (they are gone)."""
+    """Every message after seq `since`, thread replies included (live, tail printed
+    them all), oldest first, page after page; erased ones are left out (they are
+    gone)."""
     messages: list[AnyMessage] = []
-    before: int | None = None
+    after = since
     while True:
-        page = await fetch(before, max(limit, 1))
-        newer: list[AnyMessage] = [m for m in page["messages"] if m["seq"] > since]
-        messages = newer + messages
-        if not newer or len(newer) < len(page["messages"]) or not page["more"]:
+        page = await fetch(after)
+        messages += page["messages"]
+        if not page["messages"] or not page["more_after"]:
             break
-        before, limit = newer[0]["seq"], PAGE_MAX
+        after = page["messages"][-1]["seq"]
     return [m for m in messages if not m.get("erased")]

@@ -710,6 +710,7 @@ _PAGE: dict[str, Validator | Optional] = {
     "before": Optional(sequence),
     "after": Optional(sequence),
     "around": Optional(sequence),
+    "replies": Optional(boolean, False),
 }
 
 
@@ -738,6 +739,7 @@ class Dms(_Paged, Request):
     before: int | None
     after: int | None = None  # the `limit` messages just after this seq
     around: int | None = None  # a page centred on this seq
+    replies: bool = False  # thread replies too: every message, not the timeline
 
 
 @request("conversations", limit=Optional(page_limit, PAGE_DEFAULT))
@@ -756,6 +758,7 @@ class History(_Paged, Request):
     before: int | None
     after: int | None = None  # the `limit` messages just after this seq
     around: int | None = None  # a page centred on this seq
+    replies: bool = False  # thread replies too: every message, not the timeline
 
 
 @request("members", room=room_name)

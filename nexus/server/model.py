@@ -304,7 +304,8 @@ class History:
     answers it instead.
 
     Pages (`page`, `newer`, `around`) are of the timeline: messages not in
-    a thread and replies also sent to it; `thread_page` is one thread's. A
+    a thread and replies also sent to it; with `replies`, of every message
+    (what a reader that missed some needs); `thread_page` is one thread's. A
     page around a seq holds (limit - 1) // 2 messages before it and the
     rest from it on, more before it near the newest and more after it near
     the oldest, so it stays full.
@@ -366,7 +367,9 @@ class History:
         first = stored[0].seq if stored else self.last_seq + 1
         return self.floor is not None and self.floor < first
 
-    def page(self, limit: int, before: int | None) -> tuple[list[Message], bool] | None:
+    def page(
+        self, limit: int, before: int | None, replies: bool = False
+    ) -> tuple[list[Message], bool] | None:
         """Up to `limit` timeline messages older than `before` (newest if
         None), oldest first, and whether older ones are still kept; None if
         the window cannot tell."""
@@ -377,7 +380,7 @@ class History:
         i = min(len(stored), end_seq - first) - 1
         while i >= 0 and len(found) <= limit:
             message = stored[i]
-            if message.thread is None or message.broadcast:
+            if message.thread is None or message.broadcast or replies:
                 found.append(message)
             i -= 1
         if len(found) > limit:
@@ -386,7 +389,9 @@ class History:
             return None
         return found[::-1], False
 
-    def newer(self, after: int, limit: int) -> tuple[list[Message], bool] | None:
+    def newer(
+        self, after: int, limit: int, replies: bool = False
+    ) -> tuple[list[Message], bool] | None:
         """Up to `limit` timeline messages newer than seq `after`, oldest
         first, and whether newer ones remain; None if the window cannot tell."""
         if not self.covers(after + 1):
@@ -397,24 +402,26 @@ class History:
             return [], True
         found: list[Message] = []
         for message in islice(stored, max(0, after + 1 - first), None):
-            if message.thread is None or message.broadcast:
+            if message.thread is None or message.broadcast or replies:
                 if len(found) == limit:
                     return found, True
                 found.append(message)
         return found, False
 
-    def around(self, seq: int, limit: int) -> tuple[list[Message], bool, bool] | None:
+    def around(
+        self, seq: int, limit: int, replies: bool = False
+    ) -> tuple[list[Message], bool, bool] | None:
         """A timeline page of `limit` centred on `seq` (see `centred`), whether
         older ones remain and whether newer ones do; None if the window
         cannot tell."""
-        newer = self.newer(seq - 1, limit - (limit - 1) // 2)
+        newer = self.newer(seq - 1, limit - (limit - 1) // 2, replies)
         if newer is None:
             return None
-        older = self.page(limit - len(newer[0]), seq)
+        older = self.page(limit - len(newer[0]), seq, replies)
         if older is None:
             return None
         if len(older[0]) + len(newer[0]) < limit and newer[1]:  # near the oldest: more after
-            newer = self.newer(seq - 1, limit - len(older[0]))
+            newer = self.newer(seq - 1, limit - len(older[0]), replies)
             if newer is None:
                 return None
         return older[0] + newer[0], older[1], newer[1]

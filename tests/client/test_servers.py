@@ -222,26 +222,28 @@ async def test_scripts_use_the_first_server_that_answers(server):
 
 
 async def test_tail_moves_to_the_next_server_and_prints_what_it_missed_once(server):
-    """tail given two nodes loses both; what is said meanwhile, in a room and in a
-    DM, it prints once the second is back, in order, and nothing twice (a message
-    said as it returns comes both live and in the catch-up)."""
+    """tail given two nodes loses both; what is said meanwhile, in a room, in a
+    thread (which a room's timeline leaves out) and in a DM, it prints once the
+    second is back, in order, and nothing twice (a message said as it returns
+    comes both live and in the catch-up)."""
     ana = await server.user("ana")
     await (await server.user("bob")).close()
     nodes = [Proxy((server.host, server.port)), Proxy((server.host, server.port))]
     for node in nodes:
         await node.mend()
     both = ",".join(f"127.0.0.1:{node.port}" for node in nodes)
-    proc = await spawn("tail", both, "--user", "bob", "--count", "5")
+    proc = await spawn("tail", both, "--user", "bob", "--count", "6")
     try:
         assert proc.stdout is not None
         await until(lambda: server.connections("bob"), timeout=20, what="tail")
-        await ana.ok("say", room="general", text="before")
+        root = (await ana.ok("say", room="general", text="before"))["seq"]
         line = await asyncio.wait_for(proc.stdout.readline(), 10)
         assert line == b"#general ana: before\n"
         for node in nodes:
             await node.cut()
         await until(lambda: not server.connections("bob"), what="tail cut off")
         await ana.ok("say", room="general", text="missed 1")
+        await ana.ok("say", room="general", text="missed reply", thread=root)
         await ana.ok("dm", to="bob", text="missed dm")
         await ana.ok("say", room="general", text="missed 2")
         await nodes[1].mend()
@@ -257,6 +259,7 @@ async def test_tail_moves_to_the_next_server_and_prints_what_it_missed_once(serv
     assert proc.returncode == 0, err
     assert out.decode().splitlines() == [
         "#general ana: missed 1",
+        f"#general/{root} ana: missed reply",
         "@ana ana: missed dm",
         "#general ana: missed 2",
         "#general ana: after",

@@ -170,6 +170,41 @@ async def test_thread_pages(start_server: StartServer, engine: str) -> None:
     assert seqs(around) == [1, 32, 33]
 
 
+async def test_pages_with_replies_hold_every_message(start_server: StartServer, engine: str) -> None:
+    """`replies: true` pages every message of a room or conversation, thread
+    replies in seq order among the rest: how a reader that missed some
+    catches up (tail after moving to another node). From memory and, on the
+    table engines, from disk past the window."""
+    running = await start_server(history_limit=100 if engine == "json" else 4)
+    ana, bob, _ = await trio(running)
+    await ana.ok("say", room="den", text="root")
+    for i in range(6):
+        await bob.ok("say", room="den", text=f"r{i}", thread=1, broadcast=i == 3)
+        await ana.ok("say", room="den", text=f"top {i}")  # 2..13: replies even, top odd
+    everything = list(range(1, 14))
+    page = await bob.ok("history", room="den", limit=50, replies=True)
+    assert seqs(page) == everything and page["more"] is False
+    page = await bob.ok("history", room="den", limit=4, before=12, replies=True)
+    assert seqs(page) == [8, 9, 10, 11] and page["more"] is True
+    page = await bob.ok("history", room="den", after=3, limit=4, replies=True)
+    assert seqs(page) == [4, 5, 6, 7] and page["more_after"] is True and page["more"] is True
+    page = await bob.ok("history", room="den", after=9, limit=50, replies=True)
+    assert seqs(page) == [10, 11, 12, 13] and page["more_after"] is False
+    assert page["messages"][0]["thread"] == 1
+    page = await bob.ok("history", room="den", around=6, limit=3, replies=True)
+    assert seqs(page) == [5, 6, 7]
+    # Without it, as before: the timeline (the broadcast reply, 8, is on it).
+    page = await bob.ok("history", room="den", after=3, limit=4)
+    assert seqs(page) == [5, 7, 8, 9]
+    await bob.fails("bad_args", "history", room="den", replies="yes")
+    await ana.ok("dm", to="bob", text="root")
+    await ana.ok("dm", to="bob", text="reply", thread=1)
+    await ana.ok("dm", to="bob", text="top")
+    page = await bob.ok("dms", after=0, replies=True, **{"with": "ana"})
+    assert seqs(page) == [1, 2, 3]
+    assert seqs(await bob.ok("dms", after=0, **{"with": "ana"})) == [1, 3]
+
+
 @pytest.mark.engines("json")
 async def test_a_root_trimmed_away_takes_its_thread(start_server: StartServer) -> None:
     running = await start_server(history_limit=4)

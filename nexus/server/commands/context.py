@@ -182,25 +182,22 @@ class Context:
 
     # -- history, from the window or the store ---------------------------------
 
-    def page(self, history: History, scope: str, limit: int, before: int | None) -> Any:
-        """A page of `scope` (whose window is `history`): a Page, or an awaitable one."""
-        page = history.page(limit, before)
-        return page if page is not None else self._store.page(scope, limit, before)
-
-    def shown_page(
-        self,
-        history: History,
-        scope: str,
-        limit: int,
-        before: int | None = None,
-        after: int | None = None,
-        around: int | None = None,
+    def page(
+        self, history: History, scope: str, limit: int, before: int | None, replies: bool = False
     ) -> Any:
-        """A page of `scope` (whose window is `history`) as `history` and
-        `dms` answer it: the newest, or the one before, just after or centred
-        on a seq (full where the history allows); its messages in wire form
-        cut to the reply budget, whether older ones remain and whether newer
-        ones do. A Shown, or an awaitable one."""
+        """A page of `scope` (whose window is `history`): a Page, or an awaitable one."""
+        page = history.page(limit, before, replies)
+        return page if page is not None else self._store.page(scope, limit, before, replies)
+
+    def shown_page(self, history: History, scope: str, req: p.History | p.Dms) -> Any:
+        """The page of `scope` (whose window is `history`) that `req` asks:
+        the newest, or the one before, just after or centred on a seq (full
+        where the history allows), of the timeline or of every message; its
+        messages in wire form cut to the reply budget, whether older ones
+        remain and whether newer ones do. A Shown, or an awaitable one."""
+        limit, before, after, around, replies = (
+            req.limit, req.before, req.after, req.around, req.replies
+        )  # fmt: skip
         newest = history.last_seq
         if after is None and around is None:
 
@@ -208,26 +205,23 @@ class Context:
                 messages, more = self.fit(*page)
                 return Shown(messages, more, before is not None and before <= newest)
 
-            return then(self.page(history, scope, limit, before), newest_first)
+            return then(self.page(history, scope, limit, before, replies), newest_first)
         if after is not None:
 
             def after_it(page: Page) -> Any:
                 shown, more_after = page
-                older = self.page(history, scope, 0, after + 1)  # only whether any remain
+                older = self.page(history, scope, 0, after + 1, replies)  # whether any remain
                 return then(older, lambda old: self.fit_span(shown, old[1], more_after, after + 1))
 
-            return then(self.newer(history, scope, after, limit), after_it)
+            newer: Any = history.newer(after, limit, replies)
+            if newer is None:
+                newer = self._store.newer(scope, after, limit, replies)
+            return then(newer, after_it)
         assert around is not None
-        centred: Any = history.around(around, limit)
+        centred: Any = history.around(around, limit, replies)
         if centred is None:
-            centred = self._store.around(scope, around, limit)
+            centred = self._store.around(scope, around, limit, replies)
         return then(centred, lambda page: self.fit_span(page[0], page[1], page[2], around))
-
-    def newer(self, history: History, scope: str, after: int, limit: int) -> Any:
-        """Timeline messages of `scope` just after seq `after`: a Page (whose
-        flag says newer ones remain), or an awaitable one."""
-        page = history.newer(after, limit)
-        return page if page is not None else self._store.newer(scope, after, limit)
 
     def thread_page(
         self, history: History, scope: str, root: int, limit: int, before: int | None

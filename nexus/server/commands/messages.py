@@ -218,7 +218,7 @@ def dms(ctx: Context, req: p.Dms) -> Any:
         ctx.mark_dms_read(other, newest)
         return {"messages": shown.messages, "more": shown.more, "more_after": shown.more_after}
 
-    page = ctx.shown_page(conv.history, conv_key, req.limit, req.before, req.after, req.around)
+    page = ctx.shown_page(conv.history, conv_key, req)
     return then(page, reply)
 
 

@@ -183,7 +183,7 @@ def history(ctx: Context, req: p.History) -> Any:
     def reply(shown: Shown) -> p.HistoryReply:
         return {"messages": shown.messages, "more": shown.more, "more_after": shown.more_after}
 
-    page = ctx.shown_page(room.history, room.name, req.limit, req.before, req.after, req.around)
+    page = ctx.shown_page(room.history, room.name, req)
     return then(page, reply)
 
 

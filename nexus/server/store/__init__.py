@@ -124,20 +124,23 @@ class Store(Protocol):
 
     # -- history beyond the window -----------------------------------------
 
-    async def page(self, scope: str, limit: int, before: int | None) -> Page:
+    async def page(self, scope: str, limit: int, before: int | None, replies: bool = False) -> Page:
         """Up to `limit` timeline messages of `scope` (none in a thread, or
-        sent to the timeline too) older than `before` (the newest if None),
-        oldest first, and whether older ones are stored."""
+        sent to the timeline too; with `replies`, every message) older than
+        `before` (the newest if None), oldest first, and whether older ones
+        are stored."""
 
-    async def newer(self, scope: str, after: int, limit: int) -> Page:
-        """Up to `limit` timeline messages of `scope` newer than `after`,
-        oldest first, and whether newer ones are stored (a page after or
-        around a message)."""
+    async def newer(self, scope: str, after: int, limit: int, replies: bool = False) -> Page:
+        """Up to `limit` timeline messages of `scope` (with `replies`, every
+        message) newer than `after`, oldest first, and whether newer ones
+        are stored (a page after or around a message)."""
 
-    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
-        """A timeline page of `limit` centred on `seq` (`History.around`),
-        oldest first, whether older ones are stored and whether newer ones
-        are: both halves in one read."""
+    async def around(
+        self, scope: str, seq: int, limit: int, replies: bool = False
+    ) -> tuple[list[Message], bool, bool]:
+        """A timeline page of `limit` (with `replies`, of every message)
+        centred on `seq` (`History.around`), oldest first, whether older ones
+        are stored and whether newer ones are: both halves in one read."""
 
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
         """Up to `limit` replies to root `root` of `scope` older than

@@ -480,19 +480,21 @@ class JournalStore:
 
     # -- reading beyond the window: there is none -----------------------------
 
-    async def page(self, scope: str, limit: int, before: int | None) -> Page:
+    async def page(self, scope: str, limit: int, before: int | None, replies: bool = False) -> Page:
         history = self.model.history(scope)
-        page = history.page(limit, before) if history is not None else None
+        page = history.page(limit, before, replies) if history is not None else None
         return page or ([], False)
 
-    async def newer(self, scope: str, after: int, limit: int) -> Page:
+    async def newer(self, scope: str, after: int, limit: int, replies: bool = False) -> Page:
         history = self.model.history(scope)
-        page = history.newer(after, limit) if history is not None else None
+        page = history.newer(after, limit, replies) if history is not None else None
         return page or ([], False)
 
-    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
+    async def around(
+        self, scope: str, seq: int, limit: int, replies: bool = False
+    ) -> tuple[list[Message], bool, bool]:
         history = self.model.history(scope)
-        page = history.around(seq, limit) if history is not None else None
+        page = history.around(seq, limit, replies) if history is not None else None
         return page or ([], False, False)
 
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:

@@ -87,6 +87,11 @@ def _address_scope(record: r.Read | r.FollowThread) -> str:
     return record.room if record.room is not None else pair_key(record.user, record.with_)  # type: ignore[arg-type]
 
 
+def _timeline(replies: bool) -> str:
+    """The condition a page adds for the timeline only, the partial index's."""
+    return "" if replies else " AND timeline = 1"
+
+
 @dataclass(slots=True)
 class _Noted:
     """What the records applied since the last cut touched."""
@@ -424,16 +429,20 @@ class TabledStore:
 
     # -- reading past the window ---------------------------------------------------
 
-    async def page(self, scope: str, limit: int, before: int | None) -> Page:
-        rows, more = await self._in_reader(self._read_page, scope, limit, before)
+    async def page(self, scope: str, limit: int, before: int | None, replies: bool = False) -> Page:
+        rows, more = await self._in_reader(self._read_page, scope, limit, before, replies)
         return [self._shown(scope, row) for row in rows], more
 
-    async def newer(self, scope: str, after: int, limit: int) -> Page:
-        rows, more = await self._in_reader(self._read_newer, scope, after, limit)
+    async def newer(self, scope: str, after: int, limit: int, replies: bool = False) -> Page:
+        rows, more = await self._in_reader(self._read_newer, scope, after, limit, replies)
         return [self._shown(scope, row) for row in rows], more
 
-    async def around(self, scope: str, seq: int, limit: int) -> tuple[list[Message], bool, bool]:
-        rows, more, more_after = await self._in_reader(self._read_around, scope, seq, limit)
+    async def around(
+        self, scope: str, seq: int, limit: int, replies: bool = False
+    ) -> tuple[list[Message], bool, bool]:
+        rows, more, more_after = await self._in_reader(
+            self._read_around, scope, seq, limit, replies
+        )
         return [self._shown(scope, row) for row in rows], more, more_after
 
     async def thread_page(self, scope: str, root: int, limit: int, before: int | None) -> Page:
@@ -705,12 +714,15 @@ class TabledStore:
             write_files(db, batch.files, batch.files_gone)
             write_follows(db, batch.follows, batch.follows_gone)
 
-    def _read_page(self, scope: str, limit: int, before: int | None) -> tuple[list[Any], bool]:
-        """A timeline page (the partial index of timeline messages)."""
+    def _read_page(
+        self, scope: str, limit: int, before: int | None, replies: bool
+    ) -> tuple[list[Any], bool]:
+        """A timeline page (the partial index of timeline messages), or with
+        `replies` a page of every message (the primary key)."""
         rows = (
             self._reader()
             .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND timeline = 1"
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ?{_timeline(replies)}"
                 " AND seq < ? ORDER BY seq DESC LIMIT ?",
                 (scope, before if before is not None else 1 << 62, limit + 1),
             )
@@ -718,11 +730,13 @@ class TabledStore:
         )
         return rows[:limit][::-1], len(rows) > limit
 
-    def _read_newer(self, scope: str, after: int, limit: int) -> tuple[list[Any], bool]:
+    def _read_newer(
+        self, scope: str, after: int, limit: int, replies: bool
+    ) -> tuple[list[Any], bool]:
         rows = (
             self._reader()
             .execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ? AND timeline = 1"
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE scope = ?{_timeline(replies)}"
                 " AND seq > ? ORDER BY seq LIMIT ?",
                 (scope, after, limit + 1),
             )
@@ -730,11 +744,13 @@ class TabledStore:
         )
         return rows[:limit], len(rows) > limit
 
-    def _read_around(self, scope: str, seq: int, limit: int) -> tuple[list[Any], bool, bool]:
-        newer, more_after = self._read_newer(scope, seq - 1, limit - (limit - 1) // 2)
-        older, more = self._read_page(scope, limit - len(newer), seq)
+    def _read_around(
+        self, scope: str, seq: int, limit: int, replies: bool
+    ) -> tuple[list[Any], bool, bool]:
+        newer, more_after = self._read_newer(scope, seq - 1, limit - (limit - 1) // 2, replies)
+        older, more = self._read_page(scope, limit - len(newer), seq, replies)
         if len(older) + len(newer) < limit and more_after:  # near the oldest: more after
-            newer, more_after = self._read_newer(scope, seq - 1, limit - len(older))
+            newer, more_after = self._read_newer(scope, seq - 1, limit - len(older), replies)
         return older + newer, more, more_after
 
     def _read_thread(
