@@ -170,7 +170,9 @@ async def test_thread_pages(start_server: StartServer, engine: str) -> None:
     assert seqs(around) == [1, 32, 33]
 
 
-async def test_pages_with_replies_hold_every_message(start_server: StartServer, engine: str) -> None:
+async def test_pages_with_replies_hold_every_message(
+    start_server: StartServer, engine: str
+) -> None:
     """`replies: true` pages every message of a room or conversation, thread
     replies in seq order among the rest: how a reader that missed some
     catches up (tail after moving to another node). From memory and, on the

@@ -84,8 +84,9 @@ def threads(ctx: Context, req: p.Threads) -> Any:
     me: User = ctx.me
 
     def last(replies: Thread | None, history: History, root: int) -> float:
-        if replies is not None and replies.live:
-            return next(reversed(replies.live.values()))[1]
+        newest = replies.last() if replies is not None else None
+        if newest is not None:
+            return newest
         message = history.get(root)
         return message.ts if message is not None else 0.0
 

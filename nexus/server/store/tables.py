@@ -422,10 +422,7 @@ def read_threads(db: Any, scope: str, history: History) -> None:
         " AND thread IS NOT NULL ORDER BY thread, seq",
         (scope,),
     ):
-        thread = history.thread(root)
-        thread.seqs.append(seq)
-        if not erased:
-            thread.live[seq] = (author, ts)
+        history.thread(root).add(seq, author, ts, bool(erased))
 
 
 def create(db: sqlite3.Connection, model: Model) -> None:
