@@ -97,7 +97,7 @@ class Composer:
         if last is None or now - last >= (TYPING_EVERY if target == self._target else TYPING_TOLD):
             self.send(target, True)
             self._target = target
-            self._told = {at: t for at, t in self._told.items() if now - t < TYPING_EVERY}
+            self._told = {place: at for place, at in self._told.items() if now - at < TYPING_EVERY}
             self._told[target] = now
 
     def sent(self) -> None:
