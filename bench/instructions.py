@@ -16,7 +16,11 @@ sent once the last is acknowledged, so every build batches alike). With
 acknowledges nothing, so a burst goes once the last member has the one before).
 `--styled` says a text of the same length in protocol 3's formatting,
 `--words` its words without the formatting, and `--typing` has each `say`
-follow its sender's `typing`, as a client's does.
+follow its sender's `typing` (what a client that ignores the clients'
+once-a-second rule sends: the costliest typing load). `--engine sqlite` runs
+the server on a sqlite store instead of a json one: the writer thread's
+instructions count too, up to the last delivery (search indexing that trails
+it is left out).
 Counting runs only from the first burst to the last delivery. Compare builds by
 running it from each checkout with `NEXUS_BENCH_SERVER="python -m nexus"` and
 `PYTHONPATH=<checkout>`.
@@ -33,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.datagen import PASSWORD, user_name, write_store
+from bench.datagen import PASSWORD, user_name, write_database, write_store
 from bench.generator import PAD, STYLED
 from bench.servers import NexusIrcServer, NexusServer
 
@@ -180,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--styled", action="store_true", help="formatted text, as long")
     parser.add_argument("--words", action="store_true", help="--styled's words, unformatted")
     parser.add_argument("--typing", action="store_true", help="each say after a typing")
+    parser.add_argument("--engine", choices=("json", "sqlite"), default="json", help="the store's")
     args = parser.parse_args(argv)
     if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
@@ -192,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--senders must be at least one and fewer than --members")
     with tempfile.TemporaryDirectory(prefix="nexus-instr-") as tmp:
         work = Path(tmp)
-        data = write_store(
-            work / "store.json", args.members, {i: ["general"] for i in range(args.members)}
+        write = write_database if args.engine == "sqlite" else write_store
+        data = write(
+            work / f"store.{'db' if args.engine == 'sqlite' else 'json'}",
+            args.members,
+            {i: ["general"] for i in range(args.members)},
         )
         out = work / "callgrind.out"
         wrapper = [
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 "styled": args.styled,
                 "words": args.words,
                 "typing": args.typing,
+                "engine": args.engine,
                 "instructions": total,
                 "per_message": round(total / args.messages),
                 "per_delivery": round(total / deliveries),
