@@ -337,7 +337,8 @@ class TabledStore:
         """The rows of what `noted` names, as the model holds it now."""
         model = self.model
         users, rooms, convs = model.users, model.rooms, model.conversations
-        guests = {key for key, user in users.items() if user.guest}
+        # Every account is looked at: only when a room's row is written (few cuts).
+        guests = {key for key, user in users.items() if user.guest} if noted.rooms else set()
         members: list[tuple[Any, ...]] = []
         members_gone: list[tuple[str, str]] = []
         for name, key in noted.members:
