@@ -234,6 +234,7 @@ def valid_args(cmd: str) -> dict[str, Any]:
         "broadcast": False,
         "after": None,  # a page takes one anchor: `before`
         "around": None,
+        "replies": False,
     }
     _, rules = REQUESTS[cmd]
     args = {key: base[key] for key, *_ in rules}
