@@ -299,8 +299,10 @@ def test_read_up_to_is_the_message_before_the_first_unread_one() -> None:
     assert paged(read_up_to(70, "ana", 40), trimmed)[0] == 70.0004
 
 
-def registered(caps: bytes = b"", name: str = "ana") -> Translator:
-    """A translator past registration as `name`, its requests answered."""
+def registered(caps: bytes = b"", name: str = "ana", welcomed: bytes = b"") -> Translator:
+    """A translator past registration as `name`, its requests answered; the
+    client line `welcomed`, if given, said as soon as it is welcomed, before
+    the rest of its requests are answered."""
     t = Translator("1.0")
     if caps:
         t.client_line(b"CAP REQ :" + caps)
@@ -313,6 +315,8 @@ def registered(caps: bytes = b"", name: str = "ana") -> Translator:
         frame = pending.pop(0)
         if frame["cmd"] == "login":
             answer(t, login_reply(frame["id"], name))
+        elif frame["cmd"] == "join":
+            answer(t, {"id": frame["id"], "ok": True, "room": {"name": frame["room"], "topic": ""}})
         elif frame["cmd"] == "rooms":
             answer(t, {"id": frame["id"], "ok": True, "rooms": []})
         elif frame["cmd"] == "members":
@@ -323,6 +327,9 @@ def registered(caps: bytes = b"", name: str = "ana") -> Translator:
             answer(t, {"id": frame["id"], "ok": True, "seq": 0})
         else:
             answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
+        if welcomed and t.registered:
+            t.client_line(welcomed)
+            welcomed = b""
         pending += requests(t)
     assert t.registered and t.nick == name and "general" in t.channels
     return t
@@ -444,33 +451,7 @@ def test_a_join_sent_before_the_welcome_shows_its_channels_holds_nothing() -> No
     before the rooms it is in are shown, saw nothing said in the room after:
     its JOIN waited for a release that only a JOIN showing the channel gave,
     and here the welcome showed it. What the room hears reaches the client."""
-    t = Translator("1.0")
-    t.client_line(b"PASS :ana:secret words")
-    t.client_line(b"NICK ana")
-    t.client_line(b"USER ana 0 * :A")
-    pending = requests(t)
-    joined = False
-    while pending:
-        frame = pending.pop(0)
-        if frame["cmd"] == "login":
-            answer(t, login_reply(frame["id"]))
-        elif frame["cmd"] == "join":
-            answer(t, {"id": frame["id"], "ok": True, "room": {"name": "general", "topic": ""}})
-        elif frame["cmd"] == "rooms":
-            answer(t, {"id": frame["id"], "ok": True, "rooms": []})
-        elif frame["cmd"] == "members":
-            answer(t, {"id": frame["id"], "ok": True, "members": [BOB]})
-        elif frame["cmd"] == "history":
-            answer(t, {"id": frame["id"], "ok": True, "messages": [], "more": False})
-        elif frame["cmd"] == "read":
-            answer(t, {"id": frame["id"], "ok": True, "seq": 0})
-        else:
-            answer(t, {"id": frame["id"], "ok": True, "ts": 1.0})
-        if t.registered and not joined:  # welcomed; its channels not shown yet
-            t.client_line(b"JOIN #general")
-            joined = True
-        pending += requests(t)
-    assert joined and "general" in t.channels
+    t = registered(welcomed=b"JOIN #general")
     said = {"event": "message", "room": "general", "seq": 4, "from": "bob", "text": "hi",
             "ts": 1.0}  # fmt: skip
     assert answer(t, said) == [":bob!~bob@nexus PRIVMSG #general :hi"]
