@@ -10,7 +10,6 @@ it read on the server, as reading it in the full-screen client does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import cast
 
 from nexus.client.connection import ChatConnection
@@ -21,7 +20,6 @@ from nexus.protocol import (
     ConversationInfo,
     ConversationsReply,
     DmEvent,
-    DmsReply,
     HistoryReply,
     LoginReply,
     MessageEvent,
@@ -74,15 +72,8 @@ class Follow:
         self._moved = True
         missed: list[Shown] = []
         for kind, room in [key for key in self.seen if key[0] == "#"]:
-
-            async def history(after: int, room: str = room) -> HistoryReply:
-                page: HistoryReply = await conn.request(
-                    "history", room=room, after=after, limit=PAGE_MAX, replies=True
-                )
-                return page
-
             try:
-                messages = await _since(history, self.seen[kind, room])
+                messages = await _since(conn, "history", self.seen[kind, room], room=room)
             except NexusError:  # left, or deleted, meanwhile: nothing more to print of it
                 del self.seen[kind, room]
                 continue
@@ -92,15 +83,8 @@ class Follow:
                 since = self.seen.get(("@", info["with"].casefold()), 0)
                 if info["seq"] <= since:
                     continue
-
-                async def dms(after: int, peer: str = info["with"]) -> DmsReply:
-                    page: DmsReply = await conn.request(
-                        "dms", with_=peer, after=after, limit=PAGE_MAX, replies=True
-                    )
-                    return page
-
                 try:
-                    dm_page = await _since(dms, since)
+                    dm_page = await _since(conn, "dms", since, with_=info["with"])
                 except NexusError:  # the other account is gone: nothing to fetch
                     continue
                 missed.extend(cast(DmEvent, {"event": "dm", **m}) for m in dm_page)
@@ -117,16 +101,17 @@ async def _conversations(conn: ChatConnection) -> list[ConversationInfo]:
     return listed["conversations"]
 
 
-async def _since(
-    fetch: Callable[[int], Awaitable[HistoryReply | DmsReply]], since: int
-) -> list[AnyMessage]:
-    """Every message after seq `since`, thread replies included (live, tail printed
-    them all), oldest first, page after page; erased ones are left out (they are
-    gone)."""
+async def _since(conn: ChatConnection, cmd: str, since: int, **place: str) -> list[AnyMessage]:
+    """Every message of `place` after seq `since` (`cmd`: `history` for a room,
+    `dms` for a conversation, whose replies read alike), thread replies included
+    (live, tail printed them all), oldest first, page after page; erased ones
+    are left out (they are gone)."""
     messages: list[AnyMessage] = []
     after = since
     while True:
-        page = await fetch(after)
+        page: HistoryReply = await conn.request(
+            cmd, **place, after=after, limit=PAGE_MAX, replies=True
+        )
         messages += page["messages"]
         if not page["messages"] or not page["more_after"]:
             break
