@@ -216,7 +216,7 @@ class PostgresStore(TabledStore):
         server restarted, the network went), then the model."""
         self._close_connection()
         self._connection = self._connect()
-        return self._read_model()
+        return super()._reopen()
 
     def _connect_reader(self) -> Connection:
         return self._connect()

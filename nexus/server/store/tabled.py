@@ -56,6 +56,8 @@ from nexus.server.store.tables import (
     change_message,
     delete_room,
     insert_messages,
+    many,
+    next_id,
     read_model,
     write_files,
     write_follows,
@@ -172,6 +174,7 @@ class TabledStore:
         self._local = threading.local()  # each reader thread's connection
         self._reader_connections: list[Any] = []
         self._vocabulary = w.Vocabulary()  # the writer's (an engine whose search needs it)
+        self._next_id: int | None = None  # the writer's: a new message's id, once read
         self._noted = _Noted()
         self._waiters: list[asyncio.Future[None]] = []  # for what is noted, not yet cut
         self._writing: asyncio.Future[None] | None = None  # a transaction under way
@@ -426,6 +429,7 @@ class TabledStore:
     def _reopen(self) -> Model:
         """The model read again after a failed write, on the writer's thread
         (an engine whose connection can break makes a new one first)."""
+        self._next_id = None
         return self._read_model()
 
     # -- reading past the window ---------------------------------------------------
@@ -681,13 +685,17 @@ class TabledStore:
     # -- the statements every engine runs, on the writer's thread or a reader's
 
     def _write(self, batch: _Batch) -> None:
-        """One transaction; on the writer thread."""
+        """One transaction; on the writer thread. Only the statements that
+        have rows run: most cuts are messages and little else."""
         db = self._open_connection()
         with self._transaction(db):
-            indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+            first = (self._next_id or next_id(db)) if batch.new else 0
+            if batch.gone_rooms or batch.changed:
+                indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
             for name in batch.gone_rooms:
                 delete_room(db, name, indexed)
-            db.executemany(
+            many(
+                db,
                 "INSERT INTO users (key, username, password, created, bio, last_seen, away,"
                 " admin, suspended, tokens) VALUES (?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (key) DO UPDATE SET password = excluded.password,"
@@ -697,23 +705,27 @@ class TabledStore:
                 batch.users,
             )
             write_rooms(db, batch.rooms)
-            db.executemany('DELETE FROM members WHERE room = ? AND "user" = ?', batch.members_gone)
-            db.executemany(
+            many(db, 'DELETE FROM members WHERE room = ? AND "user" = ?', batch.members_gone)
+            many(
+                db,
                 "INSERT INTO members VALUES (?,?,?)"
                 ' ON CONFLICT (room, "user") DO UPDATE SET read = excluded.read',
                 batch.members,
             )
-            db.executemany(
+            many(
+                db,
                 "INSERT INTO conversations (pair, a, b, last_seq, read) VALUES (?,?,?,?,?)"
                 " ON CONFLICT (pair) DO UPDATE SET last_seq = excluded.last_seq,"
                 " read = excluded.read",
                 batch.conversations,
             )
-            insert_messages(db, batch.new, self.folds)
+            insert_messages(db, batch.new, first, self.folds)
             for row in batch.changed:
                 change_message(db, row, indexed, self._vocabulary, self.folds)
             write_files(db, batch.files, batch.files_gone)
             write_follows(db, batch.follows, batch.follows_gone)
+        if batch.new:
+            self._next_id = first + len(batch.new)
 
     def _read_page(
         self, scope: str, limit: int, before: int | None, replies: bool

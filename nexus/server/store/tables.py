@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +216,9 @@ def migrate(db: sqlite3.Connection) -> int:
 
 
 def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[str]) -> None:
-    db.executemany("DELETE FROM files WHERE id = ?", [(file_id,) for file_id in gone])
-    db.executemany(
+    many(db, "DELETE FROM files WHERE id = ?", [(file_id,) for file_id in gone])
+    many(
+        db,
         f"INSERT INTO files ({FILE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO UPDATE SET shared = excluded.shared",
         rows,
@@ -225,8 +226,9 @@ def write_files(db: sqlite3.Connection, rows: list[tuple[Any, ...]], gone: list[
 
 
 def write_follows(db: Any, rows: list[tuple[Any, ...]], gone: list[tuple[str, str, int]]) -> None:
-    db.executemany('DELETE FROM follows WHERE "user" = ? AND scope = ? AND root = ?', gone)
-    db.executemany(
+    many(db, 'DELETE FROM follows WHERE "user" = ? AND scope = ? AND root = ?', gone)
+    many(
+        db,
         'INSERT INTO follows ("user", scope, root, following, read) VALUES (?,?,?,?,?)'
         ' ON CONFLICT ("user", scope, root) DO UPDATE SET following = excluded.following,'
         " read = excluded.read",
@@ -235,7 +237,8 @@ def write_follows(db: Any, rows: list[tuple[Any, ...]], gone: list[tuple[str, st
 
 
 def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    db.executemany(
+    many(
+        db,
         "INSERT INTO rooms (name, topic, owner, is_default, created, private, last_seq,"
         " moderators, muted, invited, bans, pins) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, owner = excluded.owner,"
@@ -247,26 +250,39 @@ def write_rooms(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     )
 
 
-def insert_messages(db: Any, rows: list[tuple[Any, ...]], fold: bool = False) -> None:
-    """Stores new messages, numbered on from the highest id ever indexed, so
-    that no id the index has passed comes back when the newest messages are
-    deleted (what AUTOINCREMENT does, at a cost on each row, not each call).
-    With `fold`, each one's text casefolded too (`folded`, what PostgreSQL
-    searches: it cannot casefold as Python does)."""
+def many(db: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`executemany`, not run for no rows: a statement costs the writer a trip
+    through the driver (and, for sqlite, the GIL twice) even with none."""
+    if rows:
+        db.executemany(sql, rows)
+
+
+def next_id(db: Any) -> int:
+    """The id a new message takes: on from the highest the index has passed,
+    so that none comes back when the newest messages are deleted (what
+    AUTOINCREMENT does, at a cost on each row)."""
     newest = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
     indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
-    first = max(newest, indexed)
+    return int(max(newest, indexed)) + 1
+
+
+def insert_messages(db: Any, rows: list[tuple[Any, ...]], first: int, fold: bool = False) -> None:
+    """Stores new messages, numbered from `first` (`next_id`). With `fold`,
+    each one's text casefolded too (`folded`, what PostgreSQL searches: it
+    cannot casefold as Python does)."""
     if fold:
-        db.executemany(
+        many(
+            db,
             "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
             " thread, timeline, folded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows, 1)],
+            [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows)],
         )
     else:
-        db.executemany(
+        many(
+            db,
             "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
             " thread, timeline) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(first + n, *row) for n, row in enumerate(rows, 1)],
+            [(first + n, *row) for n, row in enumerate(rows)],
         )
     mentions = []
     last: dict[str, int] = {}
@@ -274,8 +290,9 @@ def insert_messages(db: Any, rows: list[tuple[Any, ...]], fold: bool = False) ->
         if extra is not None and '"mentions"' in extra:
             mentions += [(name, scope, seq, ts) for name in orjson.loads(extra)["mentions"]]
         last[scope] = max(seq, last.get(scope, 0))
-    db.executemany("INSERT INTO mentions VALUES (?,?,?,?) ON CONFLICT DO NOTHING", mentions)
-    db.executemany(
+    many(db, "INSERT INTO mentions VALUES (?,?,?,?) ON CONFLICT DO NOTHING", mentions)
+    many(
+        db,
         "UPDATE rooms SET last_seq = ? WHERE name = ? AND last_seq < ?",
         [(seq, scope, seq) for scope, seq in last.items() if "\n" not in scope],
     )
@@ -480,7 +497,8 @@ def fill(db: Any, model: Model, fold: bool = False) -> None:
         for position, (scope, history) in enumerate(scopes)
         for message in history.messages
     )
-    insert_messages(db, [message_row(scope, m) for _, _, _, scope, m in ordered], fold)
+    rows = [message_row(scope, m) for _, _, _, scope, m in ordered]
+    insert_messages(db, rows, next_id(db), fold)
 
 
 def index_some(db: sqlite3.Connection, limit: int, vocabulary: w.Vocabulary) -> bool:
