@@ -193,6 +193,46 @@ async def test_ids_the_index_has_passed_never_come_back(start_server, tmp_path, 
     assert [m["text"] for m in found["results"]] == ["phoenix rising"]
 
 
+def checkpointed(data: Path, room: str, copy: Path) -> int:
+    """How many of `room`'s messages the database file itself holds (its WAL
+    left out: a copy of the file alone)."""
+    copy.write_bytes(data.read_bytes())
+    db = sqlite3.connect(copy)
+    try:
+        return db.execute("SELECT count(*) FROM messages WHERE scope = ?", (room,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.engines("sqlite")
+async def test_the_wal_is_folded_in_beside_the_writes_never_by_a_commit(
+    start_server, tmp_path, monkeypatch
+):
+    """A commit that passed SQLite's 1,000 pages checkpointed there and then,
+    holding up every acknowledgement behind it; the checkpointer's thread
+    folds the WAL in on its own, every CHECKPOINT_EVERY seconds."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3600.0)
+    data = tmp_path / "wal.db"
+    running = await start_server(data=data, store="sqlite")
+    await running.user("alice")
+    running = await restart(running, start_server, data)  # the tables in the file, folded at close
+    alice = await running.user("alice", register=False)
+    text = "w" * 3000  # 2,000 of them: ~1,500 pages
+    await alice.burst([{"cmd": "say", "room": "general", "text": text} for _ in range(2000)])
+    assert checkpointed(data, "general", tmp_path / "copy.db") == 0
+    store = running.server.store
+    await asyncio.get_running_loop().run_in_executor(None, store.checkpoint)  # type: ignore[attr-defined]
+    assert checkpointed(data, "general", tmp_path / "copy.db") == 2000
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 0.05)
+    running = await restart(running, start_server, data)
+    alice = await running.user("alice", register=False)
+    await alice.burst([{"cmd": "say", "room": "general", "text": text} for _ in range(100)])
+    deadline = time.monotonic() + 10
+    while checkpointed(data, "general", tmp_path / "copy.db") < 2100:
+        assert time.monotonic() < deadline, "the checkpointer never ran"
+        await asyncio.sleep(0.05)
+
+
 @pytest.mark.engines("sqlite")
 async def test_messages_past_the_retention_are_deleted(start_server, tmp_path):
     """--retention-days: older messages go from disk and from memory; paging

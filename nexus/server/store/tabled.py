@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -182,8 +182,7 @@ class TabledStore:
         self._loaded: OrderedDict[tuple[str, int], Message] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[Message | None]] = {}
         self._writing_changed: set[tuple[str, int]] = set()  # changes of the write under way
-        self._indexing: asyncio.Task[None] | None = None
-        self._retention: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []  # what `start` started
         self._recovering = False
         self._closing = False
 
@@ -560,9 +559,13 @@ class TabledStore:
     # -- background work ---------------------------------------------------------------
 
     def start(self) -> None:
-        self._indexing = asyncio.get_running_loop().create_task(self._index_in_background())
+        self._in_background(self._index_in_background())
         if self.retention_days > 0:
-            self._retention = asyncio.get_running_loop().create_task(self._trim_in_background())
+            self._in_background(self._trim_in_background())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Runs `work` until the store closes."""
+        self._background.append(asyncio.get_running_loop().create_task(work))
 
     async def _index_in_background(self) -> None:
         """Indexes messages not in the full-text index yet, a step at a time,
@@ -623,11 +626,10 @@ class TabledStore:
         """Writes what is pending, stops background work, closes the database."""
         if self._closing and self._connection is None:
             return
-        for task in (self._indexing, self._retention):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         with contextlib.suppress(StoreError):
             await self.written()
         self._closing = True
