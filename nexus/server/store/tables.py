@@ -257,6 +257,26 @@ def many(db: Any, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         db.executemany(sql, rows)
 
 
+# Rows one INSERT takes: a cut's messages go in a few statements of these
+# sizes, not one step each (the sqlite3 module lets the GIL go, and takes
+# it back, around every step), and the statements stay few enough to be
+# prepared once.
+ROWS_A_STATEMENT = (64, 16, 4, 1)
+
+
+def insert_rows(db: Any, head: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`head` ("INSERT INTO t (...) VALUES ") run for `rows`, several a statement."""
+    if not rows:
+        return
+    one = "(" + ",".join("?" * len(rows[0])) + ")"
+    done = 0
+    for size in ROWS_A_STATEMENT:
+        statement = head + ",".join([one] * size)
+        while len(rows) - done >= size:
+            db.execute(statement, [value for row in rows[done : done + size] for value in row])
+            done += size
+
+
 def next_id(db: Any) -> int:
     """The id a new message takes: on from the highest the index has passed,
     so that none comes back when the newest messages are deleted (what
@@ -270,20 +290,13 @@ def insert_messages(db: Any, rows: list[tuple[Any, ...]], first: int, fold: bool
     """Stores new messages, numbered from `first` (`next_id`). With `fold`,
     each one's text casefolded too (`folded`, what PostgreSQL searches: it
     cannot casefold as Python does)."""
+    columns = "id, scope, seq, ts, author, text, recipient, extra, erased, thread, timeline"
     if fold:
-        many(
-            db,
-            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
-            " thread, timeline, folded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows)],
-        )
+        values = [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows)]
+        columns += ", folded"
     else:
-        many(
-            db,
-            "INSERT INTO messages (id, scope, seq, ts, author, text, recipient, extra, erased,"
-            " thread, timeline) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [(first + n, *row) for n, row in enumerate(rows)],
-        )
+        values = [(first + n, *row) for n, row in enumerate(rows)]
+    insert_rows(db, f"INSERT INTO messages ({columns}) VALUES ", values)
     mentions = []
     last: dict[str, int] = {}
     for scope, seq, ts, _, _, _, extra, *_ in rows:
