@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nexus.server.store import DamagedStore
+from nexus.server.store import DamagedStore, tabled
 from nexus.server.store import sqlite as sqlite_store
 from nexus.server.store.sqlite import SqliteStore
 from nexus.server.store.tables import SCHEMA_VERSION
@@ -191,6 +191,59 @@ async def test_ids_the_index_has_passed_never_come_back(start_server, tmp_path, 
     monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
     found = await alice.ok("search", query="phoenix")
     assert [m["text"] for m in found["results"]] == ["phoenix rising"]
+
+
+def index_position(data: Path) -> tuple[int, int]:
+    """(the index's position, the newest message's id), as committed."""
+    with sqlite3.connect(data) as db:
+        indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+        newest = db.execute("SELECT max(id) FROM messages").fetchone()[0]
+    return indexed, newest
+
+
+@pytest.mark.engines("sqlite")
+async def test_a_message_is_in_the_index_once_acknowledged(start_server, tmp_path, monkeypatch):
+    """Indexed in the transaction that stores it, not by a later step (a fixed
+    pace of steps left 53,000 of a 60,000-message flood waiting)."""
+    monkeypatch.setattr(tabled, "INDEX_EVERY", 3600.0)  # no step after the first
+    data = tmp_path / "indexed.db"
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice")
+    await alice.burst([{"cmd": "say", "room": "general", "text": f"wombat{i}"} for i in range(300)])
+    indexed, newest = index_position(data)
+    assert indexed == newest
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)  # the index, as for a big store
+    found = await alice.ok("search", query="wombat299")
+    assert [m["text"] for m in found["results"]] == ["wombat299"]
+
+
+@pytest.mark.engines("sqlite")
+async def test_messages_waiting_for_the_index_go_in_before_new_ones(
+    start_server, tmp_path, monkeypatch
+):
+    """The index holds every id up to its position: while older messages
+    wait for their steps, new ones wait behind them, and every one is found."""
+    data = tmp_path / "backlog.db"
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice")
+    await alice.burst([{"cmd": "say", "room": "general", "text": f"old{i}"} for i in range(5)])
+    await running.close()
+    with sqlite3.connect(data) as db:  # as an older schema's database is found
+        db.execute("INSERT INTO words (words) VALUES ('delete-all')")
+        db.execute("UPDATE meta SET value = 0 WHERE key = 'indexed'")
+    monkeypatch.setattr(sqlite_store, "INDEX_STEP", 2)
+    monkeypatch.setattr(tabled, "INDEX_PAUSE", 3600.0)  # one step, then none
+    running = await start_server(data=data, store="sqlite")
+    alice = await running.user("alice", register=False)
+    await alice.ok("say", room="general", text="new one")
+    indexed, newest = index_position(data)
+    assert (indexed, newest) == (2, 6)
+    await running.server.store.index_all()  # type: ignore[attr-defined]
+    assert index_position(data) == (6, 6)
+    monkeypatch.setattr(sqlite_store, "SCAN_MAX", 0)
+    for word in ("old3", "new"):
+        found = await alice.ok("search", query=word)
+        assert len(found["results"]) == 1, word
 
 
 def checkpointed(data: Path, room: str, copy: Path) -> int:

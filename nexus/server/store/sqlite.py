@@ -21,10 +21,12 @@ and the model is read again from the database.
 Search: each message's words in a contentless FTS5 table, and the
 vocabulary of all of them, which turns a term into the words holding it
 (words.py), so a term is found as a substring, exactly as the protocol's
-rule says. The writer thread indexes new messages after
-acknowledging them, between transactions, so indexing never delays a reply
-for long; until then a search reads the newest, not yet indexed messages
-directly. An edit or an erasure updates the index in its own transaction.
+rule says. A new message is indexed in the transaction that stores it
+(its words cost about a third of its row), as an edit or an erasure is.
+Messages stored unindexed (by an older schema, or before a backlog was
+worked off) are indexed in order by steps between transactions, and new
+ones join the steps until they have caught up; until then a search reads
+the newest, not yet indexed messages directly.
 
 The WAL is folded into the database file by a thread of its own, every
 CHECKPOINT_EVERY seconds, never by a commit: a checkpoint copies every page
@@ -109,6 +111,7 @@ class SqliteStore(TabledStore):
         self.fsync = fsync
         self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="nexus-sqlite-checkpoint")
         self._checkpoints: sqlite3.Connection | None = None  # the checkpointer's
+        self._indexed: int | None = None  # the writer's: the index's position, once read
 
     @classmethod
     async def open(
@@ -229,8 +232,26 @@ class SqliteStore(TabledStore):
     def _index_step(self) -> bool:
         """Indexes up to INDEX_STEP messages; whether more wait. On the writer thread."""
         db = self._open_connection()
+        self._indexed = None  # read again by the next write
         with transaction(db):
             return index_some(db, INDEX_STEP, self._vocabulary)
+
+    def _index_new(self, db: sqlite3.Connection, first: int, rows: list[tuple[Any, ...]]) -> None:
+        """Indexes the messages a write stores, unless older ones wait: the
+        index holds every id up to its position, so those go first, in steps."""
+        if not rows:
+            return
+        if self._indexed is None:
+            self._indexed = db.execute("SELECT value FROM meta WHERE key = 'indexed'").fetchone()[0]
+        if self._indexed != first - 1:
+            return
+        self._vocabulary.add(db, [(first + n, row[4]) for n, row in enumerate(rows) if not row[7]])
+        self._indexed = first + len(rows) - 1
+        db.execute("UPDATE meta SET value = ? WHERE key = 'indexed'", (self._indexed,))
+
+    def _reopen(self) -> Model:
+        self._indexed = None  # a failed write's position was not stored
+        return super()._reopen()
 
     def _before_close(self, db: sqlite3.Connection) -> None:
         """Folds the WAL into the database, so it is one file at rest."""

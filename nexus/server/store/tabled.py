@@ -20,8 +20,8 @@ object per message, until its change is written, so concurrent changes to
 it never race.
 
 An engine (sqlite.py, postgres.py) says how: `_open_database`, `_write`,
-`_read_model`, the `_read_*` queries, search, `_index_step`, `_trim_step`
-and closing, each run on the writer's or a reader's thread.
+`_read_model`, the `_read_*` queries, search, `_index_new`, `_index_step`,
+`_trim_step` and closing, each run on the writer's or a reader's thread.
 """
 
 from __future__ import annotations
@@ -722,6 +722,7 @@ class TabledStore:
                 batch.conversations,
             )
             insert_messages(db, batch.new, first, self.folds)
+            self._index_new(db, first, batch.new)
             for row in batch.changed:
                 change_message(db, row, indexed, self._vocabulary, self.folds)
             write_files(db, batch.files, batch.files_gone)
@@ -905,6 +906,10 @@ class TabledStore:
     def _index_step(self) -> bool:
         """Indexes some messages for search; whether more wait."""
         raise NotImplementedError
+
+    def _index_new(self, db: Any, first: int, rows: list[tuple[Any, ...]]) -> None:
+        """Indexes new messages (ids from `first`) in the transaction that
+        stores them (nothing unless an engine keeps an index of its own)."""
 
 
 # -- helpers
