@@ -70,9 +70,9 @@ T = TypeVar("T")
 S = TypeVar("S", bound="TabledStore")
 
 INDEX_EVERY = 0.5  # seconds between looks for messages to index, once all are
-# While some wait: seconds between steps, so that indexing takes about a third
-# of the writer's time under a flood (the index trails; searches read the
-# newest messages directly) and keeps up with a few thousand messages a second.
+# While messages stored unindexed wait (an older schema's; new ones are
+# indexed as they are written): seconds between steps, so that the writes go
+# on while they are worked off (searches read them directly meanwhile).
 INDEX_PAUSE = 0.01
 LOADED_MAX = 4_096  # messages read from disk and kept for changes to them
 REOPEN_FIRST = 0.25  # seconds before the model is read again after a failed write
