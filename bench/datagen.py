@@ -145,7 +145,7 @@ def write_database(
                 for seq, author, text, ts in itertools.islice(made, 100_000)
             ]:
                 with tables.transaction(db):
-                    tables.insert_messages(db, rows)
+                    tables.insert_messages(db, rows, tables.next_id(db))
         vocabulary = Vocabulary()
         while True:
             with tables.transaction(db):
