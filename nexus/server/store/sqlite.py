@@ -9,14 +9,14 @@ disk when asked for, so memory does not grow with history.
 Writing: `apply()` changes the model at once and notes what the record
 touched (a user, a room, a membership, a message...). At the next pass of
 the loop everything noted is turned into rows, as the model now holds them,
-and handed to one writer thread, which writes them in one transaction
-(group commit). A reply `ok` still means on disk: the listeners hear
-`written` only once the transaction is committed (`synchronous=NORMAL`:
-survives a crash of the process; FULL with `--fsync`: survives power loss).
-While a transaction is being written the loop goes on: changes applied
-meanwhile go with the next one, and the outbox sends only the frames queued
-before them (`cut`). If a write fails, every change not written is refused
-and the model is read again from the database.
+and written in one transaction (group commit), on the loop, as the json
+engine appends its journal: a cut of a few messages takes a fraction of a
+millisecond, less than handing it to a thread and hearing back (measured:
+docs/performance.md). A reply `ok` still means on disk: the listeners hear
+`written` once the transaction is committed (`synchronous=NORMAL`: survives
+a crash of the process; FULL with `--fsync`, the loop waiting for the
+sync: survives power loss). If a write fails, every change not written is
+refused and the model is read again from the database.
 
 Search: each message's words in a contentless FTS5 table, and the
 vocabulary of all of them, which turns a term into the words holding it
@@ -96,6 +96,7 @@ class SqliteStore(TabledStore):
     engine). Open with `await SqliteStore.open(path)`."""
 
     errors = (sqlite3.Error,)
+    writes_on_loop = True
 
     def __init__(
         self,
@@ -128,7 +129,7 @@ class SqliteStore(TabledStore):
         )._opened()
 
     def _open_database(self) -> Model:
-        """Opens (or creates) the database and reads the model; on the writer thread."""
+        """Opens (or creates) the database and reads the model."""
         created = not self.path.exists()
         if created:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
@@ -230,7 +231,7 @@ class SqliteStore(TabledStore):
         return found + matching(rows, terms, limit + 1 - len(found))
 
     def _index_step(self) -> bool:
-        """Indexes up to INDEX_STEP messages; whether more wait. On the writer thread."""
+        """Indexes up to INDEX_STEP messages; whether more wait."""
         db = self._open_connection()
         self._indexed = None  # read again by the next write
         with transaction(db):
