@@ -328,17 +328,17 @@ class TabledStore:
             listener.cut()
         loop = asyncio.get_running_loop()
         if self.writes_on_loop:
-            self._writing = loop.create_future()
+            self._writing = written = loop.create_future()
             try:
                 self._write(batch)
             except Exception as exc:  # told by `_wrote`, as from the thread
-                self._writing.set_exception(exc)
+                written.set_exception(exc)
             else:
-                self._writing.set_result(None)
-        else:
-            self._writing = asyncio.ensure_future(
-                loop.run_in_executor(self._writer, self._write, batch)
-            )
+                written.set_result(None)
+            self._wrote(written, waiters)  # at once: nothing was applied meanwhile
+            return
+        future = loop.run_in_executor(self._writer, self._write, batch)
+        self._writing = asyncio.ensure_future(future)
         self._writing.add_done_callback(lambda done: self._wrote(done, waiters))
 
     def _wrote(self, done: asyncio.Future[None], waiters: list[asyncio.Future[None]]) -> None:
