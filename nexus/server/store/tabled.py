@@ -9,9 +9,10 @@ and written in one transaction (group commit): on the loop itself by an
 engine whose writes are local and short (sqlite, as the json engine writes
 its journal), or on one writer thread by an engine whose every statement is
 a round trip (postgresql). A reply `ok` still means on disk: the listeners
-hear `written` only once the transaction is committed. While a thread writes the loop goes on: changes applied meanwhile go with
-the next transaction, and the outbox sends only the frames queued before
-them (`cut`). If a write fails, every change not written is refused and the
+hear `written` only once the transaction is committed. While a thread
+writes the loop goes on: changes applied meanwhile go with the next
+transaction, and the outbox sends only the frames queued before them
+(`cut`). If a write fails, every change not written is refused and the
 model is read again from the database.
 
 Reads past the window (history pages, single messages, unread counts,
