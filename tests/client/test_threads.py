@@ -194,7 +194,9 @@ async def test_reading_a_thread_in_one_terminal_clears_its_count_in_the_other(ch
     await until(lambda: one.state.threads_unread == 1 and two.state.threads_unread == 1)
     one.type(f"/thread {seq}\r")
     await until(lambda: two.state.threads_unread == 0, what="the count gone in the other")
-    assert one.state.threads_unread == 0
+    # This terminal asks for its count half a second after its read marker, as
+    # the other does after hearing of it: either answer may come first.
+    await until(lambda: one.state.threads_unread == 0, what="the count gone in this one")
 
 
 @pytest.mark.engines("sqlite")  # the json engine keeps 500 a room: no root would stay
