@@ -290,7 +290,7 @@ def insert_messages(db: Any, rows: list[tuple[Any, ...]], first: int, fold: bool
     """Stores new messages, numbered from `first` (`next_id`). With `fold`,
     each one's text casefolded too (`folded`, what PostgreSQL searches: it
     cannot casefold as Python does)."""
-    columns = "id, scope, seq, ts, author, text, recipient, extra, erased, thread, timeline"
+    columns = f"{MESSAGE_COLUMNS}, thread, timeline"
     if fold:
         values = [(first + n, *row, row[4].casefold()) for n, row in enumerate(rows)]
         columns += ", folded"
