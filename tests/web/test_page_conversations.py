@@ -103,3 +103,25 @@ async def test_a_server_without_the_list_of_conversations_is_tolerated(
     await expect(tab.page.locator("#dms .buffer .mention")).to_have_text("@1")
     assert asked == ["conversations"]
     await expect(tab.messages().locator(".note.error")).to_have_count(0)
+
+
+async def test_a_click_held_across_a_redraw_of_the_list_still_opens_its_buffer(
+    web: WebRunning, browser
+) -> None:
+    """The press lands on a conversation, a message redraws the side list, the
+    release follows: the conversation opens, as it would had nothing arrived."""
+    tab = await browser.tab(*DESK)
+    await tab.register(web.base, "ana", PASSWORD)
+    bob = await web.running.user("bob")
+    await bob.ok("dm", to="ana", text="first")
+    conversation = tab.page.locator("#dms .buffer", has_text="bob")
+    await expect(conversation.locator(".mention")).to_have_text("@1")
+    box = await conversation.bounding_box()
+    assert box is not None
+    await tab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await tab.page.mouse.down()
+    await bob.ok("dm", to="ana", text="second")
+    await expect(conversation.locator(".mention")).to_have_text("@2")
+    await tab.page.mouse.up()
+    await expect(tab.page.locator("#title")).to_have_text("bob")
+    await expect(tab.messages()).to_contain_text("second")

@@ -340,15 +340,48 @@ function badge(count, className) {
   return count ? el("span", `badge ${className}`, String(count)) : null;
 }
 
-function drawSidebar() {
-  const state = session.state;
-  const lists = { room: $("rooms"), dm: $("dms") };
-  lists.room.replaceChildren();
-  lists.dm.replaceChildren();
-  state.buffers().forEach((buffer, index) => {
-    const item = el("li");
+// The sidebar's items are kept across redraws, keyed by buffer (or invite),
+// and moved only when out of place: a click whose press and release straddle
+// a redraw still lands on the button it began on (whose contents, drawn anew,
+// take no pointer events: style.css).
+const sidebarItems = new Map();
+
+function sidebarItem(key, onClick) {
+  let item = sidebarItems.get(key);
+  if (!item) {
+    item = el("li");
     const button = el("button", "buffer");
     button.type = "button";
+    button.addEventListener("click", onClick);
+    item.append(button);
+    sidebarItems.set(key, item);
+  }
+  return item;
+}
+
+function place(list, items) {
+  items.forEach((item, index) => {
+    if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+  });
+  while (list.children.length > items.length) list.lastElementChild.remove();
+}
+
+function openBuffer(key) {
+  const buffer = session.state.buffers().find((b) => b.key === key);
+  if (!buffer) return;
+  switchTo(buffer);
+  document.body.classList.remove("menu-open");
+}
+
+function drawSidebar() {
+  const state = session.state;
+  const items = { room: [], dm: [] };
+  const shown = new Set();
+  state.buffers().forEach((buffer, index) => {
+    shown.add(buffer.key);
+    const item = sidebarItem(buffer.key, () => openBuffer(buffer.key));
+    const button = item.firstElementChild;
+    button.className = "buffer";
     button.dataset.key = buffer.key;
     if (buffer === state.current) button.classList.add("current");
     if (buffer.unread) button.classList.add("unread");
@@ -359,33 +392,27 @@ function drawSidebar() {
     if (buffer.kind === "dm") {
       label.prepend(el("span", state.isOnline(buffer.name) ? "dot on" : "dot", ""));
     }
-    button.append(label);
     const unread = badge(buffer.unread, "count");
     const mention = badge(buffer.mentions, "mention");
-    if (unread) button.append(unread);
-    if (mention) {
-      mention.textContent = `@${buffer.mentions}`;
-      button.append(mention);
-    }
-    button.addEventListener("click", () => {
-      switchTo(buffer);
-      document.body.classList.remove("menu-open");
-    });
-    item.append(button);
-    lists[buffer.kind].append(item);
+    if (mention) mention.textContent = `@${buffer.mentions}`;
+    button.replaceChildren(...[label, unread, mention].filter(Boolean));
+    items[buffer.kind].push(item);
   });
   for (const [room, invite] of state.invites) {
-    const button = el("button", "buffer invite");
-    button.type = "button";
+    const key = `invite ${room}`;
+    shown.add(key);
+    const item = sidebarItem(key, () => runLine(`/join ${room}`));
+    const button = item.firstElementChild;
+    button.className = "buffer invite";
     button.title = `${invite.by ? `${invite.by} invited you` : "you are invited"}: click to join`;
     if (invite.room.private) button.classList.add("private");
-    button.append(el("span", "label", `#${room}`), el("span", "badge invited", "invited"));
-    button.addEventListener("click", () => runLine(`/join ${room}`));
-    const item = el("li");
-    item.append(button);
-    lists.room.append(item);
+    button.replaceChildren(el("span", "label", `#${room}`), el("span", "badge invited", "invited"));
+    items.room.push(item);
   }
-  if (!state.dms.size) lists.dm.append(el("li", "hint", "/query name opens one"));
+  for (const key of [...sidebarItems.keys()]) if (!shown.has(key)) sidebarItems.delete(key);
+  if (!state.dms.size) items.dm.push(el("li", "hint", "/query name opens one"));
+  place($("rooms"), items.room);
+  place($("dms"), items.dm);
   const people = $("people");
   people.replaceChildren();
   const current = state.current;
