@@ -46,6 +46,12 @@ class ServerConfig:
     database: str = setting(
         "", "the PostgreSQL database of --store postgresql: postgresql://USER@HOST:PORT/NAME"
     )
+    bus: str = setting(
+        "",
+        "with --store postgresql, run as one node of several on that database: redis://HOST:PORT"
+        " tells the nodes of each other's changes (docs/cluster.md)",
+    )
+    node: str = setting("", "this node's name in the database's changes (default: host:port)")
     history_limit: int = setting(
         500, "messages the json engine keeps a room (sqlite: those it keeps in memory)"
     )
@@ -227,6 +233,10 @@ class ServerConfig:
             config.data = ENGINES[config.store]
         if config.store == "postgresql" and not config.database:
             raise ValueError("--store postgresql needs --database postgresql://...")
+        if config.bus and config.store != "postgresql":
+            raise ValueError("--bus: the nodes of a cluster share --store postgresql")
+        if config.bus and not config.bus.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"--bus: {config.bus!r} is not a redis:// address")
         if config.proxy_from and (config.tls or config.tls_cert or config.ircs_port is not None):
             raise ValueError(
                 "--proxy-from: not with TLS (--tls, --ircs-port): terminate TLS at the balancer"

@@ -29,6 +29,7 @@ from nexus.server.store.engines import open_store
 from nexus.server.tls import server_context
 
 if TYPE_CHECKING:
+    from nexus.server.bus import Bus
     from nexus.server.files.shelf import Shelf
     from nexus.server.frontends.http import Http
 
@@ -60,12 +61,15 @@ class NexusServer:
         self.web_listener: asyncio.Server | None = None  # with --web-port
         self.http: Http | None = None  # its HTTP side
         self.shelf: Shelf | None = None  # files, served by the web port
+        self.bus: Bus | None = None  # with --bus: one node of several
 
     @classmethod
     async def start(cls, config: ServerConfig, clock: Clock | None = None) -> NexusServer:
         """Starts listening; its deadlines run on `clock` (the event loop's by default)."""
         store = await open_store(config)
         server = cls(config, store, clock)
+        if config.bus:
+            server._join_cluster()
         await grant_admins(store, list(config.admin))
         server.tls = server_context(config)
         store.start()
@@ -118,6 +122,23 @@ class NexusServer:
                 )
         return server
 
+    def _join_cluster(self) -> None:
+        """One node of several (store/clustered.py): what this hub tells goes
+        to the others with the store's turns, what theirs told comes to this
+        hub, and the bus says when there is something to read and who is
+        online on the other nodes."""
+        from nexus.server.bus import Bus
+        from nexus.server.store.clustered import ClusteredStore
+
+        store, hub = self.store, self.core.hub
+        assert isinstance(store, ClusteredStore)
+        hub.relay = store.relay
+        store.told = lambda told: hub.tell(told, store.model)
+        bus = self.bus = Bus(self.config.bus, store.node, store.notice, hub.sessions.keys)
+        store.committed = bus.tell
+        hub.elsewhere, hub.here = bus.elsewhere, bus.arrived
+        bus.start()
+
     def irc_tls(self) -> ssl.SSLContext:
         """IRC over TLS: the server's certificate, or the self-signed one beside the data."""
         context = self.tls or server_context(dataclasses.replace(self.config, tls=True))
@@ -163,6 +184,8 @@ class NexusServer:
             self.http = None
         if self.shelf is not None:
             await self.shelf.close()
+        if self.bus is not None:
+            await self.bus.close()
         await self.store.close()
         self.hashing.close()
 

@@ -401,6 +401,7 @@ async def as_older_schema(
             db.execute(f"PRAGMA user_version = {sqlite}")
     else:
         with psycopg.connect(config.database, autocommit=True) as db:
+            db.execute("DROP TABLE changes")  # schema 4's (several nodes)
             for statement in statements:
                 db.execute(statement)
             db.execute("UPDATE meta SET value = %s WHERE key = 'schema'", (postgresql,))

@@ -59,7 +59,7 @@ def _suspended() -> NexusError:
     return NexusError("suspended", "this account is suspended")
 
 
-@command("available", phases=ANONYMOUS)
+@command("available", phases=ANONYMOUS, turn=False)
 def available(ctx: Context, req: p.Available) -> p.AvailableReply:
     """What `register` would say of the name, without the password's hash:
     clients ask before they ask for a password. Names are no secret on a
@@ -69,13 +69,14 @@ def available(ctx: Context, req: p.Available) -> p.AvailableReply:
     return {"available": ctx.model.user(req.username) is None}
 
 
-@command("register", phases=ANONYMOUS, suspends=True)
+@command("register", phases=ANONYMOUS, suspends=True, turn=False)
 async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     ctx.policy.check_password(req.password)
     ctx.policy.check_registration(ctx.session.ip)
     if ctx.model.user(req.username) is not None:
         raise NexusError("username_taken", f"{req.username} is taken")
     hashed = await ctx.hashing.hash(req.password)
+    await ctx.turn()
     if ctx.model.user(req.username) is not None:  # registered while we hashed
         raise NexusError("username_taken", f"{req.username} is taken")
     # The first account of a store with no accounts is its admin.
@@ -86,6 +87,8 @@ async def register(ctx: Context, req: p.Register) -> p.LoginReply:
     return await _welcome(ctx, user, hashed, with_token=True)
 
 
+# In a turn (several nodes): an account made or changed on another node a
+# moment ago is found as it now is. The hash is checked outside it.
 @command("login", phases=ANONYMOUS, suspends=True)
 async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     # Only a name that could be an account has a per-account budget: the
@@ -108,6 +111,7 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     if not accepted or user is None or stored is None:
         ctx.policy.login_failed(ip, account)
         raise NexusError("auth_failed", _LOGIN_FAILED)
+    await ctx.turn()
     if not _unchanged(ctx, user, stored):  # the password changed while it was checked
         raise NexusError("auth_failed", _LOGIN_FAILED)
     if user.suspended:  # only someone holding the account's secret learns this
@@ -117,7 +121,7 @@ async def login(ctx: Context, req: p.Login) -> p.LoginReply:
     return await _welcome(ctx, user, stored, with_token=req.token is None)
 
 
-@command("password", suspends=True)
+@command("password", suspends=True, turn=False)
 async def password(ctx: Context, req: p.Password) -> p.TokenReply:
     """Replaces the caller's password after checking the old one (a wrong
     one counts as a failed login); revokes every token, returns a new one and
@@ -130,6 +134,7 @@ async def password(ctx: Context, req: p.Password) -> p.TokenReply:
         ctx.policy.login_failed(ip, key)
         raise NexusError("auth_failed", "wrong password")
     hashed = await ctx.hashing.hash(req.new)
+    await ctx.turn()
     if ctx.model.users.get(key) is None or ctx.me.password != stored:
         raise NexusError("auth_failed", "the password changed meanwhile; try again")
     token, digest = new_token()
@@ -142,12 +147,12 @@ async def password(ctx: Context, req: p.Password) -> p.TokenReply:
     return {"token": token}
 
 
-@command("quit", phases=ANY_OPEN)
+@command("quit", phases=ANY_OPEN, turn=False)
 def quit_(ctx: Context, req: p.Quit) -> p.Empty:
     ctx.quitting = True  # the core closes the connection once the reply is queued
     return {}
 
 
-@command("ping", phases=ANY_OPEN)
+@command("ping", phases=ANY_OPEN, turn=False)
 def ping(ctx: Context, req: p.Ping) -> p.PingReply:
     return {"ts": time.time()}

@@ -42,7 +42,7 @@ from nexus.server.model import (
 from nexus.server.policy import Policy
 from nexus.server.records import Read, Record
 from nexus.server.session import Session
-from nexus.server.store import Page, Store
+from nexus.server.store import NeedTurn, Page, Store
 
 audit_log = logging.getLogger("nexus.moderation")
 
@@ -69,10 +69,31 @@ def then(value: T | Awaitable[T], use: Callable[[T], R]) -> R | Awaitable[R]:
 
 
 async def _then(value: Awaitable[T], use: Callable[[T], R]) -> R:
-    result: Any = use(await value)
+    got = await value
+    try:
+        result: Any = use(got)
+    except NeedTurn as wait:  # the node's turn went by while `value` was read
+        return await in_turn(wait.turn, use, got)
     while inspect.isawaitable(result):
         result = await result
     return result
+
+
+async def in_turn(turn: Awaitable[None], use: Callable[..., R], *args: Any) -> R:
+    """`use(*args)` once this node's turn has come (NeedTurn: with several
+    nodes, a change waits for it), tried again should the turn end first.
+    Nothing was applied by the try that raised NeedTurn, so `use` runs
+    whole each time."""
+    while True:
+        await turn
+        try:
+            result: Any = use(*args)
+        except NeedTurn as wait:
+            turn = wait.turn
+            continue
+        while inspect.isawaitable(result):
+            result = await result
+        return result
 
 
 def gathered(values: list[Any]) -> Any:
@@ -135,6 +156,16 @@ class Context:
         carry it, since no user of that name is stored to replay them."""
         me = self.me
         return me.username if me.guest else None
+
+    def has_turn(self) -> bool:
+        """Whether this node may change things now (always, on a node of its own)."""
+        return self._store.has_turn()
+
+    async def turn(self) -> None:
+        """Waits, with several nodes, for this node's turn to change things:
+        for a handler that changes them after a long wait of its own (a
+        password's hash), so that the wait is not spent in the turn."""
+        await self._store.turn()
 
     async def durable(self) -> None:
         """Waits until this request's changes are written (for a handler that

@@ -26,7 +26,7 @@ from nexus.server.store import StoreError
 GUESTS_LOST = "the server could not write its data and reloaded it; guests are not kept"
 
 
-@command("guest", phases=ANONYMOUS, front_end=True)
+@command("guest", phases=ANONYMOUS, front_end=True, turn=False)
 def guest(ctx: Context, req: p.Guest) -> p.LoginReply:
     """Logs the session in as a new guest named as asked, unless an account
     (`username_taken`) or a guest online (`nick_in_use`) has that name."""

@@ -162,7 +162,7 @@ def _say(ctx: Context, room: Room | None, req: p.Say, root: Message | None) -> p
     return {"seq": message.seq, "ts": message.ts}
 
 
-@command("typing")
+@command("typing", turn=False)
 def typing(ctx: Context, req: p.Typing) -> p.Empty:
     """Told to the others at most once a second (composing.py); never
     stored, and free of flood control: a client says it as its user types."""
@@ -199,7 +199,7 @@ def _dm(ctx: Context, recipient: str, req: p.Dm, root: Message | None) -> p.Sent
     return {"seq": message.seq, "ts": message.ts}
 
 
-@command("dms", suspends=True)
+@command("dms", suspends=True, turn=False)
 def dms(ctx: Context, req: p.Dms) -> Any:
     me = ctx.key
     other = ctx.user(req.with_)
@@ -222,7 +222,7 @@ def dms(ctx: Context, req: p.Dms) -> Any:
     return then(page, reply)
 
 
-@command("conversations", suspends=True)
+@command("conversations", suspends=True, turn=False)
 def conversations(ctx: Context, req: p.Conversations) -> Any:
     """Every DM conversation the caller has, read or not, the most recently
     active first: what a client lists after logging in again."""
@@ -460,7 +460,7 @@ def tell_pinned(ctx: Context, room: Room, seq: int, on: bool) -> None:
     ctx.hub.to_room(room, Frame(event))
 
 
-@command("pins", suspends=True)
+@command("pins", suspends=True, turn=False)
 def pins(ctx: Context, req: p.Pins) -> Any:
     """The pinned messages, the latest pin first, each as history shows it
     with who pinned it and when; one no longer stored (trimmed) is left out."""

@@ -167,7 +167,7 @@ def _tell_staff(ctx: Context, room: Room, target: User, reason: str, on: bool) -
         ctx.hub.to_user(key, frame, skip=ctx.session)
 
 
-@command("bans")
+@command("bans", turn=False)
 def bans(ctx: Context, req: p.Bans) -> p.BansReply:
     room = ctx.room(req.room)
     if not permissions.may("bans", ctx.model, room, ctx.key):
@@ -301,6 +301,7 @@ async def grant_admins(store: Store, names: list[str]) -> None:
     """Makes the named existing accounts admins (`nexus-server --admin`), and
     waits until that is written. A name with no account is logged and skipped:
     the server still starts, so the account can be registered."""
+    await store.turn()
     model = store.model
     for name in names:
         user = model.user(name)

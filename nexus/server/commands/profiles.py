@@ -8,7 +8,7 @@ from nexus.server.commands.context import Context
 from nexus.server.commands.registry import command
 
 
-@command("whois")
+@command("whois", turn=False)
 def whois(ctx: Context, req: p.Whois) -> p.ProfileReply:
     return {"user": ctx.profile(ctx.user(req.username))}
 

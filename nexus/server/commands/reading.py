@@ -58,7 +58,7 @@ def _read_thread(ctx: Context, req: p.Read, root: int) -> p.ReadReply:
     return {"seq": moved}
 
 
-@command("search", suspends=True)
+@command("search", suspends=True, turn=False)
 async def search(ctx: Context, req: p.Search) -> p.SearchReply:
     me = ctx.me
     if req.room is not None:
@@ -74,7 +74,7 @@ async def search(ctx: Context, req: p.Search) -> p.SearchReply:
     return {"results": results, "more": more}  # type: ignore[typeddict-item]
 
 
-@command("mentions", suspends=True)
+@command("mentions", suspends=True, turn=False)
 async def mentions(ctx: Context, req: p.Mentions) -> p.MentionsReply:
     me = ctx.me
     found = await ctx.mentions(me.username, set(me.rooms), req.limit)

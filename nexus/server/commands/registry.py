@@ -18,9 +18,9 @@ from typing import Any
 
 from nexus import protocol as p
 from nexus.errors import NexusError
-from nexus.server.commands.context import Context
+from nexus.server.commands.context import Context, in_turn
 from nexus.server.session import Phase
-from nexus.server.store import StoreError
+from nexus.server.store import NeedTurn, StoreError
 
 log = logging.getLogger("nexus.commands")
 
@@ -45,6 +45,11 @@ class Command:
     phases: frozenset[Phase]  # session phases the command is allowed in
     flood: bool  # counts against the per-user flood budget
     suspends: bool  # the handler is a coroutine that may wait
+    # Run in this node's turn (with several nodes, store/clustered.py): a
+    # command that changes things, so that it checks them as they stand. A
+    # read need not wait; nor a handler that takes its turn itself, after a
+    # long wait of its own (a password's hash).
+    turn: bool
     requests: p.RequestTable  # where its typed request is declared
 
 
@@ -62,6 +67,7 @@ def command(
     flood: bool = False,
     suspends: bool = False,
     front_end: bool = False,
+    turn: bool = True,
 ) -> Callable[[Handler], Handler]:
     table, requests = (
         (FRONT_END_COMMANDS, p.FRONT_END_REQUESTS) if front_end else (COMMANDS, p.REQUESTS)
@@ -69,7 +75,7 @@ def command(
 
     def register(handler: Handler) -> Handler:
         assert name in requests and name not in table, name
-        table[name] = Command(name, handler, phases, flood, suspends, requests)
+        table[name] = Command(name, handler, phases, flood, suspends, turn, requests)
         return handler
 
     return register
@@ -94,7 +100,12 @@ def dispatch(ctx: Context, frame: dict[str, Any]) -> Reply | Coroutine[Any, Any,
         req = p.parse(name, frame, cmd.requests)
         if cmd.flood:
             ctx.policy.check_flood(ctx.key)
-        reply = cmd.handler(ctx, req)
+        if cmd.turn and not ctx.has_turn():
+            return _suspended(ctx, rid, name, in_turn(ctx.turn(), cmd.handler, ctx, req))
+        try:
+            reply = cmd.handler(ctx, req)
+        except NeedTurn as wait:  # with several nodes: tried again in this node's turn
+            return _suspended(ctx, rid, name, in_turn(wait.turn, cmd.handler, ctx, req))
         if cmd.suspends and type(reply) is not dict:
             return _suspended(ctx, rid, name, reply)
         return p.ok(rid, reply)

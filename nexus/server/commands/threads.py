@@ -36,7 +36,7 @@ def _checked_root(seq: int, message: Message | None) -> Message:
     return message
 
 
-@command("thread", suspends=True)
+@command("thread", suspends=True, turn=False)
 def thread(ctx: Context, req: p.Thread) -> Any:
     """A root's thread; a reply's address answers the thread it is in (a
     link to a reply opens its thread: `root` says which)."""
@@ -77,7 +77,7 @@ def follow(ctx: Context, req: p.Follow) -> Any:
     return then(ctx.message(history, scope, req.seq), found)
 
 
-@command("threads", suspends=True)
+@command("threads", suspends=True, turn=False)
 def threads(ctx: Context, req: p.Threads) -> Any:
     """The caller's followed threads, the latest reply first (a thread with
     none yet by its root's time); only the roots listed are read."""

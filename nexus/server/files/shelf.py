@@ -172,6 +172,7 @@ class Shelf:
         """Removes files no message carries that came over UNSHARED_GRACE ago
         (the records first, durably; then content no record names); how many."""
         cutoff = (time.time() if now is None else now) - UNSHARED_GRACE
+        await self.store.turn()
         gone = [f.id for f in self.store.model.files.values() if not f.shared and f.ts < cutoff]
         for file_id in gone:
             self.store.apply(records.Discard(id=file_id))

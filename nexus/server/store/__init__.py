@@ -36,6 +36,16 @@ class StoreError(Exception):
     """The store could not make a change durable; nothing was acknowledged."""
 
 
+class NeedTurn(StoreError):
+    """Several nodes share the store, and this one may change it only in its
+    turn (store/clustered.py): nothing was applied. `turn` is done once the
+    turn is this node's; the change is then tried again."""
+
+    def __init__(self, turn: asyncio.Future[None]) -> None:
+        super().__init__("waiting for this node's turn")
+        self.turn = turn
+
+
 class DamagedStore(Exception):
     """The files on disk cannot be trusted; start-up must stop."""
 
@@ -113,6 +123,14 @@ class Store(Protocol):
 
     async def commit(self, record: Record) -> Any:
         """`apply`, returning once the record is written."""
+
+    def has_turn(self) -> bool:
+        """Whether this node may apply changes now (always but with several nodes)."""
+
+    async def turn(self) -> None:
+        """Returns once this node may apply changes (at once but with several
+        nodes, where `apply` raises NeedTurn outside the node's turn): for a
+        handler about to change things after a long wait of its own."""
 
     async def written(self) -> None:
         """Returns once every change applied so far is written; raises

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from nexus.server.config import ServerConfig
@@ -12,6 +13,17 @@ from nexus.server.store.sqlite import SqliteStore
 
 async def open_store(config: ServerConfig) -> Store:
     """The store `config.store` names, on `config.data`."""
+    if config.store == "postgresql" and config.bus:
+        from nexus.server.store.clustered import ClusteredStore
+
+        return await ClusteredStore.open(
+            config.database,
+            node=config.node or f"{socket.gethostname()}:{config.port}",
+            window=config.history_limit,
+            dm_window=config.dm_history_limit,
+            retention_days=config.retention_days,
+            default_rooms=config.default_rooms,
+        )
     if config.store == "postgresql":
         # Imported here: psycopg takes a fifth of a second to load, and most
         # servers never use it.

@@ -343,6 +343,12 @@ class JournalStore:
         await self.written()
         return result
 
+    def has_turn(self) -> bool:
+        return True
+
+    async def turn(self) -> None:
+        """Always this node's: it is the only one."""
+
     async def written(self) -> None:
         """Returns once every change applied so far is written; raises
         StoreError if they were refused instead."""

@@ -30,12 +30,25 @@ from nexus.server.store.tables import PINS_COLUMN, THREADS_SCHEMA, fill
 
 log = logging.getLogger("nexus.store")
 
-# 1: as sqlite's schema 3; 2: rooms' pins; 3: threads (as sqlite's schema 5).
-SCHEMA_VERSION = 3
-SCHEMA = """
+# 1: as sqlite's schema 3; 2: rooms' pins; 3: threads (as sqlite's schema 5);
+# 4: the changes several nodes take turns to make (clustered.py).
+SCHEMA_VERSION = 4
+
+# Each node's turn, in the order they were taken: its records and what its
+# hub told, which every other node applies and tells in that order.
+CHANGES_SCHEMA = """
+CREATE TABLE changes (
+    position BIGSERIAL PRIMARY KEY,
+    node TEXT NOT NULL,
+    items BYTEA NOT NULL
+);
+"""
+
+SCHEMA = (
+    """
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-INSERT INTO meta VALUES ('schema', 3), ('indexed', 0);
+INSERT INTO meta VALUES ('schema', 4), ('indexed', 0);
 CREATE TABLE users (
     rowid BIGSERIAL,
     key TEXT PRIMARY KEY,
@@ -113,6 +126,8 @@ CREATE TABLE files (
     shared TEXT NOT NULL
 );
 """
+    + CHANGES_SCHEMA
+)
 
 
 class Connection:
@@ -201,12 +216,14 @@ class PostgresStore(TabledStore):
                 raise DamagedStore(
                     f"the database was written by a newer Nexus (schema {version}): upgrade"
                 )
-            if version[0] < SCHEMA_VERSION:  # 1: rooms have pins, none yet; 2: threads
+            if version[0] < SCHEMA_VERSION:  # 1: no pins; 2: no threads; 3: no changes
                 with transaction(db):
                     if version[0] < 2:
                         db.execute(PINS_COLUMN)
-                    for statement in filter(str.strip, THREADS_SCHEMA.split(";")):
-                        db.execute(statement)
+                    if version[0] < 3:
+                        for statement in filter(str.strip, THREADS_SCHEMA.split(";")):
+                            db.execute(statement)
+                    db.execute(CHANGES_SCHEMA)
                     db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
                 log.info("PostgreSQL schema %d brought to %d", version[0], SCHEMA_VERSION)
         return self._read_model()

@@ -247,9 +247,16 @@ class TabledStore:
             self.apply(record)
 
     async def commit(self, record: r.Record) -> Any:
+        await self.turn()
         result = self.apply(record)
         await self.written()
         return result
+
+    def has_turn(self) -> bool:
+        return True
+
+    async def turn(self) -> None:
+        """Always this node's, but with several nodes (clustered.py)."""
 
     async def written(self) -> None:
         if self._noted or self._writing is not None:

@@ -1,0 +1,240 @@
+"""Several nodes on one PostgreSQL database and a Redis bus, each a real
+server on its own port: what one node's users do reaches the others' in
+the same order, with the same seqs, and nothing is lost when notices are."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexus.server.server import NexusServer
+from tests.conftest import PASSWORD, Running, needs_postgresql
+from tests.conftest import test_config as node_config
+from tests.postgres import cluster
+from tests.redis_server import installed, redis_server
+
+pytestmark = [
+    needs_postgresql,
+    pytest.mark.skipif(not installed(), reason="redis-server is not installed"),
+]
+
+StartNode = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_node(tmp_path: Path) -> AsyncIterator[StartNode]:
+    """Starts nodes of one cluster (one database, one bus); stops them after."""
+    database = cluster().database_for(tmp_path / "cluster")
+    nodes: list[Running] = []
+
+    async def start(name: str | None = None, **overrides: Any) -> Running:
+        name = name or f"n{len(nodes) + 1}"
+        config = node_config(
+            tmp_path / f"{name}.pg",
+            store="postgresql",
+            database=database,
+            bus=redis_server().url,
+            node=name,
+            **overrides,
+        )
+        node = Running(await NexusServer.start(config))
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        if node.server.listener is not None:
+            await node.close()
+
+
+async def test_a_message_said_on_one_node_reaches_a_member_on_another(
+    start_node: StartNode,
+) -> None:
+    """An account made on node 1 logs in on node 2; what each says in a room
+    reaches the other, with the seq both nodes give it."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    bob = await two.user("bob")
+    await ana.ok("join", room="general")
+    await bob.ok("join", room="general")
+    sent = await ana.ok("say", room="general", text="hello from one")
+    heard = await bob.event("message", room="general")
+    assert heard["text"] == "hello from one" and heard["seq"] == sent["seq"]
+    answer = await bob.ok("say", room="general", text="and from two")
+    assert answer["seq"] == sent["seq"] + 1
+    back = await ana.event("message", room="general", text="and from two")
+    assert back["seq"] == answer["seq"] and back["from"] == "bob"
+    again = await two.user("ana", register=False)
+    page = await again.ok("history", room="general")
+    assert [m["text"] for m in page["messages"]][-2:] == ["hello from one", "and from two"]
+
+
+async def test_a_dm_crosses_nodes(start_node: StartNode) -> None:
+    """A DM from a user on node 1 reaches its recipient on node 2, and the
+    recipient's answer comes back."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    bob = await two.user("bob")
+    await ana.ok("dm", to="bob", text="psst")
+    got = await bob.event("dm", to="bob")
+    assert got["from"] == "ana" and got["text"] == "psst"
+    await bob.ok("dm", to="ana", text="yes?")
+    assert (await ana.event("dm", to="ana"))["text"] == "yes?"
+
+
+async def test_senders_on_every_node_at_once_get_one_order(start_node: StartNode) -> None:
+    """Three nodes, a sender on each saying 40 messages as fast as it can
+    into one room: every node's listener sees the same 120 messages, seqs
+    gapless and in the same order, each once."""
+    nodes = [await start_node() for _ in range(3)]
+    senders = [await node.user(f"sender{i}") for i, node in enumerate(nodes)]
+    listeners = [await node.user(f"listener{i}") for i, node in enumerate(nodes)]
+    for peer in senders + listeners:
+        await peer.ok("join", room="general")
+
+    async def say(peer: Any, i: int) -> None:
+        frames = [
+            {"cmd": "say", "id": n, "room": "general", "text": f"{peer.name}-{n}"}
+            for n in range(40)
+        ]
+        replies = await peer.pipeline(frames)
+        assert all(reply.get("ok") for reply in replies), replies[:3]
+
+    await asyncio.gather(*(say(peer, i) for i, peer in enumerate(senders)))
+    seen: list[list[tuple[int, str]]] = []
+    for listener in listeners:
+        got: list[tuple[int, str]] = []
+        while len(got) < 120:
+            message = await listener.event("message", room="general")
+            got.append((message["seq"], message["text"]))
+        seen.append(got)
+    first = [seq for seq, _ in seen[0]]
+    assert first == list(range(first[0], first[0] + 120))
+    assert len({text for _, text in seen[0]}) == 120
+    assert seen[1] == seen[0] and seen[2] == seen[0]
+
+
+async def test_a_node_that_was_down_catches_up(start_node: StartNode) -> None:
+    """Messages said while a node was stopped are in its history when it
+    starts again, and what is said after reaches its users."""
+    one, two = await start_node("one"), await start_node("two")
+    ana = await one.user("ana")
+    await ana.ok("join", room="general")
+    await two.close()
+    for n in range(5):
+        await ana.ok("say", room="general", text=f"while away {n}")
+    two = await start_node("two")
+    bob = await two.user("bob")
+    await bob.ok("join", room="general")
+    page = await bob.ok("history", room="general")
+    assert [m["text"] for m in page["messages"]][-5:] == [f"while away {n}" for n in range(5)]
+    await ana.ok("say", room="general", text="welcome back")
+    assert (await bob.event("message", room="general"))["text"] == "welcome back"
+
+
+async def test_without_the_bus_changes_still_arrive(start_node: StartNode) -> None:
+    """Redis killed: a message still reaches the other node (each looks for
+    changes on its own); Redis back: delivery goes on as before."""
+    one, two = await start_node(), await start_node()
+    ana, bob = await one.user("ana"), await two.user("bob")
+    for peer in (ana, bob):
+        await peer.ok("join", room="general")
+    broker = redis_server()
+    broker.kill()
+    try:
+        await ana.ok("say", room="general", text="no bus")
+        assert (await bob.event("message", room="general"))["text"] == "no bus"
+    finally:
+        broker.start()
+    await ana.ok("say", room="general", text="bus again")
+    assert (await bob.event("message", room="general"))["text"] == "bus again"
+
+
+async def test_a_ban_on_one_node_holds_on_another(start_node: StartNode) -> None:
+    """An owner on node 1 bans a member on node 2: the member hears it there,
+    and node 2 refuses what it says in the room from then on."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    bob = await two.user("bob")
+    await ana.ok("create", room="ops", topic="", private=False)
+    await bob.ok("join", room="ops")
+    await ana.event("joined", room="ops", user="bob")
+    await ana.ok("ban", room="ops", username="bob", reason="spam")
+    kicked = await bob.event("kicked", room="ops")
+    assert kicked["by"] == "ana" and kicked["banned"] is True
+    await bob.fails("banned", "join", room="ops")
+    await bob.fails("not_member", "say", room="ops", text="still here?")
+
+
+async def test_a_password_change_ends_the_sessions_on_every_node(
+    start_node: StartNode,
+) -> None:
+    """A password changed on node 1 closes the account's session on node 2,
+    which is told why, and the old password no longer logs in there."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    elsewhere = await two.user("ana", register=False)
+    await ana.ok("password", old=PASSWORD, new="another horse")
+    assert await elsewhere.closed()
+    told = [frame for frame in elsewhere.events if frame.get("ok") is False]
+    assert told and told[-1]["error"]["code"] == "auth_required"
+    late = await two.peer()
+    await late.fails("auth_failed", "login", username="ana", password=PASSWORD)
+    await late.ok("login", username="ana", password="another horse")
+
+
+async def _online_on(peer: Any) -> set[str]:
+    return {user["username"] for user in (await peer.ok("online"))["users"]}
+
+
+async def test_who_is_online_counts_every_node(start_node: StartNode) -> None:
+    """A user connected to node 2 is online for node 1's users (in `online`,
+    `members` and `whois`), and comes and goes for them as on one node."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    bob = await two.user("bob")
+    await bob.ok("join", room="general")
+    came = await ana.event("presence", user="bob")
+    assert came["online"] is True
+    for _ in range(100):
+        if "bob" in await _online_on(ana):
+            break
+        await asyncio.sleep(0.05)
+    assert await _online_on(ana) == {"ana", "bob"}
+    members = (await ana.ok("members", room="general"))["members"]
+    assert {m["username"]: m["online"] for m in members}["bob"] is True
+    assert (await ana.ok("whois", username="bob"))["user"]["online"] is True
+    await bob.close()
+    went = await ana.event("presence", user="bob")
+    assert went["online"] is False
+    for _ in range(100):
+        if "bob" not in await _online_on(ana):
+            break
+        await asyncio.sleep(0.05)
+    assert await _online_on(ana) == {"ana"}
+
+
+async def test_a_second_session_on_another_node_is_no_new_arrival(
+    start_node: StartNode,
+) -> None:
+    """A user online on node 1 who also logs in on node 2 is not announced
+    again; leaving node 2 while still on node 1 does not take them offline."""
+    one, two = await start_node(), await start_node()
+    ana = await one.user("ana")
+    bob = await one.user("bob")
+    await ana.event("presence", user="bob")
+    carol = await two.user("carol")
+    await ana.event("presence", user="carol")
+    for _ in range(100):  # node 2 hears of bob's session on node 1
+        if "bob" in await _online_on(carol):
+            break
+        await asyncio.sleep(0.05)
+    again = await two.user("bob", register=False)
+    await ana.no_event("presence", wait=0.5)
+    await again.close()
+    await ana.no_event("presence", wait=0.5)
+    assert "bob" in await _online_on(ana)
