@@ -5,6 +5,7 @@ the same order, with the same seqs, and nothing is lost when notices are."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 from nexus.server.server import NexusServer
 from tests.conftest import PASSWORD, Running, needs_postgresql
 from tests.conftest import test_config as node_config
-from tests.postgres import cluster
+from tests.postgres import Cluster, cluster
+from tests.procs import ServerProcess
 from tests.redis_server import installed, redis_server
+from tests.test_database_outage import said_once_back
+from tests.wire import Peer
 
 pytestmark = [
     needs_postgresql,
@@ -33,10 +37,10 @@ async def start_node(tmp_path: Path) -> AsyncIterator[StartNode]:
 
     async def start(name: str | None = None, **overrides: Any) -> Running:
         name = name or f"n{len(nodes) + 1}"
+        overrides.setdefault("database", database)
         config = node_config(
             tmp_path / f"{name}.pg",
             store="postgresql",
-            database=database,
             bus=redis_server().url,
             node=name,
             **overrides,
@@ -225,7 +229,7 @@ async def test_a_second_session_on_another_node_is_no_new_arrival(
     again; leaving node 2 while still on node 1 does not take them offline."""
     one, two = await start_node(), await start_node()
     ana = await one.user("ana")
-    bob = await one.user("bob")
+    await one.user("bob")
     await ana.event("presence", user="bob")
     carol = await two.user("carol")
     await ana.event("presence", user="carol")
@@ -238,3 +242,101 @@ async def test_a_second_session_on_another_node_is_no_new_arrival(
     await again.close()
     await ana.no_event("presence", wait=0.5)
     assert "bob" in await _online_on(ana)
+
+
+async def test_a_database_outage_refuses_changes_on_every_node_and_heals(
+    start_node: StartNode, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped: a change on either node is refused with `internal`
+    and not kept; started again: both nodes take changes by themselves, and
+    what is said reaches the other node."""
+    own = Cluster()  # stopping the shared one would cut every other test's store
+    try:
+        url = own.database_for(tmp_path / "own")
+        one, two = await start_node(database=url), await start_node(database=url)
+        ana, bob = await one.user("ana"), await two.user("bob")
+        for peer in (ana, bob):
+            await peer.ok("join", room="general")
+        await ana.ok("say", room="general", text="before")
+        await bob.event("message", text="before")
+        own.halt()
+        for peer in (ana, bob):
+            refused = await peer.request("say", room="general", text="not kept")
+            assert refused["ok"] is False and refused["error"]["code"] == "internal"
+        own.start()
+        assert (await said_once_back(ana, "after"))["ok"] is True
+        assert (await bob.event("message", text="after"))["from"] == "ana"
+        texts = [m["text"] for m in (await bob.ok("history", room="general"))["messages"]]
+        assert texts[-2:] == ["before", "after"] and "not kept" not in texts
+    finally:
+        own.stop()
+
+
+async def test_a_node_killed_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Three real `nexus-server` nodes, writers on two of them: node 1 is
+    SIGKILLed mid-stream. Every message any node acknowledged is in the room's
+    history on the others, at the seq it was acknowledged with, seqs without
+    gaps; the killed node's writer goes on through another node, fetching
+    what it missed after its last seq, in order."""
+    database = cluster().database_for(tmp_path / "killed")
+    flags = ("--store", "postgresql", "--database", database, "--bus", redis_server().url)
+    flags += ("--rate-limit", "off", "--registrations-per-hour", "0")
+    nodes = [ServerProcess(tmp_path / f"n{i}.pg", *flags, "--node", f"n{i}") for i in range(3)]
+    acked: list[tuple[int, str]] = []
+    try:
+        for node in nodes:
+            node.start()
+        writers = []
+        for i, node in enumerate(nodes[:2]):
+            peer = await Peer.connect("127.0.0.1", node.port)
+            await peer.frame()
+            await peer.ok("register", username=f"writer{i}", password=PASSWORD)
+            await peer.ok("join", room="general")
+            writers.append(peer)
+
+        under_way = asyncio.Event()  # node 1's writer has had 100 messages acknowledged
+
+        async def write(peer: Peer, name: str, count: int) -> None:
+            with contextlib.suppress(EOFError, ConnectionError, TimeoutError):
+                for n in range(count):
+                    reply = await peer.request("say", room="general", text=f"{name} {n}")
+                    assert reply["ok"], reply
+                    acked.append((reply["seq"], f"{name} {n}"))
+                    if n == 99 and name == "writer0":
+                        under_way.set()
+
+        killed = asyncio.create_task(write(writers[0], "writer0", 10_000))
+        survivor = asyncio.create_task(write(writers[1], "writer1", 300))
+        await under_way.wait()
+        nodes[0].kill()
+        await asyncio.gather(killed, survivor)
+        last = max(seq for seq, text in acked if text.startswith("writer0"))
+        back = await Peer.connect("127.0.0.1", nodes[1].port)  # where the client goes next
+        await back.frame()
+        await back.ok("login", username="writer0", password=PASSWORD)
+        after = await back.ok("history", room="general", after=last, limit=100)
+        assert [m["seq"] for m in after["messages"]] == list(
+            range(last + 1, last + 1 + len(after["messages"]))
+        )
+        acked.append(
+            ((await back.ok("say", room="general", text="writer0 back"))["seq"], "writer0 back")
+        )
+        reader = await Peer.connect("127.0.0.1", nodes[2].port)
+        await reader.frame()
+        await reader.ok("register", username="reader", password=PASSWORD)
+        stored: dict[int, str] = {}
+        before = None
+        while True:
+            page = await reader.ok("history", room="general", limit=100, before=before)
+            stored.update((m["seq"], m["text"]) for m in page["messages"])
+            if not page["more"]:
+                break
+            before = page["messages"][0]["seq"]
+        assert all(stored.get(seq) == text for seq, text in acked)
+        assert sorted(stored) == list(range(1, max(stored) + 1))
+        for peer in (*writers, back, reader):
+            await peer.close()
+    finally:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                node.stop()

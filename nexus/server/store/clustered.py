@@ -74,6 +74,7 @@ class ClusteredStore(PostgresStore):
         self._items: list[list[Any]] = []  # the turn's records and what was told
         self._deferred: list[r.Record] = []  # bookkeeping `record`ed between turns
         self._catching_up = False
+        self._unreadable = False  # the last look between turns failed (said once)
         self._in_turn = False  # the writer's: a turn's transaction is open
 
     @classmethod
@@ -232,8 +233,11 @@ class ClusteredStore(PostgresStore):
         self._catching_up = False
         exc = done.exception()
         if exc is not None:
-            log.warning("could not read the other nodes' changes: %s", exc)
+            if not self._unreadable:
+                log.warning("could not read the other nodes' changes: %s", exc)
+            self._unreadable = True
             return
+        self._unreadable = False
         rows = done.result()
         self._catch_up(rows)
         if len(rows) == READ_AT_ONCE:
