@@ -15,10 +15,12 @@ import pytest
 from nexus.server.server import NexusServer
 from tests.conftest import PASSWORD, Running, needs_postgresql
 from tests.conftest import test_config as node_config
+from tests.irc.conftest import IrcPeer
 from tests.postgres import Cluster, cluster
 from tests.procs import ServerProcess
 from tests.redis_server import installed, redis_server
 from tests.test_database_outage import said_once_back
+from tests.web.wspeer import WsPeer
 from tests.wire import Peer
 
 pytestmark = [
@@ -340,3 +342,26 @@ async def test_a_node_killed_under_load_loses_nothing_acknowledged(tmp_path: Pat
         for node in nodes:
             if node.proc is not None and node.proc.poll() is None:
                 node.stop()
+
+
+async def test_every_front_end_reaches_every_node(start_node: StartNode) -> None:
+    """An IRC client on node 1 and a WebSocket client on node 2 talk in one
+    room, each hearing the other as on one node."""
+    one = await start_node(irc_port=0)
+    two = await start_node(web_port=0)
+    await (await one.user("ana")).ok("quit")  # an account for the IRC client
+    irc = await IrcPeer.connect(*one.server.irc_address())
+    await irc.register("ana")
+    await irc.expect(r" 366 ana #general ")
+    host, port = two.server.web_address  # type: ignore[misc]
+    web = await WsPeer.open(f"ws://{host}:{port}/ws")
+    assert (await web.frame())["event"] == "hello"
+    await web.ok("register", username="bob", password=PASSWORD)
+    await irc.expect(r"^:bob!\S+ JOIN #general")
+    await web.ok("say", room="general", text="hello from the page")
+    await irc.expect(r"^:bob!\S+ PRIVMSG #general :hello from the page$")
+    await irc.send("PRIVMSG #general :hello from irssi")
+    heard = await web.event("message", room="general", text="hello from irssi")
+    assert heard["from"] == "ana"
+    await irc.close()
+    await web.close()
