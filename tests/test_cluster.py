@@ -20,6 +20,7 @@ from tests.postgres import Cluster, cluster
 from tests.procs import ServerProcess
 from tests.redis_server import installed, redis_server
 from tests.test_database_outage import said_once_back
+from tests.test_haproxy import Balancer, free_port, require_haproxy
 from tests.web.wspeer import WsPeer
 from tests.wire import Peer
 
@@ -365,3 +366,53 @@ async def test_every_front_end_reaches_every_node(start_node: StartNode) -> None
     assert heard["from"] == "ana"
     await irc.close()
     await web.close()
+
+
+async def test_behind_haproxy_clients_spread_over_the_nodes_and_move_on(
+    start_node: StartNode,
+) -> None:
+    """contrib/haproxy.cfg in front of three nodes (127.0.0.1-3, the same
+    ports): clients through it land on different nodes and talk; the node of
+    one stops, and that client, reconnecting through HAProxy, reaches another
+    node and reads what was said meanwhile after its last seq."""
+    require_haproxy()
+    chat, web, irc = free_port(), free_port(), free_port()
+    nodes = [
+        await start_node(
+            host=f"127.0.0.{n}", port=chat, web_port=web, irc_port=irc, proxy_from=("127.0.0.0/8",)
+        )
+        for n in (1, 2, 3)
+    ]
+    balancer = Balancer(nodes[0])
+    try:
+        await balancer.listening()
+        peers = []
+        for name in ("ana", "bob", "cyd"):
+            peer = await Peer.connect("127.0.0.1", balancer.chat)
+            await peer.frame()
+            await peer.ok("register", username=name, password=PASSWORD)
+            await peer.ok("join", room="general")
+            peers.append(peer)
+        ana, bob, cyd = peers
+        homes = {
+            name: i
+            for i, node in enumerate(nodes)
+            for name in ("ana", "bob", "cyd")
+            if node.connections(name)
+        }
+        assert sorted(homes.values()) == [0, 1, 2]  # leastconn: one client a node
+        last = (await ana.ok("say", room="general", text="from ana"))["seq"]
+        for peer in (bob, cyd):
+            assert (await peer.event("message", text="from ana"))["seq"] == last
+        await nodes[homes["ana"]].close()
+        assert await ana.closed()
+        await bob.ok("say", room="general", text="while ana moves")
+        back = await Peer.connect("127.0.0.1", balancer.chat)
+        await back.frame()
+        await back.ok("login", username="ana", password=PASSWORD)
+        missed = await back.ok("history", room="general", after=last, limit=50)
+        assert [m["text"] for m in missed["messages"]] == ["while ana moves"]
+        await back.ok("say", room="general", text="ana again")
+        assert (await cyd.event("message", text="ana again"))["from"] == "ana"
+    finally:
+        balancer.stop()

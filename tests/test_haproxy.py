@@ -81,10 +81,14 @@ class Balancer:
             self.proc.stderr.close()
 
 
-@pytest.fixture
-def haproxy_installed() -> None:
+def require_haproxy() -> None:
     if shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists():
         pytest.fail("HAProxy is not installed (apt-get install haproxy; .ci/run does)")
+
+
+@pytest.fixture
+def haproxy_installed() -> None:
+    require_haproxy()
 
 
 @pytest.fixture
