@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+import psycopg
 import pytest
 
 from nexus.server.server import NexusServer
@@ -416,3 +418,25 @@ async def test_behind_haproxy_clients_spread_over_the_nodes_and_move_on(
         assert (await cyd.event("message", text="ana again"))["from"] == "ana"
     finally:
         balancer.stop()
+
+
+async def test_a_change_that_does_not_apply_makes_the_node_read_the_database_again(
+    start_node: StartNode, tmp_path: Path
+) -> None:
+    """A row of changes no node can apply (a message to a room that is not
+    there): each node says so, reads its model again from the database, and
+    goes on taking and telling changes."""
+    one, two = await start_node(), await start_node()
+    ana, bob = await one.user("ana"), await two.user("bob")
+    for peer in (ana, bob):
+        await peer.ok("join", room="general")
+    database = cluster().database_for(tmp_path / "cluster")
+    bad = [["record", {"op": "say", "user": "ana", "room": "nowhere", "text": "?", "ts": 1.0}]]
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO changes (node, items) VALUES ('elsewhere', %s)", (orjson.dumps(bad),)
+        )
+    said = await said_once_back(ana, "after the bad row")
+    assert said["ok"] is True
+    heard = await bob.event("message", text="after the bad row", timeout=10)
+    assert heard["seq"] == said["seq"]

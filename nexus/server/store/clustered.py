@@ -76,6 +76,10 @@ class ClusteredStore(PostgresStore):
         self._catching_up = False
         self._unreadable = False  # the last look between turns failed (said once)
         self._in_turn = False  # the writer's: a turn's transaction is open
+        # The writer's, when the model is read again: what the changes it
+        # passes over told, for this node's sessions.
+        self._missed: list[list[Any]] = []
+        self._model_read = False  # once, at start
 
     @classmethod
     async def open(  # type: ignore[override]
@@ -159,7 +163,13 @@ class ClusteredStore(PostgresStore):
             if not turn.done():
                 turn.set_exception(StoreError(f"the database is unavailable: {exc}"))
             return
-        self._catch_up(done.result())
+        try:
+            self._catch_up(done.result())
+        except Exception as failed:  # the turn's transaction ends with the reload's connection
+            self._diverged(failed)
+            if not turn.done():
+                turn.set_exception(StoreError("this node is reading the database again"))
+            return
         self._holding = True
         deferred, self._deferred = self._deferred, []
         for record in deferred:
@@ -205,10 +215,16 @@ class ClusteredStore(PostgresStore):
         self._begin_turn()
 
     async def _recover(self, exc: BaseException, waiters: list[asyncio.Future[None]]) -> None:
+        """tabled's, then what the changes passed over by the new model told
+        (the model holds their records already; this node's sessions have
+        not heard of them)."""
         try:
             await super()._recover(exc, waiters)
         finally:
             self._items.clear()
+            missed, self._missed = self._missed, []
+            for told in missed:
+                self.told(told)
             self._begin_turn()
 
     # -- between turns ---------------------------------------------------------------
@@ -239,7 +255,11 @@ class ClusteredStore(PostgresStore):
             return
         self._unreadable = False
         rows = done.result()
-        self._catch_up(rows)
+        try:
+            self._catch_up(rows)
+        except Exception as failed:
+            self._diverged(failed)
+            return
         if len(rows) == READ_AT_ONCE:
             self._catch_up_soon()
 
@@ -254,6 +274,15 @@ class ClusteredStore(PostgresStore):
                 else:
                     self.told(item)
             self.position = position
+
+    def _diverged(self, failed: Exception) -> None:
+        """Another node's change would not apply here: this node's model is
+        no longer theirs, so it is read again from the database (as after a
+        failed write: what waits is refused, and the position comes with the
+        model)."""
+        log.error("a change from another node does not apply here: %r", failed)
+        self._recovering = True
+        asyncio.get_running_loop().create_task(self._recover(failed, []))
 
     def _apply_theirs(self, record: r.Record) -> None:
         if isinstance(record, r.MessageChange):  # a copy read from disk is stale now
@@ -346,6 +375,10 @@ class ClusteredStore(PostgresStore):
         """A write in a turn is part of the turn's transaction."""
         return contextlib.nullcontext() if self._in_turn else transaction(db)
 
+    def _reopen(self) -> Model:
+        self._in_turn = False  # an open turn's transaction went with the old connection
+        return super()._reopen()
+
     def _read_model(self) -> Model:
         """The model and the position it stands at, read under the lock so
         that no turn falls between them."""
@@ -353,7 +386,14 @@ class ClusteredStore(PostgresStore):
         with transaction(db):
             db.execute("SELECT pg_advisory_xact_lock(?)", (LOCK,))
             model = super()._read_model()
-            self.position = db.execute("SELECT coalesce(max(position), 0) FROM changes").fetchone()[
-                0
-            ]
+            if self._model_read:  # read again: what the changes passed over told
+                self._missed = [
+                    item
+                    for _, items in self._changes_after(db, self.position, None)
+                    for item in orjson.loads(items)
+                    if item[0] != "record"
+                ]
+            last = db.execute("SELECT coalesce(max(position), 0) FROM changes").fetchone()
+            self.position = last[0]
+        self._model_read = True
         return model
