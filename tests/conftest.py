@@ -42,6 +42,11 @@ def test_config(data: Path, **overrides: Any) -> ServerConfig:
         "registrations_per_hour": 0,
     }
     settings.update(overrides)
+    if settings.get("store") == "cluster":  # one node of a cluster (NEXUS_TEST_ENGINES=cluster)
+        from tests.redis_server import redis_server
+
+        settings.update(store="postgresql", bus=redis_server().url)
+        settings.setdefault("node", "one")
     if settings.get("store") == "postgresql":
         settings.setdefault("database", cluster().database_for(data))
     return ServerConfig(**settings)

@@ -23,14 +23,19 @@ def server_command() -> list[str]:
 
 def data_file(directory: Path, engine: str) -> Path:
     """Where a test keeps the store of `engine` (with postgresql, where its files go)."""
-    name = {"sqlite": "nexus_data.db", "postgresql": "nexus_data.pg"}.get(engine)
-    return directory / (name or "nexus_data.json")
+    names = {"sqlite": "nexus_data.db", "postgresql": "nexus_data.pg", "cluster": "nexus_data.pg"}
+    return directory / names.get(engine, "nexus_data.json")
 
 
 def engine_flags(engine: str, data: Path) -> tuple[str, ...]:
     """The flags that choose `engine` for the store at `data`."""
     if engine == "postgresql":
         return ("--store", engine, "--database", cluster().database_for(data))
+    if engine == "cluster":  # one node of a cluster
+        from tests.redis_server import redis_server
+
+        bus = ("--bus", redis_server().url, "--node", "one")
+        return (*engine_flags("postgresql", data), *bus)
     return ("--store", engine)
 
 

@@ -110,6 +110,7 @@ async def test_a_thousand_member_room_is_answered_in_a_few_milliseconds(
     hashed = PasswordHasher(**FAST).hash(PASSWORD)
     store = await open_engine(engine, path)
     names = [f"user{i:04d}" for i in range(1000)]
+    await store.turn()
     for name in names:
         store.apply(
             from_json({"op": "register", "username": name, "password": hashed, "ts": time.time()})

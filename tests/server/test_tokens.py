@@ -53,7 +53,7 @@ def stored_tokens(data: Path, engine: str) -> dict[str, float]:
     if engine == "sqlite":
         with contextlib.closing(sqlite3.connect(data)) as db:
             return orjson.loads(db.execute("SELECT tokens FROM users").fetchone()[0])  # type: ignore[no-any-return]
-    if engine == "postgresql":
+    if engine in ("postgresql", "cluster"):
         with psycopg.connect(cluster().database_for(data)) as db:
             row = db.execute("SELECT tokens FROM users ORDER BY rowid").fetchone()
             assert row is not None
