@@ -160,6 +160,9 @@ class ClusteredStore(PostgresStore):
             exc = StoreError("the server is stopping")  # its connection closes the turn
         if exc is not None:
             log.warning("could not begin this node's turn: %s", exc)
+            # What the hub told meanwhile is not kept while the database is
+            # away: it would pile up, and it tells of nothing stored.
+            self._items.clear()
             if not turn.done():
                 turn.set_exception(StoreError(f"the database is unavailable: {exc}"))
             return
