@@ -418,21 +418,30 @@ class Generator:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.host = spec.get("host", "127.0.0.1")
-        self.port = spec["port"]
+        # Several nodes: each new connection to the next, round the list.
+        self.ports = spec.get("ports") or [spec["port"]]
+        self._connected = 0
         self.pid = spec.get("server_pid")
+        # CPU counted by part (several nodes: the nodes, PostgreSQL, Redis);
+        # the server's own figures are their sums.
+        self.parts: dict[str, list[int]] = spec.get("parts") or (
+            {"server": [self.pid]} if self.pid else {}
+        )
         self.adapter = ADAPTERS[spec["proto"]](spec)
         self.conns: list[Conn] = []
         self.loop = asyncio.get_running_loop()
 
     async def connect(self, conn: Conn, rcvbuf: int = 0) -> Conn:
+        port = self.ports[self._connected % len(self.ports)]
+        self._connected += 1
         if rcvbuf:
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
-            await self.loop.sock_connect(sock, (self.host, self.port))
+            await self.loop.sock_connect(sock, (self.host, port))
             await self.loop.create_connection(lambda: conn, sock=sock)
         else:
-            await self.loop.create_connection(lambda: conn, self.host, self.port)
+            await self.loop.create_connection(lambda: conn, self.host, port)
         self.conns.append(conn)
         return conn
 
@@ -466,8 +475,17 @@ class Generator:
         await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
         return members  # type: ignore[return-value]
 
-    def sample_server(self) -> dict[str, float]:
-        return proc_stats(self.pid) if self.pid else {}
+    def sample_server(self) -> dict[str, Any]:
+        if not self.parts:
+            return {}
+        cpu: dict[str, float] = {}
+        rss = peak = 0.0
+        for part, pids in self.parts.items():
+            stats = [proc_stats(pid) for pid in pids]
+            cpu[part] = sum(stat["cpu_s"] for stat in stats)
+            rss += sum(stat["rss_mib"] for stat in stats)
+            peak += sum(stat["peak_rss_mib"] for stat in stats)
+        return {"cpu_s": sum(cpu.values()), "rss_mib": rss, "peak_rss_mib": peak, "parts": cpu}
 
     async def drive(self, senders: list[Conn], make, rate: float, duration: float) -> int:
         """Writes `rate` messages/s round-robin over `senders` for `duration` s."""
@@ -516,7 +534,7 @@ class Generator:
         async def watch() -> None:
             nonlocal rss_peak
             while not done.is_set():
-                if self.pid:
+                if self.parts:
                     rss_peak = max(rss_peak, self.sample_server()["rss_mib"])
                 await asyncio.sleep(0.1)
 
@@ -543,6 +561,11 @@ class Generator:
         if before:
             result["server_cpu_pct"] = round(100 * (after["cpu_s"] - before["cpu_s"]) / elapsed, 1)
             result["server_rss_mib"] = round(max(rss_peak, after["rss_mib"]), 1)
+            if len(self.parts) > 1:
+                result["cpu_pct_by_part"] = {
+                    part: round(100 * (after["parts"][part] - before["parts"][part]) / elapsed, 1)
+                    for part in self.parts
+                }
         return result
 
     async def stepped(

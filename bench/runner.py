@@ -24,11 +24,13 @@ from typing import Any
 from bench import datagen
 from bench.servers import (
     GENERATOR_CORE,
+    NexusCluster,
     NexusFilesServer,
     NexusIrcServer,
     NexusServer,
     NexusWebServer,
     NgircdServer,
+    PostgresServer,
     RedisServer,
     Server,
     pinned,
@@ -126,6 +128,8 @@ class Bench:
     ) -> dict[str, Any]:
         with server:
             spec = {**spec, "port": server.port, "server_pid": server.pid, "proto": server.proto}
+            if isinstance(server, NexusCluster):
+                spec.update(ports=server.ports, parts=server.parts())
             result = run_generator(spec, timeout)
             result["server_start_s"] = round(server.ready_after, 3)
             return result
@@ -179,6 +183,33 @@ class Bench:
         return self.stepped(
             "s1", "fanout", 100, spec, ("ngircd", "redis"), lambda i: ["bench"], engine_too=True
         )
+
+    def nodes(self, name: str, kind: str, users: int, spec: dict[str, Any]) -> dict[str, Any]:
+        """A stepped load on one nexus-server of its own (json), then on 1, 2
+        and 3 nodes of a cluster (PostgreSQL, Redis), clients spread over
+        the nodes in turn."""
+        if PostgresServer.binaries() is None or not RedisServer.available():
+            return {"nexus cluster": {"missing": "needs postgresql and redis-server installed"}}
+        names = [datagen.user_name(i) for i in range(users)]
+        base = {"kind": kind, "names": names, "password": datagen.PASSWORD, **spec}
+        rooms = {i: ["bench"] for i in range(users)} if kind == "fanout" else None
+        data = self.nexus_store(name, users, rooms_of=rooms)
+        results = {"nexus": self.with_server(NexusServer(data.parent, data), base)}
+        for count in (1, 2, 3):
+            cluster = NexusCluster(self.workdir(f"{name}-cluster{count}"), data, count)
+            results[cluster.name] = self.with_server(cluster, base)
+        return results
+
+    def s15(self) -> dict[str, Any]:
+        rates = self.schedule(geometric(250, 2.0, 3), geometric(250, 1.5, 10))
+        spec = {"members": 100, "rates": rates, "step_s": self.step_s(3), "bound_ms": 50}
+        return self.nodes("s15", "fanout", 100, spec)
+
+    def s16(self) -> dict[str, Any]:
+        pairs = 50 if self.quick else 200
+        rates = self.schedule(geometric(250, 2.0, 3), geometric(250, 1.5, 10))
+        spec = {"pairs": pairs, "rates": rates, "step_s": self.step_s(3), "bound_ms": 50}
+        return self.nodes("s16", "dm", 2 * pairs, spec)
 
     def s11(self) -> dict[str, Any]:
         """Scenario 1's room, with every member an IRC client of Nexus's IRC
@@ -501,6 +532,8 @@ TITLES = {
     12: "sqlite, 10,000,000 stored messages",
     13: "room fan-out, 100 members, during 25 MiB uploads",
     14: "room fan-out, 100 members: plain, formatted, formatted with typing",
+    15: "room fan-out, 100 members, on 1, 2 and 3 nodes",
+    16: "DMs between many pairs, on 1, 2 and 3 nodes",
 }
 
 
@@ -540,12 +573,12 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
         row: dict[str, Any] = {"server": server}
         if "missing" in r or "error" in r:
             row["note"] = r.get("missing") or r.get("error")
-        elif number in (1, 2, 3, 10, 11, 14):
+        elif number in (1, 2, 3, 10, 11, 14, 15, 16):
             step = best_step(r, bound_ms)
             kept = [s for s in r["steps"] if s["kept_up"]]
             peak = max(kept, key=lambda s: s["deliveries_s"]) if kept else None
-            unit = "msgs/s" if number == 3 else "deliveries/s"
-            key = "msgs_s" if number == 3 else "deliveries_s"
+            unit = "msgs/s" if number in (3, 16) else "deliveries/s"
+            key = "msgs_s" if number in (3, 16) else "deliveries_s"
             row.update(metric=f"{unit} at p99<{bound_ms:g}ms", unit=unit)
             if step:
                 row.update(
@@ -685,7 +718,7 @@ def summarise(number: int, results: dict[str, Any], bound_ms: float | None) -> l
     return rows
 
 
-BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10, 11: 10, 14: 10}
+BOUNDS = {1: 10, 2: 30, 3: 2, 10: 10, 11: 10, 14: 10, 15: 50, 16: 50}
 
 
 def fmt(value: Any) -> str:

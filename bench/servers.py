@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -137,6 +138,7 @@ class NexusServer(Server):
         self.fsync = fsync
         self.wrapper = wrapper or []  # a command the server runs under, e.g. valgrind
         self.extra: list[str] = []  # more flags
+        self.core: str | None = SERVER_CORE  # where it is pinned; None: anywhere
 
     @staticmethod
     def command() -> list[str]:
@@ -164,7 +166,10 @@ class NexusServer(Server):
         }
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            pinned(SERVER_CORE, cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            pinned(self.core, cmd) if self.core else cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         line = self.proc.stdout.readline()
         irc = IRC_ON.search(line) if self.proto == "irc" else None  # on the same line
@@ -313,3 +318,127 @@ class RedisServer(Server):
         )
         wait_port(self.port, self.proc, timeout)
         self.ready_after = time.monotonic() - self.started_at
+
+
+class PostgresServer(Server):
+    """A throwaway PostgreSQL cluster of Debian's binaries in the workdir (run
+    as the `postgres` user when the bench runs as root, as PostgreSQL asks),
+    with its defaults for durability: a commit is flushed to disk."""
+
+    name = "postgresql"
+    proto = "postgresql"
+
+    @staticmethod
+    def binaries() -> Path | None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        return found[-1].parent if found else None
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.binaries() / program), *args]  # type: ignore[operator]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.port = free_port()
+        # A directory of its own under /tmp: the bench's is root's alone.
+        self.workdir = Path(tempfile.mkdtemp(prefix="nexus-bench-pg-"))
+        self.data = self.workdir / "pgdata"
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+        self.started_at = time.monotonic()
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "nexus", "-E", "UTF8")
+        options = f"-k {self.workdir} -p {self.port} -c listen_addresses=127.0.0.1"
+        options += " -c max_connections=300"
+        log = str(self.workdir / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+        self.ready_after = time.monotonic() - self.started_at
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE nexus")
+
+    def url(self, name: str = "nexus") -> str:
+        return f"postgresql://nexus@127.0.0.1:{self.port}/{name}"
+
+    @property
+    def pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (a backend for each connection)."""
+        found = [self.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_bytes().rsplit(b")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == found[0]:
+                    found.append(int(entry.name))
+        return found
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.ready_after:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class NexusCluster(Server):
+    """`nodes` nexus-server nodes on one PostgreSQL database and a Redis bus
+    (docs/cluster.md), the store `data` migrated into the database first.
+    Nothing is pinned: the nodes, PostgreSQL and Redis share the machine's
+    cores with the generator, as they would share a host."""
+
+    proto = "nexus"
+
+    def __init__(self, workdir: Path, data: Path, nodes: int) -> None:
+        super().__init__(workdir)
+        self.data = data
+        self.count = nodes
+        self.name = f"nexus, {nodes} node" + ("s" if nodes > 1 else "")
+        self.postgres = PostgresServer(workdir / "postgres")
+        self.redis = RedisServer(workdir / "redis")
+        self.nodes: list[NexusServer] = []
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.started_at = time.monotonic()
+        self.redis.workdir.mkdir(parents=True, exist_ok=True)
+        for server in (self.postgres, self.redis):
+            server.start()
+        url = self.postgres.url()
+        subprocess.run(
+            [*NexusServer.command(), "migrate", str(self.data), url, "--data", str(self.data)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        bus = f"redis://127.0.0.1:{self.redis.port}"
+        for n in range(1, self.count + 1):
+            node = NexusServer(self.workdir, self.workdir / f"node{n}.pg")
+            node.engine, node.core = "postgresql", None
+            node.extra = ["--database", url, "--bus", bus, "--node", f"node{n}"]
+            node.start(timeout)
+            self.nodes.append(node)
+        self.port = self.nodes[0].port
+        self.ready_after = time.monotonic() - self.started_at
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def parts(self) -> dict[str, list[int]]:
+        """The processes of each part, for the CPU each uses."""
+        return {
+            "nodes": [node.pid for node in self.nodes],
+            "postgresql": self.postgres.pids(),
+            "redis": [self.redis.pid],
+        }
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for server in [*self.nodes, self.redis, self.postgres]:
+            server.stop(timeout)

@@ -4,10 +4,21 @@ port, nothing saved, started on first use and stopped at exit."""
 from __future__ import annotations
 
 import atexit
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import time
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM once the test process is gone, however it went
+    (a test worker may end without running its exit hooks)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def installed() -> bool:
@@ -32,6 +43,7 @@ class Redis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), *options, "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
