@@ -1,6 +1,7 @@
-"""End to end: two nexus-server processes on one PostgreSQL database stand in for
-a cluster's nodes, one after the other; nexus-chat (in tmux) and `tail`, given
-both, move from the first to the second by themselves and miss nothing."""
+"""End to end: nexus-chat (in tmux) and `tail`, given several nodes, move from
+one that fails to the next by themselves and miss nothing: two nexus-server
+processes on one PostgreSQL database one after the other, then two nodes of a
+live cluster (`--bus`) side by side."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from tests.client.test_servers import refusing_port
 from tests.client.tmux import CHAT, PASSWORD, Tmux, launch, stop
 from tests.postgres import binaries, cluster
+from tests.redis_server import installed, redis_server
 
 pytestmark = [
     pytest.mark.e2e,
@@ -24,12 +26,12 @@ pytestmark = [
 
 
 def node(
-    tmp_path: Path, name: str, database: str, port: int = 0
+    tmp_path: Path, name: str, database: str, port: int = 0, *flags: str
 ) -> tuple[subprocess.Popen[str], int]:
     """A server on `database`, its own files under tmp_path/name, listening on `port`."""
     (tmp_path / name).mkdir(exist_ok=True)
     return launch(tmp_path / name, "--store", "postgresql", "--database", database,
-                  "--port", str(port))  # fmt: skip
+                  "--port", str(port), *flags)  # fmt: skip
 
 
 def environment(password: str | None) -> dict[str, str]:
@@ -116,3 +118,35 @@ def test_the_client_and_tail_move_to_the_next_node_and_miss_nothing(tmux: Tmux, 
         stop(a)
         if b is not None:
             stop(b)
+
+
+@pytest.mark.skipif(not installed(), reason="redis-server is not installed")
+def test_on_a_live_cluster_the_client_moves_to_the_other_node(tmux: Tmux, tmp_path):
+    """Two nodes of one cluster, both up: ana's client is on A, carol's on B.
+    A is SIGKILLed while carol goes on talking through B: ana's client moves
+    to B by itself and shows each message once, in order."""
+    database = cluster().database_for(tmp_path / "live")
+    bus = ("--bus", redis_server().url)
+    a, port_a = node(tmp_path, "a", database, 0, *bus, "--node", "a")
+    b, port_b = node(tmp_path, "b", database, 0, *bus, "--node", "b")
+    try:
+        first, second = f"127.0.0.1:{port_a}", f"127.0.0.1:{port_b}"
+        env = {"NEXUS_PASSWORD": PASSWORD}
+        tmux.start("ana", CHAT, "--server", f"{first},{second}", "--user", "ana", "--register",
+                   env=env)  # fmt: skip
+        tmux.wait_for("ana", re.compile(rf"ana@#general.*{re.escape(first)}"))
+        tmux.start("carol", CHAT, "--server", second, "--user", "carol", "--register", env=env)
+        tmux.wait_for("carol", "carol@#general")
+        tmux.keys("ana", "from a")
+        tmux.wait_for("carol", "ana │ from a")
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(10)
+        tmux.keys("carol", "while ana moves")
+        tmux.wait_for("ana", f"moved to {second}: {first} was lost", timeout=30)
+        tmux.keys("ana", "from b")
+        texts = ["from a", "while ana moves", "from b"]
+        for name in ("ana", "carol"):
+            tmux.wait_for(name, lambda screen: once_in_order(screen, texts))
+    finally:
+        stop(a)
+        stop(b)
