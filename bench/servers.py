@@ -321,8 +321,9 @@ class RedisServer(Server):
 
 
 class PostgresServer(Server):
-    """A throwaway PostgreSQL cluster of Debian's binaries in the workdir (run
-    as the `postgres` user when the bench runs as root, as PostgreSQL asks),
+    """A throwaway PostgreSQL cluster of Debian's binaries, in a directory of
+    its own under /tmp (run as the `postgres` user when the bench runs as
+    root, as PostgreSQL asks, who cannot enter the bench's own directory),
     with its defaults for durability: a commit is flushed to disk."""
 
     name = "postgresql"
@@ -341,7 +342,6 @@ class PostgresServer(Server):
 
     def start(self, timeout: float = 60.0) -> None:
         self.port = free_port()
-        # A directory of its own under /tmp: the bench's is root's alone.
         self.workdir = Path(tempfile.mkdtemp(prefix="nexus-bench-pg-"))
         self.data = self.workdir / "pgdata"
         if os.geteuid() == 0:
@@ -353,7 +353,7 @@ class PostgresServer(Server):
         log = str(self.workdir / "log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
         self.ready_after = time.monotonic() - self.started_at
-        import psycopg
+        import psycopg  # here: the generator imports this module, and needs no database
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE nexus")
