@@ -30,7 +30,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,6 +43,8 @@ from nexus.server.store.postgres import Connection, PostgresStore, transaction
 from nexus.server.store.tabled import _Batch, _Noted
 
 log = logging.getLogger("nexus.store")
+
+T = TypeVar("T")
 
 LOCK = 0x6E657875  # the cluster's advisory lock ("nexu")
 POLL_EVERY = 1.0  # seconds between looks for changes, should the bus lose a notice
@@ -147,9 +150,7 @@ class ClusteredStore(PostgresStore):
         if self._writing is not None or self._recovering or self._closing:
             return
         self._opening = True
-        loop = asyncio.get_running_loop()
-        opening = loop.run_in_executor(self._writer, self._open_turn, self.position)
-        asyncio.ensure_future(opening).add_done_callback(self._turn_opened)
+        self._on_writer(self._turn_opened, self._open_turn, self.position)
 
     def _turn_opened(self, done: asyncio.Future[list[tuple[int, bytes]]]) -> None:
         self._opening = False
@@ -202,12 +203,10 @@ class ClusteredStore(PostgresStore):
             for listener in self.listeners:
                 listener.cut()
         entry = orjson.dumps(items) if items else None
-        loop = asyncio.get_running_loop()
-        writing = asyncio.ensure_future(
-            loop.run_in_executor(self._writer, self._close_turn, batch, entry)
+        writing = self._on_writer(
+            partial(self._turn_written, waiters=waiters), self._close_turn, batch, entry
         )
-        self._writing = writing  # type: ignore[assignment]  # its result: the position
-        writing.add_done_callback(lambda done: self._turn_written(done, waiters))
+        self._writing = writing  # its result: the position
 
     def _turn_written(self, done: asyncio.Future[int | None], waiters: list[Any]) -> None:
         position = None if done.exception() is not None else done.result()
@@ -244,9 +243,7 @@ class ClusteredStore(PostgresStore):
         if busy or self._catching_up or self._recovering or self._closing:
             return
         self._catching_up = True
-        loop = asyncio.get_running_loop()
-        reading = loop.run_in_executor(self._writer, self._read_changes, self.position)
-        asyncio.ensure_future(reading).add_done_callback(self._read)
+        self._on_writer(self._read, self._read_changes, self.position)
 
     def _read(self, done: asyncio.Future[list[tuple[int, bytes]]]) -> None:
         self._catching_up = False
@@ -310,6 +307,16 @@ class ClusteredStore(PostgresStore):
         await super().close()
 
     # -- the writer's side -------------------------------------------------------------
+
+    def _on_writer(
+        self, then: Callable[[asyncio.Future[T]], None], job: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        """`job` on the writer's thread (a turn's statements must share its
+        connection); `then` is called on the loop with its future once done."""
+        loop = asyncio.get_running_loop()
+        future = asyncio.ensure_future(loop.run_in_executor(self._writer, job, *args))
+        future.add_done_callback(then)
+        return future
 
     def _live(self) -> Connection:
         """The writer's connection, made again if the last one broke (the
